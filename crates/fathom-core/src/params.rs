@@ -1,0 +1,34 @@
+use crate::IdSelector;
+
+/// Per-call search parameters. Every field is optional: unset means "use the index's own
+/// setting", so a per-call parameter never silently overrides what the user configured on
+/// the index with a library default (the trap in Faiss's `SearchParametersIVF`).
+///
+/// ```
+/// use fathom_core::{IdSelectorRange, SearchParams};
+/// let even_half = IdSelectorRange::new(0, 500);
+/// let params = SearchParams::default().with_selector(&even_half);
+/// assert!(params.selector.is_some());
+/// ```
+#[derive(Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct SearchParams<'a> {
+    /// Only ids in this set may appear in the results.
+    pub selector: Option<&'a dyn IdSelector>,
+}
+
+impl<'a> SearchParams<'a> {
+    /// Restricts the results to the ids `selector` contains.
+    pub fn with_selector(mut self, selector: &'a dyn IdSelector) -> Self {
+        self.selector = Some(selector);
+        self
+    }
+}
+
+impl std::fmt::Debug for SearchParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchParams")
+            .field("selector", &self.selector.map(|_| "<selector>"))
+            .finish()
+    }
+}
