@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn messages_say_what_and_expected() {
         let e = vectors("query", &[1.0; 5], 2).unwrap_err().to_string();
-        assert!(e.contains("query") && e.contains("multiple of the dimension 2"), "{e}");
+        assert!(
+            e.contains("query") && e.contains("multiple of the dimension 2"),
+            "{e}"
+        );
         assert!(vectors("q", &[], 0).is_err());
         assert_eq!(vectors("q", &[], 3).unwrap(), 0);
         let e = nonempty_finite("data", &[], 3).unwrap_err().to_string();

@@ -264,7 +264,10 @@ mod tests {
         let a = IdSelectorRange::new(0, 8);
         let b = IdSelectorRange::new(4, 12);
         assert_eq!(members(&IdSelectorAnd::new(&a, &b)), vec![4, 5, 6, 7]);
-        assert_eq!(members(&IdSelectorOr::new(&a, &b)), (0..12).collect::<Vec<_>>());
+        assert_eq!(
+            members(&IdSelectorOr::new(&a, &b)),
+            (0..12).collect::<Vec<_>>()
+        );
         assert_eq!(
             members(&IdSelectorXor::new(&a, &b)),
             vec![0, 1, 2, 3, 8, 9, 10, 11]

@@ -1,0 +1,620 @@
+//! Exhaustive k-NN and range search over a flat array of vectors: the engine behind
+//! `IndexFlat`, coarse assignment and k-means.
+//!
+//! The work is cut into tiles of (a block of queries) × (a block of database vectors).
+//! Each tile is filled with *keys* — numbers where smaller is better — and then scanned
+//! by a SIMD filter that passes only entries at or below the current threshold to a sink
+//! (a top-k heap per query, or a per-query hit list for range search).
+//!
+//! - For L2 and inner product with enough queries in a tile, the tile comes from one GEMM
+//!   (faer): key = ‖y‖² − 2⟨x,y⟩ for L2 (‖x‖² is added back on output) and −⟨x,y⟩ for inner
+//!   product. The ‖y‖² term is added inside the filter, never stored.
+//! - Otherwise each query row is filled by the one-to-many SIMD kernel.
+//!
+//! Memory is bounded: each worker holds one tile (at most `Q_BLOCK_MAX × GEMM_DB_BLOCK`
+//! floats, 1 MiB) whatever the number of queries; no `nq × nb` matrix is ever allocated.
+//! Parallelism goes over query blocks when there are enough queries, and otherwise over
+//! database blocks with per-worker sinks merged at the end (so one query uses every core).
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use fathom_core::{
+    Error, IdSelector, Idx, MetricType, NO_ID, RangeSearchResult, Result, SearchResult, check,
+};
+use rayon::prelude::*;
+
+use crate::dispatch::{Kernels, kernels};
+use crate::distance::many_with;
+use crate::topk::TopK;
+
+/// Fewest queries in a tile for which the GEMM path is used (Faiss's
+/// `distance_compute_blas_threshold` is 20).
+pub(crate) const GEMM_MIN_ROWS: usize = 16;
+/// Database vectors per GEMM tile.
+const GEMM_DB_BLOCK: usize = 1024;
+/// Most queries per tile.
+const Q_BLOCK_MAX: usize = 256;
+/// Bytes of database vectors per tile on the direct path (about an L2 cache's worth).
+const DIRECT_DB_BYTES: usize = 256 * 1024;
+/// Queries per tile on the direct path.
+const DIRECT_Q_BLOCK: usize = 32;
+
+/// How a search is cut up; fixed for one call.
+struct Plan<'a> {
+    kern: &'static Kernels,
+    metric: MetricType,
+    d: usize,
+    nq: usize,
+    nb: usize,
+    queries: &'a [f32],
+    base: &'a [f32],
+    selector: Option<&'a dyn IdSelector>,
+    /// Queries per block when parallel over queries; `None` when parallel over the database.
+    q_block: Option<usize>,
+    db_block: usize,
+    gemm: bool,
+    /// ‖x‖² per query (L2 GEMM path only; empty otherwise).
+    qnorms: Vec<f32>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(
+        metric: MetricType,
+        queries: &'a [f32],
+        base: &'a [f32],
+        d: usize,
+        selector: Option<&'a dyn IdSelector>,
+    ) -> Result<Self> {
+        let nq = check::vectors("query", queries, d)?;
+        let nb = check::vectors("database", base, d)?;
+        let kern = kernels();
+        let gemm_metric = matches!(metric, MetricType::L2 | MetricType::InnerProduct);
+        let threads = rayon::current_num_threads().max(1);
+        let min_rows = if gemm_metric { GEMM_MIN_ROWS } else { 4 };
+        let q_block = (nq >= 2 * threads * min_rows).then(|| {
+            let max = if gemm_metric {
+                Q_BLOCK_MAX
+            } else {
+                DIRECT_Q_BLOCK
+            };
+            nq.div_ceil(2 * threads).clamp(min_rows, max)
+        });
+        let rows = q_block.unwrap_or(nq);
+        let gemm = gemm_metric && rows >= GEMM_MIN_ROWS;
+        let db_block = if gemm {
+            GEMM_DB_BLOCK
+        } else {
+            (DIRECT_DB_BYTES / (4 * d)).clamp(16, 8192)
+        };
+        let mut qnorms = Vec::new();
+        if gemm && metric == MetricType::L2 {
+            qnorms = vec![0.0; nq];
+            (kern.norms_sqr)(queries, d, &mut qnorms);
+        }
+        Ok(Plan {
+            kern,
+            metric,
+            d,
+            nq,
+            nb,
+            queries,
+            base,
+            selector,
+            q_block,
+            db_block,
+            gemm,
+            qnorms,
+        })
+    }
+
+    /// The key under which a metric value is ranked (smaller is better).
+    fn key_of(&self, value: f32, qi: usize) -> f32 {
+        match self.metric {
+            MetricType::InnerProduct => -value,
+            MetricType::L2 if self.gemm => value - self.qnorms[qi],
+            _ => value,
+        }
+    }
+
+    /// The metric value a key stands for.
+    fn value_of(&self, key: f32, qi: usize) -> f32 {
+        match self.metric {
+            MetricType::InnerProduct => -key,
+            MetricType::L2 if self.gemm => (key + self.qnorms[qi]).max(0.0),
+            _ => key,
+        }
+    }
+
+    /// Runs every tile through sinks made by `make(first_query, n_queries)`; returns the
+    /// sinks in query order.
+    fn run<S: Sink>(&self, make: impl Fn(usize, usize) -> S + Sync) -> Vec<S> {
+        let d = self.d;
+        match self.q_block {
+            Some(bq) => self
+                .queries
+                .par_chunks(bq * d)
+                .enumerate()
+                .map(|(b, qs)| {
+                    let rows = qs.len() / d;
+                    let mut sink = make(b * bq, rows);
+                    let mut scratch = Scratch::new(rows, self.db_block);
+                    for start in (0..self.nb).step_by(self.db_block) {
+                        self.tile(b * bq, qs, start, &mut sink, &mut scratch);
+                    }
+                    sink
+                })
+                .collect(),
+            None => {
+                let blocks = self.nb.div_ceil(self.db_block);
+                let merged = (0..blocks)
+                    .into_par_iter()
+                    .fold(
+                        || (make(0, self.nq), Scratch::new(self.nq, self.db_block)),
+                        |(mut sink, mut scratch), blk| {
+                            let start = blk * self.db_block;
+                            self.tile(0, self.queries, start, &mut sink, &mut scratch);
+                            (sink, scratch)
+                        },
+                    )
+                    .map(|(sink, _)| sink)
+                    .reduce_with(|mut a, b| {
+                        a.merge(b);
+                        a
+                    });
+                vec![merged.unwrap_or_else(|| make(0, self.nq))]
+            }
+        }
+    }
+
+    /// One tile: queries `qs` (global index of the first: `q0`) against database vectors
+    /// `start..start + db_block`.
+    fn tile<S: Sink>(&self, q0: usize, qs: &[f32], start: usize, sink: &mut S, sc: &mut Scratch) {
+        let d = self.d;
+        let rows = qs.len() / d;
+        let cols = self.db_block.min(self.nb - start);
+        let ys = &self.base[start * d..(start + cols) * d];
+        let tile = &mut sc.tile[..rows * cols];
+        let mut bias: &[f32] = &[];
+        if self.gemm {
+            let alpha = if self.metric == MetricType::L2 {
+                -2.0
+            } else {
+                -1.0
+            };
+            gemm_tile(qs, rows, ys, cols, d, alpha, tile);
+            if self.metric == MetricType::L2 {
+                (self.kern.norms_sqr)(ys, d, &mut sc.ynorms[..cols]);
+                bias = &sc.ynorms[..cols];
+            }
+        } else {
+            for (q, row) in qs.chunks_exact(d).zip(tile.chunks_exact_mut(cols)) {
+                many_with(self.kern, self.metric, q, ys, row);
+                if self.metric == MetricType::InnerProduct {
+                    row.iter_mut().for_each(|v| *v = -*v);
+                }
+            }
+        }
+        for (r, row) in tile.chunks_exact(cols).enumerate() {
+            let qi = q0 + r;
+            sc.cand.clear();
+            (self.kern.collect_le)(row, bias, sink.threshold(qi), 0, &mut sc.cand);
+            for &j in &sc.cand {
+                let j = j as usize;
+                let id = (start + j) as Idx;
+                if self.selector.is_none_or(|s| s.is_member(id)) {
+                    let key = row[j] + bias.get(j).copied().unwrap_or(0.0);
+                    sink.offer(qi, key, id);
+                }
+            }
+        }
+    }
+}
+
+struct Scratch {
+    tile: Vec<f32>,
+    ynorms: Vec<f32>,
+    cand: Vec<u32>,
+}
+
+impl Scratch {
+    fn new(rows: usize, cols: usize) -> Self {
+        Scratch {
+            tile: vec![0.0; rows * cols],
+            ynorms: vec![0.0; cols],
+            cand: Vec::with_capacity(cols),
+        }
+    }
+}
+
+/// Where the candidates of a tile go. Query indices are global; a sink covers the queries
+/// it was made for.
+trait Sink: Send {
+    /// Keys above this are of no interest for query `qi`.
+    fn threshold(&self, qi: usize) -> f32;
+    fn offer(&mut self, qi: usize, key: f32, id: Idx);
+    /// Absorbs a sink for the same queries and other database vectors.
+    fn merge(&mut self, other: Self);
+}
+
+struct TopKSink {
+    first: usize,
+    heaps: Vec<TopK>,
+}
+
+impl Sink for TopKSink {
+    fn threshold(&self, qi: usize) -> f32 {
+        self.heaps[qi - self.first].threshold()
+    }
+    fn offer(&mut self, qi: usize, key: f32, id: Idx) {
+        self.heaps[qi - self.first].push(key, id);
+    }
+    fn merge(&mut self, other: Self) {
+        for (a, b) in self.heaps.iter_mut().zip(&other.heaps) {
+            a.merge(b);
+        }
+    }
+}
+
+struct RangeSink {
+    first: usize,
+    /// Strict bound on keys per query.
+    bounds: Vec<f32>,
+    hits: Vec<Vec<(Idx, f32)>>,
+}
+
+impl Sink for RangeSink {
+    fn threshold(&self, qi: usize) -> f32 {
+        self.bounds[qi - self.first]
+    }
+    fn offer(&mut self, qi: usize, key: f32, id: Idx) {
+        let i = qi - self.first;
+        if key < self.bounds[i] {
+            self.hits[i].push((id, key));
+        }
+    }
+    fn merge(&mut self, other: Self) {
+        for (a, b) in self.hits.iter_mut().zip(other.hits) {
+            a.extend(b);
+        }
+    }
+}
+
+/// `c = alpha · x · yᵀ` for row-major `x` (rows × d), `y` (cols × d), `c` (rows × cols).
+fn gemm_tile(x: &[f32], rows: usize, y: &[f32], cols: usize, d: usize, alpha: f32, c: &mut [f32]) {
+    let a = MatRef::from_row_major_slice(x, rows, d);
+    let b = MatRef::from_row_major_slice(y, cols, d);
+    let c = MatMut::from_row_major_slice_mut(c, rows, cols);
+    matmul(c, Accum::Replace, a, b.transpose(), alpha, Par::Seq);
+}
+
+/// `out = alpha · x · yᵀ` (row-major, `nx × ny`), in parallel over row blocks.
+pub(crate) fn gemm_xyt(x: &[f32], y: &[f32], d: usize, alpha: f32, out: &mut [f32]) {
+    let ny = y.len() / d;
+    out.par_chunks_mut(Q_BLOCK_MAX * ny)
+        .zip(x.par_chunks(Q_BLOCK_MAX * d))
+        .for_each(|(c, xs)| gemm_tile(xs, xs.len() / d, y, ny, d, alpha, c));
+}
+
+fn result_size(nq: usize, k: usize) -> Result<usize> {
+    nq.checked_mul(k)
+        .filter(|&n| n <= (isize::MAX as usize) / 16)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "a result of {nq} queries × k = {k} does not fit in memory; use a smaller k"
+            ))
+        })
+}
+
+/// The `k` nearest rows of `base` for each row of `queries` (dimension `d`), exactly, with
+/// row numbers as ids. Rows `selector` rejects are skipped. Missing results (k larger than
+/// the number of eligible rows) get label `-1` and the metric's worst value, as Faiss.
+///
+/// Candidates whose distance is NaN are never returned.
+///
+/// ```
+/// use fathom_core::MetricType;
+/// let base = [0.0, 0.0, 1.0, 0.0, 5.0, 5.0];
+/// let res = fathom_kernels::knn(MetricType::L2, &[0.9, 0.1], &base, 2, 2, None).unwrap();
+/// assert_eq!(res.labels, vec![1, 0]);
+/// ```
+pub fn knn(
+    metric: MetricType,
+    queries: &[f32],
+    base: &[f32],
+    d: usize,
+    k: usize,
+    selector: Option<&dyn IdSelector>,
+) -> Result<SearchResult> {
+    check::k(k)?;
+    let plan = Plan::new(metric, queries, base, d, selector)?;
+    let total = result_size(plan.nq, k)?;
+    let heap_k = k.min(plan.nb);
+    let mut out = SearchResult {
+        nq: plan.nq,
+        k,
+        distances: vec![metric.worst_value(); total],
+        labels: vec![NO_ID; total],
+    };
+    if plan.nq == 0 || plan.nb == 0 {
+        return Ok(out);
+    }
+    let sinks = plan.run(|first, n| TopKSink {
+        first,
+        heaps: (0..n).map(|_| TopK::new(heap_k)).collect(),
+    });
+    let mut qi = 0;
+    for sink in sinks {
+        for heap in sink.heaps {
+            for (slot, (key, id)) in heap.into_sorted().into_iter().enumerate() {
+                out.distances[qi * k + slot] = plan.value_of(key, qi);
+                out.labels[qi * k + slot] = id;
+            }
+            qi += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Every row of `base` within `radius` of each query: `distance < radius` for distances,
+/// `similarity > radius` for inner product (strict, as Faiss). Row numbers are the ids;
+/// rows `selector` rejects are skipped. Within a query, results come in increasing id
+/// order.
+pub fn range_search(
+    metric: MetricType,
+    queries: &[f32],
+    base: &[f32],
+    d: usize,
+    radius: f32,
+    selector: Option<&dyn IdSelector>,
+) -> Result<RangeSearchResult> {
+    if radius.is_nan() {
+        return Err(Error::invalid("radius is NaN; expected a number"));
+    }
+    let plan = Plan::new(metric, queries, base, d, selector)?;
+    if plan.nb == 0 {
+        return Ok(RangeSearchResult::from_lists(
+            (0..plan.nq).map(|_| (Vec::new(), Vec::new())),
+        ));
+    }
+    let sinks = plan.run(|first, n| RangeSink {
+        first,
+        bounds: (first..first + n)
+            .map(|qi| plan.key_of(radius, qi))
+            .collect(),
+        hits: vec![Vec::new(); n],
+    });
+    let mut qi = 0;
+    let mut lists = Vec::with_capacity(plan.nq);
+    for sink in sinks {
+        for mut hits in sink.hits {
+            hits.sort_unstable_by_key(|h| h.0);
+            let ids = hits.iter().map(|h| h.0).collect();
+            let dists = hits.iter().map(|h| plan.value_of(h.1, qi)).collect();
+            lists.push((ids, dists));
+            qi += 1;
+        }
+    }
+    Ok(RangeSearchResult::from_lists(lists))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distance::distance;
+    use fathom_core::{IdSelectorBatch, IdSelectorRange};
+
+    pub(crate) fn data(n: usize, d: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+        (0..n * d)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect()
+    }
+
+    /// Exact reference: every distance by the one-to-one kernel, sorted.
+    fn brute(
+        metric: MetricType,
+        q: &[f32],
+        base: &[f32],
+        d: usize,
+        sel: &dyn Fn(Idx) -> bool,
+    ) -> Vec<(f32, Idx)> {
+        let mut all: Vec<(f32, Idx)> = base
+            .chunks_exact(d)
+            .enumerate()
+            .filter(|(i, _)| sel(*i as Idx))
+            .map(|(i, y)| (distance(metric, q, y).unwrap(), i as Idx))
+            .collect();
+        all.sort_by(|a, b| {
+            let o = a.0.total_cmp(&b.0);
+            if metric.is_similarity() {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        all
+    }
+
+    fn check_knn(
+        metric: MetricType,
+        nq: usize,
+        nb: usize,
+        d: usize,
+        k: usize,
+        sel: Option<&dyn IdSelector>,
+    ) {
+        let q = data(nq, d, 1);
+        let base = data(nb, d, 2);
+        let res = knn(metric, &q, &base, d, k, sel).unwrap();
+        let member = |id: Idx| sel.is_none_or(|s| s.is_member(id));
+        for i in 0..nq {
+            let qi = &q[i * d..(i + 1) * d];
+            let want = brute(metric, qi, &base, d, &member);
+            let labels = res.labels_of(i);
+            let dists = res.distances_of(i);
+            for j in 0..k {
+                if j >= want.len() {
+                    assert_eq!(labels[j], -1, "{metric} q{i} slot {j}");
+                    assert_eq!(dists[j], metric.worst_value());
+                    continue;
+                }
+                let tol = 1e-3 * want[j].0.abs().max(1.0);
+                assert!(
+                    (dists[j] - want[j].0).abs() <= tol,
+                    "{metric} nq={nq} q{i} slot {j}: {} vs {}",
+                    dists[j],
+                    want[j].0
+                );
+                let id = labels[j];
+                assert!(member(id));
+                let true_d = distance(metric, qi, &base[id as usize * d..][..d]).unwrap();
+                assert!(
+                    (true_d - want[j].0).abs() <= tol,
+                    "{metric} q{i} slot {j}: label {id} has {true_d}, want {}",
+                    want[j].0
+                );
+                assert!(!labels[..j].contains(&id), "duplicate label");
+            }
+        }
+    }
+
+    const ALL: [MetricType; 8] = [
+        MetricType::L2,
+        MetricType::InnerProduct,
+        MetricType::L1,
+        MetricType::Linf,
+        MetricType::Lp(3.0),
+        MetricType::Canberra,
+        MetricType::BrayCurtis,
+        MetricType::JensenShannon,
+    ];
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn knn_every_metric_every_path() {
+        for threads in [1, 2, 3] {
+            pool(threads).install(|| {
+                for metric in ALL {
+                    // one query (database-parallel, direct), a few (database-parallel, GEMM
+                    // for L2/IP), many (query-parallel).
+                    for nq in [1, 20, 150] {
+                        check_knn(metric, nq, 3000, 13, 7, None);
+                    }
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn knn_with_selectors_and_large_k() {
+        let range = IdSelectorRange::new(100, 140);
+        let batch = IdSelectorBatch::new([5, 17, 2999]);
+        let none = IdSelectorBatch::new([]);
+        for metric in [MetricType::L2, MetricType::InnerProduct, MetricType::L1] {
+            for nq in [1, 150] {
+                check_knn(metric, nq, 3000, 16, 10, Some(&range));
+                check_knn(metric, nq, 3000, 16, 10, Some(&batch));
+                check_knn(metric, nq, 3000, 16, 4, Some(&none));
+                check_knn(metric, nq, 30, 16, 50, None);
+            }
+        }
+    }
+
+    #[test]
+    fn range_matches_brute_force() {
+        let d = 8;
+        let base = data(2500, d, 3);
+        for metric in ALL {
+            for nq in [1, 100] {
+                let q = data(nq, d, 4);
+                // A radius that keeps about 2% of the database.
+                let probe = brute(metric, &q[..d], &base, d, &|_| true);
+                let radius = probe[50].0;
+                let sel = IdSelectorRange::new(0, 2000);
+                let res = range_search(metric, &q, &base, d, radius, Some(&sel)).unwrap();
+                assert_eq!(res.nq(), nq);
+                for i in 0..nq {
+                    let qi = &q[i * d..(i + 1) * d];
+                    let want: Vec<Idx> = brute(metric, qi, &base, d, &|id| id < 2000)
+                        .into_iter()
+                        .filter(|&(v, _)| {
+                            let margin = 1e-4 * radius.abs().max(1.0);
+                            if metric.is_similarity() {
+                                v > radius + margin
+                            } else {
+                                v < radius - margin
+                            }
+                        })
+                        .map(|x| x.1)
+                        .collect();
+                    let (ids, dists) = res.query(i);
+                    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascending");
+                    for id in &want {
+                        assert!(ids.contains(id), "{metric} q{i}: missing {id}");
+                    }
+                    for (&id, &v) in ids.iter().zip(dists) {
+                        assert!(id < 2000);
+                        assert!(
+                            metric.is_better(v, radius) || (v - radius).abs() < 1e-3,
+                            "{metric}: {v} vs {radius}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_input() {
+        let base = data(10, 4, 1);
+        assert!(knn(MetricType::L2, &base[..4], &base, 4, 0, None).is_err());
+        assert!(knn(MetricType::L2, &base[..3], &base, 4, 1, None).is_err());
+        assert!(knn(MetricType::L2, &base[..4], &base[..5], 4, 1, None).is_err());
+        assert!(knn(MetricType::L2, &base[..4], &base, 0, 1, None).is_err());
+        assert!(knn(MetricType::L2, &base[..4], &base, 4, usize::MAX, None).is_err());
+        assert!(range_search(MetricType::L2, &base[..4], &base, 4, f32::NAN, None).is_err());
+        // Empty database: all missing.
+        let r = knn(MetricType::InnerProduct, &base[..8], &[], 4, 3, None).unwrap();
+        assert_eq!(r.labels, vec![-1; 6]);
+        assert!(r.distances.iter().all(|&v| v == f32::NEG_INFINITY));
+        // No queries: empty result.
+        let r = knn(MetricType::L2, &[], &base, 4, 3, None).unwrap();
+        assert_eq!(r.nq, 0);
+    }
+
+    #[test]
+    fn nan_rows_are_never_returned() {
+        let d = 4;
+        let mut base = data(40, d, 9);
+        base[8] = f32::NAN; // row 2
+        for nq in [1, 100] {
+            let q = data(nq, d, 5);
+            let r = knn(MetricType::L2, &q, &base, d, 40, None).unwrap();
+            for i in 0..nq {
+                assert!(!r.labels_of(i).contains(&2));
+                assert_eq!(r.labels_of(i)[39], -1);
+            }
+        }
+    }
+
+    #[test]
+    fn result_does_not_depend_on_threads() {
+        let d = 24;
+        let q = data(300, d, 7);
+        let base = data(5000, d, 8);
+        let one = pool(1).install(|| knn(MetricType::L2, &q, &base, d, 5, None).unwrap());
+        let three = pool(3).install(|| knn(MetricType::L2, &q, &base, d, 5, None).unwrap());
+        assert_eq!(one.labels, three.labels);
+    }
+}
