@@ -1,0 +1,172 @@
+//! Exact search over vectors stored as they are.
+
+use std::any::Any;
+
+use fathom_core::{
+    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
+    check,
+};
+
+use crate::{Index, check_queries, check_search};
+
+/// Exact k-NN over stored vectors, for every metric: Faiss's `IndexFlat` (and, through
+/// [`IndexFlat::new_l2`] / [`IndexFlat::new_ip`], `IndexFlatL2` / `IndexFlatIP`).
+///
+/// Memory: `ntotal · d · 4` bytes plus a constant. Search goes through
+/// [`fathom_kernels::knn`]: a tiled GEMM for L2 and inner product with many queries, SIMD
+/// scans otherwise, in parallel on the current rayon pool. Ids are row numbers; removing
+/// vectors shifts the ids of those after them, as in Faiss.
+///
+/// ```
+/// use fathom_index::{Index, IndexFlat, MetricType};
+/// let mut index = IndexFlat::new(3, MetricType::L1).unwrap();
+/// index.add(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).unwrap();
+/// let res = index.search(&[0.0, 0.9, 0.0], 1).unwrap();
+/// assert_eq!(res.labels, vec![1]);
+/// assert!((res.distances[0] - 0.1).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone)]
+pub struct IndexFlat {
+    d: usize,
+    metric: MetricType,
+    data: Vec<f32>,
+}
+
+impl IndexFlat {
+    /// An empty index of dimension `d` for `metric`.
+    pub fn new(d: usize, metric: MetricType) -> Result<Self> {
+        if d == 0 {
+            return Err(Error::invalid("dimension must be at least 1"));
+        }
+        Ok(IndexFlat {
+            d,
+            metric,
+            data: Vec::new(),
+        })
+    }
+
+    /// An empty squared-L2 index (Faiss's `IndexFlatL2`).
+    pub fn new_l2(d: usize) -> Result<Self> {
+        Self::new(d, MetricType::L2)
+    }
+
+    /// An empty inner-product index (Faiss's `IndexFlatIP`).
+    pub fn new_ip(d: usize) -> Result<Self> {
+        Self::new(d, MetricType::InnerProduct)
+    }
+
+    /// The stored vectors, row-major (Faiss's `get_xb`).
+    pub fn vectors(&self) -> &[f32] {
+        &self.data
+    }
+
+    fn row(&self, id: Idx) -> Result<&[f32]> {
+        usize::try_from(id)
+            .ok()
+            .filter(|&i| i < self.ntotal())
+            .map(|i| &self.data[i * self.d..(i + 1) * self.d])
+            .ok_or(Error::IdNotFound(id))
+    }
+}
+
+impl Index for IndexFlat {
+    fn dim(&self) -> usize {
+        self.d
+    }
+
+    fn ntotal(&self) -> usize {
+        self.data.len() / self.d
+    }
+
+    fn metric(&self) -> MetricType {
+        self.metric
+    }
+
+    fn add(&mut self, x: &[f32]) -> Result<()> {
+        check::vectors("added", x, self.d)?;
+        check::finite("added", x, self.d)?;
+        self.data.try_reserve(x.len()).map_err(|_| {
+            Error::invalid(format!(
+                "cannot allocate {} more bytes for the vectors",
+                x.len() * 4
+            ))
+        })?;
+        self.data.extend_from_slice(x);
+        Ok(())
+    }
+
+    fn search_with(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        check_search(self, queries, k)?;
+        fathom_kernels::knn(self.metric, queries, &self.data, self.d, k, params.selector)
+    }
+
+    fn range_search_with(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeSearchResult> {
+        check_queries(self, queries)?;
+        fathom_kernels::range_search(
+            self.metric,
+            queries,
+            &self.data,
+            self.d,
+            radius,
+            params.selector,
+        )
+    }
+
+    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
+        self.row(id).map(<[f32]>::to_vec)
+    }
+
+    fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
+        let end = start
+            .checked_add(n as Idx)
+            .ok_or(Error::IdNotFound(start))?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        self.row(start)?;
+        self.row(end - 1)?;
+        Ok(self.data[start as usize * self.d..end as usize * self.d].to_vec())
+    }
+
+    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+        let n = self.ntotal();
+        let d = self.d;
+        let mut kept = 0;
+        for i in 0..n {
+            if !selector.is_member(i as Idx) {
+                if kept != i {
+                    self.data.copy_within(i * d..(i + 1) * d, kept * d);
+                }
+                kept += 1;
+            }
+        }
+        self.data.truncate(kept * d);
+        Ok(n - kept)
+    }
+
+    fn reset(&mut self) {
+        self.data.clear();
+    }
+
+    fn description(&self) -> String {
+        "Flat".into()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

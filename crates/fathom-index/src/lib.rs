@@ -1,0 +1,188 @@
+//! # fathom-index
+//!
+//! The [`Index`] trait and the index types built on it. This crate sits above
+//! `fathom-kernels` (which computes every distance) and `fathom-core` (the vocabulary);
+//! persistence, the CLI and the service sit above it.
+//!
+//! Index families reach each other only through the [`Index`] trait, so a wrapper such as
+//! [`IndexIdMap`] or [`IndexShards`] works over any index.
+//!
+//! | type | what it is | Faiss |
+//! |---|---|---|
+//! | [`IndexFlat`] | exact search over stored vectors, every metric | `IndexFlat`, `IndexFlatL2`, `IndexFlatIP` |
+//! | [`IndexIdMap`] | user-chosen ids over any index | `IndexIDMap` |
+//! | [`IndexIdMap2`] | the same, plus reconstruction by id | `IndexIDMap2` |
+//! | [`IndexShards`] | several indexes searched in parallel as one | `IndexShards` |
+//!
+//! ```
+//! use fathom_index::{Index, IndexFlat};
+//! let mut index = IndexFlat::new_l2(2).unwrap();
+//! index.add(&[0.0, 0.0, 1.0, 1.0, 5.0, 5.0]).unwrap();
+//! let res = index.search(&[0.9, 0.8], 2).unwrap();
+//! assert_eq!(res.labels, vec![1, 0]);
+//! ```
+
+mod flat;
+mod idmap;
+mod shards;
+
+use std::any::Any;
+
+pub use fathom_core::{
+    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
+};
+pub use flat::IndexFlat;
+pub use idmap::{IndexIdMap, IndexIdMap2};
+pub use shards::{IndexShards, ShardIds};
+
+/// A searchable collection of vectors, fathom's counterpart of `faiss::Index`.
+///
+/// Vectors are flat row-major `&[f32]` slices whose length is a multiple of
+/// [`Index::dim`]. Search takes `&self` and may run from any number of threads at once;
+/// everything that changes the index takes `&mut self`. Ids are [`Idx`]; a result slot
+/// with no vector has label `-1`.
+///
+/// Input is validated: a wrong length, `k = 0`, non-finite values in vectors or queries,
+/// an untrained index, or an unsupported operation each give an [`Error`], never a panic.
+/// Adding zero vectors is a no-op and searching zero queries gives an empty result.
+pub trait Index: Send + Sync {
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// Number of vectors held.
+    fn ntotal(&self) -> usize;
+    /// How vectors are compared.
+    fn metric(&self) -> MetricType;
+    /// Whether [`Index::add`] and search may be called. Indexes without training are
+    /// always trained.
+    fn is_trained(&self) -> bool {
+        true
+    }
+    /// Learns whatever the index needs from representative vectors. Indexes that need no
+    /// training only check the input.
+    fn train(&mut self, x: &[f32]) -> Result<()> {
+        fathom_core::check::nonempty_finite("training set", x, self.dim())?;
+        Ok(())
+    }
+    /// Adds vectors; their ids are assigned by the index (usually `ntotal`, `ntotal+1`, …).
+    fn add(&mut self, x: &[f32]) -> Result<()>;
+    /// Adds vectors with the given ids, one per vector.
+    fn add_with_ids(&mut self, x: &[f32], ids: &[Idx]) -> Result<()> {
+        let _ = (x, ids);
+        Err(Error::Unsupported(format!(
+            "{} assigns ids itself: use add(), or wrap it in IndexIdMap to choose ids",
+            self.description()
+        )))
+    }
+    /// The `k` nearest vectors of each query, with per-call parameters.
+    fn search_with(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult>;
+    /// The `k` nearest vectors of each query.
+    fn search(&self, queries: &[f32], k: usize) -> Result<SearchResult> {
+        self.search_with(queries, k, &SearchParams::default())
+    }
+    /// Every vector within `radius` of each query (`distance < radius`, or
+    /// `similarity > radius` for inner product), with per-call parameters.
+    fn range_search_with(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeSearchResult> {
+        let _ = (queries, radius, params);
+        Err(Error::Unsupported(format!(
+            "{} does not support range search",
+            self.description()
+        )))
+    }
+    /// Every vector within `radius` of each query.
+    fn range_search(&self, queries: &[f32], radius: f32) -> Result<RangeSearchResult> {
+        self.range_search_with(queries, radius, &SearchParams::default())
+    }
+    /// The stored vector with id `id` (decoded, for compressed indexes).
+    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
+        let _ = id;
+        Err(Error::Unsupported(format!(
+            "{} cannot reconstruct vectors",
+            self.description()
+        )))
+    }
+    /// Vectors with ids `start .. start + n`, concatenated.
+    fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(n.saturating_mul(self.dim()).min(1 << 26));
+        for i in 0..n as Idx {
+            out.extend(self.reconstruct(start + i)?);
+        }
+        Ok(out)
+    }
+    /// Removes every vector whose id `selector` contains; returns how many were removed.
+    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+        let _ = selector;
+        Err(Error::Unsupported(format!(
+            "{} does not support removal",
+            self.description()
+        )))
+    }
+    /// Removes every vector (training is kept).
+    fn reset(&mut self);
+    /// Sets a run-time parameter by name (`nprobe`, `efSearch`, …). Indexes without such
+    /// a parameter return an error naming it.
+    fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
+        let _ = value;
+        Err(Error::invalid(format!(
+            "{} has no run-time parameter {name:?}",
+            self.description()
+        )))
+    }
+    /// A short description in Faiss's factory grammar ("Flat", "IDMap,Flat", …).
+    fn description(&self) -> String;
+    /// For downcasting to the concrete type.
+    fn as_any(&self) -> &dyn Any;
+    /// For downcasting to the concrete type.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+macro_rules! forward_index {
+    ($($ptr:tt)*) => {
+        impl<T: Index + ?Sized> Index for $($ptr)*<T> {
+            fn dim(&self) -> usize { (**self).dim() }
+            fn ntotal(&self) -> usize { (**self).ntotal() }
+            fn metric(&self) -> MetricType { (**self).metric() }
+            fn is_trained(&self) -> bool { (**self).is_trained() }
+            fn train(&mut self, x: &[f32]) -> Result<()> { (**self).train(x) }
+            fn add(&mut self, x: &[f32]) -> Result<()> { (**self).add(x) }
+            fn add_with_ids(&mut self, x: &[f32], ids: &[Idx]) -> Result<()> { (**self).add_with_ids(x, ids) }
+            fn search_with(&self, q: &[f32], k: usize, p: &SearchParams<'_>) -> Result<SearchResult> { (**self).search_with(q, k, p) }
+            fn range_search_with(&self, q: &[f32], r: f32, p: &SearchParams<'_>) -> Result<RangeSearchResult> { (**self).range_search_with(q, r, p) }
+            fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> { (**self).reconstruct(id) }
+            fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> { (**self).reconstruct_n(start, n) }
+            fn remove_ids(&mut self, s: &dyn IdSelector) -> Result<usize> { (**self).remove_ids(s) }
+            fn reset(&mut self) { (**self).reset() }
+            fn set_param(&mut self, name: &str, value: f64) -> Result<()> { (**self).set_param(name, value) }
+            fn description(&self) -> String { (**self).description() }
+            fn as_any(&self) -> &dyn Any { (**self).as_any() }
+            fn as_any_mut(&mut self) -> &mut dyn Any { (**self).as_any_mut() }
+        }
+    };
+}
+
+forward_index!(Box);
+
+/// Checks a search call's queries and `k` against an index; returns the number of queries.
+pub(crate) fn check_search(index: &dyn Index, queries: &[f32], k: usize) -> Result<usize> {
+    fathom_core::check::k(k)?;
+    check_queries(index, queries)
+}
+
+/// Checks queries against an index (shape, finiteness, training); returns their number.
+pub(crate) fn check_queries(index: &dyn Index, queries: &[f32]) -> Result<usize> {
+    let nq = fathom_core::check::vectors("query", queries, index.dim())?;
+    fathom_core::check::finite("query", queries, index.dim())?;
+    if !index.is_trained() {
+        return Err(Error::NotTrained("search".into()));
+    }
+    Ok(nq)
+}
