@@ -22,12 +22,14 @@
 //! assert_eq!(res.labels, vec![1, 0]);
 //! ```
 
+mod factory;
 mod flat;
 mod idmap;
 mod shards;
 
 use std::any::Any;
 
+pub use factory::index_factory;
 pub use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
 };

@@ -27,6 +27,7 @@
 mod atomic;
 mod dataset;
 mod npy;
+pub mod synthetic;
 mod vecs;
 
 pub use dataset::{Dataset, read_vectors};

@@ -1,0 +1,225 @@
+//! `fathom bench`: the same measurements as `../shared/bench/faiss_ref.py`, on the same
+//! files, with the same JSON fields, so `cargo xtask bench` can put them side by side.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use fathom_core::{Error, Idx, MetricType, Result};
+use fathom_index::{Index, index_factory};
+use fathom_io::{Dataset, read_fvecs, read_ivecs};
+use serde::Serialize;
+
+use crate::progress;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Dataset directory: base.fvecs, query.fvecs, learn.fvecs, groundtruth.ivecs.
+    dir: PathBuf,
+    /// Index description (Faiss factory grammar), e.g. "Flat", "IDMap2,Flat".
+    #[arg(long, default_value = "Flat")]
+    index: String,
+    /// Metric: l2, ip, l1, linf, lp:P, canberra, braycurtis, jensenshannon.
+    #[arg(long, default_value = "l2")]
+    metric: String,
+    /// A run-time parameter and the values to try, e.g. nprobe=1,8,32.
+    #[arg(long)]
+    param: Option<String>,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Queries per search call (default: the whole query set in one call). 1 measures
+    /// single-query latency.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Timed passes over the query set; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    tool: &'static str,
+    version: &'static str,
+    key: &'a str,
+    metric: String,
+    param: Option<&'a str>,
+    value: Option<&'a str>,
+    threads: usize,
+    batch: usize,
+    train_s: f64,
+    add_s: f64,
+    qps: f64,
+    recall_at_1: f64,
+    recall_10_at_10: f64,
+    /// Effective distance-computation rate of an exhaustive search (2·nq·nb·d / time).
+    gflops: Option<f64>,
+    peak_rss_mb: Option<f64>,
+}
+
+fn load(dir: &Path, name: &str) -> Result<Dataset<f32>> {
+    read_fvecs(dir.join(name))
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// 1-recall@1 and 10-recall@10 as faiss_ref.py computes them.
+pub fn recalls(labels: &[Idx], k: usize, gt: &Dataset<i32>) -> (f64, f64) {
+    let nq = labels.len() / k;
+    let k10 = k.min(10).min(gt.d);
+    let mut r1 = 0usize;
+    let mut r10 = 0usize;
+    for i in 0..nq {
+        let row = &labels[i * k..(i + 1) * k];
+        let truth = gt.row(i);
+        if row[0] == truth[0] as Idx {
+            r1 += 1;
+        }
+        r10 += row[..k10]
+            .iter()
+            .filter(|&&l| truth[..k10].iter().any(|&t| t as Idx == l))
+            .count();
+    }
+    (r1 as f64 / nq as f64, r10 as f64 / (nq * k10.max(1)) as f64)
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let metric = MetricType::parse(&args.metric)?;
+    if args.runs == 0 || args.batch == Some(0) {
+        return Err(Error::invalid("--runs and --batch must be at least 1"));
+    }
+    let bar = progress::spinner(format!("reading {}", args.dir.display()));
+    let learn = load(&args.dir, "learn.fvecs")?;
+    let base = load(&args.dir, "base.fvecs")?;
+    let query = load(&args.dir, "query.fvecs")?;
+    let gt = read_ivecs(args.dir.join("groundtruth.ivecs"))?;
+    bar.finish_and_clear();
+    let d = base.d;
+    for (name, set) in [("learn", &learn), ("query", &query)] {
+        if set.d != d {
+            return Err(Error::DimensionMismatch {
+                what: format!("{name}.fvecs"),
+                got: set.d,
+                expected: format!("base.fvecs's dimension {d}"),
+            });
+        }
+    }
+    if gt.n() < query.n() {
+        return Err(Error::invalid(format!(
+            "groundtruth.ivecs has {} rows for {} queries",
+            gt.n(),
+            query.n()
+        )));
+    }
+    let mut index = index_factory(d, &args.index, metric)?;
+
+    let t0 = Instant::now();
+    index.train(&learn.data)?;
+    let train_s = t0.elapsed().as_secs_f64();
+
+    let with_ids = args.index.contains("IDMap");
+    let chunk = 100_000;
+    let bar = progress::bar(base.n().div_ceil(chunk) as u64, "adding");
+    let t0 = Instant::now();
+    for (c, part) in base.data.chunks(chunk * d).enumerate() {
+        if with_ids {
+            let ids: Vec<Idx> = (0..part.len() / d)
+                .map(|i| (c * chunk + i) as Idx)
+                .collect();
+            index.add_with_ids(part, &ids)?;
+        } else {
+            index.add(part)?;
+        }
+        bar.inc(1);
+    }
+    let add_s = t0.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    let (pname, values): (Option<&str>, Vec<Option<&str>>) = match &args.param {
+        Some(p) => {
+            let (name, vals) = p
+                .split_once('=')
+                .ok_or_else(|| Error::invalid(format!("--param {p:?}: expected name=v1,v2,…")))?;
+            (
+                Some(name),
+                vals.split(',')
+                    .filter(|v| !v.is_empty())
+                    .map(Some)
+                    .collect(),
+            )
+        }
+        None => (None, vec![None]),
+    };
+    let batch = args.batch.unwrap_or(query.n()).max(1);
+    for value in values {
+        if let (Some(name), Some(v)) = (pname, value) {
+            let v: f64 = v
+                .parse()
+                .map_err(|_| Error::invalid(format!("--param {name}={v}: not a number")))?;
+            index.set_param(name, v)?;
+        }
+        let bar = progress::bar(args.runs as u64, "searching");
+        let mut best = f64::INFINITY;
+        let mut labels = Vec::new();
+        for _ in 0..args.runs {
+            labels.clear();
+            let t = Instant::now();
+            for qs in query.data.chunks(batch * d) {
+                labels.extend(index.search(qs, args.k)?.labels);
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let (r1, r10) = recalls(&labels, args.k, &gt);
+        let exhaustive = index.description().ends_with("Flat");
+        let row = Row {
+            tool: "fathom",
+            version: env!("CARGO_PKG_VERSION"),
+            key: &args.index,
+            metric: metric.to_string(),
+            param: pname,
+            value,
+            threads: rayon::current_num_threads(),
+            batch,
+            train_s,
+            add_s,
+            qps: query.n() as f64 / best,
+            recall_at_1: r1,
+            recall_10_at_10: r10,
+            gflops: exhaustive.then(|| 2.0 * (query.n() * base.n() * d) as f64 / best / 1e9),
+            peak_rss_mb: peak_rss_mb(),
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&row).expect("plain data serialises")
+            );
+        } else {
+            println!(
+                "fathom {} {} {}={} train={:.2}s add={:.2}s qps={:.0} R@1={:.3} 10-R@10={:.3}{}",
+                row.key,
+                row.metric,
+                pname.unwrap_or("-"),
+                value.unwrap_or("None"),
+                train_s,
+                add_s,
+                row.qps,
+                r1,
+                r10,
+                row.gflops
+                    .map(|g| format!(" ({g:.1} GFLOP/s)"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
