@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// single-query latency.
     #[arg(long)]
     batch: Option<usize>,
+    /// Use only the first N queries (default: all).
+    #[arg(long)]
+    queries: Option<usize>,
     /// Timed passes over the query set; the best is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -99,7 +102,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let bar = progress::spinner(format!("reading {}", args.dir.display()));
     let learn = load(&args.dir, "learn.fvecs")?;
     let base = load(&args.dir, "base.fvecs")?;
-    let query = load(&args.dir, "query.fvecs")?;
+    let mut query = load(&args.dir, "query.fvecs")?;
+    if let Some(n) = args.queries {
+        query.data.truncate(n.max(1) * query.d);
+    }
     let gt = read_ivecs(args.dir.join("groundtruth.ivecs"))?;
     bar.finish_and_clear();
     let d = base.d;
@@ -126,19 +132,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let train_s = t0.elapsed().as_secs_f64();
 
     let with_ids = args.index.contains("IDMap");
-    let chunk = 100_000;
-    let bar = progress::bar(base.n().div_ceil(chunk) as u64, "adding");
+    let bar = progress::spinner(format!("adding {} vectors", base.n()));
     let t0 = Instant::now();
-    for (c, part) in base.data.chunks(chunk * d).enumerate() {
-        if with_ids {
-            let ids: Vec<Idx> = (0..part.len() / d)
-                .map(|i| (c * chunk + i) as Idx)
-                .collect();
-            index.add_with_ids(part, &ids)?;
-        } else {
-            index.add(part)?;
-        }
-        bar.inc(1);
+    if with_ids {
+        let ids: Vec<Idx> = (0..base.n() as Idx).collect();
+        index.add_with_ids(&base.data, &ids)?;
+    } else {
+        index.add(&base.data)?;
     }
     let add_s = t0.elapsed().as_secs_f64();
     bar.finish_and_clear();

@@ -37,8 +37,18 @@ pub fn nonempty_finite(what: &str, x: &[f32], d: usize) -> Result<usize> {
 /// and component. NaN or ±∞ would make distances meaningless and results arbitrary, so
 /// fathom rejects them instead of storing or searching with them.
 pub fn finite(what: &str, x: &[f32], d: usize) -> Result<()> {
-    // A cheap vectorisable test first; locate the culprit only when there is one.
-    if x.iter().fold(0.0f32, |acc, &v| acc + (v - v)) == 0.0 {
+    // A cheap vectorisable test first (x − x is NaN exactly for NaN and ±∞; sixteen
+    // independent lanes keep it from being a serial chain); locate the culprit only when
+    // there is one.
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v - v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|v| v - v).sum();
+    if lanes.iter().sum::<f32>() + tail == 0.0 {
         return Ok(());
     }
     let pos = x.iter().position(|v| !v.is_finite()).unwrap_or(0);

@@ -12,7 +12,7 @@
 //! - Otherwise each query row is filled by the one-to-many SIMD kernel.
 //!
 //! Memory is bounded: each worker holds one tile (at most `Q_BLOCK_MAX × GEMM_DB_BLOCK`
-//! floats, 1 MiB) whatever the number of queries; no `nq × nb` matrix is ever allocated.
+//! floats, 2 MiB) whatever the number of queries; no `nq × nb` matrix is ever allocated.
 //! Parallelism goes over query blocks when there are enough queries, and otherwise over
 //! database blocks with per-worker sinks merged at the end (so one query uses every core).
 
@@ -33,7 +33,7 @@ pub(crate) const GEMM_MIN_ROWS: usize = 16;
 /// Database vectors per GEMM tile.
 const GEMM_DB_BLOCK: usize = 1024;
 /// Most queries per tile.
-const Q_BLOCK_MAX: usize = 256;
+const Q_BLOCK_MAX: usize = 512;
 /// Bytes of database vectors per tile on the direct path (about an L2 cache's worth).
 const DIRECT_DB_BYTES: usize = 256 * 1024;
 /// Queries per tile on the direct path.
@@ -71,13 +71,16 @@ impl<'a> Plan<'a> {
         let gemm_metric = matches!(metric, MetricType::L2 | MetricType::InnerProduct);
         let threads = rayon::current_num_threads().max(1);
         let min_rows = if gemm_metric { GEMM_MIN_ROWS } else { 4 };
+        // Enough query blocks to keep every thread busy, each as large as allowed: every
+        // block streams the whole database once, so fewer, larger blocks save bandwidth.
         let q_block = (nq >= 2 * threads * min_rows).then(|| {
             let max = if gemm_metric {
                 Q_BLOCK_MAX
             } else {
                 DIRECT_Q_BLOCK
             };
-            nq.div_ceil(2 * threads).clamp(min_rows, max)
+            let blocks = nq.div_ceil(max).next_multiple_of(threads);
+            nq.div_ceil(blocks).max(min_rows)
         });
         let rows = q_block.unwrap_or(nq);
         let gemm = gemm_metric && rows >= GEMM_MIN_ROWS;

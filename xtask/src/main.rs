@@ -1,0 +1,368 @@
+//! `cargo xtask …`: project automation.
+//!
+//! - `cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick]`: runs
+//!   `fathom bench` and faiss-cpu (`../shared/bench/faiss_ref.py`, installed into
+//!   `.venv-bench/` from PyPI when missing) on the same dataset with the same thread count,
+//!   interleaved A B A B …, and prints a table of the ratios fathom/faiss.
+//! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
+//!   search uses, to compare with the effective rate `fathom bench` reports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+
+type Res<T> = Result<T, String>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("bench") => bench(&args[1..]),
+        Some("gemm") => gemm(&args[1..]).map(|_| ()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick]\n       cargo xtask gemm [--threads N]".into()),
+    };
+    if let Err(e) = outcome {
+        eprintln!("xtask: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn opt(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn shared() -> PathBuf {
+    std::env::var_os("FATHOM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"))
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> Res<()> {
+    let st = cmd.status().map_err(|e| format!("{what}: {e}"))?;
+    st.success()
+        .then_some(())
+        .ok_or_else(|| format!("{what} failed ({st})"))
+}
+
+/// The virtualenv's python, with faiss-cpu and numpy installed on first use.
+fn faiss_python() -> Res<PathBuf> {
+    let venv = root().join(".venv-bench");
+    let py = venv.join("bin/python");
+    let ready = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import faiss, numpy"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if py.exists() && ready(&py) {
+        return Ok(py);
+    }
+    eprintln!(
+        "xtask: installing faiss-cpu and numpy into {}",
+        venv.display()
+    );
+    run_ok(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    )?;
+    run_ok(
+        Command::new(&py).args(["-m", "pip", "install", "-q", "faiss-cpu", "numpy"]),
+        "pip install faiss-cpu numpy",
+    )?;
+    Ok(py)
+}
+
+/// One child process: its stdout and peak RSS in MiB (from wait4).
+fn measured(cmd: &mut Command) -> Res<(String, f64)> {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.expect("piped");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).map_err(|e| e.to_string())?;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that wait4 fills in; `pid` is our own child, which
+    // has not been waited for (the `Child` handle was consumed without waiting).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to the two locals above, for the duration of the call.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("{cmd:?} failed (status {status})"));
+    }
+    Ok((out, usage.ru_maxrss as f64 / 1024.0))
+}
+
+fn last_json(out: &str) -> Res<Value> {
+    out.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| format!("no JSON in output:\n{out}"))
+}
+
+struct Row {
+    label: String,
+    metric: &'static str,
+    batch: Option<usize>,
+    queries: Option<usize>,
+}
+
+struct Sample {
+    qps: f64,
+    r1: f64,
+    r10: f64,
+    rss: f64,
+    gflops: Option<f64>,
+}
+
+fn sample(v: &Value, rss: f64) -> Sample {
+    let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    Sample {
+        qps: f("qps"),
+        r1: f("recall_at_1"),
+        r10: f("recall_10_at_10"),
+        rss,
+        gflops: v.get("gflops").and_then(Value::as_f64),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn bench(args: &[String]) -> Res<()> {
+    let threads: usize = opt(args, "--threads")
+        .map_or(Ok(2), |t| t.parse())
+        .map_err(|_| "--threads: not a number")?;
+    let rounds: usize = opt(args, "--rounds")
+        .map_or(Ok(3), |t| t.parse())
+        .map_err(|_| "--rounds: not a number")?;
+    let quick = args.iter().any(|a| a == "--quick");
+    let data = opt(args, "--data")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("bench-data/gen1m"));
+    let py = faiss_python()?;
+    let shared = shared();
+    let faiss_ref = shared.join("bench/faiss_ref.py");
+    if !faiss_ref.exists() {
+        return Err(format!(
+            "{} not found (set FATHOM_SHARED to the shared folder)",
+            faiss_ref.display()
+        ));
+    }
+    if !data.join("groundtruth.ivecs").exists() {
+        eprintln!(
+            "xtask: generating {} with gen_data.py (defaults: 1M × 128)",
+            data.display()
+        );
+        let mut cmd = Command::new(&py);
+        cmd.arg(shared.join("bench/gen_data.py")).arg(&data);
+        if quick {
+            cmd.args(["--nb", "200000", "--nt", "20000"]);
+        }
+        run_ok(&mut cmd, "gen_data.py")?;
+    }
+    run_ok(
+        Command::new("cargo").current_dir(root()).args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "fathom-cli",
+        ]),
+        "cargo build --release",
+    )?;
+    let fathom = root().join("target/release/fathom");
+    let rows = [
+        Row {
+            label: "Flat L2, 1000 queries in one batch".into(),
+            metric: "l2",
+            batch: None,
+            queries: None,
+        },
+        Row {
+            label: "Flat IP, 1000 queries in one batch".into(),
+            metric: "ip",
+            batch: None,
+            queries: None,
+        },
+        Row {
+            label: "Flat L2, nq = 1 (100 queries one by one)".into(),
+            metric: "l2",
+            batch: Some(1),
+            queries: Some(100),
+        },
+        Row {
+            label: "Flat IP, nq = 1 (100 queries one by one)".into(),
+            metric: "ip",
+            batch: Some(1),
+            queries: Some(100),
+        },
+    ];
+    let t = threads.to_string();
+    let mut table = vec![
+        format!("Dataset {} · {threads} threads · {rounds} rounds, fathom and faiss interleaved (A B A B …) · QPS is the median over rounds of each tool's best-of-3 pass", data.display()),
+        String::new(),
+        "| row | fathom QPS | faiss QPS | fathom/faiss (median) | fathom/faiss (best) | R@1 fathom / faiss | 10-R@10 fathom / faiss | fathom GFLOP/s | peak RSS MiB fathom / faiss |".into(),
+        "|---|---|---|---|---|---|---|---|---|".into(),
+    ];
+    for row in &rows {
+        let mut fa = Vec::new();
+        let mut fs = Vec::new();
+        for round in 0..rounds {
+            eprintln!("xtask: {} — round {}/{rounds}", row.label, round + 1);
+            let mut cmd = Command::new(&fathom);
+            cmd.args(["--threads", &t, "bench"]).arg(&data).args([
+                "--index", "Flat", "--metric", row.metric, "--k", "10", "--json",
+            ]);
+            if let Some(b) = row.batch {
+                cmd.args(["--batch", &b.to_string()]);
+            }
+            if let Some(q) = row.queries {
+                cmd.args(["--queries", &q.to_string()]);
+            }
+            let (out, rss) = measured(&mut cmd)?;
+            fa.push(sample(&last_json(&out)?, rss));
+            let mut cmd = Command::new(&py);
+            match row.batch {
+                None => {
+                    cmd.arg(&faiss_ref).arg(&data).args([
+                        "--key",
+                        "Flat",
+                        "--metric",
+                        row.metric,
+                        "--k",
+                        "10",
+                        "--threads",
+                        &t,
+                        "--json",
+                    ]);
+                }
+                Some(b) => {
+                    cmd.arg(root().join("xtask/py/faiss_batch.py"))
+                        .arg(&data)
+                        .args([
+                            "--key",
+                            "Flat",
+                            "--metric",
+                            row.metric,
+                            "--k",
+                            "10",
+                            "--threads",
+                            &t,
+                            "--batch",
+                            &b.to_string(),
+                            "--queries",
+                            &row.queries.unwrap_or(1000).to_string(),
+                        ]);
+                }
+            }
+            let (out, rss) = measured(&mut cmd)?;
+            fs.push(sample(&last_json(&out)?, rss));
+        }
+        let fq = median(fa.iter().map(|s| s.qps).collect());
+        let sq = median(fs.iter().map(|s| s.qps).collect());
+        let fbest = fa.iter().map(|s| s.qps).fold(0.0, f64::max);
+        let sbest = fs.iter().map(|s| s.qps).fold(0.0, f64::max);
+        let gf = fa.iter().filter_map(|s| s.gflops).fold(0.0, f64::max);
+        let line = format!(
+            "| {} | {:.0} | {:.0} | {:.2}× | {:.2}× | {:.3} / {:.3} | {:.3} / {:.3} | {:.1} | {:.0} / {:.0} |",
+            row.label,
+            fq,
+            sq,
+            fq / sq,
+            fbest / sbest,
+            fa[0].r1,
+            fs[0].r1,
+            fa[0].r10,
+            fs[0].r10,
+            gf,
+            median(fa.iter().map(|s| s.rss).collect()),
+            median(fs.iter().map(|s| s.rss).collect())
+        );
+        eprintln!("{line}");
+        table.push(line);
+    }
+    let raw = gemm(&[
+        "--threads".into(),
+        t.clone(),
+        "--nb".into(),
+        "1000000".into(),
+    ])?;
+    table.push(String::new());
+    table.push(format!("faer raw GEMM on the same tile shapes (256 × 128 · 128 × 1024, 1000 × 1M in all), {threads} threads: {raw:.1} GFLOP/s"));
+    let report = table.join("\n");
+    println!("{report}");
+    let out = root().join("target/bench-report.md");
+    std::fs::write(&out, format!("{report}\n")).map_err(|e| e.to_string())?;
+    eprintln!("xtask: table written to {}", out.display());
+    Ok(())
+}
+
+/// faer's GEMM alone, over the tiles Flat search uses: queries in blocks of 250 (as the
+/// search cuts 1000 queries over 2 threads), database in blocks of 1024, one tile buffer per
+/// block, streaming a real `nb × 128` database. Returns GFLOP/s.
+fn gemm(args: &[String]) -> Res<f64> {
+    use faer::linalg::matmul::matmul;
+    use faer::{Accum, MatMut, MatRef, Par};
+    use rayon::prelude::*;
+    let threads: usize = opt(args, "--threads")
+        .map_or(Ok(2), |t| t.parse())
+        .map_err(|_| "--threads: not a number")?;
+    let nb: usize = opt(args, "--nb")
+        .map_or(Ok(1_000_000), |t| t.parse())
+        .map_err(|_| "--nb: not a number")?;
+    let (d, nq, bq, bn) = (128usize, 1000usize, 250usize, 1024usize);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let base: Vec<f32> = (0..nb * d)
+        .map(|i| ((i * 2654435761) % 1000) as f32 / 1000.0)
+        .collect();
+    let q: Vec<f32> = base[..nq * d].to_vec();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        pool.install(|| {
+            q.par_chunks(bq * d).for_each(|qs| {
+                let rows = qs.len() / d;
+                let mut tile = vec![0.0f32; rows * bn];
+                for ys in base.chunks(bn * d) {
+                    let cols = ys.len() / d;
+                    let a = MatRef::from_row_major_slice(qs, rows, d);
+                    let b = MatRef::from_row_major_slice(ys, cols, d);
+                    let c = MatMut::from_row_major_slice_mut(&mut tile[..rows * cols], rows, cols);
+                    matmul(c, Accum::Replace, a, b.transpose(), -2.0, Par::Seq);
+                }
+                std::hint::black_box(&tile);
+            })
+        });
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let gf = 2.0 * (nq * nb * d) as f64 / best / 1e9;
+    println!(
+        "faer raw GEMM, {nq} × {nb} × {d} in tiles of {bq} × {bn}, {threads} threads: {gf:.1} GFLOP/s ({best:.3} s)"
+    );
+    Ok(gf)
+}
