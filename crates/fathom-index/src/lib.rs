@@ -147,6 +147,17 @@ pub trait Index: Send + Sync {
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
+impl std::fmt::Debug for dyn Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("description", &self.description())
+            .field("dim", &self.dim())
+            .field("metric", &self.metric())
+            .field("ntotal", &self.ntotal())
+            .finish()
+    }
+}
+
 macro_rules! forward_index {
     ($($ptr:tt)*) => {
         impl<T: Index + ?Sized> Index for $($ptr)*<T> {

@@ -38,6 +38,7 @@ pub enum ShardIds {
 /// let res = shards.search(&[2.9, 3.1], 2).unwrap();
 /// assert_eq!(res.labels, vec![3, 2]);
 /// ```
+#[derive(Debug)]
 pub struct IndexShards {
     d: usize,
     metric: MetricType,

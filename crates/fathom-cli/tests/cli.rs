@@ -1,0 +1,132 @@
+//! The `fathom` binary end to end: gen → bench, demo, and its errors.
+
+use std::process::Command;
+
+fn fathom() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fathom"))
+}
+
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn gen_then_bench_reports_exact_recall() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tiny");
+    let (ok, out, err) = run(fathom().arg("gen").arg(&data).args([
+        "--nb", "3000", "--nq", "40", "--nt", "200", "--d", "16", "--k", "20",
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.contains("nb=3000"), "{out}");
+    for metric in ["l2", "ip"] {
+        let (ok, out, err) = run(fathom().args(["--threads", "2", "bench"]).arg(&data).args([
+            "--index",
+            "IDMap2,Flat",
+            "--metric",
+            metric,
+            "--json",
+            "--runs",
+            "1",
+        ]));
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(v["tool"], "fathom");
+        assert_eq!(v["threads"], 2);
+        if metric == "l2" {
+            assert_eq!(v["recall_at_1"], 1.0, "{out}");
+            assert_eq!(v["recall_10_at_10"], 1.0, "{out}");
+        }
+        assert!(v["qps"].as_f64().unwrap() > 0.0);
+    }
+    // Single-query mode on a subset of the queries.
+    let (ok, out, err) = run(fathom().arg("bench").arg(&data).args([
+        "--batch",
+        "1",
+        "--queries",
+        "5",
+        "--runs",
+        "1",
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.contains("R@1=1.000"), "{out}");
+}
+
+#[test]
+fn errors_are_reported_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "bench".into(),
+                dir.path().join("missing").display().to_string(),
+            ],
+            "learn.fvecs",
+        ),
+        (
+            vec![
+                "bench".into(),
+                ".".into(),
+                "--metric".into(),
+                "cosine".into(),
+            ],
+            "cosine",
+        ),
+        (
+            vec!["--threads".into(), "0".into(), "demo".into()],
+            "--threads",
+        ),
+        (
+            vec![
+                "gen".into(),
+                dir.path().display().to_string(),
+                "--d".into(),
+                "0".into(),
+            ],
+            "at least 1",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, err) = run(fathom().args(&args));
+        assert!(!ok, "{args:?} should fail");
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    // A truncated base file and an unknown index description.
+    let data = dir.path().join("d");
+    assert!(
+        run(fathom().arg("gen").arg(&data).args([
+            "--nb", "100", "--nq", "3", "--nt", "10", "--d", "4", "--k", "5"
+        ]))
+        .0
+    );
+    let (ok, _, err) = run(fathom().arg("bench").arg(&data).args(["--index", "HNSW32"]));
+    assert!(!ok && err.contains("HNSW32"), "{err}");
+    let base = data.join("base.fvecs");
+    let len = std::fs::metadata(&base).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&base)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let (ok, _, err) = run(fathom().arg("bench").arg(&data));
+    assert!(
+        !ok && err.contains("base.fvecs") && err.contains("not a whole number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_runs_and_finds_exact_neighbours() {
+    let (ok, out, err) = run(fathom().args(["demo"]));
+    assert!(ok, "{err}");
+    assert!(out.contains("1-recall@1 = 1.0000"), "{out}");
+}
