@@ -9,7 +9,7 @@ pub fn vectors(what: &str, x: &[f32], d: usize) -> Result<usize> {
     if d == 0 {
         return Err(Error::invalid("dimension must be at least 1"));
     }
-    if x.len() % d != 0 {
+    if !x.len().is_multiple_of(d) {
         return Err(Error::DimensionMismatch {
             what: format!("{what} buffer"),
             got: x.len(),
@@ -37,17 +37,17 @@ pub fn nonempty_finite(what: &str, x: &[f32], d: usize) -> Result<usize> {
 /// and component. NaN or ±∞ would make distances meaningless and results arbitrary, so
 /// fathom rejects them instead of storing or searching with them.
 pub fn finite(what: &str, x: &[f32], d: usize) -> Result<()> {
-    // A cheap vectorisable test first (x − x is NaN exactly for NaN and ±∞; sixteen
+    // A cheap vectorisable test first (x·0 is NaN exactly for NaN and ±∞; sixteen
     // independent lanes keep it from being a serial chain); locate the culprit only when
     // there is one.
     let mut lanes = [0.0f32; 16];
     let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {
         for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v - v;
+            *l += v * 0.0;
         }
     }
-    let tail: f32 = chunks.remainder().iter().map(|v| v - v).sum();
+    let tail: f32 = chunks.remainder().iter().map(|v| v * 0.0).sum();
     if lanes.iter().sum::<f32>() + tail == 0.0 {
         return Ok(());
     }

@@ -238,7 +238,7 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
 /// Writes rows of dimension `d` as a two-dimensional `.npy` array (version 1.0, header
 /// padded to 64 bytes so the data is aligned), atomically. `d = 1` writes a column.
 pub fn write_npy<T: NpyElement>(path: impl AsRef<Path>, data: &[T], d: usize) -> Result<()> {
-    if d == 0 || data.len() % d != 0 {
+    if d == 0 || !data.len().is_multiple_of(d) {
         return Err(Error::DimensionMismatch {
             what: "data".into(),
             got: data.len(),
@@ -300,7 +300,7 @@ impl NpyMmap {
                 ),
             ));
         }
-        if (map.as_ptr() as usize + h.data_offset) % eb != 0 {
+        if !(map.as_ptr() as usize + h.data_offset).is_multiple_of(eb) {
             return Err(Error::format(
                 what(path),
                 format!(

@@ -56,7 +56,7 @@ fn layout<T: VecsElement>(
     }
     let d = d as usize;
     let row = 4 + d as u64 * size_of::<T>() as u64;
-    if len % row != 0 {
+    if !len.is_multiple_of(row) {
         return Err(Error::format(
             what::<T>(path),
             format!(
@@ -130,7 +130,7 @@ pub fn read_bvecs(path: impl AsRef<Path>) -> Result<Dataset<u8>> {
 /// Writes `data` (rows of dimension `d`) as a vecs file, atomically.
 pub fn write_vecs<T: VecsElement>(path: impl AsRef<Path>, data: &[T], d: usize) -> Result<()> {
     let path = path.as_ref();
-    if d == 0 || d > MAX_DIM || data.len() % d != 0 {
+    if d == 0 || d > MAX_DIM || !data.len().is_multiple_of(d) {
         return Err(Error::DimensionMismatch {
             what: "data".into(),
             got: data.len(),
@@ -208,7 +208,7 @@ impl<T: VecsElement> VecsMmap<T> {
                 return Err(bad_row::<T>(path, i, got, d));
             }
         }
-        if (map.as_ptr() as usize) % align_of::<T>() != 0 {
+        if !(map.as_ptr() as usize).is_multiple_of(align_of::<T>()) {
             return Err(Error::invalid(
                 "memory map is not aligned for the element type",
             ));
