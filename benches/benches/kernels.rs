@@ -1,5 +1,6 @@
 //! Distance kernels (one pair, one query against many rows), and exhaustive k-NN through
 //! the GEMM path and the scan path.
+#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::hint::black_box;
 
