@@ -12,7 +12,7 @@
 //! - Otherwise each query row is filled by the one-to-many SIMD kernel.
 //!
 //! Memory is bounded: each worker holds one tile (at most `Q_BLOCK_MAX × GEMM_DB_BLOCK`
-//! floats, 2 MiB) whatever the number of queries; no `nq × nb` matrix is ever allocated.
+//! floats, 1 MiB) whatever the number of queries; no `nq × nb` matrix is ever allocated.
 //! Parallelism goes over query blocks when there are enough queries, and otherwise over
 //! database blocks with per-worker sinks merged at the end (so one query uses every core).
 
@@ -31,7 +31,7 @@ use crate::topk::TopK;
 /// `distance_compute_blas_threshold` is 20).
 pub(crate) const GEMM_MIN_ROWS: usize = 16;
 /// Database vectors per GEMM tile.
-const GEMM_DB_BLOCK: usize = 1024;
+const GEMM_DB_BLOCK: usize = 512;
 /// Most queries per tile.
 const Q_BLOCK_MAX: usize = 512;
 /// Bytes of database vectors per tile on the direct path (about an L2 cache's worth).
