@@ -27,6 +27,29 @@ impl SearchResult {
         }
     }
 
+    /// Like [`SearchResult::empty`], but reports an error instead of aborting when the
+    /// `nq × k` arrays cannot be allocated (an absurd `k`, say).
+    pub fn try_empty(nq: usize, k: usize, metric: MetricType) -> crate::Result<Self> {
+        let too_big = || {
+            crate::Error::invalid(format!(
+                "a result of {nq} queries × k = {k} does not fit in memory; use a smaller k"
+            ))
+        };
+        let total = nq.checked_mul(k).ok_or_else(too_big)?;
+        let mut distances = Vec::new();
+        let mut labels = Vec::new();
+        distances.try_reserve_exact(total).map_err(|_| too_big())?;
+        labels.try_reserve_exact(total).map_err(|_| too_big())?;
+        distances.resize(total, metric.worst_value());
+        labels.resize(total, NO_ID);
+        Ok(SearchResult {
+            nq,
+            k,
+            distances,
+            labels,
+        })
+    }
+
     /// The ids found for query `i`, best first.
     pub fn labels_of(&self, i: usize) -> &[Idx] {
         &self.labels[i * self.k..(i + 1) * self.k]

@@ -39,6 +39,10 @@ impl IndexFlat {
         if d == 0 {
             return Err(Error::invalid("dimension must be at least 1"));
         }
+        if let MetricType::Lp(p) = metric {
+            // Same rule as reading the metric from a Faiss code.
+            MetricType::from_code(4, p)?;
+        }
         Ok(IndexFlat {
             d,
             metric,

@@ -10,7 +10,7 @@ use fathom_kernels::TopK;
 use rayon::prelude::*;
 
 use crate::idmap::{translate_labels, translated_params};
-use crate::{Index, check_search};
+use crate::{Index, check_queries, check_search};
 
 /// Who assigns the ids of an [`IndexShards`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,7 @@ impl Index for IndexShards {
     fn search_with(&self, q: &[f32], k: usize, params: &SearchParams<'_>) -> Result<SearchResult> {
         let nq = check_search(self, q, k)?;
         let parts = self.per_shard(params, |s, p| s.search_with(q, k, p))?;
-        let mut out = SearchResult::empty(nq, k, self.metric);
+        let mut out = SearchResult::try_empty(nq, k, self.metric)?;
         let sign = if self.metric.is_similarity() {
             -1.0
         } else {
@@ -234,7 +234,7 @@ impl Index for IndexShards {
         radius: f32,
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
-        let nq = check_search(self, q, 1)?;
+        let nq = check_queries(self, q)?;
         let mut parts = self.per_shard(params, |s, p| s.range_search_with(q, radius, p))?;
         if self.mode == ShardIds::Sequential {
             for (part, ids) in parts.iter_mut().zip(&self.ids) {

@@ -270,6 +270,8 @@ fn bad_input_gives_errors_and_changes_nothing() {
     let d = 4;
     let mut index = IndexFlat::new_l2(d).unwrap();
     assert!(IndexFlat::new_l2(0).is_err());
+    assert!(IndexFlat::new(d, MetricType::Lp(-1.0)).is_err());
+    assert!(IndexFlat::new(d, MetricType::Lp(f32::NAN)).is_err());
     // Search on an empty index: all slots missing.
     let r = index.search(&[0.0; 4], 3).unwrap();
     assert_eq!(r.labels, vec![-1; 3]);
@@ -298,6 +300,15 @@ fn bad_input_gives_errors_and_changes_nothing() {
     let r = index.search(&[0.0; 4], 8).unwrap();
     assert_eq!(&r.labels[5..], &[-1, -1, -1]);
     assert!(r.labels[..5].iter().all(|&l| l >= 0));
+    // A k no memory can hold is an error, not an abort.
+    let e = index
+        .search(&[0.0; 4], usize::MAX / 4)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("smaller k"), "{e}");
+    let mut shards = IndexShards::new(d, MetricType::L2, ShardIds::Sequential);
+    shards.add_shard(Box::new(index.clone())).unwrap();
+    assert!(shards.search(&[0.0; 4], usize::MAX / 4).is_err());
     // No queries: an empty result.
     assert_eq!(index.search(&[], 3).unwrap().nq, 0);
     assert_eq!(index.range_search(&[], 1.0).unwrap().nq(), 0);

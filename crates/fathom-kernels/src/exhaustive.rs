@@ -19,7 +19,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use fathom_core::{
-    Error, IdSelector, Idx, MetricType, NO_ID, RangeSearchResult, Result, SearchResult, check,
+    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchResult, check,
 };
 use rayon::prelude::*;
 
@@ -298,16 +298,6 @@ pub(crate) fn gemm_xyt(x: &[f32], y: &[f32], d: usize, alpha: f32, out: &mut [f3
         .for_each(|(c, xs)| gemm_tile(xs, xs.len() / d, y, ny, d, alpha, c));
 }
 
-fn result_size(nq: usize, k: usize) -> Result<usize> {
-    nq.checked_mul(k)
-        .filter(|&n| n <= (isize::MAX as usize) / 16)
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "a result of {nq} queries × k = {k} does not fit in memory; use a smaller k"
-            ))
-        })
-}
-
 /// The `k` nearest rows of `base` for each row of `queries` (dimension `d`), exactly, with
 /// row numbers as ids. Rows `selector` rejects are skipped. Missing results (k larger than
 /// the number of eligible rows) get label `-1` and the metric's worst value, as Faiss.
@@ -330,14 +320,8 @@ pub fn knn(
 ) -> Result<SearchResult> {
     check::k(k)?;
     let plan = Plan::new(metric, queries, base, d, selector)?;
-    let total = result_size(plan.nq, k)?;
     let heap_k = k.min(plan.nb);
-    let mut out = SearchResult {
-        nq: plan.nq,
-        k,
-        distances: vec![metric.worst_value(); total],
-        labels: vec![NO_ID; total],
-    };
+    let mut out = SearchResult::try_empty(plan.nq, k, metric)?;
     if plan.nq == 0 || plan.nb == 0 {
         return Ok(out);
     }

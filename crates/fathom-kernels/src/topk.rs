@@ -28,12 +28,13 @@ fn worse(ka: f32, ia: Idx, kb: f32, ib: Idx) -> bool {
 }
 
 impl TopK {
-    /// An empty selection of at most `k` entries.
+    /// An empty selection of at most `k` entries. Memory grows with what is pushed, so a
+    /// huge `k` over few candidates costs nothing up front.
     pub fn new(k: usize) -> Self {
         TopK {
             k,
-            keys: Vec::with_capacity(k),
-            ids: Vec::with_capacity(k),
+            keys: Vec::with_capacity(k.min(1024)),
+            ids: Vec::with_capacity(k.min(1024)),
         }
     }
 
