@@ -1,0 +1,441 @@
+//! k-means with Faiss's semantics (`faiss::Clustering` / Python's `faiss.Kmeans`).
+
+use std::time::Instant;
+
+use fathom_core::{Error, Idx, MetricType, Result, check};
+use rayon::prelude::*;
+
+use crate::rng::{FaissRng, rand_perm};
+
+/// Faiss's `ClusteringParameters`, with Faiss's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusteringParameters {
+    /// Iterations per run (25).
+    pub niter: usize,
+    /// Runs from different initialisations; the best objective is kept (1).
+    pub nredo: usize,
+    /// Normalise centroids to unit L2 norm after each iteration (for inner product).
+    pub spherical: bool,
+    /// Round centroid coordinates to integers.
+    pub int_centroids: bool,
+    /// Keep the centroids given with [`Kmeans::set_initial_centroids`] fixed.
+    pub frozen_centroids: bool,
+    /// Below this many points per centroid training still runs, with a warning (39).
+    pub min_points_per_centroid: usize,
+    /// Above this many points per centroid the training set is subsampled (256).
+    pub max_points_per_centroid: usize,
+    /// Seed for subsampling and initialisation (1234).
+    pub seed: i64,
+    /// Stop when the objective changes by at most this fraction between iterations (0:
+    /// only when it does not change at all).
+    pub early_stop_threshold: f64,
+}
+
+impl Default for ClusteringParameters {
+    fn default() -> Self {
+        ClusteringParameters {
+            niter: 25,
+            nredo: 1,
+            spherical: false,
+            int_centroids: false,
+            frozen_centroids: false,
+            min_points_per_centroid: 39,
+            max_points_per_centroid: 256,
+            seed: 1234,
+            early_stop_threshold: 0.0,
+        }
+    }
+}
+
+/// What one iteration measured (Faiss's `ClusteringIterationStats`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IterationStats {
+    /// Sum of the distances (L2) or similarities (inner product) of the points to their
+    /// assigned centroid, before this iteration's update.
+    pub obj: f64,
+    /// Seconds since the start of training.
+    pub time_s: f64,
+    /// Seconds spent assigning points in this iteration.
+    pub time_search_s: f64,
+    /// `k · Σ size² / n²`: 1 when the clusters are balanced.
+    pub imbalance_factor: f64,
+    /// Empty clusters re-seeded by splitting a large one.
+    pub nsplit: usize,
+}
+
+/// Progress reported during training.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum KmeansEvent {
+    /// The training set was larger than `k · max_points_per_centroid` and a seeded random
+    /// sample of that size is used instead.
+    Subsampled {
+        /// Points given.
+        from: usize,
+        /// Points used.
+        to: usize,
+    },
+    /// Fewer than `k · min_points_per_centroid` points: training goes on, but the
+    /// centroids will be poor.
+    TooFewPoints {
+        /// Points given.
+        n: usize,
+        /// The recommended minimum.
+        recommended: usize,
+    },
+    /// An iteration finished.
+    Iteration {
+        /// Run number (0-based).
+        redo: usize,
+        /// Iteration number within the run (0-based).
+        iteration: usize,
+        /// Its statistics.
+        stats: IterationStats,
+    },
+}
+
+/// k-means clustering, as `faiss.Kmeans(d, k)`.
+///
+/// Training follows Faiss step by step — subsampling to `k · max_points_per_centroid`
+/// points with Faiss's `rand_perm(seed)`, initial centroids drawn with
+/// `rand_perm(seed + 1 + redo · 15486557)`, assignment by exact search, centroids as the
+/// means of their points, empty clusters split from a donor drawn with probability
+/// proportional to its size, spherical and integer post-processing — using the same random
+/// generator, so a given seed makes the same choices as Faiss. Assignment runs through
+/// fathom's exhaustive search (a GEMM per tile, in parallel).
+///
+/// `metric` may be L2 (the default) or inner product (usually with `spherical`).
+#[derive(Debug, Clone)]
+pub struct Kmeans {
+    d: usize,
+    k: usize,
+    metric: MetricType,
+    /// Parameters; change them before `train`.
+    pub params: ClusteringParameters,
+    centroids: Vec<f32>,
+    n_input_centroids: usize,
+    stats: Vec<IterationStats>,
+}
+
+impl Kmeans {
+    /// k-means with `k` centroids of dimension `d` and default parameters.
+    pub fn new(d: usize, k: usize) -> Result<Self> {
+        if d == 0 || k == 0 {
+            return Err(Error::invalid(format!(
+                "k-means needs d >= 1 and k >= 1, got d = {d}, k = {k}"
+            )));
+        }
+        Ok(Kmeans {
+            d,
+            k,
+            metric: MetricType::L2,
+            params: ClusteringParameters::default(),
+            centroids: Vec::new(),
+            n_input_centroids: 0,
+            stats: Vec::new(),
+        })
+    }
+
+    /// Clusters by inner product (`MetricType::InnerProduct`) or L2 (the default).
+    pub fn with_metric(mut self, metric: MetricType) -> Result<Self> {
+        if !matches!(metric, MetricType::L2 | MetricType::InnerProduct) {
+            return Err(Error::invalid(format!(
+                "k-means clusters by l2 or ip, not {metric}"
+            )));
+        }
+        self.metric = metric;
+        Ok(self)
+    }
+
+    /// Replaces the parameters.
+    pub fn with_params(mut self, params: ClusteringParameters) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Gives the first `c.len() / d` centroids instead of drawing them (and, with
+    /// `frozen_centroids`, keeps them fixed), as Faiss's pre-set `centroids`.
+    pub fn set_initial_centroids(&mut self, c: &[f32]) -> Result<()> {
+        let n = check::vectors("initial centroids", c, self.d)?;
+        check::finite("initial centroids", c, self.d)?;
+        if n > self.k {
+            return Err(Error::invalid(format!(
+                "{n} initial centroids given for k = {}",
+                self.k
+            )));
+        }
+        self.centroids = c.to_vec();
+        self.n_input_centroids = n;
+        Ok(())
+    }
+
+    /// Dimension.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    /// Number of centroids.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The centroids, `k × d` row-major (empty before training).
+    pub fn centroids(&self) -> &[f32] {
+        &self.centroids
+    }
+
+    /// Statistics of every iteration of every run (Python's `kmeans.iteration_stats`).
+    pub fn iteration_stats(&self) -> &[IterationStats] {
+        &self.stats
+    }
+
+    /// The objective of every iteration of every run (Python's `kmeans.obj`).
+    pub fn obj(&self) -> Vec<f64> {
+        self.stats.iter().map(|s| s.obj).collect()
+    }
+
+    /// The nearest centroid of each row of `x` and the distance (or similarity) to it, as
+    /// `kmeans.index.search(x, 1)` in Faiss.
+    pub fn assign(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<Idx>)> {
+        if self.centroids.len() != self.k * self.d {
+            return Err(Error::NotTrained("assign".into()));
+        }
+        check::vectors("points", x, self.d)?;
+        check::finite("points", x, self.d)?;
+        let r = fathom_kernels::knn(self.metric, x, &self.centroids, self.d, 1, None)?;
+        Ok((r.distances, r.labels))
+    }
+
+    /// Trains on `x` (n × d, n ≥ k).
+    pub fn train(&mut self, x: &[f32]) -> Result<()> {
+        self.train_with_progress(x, &mut |_| {})
+    }
+
+    /// Trains on `x`, reporting subsampling, warnings and each iteration to `progress`.
+    pub fn train_with_progress(
+        &mut self,
+        x: &[f32],
+        progress: &mut dyn FnMut(&KmeansEvent),
+    ) -> Result<()> {
+        let (d, k) = (self.d, self.k);
+        let n = check::nonempty_finite("training set", x, d)?;
+        if n < k {
+            return Err(Error::invalid(format!(
+                "k-means needs at least as many training points as centroids: got n = {n} \
+                 points for k = {k} centroids"
+            )));
+        }
+        let p = self.params.clone();
+        if p.niter == 0 || p.nredo == 0 {
+            return Err(Error::invalid("niter and nredo must be at least 1"));
+        }
+        let t0 = Instant::now();
+        let sampled;
+        let mut x = x;
+        let max_n = k.saturating_mul(p.max_points_per_centroid);
+        if p.max_points_per_centroid > 0 && n > max_n {
+            let perm = rand_perm(n, p.seed);
+            sampled = perm[..max_n]
+                .iter()
+                .flat_map(|&i| &x[i * d..(i + 1) * d])
+                .copied()
+                .collect::<Vec<f32>>();
+            x = &sampled;
+            progress(&KmeansEvent::Subsampled { from: n, to: max_n });
+        } else if n < k.saturating_mul(p.min_points_per_centroid) {
+            progress(&KmeansEvent::TooFewPoints {
+                n,
+                recommended: k * p.min_points_per_centroid,
+            });
+        }
+        let n = x.len() / d;
+        let n_input = self.n_input_centroids;
+        let input = self.centroids[..n_input * d].to_vec();
+        let k_frozen = if p.frozen_centroids { n_input } else { 0 };
+        self.stats.clear();
+
+        if n == k {
+            // Faiss: the points are the centroids; one fake iteration.
+            self.centroids = x.to_vec();
+            self.stats.push(IterationStats {
+                obj: 0.0,
+                time_s: t0.elapsed().as_secs_f64(),
+                time_search_s: 0.0,
+                imbalance_factor: 1.0,
+                nsplit: 0,
+            });
+            return Ok(());
+        }
+
+        let better = |a: f64, b: f64| {
+            if self.metric.is_similarity() {
+                a > b
+            } else {
+                a < b
+            }
+        };
+        let mut best: Option<(f64, Vec<f32>)> = None;
+        for redo in 0..p.nredo {
+            let perm = rand_perm(n, p.seed + 1 + redo as i64 * 15_486_557);
+            let mut centroids = vec![0.0f32; k * d];
+            centroids[..n_input * d].copy_from_slice(&input);
+            for i in n_input..k {
+                centroids[i * d..(i + 1) * d].copy_from_slice(&x[perm[i] * d..(perm[i] + 1) * d]);
+            }
+            post_process(&mut centroids[k_frozen * d..], d, &p)?;
+            let mut prev_obj = None;
+            let mut obj = 0.0;
+            for iteration in 0..p.niter {
+                let ts = Instant::now();
+                let r = fathom_kernels::knn(self.metric, x, &centroids, d, 1, None)?;
+                let time_search_s = ts.elapsed().as_secs_f64();
+                obj = r.distances.iter().map(|&v| v as f64).sum();
+                let assign: Vec<usize> = r.labels.iter().map(|&l| l.max(0) as usize).collect();
+                let sizes = compute_centroids(x, d, k, k_frozen, &assign, &mut centroids);
+                let nsplit = split_clusters(d, k, n, k_frozen, &sizes, &mut centroids);
+                let stats = IterationStats {
+                    obj,
+                    time_s: t0.elapsed().as_secs_f64(),
+                    time_search_s,
+                    imbalance_factor: imbalance_factor(n, k, &sizes),
+                    nsplit,
+                };
+                self.stats.push(stats);
+                progress(&KmeansEvent::Iteration {
+                    redo,
+                    iteration,
+                    stats,
+                });
+                post_process(&mut centroids[k_frozen * d..], d, &p)?;
+                if let Some(prev) = prev_obj {
+                    let prev: f64 = prev;
+                    if prev != 0.0 && ((prev - obj) / prev).abs() <= p.early_stop_threshold {
+                        break;
+                    }
+                }
+                prev_obj = Some(obj);
+            }
+            if best.as_ref().is_none_or(|(b, _)| better(obj, *b)) {
+                best = Some((obj, centroids));
+            }
+        }
+        self.centroids = best.map(|b| b.1).unwrap_or_default();
+        Ok(())
+    }
+}
+
+/// Centroids as the means of their points; returns the cluster sizes. Points are summed in
+/// their original order (a stable counting sort by cluster), as Faiss does, and the sums of
+/// the clusters are computed in parallel.
+fn compute_centroids(
+    x: &[f32],
+    d: usize,
+    k: usize,
+    k_frozen: usize,
+    assign: &[usize],
+    centroids: &mut [f32],
+) -> Vec<f32> {
+    let mut sizes = vec![0usize; k];
+    for &a in assign {
+        sizes[a] += 1;
+    }
+    let mut start = vec![0usize; k + 1];
+    for c in 0..k {
+        start[c + 1] = start[c] + sizes[c];
+    }
+    let mut order = vec![0usize; assign.len()];
+    let mut fill = start.clone();
+    for (i, &a) in assign.iter().enumerate() {
+        order[fill[a]] = i;
+        fill[a] += 1;
+    }
+    centroids[k_frozen * d..]
+        .par_chunks_mut(d)
+        .enumerate()
+        .for_each(|(j, c)| {
+            let ci = k_frozen + j;
+            let members = &order[start[ci]..start[ci + 1]];
+            c.fill(0.0);
+            if members.is_empty() {
+                return;
+            }
+            for &i in members {
+                for (cv, xv) in c.iter_mut().zip(&x[i * d..(i + 1) * d]) {
+                    *cv += xv;
+                }
+            }
+            let norm = 1.0 / members.len() as f32;
+            c.iter_mut().for_each(|v| *v *= norm);
+        });
+    sizes.iter().map(|&s| s as f32).collect()
+}
+
+/// Faiss's empty-cluster handling: each empty cluster copies a donor picked cyclically with
+/// probability `(size − 1) / (n − k)` (falling back to the largest cluster after `10·k`
+/// unsuccessful draws), and the two are pushed apart by a relative `±1/1024`. Returns how
+/// many clusters were split.
+fn split_clusters(
+    d: usize,
+    k: usize,
+    n: usize,
+    k_frozen: usize,
+    sizes: &[f32],
+    centroids: &mut [f32],
+) -> usize {
+    const EPS: f32 = 1.0 / 1024.0;
+    let mut sizes: Vec<f32> = sizes[k_frozen..].to_vec();
+    let centroids = &mut centroids[k_frozen * d..];
+    let k = k - k_frozen;
+    let mut rng = FaissRng::new(1234);
+    let mut nsplit = 0;
+    for ci in 0..k {
+        if sizes[ci] != 0.0 {
+            continue;
+        }
+        let mut cj = 0;
+        let mut draws = 0;
+        loop {
+            let p = (sizes[cj] - 1.0) / (n - k) as f32;
+            if rng.rand_float() < p {
+                break;
+            }
+            draws += 1;
+            if draws >= 10 * k {
+                cj = (0..k)
+                    .max_by(|&a, &b| sizes[a].total_cmp(&sizes[b]))
+                    .unwrap_or(0);
+                break;
+            }
+            cj = (cj + 1) % k;
+        }
+        let donor = centroids[cj * d..(cj + 1) * d].to_vec();
+        for (j, &v) in donor.iter().enumerate() {
+            let (new, old) = if j % 2 == 0 {
+                (1.0 + EPS, 1.0 - EPS)
+            } else {
+                (1.0 - EPS, 1.0 + EPS)
+            };
+            centroids[ci * d + j] = v * new;
+            centroids[cj * d + j] = v * old;
+        }
+        sizes[ci] = sizes[cj] / 2.0;
+        sizes[cj] -= sizes[ci];
+        nsplit += 1;
+    }
+    nsplit
+}
+
+fn post_process(c: &mut [f32], d: usize, p: &ClusteringParameters) -> Result<()> {
+    if p.spherical {
+        fathom_kernels::normalize_l2(c, d)?;
+    }
+    if p.int_centroids {
+        c.iter_mut().for_each(|v| *v = v.round());
+    }
+    Ok(())
+}
+
+fn imbalance_factor(n: usize, k: usize, sizes: &[f32]) -> f64 {
+    let s2: f64 = sizes.iter().map(|&s| (s as f64) * (s as f64)).sum();
+    s2 * k as f64 / (n as f64 * n as f64)
+}
