@@ -3,7 +3,8 @@
 //! - `cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick]`: runs
 //!   `fathom bench` and faiss-cpu (`../shared/bench/faiss_ref.py`, installed into
 //!   `.venv-bench/` from PyPI when missing) on the same dataset with the same thread count,
-//!   interleaved A B A B …, and prints a table of the ratios fathom/faiss.
+//!   interleaved A B A B …, and prints a table of the ratios fathom/faiss: Flat search
+//!   (batched and one query at a time) and k-means (`--no-kmeans` skips it).
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
@@ -20,7 +21,7 @@ fn main() {
     let outcome = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("gemm") => gemm(&args[1..]).map(|_| ()),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick]\n       cargo xtask gemm [--threads N]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-kmeans]\n       cargo xtask gemm [--threads N]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");
@@ -302,6 +303,60 @@ fn bench(args: &[String]) -> Res<()> {
         );
         eprintln!("{line}");
         table.push(line);
+    }
+    if !args.iter().any(|a| a == "--no-kmeans") {
+        table.push(String::new());
+        table.push("| k-means on learn.fvecs (100k × 128), niter 20, seed 1 | fathom s | faiss s | time fathom/faiss (median) | time fathom/faiss (best) | objective fathom / faiss | peak RSS MiB fathom / faiss |".into());
+        table.push("|---|---|---|---|---|---|---|".into());
+        for k in [1024usize, 4096] {
+            let (mut fa, mut fs) = (Vec::new(), Vec::new());
+            let ks = k.to_string();
+            for round in 0..rounds {
+                eprintln!("xtask: k-means K = {k} — round {}/{rounds}", round + 1);
+                let (out, rss) = measured(
+                    Command::new(&fathom)
+                        .args(["--threads", &t, "bench"])
+                        .arg(&data)
+                        .args(["--kmeans", &ks, "--niter", "20", "--json"]),
+                )?;
+                let v = last_json(&out)?;
+                fa.push((
+                    v["seconds"].as_f64().unwrap_or(f64::NAN),
+                    v["objective"].as_f64().unwrap_or(f64::NAN),
+                    rss,
+                ));
+                let (out, rss) = measured(Command::new(&py).arg(&faiss_ref).arg(&data).args([
+                    "--kmeans",
+                    &ks,
+                    "--niter",
+                    "20",
+                    "--threads",
+                    &t,
+                    "--json",
+                ]))?;
+                let v = last_json(&out)?;
+                fs.push((
+                    v["seconds"].as_f64().unwrap_or(f64::NAN),
+                    v["objective"].as_f64().unwrap_or(f64::NAN),
+                    rss,
+                ));
+            }
+            let fm = median(fa.iter().map(|s| s.0).collect());
+            let sm = median(fs.iter().map(|s| s.0).collect());
+            let fb = fa.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+            let sb = fs.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+            let line = format!(
+                "| K = {k} | {fm:.2} | {sm:.2} | {:.2}× | {:.2}× | {:.6e} / {:.6e} | {:.0} / {:.0} |",
+                fm / sm,
+                fb / sb,
+                fa[0].1,
+                fs[0].1,
+                median(fa.iter().map(|s| s.2).collect()),
+                median(fs.iter().map(|s| s.2).collect())
+            );
+            eprintln!("{line}");
+            table.push(line);
+        }
     }
     let raw = gemm(&[
         "--threads".into(),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use fathom_core::{Error, Idx, MetricType, Result};
 use fathom_index::{Index, index_factory};
 use fathom_io::{Dataset, read_fvecs, read_ivecs};
+use fathom_linalg::{ClusteringParameters, Kmeans, KmeansEvent};
 use serde::Serialize;
 
 use crate::progress;
@@ -37,6 +38,13 @@ pub struct BenchArgs {
     /// Timed passes over the query set; the best is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Instead of an index, time k-means with this many centroids on learn.fvecs (seed 1,
+    /// as faiss_ref.py --kmeans).
+    #[arg(long)]
+    kmeans: Option<usize>,
+    /// k-means iterations.
+    #[arg(long, default_value_t = 20)]
+    niter: usize,
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
@@ -94,7 +102,47 @@ pub fn recalls(labels: &[Idx], k: usize, gt: &Dataset<i32>) -> (f64, f64) {
     (r1 as f64 / nq as f64, r10 as f64 / (nq * k10.max(1)) as f64)
 }
 
+fn run_kmeans(args: &BenchArgs, k: usize) -> Result<()> {
+    let bar = progress::spinner(format!("reading {}", args.dir.display()));
+    let learn = load(&args.dir, "learn.fvecs")?;
+    bar.finish_and_clear();
+    let params = ClusteringParameters {
+        niter: args.niter,
+        seed: 1,
+        ..Default::default()
+    };
+    let mut km = Kmeans::new(learn.d, k)?.with_params(params);
+    let bar = progress::bar(args.niter as u64, "k-means");
+    let t = Instant::now();
+    km.train_with_progress(&learn.data, &mut |e| {
+        if let KmeansEvent::Iteration { .. } = e {
+            bar.inc(1);
+        }
+    })?;
+    let seconds = t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let objective = km.obj().last().copied().unwrap_or(f64::NAN);
+    if args.json {
+        let row = serde_json::json!({
+            "tool": "fathom", "kmeans": k, "n": learn.n(), "niter": args.niter,
+            "threads": rayon::current_num_threads(), "seconds": seconds, "objective": objective,
+            "peak_rss_mb": peak_rss_mb(),
+        });
+        println!("{row}");
+    } else {
+        println!(
+            "fathom kmeans k={k} n={} niter={} {seconds:.2}s objective={objective:.6e}",
+            learn.n(),
+            args.niter
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(k) = args.kmeans {
+        return run_kmeans(args, k);
+    }
     let metric = MetricType::parse(&args.metric)?;
     if args.runs == 0 || args.batch == Some(0) {
         return Err(Error::invalid("--runs and --batch must be at least 1"));

@@ -36,6 +36,8 @@ const GEMM_DB_BLOCK: usize = 512;
 const Q_BLOCK_MAX: usize = 512;
 /// Bytes of database vectors per tile on the direct path (about an L2 cache's worth).
 const DIRECT_DB_BYTES: usize = 256 * 1024;
+/// Tile-row entries filtered against one threshold before it is refreshed.
+const FILTER_CHUNK: usize = 128;
 /// Queries per tile on the direct path.
 const DIRECT_Q_BLOCK: usize = 32;
 
@@ -199,14 +201,28 @@ impl<'a> Plan<'a> {
         }
         for (r, row) in tile.chunks_exact(cols).enumerate() {
             let qi = q0 + r;
-            sc.cand.clear();
-            (self.kern.collect_le)(row, bias, sink.threshold(qi), 0, &mut sc.cand);
-            for &j in &sc.cand {
-                let j = j as usize;
-                let id = (start + j) as Idx;
-                if self.selector.is_none_or(|s| s.is_member(id)) {
-                    let key = row[j] + bias.get(j).copied().unwrap_or(0.0);
-                    sink.offer(qi, key, id);
+            // The threshold is refreshed every FILTER_CHUNK entries: a heap that starts
+            // empty (threshold +∞) fills within the first chunk instead of taking every
+            // entry of the first tile, which matters when the database is small (k-means
+            // assignment against a few thousand centroids).
+            for lo in (0..cols).step_by(FILTER_CHUNK) {
+                let hi = (lo + FILTER_CHUNK).min(cols);
+                let b = if bias.is_empty() { bias } else { &bias[lo..hi] };
+                sc.cand.clear();
+                (self.kern.collect_le)(
+                    &row[lo..hi],
+                    b,
+                    sink.threshold(qi),
+                    lo as u32,
+                    &mut sc.cand,
+                );
+                for &j in &sc.cand {
+                    let j = j as usize;
+                    let id = (start + j) as Idx;
+                    if self.selector.is_none_or(|s| s.is_member(id)) {
+                        let key = row[j] + bias.get(j).copied().unwrap_or(0.0);
+                        sink.offer(qi, key, id);
+                    }
                 }
             }
         }

@@ -439,3 +439,205 @@ fn imbalance_factor(n: usize, k: usize, sizes: &[f32]) -> f64 {
     let s2: f64 = sizes.iter().map(|&s| (s as f64) * (s as f64)).sum();
     s2 * k as f64 / (n as f64 * n as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fathom_kernels::distance::scalar;
+
+    fn blobs(n: usize, d: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed | 1;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        };
+        (0..n)
+            .flat_map(|i| {
+                let c = (i % 7) as f32 * 3.0;
+                (0..d)
+                    .map(|j| c + if j % 2 == 0 { 1.0 } else { -1.0 } + next())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Plain Lloyd iterations with the same initialisation, scalar distances, no tiling.
+    fn reference(x: &[f32], d: usize, k: usize, niter: usize, seed: i64) -> Vec<f32> {
+        let n = x.len() / d;
+        let perm = rand_perm(n, seed + 1);
+        let mut c: Vec<f32> = (0..k)
+            .flat_map(|i| x[perm[i] * d..(perm[i] + 1) * d].to_vec())
+            .collect();
+        for _ in 0..niter {
+            let mut sums = vec![0.0f32; k * d];
+            let mut counts = vec![0usize; k];
+            for p in x.chunks_exact(d) {
+                let best = (0..k)
+                    .min_by(|&a, &b| {
+                        let da = scalar::l2_sqr(p, &c[a * d..(a + 1) * d]);
+                        let db = scalar::l2_sqr(p, &c[b * d..(b + 1) * d]);
+                        da.total_cmp(&db)
+                    })
+                    .unwrap();
+                counts[best] += 1;
+                for j in 0..d {
+                    sums[best * d + j] += p[j];
+                }
+            }
+            for ci in 0..k {
+                assert!(counts[ci] > 0, "reference has no empty-cluster handling");
+                for j in 0..d {
+                    c[ci * d + j] = sums[ci * d + j] * (1.0 / counts[ci] as f32);
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_slow_reference() {
+        let (d, k) = (6, 7);
+        let x = blobs(700, d, 3);
+        let mut km = Kmeans::new(d, k).unwrap();
+        km.params.niter = 8;
+        km.train(&x).unwrap();
+        let want = reference(&x, d, k, 8, 1234);
+        for (g, w) in km.centroids().iter().zip(&want) {
+            assert!((g - w).abs() < 1e-4, "{g} vs {w}");
+        }
+        // Objective decreases (weakly) and assignment agrees with the centroids.
+        let obj = km.obj();
+        assert!(
+            obj.windows(2).all(|w| w[1] <= w[0] * (1.0 + 1e-6)),
+            "{obj:?}"
+        );
+        let (dist, labels) = km.assign(&x[..d]).unwrap();
+        let c = &km.centroids()[labels[0] as usize * d..][..d];
+        assert!((dist[0] - scalar::l2_sqr(&x[..d], c)).abs() < 1e-3);
+    }
+
+    #[test]
+    fn bad_input() {
+        assert!(Kmeans::new(0, 3).is_err());
+        assert!(Kmeans::new(3, 0).is_err());
+        assert!(
+            Kmeans::new(3, 2)
+                .unwrap()
+                .with_metric(MetricType::L1)
+                .is_err()
+        );
+        let mut km = Kmeans::new(2, 5).unwrap();
+        let e = km.train(&[0.0; 8]).unwrap_err().to_string();
+        assert!(e.contains("n = 4") && e.contains("k = 5"), "{e}");
+        assert!(
+            km.train(&[1.0, f32::NAN, 0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0])
+                .is_err()
+        );
+        assert!(km.train(&[1.0; 11]).is_err());
+        assert!(km.train(&[]).is_err());
+        assert!(matches!(km.assign(&[0.0, 0.0]), Err(Error::NotTrained(_))));
+        assert!(km.set_initial_centroids(&[0.0; 12]).is_err());
+        km.params.niter = 0;
+        assert!(km.train(&[0.0; 10]).is_err());
+    }
+
+    #[test]
+    fn events_and_special_cases() {
+        let d = 4;
+        let x = blobs(300, d, 5);
+        // Too few points per centroid: a warning, training still runs.
+        let mut events = Vec::new();
+        let mut km = Kmeans::new(d, 10).unwrap();
+        km.train_with_progress(&x, &mut |e| events.push(e.clone()))
+            .unwrap();
+        assert!(matches!(
+            events[0],
+            KmeansEvent::TooFewPoints {
+                n: 300,
+                recommended: 390
+            }
+        ));
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, KmeansEvent::Iteration { .. }))
+                .count(),
+            km.obj().len()
+        );
+        // Subsampling is announced.
+        let mut km = Kmeans::new(d, 2).unwrap();
+        km.params.max_points_per_centroid = 50;
+        let mut events = Vec::new();
+        km.train_with_progress(&x, &mut |e| events.push(e.clone()))
+            .unwrap();
+        assert_eq!(events[0], KmeansEvent::Subsampled { from: 300, to: 100 });
+        // n == k: the points are the centroids.
+        let mut km = Kmeans::new(d, 5).unwrap();
+        km.train(&x[..5 * d]).unwrap();
+        assert_eq!(km.centroids(), &x[..5 * d]);
+    }
+
+    #[test]
+    fn empty_clusters_are_split_and_frozen_centroids_stay() {
+        let d = 2;
+        // Many duplicates: initial centroids coincide, so clusters go empty and are split.
+        let mut x = vec![0.0f32; 200 * d];
+        for i in 100..200 {
+            x[i * d] = 5.0;
+        }
+        let mut km = Kmeans::new(d, 4).unwrap();
+        km.params.niter = 5;
+        km.train(&x).unwrap();
+        assert!(km.iteration_stats().iter().any(|s| s.nsplit > 0));
+        assert!(km.centroids().iter().all(|v| v.is_finite()));
+
+        let frozen = [100.0f32, 100.0];
+        let mut km = Kmeans::new(d, 3).unwrap();
+        km.params.frozen_centroids = true;
+        km.set_initial_centroids(&frozen).unwrap();
+        km.train(&blobs(100, d, 9)).unwrap();
+        assert_eq!(&km.centroids()[..2], &frozen);
+    }
+
+    #[test]
+    fn redo_keeps_the_best_run() {
+        let d = 3;
+        let x = blobs(400, d, 11);
+        let mut one = Kmeans::new(d, 5).unwrap();
+        one.params.niter = 4;
+        one.train(&x).unwrap();
+        let mut many = Kmeans::new(d, 5).unwrap();
+        many.params.niter = 4;
+        many.params.nredo = 3;
+        many.train(&x).unwrap();
+        let last = |km: &Kmeans, run: usize| km.obj()[run * 4 + 3];
+        let best = (0..3).map(|r| last(&many, r)).fold(f64::INFINITY, f64::min);
+        assert_eq!(last(&many, 0), last(&one, 0));
+        // The kept centroids are those of the best run: re-assigning gives its objective
+        // after one more update, so it is at most the best recorded one.
+        let (dist, _) = many.assign(&x).unwrap();
+        let obj: f64 = dist.iter().map(|&v| v as f64).sum();
+        assert!(obj <= best * (1.0 + 1e-5), "{obj} vs {best}");
+    }
+
+    #[test]
+    fn spherical_centroids_have_unit_norm() {
+        let d = 5;
+        let x = blobs(300, d, 13);
+        let mut km = Kmeans::new(d, 4)
+            .unwrap()
+            .with_metric(MetricType::InnerProduct)
+            .unwrap();
+        km.params.spherical = true;
+        km.train(&x).unwrap();
+        for c in km.centroids().chunks_exact(d) {
+            assert!((scalar::inner_product(c, c) - 1.0).abs() < 1e-5);
+        }
+        km.params.int_centroids = true;
+        km.params.spherical = false;
+        km.train(&x).unwrap();
+        assert!(km.centroids().iter().all(|v| v.fract() == 0.0));
+    }
+}
