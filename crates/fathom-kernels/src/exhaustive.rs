@@ -306,6 +306,31 @@ fn gemm_tile(x: &[f32], rows: usize, y: &[f32], cols: usize, d: usize, alpha: f3
     matmul(c, Accum::Replace, a, b.transpose(), alpha, Par::Seq);
 }
 
+/// `out = alpha · x · yᵀ` for row-major `x` (`nx × d`) and `y` (`ny × d`), into row-major
+/// `out` (`nx × ny`), through faer in parallel over row blocks: the product every linear
+/// transform and the batched distance paths need.
+///
+/// ```
+/// let mut out = [0.0f32; 2];
+/// fathom_kernels::matmul_abt(&[1.0, 2.0], &[3.0, 4.0, 5.0, 6.0], 2, 1.0, &mut out).unwrap();
+/// assert_eq!(out, [11.0, 17.0]);
+/// ```
+pub fn matmul_abt(x: &[f32], y: &[f32], d: usize, alpha: f32, out: &mut [f32]) -> Result<()> {
+    let nx = check::vectors("x", x, d)?;
+    let ny = check::vectors("y", y, d)?;
+    if out.len() != nx * ny {
+        return Err(Error::DimensionMismatch {
+            what: "output".into(),
+            got: out.len(),
+            expected: format!("{nx} × {ny}"),
+        });
+    }
+    if nx > 0 && ny > 0 {
+        gemm_xyt(x, y, d, alpha, out);
+    }
+    Ok(())
+}
+
 /// `out = alpha · x · yᵀ` (row-major, `nx × ny`), in parallel over row blocks.
 pub(crate) fn gemm_xyt(x: &[f32], y: &[f32], d: usize, alpha: f32, out: &mut [f32]) {
     let ny = y.len() / d;

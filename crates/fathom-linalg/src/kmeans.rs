@@ -6,6 +6,7 @@ use fathom_core::{Error, Idx, MetricType, Result, check};
 use rayon::prelude::*;
 
 use crate::rng::{FaissRng, rand_perm};
+use crate::sample::subsample;
 
 /// Faiss's `ClusteringParameters`, with Faiss's defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -234,12 +235,7 @@ impl Kmeans {
         let mut x = x;
         let max_n = k.saturating_mul(p.max_points_per_centroid);
         if p.max_points_per_centroid > 0 && n > max_n {
-            let perm = rand_perm(n, p.seed);
-            sampled = perm[..max_n]
-                .iter()
-                .flat_map(|&i| &x[i * d..(i + 1) * d])
-                .copied()
-                .collect::<Vec<f32>>();
+            sampled = subsample(x, d, max_n, p.seed).unwrap_or_default();
             x = &sampled;
             progress(&KmeansEvent::Subsampled { from: n, to: max_n });
         } else if n < k.saturating_mul(p.min_points_per_centroid) {

@@ -2,8 +2,10 @@
 //!
 //! Training-time linear algebra, one layer above `fathom-kernels`: k-means with Faiss's
 //! semantics ([`Kmeans`]), on which every trained structure of fathom (IVF coarse
-//! quantizers, PQ codebooks) stands, and Faiss's random generator ([`rng`]) so that the
-//! same seed picks the same training points and initial centroids as Faiss does.
+//! quantizers, PQ codebooks) stands; the [`VectorTransform`]s that go in front of an index
+//! (PCA, random rotation, OPQ, remapping, normalisation, centering); and Faiss's random
+//! generator ([`rng`]) so that the same seed picks the same training points and initial
+//! centroids as Faiss does.
 //!
 //! ```
 //! use fathom_linalg::Kmeans;
@@ -19,6 +21,18 @@
 //! ```
 
 mod kmeans;
+mod opq;
+mod pca;
 pub mod rng;
+mod rotation;
+mod sample;
+mod transform;
 
 pub use kmeans::{ClusteringParameters, IterationStats, Kmeans, KmeansEvent};
+pub use opq::{OpqMatrix, pq_reconstruction};
+pub use pca::PcaMatrix;
+pub use rotation::RandomRotationMatrix;
+pub use transform::{
+    CenteringTransform, LinearTransform, NormalizationTransform, RemapDimensionsTransform,
+    VectorTransform,
+};

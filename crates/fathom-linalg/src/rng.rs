@@ -112,3 +112,35 @@ mod tests {
         assert!(rand_perm(0, 1).is_empty());
     }
 }
+
+/// Standard normal floats as Faiss's `float_randn(x, n, seed)`: blocks of the output drawn
+/// from generators seeded from a first generator, Marsaglia's polar method.
+pub fn float_randn(n: usize, seed: i64) -> Vec<f32> {
+    let nblock = if n < 1024 { 1 } else { 1024 };
+    let mut rng0 = FaissRng::new(seed);
+    let a0 = (rng0.0.next_u32() & 0x7fff_ffff) as i64;
+    let b0 = (rng0.0.next_u32() & 0x7fff_ffff) as i64;
+    let mut x = vec![0.0f32; n];
+    for j in 0..nblock {
+        let mut rng = FaissRng::new(a0 + j as i64 * b0);
+        let mut rand_double = || rng.0.next_u32() as f64 / u32::MAX as f64;
+        let (lo, hi) = (j * n / nblock, (j + 1) * n / nblock);
+        let (mut b, mut s) = (0.0f64, 0.0f64);
+        for (i, v) in x[lo..hi].iter_mut().enumerate() {
+            if i % 2 == 0 {
+                let a = loop {
+                    let a = 2.0 * rand_double() - 1.0;
+                    b = 2.0 * rand_double() - 1.0;
+                    s = a * a + b * b;
+                    if s < 1.0 {
+                        break a;
+                    }
+                };
+                *v = (a * (-2.0 * s.ln() / s).sqrt()) as f32;
+            } else {
+                *v = (b * (-2.0 * s.ln() / s).sqrt()) as f32;
+            }
+        }
+    }
+    x
+}

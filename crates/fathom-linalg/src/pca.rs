@@ -1,0 +1,249 @@
+//! Principal component analysis as Faiss's `PCAMatrix`.
+
+use std::any::Any;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par, Side};
+use fathom_core::{Error, Result, check};
+
+use crate::rotation::random_orthogonal;
+use crate::sample::subsample;
+use crate::transform::{LinearTransform, VectorTransform, check_apply, check_reverse, mean_rows};
+
+/// PCA from `d_in` to `d_out <= d_in` dimensions (Faiss's `PCAMatrix`; factory `PCA64`,
+/// `PCAW64` whitened, `PCAR64` rotated, `PCAWR64`).
+///
+/// Training subsamples to `max_points_per_d · d_in` points (seed 1234), centres them,
+/// and eigen-decomposes the scatter matrix `XcᵀXc` in f64 (or, with fewer points than
+/// dimensions, the Gram matrix `XcXcᵀ`). Output row `i` is the `i`-th principal direction
+/// (largest eigenvalue first), scaled by `(λᵢ + epsilon)^eigen_power` (−0.5 whitens),
+/// optionally followed by a random rotation (seed 5) or spread over `balanced_bins` groups
+/// of equal total variance. The bias is `−A·mean`. Reversible when `eigen_power == 0`
+/// (`Aᵀ·y + mean`: exact on the kept components).
+///
+/// ```
+/// use fathom_linalg::{PcaMatrix, VectorTransform};
+/// // Points on a line in 3-D: one component carries all the variance.
+/// let x: Vec<f32> = (0..50).flat_map(|i| { let t = i as f32; [t, 2.0 * t, -t] }).collect();
+/// let mut pca = PcaMatrix::new(3, 1, 0.0, false).unwrap();
+/// pca.train(&x).unwrap();
+/// let back = pca.reverse_transform(&pca.apply(&x[3..6]).unwrap()).unwrap();
+/// assert!((back[1] - 2.0).abs() < 1e-3);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PcaMatrix {
+    lt: LinearTransform,
+    /// Power applied to the eigenvalues when scaling the output (0: none, −0.5: whiten).
+    pub eigen_power: f32,
+    /// Added to the eigenvalues before `eigen_power`.
+    pub epsilon: f32,
+    /// Rotate the output randomly after the projection.
+    pub random_rotation: bool,
+    /// Training points kept per input dimension (1000).
+    pub max_points_per_d: usize,
+    /// Number of groups of output dimensions of balanced variance (0: off).
+    pub balanced_bins: usize,
+    mean: Vec<f32>,
+    eigenvalues: Vec<f32>,
+    /// All `d_in` principal directions, `d_in × d_in` row-major.
+    pca_mat: Vec<f32>,
+}
+
+impl PcaMatrix {
+    /// An untrained PCA; `d_out` must not exceed `d_in`.
+    pub fn new(d_in: usize, d_out: usize, eigen_power: f32, random_rotation: bool) -> Result<Self> {
+        let lt = LinearTransform::new(d_in, d_out)?;
+        if d_out > d_in {
+            return Err(Error::invalid(format!(
+                "PCA reduces dimensions: d_out = {d_out} is larger than d_in = {d_in}"
+            )));
+        }
+        Ok(PcaMatrix {
+            lt,
+            eigen_power,
+            epsilon: 0.0,
+            random_rotation,
+            max_points_per_d: 1000,
+            balanced_bins: 0,
+            mean: Vec::new(),
+            eigenvalues: Vec::new(),
+            pca_mat: Vec::new(),
+        })
+    }
+
+    /// Eigenvalues of the training scatter matrix, largest first (`d_in` values; with fewer
+    /// training points than dimensions the trailing ones are 0).
+    pub fn eigenvalues(&self) -> &[f32] {
+        &self.eigenvalues
+    }
+
+    /// The training mean.
+    pub fn mean(&self) -> &[f32] {
+        &self.mean
+    }
+
+    /// The fitted affine map.
+    pub fn linear(&self) -> &LinearTransform {
+        &self.lt
+    }
+
+    fn prepare_ab(&mut self) -> Result<()> {
+        let (d_in, d_out) = (self.lt.d_in, self.lt.d_out);
+        let mut a = self.pca_mat[..d_out * d_in].to_vec();
+        if self.eigen_power != 0.0 {
+            for (i, row) in a.chunks_exact_mut(d_in).enumerate() {
+                let s = (self.eigenvalues[i] + self.epsilon).powf(self.eigen_power);
+                if !s.is_finite() {
+                    return Err(Error::invalid(format!(
+                        "eigenvalue {i} is {} and cannot be raised to the power {} (add epsilon)",
+                        self.eigenvalues[i], self.eigen_power
+                    )));
+                }
+                row.iter_mut().for_each(|v| *v *= s);
+            }
+        }
+        if self.balanced_bins > 0 {
+            let bins = self.balanced_bins;
+            if d_out % bins != 0 || self.random_rotation {
+                return Err(Error::invalid(format!(
+                    "balanced_bins = {bins} needs d_out = {d_out} to be a multiple and no random rotation"
+                )));
+            }
+            let dsub = d_out / bins;
+            let mut out = vec![0.0f32; d_out * d_in];
+            let mut accu = vec![0.0f32; bins];
+            let mut count = vec![0usize; bins];
+            for i in 0..d_out {
+                let j = (0..bins)
+                    .filter(|&j| count[j] < dsub)
+                    .min_by(|&x, &y| accu[x].total_cmp(&accu[y]))
+                    .unwrap_or(0);
+                let dst = j * dsub + count[j];
+                accu[j] += self.eigenvalues[i];
+                count[j] += 1;
+                out[dst * d_in..(dst + 1) * d_in].copy_from_slice(&a[i * d_in..(i + 1) * d_in]);
+            }
+            a = out;
+        }
+        if self.random_rotation {
+            let r = random_orthogonal(d_out, d_out, 5);
+            let mut ra = vec![0.0f32; d_out * d_in];
+            // (R·A) with A row-major: matmul_abt(R, Aᵀ) needs Aᵀ row-major.
+            let mut at = vec![0.0f32; d_in * d_out];
+            for i in 0..d_out {
+                for j in 0..d_in {
+                    at[j * d_out + i] = a[i * d_in + j];
+                }
+            }
+            fathom_kernels::matmul_abt(&r, &at, d_out, 1.0, &mut ra)?;
+            a = ra;
+        }
+        let mut b = vec![0.0f32; d_out];
+        fathom_kernels::matmul_abt(&a, &self.mean, d_in, -1.0, &mut b)?;
+        self.lt.a = a;
+        self.lt.b = b;
+        self.lt.is_orthonormal = self.eigen_power == 0.0;
+        Ok(())
+    }
+}
+
+impl VectorTransform for PcaMatrix {
+    fn d_in(&self) -> usize {
+        self.lt.d_in
+    }
+    fn d_out(&self) -> usize {
+        self.lt.d_out
+    }
+    fn is_trained(&self) -> bool {
+        self.lt.is_set()
+    }
+    fn train(&mut self, x: &[f32]) -> Result<()> {
+        let d = self.lt.d_in;
+        check::nonempty_finite("training set", x, d)?;
+        let sampled = subsample(x, d, self.max_points_per_d.saturating_mul(d).max(1), 1234);
+        let x = sampled.as_deref().unwrap_or(x);
+        let n = x.len() / d;
+        self.mean = mean_rows(x, d);
+        let mut xc = x.to_vec();
+        for row in xc.chunks_exact_mut(d) {
+            row.iter_mut().zip(&self.mean).for_each(|(v, m)| *v -= m);
+        }
+        let xm = MatRef::from_row_major_slice(&xc, n, d);
+        let par = Par::rayon(0);
+        let (vals, vecs): (Vec<f64>, Vec<f32>) = if n >= d {
+            let mut cov = Mat::<f32>::zeros(d, d);
+            matmul(cov.as_mut(), Accum::Replace, xm.transpose(), xm, 1.0, par);
+            let cov64 = Mat::<f64>::from_fn(d, d, |i, j| cov[(i, j)] as f64);
+            let evd = cov64
+                .self_adjoint_eigen(Side::Lower)
+                .map_err(|e| Error::invalid(format!("PCA eigen-decomposition failed: {e:?}")))?;
+            let s = evd.S().column_vector();
+            let u = evd.U();
+            // Descending order; row i of the PCA matrix is the i-th eigenvector.
+            let vals = (0..d).map(|i| s[d - 1 - i]).collect();
+            let mut vecs = vec![0.0f32; d * d];
+            for i in 0..d {
+                for j in 0..d {
+                    vecs[i * d + j] = u[(j, d - 1 - i)] as f32;
+                }
+            }
+            (vals, vecs)
+        } else {
+            let mut gram = Mat::<f32>::zeros(n, n);
+            matmul(gram.as_mut(), Accum::Replace, xm, xm.transpose(), 1.0, par);
+            let g64 = Mat::<f64>::from_fn(n, n, |i, j| gram[(i, j)] as f64);
+            let evd = g64
+                .self_adjoint_eigen(Side::Lower)
+                .map_err(|e| Error::invalid(format!("PCA eigen-decomposition failed: {e:?}")))?;
+            let s = evd.S().column_vector();
+            let u = evd.U();
+            let mut vals = vec![0.0f64; d];
+            let mut vecs = vec![0.0f32; d * d];
+            for i in 0..n {
+                vals[i] = s[n - 1 - i].max(0.0);
+                // Direction = Xcᵀ·v, normalised.
+                let row = &mut vecs[i * d..(i + 1) * d];
+                for (p, xrow) in xc.chunks_exact(d).enumerate() {
+                    let w = u[(p, n - 1 - i)] as f32;
+                    row.iter_mut().zip(xrow).for_each(|(r, x)| *r += w * x);
+                }
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    row.iter_mut().for_each(|v| *v /= norm);
+                }
+            }
+            (vals, vecs)
+        };
+        self.eigenvalues = vals.iter().map(|&v| v as f32).collect();
+        self.pca_mat = vecs;
+        self.prepare_ab()
+    }
+    fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
+        check_apply(self, x)?;
+        self.lt.apply_rows(x)
+    }
+    fn reverse_transform(&self, y: &[f32]) -> Result<Vec<f32>> {
+        check_reverse(self, y)?;
+        if !self.lt.is_orthonormal {
+            return Err(Error::Unsupported(
+                "a whitening PCA (eigen_power != 0) cannot be reversed".into(),
+            ));
+        }
+        // y = A·(x − mean), so the preimage closest to the training data is Aᵀ·y + mean
+        // (Faiss computes Aᵀ·(y − b), which drops the part of the mean outside the kept
+        // components).
+        let mut x = self.lt.reverse_rows(y, false)?;
+        for row in x.chunks_exact_mut(self.lt.d_in) {
+            row.iter_mut().zip(&self.mean).for_each(|(v, m)| *v += m);
+        }
+        Ok(x)
+    }
+    fn description(&self) -> String {
+        let w = if self.eigen_power == -0.5 { "W" } else { "" };
+        let r = if self.random_rotation { "R" } else { "" };
+        format!("PCA{w}{r}{}", self.lt.d_out)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
