@@ -24,7 +24,7 @@ pub fn pq_reconstruction(
     params: &ClusteringParameters,
 ) -> Result<Vec<f32>> {
     let n = check::vectors("training set", x, d)?;
-    if m == 0 || d % m != 0 {
+    if m == 0 || !d.is_multiple_of(m) {
         return Err(Error::invalid(format!(
             "d = {d} is not divisible into M = {m} sub-spaces"
         )));
@@ -88,7 +88,7 @@ impl OpqMatrix {
     /// divisible by `m`.
     pub fn new(d_in: usize, m: usize, d_out: usize) -> Result<Self> {
         let lt = LinearTransform::new(d_in, d_out)?;
-        if m == 0 || d_out % m != 0 {
+        if m == 0 || !d_out.is_multiple_of(m) {
             return Err(Error::invalid(format!(
                 "OPQ needs the output dimension {d_out} to be a multiple of the number of sub-spaces M = {m}"
             )));

@@ -82,37 +82,6 @@ pub fn rand_perm(n: usize, seed: i64) -> Vec<usize> {
     perm
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matches_std_mt19937_and_faiss() {
-        // std::mt19937 with the default seed 5489: the 10000th output is 4123659995.
-        let mut mt = Mt19937::new(5489);
-        let v = (0..10000).map(|_| mt.next_u32()).last().unwrap();
-        assert_eq!(v, 4_123_659_995);
-        // faiss.RandomGenerator(7).rand_int(1000003), as printed by faiss-cpu 1.15.1.
-        let mut r = FaissRng::new(7);
-        let got: Vec<u32> = (0..8).map(|_| r.rand_int(1_000_003)).collect();
-        assert_eq!(
-            got,
-            [
-                740634, 410964, 715674, 971179, 947637, 422744, 249966, 716411
-            ]
-        );
-    }
-
-    #[test]
-    fn perm_is_a_permutation() {
-        let mut p = rand_perm(1000, 3);
-        assert_ne!(p[..10], (0..10).collect::<Vec<_>>()[..]);
-        p.sort();
-        assert_eq!(p, (0..1000).collect::<Vec<_>>());
-        assert!(rand_perm(0, 1).is_empty());
-    }
-}
-
 /// Standard normal floats as Faiss's `float_randn(x, n, seed)`: blocks of the output drawn
 /// from generators seeded from a first generator, Marsaglia's polar method.
 pub fn float_randn(n: usize, seed: i64) -> Vec<f32> {
@@ -143,4 +112,35 @@ pub fn float_randn(n: usize, seed: i64) -> Vec<f32> {
         }
     }
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_std_mt19937_and_faiss() {
+        // std::mt19937 with the default seed 5489: the 10000th output is 4123659995.
+        let mut mt = Mt19937::new(5489);
+        let v = (0..10000).map(|_| mt.next_u32()).last().unwrap();
+        assert_eq!(v, 4_123_659_995);
+        // faiss.RandomGenerator(7).rand_int(1000003), as printed by faiss-cpu 1.15.1.
+        let mut r = FaissRng::new(7);
+        let got: Vec<u32> = (0..8).map(|_| r.rand_int(1_000_003)).collect();
+        assert_eq!(
+            got,
+            [
+                740634, 410964, 715674, 971179, 947637, 422744, 249966, 716411
+            ]
+        );
+    }
+
+    #[test]
+    fn perm_is_a_permutation() {
+        let mut p = rand_perm(1000, 3);
+        assert_ne!(p[..10], (0..10).collect::<Vec<_>>()[..]);
+        p.sort();
+        assert_eq!(p, (0..1000).collect::<Vec<_>>());
+        assert!(rand_perm(0, 1).is_empty());
+    }
 }
