@@ -1,7 +1,8 @@
 //! # fathom-index
 //!
 //! The [`Index`] trait and the index types built on it. This crate sits above
-//! `fathom-kernels` (which computes every distance) and `fathom-core` (the vocabulary);
+//! `fathom-linalg` (transforms, k-means), `fathom-kernels` (which computes every distance)
+//! and `fathom-core` (the vocabulary);
 //! persistence, the CLI and the service sit above it.
 //!
 //! Index families reach each other only through the [`Index`] trait, so a wrapper such as
@@ -13,6 +14,7 @@
 //! | [`IndexIdMap`] | user-chosen ids over any index | `IndexIDMap` |
 //! | [`IndexIdMap2`] | the same, plus reconstruction by id | `IndexIDMap2` |
 //! | [`IndexShards`] | several indexes searched in parallel as one | `IndexShards` |
+//! | [`IndexPreTransform`] | vector transforms (PCA, OPQ, …) in front of any index | `IndexPreTransform` |
 //!
 //! ```
 //! use fathom_index::{Index, IndexFlat};
@@ -25,6 +27,7 @@
 mod factory;
 mod flat;
 mod idmap;
+mod pretransform;
 mod shards;
 
 use std::any::Any;
@@ -35,6 +38,7 @@ pub use fathom_core::{
 };
 pub use flat::IndexFlat;
 pub use idmap::{IndexIdMap, IndexIdMap2};
+pub use pretransform::IndexPreTransform;
 pub use shards::{IndexShards, ShardIds};
 
 /// A searchable collection of vectors, fathom's counterpart of `faiss::Index`.
