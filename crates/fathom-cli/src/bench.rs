@@ -7,7 +7,10 @@ use std::time::Instant;
 use fathom_core::{Error, Idx, MetricType, Result};
 use fathom_index::{Index, index_factory};
 use fathom_io::{Dataset, read_fvecs, read_ivecs};
-use fathom_linalg::{ClusteringParameters, Kmeans, KmeansEvent};
+use fathom_linalg::{
+    ClusteringParameters, Kmeans, KmeansEvent, OpqMatrix, PcaMatrix, VectorTransform,
+    pq_reconstruction,
+};
 use serde::Serialize;
 
 use crate::progress;
@@ -45,6 +48,14 @@ pub struct BenchArgs {
     /// k-means iterations.
     #[arg(long, default_value_t = 20)]
     niter: usize,
+    /// Instead of an index, time PCA training to this many dimensions on learn.fvecs and
+    /// report the explained-variance ratio of each kept component.
+    #[arg(long)]
+    pca: Option<usize>,
+    /// Instead of an index, time OPQ training with this many sub-spaces on learn.fvecs and
+    /// report the PQ (M × 8 bits) reconstruction error after the rotation.
+    #[arg(long)]
+    opq: Option<usize>,
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
@@ -139,9 +150,47 @@ fn run_kmeans(args: &BenchArgs, k: usize) -> Result<()> {
     Ok(())
 }
 
+fn run_transform(args: &BenchArgs) -> Result<()> {
+    let bar = progress::spinner(format!("reading {}", args.dir.display()));
+    let learn = load(&args.dir, "learn.fvecs")?;
+    bar.finish_and_clear();
+    let d = learn.d;
+    let bar = progress::spinner("training".into());
+    let mut row = serde_json::json!({"tool": "fathom", "n": learn.n(), "d": d, "threads": rayon::current_num_threads()});
+    if let Some(d_out) = args.pca {
+        let t = Instant::now();
+        let mut pca = PcaMatrix::new(d, d_out, 0.0, false)?;
+        pca.train(&learn.data)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let total: f64 = pca.eigenvalues().iter().map(|&v| v as f64).sum();
+        let ratios: Vec<f64> = pca.eigenvalues()[..d_out].iter().map(|&v| v as f64 / total).collect();
+        row["pca"] = d_out.into();
+        row["seconds"] = seconds.into();
+        row["explained_variance_ratio"] = ratios.into();
+    } else if let Some(m) = args.opq {
+        let t = Instant::now();
+        let mut opq = OpqMatrix::new(d, m, d)?;
+        opq.train(&learn.data)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let y = opq.apply(&learn.data)?;
+        let recons = pq_reconstruction(&y, d, m, 256, &ClusteringParameters::default())?;
+        let mse = y.iter().zip(&recons).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / learn.n() as f64;
+        row["opq"] = m.into();
+        row["seconds"] = seconds.into();
+        row["pq_mse"] = mse.into();
+    }
+    bar.finish_and_clear();
+    row["peak_rss_mb"] = peak_rss_mb().into();
+    println!("{row}");
+    Ok(())
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(k) = args.kmeans {
         return run_kmeans(args, k);
+    }
+    if args.pca.is_some() || args.opq.is_some() {
+        return run_transform(args);
     }
     let metric = MetricType::parse(&args.metric)?;
     if args.runs == 0 || args.batch == Some(0) {

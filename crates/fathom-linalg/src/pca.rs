@@ -8,7 +8,9 @@ use fathom_core::{Error, Result, check};
 
 use crate::rotation::random_orthogonal;
 use crate::sample::subsample;
-use crate::transform::{LinearTransform, VectorTransform, check_apply, check_reverse, mean_rows};
+use crate::transform::{
+    LinearTransform, VectorTransform, centered, check_apply, check_reverse, mean_rows,
+};
 
 /// PCA from `d_in` to `d_out <= d_in` dimensions (Faiss's `PCAMatrix`; factory `PCA64`,
 /// `PCAW64` whitened, `PCAR64` rotated, `PCAWR64`).
@@ -147,6 +149,30 @@ impl PcaMatrix {
     }
 }
 
+/// `(X − mean)ᵀ(X − mean)` (`d × d`), centring blocks of rows into a small buffer and
+/// accumulating one GEMM per block, in parallel: no centred copy of the data is made, and
+/// the subtraction happens before the products, so a large mean costs no precision.
+fn scatter_matrix(x: &[f32], mean: &[f32]) -> Mat<f32> {
+    use rayon::prelude::*;
+    const ROWS: usize = 4096;
+    let d = mean.len();
+    x.par_chunks(ROWS * d)
+        .fold(
+            || (Mat::<f32>::zeros(d, d), Vec::<f32>::new()),
+            |(mut acc, mut buf), block| {
+                buf.clear();
+                for row in block.chunks_exact(d) {
+                    buf.extend(row.iter().zip(mean).map(|(v, m)| v - m));
+                }
+                let b = MatRef::from_row_major_slice(&buf, block.len() / d, d);
+                matmul(acc.as_mut(), Accum::Add, b.transpose(), b, 1.0, Par::Seq);
+                (acc, buf)
+            },
+        )
+        .map(|(acc, _)| acc)
+        .reduce(|| Mat::<f32>::zeros(d, d), |a, b| a + b)
+}
+
 impl VectorTransform for PcaMatrix {
     fn d_in(&self) -> usize {
         self.lt.d_in
@@ -164,15 +190,8 @@ impl VectorTransform for PcaMatrix {
         let x = sampled.as_deref().unwrap_or(x);
         let n = x.len() / d;
         self.mean = mean_rows(x, d);
-        let mut xc = x.to_vec();
-        for row in xc.chunks_exact_mut(d) {
-            row.iter_mut().zip(&self.mean).for_each(|(v, m)| *v -= m);
-        }
-        let xm = MatRef::from_row_major_slice(&xc, n, d);
-        let par = Par::rayon(0);
         let (vals, vecs): (Vec<f64>, Vec<f32>) = if n >= d {
-            let mut cov = Mat::<f32>::zeros(d, d);
-            matmul(cov.as_mut(), Accum::Replace, xm.transpose(), xm, 1.0, par);
+            let cov = scatter_matrix(x, &self.mean);
             let cov64 = Mat::<f64>::from_fn(d, d, |i, j| cov[(i, j)] as f64);
             let evd = cov64
                 .self_adjoint_eigen(Side::Lower)
@@ -189,8 +208,10 @@ impl VectorTransform for PcaMatrix {
             }
             (vals, vecs)
         } else {
+            let xc = centered(x, &self.mean);
+            let xm = MatRef::from_row_major_slice(&xc, n, d);
             let mut gram = Mat::<f32>::zeros(n, n);
-            matmul(gram.as_mut(), Accum::Replace, xm, xm.transpose(), 1.0, par);
+            matmul(gram.as_mut(), Accum::Replace, xm, xm.transpose(), 1.0, Par::rayon(0));
             let g64 = Mat::<f64>::from_fn(n, n, |i, j| gram[(i, j)] as f64);
             let evd = g64
                 .self_adjoint_eigen(Side::Lower)

@@ -217,14 +217,40 @@ impl CenteringTransform {
     }
 }
 
-/// Mean of the rows, accumulated in f64.
+/// Mean of the rows, accumulated in f64, in parallel over blocks of rows.
 pub(crate) fn mean_rows(x: &[f32], d: usize) -> Vec<f32> {
+    use rayon::prelude::*;
     let n = (x.len() / d).max(1);
-    let mut acc = vec![0.0f64; d];
-    for row in x.chunks_exact(d) {
-        acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
-    }
+    let acc = x
+        .par_chunks(4096 * d)
+        .map(|block| {
+            let mut acc = vec![0.0f64; d];
+            for row in block.chunks_exact(d) {
+                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
+            }
+            acc
+        })
+        .reduce(
+            || vec![0.0f64; d],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
     acc.iter().map(|a| (a / n as f64) as f32).collect()
+}
+
+/// `x − mean` for every row, in parallel.
+pub(crate) fn centered(x: &[f32], mean: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let d = mean.len();
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(4096 * d).zip(x.par_chunks(4096 * d)).for_each(|(out, block)| {
+        for (o, row) in out.chunks_exact_mut(d).zip(block.chunks_exact(d)) {
+            o.iter_mut().zip(row).zip(mean).for_each(|((o, v), m)| *o = v - m);
+        }
+    });
+    y
 }
 
 impl VectorTransform for CenteringTransform {
@@ -244,11 +270,7 @@ impl VectorTransform for CenteringTransform {
     }
     fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
         check_apply(self, x)?;
-        let mut y = x.to_vec();
-        for row in y.chunks_exact_mut(self.d) {
-            row.iter_mut().zip(&self.mean).for_each(|(v, m)| *v -= m);
-        }
-        Ok(y)
+        Ok(centered(x, &self.mean))
     }
     fn reverse_transform(&self, y: &[f32]) -> Result<Vec<f32>> {
         check_reverse(self, y)?;
