@@ -4,7 +4,8 @@
 //!   `fathom bench` and faiss-cpu (`../shared/bench/faiss_ref.py`, installed into
 //!   `.venv-bench/` from PyPI when missing) on the same dataset with the same thread count,
 //!   interleaved A B A B …, and prints a table of the ratios fathom/faiss: Flat search
-//!   (batched and one query at a time) and k-means (`--no-kmeans` skips it).
+//!   (batched and one query at a time), k-means (`--no-kmeans` skips it), PCA and OPQ
+//!   training (`--no-transforms` skips them).
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
@@ -21,7 +22,7 @@ fn main() {
     let outcome = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("gemm") => gemm(&args[1..]).map(|_| ()),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-kmeans]\n       cargo xtask gemm [--threads N]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-kmeans] [--no-transforms]\n       cargo xtask gemm [--threads N]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");
@@ -358,6 +359,7 @@ fn bench(args: &[String]) -> Res<()> {
             table.push(line);
         }
     }
+    transform_rows(args, &mut table, &fathom, &py, &data, &t, rounds)?;
     let raw = gemm(&[
         "--threads".into(),
         t.clone(),
@@ -371,6 +373,93 @@ fn bench(args: &[String]) -> Res<()> {
     let out = root().join("target/bench-report.md");
     std::fs::write(&out, format!("{report}\n")).map_err(|e| e.to_string())?;
     eprintln!("xtask: table written to {}", out.display());
+    Ok(())
+}
+
+/// PCA and OPQ training side by side (`--no-transforms` skips them).
+fn transform_rows(
+    args: &[String],
+    table: &mut Vec<String>,
+    fathom: &Path,
+    py: &Path,
+    data: &Path,
+    t: &str,
+    rounds: usize,
+) -> Res<()> {
+    if args.iter().any(|a| a == "--no-transforms") {
+        return Ok(());
+    }
+    table.push(String::new());
+    table.push("| transform on learn.fvecs (100k × 128) | fathom s | faiss s | time fathom/faiss (median) | quality fathom / faiss |".into());
+    table.push("|---|---|---|---|---|".into());
+    let helper = root().join("xtask/py/faiss_transforms.py");
+    for (flag, value, r) in [("--pca", "64", rounds), ("--opq", "16", 1)] {
+        let (mut fa, mut fs) = (Vec::new(), Vec::new());
+        for round in 0..r {
+            eprintln!("xtask: {flag} {value} — round {}/{r}", round + 1);
+            let (out, _) = measured(
+                Command::new(fathom)
+                    .args(["--threads", t, "bench"])
+                    .arg(data)
+                    .args([flag, value]),
+            )?;
+            fa.push(last_json(&out)?);
+            let (out, _) = measured(Command::new(py).arg(&helper).arg(data).args([
+                flag,
+                value,
+                "--threads",
+                t,
+            ]))?;
+            fs.push(last_json(&out)?);
+        }
+        let secs = |v: &[Value]| {
+            median(
+                v.iter()
+                    .map(|j| j["seconds"].as_f64().unwrap_or(f64::NAN))
+                    .collect(),
+            )
+        };
+        let quality = if flag == "--pca" {
+            // Largest difference of explained-variance ratios from numpy's own
+            // eigendecomposition, for fathom and for faiss.
+            let diff = |a: &Value, b: &Value| {
+                let (a, b) = (
+                    a.as_array().cloned().unwrap_or_default(),
+                    b.as_array().cloned().unwrap_or_default(),
+                );
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| {
+                        (x.as_f64().unwrap_or(f64::NAN) - y.as_f64().unwrap_or(f64::NAN)).abs()
+                    })
+                    .fold(0.0, f64::max)
+            };
+            let np = &fs[0]["numpy_explained_variance_ratio"];
+            format!(
+                "max abs. difference of the 64 explained-variance ratios from numpy's: {:.1e} / {:.1e}",
+                diff(&fa[0]["explained_variance_ratio"], np),
+                diff(&fs[0]["explained_variance_ratio"], np)
+            )
+        } else {
+            let (a, b) = (
+                fa[0]["pq_mse"].as_f64().unwrap_or(f64::NAN),
+                fs[0]["pq_mse"].as_f64().unwrap_or(f64::NAN),
+            );
+            format!(
+                "PQ16x8 reconstruction MSE after the rotation: {a:.4} / {b:.4} (ratio {:.3})",
+                a / b
+            )
+        };
+        let line = format!(
+            "| {} {value} | {:.3} | {:.3} | {:.2}× | {quality} |",
+            &flag[2..],
+            secs(&fa),
+            secs(&fs),
+            secs(&fa) / secs(&fs)
+        );
+        eprintln!("{line}");
+        table.push(line);
+    }
     Ok(())
 }
 

@@ -163,7 +163,10 @@ fn run_transform(args: &BenchArgs) -> Result<()> {
         pca.train(&learn.data)?;
         let seconds = t.elapsed().as_secs_f64();
         let total: f64 = pca.eigenvalues().iter().map(|&v| v as f64).sum();
-        let ratios: Vec<f64> = pca.eigenvalues()[..d_out].iter().map(|&v| v as f64 / total).collect();
+        let ratios: Vec<f64> = pca.eigenvalues()[..d_out]
+            .iter()
+            .map(|&v| v as f64 / total)
+            .collect();
         row["pca"] = d_out.into();
         row["seconds"] = seconds.into();
         row["explained_variance_ratio"] = ratios.into();
@@ -174,7 +177,12 @@ fn run_transform(args: &BenchArgs) -> Result<()> {
         let seconds = t.elapsed().as_secs_f64();
         let y = opq.apply(&learn.data)?;
         let recons = pq_reconstruction(&y, d, m, 256, &ClusteringParameters::default())?;
-        let mse = y.iter().zip(&recons).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / learn.n() as f64;
+        let mse = y
+            .iter()
+            .zip(&recons)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+            / learn.n() as f64;
         row["opq"] = m.into();
         row["seconds"] = seconds.into();
         row["pq_mse"] = mse.into();

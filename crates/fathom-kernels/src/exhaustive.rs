@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::{Kernels, kernels};
 use crate::distance::many_with;
-use crate::topk::TopK;
+use crate::topk::TopKSlab;
 
 /// Fewest queries in a tile for which the GEMM path is used (Faiss's
 /// `distance_compute_blas_threshold` is 20).
@@ -139,15 +139,17 @@ impl<'a> Plan<'a> {
                 .queries
                 .par_chunks(bq * d)
                 .enumerate()
-                .map(|(b, qs)| {
-                    let rows = qs.len() / d;
-                    let mut sink = make(b * bq, rows);
-                    let mut scratch = Scratch::new(rows, self.db_block);
-                    for start in (0..self.nb).step_by(self.db_block) {
-                        self.tile(b * bq, qs, start, &mut sink, &mut scratch);
-                    }
-                    sink
-                })
+                .map_init(
+                    // One scratch per worker, reused across its query blocks.
+                    || Scratch::new(bq, self.db_block),
+                    |scratch, (b, qs)| {
+                        let mut sink = make(b * bq, qs.len() / d);
+                        for start in (0..self.nb).step_by(self.db_block) {
+                            self.tile(b * bq, qs, start, &mut sink, scratch);
+                        }
+                        sink
+                    },
+                )
                 .collect(),
             None => {
                 let blocks = self.nb.div_ceil(self.db_block);
@@ -208,14 +210,24 @@ impl<'a> Plan<'a> {
             for lo in (0..cols).step_by(FILTER_CHUNK) {
                 let hi = (lo + FILTER_CHUNK).min(cols);
                 let b = if bias.is_empty() { bias } else { &bias[lo..hi] };
+                let mut thr = sink.threshold(qi);
+                let free = sink.free(qi);
+                if thr == f32::INFINITY && free > 0 && free < hi - lo && self.selector.is_none() {
+                    // Not full yet: the free-th best key of this chunk bounds what can
+                    // enter, so only about `free` entries are offered instead of all. (Not
+                    // with a selector: it may reject the entries the bound counts on.)
+                    let chunk = &row[lo..hi];
+                    thr = if free == 1 {
+                        row_min(chunk, b)
+                    } else {
+                        let key = |j: usize| chunk[j] + b.get(j).copied().unwrap_or(0.0);
+                        sc.seed.clear();
+                        sc.seed.extend((0..chunk.len()).map(key));
+                        *sc.seed.select_nth_unstable_by(free - 1, f32::total_cmp).1
+                    };
+                }
                 sc.cand.clear();
-                (self.kern.collect_le)(
-                    &row[lo..hi],
-                    b,
-                    sink.threshold(qi),
-                    lo as u32,
-                    &mut sc.cand,
-                );
+                (self.kern.collect_le)(&row[lo..hi], b, thr, lo as u32, &mut sc.cand);
                 for &j in &sc.cand {
                     let j = j as usize;
                     let id = (start + j) as Idx;
@@ -229,10 +241,45 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// `min(keys[j] + bias[j])` (`bias` empty means zeros), NaN ignored; written in sixteen
+/// independent lanes so it compiles to vector min instructions.
+fn row_min(keys: &[f32], bias: &[f32]) -> f32 {
+    let mut lanes = [f32::INFINITY; 16];
+    let fold = |v: f32, l: &mut f32| {
+        if v < *l {
+            *l = v;
+        }
+    };
+    let tail_start = keys.len() - keys.len() % 16;
+    if bias.is_empty() {
+        for c in keys.chunks_exact(16) {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                fold(v, l);
+            }
+        }
+        for &v in &keys[tail_start..] {
+            fold(v, &mut lanes[0]);
+        }
+    } else {
+        for (c, bc) in keys.chunks_exact(16).zip(bias.chunks_exact(16)) {
+            for ((l, &v), &bv) in lanes.iter_mut().zip(c).zip(bc) {
+                fold(v + bv, l);
+            }
+        }
+        for (&v, &bv) in keys[tail_start..].iter().zip(&bias[tail_start..]) {
+            fold(v + bv, &mut lanes[0]);
+        }
+    }
+    lanes
+        .iter()
+        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m })
+}
+
 struct Scratch {
     tile: Vec<f32>,
     ynorms: Vec<f32>,
     cand: Vec<u32>,
+    seed: Vec<f32>,
 }
 
 impl Scratch {
@@ -241,6 +288,7 @@ impl Scratch {
             tile: vec![0.0; rows * cols],
             ynorms: vec![0.0; cols],
             cand: Vec::with_capacity(cols),
+            seed: Vec::with_capacity(FILTER_CHUNK),
         }
     }
 }
@@ -250,6 +298,11 @@ impl Scratch {
 trait Sink: Send {
     /// Keys above this are of no interest for query `qi`.
     fn threshold(&self, qi: usize) -> f32;
+    /// How many more candidates query `qi` takes before its threshold becomes finite
+    /// (0: the threshold is what it is, as for range search).
+    fn free(&self, _qi: usize) -> usize {
+        0
+    }
     fn offer(&mut self, qi: usize, key: f32, id: Idx);
     /// Absorbs a sink for the same queries and other database vectors.
     fn merge(&mut self, other: Self);
@@ -257,20 +310,21 @@ trait Sink: Send {
 
 struct TopKSink {
     first: usize,
-    heaps: Vec<TopK>,
+    heaps: TopKSlab,
 }
 
 impl Sink for TopKSink {
     fn threshold(&self, qi: usize) -> f32 {
-        self.heaps[qi - self.first].threshold()
+        self.heaps.threshold(qi - self.first)
+    }
+    fn free(&self, qi: usize) -> usize {
+        self.heaps.free(qi - self.first)
     }
     fn offer(&mut self, qi: usize, key: f32, id: Idx) {
-        self.heaps[qi - self.first].push(key, id);
+        self.heaps.push(qi - self.first, key, id);
     }
     fn merge(&mut self, other: Self) {
-        for (a, b) in self.heaps.iter_mut().zip(&other.heaps) {
-            a.merge(b);
-        }
+        self.heaps.merge(&other.heaps);
     }
 }
 
@@ -368,12 +422,12 @@ pub fn knn(
     }
     let sinks = plan.run(|first, n| TopKSink {
         first,
-        heaps: (0..n).map(|_| TopK::new(heap_k)).collect(),
+        heaps: TopKSlab::new(n, heap_k),
     });
     let mut qi = 0;
     for sink in sinks {
-        for heap in sink.heaps {
-            for (slot, (key, id)) in heap.into_sorted().into_iter().enumerate() {
+        for i in 0..sink.heaps.len() {
+            for (slot, (key, id)) in sink.heaps.sorted(i).into_iter().enumerate() {
                 out.distances[qi * k + slot] = plan.value_of(key, qi);
                 out.labels[qi * k + slot] = id;
             }

@@ -68,52 +68,11 @@ impl TopK {
         if self.keys.len() < self.k {
             self.keys.push(key);
             self.ids.push(id);
-            self.sift_up(self.keys.len() - 1);
+            let last = self.keys.len() - 1;
+            sift_up(&mut self.keys, &mut self.ids, last);
             return true;
         }
-        if !worse(self.keys[0], self.ids[0], key, id) {
-            return false;
-        }
-        self.keys[0] = key;
-        self.ids[0] = id;
-        self.sift_down(0);
-        true
-    }
-
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let p = (i - 1) / 2;
-            if worse(self.keys[i], self.ids[i], self.keys[p], self.ids[p]) {
-                self.keys.swap(i, p);
-                self.ids.swap(i, p);
-                i = p;
-            } else {
-                break;
-            }
-        }
-    }
-
-    fn sift_down(&mut self, mut i: usize) {
-        let n = self.keys.len();
-        loop {
-            let l = 2 * i + 1;
-            if l >= n {
-                break;
-            }
-            let r = l + 1;
-            let c = if r < n && worse(self.keys[r], self.ids[r], self.keys[l], self.ids[l]) {
-                r
-            } else {
-                l
-            };
-            if worse(self.keys[c], self.ids[c], self.keys[i], self.ids[i]) {
-                self.keys.swap(i, c);
-                self.ids.swap(i, c);
-                i = c;
-            } else {
-                break;
-            }
-        }
+        replace_top(&mut self.keys, &mut self.ids, key, id)
     }
 
     /// Adds every entry of `other`.
@@ -128,6 +87,133 @@ impl TopK {
         let mut v: Vec<(f32, Idx)> = self.keys.into_iter().zip(self.ids).collect();
         v.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         v
+    }
+}
+
+/// Restores the heap property upwards from `i`.
+fn sift_up(keys: &mut [f32], ids: &mut [Idx], mut i: usize) {
+    while i > 0 {
+        let p = (i - 1) / 2;
+        if worse(keys[i], ids[i], keys[p], ids[p]) {
+            keys.swap(i, p);
+            ids.swap(i, p);
+            i = p;
+        } else {
+            break;
+        }
+    }
+}
+
+/// Restores the heap property downwards from the root.
+fn sift_down(keys: &mut [f32], ids: &mut [Idx]) {
+    let n = keys.len();
+    let mut i = 0;
+    loop {
+        let l = 2 * i + 1;
+        if l >= n {
+            break;
+        }
+        let r = l + 1;
+        let c = if r < n && worse(keys[r], ids[r], keys[l], ids[l]) {
+            r
+        } else {
+            l
+        };
+        if worse(keys[c], ids[c], keys[i], ids[i]) {
+            keys.swap(i, c);
+            ids.swap(i, c);
+            i = c;
+        } else {
+            break;
+        }
+    }
+}
+
+/// Replaces the worst entry of a full heap when `(key, id)` is better; returns whether.
+#[inline]
+fn replace_top(keys: &mut [f32], ids: &mut [Idx], key: f32, id: Idx) -> bool {
+    if !worse(keys[0], ids[0], key, id) {
+        return false;
+    }
+    keys[0] = key;
+    ids[0] = id;
+    sift_down(keys, ids);
+    true
+}
+
+/// The top-k selections of many queries in two flat arrays (one allocation for all,
+/// instead of two per query): the per-tile sink of exhaustive search.
+pub(crate) struct TopKSlab {
+    k: usize,
+    keys: Vec<f32>,
+    ids: Vec<Idx>,
+    lens: Vec<usize>,
+}
+
+impl TopKSlab {
+    pub(crate) fn new(n: usize, k: usize) -> Self {
+        TopKSlab {
+            k,
+            keys: vec![0.0; n * k],
+            ids: vec![0; n * k],
+            lens: vec![0; n],
+        }
+    }
+
+    /// Free slots of selection `i`.
+    #[inline]
+    pub(crate) fn free(&self, i: usize) -> usize {
+        self.k - self.lens[i]
+    }
+
+    #[inline]
+    pub(crate) fn threshold(&self, i: usize) -> f32 {
+        if self.lens[i] < self.k {
+            f32::INFINITY
+        } else {
+            self.keys[i * self.k]
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, i: usize, key: f32, id: Idx) {
+        if key.is_nan() || self.k == 0 {
+            return;
+        }
+        let r = i * self.k..(i + 1) * self.k;
+        let (keys, ids) = (&mut self.keys[r.clone()], &mut self.ids[r]);
+        let len = self.lens[i];
+        if len < self.k {
+            keys[len] = key;
+            ids[len] = id;
+            self.lens[i] = len + 1;
+            sift_up(&mut keys[..=len], &mut ids[..=len], len);
+        } else {
+            replace_top(keys, ids, key, id);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &TopKSlab) {
+        for i in 0..self.lens.len() {
+            for j in 0..other.lens[i] {
+                let at = i * other.k + j;
+                self.push(i, other.keys[at], other.ids[at]);
+            }
+        }
+    }
+
+    /// Selection `i`, best first.
+    pub(crate) fn sorted(&self, i: usize) -> Vec<(f32, Idx)> {
+        let at = i * self.k;
+        let mut v: Vec<(f32, Idx)> = (0..self.lens[i])
+            .map(|j| (self.keys[at + j], self.ids[at + j]))
+            .collect();
+        v.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        v
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lens.len()
     }
 }
 
@@ -147,6 +233,20 @@ mod tests {
             all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             all.truncate(k);
             prop_assert_eq!(top.into_sorted(), all);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn slab_matches_topk(keys in proptest::collection::vec(0u8..20, 0..200), k in 1usize..30) {
+            let mut top = TopK::new(k);
+            let mut slab = TopKSlab::new(2, k);
+            for (i, &key) in keys.iter().enumerate() {
+                top.push(key as f32, i as Idx);
+                slab.push(1, key as f32, i as Idx);
+            }
+            prop_assert_eq!(slab.sorted(1), top.into_sorted());
+            prop_assert!(slab.sorted(0).is_empty());
         }
     }
 

@@ -211,7 +211,14 @@ impl VectorTransform for PcaMatrix {
             let xc = centered(x, &self.mean);
             let xm = MatRef::from_row_major_slice(&xc, n, d);
             let mut gram = Mat::<f32>::zeros(n, n);
-            matmul(gram.as_mut(), Accum::Replace, xm, xm.transpose(), 1.0, Par::rayon(0));
+            matmul(
+                gram.as_mut(),
+                Accum::Replace,
+                xm,
+                xm.transpose(),
+                1.0,
+                Par::rayon(0),
+            );
             let g64 = Mat::<f64>::from_fn(n, n, |i, j| gram[(i, j)] as f64);
             let evd = g64
                 .self_adjoint_eigen(Side::Lower)

@@ -245,11 +245,16 @@ pub(crate) fn centered(x: &[f32], mean: &[f32]) -> Vec<f32> {
     use rayon::prelude::*;
     let d = mean.len();
     let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(4096 * d).zip(x.par_chunks(4096 * d)).for_each(|(out, block)| {
-        for (o, row) in out.chunks_exact_mut(d).zip(block.chunks_exact(d)) {
-            o.iter_mut().zip(row).zip(mean).for_each(|((o, v), m)| *o = v - m);
-        }
-    });
+    y.par_chunks_mut(4096 * d)
+        .zip(x.par_chunks(4096 * d))
+        .for_each(|(out, block)| {
+            for (o, row) in out.chunks_exact_mut(d).zip(block.chunks_exact(d)) {
+                o.iter_mut()
+                    .zip(row)
+                    .zip(mean)
+                    .for_each(|((o, v), m)| *o = v - m);
+            }
+        });
     y
 }
 
