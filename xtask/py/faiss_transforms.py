@@ -5,6 +5,8 @@
             from numpy's own eigendecomposition of the covariance (the reference).
   --opq M : time faiss.OPQMatrix(d, M) training, then train a ProductQuantizer(d, M, 8) on
             the rotated data and report its mean squared reconstruction error per vector.
+  --kmeans K [--on-base] : time faiss.Kmeans(d, K, niter=20, seed=1) on learn.fvecs (or
+            base.fvecs), as faiss_ref.py --kmeans but able to use the base set.
 One JSON object on stdout."""
 import argparse, json, time
 import numpy as np
@@ -21,11 +23,13 @@ ap = argparse.ArgumentParser()
 ap.add_argument("data")
 ap.add_argument("--pca", type=int, default=0)
 ap.add_argument("--opq", type=int, default=0)
+ap.add_argument("--kmeans", type=int, default=0)
+ap.add_argument("--on-base", action="store_true")
 ap.add_argument("--threads", type=int, default=0)
 a = ap.parse_args()
 if a.threads:
     faiss.omp_set_num_threads(a.threads)
-x = read_vecs(f"{a.data}/learn.fvecs")
+x = read_vecs(f"{a.data}/{'base' if a.on_base else 'learn'}.fvecs")
 n, d = x.shape
 out = {"tool": "faiss", "n": n, "d": d, "threads": faiss.omp_get_max_threads()}
 if a.pca:
@@ -48,4 +52,10 @@ if a.opq:
     pq.train(y)
     r = pq.decode(pq.compute_codes(y))
     out["pq_mse"] = float(((y - r) ** 2).sum() / n)
+if a.kmeans:
+    t = time.perf_counter()
+    km = faiss.Kmeans(d, a.kmeans, niter=20, seed=1)
+    km.train(x)
+    out["seconds"] = time.perf_counter() - t
+    out["objective"] = float(km.obj[-1])
 print(json.dumps(out), flush=True)

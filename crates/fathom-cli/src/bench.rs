@@ -45,6 +45,9 @@ pub struct BenchArgs {
     /// as faiss_ref.py --kmeans).
     #[arg(long)]
     kmeans: Option<usize>,
+    /// Train k-means on base.fvecs instead of learn.fvecs (the IVF case: K = 4096 on 1M).
+    #[arg(long)]
+    kmeans_on_base: bool,
     /// k-means iterations.
     #[arg(long, default_value_t = 20)]
     niter: usize,
@@ -115,7 +118,14 @@ pub fn recalls(labels: &[Idx], k: usize, gt: &Dataset<i32>) -> (f64, f64) {
 
 fn run_kmeans(args: &BenchArgs, k: usize) -> Result<()> {
     let bar = progress::spinner(format!("reading {}", args.dir.display()));
-    let learn = load(&args.dir, "learn.fvecs")?;
+    let learn = load(
+        &args.dir,
+        if args.kmeans_on_base {
+            "base.fvecs"
+        } else {
+            "learn.fvecs"
+        },
+    )?;
     bar.finish_and_clear();
     let params = ClusteringParameters {
         niter: args.niter,
