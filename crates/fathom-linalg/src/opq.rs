@@ -1,7 +1,5 @@
 //! Optimized product quantization rotation, as Faiss's `OPQMatrix`.
 
-use std::any::Any;
-
 use faer::Mat;
 use fathom_core::{Error, Result, check};
 use rayon::prelude::*;
@@ -9,7 +7,7 @@ use rayon::prelude::*;
 use crate::kmeans::{ClusteringParameters, Kmeans};
 use crate::rotation::random_orthogonal;
 use crate::sample::subsample;
-use crate::transform::{LinearTransform, VectorTransform, check_apply, check_reverse};
+use crate::transform::{LinearTransform, VectorTransform, check_reverse, delegate_to_linear};
 
 /// Trains a product quantizer of `m` sub-spaces × `ksub` centroids on `x` (`n × d`, `d`
 /// divisible by `m`) and returns every vector's reconstruction: one k-means per sub-space
@@ -111,15 +109,7 @@ impl OpqMatrix {
 }
 
 impl VectorTransform for OpqMatrix {
-    fn d_in(&self) -> usize {
-        self.lt.d_in
-    }
-    fn d_out(&self) -> usize {
-        self.lt.d_out
-    }
-    fn is_trained(&self) -> bool {
-        self.lt.is_set()
-    }
+    delegate_to_linear!();
     fn train(&mut self, x: &[f32]) -> Result<()> {
         let (d_in, d_out) = (self.lt.d_in, self.lt.d_out);
         check::nonempty_finite("training set", x, d_in)?;
@@ -191,10 +181,6 @@ impl VectorTransform for OpqMatrix {
         self.lt.is_orthonormal = true;
         Ok(())
     }
-    fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
-        check_apply(self, x)?;
-        self.lt.apply_rows(x)
-    }
     fn reverse_transform(&self, y: &[f32]) -> Result<Vec<f32>> {
         check_reverse(self, y)?;
         self.lt.reverse_rows(y, true)
@@ -205,8 +191,5 @@ impl VectorTransform for OpqMatrix {
         } else {
             format!("OPQ{}_{}", self.m, self.lt.d_out)
         }
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -1,7 +1,5 @@
 //! Principal component analysis as Faiss's `PCAMatrix`.
 
-use std::any::Any;
-
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par, Side};
@@ -10,7 +8,7 @@ use fathom_core::{Error, Result, check};
 use crate::rotation::random_orthogonal;
 use crate::sample::subsample;
 use crate::transform::{
-    LinearTransform, VectorTransform, centered, check_apply, check_reverse, mean_rows,
+    LinearTransform, VectorTransform, centered, check_reverse, delegate_to_linear, mean_rows,
 };
 
 /// PCA from `d_in` to `d_out <= d_in` dimensions (Faiss's `PCAMatrix`; factory `PCA64`,
@@ -187,15 +185,7 @@ fn scatter_matrix(x: &[f32], mean: &[f32]) -> Mat<f32> {
 }
 
 impl VectorTransform for PcaMatrix {
-    fn d_in(&self) -> usize {
-        self.lt.d_in
-    }
-    fn d_out(&self) -> usize {
-        self.lt.d_out
-    }
-    fn is_trained(&self) -> bool {
-        self.lt.is_set()
-    }
+    delegate_to_linear!();
     fn train(&mut self, x: &[f32]) -> Result<()> {
         let d = self.lt.d_in;
         check::nonempty_finite("training set", x, d)?;
@@ -259,10 +249,6 @@ impl VectorTransform for PcaMatrix {
         self.pca_mat = vecs;
         self.prepare_ab()
     }
-    fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
-        check_apply(self, x)?;
-        self.lt.apply_rows(x)
-    }
     fn reverse_transform(&self, y: &[f32]) -> Result<Vec<f32>> {
         check_reverse(self, y)?;
         if !self.lt.is_orthonormal {
@@ -283,8 +269,5 @@ impl VectorTransform for PcaMatrix {
         let w = if self.eigen_power == -0.5 { "W" } else { "" };
         let r = if self.random_rotation { "R" } else { "" };
         format!("PCA{w}{r}{}", self.lt.d_out)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

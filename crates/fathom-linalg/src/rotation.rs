@@ -1,12 +1,10 @@
 //! Random orthogonal transforms.
 
-use std::any::Any;
-
 use faer::Mat;
 use fathom_core::Result;
 
 use crate::rng::float_randn;
-use crate::transform::{LinearTransform, VectorTransform, check_apply, check_reverse};
+use crate::transform::{LinearTransform, VectorTransform, check_reverse, delegate_to_linear};
 
 /// A `d_out × d_in` matrix with orthonormal rows (`d_out <= d_in`) or orthonormal columns
 /// (`d_out > d_in`, a tight frame), from a seeded Gaussian matrix (Faiss's `float_randn`)
@@ -54,22 +52,10 @@ impl RandomRotationMatrix {
 }
 
 impl VectorTransform for RandomRotationMatrix {
-    fn d_in(&self) -> usize {
-        self.lt.d_in
-    }
-    fn d_out(&self) -> usize {
-        self.lt.d_out
-    }
-    fn is_trained(&self) -> bool {
-        self.lt.is_set()
-    }
+    delegate_to_linear!();
     fn train(&mut self, _x: &[f32]) -> Result<()> {
         self.init(12345);
         Ok(())
-    }
-    fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
-        check_apply(self, x)?;
-        self.lt.apply_rows(x)
     }
     fn reverse_transform(&self, y: &[f32]) -> Result<Vec<f32>> {
         check_reverse(self, y)?;
@@ -77,8 +63,5 @@ impl VectorTransform for RandomRotationMatrix {
     }
     fn description(&self) -> String {
         format!("RR{}", self.lt.d_out)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

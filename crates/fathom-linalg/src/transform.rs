@@ -37,6 +37,30 @@ pub trait VectorTransform: Send + Sync {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// The `VectorTransform` methods every transform built on a `LinearTransform` field `lt`
+/// shares (PCA, random rotation, OPQ): dimensions, training state, `apply`, `as_any`.
+macro_rules! delegate_to_linear {
+    () => {
+        fn d_in(&self) -> usize {
+            self.lt.d_in
+        }
+        fn d_out(&self) -> usize {
+            self.lt.d_out
+        }
+        fn is_trained(&self) -> bool {
+            self.lt.is_set()
+        }
+        fn apply(&self, x: &[f32]) -> fathom_core::Result<Vec<f32>> {
+            $crate::transform::check_apply(self, x)?;
+            self.lt.apply_rows(x)
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    };
+}
+pub(crate) use delegate_to_linear;
+
 /// Checks `apply`'s input: trained, whole finite vectors. Returns the number of vectors.
 pub(crate) fn check_apply(t: &dyn VectorTransform, x: &[f32]) -> Result<usize> {
     if !t.is_trained() {
