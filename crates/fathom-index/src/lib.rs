@@ -24,6 +24,7 @@
 //! assert_eq!(res.labels, vec![1, 0]);
 //! ```
 
+mod assigner;
 mod factory;
 mod flat;
 mod idmap;
@@ -32,6 +33,7 @@ mod shards;
 
 use std::any::Any;
 
+pub use assigner::IndexAssigner;
 pub use factory::index_factory;
 pub use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,

@@ -21,6 +21,9 @@ pub struct ClusteringParameters {
     pub int_centroids: bool,
     /// Keep the centroids given with [`Kmeans::set_initial_centroids`] fixed.
     pub frozen_centroids: bool,
+    /// Re-train the assignment index on the centroids at every iteration (for assigners
+    /// that need training, e.g. a compressed or graph index; see [`Assigner`]).
+    pub update_index: bool,
     /// Below this many points per centroid training still runs, with a warning (39).
     pub min_points_per_centroid: usize,
     /// Above this many points per centroid the training set is subsampled (256).
@@ -40,11 +43,58 @@ impl Default for ClusteringParameters {
             spherical: false,
             int_centroids: false,
             frozen_centroids: false,
+            update_index: false,
             min_points_per_centroid: 39,
             max_points_per_centroid: 256,
             seed: 1234,
             early_stop_threshold: 0.0,
         }
+    }
+}
+
+/// How k-means assigns points to centroids: Faiss's `Clustering::train(x, index)` takes
+/// any index for this. The default ([`Kmeans::train`]) is exact search; an approximate
+/// assigner (an HNSW index over the centroids, for IVF with millions of lists) plugs in
+/// through [`Kmeans::train_with_assigner`]. `fathom_index::IndexAssigner` makes any
+/// `Index` an assigner.
+pub trait Assigner {
+    /// Forgets the centroids (training is kept).
+    fn reset(&mut self);
+    /// Whether the assigner can take centroids without training.
+    fn is_trained(&self) -> bool;
+    /// Trains on the centroids (`k × d`); called before the first `add` when untrained, and
+    /// at every iteration with `update_index`.
+    fn train(&mut self, centroids: &[f32]) -> Result<()>;
+    /// Takes the centroids (`k × d`); centroid `i` has id `i`.
+    fn add(&mut self, centroids: &[f32]) -> Result<()>;
+    /// The nearest centroid of each point and the distance (or similarity) to it.
+    fn assign(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<Idx>)>;
+}
+
+/// Exact assignment through fathom's exhaustive search.
+struct ExactAssigner {
+    d: usize,
+    metric: MetricType,
+    centroids: Vec<f32>,
+}
+
+impl Assigner for ExactAssigner {
+    fn reset(&mut self) {
+        self.centroids.clear();
+    }
+    fn is_trained(&self) -> bool {
+        true
+    }
+    fn train(&mut self, _centroids: &[f32]) -> Result<()> {
+        Ok(())
+    }
+    fn add(&mut self, centroids: &[f32]) -> Result<()> {
+        self.centroids.extend_from_slice(centroids);
+        Ok(())
+    }
+    fn assign(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<Idx>)> {
+        let r = fathom_kernels::knn(self.metric, x, &self.centroids, self.d, 1, None)?;
+        Ok((r.distances, r.labels))
     }
 }
 
@@ -218,6 +268,24 @@ impl Kmeans {
         x: &[f32],
         progress: &mut dyn FnMut(&KmeansEvent),
     ) -> Result<()> {
+        let mut exact = ExactAssigner {
+            d: self.d,
+            metric: self.metric,
+            centroids: Vec::new(),
+        };
+        self.train_with_assigner(x, &mut exact, progress)
+    }
+
+    /// Trains on `x`, assigning points through `assigner` (Faiss's
+    /// `Clustering::train(n, x, index)`): it is reset and given the centroids at every
+    /// iteration, trained on them first if it needs training and at every iteration with
+    /// `update_index`. The assigner should compare with this k-means' metric.
+    pub fn train_with_assigner(
+        &mut self,
+        x: &[f32],
+        assigner: &mut dyn Assigner,
+        progress: &mut dyn FnMut(&KmeansEvent),
+    ) -> Result<()> {
         let (d, k) = (self.d, self.k);
         let n = check::nonempty_finite("training set", x, d)?;
         if n < k {
@@ -279,14 +347,33 @@ impl Kmeans {
                 centroids[i * d..(i + 1) * d].copy_from_slice(&x[perm[i] * d..(perm[i] + 1) * d]);
             }
             post_process(&mut centroids[k_frozen * d..], d, &p)?;
+            assigner.reset();
+            if !assigner.is_trained() || p.update_index {
+                assigner.train(&centroids)?;
+            }
+            assigner.add(&centroids)?;
             let mut prev_obj = None;
             let mut obj = 0.0;
             for iteration in 0..p.niter {
                 let ts = Instant::now();
-                let r = fathom_kernels::knn(self.metric, x, &centroids, d, 1, None)?;
+                let (dist, labels) = assigner.assign(x)?;
                 let time_search_s = ts.elapsed().as_secs_f64();
-                obj = r.distances.iter().map(|&v| v as f64).sum();
-                let assign: Vec<usize> = r.labels.iter().map(|&l| l.max(0) as usize).collect();
+                if labels.len() != n || dist.len() != n {
+                    return Err(Error::invalid(format!(
+                        "the assigner returned {} assignments for {n} points",
+                        labels.len()
+                    )));
+                }
+                obj = dist.iter().map(|&v| v as f64).sum();
+                let mut assign = Vec::with_capacity(n);
+                for &l in &labels {
+                    if l < 0 || l as usize >= k {
+                        return Err(Error::invalid(format!(
+                            "the assigner returned centroid {l}; expected 0..{k}"
+                        )));
+                    }
+                    assign.push(l as usize);
+                }
                 let sizes = compute_centroids(x, d, k, k_frozen, &assign, &mut centroids);
                 let nsplit = split_clusters(d, k, n, k_frozen, &sizes, &mut centroids);
                 let stats = IterationStats {
@@ -303,6 +390,11 @@ impl Kmeans {
                     stats,
                 });
                 post_process(&mut centroids[k_frozen * d..], d, &p)?;
+                assigner.reset();
+                if p.update_index {
+                    assigner.train(&centroids)?;
+                }
+                assigner.add(&centroids)?;
                 if let Some(prev) = prev_obj {
                     let prev: f64 = prev;
                     if prev != 0.0 && ((prev - obj) / prev).abs() <= p.early_stop_threshold {

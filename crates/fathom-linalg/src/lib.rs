@@ -28,7 +28,7 @@ mod rotation;
 mod sample;
 mod transform;
 
-pub use kmeans::{ClusteringParameters, IterationStats, Kmeans, KmeansEvent};
+pub use kmeans::{Assigner, ClusteringParameters, IterationStats, Kmeans, KmeansEvent};
 pub use opq::{OpqMatrix, pq_reconstruction};
 pub use pca::PcaMatrix;
 pub use rotation::RandomRotationMatrix;
