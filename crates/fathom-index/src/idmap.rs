@@ -36,13 +36,25 @@ fn check_ids_valid(ids: &[Idx]) -> Result<()> {
     Ok(())
 }
 
-/// Any index with ids chosen by the user: Faiss's `IndexIDMap`. The wrapped index numbers
+/// Any index with ids chosen by the user: Faiss's `IndexIDMap` ([`IndexIdMap`], `REVERSE =
+/// false`) and `IndexIDMap2` ([`IndexIdMap2`], `REVERSE = true`). The wrapped index numbers
 /// its vectors 0, 1, 2, …; this wrapper keeps the id of each and translates results,
-/// selectors and removals. Ids must be non-negative; duplicates are allowed (as in Faiss)
-/// but make removal by id remove all of them. To reconstruct by id, use [`IndexIdMap2`].
+/// selectors and removals. With `REVERSE` it also keeps an id → row map, so vectors can be
+/// reconstructed by id, and then ids must be unique.
 ///
 /// Removal requires the wrapped index to keep the order of the vectors it keeps, as
 /// [`crate::IndexFlat`] does.
+#[derive(Debug, Clone)]
+pub struct IdMapped<I: Index, const REVERSE: bool> {
+    inner: I,
+    id_map: Vec<Idx>,
+    /// id → row; maintained only when `REVERSE`.
+    rev: HashMap<Idx, usize>,
+}
+
+/// Any index with ids chosen by the user: Faiss's `IndexIDMap`. Ids must be non-negative;
+/// duplicates are allowed (as in Faiss) but make removal by id remove all of them. To
+/// reconstruct by id, use [`IndexIdMap2`].
 ///
 /// ```
 /// use fathom_index::{Index, IndexFlat, IndexIdMap};
@@ -51,21 +63,31 @@ fn check_ids_valid(ids: &[Idx]) -> Result<()> {
 /// assert_eq!(index.search(&[2.5, 2.5], 1).unwrap().labels, vec![2000]);
 /// assert!(index.add(&[1.0, 1.0]).is_err(), "ids are required");
 /// ```
-#[derive(Debug, Clone)]
-pub struct IndexIdMap<I: Index = Box<dyn Index>> {
-    inner: I,
-    id_map: Vec<Idx>,
-}
+pub type IndexIdMap<I = Box<dyn Index>> = IdMapped<I, false>;
 
-impl<I: Index> IndexIdMap<I> {
+/// [`IndexIdMap`] plus a reverse map, so vectors can be reconstructed by id: Faiss's
+/// `IndexIDMap2`. Ids must be unique: adding an id that is already present is an error
+/// (and adds nothing).
+///
+/// ```
+/// use fathom_index::{Index, IndexFlat, IndexIdMap2};
+/// let mut index = IndexIdMap2::new(IndexFlat::new_l2(2).unwrap());
+/// index.add_with_ids(&[1.0, 2.0, 3.0, 4.0], &[7, 9]).unwrap();
+/// assert_eq!(index.reconstruct(9).unwrap(), vec![3.0, 4.0]);
+/// assert!(index.add_with_ids(&[0.0, 0.0], &[7]).is_err(), "7 is taken");
+/// ```
+pub type IndexIdMap2<I = Box<dyn Index>> = IdMapped<I, true>;
+
+impl<I: Index, const REVERSE: bool> IdMapped<I, REVERSE> {
     /// Wraps an empty index.
     ///
     /// Vectors already in `inner` would have no ids; wrap an empty index, or use
-    /// [`IndexIdMap::try_new`] which checks.
+    /// [`IdMapped::try_new`] which checks.
     pub fn new(inner: I) -> Self {
-        IndexIdMap {
+        IdMapped {
             inner,
             id_map: Vec::new(),
+            rev: HashMap::new(),
         }
     }
 
@@ -102,7 +124,7 @@ impl<I: Index> IndexIdMap<I> {
     }
 }
 
-impl<I: Index + 'static> Index for IndexIdMap<I> {
+impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
@@ -127,8 +149,23 @@ impl<I: Index + 'static> Index for IndexIdMap<I> {
         let n = check::vectors("added", x, self.dim())?;
         check::ids(ids, n)?;
         check_ids_valid(ids)?;
+        if REVERSE {
+            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+            for &id in ids {
+                if self.rev.contains_key(&id) || !seen.insert(id) {
+                    return Err(Error::invalid(format!(
+                        "id {id} is already in the index; IndexIdMap2 needs unique ids"
+                    )));
+                }
+            }
+        }
+        let start = self.id_map.len();
         self.inner.add(x)?;
         self.id_map.extend_from_slice(ids);
+        if REVERSE {
+            self.rev
+                .extend(ids.iter().enumerate().map(|(i, &id)| (id, start + i)));
+        }
         Ok(())
     }
     fn search_with(&self, q: &[f32], k: usize, params: &SearchParams<'_>) -> Result<SearchResult> {
@@ -152,13 +189,25 @@ impl<I: Index + 'static> Index for IndexIdMap<I> {
         translate_labels(&mut res.labels, &self.id_map);
         Ok(res)
     }
-    fn reconstruct(&self, _id: Idx) -> Result<Vec<f32>> {
-        Err(Error::Unsupported(
-            "IndexIdMap keeps no id → vector lookup: use IndexIdMap2 to reconstruct by id".into(),
-        ))
+    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
+        if !REVERSE {
+            return Err(Error::Unsupported(
+                "IndexIdMap keeps no id → vector lookup: use IndexIdMap2 to reconstruct by id"
+                    .into(),
+            ));
+        }
+        let row = *self.rev.get(&id).ok_or(Error::IdNotFound(id))?;
+        self.inner.reconstruct(row as Idx)
     }
-    fn reconstruct_n(&self, _start: Idx, _n: usize) -> Result<Vec<f32>> {
-        self.reconstruct(0)
+    fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
+        if !REVERSE {
+            return self.reconstruct(start);
+        }
+        let mut out = Vec::new();
+        for i in 0..n as Idx {
+            out.extend(self.reconstruct(start + i)?);
+        }
+        Ok(out)
     }
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         let removed = {
@@ -168,153 +217,27 @@ impl<I: Index + 'static> Index for IndexIdMap<I> {
         let before = self.id_map.len();
         self.id_map.retain(|&id| !selector.is_member(id));
         debug_assert_eq!(before - self.id_map.len(), removed);
+        if REVERSE && removed > 0 {
+            self.rev = self
+                .id_map
+                .iter()
+                .enumerate()
+                .map(|(row, &id)| (id, row))
+                .collect();
+        }
         Ok(before - self.id_map.len())
     }
     fn reset(&mut self) {
         self.inner.reset();
         self.id_map.clear();
+        self.rev.clear();
     }
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         self.inner.set_param(name, value)
     }
     fn description(&self) -> String {
-        format!("IDMap,{}", self.inner.description())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
-
-/// [`IndexIdMap`] plus a reverse map, so vectors can be reconstructed by id: Faiss's
-/// `IndexIDMap2`. Ids must be unique: adding an id that is already present is an error
-/// (and adds nothing).
-///
-/// ```
-/// use fathom_index::{Index, IndexFlat, IndexIdMap2};
-/// let mut index = IndexIdMap2::new(IndexFlat::new_l2(2).unwrap());
-/// index.add_with_ids(&[1.0, 2.0, 3.0, 4.0], &[7, 9]).unwrap();
-/// assert_eq!(index.reconstruct(9).unwrap(), vec![3.0, 4.0]);
-/// assert!(index.add_with_ids(&[0.0, 0.0], &[7]).is_err(), "7 is taken");
-/// ```
-#[derive(Debug, Clone)]
-pub struct IndexIdMap2<I: Index = Box<dyn Index>> {
-    map: IndexIdMap<I>,
-    rev: HashMap<Idx, usize>,
-}
-
-impl<I: Index + 'static> IndexIdMap2<I> {
-    /// Wraps an empty index.
-    pub fn new(inner: I) -> Self {
-        IndexIdMap2 {
-            map: IndexIdMap::new(inner),
-            rev: HashMap::new(),
-        }
-    }
-
-    /// Wraps `inner`, which must be empty.
-    pub fn try_new(inner: I) -> Result<Self> {
-        Ok(IndexIdMap2 {
-            map: IndexIdMap::try_new(inner)?,
-            rev: HashMap::new(),
-        })
-    }
-
-    /// The id of each vector of the wrapped index, in its order.
-    pub fn id_map(&self) -> &[Idx] {
-        self.map.id_map()
-    }
-
-    /// The wrapped index.
-    pub fn inner(&self) -> &I {
-        self.map.inner()
-    }
-
-    fn rebuild_rev(&mut self) {
-        self.rev = self
-            .map
-            .id_map
-            .iter()
-            .enumerate()
-            .map(|(row, &id)| (id, row))
-            .collect();
-    }
-}
-
-impl<I: Index + 'static> Index for IndexIdMap2<I> {
-    fn dim(&self) -> usize {
-        self.map.dim()
-    }
-    fn ntotal(&self) -> usize {
-        self.map.ntotal()
-    }
-    fn metric(&self) -> MetricType {
-        self.map.metric()
-    }
-    fn is_trained(&self) -> bool {
-        self.map.is_trained()
-    }
-    fn train(&mut self, x: &[f32]) -> Result<()> {
-        self.map.train(x)
-    }
-    fn add(&mut self, x: &[f32]) -> Result<()> {
-        self.map.add(x)
-    }
-    fn add_with_ids(&mut self, x: &[f32], ids: &[Idx]) -> Result<()> {
-        let mut seen = std::collections::HashSet::with_capacity(ids.len());
-        for &id in ids {
-            if self.rev.contains_key(&id) || !seen.insert(id) {
-                return Err(Error::invalid(format!(
-                    "id {id} is already in the index; IndexIdMap2 needs unique ids"
-                )));
-            }
-        }
-        let start = self.map.ntotal();
-        self.map.add_with_ids(x, ids)?;
-        self.rev
-            .extend(ids.iter().enumerate().map(|(i, &id)| (id, start + i)));
-        Ok(())
-    }
-    fn search_with(&self, q: &[f32], k: usize, params: &SearchParams<'_>) -> Result<SearchResult> {
-        self.map.search_with(q, k, params)
-    }
-    fn range_search_with(
-        &self,
-        q: &[f32],
-        radius: f32,
-        params: &SearchParams<'_>,
-    ) -> Result<RangeSearchResult> {
-        self.map.range_search_with(q, radius, params)
-    }
-    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
-        let row = *self.rev.get(&id).ok_or(Error::IdNotFound(id))?;
-        self.map.inner.reconstruct(row as Idx)
-    }
-    fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
-        let mut out = Vec::new();
-        for i in 0..n as Idx {
-            out.extend(self.reconstruct(start + i)?);
-        }
-        Ok(out)
-    }
-    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
-        let removed = self.map.remove_ids(selector)?;
-        if removed > 0 {
-            self.rebuild_rev();
-        }
-        Ok(removed)
-    }
-    fn reset(&mut self) {
-        self.map.reset();
-        self.rev.clear();
-    }
-    fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
-        self.map.set_param(name, value)
-    }
-    fn description(&self) -> String {
-        format!("IDMap2,{}", self.map.inner.description())
+        let name = if REVERSE { "IDMap2" } else { "IDMap" };
+        format!("{name},{}", self.inner.description())
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -39,7 +39,7 @@ pub use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
 };
 pub use flat::IndexFlat;
-pub use idmap::{IndexIdMap, IndexIdMap2};
+pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use pretransform::IndexPreTransform;
 pub use shards::{IndexShards, ShardIds};
 
