@@ -247,38 +247,28 @@ fn bench(args: &[String]) -> Res<()> {
             fa.push(sample(&last_json(&out)?, rss));
             let mut cmd = Command::new(&py);
             match row.batch {
-                None => {
-                    cmd.arg(&faiss_ref).arg(&data).args([
-                        "--key",
-                        "Flat",
-                        "--metric",
-                        row.metric,
-                        "--k",
-                        "10",
-                        "--threads",
-                        &t,
-                        "--json",
-                    ]);
-                }
-                Some(b) => {
-                    cmd.arg(root().join("xtask/py/faiss_batch.py"))
-                        .arg(&data)
-                        .args([
-                            "--key",
-                            "Flat",
-                            "--metric",
-                            row.metric,
-                            "--k",
-                            "10",
-                            "--threads",
-                            &t,
-                            "--batch",
-                            &b.to_string(),
-                            "--queries",
-                            &row.queries.unwrap_or(1000).to_string(),
-                        ]);
-                }
-            }
+                None => cmd.arg(&faiss_ref),
+                Some(_) => cmd.arg(root().join("xtask/py/faiss_batch.py")),
+            };
+            cmd.arg(&data).args([
+                "--key",
+                "Flat",
+                "--metric",
+                row.metric,
+                "--k",
+                "10",
+                "--threads",
+                &t,
+            ]);
+            match row.batch {
+                None => cmd.arg("--json"),
+                Some(b) => cmd.args([
+                    "--batch",
+                    &b.to_string(),
+                    "--queries",
+                    &row.queries.unwrap_or(1000).to_string(),
+                ]),
+            };
             let (out, rss) = measured(&mut cmd)?;
             fs.push(sample(&last_json(&out)?, rss));
         }
