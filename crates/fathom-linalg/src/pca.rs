@@ -8,7 +8,8 @@ use fathom_core::{Error, Result, check};
 use crate::rotation::random_orthogonal;
 use crate::sample::subsample;
 use crate::transform::{
-    LinearTransform, VectorTransform, centered, check_reverse, delegate_to_linear, mean_rows,
+    LinearTransform, VectorTransform, centered, check_reverse, delegate_to_linear, matmul_ab,
+    mean_rows,
 };
 
 /// PCA from `d_in` to `d_out <= d_in` dimensions (Faiss's `PCAMatrix`; factory `PCA64`,
@@ -129,14 +130,7 @@ impl PcaMatrix {
         if self.random_rotation {
             let r = random_orthogonal(d_out, d_out, 5);
             let mut ra = vec![0.0f32; d_out * d_in];
-            // (R·A) with A row-major: matmul_abt(R, Aᵀ) needs Aᵀ row-major.
-            let mut at = vec![0.0f32; d_in * d_out];
-            for i in 0..d_out {
-                for j in 0..d_in {
-                    at[j * d_out + i] = a[i * d_in + j];
-                }
-            }
-            fathom_kernels::matmul_abt(&r, &at, d_out, 1.0, &mut ra)?;
+            matmul_ab(&r, &a, d_out, d_out, d_in, &mut ra);
             a = ra;
         }
         let mut b = vec![0.0f32; d_out];

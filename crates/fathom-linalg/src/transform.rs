@@ -61,6 +61,16 @@ macro_rules! delegate_to_linear {
 }
 pub(crate) use delegate_to_linear;
 
+/// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`) and `c` (`m × n`), without
+/// transposing anything (the `xᵀ`-free counterpart of `fathom_kernels::matmul_abt`).
+pub(crate) fn matmul_ab(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+    use faer::{Accum, MatMut, MatRef, Par};
+    let a = MatRef::from_row_major_slice(a, m, k);
+    let b = MatRef::from_row_major_slice(b, k, n);
+    let c = MatMut::from_row_major_slice_mut(c, m, n);
+    faer::linalg::matmul::matmul(c, Accum::Replace, a, b, 1.0, Par::rayon(0));
+}
+
 /// Checks `apply`'s input: trained, whole finite vectors. Returns the number of vectors.
 pub(crate) fn check_apply(t: &dyn VectorTransform, x: &[f32]) -> Result<usize> {
     if !t.is_trained() {
@@ -140,15 +150,8 @@ impl LinearTransform {
                 row.iter_mut().zip(&self.b).for_each(|(v, b)| *v -= b);
             }
         }
-        // Aᵀ as a row-major d_in × d_out matrix.
-        let mut at = vec![0.0f32; self.d_in * self.d_out];
-        for i in 0..self.d_out {
-            for j in 0..self.d_in {
-                at[j * self.d_out + i] = self.a[i * self.d_in + j];
-            }
-        }
         let mut x = vec![0.0f32; n * self.d_in];
-        fathom_kernels::matmul_abt(&yc, &at, self.d_out, 1.0, &mut x)?;
+        matmul_ab(&yc, &self.a, n, self.d_out, self.d_in, &mut x);
         Ok(x)
     }
 }
