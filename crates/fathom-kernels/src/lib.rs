@@ -25,10 +25,12 @@
 //! assert_eq!(res.labels_of(1)[0], 1);
 //! ```
 
+pub mod codes;
 mod convert;
 mod dispatch;
 pub mod distance;
 mod exhaustive;
+mod multiversion;
 mod norms;
 mod simd;
 mod topk;

@@ -1,0 +1,267 @@
+//! The 4-bit fast-scan accumulation: distances of blocks of 32 codes read from 8-bit
+//! look-up tables held in SIMD registers (one byte shuffle looks up 16 codes at once).
+//!
+//! ## Layout
+//! Codes come in blocks of [`BLOCK`] = 32 vectors with `nsq` sub-quantizers (`nsq` even;
+//! a codec pads odd counts with a sub-quantizer whose codes and table are zero). A block
+//! is `nsq` runs of 16 bytes; in the run of sub-quantizer `m`, byte `j` holds vector
+//! `j`'s code in its low nibble and vector `j + 16`'s in its high nibble. So one 32-byte
+//! load brings two sub-quantizers' codes for the whole block (four with 64 bytes), and
+//! the tables of the same sub-quantizers, 16 bytes each, sit in the matching register
+//! lanes: an in-lane byte shuffle is the look-up.
+//!
+//! ## Accumulation
+//! Sums are u16. A shuffle's 16 byte results are added as 8 u16 twice — the low bytes
+//! (even vectors) masked, the high bytes (odd vectors) shifted down — so no widening
+//! instruction is needed; `nsq · 255` must fit in u16 (`nsq ≤ 256`), which the codec
+//! checks.
+
+/// Vectors per block.
+pub const BLOCK: usize = 32;
+
+/// Bytes of one block of codes with `nsq` sub-quantizers.
+pub fn block_bytes(nsq: usize) -> usize {
+    nsq * 16
+}
+
+/// Accumulates, for each block of `codes` and each of the `nq` tables in `luts`
+/// (`nq × nsq × 16` bytes), the 32 distances of the block into `out`
+/// (`nq × nblocks × 32`, query-major: query `q`, block `b` at `(q · nblocks + b) · 32`).
+/// Blocks are the outer loop, so each is read from memory once for all `nq` queries.
+///
+/// Panics if the sizes disagree or `nsq` is odd or above 256.
+pub fn accumulate(nsq: usize, codes: &[u8], luts: &[u8], out: &mut [u16]) {
+    accumulate_at(crate::simd_level(), nsq, codes, luts, out)
+}
+
+/// [`accumulate`] at a given SIMD level (the scalar twin when the CPU lacks it).
+pub fn accumulate_at(
+    level: crate::SimdLevel,
+    nsq: usize,
+    codes: &[u8],
+    luts: &[u8],
+    out: &mut [u16],
+) {
+    assert!(
+        nsq.is_multiple_of(2) && nsq <= 256,
+        "nsq = {nsq} must be even and at most 256"
+    );
+    let bb = block_bytes(nsq);
+    let nblocks = if bb == 0 { 0 } else { codes.len() / bb };
+    assert_eq!(codes.len(), nblocks * bb, "codes are not whole blocks");
+    let lut_len = nsq * 16;
+    let nq = if lut_len == 0 {
+        0
+    } else {
+        luts.len() / lut_len
+    };
+    assert_eq!(luts.len(), nq * lut_len, "tables are not whole");
+    assert_eq!(out.len(), nq * nblocks * BLOCK, "output size");
+    if nsq == 0 {
+        out.fill(0);
+        return;
+    }
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        crate::SimdLevel::Avx512 if crate::SimdLevel::Avx512.is_supported() && nsq % 4 == 0 => {
+            // SAFETY: AVX-512 F/BW support was checked just above.
+            unsafe { x86::accumulate_avx512(nsq, nblocks, codes, luts, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        crate::SimdLevel::Avx2 | crate::SimdLevel::Avx512
+            if crate::SimdLevel::Avx2.is_supported() =>
+        {
+            // SAFETY: AVX2 support was checked just above.
+            unsafe { x86::accumulate_avx2(nsq, nblocks, codes, luts, out) }
+        }
+        _ => accumulate_scalar(nsq, nblocks, codes, luts, out),
+    }
+}
+
+/// The definition, one look-up at a time.
+fn accumulate_scalar(nsq: usize, nblocks: usize, codes: &[u8], luts: &[u8], out: &mut [u16]) {
+    let bb = block_bytes(nsq);
+    let nq = luts.len() / (nsq * 16);
+    for b in 0..nblocks {
+        let block = &codes[b * bb..(b + 1) * bb];
+        for q in 0..nq {
+            let lut = &luts[q * nsq * 16..(q + 1) * nsq * 16];
+            let o = &mut out[(q * nblocks + b) * BLOCK..(q * nblocks + b + 1) * BLOCK];
+            o.fill(0);
+            for m in 0..nsq {
+                let run = &block[m * 16..m * 16 + 16];
+                let t = &lut[m * 16..m * 16 + 16];
+                for j in 0..16 {
+                    o[j] += t[(run[j] & 15) as usize] as u16;
+                    o[j + 16] += t[(run[j] >> 4) as usize] as u16;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{BLOCK, block_bytes};
+    use std::arch::x86_64::*;
+
+    /// Writes the four u16×8 accumulators (even / odd vectors of the low / high
+    /// nibbles) as the 32 distances of a block, in vector order.
+    #[inline(always)]
+    fn store_block(
+        lo_even: __m128i,
+        lo_odd: __m128i,
+        hi_even: __m128i,
+        hi_odd: __m128i,
+        o: &mut [u16],
+    ) {
+        let mut buf = [0u16; 32];
+        let parts = [lo_even, lo_odd, hi_even, hi_odd];
+        let mut lanes = [[0u16; 8]; 4];
+        for (dst, p) in lanes.iter_mut().zip(parts) {
+            // SAFETY: `dst` is 16 writable bytes; unaligned store.
+            unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), p) };
+        }
+        for i in 0..8 {
+            buf[2 * i] = lanes[0][i];
+            buf[2 * i + 1] = lanes[1][i];
+            buf[16 + 2 * i] = lanes[2][i];
+            buf[16 + 2 * i + 1] = lanes[3][i];
+        }
+        o.copy_from_slice(&buf);
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn accumulate_avx2(
+        nsq: usize,
+        nblocks: usize,
+        codes: &[u8],
+        luts: &[u8],
+        out: &mut [u16],
+    ) {
+        let bb = block_bytes(nsq);
+        let nq = luts.len() / (nsq * 16);
+        let low4 = _mm256_set1_epi8(0x0f);
+        let low8 = _mm256_set1_epi16(0x00ff);
+        for b in 0..nblocks {
+            let block = &codes[b * bb..(b + 1) * bb];
+            for q in 0..nq {
+                let lut = &luts[q * nsq * 16..(q + 1) * nsq * 16];
+                let mut acc = [_mm256_setzero_si256(); 4];
+                for (c, t) in block.chunks_exact(32).zip(lut.chunks_exact(32)) {
+                    // SAFETY: `c` and `t` are 32 readable bytes; unaligned loads.
+                    let (c, t) = unsafe {
+                        (
+                            _mm256_loadu_si256(c.as_ptr().cast()),
+                            _mm256_loadu_si256(t.as_ptr().cast()),
+                        )
+                    };
+                    let lo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, low4));
+                    let hi =
+                        _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), low4));
+                    acc[0] = _mm256_add_epi16(acc[0], _mm256_and_si256(lo, low8));
+                    acc[1] = _mm256_add_epi16(acc[1], _mm256_srli_epi16(lo, 8));
+                    acc[2] = _mm256_add_epi16(acc[2], _mm256_and_si256(hi, low8));
+                    acc[3] = _mm256_add_epi16(acc[3], _mm256_srli_epi16(hi, 8));
+                }
+                let fold = |a: __m256i| {
+                    _mm_add_epi16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1))
+                };
+                let o = &mut out[(q * nblocks + b) * BLOCK..(q * nblocks + b + 1) * BLOCK];
+                store_block(fold(acc[0]), fold(acc[1]), fold(acc[2]), fold(acc[3]), o);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    pub(super) fn accumulate_avx512(
+        nsq: usize,
+        nblocks: usize,
+        codes: &[u8],
+        luts: &[u8],
+        out: &mut [u16],
+    ) {
+        let bb = block_bytes(nsq);
+        let nq = luts.len() / (nsq * 16);
+        let low4 = _mm512_set1_epi8(0x0f);
+        let low8 = _mm512_set1_epi16(0x00ff);
+        for b in 0..nblocks {
+            let block = &codes[b * bb..(b + 1) * bb];
+            for q in 0..nq {
+                let lut = &luts[q * nsq * 16..(q + 1) * nsq * 16];
+                let mut acc = [_mm512_setzero_si512(); 4];
+                for (c, t) in block.chunks_exact(64).zip(lut.chunks_exact(64)) {
+                    // SAFETY: `c` and `t` are 64 readable bytes; unaligned loads.
+                    let (c, t) = unsafe {
+                        (
+                            _mm512_loadu_si512(c.as_ptr().cast()),
+                            _mm512_loadu_si512(t.as_ptr().cast()),
+                        )
+                    };
+                    let lo = _mm512_shuffle_epi8(t, _mm512_and_si512(c, low4));
+                    let hi =
+                        _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4));
+                    acc[0] = _mm512_add_epi16(acc[0], _mm512_and_si512(lo, low8));
+                    acc[1] = _mm512_add_epi16(acc[1], _mm512_srli_epi16(lo, 8));
+                    acc[2] = _mm512_add_epi16(acc[2], _mm512_and_si512(hi, low8));
+                    acc[3] = _mm512_add_epi16(acc[3], _mm512_srli_epi16(hi, 8));
+                }
+                let fold = |a: __m512i| {
+                    let h = _mm256_add_epi16(
+                        _mm512_castsi512_si256(a),
+                        _mm512_extracti64x4_epi64(a, 1),
+                    );
+                    _mm_add_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
+                };
+                let o = &mut out[(q * nblocks + b) * BLOCK..(q * nblocks + b + 1) * BLOCK];
+                store_block(fold(acc[0]), fold(acc[1]), fold(acc[2]), fold(acc[3]), o);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimdLevel;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_level_matches_scalar(
+            nsq_half in 0usize..20,
+            nblocks in 0usize..4,
+            nq in 1usize..4,
+            seed in any::<u64>(),
+        ) {
+            let nsq = nsq_half * 2;
+            let mut s = seed | 1;
+            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let codes: Vec<u8> = (0..nblocks * block_bytes(nsq)).map(|_| next() as u8).collect();
+            let luts: Vec<u8> = (0..nq * nsq * 16).map(|_| next() as u8).collect();
+            let nq_eff = if nsq == 0 { 0 } else { nq };
+            let luts = &luts[..nq_eff * nsq * 16];
+            let mut want = vec![0u16; nq_eff * nblocks * BLOCK];
+            accumulate_at(SimdLevel::Scalar, nsq, &codes, luts, &mut want);
+            // The scalar twin against the layout's definition.
+            for b in 0..nblocks {
+                for q in 0..nq_eff {
+                    for v in 0..BLOCK {
+                        let mut sum = 0u16;
+                        for m in 0..nsq {
+                            let byte = codes[b * block_bytes(nsq) + m * 16 + v % 16];
+                            let c = if v < 16 { byte & 15 } else { byte >> 4 };
+                            sum += luts[q * nsq * 16 + m * 16 + c as usize] as u16;
+                        }
+                        prop_assert_eq!(want[(q * nblocks + b) * BLOCK + v], sum);
+                    }
+                }
+            }
+            for level in SimdLevel::supported() {
+                let mut out = vec![7u16; want.len()];
+                accumulate_at(level, nsq, &codes, luts, &mut out);
+                prop_assert_eq!(&out, &want, "level {:?}", level);
+            }
+        }
+    }
+}

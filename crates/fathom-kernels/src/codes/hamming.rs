@@ -1,0 +1,93 @@
+//! Hamming distances between binary codes (bit strings stored as bytes).
+
+use crate::multiversion::multiversion;
+
+/// Number of differing bits between two codes of the same length.
+///
+/// ```
+/// assert_eq!(fathom_kernels::codes::hamming::distance(&[0b1011, 0xff], &[0b0001, 0x0f]), 6);
+/// ```
+pub fn distance(a: &[u8], b: &[u8]) -> u32 {
+    assert_eq!(a.len(), b.len(), "codes of different lengths");
+    pair(a, b)
+}
+
+#[inline(always)]
+fn pair(a: &[u8], b: &[u8]) -> u32 {
+    let mut acc = 0u32;
+    let (wa, ta) = a.as_chunks::<8>();
+    let (wb, tb) = b.as_chunks::<8>();
+    for (x, y) in wa.iter().zip(wb) {
+        acc += (u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y)).count_ones();
+    }
+    for (x, y) in ta.iter().zip(tb) {
+        acc += (x ^ y).count_ones();
+    }
+    acc
+}
+
+multiversion! {
+    /// Hamming distance from `query` to each code of `codes` (rows of `query.len()`
+    /// bytes) into `out`, one per code. `codes.len()` must be `out.len() * query.len()`.
+    pub fn distances / distances_at(query: &[u8], codes: &[u8], out: &mut [u32]) {
+        let cs = query.len();
+        assert_eq!(codes.len(), out.len() * cs, "codes and output sizes disagree");
+        if cs == 0 {
+            out.fill(0);
+            return;
+        }
+        match cs {
+            // The common LSH / binary sizes get a loop the compiler fully unrolls.
+            8 => fixed::<8>(query, codes, out),
+            16 => fixed::<16>(query, codes, out),
+            32 => fixed::<32>(query, codes, out),
+            64 => fixed::<64>(query, codes, out),
+            _ => {
+                for (c, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
+                    *o = pair(query, c);
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn fixed<const N: usize>(query: &[u8], codes: &[u8], out: &mut [u32]) {
+    let q: &[u8; N] = query.try_into().expect("query of N bytes");
+    let (rows, _) = codes.as_chunks::<N>();
+    for (c, o) in rows.iter().zip(out.iter_mut()) {
+        *o = pair(q, c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimdLevel;
+    use proptest::prelude::*;
+
+    fn naive(a: &[u8], b: &[u8]) -> u32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (0..8).filter(|i| (x ^ y) >> i & 1 == 1).count() as u32)
+            .sum()
+    }
+
+    proptest! {
+        #[test]
+        fn every_level_matches_bit_counting(
+            cs in 0usize..80,
+            seed in proptest::collection::vec(any::<u8>(), 0..2000),
+        ) {
+            let n = if cs == 0 { 3 } else { seed.len() / cs / 2 };
+            let q: Vec<u8> = seed.iter().copied().cycle().skip(7).take(cs).collect();
+            let codes: Vec<u8> = seed.iter().copied().cycle().take(n * cs).collect();
+            let want: Vec<u32> = (0..n).map(|i| naive(&q, &codes[i * cs..(i + 1) * cs])).collect();
+            for level in SimdLevel::supported() {
+                let mut out = vec![u32::MAX; n];
+                distances_at(level, &q, &codes, &mut out);
+                prop_assert_eq!(&out, &want, "level {:?}", level);
+            }
+        }
+    }
+}
