@@ -29,7 +29,7 @@ mod sample;
 mod transform;
 
 pub use kmeans::{Assigner, ClusteringParameters, IterationStats, Kmeans, KmeansEvent};
-pub use opq::{OpqMatrix, pq_reconstruction};
+pub use opq::{OpqMatrix, pq_reconstruction, subspace_centroids};
 pub use pca::PcaMatrix;
 pub use rotation::RandomRotationMatrix;
 pub use transform::{

@@ -1,7 +1,7 @@
 //! Optimized product quantization rotation, as Faiss's `OPQMatrix`.
 
 use faer::Mat;
-use fathom_core::{Error, Result, check};
+use fathom_core::{Error, Idx, MetricType, Result, check};
 use rayon::prelude::*;
 
 use crate::kmeans::{ClusteringParameters, Kmeans};
@@ -9,19 +9,18 @@ use crate::rotation::random_orthogonal;
 use crate::sample::subsample;
 use crate::transform::{LinearTransform, VectorTransform, check_reverse, delegate_to_linear};
 
-/// Trains a product quantizer of `m` sub-spaces × `ksub` centroids on `x` (`n × d`, `d`
-/// divisible by `m`) and returns every vector's reconstruction: one k-means per sub-space
-/// (seed 1234 each, as Faiss's `ProductQuantizer::train`), each vector replaced by its
-/// nearest centroid in every sub-space. This is what OPQ training alternates with; the full
-/// codec (codes, distance tables) belongs to the quantizer layer above.
-pub fn pq_reconstruction(
+/// Trains the centroids of a product quantizer: `x` (`n × d`) is cut into `m` sub-spaces
+/// of `d / m` dimensions and each gets its own k-means with `ksub` centroids (in parallel;
+/// `params.seed` for every one, as Faiss's `ProductQuantizer::train`, so the centroids are
+/// Faiss's). Returns `m × ksub × (d / m)` floats, sub-space by sub-space.
+pub fn subspace_centroids(
     x: &[f32],
     d: usize,
     m: usize,
     ksub: usize,
     params: &ClusteringParameters,
 ) -> Result<Vec<f32>> {
-    let n = check::vectors("training set", x, d)?;
+    check::vectors("training set", x, d)?;
     if m == 0 || !d.is_multiple_of(m) {
         return Err(Error::invalid(format!(
             "d = {d} is not divisible into M = {m} sub-spaces"
@@ -31,26 +30,51 @@ pub fn pq_reconstruction(
     let parts: Vec<Vec<f32>> = (0..m)
         .into_par_iter()
         .map(|s| {
-            let xs: Vec<f32> = x
-                .chunks_exact(d)
-                .flat_map(|r| &r[s * dsub..(s + 1) * dsub])
-                .copied()
-                .collect();
+            let xs = sub_vectors(x, d, s, dsub);
             let mut km = Kmeans::new(dsub, ksub)?.with_params(params.clone());
             km.train(&xs)?;
-            let (_, labels) = km.assign(&xs)?;
-            let c = km.centroids();
-            Ok(labels
-                .iter()
-                .flat_map(|&l| &c[l as usize * dsub..(l as usize + 1) * dsub])
-                .copied()
-                .collect())
+            Ok(km.centroids().to_vec())
         })
         .collect::<Result<_>>()?;
+    Ok(parts.concat())
+}
+
+/// Sub-vector `s` (dimensions `s·dsub .. (s+1)·dsub`) of every row of `x`.
+fn sub_vectors(x: &[f32], d: usize, s: usize, dsub: usize) -> Vec<f32> {
+    x.chunks_exact(d)
+        .flat_map(|r| &r[s * dsub..(s + 1) * dsub])
+        .copied()
+        .collect()
+}
+
+/// Trains a product quantizer ([`subspace_centroids`]) on `x` and returns every vector's
+/// reconstruction: each sub-vector replaced by its nearest centroid. This is what OPQ
+/// training alternates with; the full codec (codes, distance tables) is
+/// `fathom_quant::ProductQuantizer`, in the layer above.
+pub fn pq_reconstruction(
+    x: &[f32],
+    d: usize,
+    m: usize,
+    ksub: usize,
+    params: &ClusteringParameters,
+) -> Result<Vec<f32>> {
+    let centroids = subspace_centroids(x, d, m, ksub, params)?;
+    let n = x.len() / d;
+    let dsub = d / m;
     let mut out = vec![0.0f32; n * d];
-    for (s, part) in parts.iter().enumerate() {
-        for (row, sub) in out.chunks_exact_mut(d).zip(part.chunks_exact(dsub)) {
-            row[s * dsub..(s + 1) * dsub].copy_from_slice(sub);
+    let parts: Vec<Vec<Idx>> = (0..m)
+        .into_par_iter()
+        .map(|s| {
+            let xs = sub_vectors(x, d, s, dsub);
+            let c = &centroids[s * ksub * dsub..(s + 1) * ksub * dsub];
+            Ok(fathom_kernels::knn(MetricType::L2, &xs, c, dsub, 1, None)?.labels)
+        })
+        .collect::<Result<_>>()?;
+    for (s, labels) in parts.iter().enumerate() {
+        let c = &centroids[s * ksub * dsub..(s + 1) * ksub * dsub];
+        for (row, &l) in out.chunks_exact_mut(d).zip(labels) {
+            let l = l as usize;
+            row[s * dsub..(s + 1) * dsub].copy_from_slice(&c[l * dsub..(l + 1) * dsub]);
         }
     }
     Ok(out)
