@@ -1,56 +1,189 @@
 //! Building an index from a description in Faiss's factory grammar. So far the grammar
-//! covers the exact indexes (`Flat`, with `IDMap` / `IDMap2` in front); every other Faiss
-//! token is recognised as such and rejected with a message that says what is available.
+//! covers the flat (non-IVF) indexes: an optional `IDMap` / `IDMap2`, one storage token
+//! (`Flat`, `PQ…`, `SQ…`, `LSH…`, `PQ…x4fs`) and an optional refinement (`RFlat`,
+//! `Refine(…)`). Other Faiss tokens are rejected with a message saying what is available
+//! at that position.
 
 use fathom_core::{Error, MetricType, Result};
+use fathom_quant::QuantizerType;
 
-use crate::{Index, IndexFlat, IndexIdMap, IndexIdMap2};
+use crate::{
+    Index, IndexFlat, IndexIdMap, IndexIdMap2, IndexLsh, IndexPq, IndexPqFastScan, IndexRefine,
+    IndexScalarQuantizer,
+};
+
+const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ8, SQfp16, \
+     SQbf16, SQ8_direct, SQ8_direct_signed, LSH[<nbits>][r][t]";
 
 /// The index a description names, for vectors of dimension `d` compared with `metric`,
 /// as Faiss's `index_factory(d, description, metric)`.
 ///
-/// Accepted so far: `Flat`, `IDMap,Flat`, `IDMap2,Flat` (and `Flat,IDMap` / `Flat,IDMap2`,
-/// the order Faiss also accepts).
+/// Accepted so far: `[IDMap,|IDMap2,]<storage>[,RFlat|,Refine(<storage>)]` where storage is
+/// `Flat`, `PQ16` (`PQ<M>x<nbits>`, `np` to skip polysemous training), `PQ32x4fs`,
+/// `SQ8` / `SQ4` / `SQ6` / `SQfp16` / `SQbf16` / `SQ8_direct` / `SQ8_direct_signed`, or
+/// `LSH` (`LSH<nbits>`, `r` to rotate, `t` to train thresholds). `IDMap` may also come
+/// last, as Faiss accepts.
 ///
 /// ```
 /// use fathom_index::{index_factory, Index, MetricType};
 /// let index = index_factory(64, "IDMap2,Flat", MetricType::InnerProduct).unwrap();
 /// assert_eq!(index.description(), "IDMap2,Flat");
+/// let index = index_factory(64, "PQ16,RFlat", MetricType::L2).unwrap();
+/// assert_eq!(index.description(), "PQ16,RFlat");
 /// let err = index_factory(64, "IVF100,Flat", MetricType::L2).unwrap_err().to_string();
 /// assert!(err.contains("IVF100"), "{err}");
 /// ```
 pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<Box<dyn Index>> {
-    let tokens: Vec<&str> = description.split(',').map(str::trim).collect();
+    let tokens = split_top_level(description);
     let mut wrapper = None;
-    let mut codec = None;
-    for (pos, &tok) in tokens.iter().enumerate() {
+    let mut storage: Option<Box<dyn Index>> = None;
+    let mut refine: Option<Box<dyn Index>> = None;
+    for (pos, tok) in tokens.iter().enumerate() {
+        let tok = tok.as_str();
         let here = || format!("{description:?}, token {} ({tok:?})", pos + 1);
         match tok {
-            "IDMap" | "IDMap2" if wrapper.is_none() => wrapper = Some(tok),
-            "Flat" if codec.is_none() => codec = Some(tok),
-            "IDMap" | "IDMap2" | "Flat" => {
-                return Err(Error::invalid(format!("{}: {tok} appears twice", here())));
+            "IDMap" | "IDMap2" if wrapper.is_none() => wrapper = Some(tok.to_string()),
+            "IDMap" | "IDMap2" => {
+                return Err(Error::invalid(format!(
+                    "{}: an id map appears twice",
+                    here()
+                )));
             }
+            "RFlat" if storage.is_some() && refine.is_none() => {
+                refine = Some(Box::new(IndexFlat::new(d, metric)?));
+            }
+            t if t.starts_with("Refine(")
+                && t.ends_with(')')
+                && storage.is_some()
+                && refine.is_none() =>
+            {
+                let inner = &t["Refine(".len()..t.len() - 1];
+                refine = Some(storage_index(d, inner, metric)?.ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{}: Refine() takes one storage: {STORAGE_TOKENS}",
+                        here()
+                    ))
+                })?);
+            }
+            _ if storage.is_none() => match storage_index(d, tok, metric)? {
+                Some(ix) => storage = Some(ix),
+                None => {
+                    return Err(Error::invalid(format!(
+                        "{}: not understood; expected IDMap, IDMap2 or a storage: {STORAGE_TOKENS}",
+                        here()
+                    )));
+                }
+            },
             _ => {
                 return Err(Error::invalid(format!(
-                    "{}: not understood; fathom supports Flat, optionally with IDMap or \
-                     IDMap2 (e.g. \"IDMap2,Flat\")",
+                    "{}: not understood after the storage; expected RFlat, Refine(<storage>), \
+                     IDMap or IDMap2",
                     here()
                 )));
             }
         }
     }
-    if codec.is_none() {
+    let Some(mut index) = storage else {
         return Err(Error::invalid(format!(
-            "{description:?}: no storage given; expected Flat"
+            "{description:?}: no storage given; expected one of {STORAGE_TOKENS}"
         )));
+    };
+    if let Some(r) = refine {
+        index = Box::new(IndexRefine::new(index, r)?);
     }
-    let flat = IndexFlat::new(d, metric)?;
-    Ok(match wrapper {
-        Some("IDMap") => Box::new(IndexIdMap::new(flat)),
-        Some(_) => Box::new(IndexIdMap2::new(flat)),
-        None => Box::new(flat),
+    Ok(match wrapper.as_deref() {
+        Some("IDMap") => Box::new(IndexIdMap::new(index)),
+        Some(_) => Box::new(IndexIdMap2::new(index)),
+        None => index,
     })
+}
+
+/// Splits at commas outside parentheses.
+fn split_top_level(s: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut depth = 0i32;
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if c == ',' && depth == 0 {
+            out.push(String::new());
+        } else {
+            out.last_mut().expect("non-empty").push(c);
+        }
+    }
+    out.into_iter().map(|t| t.trim().to_string()).collect()
+}
+
+/// A leading decimal number and the rest.
+fn number(s: &str) -> Option<(usize, &str)> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    if end == 0 {
+        return None;
+    }
+    Some((s[..end].parse().ok()?, &s[end..]))
+}
+
+/// The storage index a token names, `None` when it names none.
+fn storage_index(d: usize, tok: &str, metric: MetricType) -> Result<Option<Box<dyn Index>>> {
+    if tok == "Flat" {
+        return Ok(Some(Box::new(IndexFlat::new(d, metric)?)));
+    }
+    if let Some(rest) = tok.strip_prefix("SQ") {
+        return Ok(match QuantizerType::parse(rest) {
+            Some(qt)
+                if !matches!(
+                    qt,
+                    QuantizerType::QT8bitUniform | QuantizerType::QT4bitUniform
+                ) =>
+            {
+                Some(Box::new(IndexScalarQuantizer::new(d, qt, metric)?))
+            }
+            _ => None,
+        });
+    }
+    if let Some(rest) = tok.strip_prefix("PQ") {
+        let Some((m, rest)) = number(rest) else {
+            return Ok(None);
+        };
+        if rest == "x4fs" {
+            return Ok(Some(Box::new(IndexPqFastScan::new(d, m, metric)?)));
+        }
+        let (nbits, rest) = match rest.strip_prefix('x') {
+            Some(r) => match number(r) {
+                Some(x) => x,
+                None => return Ok(None),
+            },
+            None => (8, rest),
+        };
+        let np = match rest {
+            "" => false,
+            "np" => true,
+            _ => return Ok(None),
+        };
+        let mut ix = IndexPq::new(d, m, nbits, metric)?;
+        ix.do_polysemous_training = !np;
+        return Ok(Some(Box::new(ix)));
+    }
+    if let Some(rest) = tok.strip_prefix("LSH") {
+        let (nbits, flags) = number(rest).unwrap_or((d, rest));
+        let (rotate, train) = match flags {
+            "" => (false, false),
+            "r" => (true, false),
+            "t" => (false, true),
+            "rt" => (true, true),
+            _ => return Ok(None),
+        };
+        if metric != MetricType::L2 {
+            return Err(Error::Unsupported(format!(
+                "{tok}: LSH ranks by Hamming distance and is built for L2 only, not {metric:?}"
+            )));
+        }
+        return Ok(Some(Box::new(IndexLsh::new(d, nbits, rotate, train)?)));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -64,6 +197,18 @@ mod tests {
             ("IDMap,Flat", "IDMap,Flat"),
             ("Flat,IDMap2", "IDMap2,Flat"),
             (" IDMap2 , Flat ", "IDMap2,Flat"),
+            ("PQ4", "PQ4"),
+            ("PQ4np", "PQ4np"),
+            ("PQ4x6", "PQ4x6"),
+            ("PQ4x4fs", "PQ4x4fs"),
+            ("SQ8", "SQ8"),
+            ("SQfp16", "SQfp16"),
+            ("SQ8_direct_signed", "SQ8_direct_signed"),
+            ("LSH", "LSH"),
+            ("LSH16rt", "LSH16rt"),
+            ("PQ4,RFlat", "PQ4,RFlat"),
+            ("PQ4x4fs,Refine(SQfp16)", "PQ4x4fs,Refine(SQfp16)"),
+            ("IDMap,SQ4", "IDMap,SQ4"),
         ] {
             assert_eq!(
                 index_factory(8, s, MetricType::L2).unwrap().description(),
@@ -77,6 +222,14 @@ mod tests {
             "IDMap,IDMap2,Flat",
             "HNSW32",
             "PCA16,Flat",
+            "PQ3",
+            "PQ4x",
+            "PQ4x17",
+            "SQ7",
+            "LSHq",
+            "RFlat",
+            "Flat,RFlat,RFlat",
+            "PQ4,Refine(IVF)",
         ] {
             assert!(index_factory(8, bad, MetricType::L2).is_err(), "{bad}");
         }

@@ -148,6 +148,17 @@ impl Index for IndexFlat {
         self.row(id).map(<[f32]>::to_vec)
     }
 
+    fn compute_distances(&self, query: &[f32], ids: &[Idx], out: &mut [f32]) -> Result<()> {
+        for (o, &id) in out.iter_mut().zip(ids) {
+            *o = if id < 0 {
+                self.metric.worst_value()
+            } else {
+                fathom_kernels::distance(self.metric, query, self.row(id)?)?
+            };
+        }
+        Ok(())
+    }
+
     fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
         let end = start
             .checked_add(n as Idx)

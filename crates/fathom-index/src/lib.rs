@@ -1,7 +1,8 @@
 //! # fathom-index
 //!
 //! The [`Index`] trait and the index types built on it. This crate sits above
-//! `fathom-linalg` (transforms, k-means), `fathom-kernels` (which computes every distance)
+//! `fathom-quant` (the codecs), `fathom-linalg` (transforms, k-means), `fathom-kernels`
+//! (which computes every distance)
 //! and `fathom-core` (the vocabulary);
 //! persistence, the CLI and the service sit above it.
 //!
@@ -15,6 +16,11 @@
 //! | [`IndexIdMap2`] | the same, plus reconstruction by id | `IndexIDMap2` |
 //! | [`IndexShards`] | several indexes searched in parallel as one | `IndexShards` |
 //! | [`IndexPreTransform`] | vector transforms (PCA, OPQ, …) in front of any index | `IndexPreTransform` |
+//! | [`IndexPq`] | product-quantizer codes: ADC, SDC, Hamming and polysemous search | `IndexPQ` |
+//! | [`IndexScalarQuantizer`] | per-dimension 8/6/4-bit, fp16, bf16 codes | `IndexScalarQuantizer` |
+//! | [`IndexLsh`] | sign-bit codes searched by Hamming distance | `IndexLSH` |
+//! | [`IndexPqFastScan`] | 4-bit PQ in blocks of 32, SIMD shuffle look-ups | `IndexPQFastScan` |
+//! | [`IndexRefine`] | any index re-ranked by another (exact with a Flat) | `IndexRefine`, `IndexRefineFlat` |
 //!
 //! ```
 //! use fathom_index::{Index, IndexFlat};
@@ -25,23 +31,34 @@
 //! ```
 
 mod assigner;
+mod code_scan;
 mod factory;
+mod fastscan;
 mod flat;
 mod idmap;
+mod lsh;
+mod pq;
 mod pretransform;
+mod refine;
 mod shards;
+mod sq;
 
 use std::any::Any;
 
 pub use assigner::IndexAssigner;
 pub use factory::index_factory;
+pub use fastscan::IndexPqFastScan;
 pub use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
 };
 pub use flat::IndexFlat;
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
+pub use lsh::IndexLsh;
+pub use pq::{IndexPq, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;
+pub use refine::IndexRefine;
 pub use shards::{IndexShards, ShardIds};
+pub use sq::IndexScalarQuantizer;
 
 /// A searchable collection of vectors, fathom's counterpart of `faiss::Index`.
 ///
@@ -126,6 +143,20 @@ pub trait Index: Send + Sync {
         }
         Ok(out)
     }
+    /// Distances (or similarities, for inner product) from one query to the stored
+    /// vectors `ids`, into `out` (Faiss's `DistanceComputer`); an id of `-1` gives the
+    /// metric's worst value. The default decodes each vector with
+    /// [`Index::reconstruct`]; indexes that store vectors read them in place.
+    fn compute_distances(&self, query: &[f32], ids: &[Idx], out: &mut [f32]) -> Result<()> {
+        for (o, &id) in out.iter_mut().zip(ids) {
+            *o = if id < 0 {
+                self.metric().worst_value()
+            } else {
+                fathom_kernels::distance(self.metric(), query, &self.reconstruct(id)?)?
+            };
+        }
+        Ok(())
+    }
     /// Removes every vector whose id `selector` contains; returns how many were removed.
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         let _ = selector;
@@ -178,6 +209,7 @@ macro_rules! forward_index {
             fn range_search_with(&self, q: &[f32], r: f32, p: &SearchParams<'_>) -> Result<RangeSearchResult> { (**self).range_search_with(q, r, p) }
             fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> { (**self).reconstruct(id) }
             fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> { (**self).reconstruct_n(start, n) }
+            fn compute_distances(&self, q: &[f32], ids: &[Idx], out: &mut [f32]) -> Result<()> { (**self).compute_distances(q, ids, out) }
             fn remove_ids(&mut self, s: &dyn IdSelector) -> Result<usize> { (**self).remove_ids(s) }
             fn reset(&mut self) { (**self).reset() }
             fn set_param(&mut self, name: &str, value: f64) -> Result<()> { (**self).set_param(name, value) }

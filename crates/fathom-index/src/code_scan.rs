@@ -1,0 +1,217 @@
+//! What every index over a flat array of codes shares: the code store (add, remove with
+//! renumbering as Faiss's `IndexFlatCodes`, reset) and the exhaustive scan that turns a
+//! per-query scorer into k-NN or range results.
+//!
+//! A scorer fills the *keys* (smaller is better; similarities negated) of a contiguous
+//! range of codes; the scan cuts the codes into chunks, parallelises over queries when
+//! there are enough of them and over chunks otherwise (one heap per worker, merged), and
+//! applies the id selector only to candidates that would enter the heap.
+
+use fathom_core::{Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchResult};
+use fathom_kernels::TopK;
+use rayon::prelude::*;
+
+/// Codes scanned per scorer call.
+pub(crate) const CHUNK: usize = 1024;
+
+/// `n` codes of `code_size` bytes, row `i` having id `i`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CodeStore {
+    pub code_size: usize,
+    pub codes: Vec<u8>,
+}
+
+impl CodeStore {
+    pub fn new(code_size: usize) -> Self {
+        CodeStore {
+            code_size,
+            codes: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        if self.code_size == 0 {
+            0
+        } else {
+            self.codes.len() / self.code_size
+        }
+    }
+
+    pub fn code(&self, i: usize) -> &[u8] {
+        &self.codes[i * self.code_size..(i + 1) * self.code_size]
+    }
+
+    /// The code of `id`, or an error naming the valid range.
+    pub fn checked_code(&self, id: Idx) -> Result<&[u8]> {
+        if id < 0 || id as usize >= self.len() {
+            return Err(Error::IdNotFound(id));
+        }
+        Ok(self.code(id as usize))
+    }
+
+    pub fn append(&mut self, codes: &[u8]) -> Result<()> {
+        self.codes.try_reserve(codes.len()).map_err(|_| {
+            Error::invalid(format!(
+                "cannot allocate {} more bytes for codes",
+                codes.len()
+            ))
+        })?;
+        self.codes.extend_from_slice(codes);
+        Ok(())
+    }
+
+    /// Removes the selected rows; later rows move up (ids are renumbered, as Faiss's
+    /// flat indexes do).
+    pub fn remove(&mut self, selector: &dyn IdSelector) -> usize {
+        let (n, cs) = (self.len(), self.code_size);
+        let mut kept = 0;
+        for i in 0..n {
+            if !selector.is_member(i as Idx) {
+                if kept != i {
+                    self.codes.copy_within(i * cs..(i + 1) * cs, kept * cs);
+                }
+                kept += 1;
+            }
+        }
+        self.codes.truncate(kept * cs);
+        n - kept
+    }
+}
+
+/// Pushes the keys of codes `start..start + keys.len()` into `top`.
+#[inline]
+fn push_keys(top: &mut TopK, start: usize, keys: &[f32], selector: Option<&dyn IdSelector>) {
+    let mut thr = top.threshold();
+    for (j, &key) in keys.iter().enumerate() {
+        if key <= thr && key.is_finite() {
+            let id = (start + j) as Idx;
+            if selector.is_none_or(|s| s.is_member(id)) {
+                top.push(key, id);
+                thr = top.threshold();
+            }
+        }
+    }
+}
+
+/// The `k` smallest keys of each of `nq` queries over `n` codes. `scorer(q)` returns the
+/// scorer of query `q`: `(start, keys)` fills `keys` for codes `start..start+keys.len()`.
+pub(crate) fn knn_scan<F, S>(
+    nq: usize,
+    n: usize,
+    k: usize,
+    selector: Option<&dyn IdSelector>,
+    scorer: F,
+) -> Vec<TopK>
+where
+    F: Fn(usize) -> S + Sync,
+    S: FnMut(usize, &mut [f32]) + Send,
+{
+    let threads = rayon::current_num_threads();
+    if nq >= threads || n <= CHUNK {
+        (0..nq)
+            .into_par_iter()
+            .map(|q| {
+                let mut top = TopK::new(k);
+                let mut score = scorer(q);
+                let mut keys = vec![0.0f32; CHUNK.min(n)];
+                for start in (0..n).step_by(CHUNK) {
+                    let len = CHUNK.min(n - start);
+                    score(start, &mut keys[..len]);
+                    push_keys(&mut top, start, &keys[..len], selector);
+                }
+                top
+            })
+            .collect()
+    } else {
+        (0..nq)
+            .map(|q| {
+                (0..n.div_ceil(CHUNK))
+                    .into_par_iter()
+                    .fold(
+                        || (TopK::new(k), scorer(q), vec![0.0f32; CHUNK]),
+                        |(mut top, mut score, mut keys), c| {
+                            let start = c * CHUNK;
+                            let len = CHUNK.min(n - start);
+                            score(start, &mut keys[..len]);
+                            push_keys(&mut top, start, &keys[..len], selector);
+                            (top, score, keys)
+                        },
+                    )
+                    .map(|(top, _, _)| top)
+                    .reduce(
+                        || TopK::new(k),
+                        |mut a, b| {
+                            a.merge(&b);
+                            a
+                        },
+                    )
+            })
+            .collect()
+    }
+}
+
+/// Turns key heaps into a result: distances are the keys, negated for similarities,
+/// after `map` (e.g. de-quantization).
+pub(crate) fn to_result(
+    tops: Vec<TopK>,
+    k: usize,
+    metric: MetricType,
+    map: impl Fn(usize, f32) -> f32,
+) -> Result<SearchResult> {
+    let mut res = SearchResult::try_empty(tops.len(), k, metric)?;
+    let sign = if metric.is_similarity() { -1.0 } else { 1.0 };
+    for (q, top) in tops.into_iter().enumerate() {
+        for (j, (key, id)) in top.into_sorted().into_iter().enumerate() {
+            res.distances[q * k + j] = sign * map(q, key);
+            res.labels[q * k + j] = id;
+        }
+    }
+    Ok(res)
+}
+
+/// Every code with key `< radius_key` for each query (selector applied), parallel over
+/// queries.
+pub(crate) fn range_scan<F, S>(
+    nq: usize,
+    n: usize,
+    radius_key: f32,
+    metric: MetricType,
+    selector: Option<&dyn IdSelector>,
+    scorer: F,
+) -> RangeSearchResult
+where
+    F: Fn(usize) -> S + Sync,
+    S: FnMut(usize, &mut [f32]) + Send,
+{
+    let sign = if metric.is_similarity() { -1.0 } else { 1.0 };
+    let lists: Vec<(Vec<Idx>, Vec<f32>)> = (0..nq)
+        .into_par_iter()
+        .map(|q| {
+            let mut score = scorer(q);
+            let mut keys = vec![0.0f32; CHUNK.min(n)];
+            let (mut ids, mut dis) = (Vec::new(), Vec::new());
+            for start in (0..n).step_by(CHUNK) {
+                let len = CHUNK.min(n - start);
+                score(start, &mut keys[..len]);
+                for (j, &key) in keys[..len].iter().enumerate() {
+                    let id = (start + j) as Idx;
+                    if key < radius_key && selector.is_none_or(|s| s.is_member(id)) {
+                        ids.push(id);
+                        dis.push(sign * key);
+                    }
+                }
+            }
+            (ids, dis)
+        })
+        .collect();
+    RangeSearchResult::from_lists(lists)
+}
+
+/// The key a radius corresponds to (`radius` for distances, `−radius` for similarities).
+pub(crate) fn radius_key(metric: MetricType, radius: f32) -> f32 {
+    if metric.is_similarity() {
+        -radius
+    } else {
+        radius
+    }
+}

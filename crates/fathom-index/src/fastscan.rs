@@ -1,0 +1,287 @@
+//! `IndexPqFastScan`: 4-bit product quantization scanned with in-register table look-ups.
+
+use std::any::Any;
+
+use fathom_core::{Error, IdSelector, Idx, MetricType, Result, SearchParams, SearchResult, check};
+use fathom_kernels::TopK;
+use fathom_kernels::codes::fastscan::{self as kern, BLOCK, block_bytes};
+use fathom_quant::ProductQuantizer;
+use fathom_quant::fastscan::{get_code, packed_len, packed_nsq, quantize_lut, set_code};
+use rayon::prelude::*;
+
+use crate::code_scan::to_result;
+use crate::{Index, check_search};
+
+/// Queries scanned together: each block of codes is read once for all of them.
+const QUERY_GROUP: usize = 4;
+/// Blocks of 32 codes per kernel call.
+const BLOCKS_PER_CHUNK: usize = 32;
+
+/// Product quantization with 4-bit sub-quantizers, searched with the fast-scan kernel
+/// (Faiss's `IndexPQFastScan`, factory `PQ32x4fs`): codes are stored in blocks of 32, the
+/// query's distance tables are quantized to 8 bits, and one SIMD byte shuffle looks up 16
+/// or 32 codes at once. Returned distances are those of the quantized tables (as Faiss);
+/// wrap the index in `IndexRefineFlat` for exact distances.
+///
+/// ```
+/// use fathom_index::{Index, IndexPqFastScan, MetricType};
+/// let d = 8;
+/// let x: Vec<f32> = (0..2000 * d).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+/// let mut index = IndexPqFastScan::new(d, 4, MetricType::L2).unwrap();
+/// index.train(&x).unwrap();
+/// index.add(&x).unwrap();
+/// assert_eq!(index.search(&x[..d], 3).unwrap().labels.len(), 3);
+/// ```
+#[derive(Debug, Clone)]
+pub struct IndexPqFastScan {
+    pq: ProductQuantizer,
+    metric: MetricType,
+    packed: Vec<u8>,
+    ntotal: usize,
+}
+
+impl IndexPqFastScan {
+    /// An untrained index of `m` 4-bit sub-quantizers (`m ≤ 256`).
+    pub fn new(d: usize, m: usize, metric: MetricType) -> Result<Self> {
+        if !matches!(metric, MetricType::L2 | MetricType::InnerProduct) {
+            return Err(Error::Unsupported(format!(
+                "IndexPqFastScan supports L2 and inner product, not {metric:?}"
+            )));
+        }
+        if m > 256 {
+            return Err(Error::invalid(format!(
+                "fast-scan accumulates in 16 bits: at most 256 sub-quantizers, got M = {m}"
+            )));
+        }
+        Ok(IndexPqFastScan {
+            pq: ProductQuantizer::new(d, m, 4)?,
+            metric,
+            packed: Vec::new(),
+            ntotal: 0,
+        })
+    }
+
+    /// The product quantizer.
+    pub fn pq(&self) -> &ProductQuantizer {
+        &self.pq
+    }
+    /// The product quantizer, to set training parameters or centroids.
+    pub fn pq_mut(&mut self) -> &mut ProductQuantizer {
+        &mut self.pq
+    }
+    /// The packed codes (blocks of 32; see `fathom_kernels::codes::fastscan`).
+    pub fn packed_codes(&self) -> &[u8] {
+        &self.packed
+    }
+
+    /// Appends PQ codes in the ordinary packed-index layout (`n × code_size` bytes).
+    pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
+        let cs = self.pq.code_size();
+        if !codes.len().is_multiple_of(cs) {
+            return Err(Error::DimensionMismatch {
+                what: "PQ codes (bytes)".into(),
+                got: codes.len(),
+                expected: format!("a multiple of the code size {cs}"),
+            });
+        }
+        let n = codes.len() / cs;
+        let m = self.pq.m();
+        let new_len = packed_len(self.ntotal + n, m);
+        self.packed
+            .try_reserve(new_len.saturating_sub(self.packed.len()))
+            .map_err(|_| Error::invalid(format!("cannot allocate {new_len} bytes for codes")))?;
+        self.packed.resize(new_len, 0);
+        for (i, c) in codes.chunks_exact(cs).enumerate() {
+            let idx = self.pq.code_indices(c);
+            set_code(&mut self.packed, m, self.ntotal + i, &idx);
+        }
+        self.ntotal += n;
+        Ok(())
+    }
+
+    /// The PQ code of vector `i` in the ordinary layout.
+    pub fn code(&self, i: usize) -> Vec<u8> {
+        let m = self.pq.m();
+        let mut idx = vec![0u32; m];
+        get_code(&self.packed, m, i, &mut idx);
+        let mut code = vec![0u8; self.pq.code_size()];
+        fathom_quant::bits::pack(idx, 4, &mut code);
+        code
+    }
+
+    /// Scans blocks `b0..b1` for a group of queries (`luts`: `nq × nsq × 16`), pushing
+    /// into `tops` (one per query of the group).
+    fn scan(
+        &self,
+        b0: usize,
+        b1: usize,
+        luts: &[u8],
+        tops: &mut [TopK],
+        sel: Option<&dyn IdSelector>,
+        buf: &mut Vec<u16>,
+    ) {
+        let nsq = packed_nsq(self.pq.m());
+        let bb = block_bytes(nsq);
+        let nq = tops.len();
+        let mut b = b0;
+        while b < b1 {
+            let e = (b + BLOCKS_PER_CHUNK).min(b1);
+            let nb = e - b;
+            buf.resize(nq * nb * BLOCK, 0);
+            kern::accumulate(nsq, &self.packed[b * bb..e * bb], luts, buf);
+            let first = b * BLOCK;
+            let count = (self.ntotal - first).min(nb * BLOCK);
+            for (q, top) in tops.iter_mut().enumerate() {
+                let keys = &buf[q * nb * BLOCK..q * nb * BLOCK + count];
+                let mut thr = top.threshold();
+                for (j, &key) in keys.iter().enumerate() {
+                    let key = key as f32;
+                    if key <= thr {
+                        let id = (first + j) as Idx;
+                        if sel.is_none_or(|s| s.is_member(id)) {
+                            top.push(key, id);
+                            thr = top.threshold();
+                        }
+                    }
+                }
+            }
+            b = e;
+        }
+    }
+}
+
+impl Index for IndexPqFastScan {
+    fn dim(&self) -> usize {
+        self.pq.d()
+    }
+    fn ntotal(&self) -> usize {
+        self.ntotal
+    }
+    fn metric(&self) -> MetricType {
+        self.metric
+    }
+    fn is_trained(&self) -> bool {
+        self.pq.is_trained()
+    }
+    fn train(&mut self, x: &[f32]) -> Result<()> {
+        self.pq.train(x)
+    }
+    fn add(&mut self, x: &[f32]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained("add to IndexPqFastScan".into()));
+        }
+        check::vectors("added", x, self.dim())?;
+        let codes = self.pq.compute_codes(x)?;
+        self.add_codes(&codes)
+    }
+
+    fn search_with(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        let nq = check_search(self, queries, k)?;
+        let m = self.pq.m();
+        let nsq = packed_nsq(m);
+        let mut tables = self.pq.compute_distance_tables(self.metric, queries)?;
+        if self.metric.is_similarity() {
+            tables.iter_mut().for_each(|v| *v = -*v);
+        }
+        let mut luts = vec![0u8; nq * nsq * 16];
+        let mut scale_bias = vec![(1.0f32, 0.0f32); nq];
+        luts.par_chunks_mut(nsq * 16)
+            .zip(tables.par_chunks(m * 16))
+            .zip(scale_bias.par_iter_mut())
+            .for_each(|((l, t), sb)| *sb = quantize_lut(t, m, l));
+        let nblocks = self.ntotal.div_ceil(BLOCK);
+        let sel = params.selector;
+        let ngroups = nq.div_ceil(QUERY_GROUP);
+        let group_luts = |g: usize| {
+            let q1 = ((g + 1) * QUERY_GROUP).min(nq);
+            (
+                &luts[g * QUERY_GROUP * nsq * 16..q1 * nsq * 16],
+                q1 - g * QUERY_GROUP,
+            )
+        };
+        let tops: Vec<TopK> = if ngroups >= rayon::current_num_threads() {
+            (0..ngroups)
+                .into_par_iter()
+                .flat_map_iter(|g| {
+                    let (l, n) = group_luts(g);
+                    let mut tops: Vec<TopK> = (0..n).map(|_| TopK::new(k)).collect();
+                    self.scan(0, nblocks, l, &mut tops, sel, &mut Vec::new());
+                    tops
+                })
+                .collect()
+        } else {
+            let mut all = Vec::with_capacity(nq);
+            for g in 0..ngroups {
+                let (l, n) = group_luts(g);
+                let merged = (0..nblocks.div_ceil(BLOCKS_PER_CHUNK))
+                    .into_par_iter()
+                    .fold(
+                        || ((0..n).map(|_| TopK::new(k)).collect::<Vec<_>>(), Vec::new()),
+                        |(mut tops, mut buf), c| {
+                            let b0 = c * BLOCKS_PER_CHUNK;
+                            let b1 = (b0 + BLOCKS_PER_CHUNK).min(nblocks);
+                            self.scan(b0, b1, l, &mut tops, sel, &mut buf);
+                            (tops, buf)
+                        },
+                    )
+                    .map(|(t, _)| t)
+                    .reduce(
+                        || (0..n).map(|_| TopK::new(k)).collect(),
+                        |mut a, b| {
+                            for (x, y) in a.iter_mut().zip(&b) {
+                                x.merge(y);
+                            }
+                            a
+                        },
+                    );
+                all.extend(merged);
+            }
+            all
+        };
+        to_result(tops, k, self.metric, |q, key| {
+            let (scale, bias) = scale_bias[q];
+            bias + key / scale
+        })
+    }
+
+    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
+        if id < 0 || id as usize >= self.ntotal {
+            return Err(Error::IdNotFound(id));
+        }
+        let mut x = vec![0.0; self.dim()];
+        self.pq.decode_one(&self.code(id as usize), &mut x);
+        Ok(x)
+    }
+
+    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+        let kept: Vec<u8> = (0..self.ntotal)
+            .filter(|&i| !selector.is_member(i as Idx))
+            .flat_map(|i| self.code(i))
+            .collect();
+        let removed = self.ntotal - kept.len() / self.pq.code_size();
+        self.reset();
+        self.add_codes(&kept)?;
+        Ok(removed)
+    }
+
+    fn reset(&mut self) {
+        self.packed.clear();
+        self.ntotal = 0;
+    }
+
+    fn description(&self) -> String {
+        format!("PQ{}x4fs", self.pq.m())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
