@@ -30,6 +30,9 @@ impl NpyElement for i64 {
 impl NpyElement for i32 {
     const DESCR: &'static str = "<i4";
 }
+impl NpyElement for u8 {
+    const DESCR: &'static str = "|u1";
+}
 
 /// The contents of an `.npy` file. One-dimensional arrays read as one column (`d = 1`).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +43,8 @@ pub enum NpyArray {
     I64(Dataset<i64>),
     /// `int32`
     I32(Dataset<i32>),
+    /// `uint8` (codes)
+    U8(Dataset<u8>),
 }
 
 impl NpyArray {
@@ -49,6 +54,7 @@ impl NpyArray {
             NpyArray::F32(_) => "float32",
             NpyArray::I64(_) => "int64",
             NpyArray::I32(_) => "int32",
+            NpyArray::U8(_) => "uint8",
         }
     }
 }
@@ -170,6 +176,7 @@ fn element_bytes(descr: &str) -> Option<usize> {
         "<f4" => 4,
         "<i8" => 8,
         "<i4" => 4,
+        "|u1" => 1,
         _ => None?,
     })
 }
@@ -177,7 +184,9 @@ fn element_bytes(descr: &str) -> Option<usize> {
 fn unsupported(path: &Path, descr: &str) -> Error {
     Error::format(
         what(path),
-        format!("element type {descr:?}; expected '<f4' (float32), '<i8' (int64) or '<i4' (int32)"),
+        format!(
+            "element type {descr:?}; expected '<f4' (float32), '<i8' (int64), '<i4' (int32) or '|u1' (uint8)"
+        ),
     )
 }
 
@@ -231,6 +240,7 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
         "<f4" => NpyArray::F32(read_body(path, &mut r, &h, len)?),
         "<i8" => NpyArray::I64(read_body(path, &mut r, &h, len)?),
         "<i4" => NpyArray::I32(read_body(path, &mut r, &h, len)?),
+        "|u1" => NpyArray::U8(read_body(path, &mut r, &h, len)?),
         other => return Err(unsupported(path, other)),
     })
 }
