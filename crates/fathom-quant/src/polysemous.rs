@@ -67,7 +67,7 @@ impl PolysemousTraining {
             )));
         }
         let dsub = pq.dsub();
-        let perms: Vec<Vec<usize>> = (0..pq.m())
+        let perms: Vec<Vec<u32>> = (0..pq.m())
             .into_par_iter()
             .map(|s| {
                 let mut dis = Vec::with_capacity(n * n);
@@ -87,18 +87,19 @@ impl PolysemousTraining {
         for (s, perm) in perms.iter().enumerate() {
             let base = s * n * dsub;
             for (i, &p) in perm.iter().enumerate() {
+                let p = p as usize;
                 c[base + p * dsub..base + (p + 1) * dsub].copy_from_slice(pq.centroid(s, i));
             }
         }
         pq.set_centroids(&c)
     }
 
-    fn run_optimization(&self, obj: &Objective) -> Vec<usize> {
+    fn run_optimization(&self, obj: &Objective) -> Vec<u32> {
         let mut rng = FaissRng::new(self.seed);
-        let mut best = (0..obj.n).collect();
+        let mut best = (0..obj.n as u32).collect();
         let mut min_cost = 1e30f64;
         for _ in 0..self.n_redo {
-            let mut perm: Vec<usize> = (0..obj.n).collect();
+            let mut perm: Vec<u32> = (0..obj.n as u32).collect();
             // Faiss keeps the final cost in a float.
             let cost = self.optimize(obj, &mut perm, &mut rng) as f32 as f64;
             if cost < min_cost {
@@ -109,7 +110,7 @@ impl PolysemousTraining {
         best
     }
 
-    fn optimize(&self, obj: &Objective, perm: &mut [usize], rng: &mut FaissRng) -> f64 {
+    fn optimize(&self, obj: &Objective, perm: &mut [u32], rng: &mut FaissRng) -> f64 {
         let n = obj.n;
         let mut cost = obj.cost(perm);
         let mut temperature = self.init_temperature;
@@ -170,60 +171,31 @@ impl Objective {
         Objective { n, target, weights }
     }
 
-    fn cost(&self, perm: &[usize]) -> f64 {
+    fn cost(&self, perm: &[u32]) -> f64 {
         let n = self.n;
         let mut cost = 0.0;
         for i in 0..n {
             for j in 0..n {
                 let w = self.weights[i * n + j];
-                cost += w * sqr(self.target[i * n + j] - ham(perm[i], perm[j]));
+                cost += w * sqr(self.target[i * n + j] - ham(perm[i] as usize, perm[j] as usize));
             }
         }
         cost
     }
 
-    /// The change of cost if `perm[iw]` and `perm[jw]` were swapped, in O(n), summed in
-    /// Faiss's order. Tables are symmetric, so column `iw` is read as row `iw`.
-    fn cost_update(&self, perm: &[usize], iw: usize, jw: usize) -> f64 {
+    /// The change of cost if `perm[iw]` and `perm[jw]` were swapped, in O(n) (the
+    /// tables are symmetric, so only rows `iw` and `jw` are read).
+    fn cost_update(&self, perm: &[u32], iw: usize, jw: usize) -> f64 {
         let n = self.n;
-        let (pi, pj) = (perm[iw], perm[jw]);
-        let row_iw = &self.target[iw * n..(iw + 1) * n];
-        let w_iw = &self.weights[iw * n..(iw + 1) * n];
-        let row_jw = &self.target[jw * n..(jw + 1) * n];
-        let w_jw = &self.weights[jw * n..(jw + 1) * n];
-        let swapped = |j: usize| {
-            if j == iw {
-                pj
-            } else if j == jw {
-                pi
-            } else {
-                perm[j]
-            }
-        };
-        let mut delta = 0.0;
-        for i in 0..n {
-            if i == iw || i == jw {
-                let (row, w, p_new) = if i == iw {
-                    (row_iw, w_iw, pj)
-                } else {
-                    (row_jw, w_jw, pi)
-                };
-                for j in 0..n {
-                    let wanted = row[j];
-                    delta -= w[j] * sqr(wanted - ham(perm[i], perm[j]));
-                    delta += w[j] * sqr(wanted - ham(p_new, swapped(j)));
-                }
-            } else {
-                let pi_ = perm[i];
-                let (wanted, w) = (row_iw[i], w_iw[i]);
-                delta -= w * sqr(wanted - ham(pi_, pi));
-                delta += w * sqr(wanted - ham(pi_, pj));
-                let (wanted, w) = (row_jw[i], w_jw[i]);
-                delta -= w * sqr(wanted - ham(pi_, pj));
-                delta += w * sqr(wanted - ham(pi_, pi));
-            }
-        }
-        delta
+        fathom_kernels::codes::pq::swap_delta(
+            perm,
+            iw,
+            jw,
+            &self.target[iw * n..(iw + 1) * n],
+            &self.weights[iw * n..(iw + 1) * n],
+            &self.target[jw * n..(jw + 1) * n],
+            &self.weights[jw * n..(jw + 1) * n],
+        )
     }
 }
 
@@ -242,7 +214,7 @@ mod tests {
             })
             .collect();
         let obj = Objective::new(nbits, &dis, std::f64::consts::LN_2);
-        let mut perm: Vec<usize> = (0..n).rev().collect();
+        let mut perm: Vec<u32> = (0..n as u32).rev().collect();
         perm.swap(3, 9);
         for (iw, jw) in [(0, 1), (3, 9), (15, 2), (7, 8)] {
             let before = obj.cost(&perm);
