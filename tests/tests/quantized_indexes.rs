@@ -81,7 +81,7 @@ fn accuracy_anchors() {
         assert!(r > min, "{desc}: recall@1 {r} ≤ {min}");
     }
     // IndexRefineFlat(PQ) with k_factor 4: recall@1 ≥ 0.95, and non-decreasing in k_factor.
-    let mut refine = build("PQ8np,RFlat", &ds);
+    let mut refine = build("PQ16np,RFlat", &ds);
     let mut last = 0.0;
     for kf in [1.0, 2.0, 4.0] {
         refine.set_param("k_factor", kf).unwrap();
