@@ -13,6 +13,8 @@ use rayon::prelude::*;
 
 /// Codes scanned per scorer call.
 pub(crate) const CHUNK: usize = 1024;
+/// Most queries scanned together over one chunk of codes.
+const QUERY_GROUP: usize = 8;
 
 /// `n` codes of `code_size` bytes, row `i` having id `i`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -108,18 +110,24 @@ where
 {
     let threads = rayon::current_num_threads();
     if nq >= threads || n <= CHUNK {
-        (0..nq)
+        // Queries in groups: each chunk of codes is scored for every query of the group
+        // while it is in cache, so memory traffic is divided by the group size.
+        let group = (nq / threads).clamp(1, QUERY_GROUP);
+        (0..nq.div_ceil(group))
             .into_par_iter()
-            .map(|q| {
-                let mut top = TopK::new(k);
-                let mut score = scorer(q);
+            .flat_map_iter(|g| {
+                let qs = g * group..((g + 1) * group).min(nq);
+                let mut tops: Vec<TopK> = qs.clone().map(|_| TopK::new(k)).collect();
+                let mut scorers: Vec<S> = qs.map(&scorer).collect();
                 let mut keys = vec![0.0f32; CHUNK.min(n)];
                 for start in (0..n).step_by(CHUNK) {
                     let len = CHUNK.min(n - start);
-                    score(start, &mut keys[..len]);
-                    push_keys(&mut top, start, &keys[..len], selector);
+                    for (top, score) in tops.iter_mut().zip(&mut scorers) {
+                        score(start, &mut keys[..len]);
+                        push_keys(top, start, &keys[..len], selector);
+                    }
                 }
-                top
+                tops
             })
             .collect()
     } else {

@@ -15,6 +15,7 @@ macro_rules! multiversion {
     ) => {
         $(#[$meta])*
         #[inline]
+        #[allow(dead_code)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             $at($crate::simd_level(), $($arg),*)
         }

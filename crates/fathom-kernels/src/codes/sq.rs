@@ -170,7 +170,9 @@ fn l2_body<K: Kind>(cs: usize, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f
     let full = d / 16;
     for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
         let mut acc = [0.0f32; 16];
-        for (j, (q, a)) in qp.chunks_exact(16).zip(a.chunks_exact(16)).enumerate() {
+        let (qs, _) = qp.as_chunks::<16>();
+        let (as_, _) = a.as_chunks::<16>();
+        for (j, (q, a)) in qs.iter().zip(as_).enumerate() {
             let c = K::chunk(code, j);
             for l in 0..16 {
                 let r = q[l] - a[l] * c[l];
@@ -192,7 +194,8 @@ fn dot_body<K: Kind>(cs: usize, qa: &[f32], codes: &[u8], out: &mut [f32]) {
     let full = d / 16;
     for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
         let mut acc = [0.0f32; 16];
-        for (j, q) in qa.chunks_exact(16).enumerate() {
+        let (qs, _) = qa.as_chunks::<16>();
+        for (j, q) in qs.iter().enumerate() {
             let c = K::chunk(code, j);
             for l in 0..16 {
                 acc[l] += q[l] * c[l];
@@ -213,10 +216,39 @@ fn check_shapes(kind: Components, d: usize, a_len: usize, codes: &[u8], n: usize
     cs
 }
 
+/// `out[i] = Σ_t (qp_t − a_t·c_{i,t})²` over the codes of `codes`, each
+/// `kind.code_size(qp.len())` bytes.
+pub fn l2(kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) {
+    l2_at(crate::simd_level(), kind, qp, a, codes, out)
+}
+
+/// [`l2`] at a given SIMD level (the scalar twin when the CPU lacks it).
+pub fn l2_at(level: crate::SimdLevel, kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if x86::l2(level, kind, qp, a, codes, out) {
+        return;
+    }
+    l2_generic_at(level, kind, qp, a, codes, out)
+}
+
+/// `out[i] = Σ_t qa_t·c_{i,t}` over the codes of `codes`, each
+/// `kind.code_size(qa.len())` bytes.
+pub fn dot(kind: Components, qa: &[f32], codes: &[u8], out: &mut [f32]) {
+    dot_at(crate::simd_level(), kind, qa, codes, out)
+}
+
+/// [`dot`] at a given SIMD level (the scalar twin when the CPU lacks it).
+pub fn dot_at(level: crate::SimdLevel, kind: Components, qa: &[f32], codes: &[u8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if x86::dot(level, kind, qa, codes, out) {
+        return;
+    }
+    dot_generic_at(level, kind, qa, codes, out)
+}
+
 multiversion! {
-    /// `out[i] = Σ_t (qp_t − a_t·c_{i,t})²` over the codes of `codes`, each
-    /// `kind.code_size(qp.len())` bytes.
-    pub fn l2 / l2_at(kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) {
+    /// The generic (auto-vectorised) form of [`l2`].
+    fn l2_generic / l2_generic_at(kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) {
         let cs = check_shapes(kind, qp.len(), a.len(), codes, out.len());
         if cs == 0 {
             out.fill(0.0);
@@ -233,9 +265,8 @@ multiversion! {
 }
 
 multiversion! {
-    /// `out[i] = Σ_t qa_t·c_{i,t}` over the codes of `codes`, each
-    /// `kind.code_size(qa.len())` bytes.
-    pub fn dot / dot_at(kind: Components, qa: &[f32], codes: &[u8], out: &mut [f32]) {
+    /// The generic (auto-vectorised) form of [`dot`].
+    fn dot_generic / dot_generic_at(kind: Components, qa: &[f32], codes: &[u8], out: &mut [f32]) {
         let cs = check_shapes(kind, qa.len(), qa.len(), codes, out.len());
         if cs == 0 {
             out.fill(0.0);
@@ -247,6 +278,96 @@ multiversion! {
             Components::U6 => dot_body::<U6>(cs, qa, codes, out),
             Components::F16 => dot_body::<F16>(cs, qa, codes, out),
             Components::Bf16 => dot_body::<Bf16>(cs, qa, codes, out),
+        }
+    }
+}
+
+/// Hand-written kernels for the hot layouts (bytes and fp16): a 16-byte load widened to
+/// 16 (or 8) floats per step, fused multiply-adds into one register.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Components, check_shapes};
+    use crate::SimdLevel;
+    use std::arch::x86_64::*;
+
+    fn avx512_ok(level: SimdLevel) -> bool {
+        level == SimdLevel::Avx512 && SimdLevel::Avx512.is_supported()
+    }
+
+    /// Returns false when it has no kernel for this case (the caller falls back).
+    pub(super) fn l2(level: SimdLevel, kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) -> bool {
+        let d = qp.len();
+        if !avx512_ok(level) || d % 16 != 0 || d == 0 || !matches!(kind, Components::U8 | Components::F16) {
+            return false;
+        }
+        let cs = check_shapes(kind, d, a.len(), codes, out.len());
+        // SAFETY: AVX-512 F/BW/DQ/VL support was checked by `avx512_ok`.
+        unsafe { l2_avx512(kind, cs, qp, a, codes, out) };
+        true
+    }
+
+    pub(super) fn dot(level: SimdLevel, kind: Components, qa: &[f32], codes: &[u8], out: &mut [f32]) -> bool {
+        let d = qa.len();
+        if !avx512_ok(level) || d % 16 != 0 || d == 0 || !matches!(kind, Components::U8 | Components::F16) {
+            return false;
+        }
+        let cs = check_shapes(kind, d, d, codes, out.len());
+        // SAFETY: AVX-512 F/BW/DQ/VL support was checked by `avx512_ok`.
+        unsafe { dot_avx512(kind, cs, qa, codes, out) };
+        true
+    }
+
+    /// 16 components starting at component `16·j` of `code`, as floats.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    fn load16(kind: Components, code: &[u8], j: usize) -> __m512 {
+        match kind {
+            Components::U8 => {
+                let b = &code[16 * j..16 * j + 16];
+                // SAFETY: `b` is 16 readable bytes; unaligned load.
+                let v = unsafe { _mm_loadu_si128(b.as_ptr().cast()) };
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))
+            }
+            _ => {
+                let b = &code[32 * j..32 * j + 32];
+                // SAFETY: `b` is 32 readable bytes; unaligned load.
+                let v = unsafe { _mm256_loadu_si256(b.as_ptr().cast()) };
+                _mm512_cvtph_ps(v)
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    fn load_f(x: &[f32], j: usize) -> __m512 {
+        let s = &x[16 * j..16 * j + 16];
+        // SAFETY: `s` is 16 readable floats; unaligned load.
+        unsafe { _mm512_loadu_ps(s.as_ptr()) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    fn l2_avx512(kind: Components, cs: usize, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) {
+        let steps = qp.len() / 16;
+        for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
+            let mut acc = _mm512_setzero_ps();
+            for j in 0..steps {
+                let c = load16(kind, code, j);
+                let r = _mm512_fnmadd_ps(load_f(a, j), c, load_f(qp, j));
+                acc = _mm512_fmadd_ps(r, r, acc);
+            }
+            *o = _mm512_reduce_add_ps(acc);
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    fn dot_avx512(kind: Components, cs: usize, qa: &[f32], codes: &[u8], out: &mut [f32]) {
+        let steps = qa.len() / 16;
+        for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
+            let mut acc = _mm512_setzero_ps();
+            for j in 0..steps {
+                acc = _mm512_fmadd_ps(load_f(qa, j), load16(kind, code, j), acc);
+            }
+            *o = _mm512_reduce_add_ps(acc);
         }
     }
 }
