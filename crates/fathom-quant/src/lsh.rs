@@ -3,6 +3,7 @@
 
 use fathom_core::{Error, Result, check};
 use fathom_linalg::{RandomRotationMatrix, VectorTransform};
+use rayon::prelude::*;
 
 /// Codes a `d`-dimensional vector as `nbits` bits: bit `j` is set when coordinate `j` of
 /// the projected vector is at or above its threshold. The projection is a random rotation
@@ -165,14 +166,21 @@ impl LshEncoder {
         let nb = self.nbits;
         let cs = self.code_size();
         let mut out = vec![0u8; y.len() / nb * cs];
-        for (row, code) in y.chunks_exact(nb).zip(out.chunks_exact_mut(cs)) {
-            for (j, &v) in row.iter().enumerate() {
-                let t = self.thresholds.get(j).copied().unwrap_or(0.0);
-                if v - t >= 0.0 {
-                    code[j / 8] |= 1 << (j % 8);
+        let zeros = vec![0.0f32; nb];
+        let thr = if self.thresholds.is_empty() { &zeros } else { &self.thresholds };
+        out.par_chunks_mut(cs * 1024)
+            .zip(y.par_chunks(nb * 1024))
+            .for_each(|(codes, rows)| {
+                for (row, code) in rows.chunks_exact(nb).zip(codes.chunks_exact_mut(cs)) {
+                    for (byte, (v, t)) in code.iter_mut().zip(row.chunks(8).zip(thr.chunks(8))) {
+                        let mut b = 0u8;
+                        for (i, (&v, &t)) in v.iter().zip(t).enumerate() {
+                            b |= u8::from(v - t >= 0.0) << i;
+                        }
+                        *byte = b;
+                    }
                 }
-            }
-        }
+            });
         Ok(out)
     }
 

@@ -8,48 +8,98 @@
 
 use crate::multiversion::multiversion;
 
-multiversion! {
-    /// `out[j] = ‖x − c_j‖²` for the `ksub = out.len()` centroids of one sub-space, given
-    /// transposed (`ct.len() == x.len() * ksub`).
-    pub fn l2_table / l2_table_at(x: &[f32], ct: &[f32], out: &mut [f32]) {
-        let ksub = out.len();
-        assert_eq!(ct.len(), x.len() * ksub, "transposed centroids of the wrong size");
-        out.fill(0.0);
-        for (&xt, row) in x.iter().zip(ct.chunks_exact(ksub.max(1))) {
-            for (o, &c) in out.iter_mut().zip(row) {
-                let diff = xt - c;
-                *o += diff * diff;
-            }
-        }
-    }
+/// `out[j] = ‖x − c_j‖²` for the `ksub = out.len()` centroids of one sub-space, given
+/// transposed (`ct.len() == x.len() * ksub`).
+pub fn l2_table(x: &[f32], ct: &[f32], out: &mut [f32]) {
+    l2_table_at(crate::simd_level(), x, ct, out)
 }
 
-multiversion! {
-    /// `out[j] = ⟨x, c_j⟩` for the `ksub = out.len()` centroids of one sub-space, given
-    /// transposed (`ct.len() == x.len() * ksub`).
-    pub fn ip_table / ip_table_at(x: &[f32], ct: &[f32], out: &mut [f32]) {
-        let ksub = out.len();
-        assert_eq!(ct.len(), x.len() * ksub, "transposed centroids of the wrong size");
-        out.fill(0.0);
-        for (&xt, row) in x.iter().zip(ct.chunks_exact(ksub.max(1))) {
-            for (o, &c) in out.iter_mut().zip(row) {
+/// [`l2_table`] at a given SIMD level (the scalar twin when the CPU lacks it).
+pub fn l2_table_at(level: crate::SimdLevel, x: &[f32], ct: &[f32], out: &mut [f32]) {
+    table_at::<true>(level, x, ct, out)
+}
+
+/// `out[j] = ⟨x, c_j⟩` for the `ksub = out.len()` centroids of one sub-space, given
+/// transposed (`ct.len() == x.len() * ksub`).
+pub fn ip_table(x: &[f32], ct: &[f32], out: &mut [f32]) {
+    ip_table_at(crate::simd_level(), x, ct, out)
+}
+
+/// [`ip_table`] at a given SIMD level (the scalar twin when the CPU lacks it).
+pub fn ip_table_at(level: crate::SimdLevel, x: &[f32], ct: &[f32], out: &mut [f32]) {
+    table_at::<false>(level, x, ct, out)
+}
+
+fn table_at<const L2: bool>(level: crate::SimdLevel, x: &[f32], ct: &[f32], out: &mut [f32]) {
+    let ksub = out.len();
+    assert_eq!(ct.len(), x.len() * ksub, "transposed centroids of the wrong size");
+    #[cfg(target_arch = "x86_64")]
+    if level == crate::SimdLevel::Avx512
+        && crate::SimdLevel::Avx512.is_supported()
+        && ksub.is_multiple_of(16)
+    {
+        // SAFETY: AVX-512 F support was checked just above.
+        unsafe { x86::table_avx512::<L2>(x, ct, out) };
+        return;
+    }
+    let _ = level;
+    out.fill(0.0);
+    for (&xt, row) in x.iter().zip(ct.chunks_exact(ksub.max(1))) {
+        for (o, &c) in out.iter_mut().zip(row) {
+            if L2 {
+                let diff = xt - c;
+                *o += diff * diff;
+            } else {
                 *o += xt * c;
             }
         }
     }
 }
 
-/// Index of the smallest entry (the first one on ties; 0 for an empty slice).
-pub fn argmin(v: &[f32]) -> usize {
-    let mut best = 0;
-    let mut best_v = f32::INFINITY;
-    for (i, &x) in v.iter().enumerate() {
-        if x < best_v {
-            best_v = x;
-            best = i;
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Rows of `ct` streamed once per coordinate; the table (`ksub` floats) stays in L1.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) fn table_avx512<const L2: bool>(x: &[f32], ct: &[f32], out: &mut [f32]) {
+        let ksub = out.len();
+        out.fill(0.0);
+        for (&xt, row) in x.iter().zip(ct.chunks_exact(ksub)) {
+            let xv = _mm512_set1_ps(xt);
+            for (o, c) in out.chunks_exact_mut(16).zip(row.chunks_exact(16)) {
+                // SAFETY: `o` and `c` are 16 floats each; unaligned loads and store.
+                unsafe {
+                    let cv = _mm512_loadu_ps(c.as_ptr());
+                    let ov = _mm512_loadu_ps(o.as_ptr());
+                    let r = if L2 {
+                        let diff = _mm512_sub_ps(xv, cv);
+                        _mm512_fmadd_ps(diff, diff, ov)
+                    } else {
+                        _mm512_fmadd_ps(xv, cv, ov)
+                    };
+                    _mm512_storeu_ps(o.as_mut_ptr(), r);
+                }
+            }
         }
     }
-    best
+}
+
+/// Index of the smallest entry (the first one on ties; 0 for an empty slice). The
+/// minimum is found lane-wise (vectorisable, no data-dependent branches), then located.
+pub fn argmin(v: &[f32]) -> usize {
+    let (chunks, tail) = v.as_chunks::<16>();
+    let mut lanes = [f32::INFINITY; 16];
+    for c in chunks {
+        for l in 0..16 {
+            lanes[l] = if c[l] < lanes[l] { c[l] } else { lanes[l] };
+        }
+    }
+    let mut best = lanes.iter().copied().fold(f32::INFINITY, f32::min);
+    for &x in tail {
+        best = best.min(x);
+    }
+    v.iter().position(|&x| x == best).unwrap_or(0)
 }
 
 multiversion! {
