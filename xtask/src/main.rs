@@ -350,6 +350,9 @@ fn bench(args: &[String]) -> Res<()> {
         }
     }
     transform_rows(args, &mut table, &fathom, &py, &data, &t, rounds)?;
+    quantizer_rows(
+        args, &mut table, &fathom, &py, &faiss_ref, &data, &t, rounds,
+    )?;
     let raw = gemm(&[
         "--threads".into(),
         t.clone(),
@@ -363,6 +366,74 @@ fn bench(args: &[String]) -> Res<()> {
     let out = root().join("target/bench-report.md");
     std::fs::write(&out, format!("{report}\n")).map_err(|e| e.to_string())?;
     eprintln!("xtask: table written to {}", out.display());
+    Ok(())
+}
+
+/// The code-based indexes (issue 4's list) side by side: QPS for the 1000 queries in one
+/// batch, recall, and train / add seconds. `--no-quant` skips them.
+#[allow(clippy::too_many_arguments)]
+fn quantizer_rows(
+    args: &[String],
+    table: &mut Vec<String>,
+    fathom: &Path,
+    py: &Path,
+    faiss_ref: &Path,
+    data: &Path,
+    t: &str,
+    rounds: usize,
+) -> Res<()> {
+    if args.iter().any(|a| a == "--no-quant") {
+        return Ok(());
+    }
+    table.push(String::new());
+    table.push("| index (L2, k = 10, 1000 queries) | fathom QPS | faiss QPS | fathom/faiss QPS (median) | (best) | R@1 fathom / faiss | 10-R@10 fathom / faiss | train s fathom / faiss | add s fathom / faiss |".into());
+    table.push("|---|---|---|---|---|---|---|---|---|".into());
+    for key in ["PQ16", "PQ32x4fs", "SQ8", "SQfp16", "LSH", "PQ16,RFlat"] {
+        let (mut fa, mut fs) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            eprintln!("xtask: {key} — round {}/{rounds}", round + 1);
+            let (out, _) = measured(
+                Command::new(fathom)
+                    .args(["--threads", t, "bench"])
+                    .arg(data)
+                    .args(["--index", key, "--k", "10", "--json"]),
+            )?;
+            fa.push(last_json(&out)?);
+            let (out, _) = measured(Command::new(py).arg(faiss_ref).arg(data).args([
+                "--key",
+                key,
+                "--k",
+                "10",
+                "--threads",
+                t,
+                "--json",
+            ]))?;
+            fs.push(last_json(&out)?);
+        }
+        let col = |v: &[Value], k: &str| -> Vec<f64> {
+            v.iter()
+                .map(|x| x[k].as_f64().unwrap_or(f64::NAN))
+                .collect()
+        };
+        let (fq, sq) = (median(col(&fa, "qps")), median(col(&fs, "qps")));
+        let fbest = col(&fa, "qps").into_iter().fold(0.0, f64::max);
+        let sbest = col(&fs, "qps").into_iter().fold(0.0, f64::max);
+        let line = format!(
+            "| {key} | {fq:.0} | {sq:.0} | {:.2}× | {:.2}× | {:.3} / {:.3} | {:.3} / {:.3} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            fq / sq,
+            fbest / sbest,
+            fa[0]["recall_at_1"].as_f64().unwrap_or(f64::NAN),
+            fs[0]["recall_at_1"].as_f64().unwrap_or(f64::NAN),
+            fa[0]["recall_10_at_10"].as_f64().unwrap_or(f64::NAN),
+            fs[0]["recall_10_at_10"].as_f64().unwrap_or(f64::NAN),
+            median(col(&fa, "train_s")),
+            median(col(&fs, "train_s")),
+            median(col(&fa, "add_s")),
+            median(col(&fs, "add_s")),
+        );
+        eprintln!("{line}");
+        table.push(line);
+    }
     Ok(())
 }
 

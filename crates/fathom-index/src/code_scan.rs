@@ -11,6 +11,9 @@ use fathom_core::{Error, IdSelector, Idx, MetricType, RangeSearchResult, Result,
 use fathom_kernels::TopK;
 use rayon::prelude::*;
 
+/// A boxed per-query scorer: fills the keys of codes `start .. start + keys.len()`.
+pub(crate) type BoxedScorer<'a> = Box<dyn FnMut(usize, &mut [f32]) + Send + 'a>;
+
 /// Codes scanned per scorer call.
 pub(crate) const CHUNK: usize = 1024;
 /// Most queries scanned together over one chunk of codes.
@@ -32,11 +35,7 @@ impl CodeStore {
     }
 
     pub fn len(&self) -> usize {
-        if self.code_size == 0 {
-            0
-        } else {
-            self.codes.len() / self.code_size
-        }
+        self.codes.len().checked_div(self.code_size).unwrap_or(0)
     }
 
     pub fn code(&self, i: usize) -> &[u8] {

@@ -9,7 +9,7 @@ use fathom_core::{
 use fathom_kernels::codes::hamming;
 use fathom_quant::LshEncoder;
 
-use crate::code_scan::{CodeStore, knn_scan, range_scan, to_result};
+use crate::code_scan::{BoxedScorer, CodeStore, knn_scan, range_scan, to_result};
 use crate::{Index, check_queries, check_search};
 
 /// Locality-sensitive hashing by signs (Faiss's `IndexLSH`, factory `LSH`, `LSHr`, `LSHt`,
@@ -64,10 +64,7 @@ impl IndexLsh {
         self.store.append(codes)
     }
 
-    fn scorer<'a>(
-        &'a self,
-        qcodes: &'a [u8],
-    ) -> impl Fn(usize) -> Box<dyn FnMut(usize, &mut [f32]) + Send + 'a> + Sync {
+    fn scorer<'a>(&'a self, qcodes: &'a [u8]) -> impl Fn(usize) -> BoxedScorer<'a> + Sync {
         let cs = self.store.code_size;
         move |q| {
             let qc = &qcodes[q * cs..(q + 1) * cs];

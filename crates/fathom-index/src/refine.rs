@@ -116,7 +116,7 @@ impl Index for IndexRefine {
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
         let nq = check_search(self, queries, k)?;
-        if !(self.k_factor >= 1.0) {
+        if self.k_factor.is_nan() || self.k_factor < 1.0 {
             return Err(Error::invalid(format!(
                 "k_factor = {} must be at least 1",
                 self.k_factor
@@ -187,7 +187,7 @@ impl Index for IndexRefine {
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         match name {
             "k_factor" | "k_factor_rf" => {
-                if !(value >= 1.0) {
+                if value.is_nan() || value < 1.0 {
                     return Err(Error::invalid(format!(
                         "{name} = {value} must be at least 1"
                     )));

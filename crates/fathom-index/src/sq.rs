@@ -8,7 +8,7 @@ use fathom_core::{
 };
 use fathom_quant::{QuantizerType, ScalarQuantizer};
 
-use crate::code_scan::{CodeStore, knn_scan, radius_key, range_scan, to_result};
+use crate::code_scan::{BoxedScorer, CodeStore, knn_scan, radius_key, range_scan, to_result};
 use crate::{Index, check_queries, check_search};
 
 /// Vectors coded one dimension at a time and searched exhaustively (Faiss's
@@ -73,10 +73,7 @@ impl IndexScalarQuantizer {
         self.store.append(codes)
     }
 
-    fn scorer<'a>(
-        &'a self,
-        queries: &'a [f32],
-    ) -> impl Fn(usize) -> Box<dyn FnMut(usize, &mut [f32]) + Send + 'a> + Sync {
+    fn scorer<'a>(&'a self, queries: &'a [f32]) -> impl Fn(usize) -> BoxedScorer<'a> + Sync {
         let d = self.sq.d();
         move |q| {
             let query = self.sq.query(self.metric, &queries[q * d..(q + 1) * d]);

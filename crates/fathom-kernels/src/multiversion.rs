@@ -21,7 +21,7 @@ macro_rules! multiversion {
         }
 
         /// Runs the kernel at `level` (or the scalar build when the CPU lacks it).
-        #[allow(dead_code)]
+        #[allow(dead_code, clippy::too_many_arguments)]
         $vis fn $at(level: $crate::SimdLevel, $($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             fn body($($arg: $ty),*) $(-> $ret)? $body

@@ -167,7 +167,11 @@ impl LshEncoder {
         let cs = self.code_size();
         let mut out = vec![0u8; y.len() / nb * cs];
         let zeros = vec![0.0f32; nb];
-        let thr = if self.thresholds.is_empty() { &zeros } else { &self.thresholds };
+        let thr = if self.thresholds.is_empty() {
+            &zeros
+        } else {
+            &self.thresholds
+        };
         out.par_chunks_mut(cs * 1024)
             .zip(y.par_chunks(nb * 1024))
             .for_each(|(codes, rows)| {

@@ -47,14 +47,10 @@ pub fn accumulate_at(
         "nsq = {nsq} must be even and at most 256"
     );
     let bb = block_bytes(nsq);
-    let nblocks = if bb == 0 { 0 } else { codes.len() / bb };
+    let nblocks = codes.len().checked_div(bb).unwrap_or(0);
     assert_eq!(codes.len(), nblocks * bb, "codes are not whole blocks");
     let lut_len = nsq * 16;
-    let nq = if lut_len == 0 {
-        0
-    } else {
-        luts.len() / lut_len
-    };
+    let nq = luts.len().checked_div(lut_len).unwrap_or(0);
     assert_eq!(luts.len(), nq * lut_len, "tables are not whole");
     assert_eq!(out.len(), nq * nblocks * BLOCK, "output size");
     if nsq == 0 {
@@ -63,7 +59,9 @@ pub fn accumulate_at(
     }
     match level {
         #[cfg(target_arch = "x86_64")]
-        crate::SimdLevel::Avx512 if crate::SimdLevel::Avx512.is_supported() && nsq % 4 == 0 => {
+        crate::SimdLevel::Avx512
+            if crate::SimdLevel::Avx512.is_supported() && nsq.is_multiple_of(4) =>
+        {
             // SAFETY: AVX-512 F/BW support was checked just above.
             unsafe { x86::accumulate_avx512(nsq, nblocks, codes, luts, out) }
         }

@@ -79,7 +79,7 @@ mod tests {
             cs in 0usize..80,
             seed in proptest::collection::vec(any::<u8>(), 0..2000),
         ) {
-            let n = if cs == 0 { 3 } else { seed.len() / cs / 2 };
+            let n = seed.len().checked_div(cs).map_or(3, |v| v / 2);
             let q: Vec<u8> = seed.iter().copied().cycle().skip(7).take(cs).collect();
             let codes: Vec<u8> = seed.iter().copied().cycle().take(n * cs).collect();
             let want: Vec<u32> = (0..n).map(|i| naive(&q, &codes[i * cs..(i + 1) * cs])).collect();

@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)] // index-heavy kernels read better with explicit lanes
 //! Kernels over compressed codes: Hamming distances between binary codes, product-
 //! quantizer distance tables and table lookups, scalar-quantizer distances computed
 //! straight from the codes, and the 4-bit fast-scan accumulation.

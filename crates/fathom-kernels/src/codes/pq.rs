@@ -32,7 +32,11 @@ pub fn ip_table_at(level: crate::SimdLevel, x: &[f32], ct: &[f32], out: &mut [f3
 
 fn table_at<const L2: bool>(level: crate::SimdLevel, x: &[f32], ct: &[f32], out: &mut [f32]) {
     let ksub = out.len();
-    assert_eq!(ct.len(), x.len() * ksub, "transposed centroids of the wrong size");
+    assert_eq!(
+        ct.len(),
+        x.len() * ksub,
+        "transposed centroids of the wrong size"
+    );
     #[cfg(target_arch = "x86_64")]
     if level == crate::SimdLevel::Avx512
         && crate::SimdLevel::Avx512.is_supported()

@@ -223,7 +223,14 @@ pub fn l2(kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]
 }
 
 /// [`l2`] at a given SIMD level (the scalar twin when the CPU lacks it).
-pub fn l2_at(level: crate::SimdLevel, kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) {
+pub fn l2_at(
+    level: crate::SimdLevel,
+    kind: Components,
+    qp: &[f32],
+    a: &[f32],
+    codes: &[u8],
+    out: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if x86::l2(level, kind, qp, a, codes, out) {
         return;
@@ -238,7 +245,13 @@ pub fn dot(kind: Components, qa: &[f32], codes: &[u8], out: &mut [f32]) {
 }
 
 /// [`dot`] at a given SIMD level (the scalar twin when the CPU lacks it).
-pub fn dot_at(level: crate::SimdLevel, kind: Components, qa: &[f32], codes: &[u8], out: &mut [f32]) {
+pub fn dot_at(
+    level: crate::SimdLevel,
+    kind: Components,
+    qa: &[f32],
+    codes: &[u8],
+    out: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if x86::dot(level, kind, qa, codes, out) {
         return;
@@ -295,9 +308,20 @@ mod x86 {
     }
 
     /// Returns false when it has no kernel for this case (the caller falls back).
-    pub(super) fn l2(level: SimdLevel, kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) -> bool {
+    pub(super) fn l2(
+        level: SimdLevel,
+        kind: Components,
+        qp: &[f32],
+        a: &[f32],
+        codes: &[u8],
+        out: &mut [f32],
+    ) -> bool {
         let d = qp.len();
-        if !avx512_ok(level) || d % 16 != 0 || d == 0 || !matches!(kind, Components::U8 | Components::F16) {
+        if !avx512_ok(level)
+            || !d.is_multiple_of(16)
+            || d == 0
+            || !matches!(kind, Components::U8 | Components::F16)
+        {
             return false;
         }
         let cs = check_shapes(kind, d, a.len(), codes, out.len());
@@ -306,9 +330,19 @@ mod x86 {
         true
     }
 
-    pub(super) fn dot(level: SimdLevel, kind: Components, qa: &[f32], codes: &[u8], out: &mut [f32]) -> bool {
+    pub(super) fn dot(
+        level: SimdLevel,
+        kind: Components,
+        qa: &[f32],
+        codes: &[u8],
+        out: &mut [f32],
+    ) -> bool {
         let d = qa.len();
-        if !avx512_ok(level) || d % 16 != 0 || d == 0 || !matches!(kind, Components::U8 | Components::F16) {
+        if !avx512_ok(level)
+            || !d.is_multiple_of(16)
+            || d == 0
+            || !matches!(kind, Components::U8 | Components::F16)
+        {
             return false;
         }
         let cs = check_shapes(kind, d, d, codes, out.len());
@@ -346,7 +380,14 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    fn l2_avx512(kind: Components, cs: usize, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) {
+    fn l2_avx512(
+        kind: Components,
+        cs: usize,
+        qp: &[f32],
+        a: &[f32],
+        codes: &[u8],
+        out: &mut [f32],
+    ) {
         let steps = qp.len() / 16;
         for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
             let mut acc = _mm512_setzero_ps();
@@ -407,7 +448,7 @@ mod tests {
         ) {
             let kind = KINDS[kind_i];
             let cs = kind.code_size(d);
-            let n = if cs == 0 { 2 } else { (bytes.len() / cs).min(5) };
+            let n = bytes.len().checked_div(cs).map_or(2, |v| v.min(5));
             let mut codes: Vec<u8> = bytes.iter().copied().cycle().take(n * cs).collect();
             if matches!(kind, Components::F16 | Components::Bf16) {
                 // Keep the values finite so both sides compare as numbers.
