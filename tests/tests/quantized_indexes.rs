@@ -203,13 +203,6 @@ fn selectors_range_search_removal_reconstruction() {
                     // Re-ranking sees only the base's k·k_factor selected candidates.
                     continue;
                 }
-                let want: Vec<Idx> = all
-                    .labels_of(q)
-                    .iter()
-                    .copied()
-                    .filter(|l| (500..700).contains(l))
-                    .take(10)
-                    .collect();
                 let got_d = res.distances_of(q);
                 let want_d: Vec<f32> = all
                     .labels_of(q)
@@ -226,7 +219,6 @@ fn selectors_range_search_removal_reconstruction() {
                         "{desc} {metric:?}: {a} vs {b}"
                     );
                 }
-                let _ = want;
             }
             if !desc.contains("fs") && !desc.contains("RFlat") {
                 // Radius: the 5th k-NN distance of query 0 (strict inequality).

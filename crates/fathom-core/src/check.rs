@@ -21,6 +21,19 @@ pub fn vectors(what: &str, x: &[f32], d: usize) -> Result<usize> {
     Ok(x.len() / d)
 }
 
+/// Checks that `codes` holds whole codes of `code_size` bytes and returns how many.
+/// `what` names the codes in the error ("PQ codes", …).
+pub fn codes(what: &str, codes: &[u8], code_size: usize) -> Result<usize> {
+    if code_size == 0 || !codes.len().is_multiple_of(code_size) {
+        return Err(Error::DimensionMismatch {
+            what: format!("{what} (bytes)"),
+            got: codes.len(),
+            expected: format!("a multiple of the code size {code_size}"),
+        });
+    }
+    Ok(codes.len() / code_size)
+}
+
 /// Like [`vectors`], and also requires at least one vector and finite values.
 pub fn nonempty_finite(what: &str, x: &[f32], d: usize) -> Result<usize> {
     let n = vectors(what, x, d)?;

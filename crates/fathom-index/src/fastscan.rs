@@ -77,14 +77,7 @@ impl IndexPqFastScan {
     /// Appends PQ codes in the ordinary packed-index layout (`n × code_size` bytes).
     pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
         let cs = self.pq.code_size();
-        if !codes.len().is_multiple_of(cs) {
-            return Err(Error::DimensionMismatch {
-                what: "PQ codes (bytes)".into(),
-                got: codes.len(),
-                expected: format!("a multiple of the code size {cs}"),
-            });
-        }
-        let n = codes.len() / cs;
+        let n = check::codes("PQ codes", codes, cs)?;
         let m = self.pq.m();
         let new_len = packed_len(self.ntotal + n, m);
         self.packed

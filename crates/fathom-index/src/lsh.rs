@@ -3,8 +3,7 @@
 use std::any::Any;
 
 use fathom_core::{
-    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
-    check,
+    IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult, check,
 };
 use fathom_kernels::codes::hamming;
 use fathom_quant::LshEncoder;
@@ -54,13 +53,7 @@ impl IndexLsh {
     /// Appends codes computed elsewhere.
     pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
         let cs = self.enc.code_size();
-        if !codes.len().is_multiple_of(cs) {
-            return Err(Error::DimensionMismatch {
-                what: "LSH codes (bytes)".into(),
-                got: codes.len(),
-                expected: format!("a multiple of the code size {cs}"),
-            });
-        }
+        check::codes("LSH codes", codes, cs)?;
         self.store.append(codes)
     }
 

@@ -128,13 +128,7 @@ impl IndexPq {
     }
     /// Appends codes computed elsewhere (`n × code_size` bytes), e.g. read from a file.
     pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
-        if !codes.len().is_multiple_of(self.pq.code_size()) {
-            return Err(Error::DimensionMismatch {
-                what: "PQ codes (bytes)".into(),
-                got: codes.len(),
-                expected: format!("a multiple of the code size {}", self.pq.code_size()),
-            });
-        }
+        check::codes("PQ codes", codes, self.pq.code_size())?;
         self.store.append(codes)
     }
     /// Search counters.
@@ -201,10 +195,16 @@ impl IndexPq {
                 let mut scratch = vec![0.0; ksub];
                 self.pq.compute_code(x, &mut qcode, &mut scratch);
             }
+            let qidx = if sdc.is_some() {
+                self.pq.code_indices(&qcode)
+            } else {
+                Vec::new()
+            };
             Scorer {
                 index: self,
                 table,
                 qcode,
+                qidx,
                 sdc,
                 ham: Vec::new(),
             }
@@ -217,6 +217,8 @@ struct Scorer<'a> {
     index: &'a IndexPq,
     table: Vec<f32>,
     qcode: Vec<u8>,
+    /// The query's sub-quantizer indices (SDC only).
+    qidx: Vec<u32>,
     sdc: Option<&'a [f32]>,
     ham: Vec<u32>,
 }
@@ -234,10 +236,9 @@ impl Scorer<'_> {
             PqSearchType::Sdc => {
                 let sdc = self.sdc.expect("SDC table prepared");
                 let ksub = ix.pq.ksub();
-                let qi = ix.pq.code_indices(&self.qcode);
                 for (o, c) in out.iter_mut().zip(codes.chunks_exact(cs)) {
                     let mut s = 0.0;
-                    for (m, &q) in qi.iter().enumerate() {
+                    for (m, &q) in self.qidx.iter().enumerate() {
                         let j = fathom_quant::bits::get(c, ix.pq.nbits(), m) as usize;
                         s += sdc[(m * ksub + q as usize) * ksub + j];
                     }

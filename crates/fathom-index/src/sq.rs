@@ -63,13 +63,7 @@ impl IndexScalarQuantizer {
     /// Appends codes computed elsewhere (`n × code_size` bytes).
     pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
         let cs = self.sq.code_size();
-        if !codes.len().is_multiple_of(cs) {
-            return Err(Error::DimensionMismatch {
-                what: "SQ codes (bytes)".into(),
-                got: codes.len(),
-                expected: format!("a multiple of the code size {cs}"),
-            });
-        }
+        check::codes("SQ codes", codes, cs)?;
         self.store.append(codes)
     }
 

@@ -192,15 +192,9 @@ impl LshEncoder {
     /// `sa_decode`; only the signs survive coding, so this is a direction, not the vector).
     pub fn decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
         let cs = self.code_size();
-        if !codes.len().is_multiple_of(cs) {
-            return Err(Error::DimensionMismatch {
-                what: "LSH codes (bytes)".into(),
-                got: codes.len(),
-                expected: format!("a multiple of the code size {cs}"),
-            });
-        }
+        let n = check::codes("LSH codes", codes, cs)?;
         let nb = self.nbits;
-        let mut y = Vec::with_capacity(codes.len() / cs * nb);
+        let mut y = Vec::with_capacity(n * nb);
         for code in codes.chunks_exact(cs) {
             for j in 0..nb {
                 let bit = code[j / 8] >> (j % 8) & 1;

@@ -199,9 +199,7 @@ impl ProductQuantizer {
             kern::l2_table(&x[s * dsub..(s + 1) * dsub], ct, &mut scratch[..ksub]);
             kern::argmin(&scratch[..ksub]) as u32
         });
-        // Collect first: `pack` zeroes the code before writing (non-8-bit layouts).
-        let idx: smallvec::Indices = idx.collect();
-        bits::pack(idx.iter().copied(), self.nbits, code);
+        bits::pack(idx, self.nbits, code);
     }
 
     /// Codes every row of `x` (in parallel): `n × code_size` bytes.
@@ -243,14 +241,7 @@ impl ProductQuantizer {
     pub fn decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
         self.check_trained("decoding")?;
         let cs = self.code_size();
-        if !codes.len().is_multiple_of(cs) {
-            return Err(Error::DimensionMismatch {
-                what: "PQ codes (bytes)".into(),
-                got: codes.len(),
-                expected: format!("a multiple of the code size {cs}"),
-            });
-        }
-        let n = codes.len() / cs;
+        let n = check::codes("PQ codes", codes, cs)?;
         let mut out = vec![0.0f32; n * self.d];
         out.par_chunks_mut(self.d)
             .zip(codes.par_chunks(cs))
@@ -289,47 +280,5 @@ impl ProductQuantizer {
             kern::l2_table(self.centroid(s, i), ct, t);
         });
         Ok(out)
-    }
-}
-
-/// A small inline buffer of sub-quantizer indices (avoids an allocation per code for the
-/// usual `m ≤ 64`).
-mod smallvec {
-    pub(crate) struct Indices {
-        inline: [u32; 64],
-        heap: Vec<u32>,
-        len: usize,
-    }
-
-    impl FromIterator<u32> for Indices {
-        fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
-            let mut s = Indices {
-                inline: [0; 64],
-                heap: Vec::new(),
-                len: 0,
-            };
-            for v in iter {
-                if s.len < 64 {
-                    s.inline[s.len] = v;
-                } else {
-                    if s.heap.is_empty() {
-                        s.heap.extend_from_slice(&s.inline);
-                    }
-                    s.heap.push(v);
-                }
-                s.len += 1;
-            }
-            s
-        }
-    }
-
-    impl Indices {
-        pub(crate) fn iter(&self) -> std::slice::Iter<'_, u32> {
-            if self.len <= 64 {
-                self.inline[..self.len].iter()
-            } else {
-                self.heap.iter()
-            }
-        }
     }
 }

@@ -351,14 +351,8 @@ impl ScalarQuantizer {
     pub fn decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
         self.check_trained("decoding")?;
         let cs = self.code_size();
-        if !codes.len().is_multiple_of(cs) {
-            return Err(Error::DimensionMismatch {
-                what: "scalar quantizer codes (bytes)".into(),
-                got: codes.len(),
-                expected: format!("a multiple of the code size {cs}"),
-            });
-        }
-        let mut out = vec![0.0f32; codes.len() / cs * self.d];
+        let n = check::codes("scalar quantizer codes", codes, cs)?;
+        let mut out = vec![0.0f32; n * self.d];
         out.par_chunks_mut(self.d)
             .zip(codes.par_chunks(cs))
             .for_each(|(x, c)| self.decode_one(c, x));
