@@ -82,16 +82,9 @@ impl CodeStore {
 /// Pushes the keys of codes `start..start + keys.len()` into `top`.
 #[inline]
 fn push_keys(top: &mut TopK, start: usize, keys: &[f32], selector: Option<&dyn IdSelector>) {
-    let mut thr = top.threshold();
-    for (j, &key) in keys.iter().enumerate() {
-        if key <= thr && key.is_finite() {
-            let id = (start + j) as Idx;
-            if selector.is_none_or(|s| s.is_member(id)) {
-                top.push(key, id);
-                thr = top.threshold();
-            }
-        }
-    }
+    top.push_run(start as Idx, keys, |id| {
+        selector.is_none_or(|s| s.is_member(id))
+    });
 }
 
 /// The `k` smallest keys of each of `nq` queries over `n` codes. `scorer(q)` returns the

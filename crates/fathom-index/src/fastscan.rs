@@ -126,17 +126,7 @@ impl IndexPqFastScan {
             let count = (self.ntotal - first).min(nb * BLOCK);
             for (q, top) in tops.iter_mut().enumerate() {
                 let keys = &buf[q * nb * BLOCK..q * nb * BLOCK + count];
-                let mut thr = top.threshold();
-                for (j, &key) in keys.iter().enumerate() {
-                    let key = key as f32;
-                    if key <= thr {
-                        let id = (first + j) as Idx;
-                        if sel.is_none_or(|s| s.is_member(id)) {
-                            top.push(key, id);
-                            thr = top.threshold();
-                        }
-                    }
-                }
+                top.push_run_u16(first as Idx, keys, |id| sel.is_none_or(|s| s.is_member(id)));
             }
             b = e;
         }

@@ -32,6 +32,7 @@ pub mod distance;
 mod exhaustive;
 mod multiversion;
 mod norms;
+pub mod select;
 mod simd;
 mod topk;
 

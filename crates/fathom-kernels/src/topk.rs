@@ -49,10 +49,12 @@ impl TopK {
     }
 
     /// A key that any candidate must be `<=` to enter: the worst key held once full,
-    /// `+∞` before.
+    /// `+∞` before (`−∞` when `k = 0`: nothing enters).
     #[inline]
     pub fn threshold(&self) -> f32 {
-        if self.keys.len() < self.k {
+        if self.k == 0 {
+            f32::NEG_INFINITY
+        } else if self.keys.len() < self.k {
             f32::INFINITY
         } else {
             self.keys[0]
@@ -73,6 +75,49 @@ impl TopK {
             return true;
         }
         replace_top(&mut self.keys, &mut self.ids, key, id)
+    }
+
+    /// Offers `keys[j]` with id `first + j` for every `j`, in order, to the heap: only
+    /// keys strictly below the threshold are looked at (found with SIMD compares), and
+    /// `accept(id)` (an id selector) is asked only for those. With ids offered in
+    /// increasing order this keeps exactly what pushing every key would.
+    ///
+    /// ```
+    /// use fathom_kernels::TopK;
+    /// let mut top = TopK::new(2);
+    /// top.push_run(100, &[5.0, 1.0, 4.0, 0.5, 2.0], |id| id != 103);
+    /// assert_eq!(top.into_sorted(), vec![(1.0, 101), (2.0, 104)]);
+    /// ```
+    #[inline]
+    pub fn push_run(&mut self, first: Idx, keys: &[f32], mut accept: impl FnMut(Idx) -> bool) {
+        let mut pos = 0;
+        while let Some(j) = crate::select::first_below(&keys[pos..], self.threshold()) {
+            let at = pos + j;
+            let id = first + at as Idx;
+            if accept(id) {
+                self.push(keys[at], id);
+            }
+            pos = at + 1;
+        }
+    }
+
+    /// [`TopK::push_run`] for integer keys (the fast-scan accumulators).
+    #[inline]
+    pub fn push_run_u16(&mut self, first: Idx, keys: &[u16], mut accept: impl FnMut(Idx) -> bool) {
+        let mut pos = 0;
+        loop {
+            // An integer key is below `t` exactly when it is below `ceil(t)`.
+            let thr = self.threshold().ceil().clamp(0.0, 65536.0) as u32;
+            let Some(j) = crate::select::first_below_u16(&keys[pos..], thr) else {
+                break;
+            };
+            let at = pos + j;
+            let id = first + at as Idx;
+            if accept(id) {
+                self.push(keys[at] as f32, id);
+            }
+            pos = at + 1;
+        }
     }
 
     /// Adds every entry of `other`.
@@ -233,6 +278,28 @@ mod tests {
             all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             all.truncate(k);
             prop_assert_eq!(top.into_sorted(), all);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn push_run_matches_push(keys in proptest::collection::vec(0u16..50, 0..300), k in 0usize..20, skip in 1i64..7) {
+            let accept = |id: Idx| id % skip != 0;
+            let (mut a, mut b, mut c) = (TopK::new(k), TopK::new(k), TopK::new(k));
+            let fkeys: Vec<f32> = keys.iter().map(|&x| x as f32).collect();
+            for (i, &key) in fkeys.iter().enumerate() {
+                if accept(10 + i as Idx) {
+                    a.push(key, 10 + i as Idx);
+                }
+            }
+            for chunk in 0..fkeys.len().div_ceil(37) {
+                let r = chunk * 37..((chunk + 1) * 37).min(fkeys.len());
+                b.push_run(10 + r.start as Idx, &fkeys[r.clone()], accept);
+                c.push_run_u16(10 + r.start as Idx, &keys[r], accept);
+            }
+            let want = a.into_sorted();
+            prop_assert_eq!(b.into_sorted(), want.clone());
+            prop_assert_eq!(c.into_sorted(), want);
         }
     }
 

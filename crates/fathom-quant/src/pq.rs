@@ -193,13 +193,16 @@ impl ProductQuantizer {
 
     /// Codes one vector into `code` (`code_size` bytes); `scratch` holds `ksub` floats.
     pub fn compute_code(&self, x: &[f32], code: &mut [u8], scratch: &mut [f32]) {
-        let (ksub, dsub) = (self.ksub(), self.dsub());
-        let idx = (0..self.m).map(|s| {
-            let ct = &self.centroids_t[s * ksub * dsub..(s + 1) * ksub * dsub];
-            kern::l2_table(&x[s * dsub..(s + 1) * dsub], ct, &mut scratch[..ksub]);
-            kern::argmin(&scratch[..ksub]) as u32
-        });
-        bits::pack(idx, self.nbits, code);
+        let mut idx = [0u32; 64];
+        if self.m <= idx.len() {
+            let idx = &mut idx[..self.m];
+            kern::assign_subspaces(x, &self.centroids_t, self.ksub(), idx, scratch);
+            bits::pack(idx.iter().copied(), self.nbits, code);
+        } else {
+            let mut idx = vec![0u32; self.m];
+            kern::assign_subspaces(x, &self.centroids_t, self.ksub(), &mut idx, scratch);
+            bits::pack(idx, self.nbits, code);
+        }
     }
 
     /// Codes every row of `x` (in parallel): `n × code_size` bytes.

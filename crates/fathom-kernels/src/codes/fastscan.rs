@@ -105,7 +105,8 @@ mod x86 {
 
     /// Writes the four u16×8 accumulators (even / odd vectors of the low / high
     /// nibbles) as the 32 distances of a block, in vector order.
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2")]
     fn store_block(
         lo_even: __m128i,
         lo_odd: __m128i,
@@ -113,20 +114,17 @@ mod x86 {
         hi_odd: __m128i,
         o: &mut [u16],
     ) {
-        let mut buf = [0u16; 32];
-        let parts = [lo_even, lo_odd, hi_even, hi_odd];
-        let mut lanes = [[0u16; 8]; 4];
-        for (dst, p) in lanes.iter_mut().zip(parts) {
-            // SAFETY: `dst` is 16 writable bytes; unaligned store.
+        // Interleaving the even- and odd-vector sums puts the block in vector order.
+        let parts = [
+            _mm_unpacklo_epi16(lo_even, lo_odd),
+            _mm_unpackhi_epi16(lo_even, lo_odd),
+            _mm_unpacklo_epi16(hi_even, hi_odd),
+            _mm_unpackhi_epi16(hi_even, hi_odd),
+        ];
+        for (dst, p) in o.chunks_exact_mut(8).zip(parts) {
+            // SAFETY: `dst` is 8 writable u16 (16 bytes); unaligned store.
             unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), p) };
         }
-        for i in 0..8 {
-            buf[2 * i] = lanes[0][i];
-            buf[2 * i + 1] = lanes[1][i];
-            buf[16 + 2 * i] = lanes[2][i];
-            buf[16 + 2 * i + 1] = lanes[3][i];
-        }
-        o.copy_from_slice(&buf);
     }
 
     #[target_feature(enable = "avx2")]

@@ -87,6 +87,63 @@ mod x86 {
             }
         }
     }
+
+    /// The first lane holding the minimum of `v` (the minimum is not NaN).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn first_min_lane(v: __m512) -> (f32, u32) {
+        let best = _mm512_reduce_min_ps(v);
+        let mask = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, _mm512_set1_ps(best));
+        (best, mask.trailing_zeros())
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) fn assign_avx512(
+        x: &[f32],
+        ct: &[f32],
+        ksub: usize,
+        dsub: usize,
+        out: &mut [u32],
+        scratch: &mut [f32],
+    ) {
+        let sub = dsub * ksub;
+        for (s, o) in out.iter_mut().enumerate() {
+            let xs = &x[s * dsub..(s + 1) * dsub];
+            let cs = &ct[s * sub..(s + 1) * sub];
+            if ksub == 16 {
+                // The whole table is one register.
+                let mut acc = _mm512_setzero_ps();
+                for (&xt, row) in xs.iter().zip(cs.chunks_exact(16)) {
+                    // SAFETY: `row` is 16 readable f32; unaligned load.
+                    let c = unsafe { _mm512_loadu_ps(row.as_ptr()) };
+                    let diff = _mm512_sub_ps(_mm512_set1_ps(xt), c);
+                    acc = _mm512_fmadd_ps(diff, diff, acc);
+                }
+                *o = first_min_lane(acc).1;
+                continue;
+            }
+            let t = &mut scratch[..ksub];
+            table_avx512::<true>(xs, cs, t);
+            // Lane-wise minimum over the table, then the first position holding it.
+            let mut best = _mm512_set1_ps(f32::INFINITY);
+            for c in t.chunks_exact(16) {
+                // SAFETY: `c` is 16 readable f32; unaligned load.
+                best = _mm512_min_ps(best, unsafe { _mm512_loadu_ps(c.as_ptr()) });
+            }
+            let (bv, _) = first_min_lane(best);
+            let target = _mm512_set1_ps(bv);
+            *o = 0;
+            for (i, c) in t.chunks_exact(16).enumerate() {
+                // SAFETY: `c` is 16 readable f32; unaligned load.
+                let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+                let mask = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, target);
+                if mask != 0 {
+                    *o = (i * 16) as u32 + mask.trailing_zeros();
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Index of the smallest entry (the first one on ties; 0 for an empty slice). The
@@ -104,6 +161,54 @@ pub fn argmin(v: &[f32]) -> usize {
         best = best.min(x);
     }
     v.iter().position(|&x| x == best).unwrap_or(0)
+}
+
+/// Encodes one vector: for each of the `m = out.len()` sub-spaces, the index of the
+/// centroid nearest (L2) to that slice of `x`, first index on ties. `ct` holds the `m`
+/// sub-quantizers' transposed centroids one after the other (`dsub × ksub` each, as
+/// [`l2_table`] takes them); `scratch` is at least `ksub` floats.
+///
+/// This is [`l2_table`] followed by [`argmin`] per sub-space, fused so that with AVX-512
+/// a 16-centroid table never leaves its register.
+pub fn assign_subspaces(x: &[f32], ct: &[f32], ksub: usize, out: &mut [u32], scratch: &mut [f32]) {
+    assign_subspaces_at(crate::simd_level(), x, ct, ksub, out, scratch)
+}
+
+/// [`assign_subspaces`] at a given SIMD level (the scalar twin when the CPU lacks it).
+pub fn assign_subspaces_at(
+    level: crate::SimdLevel,
+    x: &[f32],
+    ct: &[f32],
+    ksub: usize,
+    out: &mut [u32],
+    scratch: &mut [f32],
+) {
+    let m = out.len();
+    let dsub = x.len().checked_div(m).unwrap_or(0);
+    assert_eq!(x.len(), m * dsub, "x is not m sub-vectors");
+    assert_eq!(ct.len(), m * dsub * ksub, "centroids of the wrong size");
+    assert!(scratch.len() >= ksub, "scratch smaller than ksub");
+    #[cfg(target_arch = "x86_64")]
+    if level == crate::SimdLevel::Avx512
+        && crate::SimdLevel::Avx512.is_supported()
+        && ksub.is_multiple_of(16)
+        && ksub > 0
+    {
+        // SAFETY: AVX-512 F support was checked just above.
+        unsafe { x86::assign_avx512(x, ct, ksub, dsub, out, scratch) };
+        return;
+    }
+    let _ = level;
+    for (s, o) in out.iter_mut().enumerate() {
+        let t = &mut scratch[..ksub];
+        table_at::<true>(
+            crate::SimdLevel::Scalar,
+            &x[s * dsub..(s + 1) * dsub],
+            &ct[s * dsub * ksub..(s + 1) * dsub * ksub],
+            t,
+        );
+        *o = argmin(t) as u32;
+    }
 }
 
 multiversion! {
@@ -217,6 +322,39 @@ mod tests {
             }
         }
         assert_eq!(argmin(&[3.0, 1.0, 1.0, 2.0]), 1);
+    }
+
+    #[test]
+    fn assignment_is_table_then_argmin_at_every_level() {
+        for (m, dsub, ksub) in [(4, 2, 16), (3, 4, 256), (2, 3, 32), (5, 1, 7), (2, 2, 16)] {
+            let x = pseudo(m * dsub, 5);
+            let mut ct = pseudo(m * dsub * ksub, 6);
+            // Duplicate centroid columns make ties, which must go to the first index.
+            for s in 0..m {
+                for t in 0..dsub {
+                    let row = (s * dsub + t) * ksub;
+                    ct[row + ksub - 1] = ct[row + ksub / 2];
+                }
+            }
+            let want: Vec<u32> = (0..m)
+                .map(|s| {
+                    let mut t = vec![0.0; ksub];
+                    l2_table_at(
+                        SimdLevel::Scalar,
+                        &x[s * dsub..(s + 1) * dsub],
+                        &ct[s * dsub * ksub..(s + 1) * dsub * ksub],
+                        &mut t,
+                    );
+                    argmin(&t) as u32
+                })
+                .collect();
+            for level in SimdLevel::supported() {
+                let mut out = vec![u32::MAX; m];
+                let mut scratch = vec![0.0; ksub];
+                assign_subspaces_at(level, &x, &ct, ksub, &mut out, &mut scratch);
+                assert_eq!(out, want, "{level:?} m={m} dsub={dsub} ksub={ksub}");
+            }
+        }
     }
 }
 
