@@ -325,6 +325,15 @@ fn bad_input_is_an_error() {
     nan[3] = f32::NAN;
     assert!(pq.search(&nan, 1).is_err());
     assert!(pq.add(&nan).is_err());
+    assert_eq!(pq.ntotal(), 0, "a failed add stores nothing");
+    let mut short = vec![0u8; 3];
+    assert!(matches!(
+        pq.pq().compute_codes_into(&ds.xb[..32], &mut short),
+        Err(Error::DimensionMismatch { .. })
+    ));
+    let mut buf = vec![0u8; 2 * pq.pq().code_size()];
+    pq.pq().compute_codes_into(&ds.xb[..32], &mut buf).unwrap();
+    assert_eq!(buf, pq.pq().compute_codes(&ds.xb[..32]).unwrap());
     pq.search_type = PqSearchType::Polysemous;
     assert!(pq.search(&ds.xq, 1).is_err(), "polysemous on 4-bit codes");
     let mut sq = IndexScalarQuantizer::new(16, QuantizerType::QT8bit, MetricType::L2).unwrap();

@@ -73,6 +73,18 @@ pub fn finite(what: &str, x: &[f32], d: usize) -> Result<()> {
     )))
 }
 
+/// Requires an output buffer of exactly `expected` elements.
+pub fn output_len(what: &str, got: usize, expected: usize) -> Result<()> {
+    if got != expected {
+        return Err(Error::DimensionMismatch {
+            what: what.into(),
+            got,
+            expected: expected.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Requires `k >= 1`.
 pub fn k(k: usize) -> Result<()> {
     if k == 0 {

@@ -61,6 +61,26 @@ impl CodeStore {
         Ok(())
     }
 
+    /// Appends `n` codes written in place by `fill` (given exactly `n × code_size`
+    /// zeroed bytes); on error the store is left as it was.
+    pub fn append_with(
+        &mut self,
+        n: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<()> {
+        let old = self.codes.len();
+        let extra = n * self.code_size;
+        self.codes
+            .try_reserve(extra)
+            .map_err(|_| Error::invalid(format!("cannot allocate {extra} more bytes for codes")))?;
+        self.codes.resize(old + extra, 0);
+        let res = fill(&mut self.codes[old..]);
+        if res.is_err() {
+            self.codes.truncate(old);
+        }
+        res
+    }
+
     /// Removes the selected rows; later rows move up (ids are renumbered, as Faiss's
     /// flat indexes do).
     pub fn remove(&mut self, selector: &dyn IdSelector) -> usize {

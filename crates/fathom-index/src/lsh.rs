@@ -94,9 +94,10 @@ impl Index for IndexLsh {
         self.enc.train(x)
     }
     fn add(&mut self, x: &[f32]) -> Result<()> {
-        check::vectors("added", x, self.dim())?;
-        let codes = self.enc.compute_codes(x)?;
-        self.store.append(&codes)
+        let n = check::vectors("added", x, self.dim())?;
+        let codec = &self.enc;
+        self.store
+            .append_with(n, |tail| codec.compute_codes_into(x, tail))
     }
 
     fn search_with(

@@ -301,9 +301,10 @@ impl Index for IndexPq {
         if !self.is_trained() {
             return Err(Error::NotTrained("add to IndexPq".into()));
         }
-        check::vectors("added", x, self.dim())?;
-        let codes = self.pq.compute_codes(x)?;
-        self.store.append(&codes)
+        let n = check::vectors("added", x, self.dim())?;
+        let codec = &self.pq;
+        self.store
+            .append_with(n, |tail| codec.compute_codes_into(x, tail))
     }
 
     fn search_with(

@@ -103,9 +103,10 @@ impl Index for IndexScalarQuantizer {
         if !self.is_trained() {
             return Err(Error::NotTrained("add to IndexScalarQuantizer".into()));
         }
-        check::vectors("added", x, self.dim())?;
-        let codes = self.sq.compute_codes(x)?;
-        self.store.append(&codes)
+        let n = check::vectors("added", x, self.dim())?;
+        let codec = &self.sq;
+        self.store
+            .append_with(n, |tail| codec.compute_codes_into(x, tail))
     }
 
     fn search_with(

@@ -155,28 +155,48 @@ impl LshEncoder {
         Ok(())
     }
 
-    /// Codes every row of `x`.
+    /// Codes every row of `x` (in parallel): `n × code_size` bytes.
     pub fn compute_codes(&self, x: &[f32]) -> Result<Vec<u8>> {
+        let mut codes = vec![0u8; x.len() / self.d.max(1) * self.code_size()];
+        self.compute_codes_into(x, &mut codes)?;
+        Ok(codes)
+    }
+
+    /// [`Self::compute_codes`] into `codes` (`n × code_size` bytes), such as the tail of
+    /// an index's storage, so that nothing is copied after coding.
+    pub fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
         if !self.is_trained {
             return Err(Error::NotTrained("LSH encoding".into()));
         }
-        check::vectors("encoded", x, self.d)?;
+        let n = check::vectors("encoded", x, self.d)?;
         check::finite("encoded", x, self.d)?;
-        let y = self.project(x)?;
-        let nb = self.nbits;
-        let cs = self.code_size();
-        let mut out = vec![0u8; y.len() / nb * cs];
+        let (d, nb, cs) = (self.d, self.nbits, self.code_size());
+        check::output_len("LSH code buffer", codes.len(), n * cs)?;
+        let out = codes;
         let zeros = vec![0.0f32; nb];
         let thr = if self.thresholds.is_empty() {
             &zeros
         } else {
             &self.thresholds
         };
-        out.par_chunks_mut(cs * 1024)
-            .zip(y.par_chunks(nb * 1024))
-            .for_each(|(codes, rows)| {
-                for (row, code) in rows.chunks_exact(nb).zip(codes.chunks_exact_mut(cs)) {
-                    for (byte, (v, t)) in code.iter_mut().zip(row.chunks(8).zip(thr.chunks(8))) {
+        // Blocks of rows are projected and coded by one worker, so the projection of the
+        // whole input never exists at once (and without rotation is never copied).
+        const ROWS: usize = 1024;
+        out.par_chunks_mut(cs * ROWS)
+            .zip(x.par_chunks(d * ROWS))
+            .try_for_each(|(codes, xb)| -> Result<()> {
+                let rotated;
+                let (y, stride) = match &self.rotation {
+                    Some(r) => {
+                        rotated = r.apply(xb)?;
+                        (&rotated[..], nb)
+                    }
+                    None => (xb, d),
+                };
+                for (row, code) in y.chunks_exact(stride).zip(codes.chunks_exact_mut(cs)) {
+                    for (byte, (v, t)) in
+                        code.iter_mut().zip(row[..nb].chunks(8).zip(thr.chunks(8)))
+                    {
                         let mut b = 0u8;
                         for (i, (&v, &t)) in v.iter().zip(t).enumerate() {
                             b |= u8::from(v - t >= 0.0) << i;
@@ -184,8 +204,8 @@ impl LshEncoder {
                         *byte = b;
                     }
                 }
-            });
-        Ok(out)
+                Ok(())
+            })
     }
 
     /// Decodes codes: each bit to ±1, plus the threshold, rotated back (Faiss's

@@ -207,11 +207,19 @@ impl ProductQuantizer {
 
     /// Codes every row of `x` (in parallel): `n × code_size` bytes.
     pub fn compute_codes(&self, x: &[f32]) -> Result<Vec<u8>> {
+        let mut codes = vec![0u8; x.len() / self.d.max(1) * self.code_size()];
+        self.compute_codes_into(x, &mut codes)?;
+        Ok(codes)
+    }
+
+    /// [`Self::compute_codes`] into `codes` (`n × code_size` bytes), such as the tail of
+    /// an index's storage, so that nothing is copied after coding.
+    pub fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
         self.check_trained("encoding")?;
         let n = check::vectors("encoded", x, self.d)?;
         check::finite("encoded", x, self.d)?;
         let cs = self.code_size();
-        let mut codes = vec![0u8; n * cs];
+        check::output_len("PQ code buffer", codes.len(), n * cs)?;
         codes
             .par_chunks_mut(cs * 256)
             .zip(x.par_chunks(self.d * 256))
@@ -221,7 +229,7 @@ impl ProductQuantizer {
                     self.compute_code(xi, ci, &mut scratch);
                 }
             });
-        Ok(codes)
+        Ok(())
     }
 
     /// The sub-quantizer indices of one code.

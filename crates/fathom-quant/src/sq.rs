@@ -247,16 +247,15 @@ impl ScalarQuantizer {
         };
         let (rs, arg) = (self.rangestat, self.rangestat_arg);
         let trained = if self.qtype.is_uniform() {
-            let (vmin, vdiff) = train_range(rs, arg, x.to_vec(), levels);
+            let (vmin, vdiff) = train_range(rs, arg, &mut x.to_vec(), levels);
             vec![vmin, vdiff]
         } else {
-            let d = self.d;
-            let ranges: Vec<(f32, f32)> = (0..d)
-                .into_par_iter()
-                .map(|j| {
-                    let col: Vec<f32> = (0..n).map(|i| x[i * d + j]).collect();
-                    train_range(rs, arg, col, levels)
-                })
+            // Columns made contiguous once: gathering each with a stride of d would walk
+            // the whole matrix d times.
+            let mut cols = transpose(x, n, self.d);
+            let ranges: Vec<(f32, f32)> = cols
+                .par_chunks_mut(n)
+                .map(|col| train_range(rs, arg, col, levels))
                 .collect();
             ranges
                 .iter()
@@ -277,66 +276,96 @@ impl ScalarQuantizer {
 
     /// Codes one vector into `code` (`code_size` bytes).
     pub fn encode_one(&self, x: &[f32], code: &mut [u8]) {
+        self.encode_rows(&self.ranges(), x, code);
+    }
+
+    /// The trained range of every dimension, `(vmin, vdiff)` as `d`-long slices (the
+    /// uniform types repeat their single range); empty for the untrained types.
+    fn ranges(&self) -> (Vec<f32>, Vec<f32>) {
+        match self.qtype.levels() {
+            None => (Vec::new(), Vec::new()),
+            Some(_) if self.qtype.is_uniform() => {
+                (vec![self.trained[0]; self.d], vec![self.trained[1]; self.d])
+            }
+            Some(_) => (
+                self.trained[..self.d].to_vec(),
+                self.trained[self.d..2 * self.d].to_vec(),
+            ),
+        }
+    }
+
+    /// Codes the rows of `x` into `codes`; `ranges` is [`Self::ranges`].
+    fn encode_rows(&self, ranges: &(Vec<f32>, Vec<f32>), x: &[f32], codes: &mut [u8]) {
+        let (d, cs) = (self.d, self.code_size());
         match self.qtype {
             QuantizerType::Fp16 => {
-                for (c, &v) in code.chunks_exact_mut(2).zip(x) {
-                    c.copy_from_slice(&half::f16::from_f32(v).to_bits().to_le_bytes());
+                let mut h = vec![half::f16::ZERO; x.len()];
+                fathom_kernels::f32_to_f16(x, &mut h).expect("same lengths");
+                for (c, v) in codes.chunks_exact_mut(2).zip(&h) {
+                    c.copy_from_slice(&v.to_bits().to_le_bytes());
                 }
             }
             QuantizerType::Bf16 => {
-                for (c, &v) in code.chunks_exact_mut(2).zip(x) {
+                for (c, &v) in codes.chunks_exact_mut(2).zip(x) {
                     // Faiss's encode_bf16: round half up on the bit pattern.
                     let bits = (v.to_bits().wrapping_add(0x8000) >> 16) as u16;
                     c.copy_from_slice(&bits.to_le_bytes());
                 }
             }
             QuantizerType::QT8bitDirect => {
-                for (c, &v) in code.iter_mut().zip(x) {
+                for (c, &v) in codes.iter_mut().zip(x) {
                     *c = v as u8;
                 }
             }
             QuantizerType::QT8bitDirectSigned => {
-                for (c, &v) in code.iter_mut().zip(x) {
+                for (c, &v) in codes.iter_mut().zip(x) {
                     *c = (v + 128.0) as u8;
                 }
             }
             qt => {
-                let levels = qt.levels().expect("trained types have levels");
-                let scale = (levels - 1) as f32;
-                code.fill(0);
-                for (i, &v) in x.iter().enumerate() {
-                    let (vmin, vdiff) = if qt.is_uniform() {
-                        (self.trained[0], self.trained[1])
-                    } else {
-                        (self.trained[i], self.trained[self.d + i])
-                    };
-                    let u = if vdiff != 0.0 {
-                        ((v - vmin) / vdiff).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    let level = (u * scale) as u32;
-                    match qt.components() {
-                        Components::U8 => code[i] = level as u8,
-                        Components::U4 => code[i / 2] |= (level as u8) << ((i & 1) * 4),
-                        _ => put6(code, i, level),
+                let scale = (qt.levels().expect("trained types have levels") - 1) as f32;
+                let (vmin, vdiff) = ranges;
+                let mut levels = vec![0u8; d];
+                for (code, xi) in codes.chunks_exact_mut(cs).zip(x.chunks_exact(d)) {
+                    if qt.components() == Components::U8 {
+                        kern::quantize_levels(xi, vmin, vdiff, scale, code);
+                        continue;
+                    }
+                    kern::quantize_levels(xi, vmin, vdiff, scale, &mut levels);
+                    code.fill(0);
+                    for (i, &l) in levels.iter().enumerate() {
+                        match qt.components() {
+                            Components::U4 => code[i / 2] |= l << ((i & 1) * 4),
+                            _ => put6(code, i, l as u32),
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Codes every row of `x` (in parallel).
+    /// Codes every row of `x` (in parallel): `n × code_size` bytes.
     pub fn compute_codes(&self, x: &[f32]) -> Result<Vec<u8>> {
+        let mut codes = vec![0u8; x.len() / self.d.max(1) * self.code_size()];
+        self.compute_codes_into(x, &mut codes)?;
+        Ok(codes)
+    }
+
+    /// [`Self::compute_codes`] into `codes` (`n × code_size` bytes), such as the tail of
+    /// an index's storage, so that nothing is copied after coding.
+    pub fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
         self.check_trained("encoding")?;
         let n = check::vectors("encoded", x, self.d)?;
         check::finite("encoded", x, self.d)?;
         let cs = self.code_size();
-        let mut out = vec![0u8; n * cs];
-        out.par_chunks_mut(cs)
-            .zip(x.par_chunks(self.d))
-            .for_each(|(c, v)| self.encode_one(v, c));
-        Ok(out)
+        check::output_len("scalar quantizer code buffer", codes.len(), n * cs)?;
+        let ranges = self.ranges();
+        const ROWS: usize = 256;
+        codes
+            .par_chunks_mut(cs * ROWS)
+            .zip(x.par_chunks(self.d * ROWS))
+            .for_each(|(c, v)| self.encode_rows(&ranges, v, c));
+        Ok(())
     }
 
     /// Decodes one code into `x` (`d` floats).
@@ -420,7 +449,25 @@ fn put6(code: &mut [u8], i: usize, bits: u32) {
 }
 
 /// Faiss's `train_Uniform` on one set of values: returns `(vmin, vdiff)`.
-fn train_range(rs: RangeStat, arg: f32, mut x: Vec<f32>, k: u32) -> (f32, f32) {
+/// The `d × n` transpose of the `n × d` row-major `x`, in column blocks (parallel).
+fn transpose(x: &[f32], n: usize, d: usize) -> Vec<f32> {
+    const COLS: usize = 16;
+    let mut out = vec![0.0f32; n * d];
+    out.par_chunks_mut(n * COLS)
+        .enumerate()
+        .for_each(|(b, block)| {
+            let j0 = b * COLS;
+            let w = block.len() / n;
+            for (i, row) in x.chunks_exact(d).enumerate() {
+                for (c, &v) in row[j0..j0 + w].iter().enumerate() {
+                    block[c * n + i] = v;
+                }
+            }
+        });
+    out
+}
+
+fn train_range(rs: RangeStat, arg: f32, x: &mut [f32], k: u32) -> (f32, f32) {
     let n = x.len();
     let (vmin, vmax) = match rs {
         RangeStat::MinMax => {
@@ -450,7 +497,7 @@ fn train_range(rs: RangeStat, arg: f32, mut x: Vec<f32>, k: u32) -> (f32, f32) {
             let hi = *x.select_nth_unstable_by(n - 1 - o, f32::total_cmp).1;
             (lo, hi)
         }
-        RangeStat::Optim => optim_range(&x, k),
+        RangeStat::Optim => optim_range(x, k),
     };
     (vmin, vmax - vmin)
 }

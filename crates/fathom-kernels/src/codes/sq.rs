@@ -216,6 +216,40 @@ fn check_shapes(kind: Components, d: usize, a_len: usize, codes: &[u8], n: usize
     cs
 }
 
+multiversion! {
+    /// The trained scalar quantizers' encoding of one vector, one level per component:
+    /// `⌊clamp((x − vmin) / vdiff, 0, 1) · scale⌋` (0 where `vdiff = 0`), bit for bit
+    /// Faiss's. `scale` is `levels − 1` (at most 255).
+    ///
+    /// ```
+    /// let mut out = [0u8; 3];
+    /// fathom_kernels::codes::sq::quantize_levels(
+    ///     &[0.5, 2.0, 7.0], &[0.0, 0.0, 1.0], &[1.0, 1.0, 0.0], 255.0, &mut out);
+    /// assert_eq!(out, [127, 255, 0]);
+    /// ```
+    pub fn quantize_levels / quantize_levels_at(
+        x: &[f32],
+        vmin: &[f32],
+        vdiff: &[f32],
+        scale: f32,
+        out: &mut [u8],
+    ) {
+        let d = x.len();
+        assert!(vmin.len() == d && vdiff.len() == d && out.len() == d, "lengths disagree");
+        for i in 0..d {
+            let dv = vdiff[i];
+            let q = (x[i] - vmin[i]) / dv;
+            // max/min (not clamp) so the select below vectorises; a NaN from dv = 0 is
+            // discarded by it.
+            let u = if dv != 0.0 { q.max(0.0).min(1.0) } else { 0.0 };
+            // Truncation of a value in 0..=255 (u is never NaN after max/min). `as u8`
+            // would saturate lane by lane in scalar code; adding 2²³ to the floored value
+            // puts the integer in the low mantissa bits, which vectorises.
+            out[i] = ((u * scale).floor() + 8_388_608.0).to_bits() as u8;
+        }
+    }
+}
+
 /// `out[i] = Σ_t (qp_t − a_t·c_{i,t})²` over the codes of `codes`, each
 /// `kind.code_size(qp.len())` bytes.
 pub fn l2(kind: Components, qp: &[f32], a: &[f32], codes: &[u8], out: &mut [f32]) {
@@ -426,6 +460,30 @@ mod tests {
         Components::F16,
         Components::Bf16,
     ];
+
+    proptest! {
+        #[test]
+        fn quantize_levels_matches_the_definition(
+            x in proptest::collection::vec(-2.0f32..3.0, 0..70),
+            scale in prop_oneof![Just(15.0f32), Just(63.0), Just(255.0)],
+        ) {
+            let d = x.len();
+            let vmin: Vec<f32> = (0..d).map(|i| (i % 3) as f32 * 0.5 - 1.0).collect();
+            // Every fifth range is empty (vdiff = 0): level 0, as Faiss.
+            let vdiff: Vec<f32> = (0..d).map(|i| if i % 5 == 0 { 0.0 } else { 0.25 + (i % 4) as f32 }).collect();
+            let want: Vec<u8> = (0..d)
+                .map(|i| {
+                    let u = if vdiff[i] != 0.0 { ((x[i] - vmin[i]) / vdiff[i]).clamp(0.0, 1.0) } else { 0.0 };
+                    (u * scale) as u8
+                })
+                .collect();
+            for level in SimdLevel::supported() {
+                let mut out = vec![7u8; d];
+                quantize_levels_at(level, &x, &vmin, &vdiff, scale, &mut out);
+                prop_assert_eq!(&out, &want, "{:?}", level);
+            }
+        }
+    }
 
     #[test]
     fn f16_decoding_matches_half() {
