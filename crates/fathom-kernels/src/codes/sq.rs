@@ -239,10 +239,9 @@ multiversion! {
         for i in 0..d {
             let dv = vdiff[i];
             let q = (x[i] - vmin[i]) / dv;
-            // max/min (not clamp) so the select below vectorises; a NaN from dv = 0 is
-            // discarded by it.
-            let u = if dv != 0.0 { q.max(0.0).min(1.0) } else { 0.0 };
-            // Truncation of a value in 0..=255 (u is never NaN after max/min). `as u8`
+            // A NaN from dv = 0 is discarded by the select.
+            let u = if dv != 0.0 { q.clamp(0.0, 1.0) } else { 0.0 };
+            // Truncation of a value in 0..=255 (u is never NaN). `as u8`
             // would saturate lane by lane in scalar code; adding 2²³ to the floored value
             // puts the integer in the low mantissa bits, which vectorises.
             out[i] = ((u * scale).floor() + 8_388_608.0).to_bits() as u8;
