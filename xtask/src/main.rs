@@ -5,7 +5,8 @@
 //!   `.venv-bench/` from PyPI when missing) on the same dataset with the same thread count,
 //!   interleaved A B A B …, and prints a table of the ratios fathom/faiss: Flat search
 //!   (batched and one query at a time), k-means (`--no-kmeans` skips it), PCA and OPQ
-//!   training (`--no-transforms` skips them).
+//!   training (`--no-transforms` skips them), the code-based indexes (`--no-quant`);
+//!   `--no-flat` skips the Flat rows.
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
@@ -22,7 +23,7 @@ fn main() {
     let outcome = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("gemm") => gemm(&args[1..]).map(|_| ()),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-kmeans] [--no-transforms]\n       cargo xtask gemm [--threads N]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant]\n       cargo xtask gemm [--threads N]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");
@@ -228,7 +229,12 @@ fn bench(args: &[String]) -> Res<()> {
         "| row | fathom QPS | faiss QPS | fathom/faiss (median) | fathom/faiss (best) | R@1 fathom / faiss | 10-R@10 fathom / faiss | fathom GFLOP/s | peak RSS MiB fathom / faiss |".into(),
         "|---|---|---|---|---|---|---|---|---|".into(),
     ];
-    for row in &rows {
+    let rows = if args.iter().any(|a| a == "--no-flat") {
+        &rows[..0]
+    } else {
+        &rows[..]
+    };
+    for row in rows {
         let mut fa = Vec::new();
         let mut fs = Vec::new();
         for round in 0..rounds {

@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod progress;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ enum Command {
     },
     /// Train, add and search a TEXMEX-layout dataset; print times, QPS and recall.
     Bench(bench::BenchArgs),
+    /// A persistent vector store: create, add, delete, compact, stat, search, bench.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Bench(args) => bench::run(&args),
+        Command::Store(cmd) => store::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -250,6 +250,9 @@ impl ScalarQuantizer {
             let (vmin, vdiff) = train_range(rs, arg, &mut x.to_vec(), levels);
             vec![vmin, vdiff]
         } else {
+            if rs == RangeStat::MinMax {
+                return self.set_trained(min_max_ranges(x, self.d, arg));
+            }
             // Columns made contiguous once: gathering each with a stride of d would walk
             // the whole matrix d times.
             let mut cols = transpose(x, n, self.d);
@@ -449,6 +452,40 @@ fn put6(code: &mut [u8], i: usize, bits: u32) {
 }
 
 /// Faiss's `train_Uniform` on one set of values: returns `(vmin, vdiff)`.
+/// Per-dimension `[vmin × d, vdiff × d]` by min-max, in one row-major pass (parallel
+/// over blocks of rows): the same values `train_range(MinMax)` gives column by column.
+fn min_max_ranges(x: &[f32], d: usize, arg: f32) -> Vec<f32> {
+    let fresh = || (vec![f32::INFINITY; d], vec![f32::NEG_INFINITY; d]);
+    let (lo, hi) = x
+        .par_chunks(d * 1024)
+        .fold(fresh, |(mut lo, mut hi), rows| {
+            for r in rows.chunks_exact(d) {
+                for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(r) {
+                    *l = l.min(v);
+                    *h = h.max(v);
+                }
+            }
+            (lo, hi)
+        })
+        .reduce(fresh, |(mut lo, mut hi), (l2, h2)| {
+            for (a, b) in lo.iter_mut().zip(&l2) {
+                *a = a.min(*b);
+            }
+            for (a, b) in hi.iter_mut().zip(&h2) {
+                *a = a.max(*b);
+            }
+            (lo, hi)
+        });
+    let mut out = vec![0.0f32; 2 * d];
+    for j in 0..d {
+        let e = (hi[j] - lo[j]) * arg;
+        let (vmin, vmax) = (lo[j] - e, hi[j] + e);
+        out[j] = vmin;
+        out[d + j] = vmax - vmin;
+    }
+    out
+}
+
 /// The `d × n` transpose of the `n × d` row-major `x`, in column blocks (parallel).
 fn transpose(x: &[f32], n: usize, d: usize) -> Vec<f32> {
     const COLS: usize = 16;

@@ -138,7 +138,6 @@ mod x86 {
         let bb = block_bytes(nsq);
         let nq = luts.len() / (nsq * 16);
         let low4 = _mm256_set1_epi8(0x0f);
-        let low8 = _mm256_set1_epi16(0x00ff);
         for b in 0..nblocks {
             let block = &codes[b * bb..(b + 1) * bb];
             for q in 0..nq {
@@ -155,16 +154,21 @@ mod x86 {
                     let lo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, low4));
                     let hi =
                         _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), low4));
-                    acc[0] = _mm256_add_epi16(acc[0], _mm256_and_si256(lo, low8));
+                    // Whole u16 lanes are added (even value + 256 · odd value); the odd
+                    // sums, kept apart, are subtracted back out at the end.
+                    acc[0] = _mm256_add_epi16(acc[0], lo);
                     acc[1] = _mm256_add_epi16(acc[1], _mm256_srli_epi16(lo, 8));
-                    acc[2] = _mm256_add_epi16(acc[2], _mm256_and_si256(hi, low8));
+                    acc[2] = _mm256_add_epi16(acc[2], hi);
                     acc[3] = _mm256_add_epi16(acc[3], _mm256_srli_epi16(hi, 8));
                 }
                 let fold = |a: __m256i| {
                     _mm_add_epi16(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1))
                 };
                 let o = &mut out[(q * nblocks + b) * BLOCK..(q * nblocks + b + 1) * BLOCK];
-                store_block(fold(acc[0]), fold(acc[1]), fold(acc[2]), fold(acc[3]), o);
+                let (lo_odd, hi_odd) = (fold(acc[1]), fold(acc[3]));
+                let lo_even = _mm_sub_epi16(fold(acc[0]), _mm_slli_epi16(lo_odd, 8));
+                let hi_even = _mm_sub_epi16(fold(acc[2]), _mm_slli_epi16(hi_odd, 8));
+                store_block(lo_even, lo_odd, hi_even, hi_odd, o);
             }
         }
     }
@@ -180,7 +184,6 @@ mod x86 {
         let bb = block_bytes(nsq);
         let nq = luts.len() / (nsq * 16);
         let low4 = _mm512_set1_epi8(0x0f);
-        let low8 = _mm512_set1_epi16(0x00ff);
         for b in 0..nblocks {
             let block = &codes[b * bb..(b + 1) * bb];
             for q in 0..nq {
@@ -197,9 +200,11 @@ mod x86 {
                     let lo = _mm512_shuffle_epi8(t, _mm512_and_si512(c, low4));
                     let hi =
                         _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4));
-                    acc[0] = _mm512_add_epi16(acc[0], _mm512_and_si512(lo, low8));
+                    // Whole u16 lanes are added (even value + 256 · odd value); the odd
+                    // sums, kept apart, are subtracted back out at the end.
+                    acc[0] = _mm512_add_epi16(acc[0], lo);
                     acc[1] = _mm512_add_epi16(acc[1], _mm512_srli_epi16(lo, 8));
-                    acc[2] = _mm512_add_epi16(acc[2], _mm512_and_si512(hi, low8));
+                    acc[2] = _mm512_add_epi16(acc[2], hi);
                     acc[3] = _mm512_add_epi16(acc[3], _mm512_srli_epi16(hi, 8));
                 }
                 let fold = |a: __m512i| {
@@ -210,7 +215,10 @@ mod x86 {
                     _mm_add_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
                 };
                 let o = &mut out[(q * nblocks + b) * BLOCK..(q * nblocks + b + 1) * BLOCK];
-                store_block(fold(acc[0]), fold(acc[1]), fold(acc[2]), fold(acc[3]), o);
+                let (lo_odd, hi_odd) = (fold(acc[1]), fold(acc[3]));
+                let lo_even = _mm_sub_epi16(fold(acc[0]), _mm_slli_epi16(lo_odd, 8));
+                let hi_even = _mm_sub_epi16(fold(acc[2]), _mm_slli_epi16(hi_odd, 8));
+                store_block(lo_even, lo_odd, hi_even, hi_odd, o);
             }
         }
     }
