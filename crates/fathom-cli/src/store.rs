@@ -265,6 +265,22 @@ fn bench(path: &PathBuf, reps: usize, batch: usize) -> Result<()> {
         m / batch as f64,
         m / p
     );
+    // Memory of the process outside the page cache (Linux): the mapping's pages are
+    // RssFile, shared with the cache; RssAnon is what the search itself holds.
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| l[name.len()..].trim().to_string())
+                .unwrap_or_default()
+        };
+        println!(
+            "  resident: anonymous {} (outside the page cache), file-backed {}",
+            field("RssAnon:"),
+            field("RssFile:")
+        );
+    }
     if sink == f64::MIN {
         println!("{sink}");
     }
