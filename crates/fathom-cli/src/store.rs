@@ -87,6 +87,57 @@ fn read_rows(file: &PathBuf) -> Result<(Vec<f32>, usize)> {
     Ok((ds.data, ds.d))
 }
 
+/// Rows added per `add_vectors` call: the input is memory-mapped and copied in blocks, so a
+/// file larger than RAM can be added.
+const ADD_BLOCK_BYTES: usize = 256 << 20;
+
+/// Appends the vectors of a .npy or .fvecs file block by block; returns (first id, count).
+fn add_streaming(store: &VectorStore, file: &PathBuf) -> Result<(u64, u64)> {
+    let dim = store.dim();
+    let check_dim = |d: usize| {
+        if d != dim {
+            return Err(Error::DimensionMismatch {
+                what: format!("vectors of {}", file.display()),
+                got: d,
+                expected: format!("the store's dimension {dim}"),
+            });
+        }
+        Ok(())
+    };
+    let block = (ADD_BLOCK_BYTES / (dim * 4)).max(1);
+    let first = store.total();
+    let is_npy = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let mut added = 0u64;
+    if is_npy {
+        let m = fathom_io::NpyMmap::open(file)?;
+        let (n, d) = m.shape();
+        check_dim(d)?;
+        let x: &[f32] = m.as_slice()?;
+        for rows in x[..n * d].chunks(block * d) {
+            added += store.add_vectors(rows)?.len() as u64;
+        }
+    } else if file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("fvecs"))
+    {
+        let m = fathom_io::VecsMmap::<f32>::open(file)?;
+        check_dim(m.d())?;
+        for start in (0..m.n()).step_by(block) {
+            let rows = m
+                .rows(start..(start + block).min(m.n()))
+                .ok_or_else(|| Error::invalid("rows out of range"))?;
+            added += store.add_vectors(&rows.data)?.len() as u64;
+        }
+    } else {
+        let (x, d) = read_rows(file)?;
+        check_dim(d)?;
+        added = store.add_vectors(&x)?.len() as u64;
+    }
+    Ok((first, added))
+}
+
 fn open_ro(path: &PathBuf) -> Result<VectorStore> {
     VectorStore::open_with(path, fathom_store::StoreOptions::default().read_only(true))
 }
@@ -100,18 +151,10 @@ pub fn run(cmd: StoreCommand) -> Result<()> {
         }
         StoreCommand::Add { path, file } => {
             let store = VectorStore::open(&path)?;
-            let (x, d) = read_rows(&file)?;
-            if d != store.dim() {
-                return Err(Error::DimensionMismatch {
-                    what: format!("vectors of {}", file.display()),
-                    got: d,
-                    expected: format!("the store's dimension {}", store.dim()),
-                });
-            }
-            let ids = store.add_vectors(&x)?;
-            match (ids.first(), ids.last()) {
-                (Some(a), Some(b)) => println!("added {} vectors: ids {a}..={b}", ids.len()),
-                _ => println!("added 0 vectors"),
+            let (first, n) = add_streaming(&store, &file)?;
+            match n {
+                0 => println!("added 0 vectors"),
+                n => println!("added {n} vectors: ids {first}..={}", first + n - 1),
             }
         }
         StoreCommand::Delete { path, ids } => {

@@ -130,3 +130,78 @@ fn demo_runs_and_finds_exact_neighbours() {
     assert!(ok, "{err}");
     assert!(out.contains("1-recall@1 = 1.0000"), "{out}");
 }
+
+#[test]
+fn store_commands_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("v.store");
+    let vecs = dir.path().join("v.npy");
+    let d = 4;
+    let x: Vec<f32> = (0..20 * d).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+    fathom_io::write_npy(&vecs, &x, d).unwrap();
+    let fv = dir.path().join("v.fvecs");
+    fathom_io::write_fvecs(&fv, &x[..5 * d], d).unwrap();
+
+    let (ok, _, err) = run(fathom()
+        .args(["store", "create"])
+        .arg(&store)
+        .args(["--dim", "4"]));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(fathom().args(["store", "add"]).arg(&store).arg(&vecs));
+    assert!(ok && out.contains("ids 0..=19"), "{out}{err}");
+    let (ok, out, err) = run(fathom().args(["store", "add"]).arg(&store).arg(&fv));
+    assert!(ok && out.contains("ids 20..=24"), "{out}{err}");
+    let (ok, out, err) = run(fathom()
+        .args(["store", "delete"])
+        .arg(&store)
+        .args(["3", "4", "3"]));
+    assert!(ok && out.contains("deleted 2 of 3"), "{out}{err}");
+    let (ok, out, err) = run(fathom().args(["store", "stat", "--json"]).arg(&store));
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (
+            v["total"].as_u64(),
+            v["live"].as_u64(),
+            v["deleted"].as_u64()
+        ),
+        (Some(25), Some(23), Some(2))
+    );
+    assert_eq!(v["deleted_ids"], serde_json::json!([3, 4]));
+
+    // Query = vector 7: its best cosine match is itself.
+    let q = dir.path().join("q.npy");
+    fathom_io::write_npy(&q, &x[7 * d..8 * d], d).unwrap();
+    let (ok, out, err) = run(fathom()
+        .args(["store", "search"])
+        .arg(&store)
+        .arg(&q)
+        .args(["--top-k", "3", "--json"]));
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v[0][0]["id"], 7);
+    assert!((v[0][0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-5);
+    assert_eq!(v[0].as_array().unwrap().len(), 3);
+
+    let (ok, out, err) = run(fathom().args(["store", "compact"]).arg(&store));
+    assert!(
+        ok && out.contains("23 vectors kept, 2 removed"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = run(fathom().args(["store", "stat"]).arg(&store));
+    assert!(ok && out.contains("deleted 0"), "{out}");
+
+    // Errors: wrong dimension, unknown metric, a file that is not a store.
+    let bad = dir.path().join("b.npy");
+    fathom_io::write_npy(&bad, &[1.0f32; 6], 3).unwrap();
+    let (ok, _, err) = run(fathom().args(["store", "add"]).arg(&store).arg(&bad));
+    assert!(!ok && err.contains("dimension"), "{err}");
+    let (ok, _, err) = run(fathom()
+        .args(["store", "search"])
+        .arg(&store)
+        .arg(&q)
+        .args(["--metric", "hamming"]));
+    assert!(!ok && err.contains("hamming"), "{err}");
+    let (ok, _, err) = run(fathom().args(["store", "stat"]).arg(&vecs));
+    assert!(!ok && err.contains("not a"), "{err}");
+}

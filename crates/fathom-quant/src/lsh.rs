@@ -134,8 +134,8 @@ impl LshEncoder {
 
     /// Sets the thresholds to the per-bit medians of `x` (when `train_thresholds`).
     pub fn train(&mut self, x: &[f32]) -> Result<()> {
-        let n = check::nonempty_finite("LSH training set", x, self.d)?;
         if self.train_thresholds {
+            let n = check::nonempty_finite("LSH training set", x, self.d)?;
             let y = self.project(x)?;
             let nb = self.nbits;
             self.thresholds = (0..nb)
@@ -150,6 +150,9 @@ impl LshEncoder {
                     }
                 })
                 .collect();
+        } else {
+            // Nothing is learned: only the shape matters.
+            check::vectors("LSH training set", x, self.d)?;
         }
         self.is_trained = true;
         Ok(())

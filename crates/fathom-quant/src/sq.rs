@@ -241,10 +241,13 @@ impl ScalarQuantizer {
     /// Learns the value range(s) from `x` with `self.rangestat`; a no-op for fp16, bf16
     /// and the direct types.
     pub fn train(&mut self, x: &[f32]) -> Result<()> {
-        let n = check::nonempty_finite("scalar quantizer training set", x, self.d)?;
         let Some(levels) = self.qtype.levels() else {
+            // Nothing is learned: only the shape matters (a pass over the data to look
+            // for NaN would cost more than the training).
+            check::vectors("scalar quantizer training set", x, self.d)?;
             return Ok(());
         };
+        let n = check::nonempty_finite("scalar quantizer training set", x, self.d)?;
         let (rs, arg) = (self.rangestat, self.rangestat_arg);
         let trained = if self.qtype.is_uniform() {
             let (vmin, vdiff) = train_range(rs, arg, &mut x.to_vec(), levels);
