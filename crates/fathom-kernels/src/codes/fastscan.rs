@@ -72,6 +72,11 @@ pub fn accumulate_at(
             // SAFETY: AVX2 support was checked just above.
             unsafe { x86::accumulate_avx2(nsq, nblocks, codes, luts, out) }
         }
+        #[cfg(target_arch = "aarch64")]
+        crate::SimdLevel::Neon if crate::SimdLevel::Neon.is_supported() => {
+            // SAFETY: NEON support was checked just above.
+            unsafe { neon::accumulate_neon(nsq, nblocks, codes, luts, out) }
+        }
         _ => accumulate_scalar(nsq, nblocks, codes, luts, out),
     }
 }
@@ -246,6 +251,50 @@ mod x86 {
                 let lo_even = _mm_sub_epi16(fold(a[0]), _mm_slli_epi16(lo_odd, 8));
                 let hi_even = _mm_sub_epi16(fold(a[2]), _mm_slli_epi16(hi_odd, 8));
                 store_block(lo_even, lo_odd, hi_even, hi_odd, o);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::{BLOCK, block_bytes};
+    use std::arch::aarch64::*;
+
+    /// One 16-byte table look-up (`vqtbl1q_u8`) per nibble and sub-quantizer; the bytes
+    /// are widened into four u16×8 accumulators that are already in vector order
+    /// (vectors 0–7, 8–15 from the low nibbles, 16–23, 24–31 from the high ones).
+    #[target_feature(enable = "neon")]
+    pub(super) fn accumulate_neon(
+        nsq: usize,
+        nblocks: usize,
+        codes: &[u8],
+        luts: &[u8],
+        out: &mut [u16],
+    ) {
+        let bb = block_bytes(nsq);
+        let nq = luts.len() / (nsq * 16);
+        let low4 = vdupq_n_u8(0x0f);
+        for b in 0..nblocks {
+            let block = &codes[b * bb..(b + 1) * bb];
+            for q in 0..nq {
+                let lut = &luts[q * nsq * 16..(q + 1) * nsq * 16];
+                let mut acc = [vdupq_n_u16(0); 4];
+                for (c, t) in block.chunks_exact(16).zip(lut.chunks_exact(16)) {
+                    // SAFETY: `c` and `t` are 16 readable bytes.
+                    let (c, t) = unsafe { (vld1q_u8(c.as_ptr()), vld1q_u8(t.as_ptr())) };
+                    let lo = vqtbl1q_u8(t, vandq_u8(c, low4));
+                    let hi = vqtbl1q_u8(t, vshrq_n_u8::<4>(c));
+                    acc[0] = vaddw_u8(acc[0], vget_low_u8(lo));
+                    acc[1] = vaddw_high_u8(acc[1], lo);
+                    acc[2] = vaddw_u8(acc[2], vget_low_u8(hi));
+                    acc[3] = vaddw_high_u8(acc[3], hi);
+                }
+                let o = &mut out[(q * nblocks + b) * BLOCK..(q * nblocks + b + 1) * BLOCK];
+                for (dst, a) in o.chunks_exact_mut(8).zip(acc) {
+                    // SAFETY: `dst` is 8 writable u16.
+                    unsafe { vst1q_u16(dst.as_mut_ptr(), a) };
+                }
             }
         }
     }
