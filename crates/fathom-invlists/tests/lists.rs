@@ -53,9 +53,9 @@ proptest! {
                 }
             }
         }
-        for l in 0..4 {
-            prop_assert_eq!(lists.ids(l), &model[l][..]);
-            for (o, &id) in model[l].iter().enumerate() {
+        for (l, want_ids) in model.iter().enumerate() {
+            prop_assert_eq!(lists.ids(l), &want_ids[..]);
+            for (o, &id) in want_ids.iter().enumerate() {
                 let want = if id == -1 { [0, 0, 0] } else { code_of(id) };
                 prop_assert_eq!(lists.code(l, o), &want[..]);
             }
