@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use fathom_io::{NpyArray, read_npy};
-use fathom_quant::{PolysemousTraining, ProductQuantizer, QuantizerType, ScalarQuantizer};
+use fathom_quant::{Codec, PolysemousTraining, ProductQuantizer, QuantizerType, ScalarQuantizer};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_quant")

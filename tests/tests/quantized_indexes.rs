@@ -7,7 +7,7 @@ use fathom_index::{
     PqSearchType, index_factory,
 };
 use fathom_io::synthetic::{SyntheticSpec, generate};
-use fathom_quant::QuantizerType;
+use fathom_quant::{Codec, QuantizerType};
 
 struct Data {
     d: usize,

@@ -81,6 +81,13 @@ impl CodeStore {
         res
     }
 
+    /// Encodes the rows of `x` with `codec` straight into new rows of the store; on error
+    /// nothing is added.
+    pub fn add_vectors(&mut self, codec: &impl fathom_quant::Codec, x: &[f32]) -> Result<()> {
+        let n = fathom_core::check::vectors("added", x, codec.dim())?;
+        self.append_with(n, |tail| codec.compute_codes_into(x, tail))
+    }
+
     /// Removes the selected rows; later rows move up (ids are renumbered, as Faiss's
     /// flat indexes do).
     pub fn remove(&mut self, selector: &dyn IdSelector) -> usize {

@@ -5,8 +5,8 @@ use std::any::Any;
 use fathom_core::{Error, IdSelector, Idx, MetricType, Result, SearchParams, SearchResult, check};
 use fathom_kernels::TopK;
 use fathom_kernels::codes::fastscan::{self as kern, BLOCK, block_bytes};
-use fathom_quant::ProductQuantizer;
 use fathom_quant::fastscan::{get_code, packed_len, packed_nsq, quantize_lut, set_code};
+use fathom_quant::{Codec, ProductQuantizer};
 use rayon::prelude::*;
 
 use crate::code_scan::to_result;

@@ -6,7 +6,7 @@ use fathom_core::{
     IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult, check,
 };
 use fathom_kernels::codes::hamming;
-use fathom_quant::LshEncoder;
+use fathom_quant::{Codec, LshEncoder};
 
 use crate::code_scan::{BoxedScorer, CodeStore, knn_scan, range_scan, to_result};
 use crate::{Index, check_queries, check_search};
@@ -94,10 +94,7 @@ impl Index for IndexLsh {
         self.enc.train(x)
     }
     fn add(&mut self, x: &[f32]) -> Result<()> {
-        let n = check::vectors("added", x, self.dim())?;
-        let codec = &self.enc;
-        self.store
-            .append_with(n, |tail| codec.compute_codes_into(x, tail))
+        self.store.add_vectors(&self.enc, x)
     }
 
     fn search_with(

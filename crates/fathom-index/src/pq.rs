@@ -301,10 +301,7 @@ impl Index for IndexPq {
         if !self.is_trained() {
             return Err(Error::NotTrained("add to IndexPq".into()));
         }
-        let n = check::vectors("added", x, self.dim())?;
-        let codec = &self.pq;
-        self.store
-            .append_with(n, |tail| codec.compute_codes_into(x, tail))
+        self.store.add_vectors(&self.pq, x)
     }
 
     fn search_with(

@@ -103,10 +103,7 @@ impl Index for IndexScalarQuantizer {
         if !self.is_trained() {
             return Err(Error::NotTrained("add to IndexScalarQuantizer".into()));
         }
-        let n = check::vectors("added", x, self.dim())?;
-        let codec = &self.sq;
-        self.store
-            .append_with(n, |tail| codec.compute_codes_into(x, tail))
+        self.store.add_vectors(&self.sq, x)
     }
 
     fn search_with(

@@ -19,12 +19,14 @@
 //! block layout is fathom's own; it is converted when written in Faiss's format.
 
 pub mod bits;
+mod codec;
 pub mod fastscan;
 mod lsh;
 mod polysemous;
 mod pq;
 mod sq;
 
+pub use codec::Codec;
 pub use lsh::LshEncoder;
 pub use polysemous::PolysemousTraining;
 pub use pq::ProductQuantizer;

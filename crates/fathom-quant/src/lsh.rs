@@ -12,7 +12,7 @@ use rayon::prelude::*;
 /// `train_thresholds`, otherwise 0. Bits are packed LSB-first, `⌈nbits/8⌉` bytes.
 ///
 /// ```
-/// use fathom_quant::LshEncoder;
+/// use fathom_quant::{Codec, LshEncoder};
 /// let enc = LshEncoder::new(4, 4, false, false).unwrap();
 /// let code = enc.compute_codes(&[1.0, -1.0, 0.5, -0.5]).unwrap();
 /// assert_eq!(code, vec![0b0101]);
@@ -158,16 +158,41 @@ impl LshEncoder {
         Ok(())
     }
 
-    /// Codes every row of `x` (in parallel): `n × code_size` bytes.
-    pub fn compute_codes(&self, x: &[f32]) -> Result<Vec<u8>> {
-        let mut codes = vec![0u8; x.len() / self.d.max(1) * self.code_size()];
-        self.compute_codes_into(x, &mut codes)?;
-        Ok(codes)
+    /// Decodes codes: each bit to ±1, plus the threshold, rotated back (Faiss's
+    /// `sa_decode`; only the signs survive coding, so this is a direction, not the vector).
+    pub fn decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
+        let cs = self.code_size();
+        let n = check::codes("LSH codes", codes, cs)?;
+        let nb = self.nbits;
+        let mut y = Vec::with_capacity(n * nb);
+        for code in codes.chunks_exact(cs) {
+            for j in 0..nb {
+                let bit = code[j / 8] >> (j % 8) & 1;
+                let t = self.thresholds.get(j).copied().unwrap_or(0.0);
+                y.push(if bit == 1 { 1.0 } else { -1.0 } + t);
+            }
+        }
+        match &self.rotation {
+            Some(r) => r.reverse_transform(&y),
+            None => {
+                let mut x = vec![0.0f32; y.len() / nb * self.d];
+                for (xr, yr) in x.chunks_exact_mut(self.d).zip(y.chunks_exact(nb)) {
+                    xr[..nb].copy_from_slice(yr);
+                }
+                Ok(x)
+            }
+        }
     }
+}
 
-    /// [`Self::compute_codes`] into `codes` (`n × code_size` bytes), such as the tail of
-    /// an index's storage, so that nothing is copied after coding.
-    pub fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
+impl crate::Codec for LshEncoder {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn code_size(&self) -> usize {
+        LshEncoder::code_size(self)
+    }
+    fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
         if !self.is_trained {
             return Err(Error::NotTrained("LSH encoding".into()));
         }
@@ -209,31 +234,5 @@ impl LshEncoder {
                 }
                 Ok(())
             })
-    }
-
-    /// Decodes codes: each bit to ±1, plus the threshold, rotated back (Faiss's
-    /// `sa_decode`; only the signs survive coding, so this is a direction, not the vector).
-    pub fn decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
-        let cs = self.code_size();
-        let n = check::codes("LSH codes", codes, cs)?;
-        let nb = self.nbits;
-        let mut y = Vec::with_capacity(n * nb);
-        for code in codes.chunks_exact(cs) {
-            for j in 0..nb {
-                let bit = code[j / 8] >> (j % 8) & 1;
-                let t = self.thresholds.get(j).copied().unwrap_or(0.0);
-                y.push(if bit == 1 { 1.0 } else { -1.0 } + t);
-            }
-        }
-        match &self.rotation {
-            Some(r) => r.reverse_transform(&y),
-            None => {
-                let mut x = vec![0.0f32; y.len() / nb * self.d];
-                for (xr, yr) in x.chunks_exact_mut(self.d).zip(y.chunks_exact(nb)) {
-                    xr[..nb].copy_from_slice(yr);
-                }
-                Ok(x)
-            }
-        }
     }
 }

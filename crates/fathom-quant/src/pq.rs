@@ -18,7 +18,7 @@ use crate::bits;
 /// ([`ProductQuantizer::sdc_table`]).
 ///
 /// ```
-/// use fathom_quant::ProductQuantizer;
+/// use fathom_quant::{Codec, ProductQuantizer};
 /// let (d, n) = (8, 2000);
 /// let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
 /// let mut pq = ProductQuantizer::new(d, 4, 4).unwrap(); // 4 sub-spaces × 16 centroids
@@ -205,33 +205,6 @@ impl ProductQuantizer {
         }
     }
 
-    /// Codes every row of `x` (in parallel): `n × code_size` bytes.
-    pub fn compute_codes(&self, x: &[f32]) -> Result<Vec<u8>> {
-        let mut codes = vec![0u8; x.len() / self.d.max(1) * self.code_size()];
-        self.compute_codes_into(x, &mut codes)?;
-        Ok(codes)
-    }
-
-    /// [`Self::compute_codes`] into `codes` (`n × code_size` bytes), such as the tail of
-    /// an index's storage, so that nothing is copied after coding.
-    pub fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
-        self.check_trained("encoding")?;
-        let n = check::vectors("encoded", x, self.d)?;
-        check::finite("encoded", x, self.d)?;
-        let cs = self.code_size();
-        check::output_len("PQ code buffer", codes.len(), n * cs)?;
-        codes
-            .par_chunks_mut(cs * 256)
-            .zip(x.par_chunks(self.d * 256))
-            .for_each(|(c, xb)| {
-                let mut scratch = vec![0.0f32; self.ksub()];
-                for (ci, xi) in c.chunks_exact_mut(cs).zip(xb.chunks_exact(self.d)) {
-                    self.compute_code(xi, ci, &mut scratch);
-                }
-            });
-        Ok(())
-    }
-
     /// The sub-quantizer indices of one code.
     pub fn code_indices(&self, code: &[u8]) -> Vec<u32> {
         let mut out = vec![0; self.m];
@@ -291,5 +264,31 @@ impl ProductQuantizer {
             kern::l2_table(self.centroid(s, i), ct, t);
         });
         Ok(out)
+    }
+}
+
+impl crate::Codec for ProductQuantizer {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn code_size(&self) -> usize {
+        ProductQuantizer::code_size(self)
+    }
+    fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
+        self.check_trained("encoding")?;
+        let n = check::vectors("encoded", x, self.d)?;
+        check::finite("encoded", x, self.d)?;
+        let cs = self.code_size();
+        check::output_len("PQ code buffer", codes.len(), n * cs)?;
+        codes
+            .par_chunks_mut(cs * 256)
+            .zip(x.par_chunks(self.d * 256))
+            .for_each(|(c, xb)| {
+                let mut scratch = vec![0.0f32; self.ksub()];
+                for (ci, xi) in c.chunks_exact_mut(cs).zip(xb.chunks_exact(self.d)) {
+                    self.compute_code(xi, ci, &mut scratch);
+                }
+            });
+        Ok(())
     }
 }

@@ -127,7 +127,7 @@ pub enum RangeStat {
 /// codes directly ([`ScalarQuantizer::distances`]).
 ///
 /// ```
-/// use fathom_quant::{QuantizerType, ScalarQuantizer};
+/// use fathom_quant::{Codec, QuantizerType, ScalarQuantizer};
 /// let x: Vec<f32> = (0..400).map(|i| (i % 37) as f32 * 0.1).collect(); // 100 × 4
 /// let mut sq = ScalarQuantizer::new(4, QuantizerType::QT8bit).unwrap();
 /// sq.train(&x).unwrap();
@@ -350,30 +350,6 @@ impl ScalarQuantizer {
         }
     }
 
-    /// Codes every row of `x` (in parallel): `n × code_size` bytes.
-    pub fn compute_codes(&self, x: &[f32]) -> Result<Vec<u8>> {
-        let mut codes = vec![0u8; x.len() / self.d.max(1) * self.code_size()];
-        self.compute_codes_into(x, &mut codes)?;
-        Ok(codes)
-    }
-
-    /// [`Self::compute_codes`] into `codes` (`n × code_size` bytes), such as the tail of
-    /// an index's storage, so that nothing is copied after coding.
-    pub fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
-        self.check_trained("encoding")?;
-        let n = check::vectors("encoded", x, self.d)?;
-        check::finite("encoded", x, self.d)?;
-        let cs = self.code_size();
-        check::output_len("scalar quantizer code buffer", codes.len(), n * cs)?;
-        let ranges = self.ranges();
-        const ROWS: usize = 256;
-        codes
-            .par_chunks_mut(cs * ROWS)
-            .zip(x.par_chunks(self.d * ROWS))
-            .for_each(|(c, v)| self.encode_rows(&ranges, v, c));
-        Ok(())
-    }
-
     /// Decodes one code into `x` (`d` floats).
     pub fn decode_one(&self, code: &[u8], x: &mut [f32]) {
         let comp = self.qtype.components();
@@ -585,4 +561,27 @@ fn optim_range(x: &[f32], k: u32) -> (f32, f32) {
         a = (sn * sx - n * sxn) / det;
     }
     (b, b + a * (k - 1) as f32)
+}
+
+impl crate::Codec for ScalarQuantizer {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn code_size(&self) -> usize {
+        ScalarQuantizer::code_size(self)
+    }
+    fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
+        self.check_trained("encoding")?;
+        let n = check::vectors("encoded", x, self.d)?;
+        check::finite("encoded", x, self.d)?;
+        let cs = self.code_size();
+        check::output_len("scalar quantizer code buffer", codes.len(), n * cs)?;
+        let ranges = self.ranges();
+        const ROWS: usize = 256;
+        codes
+            .par_chunks_mut(cs * ROWS)
+            .zip(x.par_chunks(self.d * ROWS))
+            .for_each(|(c, v)| self.encode_rows(&ranges, v, c));
+        Ok(())
+    }
 }
