@@ -50,15 +50,14 @@ impl CodeStore {
         Ok(self.code(id as usize))
     }
 
-    pub fn append(&mut self, codes: &[u8]) -> Result<()> {
-        self.codes.try_reserve(codes.len()).map_err(|_| {
-            Error::invalid(format!(
-                "cannot allocate {} more bytes for codes",
-                codes.len()
-            ))
-        })?;
-        self.codes.extend_from_slice(codes);
-        Ok(())
+    /// Appends whole codes (`what` names them in the error when the length is not a
+    /// multiple of the code size).
+    pub fn append(&mut self, what: &str, codes: &[u8]) -> Result<()> {
+        let n = fathom_core::check::codes(what, codes, self.code_size)?;
+        self.append_with(n, |tail| {
+            tail.copy_from_slice(codes);
+            Ok(())
+        })
     }
 
     /// Appends `n` codes written in place by `fill` (given exactly `n × code_size`

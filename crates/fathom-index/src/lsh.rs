@@ -3,7 +3,7 @@
 use std::any::Any;
 
 use fathom_core::{
-    IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult, check,
+    IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
 };
 use fathom_kernels::codes::hamming;
 use fathom_quant::{Codec, LshEncoder};
@@ -52,9 +52,7 @@ impl IndexLsh {
     }
     /// Appends codes computed elsewhere.
     pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
-        let cs = self.enc.code_size();
-        check::codes("LSH codes", codes, cs)?;
-        self.store.append(codes)
+        self.store.append("LSH codes", codes)
     }
 
     fn scorer<'a>(&'a self, qcodes: &'a [u8]) -> impl Fn(usize) -> BoxedScorer<'a> + Sync {

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
-    check,
 };
 use fathom_kernels::codes::hamming;
 use fathom_quant::{PolysemousTraining, ProductQuantizer};
@@ -128,8 +127,7 @@ impl IndexPq {
     }
     /// Appends codes computed elsewhere (`n × code_size` bytes), e.g. read from a file.
     pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
-        check::codes("PQ codes", codes, self.pq.code_size())?;
-        self.store.append(codes)
+        self.store.append("PQ codes", codes)
     }
     /// Search counters.
     pub fn stats(&self) -> &PqSearchStats {

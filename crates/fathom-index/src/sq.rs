@@ -4,7 +4,6 @@ use std::any::Any;
 
 use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
-    check,
 };
 use fathom_quant::{QuantizerType, ScalarQuantizer};
 
@@ -62,9 +61,7 @@ impl IndexScalarQuantizer {
     }
     /// Appends codes computed elsewhere (`n × code_size` bytes).
     pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
-        let cs = self.sq.code_size();
-        check::codes("SQ codes", codes, cs)?;
-        self.store.append(codes)
+        self.store.append("SQ codes", codes)
     }
 
     fn scorer<'a>(&'a self, queries: &'a [f32]) -> impl Fn(usize) -> BoxedScorer<'a> + Sync {
