@@ -1,15 +1,15 @@
 //! Building an index from a description in Faiss's factory grammar. So far the grammar
-//! covers the flat (non-IVF) indexes: an optional `IDMap` / `IDMap2`, one storage token
-//! (`Flat`, `PQ…`, `SQ…`, `LSH…`, `PQ…x4fs`) and an optional refinement (`RFlat`,
-//! `Refine(…)`). Other Faiss tokens are rejected with a message saying what is available
+//! covers: an optional `IDMap` / `IDMap2`, an optional coarse quantizer (`IVF<n>`,
+//! `IMI<m>x<nbits>`), one storage or IVF codec token (`Flat`, `PQ…`, `SQ…`, `LSH…`,
+//! `PQ…x4fs[r]`) and an optional refinement (`RFlat`, `Refine(…)`). Other Faiss tokens are rejected with a message saying what is available
 //! at that position.
 
 use fathom_core::{Error, MetricType, Result};
 use fathom_quant::QuantizerType;
 
 use crate::{
-    Index, IndexFlat, IndexIdMap, IndexIdMap2, IndexLsh, IndexPq, IndexPqFastScan, IndexRefine,
-    IndexScalarQuantizer,
+    Index, IndexFlat, IndexIdMap, IndexIdMap2, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan,
+    IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan, IndexRefine, IndexScalarQuantizer,
 };
 
 const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ8, SQfp16, \
@@ -38,10 +38,29 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
     let mut wrapper = None;
     let mut storage: Option<Box<dyn Index>> = None;
     let mut refine: Option<Box<dyn Index>> = None;
+    let mut coarse: Option<Coarse> = None;
     for (pos, tok) in tokens.iter().enumerate() {
         let tok = tok.as_str();
         let here = || format!("{description:?}, token {} ({tok:?})", pos + 1);
         match tok {
+            t if storage.is_none()
+                && coarse.is_none()
+                && (t.starts_with("IVF") || t.starts_with("IMI")) =>
+            {
+                coarse = Some(
+                    parse_coarse(d, t, metric)
+                        .map_err(|e| Error::invalid(format!("{}: {e}", here())))?,
+                );
+            }
+            _ if storage.is_none() && coarse.is_some() => {
+                let c = coarse.take().expect("checked");
+                storage = Some(ivf_index(d, c, tok, metric)?.ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{}: not understood after an IVF quantizer; expected {IVF_CODEC_TOKENS}",
+                        here()
+                    ))
+                })?);
+            }
             "IDMap" | "IDMap2" if wrapper.is_none() => wrapper = Some(tok.to_string()),
             "IDMap" | "IDMap2" => {
                 return Err(Error::invalid(format!(
@@ -83,6 +102,11 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
             }
         }
     }
+    if coarse.is_some() {
+        return Err(Error::invalid(format!(
+            "{description:?}: an IVF quantizer needs a codec after it: {IVF_CODEC_TOKENS}"
+        )));
+    }
     let Some(mut index) = storage else {
         return Err(Error::invalid(format!(
             "{description:?}: no storage given; expected one of {STORAGE_TOKENS}"
@@ -96,6 +120,125 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
         Some(_) => Box::new(IndexIdMap2::new(index)),
         None => index,
     })
+}
+
+const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs[r], SQ4, SQ6, SQ8, \
+     SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed";
+
+/// A parsed coarse quantizer: the quantizer, its list count and how it trains.
+struct Coarse {
+    quantizer: Box<dyn Index>,
+    nlist: usize,
+    alone: bool,
+}
+
+/// `IVF<n>[k|M]` (a flat quantizer, `k` = ×1024, `M` = ×1024²) or `IMI<m>x<nbits>`.
+fn parse_coarse(d: usize, tok: &str, metric: MetricType) -> Result<Coarse> {
+    if let Some(rest) = tok.strip_prefix("IMI") {
+        let parsed = number(rest).and_then(|(m, r)| {
+            let (nbits, r) = number(r.strip_prefix('x')?)?;
+            r.is_empty().then_some((m, nbits))
+        });
+        let Some((m, nbits)) = parsed else {
+            return Err(Error::invalid("expected IMI<M>x<nbits>, e.g. IMI2x10"));
+        };
+        if metric != MetricType::L2 {
+            return Err(Error::Unsupported(format!(
+                "a multi-index quantizer compares with L2, not {metric:?}"
+            )));
+        }
+        let imi = crate::MultiIndexQuantizer::new(d, m, nbits)?;
+        return Ok(Coarse {
+            quantizer: Box::new(imi),
+            nlist: 1 << (m * nbits),
+            alone: true,
+        });
+    }
+    let rest = tok.strip_prefix("IVF").unwrap_or(tok);
+    let Some((n, suffix)) = number(rest) else {
+        return Err(Error::invalid("expected IVF<nlist>, e.g. IVF4096 or IVF1k"));
+    };
+    let nlist = match suffix {
+        "" => Some(n),
+        "k" | "K" => n.checked_mul(1 << 10),
+        "m" | "M" => n.checked_mul(1 << 20),
+        _ => {
+            return Err(Error::invalid(format!(
+                "unknown suffix {suffix:?} after IVF{n}; expected nothing, k or M (HNSW \
+                 quantizers are not available yet)"
+            )));
+        }
+    }
+    .ok_or_else(|| Error::invalid("the list count overflows"))?;
+    Ok(Coarse {
+        quantizer: Box::new(IndexFlat::new(d, metric)?),
+        nlist,
+        alone: false,
+    })
+}
+
+/// The IVF index of a coarse quantizer and a codec token, `None` when the token names
+/// no codec.
+fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Option<Box<dyn Index>>> {
+    use crate::ivf::QuantizerTraining;
+    fn finish<C: crate::ivf::IvfCodec + 'static>(
+        mut ix: crate::IndexIvf<C>,
+        alone: bool,
+    ) -> Option<Box<dyn Index>> {
+        if alone {
+            ix.quantizer_training = QuantizerTraining::Alone;
+        }
+        Some(Box::new(ix))
+    }
+    let _ = d;
+    let Coarse {
+        quantizer,
+        nlist,
+        alone,
+    } = c;
+    if tok == "Flat" {
+        return Ok(finish(IndexIvfFlat::new(quantizer, nlist, metric)?, alone));
+    }
+    if let Some(rest) = tok.strip_prefix("SQ") {
+        return Ok(match QuantizerType::parse(rest) {
+            Some(qt) => finish(
+                IndexIvfScalarQuantizer::new(quantizer, nlist, qt, metric)?,
+                alone,
+            ),
+            None => None,
+        });
+    }
+    if let Some(rest) = tok.strip_prefix("PQ") {
+        let Some((m, rest)) = number(rest) else {
+            return Ok(None);
+        };
+        if let Some(r) = rest.strip_prefix("x4fs") {
+            let by_residual = match r {
+                "" => false,
+                "r" => true,
+                _ => return Ok(None),
+            };
+            let mut ix = IndexIvfPqFastScan::new(quantizer, nlist, m, metric)?;
+            ix.by_residual = by_residual;
+            return Ok(finish(ix, alone));
+        }
+        let (nbits, rest) = match rest.strip_prefix('x') {
+            Some(r) => match number(r) {
+                Some(x) => x,
+                None => return Ok(None),
+            },
+            None => (8, rest),
+        };
+        let np = match rest {
+            "" => false,
+            "np" => true,
+            _ => return Ok(None),
+        };
+        let mut ix = IndexIvfPq::new(quantizer, nlist, m, nbits, metric)?;
+        ix.codec_mut().do_polysemous_training = !np;
+        return Ok(finish(ix, alone));
+    }
+    Ok(None)
 }
 
 /// Splits at commas outside parentheses.
@@ -209,6 +352,14 @@ mod tests {
             ("PQ4,RFlat", "PQ4,RFlat"),
             ("PQ4x4fs,Refine(SQfp16)", "PQ4x4fs,Refine(SQfp16)"),
             ("IDMap,SQ4", "IDMap,SQ4"),
+            ("IVF16,Flat", "IVF16,Flat"),
+            ("IVF1k,SQ8", "IVF1024,SQ8"),
+            ("IVF16,PQ4", "IVF16,PQ4"),
+            ("IVF16,PQ4x4fs", "IVF16,PQ4x4fs"),
+            ("IVF16,PQ4x4fsr", "IVF16,PQ4x4fsr"),
+            ("IMI2x4,Flat", "IMI2x4,Flat"),
+            ("IDMap2,IVF16,Flat", "IDMap2,IVF16,Flat"),
+            ("IVF16,PQ4,RFlat", "IVF16,PQ4,RFlat"),
         ] {
             assert_eq!(
                 index_factory(8, s, MetricType::L2).unwrap().description(),
@@ -230,6 +381,12 @@ mod tests {
             "RFlat",
             "Flat,RFlat,RFlat",
             "PQ4,Refine(IVF)",
+            "IVF16",
+            "IVF,Flat",
+            "IVF16x,Flat",
+            "IVF16,LSH",
+            "IVF16,IVF16,Flat",
+            "IMI2,Flat",
         ] {
             assert!(index_factory(8, bad, MetricType::L2).is_err(), "{bad}");
         }

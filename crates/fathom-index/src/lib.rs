@@ -21,6 +21,11 @@
 //! | [`IndexLsh`] | sign-bit codes searched by Hamming distance | `IndexLSH` |
 //! | [`IndexPqFastScan`] | 4-bit PQ in blocks of 32, SIMD shuffle look-ups | `IndexPQFastScan` |
 //! | [`IndexRefine`] | any index re-ranked by another (exact with a Flat) | `IndexRefine`, `IndexRefineFlat` |
+//! | [`IndexIvfFlat`] | inverted file, full vectors in the lists | `IndexIVFFlat` |
+//! | [`IndexIvfPq`] | inverted file, PQ codes of residuals | `IndexIVFPQ` |
+//! | [`IndexIvfScalarQuantizer`] | inverted file, scalar-quantized residuals | `IndexIVFScalarQuantizer` |
+//! | [`IndexIvfPqFastScan`] | inverted file, 4-bit PQ in fast-scan blocks | `IndexIVFPQFastScan` |
+//! | [`MultiIndexQuantizer`] | inverted multi-index, a coarse quantizer of `2^(M·nbits)` lists | `MultiIndexQuantizer` |
 //!
 //! ```
 //! use fathom_index::{Index, IndexFlat};
@@ -36,6 +41,7 @@ mod factory;
 mod fastscan;
 mod flat;
 mod idmap;
+pub mod ivf;
 mod lsh;
 mod pq;
 mod pretransform;
@@ -53,6 +59,10 @@ pub use fathom_core::{
 };
 pub use flat::IndexFlat;
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
+pub use ivf::{
+    IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfScalarQuantizer,
+    MultiIndexQuantizer,
+};
 pub use lsh::IndexLsh;
 pub use pq::{IndexPq, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;

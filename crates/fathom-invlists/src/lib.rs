@@ -3,7 +3,8 @@
 //! The storage of IVF indexes, one layer above `fathom-core` and below `fathom-index`:
 //! `nlist` inverted lists, each a sequence of `(id, code)` entries, behind the
 //! [`InvertedLists`] trait so that array-backed lists ([`ArrayInvertedLists`]) and, later,
-//! memory-mapped on-disk lists serve the same scanners. [`DirectMap`] answers "where is
+//! memory-mapped on-disk lists serve the same scanners, and [`BlockInvertedLists`] keeps
+//! codes interleaved in blocks for the fast-scan kernel. [`DirectMap`] answers "where is
 //! id x" (list and offset) for reconstruct, remove and update, as Faiss's `DirectMap`.
 //!
 //! Lists hand out borrowed slices (`codes(list)`, `ids(list)`): an array or a mapping can
@@ -20,9 +21,11 @@
 //! ```
 
 mod array;
+mod block;
 mod direct_map;
 mod lists;
 
 pub use array::ArrayInvertedLists;
+pub use block::{BlockInvertedLists, CodePacker};
 pub use direct_map::{DirectMap, DirectMapType, lo_build, lo_listno, lo_offset};
 pub use lists::{InvertedLists, ListStats};

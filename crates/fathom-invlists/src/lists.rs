@@ -1,5 +1,7 @@
 //! The `InvertedLists` trait: what an IVF index needs from its storage.
 
+use std::borrow::Cow;
+
 use fathom_core::{Error, Idx, Result};
 
 /// Sizes of the lists, for balance diagnostics (Faiss's `print_stats`).
@@ -28,7 +30,8 @@ pub trait InvertedLists: Send + Sync + std::fmt::Debug {
     fn code_size(&self) -> usize;
     /// Entries in `list`.
     fn list_size(&self, list: usize) -> usize;
-    /// The codes of `list`, `list_size · code_size` bytes.
+    /// The codes of `list`: `list_size · code_size` bytes, or whole blocks when
+    /// [`InvertedLists::block_layout`] says so.
     fn codes(&self, list: usize) -> &[u8];
     /// The ids of `list`.
     fn ids(&self, list: usize) -> &[Idx];
@@ -63,10 +66,16 @@ pub trait InvertedLists: Send + Sync + std::fmt::Debug {
     fn add_entry(&mut self, list: usize, id: Idx, code: &[u8]) -> Result<usize> {
         self.add_entries(list, &[id], code)
     }
-    /// The code of entry `offset` of `list`.
-    fn code(&self, list: usize, offset: usize) -> &[u8] {
+    /// The code of entry `offset` of `list` (borrowed from flat storage, unpacked from
+    /// blocks).
+    fn code(&self, list: usize, offset: usize) -> Cow<'_, [u8]> {
         let cs = self.code_size();
-        &self.codes(list)[offset * cs..(offset + 1) * cs]
+        Cow::Borrowed(&self.codes(list)[offset * cs..(offset + 1) * cs])
+    }
+    /// `Some((codes per block, bytes per block))` when [`InvertedLists::codes`] returns
+    /// interleaved blocks rather than `list_size · code_size` flat bytes.
+    fn block_layout(&self) -> Option<(usize, usize)> {
+        None
     }
     /// Entries in all lists.
     fn compute_ntotal(&self) -> usize {

@@ -57,7 +57,7 @@ proptest! {
             prop_assert_eq!(lists.ids(l), &want_ids[..]);
             for (o, &id) in want_ids.iter().enumerate() {
                 let want = if id == -1 { [0, 0, 0] } else { code_of(id) };
-                prop_assert_eq!(lists.code(l, o), &want[..]);
+                prop_assert_eq!(&*lists.code(l, o), &want[..]);
             }
         }
         prop_assert_eq!(lists.compute_ntotal(), model.iter().map(Vec::len).sum::<usize>());

@@ -101,6 +101,60 @@ impl TopK {
         }
     }
 
+    /// [`TopK::push_run`] with the id of `keys[j]` taken from `ids[j]` (an inverted
+    /// list's ids). Ties between equal keys are broken by the smaller id, whatever order
+    /// the ids come in.
+    ///
+    /// ```
+    /// use fathom_kernels::TopK;
+    /// let mut top = TopK::new(2);
+    /// top.push_ids(&[5.0, 1.0, 4.0], &[70, 71, 72], |_| true);
+    /// assert_eq!(top.into_sorted(), vec![(1.0, 71), (4.0, 72)]);
+    /// ```
+    #[inline]
+    pub fn push_ids(&mut self, keys: &[f32], ids: &[Idx], mut accept: impl FnMut(Idx) -> bool) {
+        debug_assert_eq!(keys.len(), ids.len());
+        let mut pos = 0;
+        // `<=` so that an equal key with a smaller id can still enter.
+        while let Some(j) = crate::select::first_below(&keys[pos..], self.threshold().next_up()) {
+            let at = pos + j;
+            let id = ids[at];
+            if accept(id) {
+                self.push(keys[at], id);
+            }
+            pos = at + 1;
+        }
+    }
+
+    /// [`TopK::push_ids`] for fast-scan accumulators: `keys[j]` stands for the key
+    /// `offset + keys[j] / scale` (`scale > 0`), which is what enters the heap.
+    #[inline]
+    pub fn push_ids_u16(
+        &mut self,
+        keys: &[u16],
+        ids: &[Idx],
+        offset: f32,
+        scale: f32,
+        mut accept: impl FnMut(Idx) -> bool,
+    ) {
+        debug_assert_eq!(keys.len(), ids.len());
+        let mut pos = 0;
+        loop {
+            // Integer keys that can reach the threshold: offset + key/scale <= t.
+            let t = (self.threshold() - offset) * scale;
+            let thr = (t.floor() + 1.0).clamp(0.0, 65536.0) as u32;
+            let Some(j) = crate::select::first_below_u16(&keys[pos..], thr) else {
+                break;
+            };
+            let at = pos + j;
+            let id = ids[at];
+            if accept(id) {
+                self.push(offset + keys[at] as f32 / scale, id);
+            }
+            pos = at + 1;
+        }
+    }
+
     /// [`TopK::push_run`] for integer keys (the fast-scan accumulators).
     #[inline]
     pub fn push_run_u16(&mut self, first: Idx, keys: &[u16], mut accept: impl FnMut(Idx) -> bool) {

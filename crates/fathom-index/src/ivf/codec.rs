@@ -1,0 +1,115 @@
+//! What an IVF index asks of its per-list encoding: the [`IvfCodec`] trait and the
+//! [`ListScanner`] that compares one query with the codes of one list at a time.
+
+use std::borrow::Cow;
+
+use fathom_core::{IdSelector, Idx, MetricType, Result};
+use fathom_invlists::{ArrayInvertedLists, InvertedLists};
+use fathom_kernels::TopK;
+
+use crate::Index;
+
+/// Entries scored per [`ListScanner::keys`] call by the default [`ListScanner::scan`].
+const SCAN_CHUNK: usize = 256;
+
+/// What a scanner may need to know about the IVF index it serves.
+#[derive(Clone, Copy)]
+pub struct IvfContext<'a> {
+    /// How vectors are compared.
+    pub metric: MetricType,
+    /// Whether codes encode `x − centroid(list)` rather than `x`.
+    pub by_residual: bool,
+    /// Number of lists.
+    pub nlist: usize,
+    pub(crate) quantizer: &'a dyn Index,
+    pub(crate) centroids: Option<&'a [f32]>,
+}
+
+impl IvfContext<'_> {
+    /// The coarse centroid of `list` (read from a cached table when the index keeps one,
+    /// otherwise reconstructed by the quantizer).
+    pub fn centroid(&self, list: usize) -> Cow<'_, [f32]> {
+        let d = self.quantizer.dim();
+        match self.centroids {
+            Some(c) => Cow::Borrowed(&c[list * d..(list + 1) * d]),
+            None => Cow::Owned(
+                self.quantizer
+                    .reconstruct(list as Idx)
+                    .unwrap_or_else(|_| vec![0.0; d]),
+            ),
+        }
+    }
+}
+
+/// The per-list encoding of an IVF index (Faiss's `IndexIVF` subclasses): how vectors
+/// (or their residuals) become codes and how a query is compared with a list's codes.
+pub trait IvfCodec: Send + Sync + std::fmt::Debug {
+    /// Bytes per code.
+    fn code_size(&self) -> usize;
+    /// Whether the codec can encode.
+    fn is_trained(&self) -> bool;
+    /// Learns the codec from `x` (residuals when the index encodes residuals; `lists` are
+    /// their lists).
+    fn train(&mut self, x: &[f32], lists: &[Idx], ctx: IvfContext<'_>) -> Result<()>;
+    /// How many training vectors the codec wants at most (0: all), as Faiss's
+    /// `train_encoder_num_vectors`.
+    fn train_sample_size(&self) -> usize {
+        0
+    }
+    /// Encodes the rows of `x` (residuals when the index encodes residuals) into
+    /// `codes`, `code_size` bytes per row.
+    fn encode(&self, x: &[f32], codes: &mut [u8]) -> Result<()>;
+    /// Decodes one code into `out` (a residual when the index encodes residuals).
+    fn decode(&self, code: &[u8], out: &mut [f32]);
+    /// A scanner for one query.
+    fn scanner<'a>(&'a self, ctx: IvfContext<'a>, query: &'a [f32]) -> Box<dyn ListScanner + 'a>;
+    /// Empty lists laid out as the scanner reads them.
+    fn new_lists(&self, nlist: usize) -> Box<dyn InvertedLists> {
+        Box::new(ArrayInvertedLists::new(nlist, self.code_size()))
+    }
+    /// Called after the coarse quantizer or the codec changed (e.g. to drop tables
+    /// computed from the centroids).
+    fn invalidate(&mut self) {}
+    /// The codec's part of the factory string (`Flat`, `PQ32`, `SQ8`, `PQ32x4fs`), for an
+    /// index that encodes residuals or not.
+    fn description(&self, by_residual: bool) -> String;
+    /// Sets a codec parameter (`ht`, `polysemous_ht`, …); `Ok(false)` when the name is not
+    /// one of the codec's.
+    fn set_param(&mut self, name: &str, value: f64) -> Result<bool> {
+        let _ = (name, value);
+        Ok(false)
+    }
+}
+
+/// Compares one query with the entries of one list at a time (Faiss's
+/// `InvertedListScanner`). Keys are "smaller is better": distances, or negated
+/// similarities.
+pub trait ListScanner {
+    /// Moves to `list`, whose centroid is at `coarse_dis` from the query.
+    fn set_list(&mut self, list: usize, coarse_dis: f32);
+    /// The keys of the first `out.len()` entries of `codes` (the list's storage, from an
+    /// entry boundary — a block boundary for block layouts).
+    fn keys(&mut self, codes: &[u8], out: &mut [f32]);
+    /// Offers every entry of the current list to `top`; `selector` filters ids.
+    fn scan(
+        &mut self,
+        codes: &[u8],
+        ids: &[Idx],
+        top: &mut TopK,
+        selector: Option<&dyn IdSelector>,
+    ) {
+        let n = ids.len();
+        if n == 0 {
+            return;
+        }
+        let cs = codes.len() / n;
+        let mut keys = [0.0f32; SCAN_CHUNK];
+        for start in (0..n).step_by(SCAN_CHUNK) {
+            let len = SCAN_CHUNK.min(n - start);
+            self.keys(&codes[start * cs..(start + len) * cs], &mut keys[..len]);
+            top.push_ids(&keys[..len], &ids[start..start + len], |id| {
+                selector.is_none_or(|s| s.is_member(id))
+            });
+        }
+    }
+}

@@ -1,0 +1,1030 @@
+//! The inverted-file family: a coarse quantizer sends each vector to one of `nlist`
+//! lists, a per-list codec stores it, and a search scans only the `nprobe` lists nearest
+//! to the query.
+//!
+//! [`IndexIvf`] holds everything the codecs share (training of the coarse quantizer,
+//! assignment, residuals, the lists, the direct map, search over probed lists, removal,
+//! merging, subsets); an [`IvfCodec`] supplies the encoding and the [`ListScanner`].
+
+mod codec;
+mod fastscan;
+mod flat;
+mod imi;
+mod pq;
+mod sq;
+mod subset;
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use fathom_core::{
+    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
+    check,
+};
+use fathom_invlists::{DirectMap, DirectMapType, InvertedLists};
+use fathom_kernels::TopK;
+use fathom_linalg::{ClusteringParameters, Kmeans};
+use rayon::prelude::*;
+
+pub use codec::{IvfCodec, IvfContext, ListScanner};
+pub use fastscan::{IndexIvfPqFastScan, IvfPqFastScan};
+pub use flat::{IndexIvfFlat, IvfFlat};
+pub use imi::MultiIndexQuantizer;
+pub use pq::{IndexIvfPq, IvfPq};
+pub use sq::{IndexIvfScalarQuantizer, IvfScalarQuantizer};
+pub use subset::SubsetType;
+
+use crate::code_scan::{radius_key, to_result};
+use crate::{Index, IndexFlat, check_queries, check_search};
+
+/// Coarse centroids kept in a table (rather than reconstructed per use) up to this many
+/// floats.
+const MAX_CACHED_CENTROID_FLOATS: usize = 1 << 26;
+/// Rows encoded per parallel task when adding.
+const ADD_CHUNK: usize = 1024;
+
+/// IVF indexes compare with L2 or inner product (the metrics k-means and the codecs
+/// serve).
+fn check_metric(metric: MetricType) -> Result<()> {
+    if matches!(metric, MetricType::L2 | MetricType::InnerProduct) {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(format!(
+            "IVF indexes support L2 and inner product, not {metric:?}"
+        )))
+    }
+}
+
+/// How the coarse quantizer is trained (Faiss's `quantizer_trains_alone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuantizerTraining {
+    /// k-means with `nlist` centroids, assigning through the quantizer itself (0).
+    #[default]
+    Kmeans,
+    /// The quantizer's own `train` (a multi-index quantizer) (1).
+    Alone,
+    /// k-means with an exact L2 assigner, then the centroids are added to the quantizer
+    /// (an HNSW quantizer) (2).
+    KmeansThenAdd,
+}
+
+/// How a search is spread over threads (Faiss's `parallel_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParallelMode {
+    /// Over queries when there are at least as many as threads, else over the probed
+    /// lists of each query.
+    #[default]
+    Auto,
+    /// Over queries (Faiss's 0).
+    Queries,
+    /// Over the probed lists of each query, one query after the other (Faiss's 1).
+    Lists,
+}
+
+/// An inverted-file index over any coarse quantizer and any [`IvfCodec`] (Faiss's
+/// `IndexIVF`).
+///
+/// * `nprobe` (default 1) lists are scanned per query; values above `nlist` are clamped
+///   to `nlist` as Faiss does, and 0 is refused.
+/// * `max_codes` (default 0: no limit) stops a query's scan once that many codes were
+///   looked at (checked after each list).
+/// * Ids: [`Index::add`] numbers vectors `ntotal, ntotal+1, …`; [`Index::add_with_ids`]
+///   takes any ids. Duplicate ids are stored as given (both can be returned by a search,
+///   `remove_ids` removes all of them, and a hashtable direct map points at the last one
+///   added), as in Faiss.
+/// * Reconstruction and `update_vectors` need a direct map
+///   ([`IndexIvf::make_direct_map`]).
+#[derive(Debug)]
+pub struct IndexIvf<C: IvfCodec> {
+    d: usize,
+    metric: MetricType,
+    nlist: usize,
+    quantizer: Box<dyn Index>,
+    invlists: Box<dyn InvertedLists>,
+    direct_map: DirectMap,
+    codec: C,
+    ntotal: usize,
+    trained: bool,
+    centroids: OnceLock<Option<Vec<f32>>>,
+    /// Lists scanned per query.
+    pub nprobe: usize,
+    /// Most codes scanned per query (0: no limit).
+    pub max_codes: usize,
+    /// Whether codes encode `x − centroid` (set by the constructors as Faiss does).
+    pub by_residual: bool,
+    /// How [`Index::train`] trains the coarse quantizer.
+    pub quantizer_training: QuantizerTraining,
+    /// The coarse k-means settings (Faiss's IVF default: 10 iterations).
+    pub cp: ClusteringParameters,
+    /// How searches use threads.
+    pub parallel_mode: ParallelMode,
+}
+
+impl<C: IvfCodec + 'static> IndexIvf<C> {
+    /// An untrained index over `quantizer` (which must compare with `metric`), with
+    /// `nlist` lists and `codec` inside them.
+    pub fn with_codec(
+        quantizer: Box<dyn Index>,
+        nlist: usize,
+        metric: MetricType,
+        codec: C,
+        by_residual: bool,
+    ) -> Result<Self> {
+        let d = quantizer.dim();
+        if nlist == 0 {
+            return Err(Error::invalid(
+                "an IVF index needs at least one list (nlist ≥ 1)",
+            ));
+        }
+        if quantizer.metric() != metric {
+            return Err(Error::invalid(format!(
+                "the coarse quantizer compares with {:?} but the index with {metric:?}",
+                quantizer.metric()
+            )));
+        }
+        let trained = quantizer.is_trained() && quantizer.ntotal() == nlist && codec.is_trained();
+        let cp = ClusteringParameters {
+            niter: 10,
+            ..Default::default()
+        };
+        Ok(IndexIvf {
+            d,
+            metric,
+            nlist,
+            invlists: codec.new_lists(nlist),
+            quantizer,
+            direct_map: DirectMap::default(),
+            codec,
+            ntotal: 0,
+            trained,
+            centroids: OnceLock::new(),
+            nprobe: 1,
+            max_codes: 0,
+            by_residual,
+            quantizer_training: QuantizerTraining::Kmeans,
+            cp,
+            parallel_mode: ParallelMode::Auto,
+        })
+    }
+
+    /// Number of lists.
+    pub fn nlist(&self) -> usize {
+        self.nlist
+    }
+    /// The coarse quantizer.
+    pub fn quantizer(&self) -> &dyn Index {
+        &*self.quantizer
+    }
+    /// The coarse quantizer, e.g. to set its search parameters.
+    pub fn quantizer_mut(&mut self) -> &mut dyn Index {
+        self.centroids = OnceLock::new();
+        self.codec.invalidate();
+        &mut *self.quantizer
+    }
+    /// The inverted lists.
+    pub fn invlists(&self) -> &dyn InvertedLists {
+        &*self.invlists
+    }
+    /// Replaces the inverted lists (e.g. with on-disk lists holding the same entries);
+    /// they must have `nlist` lists of this codec's code size.
+    pub fn replace_invlists(&mut self, lists: Box<dyn InvertedLists>) -> Result<()> {
+        if lists.nlist() != self.nlist || lists.code_size() != self.codec.code_size() {
+            return Err(Error::invalid(format!(
+                "replacement lists have {} lists of {}-byte codes; this index needs {} lists \
+                 of {}-byte codes",
+                lists.nlist(),
+                lists.code_size(),
+                self.nlist,
+                self.codec.code_size()
+            )));
+        }
+        self.ntotal = lists.compute_ntotal();
+        self.invlists = lists;
+        let kind = self.direct_map.kind();
+        self.direct_map = DirectMap::default();
+        self.set_direct_map_type(kind)
+    }
+    /// The per-list codec.
+    pub fn codec(&self) -> &C {
+        &self.codec
+    }
+    /// The per-list codec, to change its parameters.
+    pub fn codec_mut(&mut self) -> &mut C {
+        self.codec.invalidate();
+        &mut self.codec
+    }
+    /// The direct map.
+    pub fn direct_map(&self) -> &DirectMap {
+        &self.direct_map
+    }
+
+    /// Keeps (`true`, an array map: ids must be `0..ntotal`) or drops an id → entry map,
+    /// as Faiss's `make_direct_map`.
+    pub fn make_direct_map(&mut self, on: bool) -> Result<()> {
+        self.set_direct_map_type(if on {
+            DirectMapType::Array
+        } else {
+            DirectMapType::NoMap
+        })
+    }
+
+    /// Switches the direct map to `kind` (hashtable for arbitrary ids).
+    pub fn set_direct_map_type(&mut self, kind: DirectMapType) -> Result<()> {
+        self.direct_map.set_type(kind, &*self.invlists, self.ntotal)
+    }
+
+    fn context(&self) -> IvfContext<'_> {
+        let centroids = self
+            .centroids
+            .get_or_init(|| {
+                if !self.quantizer.is_trained()
+                    || self.quantizer.ntotal() != self.nlist
+                    || self.nlist.saturating_mul(self.d) > MAX_CACHED_CENTROID_FLOATS
+                {
+                    return None;
+                }
+                self.quantizer.reconstruct_n(0, self.nlist).ok()
+            })
+            .as_deref();
+        IvfContext {
+            metric: self.metric,
+            by_residual: self.by_residual,
+            nlist: self.nlist,
+            quantizer: &*self.quantizer,
+            centroids,
+        }
+    }
+
+    /// The list of each row of `x` (`quantizer.assign`).
+    fn assign(&self, x: &[f32]) -> Result<Vec<Idx>> {
+        Ok(self.quantizer.search(x, 1)?.labels)
+    }
+
+    /// `x − centroid(list)` for each row, or `x` itself without residuals.
+    fn residuals<'x>(&self, ctx: &IvfContext<'_>, x: &'x [f32], lists: &[Idx]) -> Cow<'x, [f32]> {
+        if !self.by_residual {
+            return Cow::Borrowed(x);
+        }
+        let mut r = x.to_vec();
+        r.par_chunks_mut(self.d)
+            .zip(lists.par_iter())
+            .for_each(|(row, &l)| {
+                if l >= 0 {
+                    let c = ctx.centroid(l as usize);
+                    row.iter_mut().zip(c.iter()).for_each(|(v, c)| *v -= c);
+                }
+            });
+        Cow::Owned(r)
+    }
+
+    fn train_quantizer(&mut self, x: &[f32]) -> Result<()> {
+        if self.quantizer.is_trained() && self.quantizer.ntotal() == self.nlist {
+            return Ok(());
+        }
+        match self.quantizer_training {
+            QuantizerTraining::Alone => {
+                self.quantizer.train(x)?;
+                if self.quantizer.ntotal() != self.nlist {
+                    return Err(Error::invalid(format!(
+                        "the quantizer trained alone holds {} centroids; the index has {} lists",
+                        self.quantizer.ntotal(),
+                        self.nlist
+                    )));
+                }
+            }
+            QuantizerTraining::Kmeans | QuantizerTraining::KmeansThenAdd => {
+                let mut km = Kmeans::new(self.d, self.nlist)?
+                    .with_params(self.cp.clone())
+                    .with_metric(self.metric)?;
+                let flat = self.quantizer.as_any().is::<IndexFlat>();
+                if flat || self.quantizer_training == QuantizerTraining::KmeansThenAdd {
+                    // An exact quantizer assigns exactly as k-means' own engine does.
+                    km.train(x)?;
+                } else {
+                    km.train_with_assigner(
+                        x,
+                        &mut crate::IndexAssigner(&mut *self.quantizer),
+                        &mut |_| {},
+                    )?;
+                }
+                self.quantizer.reset();
+                if !self.quantizer.is_trained() {
+                    self.quantizer.train(km.centroids())?;
+                }
+                self.quantizer.add(km.centroids())?;
+            }
+        }
+        self.centroids = OnceLock::new();
+        self.codec.invalidate();
+        Ok(())
+    }
+
+    /// Adds vectors with explicit ids (`Some`) or sequential ones; atomic: on error no
+    /// list changes.
+    fn add_core(&mut self, x: &[f32], ids: Option<&[Idx]>) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained(format!("add to {}", self.description())));
+        }
+        let n = check::vectors("added", x, self.d)?;
+        check::finite("added", x, self.d)?;
+        if let Some(ids) = ids {
+            check::ids(ids, n)?;
+        }
+        self.direct_map.check_can_add(ids.is_some())?;
+        if n == 0 {
+            return Ok(());
+        }
+        let lists = self.assign(x)?;
+        let cs = self.codec.code_size();
+        let mut codes = Vec::new();
+        codes
+            .try_reserve_exact(n * cs)
+            .map_err(|_| Error::invalid(format!("cannot allocate {} bytes for codes", n * cs)))?;
+        codes.resize(n * cs, 0);
+        {
+            let ctx = self.context();
+            let d = self.d;
+            codes
+                .par_chunks_mut(ADD_CHUNK * cs)
+                .zip(x.par_chunks(ADD_CHUNK * d))
+                .zip(lists.par_chunks(ADD_CHUNK))
+                .try_for_each(|((c, xs), ls)| {
+                    let r = self.residuals(&ctx, xs, ls);
+                    self.codec.encode(&r, c)
+                })?;
+        }
+        self.add_codes_core(&lists, &codes, ids)
+    }
+
+    /// Appends pre-computed codes to their lists (ids sequential when `ids` is `None`);
+    /// on error the lists are restored.
+    fn add_codes_core(&mut self, lists: &[Idx], codes: &[u8], ids: Option<&[Idx]>) -> Result<()> {
+        let n = lists.len();
+        let cs = self.codec.code_size();
+        let id_of = |i: usize| ids.map_or((self.ntotal + i) as Idx, |ids| ids[i]);
+        // Counting sort by list: one add_entries call per list.
+        let mut count = vec![0usize; self.nlist + 1];
+        for &l in lists {
+            if l < 0 || l as usize >= self.nlist {
+                return Err(Error::invalid(format!(
+                    "list number {l} is out of range: there are {} lists",
+                    self.nlist
+                )));
+            }
+            count[l as usize + 1] += 1;
+        }
+        for i in 0..self.nlist {
+            count[i + 1] += count[i];
+        }
+        let mut order = vec![0usize; n];
+        let mut pos = count.clone();
+        for (i, &l) in lists.iter().enumerate() {
+            order[pos[l as usize]] = i;
+            pos[l as usize] += 1;
+        }
+        let old_sizes: Vec<(usize, usize)> = (0..self.nlist)
+            .filter(|&l| count[l + 1] > count[l])
+            .map(|l| (l, self.invlists.list_size(l)))
+            .collect();
+        let mut placed = Vec::with_capacity(n);
+        let mut result = Ok(());
+        for &(l, _) in &old_sizes {
+            let members = &order[count[l]..count[l + 1]];
+            let lids: Vec<Idx> = members.iter().map(|&i| id_of(i)).collect();
+            let mut lcodes = Vec::with_capacity(members.len() * cs);
+            for &i in members {
+                lcodes.extend_from_slice(&codes[i * cs..(i + 1) * cs]);
+            }
+            match self.invlists.add_entries(l, &lids, &lcodes) {
+                Ok(offset) => {
+                    placed.extend(lids.iter().enumerate().map(|(j, &id)| (id, l, offset + j)))
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = result {
+            for &(l, size) in &old_sizes {
+                let _ = self.invlists.resize(l, size);
+            }
+            return Err(e);
+        }
+        for (id, l, o) in placed {
+            self.direct_map.add_single(id, l, o);
+        }
+        self.ntotal += n;
+        Ok(())
+    }
+
+    /// Adds codes computed elsewhere (`n × code_size` bytes) to the given lists with the
+    /// given ids (sequential ids when `None`), as Faiss's `add_core` with precomputed
+    /// assignments.
+    pub fn add_preassigned_codes(
+        &mut self,
+        lists: &[Idx],
+        codes: &[u8],
+        ids: Option<&[Idx]>,
+    ) -> Result<()> {
+        let n = check::codes("codes", codes, self.codec.code_size())?;
+        check::output_len("list assignments", lists.len(), n)?;
+        if let Some(ids) = ids {
+            check::ids(ids, n)?;
+        }
+        self.direct_map.check_can_add(ids.is_some())?;
+        self.add_codes_core(lists, codes, ids)
+    }
+
+    /// The coarse step of a search: the `nprobe` nearest lists of each query and the
+    /// distances to their centroids.
+    pub fn probe(&self, queries: &[f32], nprobe: usize) -> Result<SearchResult> {
+        self.quantizer.search(queries, nprobe)
+    }
+
+    fn effective_nprobe(&self) -> Result<usize> {
+        if self.nprobe == 0 {
+            return Err(Error::invalid(
+                "nprobe is 0; at least one list must be probed",
+            ));
+        }
+        Ok(self.nprobe.min(self.nlist))
+    }
+
+    /// Scans the probed lists `lists` (with centroid distances `dis`) of one query into
+    /// `top`; returns the number of codes looked at.
+    fn scan_lists(
+        &self,
+        ctx: IvfContext<'_>,
+        query: &[f32],
+        (lists, dis): (&[Idx], &[f32]),
+        top: &mut TopK,
+        selector: Option<&dyn IdSelector>,
+        max_codes: usize,
+    ) -> usize {
+        let mut scanner = self.codec.scanner(ctx, query);
+        let mut scanned = 0;
+        for (&l, &cd) in lists.iter().zip(dis) {
+            if l < 0 || l as usize >= self.nlist {
+                continue;
+            }
+            let list = l as usize;
+            let n = self.invlists.list_size(list);
+            if n == 0 {
+                continue;
+            }
+            scanner.set_list(list, cd);
+            scanner.scan(
+                self.invlists.codes(list),
+                self.invlists.ids(list),
+                top,
+                selector,
+            );
+            scanned += n;
+            if max_codes > 0 && scanned >= max_codes {
+                break;
+            }
+        }
+        scanned
+    }
+
+    /// Search with the coarse step already done (`coarse`: `nprobe` lists per query from
+    /// [`IndexIvf::probe`]), as Faiss's `search_preassigned`.
+    pub fn search_preassigned(
+        &self,
+        queries: &[f32],
+        k: usize,
+        coarse: &SearchResult,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        let nq = check_search(self, queries, k)?;
+        let nprobe = coarse.k;
+        check::output_len("coarse assignments", coarse.labels.len(), nq * nprobe)?;
+        let ctx = self.context();
+        let sel = params.selector;
+        let d = self.d;
+        let threads = rayon::current_num_threads();
+        let by_queries = match self.parallel_mode {
+            ParallelMode::Queries => true,
+            ParallelMode::Lists => false,
+            ParallelMode::Auto => nq >= threads || nprobe == 1,
+        };
+        let one = |q: usize, lists: &[Idx], dis: &[f32], max_codes: usize| {
+            let mut top = TopK::new(k);
+            let x = &queries[q * d..(q + 1) * d];
+            self.scan_lists(ctx, x, (lists, dis), &mut top, sel, max_codes);
+            top
+        };
+        let tops: Vec<TopK> = if by_queries {
+            (0..nq)
+                .into_par_iter()
+                .map(|q| {
+                    let r = q * nprobe..(q + 1) * nprobe;
+                    one(
+                        q,
+                        &coarse.labels[r.clone()],
+                        &coarse.distances[r],
+                        self.max_codes,
+                    )
+                })
+                .collect()
+        } else {
+            let per = nprobe.div_ceil(threads * 2).max(1);
+            // max_codes is shared out evenly between the parts.
+            let parts = nprobe.div_ceil(per);
+            let part_codes = self.max_codes.div_ceil(parts);
+            (0..nq)
+                .map(|q| {
+                    let labels = &coarse.labels[q * nprobe..(q + 1) * nprobe];
+                    let dis = &coarse.distances[q * nprobe..(q + 1) * nprobe];
+                    labels
+                        .par_chunks(per)
+                        .zip(dis.par_chunks(per))
+                        .map(|(l, dd)| one(q, l, dd, part_codes))
+                        .reduce(
+                            || TopK::new(k),
+                            |mut a, b| {
+                                a.merge(&b);
+                                a
+                            },
+                        )
+                })
+                .collect()
+        };
+        to_result(tops, k, self.metric, |_, key| key)
+    }
+
+    /// Every entry within `radius` of each query among its probed lists.
+    pub fn range_search_preassigned(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        coarse: &SearchResult,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeSearchResult> {
+        let nq = check_queries(self, queries)?;
+        if radius.is_nan() {
+            return Err(Error::invalid("radius is NaN; expected a number"));
+        }
+        let nprobe = coarse.k;
+        check::output_len("coarse assignments", coarse.labels.len(), nq * nprobe)?;
+        let ctx = self.context();
+        let sel = params.selector;
+        let rkey = radius_key(self.metric, radius);
+        let sign = if self.metric.is_similarity() {
+            -1.0
+        } else {
+            1.0
+        };
+        let d = self.d;
+        let lists: Vec<(Vec<Idx>, Vec<f32>)> = (0..nq)
+            .into_par_iter()
+            .map(|q| {
+                let x = &queries[q * d..(q + 1) * d];
+                let mut scanner = self.codec.scanner(ctx, x);
+                let (mut out_ids, mut out_dis) = (Vec::new(), Vec::new());
+                let mut keys = Vec::new();
+                let mut scanned = 0;
+                for p in 0..nprobe {
+                    let l = coarse.labels[q * nprobe + p];
+                    if l < 0 || l as usize >= self.nlist {
+                        continue;
+                    }
+                    let list = l as usize;
+                    let n = self.invlists.list_size(list);
+                    if n == 0 {
+                        continue;
+                    }
+                    scanner.set_list(list, coarse.distances[q * nprobe + p]);
+                    keys.resize(n, 0.0);
+                    scanner.keys(self.invlists.codes(list), &mut keys);
+                    for (&key, &id) in keys.iter().zip(self.invlists.ids(list)) {
+                        if key < rkey && sel.is_none_or(|s| s.is_member(id)) {
+                            out_ids.push(id);
+                            out_dis.push(sign * key);
+                        }
+                    }
+                    scanned += n;
+                    if self.max_codes > 0 && scanned >= self.max_codes {
+                        break;
+                    }
+                }
+                (out_ids, out_dis)
+            })
+            .collect();
+        Ok(RangeSearchResult::from_lists(lists))
+    }
+
+    /// The vector stored at entry `offset` of `list` (decoded, plus the centroid when
+    /// residuals are encoded).
+    pub fn reconstruct_from_offset(&self, list: usize, offset: usize) -> Result<Vec<f32>> {
+        if list >= self.nlist || offset >= self.invlists.list_size(list) {
+            return Err(Error::invalid(format!(
+                "entry {offset} of list {list} does not exist"
+            )));
+        }
+        let mut x = vec![0.0; self.d];
+        self.codec.decode(&self.invlists.code(list, offset), &mut x);
+        if self.by_residual {
+            let ctx = self.context();
+            let c = ctx.centroid(list);
+            x.iter_mut().zip(c.iter()).for_each(|(v, c)| *v += c);
+        }
+        Ok(x)
+    }
+
+    /// The entries of `list` as flat codes (unpacked from blocks when needed).
+    fn flat_codes(&self, list: usize) -> Cow<'_, [u8]> {
+        if self.invlists.block_layout().is_none() {
+            return Cow::Borrowed(self.invlists.codes(list));
+        }
+        let n = self.invlists.list_size(list);
+        let mut out = Vec::with_capacity(n * self.codec.code_size());
+        for o in 0..n {
+            out.extend_from_slice(&self.invlists.code(list, o));
+        }
+        Cow::Owned(out)
+    }
+
+    fn check_compatible(&self, other: &Self) -> Result<()> {
+        let mismatch = |what: &str, a: String, b: String| {
+            Err(Error::invalid(format!(
+                "cannot merge: {what} differ ({a} here, {b} in the other index)"
+            )))
+        };
+        if self.d != other.d {
+            return mismatch("dimensions", self.d.to_string(), other.d.to_string());
+        }
+        if self.nlist != other.nlist {
+            return mismatch(
+                "list counts",
+                self.nlist.to_string(),
+                other.nlist.to_string(),
+            );
+        }
+        if self.metric != other.metric {
+            return mismatch(
+                "metrics",
+                format!("{:?}", self.metric),
+                format!("{:?}", other.metric),
+            );
+        }
+        if self.codec.description(false) != other.codec.description(false)
+            || self.codec.code_size() != other.codec.code_size()
+        {
+            return mismatch(
+                "codecs",
+                self.codec.description(self.by_residual),
+                other.codec.description(other.by_residual),
+            );
+        }
+        if self.by_residual != other.by_residual {
+            return mismatch(
+                "residual encodings",
+                self.by_residual.to_string(),
+                other.by_residual.to_string(),
+            );
+        }
+        if self.direct_map.kind() == DirectMapType::Array
+            || other.direct_map.kind() == DirectMapType::Array
+        {
+            return Err(Error::Unsupported(
+                "cannot merge indexes with an array direct map; use the hashtable map".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Moves every entry of `other` into this index, adding `add_id` to their ids, and
+    /// leaves `other` empty (Faiss's `merge_from`). Both must have the same dimension,
+    /// lists, metric and codec; the coarse quantizers are assumed equal (trained once and
+    /// copied, the usual workflow), as Faiss does.
+    pub fn merge_from(&mut self, other: &mut Self, add_id: Idx) -> Result<()> {
+        self.check_compatible(other)?;
+        let mut old_sizes = Vec::new();
+        let mut result = Ok(());
+        for l in 0..self.nlist {
+            let n = other.invlists.list_size(l);
+            if n == 0 {
+                continue;
+            }
+            let ids: Vec<Idx> = other
+                .invlists
+                .ids(l)
+                .iter()
+                .map(|&id| id.saturating_add(add_id))
+                .collect();
+            old_sizes.push((l, self.invlists.list_size(l)));
+            if let Err(e) = self.invlists.add_entries(l, &ids, &other.flat_codes(l)) {
+                result = Err(e);
+                break;
+            }
+        }
+        if let Err(e) = result {
+            for (l, size) in old_sizes {
+                let _ = self.invlists.resize(l, size);
+            }
+            return Err(e);
+        }
+        self.ntotal += other.ntotal;
+        let kind = self.direct_map.kind();
+        self.direct_map
+            .set_type(kind, &*self.invlists, self.ntotal)?;
+        other.reset();
+        Ok(())
+    }
+
+    /// Copies the entries `subset` selects into `other` (which must be compatible), as
+    /// Faiss's `copy_subset_to`; returns how many were copied.
+    pub fn copy_subset_to(&self, other: &mut Self, subset: SubsetType) -> Result<usize> {
+        self.check_compatible(other)?;
+        subset.validate()?;
+        let ntotal = self.invlists.compute_ntotal();
+        let mut accu = subset::Accumulator::default();
+        let mut added = 0;
+        for l in 0..self.nlist {
+            let ids = self.invlists.ids(l);
+            let picked = subset.pick(l, ids, ntotal, &mut accu);
+            if picked.is_empty() {
+                continue;
+            }
+            let codes: Vec<u8> = picked
+                .iter()
+                .flat_map(|&o| self.invlists.code(l, o).into_owned())
+                .collect();
+            let pids: Vec<Idx> = picked.iter().map(|&o| ids[o]).collect();
+            other.invlists.add_entries(l, &pids, &codes)?;
+            added += pids.len();
+        }
+        other.ntotal += added;
+        let kind = other.direct_map.kind();
+        other
+            .direct_map
+            .set_type(kind, &*other.invlists, other.ntotal)?;
+        Ok(added)
+    }
+
+    /// Replaces the vectors with ids `ids` by the rows of `x` (re-assigned and re-encoded;
+    /// an entry may move to another list). Needs a direct map.
+    pub fn update_vectors(&mut self, ids: &[Idx], x: &[f32]) -> Result<()> {
+        let n = check::vectors("updated", x, self.d)?;
+        check::finite("updated", x, self.d)?;
+        check::ids(ids, n)?;
+        if !self.direct_map.is_enabled() {
+            return Err(Error::Unsupported(
+                "update_vectors needs a direct map: call make_direct_map() first".into(),
+            ));
+        }
+        // Every id must exist before anything changes.
+        for &id in ids {
+            self.direct_map.get(id)?;
+        }
+        let lists = self.assign(x)?;
+        let cs = self.codec.code_size();
+        let mut codes = vec![0u8; n * cs];
+        {
+            let ctx = self.context();
+            let r = self.residuals(&ctx, x, &lists);
+            self.codec.encode(&r, &mut codes)?;
+        }
+        for (i, &id) in ids.iter().enumerate() {
+            let (old_list, offset) = self.direct_map.get(id)?;
+            let new_list = lists[i] as usize;
+            let code = &codes[i * cs..(i + 1) * cs];
+            if new_list == old_list {
+                self.invlists
+                    .update_entries(old_list, offset, &[id], code)?;
+                continue;
+            }
+            // Fill the hole with the list's last entry, then append to the new list.
+            let last = self.invlists.list_size(old_list) - 1;
+            if offset != last {
+                let last_id = self.invlists.ids(old_list)[last];
+                let last_code = self.invlists.code(old_list, last).into_owned();
+                self.invlists
+                    .update_entries(old_list, offset, &[last_id], &last_code)?;
+                self.direct_map.add_single(last_id, old_list, offset);
+            }
+            self.invlists.resize(old_list, last)?;
+            let o = self.invlists.add_entries(new_list, &[id], code)?;
+            self.direct_map.add_single(id, new_list, o);
+        }
+        Ok(())
+    }
+
+    /// Sizes of the lists and their balance.
+    pub fn imbalance_factor(&self) -> f64 {
+        self.invlists.imbalance_factor()
+    }
+
+    fn set_ivf_param(&mut self, name: &str, value: f64) -> Result<bool> {
+        let as_count = |v: f64| -> Result<usize> {
+            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 {
+                Ok(v as usize)
+            } else {
+                Err(Error::invalid(format!(
+                    "{name} must be a non-negative integer, got {v}"
+                )))
+            }
+        };
+        match name {
+            "nprobe" => {
+                let v = as_count(value)?;
+                if v == 0 {
+                    return Err(Error::invalid("nprobe must be at least 1"));
+                }
+                self.nprobe = v;
+            }
+            "max_codes" => self.max_codes = as_count(value)?,
+            "parallel_mode" => {
+                self.parallel_mode = match as_count(value)? {
+                    0 => ParallelMode::Queries,
+                    1 => ParallelMode::Lists,
+                    v => {
+                        return Err(Error::invalid(format!(
+                            "parallel_mode is 0 (queries) or 1 (lists), got {v}"
+                        )));
+                    }
+                }
+            }
+            _ => {
+                if let Some(rest) = name.strip_prefix("quantizer_") {
+                    self.quantizer.set_param(rest, value)?;
+                    return Ok(true);
+                }
+                return self.codec.set_param(name, value);
+            }
+        }
+        Ok(true)
+    }
+
+    fn coarse_description(&self) -> String {
+        let q = self.quantizer.description();
+        if let Some(imi) = self
+            .quantizer
+            .as_any()
+            .downcast_ref::<MultiIndexQuantizer>()
+        {
+            return imi.description();
+        }
+        if q == "Flat" {
+            format!("IVF{}", self.nlist)
+        } else {
+            format!("IVF{}({q})", self.nlist)
+        }
+    }
+}
+
+impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn ntotal(&self) -> usize {
+        self.ntotal
+    }
+    fn metric(&self) -> MetricType {
+        self.metric
+    }
+    fn is_trained(&self) -> bool {
+        self.trained
+    }
+
+    fn train(&mut self, x: &[f32]) -> Result<()> {
+        let n = check::nonempty_finite("training set", x, self.d)?;
+        self.train_quantizer(x)?;
+        let max = self.codec.train_sample_size();
+        let sample;
+        let xs = if max > 0 && n > max {
+            let perm = fathom_linalg::rng::rand_perm(n, 1234);
+            sample = perm[..max]
+                .iter()
+                .flat_map(|&i| x[i * self.d..(i + 1) * self.d].iter().copied())
+                .collect::<Vec<f32>>();
+            &sample[..]
+        } else {
+            x
+        };
+        let lists = if self.by_residual {
+            self.assign(xs)?
+        } else {
+            Vec::new()
+        };
+        let r = {
+            let ctx = self.context();
+            self.residuals(&ctx, xs, &lists).into_owned()
+        };
+        let ctx = IvfContext {
+            metric: self.metric,
+            by_residual: self.by_residual,
+            nlist: self.nlist,
+            quantizer: &*self.quantizer,
+            centroids: self.centroids.get().and_then(|c| c.as_deref()),
+        };
+        self.codec.train(&r, &lists, ctx)?;
+        self.codec.invalidate();
+        self.trained = true;
+        Ok(())
+    }
+
+    fn add(&mut self, x: &[f32]) -> Result<()> {
+        self.add_core(x, None)
+    }
+
+    fn add_with_ids(&mut self, x: &[f32], ids: &[Idx]) -> Result<()> {
+        self.add_core(x, Some(ids))
+    }
+
+    fn search_with(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        check_search(self, queries, k)?;
+        let coarse = self.probe(queries, self.effective_nprobe()?)?;
+        self.search_preassigned(queries, k, &coarse, params)
+    }
+
+    fn range_search_with(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeSearchResult> {
+        check_queries(self, queries)?;
+        let coarse = self.probe(queries, self.effective_nprobe()?)?;
+        self.range_search_preassigned(queries, radius, &coarse, params)
+    }
+
+    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
+        let (list, offset) = self.direct_map.get(id)?;
+        self.reconstruct_from_offset(list, offset)
+    }
+
+    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+        if self.direct_map.kind() == DirectMapType::Array {
+            return Err(Error::Unsupported(
+                "remove_ids with an array direct map (ids would stop being 0..ntotal); use \
+                 the hashtable map"
+                    .into(),
+            ));
+        }
+        let mut removed = 0;
+        for l in 0..self.nlist {
+            let ids = self.invlists.ids(l);
+            if !ids.iter().any(|&id| selector.is_member(id)) {
+                continue;
+            }
+            let keep: Vec<usize> = (0..ids.len())
+                .filter(|&o| !selector.is_member(ids[o]))
+                .collect();
+            let kept_ids: Vec<Idx> = keep.iter().map(|&o| ids[o]).collect();
+            let kept_codes: Vec<u8> = keep
+                .iter()
+                .flat_map(|&o| self.invlists.code(l, o).into_owned())
+                .collect();
+            removed += ids.len() - keep.len();
+            self.invlists.update_entries(l, 0, &kept_ids, &kept_codes)?;
+            self.invlists.resize(l, kept_ids.len())?;
+        }
+        self.ntotal -= removed;
+        let kind = self.direct_map.kind();
+        self.direct_map
+            .set_type(kind, &*self.invlists, self.ntotal)?;
+        Ok(removed)
+    }
+
+    fn reset(&mut self) {
+        let _ = self.invlists.reset();
+        self.direct_map.clear();
+        self.ntotal = 0;
+    }
+
+    fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
+        if self.set_ivf_param(name, value)? {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "{} has no run-time parameter {name:?} (it has nprobe, max_codes, \
+                 parallel_mode, quantizer_<name> and the codec's own)",
+                self.description()
+            )))
+        }
+    }
+
+    fn description(&self) -> String {
+        format!(
+            "{},{}",
+            self.coarse_description(),
+            self.codec.description(self.by_residual)
+        )
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
