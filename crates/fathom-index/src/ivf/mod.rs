@@ -22,7 +22,7 @@ use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
     check,
 };
-use fathom_invlists::{DirectMap, DirectMapType, InvertedLists};
+pub use fathom_invlists::{DirectMap, DirectMapType, InvertedLists};
 use fathom_kernels::TopK;
 use fathom_linalg::{ClusteringParameters, Kmeans};
 use rayon::prelude::*;

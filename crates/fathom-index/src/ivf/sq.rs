@@ -21,7 +21,7 @@ pub struct IvfScalarQuantizer {
 /// let d = 8;
 /// let x: Vec<f32> = (0..1000 * d).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
 /// let q = Box::new(IndexFlat::new_l2(d).unwrap());
-/// let mut index = IndexIvfScalarQuantizer::new(q, 8, QuantizerType::Qt8bit, MetricType::L2).unwrap();
+/// let mut index = IndexIvfScalarQuantizer::new(q, 8, QuantizerType::QT8bit, MetricType::L2).unwrap();
 /// index.train(&x).unwrap();
 /// index.add(&x).unwrap();
 /// index.nprobe = 8;

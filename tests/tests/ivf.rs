@@ -1,0 +1,530 @@
+//! The IVF family against ground truth: brute force, Faiss's accuracy anchors on Faiss's
+//! own test data (`get_dataset_2`), exact equivalences (all lists probed = Flat; fast-scan
+//! IVF = fast-scan PQ; merge of halves = one index), maintenance operations and bad input.
+
+use fathom_core::{Error, IdSelectorBatch, IdSelectorRange, Idx, MetricType, SearchParams};
+use fathom_index::ivf::{DirectMapType, SubsetType};
+use fathom_index::{
+    Index, IndexFlat, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfScalarQuantizer,
+    IndexPqFastScan, MultiIndexQuantizer, index_factory,
+};
+use fathom_quant::QuantizerType;
+use fathom_tests::get_dataset_2;
+
+fn flat_q(d: usize, metric: MetricType) -> Box<dyn Index> {
+    Box::new(IndexFlat::new(d, metric).unwrap())
+}
+
+/// Number of queries whose true nearest neighbour is among the results.
+fn n_ok(labels: &[Idx], k: usize, gt: &[Idx]) -> usize {
+    gt.iter()
+        .enumerate()
+        .filter(|(q, t)| labels[q * k..(q + 1) * k].contains(t))
+        .count()
+}
+
+fn exact_nn(metric: MetricType, xq: &[f32], xb: &[f32], d: usize) -> Vec<Idx> {
+    fathom_kernels::knn(metric, xq, xb, d, 1, None)
+        .unwrap()
+        .labels
+}
+
+#[test]
+fn ivf_flat_probing_every_list_is_exact() {
+    let d = 24;
+    let (xt, xb, xq) = get_dataset_2(d, 2000, 3000, 50);
+    for metric in [MetricType::L2, MetricType::InnerProduct] {
+        let mut ivf = IndexIvfFlat::new(flat_q(d, metric), 32, metric).unwrap();
+        ivf.train(&xt).unwrap();
+        ivf.add(&xb).unwrap();
+        ivf.nprobe = 32;
+        let mut flat = IndexFlat::new(d, metric).unwrap();
+        flat.add(&xb).unwrap();
+        for k in [1, 10] {
+            let a = ivf.search(&xq, k).unwrap();
+            let b = flat.search(&xq, k).unwrap();
+            assert_eq!(a.labels, b.labels, "{metric:?} k={k}");
+            for (x, y) in a.distances.iter().zip(&b.distances) {
+                assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "{x} vs {y}");
+            }
+        }
+        // nprobe above nlist is clamped.
+        ivf.nprobe = 1000;
+        assert_eq!(
+            ivf.search(&xq, 5).unwrap().labels,
+            flat.search(&xq, 5).unwrap().labels
+        );
+        // Single-query search (parallel over lists) gives the same answer.
+        ivf.nprobe = 32;
+        let one = ivf.search(&xq[..d], 10).unwrap();
+        assert_eq!(one.labels, flat.search(&xq[..d], 10).unwrap().labels);
+        // Range search with every list probed equals the exact range search.
+        let radius = a_radius(&flat, &xq);
+        let ra = ivf.range_search(&xq, radius).unwrap();
+        let rb = flat.range_search(&xq, radius).unwrap();
+        for q in 0..xq.len() / d {
+            let mut a: Vec<Idx> = ra.query(q).0.to_vec();
+            let mut b: Vec<Idx> = rb.query(q).0.to_vec();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "range query {q}");
+        }
+    }
+}
+
+/// A radius between the 20th and 21st neighbours of the first query, so that float
+/// round-off of the two distance paths cannot move a vector across it.
+fn a_radius(flat: &IndexFlat, xq: &[f32]) -> f32 {
+    let r = flat.search(xq, 21).unwrap().distances;
+    (r[19] + r[20]) / 2.0
+}
+
+#[test]
+fn ivf_pq_anchor_from_faiss() {
+    // Faiss test_index.py: IVFPQ(32 lists, PQ8), get_dataset_2(32, 1500, 1000, 200),
+    // nprobe 4, k = 10: the true NN is found for > 66% of queries (faiss: 145/200).
+    let d = 32;
+    let (xt, xb, xq) = get_dataset_2(d, 1500, 1000, 200);
+    let gt = exact_nn(MetricType::L2, &xq, &xb, d);
+    let mut index = IndexIvfPq::new(flat_q(d, MetricType::L2), 32, 8, 8, MetricType::L2).unwrap();
+    index.train(&xt).unwrap();
+    index.add(&xb).unwrap();
+    index.nprobe = 4;
+    let res = index.search(&xq, 10).unwrap();
+    let ok = n_ok(&res.labels, 10, &gt);
+    assert!(ok > 132, "IVF32,PQ8 nprobe 4: {ok}/200");
+
+    // The same through the factory, with polysemous training.
+    let mut f = index_factory(d, "IVF32,PQ8", MetricType::L2).unwrap();
+    f.train(&xt).unwrap();
+    f.add(&xb).unwrap();
+    f.set_param("nprobe", 4.0).unwrap();
+    let ok = n_ok(&f.search(&xq, 10).unwrap().labels, 10, &gt);
+    assert!(ok > 132, "factory IVF32,PQ8: {ok}/200");
+}
+
+#[test]
+fn imi_anchor_from_faiss() {
+    // Faiss test_index.py: IMI 2x5 + IVFPQ(PQ8), nprobe 100, k = 10: n_ok > 165 of 200.
+    let d = 32;
+    let (xt, xb, xq) = get_dataset_2(d, 1500, 1000, 200);
+    let gt = exact_nn(MetricType::L2, &xq, &xb, d);
+    let mut index = index_factory(d, "IMI2x5,PQ8", MetricType::L2).unwrap();
+    index.train(&xt).unwrap();
+    index.add(&xb).unwrap();
+    index.set_param("nprobe", 100.0).unwrap();
+    let ok = n_ok(&index.search(&xq, 10).unwrap().labels, 10, &gt);
+    assert!(ok > 165, "IMI2x5,PQ8 nprobe 100: {ok}/200");
+}
+
+#[test]
+fn multi_index_search_is_exact_over_combinations() {
+    let d = 8;
+    let (xt, _, xq) = get_dataset_2(d, 2000, 0, 20);
+    let mut imi = MultiIndexQuantizer::new(d, 2, 4).unwrap();
+    imi.train(&xt).unwrap();
+    assert_eq!(imi.ntotal(), 256);
+    // Brute force over every combination's reconstruction.
+    let all = imi.reconstruct_n(0, 256).unwrap();
+    let exact = fathom_kernels::knn(MetricType::L2, &xq, &all, d, 7, None).unwrap();
+    let got = imi.search(&xq, 7).unwrap();
+    for (a, b) in got.distances.iter().zip(&exact.distances) {
+        assert!((a - b).abs() <= 1e-4 * b.max(1.0), "{a} vs {b}");
+    }
+    // k = 1 (the assignment shortcut) agrees with the first of k = 5 (Faiss's check).
+    let one = imi.search(&xq, 1).unwrap();
+    let five = imi.search(&xq, 5).unwrap();
+    for q in 0..20 {
+        assert_eq!(one.labels[q], five.labels[q * 5]);
+    }
+    assert!(imi.add(&xq).is_err());
+}
+
+#[test]
+fn ivf_sq_and_pq_distances_match_reconstructions() {
+    let d = 16;
+    let (xt, xb, xq) = get_dataset_2(d, 3000, 2000, 20);
+    for metric in [MetricType::L2, MetricType::InnerProduct] {
+        let mut indexes: Vec<Box<dyn Index>> = vec![
+            Box::new(
+                IndexIvfScalarQuantizer::new(flat_q(d, metric), 16, QuantizerType::QT8bit, metric)
+                    .unwrap(),
+            ),
+            Box::new(IndexIvfPq::new(flat_q(d, metric), 16, 4, 8, metric).unwrap()),
+        ];
+        for index in &mut indexes {
+            index.train(&xt).unwrap();
+            index.add(&xb).unwrap();
+            index.set_param("nprobe", 4.0).unwrap();
+            let desc = index.description();
+            let ivf_any = index.as_any_mut();
+            if let Some(ix) = ivf_any.downcast_mut::<IndexIvfPq>() {
+                ix.make_direct_map(true).unwrap();
+            } else if let Some(ix) = ivf_any.downcast_mut::<IndexIvfScalarQuantizer>() {
+                ix.make_direct_map(true).unwrap();
+            }
+            let res = index.search(&xq, 5).unwrap();
+            for q in 0..20 {
+                for j in 0..5 {
+                    let id = res.labels[q * 5 + j];
+                    let v = index.reconstruct(id).unwrap();
+                    let want =
+                        fathom_kernels::distance(metric, &xq[q * d..(q + 1) * d], &v).unwrap();
+                    let got = res.distances[q * 5 + j];
+                    assert!(
+                        (got - want).abs() <= 2e-3 * want.abs().max(1.0),
+                        "{desc} {metric:?}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ivf_fast_scan_over_all_lists_equals_fast_scan_pq() {
+    let d = 16;
+    let (xt, xb, xq) = get_dataset_2(d, 3000, 2000, 30);
+    for metric in [MetricType::L2, MetricType::InnerProduct] {
+        let mut ivf = IndexIvfPqFastScan::new(flat_q(d, metric), 8, 8, metric).unwrap();
+        ivf.train(&xt).unwrap();
+        ivf.add(&xb).unwrap();
+        ivf.nprobe = 8;
+        let mut fs = IndexPqFastScan::new(d, 8, metric).unwrap();
+        fs.pq_mut()
+            .set_centroids(ivf.codec().pq().centroids())
+            .unwrap();
+        fs.add(&xb).unwrap();
+        let a = ivf.search(&xq, 10).unwrap();
+        let b = fs.search(&xq, 10).unwrap();
+        assert_eq!(a.labels, b.labels, "{metric:?}");
+        for (x, y) in a.distances.iter().zip(&b.distances) {
+            assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0));
+        }
+        // Reconstruction unpacks the blocks.
+        ivf.make_direct_map(true).unwrap();
+        assert_eq!(ivf.reconstruct(17).unwrap(), fs.reconstruct(17).unwrap());
+    }
+    // With residuals ("r"), recall is at least as good as without on this data.
+    let gt = exact_nn(MetricType::L2, &xq, &xb, d);
+    let mut plain = index_factory(d, "IVF8,PQ8x4fs", MetricType::L2).unwrap();
+    let mut resid = index_factory(d, "IVF8,PQ8x4fsr", MetricType::L2).unwrap();
+    let mut oks = Vec::new();
+    for ix in [&mut plain, &mut resid] {
+        ix.train(&xt).unwrap();
+        ix.add(&xb).unwrap();
+        ix.set_param("nprobe", 4.0).unwrap();
+        oks.push(n_ok(&ix.search(&xq, 10).unwrap().labels, 10, &gt));
+    }
+    assert!(
+        oks[1] + 2 >= oks[0],
+        "residual {} vs plain {}",
+        oks[1],
+        oks[0]
+    );
+}
+
+fn trained_flat(d: usize, xt: &[f32]) -> IndexIvfFlat {
+    let mut ix = IndexIvfFlat::new(flat_q(d, MetricType::L2), 16, MetricType::L2).unwrap();
+    ix.train(xt).unwrap();
+    ix
+}
+
+fn trained_copy(src: &IndexIvfFlat, d: usize) -> IndexIvfFlat {
+    let mut q = IndexFlat::new_l2(d).unwrap();
+    q.add(&src.quantizer().reconstruct_n(0, src.nlist()).unwrap())
+        .unwrap();
+    IndexIvfFlat::new(Box::new(q), src.nlist(), MetricType::L2).unwrap()
+}
+
+#[test]
+fn merge_of_halves_equals_one_index() {
+    let d = 16;
+    let (xt, xb, xq) = get_dataset_2(d, 2000, 2000, 40);
+    let mut whole = trained_flat(d, &xt);
+    whole.add(&xb).unwrap();
+    whole.nprobe = 4;
+    let mut a = trained_copy(&whole, d);
+    let mut b = trained_copy(&whole, d);
+    a.add(&xb[..1000 * d]).unwrap();
+    b.add(&xb[1000 * d..]).unwrap();
+    a.merge_from(&mut b, 1000).unwrap();
+    a.nprobe = 4;
+    assert_eq!(b.ntotal(), 0);
+    assert_eq!(a.ntotal(), 2000);
+    let ra = a.search(&xq, 10).unwrap();
+    let rw = whole.search(&xq, 10).unwrap();
+    assert_eq!(ra.labels, rw.labels);
+    assert_eq!(ra.distances, rw.distances);
+
+    // Same for fast-scan (block lists) and PQ.
+    for desc in ["IVF16,PQ4x4fs", "IVF16,PQ4np", "IVF16,SQ8"] {
+        let mut w = index_factory(d, desc, MetricType::L2).unwrap();
+        w.train(&xt).unwrap();
+        w.add(&xb).unwrap();
+        w.set_param("nprobe", 4.0).unwrap();
+        let want = w.search(&xq, 10).unwrap();
+        let (halves, _) = split_like(&*w, desc, &xt, &xb, d);
+        let got = halves.search(&xq, 10).unwrap();
+        assert_eq!(got.labels, want.labels, "{desc}");
+    }
+}
+
+/// Builds the index `desc` twice from the trained state of `w` (training is
+/// deterministic), on each half of `xb`, and merges them.
+fn split_like(
+    _w: &dyn Index,
+    desc: &str,
+    xt: &[f32],
+    xb: &[f32],
+    d: usize,
+) -> (Box<dyn Index>, usize) {
+    fn halves<C: fathom_index::ivf::IvfCodec + 'static>(
+        a: &mut Box<dyn Index>,
+        b: &mut Box<dyn Index>,
+        n: usize,
+    ) {
+        let b = b
+            .as_any_mut()
+            .downcast_mut::<fathom_index::IndexIvf<C>>()
+            .unwrap();
+        let a = a
+            .as_any_mut()
+            .downcast_mut::<fathom_index::IndexIvf<C>>()
+            .unwrap();
+        a.merge_from(b, n as Idx).unwrap();
+    }
+    let n = xb.len() / d;
+    let mut a = index_factory(d, desc, MetricType::L2).unwrap();
+    let mut b = index_factory(d, desc, MetricType::L2).unwrap();
+    a.train(xt).unwrap();
+    b.train(xt).unwrap();
+    a.add(&xb[..n / 2 * d]).unwrap();
+    b.add(&xb[n / 2 * d..]).unwrap();
+    if desc.contains("fs") {
+        halves::<fathom_index::ivf::IvfPqFastScan>(&mut a, &mut b, n / 2);
+    } else if desc.contains("PQ") {
+        halves::<fathom_index::ivf::IvfPq>(&mut a, &mut b, n / 2);
+    } else {
+        halves::<fathom_index::ivf::IvfScalarQuantizer>(&mut a, &mut b, n / 2);
+    }
+    a.set_param("nprobe", 4.0).unwrap();
+    (a, n)
+}
+
+#[test]
+fn copy_subsets_partition_the_index() {
+    let d = 8;
+    let (xt, xb, _) = get_dataset_2(d, 1000, 1000, 0);
+    let mut src = trained_flat(d, &xt);
+    src.add(&xb).unwrap();
+    let count = |subset: SubsetType| {
+        let mut dst = trained_copy(&src, d);
+        let n = src.copy_subset_to(&mut dst, subset).unwrap();
+        assert_eq!(n, dst.ntotal());
+        dst
+    };
+    assert_eq!(
+        count(SubsetType::IdRange {
+            start: 100,
+            end: 300
+        })
+        .ntotal(),
+        200
+    );
+    let mut total = 0;
+    for r in 0..3 {
+        let dst = count(SubsetType::IdMod {
+            modulus: 3,
+            remainder: r,
+        });
+        for l in 0..16 {
+            assert!(dst.invlists().ids(l).iter().all(|id| id % 3 == r));
+        }
+        total += dst.ntotal();
+    }
+    assert_eq!(total, 1000);
+    let a = count(SubsetType::ElementRange { start: 0, end: 500 }).ntotal();
+    let b = count(SubsetType::ElementRange {
+        start: 500,
+        end: 1000,
+    })
+    .ntotal();
+    assert_eq!(a + b, 1000);
+    assert!((a as i64 - 500).abs() <= 16, "{a}");
+    let f: usize = (0..4)
+        .map(|p| count(SubsetType::ListFraction { parts: 4, part: p }).ntotal())
+        .sum();
+    assert_eq!(f, 1000);
+    let lists = count(SubsetType::Lists { start: 0, end: 4 });
+    assert_eq!(
+        lists.ntotal(),
+        (0..4).map(|l| src.invlists().list_size(l)).sum::<usize>()
+    );
+    let mut dst = trained_copy(&src, d);
+    assert!(
+        src.copy_subset_to(
+            &mut dst,
+            SubsetType::IdMod {
+                modulus: 0,
+                remainder: 0
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        src.copy_subset_to(&mut dst, SubsetType::ListFraction { parts: 2, part: 2 })
+            .is_err()
+    );
+}
+
+#[test]
+fn ids_removal_reconstruction_and_updates() {
+    let d = 8;
+    let (xt, xb, xq) = get_dataset_2(d, 1000, 500, 10);
+    let mut ix = trained_flat(d, &xt);
+    let ids: Vec<Idx> = (0..500).map(|i| 10_000 + 3 * i).collect();
+    ix.set_direct_map_type(DirectMapType::Hashtable).unwrap();
+    ix.add_with_ids(&xb, &ids).unwrap();
+    ix.nprobe = 16;
+    let res = ix.search(&xb[7 * d..8 * d], 1).unwrap();
+    assert_eq!(res.labels, vec![10_021]);
+    assert_eq!(ix.reconstruct(10_021).unwrap(), xb[7 * d..8 * d].to_vec());
+    assert!(matches!(ix.reconstruct(5), Err(Error::IdNotFound(5))));
+
+    // Removal: the removed ids never come back, the others are unchanged.
+    let gone = IdSelectorRange::new(10_000, 10_300);
+    assert_eq!(ix.remove_ids(&gone).unwrap(), 100);
+    assert_eq!(ix.ntotal(), 400);
+    let res = ix.search(&xq, 20).unwrap();
+    assert!(res.labels.iter().all(|&l| l >= 10_300));
+    assert!(ix.reconstruct(10_021).is_err());
+    assert_eq!(
+        ix.reconstruct(10_300).unwrap(),
+        xb[100 * d..101 * d].to_vec()
+    );
+
+    // Update moves a vector (possibly to another list) and the map follows.
+    let newv = xb[499 * d..500 * d].to_vec();
+    ix.update_vectors(&[10_300], &newv).unwrap();
+    assert_eq!(ix.reconstruct(10_300).unwrap(), newv);
+    assert_eq!(ix.ntotal(), 400);
+    assert!(ix.update_vectors(&[1], &newv).is_err());
+
+    // Selector search equals searching the allowed subset exactly.
+    let allowed = IdSelectorBatch::new((10_300..10_600).step_by(2));
+    let params = SearchParams::default().with_selector(&allowed);
+    let res = ix.search_with(&xq, 5, &params).unwrap();
+    assert!(res.labels.iter().all(|&l| l < 0 || allowed.is_member_id(l)));
+
+    // Duplicate ids are stored as given; removal takes all of them.
+    ix.add_with_ids(&xb[..2 * d], &[42, 42]).unwrap();
+    assert_eq!(ix.remove_ids(&IdSelectorBatch::new([42])).unwrap(), 2);
+
+    // Array direct map: sequential ids only, no removal.
+    let mut seq = trained_flat(d, &xt);
+    seq.add(&xb).unwrap();
+    seq.make_direct_map(true).unwrap();
+    assert_eq!(seq.reconstruct(123).unwrap(), xb[123 * d..124 * d].to_vec());
+    assert!(seq.add_with_ids(&xb[..d], &[9]).is_err());
+    assert!(seq.remove_ids(&IdSelectorRange::new(0, 5)).is_err());
+    seq.add(&xb[..d]).unwrap();
+    assert_eq!(seq.reconstruct(500).unwrap(), xb[..d].to_vec());
+    // Without a map, reconstruct says what to do.
+    seq.make_direct_map(false).unwrap();
+    let msg = seq.reconstruct(1).unwrap_err().to_string();
+    assert!(msg.contains("make_direct_map"), "{msg}");
+}
+
+trait IsMember {
+    fn is_member_id(&self, id: Idx) -> bool;
+}
+impl IsMember for IdSelectorBatch {
+    fn is_member_id(&self, id: Idx) -> bool {
+        fathom_core::IdSelector::is_member(self, id)
+    }
+}
+
+#[test]
+fn incremental_adds_need_no_retraining() {
+    let d = 8;
+    let (xt, xb, xq) = get_dataset_2(d, 1000, 1000, 20);
+    let mut once = trained_flat(d, &xt);
+    once.add(&xb).unwrap();
+    let mut steps = trained_flat(d, &xt);
+    for chunk in xb.chunks(137 * d) {
+        steps.add(chunk).unwrap();
+    }
+    once.nprobe = 3;
+    steps.nprobe = 3;
+    assert_eq!(
+        once.search(&xq, 10).unwrap().labels,
+        steps.search(&xq, 10).unwrap().labels
+    );
+    assert!(once.imbalance_factor() >= 1.0);
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let d = 8;
+    let (xt, xb, xq) = get_dataset_2(d, 1000, 100, 2);
+    let mut ix = IndexIvfFlat::new(flat_q(d, MetricType::L2), 16, MetricType::L2).unwrap();
+    assert!(matches!(ix.search(&xq, 1), Err(Error::NotTrained(_))));
+    assert!(matches!(ix.add(&xb), Err(Error::NotTrained(_))));
+    ix.train(&xt).unwrap();
+    ix.add(&xb).unwrap();
+    assert!(ix.search(&xq, 0).is_err());
+    assert!(ix.search(&xq[..5], 1).is_err());
+    assert!(ix.set_param("nprobe", 0.0).is_err());
+    assert!(ix.set_param("nprobe", 1.5).is_err());
+    assert!(ix.set_param("efSearch", 4.0).is_err());
+    ix.nprobe = 0;
+    assert!(
+        ix.search(&xq, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("nprobe")
+    );
+    ix.nprobe = 2;
+    let n = ix.ntotal();
+    assert!(ix.add_with_ids(&xb[..2 * d], &[1]).is_err());
+    let mut nan = xb[..d].to_vec();
+    nan[3] = f32::NAN;
+    assert!(ix.add(&nan).is_err());
+    assert_eq!(ix.ntotal(), n, "a failed add stores nothing");
+    assert!(IndexIvfFlat::new(flat_q(d, MetricType::L2), 0, MetricType::L2).is_err());
+    assert!(IndexIvfFlat::new(flat_q(d, MetricType::L2), 4, MetricType::InnerProduct).is_err());
+    assert!(IndexIvfFlat::new(flat_q(d, MetricType::L1), 4, MetricType::L1).is_err());
+
+    // Merges of incompatible indexes name the difference.
+    let mut other = IndexIvfFlat::new(flat_q(d, MetricType::L2), 8, MetricType::L2).unwrap();
+    let msg = ix.merge_from(&mut other, 0).unwrap_err().to_string();
+    assert!(msg.contains("list counts"), "{msg}");
+    let mut other = IndexIvfFlat::new(flat_q(4, MetricType::L2), 16, MetricType::L2).unwrap();
+    assert!(
+        ix.merge_from(&mut other, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("dimensions")
+    );
+    // Different codec types cannot even be passed: the type system refuses them; the same
+    // type with different parameters is caught at run time.
+    let mut a = IndexIvfPq::new(flat_q(d, MetricType::L2), 16, 4, 8, MetricType::L2).unwrap();
+    let mut b = IndexIvfPq::new(flat_q(d, MetricType::L2), 16, 2, 8, MetricType::L2).unwrap();
+    assert!(
+        a.merge_from(&mut b, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("codecs")
+    );
+
+    // Factory errors point at the token.
+    let msg = index_factory(d, "IVF16,LSH", MetricType::L2)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("LSH") && msg.contains("Flat"), "{msg}");
+    let msg = index_factory(d, "IVF16x,Flat", MetricType::L2)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("IVF16x"), "{msg}");
+}
