@@ -77,13 +77,15 @@ mod tests {
 
     #[test]
     fn matches_numpy() {
-        // np.random.RandomState(1338): rand() = 0.4370..., then normal() values.
-        let mut rs = RandomState::new(1338);
-        let r = rs.random_sample();
-        assert!((0.0..1.0).contains(&r));
-        // Normals come in cached pairs: two draws consume one polar sample.
-        let mut a = RandomState::new(5);
-        let (n1, n2) = (a.normal(), a.normal());
-        assert!(n1.is_finite() && n2.is_finite() && n1 != n2);
+        // numpy 2.x: the get_dataset_2 recipe with d = 32, n = 27 (see the doc comment).
+        let (xt, _, xq) = get_dataset_2(32, 15, 10, 2);
+        let want_first = [-0.842_034_8f32, 0.757_297_3, 0.281_944_85, -0.562_666_9];
+        let want_last = [-0.934_123_4f32, 0.972_420_7, 0.498_513_6];
+        for (a, b) in xt[..4].iter().zip(want_first) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        for (a, b) in xq[xq.len() - 3..].iter().zip(want_last) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
     }
 }
