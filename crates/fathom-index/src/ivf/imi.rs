@@ -3,8 +3,10 @@
 use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::OnceLock;
 
 use fathom_core::{Error, Idx, MetricType, Result, SearchParams, SearchResult};
+use fathom_kernels::TopK;
 use fathom_quant::ProductQuantizer;
 use rayon::prelude::*;
 
@@ -32,6 +34,7 @@ use crate::{Index, check_search};
 #[derive(Debug, Clone)]
 pub struct MultiIndexQuantizer {
     pq: ProductQuantizer,
+    norms: OnceLock<Vec<f32>>,
 }
 
 impl MultiIndexQuantizer {
@@ -45,6 +48,7 @@ impl MultiIndexQuantizer {
         }
         Ok(MultiIndexQuantizer {
             pq: ProductQuantizer::new(d, m, nbits)?,
+            norms: OnceLock::new(),
         })
     }
     /// The product quantizer.
@@ -53,7 +57,19 @@ impl MultiIndexQuantizer {
     }
     /// The product quantizer, e.g. to set centroids read from a file.
     pub fn pq_mut(&mut self) -> &mut ProductQuantizer {
+        self.norms = OnceLock::new();
         &mut self.pq
+    }
+
+    /// `‖c‖²` of every sub-centroid.
+    fn centroid_norms(&self) -> &[f32] {
+        self.norms.get_or_init(|| {
+            self.pq
+                .centroids()
+                .chunks_exact(self.pq.dsub())
+                .map(|c| c.iter().map(|v| v * v).sum())
+                .collect()
+        })
     }
 
     /// The `k` best combinations for one query table (`m × ksub`).
@@ -65,15 +81,12 @@ impl MultiIndexQuantizer {
         let sorted: Vec<Vec<(f32, u32)>> = table
             .chunks_exact(ksub)
             .map(|t| {
-                let mut v: Vec<(f32, u32)> =
-                    t.iter().enumerate().map(|(j, &d)| (d, j as u32)).collect();
-                let cmp = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-                if kk < v.len() {
-                    v.select_nth_unstable_by(kk - 1, cmp);
-                    v.truncate(kk);
-                }
-                v.sort_unstable_by(cmp);
-                v
+                let mut top = TopK::new(kk);
+                top.push_run(0, t, |_| true);
+                top.into_sorted()
+                    .into_iter()
+                    .map(|(d, j)| (d, j as u32))
+                    .collect()
             })
             .collect();
         let label_of = |pos: &[usize]| -> Idx {
@@ -146,6 +159,7 @@ impl Index for MultiIndexQuantizer {
         self.pq.is_trained()
     }
     fn train(&mut self, x: &[f32]) -> Result<()> {
+        self.norms = OnceLock::new();
         self.pq.train(x)
     }
     fn add(&mut self, _x: &[f32]) -> Result<()> {
@@ -169,31 +183,105 @@ impl Index for MultiIndexQuantizer {
         }
         let mut res = SearchResult::try_empty(nq, k, MetricType::L2)?;
         let d = self.pq.d();
-        let per = self.pq.m() * self.pq.ksub();
+        let (ksub, dsub, nbits) = (self.pq.ksub(), self.pq.dsub(), self.pq.nbits());
+        let per = self.pq.m() * ksub;
+        let norms = self.centroid_norms();
+        let m = self.pq.m();
+        // Blocks of queries: with long sub-vectors each block's inner products with a
+        // sub-space's centroids are one GEMM (centroids read once per block, as Faiss's
+        // BLAS tables); short ones use the per-query table kernel.
+        let block = if dsub >= 16 { 64 } else { 1 };
         res.distances
-            .par_chunks_mut(k)
-            .zip(res.labels.par_chunks_mut(k))
-            .zip(queries.par_chunks(d))
-            .for_each_init(
-                || vec![0.0f32; per],
-                |table, ((dis, labels), x)| {
-                    self.pq.compute_distance_table(MetricType::L2, x, table);
-                    if k == 1 {
-                        // The nearest combination is each sub-space's nearest centroid.
-                        let mut label = 0;
-                        let mut s = 0.0;
-                        for (j, t) in table.chunks_exact(self.pq.ksub()).enumerate() {
-                            let a = fathom_kernels::codes::pq::argmin(t);
-                            s += t[a];
-                            label |= (a as Idx) << (j * self.pq.nbits());
-                        }
-                        dis[0] = s;
-                        labels[0] = label;
-                    } else {
-                        self.search_one(table, k, dis, labels);
-                    }
+            .par_chunks_mut(block * k)
+            .zip(res.labels.par_chunks_mut(block * k))
+            .zip(queries.par_chunks(block * d))
+            .try_for_each_init(
+                || {
+                    (
+                        vec![0.0f32; block * per],
+                        Vec::new(),
+                        vec![0.0f32; block * ksub],
+                    )
                 },
-            );
+                |(tables, xs, ip), ((dis, labels), x)| -> Result<()> {
+                    let nb = x.len() / d;
+                    if block == 1 {
+                        self.pq.compute_distance_table(
+                            MetricType::InnerProduct,
+                            x,
+                            &mut tables[..per],
+                        );
+                    } else {
+                        if k == 1 {
+                            // Assignment: each sub-space's nearest centroid minimises
+                            // ‖c‖² − 2⟨x,c⟩; no table is composed.
+                            dis[..nb].fill(0.0);
+                            labels[..nb].fill(0);
+                        }
+                        for s in 0..m {
+                            xs.clear();
+                            for r in x.chunks_exact(d) {
+                                xs.extend_from_slice(&r[s * dsub..(s + 1) * dsub]);
+                            }
+                            let cs = &self.pq.centroids()[s * ksub * dsub..(s + 1) * ksub * dsub];
+                            fathom_kernels::matmul_abt(xs, cs, dsub, 1.0, &mut ip[..nb * ksub])?;
+                            if k == 1 {
+                                let cn = &norms[s * ksub..(s + 1) * ksub];
+                                for q in 0..nb {
+                                    let row = &mut ip[q * ksub..(q + 1) * ksub];
+                                    for (v, &c) in row.iter_mut().zip(cn) {
+                                        *v = c - 2.0 * *v;
+                                    }
+                                    let a = fathom_kernels::codes::pq::argmin(row);
+                                    let xsub = &xs[q * dsub..(q + 1) * dsub];
+                                    let xn: f32 = xsub.iter().map(|v| v * v).sum();
+                                    dis[q] += (xn + row[a]).max(0.0);
+                                    labels[q] |= (a as Idx) << (s * nbits);
+                                }
+                                continue;
+                            }
+                            for q in 0..nb {
+                                tables[q * per + s * ksub..q * per + (s + 1) * ksub]
+                                    .copy_from_slice(&ip[q * ksub..(q + 1) * ksub]);
+                            }
+                        }
+                    }
+                    if k == 1 && block > 1 {
+                        return Ok(());
+                    }
+                    for q in 0..nb {
+                        let table = &mut tables[q * per..(q + 1) * per];
+                        let xq = &x[q * d..(q + 1) * d];
+                        // ‖x−c‖² = ‖x‖² + ‖c‖² − 2⟨x,c⟩.
+                        for (s, t) in table.chunks_exact_mut(ksub).enumerate() {
+                            let xsub = &xq[s * dsub..(s + 1) * dsub];
+                            let xn: f32 = xsub.iter().map(|v| v * v).sum();
+                            for (v, &cn) in t.iter_mut().zip(&norms[s * ksub..(s + 1) * ksub]) {
+                                *v = (xn + cn - 2.0 * *v).max(0.0);
+                            }
+                        }
+                        let (dq, lq) = (
+                            &mut dis[q * k..(q + 1) * k],
+                            &mut labels[q * k..(q + 1) * k],
+                        );
+                        if k == 1 {
+                            // The nearest combination is each sub-space's nearest centroid.
+                            let mut label = 0;
+                            let mut sum = 0.0;
+                            for (j, t) in table.chunks_exact(ksub).enumerate() {
+                                let a = fathom_kernels::codes::pq::argmin(t);
+                                sum += t[a];
+                                label |= (a as Idx) << (j * nbits);
+                            }
+                            dq[0] = sum;
+                            lq[0] = label;
+                        } else {
+                            self.search_one(table, k, dq, lq);
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
         Ok(res)
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {

@@ -64,27 +64,52 @@ fn table_at<const L2: bool>(level: crate::SimdLevel, x: &[f32], ct: &[f32], out:
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// Rows of `ct` streamed once per coordinate; the table (`ksub` floats) stays in L1.
+    /// The table in tiles of up to 128 entries held in eight registers while every
+    /// coordinate is added in, so each multiply-add costs one load of `ct` and the table
+    /// is stored once (instead of a load and a store of it per coordinate).
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) fn table_avx512<const L2: bool>(x: &[f32], ct: &[f32], out: &mut [f32]) {
         let ksub = out.len();
-        out.fill(0.0);
+        let mut j0 = 0;
+        while j0 + 128 <= ksub {
+            tile_avx512::<L2, 8>(x, ct, ksub, j0, out);
+            j0 += 128;
+        }
+        while j0 < ksub {
+            tile_avx512::<L2, 1>(x, ct, ksub, j0, out);
+            j0 += 16;
+        }
+    }
+
+    /// Entries `j0 .. j0 + 16·R` of the table.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn tile_avx512<const L2: bool, const R: usize>(
+        x: &[f32],
+        ct: &[f32],
+        ksub: usize,
+        j0: usize,
+        out: &mut [f32],
+    ) {
+        let mut acc = [_mm512_setzero_ps(); R];
         for (&xt, row) in x.iter().zip(ct.chunks_exact(ksub)) {
             let xv = _mm512_set1_ps(xt);
-            for (o, c) in out.chunks_exact_mut(16).zip(row.chunks_exact(16)) {
-                // SAFETY: `o` and `c` are 16 floats each; unaligned loads and store.
-                unsafe {
-                    let cv = _mm512_loadu_ps(c.as_ptr());
-                    let ov = _mm512_loadu_ps(o.as_ptr());
-                    let r = if L2 {
-                        let diff = _mm512_sub_ps(xv, cv);
-                        _mm512_fmadd_ps(diff, diff, ov)
-                    } else {
-                        _mm512_fmadd_ps(xv, cv, ov)
-                    };
-                    _mm512_storeu_ps(o.as_mut_ptr(), r);
-                }
+            let tile = &row[j0..j0 + 16 * R];
+            for (r, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `tile` holds 16·R floats, so lanes 16r..16r+16 are readable.
+                let cv = unsafe { _mm512_loadu_ps(tile.as_ptr().add(16 * r)) };
+                *a = if L2 {
+                    let diff = _mm512_sub_ps(xv, cv);
+                    _mm512_fmadd_ps(diff, diff, *a)
+                } else {
+                    _mm512_fmadd_ps(xv, cv, *a)
+                };
             }
+        }
+        let o = &mut out[j0..j0 + 16 * R];
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: `o` holds 16·R floats; unaligned store of lanes 16r..16r+16.
+            unsafe { _mm512_storeu_ps(o.as_mut_ptr().add(16 * r), *a) };
         }
     }
 
