@@ -5,8 +5,10 @@
 //!   `.venv-bench/` from PyPI when missing) on the same dataset with the same thread count,
 //!   interleaved A B A B …, and prints a table of the ratios fathom/faiss: Flat search
 //!   (batched and one query at a time), k-means (`--no-kmeans` skips it), PCA and OPQ
-//!   training (`--no-transforms` skips them), the code-based indexes (`--no-quant`);
-//!   `--no-flat` skips the Flat rows.
+//!   training (`--no-transforms` skips them), the code-based indexes (`--no-quant`), the
+//!   IVF family at nprobe 1/4/16/64, batched and one query at a time (`--no-ivf` skips
+//!   them, `--ivf KEY` runs one); `--no-flat` skips the Flat rows, `--no-gemm` the raw
+//!   GEMM line.
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
@@ -23,7 +25,7 @@ fn main() {
     let outcome = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("gemm") => gemm(&args[1..]).map(|_| ()),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant]\n       cargo xtask gemm [--threads N]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-gemm]\n       cargo xtask gemm [--threads N]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");
@@ -359,6 +361,14 @@ fn bench(args: &[String]) -> Res<()> {
     quantizer_rows(
         args, &mut table, &fathom, &py, &faiss_ref, &data, &t, rounds,
     )?;
+    ivf_rows(args, &mut table, &fathom, &py, &data, &t, rounds)?;
+    if args.iter().any(|a| a == "--no-gemm") {
+        let report = table.join("\n");
+        println!("{report}");
+        let out = root().join("target/bench-report.md");
+        std::fs::write(&out, format!("{report}\n")).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
     let raw = gemm(&[
         "--threads".into(),
         t.clone(),
@@ -439,6 +449,114 @@ fn quantizer_rows(
         );
         eprintln!("{line}");
         table.push(line);
+    }
+    Ok(())
+}
+
+/// The IVF family (issue 5's list) at nprobe 1, 4, 16, 64: batch QPS and single-query
+/// QPS (200 queries one at a time), recall, train / add seconds and peak RSS, fathom and
+/// faiss-cpu (`xtask/py/faiss_ivf.py`) interleaved. `--no-ivf` skips them; `--ivf KEY`
+/// runs only that index.
+fn ivf_rows(
+    args: &[String],
+    table: &mut Vec<String>,
+    fathom: &Path,
+    py: &Path,
+    data: &Path,
+    t: &str,
+    rounds: usize,
+) -> Res<()> {
+    if args.iter().any(|a| a == "--no-ivf") {
+        return Ok(());
+    }
+    let all = [
+        "IVF4096,Flat",
+        "IVF4096,PQ32",
+        "IVF4096,SQ8",
+        "IVF4096,PQ32x4fs",
+        "IMI2x10,Flat",
+    ];
+    let only = opt(args, "--ivf");
+    let keys: Vec<&str> = match only.as_deref() {
+        Some(k) => vec![k],
+        None => all.to_vec(),
+    };
+    let helper = root().join("xtask/py/faiss_ivf.py");
+    table.push(String::new());
+    table.push("| index (L2, k = 10) | nprobe | QPS fathom / faiss | ratio median (best) | nq = 1 QPS fathom / faiss | nq = 1 ratio median | R@1 fathom / faiss | 10-R@10 fathom / faiss | train s fathom / faiss | add s fathom / faiss | peak RSS MiB fathom / faiss |".into());
+    table.push("|---|---|---|---|---|---|---|---|---|---|---|".into());
+    for key in keys {
+        // rounds × values, per tool.
+        let (mut fa, mut fs): (Vec<Vec<Value>>, Vec<Vec<Value>>) = (Vec::new(), Vec::new());
+        let lines = |out: &str| -> Vec<Value> {
+            out.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .collect()
+        };
+        for round in 0..rounds {
+            eprintln!("xtask: {key} — round {}/{rounds}", round + 1);
+            let (out, _) = measured(
+                Command::new(fathom)
+                    .args(["--threads", t, "bench"])
+                    .arg(data)
+                    .args([
+                        "--index",
+                        key,
+                        "--k",
+                        "10",
+                        "--param",
+                        "nprobe=1,4,16,64",
+                        "--latency-queries",
+                        "200",
+                        "--json",
+                    ]),
+            )?;
+            fa.push(lines(&out));
+            let (out, _) = measured(Command::new(py).arg(&helper).arg(data).args([
+                "--key",
+                key,
+                "--threads",
+                t,
+                "--param",
+                "nprobe=1,4,16,64",
+                "--latency-queries",
+                "200",
+            ]))?;
+            fs.push(lines(&out));
+        }
+        for (i, nprobe) in ["1", "4", "16", "64"].iter().enumerate() {
+            let col = |v: &[Vec<Value>], k: &str| -> Vec<f64> {
+                v.iter()
+                    .map(|r| r.get(i).and_then(|x| x[k].as_f64()).unwrap_or(f64::NAN))
+                    .collect()
+            };
+            let (fq, sq) = (median(col(&fa, "qps")), median(col(&fs, "qps")));
+            let ratios: Vec<f64> = col(&fa, "qps")
+                .iter()
+                .zip(col(&fs, "qps"))
+                .map(|(a, b)| a / b)
+                .collect();
+            let best = ratios.iter().copied().fold(0.0, f64::max);
+            let (f1, s1) = (median(col(&fa, "qps_nq1")), median(col(&fs, "qps_nq1")));
+            let first = |v: &[Vec<Value>], k: &str| col(v, k)[0];
+            let line = format!(
+                "| {key} | {nprobe} | {fq:.0} / {sq:.0} | {:.2}× ({best:.2}×) | {f1:.0} / {s1:.0} | {:.2}× | {:.3} / {:.3} | {:.3} / {:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} / {:.0} |",
+                median(ratios.clone()),
+                f1 / s1,
+                first(&fa, "recall_at_1"),
+                first(&fs, "recall_at_1"),
+                first(&fa, "recall_10_at_10"),
+                first(&fs, "recall_10_at_10"),
+                median(col(&fa, "train_s")),
+                median(col(&fs, "train_s")),
+                median(col(&fa, "add_s")),
+                median(col(&fs, "add_s")),
+                median(col(&fa, "peak_rss_mb")),
+                median(col(&fs, "peak_rss_mb")),
+            );
+            eprintln!("{line}");
+            table.push(line);
+        }
     }
     Ok(())
 }

@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// single-query latency.
     #[arg(long)]
     batch: Option<usize>,
+    /// Also time the first N queries searched one at a time (single-query latency,
+    /// reported as `qps_nq1`).
+    #[arg(long)]
+    latency_queries: Option<usize>,
     /// Use only the first N queries (default: all).
     #[arg(long)]
     queries: Option<usize>,
@@ -81,6 +85,8 @@ struct Row<'a> {
     recall_10_at_10: f64,
     /// Effective distance-computation rate of an exhaustive search (2·nq·nb·d / time).
     gflops: Option<f64>,
+    /// Queries per second when searched one at a time (`--latency-queries`).
+    qps_nq1: Option<f64>,
     peak_rss_mb: Option<f64>,
 }
 
@@ -294,8 +300,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             bar.inc(1);
         }
         bar.finish_and_clear();
+        let mut qps_nq1 = None;
+        if let Some(n) = args.latency_queries {
+            let n = n.clamp(1, query.n());
+            let mut best1 = f64::INFINITY;
+            for _ in 0..args.runs {
+                let t = Instant::now();
+                for q in query.data[..n * d].chunks(d) {
+                    index.search(q, args.k)?;
+                }
+                best1 = best1.min(t.elapsed().as_secs_f64());
+            }
+            qps_nq1 = Some(n as f64 / best1);
+        }
         let (r1, r10) = recalls(&labels, args.k, &gt);
-        let exhaustive = index.description().ends_with("Flat");
+        let desc = index.description();
+        let exhaustive = desc.ends_with("Flat") && !desc.contains("IVF") && !desc.contains("IMI");
         let row = Row {
             tool: "fathom",
             version: env!("CARGO_PKG_VERSION"),
@@ -311,6 +331,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             recall_at_1: r1,
             recall_10_at_10: r10,
             gflops: exhaustive.then(|| 2.0 * (query.n() * base.n() * d) as f64 / best / 1e9),
+            qps_nq1,
             peak_rss_mb: peak_rss_mb(),
         };
         if args.json {
@@ -320,7 +341,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             );
         } else {
             println!(
-                "fathom {} {} {}={} train={:.2}s add={:.2}s qps={:.0} R@1={:.3} 10-R@10={:.3}{}",
+                "fathom {} {} {}={} train={:.2}s add={:.2}s qps={:.0}{} R@1={:.3} 10-R@10={:.3}{}",
                 row.key,
                 row.metric,
                 pname.unwrap_or("-"),
@@ -328,6 +349,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 train_s,
                 add_s,
                 row.qps,
+                qps_nq1
+                    .map(|q| format!(" qps(nq=1)={q:.0}"))
+                    .unwrap_or_default(),
                 r1,
                 r10,
                 row.gflops
