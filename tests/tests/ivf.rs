@@ -543,3 +543,106 @@ fn bad_input_is_an_error() {
         .to_string();
     assert!(msg.contains("IVF16x"), "{msg}");
 }
+
+#[test]
+fn pqr_refinement_beats_plain_ivf_pq() {
+    let d = 32;
+    let (xt, xb, xq) = get_dataset_2(d, 3000, 2000, 200);
+    let gt = exact_nn(MetricType::L2, &xq, &xb, d);
+    let mut top1 = Vec::new();
+    let mut errs = Vec::new();
+    for desc in ["IVF32,PQ8np", "IVF32,PQ8+16"] {
+        let mut ix = index_factory(d, desc, MetricType::L2).unwrap();
+        ix.train(&xt).unwrap();
+        ix.add(&xb).unwrap();
+        ix.set_param("nprobe", 8.0).unwrap();
+        let res = ix.search(&xq, 1).unwrap();
+        top1.push(res.labels.iter().zip(&gt).filter(|(a, b)| a == b).count());
+        if let Some(pqr) = ix.as_any().downcast_ref::<fathom_index::ivf::IndexIvfPqr>() {
+            let err: f32 = (0..100)
+                .map(|i| {
+                    let v = pqr.reconstruct(i).unwrap();
+                    let w = pqr.ivf().reconstruct(i).unwrap();
+                    let x = &xb[i as usize * d..(i as usize + 1) * d];
+                    let e1: f32 = x.iter().zip(&v).map(|(a, b)| (a - b) * (a - b)).sum();
+                    let e0: f32 = x.iter().zip(&w).map(|(a, b)| (a - b) * (a - b)).sum();
+                    e1 / e0.max(1e-12)
+                })
+                .sum::<f32>()
+                / 100.0;
+            errs.push(err);
+            assert!(ix.add_with_ids(&xb[..d], &[5]).is_err());
+            ix.set_param("k_factor", 8.0).unwrap();
+            assert!(ix.set_param("k_factor", 0.5).is_err());
+        }
+    }
+    assert!(top1[1] > top1[0], "PQR {} vs PQ {}", top1[1], top1[0]);
+    assert!(
+        errs[0] < 0.8,
+        "refinement leaves {:.2} of the PQ error",
+        errs[0]
+    );
+    assert!(index_factory(d, "IVF32,PQ8+16", MetricType::InnerProduct).is_err());
+}
+
+#[test]
+fn selectors_and_parallel_modes_match_brute_force() {
+    use fathom_core::IdSelector;
+    let d = 16;
+    let (xt, xb, xq) = get_dataset_2(d, 2000, 3000, 30);
+    let allowed: Vec<Idx> = (0..3000).filter(|i| i % 7 == 3 || i % 11 == 0).collect();
+    let sel = IdSelectorBatch::new(allowed.iter().copied());
+    let mut sub = Vec::new();
+    for &i in &allowed {
+        sub.extend_from_slice(&xb[i as usize * d..(i as usize + 1) * d]);
+    }
+    let exact = fathom_kernels::knn(MetricType::L2, &xq, &sub, d, 10, None).unwrap();
+    let want: Vec<Idx> = exact.labels.iter().map(|&j| allowed[j as usize]).collect();
+    for desc in ["IVF16,Flat", "IVF16,SQfp16"] {
+        let mut ix = index_factory(d, desc, MetricType::L2).unwrap();
+        ix.train(&xt).unwrap();
+        ix.add(&xb).unwrap();
+        ix.set_param("nprobe", 16.0).unwrap();
+        let params = SearchParams::default().with_selector(&sel);
+        let got = ix.search_with(&xq, 10, &params).unwrap();
+        let same = got.labels.iter().zip(&want).filter(|(a, b)| a == b).count();
+        assert!(
+            same >= want.len() * 98 / 100,
+            "{desc}: {same}/{}",
+            want.len()
+        );
+        assert!(got.labels.iter().all(|&l| sel.is_member(l)));
+        // Both parallel modes and one-query-at-a-time agree with the batch result.
+        let batch = ix.search(&xq, 10).unwrap();
+        for mode in [0.0, 1.0] {
+            ix.set_param("parallel_mode", mode).unwrap();
+            assert_eq!(
+                ix.search(&xq, 10).unwrap().labels,
+                batch.labels,
+                "{desc} mode {mode}"
+            );
+        }
+        for q in 0..3 {
+            let one = ix.search(&xq[q * d..(q + 1) * d], 10).unwrap();
+            assert_eq!(one.labels, batch.labels[q * 10..(q + 1) * 10].to_vec());
+        }
+        assert!(ix.set_param("parallel_mode", 7.0).is_err());
+    }
+
+    // search_preassigned with the index's own probe equals search.
+    let mut ix = IndexIvfFlat::new(flat_q(d, MetricType::L2), 16, MetricType::L2).unwrap();
+    ix.train(&xt).unwrap();
+    ix.add(&xb).unwrap();
+    ix.nprobe = 3;
+    let coarse = ix.probe(&xq, 3).unwrap();
+    let pre = ix
+        .search_preassigned(&xq, 5, &coarse, &SearchParams::default())
+        .unwrap();
+    assert_eq!(pre.labels, ix.search(&xq, 5).unwrap().labels);
+    // max_codes bounds the work: with a tiny budget only the first list is scanned.
+    ix.max_codes = 1;
+    let capped = ix.search(&xq, 5).unwrap();
+    ix.nprobe = 1;
+    ix.max_codes = 0;
+    assert_eq!(capped.labels, ix.search(&xq, 5).unwrap().labels);
+}

@@ -122,7 +122,7 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
     })
 }
 
-const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs[r], SQ4, SQ6, SQ8, \
+const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>+<M2>, PQ<M>x4fs[r], SQ4, SQ6, SQ8, \
      SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed";
 
 /// A parsed coarse quantizer: the quantizer, its list count and how it trains.
@@ -212,6 +212,21 @@ fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Optio
         let Some((m, rest)) = number(rest) else {
             return Ok(None);
         };
+        if let Some(r) = rest.strip_prefix('+') {
+            let Some((m2, "")) = number(r) else {
+                return Ok(None);
+            };
+            if metric != MetricType::L2 {
+                return Err(Error::Unsupported(format!(
+                    "{tok}: IVFPQR re-ranks with L2 distances; not available for {metric:?}"
+                )));
+            }
+            let mut ix = crate::ivf::IndexIvfPqr::new(quantizer, nlist, m, 8, m2)?;
+            if alone {
+                ix.ivf_mut().quantizer_training = QuantizerTraining::Alone;
+            }
+            return Ok(Some(Box::new(ix)));
+        }
         if let Some(r) = rest.strip_prefix("x4fs") {
             let by_residual = match r {
                 "" => false,
@@ -360,6 +375,7 @@ mod tests {
             ("IMI2x4,Flat", "IMI2x4,Flat"),
             ("IDMap2,IVF16,Flat", "IDMap2,IVF16,Flat"),
             ("IVF16,PQ4,RFlat", "IVF16,PQ4,RFlat"),
+            ("IVF16,PQ4+8", "IVF16,PQ4+8"),
         ] {
             assert_eq!(
                 index_factory(8, s, MetricType::L2).unwrap().description(),

@@ -23,6 +23,7 @@
 //! | [`IndexRefine`] | any index re-ranked by another (exact with a Flat) | `IndexRefine`, `IndexRefineFlat` |
 //! | [`IndexIvfFlat`] | inverted file, full vectors in the lists | `IndexIVFFlat` |
 //! | [`IndexIvfPq`] | inverted file, PQ codes of residuals | `IndexIVFPQ` |
+//! | [`IndexIvfPqr`] | IVF-PQ re-ranked by a second PQ of the residual error | `IndexIVFPQR` |
 //! | [`IndexIvfScalarQuantizer`] | inverted file, scalar-quantized residuals | `IndexIVFScalarQuantizer` |
 //! | [`IndexIvfPqFastScan`] | inverted file, 4-bit PQ in fast-scan blocks | `IndexIVFPQFastScan` |
 //! | [`MultiIndexQuantizer`] | inverted multi-index, a coarse quantizer of `2^(M·nbits)` lists | `MultiIndexQuantizer` |
@@ -60,7 +61,7 @@ pub use fathom_core::{
 pub use flat::IndexFlat;
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use ivf::{
-    IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfScalarQuantizer,
+    IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer,
     MultiIndexQuantizer,
 };
 pub use lsh::IndexLsh;

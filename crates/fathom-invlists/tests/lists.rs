@@ -1,8 +1,36 @@
-//! `ArrayInvertedLists` against a model (a vector of entries per list), and its errors.
+//! `ArrayInvertedLists` and `BlockInvertedLists` against a model (a vector of entries per
+//! list), and their errors.
+
+use std::sync::Arc;
 
 use fathom_core::Idx;
-use fathom_invlists::{ArrayInvertedLists, InvertedLists};
+use fathom_invlists::{ArrayInvertedLists, BlockInvertedLists, CodePacker, InvertedLists};
 use proptest::prelude::*;
+
+/// 3-byte codes interleaved byte-major in blocks of 4: byte `j` of entry `i` at `4j + i`.
+#[derive(Debug)]
+struct Interleaved;
+impl CodePacker for Interleaved {
+    fn code_size(&self) -> usize {
+        3
+    }
+    fn nvec(&self) -> usize {
+        4
+    }
+    fn block_size(&self) -> usize {
+        12
+    }
+    fn pack_1(&self, code: &[u8], i: usize, block: &mut [u8]) {
+        for (j, &b) in code.iter().enumerate() {
+            block[4 * j + i] = b;
+        }
+    }
+    fn unpack_1(&self, block: &[u8], i: usize, code: &mut [u8]) {
+        for (j, c) in code.iter_mut().enumerate() {
+            *c = block[4 * j + i];
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -28,9 +56,20 @@ fn code_of(id: Idx) -> [u8; 3] {
 proptest! {
     #[test]
     fn behaves_like_the_model(ops in proptest::collection::vec(op(), 0..40)) {
-        let mut lists = ArrayInvertedLists::new(4, 3);
+        let mut array = ArrayInvertedLists::new(4, 3);
+        check_model(&mut array, &ops)?;
+        let mut blocks = BlockInvertedLists::new(4, Arc::new(Interleaved));
+        check_model(&mut blocks, &ops)?;
+        for l in 0..4 {
+            prop_assert_eq!(blocks.codes(l).len(), blocks.list_size(l).div_ceil(4) * 12);
+        }
+    }
+}
+
+fn check_model(lists: &mut dyn InvertedLists, ops: &[Op]) -> Result<(), TestCaseError> {
+    {
         let mut model: Vec<Vec<Idx>> = vec![Vec::new(); 4];
-        for op in ops {
+        for op in ops.iter().cloned() {
             match op {
                 Op::Add(l, ids) => {
                     let codes: Vec<u8> = ids.iter().flat_map(|&i| code_of(i)).collect();
@@ -60,8 +99,12 @@ proptest! {
                 prop_assert_eq!(&*lists.code(l, o), &want[..]);
             }
         }
-        prop_assert_eq!(lists.compute_ntotal(), model.iter().map(Vec::len).sum::<usize>());
+        prop_assert_eq!(
+            lists.compute_ntotal(),
+            model.iter().map(Vec::len).sum::<usize>()
+        );
     }
+    Ok(())
 }
 
 #[test]

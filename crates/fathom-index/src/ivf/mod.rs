@@ -11,6 +11,7 @@ mod fastscan;
 mod flat;
 mod imi;
 mod pq;
+mod pqr;
 mod sq;
 mod subset;
 
@@ -32,6 +33,7 @@ pub use fastscan::{IndexIvfPqFastScan, IvfPqFastScan};
 pub use flat::{IndexIvfFlat, IvfFlat};
 pub use imi::MultiIndexQuantizer;
 pub use pq::{IndexIvfPq, IvfPq};
+pub use pqr::IndexIvfPqr;
 pub use sq::{IndexIvfScalarQuantizer, IvfScalarQuantizer};
 pub use subset::SubsetType;
 
