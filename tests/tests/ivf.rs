@@ -646,3 +646,36 @@ fn selectors_and_parallel_modes_match_brute_force() {
     ix.max_codes = 0;
     assert_eq!(capped.labels, ix.search(&xq, 5).unwrap().labels);
 }
+
+#[test]
+fn polysemous_threshold_filters_and_keeps_the_best() {
+    let d = 32;
+    let (xt, xb, xq) = get_dataset_2(d, 3000, 2000, 100);
+    // Faiss's test_index_accuracy setting: PQ4x8 (32-bit codes), ht = 20.
+    let mut ix = index_factory(d, "IVF16,PQ4", MetricType::L2).unwrap();
+    ix.train(&xt).unwrap();
+    ix.add(&xb).unwrap();
+    ix.set_param("nprobe", 4.0).unwrap();
+    let plain = ix.search(&xq, 10).unwrap();
+    // A threshold as large as the code keeps every code: results unchanged.
+    ix.set_param("ht", 32.0).unwrap();
+    assert_eq!(ix.search(&xq, 10).unwrap().labels, plain.labels);
+    // A tight threshold drops codes but what passes keeps its exact ADC distance, and
+    // after polysemous training most true top-1 results survive (Faiss: ht 20 loses
+    // little).
+    ix.set_param("ht", 20.0).unwrap();
+    let filtered = ix.search(&xq, 10).unwrap();
+    let kept = (0..100)
+        .filter(|&q| filtered.labels[q * 10] == plain.labels[q * 10])
+        .count();
+    assert!(kept >= 80, "top-1 kept for {kept}/100 queries");
+    for (i, &l) in filtered.labels.iter().enumerate() {
+        if let Some(j) = plain.labels[i / 10 * 10..i / 10 * 10 + 10]
+            .iter()
+            .position(|&p| p == l)
+        {
+            assert_eq!(filtered.distances[i], plain.distances[i / 10 * 10 + j]);
+        }
+    }
+    assert!(ix.set_param("ht", -1.0).is_err());
+}

@@ -278,15 +278,23 @@ impl ListScanner for PqScanner<'_> {
 
     fn keys(&mut self, codes: &[u8], out: &mut [f32]) {
         let pq = &self.codec.pq;
-        pq.lookup(&self.table, codes, out);
-        if !self.qcode.is_empty() {
+        if self.qcode.is_empty() {
+            pq.lookup(&self.table, codes, out);
+        } else {
+            // Polysemous filter: the table is summed only for codes within `ht` bits of
+            // the query's code; the others can never be returned.
             self.hd.resize(out.len(), 0);
             hamming::distances(&self.qcode, codes, &mut self.hd);
-            let ht = self.codec.polysemous_ht;
-            for (o, &h) in out.iter_mut().zip(&self.hd) {
-                if h > ht {
-                    *o = f32::INFINITY;
-                }
+            let (ht, cs, ksub) = (self.codec.polysemous_ht, pq.code_size(), pq.ksub());
+            for ((o, &h), code) in out.iter_mut().zip(&self.hd).zip(codes.chunks_exact(cs)) {
+                *o = if h > ht {
+                    f32::INFINITY
+                } else {
+                    code.iter()
+                        .enumerate()
+                        .map(|(m, &c)| self.table[m * ksub + c as usize])
+                        .sum()
+                };
             }
         }
         if self.bias != 0.0 {
