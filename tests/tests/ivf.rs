@@ -679,3 +679,31 @@ fn polysemous_threshold_filters_and_keeps_the_best() {
     }
     assert!(ix.set_param("ht", -1.0).is_err());
 }
+
+#[test]
+fn ivf_flat_with_residuals_still_searches_exactly() {
+    // Faiss's IVF-Flat never encodes residuals, but the field is public: setting it must
+    // not change results (per-query and list-major paths).
+    let d = 16;
+    let (xt, xb, xq) = get_dataset_2(d, 2000, 2000, 40);
+    for metric in [MetricType::L2, MetricType::InnerProduct] {
+        let mut ix = IndexIvfFlat::new(flat_q(d, metric), 8, metric).unwrap();
+        ix.by_residual = true;
+        ix.train(&xt).unwrap();
+        ix.add(&xb).unwrap();
+        ix.nprobe = 8;
+        let mut flat = IndexFlat::new(d, metric).unwrap();
+        flat.add(&xb).unwrap();
+        let want = flat.search(&xq, 5).unwrap();
+        assert_eq!(
+            ix.search(&xq, 5).unwrap().labels,
+            want.labels,
+            "{metric:?} batch"
+        );
+        assert_eq!(
+            ix.search(&xq[..d], 5).unwrap().labels,
+            want.labels[..5].to_vec(),
+            "{metric:?} one query"
+        );
+    }
+}

@@ -67,6 +67,19 @@ pub trait IvfCodec: Send + Sync + std::fmt::Debug {
     fn new_lists(&self, nlist: usize) -> Box<dyn InvertedLists> {
         Box::new(ArrayInvertedLists::new(nlist, self.code_size()))
     }
+    /// Whether [`IvfCodec::decode_list`] is worth it: a batch of queries sharing lists is
+    /// then searched list by list, each list decoded once and compared with all its
+    /// queries in one matrix product. Codecs whose own scan is cheaper than decoding (PQ
+    /// look-ups, SQ's fused decode-and-compare) keep the per-query scan.
+    fn decodes_lists(&self) -> bool {
+        false
+    }
+    /// Decodes the first `out.len() / d` entries of a list's storage into floats
+    /// (residuals when the index encodes residuals); `false` when not supported.
+    fn decode_list(&self, codes: &[u8], out: &mut [f32]) -> bool {
+        let _ = (codes, out);
+        false
+    }
     /// Called after the coarse quantizer or the codec changed (e.g. to drop tables
     /// computed from the centroids).
     fn invalidate(&mut self) {}

@@ -72,9 +72,22 @@ impl IvfCodec for IvfFlat {
     }
     fn scanner<'a>(&'a self, ctx: IvfContext<'a>, query: &'a [f32]) -> Box<dyn ListScanner + 'a> {
         Box::new(FlatScanner {
-            metric: ctx.metric,
+            ctx,
             query,
+            residual: if ctx.by_residual {
+                vec![0.0; query.len()]
+            } else {
+                Vec::new()
+            },
+            bias: 0.0,
         })
+    }
+    fn decodes_lists(&self) -> bool {
+        true
+    }
+    fn decode_list(&self, codes: &[u8], out: &mut [f32]) -> bool {
+        out.copy_from_slice(&as_floats(&codes[..out.len() * 4]));
+        true
     }
     fn description(&self, _by_residual: bool) -> String {
         "Flat".into()
@@ -82,18 +95,41 @@ impl IvfCodec for IvfFlat {
 }
 
 struct FlatScanner<'a> {
-    metric: MetricType,
+    ctx: IvfContext<'a>,
     query: &'a [f32],
+    /// `query − centroid` when the index stores residuals (L2).
+    residual: Vec<f32>,
+    bias: f32,
 }
 
 impl ListScanner for FlatScanner<'_> {
-    fn set_list(&mut self, _list: usize, _coarse_dis: f32) {}
+    fn set_list(&mut self, list: usize, coarse_dis: f32) {
+        if !self.ctx.by_residual {
+            return;
+        }
+        if self.ctx.metric == MetricType::L2 {
+            let c = self.ctx.centroid(list);
+            for ((r, x), c) in self.residual.iter_mut().zip(self.query).zip(c.iter()) {
+                *r = x - c;
+            }
+        } else {
+            // ⟨x, c + r⟩ = ⟨x, c⟩ + ⟨x, r⟩.
+            self.bias = coarse_dis;
+        }
+    }
     fn keys(&mut self, codes: &[u8], out: &mut [f32]) {
         let base = as_floats(codes);
+        let l2_residual = self.ctx.by_residual && self.ctx.metric == MetricType::L2;
+        let q = if l2_residual {
+            &self.residual[..]
+        } else {
+            self.query
+        };
         // Shapes are the index's own, so this cannot fail.
-        let _ = fathom_kernels::distances_to(self.metric, self.query, &base, out);
-        if self.metric.is_similarity() {
-            out.iter_mut().for_each(|v| *v = -*v);
+        let _ = fathom_kernels::distances_to(self.ctx.metric, q, &base, out);
+        if self.ctx.metric.is_similarity() {
+            let b = self.bias;
+            out.iter_mut().for_each(|v| *v = -(*v + b));
         }
     }
 }

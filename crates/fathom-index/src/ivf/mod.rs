@@ -43,6 +43,12 @@ use crate::{Index, IndexFlat, check_queries, check_search};
 /// Coarse centroids kept in a table (rather than reconstructed per use) up to this many
 /// floats.
 const MAX_CACHED_CENTROID_FLOATS: usize = 1 << 26;
+/// Average number of queries per probed list from which a batch is searched list by
+/// list (one matrix product per list) rather than query by query.
+const LIST_MAJOR_MIN_SHARING: usize = 8;
+/// Queries searched together by the list-major path (bounds the heaps held per worker).
+const LIST_MAJOR_QUERY_BLOCK: usize = 2048;
+
 /// Rows encoded per parallel task when adding.
 const ADD_CHUNK: usize = 1024;
 
@@ -55,6 +61,27 @@ fn check_metric(metric: MetricType) -> Result<()> {
         Err(Error::Unsupported(format!(
             "IVF indexes support L2 and inner product, not {metric:?}"
         )))
+    }
+}
+
+/// Per-worker buffers of the list-major search.
+struct ListMajorScratch {
+    tops: Vec<TopK>,
+    base: Vec<f32>,
+    xq: Vec<f32>,
+    ip: Vec<f32>,
+    xn: Vec<f32>,
+}
+
+impl ListMajorScratch {
+    fn new(nq: usize, k: usize) -> Self {
+        ListMajorScratch {
+            tops: (0..nq).map(|_| TopK::new(k)).collect(),
+            base: Vec::new(),
+            xq: Vec::new(),
+            ip: Vec::new(),
+            xn: Vec::new(),
+        }
     }
 }
 
@@ -518,6 +545,19 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             self.scan_lists(ctx, x, (lists, dis), &mut top, sel, max_codes);
             top
         };
+        // Many queries sharing lists: compare each list with all the queries that probe
+        // it at once, so the list is read once per batch rather than once per query.
+        let sharing = nq * nprobe / self.nlist.max(1);
+        if self.parallel_mode == ParallelMode::Auto
+            && self.max_codes == 0
+            && nq >= 2 * threads
+            && sharing >= LIST_MAJOR_MIN_SHARING
+            && self.invlists.block_layout().is_none()
+            && self.codec.decodes_lists()
+        {
+            let tops = self.search_list_major(ctx, queries, k, coarse, sel)?;
+            return to_result(tops, k, self.metric, |_, key| key);
+        }
         let tops: Vec<TopK> = if by_queries {
             (0..nq)
                 .into_par_iter()
@@ -555,6 +595,116 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                 .collect()
         };
         to_result(tops, k, self.metric, |_, key| key)
+    }
+
+    /// The list-major batch search: for a block of queries, each probed list is decoded
+    /// once and compared with all its queries by one matrix product (`‖q‖² + ‖x‖² −
+    /// 2⟨q, x⟩`, or `−⟨q, x⟩`), with residual queries `q − c` when residuals are encoded.
+    fn search_list_major(
+        &self,
+        ctx: IvfContext<'_>,
+        queries: &[f32],
+        k: usize,
+        coarse: &SearchResult,
+        sel: Option<&dyn IdSelector>,
+    ) -> Result<Vec<TopK>> {
+        let (d, nprobe) = (self.d, coarse.k);
+        let nq = queries.len() / d;
+        let l2 = self.metric == MetricType::L2;
+        let mut tops = Vec::with_capacity(nq);
+        for q0 in (0..nq).step_by(LIST_MAJOR_QUERY_BLOCK) {
+            let q1 = (q0 + LIST_MAJOR_QUERY_BLOCK).min(nq);
+            // For each list, the (query, centroid distance) pairs that probe it.
+            let mut start = vec![0usize; self.nlist + 1];
+            for &l in &coarse.labels[q0 * nprobe..q1 * nprobe] {
+                if l >= 0 && (l as usize) < self.nlist {
+                    start[l as usize + 1] += 1;
+                }
+            }
+            for l in 0..self.nlist {
+                start[l + 1] += start[l];
+            }
+            let mut fill = start.clone();
+            let mut probes = vec![(0u32, 0.0f32); start[self.nlist]];
+            for q in q0..q1 {
+                for p in 0..nprobe {
+                    let l = coarse.labels[q * nprobe + p];
+                    if l >= 0 && (l as usize) < self.nlist {
+                        probes[fill[l as usize]] =
+                            ((q - q0) as u32, coarse.distances[q * nprobe + p]);
+                        fill[l as usize] += 1;
+                    }
+                }
+            }
+            let lists: Vec<usize> = (0..self.nlist)
+                .filter(|&l| start[l + 1] > start[l] && self.invlists.list_size(l) > 0)
+                .collect();
+            let nb = q1 - q0;
+            let block = lists
+                .par_iter()
+                .fold(
+                    || ListMajorScratch::new(nb, k),
+                    |mut st, &l| {
+                        let n = self.invlists.list_size(l);
+                        let group = &probes[start[l]..start[l + 1]];
+                        let g = group.len();
+                        st.base.resize(n * d, 0.0);
+                        self.codec.decode_list(self.invlists.codes(l), &mut st.base);
+                        st.xq.clear();
+                        let centroid = if self.by_residual && l2 {
+                            Some(ctx.centroid(l))
+                        } else {
+                            None
+                        };
+                        for &(q, _) in group {
+                            let x = &queries[(q0 + q as usize) * d..(q0 + q as usize + 1) * d];
+                            match &centroid {
+                                Some(c) => st.xq.extend(x.iter().zip(c.iter()).map(|(a, b)| a - b)),
+                                None => st.xq.extend_from_slice(x),
+                            }
+                        }
+                        st.ip.resize(g * n, 0.0);
+                        // Shapes are consistent by construction.
+                        let _ = fathom_kernels::matmul_abt(&st.xq, &st.base, d, 1.0, &mut st.ip);
+                        if l2 {
+                            st.xn.resize(n, 0.0);
+                            for (o, x) in st.xn.iter_mut().zip(st.base.chunks_exact(d)) {
+                                *o = x.iter().map(|v| v * v).sum();
+                            }
+                        }
+                        let ids = self.invlists.ids(l);
+                        for (j, &(q, cd)) in group.iter().enumerate() {
+                            let row = &mut st.ip[j * n..(j + 1) * n];
+                            if l2 {
+                                let xq = &st.xq[j * d..(j + 1) * d];
+                                let qn: f32 = xq.iter().map(|v| v * v).sum();
+                                for (v, &xn) in row.iter_mut().zip(&st.xn) {
+                                    *v = (qn + xn - 2.0 * *v).max(0.0);
+                                }
+                            } else {
+                                // Inner product over residuals adds ⟨q, c⟩.
+                                let b = if self.by_residual { cd } else { 0.0 };
+                                row.iter_mut().for_each(|v| *v = -(*v + b));
+                            }
+                            st.tops[q as usize]
+                                .push_ids(row, ids, |id| sel.is_none_or(|s| s.is_member(id)));
+                        }
+                        st
+                    },
+                )
+                .map(|st| st.tops)
+                .reduce(
+                    || (0..nb).map(|_| TopK::new(k)).collect(),
+                    |mut a, b| {
+                        for (x, y) in a.iter_mut().zip(&b) {
+                            x.merge(y);
+                        }
+                        a
+                    },
+                );
+            tops.extend(block);
+        }
+        Ok(tops)
     }
 
     /// Every entry within `radius` of each query among its probed lists.
