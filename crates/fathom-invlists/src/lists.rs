@@ -77,6 +77,15 @@ pub trait InvertedLists: Send + Sync + std::fmt::Debug {
     fn block_layout(&self) -> Option<(usize, usize)> {
         None
     }
+    /// The `(id, code)` entries of `list`, in order.
+    fn entries(&self, list: usize) -> Box<dyn Iterator<Item = (Idx, Cow<'_, [u8]>)> + '_> {
+        Box::new(
+            self.ids(list)
+                .iter()
+                .enumerate()
+                .map(move |(o, &id)| (id, self.code(list, o))),
+        )
+    }
     /// Entries in all lists.
     fn compute_ntotal(&self) -> usize {
         (0..self.nlist()).map(|l| self.list_size(l)).sum()

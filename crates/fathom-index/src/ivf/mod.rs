@@ -49,6 +49,10 @@ const LIST_MAJOR_MIN_SHARING: usize = 8;
 /// Queries searched together by the list-major path (bounds the heaps held per worker).
 const LIST_MAJOR_QUERY_BLOCK: usize = 2048;
 
+/// Codes a single query must scan (estimated) before its lists are spread over threads.
+const MIN_CODES_TO_SPLIT_A_QUERY: usize = 16384;
+/// Rows assigned and encoded together when adding (Faiss's block size).
+const ADD_BLOCK: usize = 65536;
 /// Rows encoded per parallel task when adding.
 const ADD_CHUNK: usize = 1024;
 
@@ -364,6 +368,37 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         if n == 0 {
             return Ok(());
         }
+        // Blocks of rows, as Faiss: the codes buffer stays small (for IVF-Flat a copy of
+        // the whole input would double the peak memory of a large add).
+        let sizes: Vec<usize> = (0..self.nlist)
+            .map(|l| self.invlists.list_size(l))
+            .collect();
+        let ntotal = self.ntotal;
+        let d = self.d;
+        let mut result = Ok(());
+        for start in (0..n).step_by(ADD_BLOCK) {
+            let end = (start + ADD_BLOCK).min(n);
+            let block_ids = ids.map(|ids| &ids[start..end]);
+            result = self.add_block(&x[start * d..end * d], block_ids);
+            if result.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = result {
+            for (l, &size) in sizes.iter().enumerate() {
+                let _ = self.invlists.resize(l, size);
+            }
+            self.ntotal = ntotal;
+            let kind = self.direct_map.kind();
+            self.direct_map.set_type(kind, &*self.invlists, ntotal)?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Assigns, encodes and stores one block of checked rows.
+    fn add_block(&mut self, x: &[f32], ids: Option<&[Idx]>) -> Result<()> {
+        let n = x.len() / self.d;
         let lists = self.assign(x)?;
         let cs = self.codec.code_size();
         let mut codes = Vec::new();
@@ -530,6 +565,16 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let nq = check_search(self, queries, k)?;
         let nprobe = coarse.k;
         check::output_len("coarse assignments", coarse.labels.len(), nq * nprobe)?;
+        // On-disk lists read the probed lists ahead; in-memory lists ignore the hint.
+        let mut probed: Vec<usize> = coarse
+            .labels
+            .iter()
+            .filter(|&&l| l >= 0 && (l as usize) < self.nlist)
+            .map(|&l| l as usize)
+            .collect();
+        probed.sort_unstable();
+        probed.dedup();
+        self.invlists.prefetch_lists(&probed);
         let ctx = self.context();
         let sel = params.selector;
         let d = self.d;
@@ -537,7 +582,11 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let by_queries = match self.parallel_mode {
             ParallelMode::Queries => true,
             ParallelMode::Lists => false,
-            ParallelMode::Auto => nq >= threads || nprobe == 1,
+            // Splitting one query's lists pays off only when there is enough to scan.
+            ParallelMode::Auto => {
+                let per_query = nprobe * self.ntotal / self.nlist.max(1);
+                nq >= threads || per_query < MIN_CODES_TO_SPLIT_A_QUERY
+            }
         };
         let one = |q: usize, lists: &[Idx], dis: &[f32], max_codes: usize| {
             let mut top = TopK::new(k);
