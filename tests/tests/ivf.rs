@@ -713,14 +713,19 @@ fn large_adds_go_in_blocks_with_continuous_ids() {
     // More rows than one add block (65 536): ids and the direct map continue across blocks.
     let d = 4;
     let n = 140_000;
-    let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 10_007) as f32 / 10_007.0).collect();
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 7919) % 10_007) as f32 / 10_007.0)
+        .collect();
     let mut ix = IndexIvfFlat::new(flat_q(d, MetricType::L2), 8, MetricType::L2).unwrap();
     ix.train(&x[..20_000 * d]).unwrap();
     ix.make_direct_map(true).unwrap();
     ix.add(&x).unwrap();
     assert_eq!(ix.ntotal(), n);
     for id in [0usize, 65_535, 65_536, 131_072, n - 1] {
-        assert_eq!(ix.reconstruct(id as Idx).unwrap(), x[id * d..(id + 1) * d].to_vec());
+        assert_eq!(
+            ix.reconstruct(id as Idx).unwrap(),
+            x[id * d..(id + 1) * d].to_vec()
+        );
     }
     let mut ids: Vec<Idx> = (0..8).flat_map(|l| ix.invlists().ids(l).to_vec()).collect();
     ids.sort_unstable();
