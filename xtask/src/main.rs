@@ -454,7 +454,7 @@ fn quantizer_rows(
 }
 
 /// The IVF family (issue 5's list) at nprobe 1, 4, 16, 64: batch QPS and single-query
-/// QPS (200 queries one at a time), recall, train / add seconds and peak RSS, fathom and
+/// QPS (1000 queries one at a time), recall, train / add seconds and peak RSS, fathom and
 /// faiss-cpu (`xtask/py/faiss_ivf.py`) interleaved. `--no-ivf` skips them; `--ivf KEY`
 /// runs only that index.
 fn ivf_rows(
@@ -507,7 +507,7 @@ fn ivf_rows(
                         "--param",
                         "nprobe=1,4,16,64",
                         "--latency-queries",
-                        "200",
+                        "1000",
                         "--json",
                     ]),
             )?;
@@ -520,7 +520,7 @@ fn ivf_rows(
                 "--param",
                 "nprobe=1,4,16,64",
                 "--latency-queries",
-                "200",
+                "1000",
             ]))?;
             fs.push(lines(&out));
         }

@@ -49,8 +49,9 @@ const LIST_MAJOR_MIN_SHARING: usize = 8;
 /// Queries searched together by the list-major path (bounds the heaps held per worker).
 const LIST_MAJOR_QUERY_BLOCK: usize = 2048;
 
-/// Codes a single query must scan (estimated) before its lists are spread over threads.
-const MIN_CODES_TO_SPLIT_A_QUERY: usize = 16384;
+/// Bytes of codes a single query must scan (estimated) before its lists are spread over
+/// threads: below this the hand-off costs more than it saves.
+const MIN_BYTES_TO_SPLIT_A_QUERY: usize = 64 * 1024;
 /// Rows assigned and encoded together when adding (Faiss's block size).
 const ADD_BLOCK: usize = 65536;
 /// Rows encoded per parallel task when adding.
@@ -584,8 +585,8 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             ParallelMode::Lists => false,
             // Splitting one query's lists pays off only when there is enough to scan.
             ParallelMode::Auto => {
-                let per_query = nprobe * self.ntotal / self.nlist.max(1);
-                nq >= threads || per_query < MIN_CODES_TO_SPLIT_A_QUERY
+                let bytes = nprobe * self.ntotal / self.nlist.max(1) * self.codec.code_size();
+                nq >= threads || bytes < MIN_BYTES_TO_SPLIT_A_QUERY
             }
         };
         let one = |q: usize, lists: &[Idx], dis: &[f32], max_codes: usize| {
