@@ -51,7 +51,7 @@ const LIST_MAJOR_QUERY_BLOCK: usize = 2048;
 
 /// Bytes of codes a single query must scan (estimated) before its lists are spread over
 /// threads: below this the hand-off costs more than it saves.
-const MIN_BYTES_TO_SPLIT_A_QUERY: usize = 64 * 1024;
+const MIN_BYTES_TO_SPLIT_A_QUERY: usize = 32 * 1024;
 /// Rows assigned and encoded together when adding (Faiss's block size).
 const ADD_BLOCK: usize = 65536;
 /// Rows encoded per parallel task when adding.
