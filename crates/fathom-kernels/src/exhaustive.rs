@@ -38,6 +38,9 @@ const Q_BLOCK_MAX: usize = 512;
 const DIRECT_DB_BYTES: usize = 256 * 1024;
 /// Tile-row entries filtered against one threshold before it is refreshed.
 const FILTER_CHUNK: usize = 128;
+/// Multiply-adds (queries × rows × d) up to which a search with few queries runs on the
+/// calling thread.
+const SEQUENTIAL_MAX_WORK: usize = 1 << 20;
 /// Queries per tile on the direct path.
 const DIRECT_Q_BLOCK: usize = 32;
 
@@ -151,6 +154,16 @@ impl<'a> Plan<'a> {
                     },
                 )
                 .collect(),
+            None if self.nq * self.nb * self.d <= SEQUENTIAL_MAX_WORK => {
+                // A few queries against a small database (an IVF coarse quantizer): handing
+                // the work to the thread pool (and waking it) costs more than the scan.
+                let mut sink = make(0, self.nq);
+                let mut scratch = Scratch::new(self.nq, self.db_block);
+                for start in (0..self.nb).step_by(self.db_block) {
+                    self.tile(0, self.queries, start, &mut sink, &mut scratch);
+                }
+                vec![sink]
+            }
             None => {
                 let blocks = self.nb.div_ceil(self.db_block);
                 let merged = (0..blocks)

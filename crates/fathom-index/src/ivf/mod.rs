@@ -608,7 +608,10 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             let tops = self.search_list_major(ctx, queries, k, coarse, sel)?;
             return to_result(tops, k, self.metric, |_, key| key);
         }
-        let tops: Vec<TopK> = if by_queries {
+        let tops: Vec<TopK> = if nq == 1 && (by_queries || nprobe == 1) {
+            // One query scanned on the calling thread: no hand-off to the pool.
+            vec![one(0, &coarse.labels, &coarse.distances, self.max_codes)]
+        } else if by_queries {
             (0..nq)
                 .into_par_iter()
                 .map(|q| {
