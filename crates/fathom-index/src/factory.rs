@@ -18,10 +18,13 @@ const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ
 /// The index a description names, for vectors of dimension `d` compared with `metric`,
 /// as Faiss's `index_factory(d, description, metric)`.
 ///
-/// Accepted so far: `[IDMap,|IDMap2,]<storage>[,RFlat|,Refine(<storage>)]` where storage is
-/// `Flat`, `PQ16` (`PQ<M>x<nbits>`, `np` to skip polysemous training), `PQ32x4fs`,
-/// `SQ8` / `SQ4` / `SQ6` / `SQfp16` / `SQbf16` / `SQ8_direct` / `SQ8_direct_signed`, or
-/// `LSH` (`LSH<nbits>`, `r` to rotate, `t` to train thresholds). `IDMap` may also come
+/// Accepted so far: `[IDMap,|IDMap2,][<coarse>,]<storage>[,RFlat|,Refine(<storage>)]`.
+/// Storage is `Flat`, `PQ16` (`PQ<M>x<nbits>`, `np` to skip polysemous training),
+/// `PQ32x4fs`, `SQ8` / `SQ4` / `SQ6` / `SQfp16` / `SQbf16` / `SQ8_direct` /
+/// `SQ8_direct_signed`, or `LSH` (`LSH<nbits>`, `r` to rotate, `t` to train thresholds).
+/// The coarse quantizer `IVF<nlist>` (`k` / `M` suffixes: ×1024, ×1024²) or
+/// `IMI<M>x<nbits>` makes an IVF index of the storage that follows: `Flat`, `PQ…`,
+/// `PQ<M>+<M2>` (IVFPQR), `PQ<M>x4fs` (`r`: residuals) or `SQ…`. `IDMap` may also come
 /// last, as Faiss accepts.
 ///
 /// ```
@@ -30,8 +33,10 @@ const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ
 /// assert_eq!(index.description(), "IDMap2,Flat");
 /// let index = index_factory(64, "PQ16,RFlat", MetricType::L2).unwrap();
 /// assert_eq!(index.description(), "PQ16,RFlat");
-/// let err = index_factory(64, "IVF100,Flat", MetricType::L2).unwrap_err().to_string();
-/// assert!(err.contains("IVF100"), "{err}");
+/// let index = index_factory(64, "IVF1k,PQ16", MetricType::L2).unwrap();
+/// assert_eq!(index.description(), "IVF1024,PQ16");
+/// let err = index_factory(64, "IVF100,LSH", MetricType::L2).unwrap_err().to_string();
+/// assert!(err.contains("LSH"), "{err}");
 /// ```
 pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<Box<dyn Index>> {
     let tokens = split_top_level(description);
