@@ -206,13 +206,29 @@ fn map_file(file: &File, path: &Path, read_only: bool) -> Result<Map> {
     map.map_err(|e| io_err(path, "mapping the store", e))
 }
 
+/// Extra attempts, 10 ms apart, at taking a lock that looks held.
+const LOCK_RETRIES: usize = 25;
+
 /// Takes the advisory lock: exclusive for a writer, shared for readers.
 fn lock(file: &File, path: &Path, read_only: bool) -> Result<()> {
-    let res = if read_only {
-        file.try_lock_shared()
-    } else {
-        file.try_lock()
+    let attempt = || {
+        if read_only {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        }
     };
+    // A process forked elsewhere in this program holds a copy of every descriptor until it
+    // execs (close-on-exec acts only then), and with it the lock: retry for a moment
+    // before calling the store busy.
+    let mut res = attempt();
+    for _ in 0..LOCK_RETRIES {
+        if !matches!(res, Err(std::fs::TryLockError::WouldBlock)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        res = attempt();
+    }
     res.map_err(|e| match e {
         std::fs::TryLockError::WouldBlock => Error::invalid(format!(
             "{} is in use by another process{}",
