@@ -242,23 +242,27 @@ fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Optio
             ix.by_residual = by_residual;
             return Ok(finish(ix, alone));
         }
-        let (nbits, rest) = match rest.strip_prefix('x') {
-            Some(r) => match number(r) {
-                Some(x) => x,
-                None => return Ok(None),
-            },
-            None => (8, rest),
-        };
-        let np = match rest {
-            "" => false,
-            "np" => true,
-            _ => return Ok(None),
+        let Some((nbits, np)) = pq_bits_and_np(rest) else {
+            return Ok(None);
         };
         let mut ix = IndexIvfPq::new(quantizer, nlist, m, nbits, metric)?;
         ix.codec_mut().do_polysemous_training = !np;
         return Ok(finish(ix, alone));
     }
     Ok(None)
+}
+
+/// The tail of a `PQ<M>` token: `[x<nbits>][np]` → `(nbits, np)` (8 bits by default).
+fn pq_bits_and_np(rest: &str) -> Option<(usize, bool)> {
+    let (nbits, rest) = match rest.strip_prefix('x') {
+        Some(r) => number(r)?,
+        None => (8, rest),
+    };
+    match rest {
+        "" => Some((nbits, false)),
+        "np" => Some((nbits, true)),
+        _ => None,
+    }
 }
 
 /// Splits at commas outside parentheses.
@@ -314,17 +318,8 @@ fn storage_index(d: usize, tok: &str, metric: MetricType) -> Result<Option<Box<d
         if rest == "x4fs" {
             return Ok(Some(Box::new(IndexPqFastScan::new(d, m, metric)?)));
         }
-        let (nbits, rest) = match rest.strip_prefix('x') {
-            Some(r) => match number(r) {
-                Some(x) => x,
-                None => return Ok(None),
-            },
-            None => (8, rest),
-        };
-        let np = match rest {
-            "" => false,
-            "np" => true,
-            _ => return Ok(None),
+        let Some((nbits, np)) = pq_bits_and_np(rest) else {
+            return Ok(None);
         };
         let mut ix = IndexPq::new(d, m, nbits, metric)?;
         ix.do_polysemous_training = !np;

@@ -2,7 +2,7 @@
 
 use fathom_core::{Error, Idx, Result};
 
-use crate::lists::{InvertedLists, check_entries, check_list};
+use crate::lists::{InvertedLists, check_entries, check_list, check_range};
 
 /// Faiss's `ArrayInvertedLists`: each list an array of ids and an array of codes.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -66,13 +66,7 @@ impl InvertedLists for ArrayInvertedLists {
         codes: &[u8],
     ) -> Result<()> {
         check_entries(self.nlist(), self.code_size, list, ids, codes)?;
-        let size = self.ids[list].len();
-        if offset + ids.len() > size {
-            return Err(Error::invalid(format!(
-                "entries {offset}..{} are past the end of list {list} (size {size})",
-                offset + ids.len()
-            )));
-        }
+        check_range(list, offset, ids.len(), self.ids[list].len())?;
         self.ids[list][offset..offset + ids.len()].copy_from_slice(ids);
         let cs = self.code_size;
         self.codes[list][offset * cs..(offset + ids.len()) * cs].copy_from_slice(codes);

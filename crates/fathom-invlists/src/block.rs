@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use fathom_core::{Error, Idx, Result};
 
-use crate::lists::{InvertedLists, check_entries, check_list};
+use crate::lists::{InvertedLists, check_entries, check_list, check_range};
 
 /// How `code_size`-byte codes are interleaved into blocks of `nvec` codes
 /// (Faiss's `CodePacker`).
@@ -130,13 +130,7 @@ impl InvertedLists for BlockInvertedLists {
         codes: &[u8],
     ) -> Result<()> {
         check_entries(self.nlist(), self.code_size(), list, ids, codes)?;
-        let size = self.ids[list].len();
-        if offset + ids.len() > size {
-            return Err(Error::invalid(format!(
-                "entries {offset}..{} are past the end of list {list} (size {size})",
-                offset + ids.len()
-            )));
-        }
+        check_range(list, offset, ids.len(), self.ids[list].len())?;
         self.ids[list][offset..offset + ids.len()].copy_from_slice(ids);
         self.write(list, offset, codes);
         Ok(())

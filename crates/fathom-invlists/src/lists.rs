@@ -135,6 +135,17 @@ pub(crate) fn check_entries(
     Ok(())
 }
 
+/// Entries `offset .. offset + n` exist in a list of `size` entries.
+pub(crate) fn check_range(list: usize, offset: usize, n: usize, size: usize) -> Result<()> {
+    if offset + n > size {
+        return Err(Error::invalid(format!(
+            "entries {offset}..{} are past the end of list {list} (size {size})",
+            offset + n
+        )));
+    }
+    Ok(())
+}
+
 /// A list number in range.
 pub(crate) fn check_list(nlist: usize, list: usize) -> Result<()> {
     if list >= nlist {

@@ -58,6 +58,23 @@ const ADD_BLOCK: usize = 65536;
 /// Rows encoded per parallel task when adding.
 const ADD_CHUNK: usize = 1024;
 
+/// At most `max` rows of `x` (all when `max` is 0), chosen as Faiss's
+/// `fvecs_maybe_subsample` does (`rand_perm` with seed 1234), so an encoder trains on the
+/// same points as in Faiss.
+fn subsample(x: &[f32], d: usize, max: usize) -> Cow<'_, [f32]> {
+    let n = x.len() / d;
+    if max == 0 || n <= max {
+        return Cow::Borrowed(x);
+    }
+    let perm = fathom_linalg::rng::rand_perm(n, 1234);
+    Cow::Owned(
+        perm[..max]
+            .iter()
+            .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+            .collect(),
+    )
+}
+
 /// IVF indexes compare with L2 or inner product (the metrics k-means and the codecs
 /// serve).
 fn check_metric(metric: MetricType) -> Result<()> {
@@ -1097,20 +1114,9 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
     }
 
     fn train(&mut self, x: &[f32]) -> Result<()> {
-        let n = check::nonempty_finite("training set", x, self.d)?;
+        check::nonempty_finite("training set", x, self.d)?;
         self.train_quantizer(x)?;
-        let max = self.codec.train_sample_size();
-        let sample;
-        let xs = if max > 0 && n > max {
-            let perm = fathom_linalg::rng::rand_perm(n, 1234);
-            sample = perm[..max]
-                .iter()
-                .flat_map(|&i| x[i * self.d..(i + 1) * self.d].iter().copied())
-                .collect::<Vec<f32>>();
-            &sample[..]
-        } else {
-            x
-        };
+        let xs = &*subsample(x, self.d, self.codec.train_sample_size());
         let lists = if self.by_residual {
             self.assign(xs)?
         } else {

@@ -8,7 +8,7 @@ use fathom_kernels::TopK;
 use fathom_quant::{Codec, ProductQuantizer};
 use rayon::prelude::*;
 
-use super::IndexIvfPq;
+use super::{IndexIvfPq, IvfCodec};
 use crate::{Index, check_search};
 
 /// IVF-PQ plus a refinement PQ of the second-order residual (Faiss's `IndexIVFPQR`,
@@ -106,21 +106,9 @@ impl Index for IndexIvfPqr {
         self.ivf.is_trained() && self.refine_pq.is_trained()
     }
     fn train(&mut self, x: &[f32]) -> Result<()> {
-        let n = check::nonempty_finite("training set", x, self.dim())?;
+        check::nonempty_finite("training set", x, self.dim())?;
         self.ivf.train(x)?;
-        let max = self.ivf.codec().pq().cp.max_points_per_centroid * self.ivf.codec().pq().ksub();
-        let d = self.dim();
-        let sample;
-        let xs = if n > max {
-            let perm = fathom_linalg::rng::rand_perm(n, 1234);
-            sample = perm[..max]
-                .iter()
-                .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
-                .collect::<Vec<f32>>();
-            &sample[..]
-        } else {
-            x
-        };
+        let xs = &*super::subsample(x, self.dim(), self.ivf.codec().train_sample_size());
         let r2 = self.second_residuals(xs)?;
         self.refine_pq.train(&r2)
     }
