@@ -89,33 +89,45 @@ impl MultiIndexQuantizer {
                     .collect()
             })
             .collect();
-        let label_of = |pos: &[usize]| -> Idx {
+        let label_of = |pos: &[u32]| -> Idx {
             pos.iter()
                 .enumerate()
-                .map(|(j, &p)| (sorted[j][p].1 as Idx) << (j * nbits))
+                .map(|(j, &p)| (sorted[j][p as usize].1 as Idx) << (j * nbits))
                 .sum()
         };
-        let sum_of =
-            |pos: &[usize]| -> f32 { pos.iter().enumerate().map(|(j, &p)| sorted[j][p].0).sum() };
+        let sum_of = |pos: &[u32]| -> f32 {
+            pos.iter()
+                .enumerate()
+                .map(|(j, &p)| sorted[j][p as usize].0)
+                .sum()
+        };
         // Each combination has one parent (its last non-zero position decremented), so
-        // children increment positions at or after the last non-zero one.
+        // children increment positions at or after the last non-zero one. States' positions
+        // live in one arena (`m` entries each), so a push allocates nothing.
+        let mut arena: Vec<u32> = vec![0; m];
         let mut heap = BinaryHeap::new();
-        let start = vec![0usize; m];
-        heap.push(Reverse((OrdF32(sum_of(&start)), label_of(&start), start)));
+        heap.push(Reverse((
+            OrdF32(sum_of(&arena[..m])),
+            label_of(&arena[..m]),
+            0u32,
+        )));
         let mut got = 0;
         while got < k {
-            let Some(Reverse((OrdF32(s), label, pos))) = heap.pop() else {
+            let Some(Reverse((OrdF32(s), label, state))) = heap.pop() else {
                 break;
             };
             dis[got] = s;
             labels[got] = label;
             got += 1;
-            let last = pos.iter().rposition(|&p| p > 0).unwrap_or(0);
+            let at = state as usize * m;
+            let last = arena[at..at + m].iter().rposition(|&p| p > 0).unwrap_or(0);
             for j in last..m {
-                if pos[j] + 1 < sorted[j].len() {
-                    let mut next = pos.clone();
-                    next[j] += 1;
-                    heap.push(Reverse((OrdF32(sum_of(&next)), label_of(&next), next)));
+                if (arena[at + j] as usize) + 1 < sorted[j].len() {
+                    let next = (arena.len() / m) as u32;
+                    arena.extend_from_within(at..at + m);
+                    let pos = &mut arena[next as usize * m..];
+                    pos[j] += 1;
+                    heap.push(Reverse((OrdF32(sum_of(pos)), label_of(pos), next)));
                 }
             }
         }
