@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use fathom_core::{Idx, MetricType, Result};
-use fathom_index::{Index, IndexFlat};
+use fathom_index::{Index, IndexFlat, index_factory};
 use fathom_io::Dataset;
 use fathom_io::synthetic::{SyntheticSpec, generate, ground_truth};
 
@@ -78,8 +78,41 @@ pub fn run() -> Result<()> {
         gflops
     );
     println!("  1-recall@1 = {r1:.4}, 10-recall@10 = {r10:.4} (exact search: both should be 1.0)");
+
+    // The approximate counterpart: an inverted file trained on a sample of the database.
+    let nlist = 1024;
+    let mut ivf = index_factory(spec.d, "IVF1024,Flat", MetricType::L2)?;
+    let bar = progress::spinner(format!(
+        "training IVF{nlist},Flat (k-means on 50000 vectors)"
+    ));
+    let t = Instant::now();
+    ivf.train(&data.base[..50_000 * spec.d])?;
+    let train_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    ivf.add(&data.base)?;
+    bar.finish_and_clear();
     println!(
-        "next: `fathom gen DIR` writes a dataset to disk; `fathom bench DIR --index Flat` measures it"
+        "  IVF{nlist},Flat: trained in {train_s:.2} s, added in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    for nprobe in [4, 16, 64] {
+        ivf.set_param("nprobe", nprobe as f64)?;
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let res = ivf.search(&data.query, spec.k)?;
+            best = best.min(t.elapsed().as_secs_f64());
+            labels = res.labels;
+        }
+        let (r1, r10) = recalls(&labels, spec.k, &gt);
+        println!(
+            "    nprobe {nprobe:>2}: {:.0} queries/s, 1-recall@1 = {r1:.3}, 10-recall@10 = {r10:.3}",
+            spec.nq as f64 / best
+        );
+    }
+    println!(
+        "next: `fathom gen DIR` writes a dataset to disk; `fathom bench DIR --index IVF4096,Flat \
+         --param nprobe=1,16` measures it"
     );
     Ok(())
 }

@@ -129,6 +129,17 @@ fn demo_runs_and_finds_exact_neighbours() {
     let (ok, out, err) = run(fathom().args(["demo"]));
     assert!(ok, "{err}");
     assert!(out.contains("1-recall@1 = 1.0000"), "{out}");
+    // The IVF part: recall grows with nprobe and is high with 64 of 1024 lists.
+    let recall_at = |nprobe: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("nprobe {nprobe}:")))
+            .unwrap_or_else(|| panic!("no nprobe {nprobe} line in {out}"));
+        let at = line.find("1-recall@1 = ").unwrap() + "1-recall@1 = ".len();
+        line[at..at + 5].parse().unwrap()
+    };
+    let (r4, r64) = (recall_at(" 4"), recall_at("64"));
+    assert!(r4 < r64 && r64 > 0.9, "{out}");
 }
 
 #[test]
