@@ -187,12 +187,7 @@ impl Index for IndexRefine {
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         match name {
             "k_factor" | "k_factor_rf" => {
-                if value.is_nan() || value < 1.0 {
-                    return Err(Error::invalid(format!(
-                        "{name} = {value} must be at least 1"
-                    )));
-                }
-                self.k_factor = value as f32;
+                self.k_factor = k_factor(name, value)?;
                 Ok(())
             }
             _ => self.base.set_param(name, value),
@@ -217,4 +212,15 @@ impl Index for IndexRefine {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+}
+
+/// A checked `k_factor` run-time parameter (at least 1): candidates kept per result before
+/// re-ranking, shared by every index that re-ranks.
+pub(crate) fn k_factor(name: &str, value: f64) -> Result<f32> {
+    if value.is_nan() || value < 1.0 {
+        return Err(Error::invalid(format!(
+            "{name} = {value} must be at least 1"
+        )));
+    }
+    Ok(value as f32)
 }

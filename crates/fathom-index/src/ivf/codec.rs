@@ -41,6 +41,16 @@ impl IvfContext<'_> {
     }
 }
 
+impl IvfContext<'_> {
+    /// `out = x − centroid(list)`: the query a residual codec compares with `list`.
+    pub fn residual(&self, list: usize, x: &[f32], out: &mut [f32]) {
+        let c = self.centroid(list);
+        for ((r, v), c) in out.iter_mut().zip(x).zip(c.iter()) {
+            *r = v - c;
+        }
+    }
+}
+
 /// The per-list encoding of an IVF index (Faiss's `IndexIVF` subclasses): how vectors
 /// (or their residuals) become codes and how a query is compared with a list's codes.
 pub trait IvfCodec: Send + Sync + std::fmt::Debug {

@@ -201,10 +201,7 @@ impl FastScanScanner<'_> {
 impl ListScanner for FastScanScanner<'_> {
     fn set_list(&mut self, list: usize, coarse_dis: f32) {
         if self.per_list {
-            let c = self.ctx.centroid(list);
-            for ((r, x), c) in self.residual.iter_mut().zip(self.query).zip(c.iter()) {
-                *r = x - c;
-            }
+            self.ctx.residual(list, self.query, &mut self.residual);
             let r = std::mem::take(&mut self.residual);
             self.build_lut(&r);
             self.residual = r;

@@ -108,10 +108,7 @@ impl ListScanner for FlatScanner<'_> {
             return;
         }
         if self.ctx.metric == MetricType::L2 {
-            let c = self.ctx.centroid(list);
-            for ((r, x), c) in self.residual.iter_mut().zip(self.query).zip(c.iter()) {
-                *r = x - c;
-            }
+            self.ctx.residual(list, self.query, &mut self.residual);
         } else {
             // ⟨x, c + r⟩ = ⟨x, c⟩ + ⟨x, r⟩.
             self.bias = coarse_dis;

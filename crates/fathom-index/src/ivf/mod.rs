@@ -321,10 +321,10 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let mut r = x.to_vec();
         r.par_chunks_mut(self.d)
             .zip(lists.par_iter())
-            .for_each(|(row, &l)| {
+            .zip(x.par_chunks(self.d))
+            .for_each(|((row, &l), x)| {
                 if l >= 0 {
-                    let c = ctx.centroid(l as usize);
-                    row.iter_mut().zip(c.iter()).for_each(|(v, c)| *v -= c);
+                    ctx.residual(l as usize, x, row);
                 }
             });
         Cow::Owned(r)

@@ -242,10 +242,7 @@ impl ListScanner for PqScanner<'_> {
         let need_residual =
             self.per_list_l2 && self.precomputed.is_none() || !self.qcode.is_empty();
         if need_residual {
-            let c = self.ctx.centroid(list);
-            for ((r, x), c) in self.residual.iter_mut().zip(self.query).zip(c.iter()) {
-                *r = x - c;
-            }
+            self.ctx.residual(list, self.query, &mut self.residual);
         }
         if let Some(pre) = self.precomputed {
             let p = &pre[list * per..(list + 1) * per];

@@ -134,23 +134,16 @@ impl Index for IndexIvfPqr {
         let k1 = ((k as f64 * self.k_factor as f64).ceil() as usize).max(k);
         let first = self.ivf.search_with(queries, k1, params)?;
         let d = self.dim();
-        let cs = self.refine_pq.code_size();
         let tops: Vec<TopK> = (0..nq)
             .into_par_iter()
             .map(|q| {
                 let x = &queries[q * d..(q + 1) * d];
                 let mut top = TopK::new(k);
-                let mut refine = vec![0.0; d];
                 for &id in &first.labels[q * k1..(q + 1) * k1] {
-                    if id < 0 {
-                        continue;
-                    }
-                    let Ok(mut v) = self.ivf.reconstruct(id) else {
+                    // Every returned id is stored, so its reconstruction exists.
+                    let Ok(v) = self.reconstruct(id) else {
                         continue;
                     };
-                    let code = &self.refine_codes[id as usize * cs..(id as usize + 1) * cs];
-                    self.refine_pq.decode_one(code, &mut refine);
-                    v.iter_mut().zip(&refine).for_each(|(a, b)| *a += b);
                     let dis: f32 = x.iter().zip(&v).map(|(a, b)| (a - b) * (a - b)).sum();
                     top.push(dis, id);
                 }
@@ -177,10 +170,7 @@ impl Index for IndexIvfPqr {
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         match name {
             "k_factor" | "k_factor_rf" => {
-                if !(value.is_finite() && value >= 1.0) {
-                    return Err(Error::invalid(format!("k_factor must be ≥ 1, got {value}")));
-                }
-                self.k_factor = value as f32;
+                self.k_factor = crate::refine::k_factor(name, value)?;
                 Ok(())
             }
             _ => self.ivf.set_param(name, value),

@@ -100,10 +100,7 @@ struct SqScanner<'a> {
 impl ListScanner for SqScanner<'_> {
     fn set_list(&mut self, list: usize, coarse_dis: f32) {
         if self.per_list {
-            let c = self.ctx.centroid(list);
-            for ((r, x), c) in self.residual.iter_mut().zip(self.query).zip(c.iter()) {
-                *r = x - c;
-            }
+            self.ctx.residual(list, self.query, &mut self.residual);
             self.prepared = self.codec.sq.query(MetricType::L2, &self.residual);
         } else if self.ctx.by_residual {
             // Inner product over residuals: ⟨x, c⟩ + ⟨x, r⟩.
