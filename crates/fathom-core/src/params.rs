@@ -15,6 +15,9 @@ use crate::IdSelector;
 pub struct SearchParams<'a> {
     /// Only ids in this set may appear in the results.
     pub selector: Option<&'a dyn IdSelector>,
+    /// Graph indexes (HNSW): the search beam width for this call instead of the index's
+    /// `efSearch` (Faiss's `SearchParametersHNSW::efSearch`). At least `k` is used.
+    pub ef_search: Option<usize>,
 }
 
 impl<'a> SearchParams<'a> {
@@ -23,12 +26,19 @@ impl<'a> SearchParams<'a> {
         self.selector = Some(selector);
         self
     }
+
+    /// Sets the HNSW search beam width for this call.
+    pub fn with_ef_search(mut self, ef_search: usize) -> Self {
+        self.ef_search = Some(ef_search);
+        self
+    }
 }
 
 impl std::fmt::Debug for SearchParams<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SearchParams")
             .field("selector", &self.selector.map(|_| "<selector>"))
+            .field("ef_search", &self.ef_search)
             .finish()
     }
 }

@@ -7,9 +7,11 @@
 use fathom_core::{Error, MetricType, Result};
 use fathom_quant::QuantizerType;
 
+use crate::ivf::QuantizerTraining;
 use crate::{
-    Index, IndexFlat, IndexIdMap, IndexIdMap2, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan,
-    IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan, IndexRefine, IndexScalarQuantizer,
+    Index, IndexFlat, IndexHnsw, IndexHnswFlat, IndexIdMap, IndexIdMap2, IndexIvfFlat, IndexIvfPq,
+    IndexIvfPqFastScan, IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan, IndexRefine,
+    IndexScalarQuantizer,
 };
 
 const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ8, SQfp16, \
@@ -39,7 +41,7 @@ const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ
 /// assert!(err.contains("LSH"), "{err}");
 /// ```
 pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<Box<dyn Index>> {
-    let tokens = split_top_level(description);
+    let tokens = merge_hnsw_storage(split_top_level(description));
     let mut wrapper = None;
     let mut storage: Option<Box<dyn Index>> = None;
     let mut refine: Option<Box<dyn Index>> = None;
@@ -134,7 +136,7 @@ const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>+<M2>, PQ<M>x4fs
 struct Coarse {
     quantizer: Box<dyn Index>,
     nlist: usize,
-    alone: bool,
+    training: QuantizerTraining,
 }
 
 /// `IVF<n>[k|M]` (a flat quantizer, `k` = ×1024, `M` = ×1024²) or `IMI<m>x<nbits>`.
@@ -156,12 +158,16 @@ fn parse_coarse(d: usize, tok: &str, metric: MetricType) -> Result<Coarse> {
         return Ok(Coarse {
             quantizer: Box::new(imi),
             nlist: 1 << (m * nbits),
-            alone: true,
+            training: QuantizerTraining::Alone,
         });
     }
     let rest = tok.strip_prefix("IVF").unwrap_or(tok);
     let Some((n, suffix)) = number(rest) else {
         return Err(Error::invalid("expected IVF<nlist>, e.g. IVF4096 or IVF1k"));
+    };
+    let (suffix, hnsw) = match suffix.split_once('_') {
+        Some((s, q)) => (s, Some(q)),
+        None => (suffix, None),
     };
     let nlist = match suffix {
         "" => Some(n),
@@ -169,46 +175,62 @@ fn parse_coarse(d: usize, tok: &str, metric: MetricType) -> Result<Coarse> {
         "m" | "M" => n.checked_mul(1 << 20),
         _ => {
             return Err(Error::invalid(format!(
-                "unknown suffix {suffix:?} after IVF{n}; expected nothing, k or M (HNSW \
-                 quantizers are not available yet)"
+                "unknown suffix {suffix:?} after IVF{n}; expected nothing, k or M"
             )));
         }
     }
     .ok_or_else(|| Error::invalid("the list count overflows"))?;
+    if let Some(q) = hnsw {
+        // Faiss's IVF<n>_HNSW<M>: k-means with a flat index, then the centroids are
+        // added to an HNSW graph that assigns vectors to lists.
+        let m = match q.strip_prefix("HNSW").map(number_or_default(32)) {
+            Some(Some(m)) => m,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "unknown quantizer {q:?} after IVF{n}_; expected HNSW[<M>], e.g. IVF65536_HNSW32"
+                )));
+            }
+        };
+        return Ok(Coarse {
+            quantizer: Box::new(IndexHnswFlat::new_flat(d, m, metric)?),
+            nlist,
+            training: QuantizerTraining::KmeansThenAdd,
+        });
+    }
     Ok(Coarse {
         quantizer: Box::new(IndexFlat::new(d, metric)?),
         nlist,
-        alone: false,
+        training: QuantizerTraining::Kmeans,
     })
 }
 
 /// The IVF index of a coarse quantizer and a codec token, `None` when the token names
 /// no codec.
 fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Option<Box<dyn Index>>> {
-    use crate::ivf::QuantizerTraining;
     fn finish<C: crate::ivf::IvfCodec + 'static>(
         mut ix: crate::IndexIvf<C>,
-        alone: bool,
+        training: QuantizerTraining,
     ) -> Option<Box<dyn Index>> {
-        if alone {
-            ix.quantizer_training = QuantizerTraining::Alone;
-        }
+        ix.quantizer_training = training;
         Some(Box::new(ix))
     }
     let _ = d;
     let Coarse {
         quantizer,
         nlist,
-        alone,
+        training,
     } = c;
     if tok == "Flat" {
-        return Ok(finish(IndexIvfFlat::new(quantizer, nlist, metric)?, alone));
+        return Ok(finish(
+            IndexIvfFlat::new(quantizer, nlist, metric)?,
+            training,
+        ));
     }
     if let Some(rest) = tok.strip_prefix("SQ") {
         return Ok(match QuantizerType::parse(rest) {
             Some(qt) => finish(
                 IndexIvfScalarQuantizer::new(quantizer, nlist, qt, metric)?,
-                alone,
+                training,
             ),
             None => None,
         });
@@ -227,9 +249,7 @@ fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Optio
                 )));
             }
             let mut ix = crate::ivf::IndexIvfPqr::new(quantizer, nlist, m, 8, m2)?;
-            if alone {
-                ix.ivf_mut().quantizer_training = QuantizerTraining::Alone;
-            }
+            ix.ivf_mut().quantizer_training = training;
             return Ok(Some(Box::new(ix)));
         }
         if let Some(r) = rest.strip_prefix("x4fs") {
@@ -240,14 +260,14 @@ fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Optio
             };
             let mut ix = IndexIvfPqFastScan::new(quantizer, nlist, m, metric)?;
             ix.by_residual = by_residual;
-            return Ok(finish(ix, alone));
+            return Ok(finish(ix, training));
         }
         let Some((nbits, np)) = pq_bits_and_np(rest) else {
             return Ok(None);
         };
         let mut ix = IndexIvfPq::new(quantizer, nlist, m, nbits, metric)?;
         ix.codec_mut().do_polysemous_training = !np;
-        return Ok(finish(ix, alone));
+        return Ok(finish(ix, training));
     }
     Ok(None)
 }
@@ -263,6 +283,22 @@ fn pq_bits_and_np(rest: &str) -> Option<(usize, bool)> {
         "np" => Some((nbits, true)),
         _ => None,
     }
+}
+
+/// Faiss's newer `HNSW32,SQ8` syntax as the older single token `HNSW32_SQ8`.
+fn merge_hnsw_storage(tokens: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let is_code = t == "Flat" || t.starts_with("SQ") || t.starts_with("PQ");
+        match out.last_mut() {
+            Some(prev) if is_code && prev.starts_with("HNSW") && !prev.contains('_') => {
+                prev.push('_');
+                prev.push_str(&t);
+            }
+            _ => out.push(t),
+        }
+    }
+    out
 }
 
 /// Splits at commas outside parentheses.
@@ -293,8 +329,65 @@ fn number(s: &str) -> Option<(usize, &str)> {
     Some((s[..end].parse().ok()?, &s[end..]))
 }
 
+/// `HNSW[<M>]` → `Some(M)` (32 by default), the rest of the token must be empty.
+fn number_or_default(default: usize) -> impl Fn(&str) -> Option<usize> {
+    move |s: &str| match number(s) {
+        Some((m, "")) => Some(m),
+        None if s.is_empty() => Some(default),
+        _ => None,
+    }
+}
+
+const HNSW_STORAGE_TOKENS: &str = "Flat, SQ4, SQ6, SQ8, SQfp16, SQbf16, SQ8_direct, \
+     SQ8_direct_signed, PQ<M>[x<nbits>][np]";
+
+/// `HNSW[<M>][_<storage>]` (Faiss's old syntax; the factory also merges `HNSW32,SQ8`
+/// into it): an HNSW graph over Flat, SQ or PQ storage. `Ok(None)` when the token is not
+/// an HNSW token.
+fn hnsw_index(d: usize, tok: &str, metric: MetricType) -> Result<Option<Box<dyn Index>>> {
+    let Some(rest) = tok.strip_prefix("HNSW") else {
+        return Ok(None);
+    };
+    let (m_part, code) = match rest.split_once('_') {
+        Some((m, c)) => (m, c),
+        None => (rest, "Flat"),
+    };
+    let Some(m) = number_or_default(32)(m_part) else {
+        return Err(Error::invalid(format!(
+            "{tok:?}: expected HNSW[<M>][,<storage>], e.g. HNSW32 or HNSW32,SQ8"
+        )));
+    };
+    let unknown = || {
+        Error::invalid(format!(
+            "{tok:?}: HNSW storage {code:?} not available; expected {HNSW_STORAGE_TOKENS}"
+        ))
+    };
+    if code == "Flat" {
+        return Ok(Some(Box::new(IndexHnswFlat::new_flat(d, m, metric)?)));
+    }
+    if let Some(q) = code.strip_prefix("SQ") {
+        let qt = QuantizerType::parse(q).ok_or_else(unknown)?;
+        return Ok(Some(Box::new(IndexHnsw::with_storage(
+            IndexScalarQuantizer::new(d, qt, metric)?,
+            m,
+        )?)));
+    }
+    if let Some(r) = code.strip_prefix("PQ") {
+        let (pm, r) = number(r).ok_or_else(unknown)?;
+        // Graph search compares by ADC only, so (as Faiss's IndexHNSWPQ) the codes get no
+        // polysemous training whether or not `np` is given.
+        let (nbits, _np) = pq_bits_and_np(r).ok_or_else(unknown)?;
+        let pq = IndexPq::new(d, pm, nbits, metric)?;
+        return Ok(Some(Box::new(IndexHnsw::with_storage(pq, m)?)));
+    }
+    Err(unknown())
+}
+
 /// The storage index a token names, `None` when it names none.
 fn storage_index(d: usize, tok: &str, metric: MetricType) -> Result<Option<Box<dyn Index>>> {
+    if let Some(ix) = hnsw_index(d, tok, metric)? {
+        return Ok(Some(ix));
+    }
     if tok == "Flat" {
         return Ok(Some(Box::new(IndexFlat::new(d, metric)?)));
     }
@@ -376,6 +469,16 @@ mod tests {
             ("IDMap2,IVF16,Flat", "IDMap2,IVF16,Flat"),
             ("IVF16,PQ4,RFlat", "IVF16,PQ4,RFlat"),
             ("IVF16,PQ4+8", "IVF16,PQ4+8"),
+            ("HNSW32", "HNSW32"),
+            ("HNSW", "HNSW32"),
+            ("HNSW16,Flat", "HNSW16"),
+            ("HNSW16_SQ8", "HNSW16,SQ8"),
+            ("HNSW16,SQ8", "HNSW16,SQ8"),
+            ("HNSW,PQ4", "HNSW32,PQ4"),
+            ("HNSW32,PQ4x12np", "HNSW32,PQ4x12"),
+            ("IDMap2,HNSW32", "IDMap2,HNSW32"),
+            ("IVF16_HNSW32,Flat", "IVF16_HNSW32,Flat"),
+            ("IVF1k_HNSW,PQ4", "IVF1024_HNSW32,PQ4"),
         ] {
             assert_eq!(
                 index_factory(8, s, MetricType::L2).unwrap().description(),
@@ -387,7 +490,12 @@ mod tests {
             "IDMap",
             "Flat,Flat",
             "IDMap,IDMap2,Flat",
-            "HNSW32",
+            "HNSW1",
+            "HNSW32x,Flat",
+            "HNSW32,LSH",
+            "HNSW32_PQ4x4fs",
+            "IVF16_NSG32,Flat",
+            "IVF16_HNSW1,Flat",
             "PCA16,Flat",
             "PQ3",
             "PQ4x",

@@ -26,6 +26,8 @@
 //! | [`IndexIvfPqr`] | IVF-PQ re-ranked by a second PQ of the residual error | `IndexIVFPQR` |
 //! | [`IndexIvfScalarQuantizer`] | inverted file, scalar-quantized residuals | `IndexIVFScalarQuantizer` |
 //! | [`IndexIvfPqFastScan`] | inverted file, 4-bit PQ in fast-scan blocks | `IndexIVFPQFastScan` |
+//! | [`IndexHnswFlat`] | HNSW graph over full vectors | `IndexHNSWFlat` |
+//! | [`IndexHnswSq`] / [`IndexHnswPq`] | HNSW graph over SQ / PQ codes | `IndexHNSWSQ` / `IndexHNSWPQ` |
 //! | [`MultiIndexQuantizer`] | inverted multi-index, a coarse quantizer of `2^(M·nbits)` lists | `MultiIndexQuantizer` |
 //!
 //! ```
@@ -41,6 +43,7 @@ mod code_scan;
 mod factory;
 mod fastscan;
 mod flat;
+pub mod hnsw;
 mod idmap;
 pub mod ivf;
 mod lsh;
@@ -59,6 +62,7 @@ pub use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
 };
 pub use flat::IndexFlat;
+pub use hnsw::{IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq};
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use ivf::{
     IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer,

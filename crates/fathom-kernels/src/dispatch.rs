@@ -29,6 +29,7 @@ pub(crate) const SIMD_METRICS: [SimdMetric; 6] = [
 
 type PairFn = fn(&[f32], &[f32]) -> f32;
 type ManyFn = fn(&[f32], &[f32], &mut [f32]);
+type FourFn = fn(&[f32], [&[f32]; 4]) -> [f32; 4];
 type CollectFn = fn(&[f32], &[f32], f32, u32, &mut Vec<u32>);
 type NormsFn = fn(&[f32], usize, &mut [f32]);
 
@@ -39,6 +40,8 @@ pub(crate) struct Kernels {
     pub pair: [PairFn; 6],
     /// `many[m](q, base, out)`: `base.len() == out.len() * q.len()`.
     pub many: [ManyFn; 6],
+    /// `four[m](q, rows)`: the pair kernel against four rows of `q.len()` floats.
+    pub four: [FourFn; 6],
     /// `collect_le(keys, bias, thr, offset, out)`: pushes `offset + j` for each
     /// `keys[j] + bias[j] <= thr`; `bias` is empty or as long as `keys`.
     pub collect_le: CollectFn,
@@ -80,6 +83,11 @@ fn scalar_many<const M: u8>(q: &[f32], base: &[f32], out: &mut [f32]) {
     }
 }
 
+fn scalar_four<const M: u8>(q: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+    let f = SCALAR.pair[M as usize];
+    rows.map(|r| f(q, r))
+}
+
 fn scalar_collect_le(keys: &[f32], bias: &[f32], thr: f32, offset: u32, out: &mut Vec<u32>) {
     for (j, &k) in keys.iter().enumerate() {
         let v = k + bias.get(j).copied().unwrap_or(0.0);
@@ -112,6 +120,14 @@ static SCALAR: Kernels = Kernels {
         scalar_many::<4>,
         scalar_many::<5>,
     ],
+    four: [
+        scalar_four::<0>,
+        scalar_four::<1>,
+        scalar_four::<2>,
+        scalar_four::<3>,
+        scalar_four::<4>,
+        scalar_four::<5>,
+    ],
     collect_le: scalar_collect_le,
     norms_sqr: scalar_norms,
 };
@@ -132,12 +148,12 @@ macro_rules! level_table {
                 unsafe { <$token>::new_unchecked() }
             }
 
-            level_table!(@metric $features, $token, pair_l2, many_l2, L2Op);
-            level_table!(@metric $features, $token, pair_ip, many_ip, IpOp);
-            level_table!(@metric $features, $token, pair_l1, many_l1, L1Op);
-            level_table!(@metric $features, $token, pair_linf, many_linf, LinfOp);
-            level_table!(@metric $features, $token, pair_canberra, many_canberra, CanberraOp);
-            level_table!(@metric $features, $token, pair_bc, many_bc, BrayCurtisOp);
+            level_table!(@metric $features, $token, pair_l2, many_l2, four_l2, L2Op);
+            level_table!(@metric $features, $token, pair_ip, many_ip, four_ip, IpOp);
+            level_table!(@metric $features, $token, pair_l1, many_l1, four_l1, L1Op);
+            level_table!(@metric $features, $token, pair_linf, many_linf, four_linf, LinfOp);
+            level_table!(@metric $features, $token, pair_canberra, many_canberra, four_canberra, CanberraOp);
+            level_table!(@metric $features, $token, pair_bc, many_bc, four_bc, BrayCurtisOp);
 
             #[target_feature(enable = $features)]
             fn collect_le_tf(
@@ -173,12 +189,23 @@ macro_rules! level_table {
             pub(crate) static TABLE: Kernels = Kernels {
                 pair: [pair_l2, pair_ip, pair_l1, pair_linf, pair_canberra, pair_bc],
                 many: [many_l2, many_ip, many_l1, many_linf, many_canberra, many_bc],
+                four: [four_l2, four_ip, four_l1, four_linf, four_canberra, four_bc],
                 collect_le,
                 norms_sqr,
             };
         }
     };
-    (@metric $features:literal, $token:ty, $pair:ident, $many:ident, $op:ident) => {
+    (@metric $features:literal, $token:ty, $pair:ident, $many:ident, $four:ident, $op:ident) => {
+        fn $four(q: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+            #[target_feature(enable = $features)]
+            fn tf(t: $token, q: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+                lanes::pair4(t, $op, q, rows)
+            }
+            let t = token();
+            // SAFETY: `t` proves the CPU has `$features` (see `token`).
+            unsafe { tf(t, q, rows) }
+        }
+
         fn $pair(a: &[f32], b: &[f32]) -> f32 {
             #[target_feature(enable = $features)]
             fn tf(t: $token, a: &[f32], b: &[f32]) -> f32 {

@@ -37,7 +37,7 @@ mod simd;
 mod topk;
 
 pub use convert::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
-pub use distance::{distance, distances_to, pairwise_distances};
+pub use distance::{PairKernel, distance, distances_to, pairwise_distances, prefetch};
 pub use exhaustive::{knn, matmul_abt, range_search};
 pub use norms::{l2_norms, l2_norms_sqr, normalize_l2, normalized_l2};
 pub use simd::{SimdLevel, detected_simd_level, simd_level};

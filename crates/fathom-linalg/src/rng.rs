@@ -51,7 +51,7 @@ impl Mt19937 {
 }
 
 /// Faiss's `RandomGenerator`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct FaissRng(Mt19937);
 
 impl FaissRng {
@@ -142,5 +142,11 @@ mod tests {
         p.sort();
         assert_eq!(p, (0..1000).collect::<Vec<_>>());
         assert!(rand_perm(0, 1).is_empty());
+    }
+}
+
+impl std::fmt::Debug for Mt19937 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mt19937 { .. }")
     }
 }

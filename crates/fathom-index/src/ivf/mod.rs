@@ -1093,6 +1093,8 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         }
         if q == "Flat" {
             format!("IVF{}", self.nlist)
+        } else if self.quantizer.as_any().is::<crate::IndexHnswFlat>() {
+            format!("IVF{}_{q}", self.nlist)
         } else {
             format!("IVF{}({q})", self.nlist)
         }

@@ -162,6 +162,34 @@ pub(crate) fn pair<L: Lanes, O: PairOp>(l: L, op: O, a: &[f32], b: &[f32]) -> f3
     op.finish(l, m, tail)
 }
 
+/// `op(q, rows[r])` for four rows at once: the query is loaded once per step and the
+/// four accumulator chains run independently (Faiss's `distances_batch_4`).
+#[inline(always)]
+pub(crate) fn pair4<L: Lanes, O: PairOp>(l: L, op: O, q: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+    let n = rows.iter().fold(q.len(), |n, r| n.min(r.len()));
+    let q = &q[..n];
+    let rows = rows.map(|r| &r[..n]);
+    let z = (l.splat(0.0), l.splat(0.0));
+    let mut acc = [z; 4];
+    let mut i = 0;
+    while i + L::N <= n {
+        let x = l.load(&q[i..]);
+        for (slot, r) in acc.iter_mut().zip(&rows) {
+            *slot = op.step(l, *slot, x, l.load(&r[i..]));
+        }
+        i += L::N;
+    }
+    let mut out = [0.0f32; 4];
+    for ((o, slot), r) in out.iter_mut().zip(acc).zip(&rows) {
+        let mut tail = (0.0f32, 0.0f32);
+        for j in i..n {
+            tail = op.step_scalar(tail, q[j], r[j]);
+        }
+        *o = op.finish(l, slot, tail);
+    }
+    out
+}
+
 /// `out[j] = op(q, base row j)`.
 #[inline(always)]
 pub(crate) fn one_to_many<L: Lanes, O: PairOp>(

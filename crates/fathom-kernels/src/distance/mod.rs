@@ -91,6 +91,91 @@ pub fn distances_to(
     Ok(())
 }
 
+type PairFn = fn(&[f32], &[f32]) -> f32;
+type FourFn = fn(&[f32], [&[f32]; 4]) -> [f32; 4];
+
+/// A distance kernel for one metric, chosen once (SIMD level and metric) so that graph
+/// searches, which compare one query with scattered rows, pay the dispatch only once.
+///
+/// ```
+/// use fathom_core::MetricType;
+/// use fathom_kernels::PairKernel;
+/// let k = PairKernel::new(MetricType::L2);
+/// let rows = [[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 0.0]];
+/// assert_eq!(k.distance(&[0.0, 0.0], &rows[2]), 4.0);
+/// let four = k.distances4(&[0.0, 0.0], [&rows[0], &rows[1], &rows[2], &rows[3]]);
+/// assert_eq!(four, [1.0, 1.0, 4.0, 0.0]);
+/// ```
+#[derive(Clone, Copy)]
+pub struct PairKernel {
+    metric: MetricType,
+    simd: Option<(PairFn, FourFn)>,
+}
+
+impl std::fmt::Debug for PairKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairKernel")
+            .field("metric", &self.metric)
+            .finish()
+    }
+}
+
+impl PairKernel {
+    /// The kernel for `metric` at the process's SIMD level.
+    pub fn new(metric: MetricType) -> Self {
+        let kern = kernels();
+        PairKernel {
+            metric,
+            simd: simd_metric(metric).map(|m| (kern.pair[m as usize], kern.four[m as usize])),
+        }
+    }
+
+    /// The metric it computes.
+    pub fn metric(&self) -> MetricType {
+        self.metric
+    }
+
+    /// `metric(a, b)`; the vectors must have the same length (the shorter length is used
+    /// otherwise).
+    #[inline]
+    pub fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
+        match self.simd {
+            Some((pair, _)) => pair(a, b),
+            None => {
+                let n = a.len().min(b.len());
+                let mut out = [0.0f32];
+                many_with(kernels(), self.metric, &a[..n], &b[..n], &mut out);
+                out[0]
+            }
+        }
+    }
+
+    /// `metric(q, rows[r])` for four rows at once (one pass over the query).
+    #[inline]
+    pub fn distances4(&self, q: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+        match self.simd {
+            Some((_, four)) => four(q, rows),
+            None => rows.map(|r| self.distance(q, r)),
+        }
+    }
+}
+
+/// Asks the CPU to start loading the cache line holding the start of `x`: a hint that
+/// changes no result, used where the next rows to compare are known before the current
+/// ones are done (graph traversal).
+#[inline(always)]
+pub fn prefetch<T>(x: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline, so `_mm_prefetch` is always available;
+    // a prefetch never faults, and the pointer comes from a live slice.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(x.as_ptr().cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
 /// All `nx × ny` distances between the rows of `x` and the rows of `y` (dimension `d`),
 /// row-major, as Faiss's `pairwise_distances`. L2 and inner product go through a GEMM
 /// when the problem is large enough; the result is the full matrix the caller asked for,
@@ -195,6 +280,16 @@ mod tests {
                     for (j, row) in base.chunks_exact(d).enumerate() {
                         let want = scalar_of(m)(&q, row);
                         prop_assert!(close(out[j], want, 10.0 * d as f32), "{level:?} {m:?}");
+                    }
+                }
+                if n >= 4 {
+                    let rows = [0, 1, 2, 3].map(|r| &base[r * d..(r + 1) * d]);
+                    for m in SIMD_METRICS {
+                        let got = (kern.four[m as usize])(&q, rows);
+                        for (g, row) in got.iter().zip(rows) {
+                            let want = scalar_of(m)(&q, row);
+                            prop_assert!(close(*g, want, 10.0 * d as f32), "four {level:?} {m:?}");
+                        }
                     }
                 }
                 let mut norms = vec![0.0; n];
