@@ -50,6 +50,12 @@ impl Mt19937 {
     }
 }
 
+impl std::fmt::Debug for Mt19937 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mt19937 { .. }")
+    }
+}
+
 /// Faiss's `RandomGenerator`.
 #[derive(Clone, Debug)]
 pub struct FaissRng(Mt19937);
@@ -142,11 +148,5 @@ mod tests {
         p.sort();
         assert_eq!(p, (0..1000).collect::<Vec<_>>());
         assert!(rand_perm(0, 1).is_empty());
-    }
-}
-
-impl std::fmt::Debug for Mt19937 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Mt19937 { .. }")
     }
 }
