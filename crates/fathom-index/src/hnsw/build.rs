@@ -143,15 +143,15 @@ fn insert<S: HnswStorage>(
             let found = g.beam_search(&dis, (nearest, d_nearest), level, &opts, vt, &mut |_, _| {});
             let mut found = found.into_sorted();
             found.retain(|c| c.id != pt);
-            shrink_neighbor_list(storage, found, g.nb_neighbors(level))
+            shrink_neighbor_list(&dis, found, g.nb_neighbors(level))
         };
         for t in &targets {
-            add_link(g, storage, pt, t.id, level);
+            add_link(g, &dis, pt, t.id, level);
         }
         drop(guard.take());
         for t in &targets {
             let _l = lock(&locks[t.id as usize]);
-            add_link(g, storage, t.id, pt, level);
+            add_link(g, &dis, t.id, pt, level);
         }
         guard = Some(lock(&locks[pt as usize]));
     }
@@ -162,8 +162,8 @@ fn insert<S: HnswStorage>(
 /// keep one only if it is nearer to the base node than to every neighbour already kept,
 /// until `max_size` are kept. Lists shorter than `max_size` are kept whole, as Faiss.
 /// `cands` are sorted nearest first with their distances to the base node.
-fn shrink_neighbor_list<S: HnswStorage>(
-    storage: &S,
+fn shrink_neighbor_list<D: NodeDistance>(
+    dis: &D,
     cands: Vec<Candidate>,
     max_size: usize,
 ) -> Vec<Candidate> {
@@ -171,12 +171,18 @@ fn shrink_neighbor_list<S: HnswStorage>(
         return cands;
     }
     let mut out: Vec<Candidate> = Vec::with_capacity(max_size);
+    let mut kept: Vec<u32> = Vec::with_capacity(max_size);
+    let mut ds = [0.0f32; 4];
     for v1 in cands {
-        let good = out
-            .iter()
-            .all(|v2| storage.symmetric_distance(v2.id, v1.id) >= v1.d);
+        // Compared with the kept neighbours four at a time, stopping at the first block
+        // that holds one nearer to v1 than the base node is.
+        let good = kept.chunks(4).all(|c| {
+            dis.symmetric_many(v1.id, c, &mut ds[..c.len()]);
+            ds[..c.len()].iter().all(|&d| d >= v1.d)
+        });
         if good {
             out.push(v1);
+            kept.push(v1.id);
             if out.len() >= max_size {
                 break;
             }
@@ -188,7 +194,7 @@ fn shrink_neighbor_list<S: HnswStorage>(
 /// Adds `dest` to `src`'s list on `level` (caller holds `src`'s lock): into a free slot,
 /// or, when the list is full, by re-running the heuristic over the old neighbours and
 /// `dest` (Faiss's `add_link`).
-fn add_link<S: HnswStorage>(g: &Hnsw, storage: &S, src: u32, dest: u32, level: usize) {
+fn add_link<D: NodeDistance>(g: &Hnsw, dis: &D, src: u32, dest: u32, level: usize) {
     let slots = g.slots(src, level);
     let Some(last) = slots.last() else { return };
     if last.load(Relaxed) < 0 {
@@ -199,12 +205,18 @@ fn add_link<S: HnswStorage>(g: &Hnsw, storage: &S, src: u32, dest: u32, level: u
         slots[i].store(dest as i32, Relaxed);
         return;
     }
-    let mut cands: Vec<Candidate> = std::iter::once(dest)
+    let ids: Vec<u32> = std::iter::once(dest)
         .chain(slots.iter().map(|s| s.load(Relaxed) as u32))
-        .map(|id| Candidate::new(storage.symmetric_distance(src, id), id))
+        .collect();
+    let mut ds = vec![0.0f32; ids.len()];
+    dis.symmetric_many(src, &ids, &mut ds);
+    let mut cands: Vec<Candidate> = ids
+        .into_iter()
+        .zip(ds)
+        .map(|(id, d)| Candidate::new(d, id))
         .collect();
     cands.sort_unstable();
-    let kept = shrink_neighbor_list(storage, cands, slots.len());
+    let kept = shrink_neighbor_list(dis, cands, slots.len());
     for (i, s) in slots.iter().enumerate() {
         s.store(kept.get(i).map_or(-1, |c| c.id as i32), Relaxed);
     }

@@ -22,12 +22,25 @@ pub trait NodeDistance {
     fn prefetch(&self, id: u32) {
         let _ = id;
     }
+    /// The distance between stored nodes `i` and `j` (used to prune neighbour lists).
+    fn symmetric(&self, i: u32, j: u32) -> f32;
+    /// `out[t] = symmetric(i, js[t])`; flat storage overrides it to batch four rows.
+    fn symmetric_many(&self, i: u32, js: &[u32], out: &mut [f32]) {
+        for (o, &j) in out.iter_mut().zip(js) {
+            *o = self.symmetric(i, j);
+        }
+    }
 }
 
-/// Faiss's HNSW graph: every node has `levels[i]` layers (1-based count), its adjacency
-/// lists for all of them in one block `neighbors[offsets[i]..offsets[i+1]]`, layer `l`
-/// at `cum_nneighbor_per_level[l]..cum_nneighbor_per_level[l+1]` inside it, unused slots
-/// `-1`. Layer 0 has `2M` slots, the others `M`. This is the layout Faiss writes.
+/// Faiss's HNSW graph: every node has `levels[i]` layers (1-based count) and `2M`
+/// neighbour slots on layer 0, `M` on each layer above, unused slots `-1`.
+///
+/// Faiss keeps all of a node's lists in one block found through `offsets[i]`; fathom
+/// keeps layer 0 (where searches spend nearly all their time) in a fixed-stride array,
+/// so finding a node's list is arithmetic rather than a dependent load from an
+/// `offsets` array that does not fit in cache, and the upper layers in Faiss's block
+/// layout. [`Hnsw::offsets`] and [`Hnsw::neighbors`] give Faiss's layout back, and
+/// [`Hnsw::from_parts`] takes it; memory is the same as Faiss's.
 ///
 /// Adjacency entries are atomics so that parallel insertion (each list written under its
 /// node's lock) can be read by concurrent searches without undefined behaviour; relaxed
@@ -37,8 +50,12 @@ pub struct Hnsw {
     assign_probas: Vec<f64>,
     cum_nneighbor_per_level: Vec<i32>,
     levels: Vec<i32>,
-    offsets: Vec<u64>,
-    neighbors: Vec<AtomicI32>,
+    /// Layer 0: node `i`'s `2M` slots at `i·2M`.
+    level0: Vec<AtomicI32>,
+    /// Node `i`'s upper layers at `upper[upper_offsets[i]..upper_offsets[i+1]]`, layer
+    /// `l ≥ 1` at `cum[l] − cum[1]` inside.
+    upper_offsets: Vec<u64>,
+    upper: Vec<AtomicI32>,
     entry_point: i32,
     max_level: i32,
     /// Beam width while inserting (Faiss's `efConstruction`, default 40).
@@ -64,12 +81,9 @@ impl Clone for Hnsw {
             assign_probas: self.assign_probas.clone(),
             cum_nneighbor_per_level: self.cum_nneighbor_per_level.clone(),
             levels: self.levels.clone(),
-            offsets: self.offsets.clone(),
-            neighbors: self
-                .neighbors
-                .iter()
-                .map(|a| AtomicI32::new(a.load(Relaxed)))
-                .collect(),
+            level0: copy_atomics(&self.level0),
+            upper_offsets: self.upper_offsets.clone(),
+            upper: copy_atomics(&self.upper),
             entry_point: self.entry_point,
             max_level: self.max_level,
             ef_construction: self.ef_construction,
@@ -79,6 +93,10 @@ impl Clone for Hnsw {
             rng: self.rng.clone(),
         }
     }
+}
+
+fn copy_atomics(v: &[AtomicI32]) -> Vec<AtomicI32> {
+    v.iter().map(|a| AtomicI32::new(a.load(Relaxed))).collect()
 }
 
 /// What a level-0 search reports: each computed distance goes to `visit` (range search
@@ -123,8 +141,9 @@ impl Hnsw {
             assign_probas,
             cum_nneighbor_per_level: cum,
             levels: Vec::new(),
-            offsets: vec![0],
-            neighbors: Vec::new(),
+            level0: Vec::new(),
+            upper_offsets: vec![0],
+            upper: Vec::new(),
             entry_point: -1,
             max_level: -1,
             ef_construction: 40,
@@ -198,12 +217,24 @@ impl Hnsw {
         if ef_construction == 0 || ef_search == 0 {
             return bad("efConstruction and efSearch must be positive".into());
         }
+        let nb0 = (cum_nneighbor_per_level.get(1).copied().unwrap_or(0)) as usize;
+        let mut level0 = Vec::with_capacity(n * nb0);
+        let mut upper_offsets = Vec::with_capacity(n + 1);
+        upper_offsets.push(0u64);
+        let mut upper = Vec::new();
+        for i in 0..n {
+            let block = &neighbors[offsets[i] as usize..offsets[i + 1] as usize];
+            level0.extend(block[..nb0].iter().map(|&v| AtomicI32::new(v)));
+            upper.extend(block[nb0..].iter().map(|&v| AtomicI32::new(v)));
+            upper_offsets.push(upper.len() as u64);
+        }
         Ok(Hnsw {
             assign_probas,
             cum_nneighbor_per_level,
             levels,
-            offsets,
-            neighbors: neighbors.into_iter().map(AtomicI32::new).collect(),
+            level0,
+            upper_offsets,
+            upper,
             entry_point,
             max_level,
             ef_construction,
@@ -239,20 +270,32 @@ impl Hnsw {
         &self.levels
     }
 
-    /// Start of each node's neighbour block (`ntotal + 1` entries).
-    pub fn offsets(&self) -> &[u64] {
-        &self.offsets
+    /// Start of each node's neighbour block in Faiss's layout (`ntotal + 1` entries).
+    pub fn offsets(&self) -> Vec<u64> {
+        let nb0 = self.nb_neighbors(0) as u64;
+        let mut out = Vec::with_capacity(self.ntotal() + 1);
+        out.push(0);
+        for (i, w) in self.upper_offsets.windows(2).enumerate() {
+            out.push(out[i] + nb0 + (w[1] - w[0]));
+        }
+        out
     }
 
-    /// All adjacency slots, as Faiss stores them (`-1` for unused).
+    /// All adjacency slots in Faiss's layout (`-1` for unused).
     pub fn neighbors(&self) -> Vec<i32> {
-        self.neighbors.iter().map(|a| a.load(Relaxed)).collect()
+        let nb0 = self.nb_neighbors(0);
+        let mut out = Vec::with_capacity(self.level0.len() + self.upper.len());
+        for (i, w) in self.upper_offsets.windows(2).enumerate() {
+            let l0 = &self.level0[i * nb0..(i + 1) * nb0];
+            let up = &self.upper[w[0] as usize..w[1] as usize];
+            out.extend(l0.iter().chain(up).map(|a| a.load(Relaxed)));
+        }
+        out
     }
 
     /// The neighbours of `node` on `level`.
     pub fn neighbors_of(&self, node: usize, level: usize) -> Vec<i32> {
-        let (b, e) = self.range(node as u32, level);
-        self.neighbors[b..e]
+        self.slots(node as u32, level)
             .iter()
             .map(|a| a.load(Relaxed))
             .take_while(|&v| v >= 0)
@@ -271,14 +314,17 @@ impl Hnsw {
 
     /// Bytes held by the graph (levels, offsets, adjacency).
     pub fn memory_bytes(&self) -> usize {
-        self.levels.len() * 4 + self.offsets.len() * 8 + self.neighbors.len() * 4
+        self.levels.len() * 4
+            + self.upper_offsets.len() * 8
+            + (self.level0.len() + self.upper.len()) * 4
     }
 
     /// Removes every node (parameters and the level generator's state are kept).
     pub fn reset(&mut self) {
         self.levels.clear();
-        self.offsets = vec![0];
-        self.neighbors = Vec::new();
+        self.level0 = Vec::new();
+        self.upper_offsets = vec![0];
+        self.upper = Vec::new();
         self.entry_point = -1;
         self.max_level = -1;
     }
@@ -288,18 +334,17 @@ impl Hnsw {
     }
 
     #[inline]
-    pub(crate) fn range(&self, node: u32, level: usize) -> (usize, usize) {
-        let o = self.offsets[node as usize] as usize;
-        (
-            o + self.cum_nneighbor_per_level[level] as usize,
-            o + self.cum_nneighbor_per_level[level + 1] as usize,
-        )
-    }
-
-    #[inline]
     pub(crate) fn slots(&self, node: u32, level: usize) -> &[AtomicI32] {
-        let (b, e) = self.range(node, level);
-        &self.neighbors[b..e]
+        let cum = &self.cum_nneighbor_per_level;
+        if level == 0 {
+            let nb0 = cum[1] as usize;
+            let b = node as usize * nb0;
+            &self.level0[b..b + nb0]
+        } else {
+            let o = self.upper_offsets[node as usize] as usize;
+            let skip = cum[1] as usize;
+            &self.upper[o + cum[level] as usize - skip..o + cum[level + 1] as usize - skip]
+        }
     }
 
     fn random_level(&mut self) -> usize {
@@ -323,29 +368,33 @@ impl Hnsw {
             max = max.max(l);
             levels.push(l);
         }
+        let nb0 = self.nb_neighbors(0);
         let extra: u64 = levels
             .iter()
-            .map(|&l| self.cum_nneighbor_per_level[l + 1] as u64)
+            .map(|&l| (self.cum_nneighbor_per_level[l + 1] as usize - nb0) as u64)
             .sum();
-        let total = *self.offsets.last().unwrap_or(&0) + extra;
-        self.neighbors
+        let too_big = |_| {
+            Error::invalid(format!(
+                "cannot allocate {} bytes for the HNSW graph",
+                (n * nb0) as u64 * 4 + extra * 4
+            ))
+        };
+        self.level0.try_reserve_exact(n * nb0).map_err(too_big)?;
+        self.upper
             .try_reserve_exact(extra as usize)
-            .and_then(|_| self.offsets.try_reserve_exact(n))
-            .and_then(|_| self.levels.try_reserve_exact(n))
-            .map_err(|_| {
-                Error::invalid(format!(
-                    "cannot allocate {} bytes for the HNSW graph",
-                    extra * 4
-                ))
-            })?;
+            .map_err(too_big)?;
+        self.upper_offsets.try_reserve_exact(n).map_err(too_big)?;
+        self.levels.try_reserve_exact(n).map_err(too_big)?;
         for l in levels {
-            let last = *self.offsets.last().unwrap_or(&0);
-            self.offsets
-                .push(last + self.cum_nneighbor_per_level[l + 1] as u64);
+            let last = *self.upper_offsets.last().unwrap_or(&0);
+            self.upper_offsets
+                .push(last + (self.cum_nneighbor_per_level[l + 1] as usize - nb0) as u64);
             self.levels.push(l as i32 + 1);
         }
-        self.neighbors
-            .resize_with(total as usize, || AtomicI32::new(-1));
+        let total_upper = *self.upper_offsets.last().unwrap_or(&0) as usize;
+        self.level0
+            .resize_with(self.levels.len() * nb0, || AtomicI32::new(-1));
+        self.upper.resize_with(total_upper, || AtomicI32::new(-1));
         Ok(max)
     }
 
@@ -411,16 +460,9 @@ impl Hnsw {
         (nearest, d)
     }
 
-    /// The unvisited neighbours of `node` on `level`, marked visited and prefetched.
+    /// The unvisited neighbours of `node` on `level`, marked visited.
     #[inline]
-    fn fresh_neighbors<D: NodeDistance>(
-        &self,
-        dis: &D,
-        node: u32,
-        level: usize,
-        vt: &mut Visited,
-        out: &mut Vec<u32>,
-    ) {
+    fn fresh_neighbors(&self, node: u32, level: usize, vt: &mut Visited, out: &mut Vec<u32>) {
         out.clear();
         for s in self.slots(node, level) {
             let v = s.load(Relaxed);
@@ -428,17 +470,27 @@ impl Hnsw {
                 break;
             }
             if vt.set(v as u32) {
-                dis.prefetch(v as u32);
                 out.push(v as u32);
             }
         }
     }
 
-    /// Calls `f(id, distance)` for each id of `ids`, four at a time.
+    /// Calls `f(id, distance)` for each id of `ids`, four at a time, prefetching the
+    /// rows two blocks ahead: far enough for them to arrive, near enough not to flood
+    /// the CPU's queue of outstanding misses.
     #[inline]
     fn for_distances<D: NodeDistance>(dis: &D, ids: &[u32], mut f: impl FnMut(u32, f32)) {
+        const AHEAD: usize = 8;
+        for &id in ids.iter().take(AHEAD) {
+            dis.prefetch(id);
+        }
         let mut chunks = ids.chunks_exact(4);
+        let mut next = AHEAD;
         for c in &mut chunks {
+            for &id in ids.iter().skip(next).take(4) {
+                dis.prefetch(id);
+            }
+            next += 4;
             let four = [c[0], c[1], c[2], c[3]];
             let ds = dis.distances4(four);
             for (id, d) in four.into_iter().zip(ds) {
@@ -478,7 +530,10 @@ impl Hnsw {
             if results.len() >= ef && c.d > results.peek_d() {
                 break;
             }
-            self.fresh_neighbors(dis, c.id, level, vt, &mut fresh);
+            if let Some(next) = candidates.peek() {
+                fathom_kernels::prefetch(self.slots(next.id, level));
+            }
+            self.fresh_neighbors(c.id, level, vt, &mut fresh);
             Self::for_distances(dis, &fresh, |id, d| {
                 visit(id, d);
                 if results.len() < ef || d < results.peek_d() {
@@ -529,7 +584,7 @@ impl Hnsw {
             if self.check_relative_distance && cands.count_below(d0) >= ef {
                 break;
             }
-            self.fresh_neighbors(dis, v0, 0, vt, &mut fresh);
+            self.fresh_neighbors(v0, 0, vt, &mut fresh);
             Self::for_distances(dis, &fresh, |id, d| {
                 visit(id, d);
                 offer(out, id, d);

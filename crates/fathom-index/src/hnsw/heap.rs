@@ -87,6 +87,10 @@ impl MinHeap {
     pub fn pop(&mut self) -> Option<Candidate> {
         self.0.pop().map(|r| r.0)
     }
+    #[inline]
+    pub fn peek(&self) -> Option<Candidate> {
+        self.0.peek().map(|r| r.0)
+    }
 }
 
 /// Faiss's `MinimaxHeap`: at most `n` candidates; a push into a full heap replaces the
@@ -141,7 +145,7 @@ mod tests {
         for (i, d) in [5.0, 1.0, 4.0, 3.0, 9.0, 2.0].into_iter().enumerate() {
             h.push(i as u32, d);
         }
-        assert_eq!(h.count_below(3.5), 2);
+        assert_eq!(h.count_below(3.0), 2);
         let order: Vec<f32> = std::iter::from_fn(|| h.pop_min().map(|p| p.1)).collect();
         assert_eq!(order, vec![1.0, 2.0, 3.0]);
     }

@@ -21,9 +21,6 @@ pub trait HnswStorage: Index + Sized + 'static {
     /// Prepares `q` (`dim()` floats, already validated).
     fn prepare<'a>(&'a self, q: &'a [f32]) -> Self::Query<'a>;
 
-    /// The distance between stored rows `i` and `j` (used to prune neighbour lists).
-    fn symmetric_distance(&self, i: u32, j: u32) -> f32;
-
     /// The storage's part of the factory string (`Flat`, `SQ8`, `PQ16`).
     fn factory_name(&self) -> String;
 }
@@ -65,12 +62,36 @@ impl NodeDistance for FlatQuery<'_> {
 
     #[inline]
     fn prefetch(&self, id: u32) {
+        // The first two cache lines of the row: the hardware prefetcher follows the
+        // rest once the comparison starts reading it in order.
         let row = self.row(id);
         fathom_kernels::prefetch(row);
-        // A 128-float row spans eight cache lines; the hardware prefetcher follows the
-        // first couple, so ask for the middle too.
-        if row.len() > 64 {
-            fathom_kernels::prefetch(&row[row.len() / 2..]);
+        if row.len() > 16 {
+            fathom_kernels::prefetch(&row[16..]);
+        }
+    }
+
+    #[inline]
+    fn symmetric(&self, i: u32, j: u32) -> f32 {
+        neg_if(self.sim, self.kernel.distance(self.row(i), self.row(j)))
+    }
+
+    fn symmetric_many(&self, i: u32, js: &[u32], out: &mut [f32]) {
+        let base = self.row(i);
+        let mut chunks = js.chunks_exact(4);
+        let mut o = 0;
+        for c in &mut chunks {
+            let ds = self
+                .kernel
+                .distances4(base, [c[0], c[1], c[2], c[3]].map(|j| self.row(j)));
+            for d in ds {
+                out[o] = neg_if(self.sim, d);
+                o += 1;
+            }
+        }
+        for &j in chunks.remainder() {
+            out[o] = self.symmetric(i, j);
+            o += 1;
         }
     }
 }
@@ -88,17 +109,6 @@ impl HnswStorage for IndexFlat {
         }
     }
 
-    fn symmetric_distance(&self, i: u32, j: u32) -> f32 {
-        let d = self.dim();
-        let x = self.vectors();
-        let (a, b) = (i as usize * d, j as usize * d);
-        let k = PairKernel::new(self.metric());
-        neg_if(
-            self.metric().is_similarity(),
-            k.distance(&x[a..a + d], &x[b..b + d]),
-        )
-    }
-
     fn factory_name(&self) -> String {
         "Flat".into()
     }
@@ -106,6 +116,7 @@ impl HnswStorage for IndexFlat {
 
 /// A query against [`IndexScalarQuantizer`] codes.
 pub struct SqQueryDistance<'a> {
+    index: &'a IndexScalarQuantizer,
     query: fathom_quant::SqQuery<'a>,
     codes: &'a [u8],
     cs: usize,
@@ -125,6 +136,10 @@ impl NodeDistance for SqQueryDistance<'_> {
         let s = id as usize * self.cs;
         fathom_kernels::prefetch(&self.codes[s..s + self.cs]);
     }
+
+    fn symmetric(&self, i: u32, j: u32) -> f32 {
+        decoded_distance(self.index, i, j)
+    }
 }
 
 fn decoded_distance(index: &dyn Index, i: u32, j: u32) -> f32 {
@@ -142,15 +157,12 @@ impl HnswStorage for IndexScalarQuantizer {
 
     fn prepare<'a>(&'a self, q: &'a [f32]) -> SqQueryDistance<'a> {
         SqQueryDistance {
+            index: self,
             query: self.sq().query(self.metric(), q),
             codes: self.codes(),
             cs: self.sq().code_size(),
             sim: self.metric().is_similarity(),
         }
-    }
-
-    fn symmetric_distance(&self, i: u32, j: u32) -> f32 {
-        decoded_distance(self, i, j)
     }
 
     fn factory_name(&self) -> String {
@@ -180,6 +192,10 @@ impl NodeDistance for PqQueryDistance<'_> {
         let s = id as usize * self.cs;
         fathom_kernels::prefetch(&self.index.codes()[s..s + self.cs]);
     }
+
+    fn symmetric(&self, i: u32, j: u32) -> f32 {
+        decoded_distance(self.index, i, j)
+    }
 }
 
 impl HnswStorage for IndexPq {
@@ -197,10 +213,6 @@ impl HnswStorage for IndexPq {
             table,
             cs: pq.code_size(),
         }
-    }
-
-    fn symmetric_distance(&self, i: u32, j: u32) -> f32 {
-        decoded_distance(self, i, j)
     }
 
     fn factory_name(&self) -> String {
