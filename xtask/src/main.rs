@@ -9,8 +9,16 @@
 //!   IVF family at nprobe 1/4/16/64, batched and one query at a time (`--no-ivf` skips
 //!   them, `--ivf KEY` runs one); `--no-flat` skips the Flat rows, `--no-gemm` the raw
 //!   GEMM line.
+//!   HNSW32 against faiss-cpu, hnswlib and usearch (`--no-hnsw` skips it; see `hnsw`).
+//! - `cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]`:
+//!   HNSW32 (efConstruction 40) built by fathom, faiss-cpu, hnswlib and usearch (the
+//!   last two installed into `.venv-bench/` when missing, and left out if that fails),
+//!   build time, peak RSS, graph memory, the recall@10/QPS curve over efSearch and QPS at
+//!   recall 0.90 / 0.95 / 0.99, plus a PNG plot of the curves (`target/hnsw-recall-qps.png`).
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
+
+mod hnsw;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,7 +33,12 @@ fn main() {
     let outcome = match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("gemm") => gemm(&args[1..]).map(|_| ()),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-gemm]\n       cargo xtask gemm [--threads N]".into()),
+        Some("hnsw") => setup(&args[1..]).and_then(|(py, data, fathom)| {
+            let table = hnsw::hnsw(&args[1..], &py, &fathom, &data)?;
+            println!("{}", table.join("\n"));
+            Ok(())
+        }),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask gemm [--threads N]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");
@@ -155,13 +168,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn bench(args: &[String]) -> Res<()> {
-    let threads: usize = opt(args, "--threads")
-        .map_or(Ok(2), |t| t.parse())
-        .map_err(|_| "--threads: not a number")?;
-    let rounds: usize = opt(args, "--rounds")
-        .map_or(Ok(3), |t| t.parse())
-        .map_err(|_| "--rounds: not a number")?;
+/// The Python with faiss-cpu, the dataset (generated when missing) and a release build
+/// of the `fathom` binary.
+fn setup(args: &[String]) -> Res<(PathBuf, PathBuf, PathBuf)> {
     let quick = args.iter().any(|a| a == "--quick");
     let data = opt(args, "--data")
         .map(PathBuf::from)
@@ -197,7 +206,18 @@ fn bench(args: &[String]) -> Res<()> {
         ]),
         "cargo build --release",
     )?;
-    let fathom = root().join("target/release/fathom");
+    Ok((py, data, root().join("target/release/fathom")))
+}
+
+fn bench(args: &[String]) -> Res<()> {
+    let threads: usize = opt(args, "--threads")
+        .map_or(Ok(2), |t| t.parse())
+        .map_err(|_| "--threads: not a number")?;
+    let rounds: usize = opt(args, "--rounds")
+        .map_or(Ok(3), |t| t.parse())
+        .map_err(|_| "--rounds: not a number")?;
+    let (py, data, fathom) = setup(args)?;
+    let faiss_ref = shared().join("bench/faiss_ref.py");
     let rows = [
         Row {
             label: "Flat L2, 1000 queries in one batch".into(),
@@ -362,6 +382,9 @@ fn bench(args: &[String]) -> Res<()> {
         args, &mut table, &fathom, &py, &faiss_ref, &data, &t, rounds,
     )?;
     ivf_rows(args, &mut table, &fathom, &py, &data, &t, rounds)?;
+    if !args.iter().any(|a| a == "--no-hnsw") {
+        table.extend(hnsw::hnsw(args, &py, &fathom, &data)?);
+    }
     if args.iter().any(|a| a == "--no-gemm") {
         let report = table.join("\n");
         println!("{report}");

@@ -88,6 +88,26 @@ struct Row<'a> {
     /// Queries per second when searched one at a time (`--latency-queries`).
     qps_nq1: Option<f64>,
     peak_rss_mb: Option<f64>,
+    /// Memory of an HNSW graph (levels, offsets, links), without the vectors.
+    graph_mb: Option<f64>,
+}
+
+/// The graph memory of an HNSW index, in MiB.
+fn graph_mb(index: &dyn Index) -> Option<f64> {
+    use fathom_index::{IndexHnswFlat, IndexHnswPq, IndexHnswSq};
+    let any = index.as_any();
+    let bytes = any
+        .downcast_ref::<IndexHnswFlat>()
+        .map(|i| i.graph_memory_bytes())
+        .or_else(|| {
+            any.downcast_ref::<IndexHnswSq>()
+                .map(|i| i.graph_memory_bytes())
+        })
+        .or_else(|| {
+            any.downcast_ref::<IndexHnswPq>()
+                .map(|i| i.graph_memory_bytes())
+        })?;
+    Some(bytes as f64 / (1 << 20) as f64)
 }
 
 fn load(dir: &Path, name: &str) -> Result<Dataset<f32>> {
@@ -333,6 +353,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             gflops: exhaustive.then(|| 2.0 * (query.n() * base.n() * d) as f64 / best / 1e9),
             qps_nq1,
             peak_rss_mb: peak_rss_mb(),
+            graph_mb: graph_mb(index.as_ref()),
         };
         if args.json {
             println!(
