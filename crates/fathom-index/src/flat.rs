@@ -113,6 +113,8 @@ impl Index for IndexFlat {
                     x.len() * 4
                 ))
             })?;
+        // Graph indexes and k-means read these rows in random order.
+        fathom_kernels::advise_huge_pages(self.data.spare_capacity_mut());
         self.data.extend_from_slice(x);
         Ok(())
     }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::graph::{Hnsw, Level0, NodeDistance};
 use super::heap::Candidate;
 use super::storage::HnswStorage;
-use super::visited::Visited;
+use super::visited::{Visited, with_visited};
 
 /// Below this many nodes of one level, insertion runs on the calling thread (as Faiss's
 /// `omp parallel if (i1 > i0 + 100)`).
@@ -99,10 +99,13 @@ pub(crate) fn add_vertices<S: HnswStorage>(
             insert(gr, storage, row, pt, level, &locks, vt);
         };
         if group.len() > PARALLEL_MIN && rayon::current_num_threads() > 1 {
+            // Each worker reuses its thread's visited table: a fresh 1-byte-per-node
+            // table per rayon job would cost a zeroed allocation and its page faults
+            // every few dozen insertions.
             group
                 .par_iter()
                 .with_min_len(16)
-                .for_each_init(|| Visited::new(ntotal), one);
+                .for_each(|pt| with_visited(ntotal, |vt| one(vt, pt)));
         } else {
             let mut vt = Visited::new(ntotal);
             group.iter().for_each(|pt| one(&mut vt, pt));

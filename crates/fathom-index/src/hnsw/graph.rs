@@ -245,6 +245,13 @@ impl Hnsw {
         })
     }
 
+    /// Reseeds the generator that draws new nodes' levels (Faiss seeds it with 12345 and
+    /// does not store it in files). The build is deterministic for a fixed seed on one
+    /// thread.
+    pub fn set_level_seed(&mut self, seed: i64) {
+        self.rng = FaissRng::new(seed);
+    }
+
     /// Links per node on the upper layers (layer 0 has twice as many).
     pub fn m(&self) -> usize {
         self.nb_neighbors(1)
@@ -392,6 +399,8 @@ impl Hnsw {
             self.levels.push(l as i32 + 1);
         }
         let total_upper = *self.upper_offsets.last().unwrap_or(&0) as usize;
+        // Every search step reads a random node's list.
+        fathom_kernels::advise_huge_pages(self.level0.spare_capacity_mut());
         self.level0
             .resize_with(self.levels.len() * nb0, || AtomicI32::new(-1));
         self.upper.resize_with(total_upper, || AtomicI32::new(-1));
