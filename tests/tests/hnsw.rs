@@ -324,6 +324,11 @@ fn bad_input_and_edge_cases() {
     assert_eq!(index.hnsw().entry_point(), -1);
     index.add(&xb[..10 * d]).unwrap();
     assert_eq!(index.search(&xb[4 * d..5 * d], 1).unwrap().labels, vec![4]);
+    // A k far above ntotal reserves nothing huge and fills what exists.
+    let res = index
+        .search(&xb[..d], 1 << 20)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.labels.iter().filter(|&&l| l >= 0).count(), 10);
     // Duplicated vectors do not break the graph.
     let dup: Vec<f32> = xb[..d].repeat(300);
     let mut same = IndexHnswFlat::new_flat(d, 4, MetricType::L2).unwrap();

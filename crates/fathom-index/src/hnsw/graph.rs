@@ -525,8 +525,10 @@ impl Hnsw {
         visit: &mut impl FnMut(u32, f32),
     ) -> MaxHeap {
         let ef = opts.ef.max(1);
-        let mut results = MaxHeap::with_capacity(ef + 1);
-        let mut candidates = MinHeap::with_capacity(ef * 4);
+        // Capacity hints only: a huge `k` must not reserve more than the graph holds.
+        let cap = ef.min(self.ntotal());
+        let mut results = MaxHeap::with_capacity(cap + 1);
+        let mut candidates = MinHeap::with_capacity((cap * 4).min(self.ntotal()));
         let mut fresh = Vec::with_capacity(self.nb_neighbors(level));
         let accepted = |id: u32| opts.accept.is_none_or(|a| a(id));
         candidates.push(Candidate::new(entry.1, entry.0));
@@ -574,7 +576,7 @@ impl Hnsw {
     ) {
         let ef = opts.ef.max(1);
         let accepted = |id: u32| opts.accept.is_none_or(|a| a(id));
-        let mut cands = MinimaxHeap::new(ef);
+        let mut cands = MinimaxHeap::new(ef.min(self.ntotal()));
         cands.push(entry.0, entry.1);
         vt.set(entry.0);
         visit(entry.0, entry.1);

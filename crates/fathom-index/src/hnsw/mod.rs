@@ -206,7 +206,7 @@ impl<S: HnswStorage> IndexHnsw<S> {
         with_visited(n, |vt| {
             let entry = self.hnsw.descend(&dis, 0);
             let heap = if self.hnsw.search_bounded_queue {
-                let mut out = MaxHeap::with_capacity(k + 1);
+                let mut out = MaxHeap::with_capacity(k.min(n) + 1);
                 self.hnsw
                     .bounded_search(&dis, entry, k, &opts, vt, &mut |_, _| {}, &mut out);
                 out
