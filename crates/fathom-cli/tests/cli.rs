@@ -107,8 +107,8 @@ fn errors_are_reported_not_panics() {
         ]))
         .0
     );
-    let (ok, _, err) = run(fathom().arg("bench").arg(&data).args(["--index", "HNSW32"]));
-    assert!(!ok && err.contains("HNSW32"), "{err}");
+    let (ok, _, err) = run(fathom().arg("bench").arg(&data).args(["--index", "NSG32"]));
+    assert!(!ok && err.contains("NSG32"), "{err}");
     let base = data.join("base.fvecs");
     let len = std::fs::metadata(&base).unwrap().len();
     std::fs::OpenOptions::new()
