@@ -58,7 +58,8 @@ const FILTER_SAMPLE: usize = 1024;
 /// parallel, each list under its own lock.
 ///
 /// Ids are row numbers. Vectors cannot be removed (as in Faiss); [`Index::reset`] empties
-/// the index. Search with an id selector walks the graph keeping only allowed nodes, or
+/// the index. Searching an empty index gives empty slots (label `-1`), not an error;
+/// vectors or queries with NaN or infinite values are refused with an error. Search with an id selector walks the graph keeping only allowed nodes, or
 /// scans the allowed vectors exactly when the selector allows fewer than
 /// [`FILTER_BRUTE_FORCE_FRACTION`] of them.
 ///
