@@ -185,7 +185,7 @@ pub(crate) fn to_result(
     map: impl Fn(usize, f32) -> f32,
 ) -> Result<SearchResult> {
     let mut res = SearchResult::try_empty(tops.len(), k, metric)?;
-    let sign = if metric.is_similarity() { -1.0 } else { 1.0 };
+    let sign = key_sign(metric);
     for (q, top) in tops.into_iter().enumerate() {
         for (j, (key, id)) in top.into_sorted().into_iter().enumerate() {
             res.distances[q * k + j] = sign * map(q, key);
@@ -209,7 +209,7 @@ where
     F: Fn(usize) -> S + Sync,
     S: FnMut(usize, &mut [f32]) + Send,
 {
-    let sign = if metric.is_similarity() { -1.0 } else { 1.0 };
+    let sign = key_sign(metric);
     let lists: Vec<(Vec<Idx>, Vec<f32>)> = (0..nq)
         .into_par_iter()
         .map(|q| {
@@ -233,11 +233,13 @@ where
     RangeSearchResult::from_lists(lists)
 }
 
+/// Keys are "smaller is better": `−1` turns similarities into keys and back, `1` leaves
+/// distances as they are.
+pub(crate) fn key_sign(metric: MetricType) -> f32 {
+    if metric.is_similarity() { -1.0 } else { 1.0 }
+}
+
 /// The key a radius corresponds to (`radius` for distances, `−radius` for similarities).
 pub(crate) fn radius_key(metric: MetricType, radius: f32) -> f32 {
-    if metric.is_similarity() {
-        -radius
-    } else {
-        radius
-    }
+    key_sign(metric) * radius
 }

@@ -9,7 +9,7 @@ use fathom_core::Result;
 use fathom_linalg::rng::FaissRng;
 use rayon::prelude::*;
 
-use super::graph::{Hnsw, Level0, NodeDistance};
+use super::graph::{BeamOpts, Hnsw, NodeDistance};
 use super::heap::Candidate;
 use super::storage::HnswStorage;
 use super::visited::{Visited, with_visited};
@@ -79,44 +79,43 @@ pub(crate) fn add_vertices<S: HnswStorage>(
             // fixed entry point.
             let pt = first as usize;
             if g.entry_point() >= 0 {
-                let mut vt = Visited::new(ntotal);
-                insert(
-                    g,
-                    storage,
-                    &x[(pt - n0) * d..][..d],
-                    first,
-                    level,
-                    &locks,
-                    &mut vt,
-                );
+                insert(g, storage, &x[(pt - n0) * d..][..d], first, level, &locks);
             }
             g.set_entry(first, level);
             group = &group[1..];
         }
         let gr: &Hnsw = g;
-        let one = |vt: &mut Visited, &pt: &u32| {
+        let one = |&pt: &u32| {
             let row = &x[(pt as usize - n0) * d..][..d];
-            insert(gr, storage, row, pt, level, &locks, vt);
+            insert(gr, storage, row, pt, level, &locks);
         };
         if group.len() > PARALLEL_MIN && rayon::current_num_threads() > 1 {
-            // Each worker reuses its thread's visited table: a fresh 1-byte-per-node
-            // table per rayon job would cost a zeroed allocation and its page faults
-            // every few dozen insertions.
-            group
-                .par_iter()
-                .with_min_len(16)
-                .for_each(|pt| with_visited(ntotal, |vt| one(vt, pt)));
+            group.par_iter().with_min_len(16).for_each(one);
         } else {
-            let mut vt = Visited::new(ntotal);
-            group.iter().for_each(|pt| one(&mut vt, pt));
+            group.iter().for_each(one);
         }
         i1 = i0;
     }
     Ok(())
 }
 
-/// Inserts node `pt` of level `pt_level` (Faiss's `add_with_locks`).
+/// Inserts node `pt` of level `pt_level` (Faiss's `add_with_locks`). The visited set is
+/// the calling thread's own (a fresh table per rayon job would cost a zeroed allocation
+/// and its page faults every few dozen insertions).
 fn insert<S: HnswStorage>(
+    g: &Hnsw,
+    storage: &S,
+    x: &[f32],
+    pt: u32,
+    pt_level: usize,
+    locks: &[Mutex<()>],
+) {
+    with_visited(g.ntotal(), |vt| {
+        insert_with(g, storage, x, pt, pt_level, locks, vt)
+    })
+}
+
+fn insert_with<S: HnswStorage>(
     g: &Hnsw,
     storage: &S,
     x: &[f32],
@@ -127,19 +126,13 @@ fn insert<S: HnswStorage>(
 ) {
     let dis = storage.prepare(x);
     let mut guard = Some(lock(&locks[pt as usize]));
-    let max_level = g.max_level().max(0) as usize;
-    let mut nearest = g.entry_point() as u32;
-    let mut d_nearest = dis.distance(nearest);
-    let mut level = max_level;
-    while level > pt_level {
-        g.greedy_update_nearest(&dis, level, &mut nearest, &mut d_nearest);
-        level -= 1;
-    }
-    for level in (0..=level.min(pt_level)).rev() {
+    let (nearest, d_nearest) = g.descend(&dis, pt_level);
+    let top = (g.max_level().max(0) as usize).min(pt_level);
+    for level in (0..=top).rev() {
         let targets = {
             vt.prepare(g.ntotal());
             vt.set(pt);
-            let opts = Level0 {
+            let opts = BeamOpts {
                 ef: g.ef_construction,
                 accept: None,
             };

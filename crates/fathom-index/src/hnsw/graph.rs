@@ -99,9 +99,8 @@ fn copy_atomics(v: &[AtomicI32]) -> Vec<AtomicI32> {
     v.iter().map(|a| AtomicI32::new(a.load(Relaxed))).collect()
 }
 
-/// What a level-0 search reports: each computed distance goes to `visit` (range search
-/// collects from it), results go to the caller's output.
-pub(crate) struct Level0<'a> {
+/// Options of a beam search on one layer: its width and which nodes may enter the results.
+pub(crate) struct BeamOpts<'a> {
     pub ef: usize,
     pub accept: Option<&'a dyn Fn(u32) -> bool>,
 }
@@ -420,36 +419,23 @@ impl Hnsw {
         nearest: &mut u32,
         d_nearest: &mut f32,
     ) {
+        let mut ids = Vec::with_capacity(self.nb_neighbors(level));
         loop {
             let prev = *nearest;
-            let slots = self.slots(prev, level);
-            let mut buf = [0u32; 4];
-            let mut nb = 0;
-            let mut consider = |ids: &[u32], ds: &[f32]| {
-                for (&id, &d) in ids.iter().zip(ds) {
-                    if d < *d_nearest {
-                        *nearest = id;
-                        *d_nearest = d;
-                    }
+            ids.clear();
+            ids.extend(
+                self.slots(prev, level)
+                    .iter()
+                    .map(|s| s.load(Relaxed))
+                    .take_while(|&v| v >= 0)
+                    .map(|v| v as u32),
+            );
+            Self::for_distances(dis, &ids, |id, d| {
+                if d < *d_nearest {
+                    *nearest = id;
+                    *d_nearest = d;
                 }
-            };
-            for s in slots {
-                let v = s.load(Relaxed);
-                if v < 0 {
-                    break;
-                }
-                buf[nb] = v as u32;
-                nb += 1;
-                if nb == 4 {
-                    let ds = dis.distances4(buf);
-                    consider(&buf, &ds);
-                    nb = 0;
-                }
-            }
-            for &id in &buf[..nb] {
-                let d = dis.distance(id);
-                consider(&[id], &[d]);
-            }
+            });
             if *nearest == prev {
                 return;
             }
@@ -520,7 +506,7 @@ impl Hnsw {
         dis: &D,
         entry: (u32, f32),
         level: usize,
-        opts: &Level0<'_>,
+        opts: &BeamOpts<'_>,
         vt: &mut Visited,
         visit: &mut impl FnMut(u32, f32),
     ) -> MaxHeap {
@@ -569,7 +555,7 @@ impl Hnsw {
         dis: &D,
         entry: (u32, f32),
         k: usize,
-        opts: &Level0<'_>,
+        opts: &BeamOpts<'_>,
         vt: &mut Visited,
         visit: &mut impl FnMut(u32, f32),
         out: &mut MaxHeap,

@@ -24,9 +24,9 @@ use rayon::prelude::*;
 pub use graph::{Hnsw, NodeDistance};
 pub use storage::{FlatQuery, HnswStorage, PqQueryDistance, SqQueryDistance};
 
-use crate::code_scan::radius_key;
+use crate::code_scan::{key_sign, radius_key};
 use crate::{Index, IndexFlat, IndexPq, IndexScalarQuantizer, check_queries, check_search};
-use graph::Level0;
+use graph::BeamOpts;
 use heap::MaxHeap;
 use visited::with_visited;
 
@@ -155,14 +155,6 @@ impl<S: HnswStorage> IndexHnsw<S> {
         self.hnsw.memory_bytes()
     }
 
-    fn key_sign(&self) -> f32 {
-        if self.metric().is_similarity() {
-            -1.0
-        } else {
-            1.0
-        }
-    }
-
     /// Estimated fraction of ids `sel` allows, from a strided sample.
     fn allowed_fraction(&self, sel: &dyn IdSelector) -> f64 {
         let n = self.ntotal();
@@ -200,7 +192,7 @@ impl<S: HnswStorage> IndexHnsw<S> {
             return top.into_sorted();
         }
         let accept_fn = sel.map(|s| move |id: u32| s.is_member(id as Idx));
-        let opts = Level0 {
+        let opts = BeamOpts {
             ef: ef.max(k),
             accept: accept_fn.as_ref().map(|f| f as &dyn Fn(u32) -> bool),
         };
@@ -291,7 +283,7 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
             frac < FILTER_BRUTE_FORCE_FRACTION
         });
         let d = self.dim();
-        let sign = self.key_sign();
+        let sign = key_sign(self.metric());
         let fill = |q: &[f32], dist: &mut [f32], lab: &mut [Idx]| {
             for (j, (key, id)) in self
                 .search_one(q, k, ef, sel, brute)
@@ -324,7 +316,7 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
         let ef = params.ef_search.unwrap_or(self.hnsw.ef_search).max(1);
         let n = self.ntotal();
         let key = radius_key(self.metric(), radius);
-        let sign = self.key_sign();
+        let sign = key_sign(self.metric());
         let sel = params.selector;
         let lists: Vec<(Vec<Idx>, Vec<f32>)> = queries
             .par_chunks(self.dim())
@@ -334,7 +326,7 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
                     let dis = self.storage.prepare(q);
                     with_visited(n, |vt| {
                         let entry = self.hnsw.descend(&dis, 0);
-                        let opts = Level0 { ef, accept: None };
+                        let opts = BeamOpts { ef, accept: None };
                         let mut visit = |id: u32, d: f32| {
                             if d < key && sel.is_none_or(|s| s.is_member(id as Idx)) {
                                 found.push((d, id as Idx));
