@@ -50,6 +50,16 @@ impl IndexFlat {
         })
     }
 
+    /// An index holding `vectors` (row-major, `n × d`), e.g. read from a file; they must
+    /// be finite.
+    pub fn from_vectors(d: usize, metric: MetricType, vectors: Vec<f32>) -> Result<Self> {
+        let mut index = Self::new(d, metric)?;
+        fathom_core::check::vectors("stored vectors", &vectors, d)?;
+        fathom_core::check::finite("stored vectors", &vectors, d)?;
+        index.data = vectors;
+        Ok(index)
+    }
+
     /// An empty squared-L2 index (Faiss's `IndexFlatL2`).
     pub fn new_l2(d: usize) -> Result<Self> {
         Self::new(d, MetricType::L2)

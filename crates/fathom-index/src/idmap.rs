@@ -102,6 +102,33 @@ impl<I: Index, const REVERSE: bool> IdMapped<I, REVERSE> {
         Ok(Self::new(inner))
     }
 
+    /// Wraps `inner`, whose `i`-th vector has id `id_map[i]` (e.g. as read from a file).
+    /// `id_map` must have one id per vector; with `REVERSE` the ids must be unique.
+    pub fn from_parts(inner: I, id_map: Vec<Idx>) -> Result<Self> {
+        if id_map.len() != inner.ntotal() {
+            return Err(Error::DimensionMismatch {
+                what: "id map".into(),
+                got: id_map.len(),
+                expected: format!(
+                    "one id per vector of the wrapped index ({})",
+                    inner.ntotal()
+                ),
+            });
+        }
+        let mut rev = HashMap::new();
+        if REVERSE {
+            rev.reserve(id_map.len());
+            for (row, &id) in id_map.iter().enumerate() {
+                if rev.insert(id, row).is_some() {
+                    return Err(Error::invalid(format!(
+                        "IndexIdMap2 needs unique ids; id {id} appears twice"
+                    )));
+                }
+            }
+        }
+        Ok(IdMapped { inner, id_map, rev })
+    }
+
     /// The id of each vector of the wrapped index, in its order.
     pub fn id_map(&self) -> &[Idx] {
         &self.id_map

@@ -57,6 +57,18 @@ impl DirectMap {
         self.kind
     }
 
+    /// The array map: entry `id` is the packed [`lo_build`] location of vector `id`
+    /// (empty unless the kind is [`DirectMapType::Array`]).
+    pub fn array(&self) -> &[u64] {
+        &self.array
+    }
+
+    /// The hashtable map's `(id, packed location)` pairs, in no particular order (empty
+    /// unless the kind is [`DirectMapType::Hashtable`]).
+    pub fn hashtable(&self) -> impl Iterator<Item = (Idx, u64)> + '_ {
+        self.hash.iter().map(|(&id, &lo)| (id, lo))
+    }
+
     /// Whether a map is kept.
     pub fn is_enabled(&self) -> bool {
         self.kind != DirectMapType::NoMap

@@ -26,6 +26,7 @@
 
 mod atomic;
 mod dataset;
+pub mod faiss;
 mod npy;
 pub mod synthetic;
 mod vecs;

@@ -73,6 +73,62 @@ impl PcaMatrix {
         })
     }
 
+    /// A trained PCA from its parts (e.g. read from a file): the fitted map `lt`, the
+    /// training `mean` and `eigenvalues` (`d_in` each) and the principal directions
+    /// `pca_mat` (rows of `d_in`, at least `d_out` of them). An unset `lt` with empty parts
+    /// gives an untrained PCA.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        lt: LinearTransform,
+        eigen_power: f32,
+        epsilon: f32,
+        random_rotation: bool,
+        balanced_bins: usize,
+        mean: Vec<f32>,
+        eigenvalues: Vec<f32>,
+        pca_mat: Vec<f32>,
+    ) -> Result<Self> {
+        let mut pca = Self::new(lt.d_in, lt.d_out, eigen_power, random_rotation)?;
+        let d = lt.d_in;
+        if lt.is_set() {
+            let bad = |what: &str, got: usize, expected: String| {
+                Err(Error::DimensionMismatch {
+                    what: format!("PCA {what}"),
+                    got,
+                    expected,
+                })
+            };
+            if mean.len() != d {
+                return bad("mean", mean.len(), format!("d_in = {d}"));
+            }
+            if eigenvalues.len() != d {
+                return bad("eigenvalues", eigenvalues.len(), format!("d_in = {d}"));
+            }
+            if !pca_mat.len().is_multiple_of(d) || pca_mat.len() < d * lt.d_out {
+                return bad(
+                    "matrix",
+                    pca_mat.len(),
+                    format!(
+                        "a multiple of d_in = {d} with at least d_out = {} rows",
+                        lt.d_out
+                    ),
+                );
+            }
+        }
+        pca.epsilon = epsilon;
+        pca.balanced_bins = balanced_bins;
+        pca.lt = lt;
+        pca.mean = mean;
+        pca.eigenvalues = eigenvalues;
+        pca.pca_mat = pca_mat;
+        Ok(pca)
+    }
+
+    /// All principal directions found by training, one row of `d_in` per direction.
+    pub fn pca_matrix(&self) -> &[f32] {
+        &self.pca_mat
+    }
+
     /// Eigenvalues of the training scatter matrix, largest first (`d_in` values; with fewer
     /// training points than dimensions the trailing ones are 0).
     pub fn eigenvalues(&self) -> &[f32] {

@@ -1,7 +1,7 @@
 //! Random orthogonal transforms.
 
 use faer::Mat;
-use fathom_core::Result;
+use fathom_core::{Error, Result};
 
 use crate::rng::float_randn;
 use crate::transform::{LinearTransform, VectorTransform, check_reverse, delegate_to_linear};
@@ -37,6 +37,18 @@ impl RandomRotationMatrix {
         Ok(RandomRotationMatrix {
             lt: LinearTransform::new(d_in, d_out)?,
         })
+    }
+
+    /// A rotation with a given matrix (e.g. read from a file): `lt` must be set and have no
+    /// bias.
+    pub fn from_linear(lt: LinearTransform) -> Result<Self> {
+        if !lt.is_set() || !lt.b.is_empty() {
+            return Err(Error::invalid(format!(
+                "a random rotation needs a {}×{} matrix and no bias",
+                lt.d_out, lt.d_in
+            )));
+        }
+        Ok(RandomRotationMatrix { lt })
     }
 
     /// Draws the matrix from `seed`.

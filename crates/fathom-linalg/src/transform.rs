@@ -123,6 +123,33 @@ impl LinearTransform {
         })
     }
 
+    /// A map with a known `A` (`d_out × d_in`, row-major) and bias `b` (`d_out` values or
+    /// empty), e.g. read from a file; `is_orthonormal` is computed from `A` as Faiss's
+    /// `set_is_orthonormal` does. An empty `A` gives an untrained map.
+    pub fn from_parts(d_in: usize, d_out: usize, a: Vec<f32>, b: Vec<f32>) -> Result<Self> {
+        let mut lt = Self::new(d_in, d_out)?;
+        if !a.is_empty() && a.len() != d_in * d_out {
+            return Err(Error::DimensionMismatch {
+                what: "linear transform matrix".into(),
+                got: a.len(),
+                expected: format!("d_out × d_in = {d_out} × {d_in}"),
+            });
+        }
+        if !b.is_empty() && b.len() != d_out {
+            return Err(Error::DimensionMismatch {
+                what: "linear transform bias".into(),
+                got: b.len(),
+                expected: format!("d_out = {d_out} (or none)"),
+            });
+        }
+        check::finite("linear transform matrix", &a, d_in)?;
+        check::finite("linear transform bias", &b, d_out)?;
+        lt.a = a;
+        lt.b = b;
+        lt.is_orthonormal = lt.is_set() && rows_orthonormal(&lt.a, d_in);
+        Ok(lt)
+    }
+
     /// Whether `A` is set.
     pub fn is_set(&self) -> bool {
         self.a.len() == self.d_in * self.d_out
@@ -154,6 +181,17 @@ impl LinearTransform {
         matmul_ab(&yc, &self.a, n, self.d_out, self.d_in, &mut x);
         Ok(x)
     }
+}
+
+/// Whether the rows of `a` (`· × d`) are orthonormal to Faiss's tolerance (4e-5 on `A·Aᵀ`).
+fn rows_orthonormal(a: &[f32], d: usize) -> bool {
+    let rows: Vec<&[f32]> = a.chunks_exact(d).collect();
+    rows.iter().enumerate().all(|(i, ri)| {
+        rows.iter().enumerate().all(|(j, rj)| {
+            let dot: f64 = ri.iter().zip(*rj).map(|(x, y)| *x as f64 * *y as f64).sum();
+            (dot - if i == j { 1.0 } else { 0.0 }).abs() < 4e-5
+        })
+    })
 }
 
 impl VectorTransform for LinearTransform {
@@ -236,6 +274,14 @@ impl CenteringTransform {
             d,
             mean: Vec::new(),
         })
+    }
+
+    /// A centering by a known `mean` (e.g. read from a file).
+    pub fn from_mean(mean: Vec<f32>) -> Result<Self> {
+        let mut t = Self::new(mean.len())?;
+        check::finite("centering mean", &mean, mean.len())?;
+        t.mean = mean;
+        Ok(t)
     }
 
     /// The mean learnt by `train`.
@@ -338,6 +384,11 @@ impl RemapDimensionsTransform {
             )));
         }
         Ok(RemapDimensionsTransform { d_in, map })
+    }
+
+    /// Output dimension `i` takes input dimension `map()[i]` (`None`: zero).
+    pub fn map(&self) -> &[Option<usize>] {
+        &self.map
     }
 
     /// Faiss's constructor `RemapDimensionsTransform(d_in, d_out, uniform)`: with `uniform`

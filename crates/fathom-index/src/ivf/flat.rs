@@ -51,6 +51,13 @@ pub(crate) fn as_floats(codes: &[u8]) -> Cow<'_, [f32]> {
     }
 }
 
+impl IvfFlat {
+    /// The codec for `d`-dimensional vectors.
+    pub fn new(d: usize) -> Self {
+        IvfFlat { d }
+    }
+}
+
 impl IvfCodec for IvfFlat {
     fn code_size(&self) -> usize {
         4 * self.d

@@ -60,6 +60,52 @@ impl IndexIvfPqr {
         })
     }
 
+    /// Assembles an index from its parts (e.g. read from a file): `refine_codes` holds one
+    /// `refine_pq` code per vector of `ivf`, in id order, and `ivf` must keep an array
+    /// direct map (ids `0..ntotal`).
+    pub fn from_parts(
+        mut ivf: IndexIvfPq,
+        refine_pq: ProductQuantizer,
+        refine_codes: Vec<u8>,
+        k_factor: f32,
+    ) -> Result<Self> {
+        if refine_pq.d() != ivf.dim() {
+            return Err(Error::invalid(format!(
+                "refinement PQ has dimension {}, the index {}",
+                refine_pq.d(),
+                ivf.dim()
+            )));
+        }
+        if refine_codes.len() != ivf.ntotal() * refine_pq.code_size() {
+            return Err(Error::DimensionMismatch {
+                what: "IVFPQR refinement codes".into(),
+                got: refine_codes.len(),
+                expected: format!(
+                    "ntotal × code size = {} × {}",
+                    ivf.ntotal(),
+                    refine_pq.code_size()
+                ),
+            });
+        }
+        if !(k_factor.is_finite() && k_factor >= 1.0) {
+            return Err(Error::invalid(format!(
+                "k_factor must be a finite number ≥ 1, got {k_factor}"
+            )));
+        }
+        ivf.make_direct_map(true)?;
+        Ok(IndexIvfPqr {
+            ivf,
+            refine_pq,
+            refine_codes,
+            k_factor,
+        })
+    }
+
+    /// The refinement codes, one per vector in id order.
+    pub fn refine_codes(&self) -> &[u8] {
+        &self.refine_codes
+    }
+
     /// The IVF-PQ part.
     pub fn ivf(&self) -> &IndexIvfPq {
         &self.ivf

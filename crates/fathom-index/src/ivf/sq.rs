@@ -44,6 +44,10 @@ impl IndexIvf<IvfScalarQuantizer> {
 }
 
 impl IvfScalarQuantizer {
+    /// The codec around `sq` (trained or not).
+    pub fn from_sq(sq: ScalarQuantizer) -> Self {
+        IvfScalarQuantizer { sq }
+    }
     /// The scalar quantizer.
     pub fn sq(&self) -> &ScalarQuantizer {
         &self.sq

@@ -1,0 +1,135 @@
+//! Faiss's binary index format: [`read_index`] opens a file written by Faiss (Python or
+//! C++) or by fathom, [`write_index`] writes one Faiss opens.
+//!
+//! The format is a tree of records, each a four-character type code followed by its
+//! fields (see `docs/FAISS_FORMAT.md` for the field-by-field layout and what fathom
+//! checks). Supported types:
+//!
+//! | record | fathom type |
+//! |---|---|
+//! | `IxF2` `IxFI` `IxFl` | [`IndexFlat`](fathom_index::IndexFlat) (every metric) |
+//! | `IxMp` `IxM2` | [`IndexIdMap`](fathom_index::IndexIdMap), [`IndexIdMap2`](fathom_index::IndexIdMap2) |
+//! | `IxPT` + `rrot` `Pcam` `PcAm` `PCAm` `LTra` `VNrm` `VCnt` `RmDT` | [`IndexPreTransform`](fathom_index::IndexPreTransform) with its transforms (OPQ is stored as `LTra`, as Faiss does) |
+//! | `IxRF` | [`IndexRefine`](fathom_index::IndexRefine) |
+//! | `IxPq` (`IxPQ` `IxPo`) | [`IndexPq`](fathom_index::IndexPq) |
+//! | `IxSQ` | [`IndexScalarQuantizer`](fathom_index::IndexScalarQuantizer) |
+//! | `IxHe` (`IxHE`) | [`IndexLsh`](fathom_index::IndexLsh) |
+//! | `IwFl` `IwSq` (`IwSQ`) `IwPQ` `IwQR` + `ilar` | the IVF indexes, direct maps included |
+//! | `Imiq` | [`MultiIndexQuantizer`](fathom_index::MultiIndexQuantizer) (IMI coarse quantizer) |
+//! | `IHNf` `IHNs` `IHNp` | [`IndexHnswFlat`](fathom_index::IndexHnswFlat), `…Sq`, `…Pq` |
+//!
+//! Reading never trusts the file: every count is checked against the bytes that remain
+//! before anything is allocated, nesting is limited to 50 records, and every invariant
+//! an index relies on (sizes, list numbers, graph links, ids) is checked, so a truncated
+//! or corrupted file gives an [`Error::Format`](fathom_core::Error::Format) naming the
+//! byte offset and the field, never a panic or a huge allocation. Bytes after the index
+//! record are an error too.
+//!
+//! [`write_index`] writes beside the target, flushes to disk and renames, then flushes
+//! the directory: after a crash the path holds the old file or the new one, never a mix.
+//!
+//! ```
+//! use fathom_index::{Index, index_factory, MetricType};
+//! use fathom_io::faiss::{index_to_bytes, read_index_bytes};
+//! let mut index = index_factory(4, "IDMap,Flat", MetricType::L2).unwrap();
+//! index.add_with_ids(&[1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0], &[10, 20]).unwrap();
+//! let bytes = index_to_bytes(&*index).unwrap();
+//! assert_eq!(&bytes[..4], b"IxMp");
+//! let back = read_index_bytes(&bytes).unwrap();
+//! assert_eq!(back.search(&[0.0, 0.9, 0.0, 0.0], 1).unwrap().labels, vec![20]);
+//! ```
+
+mod cursor;
+mod invlists;
+mod read;
+mod sink;
+mod transform;
+mod write;
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use fathom_core::{Error, Result};
+use fathom_index::Index;
+use memmap2::Mmap;
+
+/// Reads an index from a Faiss file held in memory.
+pub fn read_index_bytes(bytes: &[u8]) -> Result<Box<dyn Index>> {
+    let mut c = cursor::Cursor::new(bytes);
+    let index = read::read_index(&mut c)?;
+    if c.remaining() != 0 {
+        return Err(c.err(format!(
+            "{} bytes follow the index record; a Faiss file holds exactly one",
+            c.remaining()
+        )));
+    }
+    Ok(index)
+}
+
+/// Reads an index from a stream holding one Faiss file (read to its end).
+pub fn read_index_from(r: &mut dyn Read) -> Result<Box<dyn Index>> {
+    let mut bytes = Vec::new();
+    r.read_to_end(&mut bytes).map_err(|e| Error::Io {
+        path: None,
+        source: e,
+    })?;
+    read_index_bytes(&bytes)
+}
+
+/// Reads the index in the Faiss file at `path`.
+pub fn read_index(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len == 0 {
+        return Err(Error::format(
+            format!("Faiss index file {}", path.display()),
+            "the file is empty",
+        ));
+    }
+    // SAFETY: the file is opened read-only and the map is only read as plain bytes, every
+    // one of which is validated before use; the remaining hazard of any mapping (another
+    // process truncating the file while it is read) is documented on `read_index`.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    read_index_bytes(&map).map_err(|e| with_path(e, path))
+}
+
+fn with_path(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Format { detail, .. } => {
+            Error::format(format!("Faiss index file {}", path.display()), detail)
+        }
+        other => other,
+    }
+}
+
+/// Writes `index` as a Faiss file to a stream.
+pub fn write_index_to(index: &dyn Index, w: &mut dyn Write) -> Result<()> {
+    let mut sink = sink::Sink::new(w);
+    write::write_index(&mut sink, index)
+}
+
+/// `index` as the bytes of a Faiss file.
+pub fn index_to_bytes(index: &dyn Index) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_index_to(index, &mut out)?;
+    Ok(out)
+}
+
+/// Writes `index` to `path` as a Faiss file, replacing any file there atomically: a crash
+/// leaves either the old file or the complete new one.
+pub fn write_index(index: &dyn Index, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    // Serialise first, so an index Faiss cannot store leaves the old file untouched.
+    crate::atomic::write_atomically(path, |w| {
+        write_index_to(index, w).map_err(|e| match e {
+            Error::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })
+    })
+}
+
+/// A deep copy of `index`, through its Faiss form (Faiss's `clone_index`).
+pub fn clone_index(index: &dyn Index) -> Result<Box<dyn Index>> {
+    read_index_bytes(&index_to_bytes(index)?)
+}

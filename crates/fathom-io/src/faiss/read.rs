@@ -1,0 +1,634 @@
+//! Reading index records.
+
+use fathom_core::{Error, MetricType, Result};
+use fathom_index::hnsw::{Hnsw, HnswStorage};
+use fathom_index::ivf::{DirectMapType, IvfCodec, IvfFlat, IvfPq, IvfScalarQuantizer};
+use fathom_index::{
+    Index, IndexFlat, IndexHnsw, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfPqr, IndexLsh, IndexPq,
+    IndexPreTransform, IndexRefine, IndexScalarQuantizer, MultiIndexQuantizer, PqSearchType,
+};
+use fathom_invlists::InvertedLists;
+use fathom_linalg::VectorTransform;
+use fathom_quant::{ProductQuantizer, QuantizerType, RangeStat, ScalarQuantizer};
+
+use super::cursor::{Cursor, MAX_DIM};
+use super::invlists::{array_lists_from, read_array_layout};
+use super::transform::read_transform;
+
+/// Faiss's index header.
+pub(crate) struct Header {
+    pub(crate) d: usize,
+    pub(crate) ntotal: usize,
+    pub(crate) is_trained: bool,
+    pub(crate) metric: MetricType,
+}
+
+fn read_header(c: &mut Cursor<'_>) -> Result<Header> {
+    let d = c.i32_in("dimension d", MAX_DIM)?;
+    let ntotal = c.i64("ntotal")?;
+    if ntotal < 0 {
+        return Err(c.err(format!("ntotal is {ntotal}; expected ≥ 0")));
+    }
+    c.i64("unused header field")?;
+    c.i64("unused header field")?;
+    let is_trained = c.bool("is_trained")?;
+    let code = c.i32("metric type")?;
+    let arg = if code > 1 {
+        c.f32("metric argument")?
+    } else {
+        0.0
+    };
+    let metric = u32::try_from(code)
+        .map_err(|_| Error::invalid(format!("negative metric code {code}")))
+        .and_then(|code| MetricType::from_code(code, arg))
+        .map_err(|e| c.err(e))?;
+    Ok(Header {
+        d,
+        ntotal: ntotal as usize,
+        is_trained,
+        metric,
+    })
+}
+
+/// Checks a nested index against the header of the record holding it.
+fn check_nested(c: &Cursor<'_>, h: &Header, sub: &dyn Index, what: &str) -> Result<()> {
+    if sub.dim() != h.d {
+        return Err(c.err(format!(
+            "{what} has dimension {}; its parent has {}",
+            sub.dim(),
+            h.d
+        )));
+    }
+    Ok(())
+}
+
+fn check_ntotal(c: &Cursor<'_>, h: &Header, got: usize, what: &str) -> Result<()> {
+    if got != h.ntotal {
+        return Err(c.err(format!(
+            "{what} holds {got} vectors but the header says ntotal = {}",
+            h.ntotal
+        )));
+    }
+    Ok(())
+}
+
+/// One index record, fourcc included.
+pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
+    c.enter()?;
+    let at = c.pos();
+    let fourcc = c.fourcc()?;
+    let index: Box<dyn Index> = match &fourcc {
+        b"IxF2" | b"IxFI" | b"IxFl" => Box::new(read_flat_body(c, &fourcc)?),
+        b"IxHe" | b"IxHE" => Box::new(read_lsh_body(c, &fourcc)?),
+        b"IxPq" | b"IxPQ" | b"IxPo" => Box::new(read_pq_body(c, &fourcc)?),
+        b"IxSQ" => Box::new(read_sq_body(c)?),
+        b"IxMp" | b"IxM2" => {
+            let h = read_header(c)?;
+            let sub = read_index(c)?;
+            check_nested(c, &h, &*sub, "the IDMap's index")?;
+            check_ntotal(c, &h, sub.ntotal(), "the IDMap's index")?;
+            let ids = c.vec_len::<i64>("id map", h.ntotal)?;
+            if &fourcc == b"IxMp" {
+                Box::new(IndexIdMap::from_parts(sub, ids).map_err(|e| c.err(e))?)
+            } else {
+                Box::new(IndexIdMap2::from_parts(sub, ids).map_err(|e| c.err(e))?)
+            }
+        }
+        b"IxPT" => read_pretransform_body(c)?,
+        b"IxRF" => {
+            let h = read_header(c)?;
+            let base = read_index(c)?;
+            let refine = read_index(c)?;
+            check_nested(c, &h, &*base, "the refined index")?;
+            check_nested(c, &h, &*refine, "the refinement index")?;
+            let k_factor = c.f32("k_factor")?;
+            if !(1.0..=1000.0).contains(&k_factor) {
+                return Err(c.err(format!("k_factor is {k_factor}; expected 1..=1000")));
+            }
+            let mut r = IndexRefine::new(base, refine).map_err(|e| c.err(e))?;
+            r.k_factor = k_factor;
+            Box::new(r)
+        }
+        b"Imiq" => {
+            let h = read_header(c)?;
+            let (pq, centroids) = read_pq(c)?;
+            let mut q = MultiIndexQuantizer::new(h.d, pq.m(), pq.nbits()).map_err(|e| c.err(e))?;
+            if h.is_trained || centroids.iter().any(|&v| v != 0.0) {
+                q.pq_mut().set_centroids(&centroids).map_err(|e| c.err(e))?;
+            }
+            check_ntotal(c, &h, q.ntotal(), "the multi-index")?;
+            Box::new(q)
+        }
+        b"IHNf" => Box::new(read_hnsw_body(c, read_flat)?),
+        b"IHNs" => Box::new(read_hnsw_body(c, read_sq)?),
+        b"IHNp" => Box::new(read_hnsw_body(c, read_pq_index)?),
+        b"IwFl" => {
+            let ivf = read_ivf_header(c)?;
+            let codec = IvfFlat::new(ivf.h.d);
+            Box::new(finish_ivf(c, ivf, codec, false)?)
+        }
+        b"IwSq" | b"IwSQ" => {
+            let ivf = read_ivf_header(c)?;
+            let sq = read_scalar_quantizer(c, ivf.h.d)?;
+            let code_size = c.u64("code_size")?;
+            if code_size != sq.code_size() as u64 {
+                return Err(c.err(format!(
+                    "code_size is {code_size}; the scalar quantizer's is {}",
+                    sq.code_size()
+                )));
+            }
+            let by_residual = if &fourcc == b"IwSq" {
+                c.bool("by_residual")?
+            } else {
+                true
+            };
+            let codec = IvfScalarQuantizer::from_sq(sq);
+            Box::new(finish_ivf(c, ivf, codec, by_residual)?)
+        }
+        b"IwPQ" | b"IwQR" => {
+            let ivf = read_ivf_header(c)?;
+            let by_residual = c.bool("by_residual")?;
+            let code_size = c.u64("code_size")?;
+            let (pq, centroids) = read_pq(c)?;
+            let mut codec = IvfPq::new(pq.d(), pq.m(), pq.nbits()).map_err(|e| c.err(e))?;
+            if code_size != pq.code_size() as u64 {
+                return Err(c.err(format!(
+                    "code_size is {code_size}; the product quantizer's is {}",
+                    pq.code_size()
+                )));
+            }
+            if pq.d() != ivf.h.d {
+                return Err(c.err(format!(
+                    "product quantizer has dimension {}; the index {}",
+                    pq.d(),
+                    ivf.h.d
+                )));
+            }
+            if ivf.h.is_trained || centroids.iter().any(|&v| v != 0.0) {
+                codec
+                    .pq_mut()
+                    .set_centroids(&centroids)
+                    .map_err(|e| c.err(e))?;
+            }
+            let index = finish_ivf(c, ivf, codec, by_residual)?;
+            if &fourcc == b"IwPQ" {
+                Box::new(index)
+            } else {
+                // Faiss's reader skips these when the index is untrained, but its writer
+                // always writes them: always reading them keeps a nested record in step.
+                let (rpq, rcentroids) = read_pq(c)?;
+                let mut refine_pq = rpq;
+                if rcentroids.iter().any(|&v| v != 0.0) {
+                    refine_pq.set_centroids(&rcentroids).map_err(|e| c.err(e))?;
+                }
+                let codes =
+                    c.vec_len::<u8>("refinement codes", index.ntotal() * refine_pq.code_size())?;
+                let k_factor = c.f32("k_factor")?;
+                Box::new(
+                    IndexIvfPqr::from_parts(index, refine_pq, codes, k_factor)
+                        .map_err(|e| c.err(e))?,
+                )
+            }
+        }
+        b"null" => return Err(c.err("the file stores no index here (a \"null\" record)")),
+        other => {
+            return Err(c.err(format!(
+                "unknown or unsupported index type {:?} at byte {at}",
+                String::from_utf8_lossy(other)
+            )));
+        }
+    };
+    c.leave();
+    Ok(index)
+}
+
+/// A nested record that must be an [`IndexFlat`].
+fn read_flat(c: &mut Cursor<'_>) -> Result<IndexFlat> {
+    c.enter()?;
+    let fourcc = c.fourcc()?;
+    if !matches!(&fourcc, b"IxF2" | b"IxFI" | b"IxFl") {
+        return Err(c.err(format!(
+            "expected a flat index record, found {:?}",
+            String::from_utf8_lossy(&fourcc)
+        )));
+    }
+    let r = read_flat_body(c, &fourcc);
+    c.leave();
+    r
+}
+
+fn read_flat_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexFlat> {
+    let h = read_header(c)?;
+    let expected = match fourcc {
+        b"IxF2" => Some(MetricType::L2),
+        b"IxFI" => Some(MetricType::InnerProduct),
+        _ => None,
+    };
+    if expected.is_some_and(|m| m != h.metric) {
+        return Err(c.err(format!(
+            "a {} record declares metric {:?}",
+            String::from_utf8_lossy(fourcc),
+            h.metric
+        )));
+    }
+    let n = h
+        .ntotal
+        .checked_mul(h.d)
+        .ok_or_else(|| c.err("ntotal × d overflows"))?;
+    let data = c.vec_len::<f32>("flat vectors", n)?;
+    IndexFlat::from_vectors(h.d, h.metric, data).map_err(|e| c.err(e))
+}
+
+fn read_lsh_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexLsh> {
+    let h = read_header(c)?;
+    let nbits = c.i32_in("LSH nbits", MAX_DIM)?;
+    let rotate_data = c.bool("LSH rotate_data")?;
+    let train_thresholds = c.bool("LSH train_thresholds")?;
+    let thresholds = c.vec::<f32>("LSH thresholds")?;
+    let mut code_size = c.i32_in("LSH code_size", MAX_DIM)?;
+    if fourcc == b"IxHE" {
+        // The oldest files counted 64-bit words.
+        if !nbits.is_multiple_of(64) {
+            return Err(c.err("a legacy IxHE record needs nbits to be a multiple of 64"));
+        }
+        code_size *= 8;
+    }
+    if code_size != nbits.div_ceil(8) {
+        return Err(c.err(format!(
+            "LSH code_size is {code_size}; expected ceil(nbits / 8) = {}",
+            nbits.div_ceil(8)
+        )));
+    }
+    c.enter()?;
+    let rot = read_transform(c)?;
+    c.leave();
+    if rot.d_in() != h.d || rot.d_out() != nbits {
+        return Err(c.err(format!(
+            "LSH rotation maps {} → {} dimensions; expected {} → {nbits}",
+            rot.d_in(),
+            rot.d_out(),
+            h.d
+        )));
+    }
+    let codes = c.vec_len::<u8>(
+        "LSH codes",
+        h.ntotal
+            .checked_mul(code_size)
+            .ok_or_else(|| c.err("codes overflow"))?,
+    )?;
+    let mut index =
+        IndexLsh::new(h.d, nbits, rotate_data, train_thresholds).map_err(|e| c.err(e))?;
+    if h.is_trained {
+        let rotation = if rotate_data {
+            let r = rot
+                .as_any()
+                .downcast_ref::<fathom_linalg::RandomRotationMatrix>()
+                .filter(|r| r.is_trained())
+                .ok_or_else(|| c.err("LSH rotation is not a trained random rotation"))?;
+            Some(r.clone())
+        } else {
+            None
+        };
+        let thresholds = if train_thresholds {
+            thresholds
+        } else {
+            Vec::new()
+        };
+        index
+            .encoder_mut()
+            .set_parts(rotation, thresholds)
+            .map_err(|e| c.err(e))?;
+    }
+    index.add_codes(&codes).map_err(|e| c.err(e))?;
+    Ok(index)
+}
+
+/// A product quantizer record: the quantizer (untrained) and the stored centroids.
+fn read_pq(c: &mut Cursor<'_>) -> Result<(ProductQuantizer, Vec<f32>)> {
+    let d = c.u64_in("PQ d", MAX_DIM)?;
+    let m = c.u64_in("PQ M", MAX_DIM)?;
+    let nbits = c.u64_in("PQ nbits", 24)?;
+    if m == 0 || nbits == 0 {
+        return Err(c.err(format!("PQ has M = {m}, nbits = {nbits}; both must be ≥ 1")));
+    }
+    let pq = ProductQuantizer::new(d, m, nbits).map_err(|e| c.err(e))?;
+    let centroids = c.vec_len::<f32>("PQ centroids", d << nbits)?;
+    Ok((pq, centroids))
+}
+
+/// A nested record that must be an [`IndexPq`].
+fn read_pq_index(c: &mut Cursor<'_>) -> Result<IndexPq> {
+    c.enter()?;
+    let fourcc = c.fourcc()?;
+    if !matches!(&fourcc, b"IxPq" | b"IxPQ" | b"IxPo") {
+        return Err(c.err(format!(
+            "expected a PQ index record, found {:?}",
+            String::from_utf8_lossy(&fourcc)
+        )));
+    }
+    let r = read_pq_body(c, &fourcc);
+    c.leave();
+    r
+}
+
+fn read_pq_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexPq> {
+    let mut h = read_header(c)?;
+    if fourcc != b"IxPq" {
+        // As Faiss: the oldest PQ files stored a meaningless metric.
+        h.metric = MetricType::L2;
+    }
+    let (pq, centroids) = read_pq(c)?;
+    if pq.d() != h.d {
+        return Err(c.err(format!("PQ has dimension {}; the index {}", pq.d(), h.d)));
+    }
+    let mut index = IndexPq::new(h.d, pq.m(), pq.nbits(), h.metric).map_err(|e| c.err(e))?;
+    if h.is_trained || centroids.iter().any(|&v| v != 0.0) {
+        index
+            .pq_mut()
+            .set_centroids(&centroids)
+            .map_err(|e| c.err(e))?;
+    }
+    let codes = c.vec_len::<u8>(
+        "PQ codes",
+        h.ntotal
+            .checked_mul(pq.code_size())
+            .ok_or_else(|| c.err("codes overflow"))?,
+    )?;
+    index.add_codes(&codes).map_err(|e| c.err(e))?;
+    if fourcc == b"IxPq" {
+        index.search_type = match c.i32("PQ search type")? {
+            0 => PqSearchType::Adc,
+            1 => PqSearchType::Hamming,
+            3 => PqSearchType::Sdc,
+            4 => PqSearchType::Polysemous,
+            t => {
+                return Err(c.err(format!(
+                    "PQ search type {t} is not supported (0, 1, 3, 4 are)"
+                )));
+            }
+        };
+        if c.bool("encode_signs")? {
+            return Err(c.err("PQ with encode_signs is not supported"));
+        }
+        index.polysemous_ht = c.i32_in("polysemous_ht", i32::MAX as usize)? as u32;
+    }
+    Ok(index)
+}
+
+fn read_scalar_quantizer(c: &mut Cursor<'_>, d: usize) -> Result<ScalarQuantizer> {
+    let qtype = c.i32("SQ type")?;
+    let qtype = u32::try_from(qtype)
+        .map_err(|_| Error::invalid(format!("negative type {qtype}")))
+        .and_then(QuantizerType::from_code)
+        .map_err(|e| c.err(e))?;
+    let rangestat = match c.i32("SQ range statistic")? {
+        0 => RangeStat::MinMax,
+        1 => RangeStat::MeanStd,
+        2 => RangeStat::Quantiles,
+        3 => RangeStat::Optim,
+        r => return Err(c.err(format!("SQ range statistic {r}; expected 0..=3"))),
+    };
+    let rangestat_arg = c.f32("SQ range argument")?;
+    let sq_d = c.u64("SQ d")?;
+    if sq_d != d as u64 {
+        return Err(c.err(format!("scalar quantizer has d = {sq_d}; the index {d}")));
+    }
+    let mut sq = ScalarQuantizer::new(d, qtype).map_err(|e| c.err(e))?;
+    sq.rangestat = rangestat;
+    sq.rangestat_arg = rangestat_arg;
+    let code_size = c.u64("SQ code_size")?;
+    if code_size != sq.code_size() as u64 {
+        return Err(c.err(format!(
+            "SQ code_size is {code_size}; type {qtype:?} at d = {d} has {}",
+            sq.code_size()
+        )));
+    }
+    let trained = c.vec::<f32>("SQ trained ranges")?;
+    if !trained.is_empty() {
+        sq.set_trained(trained).map_err(|e| c.err(e))?;
+    }
+    Ok(sq)
+}
+
+/// A nested record that must be an [`IndexScalarQuantizer`].
+fn read_sq(c: &mut Cursor<'_>) -> Result<IndexScalarQuantizer> {
+    c.enter()?;
+    let fourcc = c.fourcc()?;
+    if &fourcc != b"IxSQ" {
+        return Err(c.err(format!(
+            "expected a scalar-quantizer index record, found {:?}",
+            String::from_utf8_lossy(&fourcc)
+        )));
+    }
+    let r = read_sq_body(c);
+    c.leave();
+    r
+}
+
+fn read_sq_body(c: &mut Cursor<'_>) -> Result<IndexScalarQuantizer> {
+    let h = read_header(c)?;
+    let sq = read_scalar_quantizer(c, h.d)?;
+    let codes = c.vec_len::<u8>(
+        "SQ codes",
+        h.ntotal
+            .checked_mul(sq.code_size())
+            .ok_or_else(|| c.err("codes overflow"))?,
+    )?;
+    let mut index = IndexScalarQuantizer::new(h.d, sq.qtype(), h.metric).map_err(|e| c.err(e))?;
+    *index.sq_mut() = sq;
+    index.add_codes(&codes).map_err(|e| c.err(e))?;
+    Ok(index)
+}
+
+fn read_pretransform_body(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
+    let h = read_header(c)?;
+    let nt = c.i32_in("transform chain length", super::cursor::MAX_DEPTH)?;
+    let mut chain = Vec::with_capacity(nt);
+    for _ in 0..nt {
+        c.enter()?;
+        chain.push(read_transform(c)?);
+        c.leave();
+    }
+    let sub = read_index(c)?;
+    let mut d = h.d;
+    for t in &chain {
+        if t.d_in() != d {
+            return Err(c.err(format!(
+                "transform {} takes {} dimensions but receives {d}",
+                t.description(),
+                t.d_in()
+            )));
+        }
+        d = t.d_out();
+    }
+    if sub.dim() != d {
+        return Err(c.err(format!(
+            "the transforms output {d} dimensions but the index takes {}",
+            sub.dim()
+        )));
+    }
+    check_ntotal(c, &h, sub.ntotal(), "the transformed index")?;
+    let Some(last) = chain.pop() else {
+        // An empty chain transforms nothing: the index itself serves.
+        return Ok(sub);
+    };
+    let mut pt = IndexPreTransform::new(last, sub).map_err(|e| c.err(e))?;
+    while let Some(t) = chain.pop() {
+        pt.prepend_transform(t).map_err(|e| c.err(e))?;
+    }
+    Ok(Box::new(pt))
+}
+
+fn read_hnsw_body<S: HnswStorage>(
+    c: &mut Cursor<'_>,
+    read_storage: fn(&mut Cursor<'_>) -> Result<S>,
+) -> Result<IndexHnsw<S>> {
+    let h = read_header(c)?;
+    let assign_probas = c.vec::<f64>("HNSW assign_probas")?;
+    let cum = c.vec::<i32>("HNSW cum_nneighbor_per_level")?;
+    let levels = c.vec_len::<i32>("HNSW levels", h.ntotal)?;
+    let offsets = c.vec_len::<u64>("HNSW offsets", h.ntotal + 1)?;
+    let neighbors = c.vec::<i32>("HNSW neighbors")?;
+    let entry_point = c.i32("HNSW entry_point")?;
+    let max_level = c.i32("HNSW max_level")?;
+    let ef_construction = c.i32_in("HNSW efConstruction", i32::MAX as usize)?;
+    let ef_search = c.i32_in("HNSW efSearch", i32::MAX as usize)?;
+    c.i32("HNSW upper_beam")?;
+    let hnsw = Hnsw::from_parts(
+        assign_probas,
+        cum,
+        levels,
+        offsets,
+        neighbors,
+        entry_point,
+        max_level,
+        ef_construction,
+        ef_search,
+    )
+    .map_err(|e| c.err(e))?;
+    if c.remaining() >= 4 && c.peek_fourcc() == Some(*b"null") {
+        return Err(c.err(
+            "the HNSW graph was saved without its vectors (IO_FLAG_SKIP_STORAGE); fathom \
+             needs them to search",
+        ));
+    }
+    let storage = read_storage(c)?;
+    check_nested(c, &h, &storage, "the HNSW storage")?;
+    if storage.metric() != h.metric {
+        return Err(c.err(format!(
+            "HNSW storage compares with {:?}, the index with {:?}",
+            storage.metric(),
+            h.metric
+        )));
+    }
+    IndexHnsw::from_parts(hnsw, storage).map_err(|e| c.err(e))
+}
+
+/// What every IVF record starts with.
+struct IvfHeader {
+    h: Header,
+    nlist: usize,
+    nprobe: usize,
+    quantizer: Box<dyn Index>,
+    direct_map: DirectMapType,
+}
+
+fn read_ivf_header(c: &mut Cursor<'_>) -> Result<IvfHeader> {
+    let h = read_header(c)?;
+    let nlist = c.u64_in("nlist", i64::MAX as usize)?;
+    if nlist == 0 {
+        return Err(c.err("nlist is 0; an IVF index has at least one list"));
+    }
+    let nprobe = c.u64_in("nprobe", i64::MAX as usize)?;
+    let quantizer = read_index(c)?;
+    check_nested(c, &h, &*quantizer, "the coarse quantizer")?;
+    if h.is_trained && quantizer.ntotal() != nlist {
+        return Err(c.err(format!(
+            "the coarse quantizer holds {} centroids for {nlist} lists",
+            quantizer.ntotal()
+        )));
+    }
+    let direct_map = match c.u8("direct map type")? {
+        0 => DirectMapType::NoMap,
+        1 => DirectMapType::Array,
+        2 => DirectMapType::Hashtable,
+        t => return Err(c.err(format!("direct map type {t}; expected 0, 1 or 2"))),
+    };
+    // The map itself is rebuilt from the lists (and checked against them).
+    let array = c.vec::<i64>("direct map array")?;
+    if direct_map == DirectMapType::Array && array.len() != h.ntotal {
+        return Err(c.err(format!(
+            "array direct map has {} entries for ntotal = {}",
+            array.len(),
+            h.ntotal
+        )));
+    }
+    if direct_map == DirectMapType::Hashtable {
+        let pairs = c.vec::<[i64; 2]>("direct map hashtable")?;
+        if pairs.len() > h.ntotal {
+            return Err(c.err("direct map hashtable has more entries than vectors"));
+        }
+    }
+    Ok(IvfHeader {
+        h,
+        nlist,
+        nprobe,
+        quantizer,
+        direct_map,
+    })
+}
+
+/// Reads the inverted lists of an IVF record and assembles the index.
+fn finish_ivf<C: IvfCodec + 'static>(
+    c: &mut Cursor<'_>,
+    ivf: IvfHeader,
+    codec: C,
+    by_residual: bool,
+) -> Result<IndexIvf<C>> {
+    let IvfHeader {
+        h,
+        nlist,
+        nprobe,
+        quantizer,
+        direct_map,
+    } = ivf;
+    if quantizer.metric() != h.metric {
+        return Err(c.err(format!(
+            "the coarse quantizer compares with {:?}, the index with {:?}",
+            quantizer.metric(),
+            h.metric
+        )));
+    }
+    let mut index = IndexIvf::with_codec(quantizer, nlist, h.metric, codec, by_residual)
+        .map_err(|e| c.err(e))?;
+    let lists = read_lists(c, nlist, index.codec().code_size())?;
+    check_ntotal(c, &h, lists.compute_ntotal(), "the inverted lists")?;
+    index.replace_invlists(lists).map_err(|e| c.err(e))?;
+    index
+        .set_direct_map_type(direct_map)
+        .map_err(|e| c.err(e))?;
+    index.nprobe = nprobe.clamp(1, nlist);
+    Ok(index)
+}
+
+fn read_lists(
+    c: &mut Cursor<'_>,
+    nlist: usize,
+    code_size: usize,
+) -> Result<Box<dyn InvertedLists>> {
+    let fourcc = c.fourcc()?;
+    match &fourcc {
+        b"ilar" => {
+            let layout = read_array_layout(c, nlist, code_size)?;
+            Ok(Box::new(array_lists_from(c.buffer(), nlist, &layout)?))
+        }
+        b"il00" => Err(c.err(
+            "the inverted lists are not stored in this file (written with \
+             IO_FLAG_SKIP_IVF_DATA)",
+        )),
+        other => Err(c.err(format!(
+            "unknown or unsupported inverted lists {:?}; fathom reads ilar",
+            String::from_utf8_lossy(other)
+        ))),
+    }
+}

@@ -1,0 +1,139 @@
+//! Index files written by faiss-cpu 1.15.1 (`tests/fixtures/make_faiss_files.py`), one of
+//! every type fathom reads: each opens with faiss's d, ntotal and training state, searches
+//! to faiss's recorded results, and written back by fathom gives faiss's bytes exactly.
+
+use std::path::PathBuf;
+
+use fathom_index::Index;
+use fathom_io::faiss::{index_to_bytes, read_index, read_index_bytes};
+use fathom_io::{NpyArray, read_npy};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_files")
+}
+
+struct Entry {
+    name: String,
+    d: usize,
+    ntotal: usize,
+    is_trained: bool,
+    k: usize,
+}
+
+fn manifest() -> Vec<Entry> {
+    std::fs::read_to_string(dir().join("manifest.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Entry {
+                name: f[0].into(),
+                d: f[1].parse().unwrap(),
+                ntotal: f[2].parse().unwrap(),
+                is_trained: f[3] == "1",
+                k: f[4].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+fn f32s(name: &str) -> Vec<f32> {
+    match read_npy(dir().join(name)).unwrap() {
+        NpyArray::F32(a) => a.data,
+        other => panic!("{name}: {}", other.dtype_name()),
+    }
+}
+
+fn i64s(name: &str) -> Vec<i64> {
+    match read_npy(dir().join(name)).unwrap() {
+        NpyArray::I64(a) => a.data,
+        other => panic!("{name}: {}", other.dtype_name()),
+    }
+}
+
+/// Results agree when every distance matches and every label matches except between
+/// entries of equal distance (whose order is arbitrary).
+fn assert_same_results(name: &str, k: usize, d: &[f32], i: &[i64], fd: &[f32], fi: &[i64]) {
+    for (q, (row, frow)) in d.chunks(k).zip(fd.chunks(k)).enumerate() {
+        for (r, (a, b)) in row.iter().zip(frow).enumerate() {
+            let tol = 1e-4 * b.abs().max(1.0);
+            assert!(
+                (a - b).abs() <= tol,
+                "{name}: query {q} rank {r}: distance {a}, faiss {b}"
+            );
+        }
+        let labels = &i[q * k..(q + 1) * k];
+        let flabels = &fi[q * k..(q + 1) * k];
+        for r in 0..k {
+            if labels[r] == flabels[r] {
+                continue;
+            }
+            let tied =
+                (0..k).any(|s| s != r && (row[s] - row[r]).abs() <= 1e-5 * row[r].abs().max(1.0));
+            assert!(
+                tied,
+                "{name}: query {q} rank {r}: label {} but faiss {} (distances {row:?})",
+                labels[r], flabels[r]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_faiss_file_opens_searches_as_faiss_and_writes_back_byte_for_byte() {
+    let q = f32s("q.npy");
+    let entries = manifest();
+    assert!(entries.len() >= 40);
+    let mut failed = Vec::new();
+    for e in &entries {
+        // Check every file, then report all that failed.
+        if let Err(err) = std::panic::catch_unwind(|| check_file(e, &q)) {
+            let msg = err
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push(format!("{}: {msg}", e.name));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} files failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+fn check_file(e: &Entry, q: &[f32]) {
+    {
+        let path = dir().join(format!("{}.faiss", e.name));
+        let index = read_index(&path).unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        assert_eq!(index.dim(), e.d, "{}", e.name);
+        assert_eq!(index.ntotal(), e.ntotal, "{}", e.name);
+        assert_eq!(index.is_trained(), e.is_trained, "{}", e.name);
+
+        let bytes = std::fs::read(&path).unwrap();
+        let ours = index_to_bytes(&*index).unwrap();
+        if e.name == "ivf8_dm_hash" {
+            // Faiss writes the hashtable in its hash map's order; the rest must match.
+            assert_eq!(ours.len(), bytes.len(), "{}", e.name);
+            let again = index_to_bytes(&*read_index_bytes(&ours).unwrap()).unwrap();
+            assert_eq!(again, ours, "{}: fathom's own bytes are stable", e.name);
+        } else {
+            assert!(
+                ours == bytes,
+                "{}: fathom's bytes differ from faiss's",
+                e.name
+            );
+        }
+
+        if !e.is_trained {
+            assert!(index.search(q, e.k).is_err(), "{}", e.name);
+            return;
+        }
+        let res = index.search(q, e.k).unwrap();
+        let fd = f32s(&format!("{}.D.npy", e.name));
+        let fi = i64s(&format!("{}.I.npy", e.name));
+        assert_same_results(&e.name, e.k, &res.distances, &res.labels, &fd, &fi);
+    }
+}
