@@ -41,6 +41,12 @@ impl<'a> Cursor<'a> {
         self.buf.get(self.pos..self.pos + 4)?.try_into().ok()
     }
 
+    /// The next `u64`, without consuming it.
+    pub(crate) fn peek_u64(&self) -> Option<u64> {
+        let b = self.buf.get(self.pos..self.pos + 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }

@@ -15,6 +15,11 @@ use super::cursor::{Cursor, MAX_DIM};
 use super::invlists::{array_lists_from, read_array_layout};
 use super::transform::read_transform;
 
+/// Lists an IVF record may declare without a quantizer holding that many centroids.
+const MAX_FREE_NLIST: usize = 1 << 20;
+/// The most lists an IVF record may declare.
+const MAX_NLIST: usize = 1 << 28;
+
 /// Faiss's index header.
 pub(crate) struct Header {
     pub(crate) d: usize,
@@ -278,6 +283,10 @@ fn read_lsh_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexLsh> {
     )?;
     let mut index =
         IndexLsh::new(h.d, nbits, rotate_data, train_thresholds).map_err(|e| c.err(e))?;
+    if rotate_data && !rot.is_trained() {
+        // Faiss draws the rotation when the index is made, so its files always hold it.
+        return Err(c.err("LSH with rotate_data stores no rotation matrix"));
+    }
     if h.is_trained {
         let rotation = if rotate_data {
             let r = rot
@@ -311,8 +320,15 @@ fn read_pq(c: &mut Cursor<'_>) -> Result<(ProductQuantizer, Vec<f32>)> {
     if m == 0 || nbits == 0 {
         return Err(c.err(format!("PQ has M = {m}, nbits = {nbits}; both must be ≥ 1")));
     }
-    let pq = ProductQuantizer::new(d, m, nbits).map_err(|e| c.err(e))?;
+    // The quantizer allocates its centroids: check that the file holds them first.
+    if c.peek_u64().is_none_or(|n| n != (d << nbits) as u64) {
+        return Err(c.err(format!(
+            "PQ centroids: expected d × 2^nbits = {} floats",
+            d << nbits
+        )));
+    }
     let centroids = c.vec_len::<f32>("PQ centroids", d << nbits)?;
+    let pq = ProductQuantizer::new(d, m, nbits).map_err(|e| c.err(e))?;
     Ok((pq, centroids))
 }
 
@@ -542,6 +558,14 @@ fn read_ivf_header(c: &mut Cursor<'_>) -> Result<IvfHeader> {
     let nprobe = c.u64_in("nprobe", i64::MAX as usize)?;
     let quantizer = read_index(c)?;
     check_nested(c, &h, &*quantizer, "the coarse quantizer")?;
+    // The lists are allocated up front: beyond 2^20 lists, only as many as the trained
+    // quantizer really has (and no more than an IMI of 2^28, as Faiss's largest).
+    if nlist > MAX_FREE_NLIST && (quantizer.ntotal() != nlist || nlist > MAX_NLIST) {
+        return Err(c.err(format!(
+            "nlist = {nlist} lists, but the coarse quantizer holds {} centroids",
+            quantizer.ntotal()
+        )));
+    }
     if h.is_trained && quantizer.ntotal() != nlist {
         return Err(c.err(format!(
             "the coarse quantizer holds {} centroids for {nlist} lists",
