@@ -71,6 +71,102 @@ pub fn get_dataset_2(d: usize, nt: usize, nb: usize, nq: usize) -> (Vec<f32>, Ve
     (x, xb, xq)
 }
 
+/// Asserts that two k-NN results (`nq × k` distances and labels) agree: every distance
+/// to 1e-4 relative, every label except between entries of equal distance, whose order
+/// is arbitrary.
+pub fn assert_same_results(
+    what: &str,
+    k: usize,
+    d: &[f32],
+    i: &[i64],
+    ref_d: &[f32],
+    ref_i: &[i64],
+) {
+    assert_eq!(d.len(), ref_d.len(), "{what}: result sizes");
+    for (q, (row, frow)) in d.chunks(k).zip(ref_d.chunks(k)).enumerate() {
+        for (r, (a, b)) in row.iter().zip(frow).enumerate() {
+            let tol = 1e-4 * b.abs().max(1.0);
+            assert!(
+                (a - b).abs() <= tol,
+                "{what}: query {q} rank {r}: distance {a}, reference {b}"
+            );
+        }
+        let labels = &i[q * k..(q + 1) * k];
+        let ref_labels = &ref_i[q * k..(q + 1) * k];
+        for r in 0..k {
+            if labels[r] == ref_labels[r] {
+                continue;
+            }
+            let tied =
+                (0..k).any(|s| s != r && (row[s] - row[r]).abs() <= 1e-5 * row[r].abs().max(1.0));
+            assert!(
+                tied,
+                "{what}: query {q} rank {r}: label {} but reference {} (distances {row:?})",
+                labels[r], ref_labels[r]
+            );
+        }
+    }
+}
+
+/// The version of faiss-cpu the compatibility fixtures and checks use.
+pub const FAISS_VERSION: &str = "1.15.1";
+
+/// A Python interpreter with faiss-cpu and numpy: `$FATHOM_FAISS_PYTHON` if set, else a
+/// virtualenv at `target/faiss-venv`, created (and faiss-cpu installed from PyPI) on first
+/// use. `Err` says why none is available (no python3, PyPI unreachable), for a test to
+/// report as skipped.
+pub fn faiss_python() -> Result<std::path::PathBuf, String> {
+    use std::path::PathBuf;
+    use std::process::Command;
+    if let Ok(p) = std::env::var("FATHOM_FAISS_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join("target/faiss-venv");
+    let python = venv.join("bin/python");
+    let works = |py: &PathBuf| {
+        Command::new(py)
+            .args([
+                "-c",
+                &format!("import faiss, numpy; assert faiss.__version__ == '{FAISS_VERSION}'"),
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&python) {
+        return Ok(python);
+    }
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{cmd:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("faiss-cpu=={FAISS_VERSION}"),
+        "numpy",
+    ]))?;
+    if works(&python) {
+        Ok(python)
+    } else {
+        Err(format!(
+            "faiss-cpu {FAISS_VERSION} did not import in {}",
+            venv.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,34 +51,6 @@ fn i64s(name: &str) -> Vec<i64> {
     }
 }
 
-/// Results agree when every distance matches and every label matches except between
-/// entries of equal distance (whose order is arbitrary).
-fn assert_same_results(name: &str, k: usize, d: &[f32], i: &[i64], fd: &[f32], fi: &[i64]) {
-    for (q, (row, frow)) in d.chunks(k).zip(fd.chunks(k)).enumerate() {
-        for (r, (a, b)) in row.iter().zip(frow).enumerate() {
-            let tol = 1e-4 * b.abs().max(1.0);
-            assert!(
-                (a - b).abs() <= tol,
-                "{name}: query {q} rank {r}: distance {a}, faiss {b}"
-            );
-        }
-        let labels = &i[q * k..(q + 1) * k];
-        let flabels = &fi[q * k..(q + 1) * k];
-        for r in 0..k {
-            if labels[r] == flabels[r] {
-                continue;
-            }
-            let tied =
-                (0..k).any(|s| s != r && (row[s] - row[r]).abs() <= 1e-5 * row[r].abs().max(1.0));
-            assert!(
-                tied,
-                "{name}: query {q} rank {r}: label {} but faiss {} (distances {row:?})",
-                labels[r], flabels[r]
-            );
-        }
-    }
-}
-
 #[test]
 fn every_faiss_file_opens_searches_as_faiss_and_writes_back_byte_for_byte() {
     let q = f32s("q.npy");
@@ -134,6 +106,6 @@ fn check_file(e: &Entry, q: &[f32]) {
         let res = index.search(q, e.k).unwrap();
         let fd = f32s(&format!("{}.D.npy", e.name));
         let fi = i64s(&format!("{}.I.npy", e.name));
-        assert_same_results(&e.name, e.k, &res.distances, &res.labels, &fd, &fi);
+        fathom_tests::assert_same_results(&e.name, e.k, &res.distances, &res.labels, &fd, &fi);
     }
 }

@@ -1,0 +1,209 @@
+//! The other direction: indexes built and written by fathom open in faiss-cpu (installed
+//! by the test into `target/faiss-venv`, see `fathom_tests::faiss_python`) with the same
+//! d, ntotal and training state, and faiss's search of each returns fathom's neighbours.
+//! Skipped, with a message, only where faiss-cpu cannot be installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fathom_index::{Index, IndexPreTransform, MetricType, index_factory};
+use fathom_io::faiss::write_index;
+use fathom_io::{NpyArray, read_npy, write_npy};
+use fathom_linalg::{
+    NormalizationTransform, OpqMatrix, PcaMatrix, RandomRotationMatrix, VectorTransform,
+};
+
+const K: usize = 5;
+
+fn data() -> (Vec<f32>, Vec<f32>, Vec<i64>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_files");
+    let f = |n: &str| match read_npy(dir.join(n)).unwrap() {
+        NpyArray::F32(a) => a.data,
+        _ => unreachable!(),
+    };
+    let ids = match read_npy(dir.join("ids.npy")).unwrap() {
+        NpyArray::I64(a) => a.data,
+        _ => unreachable!(),
+    };
+    (f("x.npy"), f("q.npy"), ids)
+}
+
+/// `(name, factory string, metric, run-time parameters)` of every type fathom writes.
+const CASES: &[(&str, &str, MetricType, &[(&str, f64)])] = &[
+    ("flat_l2", "Flat", MetricType::L2, &[]),
+    ("flat_ip", "Flat", MetricType::InnerProduct, &[]),
+    ("flat_l1", "Flat", MetricType::L1, &[]),
+    ("idmap_flat", "IDMap,Flat", MetricType::L2, &[]),
+    ("idmap2_flat", "IDMap2,Flat", MetricType::L2, &[]),
+    ("pca8_flat", "PCA8,Flat", MetricType::L2, &[]),
+    ("pcar8_flat", "PCAR8,Flat", MetricType::L2, &[]),
+    ("pcaw8_flat", "PCAW8,Flat", MetricType::L2, &[]),
+    ("opq4_flat", "OPQ4,Flat", MetricType::L2, &[]),
+    ("rr16_flat", "RR16,Flat", MetricType::L2, &[]),
+    ("l2norm_flat", "L2norm,Flat", MetricType::L2, &[]),
+    ("pq4", "PQ4", MetricType::L2, &[]),
+    ("pq4x6np", "PQ4x6np", MetricType::L2, &[]),
+    ("sq8", "SQ8", MetricType::L2, &[]),
+    ("sq4", "SQ4", MetricType::L2, &[]),
+    ("sq6", "SQ6", MetricType::L2, &[]),
+    ("sqfp16", "SQfp16", MetricType::L2, &[]),
+    ("sqbf16", "SQbf16", MetricType::L2, &[]),
+    ("sq8_ip", "SQ8", MetricType::InnerProduct, &[]),
+    ("lsh", "LSH", MetricType::L2, &[]),
+    ("lshrt", "LSHrt", MetricType::L2, &[]),
+    ("ivf8_flat", "IVF8,Flat", MetricType::L2, &[("nprobe", 3.0)]),
+    (
+        "ivf8_flat_ip",
+        "IVF8,Flat",
+        MetricType::InnerProduct,
+        &[("nprobe", 3.0)],
+    ),
+    ("ivf8_sq8", "IVF8,SQ8", MetricType::L2, &[("nprobe", 3.0)]),
+    ("ivf8_pq4", "IVF8,PQ4", MetricType::L2, &[("nprobe", 3.0)]),
+    ("ivf8_pqr", "IVF8,PQ4+8", MetricType::L2, &[("nprobe", 3.0)]),
+    (
+        "imi2x3_flat",
+        "IMI2x3,Flat",
+        MetricType::L2,
+        &[("nprobe", 3.0)],
+    ),
+    (
+        "ivf16_hnsw8_flat",
+        "IVF16_HNSW8,Flat",
+        MetricType::L2,
+        &[("nprobe", 3.0)],
+    ),
+    (
+        "pca8_ivf8_pq4",
+        "PCA8,IVF8,PQ4np",
+        MetricType::L2,
+        &[("nprobe", 4.0)],
+    ),
+    ("hnsw8_flat", "HNSW8", MetricType::L2, &[("efSearch", 24.0)]),
+    (
+        "hnsw8_sq8",
+        "HNSW8,SQ8",
+        MetricType::L2,
+        &[("efSearch", 24.0)],
+    ),
+    (
+        "hnsw8_pq4",
+        "HNSW8,PQ4",
+        MetricType::L2,
+        &[("efSearch", 24.0)],
+    ),
+    (
+        "ivf8_flat_rflat",
+        "IVF8,Flat,RFlat",
+        MetricType::L2,
+        &[("nprobe", 2.0)],
+    ),
+    ("pq4_rflat", "PQ4,RFlat", MetricType::L2, &[]),
+];
+
+/// A transform prefix of the factory grammar (until `index_factory` parses them itself).
+fn transform(prefix: &str) -> Option<Box<dyn VectorTransform>> {
+    Some(match prefix {
+        "PCA8" => Box::new(PcaMatrix::new(16, 8, 0.0, false).unwrap()),
+        "PCAR8" => Box::new(PcaMatrix::new(16, 8, 0.0, true).unwrap()),
+        "PCAW8" => Box::new(PcaMatrix::new(16, 8, -0.5, false).unwrap()),
+        "OPQ4" => Box::new(OpqMatrix::new(16, 4, 16).unwrap()),
+        "RR16" => Box::new(RandomRotationMatrix::new(16, 16).unwrap()),
+        "L2norm" => Box::new(NormalizationTransform::new(16).unwrap()),
+        _ => return None,
+    })
+}
+
+fn build(
+    desc: &str,
+    metric: MetricType,
+    params: &[(&str, f64)],
+    x: &[f32],
+    ids: &[i64],
+) -> Box<dyn Index> {
+    let (prefix, rest) = desc.split_once(',').unwrap_or((desc, ""));
+    let mut index: Box<dyn Index> = match transform(prefix) {
+        Some(t) => {
+            let sub = index_factory(t.d_out(), rest, metric).unwrap();
+            Box::new(IndexPreTransform::new(t, sub).unwrap())
+        }
+        None => index_factory(16, desc, metric).unwrap_or_else(|e| panic!("{desc}: {e}")),
+    };
+    index.train(x).unwrap();
+    if desc.starts_with("IDMap") {
+        index.add_with_ids(x, ids).unwrap();
+    } else {
+        index.add(x).unwrap();
+    }
+    for (name, v) in params {
+        index.set_param(name, *v).unwrap();
+    }
+    index
+}
+
+fn read_f32(p: &Path) -> Vec<f32> {
+    match read_npy(p).unwrap() {
+        NpyArray::F32(a) => a.data,
+        _ => unreachable!(),
+    }
+}
+
+fn read_i64(p: &Path) -> Vec<i64> {
+    match read_npy(p).unwrap() {
+        NpyArray::I64(a) => a.data,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn faiss_opens_every_type_fathom_writes_and_finds_the_same_neighbours() {
+    let python = match fathom_tests::faiss_python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED faiss_reads_fathom: faiss-cpu is not available ({why})");
+            return;
+        }
+    };
+    let (x, q, ids) = data();
+    let dir = tempfile::tempdir().unwrap();
+    write_npy(dir.path().join("q.npy"), &q, 16).unwrap();
+    let mut list = String::new();
+    let mut ours = Vec::new();
+    for (name, desc, metric, params) in CASES {
+        let index = build(desc, *metric, params, &x, &ids);
+        write_index(&*index, dir.path().join(format!("{name}.faiss")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        list.push_str(&format!("{name} {K}\n"));
+        ours.push(index);
+    }
+    std::fs::write(dir.path().join("list.txt"), list).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_search.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "faiss could not read fathom's files:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for ((name, ..), index) in CASES.iter().zip(&ours) {
+        let p = |ext: &str| dir.path().join(format!("{name}.{ext}"));
+        let meta = std::fs::read_to_string(p("ntotal")).unwrap();
+        assert_eq!(
+            meta.trim(),
+            format!("{} {} 1", index.dim(), index.ntotal()),
+            "{name}: faiss's d, ntotal, is_trained"
+        );
+        let res = index.search(&q, K).unwrap();
+        fathom_tests::assert_same_results(
+            name,
+            K,
+            &res.distances,
+            &res.labels,
+            &read_f32(&p("D.npy")),
+            &read_i64(&p("I.npy")),
+        );
+    }
+}
