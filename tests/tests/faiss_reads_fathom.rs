@@ -28,8 +28,11 @@ fn data() -> (Vec<f32>, Vec<f32>, Vec<i64>) {
     (f("x.npy"), f("q.npy"), ids)
 }
 
-/// `(name, factory string, metric, run-time parameters)` of every type fathom writes.
-const CASES: &[(&str, &str, MetricType, &[(&str, f64)])] = &[
+/// `(name, factory string, metric, run-time parameters)`.
+type Case = (&'static str, &'static str, MetricType, &'static [(&'static str, f64)]);
+
+/// Every type fathom writes.
+const CASES: &[Case] = &[
     ("flat_l2", "Flat", MetricType::L2, &[]),
     ("flat_ip", "Flat", MetricType::InnerProduct, &[]),
     ("flat_l1", "Flat", MetricType::L1, &[]),
