@@ -29,7 +29,12 @@ fn data() -> (Vec<f32>, Vec<f32>, Vec<i64>) {
 }
 
 /// `(name, factory string, metric, run-time parameters)`.
-type Case = (&'static str, &'static str, MetricType, &'static [(&'static str, f64)]);
+type Case = (
+    &'static str,
+    &'static str,
+    MetricType,
+    &'static [(&'static str, f64)],
+);
 
 /// Every type fathom writes.
 const CASES: &[Case] = &[

@@ -66,6 +66,13 @@ pub struct BenchArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
+    /// After building, save the index to this Faiss-format file (atomically).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Search the index in this Faiss-format file (from faiss or `--save`) instead of
+    /// building one: learn.fvecs and base.fvecs are not read.
+    #[arg(long, conflicts_with = "save")]
+    load: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -229,42 +236,20 @@ fn run_transform(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: &BenchArgs) -> Result<()> {
-    if let Some(k) = args.kmeans {
-        return run_kmeans(args, k);
-    }
-    if args.pca.is_some() || args.opq.is_some() {
-        return run_transform(args);
-    }
-    let metric = MetricType::parse(&args.metric)?;
-    if args.runs == 0 || args.batch == Some(0) {
-        return Err(Error::invalid("--runs and --batch must be at least 1"));
-    }
+/// Builds the index of `--index` on learn.fvecs and base.fvecs: (index, train s, add s).
+fn build(args: &BenchArgs, metric: MetricType, d: usize) -> Result<(Box<dyn Index>, f64, f64)> {
     let bar = progress::spinner(format!("reading {}", args.dir.display()));
     let learn = load(&args.dir, "learn.fvecs")?;
     let base = load(&args.dir, "base.fvecs")?;
-    let mut query = load(&args.dir, "query.fvecs")?;
-    if let Some(n) = args.queries {
-        query.data.truncate(n.max(1) * query.d);
-    }
-    let gt = read_ivecs(args.dir.join("groundtruth.ivecs"))?;
     bar.finish_and_clear();
-    let d = base.d;
-    for (name, set) in [("learn", &learn), ("query", &query)] {
+    for (name, set) in [("learn", &learn), ("base", &base)] {
         if set.d != d {
             return Err(Error::DimensionMismatch {
                 what: format!("{name}.fvecs"),
                 got: set.d,
-                expected: format!("base.fvecs's dimension {d}"),
+                expected: format!("query.fvecs's dimension {d}"),
             });
         }
-    }
-    if gt.n() < query.n() {
-        return Err(Error::invalid(format!(
-            "groundtruth.ivecs has {} rows for {} queries",
-            gt.n(),
-            query.n()
-        )));
     }
     let mut index = index_factory(d, &args.index, metric)?;
 
@@ -283,6 +268,78 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let add_s = t0.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    Ok((index, train_s, add_s))
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(k) = args.kmeans {
+        return run_kmeans(args, k);
+    }
+    if args.pca.is_some() || args.opq.is_some() {
+        return run_transform(args);
+    }
+    let metric = MetricType::parse(&args.metric)?;
+    if args.runs == 0 || args.batch == Some(0) {
+        return Err(Error::invalid("--runs and --batch must be at least 1"));
+    }
+    let bar = progress::spinner(format!("reading {}", args.dir.display()));
+    let mut query = load(&args.dir, "query.fvecs")?;
+    if let Some(n) = args.queries {
+        query.data.truncate(n.max(1) * query.d);
+    }
+    let gt = read_ivecs(args.dir.join("groundtruth.ivecs"))?;
+    bar.finish_and_clear();
+    let d = query.d;
+    if gt.n() < query.n() {
+        return Err(Error::invalid(format!(
+            "groundtruth.ivecs has {} rows for {} queries",
+            gt.n(),
+            query.n()
+        )));
+    }
+    let (mut index, train_s, add_s) = match &args.load {
+        Some(path) => {
+            let bar = progress::spinner(format!("loading {}", path.display()));
+            let t0 = Instant::now();
+            let index = fathom_io::faiss::read_index(path)?;
+            bar.finish_and_clear();
+            if !args.json {
+                println!(
+                    "loaded {} ({}, {} vectors) in {:.2}s",
+                    path.display(),
+                    index.description(),
+                    index.ntotal(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            (index, 0.0, 0.0)
+        }
+        None => build(args, metric, d)?,
+    };
+    if index.dim() != d {
+        return Err(Error::DimensionMismatch {
+            what: "query.fvecs".into(),
+            got: d,
+            expected: format!("the index's dimension {}", index.dim()),
+        });
+    }
+    let key = match &args.load {
+        Some(_) => index.description(),
+        None => args.index.clone(),
+    };
+    if let Some(path) = &args.save {
+        let bar = progress::spinner(format!("saving {}", path.display()));
+        let t0 = Instant::now();
+        fathom_io::faiss::write_index(&*index, path)?;
+        bar.finish_and_clear();
+        if !args.json {
+            println!(
+                "saved {} in {:.2}s",
+                path.display(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    }
 
     let (pname, values): (Option<&str>, Vec<Option<&str>>) = match &args.param {
         Some(p) => {
@@ -339,8 +396,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let row = Row {
             tool: "fathom",
             version: env!("CARGO_PKG_VERSION"),
-            key: &args.index,
-            metric: metric.to_string(),
+            key: &key,
+            metric: index.metric().to_string(),
             param: pname,
             value,
             threads: rayon::current_num_threads(),
@@ -350,7 +407,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             qps: query.n() as f64 / best,
             recall_at_1: r1,
             recall_10_at_10: r10,
-            gflops: exhaustive.then(|| 2.0 * (query.n() * base.n() * d) as f64 / best / 1e9),
+            gflops: exhaustive.then(|| 2.0 * (query.n() * index.ntotal() * d) as f64 / best / 1e9),
             qps_nq1,
             peak_rss_mb: peak_rss_mb(),
             graph_mb: graph_mb(index.as_ref()),

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod info;
 mod progress;
 mod store;
 
@@ -55,6 +56,11 @@ enum Command {
     },
     /// Train, add and search a TEXMEX-layout dataset; print times, QPS and recall.
     Bench(bench::BenchArgs),
+    /// Describe a Faiss-format index file: its records, shape, parameters and size.
+    Info {
+        /// The index file (written by faiss or by fathom).
+        file: PathBuf,
+    },
     /// A persistent vector store: create, add, delete, compact, stat, search, bench.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         ),
         Command::Bench(args) => bench::run(&args),
         Command::Store(cmd) => store::run(cmd),
+        Command::Info { file } => info::run(&file),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -216,3 +216,52 @@ fn store_commands_end_to_end() {
     let (ok, _, err) = run(fathom().args(["store", "stat"]).arg(&vecs));
     assert!(!ok && err.contains("not a"), "{err}");
 }
+
+#[test]
+fn bench_saves_and_reloads_and_info_describes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tiny");
+    let (ok, _, err) = run(fathom().arg("gen").arg(&data).args([
+        "--nb", "2000", "--nq", "30", "--nt", "1000", "--d", "16", "--k", "10",
+    ]));
+    assert!(ok, "{err}");
+    let file = dir.path().join("ivf.faiss");
+    let bench = |extra: &[&str]| {
+        let (ok, out, err) = run(fathom()
+            .arg("bench")
+            .arg(&data)
+            .args(["--param", "nprobe=4", "--json", "--runs", "1"])
+            .args(extra));
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        (
+            v["key"].as_str().unwrap().to_string(),
+            v["recall_10_at_10"].as_f64().unwrap(),
+        )
+    };
+    let (key, built) = bench(&["--index", "IVF16,SQ8", "--save", file.to_str().unwrap()]);
+    assert_eq!(key, "IVF16,SQ8");
+    let (key, loaded) = bench(&["--load", file.to_str().unwrap()]);
+    assert_eq!(key, "IVF16,SQ8");
+    assert_eq!(
+        built, loaded,
+        "the reloaded index searches as the one built"
+    );
+
+    let (ok, out, err) = run(fathom().arg("info").arg(&file));
+    assert!(ok, "{err}");
+    for want in [
+        "IVF16,SQ8",
+        "d = 16, 2000 vectors, metric l2, trained",
+        "IwSq  IndexIVFScalarQuantizer",
+        "IxF2  IndexFlatL2",
+        "ilar  ArrayInvertedLists",
+        "nlist 16",
+        "SQ8",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    let (ok, _, err) = run(fathom().arg("info").arg(data.join("base.fvecs")));
+    assert!(!ok);
+    assert!(err.contains("unknown or unsupported index type"), "{err}");
+}

@@ -15,6 +15,8 @@ pub(crate) struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     depth: usize,
+    /// Every record type read, with its nesting depth and offset.
+    pub(crate) records: Vec<super::Record>,
 }
 
 impl<'a> Cursor<'a> {
@@ -23,6 +25,7 @@ impl<'a> Cursor<'a> {
             buf,
             pos: 0,
             depth: 0,
+            records: Vec::new(),
         }
     }
 
@@ -59,6 +62,11 @@ impl<'a> Cursor<'a> {
         )
     }
 
+    /// An error at byte `at`.
+    pub(crate) fn err_at(&self, at: usize, detail: impl std::fmt::Display) -> Error {
+        Error::format("Faiss index file", format!("at byte {at}: {detail}"))
+    }
+
     /// Enters a nested record; fails past [`MAX_DEPTH`].
     pub(crate) fn enter(&mut self) -> Result<()> {
         self.depth += 1;
@@ -90,7 +98,14 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn fourcc(&mut self) -> Result<[u8; 4]> {
-        self.array("a record type (fourcc)")
+        let offset = self.pos;
+        let f = self.array("a record type (fourcc)")?;
+        self.records.push(super::Record {
+            depth: self.depth,
+            fourcc: f,
+            offset,
+        });
+        Ok(f)
     }
     pub(crate) fn u8(&mut self, what: &str) -> Result<u8> {
         Ok(self.array::<1>(what)?[0])

@@ -53,8 +53,74 @@ use fathom_core::{Error, Result};
 use fathom_index::Index;
 use memmap2::Mmap;
 
+/// One record of a Faiss file: its type code, nesting depth and byte offset, as
+/// [`read_index_records`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Nesting depth (the top-level index is at depth 1).
+    pub depth: usize,
+    /// The four-character type code.
+    pub fourcc: [u8; 4],
+    /// Offset of the type code from the start of the file.
+    pub offset: usize,
+}
+
+impl Record {
+    /// The type code as text.
+    pub fn code(&self) -> String {
+        String::from_utf8_lossy(&self.fourcc).into_owned()
+    }
+
+    /// The Faiss class a record type stands for ("" when it is not a class, such as the
+    /// size-table kinds of inverted lists).
+    pub fn faiss_class(&self) -> &'static str {
+        match &self.fourcc {
+            b"IxF2" => "IndexFlatL2",
+            b"IxFI" => "IndexFlatIP",
+            b"IxFl" => "IndexFlat",
+            b"IxMp" => "IndexIDMap",
+            b"IxM2" => "IndexIDMap2",
+            b"IxPT" => "IndexPreTransform",
+            b"IxRF" => "IndexRefine",
+            b"IxPq" | b"IxPQ" | b"IxPo" => "IndexPQ",
+            b"IxSQ" => "IndexScalarQuantizer",
+            b"IxHe" | b"IxHE" => "IndexLSH",
+            b"IwFl" => "IndexIVFFlat",
+            b"IwSq" | b"IwSQ" => "IndexIVFScalarQuantizer",
+            b"IwPQ" => "IndexIVFPQ",
+            b"IwQR" => "IndexIVFPQR",
+            b"Imiq" => "MultiIndexQuantizer",
+            b"IHNf" => "IndexHNSWFlat",
+            b"IHNs" => "IndexHNSWSQ",
+            b"IHNp" => "IndexHNSWPQ",
+            b"rrot" => "RandomRotationMatrix",
+            b"LTra" => "LinearTransform",
+            b"Pcam" | b"PcAm" | b"PCAm" => "PCAMatrix",
+            b"VNrm" => "NormalizationTransform",
+            b"VCnt" => "CenteringTransform",
+            b"RmDT" => "RemapDimensionsTransform",
+            b"ilar" => "ArrayInvertedLists",
+            b"il00" => "(no inverted lists)",
+            _ => "",
+        }
+    }
+}
+
 /// Reads an index from a Faiss file held in memory.
 pub fn read_index_bytes(bytes: &[u8]) -> Result<Box<dyn Index>> {
+    Ok(read_index_records(bytes)?.0)
+}
+
+/// [`read_index_records`] on the file at `path`.
+pub fn read_index_file_records(path: impl AsRef<Path>) -> Result<(Box<dyn Index>, Vec<Record>)> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    read_index_records(&bytes).map_err(|e| with_path(e, path))
+}
+
+/// Reads an index from a Faiss file held in memory, with the records it was made of in
+/// file order (what `fathom info` prints).
+pub fn read_index_records(bytes: &[u8]) -> Result<(Box<dyn Index>, Vec<Record>)> {
     let mut c = cursor::Cursor::new(bytes);
     let index = read::read_index(&mut c)?;
     if c.remaining() != 0 {
@@ -63,7 +129,7 @@ pub fn read_index_bytes(bytes: &[u8]) -> Result<Box<dyn Index>> {
             c.remaining()
         )));
     }
-    Ok(index)
+    Ok((index, c.records))
 }
 
 /// Reads an index from a stream holding one Faiss file (read to its end).

@@ -197,10 +197,13 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
         }
         b"null" => return Err(c.err("the file stores no index here (a \"null\" record)")),
         other => {
-            return Err(c.err(format!(
-                "unknown or unsupported index type {:?} at byte {at}",
-                String::from_utf8_lossy(other)
-            )));
+            return Err(c.err_at(
+                at,
+                format!(
+                    "unknown or unsupported index type {:?}",
+                    String::from_utf8_lossy(other)
+                ),
+            ));
         }
     };
     c.leave();
@@ -636,6 +639,17 @@ fn finish_ivf<C: IvfCodec + 'static>(
 }
 
 fn read_lists(
+    c: &mut Cursor<'_>,
+    nlist: usize,
+    code_size: usize,
+) -> Result<Box<dyn InvertedLists>> {
+    c.enter()?;
+    let r = read_lists_body(c, nlist, code_size);
+    c.leave();
+    r
+}
+
+fn read_lists_body(
     c: &mut Cursor<'_>,
     nlist: usize,
     code_size: usize,
