@@ -2,8 +2,9 @@
 //!
 //! The storage of IVF indexes, one layer above `fathom-core` and below `fathom-index`:
 //! `nlist` inverted lists, each a sequence of `(id, code)` entries, behind the
-//! [`InvertedLists`] trait so that array-backed lists ([`ArrayInvertedLists`]) and, later,
-//! memory-mapped on-disk lists serve the same scanners, and [`BlockInvertedLists`] keeps
+//! [`InvertedLists`] trait so that array-backed lists ([`ArrayInvertedLists`]) and
+//! lists read in place from a memory-mapped file ([`MappedInvertedLists`]) serve the same
+//! scanners, and [`BlockInvertedLists`] keeps
 //! codes interleaved in blocks for the fast-scan kernel. [`DirectMap`] answers "where is
 //! id x" (list and offset) for reconstruct, remove and update, as Faiss's `DirectMap`.
 //!
@@ -24,8 +25,10 @@ mod array;
 mod block;
 mod direct_map;
 mod lists;
+mod mapped;
 
 pub use array::ArrayInvertedLists;
 pub use block::{BlockInvertedLists, CodePacker};
 pub use direct_map::{DirectMap, DirectMapType, lo_build, lo_listno, lo_offset};
 pub use lists::{InvertedLists, ListStats};
+pub use mapped::{MappedInvertedLists, SharedBytes};

@@ -271,6 +271,18 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         &self.direct_map
     }
 
+    /// Refuses a change to lists that are read-only (memory-mapped from a file).
+    fn check_writable(&self, what: &str) -> Result<()> {
+        if self.invlists.is_read_only() {
+            return Err(Error::Unsupported(format!(
+                "cannot {what} {}: its inverted lists are read-only (memory-mapped from a \
+                 file); load it with read_index to change it",
+                self.description()
+            )));
+        }
+        Ok(())
+    }
+
     /// Keeps (`true`, an array map: ids must be `0..ntotal`) or drops an id → entry map,
     /// as Faiss's `make_direct_map`.
     pub fn make_direct_map(&mut self, on: bool) -> Result<()> {
@@ -375,6 +387,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     /// Adds vectors with explicit ids (`Some`) or sequential ones; atomic: on error no
     /// list changes.
     fn add_core(&mut self, x: &[f32], ids: Option<&[Idx]>) -> Result<()> {
+        self.check_writable("add to")?;
         if !self.is_trained() {
             return Err(Error::NotTrained(format!("add to {}", self.description())));
         }
@@ -924,6 +937,8 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     /// lists, metric and codec; the coarse quantizers are assumed equal (trained once and
     /// copied, the usual workflow), as Faiss does.
     pub fn merge_from(&mut self, other: &mut Self, add_id: Idx) -> Result<()> {
+        self.check_writable("merge into")?;
+        other.check_writable("merge (and empty)")?;
         self.check_compatible(other)?;
         let mut old_sizes = Vec::new();
         let mut result = Ok(());
@@ -961,6 +976,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     /// Copies the entries `subset` selects into `other` (which must be compatible), as
     /// Faiss's `copy_subset_to`; returns how many were copied.
     pub fn copy_subset_to(&self, other: &mut Self, subset: SubsetType) -> Result<usize> {
+        other.check_writable("copy a subset into")?;
         self.check_compatible(other)?;
         subset.validate()?;
         let ntotal = self.invlists.compute_ntotal();
@@ -991,6 +1007,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     /// Replaces the vectors with ids `ids` by the rows of `x` (re-assigned and re-encoded;
     /// an entry may move to another list). Needs a direct map.
     pub fn update_vectors(&mut self, ids: &[Idx], x: &[f32]) -> Result<()> {
+        self.check_writable("update vectors of")?;
         let n = check::vectors("updated", x, self.d)?;
         check::finite("updated", x, self.d)?;
         check::ids(ids, n)?;
@@ -1177,6 +1194,7 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
     }
 
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+        self.check_writable("remove from")?;
         if self.direct_map.kind() == DirectMapType::Array {
             return Err(Error::Unsupported(
                 "remove_ids with an array direct map (ids would stop being 0..ntotal); use \
@@ -1210,7 +1228,12 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
     }
 
     fn reset(&mut self) {
-        let _ = self.invlists.reset();
+        if self.invlists.is_read_only() {
+            // The mapped file stays as it is; the index lets go of it and starts empty.
+            self.invlists = self.codec.new_lists(self.nlist);
+        } else {
+            let _ = self.invlists.reset();
+        }
         self.direct_map.clear();
         self.ntotal = 0;
     }

@@ -17,6 +17,9 @@ pub(crate) struct Cursor<'a> {
     depth: usize,
     /// Every record type read, with its nesting depth and offset.
     pub(crate) records: Vec<super::Record>,
+    /// The buffer as shared bytes when reading a memory-mapped file: inverted lists are
+    /// then served from it rather than copied.
+    pub(crate) shared: Option<fathom_invlists::SharedBytes>,
 }
 
 impl<'a> Cursor<'a> {
@@ -26,6 +29,7 @@ impl<'a> Cursor<'a> {
             pos: 0,
             depth: 0,
             records: Vec::new(),
+            shared: None,
         }
     }
 

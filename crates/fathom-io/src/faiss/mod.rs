@@ -160,6 +160,56 @@ pub fn read_index(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
     read_index_bytes(&map).map_err(|e| with_path(e, path))
 }
 
+/// Reads the index in the Faiss file at `path`, serving its inverted lists from a
+/// read-only memory map of the file instead of copying them (Faiss's `IO_FLAG_MMAP`):
+/// opening is fast and the lists take no memory of their own, pages are read as searches
+/// touch them. Everything else (quantizers, graphs, flat vectors) is copied as by
+/// [`read_index`].
+///
+/// The index searches as usual; anything that would change its lists (add, remove,
+/// update, merge) returns an error saying the lists are read-only, and `reset` lets go of
+/// the file. As with any memory map, the file must not be truncated or rewritten in place
+/// while the index is open (fathom's own [`write_index`] replaces files by renaming, which
+/// leaves an open map intact).
+///
+/// ```
+/// use fathom_index::{Index, IndexFlat, IndexIvfFlat, MetricType};
+/// use fathom_io::faiss::{read_index_mmap, write_index};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("ivf.faiss");
+/// let x: Vec<f32> = (0..400 * 4).map(|i| ((i * 37) % 101) as f32).collect();
+/// let mut ivf = IndexIvfFlat::new(Box::new(IndexFlat::new_l2(4).unwrap()), 4, MetricType::L2).unwrap();
+/// ivf.train(&x).unwrap();
+/// ivf.add(&x).unwrap();
+/// write_index(&ivf, &path).unwrap();
+/// let mut mapped = read_index_mmap(&path).unwrap();
+/// mapped.set_param("nprobe", 4.0).unwrap();
+/// assert_eq!(mapped.search(&x[..4], 1).unwrap().labels, vec![0]);
+/// assert!(mapped.add(&x[..4]).is_err(), "read-only lists");
+/// ```
+pub fn read_index_mmap(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: as in `read_index`: a read-only map whose bytes are validated before use
+    // and only ever read as plain bytes; the file must not be truncated while mapped,
+    // which the documentation above states.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    let shared: fathom_invlists::SharedBytes = std::sync::Arc::new(map);
+    let mut c = cursor::Cursor::new((*shared).as_ref());
+    c.shared = Some(shared.clone());
+    let index = read::read_index(&mut c).map_err(|e| with_path(e, path))?;
+    if c.remaining() != 0 {
+        return Err(with_path(
+            c.err(format!(
+                "{} bytes follow the index record; a Faiss file holds exactly one",
+                c.remaining()
+            )),
+            path,
+        ));
+    }
+    Ok(index)
+}
+
 fn with_path(e: Error, path: &Path) -> Error {
     match e {
         Error::Format { detail, .. } => {

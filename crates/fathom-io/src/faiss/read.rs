@@ -7,7 +7,7 @@ use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfPqr, IndexLsh, IndexPq,
     IndexPreTransform, IndexRefine, IndexScalarQuantizer, MultiIndexQuantizer, PqSearchType,
 };
-use fathom_invlists::InvertedLists;
+use fathom_invlists::{InvertedLists, MappedInvertedLists};
 use fathom_linalg::VectorTransform;
 use fathom_quant::{ProductQuantizer, QuantizerType, RangeStat, ScalarQuantizer};
 
@@ -658,7 +658,20 @@ fn read_lists_body(
     match &fourcc {
         b"ilar" => {
             let layout = read_array_layout(c, nlist, code_size)?;
-            Ok(Box::new(array_lists_from(c.buffer(), nlist, &layout)?))
+            match &c.shared {
+                Some(bytes) => {
+                    let lists: Vec<(usize, usize, usize)> = layout
+                        .lists
+                        .iter()
+                        .map(|&(l, size, at)| (l, at, size))
+                        .collect();
+                    Ok(Box::new(
+                        MappedInvertedLists::new(bytes.clone(), nlist, code_size, &lists)
+                            .map_err(|e| c.err(e))?,
+                    ))
+                }
+                None => Ok(Box::new(array_lists_from(c.buffer(), nlist, &layout)?)),
+            }
         }
         b"il00" => Err(c.err(
             "the inverted lists are not stored in this file (written with \
