@@ -56,7 +56,7 @@ fn mapped_ivf_indexes_search_as_loaded_ones_and_refuse_changes() {
         assert!(err.contains("read-only"), "{name}: {err}");
         assert!(
             mapped
-                .remove_ids(&IdSelectorRange::new(0, 1000_000))
+                .remove_ids(&IdSelectorRange::new(0, 1_000_000))
                 .is_err(),
             "{name}"
         );
