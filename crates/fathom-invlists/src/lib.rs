@@ -26,9 +26,11 @@ mod block;
 mod direct_map;
 mod lists;
 mod mapped;
+mod ondisk;
 
 pub use array::ArrayInvertedLists;
 pub use block::{BlockInvertedLists, CodePacker};
 pub use direct_map::{DirectMap, DirectMapType, lo_build, lo_listno, lo_offset};
 pub use lists::{InvertedLists, ListStats};
 pub use mapped::{MappedInvertedLists, SharedBytes};
+pub use ondisk::{OnDiskInvertedLists, OnDiskList};

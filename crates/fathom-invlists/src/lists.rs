@@ -86,6 +86,11 @@ pub trait InvertedLists: Send + Sync + std::fmt::Debug {
                 .map(move |(o, &id)| (id, self.code(list, o))),
         )
     }
+    /// The concrete type, for code that treats some kinds specially (such as a writer
+    /// recording where on-disk lists live); `None` by default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
     /// Entries in all lists.
     fn compute_ntotal(&self) -> usize {
         (0..self.nlist()).map(|l| self.list_size(l)).sum()
