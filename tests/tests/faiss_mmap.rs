@@ -33,6 +33,7 @@ const IVF_FIXTURES: &[&str] = &[
     "ivf8_dm_hash",
     "pca8_ivf8_pq4",
     "ivf8_flat_rflat",
+    "ivf8_ondisk",
 ];
 
 #[test]

@@ -231,16 +231,12 @@ impl OnDiskInvertedLists {
         free.insert(at, totsize - at);
         let map = if totsize == 0 {
             DataMap::None
-        } else if read_only {
-            // SAFETY: a read-only map of a file opened read-only; its bytes are only read
-            // as plain data (sizes were checked above). The data file must not be
-            // truncated by another process while mapped, as documented on the type.
-            DataMap::ReadOnly(unsafe { Mmap::map(&file) }.map_err(|e| io(&path, e))?)
         } else {
-            // SAFETY: this process owns the writable map; other processes must not
-            // change the file while it is open (documented on the type). All access goes
-            // through `&self`/`&mut self`, so Rust's borrows rule out aliasing within it.
-            DataMap::Writable(unsafe { MmapMut::map_mut(&file) }.map_err(|e| io(&path, e))?)
+            // SAFETY: a read-only map whose bytes are only read as plain data (placements
+            // were checked above). The data file must not be truncated by another process
+            // while mapped, as documented on the type. Writable lists remap it writable on
+            // their first change.
+            DataMap::ReadOnly(unsafe { Mmap::map(&file) }.map_err(|e| io(&path, e))?)
         };
         let nlist = lists.len();
         let mut out = OnDiskInvertedLists {
@@ -254,10 +250,7 @@ impl OnDiskInvertedLists {
             unaligned_ids: vec![None; nlist],
         };
         for l in 0..nlist {
-            if out.ids_aligned(l) {
-                continue;
-            }
-            if read_only {
+            if !out.ids_aligned(l) {
                 let list = out.lists[l];
                 let start = list.offset + list.capacity * code_size;
                 out.unaligned_ids[l] = Some(
@@ -266,9 +259,6 @@ impl OnDiskInvertedLists {
                         .map(|b| Idx::from_le_bytes(b.try_into().expect("8 bytes")))
                         .collect(),
                 );
-            } else {
-                let cap = out.lists[l].size.next_power_of_two().max(MIN_CAPACITY);
-                out.relocate(l, cap)?;
             }
         }
         Ok(out)
@@ -307,20 +297,35 @@ impl OnDiskInvertedLists {
     fn writable(&mut self) -> Result<&mut MmapMut> {
         match &mut self.map {
             DataMap::Writable(m) => Ok(m),
-            DataMap::ReadOnly(_) => Err(Error::Unsupported(format!(
-                "the on-disk inverted lists in {} were opened read-only",
-                self.path.display()
-            ))),
-            DataMap::None => unreachable!("a writable map exists once space is allocated"),
+            DataMap::ReadOnly(_) | DataMap::None => {
+                unreachable!("check_writable maps the file, grow creates the map")
+            }
         }
     }
 
-    fn check_writable(&self) -> Result<()> {
-        if self.file.is_none() {
+    /// Prepares for a change: refuses read-only lists; otherwise maps the file writable
+    /// (opening maps it read-only, so that reading never changes a file) and moves lists
+    /// that Faiss placed with unaligned ids to aligned regions.
+    fn check_writable(&mut self) -> Result<()> {
+        let Some(file) = &self.file else {
             return Err(Error::Unsupported(format!(
                 "the on-disk inverted lists in {} were opened read-only",
                 self.path.display()
             )));
+        };
+        if matches!(self.map, DataMap::ReadOnly(_)) {
+            self.map = DataMap::None;
+            // SAFETY: this process owns the writable map of the file it opened for
+            // writing; other processes must not change the file while it is open
+            // (documented on the type). Access goes through `&self`/`&mut self`.
+            let map = unsafe { MmapMut::map_mut(file) }.map_err(|e| io(&self.path, e))?;
+            self.map = DataMap::Writable(map);
+        }
+        for l in 0..self.lists.len() {
+            if self.unaligned_ids[l].take().is_some() {
+                let cap = self.lists[l].size.next_power_of_two().max(MIN_CAPACITY);
+                self.relocate(l, cap)?;
+            }
         }
         Ok(())
     }
@@ -709,7 +714,7 @@ mod tests {
     }
 
     #[test]
-    fn read_only_lists_refuse_changes_and_faiss_placements_are_realigned() {
+    fn read_only_lists_refuse_changes_and_faiss_placements_are_realigned_on_first_change() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lists");
         // A Faiss-style file: list 0 has capacity 1 with 3-byte codes, so its ids start at
@@ -733,10 +738,36 @@ mod tests {
 
         let mut rw = OnDiskInvertedLists::open(&path, 3, lists, 11, false).unwrap();
         assert_eq!(rw.ids(0), &[42]);
-        assert_eq!(rw.lists()[0].capacity, 8, "moved to an aligned region");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "opening writes nothing"
+        );
         rw.add_entries(0, &[43], &[4, 5, 6]).unwrap();
+        assert_eq!(rw.lists()[0].capacity, 8, "moved to an aligned region");
+        assert!(rw.lists()[0].offset.is_multiple_of(8));
         assert_eq!(rw.ids(0), &[42, 43]);
         assert_eq!(rw.codes(0), &[1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn crop_keeps_a_range_of_lists_and_frees_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lists = OnDiskInvertedLists::create(dir.path().join("l"), 4, 2).unwrap();
+        for l in 0..4 {
+            lists
+                .add_entries(l, &[l as Idx * 10], &[l as u8; 2])
+                .unwrap();
+        }
+        let free_before: usize = lists.free_slots().iter().map(|s| s.1).sum();
+        lists.crop_invlists(1, 3).unwrap();
+        assert_eq!(lists.nlist(), 2);
+        assert_eq!(lists.ids(0), &[10]);
+        assert_eq!(lists.ids(1), &[20]);
+        let free_after: usize = lists.free_slots().iter().map(|s| s.1).sum();
+        assert_eq!(free_after, free_before + 2 * 8 * (2 + 8));
+        assert!(lists.crop_invlists(1, 5).is_err());
+        assert!(lists.stats_report().contains("2 lists, 2 entries"));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub(crate) struct Cursor<'a> {
     /// The buffer as shared bytes when reading a memory-mapped file: inverted lists are
     /// then served from it rather than copied.
     pub(crate) shared: Option<fathom_invlists::SharedBytes>,
+    /// The directory of the index file, where on-disk lists' data files are also looked
+    /// for.
+    pub(crate) base_dir: Option<std::path::PathBuf>,
 }
 
 impl<'a> Cursor<'a> {
@@ -30,6 +33,7 @@ impl<'a> Cursor<'a> {
             depth: 0,
             records: Vec::new(),
             shared: None,
+            base_dir: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Inverted-list records: `ilar` (in memory, full or sparse size table), `il00`.
 
 use fathom_core::Result;
-use fathom_invlists::{ArrayInvertedLists, InvertedLists};
+use fathom_invlists::{ArrayInvertedLists, InvertedLists, OnDiskInvertedLists};
 
 use super::cursor::Cursor;
 use super::sink::Sink;
@@ -100,9 +100,44 @@ pub(crate) fn array_lists_from(
     Ok(lists)
 }
 
+/// Writes `lists`: an `ilod` record for on-disk lists (after flushing their data file),
+/// an `ilar` record with the entries for any other kind.
+pub(crate) fn write_lists(s: &mut Sink<'_>, lists: &dyn InvertedLists) -> Result<()> {
+    let Some(ondisk) = lists
+        .as_any()
+        .and_then(|a| a.downcast_ref::<OnDiskInvertedLists>())
+    else {
+        return write_array_lists(s, lists);
+    };
+    ondisk.flush()?;
+    s.fourcc(b"ilod")?;
+    s.usize(ondisk.nlist())?;
+    s.usize(ondisk.code_size())?;
+    let placements: Vec<[u64; 3]> = ondisk
+        .lists()
+        .iter()
+        .map(|l| [l.size as u64, l.capacity as u64, l.offset as u64])
+        .collect();
+    s.vec(&placements)?;
+    let slots: Vec<[u64; 2]> = ondisk
+        .free_slots()
+        .iter()
+        .map(|&(o, n)| [o as u64, n as u64])
+        .collect();
+    s.vec(&slots)?;
+    let name = ondisk.path().to_str().ok_or_else(|| {
+        fathom_core::Error::invalid(format!(
+            "the data file path {} is not UTF-8, which Faiss's format needs",
+            ondisk.path().display()
+        ))
+    })?;
+    s.vec(name.as_bytes())?;
+    s.usize(ondisk.totsize())
+}
+
 /// Writes `lists` as an `ilar` record, choosing the sparse size table as Faiss does (when
 /// at most half of the lists hold entries).
-pub(crate) fn write_array_lists(s: &mut Sink<'_>, lists: &dyn InvertedLists) -> Result<()> {
+fn write_array_lists(s: &mut Sink<'_>, lists: &dyn InvertedLists) -> Result<()> {
     {
         let nlist = lists.nlist();
         let cs = lists.code_size();

@@ -115,7 +115,9 @@ pub fn read_index_bytes(bytes: &[u8]) -> Result<Box<dyn Index>> {
 pub fn read_index_file_records(path: impl AsRef<Path>) -> Result<(Box<dyn Index>, Vec<Record>)> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    read_index_records(&bytes).map_err(|e| with_path(e, path))
+    let mut c = cursor::Cursor::new(&bytes);
+    c.base_dir = path.parent().map(Path::to_path_buf);
+    finish(c, path)
 }
 
 /// Reads an index from a Faiss file held in memory, with the records it was made of in
@@ -157,7 +159,24 @@ pub fn read_index(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
     // one of which is validated before use; the remaining hazard of any mapping (another
     // process truncating the file while it is read) is documented on `read_index`.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    read_index_bytes(&map).map_err(|e| with_path(e, path))
+    let mut c = cursor::Cursor::new(&map);
+    c.base_dir = path.parent().map(Path::to_path_buf);
+    finish(c, path).map(|(index, _)| index)
+}
+
+/// Reads the index record at `c` and checks nothing follows it.
+fn finish(mut c: cursor::Cursor<'_>, path: &Path) -> Result<(Box<dyn Index>, Vec<Record>)> {
+    let index = read::read_index(&mut c).map_err(|e| with_path(e, path))?;
+    if c.remaining() != 0 {
+        return Err(with_path(
+            c.err(format!(
+                "{} bytes follow the index record; a Faiss file holds exactly one",
+                c.remaining()
+            )),
+            path,
+        ));
+    }
+    Ok((index, c.records))
 }
 
 /// Reads the index in the Faiss file at `path`, serving its inverted lists from a
@@ -197,17 +216,8 @@ pub fn read_index_mmap(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
     let shared: fathom_invlists::SharedBytes = std::sync::Arc::new(map);
     let mut c = cursor::Cursor::new((*shared).as_ref());
     c.shared = Some(shared.clone());
-    let index = read::read_index(&mut c).map_err(|e| with_path(e, path))?;
-    if c.remaining() != 0 {
-        return Err(with_path(
-            c.err(format!(
-                "{} bytes follow the index record; a Faiss file holds exactly one",
-                c.remaining()
-            )),
-            path,
-        ));
-    }
-    Ok(index)
+    c.base_dir = path.parent().map(Path::to_path_buf);
+    finish(c, path).map(|(index, _)| index)
 }
 
 fn with_path(e: Error, path: &Path) -> Error {

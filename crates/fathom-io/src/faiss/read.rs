@@ -7,7 +7,7 @@ use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfPqr, IndexLsh, IndexPq,
     IndexPreTransform, IndexRefine, IndexScalarQuantizer, MultiIndexQuantizer, PqSearchType,
 };
-use fathom_invlists::{InvertedLists, MappedInvertedLists};
+use fathom_invlists::{InvertedLists, MappedInvertedLists, OnDiskInvertedLists, OnDiskList};
 use fathom_linalg::VectorTransform;
 use fathom_quant::{ProductQuantizer, QuantizerType, RangeStat, ScalarQuantizer};
 
@@ -673,6 +673,7 @@ fn read_lists_body(
                 None => Ok(Box::new(array_lists_from(c.buffer(), nlist, &layout)?)),
             }
         }
+        b"ilod" => read_ondisk_lists(c, nlist, code_size),
         b"il00" => Err(c.err(
             "the inverted lists are not stored in this file (written with \
              IO_FLAG_SKIP_IVF_DATA)",
@@ -681,5 +682,59 @@ fn read_lists_body(
             "unknown or unsupported inverted lists {:?}; fathom reads ilar",
             String::from_utf8_lossy(other)
         ))),
+    }
+}
+
+/// An `ilod` record: where each list lies in a separate data file, which is opened
+/// (read-only when the index is memory-mapped read-only).
+fn read_ondisk_lists(
+    c: &mut Cursor<'_>,
+    nlist: usize,
+    code_size: usize,
+) -> Result<Box<dyn InvertedLists>> {
+    let file_nlist = c.u64("on-disk lists nlist")?;
+    let file_cs = c.u64("on-disk lists code_size")?;
+    if file_nlist != nlist as u64 || file_cs != code_size as u64 {
+        return Err(c.err(format!(
+            "on-disk lists hold {file_nlist} lists of {file_cs}-byte codes; the index has \
+             {nlist} lists of {code_size}-byte codes"
+        )));
+    }
+    let lists = c.vec_len::<[u64; 3]>("on-disk list placements", nlist)?;
+    // The free-slot list is recomputed from the placements (Faiss's is not exact).
+    c.vec::<[u64; 2]>("on-disk free slots")?;
+    let name = c.vec::<u8>("on-disk data file name")?;
+    let totsize = c.u64_in("on-disk data size", isize::MAX as usize)?;
+    let lists: Vec<OnDiskList> = lists
+        .iter()
+        .map(|&[size, capacity, offset]| {
+            let f = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+            OnDiskList {
+                size: f(size),
+                capacity: f(capacity),
+                offset: f(offset),
+            }
+        })
+        .collect();
+    let name =
+        std::str::from_utf8(&name).map_err(|_| c.err("the on-disk data file name is not UTF-8"))?;
+    let path = resolve_data_file(c, name);
+    let read_only = c.shared.is_some();
+    let lists = OnDiskInvertedLists::open(&path, code_size, lists, totsize, read_only)
+        .map_err(|e| c.err(e))?;
+    Ok(Box::new(lists))
+}
+
+/// The data file as named in the record when it exists there; otherwise the file of that
+/// name beside the index file (Faiss's `IO_FLAG_ONDISK_SAME_DIR`), so an index and its
+/// data moved together still open.
+fn resolve_data_file(c: &Cursor<'_>, name: &str) -> std::path::PathBuf {
+    let given = std::path::PathBuf::from(name);
+    if given.exists() {
+        return given;
+    }
+    match (&c.base_dir, given.file_name()) {
+        (Some(dir), Some(file)) if dir.join(file).exists() => dir.join(file),
+        _ => given,
     }
 }

@@ -10,7 +10,7 @@ use fathom_index::{
 };
 use fathom_quant::{ProductQuantizer, ScalarQuantizer};
 
-use super::invlists::write_array_lists;
+use super::invlists::write_lists;
 use super::sink::Sink;
 use super::transform::write_transform;
 
@@ -188,7 +188,7 @@ fn write_ivf_pq_body(
     s.bool(index.by_residual)?;
     s.usize(index.codec().code_size())?;
     write_pq(s, index.codec().pq())?;
-    write_array_lists(s, index.invlists())
+    write_lists(s, index.invlists())
 }
 
 /// One index record, fourcc included.
@@ -232,13 +232,13 @@ pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
         write_hnsw(s, b"IHNp", h)
     } else if let Some(ivf) = any.downcast_ref::<IndexIvfFlat>() {
         write_ivf_header(s, b"IwFl", ivf, true)?;
-        write_array_lists(s, ivf.invlists())
+        write_lists(s, ivf.invlists())
     } else if let Some(ivf) = any.downcast_ref::<IndexIvfScalarQuantizer>() {
         write_ivf_header(s, b"IwSq", ivf, true)?;
         write_sq(s, ivf.codec().sq())?;
         s.usize(ivf.codec().code_size())?;
         s.bool(ivf.by_residual)?;
-        write_array_lists(s, ivf.invlists())
+        write_lists(s, ivf.invlists())
     } else if let Some(ivf) = any.downcast_ref::<IndexIvfPq>() {
         write_ivf_pq_body(s, b"IwPQ", ivf, true)
     } else if let Some(r) = any.downcast_ref::<IndexIvfPqr>() {

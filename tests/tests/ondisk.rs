@@ -1,0 +1,148 @@
+//! On-disk inverted lists through the whole workflow: shards built apart and merged into
+//! one data file search exactly as the index built in memory from all vectors; the merged
+//! index saves (Faiss's `ilod` record), reopens writable (adds go to the data file) or
+//! read-only (adds are refused), and faiss-cpu opens it and finds the same neighbours.
+
+use std::process::Command;
+
+use fathom_index::{Index, IndexIvfFlat, MetricType, index_factory};
+use fathom_invlists::{InvertedLists, OnDiskInvertedLists};
+use fathom_io::faiss::{clone_index, read_index, read_index_mmap, write_index};
+use fathom_io::write_npy;
+
+const D: usize = 16;
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n * D)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+fn ivf(index: &dyn Index) -> &IndexIvfFlat {
+    index.as_any().downcast_ref::<IndexIvfFlat>().unwrap()
+}
+
+#[test]
+fn shards_merged_on_disk_search_as_one_index_built_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = data(3000, 7);
+    let q = data(40, 99);
+    let mut trained = index_factory(D, "IVF16,Flat", MetricType::L2).unwrap();
+    trained.train(&x).unwrap();
+    trained.set_param("nprobe", 4.0).unwrap();
+
+    let mut whole = clone_index(&*trained).unwrap();
+    whole.add(&x).unwrap();
+
+    let shards: Vec<Box<dyn Index>> = x
+        .chunks(1000 * D)
+        .enumerate()
+        .map(|(s, part)| {
+            let mut shard = clone_index(&*trained).unwrap();
+            shard.add(part).unwrap();
+            let path = dir.path().join(format!("shard{s}.faiss"));
+            write_index(&*shard, &path).unwrap();
+            read_index(&path).unwrap()
+        })
+        .collect();
+    let lists: Vec<&dyn InvertedLists> = shards.iter().map(|s| ivf(&**s).invlists()).collect();
+    let data_path = dir.path().join("merged.ivfdata");
+    let mut ondisk = OnDiskInvertedLists::create(&data_path, 16, 4 * D).unwrap();
+    assert_eq!(ondisk.merge_from_multiple(&lists, true).unwrap(), 3000);
+    assert!(
+        ondisk.merge_from_multiple(&lists, true).is_err(),
+        "only into empty lists"
+    );
+
+    let mut merged = clone_index(&*trained).unwrap();
+    let m = merged.as_any_mut().downcast_mut::<IndexIvfFlat>().unwrap();
+    m.replace_invlists(Box::new(ondisk)).unwrap();
+    assert_eq!(merged.ntotal(), 3000);
+    for l in 0..16 {
+        assert_eq!(
+            ivf(&*merged).invlists().ids(l),
+            ivf(&*whole).invlists().ids(l)
+        );
+        assert_eq!(
+            ivf(&*merged).invlists().codes(l),
+            ivf(&*whole).invlists().codes(l)
+        );
+    }
+    let want = whole.search(&q, 10).unwrap();
+    assert_eq!(merged.search(&q, 10).unwrap(), want);
+
+    // Saved and reopened writable: the data stays in the data file, adds go there.
+    let path = dir.path().join("merged.faiss");
+    write_index(&*merged, &path).unwrap();
+    drop(merged);
+    let size_before = std::fs::metadata(&data_path).unwrap().len();
+    let mut reopened = read_index(&path).unwrap();
+    assert_eq!(reopened.search(&q, 10).unwrap(), want);
+    let extra = data(500, 3);
+    reopened.add(&extra).unwrap();
+    whole.add(&extra).unwrap();
+    assert_eq!(
+        reopened.search(&q, 10).unwrap(),
+        whole.search(&q, 10).unwrap()
+    );
+    assert!(std::fs::metadata(&data_path).unwrap().len() >= size_before);
+    write_index(&*reopened, &path).unwrap();
+    drop(reopened);
+
+    // Read-only: searches, refuses changes, leaves the data file as it was.
+    let bytes = std::fs::read(&data_path).unwrap();
+    let mut ro = read_index_mmap(&path).unwrap();
+    assert_eq!(ro.ntotal(), 3500);
+    assert_eq!(ro.search(&q, 10).unwrap(), whole.search(&q, 10).unwrap());
+    assert!(
+        ro.add(&extra[..D])
+            .unwrap_err()
+            .to_string()
+            .contains("read-only")
+    );
+    assert_eq!(std::fs::read(&data_path).unwrap(), bytes);
+
+    // faiss-cpu opens the merged index and finds the same neighbours.
+    let python = match fathom_tests::faiss_python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED the faiss half of ondisk: faiss-cpu is not available ({why})");
+            return;
+        }
+    };
+    write_npy(dir.path().join("q.npy"), &q, D).unwrap();
+    std::fs::write(dir.path().join("list.txt"), "merged 10\n").unwrap();
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_search.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = whole.search(&q, 10).unwrap();
+    let read = |ext: &str| fathom_io::read_npy(dir.path().join(format!("merged.{ext}"))).unwrap();
+    let (fathom_io::NpyArray::F32(fd), fathom_io::NpyArray::I64(fi)) =
+        (read("D.npy"), read("I.npy"))
+    else {
+        panic!("unexpected dtypes");
+    };
+    fathom_tests::assert_same_results(
+        "on-disk",
+        10,
+        &res.distances,
+        &res.labels,
+        &fd.data,
+        &fi.data,
+    );
+}
