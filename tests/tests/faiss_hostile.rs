@@ -229,3 +229,18 @@ fn ivf_lists_hnsw_links_and_pq_sizes_are_checked() {
     put_u64(&mut b, 37 + 24, 3);
     expect_err(&b, "PQ centroids");
 }
+
+#[test]
+fn inputs_the_fuzzer_found_read_or_fail_without_panicking() {
+    // Each file once crashed the reader or the first search after it (see fuzz/).
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz_regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(index) = read_index_bytes(&bytes) {
+            exercise(&*index);
+        }
+        n += 1;
+    }
+    assert!(n >= 1);
+}

@@ -200,6 +200,26 @@ impl Hnsw {
         if let Some(&v) = neighbors.iter().find(|&&v| v < -1 || v as i64 >= n as i64) {
             return bad(format!("neighbour {v} outside [-1, {n})"));
         }
+        // A link on layer l must lead to a node that lives on layer l: search follows it
+        // there.
+        for i in 0..n {
+            let base = offsets[i] as usize;
+            for l in 1..levels[i] as usize {
+                let (a, b) = (
+                    cum_nneighbor_per_level[l] as usize,
+                    cum_nneighbor_per_level[l + 1] as usize,
+                );
+                if let Some(&v) = neighbors[base + a..base + b]
+                    .iter()
+                    .find(|&&v| v >= 0 && levels[v as usize] as usize <= l)
+                {
+                    return bad(format!(
+                        "node {i} links on layer {l} to node {v}, which has only {} levels",
+                        levels[v as usize]
+                    ));
+                }
+            }
+        }
         let levels_ok = if n == 0 {
             entry_point == -1 && max_level == -1
         } else {
