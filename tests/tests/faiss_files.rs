@@ -116,6 +116,12 @@ fn check_file(e: &Entry, q: &[f32]) {
         let res = index.search(q, e.k).unwrap();
         let fd = f32s(&format!("{}.D.npy", e.name));
         let fi = i64s(&format!("{}.I.npy", e.name));
-        fathom_tests::assert_same_results(&e.name, e.k, &res.distances, &res.labels, &fd, &fi);
+        if e.name.contains("x4fs") {
+            // Fast-scan distances come from 8-bit quantized tables, whose rounding
+            // differs between the two libraries: near, not equal.
+            fathom_tests::assert_close_results(&e.name, &res.distances, &res.labels, &fd, &fi);
+        } else {
+            fathom_tests::assert_same_results(&e.name, e.k, &res.distances, &res.labels, &fd, &fi);
+        }
     }
 }

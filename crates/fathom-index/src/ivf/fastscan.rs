@@ -60,6 +60,19 @@ impl IndexIvf<IvfPqFastScan> {
 }
 
 impl IvfPqFastScan {
+    /// The codec around a 4-bit product quantizer (trained or not) of at most 256
+    /// sub-quantizers.
+    pub fn from_pq(pq: ProductQuantizer) -> Result<Self> {
+        if pq.nbits() != 4 || pq.m() > 256 {
+            return Err(Error::invalid(format!(
+                "fast-scan needs 4-bit sub-quantizers, at most 256 of them; got {} × {} bits",
+                pq.m(),
+                pq.nbits()
+            )));
+        }
+        Ok(IvfPqFastScan { pq })
+    }
+
     /// The product quantizer.
     pub fn pq(&self) -> &ProductQuantizer {
         &self.pq

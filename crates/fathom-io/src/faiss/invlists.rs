@@ -1,7 +1,7 @@
 //! Inverted-list records: `ilar` (in memory, full or sparse size table), `il00`.
 
 use fathom_core::Result;
-use fathom_invlists::{ArrayInvertedLists, InvertedLists, OnDiskInvertedLists};
+use fathom_invlists::{InvertedLists, OnDiskInvertedLists};
 
 use super::cursor::Cursor;
 use super::sink::Sink;
@@ -81,14 +81,13 @@ pub(crate) fn read_array_layout(
     Ok(ArrayLayout { code_size, lists })
 }
 
-/// Copies the lists of `layout` out of `buf` into memory.
-pub(crate) fn array_lists_from(
+/// Copies the entries of `layout` out of `buf` into `lists` (empty, of any kind).
+pub(crate) fn fill_lists(
+    lists: &mut dyn InvertedLists,
     buf: &[u8],
-    nlist: usize,
     layout: &ArrayLayout,
-) -> Result<ArrayInvertedLists> {
+) -> Result<()> {
     let cs = layout.code_size;
-    let mut lists = ArrayInvertedLists::new(nlist, cs);
     for &(l, size, at) in &layout.lists {
         let codes = &buf[at..at + size * cs];
         let ids: Vec<i64> = buf[at + size * cs..at + size * (cs + 8)]
@@ -97,7 +96,7 @@ pub(crate) fn array_lists_from(
             .collect();
         lists.add_entries(l, &ids, codes)?;
     }
-    Ok(lists)
+    Ok(())
 }
 
 /// Writes `lists`: an `ilod` record for on-disk lists (after flushing their data file),

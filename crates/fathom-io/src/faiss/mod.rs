@@ -16,6 +16,8 @@
 //! | `IxHe` (`IxHE`) | [`IndexLsh`](fathom_index::IndexLsh) |
 //! | `IwFl` `IwSq` (`IwSQ`) `IwPQ` `IwQR` + `ilar` | the IVF indexes, direct maps included |
 //! | `Imiq` | [`MultiIndexQuantizer`](fathom_index::MultiIndexQuantizer) (IMI coarse quantizer) |
+//! | `IPfs`, `IwPf` + `ilbl` | [`IndexPqFastScan`](fathom_index::IndexPqFastScan), [`IndexIvfPqFastScan`](fathom_index::IndexIvfPqFastScan) |
+//! | `ilod` | [`OnDiskInvertedLists`](fathom_invlists::OnDiskInvertedLists) (lists in a separate data file) |
 //! | `IHNf` `IHNs` `IHNp` | [`IndexHnswFlat`](fathom_index::IndexHnswFlat), `…Sq`, `…Pq` |
 //!
 //! Reading never trusts the file: every count is checked against the bytes that remain
@@ -40,6 +42,7 @@
 //! ```
 
 mod cursor;
+mod fastscan;
 mod invlists;
 mod read;
 mod sink;
@@ -100,6 +103,10 @@ impl Record {
             b"VCnt" => "CenteringTransform",
             b"RmDT" => "RemapDimensionsTransform",
             b"ilar" => "ArrayInvertedLists",
+            b"ilod" => "OnDiskInvertedLists",
+            b"ilbl" => "BlockInvertedLists",
+            b"IPfs" => "IndexPQFastScan",
+            b"IwPf" => "IndexIVFPQFastScan",
             b"il00" => "(no inverted lists)",
             _ => "",
         }
@@ -182,10 +189,12 @@ fn finish(mut c: cursor::Cursor<'_>, path: &Path) -> Result<(Box<dyn Index>, Vec
 /// Reads the index in the Faiss file at `path`, serving its inverted lists from a
 /// read-only memory map of the file instead of copying them (Faiss's `IO_FLAG_MMAP`):
 /// opening is fast and the lists take no memory of their own, pages are read as searches
-/// touch them. Everything else (quantizers, graphs, flat vectors) is copied as by
-/// [`read_index`].
+/// touch them. Everything else (quantizers, graphs, flat vectors: their offsets in a Faiss
+/// file are not aligned for `f32`) is copied as by [`read_index`], and so are fast-scan
+/// lists, whose block layout differs from fathom's; on-disk lists (`ilod`) are opened
+/// read-only.
 ///
-/// The index searches as usual; anything that would change its lists (add, remove,
+/// The index searches as usual; anything that would change its mapped lists (add, remove,
 /// update, merge) returns an error saying the lists are read-only, and `reset` lets go of
 /// the file. As with any memory map, the file must not be truncated or rewritten in place
 /// while the index is open (fathom's own [`write_index`] replaces files by renaming, which

@@ -2,17 +2,20 @@
 
 use fathom_core::{Error, MetricType, Result};
 use fathom_index::hnsw::{Hnsw, HnswStorage};
-use fathom_index::ivf::{DirectMapType, IvfCodec, IvfFlat, IvfPq, IvfScalarQuantizer};
+use fathom_index::ivf::{
+    DirectMapType, IvfCodec, IvfFlat, IvfPq, IvfPqFastScan, IvfScalarQuantizer,
+};
 use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfPqr, IndexLsh, IndexPq,
-    IndexPreTransform, IndexRefine, IndexScalarQuantizer, MultiIndexQuantizer, PqSearchType,
+    IndexPqFastScan, IndexPreTransform, IndexRefine, IndexScalarQuantizer, MultiIndexQuantizer,
+    PqSearchType,
 };
 use fathom_invlists::{InvertedLists, MappedInvertedLists, OnDiskInvertedLists, OnDiskList};
 use fathom_linalg::VectorTransform;
 use fathom_quant::{ProductQuantizer, QuantizerType, RangeStat, ScalarQuantizer};
 
 use super::cursor::{Cursor, MAX_DIM};
-use super::invlists::{array_lists_from, read_array_layout};
+use super::invlists::{fill_lists, read_array_layout};
 use super::transform::read_transform;
 
 /// Lists an IVF record may declare without a quantizer holding that many centroids.
@@ -123,6 +126,31 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
             }
             check_ntotal(c, &h, q.ntotal(), "the multi-index")?;
             Box::new(q)
+        }
+        b"IPfs" => Box::new(read_pq_fastscan_body(c)?),
+        b"IwPf" => {
+            let ivf = read_ivf_header(c)?;
+            let by_residual = c.bool("by_residual")?;
+            let code_size = c.u64("code_size")?;
+            c.i32("bbs")?;
+            c.u64("M2")?;
+            c.i32("implem")?;
+            c.u64("qbs2")?;
+            let (mut pq, centroids) = read_pq(c)?;
+            if pq.d() != ivf.h.d || code_size != pq.code_size() as u64 {
+                return Err(c.err(format!(
+                    "fast-scan PQ of dimension {} and code size {}; the index has d = {} and \
+                     code_size = {code_size}",
+                    pq.d(),
+                    pq.code_size(),
+                    ivf.h.d
+                )));
+            }
+            if ivf.h.is_trained || centroids.iter().any(|&v| v != 0.0) {
+                pq.set_centroids(&centroids).map_err(|e| c.err(e))?;
+            }
+            let codec = IvfPqFastScan::from_pq(pq).map_err(|e| c.err(e))?;
+            Box::new(finish_ivf(c, ivf, codec, by_residual)?)
         }
         b"IHNf" => Box::new(read_hnsw_body(c, read_flat)?),
         b"IHNs" => Box::new(read_hnsw_body(c, read_sq)?),
@@ -628,7 +656,8 @@ fn finish_ivf<C: IvfCodec + 'static>(
     }
     let mut index = IndexIvf::with_codec(quantizer, nlist, h.metric, codec, by_residual)
         .map_err(|e| c.err(e))?;
-    let lists = read_lists(c, nlist, index.codec().code_size())?;
+    let codec = index.codec();
+    let lists = read_lists(c, nlist, codec.code_size(), &|| codec.new_lists(nlist))?;
     check_ntotal(c, &h, lists.compute_ntotal(), "the inverted lists")?;
     index.replace_invlists(lists).map_err(|e| c.err(e))?;
     index
@@ -638,13 +667,17 @@ fn finish_ivf<C: IvfCodec + 'static>(
     Ok(index)
 }
 
+/// Empty lists of the kind an IVF codec scans.
+type NewLists<'a> = &'a dyn Fn() -> Box<dyn InvertedLists>;
+
 fn read_lists(
     c: &mut Cursor<'_>,
     nlist: usize,
     code_size: usize,
+    new_lists: NewLists<'_>,
 ) -> Result<Box<dyn InvertedLists>> {
     c.enter()?;
-    let r = read_lists_body(c, nlist, code_size);
+    let r = read_lists_body(c, nlist, code_size, new_lists);
     c.leave();
     r
 }
@@ -653,13 +686,16 @@ fn read_lists_body(
     c: &mut Cursor<'_>,
     nlist: usize,
     code_size: usize,
+    new_lists: NewLists<'_>,
 ) -> Result<Box<dyn InvertedLists>> {
     let fourcc = c.fourcc()?;
     match &fourcc {
         b"ilar" => {
             let layout = read_array_layout(c, nlist, code_size)?;
+            let mut lists = new_lists();
             match &c.shared {
-                Some(bytes) => {
+                // Lists in the file's own layout can be served from the mapping.
+                Some(bytes) if lists.block_layout().is_none() => {
                     let lists: Vec<(usize, usize, usize)> = layout
                         .lists
                         .iter()
@@ -670,8 +706,16 @@ fn read_lists_body(
                             .map_err(|e| c.err(e))?,
                     ))
                 }
-                None => Ok(Box::new(array_lists_from(c.buffer(), nlist, &layout)?)),
+                _ => {
+                    fill_lists(&mut *lists, c.buffer(), &layout).map_err(|e| c.err(e))?;
+                    Ok(lists)
+                }
             }
+        }
+        b"ilbl" => {
+            let mut lists = new_lists();
+            read_block_lists(c, nlist, code_size, &mut *lists)?;
+            Ok(lists)
         }
         b"ilod" => read_ondisk_lists(c, nlist, code_size),
         b"il00" => Err(c.err(
@@ -737,4 +781,81 @@ fn resolve_data_file(c: &Cursor<'_>, name: &str) -> std::path::PathBuf {
         (Some(dir), Some(file)) if dir.join(file).exists() => dir.join(file),
         _ => given,
     }
+}
+
+/// An `ilbl` record (fast-scan lists in Faiss's block layout), unpacked into `lists`.
+fn read_block_lists(
+    c: &mut Cursor<'_>,
+    nlist: usize,
+    code_size: usize,
+    lists: &mut dyn InvertedLists,
+) -> Result<()> {
+    let file_nlist = c.u64("block lists nlist")?;
+    // Faiss records block lists' code size as "invalid" (SIZE_MAX): codes only exist
+    // packed in blocks.
+    let file_cs = c.u64("block lists code_size")?;
+    if file_nlist != nlist as u64 || (file_cs != code_size as u64 && file_cs != u64::MAX) {
+        return Err(c.err(format!(
+            "block lists hold {file_nlist} lists of {file_cs}-byte codes; the index has \
+             {nlist} lists of {code_size}-byte codes"
+        )));
+    }
+    let bbs = c.u64_in("codes per block", 1 << 16)?;
+    let block_size = c.u64_in("block size", 1 << 24)?;
+    if bbs == 0 || !bbs.is_multiple_of(32) || block_size != bbs * code_size {
+        return Err(c.err(format!(
+            "blocks of {bbs} codes in {block_size} bytes; expected a multiple of 32 codes of \
+             {code_size} bytes each"
+        )));
+    }
+    for l in 0..nlist {
+        let ids = c.vec::<i64>("list ids")?;
+        let blocks = c.vec_len::<u8>(
+            "list blocks",
+            super::fastscan::packed_len(ids.len(), code_size, bbs),
+        )?;
+        let codes = super::fastscan::unpack(&blocks, ids.len(), code_size, bbs);
+        lists.add_entries(l, &ids, &codes).map_err(|e| c.err(e))?;
+    }
+    Ok(())
+}
+
+fn read_pq_fastscan_body(c: &mut Cursor<'_>) -> Result<IndexPqFastScan> {
+    let h = read_header(c)?;
+    let (pq, centroids) = read_pq(c)?;
+    if pq.d() != h.d || pq.nbits() != 4 {
+        return Err(c.err(format!(
+            "fast-scan PQ of dimension {} with {} bits; expected dimension {} and 4 bits",
+            pq.d(),
+            pq.nbits(),
+            h.d
+        )));
+    }
+    c.i32("implem")?;
+    let bbs = c.i32_in("bbs", 1 << 16)?;
+    c.i32("qbs")?;
+    let ntotal2 = c.u64("ntotal2")?;
+    let m2 = c.u64("M2")?;
+    let cs = pq.code_size();
+    if bbs == 0 || !bbs.is_multiple_of(32) || m2 != 2 * cs as u64 {
+        return Err(c.err(format!(
+            "fast-scan blocks of {bbs} codes and M2 = {m2}; expected a multiple of 32 and {}",
+            2 * cs
+        )));
+    }
+    if ntotal2 != h.ntotal.next_multiple_of(bbs) as u64 {
+        return Err(c.err(format!("ntotal2 = {ntotal2} for ntotal = {}", h.ntotal)));
+    }
+    let len = super::fastscan::packed_len(h.ntotal, cs, bbs);
+    let blocks = c.vec_len::<u8>("fast-scan codes", len)?;
+    let mut index = IndexPqFastScan::new(h.d, pq.m(), h.metric).map_err(|e| c.err(e))?;
+    if h.is_trained || centroids.iter().any(|&v| v != 0.0) {
+        index
+            .pq_mut()
+            .set_centroids(&centroids)
+            .map_err(|e| c.err(e))?;
+    }
+    let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, bbs);
+    index.add_codes(&codes).map_err(|e| c.err(e))?;
+    Ok(index)
 }

@@ -5,8 +5,9 @@ use fathom_index::hnsw::HnswStorage;
 use fathom_index::ivf::{DirectMapType, IvfCodec};
 use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfFlat, IndexIvfPq,
-    IndexIvfPqr, IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPreTransform, IndexRefine,
-    IndexScalarQuantizer, IndexShards, MultiIndexQuantizer, PqSearchType,
+    IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan,
+    IndexPreTransform, IndexRefine, IndexScalarQuantizer, IndexShards, MultiIndexQuantizer,
+    PqSearchType,
 };
 use fathom_quant::{ProductQuantizer, ScalarQuantizer};
 
@@ -17,6 +18,9 @@ use super::transform::write_transform;
 pub(crate) fn unsupported(what: &str) -> Error {
     Error::Unsupported(format!("{what} has no Faiss file form fathom can write"))
 }
+
+/// Codes per block in Faiss's fast-scan layout (its default `bbs`).
+const FAISS_BBS: usize = 32;
 
 /// The header Faiss writes before every index's own fields.
 fn write_header(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
@@ -246,6 +250,43 @@ pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
         write_pq(s, r.refine_pq())?;
         s.vec(r.refine_codes())?;
         s.f32(r.k_factor)
+    } else if let Some(f) = any.downcast_ref::<IndexPqFastScan>() {
+        let cs = f.pq().code_size();
+        let codes: Vec<u8> = (0..f.ntotal()).flat_map(|i| f.code(i)).collect();
+        s.fourcc(b"IPfs")?;
+        write_header(s, index)?;
+        write_pq(s, f.pq())?;
+        s.i32(0)?; // implem: let Faiss choose
+        s.i32(FAISS_BBS as i32)?;
+        s.i32(0)?; // qbs: Faiss's default
+        s.usize(f.ntotal().next_multiple_of(FAISS_BBS))?;
+        s.usize(2 * cs)?;
+        s.vec(&super::fastscan::pack(&codes, cs))
+    } else if let Some(ivf) = any.downcast_ref::<IndexIvfPqFastScan>() {
+        let cs = ivf.codec().code_size();
+        write_ivf_header(s, b"IwPf", ivf, true)?;
+        s.bool(ivf.by_residual)?;
+        s.usize(cs)?;
+        s.i32(FAISS_BBS as i32)?;
+        s.usize(2 * cs)?;
+        s.i32(0)?; // implem
+        s.usize(0)?; // qbs2
+        write_pq(s, ivf.codec().pq())?;
+        let lists = ivf.invlists();
+        s.fourcc(b"ilbl")?;
+        s.usize(lists.nlist())?;
+        s.u64(u64::MAX)?; // Faiss's INVALID_CODE_SIZE: the codes exist only in blocks
+
+        s.usize(FAISS_BBS)?;
+        s.usize(FAISS_BBS * cs)?;
+        for l in 0..lists.nlist() {
+            s.vec(lists.ids(l))?;
+            let codes: Vec<u8> = (0..lists.list_size(l))
+                .flat_map(|o| lists.code(l, o).into_owned())
+                .collect();
+            s.vec(&super::fastscan::pack(&codes, cs))?;
+        }
+        Ok(())
     } else if any.downcast_ref::<IndexShards>().is_some() {
         Err(Error::Unsupported(
             "Faiss cannot store IndexShards in a file; write each shard on its own".into(),
