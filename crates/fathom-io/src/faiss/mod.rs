@@ -14,7 +14,7 @@
 //! | `IxPq` (`IxPQ` `IxPo`) | [`IndexPq`](fathom_index::IndexPq) |
 //! | `IxSQ` | [`IndexScalarQuantizer`](fathom_index::IndexScalarQuantizer) |
 //! | `IxHe` (`IxHE`) | [`IndexLsh`](fathom_index::IndexLsh) |
-//! | `IwFl` `IwSq` (`IwSQ`) `IwPQ` `IwQR` + `ilar` | the IVF indexes, direct maps included |
+//! | `IwFl` `IwSq` `IwPQ` `IwQR` + `ilar` (legacy `IvFl` `IvFL` `IvSQ` `IwSQ` `IvPQ` `IvQR`) | the IVF indexes, direct maps included |
 //! | `Imiq` | [`MultiIndexQuantizer`](fathom_index::MultiIndexQuantizer) (IMI coarse quantizer) |
 //! | `IPfs`, `IwPf` + `ilbl` | [`IndexPqFastScan`](fathom_index::IndexPqFastScan), [`IndexIvfPqFastScan`](fathom_index::IndexIvfPqFastScan) |
 //! | `ilod` | [`OnDiskInvertedLists`](fathom_invlists::OnDiskInvertedLists) (lists in a separate data file) |
@@ -88,10 +88,10 @@ impl Record {
             b"IxPq" | b"IxPQ" | b"IxPo" => "IndexPQ",
             b"IxSQ" => "IndexScalarQuantizer",
             b"IxHe" | b"IxHE" => "IndexLSH",
-            b"IwFl" => "IndexIVFFlat",
-            b"IwSq" | b"IwSQ" => "IndexIVFScalarQuantizer",
-            b"IwPQ" => "IndexIVFPQ",
-            b"IwQR" => "IndexIVFPQR",
+            b"IwFl" | b"IvFl" | b"IvFL" => "IndexIVFFlat",
+            b"IwSq" | b"IwSQ" | b"IvSQ" => "IndexIVFScalarQuantizer",
+            b"IwPQ" | b"IvPQ" => "IndexIVFPQ",
+            b"IwQR" | b"IvQR" => "IndexIVFPQR",
             b"Imiq" => "MultiIndexQuantizer",
             b"IHNf" => "IndexHNSWFlat",
             b"IHNs" => "IndexHNSWSQ",

@@ -155,13 +155,16 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
         b"IHNf" => Box::new(read_hnsw_body(c, read_flat)?),
         b"IHNs" => Box::new(read_hnsw_body(c, read_sq)?),
         b"IHNp" => Box::new(read_hnsw_body(c, read_pq_index)?),
-        b"IwFl" => {
-            let ivf = read_ivf_header(c)?;
+        b"IwFl" | b"IvFl" | b"IvFL" => {
+            let mut ivf = read_ivf_header_with(c, &fourcc != b"IwFl")?;
+            if let Some(legacy) = &mut ivf.legacy {
+                legacy.float_codes = &fourcc == b"IvFl";
+            }
             let codec = IvfFlat::new(ivf.h.d);
             Box::new(finish_ivf(c, ivf, codec, false)?)
         }
-        b"IwSq" | b"IwSQ" => {
-            let ivf = read_ivf_header(c)?;
+        b"IwSq" | b"IwSQ" | b"IvSQ" => {
+            let ivf = read_ivf_header_with(c, &fourcc == b"IvSQ")?;
             let sq = read_scalar_quantizer(c, ivf.h.d)?;
             let code_size = c.u64("code_size")?;
             if code_size != sq.code_size() as u64 {
@@ -178,8 +181,8 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
             let codec = IvfScalarQuantizer::from_sq(sq);
             Box::new(finish_ivf(c, ivf, codec, by_residual)?)
         }
-        b"IwPQ" | b"IwQR" => {
-            let ivf = read_ivf_header(c)?;
+        b"IwPQ" | b"IwQR" | b"IvPQ" | b"IvQR" => {
+            let ivf = read_ivf_header_with(c, matches!(&fourcc, b"IvPQ" | b"IvQR"))?;
             let by_residual = c.bool("by_residual")?;
             let code_size = c.u64("code_size")?;
             let (pq, centroids) = read_pq(c)?;
@@ -204,7 +207,7 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
                     .map_err(|e| c.err(e))?;
             }
             let index = finish_ivf(c, ivf, codec, by_residual)?;
-            if &fourcc == b"IwPQ" {
+            if matches!(&fourcc, b"IwPQ" | b"IvPQ") {
                 Box::new(index)
             } else {
                 // Faiss's reader skips these when the index is untrained, but its writer
@@ -578,9 +581,22 @@ struct IvfHeader {
     nprobe: usize,
     quantizer: Box<dyn Index>,
     direct_map: DirectMapType,
+    /// The legacy `Iv…` records (Faiss before 2018) keep each list's ids here and its
+    /// codes after the class's fields, with no inverted-lists record.
+    legacy: Option<LegacyLists>,
+}
+
+struct LegacyLists {
+    ids: Vec<Vec<i64>>,
+    /// `IvFl` stored the codes as vectors of floats.
+    float_codes: bool,
 }
 
 fn read_ivf_header(c: &mut Cursor<'_>) -> Result<IvfHeader> {
+    read_ivf_header_with(c, false)
+}
+
+fn read_ivf_header_with(c: &mut Cursor<'_>, legacy: bool) -> Result<IvfHeader> {
     let h = read_header(c)?;
     let nlist = c.u64_in("nlist", i64::MAX as usize)?;
     if nlist == 0 {
@@ -603,6 +619,18 @@ fn read_ivf_header(c: &mut Cursor<'_>) -> Result<IvfHeader> {
             quantizer.ntotal()
         )));
     }
+    let legacy = if legacy {
+        let mut ids = Vec::with_capacity(nlist.min(c.remaining() / 8));
+        for _ in 0..nlist {
+            ids.push(c.vec::<i64>("legacy list ids")?);
+        }
+        Some(LegacyLists {
+            ids,
+            float_codes: false,
+        })
+    } else {
+        None
+    };
     let direct_map = match c.u8("direct map type")? {
         0 => DirectMapType::NoMap,
         1 => DirectMapType::Array,
@@ -630,6 +658,7 @@ fn read_ivf_header(c: &mut Cursor<'_>) -> Result<IvfHeader> {
         nprobe,
         quantizer,
         direct_map,
+        legacy,
     })
 }
 
@@ -646,6 +675,7 @@ fn finish_ivf<C: IvfCodec + 'static>(
         nprobe,
         quantizer,
         direct_map,
+        legacy,
     } = ivf;
     if quantizer.metric() != h.metric {
         return Err(c.err(format!(
@@ -657,7 +687,29 @@ fn finish_ivf<C: IvfCodec + 'static>(
     let mut index = IndexIvf::with_codec(quantizer, nlist, h.metric, codec, by_residual)
         .map_err(|e| c.err(e))?;
     let codec = index.codec();
-    let lists = read_lists(c, nlist, codec.code_size(), &|| codec.new_lists(nlist))?;
+    let lists = match legacy {
+        None => read_lists(c, nlist, codec.code_size(), &|| codec.new_lists(nlist))?,
+        Some(legacy) => {
+            let cs = codec.code_size();
+            let mut lists = codec.new_lists(nlist);
+            for (l, ids) in legacy.ids.iter().enumerate() {
+                let codes: Vec<u8> = if legacy.float_codes {
+                    bytemuck::cast_slice(&c.vec::<f32>("legacy list codes")?).to_vec()
+                } else {
+                    c.vec::<u8>("legacy list codes")?
+                };
+                if codes.len() != ids.len() * cs {
+                    return Err(c.err(format!(
+                        "legacy list {l} has {} code bytes for {} ids of {cs} bytes",
+                        codes.len(),
+                        ids.len()
+                    )));
+                }
+                lists.add_entries(l, ids, &codes).map_err(|e| c.err(e))?;
+            }
+            lists
+        }
+    };
     check_ntotal(c, &h, lists.compute_ntotal(), "the inverted lists")?;
     index.replace_invlists(lists).map_err(|e| c.err(e))?;
     index
