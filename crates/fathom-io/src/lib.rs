@@ -1,7 +1,7 @@
 //! # fathom-io
 //!
-//! fathom's files, above `fathom-index` in the layering. So far: the dataset formats
-//! vector-search benchmarks and numpy use.
+//! fathom's files, above `fathom-index` in the layering: the dataset formats
+//! vector-search benchmarks and numpy use, and Faiss's index files ([`faiss`]).
 //!
 //! - TEXMEX "vecs" files ([`read_fvecs`], [`read_ivecs`], [`read_bvecs`] and writers):
 //!   each row is a little-endian `i32` dimension followed by that many values.

@@ -2,8 +2,7 @@
 //! C++) or by fathom, [`write_index`] writes one Faiss opens.
 //!
 //! The format is a tree of records, each a four-character type code followed by its
-//! fields (see `docs/FAISS_FORMAT.md` for the field-by-field layout and what fathom
-//! checks). Supported types:
+//! fields (`docs/PERSISTENCE.md` says what fathom supports and checks). Supported types:
 //!
 //! | record | fathom type |
 //! |---|---|
@@ -23,7 +22,7 @@
 //! Reading never trusts the file: every count is checked against the bytes that remain
 //! before anything is allocated, nesting is limited to 50 records, and every invariant
 //! an index relies on (sizes, list numbers, graph links, ids) is checked, so a truncated
-//! or corrupted file gives an [`Error::Format`](fathom_core::Error::Format) naming the
+//! or corrupted file gives an [`Error::Format`] naming the
 //! byte offset and the field, never a panic or a huge allocation. Bytes after the index
 //! record are an error too.
 //!
