@@ -1,11 +1,12 @@
 //! Memory-mapped loading (`read_index_mmap`, Faiss's IO_FLAG_MMAP): the inverted lists of
-//! every IVF fixture are served from the file, searches equal those of the copied index,
-//! and every change is refused with an error that leaves the index as it was.
+//! every IVF fixture and the codes of PQ, SQ and LSH indexes (HNSW storage included) are
+//! served from the file, searches equal those of the copied index, and every change is
+//! refused with an error that leaves the index as it was.
 
 use std::path::PathBuf;
 
 use fathom_core::IdSelectorRange;
-use fathom_index::{Index, IndexIvfFlat};
+use fathom_index::{Index, IndexIvfFlat, IndexPq};
 use fathom_io::faiss::{index_to_bytes, read_index, read_index_mmap};
 use fathom_io::{NpyArray, read_npy};
 
@@ -20,7 +21,7 @@ fn queries() -> Vec<f32> {
     }
 }
 
-const IVF_FIXTURES: &[&str] = &[
+const MAPPED_FIXTURES: &[&str] = &[
     "ivf8_flat",
     "ivf8_flat_ip",
     "ivf8_sq8",
@@ -34,12 +35,23 @@ const IVF_FIXTURES: &[&str] = &[
     "pca8_ivf8_pq4",
     "ivf8_flat_rflat",
     "ivf8_ondisk",
+    // Flat-codes indexes: the codes are served from the file.
+    "pq4",
+    "pq4x6np",
+    "sq8",
+    "sq4",
+    "sqfp16",
+    "lsh",
+    "lshrt",
+    "pq4_rflat",
+    "hnsw8_sq8",
+    "hnsw8_pq4",
 ];
 
 #[test]
 fn mapped_ivf_indexes_search_as_loaded_ones_and_refuse_changes() {
     let q = queries();
-    for name in IVF_FIXTURES {
+    for name in MAPPED_FIXTURES {
         let path = dir().join(format!("{name}.faiss"));
         let file_before = std::fs::read(&path).unwrap();
         let loaded = read_index(&path).unwrap();
@@ -95,4 +107,17 @@ fn mapped_lists_are_served_from_the_file() {
     let loaded = read_index(&path).unwrap();
     let copy = loaded.as_any().downcast_ref::<IndexIvfFlat>().unwrap();
     assert!(!copy.invlists().is_read_only());
+
+    let path = dir().join("pq4.faiss");
+    let mapped = read_index_mmap(&path).unwrap();
+    let pq = mapped.as_any().downcast_ref::<IndexPq>().unwrap();
+    assert!(pq.codes_are_mapped());
+    let loaded = read_index(&path).unwrap();
+    assert!(
+        !loaded
+            .as_any()
+            .downcast_ref::<IndexPq>()
+            .unwrap()
+            .codes_are_mapped()
+    );
 }

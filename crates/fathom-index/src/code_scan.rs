@@ -8,6 +8,7 @@
 //! applies the id selector only to candidates that would enter the heap.
 
 use fathom_core::{Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchResult};
+use fathom_invlists::SharedBytes;
 use fathom_kernels::TopK;
 use rayon::prelude::*;
 
@@ -19,19 +20,108 @@ pub(crate) const CHUNK: usize = 1024;
 /// Most queries scanned together over one chunk of codes.
 const QUERY_GROUP: usize = 8;
 
+/// The bytes of a code store: its own, or a read-only range of a shared buffer (a
+/// memory-mapped index file).
+#[derive(Clone)]
+pub(crate) enum CodeBytes {
+    Owned(Vec<u8>),
+    Shared {
+        bytes: SharedBytes,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Default for CodeBytes {
+    fn default() -> Self {
+        CodeBytes::Owned(Vec::new())
+    }
+}
+
+impl std::ops::Deref for CodeBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            CodeBytes::Owned(v) => v,
+            CodeBytes::Shared { bytes, start, len } => &(**bytes).as_ref()[*start..*start + *len],
+        }
+    }
+}
+
+impl std::fmt::Debug for CodeBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodeBytes::Owned(v) => write!(f, "Owned({} bytes)", v.len()),
+            CodeBytes::Shared { start, len, .. } => write!(f, "Shared({len} bytes at {start})"),
+        }
+    }
+}
+
+impl PartialEq for CodeBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl CodeBytes {
+    /// The owned bytes, to change; shared bytes are read-only.
+    fn owned_mut(&mut self) -> Result<&mut Vec<u8>> {
+        match self {
+            CodeBytes::Owned(v) => Ok(v),
+            CodeBytes::Shared { .. } => Err(Error::Unsupported(
+                "the codes are read-only (memory-mapped from a file opened read-only); load \
+                 the index with read_index to change it"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Empties the store (letting go of a shared buffer).
+    pub fn clear(&mut self) {
+        *self = CodeBytes::Owned(Vec::new());
+    }
+}
+
 /// `n` codes of `code_size` bytes, row `i` having id `i`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct CodeStore {
     pub code_size: usize,
-    pub codes: Vec<u8>,
+    pub codes: CodeBytes,
 }
 
 impl CodeStore {
     pub fn new(code_size: usize) -> Self {
         CodeStore {
             code_size,
-            codes: Vec::new(),
+            codes: CodeBytes::default(),
         }
+    }
+
+    /// Serves the codes from `bytes[start..start + len]` without copying (read-only);
+    /// the store must be empty.
+    pub fn map(&mut self, bytes: SharedBytes, start: usize, len: usize) -> Result<()> {
+        if !self.codes.is_empty() {
+            return Err(Error::invalid(
+                "codes can only be mapped into an empty index",
+            ));
+        }
+        let total = (*bytes).as_ref().len();
+        if start.checked_add(len).is_none_or(|end| end > total)
+            || (self.code_size > 0 && !len.is_multiple_of(self.code_size))
+        {
+            return Err(Error::invalid(format!(
+                "{len} bytes of codes at {start} do not fit a {total}-byte buffer in whole \
+                 {}-byte codes",
+                self.code_size
+            )));
+        }
+        self.codes = CodeBytes::Shared { bytes, start, len };
+        Ok(())
+    }
+
+    /// Whether the codes are served read-only from a shared buffer.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.codes, CodeBytes::Shared { .. })
     }
 
     pub fn len(&self) -> usize {
@@ -67,15 +157,16 @@ impl CodeStore {
         n: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<()>,
     ) -> Result<()> {
-        let old = self.codes.len();
+        let codes = self.codes.owned_mut()?;
+        let old = codes.len();
         let extra = n * self.code_size;
-        self.codes
+        codes
             .try_reserve(extra)
             .map_err(|_| Error::invalid(format!("cannot allocate {extra} more bytes for codes")))?;
-        self.codes.resize(old + extra, 0);
-        let res = fill(&mut self.codes[old..]);
+        codes.resize(old + extra, 0);
+        let res = fill(&mut codes[old..]);
         if res.is_err() {
-            self.codes.truncate(old);
+            codes.truncate(old);
         }
         res
     }
@@ -89,19 +180,20 @@ impl CodeStore {
 
     /// Removes the selected rows; later rows move up (ids are renumbered, as Faiss's
     /// flat indexes do).
-    pub fn remove(&mut self, selector: &dyn IdSelector) -> usize {
+    pub fn remove(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         let (n, cs) = (self.len(), self.code_size);
+        let codes = self.codes.owned_mut()?;
         let mut kept = 0;
         for i in 0..n {
             if !selector.is_member(i as Idx) {
                 if kept != i {
-                    self.codes.copy_within(i * cs..(i + 1) * cs, kept * cs);
+                    codes.copy_within(i * cs..(i + 1) * cs, kept * cs);
                 }
                 kept += 1;
             }
         }
-        self.codes.truncate(kept * cs);
-        n - kept
+        codes.truncate(kept * cs);
+        Ok(n - kept)
     }
 }
 

@@ -199,4 +199,18 @@ impl<'a> Cursor<'a> {
         }
         Ok(v)
     }
+
+    /// A `vec<u8>` of `expected` bytes, borrowed from the buffer, with its offset.
+    pub(crate) fn byte_vec_len(
+        &mut self,
+        what: &str,
+        expected: usize,
+    ) -> Result<(&'a [u8], usize)> {
+        let n = self.count(1, what)?;
+        if n != expected {
+            return Err(self.err(format!("{what} has {n} elements; expected {expected}")));
+        }
+        let at = self.pos;
+        Ok((self.bytes(n, what)?, at))
+    }
 }

@@ -185,16 +185,16 @@ fn finish(mut c: cursor::Cursor<'_>, path: &Path) -> Result<(Box<dyn Index>, Vec
     Ok((index, c.records))
 }
 
-/// Reads the index in the Faiss file at `path`, serving its inverted lists from a
-/// read-only memory map of the file instead of copying them (Faiss's `IO_FLAG_MMAP`):
-/// opening is fast and the lists take no memory of their own, pages are read as searches
-/// touch them. Everything else (quantizers, graphs, flat vectors: their offsets in a Faiss
-/// file are not aligned for `f32`) is copied as by [`read_index`], and so are fast-scan
-/// lists, whose block layout differs from fathom's; on-disk lists (`ilod`) are opened
-/// read-only.
+/// Reads the index in the Faiss file at `path`, serving its inverted lists and the codes
+/// of PQ, SQ and LSH indexes (HNSW storage included) from a read-only memory map of the
+/// file instead of copying them (Faiss's `IO_FLAG_MMAP`): opening is fast, the data takes
+/// no memory of its own, pages are read as searches touch them. Flat vectors are copied
+/// (their offset in a Faiss file is never aligned for `f32`), and so are quantizers,
+/// graphs and fast-scan lists (whose block layout differs from fathom's); on-disk lists
+/// (`ilod`) are opened read-only.
 ///
-/// The index searches as usual; anything that would change its mapped lists (add, remove,
-/// update, merge) returns an error saying the lists are read-only, and `reset` lets go of
+/// The index searches as usual; anything that would change its mapped data (add, remove,
+/// update, merge) returns an error saying the data is read-only, and `reset` lets go of
 /// the file. As with any memory map, the file must not be truncated or rewritten in place
 /// while the index is open (fathom's own [`write_index`] replaces files by renaming, which
 /// leaves an open map intact).

@@ -18,6 +18,18 @@ use super::cursor::{Cursor, MAX_DIM};
 use super::invlists::{fill_lists, read_array_layout};
 use super::transform::read_transform;
 
+/// Gives a flat-codes index its codes: served from the file when it is memory-mapped,
+/// copied otherwise.
+macro_rules! put_codes {
+    ($c:expr, $index:expr, $codes:expr, $at:expr) => {
+        match &$c.shared {
+            Some(bytes) => $index.map_codes(bytes.clone(), $at, $codes.len()),
+            None => $index.add_codes($codes),
+        }
+        .map_err(|e| $c.err(e))?
+    };
+}
+
 /// Lists an IVF record may declare without a quantizer holding that many centroids.
 const MAX_FREE_NLIST: usize = 1 << 20;
 /// The most lists an IVF record may declare.
@@ -309,7 +321,7 @@ fn read_lsh_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexLsh> {
             h.d
         )));
     }
-    let codes = c.vec_len::<u8>(
+    let (codes, codes_at) = c.byte_vec_len(
         "LSH codes",
         h.ntotal
             .checked_mul(code_size)
@@ -342,7 +354,7 @@ fn read_lsh_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexLsh> {
             .set_parts(rotation, thresholds)
             .map_err(|e| c.err(e))?;
     }
-    index.add_codes(&codes).map_err(|e| c.err(e))?;
+    put_codes!(c, index, codes, codes_at);
     Ok(index)
 }
 
@@ -398,13 +410,13 @@ fn read_pq_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexPq> {
             .set_centroids(&centroids)
             .map_err(|e| c.err(e))?;
     }
-    let codes = c.vec_len::<u8>(
+    let (codes, codes_at) = c.byte_vec_len(
         "PQ codes",
         h.ntotal
             .checked_mul(pq.code_size())
             .ok_or_else(|| c.err("codes overflow"))?,
     )?;
-    index.add_codes(&codes).map_err(|e| c.err(e))?;
+    put_codes!(c, index, codes, codes_at);
     if fourcc == b"IxPq" {
         index.search_type = match c.i32("PQ search type")? {
             0 => PqSearchType::Adc,
@@ -478,7 +490,7 @@ fn read_sq(c: &mut Cursor<'_>) -> Result<IndexScalarQuantizer> {
 fn read_sq_body(c: &mut Cursor<'_>) -> Result<IndexScalarQuantizer> {
     let h = read_header(c)?;
     let sq = read_scalar_quantizer(c, h.d)?;
-    let codes = c.vec_len::<u8>(
+    let (codes, codes_at) = c.byte_vec_len(
         "SQ codes",
         h.ntotal
             .checked_mul(sq.code_size())
@@ -486,7 +498,7 @@ fn read_sq_body(c: &mut Cursor<'_>) -> Result<IndexScalarQuantizer> {
     )?;
     let mut index = IndexScalarQuantizer::new(h.d, sq.qtype(), h.metric).map_err(|e| c.err(e))?;
     *index.sq_mut() = sq;
-    index.add_codes(&codes).map_err(|e| c.err(e))?;
+    put_codes!(c, index, codes, codes_at);
     Ok(index)
 }
 
