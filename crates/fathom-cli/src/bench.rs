@@ -71,8 +71,12 @@ pub struct BenchArgs {
     save: Option<PathBuf>,
     /// Search the index in this Faiss-format file (from faiss or `--save`) instead of
     /// building one: learn.fvecs and base.fvecs are not read.
-    #[arg(long, conflicts_with = "save")]
+    #[arg(long)]
     load: Option<PathBuf>,
+    /// With `--load`: memory-map the file read-only (IVF lists and PQ/SQ/LSH codes are
+    /// served from it) instead of reading it into memory.
+    #[arg(long, requires = "load")]
+    mmap: bool,
 }
 
 #[derive(Serialize)]
@@ -97,6 +101,10 @@ struct Row<'a> {
     peak_rss_mb: Option<f64>,
     /// Memory of an HNSW graph (levels, offsets, links), without the vectors.
     graph_mb: Option<f64>,
+    /// Seconds to open the index file (`--load`).
+    load_s: Option<f64>,
+    /// Seconds to save the index file (`--save`), fsync included.
+    save_s: Option<f64>,
 }
 
 /// The graph memory of an HNSW index, in MiB.
@@ -297,11 +305,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             query.n()
         )));
     }
+    let mut load_s = None;
     let (mut index, train_s, add_s) = match &args.load {
         Some(path) => {
             let bar = progress::spinner(format!("loading {}", path.display()));
             let t0 = Instant::now();
-            let index = fathom_io::faiss::read_index(path)?;
+            let index = if args.mmap {
+                fathom_io::faiss::read_index_mmap(path)?
+            } else {
+                fathom_io::faiss::read_index(path)?
+            };
+            load_s = Some(t0.elapsed().as_secs_f64());
             bar.finish_and_clear();
             if !args.json {
                 println!(
@@ -327,10 +341,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Some(_) => index.description(),
         None => args.index.clone(),
     };
+    let mut save_s = None;
     if let Some(path) = &args.save {
         let bar = progress::spinner(format!("saving {}", path.display()));
         let t0 = Instant::now();
         fathom_io::faiss::write_index(&*index, path)?;
+        save_s = Some(t0.elapsed().as_secs_f64());
         bar.finish_and_clear();
         if !args.json {
             println!(
@@ -411,6 +427,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             qps_nq1,
             peak_rss_mb: peak_rss_mb(),
             graph_mb: graph_mb(index.as_ref()),
+            load_s,
+            save_s,
         };
         if args.json {
             println!(
