@@ -66,7 +66,7 @@ fn errors_are_reported_not_panics() {
                 "bench".into(),
                 dir.path().join("missing").display().to_string(),
             ],
-            "learn.fvecs",
+            "query.fvecs",
         ),
         (
             vec![
