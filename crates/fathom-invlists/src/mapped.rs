@@ -1,7 +1,7 @@
 //! Read-only lists served from a byte buffer shared with the file they came from.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fathom_core::{Error, Idx, Result};
 
@@ -11,24 +11,27 @@ use crate::lists::InvertedLists;
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
 /// One list inside the shared bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct MappedList {
     /// Offset of the codes (`size · code_size` bytes); the ids follow them.
     offset: usize,
     size: usize,
-    /// The ids, copied out when they are not 8-byte aligned in the buffer.
-    ids: Option<Vec<Idx>>,
+    /// Whether the ids are 8-byte aligned in the buffer (then they are lent in place).
+    aligned: bool,
+    /// Otherwise a copy, made the first time the list is read (as a mapping reads pages).
+    ids: OnceLock<Vec<Idx>>,
 }
 
 /// Inverted lists read in place from a buffer (typically a memory-mapped index file): each
 /// list is `size · code_size` bytes of codes followed by `size` little-endian `i64` ids,
 /// the layout of Faiss's `ilar` record and of its on-disk lists. Nothing is copied but the
-/// ids of lists that are not 8-byte aligned in the buffer, which cannot be lent as `i64`.
+/// ids of lists that are not 8-byte aligned in the buffer, which cannot be lent as `i64`:
+/// those are copied the first time the list is read, so opening stays O(nlist).
 ///
 /// Every mutation returns an error: the lists mirror a file opened read-only.
 ///
 /// ```
-/// use std::sync::Arc;
+/// use std::sync::{Arc, OnceLock};
 /// use fathom_invlists::{InvertedLists, MappedInvertedLists};
 /// // One list of two 1-byte codes, then their ids.
 /// let mut bytes = vec![7u8, 8];
@@ -67,14 +70,7 @@ impl MappedInvertedLists {
         lists: &[(usize, usize, usize)],
     ) -> Result<Self> {
         let len = (*bytes).as_ref().len();
-        let mut out = vec![
-            MappedList {
-                offset: 0,
-                size: 0,
-                ids: None,
-            };
-            nlist
-        ];
+        let mut out = vec![MappedList::default(); nlist];
         for &(l, offset, size) in lists {
             let end = size
                 .checked_mul(code_size + 8)
@@ -87,15 +83,12 @@ impl MappedInvertedLists {
             }
             let raw =
                 &(*bytes).as_ref()[offset + size * code_size..offset + size * (code_size + 8)];
-            let ids = match bytemuck::try_cast_slice::<u8, Idx>(raw) {
-                Ok(_) => None,
-                Err(_) => Some(
-                    raw.chunks_exact(8)
-                        .map(|b| Idx::from_le_bytes(b.try_into().expect("8 bytes")))
-                        .collect(),
-                ),
+            out[l] = MappedList {
+                offset,
+                size,
+                aligned: bytemuck::try_cast_slice::<u8, Idx>(raw).is_ok(),
+                ids: OnceLock::new(),
             };
-            out[l] = MappedList { offset, size, ids };
         }
         Ok(MappedInvertedLists {
             bytes,
@@ -128,13 +121,16 @@ impl InvertedLists for MappedInvertedLists {
     }
     fn ids(&self, list: usize) -> &[Idx] {
         let l = &self.lists[list];
-        match &l.ids {
-            Some(ids) => ids,
-            None => {
-                let start = l.offset + l.size * self.code_size;
-                bytemuck::cast_slice(&(*self.bytes).as_ref()[start..start + l.size * 8])
-            }
+        let start = l.offset + l.size * self.code_size;
+        let raw = &(*self.bytes).as_ref()[start..start + l.size * 8];
+        if l.aligned {
+            return bytemuck::cast_slice(raw);
         }
+        l.ids.get_or_init(|| {
+            raw.chunks_exact(8)
+                .map(|b| Idx::from_le_bytes(b.try_into().expect("8 bytes")))
+                .collect()
+        })
     }
     fn is_read_only(&self) -> bool {
         true

@@ -75,6 +75,45 @@ pub struct Hnsw {
     rng: FaissRng,
 }
 
+/// A graph's neighbour array in Faiss's layout, as [`Hnsw::from_neighbor_ids`] reads it.
+pub trait NeighborIds {
+    /// Number of slots.
+    fn len(&self) -> usize;
+    /// Whether there are no slots.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Slot `k` (`k < len()`).
+    fn get(&self, k: usize) -> i32;
+}
+
+impl NeighborIds for [i32] {
+    #[inline]
+    fn len(&self) -> usize {
+        <[i32]>::len(self)
+    }
+    #[inline]
+    fn get(&self, k: usize) -> i32 {
+        self[k]
+    }
+}
+
+/// Neighbour ids as little-endian `i32` bytes (as a file stores them, at any alignment).
+#[derive(Debug, Clone, Copy)]
+pub struct LeI32s<'a>(pub &'a [u8]);
+
+impl NeighborIds for LeI32s<'_> {
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.len() / 4
+    }
+    #[inline]
+    fn get(&self, k: usize) -> i32 {
+        let b = &self.0[4 * k..4 * k + 4];
+        i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
 impl Clone for Hnsw {
     fn clone(&self) -> Self {
         Hnsw {
@@ -154,7 +193,8 @@ impl Hnsw {
     }
 
     /// A graph from the fields Faiss stores, checked as Faiss ≥ 1.14's reader checks them
-    /// (every offset block the size its level says, neighbours and entry point in range).
+    /// (every offset block the size its level says, neighbours and entry point in range)
+    /// and more (a link on layer l leads to a node living on layer l).
     #[allow(clippy::too_many_arguments)]
     pub fn from_parts(
         assign_probas: Vec<f64>,
@@ -162,6 +202,33 @@ impl Hnsw {
         levels: Vec<i32>,
         offsets: Vec<u64>,
         neighbors: Vec<i32>,
+        entry_point: i32,
+        max_level: i32,
+        ef_construction: usize,
+        ef_search: usize,
+    ) -> Result<Self> {
+        Self::from_neighbor_ids(
+            assign_probas,
+            cum_nneighbor_per_level,
+            levels,
+            offsets,
+            &neighbors[..],
+            entry_point,
+            max_level,
+            ef_construction,
+            ef_search,
+        )
+    }
+
+    /// [`Hnsw::from_parts`] with the neighbour array from any [`NeighborIds`], e.g. the
+    /// little-endian bytes of a file ([`LeI32s`]) without a copy into a `Vec<i32>` first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_neighbor_ids<N: NeighborIds + ?Sized>(
+        assign_probas: Vec<f64>,
+        cum_nneighbor_per_level: Vec<i32>,
+        levels: Vec<i32>,
+        offsets: Vec<u64>,
+        neighbors: &N,
         entry_point: i32,
         max_level: i32,
         ef_construction: usize,
@@ -197,29 +264,6 @@ impl Hnsw {
                 offsets[n]
             ));
         }
-        if let Some(&v) = neighbors.iter().find(|&&v| v < -1 || v as i64 >= n as i64) {
-            return bad(format!("neighbour {v} outside [-1, {n})"));
-        }
-        // A link on layer l must lead to a node that lives on layer l: search follows it
-        // there.
-        for i in 0..n {
-            let base = offsets[i] as usize;
-            for l in 1..levels[i] as usize {
-                let (a, b) = (
-                    cum_nneighbor_per_level[l] as usize,
-                    cum_nneighbor_per_level[l + 1] as usize,
-                );
-                if let Some(&v) = neighbors[base + a..base + b]
-                    .iter()
-                    .find(|&&v| v >= 0 && levels[v as usize] as usize <= l)
-                {
-                    return bad(format!(
-                        "node {i} links on layer {l} to node {v}, which has only {} levels",
-                        levels[v as usize]
-                    ));
-                }
-            }
-        }
         let levels_ok = if n == 0 {
             entry_point == -1 && max_level == -1
         } else {
@@ -236,15 +280,46 @@ impl Hnsw {
         if ef_construction == 0 || ef_search == 0 {
             return bad("efConstruction and efSearch must be positive".into());
         }
+        // One pass copies the links into fathom's layout (layer 0 at a fixed stride, the
+        // upper layers per node) and checks each: in [-1, n), and on layer l ≥ 1 leading
+        // to a node that lives on layer l (search follows it there).
         let nb0 = (cum_nneighbor_per_level.get(1).copied().unwrap_or(0)) as usize;
         let mut level0 = Vec::with_capacity(n * nb0);
         let mut upper_offsets = Vec::with_capacity(n + 1);
         upper_offsets.push(0u64);
         let mut upper = Vec::new();
         for i in 0..n {
-            let block = &neighbors[offsets[i] as usize..offsets[i + 1] as usize];
-            level0.extend(block[..nb0].iter().map(|&v| AtomicI32::new(v)));
-            upper.extend(block[nb0..].iter().map(|&v| AtomicI32::new(v)));
+            let base = offsets[i] as usize;
+            let mut out_of_range = None;
+            level0.extend((base..base + nb0).map(|k| {
+                let v = neighbors.get(k);
+                if v < -1 || v as i64 >= n as i64 {
+                    out_of_range = Some(v);
+                }
+                AtomicI32::new(v)
+            }));
+            if let Some(v) = out_of_range {
+                return bad(format!("neighbour {v} outside [-1, {n})"));
+            }
+            for l in 1..levels[i] as usize {
+                let (a, b) = (
+                    cum_nneighbor_per_level[l] as usize,
+                    cum_nneighbor_per_level[l + 1] as usize,
+                );
+                for k in base + a..base + b {
+                    let v = neighbors.get(k);
+                    if v < -1 || v as i64 >= n as i64 {
+                        return bad(format!("neighbour {v} outside [-1, {n})"));
+                    }
+                    if v >= 0 && levels[v as usize] as usize <= l {
+                        return bad(format!(
+                            "node {i} links on layer {l} to node {v}, which has only {} levels",
+                            levels[v as usize]
+                        ));
+                    }
+                    upper.push(AtomicI32::new(v));
+                }
+            }
             upper_offsets.push(upper.len() as u64);
         }
         Ok(Hnsw {

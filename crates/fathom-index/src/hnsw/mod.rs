@@ -21,7 +21,7 @@ use fathom_kernels::TopK;
 use fathom_quant::QuantizerType;
 use rayon::prelude::*;
 
-pub use graph::{Hnsw, NodeDistance};
+pub use graph::{Hnsw, LeI32s, NeighborIds, NodeDistance};
 pub use storage::{FlatQuery, HnswStorage, PqQueryDistance, SqQueryDistance};
 
 use crate::code_scan::{key_sign, radius_key};

@@ -213,4 +213,10 @@ impl<'a> Cursor<'a> {
         let at = self.pos;
         Ok((self.bytes(n, what)?, at))
     }
+
+    /// The bytes of a `vec<T>` of `size`-byte elements, borrowed from the buffer.
+    pub(crate) fn raw_vec(&mut self, what: &str, size: usize) -> Result<&'a [u8]> {
+        let n = self.count(size, what)?;
+        self.bytes(n * size, what)
+    }
 }

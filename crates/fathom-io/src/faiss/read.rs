@@ -1,7 +1,7 @@
 //! Reading index records.
 
 use fathom_core::{Error, MetricType, Result};
-use fathom_index::hnsw::{Hnsw, HnswStorage};
+use fathom_index::hnsw::{Hnsw, HnswStorage, LeI32s};
 use fathom_index::ivf::{
     DirectMapType, IvfCodec, IvfFlat, IvfPq, IvfPqFastScan, IvfScalarQuantizer,
 };
@@ -550,18 +550,19 @@ fn read_hnsw_body<S: HnswStorage>(
     let cum = c.vec::<i32>("HNSW cum_nneighbor_per_level")?;
     let levels = c.vec_len::<i32>("HNSW levels", h.ntotal)?;
     let offsets = c.vec_len::<u64>("HNSW offsets", h.ntotal + 1)?;
-    let neighbors = c.vec::<i32>("HNSW neighbors")?;
+    // Read in place: the graph copies the links into its own layout as it checks them.
+    let neighbors = c.raw_vec("HNSW neighbors", 4)?;
     let entry_point = c.i32("HNSW entry_point")?;
     let max_level = c.i32("HNSW max_level")?;
     let ef_construction = c.i32_in("HNSW efConstruction", i32::MAX as usize)?;
     let ef_search = c.i32_in("HNSW efSearch", i32::MAX as usize)?;
     c.i32("HNSW upper_beam")?;
-    let hnsw = Hnsw::from_parts(
+    let hnsw = Hnsw::from_neighbor_ids(
         assign_probas,
         cum,
         levels,
         offsets,
-        neighbors,
+        &LeI32s(neighbors),
         entry_point,
         max_level,
         ef_construction,
