@@ -186,6 +186,63 @@ pub fn faiss_python() -> Result<std::path::PathBuf, String> {
     }
 }
 
+/// What faiss-cpu made of one index file: `"d ntotal is_trained"` and its search results.
+pub struct FaissSearch {
+    /// faiss's `d ntotal is_trained` of the index it read.
+    pub meta: String,
+    /// Its `nq × k` distances.
+    pub distances: Vec<f32>,
+    /// Its `nq × k` labels.
+    pub labels: Vec<i64>,
+}
+
+/// Has faiss-cpu (through `python`) open each `dir/NAME.faiss` of `names` (with their k)
+/// and search the `d`-dimensional queries `q` with the parameters stored in the file
+/// (`fixtures/faiss_search.py`); panics with faiss's message when it cannot.
+pub fn faiss_search(
+    python: &std::path::Path,
+    dir: &std::path::Path,
+    q: &[f32],
+    d: usize,
+    names: &[(&str, usize)],
+) -> Vec<FaissSearch> {
+    use fathom_io::{NpyArray, read_npy, write_npy};
+    write_npy(dir.join("q.npy"), q, d).unwrap();
+    let list: String = names.iter().map(|(n, k)| format!("{n} {k}\n")).collect();
+    std::fs::write(dir.join("list.txt"), list).unwrap();
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_search.py");
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "faiss could not read fathom's files:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    names
+        .iter()
+        .map(|(name, _)| {
+            let p = |ext: &str| dir.join(format!("{name}.{ext}"));
+            let (NpyArray::F32(dist), NpyArray::I64(lab)) =
+                (read_npy(p("D.npy")).unwrap(), read_npy(p("I.npy")).unwrap())
+            else {
+                panic!("{name}: unexpected result dtypes");
+            };
+            FaissSearch {
+                meta: std::fs::read_to_string(p("ntotal"))
+                    .unwrap()
+                    .trim()
+                    .to_string(),
+                distances: dist.data,
+                labels: lab.data,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,15 @@ fn ivf_flat(nlist: u64, sizes: &[u64], quantizer: B) -> B {
     b
 }
 
+/// A 2-list IVF-Flat record up to the size-table kind of its `ilar` lists.
+fn ivf_lists(kind: &[u8; 4]) -> B {
+    ivf_head(b"IwFl", 2, 0, flat(2, 8))
+        .cc(b"ilar")
+        .u64(2)
+        .u64(16)
+        .cc(kind)
+}
+
 fn hnsw(levels: &[i32], neighbors: &[i32], entry: i32, max_level: i32, storage: B) -> B {
     let cum = [0i32, 4, 6];
     let mut offsets = vec![0u64];
@@ -502,23 +511,10 @@ fn cases() -> Vec<(&'static str, B, &'static str)> {
                 .u64(12),
             "12-byte codes",
         ),
-        (
-            "IVF unknown size table",
-            ivf_head(b"IwFl", 2, 0, flat(2, 8))
-                .cc(b"ilar")
-                .u64(2)
-                .u64(16)
-                .cc(b"half"),
-            "size table",
-        ),
+        ("IVF unknown size table", ivf_lists(b"half"), "size table"),
         (
             "IVF size table of the wrong length",
-            ivf_head(b"IwFl", 2, 0, flat(2, 8))
-                .cc(b"ilar")
-                .u64(2)
-                .u64(16)
-                .cc(b"full")
-                .vec(&[1u64]),
+            ivf_lists(b"full").vec(&[1u64]),
             "expected 2",
         ),
         (
@@ -533,32 +529,17 @@ fn cases() -> Vec<(&'static str, B, &'static str)> {
         ),
         (
             "IVF sparse list out of range",
-            ivf_head(b"IwFl", 2, 0, flat(2, 8))
-                .cc(b"ilar")
-                .u64(2)
-                .u64(16)
-                .cc(b"sprs")
-                .vec(&[5u64, 1]),
+            ivf_lists(b"sprs").vec(&[5u64, 1]),
             "not below nlist",
         ),
         (
             "IVF sparse lists out of order",
-            ivf_head(b"IwFl", 2, 0, flat(2, 8))
-                .cc(b"ilar")
-                .u64(2)
-                .u64(16)
-                .cc(b"sprs")
-                .vec(&[1u64, 0, 0, 0]),
+            ivf_lists(b"sprs").vec(&[1u64, 0, 0, 0]),
             "out of order",
         ),
         (
             "IVF sparse sizes not in pairs",
-            ivf_head(b"IwFl", 2, 0, flat(2, 8))
-                .cc(b"ilar")
-                .u64(2)
-                .u64(16)
-                .cc(b"sprs")
-                .vec(&[1u64]),
+            ivf_lists(b"sprs").vec(&[1u64]),
             "pairs",
         ),
         (

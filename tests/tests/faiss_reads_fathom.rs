@@ -3,12 +3,11 @@
 //! d, ntotal and training state, and faiss's search of each returns fathom's neighbours.
 //! Skipped, with a message, only where faiss-cpu cannot be installed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use fathom_index::{Index, IndexPreTransform, MetricType, index_factory};
 use fathom_io::faiss::write_index;
-use fathom_io::{NpyArray, read_npy, write_npy};
+use fathom_io::{NpyArray, read_npy};
 use fathom_linalg::{
     NormalizationTransform, OpqMatrix, PcaMatrix, RandomRotationMatrix, VectorTransform,
 };
@@ -162,20 +161,6 @@ fn build(
     index
 }
 
-fn read_f32(p: &Path) -> Vec<f32> {
-    match read_npy(p).unwrap() {
-        NpyArray::F32(a) => a.data,
-        _ => unreachable!(),
-    }
-}
-
-fn read_i64(p: &Path) -> Vec<i64> {
-    match read_npy(p).unwrap() {
-        NpyArray::I64(a) => a.data,
-        _ => unreachable!(),
-    }
-}
-
 #[test]
 fn faiss_opens_every_type_fathom_writes_and_finds_the_same_neighbours() {
     let python = match fathom_tests::faiss_python() {
@@ -187,42 +172,27 @@ fn faiss_opens_every_type_fathom_writes_and_finds_the_same_neighbours() {
     };
     let (x, q, ids) = data();
     let dir = tempfile::tempdir().unwrap();
-    write_npy(dir.path().join("q.npy"), &q, 16).unwrap();
-    let mut list = String::new();
     let mut ours = Vec::new();
     for (name, desc, metric, params) in CASES {
         let index = build(desc, *metric, params, &x, &ids);
         write_index(&*index, dir.path().join(format!("{name}.faiss")))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        list.push_str(&format!("{name} {K}\n"));
         ours.push(index);
     }
-    std::fs::write(dir.path().join("list.txt"), list).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_search.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "faiss could not read fathom's files:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for ((name, ..), index) in CASES.iter().zip(&ours) {
-        let p = |ext: &str| dir.path().join(format!("{name}.{ext}"));
-        let meta = std::fs::read_to_string(p("ntotal")).unwrap();
+    let names: Vec<(&str, usize)> = CASES.iter().map(|c| (c.0, K)).collect();
+    let theirs = fathom_tests::faiss_search(&python, dir.path(), &q, 16, &names);
+    for (((name, ..), index), faiss) in CASES.iter().zip(&ours).zip(&theirs) {
         assert_eq!(
-            meta.trim(),
+            faiss.meta,
             format!("{} {} 1", index.dim(), index.ntotal()),
             "{name}: faiss's d, ntotal, is_trained"
         );
         let res = index.search(&q, K).unwrap();
-        let (fd, fi) = (read_f32(&p("D.npy")), read_i64(&p("I.npy")));
+        let (fd, fi) = (&faiss.distances, &faiss.labels);
         if name.contains("x4fs") {
-            fathom_tests::assert_close_results(name, &res.distances, &res.labels, &fd, &fi);
+            fathom_tests::assert_close_results(name, &res.distances, &res.labels, fd, fi);
         } else {
-            fathom_tests::assert_same_results(name, K, &res.distances, &res.labels, &fd, &fi);
+            fathom_tests::assert_same_results(name, K, &res.distances, &res.labels, fd, fi);
         }
     }
 }

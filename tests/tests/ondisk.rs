@@ -3,12 +3,9 @@
 //! index saves (Faiss's `ilod` record), reopens writable (adds go to the data file) or
 //! read-only (adds are refused), and faiss-cpu opens it and finds the same neighbours.
 
-use std::process::Command;
-
 use fathom_index::{Index, IndexIvfFlat, MetricType, index_factory};
 use fathom_invlists::{InvertedLists, OnDiskInvertedLists};
 use fathom_io::faiss::{clone_index, read_index, read_index_mmap, write_index};
-use fathom_io::write_npy;
 
 const D: usize = 16;
 
@@ -116,33 +113,15 @@ fn shards_merged_on_disk_search_as_one_index_built_in_memory() {
             return;
         }
     };
-    write_npy(dir.path().join("q.npy"), &q, D).unwrap();
-    std::fs::write(dir.path().join("list.txt"), "merged 10\n").unwrap();
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_search.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let faiss = &fathom_tests::faiss_search(&python, dir.path(), &q, D, &[("merged", 10)])[0];
+    assert_eq!(faiss.meta, format!("{D} 3500 1"));
     let res = whole.search(&q, 10).unwrap();
-    let read = |ext: &str| fathom_io::read_npy(dir.path().join(format!("merged.{ext}"))).unwrap();
-    let (fathom_io::NpyArray::F32(fd), fathom_io::NpyArray::I64(fi)) =
-        (read("D.npy"), read("I.npy"))
-    else {
-        panic!("unexpected dtypes");
-    };
     fathom_tests::assert_same_results(
         "on-disk",
         10,
         &res.distances,
         &res.labels,
-        &fd.data,
-        &fi.data,
+        &faiss.distances,
+        &faiss.labels,
     );
 }

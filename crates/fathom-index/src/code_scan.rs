@@ -20,6 +20,29 @@ pub(crate) const CHUNK: usize = 1024;
 /// Most queries scanned together over one chunk of codes.
 const QUERY_GROUP: usize = 8;
 
+/// `map_codes` and `codes_are_mapped` for an index keeping its codes in a `store:
+/// CodeStore` field.
+macro_rules! mapped_code_methods {
+    () => {
+        /// Serves the codes from `bytes[start..start + len]` (whole codes) without
+        /// copying, as when an index file is memory-mapped: the index searches them in
+        /// place and refuses every change to them. The index must be empty.
+        pub fn map_codes(
+            &mut self,
+            bytes: fathom_invlists::SharedBytes,
+            start: usize,
+            len: usize,
+        ) -> Result<()> {
+            self.store.map(bytes, start, len)
+        }
+        /// Whether the codes are served read-only from a mapped buffer.
+        pub fn codes_are_mapped(&self) -> bool {
+            self.store.is_mapped()
+        }
+    };
+}
+pub(crate) use mapped_code_methods;
+
 /// The bytes of a code store: its own, or a read-only range of a shared buffer (a
 /// memory-mapped index file).
 #[derive(Clone)]

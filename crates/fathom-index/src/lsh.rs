@@ -54,21 +54,7 @@ impl IndexLsh {
     pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
         self.store.append("LSH codes", codes)
     }
-    /// Serves the codes from `bytes[start..start + len]` (whole codes) without copying,
-    /// as when an index file is memory-mapped: the index searches them in place and
-    /// refuses every change to them. The index must be empty.
-    pub fn map_codes(
-        &mut self,
-        bytes: fathom_invlists::SharedBytes,
-        start: usize,
-        len: usize,
-    ) -> Result<()> {
-        self.store.map(bytes, start, len)
-    }
-    /// Whether the codes are served read-only from a mapped buffer.
-    pub fn codes_are_mapped(&self) -> bool {
-        self.store.is_mapped()
-    }
+    crate::code_scan::mapped_code_methods!();
 
     fn scorer<'a>(&'a self, qcodes: &'a [u8]) -> impl Fn(usize) -> BoxedScorer<'a> + Sync {
         let cs = self.store.code_size;
