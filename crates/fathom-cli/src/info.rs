@@ -5,10 +5,11 @@ use std::path::Path;
 use fathom_core::Result;
 use fathom_index::hnsw::HnswStorage;
 use fathom_index::ivf::IvfCodec;
-use fathom_index::ivf::{IvfFlat, IvfPq, IvfScalarQuantizer};
+use fathom_index::ivf::{IvfFlat, IvfPq, IvfPqFastScan, IvfScalarQuantizer};
 use fathom_index::{
     Index, IndexHnsw, IndexIvf, IndexIvfPqr, IndexLsh, IndexPq, IndexRefine, IndexScalarQuantizer,
 };
+use fathom_invlists::InvertedLists;
 
 /// Prints the file's records, the index's shape, its parameters and its size.
 pub fn run(path: &Path) -> Result<()> {
@@ -46,7 +47,7 @@ pub fn run(path: &Path) -> Result<()> {
     }
     if index.ntotal() > 0 {
         println!(
-            "memory      {:.1} bytes per vector in the file",
+            "memory      {:.1} bytes per vector in the index file",
             size as f64 / index.ntotal() as f64
         );
     }
@@ -64,6 +65,18 @@ fn human_bytes(n: usize) -> String {
 }
 
 fn ivf<C: IvfCodec + 'static>(i: &IndexIvf<C>, out: &mut Vec<String>) {
+    if let Some(od) = i
+        .invlists()
+        .as_any()
+        .and_then(|a| a.downcast_ref::<fathom_invlists::OnDiskInvertedLists>())
+    {
+        out.push(format!(
+            "lists on disk in {} ({}{})",
+            od.path().display(),
+            human_bytes(od.totsize()),
+            if od.is_read_only() { ", read-only" } else { "" }
+        ));
+    }
     out.push(format!("nlist {}", i.nlist()));
     out.push(format!("nprobe {}", i.nprobe));
     out.push(format!("by_residual {}", i.by_residual));
@@ -94,6 +107,11 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
             i.codec().pq().m(),
             i.codec().pq().nbits()
         ));
+    } else if let Some(i) = any.downcast_ref::<IndexIvf<IvfPqFastScan>>() {
+        ivf(i, out);
+        out.push(format!("PQ {}x4fs", i.codec().pq().m()));
+    } else if let Some(p) = any.downcast_ref::<fathom_index::IndexPqFastScan>() {
+        out.push(format!("PQ {}x4fs", p.pq().m()));
     } else if let Some(i) = any.downcast_ref::<IndexIvf<IvfScalarQuantizer>>() {
         ivf(i, out);
         out.push(format!("SQ{}", i.codec().sq().qtype().factory_name()));
