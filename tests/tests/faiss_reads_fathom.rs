@@ -5,12 +5,9 @@
 
 use std::path::PathBuf;
 
-use fathom_index::{Index, IndexPreTransform, MetricType, index_factory};
+use fathom_index::{Index, MetricType, index_factory};
 use fathom_io::faiss::write_index;
 use fathom_io::{NpyArray, read_npy};
-use fathom_linalg::{
-    NormalizationTransform, OpqMatrix, PcaMatrix, RandomRotationMatrix, VectorTransform,
-};
 
 const K: usize = 5;
 
@@ -121,19 +118,6 @@ const CASES: &[Case] = &[
     ),
 ];
 
-/// A transform prefix of the factory grammar (until `index_factory` parses them itself).
-fn transform(prefix: &str) -> Option<Box<dyn VectorTransform>> {
-    Some(match prefix {
-        "PCA8" => Box::new(PcaMatrix::new(16, 8, 0.0, false).unwrap()),
-        "PCAR8" => Box::new(PcaMatrix::new(16, 8, 0.0, true).unwrap()),
-        "PCAW8" => Box::new(PcaMatrix::new(16, 8, -0.5, false).unwrap()),
-        "OPQ4" => Box::new(OpqMatrix::new(16, 4, 16).unwrap()),
-        "RR16" => Box::new(RandomRotationMatrix::new(16, 16).unwrap()),
-        "L2norm" => Box::new(NormalizationTransform::new(16).unwrap()),
-        _ => return None,
-    })
-}
-
 fn build(
     desc: &str,
     metric: MetricType,
@@ -141,14 +125,7 @@ fn build(
     x: &[f32],
     ids: &[i64],
 ) -> Box<dyn Index> {
-    let (prefix, rest) = desc.split_once(',').unwrap_or((desc, ""));
-    let mut index: Box<dyn Index> = match transform(prefix) {
-        Some(t) => {
-            let sub = index_factory(t.d_out(), rest, metric).unwrap();
-            Box::new(IndexPreTransform::new(t, sub).unwrap())
-        }
-        None => index_factory(16, desc, metric).unwrap_or_else(|e| panic!("{desc}: {e}")),
-    };
+    let mut index = index_factory(16, desc, metric).unwrap_or_else(|e| panic!("{desc}: {e}"));
     index.train(x).unwrap();
     if desc.starts_with("IDMap") {
         index.add_with_ids(x, ids).unwrap();

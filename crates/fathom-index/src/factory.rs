@@ -1,17 +1,22 @@
 //! Building an index from a description in Faiss's factory grammar. So far the grammar
-//! covers: an optional `IDMap` / `IDMap2`, an optional coarse quantizer (`IVF<n>`,
+//! covers: an optional `IDMap` / `IDMap2`, transform prefixes (`PCA…`, `OPQ…`, `RR…`,
+//! `L2norm`, `Pad…`), an optional coarse quantizer (`IVF<n>`,
 //! `IMI<m>x<nbits>`), one storage or IVF codec token (`Flat`, `PQ…`, `SQ…`, `LSH…`,
 //! `PQ…x4fs[r]`) and an optional refinement (`RFlat`, `Refine(…)`). Other Faiss tokens are rejected with a message saying what is available
 //! at that position.
 
 use fathom_core::{Error, MetricType, Result};
+use fathom_linalg::{
+    NormalizationTransform, OpqMatrix, PcaMatrix, RandomRotationMatrix, RemapDimensionsTransform,
+    VectorTransform,
+};
 use fathom_quant::QuantizerType;
 
 use crate::ivf::QuantizerTraining;
 use crate::{
     Index, IndexFlat, IndexHnsw, IndexHnswFlat, IndexIdMap, IndexIdMap2, IndexIvfFlat, IndexIvfPq,
-    IndexIvfPqFastScan, IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan, IndexRefine,
-    IndexScalarQuantizer,
+    IndexIvfPqFastScan, IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan,
+    IndexPreTransform, IndexRefine, IndexScalarQuantizer,
 };
 
 const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ8, SQfp16, \
@@ -20,7 +25,11 @@ const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ
 /// The index a description names, for vectors of dimension `d` compared with `metric`,
 /// as Faiss's `index_factory(d, description, metric)`.
 ///
-/// Accepted so far: `[IDMap,|IDMap2,][<coarse>,]<storage>[,RFlat|,Refine(<storage>)]`.
+/// Accepted so far: `[IDMap,|IDMap2,][<transform>,…][<coarse>,]<storage>[,RFlat|,Refine(<storage>)]`.
+/// Transforms: `PCA<n>` (`W` whitens, `R` adds a random rotation: `PCAW64`, `PCAR64`,
+/// `PCAWR64`), `OPQ<M>` or `OPQ<M>_<d_out>`, `RR<n>`, `L2norm`, `Pad<n>`; each feeds the
+/// next, the index gets the last one's output. As in Faiss the id map wraps everything and
+/// a refinement (`RFlat`) re-ranks with the original vectors, outside the transforms.
 /// Storage is `Flat`, `PQ16` (`PQ<M>x<nbits>`, `np` to skip polysemous training),
 /// `PQ32x4fs`, `SQ8` / `SQ4` / `SQ6` / `SQfp16` / `SQbf16` / `SQ8_direct` /
 /// `SQ8_direct_signed`, or `LSH` (`LSH<nbits>`, `r` to rotate, `t` to train thresholds).
@@ -41,7 +50,137 @@ const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ
 /// assert!(err.contains("LSH"), "{err}");
 /// ```
 pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<Box<dyn Index>> {
-    let tokens = merge_hnsw_storage(split_top_level(description));
+    let tokens = split_top_level(description);
+    // As Faiss: an id map wraps everything; refinement is peeled off the end before the
+    // transform prefixes, so it re-ranks with the untransformed vectors.
+    let (wrapper, tokens) = match tokens.first().map(String::as_str) {
+        Some("IDMap" | "IDMap2") if tokens.len() > 1 => (Some(tokens[0].clone()), &tokens[1..]),
+        _ => (None, &tokens[..]),
+    };
+    if wrapper.is_some() && tokens.iter().any(|t| t == "IDMap" || t == "IDMap2") {
+        return Err(Error::invalid(format!(
+            "{description:?}: an id map appears twice"
+        )));
+    }
+    let n_prefix = tokens.iter().take_while(|t| is_transform(t)).count();
+    if n_prefix == 0 {
+        let inner = build(d, tokens, description, metric)?;
+        return Ok(wrap_id_map(wrapper.as_deref(), inner));
+    }
+    let (prefix, rest) = tokens.split_at(n_prefix);
+    let (rest, refine) = match rest.split_last() {
+        Some((last, body)) if last == "RFlat" || last.starts_with("Refine(") => (body, Some(last)),
+        _ => (rest, None),
+    };
+    let mut chain: Vec<Box<dyn VectorTransform>> = Vec::new();
+    let mut dim = d;
+    for (pos, tok) in prefix.iter().enumerate() {
+        let t = transform(dim, tok).map_err(|e| {
+            Error::invalid(format!("{description:?}, token {} ({tok:?}): {e}", pos + 1))
+        })?;
+        dim = t.d_out();
+        chain.push(t);
+    }
+    let inner = build(dim, rest, description, metric)?;
+    let mut index: Box<dyn Index> = {
+        let last = chain.pop().expect("at least one transform");
+        let mut pt = IndexPreTransform::new(last, inner)?;
+        while let Some(t) = chain.pop() {
+            pt.prepend_transform(t)?;
+        }
+        Box::new(pt)
+    };
+    if let Some(r) = refine {
+        let refine_index: Box<dyn Index> = if r == "RFlat" {
+            Box::new(IndexFlat::new(d, metric)?)
+        } else {
+            let inner = &r["Refine(".len()..r.len() - 1];
+            storage_index(d, inner, metric)?.ok_or_else(|| {
+                Error::invalid(format!(
+                    "{description:?}: Refine() takes one storage: {STORAGE_TOKENS}"
+                ))
+            })?
+        };
+        index = Box::new(IndexRefine::new(index, refine_index)?);
+    }
+    Ok(wrap_id_map(wrapper.as_deref(), index))
+}
+
+fn wrap_id_map(wrapper: Option<&str>, index: Box<dyn Index>) -> Box<dyn Index> {
+    match wrapper {
+        Some("IDMap") => Box::new(IndexIdMap::new(index)),
+        Some(_) => Box::new(IndexIdMap2::new(index)),
+        None => index,
+    }
+}
+
+/// Whether a token is (or tries to be) a vector-transform prefix: no storage or coarse
+/// token starts like one, so a malformed one gets the transform's own error.
+fn is_transform(tok: &str) -> bool {
+    tok == "L2norm"
+        || ["PCA", "OPQ", "RR", "Pad"]
+            .iter()
+            .any(|p| tok.starts_with(p))
+}
+
+const TRANSFORM_TOKENS: &str =
+    "PCA<n>, PCAR<n>, PCAW<n>, PCAWR<n>, OPQ<M>[_<d_out>], RR<n>, L2norm, Pad<n>";
+
+/// One transform prefix, taking vectors of dimension `d`.
+fn transform(d: usize, tok: &str) -> Result<Box<dyn VectorTransform>> {
+    let bad = || {
+        Error::invalid(format!(
+            "not understood as a transform; expected one of {TRANSFORM_TOKENS}"
+        ))
+    };
+    if tok == "L2norm" {
+        return Ok(Box::new(NormalizationTransform::new(d)?));
+    }
+    if let Some(rest) = tok.strip_prefix("PCA") {
+        let (flags, digits) =
+            rest.split_at(rest.find(|c: char| c.is_ascii_digit()).ok_or_else(bad)?);
+        let (whiten, rotate) = match flags {
+            "" => (false, false),
+            "W" => (true, false),
+            "R" => (false, true),
+            "WR" => (true, true),
+            _ => return Err(bad()),
+        };
+        let n: usize = digits.parse().map_err(|_| bad())?;
+        let power = if whiten { -0.5 } else { 0.0 };
+        return Ok(Box::new(PcaMatrix::new(d, n, power, rotate)?));
+    }
+    if let Some(rest) = tok.strip_prefix("OPQ") {
+        let (m, d_out) = match rest.split_once('_') {
+            Some((m, o)) => (m.parse().map_err(|_| bad())?, o.parse().map_err(|_| bad())?),
+            None => (rest.parse().map_err(|_| bad())?, d),
+        };
+        return Ok(Box::new(OpqMatrix::new(d, m, d_out)?));
+    }
+    if let Some(n) = tok.strip_prefix("RR") {
+        let n: usize = n.parse().map_err(|_| bad())?;
+        return Ok(Box::new(RandomRotationMatrix::new(d, n)?));
+    }
+    if let Some(n) = tok.strip_prefix("Pad") {
+        let n: usize = n.parse().map_err(|_| bad())?;
+        if n < d {
+            return Err(Error::invalid(format!(
+                "Pad{n} pads to at least the input dimension {d}"
+            )));
+        }
+        return Ok(Box::new(RemapDimensionsTransform::with_dims(d, n, false)?));
+    }
+    Err(bad())
+}
+
+/// The index of a description without transform prefixes.
+fn build(
+    d: usize,
+    tokens: &[String],
+    description: &str,
+    metric: MetricType,
+) -> Result<Box<dyn Index>> {
+    let tokens = merge_hnsw_storage(tokens.to_vec());
     let mut wrapper = None;
     let mut storage: Option<Box<dyn Index>> = None;
     let mut refine: Option<Box<dyn Index>> = None;
@@ -122,11 +261,7 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
     if let Some(r) = refine {
         index = Box::new(IndexRefine::new(index, r)?);
     }
-    Ok(match wrapper.as_deref() {
-        Some("IDMap") => Box::new(IndexIdMap::new(index)),
-        Some(_) => Box::new(IndexIdMap2::new(index)),
-        None => index,
-    })
+    Ok(wrap_id_map(wrapper.as_deref(), index))
 }
 
 const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>+<M2>, PQ<M>x4fs[r], SQ4, SQ6, SQ8, \
