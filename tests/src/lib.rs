@@ -71,6 +71,20 @@ pub fn get_dataset_2(d: usize, nt: usize, nb: usize, nq: usize) -> (Vec<f32>, Ve
     (x, xb, xq)
 }
 
+/// `n × d` values uniform in [0, 1) from a xorshift generator seeded with `seed` (≠ 0):
+/// quick, deterministic data for tests that need no reference library's numbers.
+pub fn uniform_data(n: usize, d: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n * d)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
 /// Asserts that two k-NN results (`nq × k` distances and labels) agree: every distance
 /// to 1e-4 relative, every label except between entries of equal distance, whose order
 /// is arbitrary.

@@ -5,15 +5,7 @@
 use fathom_index::{Index, IndexIdMap, IndexPreTransform, IndexRefine, MetricType, index_factory};
 
 fn data(n: usize, d: usize) -> Vec<f32> {
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n * d)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
+    fathom_tests::uniform_data(n, d, 0x9e37_79b9_7f4a_7c15)
 }
 
 #[test]

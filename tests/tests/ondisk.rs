@@ -10,15 +10,7 @@ use fathom_io::faiss::{clone_index, read_index, read_index_mmap, write_index};
 const D: usize = 16;
 
 fn data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n * D)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
+    fathom_tests::uniform_data(n, D, seed)
 }
 
 fn ivf(index: &dyn Index) -> &IndexIvfFlat {

@@ -123,21 +123,13 @@ pub fn read_index_file_records(path: impl AsRef<Path>) -> Result<(Box<dyn Index>
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut c = cursor::Cursor::new(&bytes);
     c.base_dir = path.parent().map(Path::to_path_buf);
-    finish(c, path)
+    finish(c, Some(path))
 }
 
 /// Reads an index from a Faiss file held in memory, with the records it was made of in
 /// file order (what `fathom info` prints).
 pub fn read_index_records(bytes: &[u8]) -> Result<(Box<dyn Index>, Vec<Record>)> {
-    let mut c = cursor::Cursor::new(bytes);
-    let index = read::read_index(&mut c)?;
-    if c.remaining() != 0 {
-        return Err(c.err(format!(
-            "{} bytes follow the index record; a Faiss file holds exactly one",
-            c.remaining()
-        )));
-    }
-    Ok((index, c.records))
+    finish(cursor::Cursor::new(bytes), None)
 }
 
 /// Reads an index from a stream holding one Faiss file (read to its end).
@@ -167,20 +159,22 @@ pub fn read_index(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
     let mut c = cursor::Cursor::new(&map);
     c.base_dir = path.parent().map(Path::to_path_buf);
-    finish(c, path).map(|(index, _)| index)
+    finish(c, Some(path)).map(|(index, _)| index)
 }
 
-/// Reads the index record at `c` and checks nothing follows it.
-fn finish(mut c: cursor::Cursor<'_>, path: &Path) -> Result<(Box<dyn Index>, Vec<Record>)> {
-    let index = read::read_index(&mut c).map_err(|e| with_path(e, path))?;
+/// Reads the index record at `c` and checks nothing follows it; errors name `path` when
+/// the bytes came from a file.
+fn finish(mut c: cursor::Cursor<'_>, path: Option<&Path>) -> Result<(Box<dyn Index>, Vec<Record>)> {
+    let named = |e: Error| match path {
+        Some(p) => with_path(e, p),
+        None => e,
+    };
+    let index = read::read_index(&mut c).map_err(named)?;
     if c.remaining() != 0 {
-        return Err(with_path(
-            c.err(format!(
-                "{} bytes follow the index record; a Faiss file holds exactly one",
-                c.remaining()
-            )),
-            path,
-        ));
+        return Err(named(c.err(format!(
+            "{} bytes follow the index record; a Faiss file holds exactly one",
+            c.remaining()
+        ))));
     }
     Ok((index, c.records))
 }
@@ -225,7 +219,7 @@ pub fn read_index_mmap(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
     let mut c = cursor::Cursor::new((*shared).as_ref());
     c.shared = Some(shared.clone());
     c.base_dir = path.parent().map(Path::to_path_buf);
-    finish(c, path).map(|(index, _)| index)
+    finish(c, Some(path)).map(|(index, _)| index)
 }
 
 fn with_path(e: Error, path: &Path) -> Error {
