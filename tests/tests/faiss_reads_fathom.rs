@@ -116,6 +116,19 @@ const CASES: &[Case] = &[
         MetricType::L2,
         &[("nprobe", 3.0)],
     ),
+    ("pq8x4fs_64", "PQ8x4fs_64", MetricType::L2, &[]),
+    (
+        "ivf8_pq8x4fsr_96",
+        "IVF8,PQ8x4fsr_96",
+        MetricType::InnerProduct,
+        &[("nprobe", 3.0)],
+    ),
+    (
+        "ivf32_pq4x4fs_quantizer",
+        "IVF32(PQ4x4fs),Flat",
+        MetricType::L2,
+        &[("nprobe", 3.0)],
+    ),
 ];
 
 fn build(

@@ -18,7 +18,13 @@ pub fn run(path: &Path) -> Result<()> {
         .map_err(|e| fathom_core::Error::io(path, e))?
         .len() as usize;
     println!("file        {} ({})", path.display(), human_bytes(size));
-    println!("index       {}", index.description());
+    match fathom_index::reverse_index_factory(&*index) {
+        Ok(s) => println!("index       {s}"),
+        Err(_) => println!(
+            "index       {} (no factory string builds this structure)",
+            index.description()
+        ),
+    }
     println!(
         "shape       d = {}, {} vectors, metric {}, {}",
         index.dim(),

@@ -60,6 +60,30 @@ impl Error {
         }
     }
 
+    /// The same error with `context` in front of its message ("token 2 (\"PQ5\"): …"),
+    /// keeping its kind, so a caller can say where in its own input a problem arose.
+    pub fn context(self, context: impl std::fmt::Display) -> Self {
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("{context}: {m}")),
+            Error::Unsupported(m) => Error::Unsupported(format!("{context}: {m}")),
+            Error::NotTrained(m) => Error::NotTrained(format!("{m} ({context})")),
+            Error::DimensionMismatch {
+                what,
+                got,
+                expected,
+            } => Error::DimensionMismatch {
+                what: format!("{context}: {what}"),
+                got,
+                expected,
+            },
+            Error::Format { what, detail } => Error::Format {
+                what,
+                detail: format!("{context}: {detail}"),
+            },
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerned.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

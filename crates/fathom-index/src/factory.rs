@@ -1,9 +1,11 @@
-//! Building an index from a description in Faiss's factory grammar. So far the grammar
-//! covers: an optional `IDMap` / `IDMap2`, transform prefixes (`PCA…`, `OPQ…`, `RR…`,
-//! `L2norm`, `Pad…`), an optional coarse quantizer (`IVF<n>`,
-//! `IMI<m>x<nbits>`), one storage or IVF codec token (`Flat`, `PQ…`, `SQ…`, `LSH…`,
-//! `PQ…x4fs[r]`) and an optional refinement (`RFlat`, `Refine(…)`). Other Faiss tokens are rejected with a message saying what is available
-//! at that position.
+//! Building an index from a description in Faiss's factory grammar, and the way back.
+//! The grammar: an optional `IDMap` / `IDMap2`, transform prefixes (`PCA…`, `OPQ…`,
+//! `RR…`, `L2norm`, `Pad…`), an optional coarse quantizer (`IVF<n>`, `IVF<n>_HNSW<M>`,
+//! `IVF<n>(<any description>)`, `IMI<m>x<nbits>`), one storage or IVF codec token (`Flat`,
+//! `PQ…`, `SQ…`, `LSH…`, `PQ…x4fs[r][_<bbs>]`, `HNSW…`) and an optional refinement
+//! (`RFlat`, `Refine(<any description>)`). Other Faiss tokens (NSG, RaBitQ, additive
+//! quantizers, …) are rejected with a message naming the token and what is available at
+//! that position.
 
 use fathom_core::{Error, MetricType, Result};
 use fathom_linalg::{
@@ -19,13 +21,13 @@ use crate::{
     IndexPreTransform, IndexRefine, IndexScalarQuantizer,
 };
 
-const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ8, SQfp16, \
+const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs[_<bbs>], SQ4, SQ6, SQ8, SQfp16, \
      SQbf16, SQ8_direct, SQ8_direct_signed, LSH[<nbits>][r][t]";
 
 /// The index a description names, for vectors of dimension `d` compared with `metric`,
 /// as Faiss's `index_factory(d, description, metric)`.
 ///
-/// Accepted so far: `[IDMap,|IDMap2,][<transform>,…][<coarse>,]<storage>[,RFlat|,Refine(<storage>)]`.
+/// Accepted: `[IDMap,|IDMap2,][<transform>,…][<coarse>,]<storage>[,RFlat|,Refine(<description>)]`.
 /// Transforms: `PCA<n>` (`W` whitens, `R` adds a random rotation: `PCAW64`, `PCAR64`,
 /// `PCAWR64`), `OPQ<M>` or `OPQ<M>_<d_out>`, `RR<n>`, `L2norm`, `Pad<n>`; each feeds the
 /// next, the index gets the last one's output. As in Faiss the id map wraps everything and
@@ -33,10 +35,13 @@ const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs, SQ4, SQ6, SQ
 /// Storage is `Flat`, `PQ16` (`PQ<M>x<nbits>`, `np` to skip polysemous training),
 /// `PQ32x4fs`, `SQ8` / `SQ4` / `SQ6` / `SQfp16` / `SQbf16` / `SQ8_direct` /
 /// `SQ8_direct_signed`, or `LSH` (`LSH<nbits>`, `r` to rotate, `t` to train thresholds).
-/// The coarse quantizer `IVF<nlist>` (`k` / `M` suffixes: ×1024, ×1024²) or
+/// The coarse quantizer `IVF<nlist>` (`k` / `M` suffixes: ×1024, ×1024²), `IVF<nlist>_HNSW<M>`,
+/// `IVF<nlist>(<description>)` (any index as quantizer, e.g. `IVF1024(PQ16x4fs)`) or
 /// `IMI<M>x<nbits>` makes an IVF index of the storage that follows: `Flat`, `PQ…`,
-/// `PQ<M>+<M2>` (IVFPQR), `PQ<M>x4fs` (`r`: residuals) or `SQ…`. `IDMap` may also come
-/// last, as Faiss accepts.
+/// `PQ<M>+<M2>` (IVFPQR), `PQ<M>x4fs` (`r`: residuals, `_<bbs>`: Faiss's block size) or
+/// `SQ…`; with inner product its k-means is spherical, as Faiss's factory sets it.
+/// `IDMap` may also come last, as Faiss accepts. Errors name the token (position and
+/// text), also when a constructor refuses it (`PQ5` with `d = 12`).
 ///
 /// ```
 /// use fathom_index::{index_factory, Index, MetricType};
@@ -53,9 +58,9 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
     let tokens = split_top_level(description);
     // As Faiss: an id map wraps everything; refinement is peeled off the end before the
     // transform prefixes, so it re-ranks with the untransformed vectors.
-    let (wrapper, tokens) = match tokens.first().map(String::as_str) {
-        Some("IDMap" | "IDMap2") if tokens.len() > 1 => (Some(tokens[0].clone()), &tokens[1..]),
-        _ => (None, &tokens[..]),
+    let (wrapper, tokens, first) = match tokens.first().map(String::as_str) {
+        Some("IDMap" | "IDMap2") if tokens.len() > 1 => (Some(tokens[0].clone()), &tokens[1..], 2),
+        _ => (None, &tokens[..], 1),
     };
     if wrapper.is_some() && tokens.iter().any(|t| t == "IDMap" || t == "IDMap2") {
         return Err(Error::invalid(format!(
@@ -64,7 +69,7 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
     }
     let n_prefix = tokens.iter().take_while(|t| is_transform(t)).count();
     if n_prefix == 0 {
-        let inner = build(d, tokens, description, metric)?;
+        let inner = build(d, tokens, first, description, metric)?;
         return Ok(wrap_id_map(wrapper.as_deref(), inner));
     }
     let (prefix, rest) = tokens.split_at(n_prefix);
@@ -75,13 +80,12 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
     let mut chain: Vec<Box<dyn VectorTransform>> = Vec::new();
     let mut dim = d;
     for (pos, tok) in prefix.iter().enumerate() {
-        let t = transform(dim, tok).map_err(|e| {
-            Error::invalid(format!("{description:?}, token {} ({tok:?}): {e}", pos + 1))
-        })?;
+        let t =
+            transform(dim, tok).map_err(|e| e.context(token_at(description, first + pos, tok)))?;
         dim = t.d_out();
         chain.push(t);
     }
-    let inner = build(dim, rest, description, metric)?;
+    let inner = build(dim, rest, first + n_prefix, description, metric)?;
     let mut index: Box<dyn Index> = {
         let last = chain.pop().expect("at least one transform");
         let mut pt = IndexPreTransform::new(last, inner)?;
@@ -91,19 +95,54 @@ pub fn index_factory(d: usize, description: &str, metric: MetricType) -> Result<
         Box::new(pt)
     };
     if let Some(r) = refine {
-        let refine_index: Box<dyn Index> = if r == "RFlat" {
-            Box::new(IndexFlat::new(d, metric)?)
-        } else {
-            let inner = &r["Refine(".len()..r.len() - 1];
-            storage_index(d, inner, metric)?.ok_or_else(|| {
-                Error::invalid(format!(
-                    "{description:?}: Refine() takes one storage: {STORAGE_TOKENS}"
-                ))
-            })?
-        };
-        index = Box::new(IndexRefine::new(index, refine_index)?);
+        let here = token_at(description, first + tokens.len() - 1, r);
+        index = Box::new(IndexRefine::new(index, refine_index(d, r, metric, &here)?)?);
     }
     Ok(wrap_id_map(wrapper.as_deref(), index))
+}
+
+/// The factory string of an index (Faiss's `reverse_index_factory`): building it with
+/// [`index_factory`] for the index's dimension and metric gives an index of the same
+/// structure and parameters (untrained and empty). Indexes whose structure no factory
+/// string describes — a linear transform read from a file, shards — give an error.
+///
+/// ```
+/// use fathom_index::{index_factory, reverse_index_factory, MetricType};
+/// let index = index_factory(32, "OPQ8,IVF1k,PQ8x4fs,RFlat", MetricType::L2).unwrap();
+/// assert_eq!(reverse_index_factory(&*index).unwrap(), "OPQ8,IVF1024,PQ8x4fs,RFlat");
+/// ```
+pub fn reverse_index_factory(index: &dyn Index) -> Result<String> {
+    let description = index.description();
+    let rebuilt = index_factory(index.dim(), &description, index.metric()).map_err(|e| {
+        Error::Unsupported(format!(
+            "{description:?} describes an index no factory string builds ({e})"
+        ))
+    })?;
+    if rebuilt.description() != description {
+        return Err(Error::Unsupported(format!(
+            "{description:?} builds {:?}, not the same index",
+            rebuilt.description()
+        )));
+    }
+    Ok(description)
+}
+
+/// How errors name a token: the description, its 1-based position and its text.
+fn token_at(description: &str, pos: usize, tok: &str) -> String {
+    format!("{description:?}, token {pos} ({tok:?})")
+}
+
+/// The refinement index of an `RFlat` or `Refine(<description>)` token (any description,
+/// built with the same dimension and metric, as Faiss).
+fn refine_index(d: usize, tok: &str, metric: MetricType, here: &str) -> Result<Box<dyn Index>> {
+    if tok == "RFlat" {
+        return Ok(Box::new(IndexFlat::new(d, metric)?));
+    }
+    let inner = tok
+        .strip_prefix("Refine(")
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| Error::invalid(format!("{here}: expected RFlat or Refine(<index>)")))?;
+    index_factory(d, inner, metric).map_err(|e| e.context(format!("{here}, inside Refine()")))
 }
 
 fn wrap_id_map(wrapper: Option<&str>, index: Box<dyn Index>) -> Box<dyn Index> {
@@ -118,6 +157,7 @@ fn wrap_id_map(wrapper: Option<&str>, index: Box<dyn Index>) -> Box<dyn Index> {
 /// token starts like one, so a malformed one gets the transform's own error.
 fn is_transform(tok: &str) -> bool {
     tok == "L2norm"
+        || tok == "L2Norm"
         || ["PCA", "OPQ", "RR", "Pad"]
             .iter()
             .any(|p| tok.starts_with(p))
@@ -133,7 +173,7 @@ fn transform(d: usize, tok: &str) -> Result<Box<dyn VectorTransform>> {
             "not understood as a transform; expected one of {TRANSFORM_TOKENS}"
         ))
     };
-    if tok == "L2norm" {
+    if tok == "L2norm" || tok == "L2Norm" {
         return Ok(Box::new(NormalizationTransform::new(d)?));
     }
     if let Some(rest) = tok.strip_prefix("PCA") {
@@ -174,9 +214,11 @@ fn transform(d: usize, tok: &str) -> Result<Box<dyn VectorTransform>> {
 }
 
 /// The index of a description without transform prefixes.
+/// `tokens` start at position `first` (1-based) of `description`, for error messages.
 fn build(
     d: usize,
     tokens: &[String],
+    first: usize,
     description: &str,
     metric: MetricType,
 ) -> Result<Box<dyn Index>> {
@@ -185,22 +227,20 @@ fn build(
     let mut storage: Option<Box<dyn Index>> = None;
     let mut refine: Option<Box<dyn Index>> = None;
     let mut coarse: Option<Coarse> = None;
-    for (pos, tok) in tokens.iter().enumerate() {
+    for (tok, pos) in tokens.iter() {
         let tok = tok.as_str();
-        let here = || format!("{description:?}, token {} ({tok:?})", pos + 1);
+        let here = || token_at(description, first + pos, tok);
         match tok {
             t if storage.is_none()
                 && coarse.is_none()
                 && (t.starts_with("IVF") || t.starts_with("IMI")) =>
             {
-                coarse = Some(
-                    parse_coarse(d, t, metric)
-                        .map_err(|e| Error::invalid(format!("{}: {e}", here())))?,
-                );
+                coarse = Some(parse_coarse(d, t, metric).map_err(|e| e.context(here()))?);
             }
             _ if storage.is_none() && coarse.is_some() => {
                 let c = coarse.take().expect("checked");
-                storage = Some(ivf_index(d, c, tok, metric)?.ok_or_else(|| {
+                let ix = ivf_index(d, c, tok, metric).map_err(|e| e.context(here()))?;
+                storage = Some(ix.ok_or_else(|| {
                     Error::invalid(format!(
                         "{}: not understood after an IVF quantizer; expected {IVF_CODEC_TOKENS}",
                         here()
@@ -214,31 +254,23 @@ fn build(
                     here()
                 )));
             }
-            "RFlat" if storage.is_some() && refine.is_none() => {
-                refine = Some(Box::new(IndexFlat::new(d, metric)?));
-            }
-            t if t.starts_with("Refine(")
-                && t.ends_with(')')
+            t if (t == "RFlat" || t.starts_with("Refine("))
                 && storage.is_some()
                 && refine.is_none() =>
             {
-                let inner = &t["Refine(".len()..t.len() - 1];
-                refine = Some(storage_index(d, inner, metric)?.ok_or_else(|| {
-                    Error::invalid(format!(
-                        "{}: Refine() takes one storage: {STORAGE_TOKENS}",
-                        here()
-                    ))
-                })?);
+                refine = Some(refine_index(d, t, metric, &here())?);
             }
-            _ if storage.is_none() => match storage_index(d, tok, metric)? {
-                Some(ix) => storage = Some(ix),
-                None => {
-                    return Err(Error::invalid(format!(
-                        "{}: not understood; expected IDMap, IDMap2 or a storage: {STORAGE_TOKENS}",
-                        here()
-                    )));
+            _ if storage.is_none() => {
+                match storage_index(d, tok, metric).map_err(|e| e.context(here()))? {
+                    Some(ix) => storage = Some(ix),
+                    None => {
+                        return Err(Error::invalid(format!(
+                            "{}: not understood; expected IDMap, IDMap2 or a storage: {STORAGE_TOKENS}",
+                            here()
+                        )));
+                    }
                 }
-            },
+            }
             _ => {
                 return Err(Error::invalid(format!(
                     "{}: not understood after the storage; expected RFlat, Refine(<storage>), \
@@ -264,7 +296,7 @@ fn build(
     Ok(wrap_id_map(wrapper.as_deref(), index))
 }
 
-const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>+<M2>, PQ<M>x4fs[r], SQ4, SQ6, SQ8, \
+const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>+<M2>, PQ<M>x4fs[r][_<bbs>], SQ4, SQ6, SQ8, \
      SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed";
 
 /// A parsed coarse quantizer: the quantizer, its list count and how it trains.
@@ -297,24 +329,48 @@ fn parse_coarse(d: usize, tok: &str, metric: MetricType) -> Result<Coarse> {
         });
     }
     let rest = tok.strip_prefix("IVF").unwrap_or(tok);
-    let Some((n, suffix)) = number(rest) else {
-        return Err(Error::invalid("expected IVF<nlist>, e.g. IVF4096 or IVF1k"));
-    };
-    let (suffix, hnsw) = match suffix.split_once('_') {
-        Some((s, q)) => (s, Some(q)),
-        None => (suffix, None),
-    };
-    let nlist = match suffix {
-        "" => Some(n),
-        "k" | "K" => n.checked_mul(1 << 10),
-        "m" | "M" => n.checked_mul(1 << 20),
-        _ => {
-            return Err(Error::invalid(format!(
-                "unknown suffix {suffix:?} after IVF{n}; expected nothing, k or M"
-            )));
-        }
+    if let Some((head, inner)) = rest.split_once('(') {
+        // Faiss's IVF<n>(<index>): any index serves as the quantizer. A flat one is
+        // trained by k-means directly, a multi-index alone, anything else gets k-means'
+        // centroids added (Faiss's get_trains_alone).
+        let inner = inner.strip_suffix(')').ok_or_else(|| {
+            Error::invalid(
+                "expected IVF<nlist>(<quantizer>) with the parenthesis closing the token",
+            )
+        })?;
+        let nlist = match ivf_nlist(head)? {
+            (n, "") => n,
+            (_, s) => {
+                return Err(Error::invalid(format!(
+                    "unexpected {s:?} before the quantizer's parenthesis"
+                )));
+            }
+        };
+        let quantizer = index_factory(d, inner, metric)
+            .map_err(|e| e.context(format!("the quantizer ({inner:?}) in parentheses")))?;
+        let training = if quantizer.as_any().is::<IndexFlat>() {
+            QuantizerTraining::Kmeans
+        } else if quantizer.as_any().is::<crate::MultiIndexQuantizer>() {
+            QuantizerTraining::Alone
+        } else {
+            QuantizerTraining::KmeansThenAdd
+        };
+        return Ok(Coarse {
+            quantizer,
+            nlist,
+            training,
+        });
     }
-    .ok_or_else(|| Error::invalid("the list count overflows"))?;
+    let (nlist, hnsw) = ivf_nlist(rest)?;
+    let hnsw = match hnsw {
+        "" => None,
+        s => Some(s.strip_prefix('_').ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown suffix {s:?} after the list count; expected nothing, k, M, \
+                 _HNSW<M> or (<quantizer>)"
+            ))
+        })?),
+    };
     if let Some(q) = hnsw {
         // Faiss's IVF<n>_HNSW<M>: k-means with a flat index, then the centroids are
         // added to an HNSW graph that assigns vectors to lists.
@@ -322,7 +378,8 @@ fn parse_coarse(d: usize, tok: &str, metric: MetricType) -> Result<Coarse> {
             Some(Some(m)) => m,
             _ => {
                 return Err(Error::invalid(format!(
-                    "unknown quantizer {q:?} after IVF{n}_; expected HNSW[<M>], e.g. IVF65536_HNSW32"
+                    "unknown quantizer {q:?} after IVF{nlist}_; expected HNSW[<M>], e.g. \
+                     IVF65536_HNSW32"
                 )));
             }
         };
@@ -339,6 +396,23 @@ fn parse_coarse(d: usize, tok: &str, metric: MetricType) -> Result<Coarse> {
     })
 }
 
+/// `<n>[k|M]` at the start of `s` → (the list count, the rest).
+fn ivf_nlist(s: &str) -> Result<(usize, &str)> {
+    let Some((n, rest)) = number(s) else {
+        return Err(Error::invalid("expected IVF<nlist>, e.g. IVF4096 or IVF1k"));
+    };
+    let (mult, rest) = match rest.chars().next() {
+        Some('k' | 'K') => (1usize << 10, &rest[1..]),
+        Some('M') => (1 << 20, &rest[1..]),
+        _ => (1, rest),
+    };
+    let nlist = n
+        .checked_mul(mult)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Error::invalid(format!("the list count IVF{s} is 0 or overflows")))?;
+    Ok((nlist, rest))
+}
+
 /// The IVF index of a coarse quantizer and a codec token, `None` when the token names
 /// no codec.
 fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Option<Box<dyn Index>>> {
@@ -347,6 +421,8 @@ fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Optio
         training: QuantizerTraining,
     ) -> Option<Box<dyn Index>> {
         ix.quantizer_training = training;
+        // As Faiss's factory (fix_ivf_fields): inner-product centroids live on the sphere.
+        ix.cp.spherical = ix.metric() == MetricType::InnerProduct;
         Some(Box::new(ix))
     }
     let _ = d;
@@ -385,16 +461,20 @@ fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Optio
             }
             let mut ix = crate::ivf::IndexIvfPqr::new(quantizer, nlist, m, 8, m2)?;
             ix.ivf_mut().quantizer_training = training;
+            ix.ivf_mut().cp.spherical = false; // L2 only
             return Ok(Some(Box::new(ix)));
         }
         if let Some(r) = rest.strip_prefix("x4fs") {
-            let by_residual = match r {
-                "" => false,
-                "r" => true,
-                _ => return Ok(None),
+            let (by_residual, r) = match r.strip_prefix('r') {
+                Some(r) => (true, r),
+                None => (false, r),
+            };
+            let Some(bbs) = fast_scan_bbs(r) else {
+                return Ok(None);
             };
             let mut ix = IndexIvfPqFastScan::new(quantizer, nlist, m, metric)?;
             ix.by_residual = by_residual;
+            ix.codec_mut().set_bbs(bbs)?;
             return Ok(finish(ix, training));
         }
         let Some((nbits, np)) = pq_bits_and_np(rest) else {
@@ -405,6 +485,17 @@ fn ivf_index(d: usize, c: Coarse, tok: &str, metric: MetricType) -> Result<Optio
         return Ok(finish(ix, training));
     }
     Ok(None)
+}
+
+/// The block-size tail of a fast-scan token: nothing (32) or `_<bbs>`.
+fn fast_scan_bbs(rest: &str) -> Option<usize> {
+    match rest {
+        "" => Some(32),
+        r => match number(r.strip_prefix('_')?)? {
+            (bbs, "") => Some(bbs),
+            _ => None,
+        },
+    }
 }
 
 /// The tail of a `PQ<M>` token: `[x<nbits>][np]` → `(nbits, np)` (8 bits by default).
@@ -420,17 +511,18 @@ fn pq_bits_and_np(rest: &str) -> Option<(usize, bool)> {
     }
 }
 
-/// Faiss's newer `HNSW32,SQ8` syntax as the older single token `HNSW32_SQ8`.
-fn merge_hnsw_storage(tokens: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
-    for t in tokens {
+/// Faiss's newer `HNSW32,SQ8` syntax as the older single token `HNSW32_SQ8`; each token
+/// keeps its 0-based position in the input.
+fn merge_hnsw_storage(tokens: Vec<String>) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::with_capacity(tokens.len());
+    for (pos, t) in tokens.into_iter().enumerate() {
         let is_code = t == "Flat" || t.starts_with("SQ") || t.starts_with("PQ");
         match out.last_mut() {
-            Some(prev) if is_code && prev.starts_with("HNSW") && !prev.contains('_') => {
+            Some((prev, _)) if is_code && prev.starts_with("HNSW") && !prev.contains('_') => {
                 prev.push('_');
                 prev.push_str(&t);
             }
-            _ => out.push(t),
+            _ => out.push((t, pos)),
         }
     }
     out
@@ -543,8 +635,10 @@ fn storage_index(d: usize, tok: &str, metric: MetricType) -> Result<Option<Box<d
         let Some((m, rest)) = number(rest) else {
             return Ok(None);
         };
-        if rest == "x4fs" {
-            return Ok(Some(Box::new(IndexPqFastScan::new(d, m, metric)?)));
+        if let Some(bbs) = rest.strip_prefix("x4fs").and_then(fast_scan_bbs) {
+            let mut ix = IndexPqFastScan::new(d, m, metric)?;
+            ix.set_bbs(bbs)?;
+            return Ok(Some(Box::new(ix)));
         }
         let Some((nbits, np)) = pq_bits_and_np(rest) else {
             return Ok(None);
@@ -614,11 +708,17 @@ mod tests {
             ("IDMap2,HNSW32", "IDMap2,HNSW32"),
             ("IVF16_HNSW32,Flat", "IVF16_HNSW32,Flat"),
             ("IVF1k_HNSW,PQ4", "IVF1024_HNSW32,PQ4"),
+            ("IVF16(PQ2),Flat", "IVF16(PQ2),Flat"),
+            ("IVF16(IVF4,SQ8,RFlat),PQ2", "IVF16(IVF4,SQ8,RFlat),PQ2"),
+            ("PQ4x4fs_64", "PQ4x4fs_64"),
+            ("IVF16,PQ4x4fsr_96", "IVF16,PQ4x4fsr_96"),
+            ("L2Norm,Flat", "L2norm,Flat"),
+            ("Flat,Refine(SQ8)", "Flat,Refine(SQ8)"),
+            ("PCA4,Flat,Refine(PQ2)", "PCA4,Flat,Refine(PQ2)"),
         ] {
-            assert_eq!(
-                index_factory(8, s, MetricType::L2).unwrap().description(),
-                want
-            );
+            let index = index_factory(8, s, MetricType::L2).unwrap();
+            assert_eq!(index.description(), want);
+            assert_eq!(reverse_index_factory(&*index).unwrap(), want);
         }
         for bad in [
             "",
@@ -646,6 +746,11 @@ mod tests {
             "IVF16,LSH",
             "IVF16,IVF16,Flat",
             "IMI2,Flat",
+            "IVF16(Flat,Flat",
+            "IVF16k(Flat)x,Flat",
+            "IVF0,Flat",
+            "IVF16m,Flat",
+            "PQ4x4fs_33",
         ] {
             assert!(index_factory(8, bad, MetricType::L2).is_err(), "{bad}");
         }

@@ -38,6 +38,17 @@ pub struct IndexPqFastScan {
     metric: MetricType,
     packed: Vec<u8>,
     ntotal: usize,
+    bbs: usize,
+}
+
+/// Checks a fast-scan block size (Faiss's `bbs`): a positive multiple of 32.
+pub(crate) fn check_bbs(bbs: usize) -> Result<usize> {
+    if bbs == 0 || !bbs.is_multiple_of(32) || bbs > 1 << 16 {
+        return Err(Error::invalid(format!(
+            "fast-scan blocks hold a positive multiple of 32 codes (at most 65536), got {bbs}"
+        )));
+    }
+    Ok(bbs)
 }
 
 impl IndexPqFastScan {
@@ -58,6 +69,7 @@ impl IndexPqFastScan {
             metric,
             packed: Vec::new(),
             ntotal: 0,
+            bbs: 32,
         })
     }
 
@@ -68,6 +80,17 @@ impl IndexPqFastScan {
     /// The product quantizer, to set training parameters or centroids.
     pub fn pq_mut(&mut self) -> &mut ProductQuantizer {
         &mut self.pq
+    }
+    /// Codes per block in Faiss's file layout (Faiss's `bbs`, factory `PQ32x4fs_64`;
+    /// 32 by default). fathom's own scan uses blocks of 32 whatever this says; the value
+    /// is kept so a file written for Faiss has the layout it was built with.
+    pub fn bbs(&self) -> usize {
+        self.bbs
+    }
+    /// Sets the Faiss block size: a positive multiple of 32.
+    pub fn set_bbs(&mut self, bbs: usize) -> Result<()> {
+        self.bbs = check_bbs(bbs)?;
+        Ok(())
     }
     /// The packed codes (blocks of 32; see `fathom_kernels::codes::fastscan`).
     pub fn packed_codes(&self) -> &[u8] {
@@ -258,7 +281,12 @@ impl Index for IndexPqFastScan {
     }
 
     fn description(&self) -> String {
-        format!("PQ{}x4fs", self.pq.m())
+        let bbs = if self.bbs == 32 {
+            String::new()
+        } else {
+            format!("_{}", self.bbs)
+        };
+        format!("PQ{}x4fs{bbs}", self.pq.m())
     }
 
     fn as_any(&self) -> &dyn Any {

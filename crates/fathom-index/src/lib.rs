@@ -56,7 +56,7 @@ mod sq;
 use std::any::Any;
 
 pub use assigner::IndexAssigner;
-pub use factory::index_factory;
+pub use factory::{index_factory, reverse_index_factory};
 pub use fastscan::IndexPqFastScan;
 pub use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,

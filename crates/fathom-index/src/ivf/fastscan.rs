@@ -17,6 +17,7 @@ use crate::Index;
 #[derive(Debug, Clone)]
 pub struct IvfPqFastScan {
     pq: ProductQuantizer,
+    bbs: usize,
 }
 
 /// 4-bit product quantization in inverted lists scanned with SIMD table look-ups
@@ -54,6 +55,7 @@ impl IndexIvf<IvfPqFastScan> {
         }
         let codec = IvfPqFastScan {
             pq: ProductQuantizer::new(quantizer.dim(), m, 4)?,
+            bbs: 32,
         };
         IndexIvf::with_codec(quantizer, nlist, metric, codec, false)
     }
@@ -70,7 +72,19 @@ impl IvfPqFastScan {
                 pq.nbits()
             )));
         }
-        Ok(IvfPqFastScan { pq })
+        Ok(IvfPqFastScan { pq, bbs: 32 })
+    }
+
+    /// Codes per block in Faiss's file layout (Faiss's `bbs`, factory
+    /// `IVF1024,PQ32x4fs_64`; 32 by default). fathom's own lists do not depend on it; it
+    /// is kept so a file written for Faiss has the layout it was built with.
+    pub fn bbs(&self) -> usize {
+        self.bbs
+    }
+    /// Sets the Faiss block size: a positive multiple of 32.
+    pub fn set_bbs(&mut self, bbs: usize) -> Result<()> {
+        self.bbs = crate::fastscan::check_bbs(bbs)?;
+        Ok(())
     }
 
     /// The product quantizer.
@@ -162,9 +176,14 @@ impl IvfCodec for IvfPqFastScan {
     }
     fn description(&self, by_residual: bool) -> String {
         format!(
-            "PQ{}x4fs{}",
+            "PQ{}x4fs{}{}",
             self.pq.m(),
-            if by_residual { "r" } else { "" }
+            if by_residual { "r" } else { "" },
+            if self.bbs == 32 {
+                String::new()
+            } else {
+                format!("_{}", self.bbs)
+            }
         )
     }
 }

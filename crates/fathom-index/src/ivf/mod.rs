@@ -374,7 +374,13 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                 }
                 self.quantizer.reset();
                 if !self.quantizer.is_trained() {
-                    self.quantizer.train(km.centroids())?;
+                    self.quantizer.train(km.centroids()).map_err(|e| {
+                        e.context(format!(
+                            "training the quantizer {} on the {} k-means centroids",
+                            self.quantizer.description(),
+                            self.nlist
+                        ))
+                    })?;
                 }
                 self.quantizer.add(km.centroids())?;
             }

@@ -38,15 +38,15 @@ pub(crate) fn unpack(blocks: &[u8], n: usize, code_size: usize, bbs: usize) -> V
     codes
 }
 
-/// Faiss's blocks of 32 from ordinary codes (`n × code_size` bytes).
-pub(crate) fn pack(codes: &[u8], code_size: usize) -> Vec<u8> {
+/// Faiss's blocks of `bbs` from ordinary codes (`n × code_size` bytes).
+pub(crate) fn pack(codes: &[u8], code_size: usize, bbs: usize) -> Vec<u8> {
     let n = codes.len() / code_size.max(1);
     let nsq = 2 * code_size;
-    let mut blocks = vec![0u8; packed_len(n, code_size, 32)];
+    let mut blocks = vec![0u8; packed_len(n, code_size, bbs)];
     for i in 0..n {
         for s in 0..nsq {
             let c = (codes[i * code_size + s / 2] >> (4 * (s % 2))) & 15;
-            let (at, shift) = locate(i, s, nsq, 32);
+            let (at, shift) = locate(i, s, nsq, bbs);
             blocks[at] |= c << shift;
         }
     }
@@ -61,15 +61,17 @@ mod tests {
     fn pack_and_unpack_are_inverse_for_any_block_size() {
         for (n, cs) in [(1, 1), (31, 4), (32, 2), (70, 8), (100, 3)] {
             let codes: Vec<u8> = (0..n * cs).map(|i| (i * 37 % 256) as u8).collect();
-            let blocks = pack(&codes, cs);
-            assert_eq!(blocks.len(), packed_len(n, cs, 32));
-            assert_eq!(unpack(&blocks, n, cs, 32), codes);
+            for bbs in [32, 64, 96] {
+                let blocks = pack(&codes, cs, bbs);
+                assert_eq!(blocks.len(), packed_len(n, cs, bbs));
+                assert_eq!(unpack(&blocks, n, cs, bbs), codes);
+            }
         }
         // Vector 1's first sub-code sits at byte 2 of the block (PERM[2] = 1), vector 17's
         // in its high nibble.
         let mut codes = vec![0u8; 32];
         codes[1] = 0x5;
         codes[17] = 0x9;
-        assert_eq!(pack(&codes, 1)[2], 0x95);
+        assert_eq!(pack(&codes, 1, 32)[2], 0x95);
     }
 }

@@ -144,7 +144,7 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
             let ivf = read_ivf_header(c)?;
             let by_residual = c.bool("by_residual")?;
             let code_size = c.u64("code_size")?;
-            c.i32("bbs")?;
+            let bbs = c.i32_in("bbs", 1 << 16)?;
             c.u64("M2")?;
             c.i32("implem")?;
             c.u64("qbs2")?;
@@ -161,7 +161,8 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
             if ivf.h.is_trained || centroids.iter().any(|&v| v != 0.0) {
                 pq.set_centroids(&centroids).map_err(|e| c.err(e))?;
             }
-            let codec = IvfPqFastScan::from_pq(pq).map_err(|e| c.err(e))?;
+            let mut codec = IvfPqFastScan::from_pq(pq).map_err(|e| c.err(e))?;
+            codec.set_bbs(bbs).map_err(|e| c.err(e))?;
             Box::new(finish_ivf(c, ivf, codec, by_residual)?)
         }
         b"IHNf" => Box::new(read_hnsw_body(c, read_flat)?),
@@ -922,5 +923,6 @@ fn read_pq_fastscan_body(c: &mut Cursor<'_>) -> Result<IndexPqFastScan> {
     }
     let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, bbs);
     index.add_codes(&codes).map_err(|e| c.err(e))?;
+    index.set_bbs(bbs).map_err(|e| c.err(e))?;
     Ok(index)
 }

@@ -19,9 +19,6 @@ pub(crate) fn unsupported(what: &str) -> Error {
     Error::Unsupported(format!("{what} has no Faiss file form fathom can write"))
 }
 
-/// Codes per block in Faiss's fast-scan layout (its default `bbs`).
-const FAISS_BBS: usize = 32;
-
 /// The header Faiss writes before every index's own fields.
 fn write_header(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
     write_header_parts(
@@ -257,17 +254,17 @@ pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
         write_header(s, index)?;
         write_pq(s, f.pq())?;
         s.i32(0)?; // implem: let Faiss choose
-        s.i32(FAISS_BBS as i32)?;
+        s.i32(f.bbs() as i32)?;
         s.i32(0)?; // qbs: Faiss's default
-        s.usize(f.ntotal().next_multiple_of(FAISS_BBS))?;
+        s.usize(f.ntotal().next_multiple_of(f.bbs()))?;
         s.usize(2 * cs)?;
-        s.vec(&super::fastscan::pack(&codes, cs))
+        s.vec(&super::fastscan::pack(&codes, cs, f.bbs()))
     } else if let Some(ivf) = any.downcast_ref::<IndexIvfPqFastScan>() {
         let cs = ivf.codec().code_size();
         write_ivf_header(s, b"IwPf", ivf, true)?;
         s.bool(ivf.by_residual)?;
         s.usize(cs)?;
-        s.i32(FAISS_BBS as i32)?;
+        s.i32(ivf.codec().bbs() as i32)?;
         s.usize(2 * cs)?;
         s.i32(0)?; // implem
         s.usize(0)?; // qbs2
@@ -277,14 +274,15 @@ pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
         s.usize(lists.nlist())?;
         s.u64(u64::MAX)?; // Faiss's INVALID_CODE_SIZE: the codes exist only in blocks
 
-        s.usize(FAISS_BBS)?;
-        s.usize(FAISS_BBS * cs)?;
+        let bbs = ivf.codec().bbs();
+        s.usize(bbs)?;
+        s.usize(bbs * cs)?;
         for l in 0..lists.nlist() {
             s.vec(lists.ids(l))?;
             let codes: Vec<u8> = (0..lists.list_size(l))
                 .flat_map(|o| lists.code(l, o).into_owned())
                 .collect();
-            s.vec(&super::fastscan::pack(&codes, cs))?;
+            s.vec(&super::fastscan::pack(&codes, cs, bbs))?;
         }
         Ok(())
     } else if any.downcast_ref::<IndexShards>().is_some() {
