@@ -262,6 +262,9 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         self.inner.set_param(name, value)
     }
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        self.inner.parameter_ranges()
+    }
     fn description(&self) -> String {
         let name = if REVERSE { "IDMap2" } else { "IDMap" };
         format!("{name},{}", self.inner.description())

@@ -39,6 +39,7 @@
 //! ```
 
 mod assigner;
+pub mod autotune;
 mod code_scan;
 mod factory;
 mod fastscan;
@@ -191,6 +192,13 @@ pub trait Index: Send + Sync {
             self.description()
         )))
     }
+    /// The run-time parameters worth exploring and their values, cheapest first (Faiss's
+    /// `ParameterSpace::initialize`): `nprobe` for IVF, `efSearch` for HNSW, `ht` for
+    /// polysemous PQ, `k_factor_rf` for refinement, … Wrappers add theirs to their inner
+    /// index's. Indexes without such parameters report none.
+    fn parameter_ranges(&self) -> Vec<autotune::ParameterRange> {
+        Vec::new()
+    }
     /// A short description in Faiss's factory grammar ("Flat", "IDMap,Flat", …).
     fn description(&self) -> String;
     /// For downcasting to the concrete type.
@@ -228,6 +236,7 @@ macro_rules! forward_index {
             fn remove_ids(&mut self, s: &dyn IdSelector) -> Result<usize> { (**self).remove_ids(s) }
             fn reset(&mut self) { (**self).reset() }
             fn set_param(&mut self, name: &str, value: f64) -> Result<()> { (**self).set_param(name, value) }
+            fn parameter_ranges(&self) -> Vec<autotune::ParameterRange> { (**self).parameter_ranges() }
             fn description(&self) -> String { (**self).description() }
             fn as_any(&self) -> &dyn Any { (**self).as_any() }
             fn as_any_mut(&mut self) -> &mut dyn Any { (**self).as_any_mut() }

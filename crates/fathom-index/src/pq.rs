@@ -376,6 +376,10 @@ impl Index for IndexPq {
         }
     }
 
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        vec![crate::autotune::ParameterRange::polysemous_ht(&self.pq)]
+    }
+
     fn description(&self) -> String {
         let mut s = format!("PQ{}", self.pq.m());
         if self.pq.nbits() != 8 {

@@ -157,6 +157,9 @@ impl<I: Index + 'static> Index for IndexPreTransform<I> {
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         self.index.set_param(name, value)
     }
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        self.index.parameter_ranges()
+    }
     fn description(&self) -> String {
         let mut parts: Vec<String> = self.chain.iter().map(|t| t.description()).collect();
         parts.push(self.index.description());

@@ -185,13 +185,34 @@ impl Index for IndexRefine {
     }
 
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
+        // `k_factor_rf` is always this re-ranking's; plain `k_factor` too unless the base
+        // has its own (IVFPQR), as Faiss's set_index_parameter.
+        let base_has_it = || {
+            self.base
+                .parameter_ranges()
+                .iter()
+                .any(|r| r.name == "k_factor")
+        };
         match name {
-            "k_factor" | "k_factor_rf" => {
+            "k_factor_rf" => {
+                self.k_factor = k_factor(name, value)?;
+                Ok(())
+            }
+            "k_factor" if !base_has_it() => {
                 self.k_factor = k_factor(name, value)?;
                 Ok(())
             }
             _ => self.base.set_param(name, value),
         }
+    }
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        let mut ranges = vec![crate::autotune::ParameterRange::powers_of_two(
+            "k_factor_rf",
+            0,
+            6,
+        )];
+        ranges.extend(self.base.parameter_ranges());
+        ranges
     }
 
     fn description(&self) -> String {

@@ -301,6 +301,12 @@ impl Index for IndexShards {
         self.ids.iter_mut().for_each(Vec::clear);
         self.next_id = 0;
     }
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        self.shards
+            .first()
+            .map(|s| s.parameter_ranges())
+            .unwrap_or_default()
+    }
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         self.need_shards()?;
         self.shards

@@ -368,6 +368,12 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
         self.storage.reset();
     }
 
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        vec![crate::autotune::ParameterRange::powers_of_two(
+            "efSearch", 2, 9,
+        )]
+    }
+
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         let positive = |v: f64| -> Result<usize> {
             if v >= 1.0 && v.fract() == 0.0 && v <= 1e9 {

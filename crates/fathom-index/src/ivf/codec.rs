@@ -102,6 +102,11 @@ pub trait IvfCodec: Send + Sync + std::fmt::Debug {
         let _ = (name, value);
         Ok(false)
     }
+    /// The codec's run-time parameters worth exploring (see
+    /// [`Index::parameter_ranges`](crate::Index::parameter_ranges)).
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        Vec::new()
+    }
 }
 
 /// Compares one query with the entries of one list at a time (Faiss's

@@ -1082,6 +1082,8 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                 }
                 self.nprobe = v;
             }
+            // Infinity (the last value of its autotune range) means no limit, as 0 does.
+            "max_codes" if value == f64::INFINITY => self.max_codes = 0,
             "max_codes" => self.max_codes = as_count(value)?,
             "parallel_mode" => {
                 self.parallel_mode = match as_count(value)? {
@@ -1242,6 +1244,30 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         }
         self.direct_map.clear();
         self.ntotal = 0;
+    }
+
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        use crate::autotune::ParameterRange;
+        // As Faiss: powers of two below nlist (up to 4096), the quantizer's own
+        // parameters behind `quantizer_`, the codec's, and max_codes for a multi-index.
+        let nprobe = (0..13u32)
+            .map(|i| 1usize << i)
+            .take_while(|&n| n < self.nlist)
+            .map(|n| n as f64);
+        let mut ranges = vec![ParameterRange::new("nprobe", nprobe)];
+        for r in self.quantizer.parameter_ranges() {
+            ranges.push(ParameterRange::new(
+                format!("quantizer_{}", r.name),
+                r.values,
+            ));
+        }
+        ranges.extend(self.codec.parameter_ranges());
+        if self.quantizer.as_any().is::<MultiIndexQuantizer>() {
+            let mut r = ParameterRange::powers_of_two("max_codes", 8, 19);
+            r.values.push(f64::INFINITY);
+            ranges.push(r);
+        }
+        ranges
     }
 
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {

@@ -203,6 +203,9 @@ impl IvfCodec for IvfPq {
             format!("PQ{}x{}", self.pq.m(), self.pq.nbits())
         }
     }
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        vec![crate::autotune::ParameterRange::polysemous_ht(&self.pq)]
+    }
     fn set_param(&mut self, name: &str, value: f64) -> Result<bool> {
         match name {
             "ht" | "polysemous_ht" => {

@@ -213,6 +213,13 @@ impl Index for IndexIvfPqr {
         self.ivf.reset();
         self.refine_codes.clear();
     }
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        let mut ranges = self.ivf.parameter_ranges();
+        ranges.push(crate::autotune::ParameterRange::powers_of_two(
+            "k_factor", 0, 6,
+        ));
+        ranges
+    }
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         match name {
             "k_factor" | "k_factor_rf" => {
