@@ -125,7 +125,7 @@ fn graph_mb(index: &dyn Index) -> Option<f64> {
     Some(bytes as f64 / (1 << 20) as f64)
 }
 
-fn load(dir: &Path, name: &str) -> Result<Dataset<f32>> {
+pub fn load(dir: &Path, name: &str) -> Result<Dataset<f32>> {
     read_fvecs(dir.join(name))
 }
 
@@ -246,9 +246,20 @@ fn run_transform(args: &BenchArgs) -> Result<()> {
 
 /// Builds the index of `--index` on learn.fvecs and base.fvecs: (index, train s, add s).
 fn build(args: &BenchArgs, metric: MetricType, d: usize) -> Result<(Box<dyn Index>, f64, f64)> {
-    let bar = progress::spinner(format!("reading {}", args.dir.display()));
-    let learn = load(&args.dir, "learn.fvecs")?;
-    let base = load(&args.dir, "base.fvecs")?;
+    build_index(&args.dir, &args.index, metric, d)
+}
+
+/// Builds `description` on a TEXMEX-layout directory's learn.fvecs and base.fvecs
+/// (ids 0.. for an id map), checking they have dimension `d`: (index, train s, add s).
+pub fn build_index(
+    dir: &Path,
+    description: &str,
+    metric: MetricType,
+    d: usize,
+) -> Result<(Box<dyn Index>, f64, f64)> {
+    let bar = progress::spinner(format!("reading {}", dir.display()));
+    let learn = load(dir, "learn.fvecs")?;
+    let base = load(dir, "base.fvecs")?;
     bar.finish_and_clear();
     for (name, set) in [("learn", &learn), ("base", &base)] {
         if set.d != d {
@@ -259,13 +270,15 @@ fn build(args: &BenchArgs, metric: MetricType, d: usize) -> Result<(Box<dyn Inde
             });
         }
     }
-    let mut index = index_factory(d, &args.index, metric)?;
+    let mut index = index_factory(d, description, metric)?;
 
+    let bar = progress::spinner(format!("training {description} on {} vectors", learn.n()));
     let t0 = Instant::now();
     index.train(&learn.data)?;
     let train_s = t0.elapsed().as_secs_f64();
+    bar.finish_and_clear();
 
-    let with_ids = args.index.contains("IDMap");
+    let with_ids = description.contains("IDMap");
     let bar = progress::spinner(format!("adding {} vectors", base.n()));
     let t0 = Instant::now();
     if with_ids {

@@ -6,6 +6,7 @@ mod demo;
 mod info;
 mod progress;
 mod store;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,9 @@ enum Command {
     },
     /// Train, add and search a TEXMEX-layout dataset; print times, QPS and recall.
     Bench(bench::BenchArgs),
+    /// Build an index on a TEXMEX-layout dataset, explore its run-time parameters against
+    /// the ground truth, print the Pareto front and the setting meeting the goal.
+    Tune(tune::TuneArgs),
     /// Describe a Faiss-format index file: its records, shape, parameters and size.
     Info {
         /// The index file (written by faiss or by fathom).
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Bench(args) => bench::run(&args),
+        Command::Tune(args) => tune::run(&args),
         Command::Store(cmd) => store::run(cmd),
         Command::Info { file } => info::run(&file),
     };

@@ -265,3 +265,102 @@ fn bench_saves_and_reloads_and_info_describes_the_file() {
     assert!(!ok);
     assert!(err.contains("unknown or unsupported index type"), "{err}");
 }
+
+#[test]
+fn tune_finds_applies_and_saves_a_setting_meeting_the_goal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tiny");
+    let (ok, _, err) = run(fathom().arg("gen").arg(&data).args([
+        "--nb", "4000", "--nq", "50", "--nt", "2000", "--d", "16", "--k", "10",
+    ]));
+    assert!(ok, "{err}");
+    let file = dir.path().join("tuned.faiss");
+    let (ok, out, err) = run(fathom().arg("tune").arg(&data).args([
+        "--index",
+        "IVF64,Flat",
+        "--target-recall",
+        "0.9",
+        "--min-time",
+        "0",
+        "--json",
+        "--save",
+        file.to_str().unwrap(),
+    ]));
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["criterion"], "1-recall@1");
+    assert_eq!(v["goal_met"], true, "{out}");
+    assert!(v["chosen"]["perf"].as_f64().unwrap() >= 0.9);
+    let setting = v["chosen"]["setting"].as_str().unwrap().to_string();
+    let nprobe = setting.strip_prefix("nprobe=").unwrap();
+    assert!(!v["pareto"].as_array().unwrap().is_empty());
+    // The saved file carries the chosen nprobe, and searching it gives the chosen recall.
+    let (ok, out, err) = run(fathom().arg("info").arg(&file));
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("nprobe {nprobe}")), "{out}");
+    let (ok, out, err) = run(fathom().arg("bench").arg(&data).args([
+        "--load",
+        file.to_str().unwrap(),
+        "--json",
+        "--runs",
+        "1",
+    ]));
+    assert!(ok, "{err}");
+    let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(b["recall_at_1"], v["chosen"]["perf"]);
+
+    // The table form, a time goal, a range override and a wider criterion.
+    let (ok, out, err) = run(fathom().arg("tune").arg(&data).args([
+        "--index",
+        "HNSW16",
+        "--max-ms",
+        "1000",
+        "--param",
+        "efSearch=8,32",
+        "--criterion",
+        "10-recall@10",
+        "--min-time",
+        "0",
+    ]));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Pareto front") && out.contains("best: efSearch="),
+        "{out}"
+    );
+    assert!(out.contains("2 combinations of efSearch"), "{out}");
+
+    for (args, wants) in [
+        (
+            vec!["--index", "IVF64,Flat", "--target-recall", "1.5"],
+            "[0, 1]",
+        ),
+        (vec!["--index", "IVF64,Flat", "--max-ms", "0"], "--max-ms"),
+        (
+            vec!["--index", "IVF64,Flat", "--param", "nprobe"],
+            "--param",
+        ),
+        (
+            vec!["--index", "IVF64,Flat", "--param", "nprob=1,2"],
+            "nprob",
+        ),
+        (
+            vec!["--index", "IVF64,Flat", "--criterion", "recall"],
+            "criterion",
+        ),
+        (
+            vec!["--index", "IVF64,Flat", "--criterion", "20-recall@20"],
+            "ground truth",
+        ),
+        (vec!["--index", "IVF64,Flatt"], "token 2"),
+        (vec!["--index", "PQ5"], "multiple"),
+    ] {
+        let (ok, _, err) = run(fathom()
+            .arg("tune")
+            .arg(&data)
+            .args(&args)
+            .args(["--min-time", "0"]));
+        assert!(!ok, "{args:?}");
+        assert!(err.contains(wants), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
