@@ -15,9 +15,14 @@
 //!   last two installed into `.venv-bench/` when missing, and left out if that fails),
 //!   build time, peak RSS, graph memory, the recall@10/QPS curve over efSearch and QPS at
 //!   recall 0.90 / 0.95 / 0.99, plus a PNG plot of the curves (`target/hnsw-recall-qps.png`).
+//! - `cargo xtask guide [--data DIR] [--target 0.9] [--criterion 10-recall@10] [--index KEY]`:
+//!   the figures of the "choosing an index" guide: `fathom tune` on each candidate
+//!   factory string (build time, bytes per vector on disk, the fastest setting reaching the
+//!   target and its QPS), as a markdown table.
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
+mod guide;
 mod hnsw;
 mod io;
 
@@ -39,12 +44,17 @@ fn main() {
             println!("{}", table.join("\n"));
             Ok(())
         }),
+        Some("guide") => setup(&args[1..]).and_then(|(_, data, fathom)| {
+            let table = guide::guide(&args[1..], &fathom, &data)?;
+            println!("{}", table.join("\n"));
+            Ok(())
+        }),
         Some("hnsw") => setup(&args[1..]).and_then(|(py, data, fathom)| {
             let table = hnsw::hnsw(&args[1..], &py, &fathom, &data)?;
             println!("{}", table.join("\n"));
             Ok(())
         }),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask gemm [--threads N]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask gemm [--threads N]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");
