@@ -731,3 +731,24 @@ fn large_adds_go_in_blocks_with_continuous_ids() {
     ids.sort_unstable();
     assert!(ids.iter().enumerate().all(|(i, &id)| id == i as Idx));
 }
+
+#[test]
+fn per_call_nprobe_equals_setting_it_on_the_index() {
+    let d = 16;
+    let (xt, xb, xq) = get_dataset_2(d, 2000, 3000, 50);
+    let mut index = index_factory(d, "IDMap,IVF32,PQ4,RFlat", MetricType::L2).unwrap();
+    index.train(&xt).unwrap();
+    let ids: Vec<Idx> = (0..3000).map(|i| i * 3).collect();
+    index.add_with_ids(&xb, &ids).unwrap();
+    for nprobe in [1usize, 4, 32, 1000] {
+        let per_call = index
+            .search_with(&xq, 5, &SearchParams::default().with_nprobe(nprobe))
+            .unwrap();
+        let mut tuned = fathom_io::faiss::clone_index(&*index).unwrap();
+        tuned.set_param("nprobe", nprobe as f64).unwrap();
+        let set = tuned.search(&xq, 5).unwrap();
+        assert_eq!(per_call.labels, set.labels, "nprobe {nprobe}");
+    }
+    let zero = SearchParams::default().with_nprobe(0);
+    assert!(index.search_with(&xq, 5, &zero).is_err());
+}

@@ -18,6 +18,9 @@ pub struct SearchParams<'a> {
     /// Graph indexes (HNSW): the search beam width for this call instead of the index's
     /// `efSearch` (Faiss's `SearchParametersHNSW::efSearch`). At least `k` is used.
     pub ef_search: Option<usize>,
+    /// Inverted-file indexes: lists probed for this call instead of the index's `nprobe`
+    /// (Faiss's `SearchParametersIVF::nprobe`). At least 1; at most `nlist` are probed.
+    pub nprobe: Option<usize>,
 }
 
 impl<'a> SearchParams<'a> {
@@ -32,6 +35,12 @@ impl<'a> SearchParams<'a> {
         self.ef_search = Some(ef_search);
         self
     }
+
+    /// Sets the number of inverted lists probed for this call.
+    pub fn with_nprobe(mut self, nprobe: usize) -> Self {
+        self.nprobe = Some(nprobe);
+        self
+    }
 }
 
 impl std::fmt::Debug for SearchParams<'_> {
@@ -39,6 +48,7 @@ impl std::fmt::Debug for SearchParams<'_> {
         f.debug_struct("SearchParams")
             .field("selector", &self.selector.map(|_| "<selector>"))
             .field("ef_search", &self.ef_search)
+            .field("nprobe", &self.nprobe)
             .finish()
     }
 }

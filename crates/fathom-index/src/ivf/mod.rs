@@ -545,13 +545,14 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         self.quantizer.search(queries, nprobe)
     }
 
-    fn effective_nprobe(&self) -> Result<usize> {
-        if self.nprobe == 0 {
+    fn effective_nprobe(&self, params: &SearchParams<'_>) -> Result<usize> {
+        let nprobe = params.nprobe.unwrap_or(self.nprobe);
+        if nprobe == 0 {
             return Err(Error::invalid(
                 "nprobe is 0; at least one list must be probed",
             ));
         }
-        Ok(self.nprobe.min(self.nlist))
+        Ok(nprobe.min(self.nlist))
     }
 
     /// Scans the probed lists `lists` (with centroid distances `dis`) of one query into
@@ -1181,7 +1182,7 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
         check_search(self, queries, k)?;
-        let coarse = self.probe(queries, self.effective_nprobe()?)?;
+        let coarse = self.probe(queries, self.effective_nprobe(params)?)?;
         self.search_preassigned(queries, k, &coarse, params)
     }
 
@@ -1192,7 +1193,7 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
         check_queries(self, queries)?;
-        let coarse = self.probe(queries, self.effective_nprobe()?)?;
+        let coarse = self.probe(queries, self.effective_nprobe(params)?)?;
         self.range_search_preassigned(queries, radius, &coarse, params)
     }
 
