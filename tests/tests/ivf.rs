@@ -752,3 +752,32 @@ fn per_call_nprobe_equals_setting_it_on_the_index() {
     let zero = SearchParams::default().with_nprobe(0);
     assert!(index.search_with(&xq, 5, &zero).is_err());
 }
+
+#[test]
+fn an_id_map_over_an_ivf_index_refuses_removal_instead_of_mismatching_ids() {
+    let d = 8;
+    let (xt, xb, _) = get_dataset_2(d, 1000, 500, 0);
+    let mut index = index_factory(d, "IDMap,IVF8,Flat", MetricType::L2).unwrap();
+    index.train(&xt).unwrap();
+    let ids: Vec<Idx> = (0..500).map(|i| 1000 + i).collect();
+    index.add_with_ids(&xb, &ids).unwrap();
+    let before = index.search(&xb[..10 * d], 1).unwrap();
+    let err = index
+        .remove_ids(&IdSelectorRange::new(1000, 1002))
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+    assert_eq!(index.ntotal(), 500);
+    assert_eq!(
+        index.search(&xb[..10 * d], 1).unwrap().labels,
+        before.labels
+    );
+    // Over a Flat index, whose ids shift on removal, the id map follows.
+    let mut flat = index_factory(d, "IDMap,Flat", MetricType::L2).unwrap();
+    flat.add_with_ids(&xb, &ids).unwrap();
+    assert_eq!(
+        flat.remove_ids(&IdSelectorRange::new(1000, 1002)).unwrap(),
+        2
+    );
+    let r = flat.search(&xb[2 * d..4 * d], 1).unwrap();
+    assert_eq!(r.labels, vec![1002, 1003]);
+}

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod info;
 mod progress;
+mod serve;
 mod store;
 mod tune;
 
@@ -65,6 +66,9 @@ enum Command {
         /// The index file (written by faiss or by fathom).
         file: PathBuf,
     },
+    /// Serve collections over HTTP (JSON API, metrics, snapshots); with no arguments, a
+    /// built-in demo collection in a temporary directory.
+    Serve(serve::ServeArgs),
     /// A persistent vector store: create, add, delete, compact, stat, search, bench.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         ),
         Command::Bench(args) => bench::run(&args),
         Command::Tune(args) => tune::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Store(cmd) => store::run(cmd),
         Command::Info { file } => info::run(&file),
     };

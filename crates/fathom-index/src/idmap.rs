@@ -236,7 +236,19 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
         }
         Ok(out)
     }
+    fn ids_are_positions(&self) -> bool {
+        false
+    }
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+        if !self.inner.ids_are_positions() {
+            // Faiss compacts its table here regardless and silently mismatches ids.
+            return Err(Error::Unsupported(format!(
+                "{} keeps its own ids, which do not shift on removal, so the id map could \
+                 not follow; add with ids to {} directly and remove from it",
+                self.inner.description(),
+                self.inner.description()
+            )));
+        }
         let removed = {
             let translated = IdSelectorTranslated::new(&self.id_map, selector);
             self.inner.remove_ids(&translated)?

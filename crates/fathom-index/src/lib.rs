@@ -183,6 +183,12 @@ pub trait Index: Send + Sync {
     }
     /// Removes every vector (training is kept).
     fn reset(&mut self);
+    /// Whether the ids this index returns are the vectors' positions in insertion order,
+    /// renumbered after a removal (Flat, PQ, SQ, LSH, HNSW) — what an id map over it
+    /// relies on. Indexes that store ids themselves (IVF, shards, id maps) say `false`.
+    fn ids_are_positions(&self) -> bool {
+        true
+    }
     /// Sets a run-time parameter by name (`nprobe`, `efSearch`, …). Indexes without such
     /// a parameter return an error naming it.
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
@@ -235,6 +241,7 @@ macro_rules! forward_index {
             fn compute_distances(&self, q: &[f32], ids: &[Idx], out: &mut [f32]) -> Result<()> { (**self).compute_distances(q, ids, out) }
             fn remove_ids(&mut self, s: &dyn IdSelector) -> Result<usize> { (**self).remove_ids(s) }
             fn reset(&mut self) { (**self).reset() }
+            fn ids_are_positions(&self) -> bool { (**self).ids_are_positions() }
             fn set_param(&mut self, name: &str, value: f64) -> Result<()> { (**self).set_param(name, value) }
             fn parameter_ranges(&self) -> Vec<autotune::ParameterRange> { (**self).parameter_ranges() }
             fn description(&self) -> String { (**self).description() }

@@ -148,6 +148,9 @@ impl<I: Index + 'static> Index for IndexPreTransform<I> {
     fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
         self.reverse_chain(&self.index.reconstruct_n(start, n)?)
     }
+    fn ids_are_positions(&self) -> bool {
+        self.index.ids_are_positions()
+    }
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         self.index.remove_ids(selector)
     }

@@ -168,6 +168,9 @@ impl Index for IndexRefine {
         self.refine.compute_distances(query, ids, out)
     }
 
+    fn ids_are_positions(&self) -> bool {
+        self.base.ids_are_positions()
+    }
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         let a = self.base.remove_ids(selector)?;
         let b = self.refine.remove_ids(selector)?;

@@ -275,6 +275,9 @@ impl Index for IndexShards {
             }
         }
     }
+    fn ids_are_positions(&self) -> bool {
+        false
+    }
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         match self.mode {
             ShardIds::Sequential => {

@@ -1202,6 +1202,9 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         self.reconstruct_from_offset(list, offset)
     }
 
+    fn ids_are_positions(&self) -> bool {
+        false
+    }
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         self.check_writable("remove from")?;
         if self.direct_map.kind() == DirectMapType::Array {

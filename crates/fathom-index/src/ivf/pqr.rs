@@ -209,6 +209,9 @@ impl Index for IndexIvfPqr {
         v.iter_mut().zip(&refine).for_each(|(a, b)| *a += b);
         Ok(v)
     }
+    fn ids_are_positions(&self) -> bool {
+        false
+    }
     fn reset(&mut self) {
         self.ivf.reset();
         self.refine_codes.clear();

@@ -1,0 +1,420 @@
+//! The HTTP JSON API (axum). Bodies are parsed here rather than by axum's `Json` so every
+//! malformed body gets the same 400 with serde's message; CPU-bound work (search, adds,
+//! retraining, snapshots) runs on the blocking pool, off the async workers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fathom_core::{Error, Idx, MetricType};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::collection::{Collection, SearchOptions};
+use crate::metrics::Metrics;
+use crate::service::Service;
+use crate::store::CollectionDef;
+
+/// What the handlers share.
+pub struct App {
+    /// The service.
+    pub service: Service,
+    /// Its metrics.
+    pub metrics: Metrics,
+}
+
+/// An error answer: a status and `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::DimensionMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::InvalidArgument(_) | Error::Unsupported(_) => StatusCode::BAD_REQUEST,
+            Error::NotTrained(_) => StatusCode::CONFLICT,
+            Error::IdNotFound(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("worker failed: {e}"),
+        )
+    })?
+}
+
+fn collection(app: &App, name: &str) -> Result<Arc<Collection>, ApiError> {
+    app.service
+        .get(name)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no collection {name:?}")))
+}
+
+/// Flattens rows, checking each has `dim` components.
+fn rows(vectors: &[Vec<f32>], dim: usize, what: &str) -> Result<Vec<f32>, ApiError> {
+    let mut flat = Vec::with_capacity(vectors.len() * dim);
+    for (i, v) in vectors.iter().enumerate() {
+        if v.len() != dim {
+            return Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "{what} {i} has {} components; the collection expects {dim}",
+                    v.len()
+                ),
+            ));
+        }
+        flat.extend_from_slice(v);
+    }
+    if let Some(i) = flat.iter().position(|x| !x.is_finite()) {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{what} {} holds a value out of f32 range", i / dim.max(1)),
+        ));
+    }
+    Ok(flat)
+}
+
+/// The router over `app`.
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.service.config.max_body_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/snapshot", post(snapshot))
+        .route("/collections", get(list_collections))
+        .route(
+            "/collections/{name}",
+            get(describe).put(create).delete(drop_collection),
+        )
+        .route(
+            "/collections/{name}/items",
+            post(add_items).delete(delete_items),
+        )
+        .route("/collections/{name}/search", post(search))
+        .route("/collections/{name}/retrain", post(retrain))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
+        .layer(middleware::from_fn_with_state(app.clone(), track))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    app.metrics.begin();
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    app.metrics.end(
+        &route,
+        &method,
+        resp.status().as_u16(),
+        t0.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+async fn health(State(app): State<Arc<App>>) -> ApiResult {
+    let app2 = app.clone();
+    let h = blocking(move || Ok(app2.service.health())).await?;
+    Ok(Json(h).into_response())
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> ApiResult {
+    let sizes: Vec<(String, usize)> = app
+        .service
+        .list()
+        .iter()
+        .map(|c| {
+            let n = c.live.read().map(|l| l.meta.len()).unwrap_or(0);
+            (c.def.name.clone(), n)
+        })
+        .collect();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(&sizes),
+    )
+        .into_response())
+}
+
+async fn openapi() -> ApiResult {
+    Ok(Json(crate::openapi::document()).into_response())
+}
+
+async fn snapshot(State(app): State<Arc<App>>) -> ApiResult {
+    let dir = blocking(move || Ok(app.service.snapshot()?)).await?;
+    Ok(Json(json!({ "snapshot": dir.display().to_string() })).into_response())
+}
+
+fn describe_json(c: &Collection) -> Value {
+    let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+    json!({
+        "name": c.def.name,
+        "dim": c.def.dim,
+        "metric": crate::store::metric_name(c.def.metric),
+        "index": c.def.index,
+        "description": live.index.description(),
+        "ntotal": live.index.ntotal(),
+        "items": live.meta.len(),
+        "trained": live.index.is_trained(),
+        "loaded_from": live.source,
+    })
+}
+
+async fn list_collections(State(app): State<Arc<App>>) -> ApiResult {
+    let all: Vec<Value> = app
+        .service
+        .list()
+        .iter()
+        .map(|c| describe_json(c))
+        .collect();
+    Ok(Json(json!({ "collections": all })).into_response())
+}
+
+async fn describe(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiResult {
+    let c = collection(&app, &name)?;
+    Ok(Json(describe_json(&c)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    dim: usize,
+    #[serde(default = "flat")]
+    index: String,
+    #[serde(default = "l2")]
+    metric: String,
+}
+fn flat() -> String {
+    "Flat".into()
+}
+fn l2() -> String {
+    "l2".into()
+}
+
+async fn create(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let b: CreateBody = parse(&body)?;
+    let metric = match b.metric.as_str() {
+        "l2" | "L2" => MetricType::L2,
+        "ip" | "IP" | "inner_product" => MetricType::InnerProduct,
+        m => return Err(bad(format!("metric {m:?}: expected \"l2\" or \"ip\""))),
+    };
+    let def = CollectionDef {
+        name,
+        dim: b.dim,
+        metric,
+        index: b.index,
+    };
+    let app2 = app.clone();
+    let name = def.name.clone();
+    let created = blocking(move || Ok(app2.service.create(def)?)).await?;
+    let c = collection(&app, &name)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(describe_json(&c))).into_response())
+}
+
+async fn drop_collection(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiResult {
+    let n = name.clone();
+    if blocking(move || Ok(app.service.drop_collection(&n)?)).await? {
+        Ok(Json(json!({ "dropped": name })).into_response())
+    } else {
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no collection {name:?}"),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBody {
+    vectors: Option<Vec<Vec<f32>>>,
+    texts: Option<Vec<String>>,
+    metadata: Option<Vec<Value>>,
+}
+
+async fn add_items(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let b: AddBody = parse(&body)?;
+    if b.texts.is_some() {
+        return Err(bad(
+            "\"texts\" needs a text model, and this server has none; send \"vectors\"",
+        ));
+    }
+    let vectors = b
+        .vectors
+        .ok_or_else(|| bad("the body needs \"vectors\": [[…], …]"))?;
+    let n = vectors.len();
+    let metadata: Vec<String> = match b.metadata {
+        None => vec!["{}".to_string(); n],
+        Some(m) if m.len() == n => m.iter().map(|v| v.to_string()).collect(),
+        Some(m) => {
+            return Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{} metadata entries for {n} vectors", m.len()),
+            ));
+        }
+    };
+    let flat = rows(&vectors, c.def.dim, "vector")?;
+    let app2 = app.clone();
+    let ids = blocking(move || Ok(app2.service.add(&c, &flat, metadata)?)).await?;
+    Ok(Json(json!({ "ids": ids })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    ids: Vec<Idx>,
+}
+
+async fn delete_items(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let b: DeleteBody = parse(&body)?;
+    let gone = blocking(move || Ok(app.service.delete(&c, &b.ids)?)).await?;
+    Ok(Json(json!({ "deleted": gone })).into_response())
+}
+
+async fn retrain(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let c2 = c.clone();
+    let n = blocking(move || Ok(app.service.retrain(&c2)?)).await?;
+    Ok(
+        Json(json!({ "retrained": name, "ntotal": n, "description": describe_json(&c) }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchBody {
+    vector: Option<Vec<f32>>,
+    vectors: Option<Vec<Vec<f32>>>,
+    text: Option<String>,
+    texts: Option<Vec<String>>,
+    top_k: Option<usize>,
+    min_score: Option<f32>,
+    max_distance: Option<f32>,
+    params: Option<HashMap<String, f64>>,
+    filter_ids: Option<Vec<Idx>>,
+}
+
+async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let b: SearchBody = parse(&body)?;
+    if b.text.is_some() || b.texts.is_some() {
+        return Err(bad(
+            "\"text\" queries need a text model, and this server has none; send \"vector\"",
+        ));
+    }
+    let (queries, single) = match (b.vector, b.vectors) {
+        (Some(v), None) => (vec![v], true),
+        (None, Some(v)) if !v.is_empty() => (v, false),
+        (None, Some(_)) => return Err(bad("\"vectors\" is empty")),
+        _ => {
+            return Err(bad(
+                "the body needs exactly one of \"vector\": […] or \"vectors\": [[…], …]",
+            ));
+        }
+    };
+    let max = app.service.config.max_top_k;
+    let top_k = b.top_k.unwrap_or(10);
+    if top_k == 0 || top_k > max {
+        return Err(bad(format!("top_k must be 1..={max}, got {top_k}")));
+    }
+    let ip = c.def.metric == MetricType::InnerProduct;
+    if b.min_score.is_some() && !ip {
+        return Err(bad(
+            "min_score applies to inner-product collections; use max_distance for l2",
+        ));
+    }
+    if b.max_distance.is_some() && ip {
+        return Err(bad(
+            "max_distance applies to l2 collections; use min_score for ip",
+        ));
+    }
+    let mut opts = SearchOptions {
+        top_k,
+        min_score: b.min_score,
+        max_distance: b.max_distance,
+        filter_ids: b.filter_ids.map(|v| v.into_iter().collect::<HashSet<_>>()),
+        ..Default::default()
+    };
+    for (k, v) in b.params.unwrap_or_default() {
+        let count = || -> Result<usize, ApiError> {
+            if v >= 1.0 && v.fract() == 0.0 && v <= 1e9 {
+                Ok(v as usize)
+            } else {
+                Err(bad(format!("{k} must be a positive integer, got {v}")))
+            }
+        };
+        match k.as_str() {
+            "nprobe" => opts.nprobe = Some(count()?),
+            "efSearch" | "ef_search" => opts.ef_search = Some(count()?),
+            _ => {
+                return Err(bad(format!(
+                    "unknown search parameter {k:?}; expected nprobe or efSearch"
+                )));
+            }
+        }
+    }
+    let flat = rows(&queries, c.def.dim, "query")?;
+    let nq = queries.len();
+    let app2 = app.clone();
+    let hits = blocking(move || Ok(c.search(&flat, &opts)?)).await?;
+    app2.metrics.searched(nq);
+    let results = if single {
+        json!(hits.into_iter().next().unwrap_or_default())
+    } else {
+        json!(hits)
+    };
+    Ok(Json(json!({ "results": results })).into_response())
+}

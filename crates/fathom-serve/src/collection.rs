@@ -1,0 +1,153 @@
+//! A collection in memory: its index and the metadata of its live items, behind one
+//! reader-writer lock so a search sees the index and the metadata of the same moment.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use fathom_core::{Error, IdSelector, Idx, MetricType, Result, SearchParams};
+use fathom_index::{Index, index_factory};
+
+use crate::store::CollectionDef;
+
+/// The index and metadata of one collection, always changed together.
+pub struct Live {
+    /// The index, holding the items' ids (see [`new_index`]).
+    pub index: Box<dyn Index>,
+    /// Metadata (JSON text) of every live item. An id is searchable only when it is
+    /// here: ids deleted from an index that cannot remove them are filtered out.
+    pub meta: HashMap<Idx, String>,
+    /// Where the index was loaded from ("snapshot 3", "rebuilt from the database", …).
+    pub source: String,
+}
+
+/// A named collection.
+pub struct Collection {
+    /// Its definition.
+    pub def: CollectionDef,
+    /// Its state.
+    pub live: RwLock<Live>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Hit {
+    /// 1-based rank.
+    pub rank: usize,
+    /// The item's id.
+    pub id: Idx,
+    /// Inner product (higher is closer) or squared L2 distance (lower is closer).
+    pub score: f32,
+    /// The item's metadata.
+    pub metadata: serde_json::Value,
+}
+
+/// Per-request search options.
+#[derive(Debug, Clone, Default)]
+pub struct SearchOptions {
+    /// Results per query.
+    pub top_k: usize,
+    /// Inner-product collections: drop results scoring below this.
+    pub min_score: Option<f32>,
+    /// L2 collections: drop results farther than this.
+    pub max_distance: Option<f32>,
+    /// IVF lists to probe.
+    pub nprobe: Option<usize>,
+    /// HNSW beam width.
+    pub ef_search: Option<usize>,
+    /// Only these ids.
+    pub filter_ids: Option<HashSet<Idx>>,
+}
+
+struct LiveIds<'a> {
+    meta: &'a HashMap<Idx, String>,
+    only: Option<&'a HashSet<Idx>>,
+}
+
+impl IdSelector for LiveIds<'_> {
+    fn is_member(&self, id: Idx) -> bool {
+        self.meta.contains_key(&id) && self.only.is_none_or(|s| s.contains(&id))
+    }
+}
+
+/// A new, empty index for `def` (checks the factory string). Items carry the service's
+/// ids: IVF indexes store them natively; any other index gets an id map in front.
+pub fn new_index(def: &CollectionDef) -> Result<Box<dyn Index>> {
+    let index = index_factory(def.dim, &def.index, def.metric)?;
+    if index.ids_are_positions() {
+        Ok(Box::new(fathom_index::IndexIdMap::new(index)))
+    } else {
+        Ok(index)
+    }
+}
+
+impl Collection {
+    /// Searches `queries` (rows of `def.dim`).
+    pub fn search(&self, queries: &[f32], opts: &SearchOptions) -> Result<Vec<Vec<Hit>>> {
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        if live.meta.is_empty() || !live.index.is_trained() {
+            return Ok(vec![Vec::new(); queries.len() / self.def.dim.max(1)]);
+        }
+        let sel = LiveIds {
+            meta: &live.meta,
+            only: opts.filter_ids.as_ref(),
+        };
+        let mut params = SearchParams::default().with_selector(&sel);
+        params.nprobe = opts.nprobe;
+        params.ef_search = opts.ef_search;
+        let res = live.index.search_with(queries, opts.top_k, &params)?;
+        let ip = self.def.metric == MetricType::InnerProduct;
+        Ok(res
+            .labels
+            .chunks(opts.top_k)
+            .zip(res.distances.chunks(opts.top_k))
+            .map(|(labels, scores)| {
+                labels
+                    .iter()
+                    .zip(scores)
+                    .filter(|&(&id, &s)| {
+                        id >= 0
+                            && opts.min_score.is_none_or(|m| !ip || s >= m)
+                            && opts.max_distance.is_none_or(|m| ip || s <= m)
+                    })
+                    .filter_map(|(&id, &score)| {
+                        let text = live.meta.get(&id)?;
+                        Some((id, score, text))
+                    })
+                    .enumerate()
+                    .map(|(i, (id, score, text))| Hit {
+                        rank: i + 1,
+                        id,
+                        score,
+                        metadata: serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// Adds `vectors` with ids `first..` to `index`, training it on them first when it is
+/// untrained (the first batch of an IVF or PQ collection trains it).
+pub fn add_to_index(index: &mut dyn Index, vectors: &[f32], first: Idx) -> Result<()> {
+    if !index.is_trained() {
+        index.train(vectors).map_err(|e| {
+            e.context(
+                "the collection's index is untrained and learns from its first batch, \
+                 which must be large enough",
+            )
+        })?;
+    }
+    let n = vectors.len() / index.dim();
+    let ids: Vec<Idx> = (first..first + n as Idx).collect();
+    index.add_with_ids(vectors, &ids)
+}
+
+/// Removes `ids` from `index` when it supports removal; an index that cannot remove
+/// (HNSW) keeps them, and searches skip them because their metadata is gone.
+pub fn remove_from_index(index: &mut dyn Index, ids: &[Idx]) -> Result<()> {
+    let sel = fathom_core::IdSelectorBatch::new(ids.iter().copied());
+    match index.remove_ids(&sel) {
+        Ok(_) | Err(Error::Unsupported(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,43 @@
+//! # fathom-serve
+//!
+//! The search service, a layer above the library (`fathom-index` for the indexes,
+//! `fathom-io` for Faiss-format index files) and below the `fathom` binary, which runs it
+//! as `fathom serve`.
+//!
+//! - [`store`]: the durable record, one SQLite database of collections and items (id,
+//!   vector, metadata) — the source of truth.
+//! - [`collection`]: a collection in memory, its index and its live items' metadata
+//!   behind one lock, so a search never sees an id without its metadata or the reverse.
+//! - [`service`]: operations (create, add, delete, retrain, snapshot) and the start-up
+//!   check that loads the newest good snapshot, replays what came after it and falls back
+//!   to older snapshots or a rebuild, saying so.
+//! - [`snapshot`]: snapshot directories with checksummed manifests.
+//! - [`api`] / [`openapi`] / [`metrics`]: the HTTP JSON API (axum), its description,
+//!   Prometheus metrics; [`server`]: running it until SIGTERM.
+//!
+//! ```
+//! use fathom_serve::{ServeConfig, store::CollectionDef};
+//! use fathom_core::MetricType;
+//! let dir = tempfile::tempdir().unwrap();
+//! let app = fathom_serve::server::open(ServeConfig::new(dir.path())).unwrap();
+//! app.service.create(CollectionDef {
+//!     name: "docs".into(), dim: 2, metric: MetricType::L2, index: "Flat".into(),
+//! }).unwrap();
+//! let docs = app.service.get("docs").unwrap();
+//! let ids = app.service.add(&docs, &[0.0, 0.0, 1.0, 1.0], vec![r#"{"t":"a"}"#.into(), r#"{"t":"b"}"#.into()]).unwrap();
+//! let opts = fathom_serve::collection::SearchOptions { top_k: 1, ..Default::default() };
+//! let hits = docs.search(&[0.9, 0.9], &opts).unwrap();
+//! assert_eq!(hits[0][0].id, ids[1]);
+//! assert_eq!(hits[0][0].metadata["t"], "b");
+//! ```
+
+pub mod api;
+pub mod collection;
+pub mod metrics;
+pub mod openapi;
+pub mod server;
+pub mod service;
+pub mod snapshot;
+pub mod store;
+
+pub use service::{ServeConfig, Service};

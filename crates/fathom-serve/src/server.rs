@@ -1,0 +1,108 @@
+//! Running the service: bind, serve until SIGTERM or Ctrl-C (in-flight requests drain),
+//! snapshot on a schedule and once more on the way out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fathom_core::{Error, Result};
+
+use crate::api::{App, router};
+use crate::metrics::Metrics;
+use crate::service::{ServeConfig, Service};
+use crate::store::CollectionDef;
+
+/// Opens the service over `config.data_dir`.
+pub fn open(config: ServeConfig) -> Result<Arc<App>> {
+    Ok(Arc::new(App {
+        service: Service::open(config)?,
+        metrics: Metrics::default(),
+    }))
+}
+
+/// Adds the built-in demo collection `demo` (2 000 items of dimension 4, metadata
+/// `{"name": "item-<i>", "group": <i % 10>}`) when it does not exist.
+pub fn add_demo(app: &App) -> Result<()> {
+    let def = CollectionDef {
+        name: "demo".into(),
+        dim: 4,
+        metric: fathom_core::MetricType::L2,
+        index: "Flat".into(),
+    };
+    if !app.service.create(def)? {
+        return Ok(());
+    }
+    let c = app.service.get("demo").expect("just created");
+    let n = 2000;
+    // SplitMix64: well-spread coordinates in [0, 1).
+    let vectors: Vec<f32> = (0..n * 4u64)
+        .map(|i| {
+            let mut z = i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect();
+    let meta = (0..n)
+        .map(|i| serde_json::json!({ "name": format!("item-{i}"), "group": i % 10 }).to_string())
+        .collect();
+    app.service.add(&c, &vectors, meta)?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Serves `app` on `addr` until SIGTERM / Ctrl-C, snapshotting every `every` (if any)
+/// and when stopping. `ready` hears the bound address.
+pub async fn serve(
+    app: Arc<App>,
+    addr: SocketAddr,
+    every: Option<Duration>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::invalid(format!("cannot listen on {addr}: {e}")))?;
+    ready(listener.local_addr()?);
+    if let Some(every) = every.filter(|d| !d.is_zero()) {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let app = app.clone();
+                match tokio::task::spawn_blocking(move || app.service.snapshot()).await {
+                    Ok(Ok(p)) => eprintln!("fathom serve: snapshot {}", p.display()),
+                    Ok(Err(e)) => eprintln!("fathom serve: snapshot failed: {e}"),
+                    Err(e) => eprintln!("fathom serve: snapshot task failed: {e}"),
+                }
+            }
+        });
+    }
+    axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    eprintln!("fathom serve: stopping; writing a final snapshot");
+    let p = tokio::task::spawn_blocking(move || app.service.snapshot())
+        .await
+        .map_err(|e| Error::invalid(format!("snapshot task failed: {e}")))??;
+    eprintln!("fathom serve: snapshot {}", p.display());
+    Ok(())
+}

@@ -1,0 +1,590 @@
+//! The HTTP API end to end, in process (tower's `oneshot` on the router): results against
+//! brute force, metadata with every hit, bad input with the statuses the API promises,
+//! and random bodies that must never panic the server or put index and metadata out of
+//! step.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use fathom_index::{Index, IndexFlat};
+use fathom_serve::ServeConfig;
+use fathom_serve::api::{App, router};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn open(dir: &std::path::Path) -> Arc<App> {
+    let mut config = ServeConfig::new(dir);
+    config.max_top_k = 100;
+    config.max_body_bytes = 1 << 20;
+    fathom_serve::server::open(config).unwrap()
+}
+
+async fn call(
+    app: &Arc<App>,
+    method: &str,
+    uri: &str,
+    body: impl Into<Body>,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap();
+    let resp = router(app.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, v)
+}
+
+async fn json_call(app: &Arc<App>, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+    call(app, method, uri, body.to_string()).await
+}
+
+fn data(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
+    let flat = fathom_tests_data(n * d, seed);
+    flat.chunks(d).map(|c| c.to_vec()).collect()
+}
+
+fn fathom_tests_data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn collections_items_and_search_against_brute_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path());
+    let (s, v) = json_call(
+        &app,
+        "PUT",
+        "/collections/docs",
+        json!({"dim": 8, "index": "Flat"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _) = json_call(
+        &app,
+        "PUT",
+        "/collections/docs",
+        json!({"dim": 8, "index": "Flat"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "same definition again is fine");
+    let (s, v) = json_call(&app, "PUT", "/collections/docs", json!({"dim": 9})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+    let xs = data(500, 8, 1);
+    let meta: Vec<Value> = (0..500)
+        .map(|i| json!({"title": format!("doc {i}")}))
+        .collect();
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/docs/items",
+        json!({"vectors": xs, "metadata": meta}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ids: Vec<i64> = serde_json::from_value(v["ids"].clone()).unwrap();
+    assert_eq!(ids, (0..500).collect::<Vec<_>>());
+
+    let mut exact = IndexFlat::new_l2(8).unwrap();
+    exact.add(&xs.concat()).unwrap();
+    let qs = data(20, 8, 2);
+    let want = exact.search(&qs.concat(), 5).unwrap();
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/docs/search",
+        json!({"vectors": qs, "top_k": 5}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (q, row) in v["results"].as_array().unwrap().iter().enumerate() {
+        for (r, hit) in row.as_array().unwrap().iter().enumerate() {
+            let id = hit["id"].as_i64().unwrap();
+            assert_eq!(id, want.labels[q * 5 + r]);
+            assert_eq!(hit["rank"], r + 1);
+            assert_eq!(hit["metadata"]["title"], format!("doc {id}"));
+            let d = hit["score"].as_f64().unwrap() as f32;
+            assert!((d - want.distances[q * 5 + r]).abs() < 1e-5);
+        }
+    }
+    // One query, a filter and a distance bound.
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/docs/search",
+        json!({"vector": qs[0], "top_k": 3, "filter_ids": [7, 8, 9, 10], "max_distance": 1e9}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let hits = v["results"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(
+        hits.iter()
+            .all(|h| (7..=10).contains(&h["id"].as_i64().unwrap()))
+    );
+
+    // Delete: the deleted ids are gone from results.
+    let top = want.labels[0];
+    let (s, v) = json_call(
+        &app,
+        "DELETE",
+        "/collections/docs/items",
+        json!({"ids": [top, 9999]}),
+    )
+    .await;
+    assert_eq!((s, v["deleted"].clone()), (StatusCode::OK, json!([top])));
+    let (_, v) = json_call(
+        &app,
+        "POST",
+        "/collections/docs/search",
+        json!({"vector": qs[0], "top_k": 5}),
+    )
+    .await;
+    assert!(
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["id"] != top)
+    );
+    let (_, v) = call(&app, "GET", "/collections/docs", Body::empty()).await;
+    assert_eq!(
+        (v["items"].clone(), v["ntotal"].clone()),
+        (json!(499), json!(499))
+    );
+
+    let (s, _) = call(&app, "DELETE", "/collections/docs", Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&app, "GET", "/collections/docs", Body::empty()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn graph_and_ivf_collections() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path());
+    // HNSW cannot remove: deleted items are filtered out.
+    json_call(
+        &app,
+        "PUT",
+        "/collections/g",
+        json!({"dim": 8, "index": "HNSW16", "metric": "ip"}),
+    )
+    .await;
+    let xs = data(300, 8, 3);
+    json_call(&app, "POST", "/collections/g/items", json!({"vectors": xs})).await;
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/g/search",
+        json!({"vector": xs[5], "top_k": 1, "params": {"efSearch": 64}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let best = v["results"][0]["id"].as_i64().unwrap();
+    json_call(
+        &app,
+        "DELETE",
+        "/collections/g/items",
+        json!({"ids": [best]}),
+    )
+    .await;
+    let (_, v) = json_call(
+        &app,
+        "POST",
+        "/collections/g/search",
+        json!({"vector": xs[5], "top_k": 10, "min_score": -1e9}),
+    )
+    .await;
+    assert!(
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["id"] != best)
+    );
+    assert_eq!(v["results"].as_array().unwrap().len(), 10);
+
+    // IVF: a first batch too small to train is refused and leaves nothing behind.
+    json_call(
+        &app,
+        "PUT",
+        "/collections/ivf",
+        json!({"dim": 8, "index": "IVF16,SQ8"}),
+    )
+    .await;
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/ivf/items",
+        json!({"vectors": data(5, 8, 4)}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("first batch"), "{v}");
+    let xs = data(2000, 8, 5);
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/ivf/items",
+        json!({"vectors": xs}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["ids"][0], 0, "the refused batch used no ids");
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/ivf/search",
+        json!({"vector": xs[3], "top_k": 1, "params": {"nprobe": 16}}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["results"][0]["id"].clone()),
+        (StatusCode::OK, json!(3))
+    );
+    let (_, h) = call(&app, "GET", "/health", Body::empty()).await;
+    let ivf = h["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ivf")
+        .unwrap()
+        .clone();
+    assert!(ivf["imbalance_factor"].as_f64().unwrap() >= 1.0, "{h}");
+    let (s, v) = call(&app, "POST", "/collections/ivf/retrain", Body::empty()).await;
+    assert_eq!(
+        (s, v["ntotal"].clone()),
+        (StatusCode::OK, json!(2000)),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_promised_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path());
+    json_call(&app, "PUT", "/collections/c", json!({"dim": 4})).await;
+    json_call(
+        &app,
+        "POST",
+        "/collections/c/items",
+        json!({"vectors": [[0, 0, 0, 1], [1, 0, 0, 0]]}),
+    )
+    .await;
+    let big = "x".repeat(2 << 20);
+    for (method, uri, body, want) in [
+        (
+            "POST",
+            "/collections/c/search",
+            "{\"vector\": [1, 2",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            "not json",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3, 4], "top_k": 0}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3, 4], "top_k": 101}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3, 1e40]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3, 4], "params": {"nprob": 3}}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3, 4], "params": {"nprobe": 0}}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3, 4], "min_score": 0.5}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"text": "hello"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3, 4], "vectors": [[1, 2, 3, 4]]}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 2, 3, 4], "bogus": 1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/collections/nope/search",
+            r#"{"vector": [1, 2, 3, 4]}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/collections/c/items",
+            r#"{"vectors": [[1, 2, 3]]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/collections/c/items",
+            r#"{"vectors": [[1, 2, 3, 4]], "metadata": [{}, {}]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/collections/c/items",
+            r#"{"texts": ["a"]}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "DELETE",
+            "/collections/c/items",
+            r#"{"ids": "x"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/collections/bad%20name",
+            r#"{"dim": 4}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/collections/x",
+            r#"{"dim": 4, "index": "IVF16,Flatt"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/collections/x",
+            r#"{"dim": 10, "index": "PQ4"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/collections/x",
+            r#"{"dim": 4, "metric": "cosine"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/collections/x",
+            r#"{"dim": 0}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("GET", "/nowhere", "", StatusCode::NOT_FOUND),
+    ] {
+        let (s, v) = call(&app, method, uri, body.to_string()).await;
+        assert_eq!(s, want, "{method} {uri} {body}: {v}");
+        assert!(v["error"].is_string(), "{method} {uri} {body}: {v}");
+    }
+    let (s, _) = call(&app, "POST", "/collections/c/items", big).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // Nothing above changed the collection.
+    let (_, v) = call(&app, "GET", "/collections/c", Body::empty()).await;
+    assert_eq!(
+        (v["items"].clone(), v["ntotal"].clone()),
+        (json!(2), json!(2))
+    );
+}
+
+#[tokio::test]
+async fn metrics_and_openapi_describe_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path());
+    json_call(&app, "PUT", "/collections/m", json!({"dim": 2})).await;
+    json_call(
+        &app,
+        "POST",
+        "/collections/m/items",
+        json!({"vectors": [[0, 1], [1, 0], [1, 1]]}),
+    )
+    .await;
+    json_call(
+        &app,
+        "POST",
+        "/collections/m/search",
+        json!({"vectors": [[0, 1], [1, 1]]}),
+    )
+    .await;
+    let (s, text) = call(&app, "GET", "/metrics", Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = text.as_str().unwrap().to_string();
+    for want in [
+        r#"fathom_http_requests_total{route="/collections/{name}/search",method="POST",status="200"} 1"#,
+        "fathom_http_request_duration_seconds_bucket",
+        "fathom_http_requests_in_flight",
+        "fathom_search_queries_total 2",
+        r#"fathom_collection_vectors{collection="m"} 3"#,
+    ] {
+        assert!(text.contains(want), "missing {want} in\n{text}");
+    }
+    let (_, doc) = call(&app, "GET", "/openapi.json", Body::empty()).await;
+    for path in [
+        "/health",
+        "/metrics",
+        "/collections/{name}",
+        "/collections/{name}/items",
+        "/collections/{name}/search",
+        "/collections/{name}/retrain",
+        "/snapshot",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
+}
+
+/// Random bodies at every route: never a 5xx or a panic, and afterwards every
+/// collection's index holds exactly its items.
+#[tokio::test]
+async fn random_bodies_never_break_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path());
+    json_call(
+        &app,
+        "PUT",
+        "/collections/f",
+        json!({"dim": 3, "index": "HNSW8"}),
+    )
+    .await;
+    json_call(
+        &app,
+        "PUT",
+        "/collections/v",
+        json!({"dim": 3, "index": "IVF4,Flat"}),
+    )
+    .await;
+    let mut rng = 0x1234_5678_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let fragments = [
+        r#""vector""#,
+        r#""vectors""#,
+        r#""top_k""#,
+        r#""ids""#,
+        r#""metadata""#,
+        r#""params""#,
+        r#""nprobe""#,
+        r#""filter_ids""#,
+        r#""min_score""#,
+        r#""max_distance""#,
+        r#""dim""#,
+        r#""index""#,
+        "[",
+        "]",
+        "{",
+        "}",
+        ":",
+        ",",
+        "1",
+        "-1",
+        "0",
+        "3",
+        "1e309",
+        "0.5",
+        "null",
+        "true",
+        r#""IVF2,Flat""#,
+        r#""HNSW4""#,
+        "[0.1,0.2,0.3]",
+        "[[1,2,3]]",
+        "[[1,2,3],[4,5,6],[7,8,9],[1,1,1],[2,2,2]]",
+        "\"\u{1F600}\"",
+        "999999999999999999999",
+    ];
+    let routes = [
+        ("POST", "/collections/f/search"),
+        ("POST", "/collections/v/search"),
+        ("POST", "/collections/f/items"),
+        ("POST", "/collections/v/items"),
+        ("DELETE", "/collections/f/items"),
+        ("DELETE", "/collections/v/items"),
+        ("PUT", "/collections/z"),
+        ("POST", "/collections/v/retrain"),
+    ];
+    for i in 0..1500 {
+        let body: String = if i % 5 == 0 {
+            (0..next() % 64)
+                .map(|_| (next() % 256) as u8 as char)
+                .collect()
+        } else {
+            let mut s = String::new();
+            if next() % 3 > 0 {
+                s.push('{');
+            }
+            for _ in 0..next() % 12 {
+                s.push_str(fragments[(next() % fragments.len() as u64) as usize]);
+            }
+            if next() % 3 > 0 {
+                s.push('}');
+            }
+            s
+        };
+        let (method, uri) = routes[(next() % routes.len() as u64) as usize];
+        let (s, v) = call(&app, method, uri, body.clone()).await;
+        assert!(!s.is_server_error(), "{method} {uri} {body:?}: {s} {v}");
+    }
+    for c in app.service.list() {
+        let live = c.live.read().unwrap();
+        let indexed = live.index.ntotal();
+        let items = live.meta.len();
+        if c.def.index.starts_with("HNSW") {
+            assert!(indexed >= items, "{}: {indexed} < {items}", c.def.name);
+        } else {
+            assert_eq!(indexed, items, "{}", c.def.name);
+        }
+    }
+}
