@@ -19,12 +19,17 @@
 //!   the figures of the "choosing an index" guide: `fathom tune` on each candidate
 //!   factory string (build time, bytes per vector on disk, the fastest setting reaching the
 //!   target and its QPS), as a markdown table.
+//! - `cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10]
+//!   [--index HNSW32] [--ef 64]`: `fathom serve` under load over loopback (keep-alive
+//!   HTTP/1.1 clients searching while a writer adds), QPS, P50/P95/P99, errors, memory,
+//!   and a check that every acknowledged add is there.
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
 mod guide;
 mod hnsw;
 mod io;
+mod serve_load;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -49,12 +54,17 @@ fn main() {
             println!("{}", table.join("\n"));
             Ok(())
         }),
+        Some("serve-load") => build_fathom().and_then(|fathom| {
+            let table = serve_load::serve_load(&args[1..], &fathom)?;
+            println!("{}", table.join("\n"));
+            Ok(())
+        }),
         Some("hnsw") => setup(&args[1..]).and_then(|(py, data, fathom)| {
             let table = hnsw::hnsw(&args[1..], &py, &fathom, &data)?;
             println!("{}", table.join("\n"));
             Ok(())
         }),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask gemm [--threads N]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask gemm [--threads N]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");
@@ -212,6 +222,11 @@ fn setup(args: &[String]) -> Res<(PathBuf, PathBuf, PathBuf)> {
         }
         run_ok(&mut cmd, "gen_data.py")?;
     }
+    Ok((py, data, build_fathom()?))
+}
+
+/// Builds the release `fathom` binary; returns its path.
+fn build_fathom() -> Res<PathBuf> {
     run_ok(
         Command::new("cargo").current_dir(root()).args([
             "build",
@@ -222,7 +237,7 @@ fn setup(args: &[String]) -> Res<(PathBuf, PathBuf, PathBuf)> {
         ]),
         "cargo build --release",
     )?;
-    Ok((py, data, root().join("target/release/fathom")))
+    Ok(root().join("target/release/fathom"))
 }
 
 fn bench(args: &[String]) -> Res<()> {

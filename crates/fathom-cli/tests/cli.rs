@@ -364,3 +364,81 @@ fn tune_finds_applies_and_saves_a_setting_meeting_the_goal() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// One HTTP/1.1 request over a fresh connection: (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_answers_the_readme_curl_and_snapshots_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = fathom()
+        .args(["serve", "--port", "0", "--demo", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    let try_line = lines.next().unwrap().unwrap();
+    assert!(try_line.contains("/collections/demo/search"), "{try_line}");
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/collections/demo/search",
+        r#"{"vector": [0.1, 0.2, 0.3, 0.4], "top_k": 3}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 3);
+    assert!(v["results"][0]["metadata"]["name"].is_string(), "{v}");
+    let (status, body) = http(&addr, "GET", "/health", "");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"demo\""), "{body}");
+    // SIGTERM: drains and writes a final snapshot.
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snaps: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snap-"))
+        .collect();
+    assert_eq!(snaps.len(), 1);
+    assert!(snaps[0].path().join("manifest.json").exists());
+}

@@ -29,6 +29,9 @@ pub struct App {
     pub service: Service,
     /// Its metrics.
     pub metrics: Metrics,
+    /// Searches running at once: one per core. More would only share the cores and
+    /// lengthen every search; waiting ones queue here, off the threads.
+    pub search_slots: tokio::sync::Semaphore,
 }
 
 /// An error answer: a status and `{"error": message}`.
@@ -409,6 +412,12 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
     let flat = rows(&queries, c.def.dim, "query")?;
     let nq = queries.len();
     let app2 = app.clone();
+    let _slot = app.search_slots.acquire().await.map_err(|e| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("shutting down: {e}"),
+        )
+    })?;
     let hits = blocking(move || Ok(c.search(&flat, &opts)?)).await?;
     app2.metrics.searched(nq);
     let results = if single {

@@ -18,6 +18,9 @@ pub struct Live {
     pub meta: HashMap<Idx, String>,
     /// Where the index was loaded from ("snapshot 3", "rebuilt from the database", …).
     pub source: String,
+    /// Vectors in the index whose items were deleted (an index that cannot remove keeps
+    /// them). While there are none, searches need no filter.
+    pub hidden: usize,
 }
 
 /// A named collection.
@@ -91,7 +94,13 @@ impl Collection {
             meta: &live.meta,
             only: opts.filter_ids.as_ref(),
         };
-        let mut params = SearchParams::default().with_selector(&sel);
+        // A filter costs a hash lookup per candidate and, for graphs, a slower walk: only
+        // when something must be hidden.
+        let mut params = if live.hidden > 0 || opts.filter_ids.is_some() {
+            SearchParams::default().with_selector(&sel)
+        } else {
+            SearchParams::default()
+        };
         params.nprobe = opts.nprobe;
         params.ef_search = opts.ef_search;
         let res = live.index.search_with(queries, opts.top_k, &params)?;
@@ -142,12 +151,13 @@ pub fn add_to_index(index: &mut dyn Index, vectors: &[f32], first: Idx) -> Resul
     index.add_with_ids(vectors, &ids)
 }
 
-/// Removes `ids` from `index` when it supports removal; an index that cannot remove
-/// (HNSW) keeps them, and searches skip them because their metadata is gone.
-pub fn remove_from_index(index: &mut dyn Index, ids: &[Idx]) -> Result<()> {
-    let sel = fathom_core::IdSelectorBatch::new(ids.iter().copied());
-    match index.remove_ids(&sel) {
-        Ok(_) | Err(Error::Unsupported(_)) => Ok(()),
+/// Removes the vectors `sel` selects from `index` when it supports removal; returns how
+/// many stay behind (an index that cannot remove, HNSW, keeps them all, and searches skip
+/// them because their metadata is gone).
+pub fn remove_from_index(index: &mut dyn Index, sel: &dyn IdSelector, n: usize) -> Result<usize> {
+    match index.remove_ids(sel) {
+        Ok(_) => Ok(0),
+        Err(Error::Unsupported(_)) => Ok(n),
         Err(e) => Err(e),
     }
 }

@@ -14,9 +14,11 @@ use crate::store::CollectionDef;
 
 /// Opens the service over `config.data_dir`.
 pub fn open(config: ServeConfig) -> Result<Arc<App>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(Arc::new(App {
         service: Service::open(config)?,
         metrics: Metrics::default(),
+        search_slots: tokio::sync::Semaphore::new(cores),
     }))
 }
 

@@ -190,6 +190,7 @@ impl Service {
                     index,
                     meta: HashMap::new(),
                     source: "created".into(),
+                    hidden: 0,
                 }),
             }),
         );
@@ -230,7 +231,8 @@ impl Service {
         for id in &gone {
             live.meta.remove(id);
         }
-        remove_from_index(&mut *live.index, &gone)?;
+        let sel = fathom_core::IdSelectorBatch::new(gone.iter().copied());
+        live.hidden += remove_from_index(&mut *live.index, &sel, gone.len())?;
         Ok(gone)
     }
 
@@ -243,6 +245,7 @@ impl Service {
         let n = index.ntotal();
         let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
         live.index = index;
+        live.hidden = 0;
         live.source = "retrained from the database".into();
         Ok(n)
     }
@@ -377,11 +380,12 @@ fn load_collection(
                 replayed += 1;
                 add_to_index(&mut *ix, &it.vector, it.id)
             })?;
-            let _ = ix.remove_ids(&NotLive(&meta));
-            Ok((ix, replayed))
+            let stale = ix.ntotal().saturating_sub(meta.len());
+            let hidden = remove_from_index(&mut *ix, &NotLive(&meta), stale)?;
+            Ok((ix, replayed, hidden))
         });
         match loaded {
-            Ok((index, replayed)) => {
+            Ok((index, replayed, hidden)) => {
                 let mut source = format!("snapshot {seq}, {replayed} items replayed");
                 if !failures.is_empty() {
                     source += &format!(" (newer snapshots failed: {})", failures.join("; "));
@@ -391,6 +395,7 @@ fn load_collection(
                     index,
                     meta,
                     source,
+                    hidden,
                 });
             }
             Err(e) => failures.push(format!("snapshot {seq}: {e}")),
@@ -410,6 +415,7 @@ fn load_collection(
         index,
         meta,
         source,
+        hidden: 0,
     })
 }
 

@@ -1,0 +1,273 @@
+//! `cargo xtask serve-load`: `fathom serve` under load over loopback. Builds a collection
+//! through the API, then `--clients` keep-alive HTTP/1.1 connections search as fast as
+//! they can for `--secs` while a writer adds `--writes` items a second; reports QPS,
+//! latency percentiles, errors, the server's memory, and checks that no add was lost.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::{Res, opt};
+
+/// A keep-alive HTTP/1.1 connection.
+struct Conn {
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn new(addr: &str) -> Res<Self> {
+        let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_nodelay(true).ok();
+        Ok(Conn {
+            r: BufReader::new(s),
+        })
+    }
+
+    fn call(&mut self, method: &str, path: &str, body: &str) -> Res<(u16, String)> {
+        let s = self.r.get_mut();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .and_then(|_| s.write_all(body.as_bytes()))
+        .map_err(|e| format!("send: {e}"))?;
+        let mut line = String::new();
+        self.r
+            .read_line(&mut line)
+            .map_err(|e| format!("read: {e}"))?;
+        let status: u16 = line
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {line:?}"))?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.r
+                .read_line(&mut line)
+                .map_err(|e| format!("read: {e}"))?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut buf = vec![0u8; len];
+        self.r
+            .read_exact(&mut buf)
+            .map_err(|e| format!("read body: {e}"))?;
+        Ok((status, String::from_utf8_lossy(&buf).into_owned()))
+    }
+}
+
+fn random_vectors(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            (0..d)
+                .map(|_| {
+                    s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let mut z = s;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn rss_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with(field))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+pub fn serve_load(args: &[String], fathom: &Path) -> Res<Vec<String>> {
+    let num = |name: &str, default: usize| -> Res<usize> {
+        opt(args, name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("{name} takes a number"))
+        })
+    };
+    let (n, d, clients, secs, writes) = (
+        num("--n", 100_000)?,
+        num("--d", 384)?,
+        num("--clients", 32)?,
+        num("--secs", 60)?,
+        num("--writes", 10)?,
+    );
+    let index = opt(args, "--index").unwrap_or_else(|| "HNSW32".into());
+    let ef = num("--ef", 64)?;
+    let dir = crate::root().join("target/serve-load");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(fathom)
+        .args(["serve", "--port", "0", "--snapshot-secs", "0", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("fathom serve: {e}"))?;
+    let pid = child.id();
+    let first = BufReader::new(child.stdout.take().ok_or("no stdout")?)
+        .lines()
+        .next()
+        .ok_or("fathom serve printed nothing")?
+        .map_err(|e| e.to_string())?;
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .ok_or_else(|| format!("no address in {first:?}"))?
+        .to_string();
+    let result = (|| -> Res<Vec<String>> {
+        let mut c = Conn::new(&addr)?;
+        let (s, b) = c.call(
+            "PUT",
+            "/collections/bench",
+            &format!(r#"{{"dim": {d}, "index": "{index}"}}"#),
+        )?;
+        if s >= 300 {
+            return Err(format!("create: {s} {b}"));
+        }
+        let t0 = Instant::now();
+        let batch = 2000;
+        for start in (0..n).step_by(batch) {
+            let m = batch.min(n - start);
+            let body = serde_json::json!({ "vectors": random_vectors(m, d, start as u64 + 1) })
+                .to_string();
+            let (s, b) = c.call("POST", "/collections/bench/items", &body)?;
+            if s != 200 {
+                return Err(format!("add: {s} {b}"));
+            }
+            eprint!("\rxtask: added {} / {n}", start + m);
+        }
+        let build_s = t0.elapsed().as_secs_f64();
+        eprintln!(" in {build_s:.1} s");
+        let rss_loaded = rss_mib(pid, "VmRSS:");
+        let bodies: Arc<Vec<String>> = Arc::new(
+            random_vectors(256, d, 999_999)
+                .into_iter()
+                .map(|q| {
+                    serde_json::json!({ "vector": q, "top_k": 10, "params": {"efSearch": ef, "nprobe": 16} })
+                        .to_string()
+                })
+                .collect(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let errors = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..clients)
+            .map(|w| {
+                let (addr, bodies, stop, errors) =
+                    (addr.clone(), bodies.clone(), stop.clone(), errors.clone());
+                std::thread::spawn(move || -> Res<Vec<f64>> {
+                    let mut c = Conn::new(&addr)?;
+                    let mut lat = Vec::new();
+                    let mut i = w;
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        match c.call(
+                            "POST",
+                            "/collections/bench/search",
+                            &bodies[i % bodies.len()],
+                        ) {
+                            Ok((200, _)) => lat.push(t.elapsed().as_secs_f64() * 1e3),
+                            Ok(_) => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                                c = Conn::new(&addr)?;
+                            }
+                        }
+                        i += clients;
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        let writer = {
+            let (addr, stop, errors) = (addr.clone(), stop.clone(), errors.clone());
+            std::thread::spawn(move || -> Res<usize> {
+                let mut c = Conn::new(&addr)?;
+                let mut acked = 0usize;
+                let period = Duration::from_secs_f64(1.0 / writes.max(1) as f64);
+                let mut next = Instant::now();
+                let mut k = 0u64;
+                while writes > 0 && !stop.load(Ordering::Relaxed) {
+                    next += period;
+                    let body = serde_json::json!({
+                        "vectors": random_vectors(1, d, 5_000_000 + k),
+                        "metadata": [{"written": k}],
+                    })
+                    .to_string();
+                    match c.call("POST", "/collections/bench/items", &body) {
+                        Ok((200, _)) => acked += 1,
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    k += 1;
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+                Ok(acked)
+            })
+        };
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs as u64));
+        stop.store(true, Ordering::Relaxed);
+        let mut lat = Vec::new();
+        for w in workers {
+            lat.extend(w.join().map_err(|_| "client thread panicked")??);
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let acked = writer.join().map_err(|_| "writer panicked")??;
+        lat.sort_by(f64::total_cmp);
+        let (s, b) = c.call("GET", "/collections/bench", "")?;
+        let v: serde_json::Value = serde_json::from_str(&b).map_err(|e| format!("{s} {b}: {e}"))?;
+        let items = v["items"].as_u64().unwrap_or(0) as usize;
+        let rss_peak = rss_mib(pid, "VmHWM:");
+        Ok(vec![
+            format!(
+                "fathom serve, {index} (efSearch {ef}), {n} × {d} added through the API in \
+                 {build_s:.1} s; {clients} clients for {secs} s over loopback while a writer \
+                 adds {writes} items/s"
+            ),
+            String::new(),
+            "| QPS | P50 ms | P95 ms | P99 ms | max ms | errors | adds acked | items after | RSS loaded MiB | peak RSS MiB |".into(),
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into(),
+            format!(
+                "| {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {acked} | {items} ({}) | {rss_loaded:.0} | {rss_peak:.0} |",
+                lat.len() as f64 / elapsed,
+                percentile(&lat, 0.50),
+                percentile(&lat, 0.95),
+                percentile(&lat, 0.99),
+                lat.last().copied().unwrap_or(f64::NAN),
+                errors.load(Ordering::Relaxed),
+                if items == n + acked { "none lost" } else { "MISMATCH" },
+            ),
+        ])
+    })();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    result
+}
