@@ -32,6 +32,38 @@ pub struct App {
     /// Searches running at once: one per core. More would only share the cores and
     /// lengthen every search; waiting ones queue here, off the threads.
     pub search_slots: tokio::sync::Semaphore,
+    /// The text model, when the server has one: `"text"` queries and `"texts"` items.
+    pub embedder: Option<Arc<dyn crate::embed::Embedder>>,
+}
+
+/// Embeds `texts` for collection `c` on the blocking pool; 400 without a model, 422 when
+/// the model's dimension is not the collection's.
+async fn embed_for(
+    app: &Arc<App>,
+    c: &Collection,
+    texts: Vec<String>,
+) -> Result<Vec<f32>, ApiError> {
+    let Some(e) = app.embedder.clone() else {
+        return Err(bad(
+            "text needs a text model, and this server has none (start it with --model DIR); \
+             send vectors",
+        ));
+    };
+    if e.dim() != c.def.dim {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "the text model {} makes {}-d vectors; the collection expects {}",
+                e.name(),
+                e.dim(),
+                c.def.dim
+            ),
+        ));
+    }
+    if texts.is_empty() {
+        return Err(bad("no texts given"));
+    }
+    blocking(move || Ok(e.embed(&texts)?)).await
 }
 
 /// An error answer: a status and `{"error": message}`.
@@ -153,7 +185,11 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
 
 async fn health(State(app): State<Arc<App>>) -> ApiResult {
     let app2 = app.clone();
-    let h = blocking(move || Ok(app2.service.health())).await?;
+    let mut h = blocking(move || Ok(app2.service.health())).await?;
+    h["text_model"] = app
+        .embedder
+        .as_ref()
+        .map_or(Value::Null, |e| json!(e.name()));
     Ok(Json(h).into_response())
 }
 
@@ -284,26 +320,35 @@ async fn add_items(
 ) -> ApiResult {
     let c = collection(&app, &name)?;
     let b: AddBody = parse(&body)?;
-    if b.texts.is_some() {
-        return Err(bad(
-            "\"texts\" needs a text model, and this server has none; send \"vectors\"",
-        ));
-    }
-    let vectors = b
-        .vectors
-        .ok_or_else(|| bad("the body needs \"vectors\": [[…], …]"))?;
-    let n = vectors.len();
-    let metadata: Vec<String> = match b.metadata {
-        None => vec!["{}".to_string(); n],
-        Some(m) if m.len() == n => m.iter().map(|v| v.to_string()).collect(),
-        Some(m) => {
-            return Err(ApiError(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{} metadata entries for {n} vectors", m.len()),
+    let (flat, n, texts) = match (b.vectors, b.texts) {
+        (Some(v), None) => (rows(&v, c.def.dim, "vector")?, v.len(), None),
+        (None, Some(t)) => {
+            let n = t.len();
+            (embed_for(&app, &c, t.clone()).await?, n, Some(t))
+        }
+        _ => {
+            return Err(bad(
+                "the body needs exactly one of \"vectors\": [[…], …] or \"texts\": […]",
             ));
         }
     };
-    let flat = rows(&vectors, c.def.dim, "vector")?;
+    let mut metadata: Vec<Value> = match b.metadata {
+        None => vec![json!({}); n],
+        Some(m) if m.len() == n => m,
+        Some(m) => {
+            return Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{} metadata entries for {n} items", m.len()),
+            ));
+        }
+    };
+    // Texts are kept with their items unless the metadata says otherwise.
+    for (m, t) in metadata.iter_mut().zip(texts.iter().flatten()) {
+        if let Value::Object(o) = m {
+            o.entry("text").or_insert_with(|| Value::String(t.clone()));
+        }
+    }
+    let metadata: Vec<String> = metadata.iter().map(|v| v.to_string()).collect();
     let app2 = app.clone();
     let ids = blocking(move || Ok(app2.service.add(&c, &flat, metadata)?)).await?;
     Ok(Json(json!({ "ids": ids })).into_response())
@@ -353,18 +398,19 @@ struct SearchBody {
 async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let c = collection(&app, &name)?;
     let b: SearchBody = parse(&body)?;
-    if b.text.is_some() || b.texts.is_some() {
-        return Err(bad(
-            "\"text\" queries need a text model, and this server has none; send \"vector\"",
-        ));
+    enum Q {
+        Vectors(Vec<Vec<f32>>),
+        Texts(Vec<String>),
     }
-    let (queries, single) = match (b.vector, b.vectors) {
-        (Some(v), None) => (vec![v], true),
-        (None, Some(v)) if !v.is_empty() => (v, false),
-        (None, Some(_)) => return Err(bad("\"vectors\" is empty")),
+    let (queries, single) = match (b.vector, b.vectors, b.text, b.texts) {
+        (Some(v), None, None, None) => (Q::Vectors(vec![v]), true),
+        (None, Some(v), None, None) if !v.is_empty() => (Q::Vectors(v), false),
+        (None, None, Some(t), None) => (Q::Texts(vec![t]), true),
+        (None, None, None, Some(t)) if !t.is_empty() => (Q::Texts(t), false),
         _ => {
             return Err(bad(
-                "the body needs exactly one of \"vector\": […] or \"vectors\": [[…], …]",
+                "the body needs exactly one non-empty \"vector\": […], \"vectors\": [[…], …], \
+                 \"text\": \"…\" or \"texts\": […]",
             ));
         }
     };
@@ -409,8 +455,11 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
             }
         }
     }
-    let flat = rows(&queries, c.def.dim, "query")?;
-    let nq = queries.len();
+    let flat = match queries {
+        Q::Vectors(v) => rows(&v, c.def.dim, "query")?,
+        Q::Texts(t) => embed_for(&app, &c, t).await?,
+    };
+    let nq = flat.len() / c.def.dim;
     let app2 = app.clone();
     let _slot = app.search_slots.acquire().await.map_err(|e| {
         ApiError(

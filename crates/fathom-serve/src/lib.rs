@@ -12,6 +12,8 @@
 //!   check that loads the newest good snapshot, replays what came after it and falls back
 //!   to older snapshots or a rebuild, saying so.
 //! - [`snapshot`]: snapshot directories with checksummed manifests.
+//! - [`embed`]: the [`embed::Embedder`] a server may be given for text queries and items,
+//!   and the sentence splitter.
 //! - [`api`] / [`openapi`] / [`metrics`]: the HTTP JSON API (axum), its description,
 //!   Prometheus metrics; [`server`]: running it until SIGTERM.
 //!
@@ -33,6 +35,7 @@
 
 pub mod api;
 pub mod collection;
+pub mod embed;
 pub mod metrics;
 pub mod openapi;
 pub mod server;

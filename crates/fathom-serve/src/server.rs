@@ -12,13 +12,23 @@ use crate::metrics::Metrics;
 use crate::service::{ServeConfig, Service};
 use crate::store::CollectionDef;
 
-/// Opens the service over `config.data_dir`.
+/// Opens the service over `config.data_dir`, without a text model.
 pub fn open(config: ServeConfig) -> Result<Arc<App>> {
+    open_with(config, None)
+}
+
+/// Opens the service over `config.data_dir` with a text model for `"text"` queries and
+/// `"texts"` items.
+pub fn open_with(
+    config: ServeConfig,
+    embedder: Option<Arc<dyn crate::embed::Embedder>>,
+) -> Result<Arc<App>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(Arc::new(App {
         service: Service::open(config)?,
         metrics: Metrics::default(),
         search_slots: tokio::sync::Semaphore::new(cores),
+        embedder,
     }))
 }
 

@@ -588,3 +588,107 @@ async fn random_bodies_never_break_the_server() {
         }
     }
 }
+
+/// A stand-in text model: character trigrams hashed into 16 buckets, normalised. Enough to
+/// check the text path of the API (a text finds itself first); the real model is tested
+/// against sentence-transformers.
+struct Trigrams;
+
+impl fathom_serve::embed::Embedder for Trigrams {
+    fn dim(&self) -> usize {
+        16
+    }
+    fn embed(&self, texts: &[String]) -> fathom_core::Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for t in texts {
+            let mut v = [0f32; 16];
+            let b: Vec<u8> = t.bytes().collect();
+            for w in b.windows(3) {
+                let h = w
+                    .iter()
+                    .fold(2166136261u32, |h, &x| (h ^ x as u32).wrapping_mul(16777619));
+                v[(h % 16) as usize] += 1.0;
+            }
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            out.extend(v.iter().map(|x| x / n));
+        }
+        Ok(out)
+    }
+    fn name(&self) -> String {
+        "trigrams".into()
+    }
+}
+
+#[tokio::test]
+async fn text_items_and_queries_go_through_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let app =
+        fathom_serve::server::open_with(ServeConfig::new(dir.path()), Some(Arc::new(Trigrams)))
+            .unwrap();
+    json_call(
+        &app,
+        "PUT",
+        "/collections/t",
+        json!({"dim": 16, "metric": "ip"}),
+    )
+    .await;
+    let texts = [
+        "the cat sat on the mat",
+        "a dog barked all night",
+        "stock prices fell sharply",
+    ];
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/t/items",
+        json!({"texts": texts, "metadata": [{"src": "a"}, {"src": "b", "text": "kept"}, {}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (i, t) in texts.iter().enumerate() {
+        let (s, v) = json_call(
+            &app,
+            "POST",
+            "/collections/t/search",
+            json!({"text": t, "top_k": 1}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["results"][0]["id"], i, "{t}: {v}");
+    }
+    let (_, v) = json_call(
+        &app,
+        "POST",
+        "/collections/t/search",
+        json!({"texts": texts, "top_k": 3}),
+    )
+    .await;
+    let first = &v["results"][0][0]["metadata"];
+    assert_eq!(
+        (first["src"].clone(), first["text"].clone()),
+        (json!("a"), json!(texts[0]))
+    );
+    assert_eq!(
+        v["results"][1][0]["metadata"]["text"], "kept",
+        "metadata given wins"
+    );
+    let (_, h) = call(&app, "GET", "/health", Body::empty()).await;
+    assert_eq!(h["text_model"], "trigrams");
+    // A collection of another dimension cannot take the model's vectors.
+    json_call(&app, "PUT", "/collections/wide", json!({"dim": 32})).await;
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/wide/search",
+        json!({"text": "x"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    for body in [
+        json!({"texts": []}),
+        json!({"texts": ["a"], "vectors": [vec![0.0f32; 16]]}),
+    ] {
+        let (s, v) = json_call(&app, "POST", "/collections/t/items", body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+    }
+}
