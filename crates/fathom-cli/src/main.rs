@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod index_text;
 mod info;
 mod progress;
 mod serve;
@@ -69,6 +70,9 @@ enum Command {
     /// Serve collections over HTTP (JSON API, metrics, snapshots); with no arguments, a
     /// built-in demo collection in a temporary directory.
     Serve(serve::ServeArgs),
+    /// Embed a text file's sentences (or a .jsonl file's "text" fields) with a
+    /// sentence-transformers model into a collection of a serve data directory.
+    IndexText(index_text::IndexTextArgs),
     /// A persistent vector store: create, add, delete, compact, stat, search, bench.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Tune(args) => tune::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::IndexText(args) => index_text::run(&args),
         Command::Store(cmd) => store::run(cmd),
         Command::Info { file } => info::run(&file),
     };

@@ -34,6 +34,31 @@ pub struct ServeArgs {
     /// Also create the demo collection in --data-dir.
     #[arg(long)]
     demo: bool,
+    /// A sentence-transformers model directory (config.json, model.safetensors,
+    /// tokenizer.json — the layout of all-MiniLM-L6-v2): text queries and items.
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+/// The text model of `--model`, when given.
+pub fn load_model(
+    dir: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<dyn fathom_serve::embed::Embedder>>> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    #[cfg(feature = "text")]
+    {
+        let m = fathom_serve::bert::SentenceEmbedder::load(dir)?;
+        Ok(Some(std::sync::Arc::new(m)))
+    }
+    #[cfg(not(feature = "text"))]
+    {
+        Err(Error::Unsupported(format!(
+            "--model {}: this fathom was built without the `text` feature",
+            dir.display()
+        )))
+    }
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -48,7 +73,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     config.keep_snapshots = args.keep.max(1);
     config.max_top_k = args.max_top_k.max(1);
     config.max_body_bytes = args.max_body_mib.max(1) << 20;
-    let app = fathom_serve::server::open(config)?;
+    let model = load_model(args.model.as_deref())?;
+    let app = fathom_serve::server::open_with(config, model)?;
     for line in &app.service.startup {
         eprintln!("fathom serve: {line}");
     }

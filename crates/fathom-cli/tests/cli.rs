@@ -442,3 +442,89 @@ fn serve_answers_the_readme_curl_and_snapshots_on_sigterm() {
     assert_eq!(snaps.len(), 1);
     assert!(snaps[0].path().join("manifest.json").exists());
 }
+
+#[cfg(feature = "text")]
+#[test]
+fn index_text_then_serve_answers_text_queries() {
+    let model = match fathom_tests::minilm_dir() {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: the text model is not available: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("doc.txt");
+    std::fs::write(
+        &doc,
+        "Cats are small furry pets that purr. The stock market fell sharply today!\n\
+         我喜欢吃苹果。Rust is a systems programming language? Paris is the capital of France.",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (ok, out, err) = run(fathom()
+        .arg("index-text")
+        .arg(&doc)
+        .arg("--model")
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&data));
+    assert!(ok, "{err}");
+    assert!(out.contains("indexed 5 sentences"), "{out}");
+    let (ok, _, err) = run(fathom()
+        .arg("index-text")
+        .arg(dir.path().join("missing.txt"))
+        .arg("--model")
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&data));
+    assert!(!ok && err.contains("missing.txt"), "{err}");
+
+    let mut child = fathom()
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&data)
+        .arg("--model")
+        .arg(&model)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let first = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    for (query, want) in [
+        (
+            "which animal purrs?",
+            "Cats are small furry pets that purr.",
+        ),
+        (
+            "what is the capital city of France",
+            "Paris is the capital of France.",
+        ),
+        (
+            "programming languages",
+            "Rust is a systems programming language?",
+        ),
+    ] {
+        let body = serde_json::json!({ "text": query, "top_k": 1 }).to_string();
+        let (status, resp) = http(&addr, "POST", "/collections/texts/search", &body);
+        assert_eq!(status, 200, "{resp}");
+        let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+        assert_eq!(v["results"][0]["metadata"]["text"], want, "{query}: {v}");
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}

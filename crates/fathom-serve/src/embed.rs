@@ -49,7 +49,9 @@ pub fn split_sentences(text: &str) -> Vec<String> {
                     && (!matches!(n, '"' | '\'') || {
                         let mut ahead = chars.clone();
                         ahead.next();
-                        ahead.peek().is_none_or(|a| a.is_whitespace() || CLOSERS.contains(a))
+                        ahead
+                            .peek()
+                            .is_none_or(|a| a.is_whitespace() || CLOSERS.contains(a))
                     });
                 if ENDS.contains(&n) || closes {
                     cur.push(n);

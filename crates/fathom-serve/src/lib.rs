@@ -13,7 +13,8 @@
 //!   to older snapshots or a rebuild, saying so.
 //! - [`snapshot`]: snapshot directories with checksummed manifests.
 //! - [`embed`]: the [`embed::Embedder`] a server may be given for text queries and items,
-//!   and the sentence splitter.
+//!   and the sentence splitter; `bert` (feature `text`): a sentence-transformers BERT
+//!   model with candle and the Hugging Face tokenizer.
 //! - [`api`] / [`openapi`] / [`metrics`]: the HTTP JSON API (axum), its description,
 //!   Prometheus metrics; [`server`]: running it until SIGTERM.
 //!
@@ -34,6 +35,8 @@
 //! ```
 
 pub mod api;
+#[cfg(feature = "text")]
+pub mod bert;
 pub mod collection;
 pub mod embed;
 pub mod metrics;
