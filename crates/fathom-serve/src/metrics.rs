@@ -1,4 +1,4 @@
-//! Prometheus metrics: requests and latency per route and status, requests in flight,
+//! Prometheus metrics: requests and latency per route, method and status, requests in flight,
 //! queries searched, vectors per collection.
 
 use std::sync::Mutex;
@@ -18,11 +18,6 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CollectionLabels {
     collection: String,
 }
@@ -36,7 +31,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
     queries: Counter,
     vectors: Family<CollectionLabels, Gauge>,
@@ -46,7 +41,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("fathom");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency: Family<RouteLabels, Histogram, fn() -> Histogram> =
+        let latency: Family<RequestLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
         let in_flight = Gauge::default();
         let queries = Counter::default();
@@ -58,7 +53,7 @@ impl Default for Metrics {
         );
         registry.register(
             "http_request_duration_seconds",
-            "HTTP request latency by route",
+            "HTTP request latency by route, method and status",
             latency.clone(),
         );
         registry.register(
@@ -95,18 +90,13 @@ impl Metrics {
     /// A request ended.
     pub fn end(&self, route: &str, method: &str, status: u16, seconds: f64) {
         self.in_flight.dec();
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.to_string(),
-                method: method.to_string(),
-                status,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_string(),
-            })
-            .observe(seconds);
+        let labels = RequestLabels {
+            route: route.to_string(),
+            method: method.to_string(),
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&labels).observe(seconds);
     }
     /// `n` query vectors were searched.
     pub fn searched(&self, n: usize) {
