@@ -46,21 +46,8 @@ async fn json_call(app: &Arc<App>, method: &str, uri: &str, body: Value) -> (Sta
 }
 
 fn data(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
-    let flat = fathom_tests_data(n * d, seed);
+    let flat = fathom_tests::uniform_data(n, d, seed);
     flat.chunks(d).map(|c| c.to_vec()).collect()
-}
-
-fn fathom_tests_data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
 }
 
 #[tokio::test]

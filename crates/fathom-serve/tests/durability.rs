@@ -16,16 +16,7 @@ fn open(dir: &std::path::Path) -> Arc<App> {
 }
 
 fn vectors(n: usize, d: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n * d)
-        .map(|_| {
-            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
+    fathom_tests::uniform_data(n, d, seed)
 }
 
 fn meta(n: usize, tag: &str) -> Vec<String> {
