@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use fathom_core::{Error, IdSelector, Idx, Result};
 use fathom_index::ivf::IvfCodec;
-use fathom_index::{Index, IndexIdMap, IndexIvf};
+use fathom_index::{Index, IndexIvf};
 
 use crate::collection::{Collection, Live, add_to_index, new_index, remove_from_index};
 use crate::snapshot::{self, CollectionSnap, Manifest};
@@ -241,7 +241,7 @@ impl Service {
     /// searches go on with the old index until the new one replaces it.
     pub fn retrain(&self, c: &Collection) -> Result<usize> {
         let store = lock(&self.store);
-        let (index, _) = build_from_store(&store, &c.def, true)?;
+        let (index, _) = build_from_store(&store, &c.def)?;
         let n = index.ntotal();
         let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
         live.index = index;
@@ -401,7 +401,7 @@ fn load_collection(
             Err(e) => failures.push(format!("snapshot {seq}: {e}")),
         }
     }
-    let (index, n) = build_from_store(store, def, true)?;
+    let (index, n) = build_from_store(store, def)?;
     let source = if failures.is_empty() {
         format!("rebuilt from the database ({n} items)")
     } else {
@@ -419,12 +419,8 @@ fn load_collection(
     })
 }
 
-/// A fresh index of every stored item, trained on them all when `train`.
-fn build_from_store(
-    store: &ItemStore,
-    def: &CollectionDef,
-    train: bool,
-) -> Result<(Box<dyn Index>, usize)> {
+/// A fresh index of every stored item, trained on them all.
+fn build_from_store(store: &ItemStore, def: &CollectionDef) -> Result<(Box<dyn Index>, usize)> {
     let mut vectors = Vec::new();
     let mut ids = Vec::new();
     store.for_each_item(&def.name, 0, |it| {
@@ -436,7 +432,7 @@ fn build_from_store(
     if ids.is_empty() {
         return Ok((index, 0));
     }
-    if train && !index.is_trained() {
+    if !index.is_trained() {
         index.train(&vectors)?;
     }
     index.add_with_ids(&vectors, &ids)?;
@@ -449,12 +445,9 @@ fn imbalance(index: &dyn Index) -> Option<f64> {
         let ivf = ix.as_any().downcast_ref::<IndexIvf<C>>()?;
         (ivf.ntotal() > 0).then(|| ivf.imbalance_factor())
     }
-    let inner: &dyn Index = match index.as_any().downcast_ref::<IndexIdMap>() {
-        Some(m) => m.inner().as_ref(),
-        None => index,
-    };
-    of::<fathom_index::ivf::IvfFlat>(inner)
-        .or_else(|| of::<fathom_index::ivf::IvfPq>(inner))
-        .or_else(|| of::<fathom_index::ivf::IvfScalarQuantizer>(inner))
-        .or_else(|| of::<fathom_index::ivf::IvfPqFastScan>(inner))
+    // IVF collections hold the IVF index itself (it keeps its own ids; see `new_index`).
+    of::<fathom_index::ivf::IvfFlat>(index)
+        .or_else(|| of::<fathom_index::ivf::IvfPq>(index))
+        .or_else(|| of::<fathom_index::ivf::IvfScalarQuantizer>(index))
+        .or_else(|| of::<fathom_index::ivf::IvfPqFastScan>(index))
 }
