@@ -60,6 +60,20 @@ impl IndexFlat {
         Ok(index)
     }
 
+    /// Appends `other`'s vectors to this index and leaves `other` empty (Faiss's
+    /// `IndexFlatCodes::merge_from`); both must have the same dimension and metric. The
+    /// moved vectors take the next positions, so their ids become `ntotal + i`.
+    pub fn merge_from(&mut self, other: &mut IndexFlat) -> Result<()> {
+        if self.d != other.d || self.metric != other.metric {
+            return Err(Error::invalid(format!(
+                "cannot merge a flat index of d = {} ({:?}) into one of d = {} ({:?})",
+                other.d, other.metric, self.d, self.metric
+            )));
+        }
+        self.data.append(&mut other.data);
+        Ok(())
+    }
+
     /// An empty squared-L2 index (Faiss's `IndexFlatL2`).
     pub fn new_l2(d: usize) -> Result<Self> {
         Self::new(d, MetricType::L2)

@@ -274,6 +274,9 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         self.inner.set_param(name, value)
     }
+    fn param(&self, name: &str) -> Option<f64> {
+        self.inner.param(name)
+    }
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
         self.inner.parameter_ranges()
     }

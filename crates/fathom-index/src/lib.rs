@@ -198,6 +198,13 @@ pub trait Index: Send + Sync {
             self.description()
         )))
     }
+    /// The current value of a run-time parameter that [`Index::set_param`] accepts
+    /// (`nprobe`, `efSearch`, `k_factor_rf`, …), or `None` when this index has no such
+    /// parameter. Wrappers answer for their inner index as `set_param` forwards to it.
+    fn param(&self, name: &str) -> Option<f64> {
+        let _ = name;
+        None
+    }
     /// The run-time parameters worth exploring and their values, cheapest first (Faiss's
     /// `ParameterSpace::initialize`): `nprobe` for IVF, `efSearch` for HNSW, `ht` for
     /// polysemous PQ, `k_factor_rf` for refinement, … Wrappers add theirs to their inner
@@ -243,6 +250,7 @@ macro_rules! forward_index {
             fn reset(&mut self) { (**self).reset() }
             fn ids_are_positions(&self) -> bool { (**self).ids_are_positions() }
             fn set_param(&mut self, name: &str, value: f64) -> Result<()> { (**self).set_param(name, value) }
+            fn param(&self, name: &str) -> Option<f64> { (**self).param(name) }
             fn parameter_ranges(&self) -> Vec<autotune::ParameterRange> { (**self).parameter_ranges() }
             fn description(&self) -> String { (**self).description() }
             fn as_any(&self) -> &dyn Any { (**self).as_any() }

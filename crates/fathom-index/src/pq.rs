@@ -376,6 +376,10 @@ impl Index for IndexPq {
         }
     }
 
+    fn param(&self, name: &str) -> Option<f64> {
+        matches!(name, "ht" | "polysemous_ht").then_some(self.polysemous_ht as f64)
+    }
+
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
         vec![crate::autotune::ParameterRange::polysemous_ht(&self.pq)]
     }

@@ -160,6 +160,9 @@ impl<I: Index + 'static> Index for IndexPreTransform<I> {
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         self.index.set_param(name, value)
     }
+    fn param(&self, name: &str) -> Option<f64> {
+        self.index.param(name)
+    }
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
         self.index.parameter_ranges()
     }

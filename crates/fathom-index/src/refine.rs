@@ -208,6 +208,14 @@ impl Index for IndexRefine {
             _ => self.base.set_param(name, value),
         }
     }
+
+    fn param(&self, name: &str) -> Option<f64> {
+        match name {
+            "k_factor_rf" => Some(self.k_factor as f64),
+            "k_factor" if self.base.param("k_factor").is_none() => Some(self.k_factor as f64),
+            _ => self.base.param(name),
+        }
+    }
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
         let mut ranges = vec![crate::autotune::ParameterRange::powers_of_two(
             "k_factor_rf",

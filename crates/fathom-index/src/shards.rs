@@ -316,6 +316,9 @@ impl Index for IndexShards {
             .iter_mut()
             .try_for_each(|s| s.set_param(name, value))
     }
+    fn param(&self, name: &str) -> Option<f64> {
+        self.shards.first().and_then(|s| s.param(name))
+    }
     fn description(&self) -> String {
         match self.shards.first() {
             Some(s) => format!("Shards({}x{})", self.shards.len(), s.description()),

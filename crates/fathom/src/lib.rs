@@ -32,6 +32,7 @@
 //!
 //! Which index to choose for a dataset, and how to tune it: the [`guide`].
 
+pub use fathom_core::check;
 pub use fathom_core::{
     Error, IdSelector, IdSelectorAll, IdSelectorAnd, IdSelectorBatch, IdSelectorBitmap,
     IdSelectorNot, IdSelectorOr, IdSelectorRange, IdSelectorTranslated, IdSelectorXor, Idx,
@@ -41,7 +42,8 @@ pub use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2,
     IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer,
     IndexLsh, IndexPq, IndexPqFastScan, IndexPreTransform, IndexRefine, IndexScalarQuantizer,
-    IndexShards, MultiIndexQuantizer, autotune, hnsw, index_factory, ivf, reverse_index_factory,
+    IndexShards, MultiIndexQuantizer, ShardIds, autotune, hnsw, index_factory, ivf,
+    reverse_index_factory,
 };
 pub use fathom_invlists as invlists;
 pub use fathom_io as io;

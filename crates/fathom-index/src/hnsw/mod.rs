@@ -409,6 +409,17 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
         Ok(())
     }
 
+    fn param(&self, name: &str) -> Option<f64> {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        match name {
+            "efSearch" => Some(self.hnsw.ef_search as f64),
+            "efConstruction" => Some(self.hnsw.ef_construction as f64),
+            "search_bounded_queue" | "bounded_queue" => Some(flag(self.hnsw.search_bounded_queue)),
+            "check_relative_distance" => Some(flag(self.hnsw.check_relative_distance)),
+            _ => None,
+        }
+    }
+
     fn description(&self) -> String {
         let storage = self.storage.factory_name();
         if storage == "Flat" {

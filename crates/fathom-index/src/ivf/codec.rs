@@ -102,6 +102,11 @@ pub trait IvfCodec: Send + Sync + std::fmt::Debug {
         let _ = (name, value);
         Ok(false)
     }
+    /// The current value of a codec parameter `set_param` accepts, `None` for others.
+    fn param(&self, name: &str) -> Option<f64> {
+        let _ = name;
+        None
+    }
     /// The codec's run-time parameters worth exploring (see
     /// [`Index::parameter_ranges`](crate::Index::parameter_ranges)).
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {

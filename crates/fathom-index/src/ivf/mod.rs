@@ -1286,6 +1286,23 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         }
     }
 
+    fn param(&self, name: &str) -> Option<f64> {
+        match name {
+            "nprobe" => Some(self.nprobe as f64),
+            "max_codes" => Some(self.max_codes as f64),
+            // `Auto` (the default) has no number of its own in set_param.
+            "parallel_mode" => match self.parallel_mode {
+                ParallelMode::Queries => Some(0.0),
+                ParallelMode::Lists => Some(1.0),
+                ParallelMode::Auto => None,
+            },
+            _ => match name.strip_prefix("quantizer_") {
+                Some(rest) => self.quantizer.param(rest),
+                None => self.codec.param(name),
+            },
+        }
+    }
+
     fn description(&self) -> String {
         format!(
             "{},{}",

@@ -220,6 +220,9 @@ impl IvfCodec for IvfPq {
             _ => Ok(false),
         }
     }
+    fn param(&self, name: &str) -> Option<f64> {
+        matches!(name, "ht" | "polysemous_ht").then_some(self.polysemous_ht as f64)
+    }
 }
 
 struct PqScanner<'a> {

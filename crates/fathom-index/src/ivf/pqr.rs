@@ -232,6 +232,12 @@ impl Index for IndexIvfPqr {
             _ => self.ivf.set_param(name, value),
         }
     }
+    fn param(&self, name: &str) -> Option<f64> {
+        match name {
+            "k_factor" | "k_factor_rf" => Some(self.k_factor as f64),
+            _ => self.ivf.param(name),
+        }
+    }
     fn description(&self) -> String {
         format!("{}+{}", self.ivf.description(), self.refine_pq.m())
     }

@@ -1,0 +1,992 @@
+//! Faiss's index classes: constructors with Faiss's arguments, the attributes users set
+//! (`nprobe`, `hnsw.efSearch`, `k_factor`, `polysemous_ht`), and [`wrap_index`], which
+//! gives an index from `index_factory` or `read_index` its most specific class, as Faiss's
+//! Python layer does.
+
+use fathom::quant::QuantizerType;
+use fathom::{
+    Index, IndexFlat, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2,
+    IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer, IndexLsh,
+    IndexPq, IndexPqFastScan, IndexPreTransform, IndexRefine, IndexScalarQuantizer, IndexShards,
+    MetricType, MultiIndexQuantizer, ShardIds,
+};
+use numpy::PyArray1;
+use pyo3::exceptions::{PyAttributeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::type_object::PyTypeInfo;
+
+use crate::arrays::I64Vector;
+use crate::errors::{FathomError, OrRaise};
+use crate::index::{PyIndex, take_index};
+use crate::transforms::take_transform;
+
+fn base(index: impl Index + 'static) -> PyClassInitializer<PyIndex> {
+    PyClassInitializer::from(PyIndex::new(Box::new(index)))
+}
+
+fn count(name: &str, v: i64) -> PyResult<usize> {
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v > 0)
+        .ok_or_else(|| PyValueError::new_err(format!("{name} must be at least 1, got {v}")))
+}
+
+fn qtype(code: i64) -> PyResult<QuantizerType> {
+    u32::try_from(code)
+        .ok()
+        .and_then(|c| QuantizerType::from_code(c).ok())
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown scalar quantizer type {code}; use ScalarQuantizer.QT_8bit, QT_4bit, \
+                 QT_8bit_uniform, QT_4bit_uniform, QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16 \
+                 or QT_8bit_direct_signed"
+            ))
+        })
+}
+
+/// The value of the run-time parameter `name` of `index`.
+pub(crate) fn get_param(index: &PyIndex, name: &str) -> PyResult<f64> {
+    index
+        .peek(|i| (i.param(name), i.description()))?
+        .0
+        .ok_or_else(|| PyAttributeError::new_err(format!("this index has no parameter {name:?}")))
+}
+
+/// Sets the run-time parameter `name` of `index`.
+pub(crate) fn set_param(py: Python<'_>, index: &PyIndex, name: &str, value: f64) -> PyResult<()> {
+    let name = name.to_string();
+    index.write(py, move |i| i.set_param(&name, value).or_raise())
+}
+
+// ---------------------------------------------------------------- flat
+
+/// Exact search over stored vectors, any metric (Faiss's `IndexFlat`).
+#[pyclass(extends = PyIndex, subclass, frozen, module = "fathom", name = "IndexFlat")]
+pub struct PyIndexFlat;
+
+#[pymethods]
+impl PyIndexFlat {
+    /// An empty exact index of dimension `d` for the metric `metric` (a `METRIC_*` code).
+    #[new]
+    #[pyo3(signature = (d, metric = 1))]
+    fn new(d: i64, metric: i64) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        Ok(base(IndexFlat::new(count("d", d)?, m).or_raise()?).add_subclass(PyIndexFlat))
+    }
+}
+
+/// Exact search by squared L2 distance (Faiss's `IndexFlatL2`).
+#[pyclass(extends = PyIndexFlat, frozen, module = "fathom", name = "IndexFlatL2")]
+pub struct PyIndexFlatL2;
+
+#[pymethods]
+impl PyIndexFlatL2 {
+    /// An empty exact L2 index of dimension `d`.
+    #[new]
+    fn new(d: i64) -> PyResult<PyClassInitializer<Self>> {
+        Ok(base(IndexFlat::new_l2(count("d", d)?).or_raise()?)
+            .add_subclass(PyIndexFlat)
+            .add_subclass(PyIndexFlatL2))
+    }
+}
+
+/// Exact search by inner product (Faiss's `IndexFlatIP`).
+#[pyclass(extends = PyIndexFlat, frozen, module = "fathom", name = "IndexFlatIP")]
+pub struct PyIndexFlatIP;
+
+#[pymethods]
+impl PyIndexFlatIP {
+    /// An empty exact inner-product index of dimension `d`.
+    #[new]
+    fn new(d: i64) -> PyResult<PyClassInitializer<Self>> {
+        Ok(base(IndexFlat::new_ip(count("d", d)?).or_raise()?)
+            .add_subclass(PyIndexFlat)
+            .add_subclass(PyIndexFlatIP))
+    }
+}
+
+// ---------------------------------------------------------------- IVF
+
+/// The inverted-file indexes: vectors bucketed by their nearest centroid, `nprobe` buckets
+/// searched per query (Faiss's `IndexIVF`).
+#[pyclass(extends = PyIndex, subclass, frozen, module = "fathom", name = "IndexIVF")]
+pub struct PyIndexIVF;
+
+#[pymethods]
+impl PyIndexIVF {
+    /// How many lists a search visits.
+    #[getter]
+    fn nprobe(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(get_param(slf.as_super().get(), "nprobe")? as usize)
+    }
+    #[setter]
+    fn set_nprobe(slf: &Bound<'_, Self>, value: i64) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().get(),
+            "nprobe",
+            count("nprobe", value)? as f64,
+        )
+    }
+    /// How many codes a search may scan at most (0: no limit).
+    #[getter]
+    fn max_codes(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(get_param(slf.as_super().get(), "max_codes")? as usize)
+    }
+    #[setter]
+    fn set_max_codes(slf: &Bound<'_, Self>, value: i64) -> PyResult<()> {
+        if value < 0 {
+            return Err(PyValueError::new_err(format!(
+                "max_codes must be ≥ 0, got {value}"
+            )));
+        }
+        set_param(slf.py(), slf.as_super().get(), "max_codes", value as f64)
+    }
+    /// The number of inverted lists.
+    #[getter]
+    fn nlist(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        slf.as_super()
+            .get()
+            .peek(|i| with_ivf(i, |nlist, _| nlist))?
+            .ok_or_else(|| FathomError::new_err("not an IVF index"))
+    }
+    /// The number of vectors in each inverted list.
+    fn get_list_sizes<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let sizes = slf
+            .as_super()
+            .get()
+            .peek(|i| with_ivf(i, |_, sizes| sizes))?
+            .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
+        Ok(PyArray1::from_vec(slf.py(), sizes))
+    }
+}
+
+/// Calls `f(nlist, list sizes)` on whichever IVF type `i` is.
+fn with_ivf<T>(i: &dyn Index, f: impl FnOnce(usize, Vec<i64>) -> T) -> Option<T> {
+    macro_rules! each {
+        ($($t:ty),*) => {
+            $(if let Some(ivf) = i.as_any().downcast_ref::<$t>() {
+                let lists = ivf.invlists();
+                let sizes = (0..ivf.nlist()).map(|l| lists.list_size(l) as i64).collect();
+                return Some(f(ivf.nlist(), sizes));
+            })*
+        };
+    }
+    each!(
+        IndexIvfFlat,
+        IndexIvfPq,
+        IndexIvfScalarQuantizer,
+        IndexIvfPqFastScan
+    );
+    if let Some(pqr) = i.as_any().downcast_ref::<IndexIvfPqr>() {
+        let ivf = pqr.ivf();
+        let sizes = (0..ivf.nlist())
+            .map(|l| ivf.invlists().list_size(l) as i64)
+            .collect();
+        return Some(f(ivf.nlist(), sizes));
+    }
+    None
+}
+
+/// Moves `src`'s vectors into `dst` (same kind of flat or IVF index).
+pub(crate) fn merge(dst: &mut dyn Index, src: &mut dyn Index, add_id: i64) -> PyResult<()> {
+    macro_rules! each {
+        ($($t:ty),*) => {
+            $(if let (Some(a), Some(b)) = (
+                dst.as_any_mut().downcast_mut::<$t>(),
+                src.as_any_mut().downcast_mut::<$t>(),
+            ) {
+                return a.merge_from(b, add_id).or_raise();
+            })*
+        };
+    }
+    each!(
+        IndexIvfFlat,
+        IndexIvfPq,
+        IndexIvfScalarQuantizer,
+        IndexIvfPqFastScan
+    );
+    if let (Some(a), Some(b)) = (
+        dst.as_any_mut().downcast_mut::<IndexFlat>(),
+        src.as_any_mut().downcast_mut::<IndexFlat>(),
+    ) {
+        if add_id != 0 {
+            return Err(PyValueError::new_err(
+                "merge_from: flat indexes number vectors by position; add_id must be 0",
+            ));
+        }
+        return a.merge_from(b).or_raise();
+    }
+    Err(FathomError::new_err(format!(
+        "merge_from merges flat or IVF indexes of the same kind; got {} into {}",
+        src.description(),
+        dst.description()
+    )))
+}
+
+/// Turns the id → entry map of an IVF index on or off.
+pub(crate) fn make_direct_map(i: &mut dyn Index, on: bool) -> PyResult<()> {
+    macro_rules! each {
+        ($($t:ty),*) => {
+            $(if let Some(ivf) = i.as_any_mut().downcast_mut::<$t>() {
+                return ivf.make_direct_map(on).or_raise();
+            })*
+        };
+    }
+    each!(
+        IndexIvfFlat,
+        IndexIvfPq,
+        IndexIvfScalarQuantizer,
+        IndexIvfPqFastScan
+    );
+    if i.as_any().is::<IndexIvfPqr>() {
+        // IVFPQR keeps its array map: it re-ranks through it.
+        return if on {
+            Ok(())
+        } else {
+            Err(FathomError::new_err(
+                "IndexIVFPQR needs its direct map to re-rank; it cannot be dropped",
+            ))
+        };
+    }
+    Err(FathomError::new_err(format!(
+        "make_direct_map applies to IVF indexes; this is {}",
+        i.description()
+    )))
+}
+
+/// An IVF index over full vectors (Faiss's `IndexIVFFlat`).
+#[pyclass(extends = PyIndexIVF, frozen, module = "fathom", name = "IndexIVFFlat")]
+pub struct PyIndexIVFFlat;
+
+#[pymethods]
+impl PyIndexIVFFlat {
+    /// `nlist` lists whose centroids `quantizer` (an index of dimension `d`, usually
+    /// `IndexFlatL2(d)`) holds and searches. The quantizer moves into this index.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, metric = 1))]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        metric: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let (m, nlist) = (crate::index::metric(metric, 0.0)?, count("nlist", nlist)?);
+        let q = quantizer_for(quantizer, d, "IndexIVFFlat")?;
+        Ok(base(IndexIvfFlat::new(q, nlist, m).or_raise()?)
+            .add_subclass(PyIndexIVF)
+            .add_subclass(PyIndexIVFFlat))
+    }
+}
+
+fn quantizer_for(q: &Bound<'_, PyAny>, d: i64, owner: &str) -> PyResult<Box<dyn Index>> {
+    let qd = q
+        .cast::<PyIndex>()
+        .map_err(|_| PyValueError::new_err(format!("{owner}: quantizer must be a fathom index")))?
+        .get()
+        .peek(|i| i.dim())?;
+    if qd as i64 != d {
+        return Err(PyValueError::new_err(format!(
+            "{owner}: the quantizer has dimension {qd}, but d = {d}"
+        )));
+    }
+    take_index(q, owner)
+}
+
+/// An IVF index over PQ codes of residuals (Faiss's `IndexIVFPQ`).
+#[pyclass(extends = PyIndexIVF, subclass, frozen, module = "fathom", name = "IndexIVFPQ")]
+pub struct PyIndexIVFPQ;
+
+#[pymethods]
+impl PyIndexIVFPQ {
+    /// `nlist` lists over `quantizer`, vectors stored as `M` codes of `nbits` bits.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, M, nbits, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let (nlist, pq_m, nbits) = (
+            count("nlist", nlist)?,
+            count("M", M)?,
+            count("nbits", nbits)?,
+        );
+        let q = quantizer_for(quantizer, d, "IndexIVFPQ")?;
+        Ok(base(IndexIvfPq::new(q, nlist, pq_m, nbits, m).or_raise()?)
+            .add_subclass(PyIndexIVF)
+            .add_subclass(PyIndexIVFPQ))
+    }
+    /// The Hamming threshold of polysemous filtering (`ht`; above the code bits: off).
+    #[getter]
+    fn polysemous_ht(slf: &Bound<'_, Self>) -> PyResult<u32> {
+        Ok(get_param(slf.as_super().as_super().get(), "ht")? as u32)
+    }
+    #[setter]
+    fn set_polysemous_ht(slf: &Bound<'_, Self>, value: u32) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().as_super().get(),
+            "ht",
+            value as f64,
+        )
+    }
+}
+
+/// IVF-PQ re-ranked by a second PQ of the residual error (Faiss's `IndexIVFPQR`).
+#[pyclass(extends = PyIndexIVFPQ, frozen, module = "fathom", name = "IndexIVFPQR")]
+pub struct PyIndexIVFPQR;
+
+#[pymethods]
+impl PyIndexIVFPQR {
+    /// As `IndexIVFPQ`, plus an `M_refine` × `nbits_refine` refinement PQ (8 bits).
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, M, nbits, M_refine, nbits_refine = 8))]
+    #[allow(non_snake_case)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        M: i64,
+        nbits: i64,
+        M_refine: i64,
+        nbits_refine: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        if nbits_refine != 8 {
+            return Err(PyValueError::new_err(format!(
+                "IndexIVFPQR: the refinement PQ uses 8-bit codes, got nbits_refine = {nbits_refine}"
+            )));
+        }
+        let (nlist, pq_m, nbits, m_ref) = (
+            count("nlist", nlist)?,
+            count("M", M)?,
+            count("nbits", nbits)?,
+            count("M_refine", M_refine)?,
+        );
+        let q = quantizer_for(quantizer, d, "IndexIVFPQR")?;
+        Ok(
+            base(IndexIvfPqr::new(q, nlist, pq_m, nbits, m_ref).or_raise()?)
+                .add_subclass(PyIndexIVF)
+                .add_subclass(PyIndexIVFPQ)
+                .add_subclass(PyIndexIVFPQR),
+        )
+    }
+    /// How many more candidates than `k` the refinement re-ranks.
+    #[getter]
+    fn k_factor(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        get_param(slf.as_super().as_super().as_super().get(), "k_factor")
+    }
+    #[setter]
+    fn set_k_factor(slf: &Bound<'_, Self>, value: f64) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().as_super().as_super().get(),
+            "k_factor",
+            value,
+        )
+    }
+}
+
+/// An IVF index over scalar-quantized residuals (Faiss's `IndexIVFScalarQuantizer`).
+#[pyclass(extends = PyIndexIVF, frozen, module = "fathom", name = "IndexIVFScalarQuantizer")]
+pub struct PyIndexIVFScalarQuantizer;
+
+#[pymethods]
+impl PyIndexIVFScalarQuantizer {
+    /// `nlist` lists over `quantizer`, components coded as `qtype`
+    /// (`ScalarQuantizer.QT_8bit`, …).
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, qtype, metric = 1, by_residual = true))]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        qtype: i64,
+        metric: i64,
+        by_residual: bool,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let (nlist, qt) = (count("nlist", nlist)?, self::qtype(qtype)?);
+        let q = quantizer_for(quantizer, d, "IndexIVFScalarQuantizer")?;
+        let mut index = IndexIvfScalarQuantizer::new(q, nlist, qt, m).or_raise()?;
+        index.by_residual = by_residual;
+        Ok(base(index)
+            .add_subclass(PyIndexIVF)
+            .add_subclass(PyIndexIVFScalarQuantizer))
+    }
+}
+
+/// An IVF index over 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexIVFPQFastScan`).
+#[pyclass(extends = PyIndexIVF, frozen, module = "fathom", name = "IndexIVFPQFastScan")]
+pub struct PyIndexIVFPQFastScan;
+
+#[pymethods]
+impl PyIndexIVFPQFastScan {
+    /// `nlist` lists over `quantizer`, `M` 4-bit codes per vector.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, M, nbits = 4, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        if nbits != 4 {
+            return Err(PyValueError::new_err(format!(
+                "IndexIVFPQFastScan codes are 4-bit, got nbits = {nbits}"
+            )));
+        }
+        let m = crate::index::metric(metric, 0.0)?;
+        let (nlist, pq_m) = (count("nlist", nlist)?, count("M", M)?);
+        let q = quantizer_for(quantizer, d, "IndexIVFPQFastScan")?;
+        Ok(base(IndexIvfPqFastScan::new(q, nlist, pq_m, m).or_raise()?)
+            .add_subclass(PyIndexIVF)
+            .add_subclass(PyIndexIVFPQFastScan))
+    }
+}
+
+// ---------------------------------------------------------------- codes without IVF
+
+/// Product-quantizer codes searched exhaustively (Faiss's `IndexPQ`).
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexPQ")]
+pub struct PyIndexPQ;
+
+#[pymethods]
+impl PyIndexPQ {
+    /// `M` sub-quantizers of `nbits` bits over vectors of dimension `d`.
+    #[new]
+    #[pyo3(signature = (d, M, nbits, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(d: i64, M: i64, nbits: i64, metric: i64) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let index = IndexPq::new(count("d", d)?, count("M", M)?, count("nbits", nbits)?, m);
+        Ok(base(index.or_raise()?).add_subclass(PyIndexPQ))
+    }
+    /// The Hamming threshold of polysemous search; setting it turns polysemous search on.
+    #[getter]
+    fn polysemous_ht(slf: &Bound<'_, Self>) -> PyResult<u32> {
+        Ok(get_param(slf.as_super().get(), "ht")? as u32)
+    }
+    #[setter]
+    fn set_polysemous_ht(slf: &Bound<'_, Self>, value: u32) -> PyResult<()> {
+        set_param(slf.py(), slf.as_super().get(), "ht", value as f64)
+    }
+}
+
+/// 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexPQFastScan`).
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexPQFastScan")]
+pub struct PyIndexPQFastScan;
+
+#[pymethods]
+impl PyIndexPQFastScan {
+    /// `M` 4-bit sub-quantizers over vectors of dimension `d`.
+    #[new]
+    #[pyo3(signature = (d, M, nbits = 4, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(d: i64, M: i64, nbits: i64, metric: i64) -> PyResult<PyClassInitializer<Self>> {
+        if nbits != 4 {
+            return Err(PyValueError::new_err(format!(
+                "IndexPQFastScan codes are 4-bit, got nbits = {nbits}"
+            )));
+        }
+        let m = crate::index::metric(metric, 0.0)?;
+        let index = IndexPqFastScan::new(count("d", d)?, count("M", M)?, m).or_raise()?;
+        Ok(base(index).add_subclass(PyIndexPQFastScan))
+    }
+}
+
+/// Per-component scalar quantization (Faiss's `IndexScalarQuantizer`).
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexScalarQuantizer")]
+pub struct PyIndexScalarQuantizer;
+
+#[pymethods]
+impl PyIndexScalarQuantizer {
+    /// Vectors of dimension `d`, components coded as `qtype` (`ScalarQuantizer.QT_8bit`, …).
+    #[new]
+    #[pyo3(signature = (d, qtype, metric = 1))]
+    fn new(d: i64, qtype: i64, metric: i64) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let index = IndexScalarQuantizer::new(count("d", d)?, self::qtype(qtype)?, m).or_raise()?;
+        Ok(base(index).add_subclass(PyIndexScalarQuantizer))
+    }
+}
+
+/// Sign bits of (optionally rotated) vectors compared by Hamming distance (Faiss's
+/// `IndexLSH`).
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexLSH")]
+pub struct PyIndexLSH;
+
+#[pymethods]
+impl PyIndexLSH {
+    /// `nbits` bits per vector of dimension `d`.
+    #[new]
+    #[pyo3(signature = (d, nbits, rotate_data = true, train_thresholds = false))]
+    fn new(
+        d: i64,
+        nbits: i64,
+        rotate_data: bool,
+        train_thresholds: bool,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let index = IndexLsh::new(
+            count("d", d)?,
+            count("nbits", nbits)?,
+            rotate_data,
+            train_thresholds,
+        );
+        Ok(base(index.or_raise()?).add_subclass(PyIndexLSH))
+    }
+}
+
+// ---------------------------------------------------------------- HNSW
+
+/// HNSW graph indexes (Faiss's `IndexHNSW`); `index.hnsw.efSearch` sets the search breadth.
+#[pyclass(extends = PyIndex, subclass, frozen, module = "fathom", name = "IndexHNSW")]
+pub struct PyIndexHNSW;
+
+#[pymethods]
+impl PyIndexHNSW {
+    /// The graph's parameters: `efSearch`, `efConstruction`.
+    #[getter]
+    fn hnsw(slf: &Bound<'_, Self>) -> PyHnsw {
+        PyHnsw {
+            owner: slf.as_super().clone().unbind(),
+        }
+    }
+}
+
+/// The parameters of an HNSW index's graph (`index.hnsw`); changes apply to that index.
+#[pyclass(frozen, module = "fathom", name = "HNSW")]
+pub struct PyHnsw {
+    owner: Py<PyIndex>,
+}
+
+#[pymethods]
+impl PyHnsw {
+    /// How many candidates a search keeps (at least `k` are used).
+    #[getter(efSearch)]
+    fn ef_search(&self) -> PyResult<usize> {
+        Ok(get_param(self.owner.get(), "efSearch")? as usize)
+    }
+    #[setter(efSearch)]
+    fn set_ef_search(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        set_param(
+            py,
+            self.owner.get(),
+            "efSearch",
+            count("efSearch", value)? as f64,
+        )
+    }
+    /// How many candidates an insertion considers.
+    #[getter(efConstruction)]
+    fn ef_construction(&self) -> PyResult<usize> {
+        Ok(get_param(self.owner.get(), "efConstruction")? as usize)
+    }
+    #[setter(efConstruction)]
+    fn set_ef_construction(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        let v = count("efConstruction", value)? as f64;
+        set_param(py, self.owner.get(), "efConstruction", v)
+    }
+}
+
+/// HNSW over full vectors (Faiss's `IndexHNSWFlat`).
+#[pyclass(extends = PyIndexHNSW, frozen, module = "fathom", name = "IndexHNSWFlat")]
+pub struct PyIndexHNSWFlat;
+
+#[pymethods]
+impl PyIndexHNSWFlat {
+    /// Vectors of dimension `d`, `M` links per node.
+    #[new]
+    #[pyo3(signature = (d, M = 32, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(d: i64, M: i64, metric: i64) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let index = IndexHnswFlat::new_flat(count("d", d)?, count("M", M)?, m).or_raise()?;
+        Ok(base(index)
+            .add_subclass(PyIndexHNSW)
+            .add_subclass(PyIndexHNSWFlat))
+    }
+}
+
+/// HNSW over scalar-quantized vectors (Faiss's `IndexHNSWSQ`).
+#[pyclass(extends = PyIndexHNSW, frozen, module = "fathom", name = "IndexHNSWSQ")]
+pub struct PyIndexHNSWSQ;
+
+#[pymethods]
+impl PyIndexHNSWSQ {
+    /// Vectors of dimension `d` coded as `qtype`, `M` links per node.
+    #[new]
+    #[pyo3(signature = (d, qtype, M = 32, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(d: i64, qtype: i64, M: i64, metric: i64) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let index = IndexHnswSq::new_sq(count("d", d)?, self::qtype(qtype)?, count("M", M)?, m);
+        Ok(base(index.or_raise()?)
+            .add_subclass(PyIndexHNSW)
+            .add_subclass(PyIndexHNSWSQ))
+    }
+}
+
+/// HNSW over PQ codes (Faiss's `IndexHNSWPQ`).
+#[pyclass(extends = PyIndexHNSW, frozen, module = "fathom", name = "IndexHNSWPQ")]
+pub struct PyIndexHNSWPQ;
+
+#[pymethods]
+impl PyIndexHNSWPQ {
+    /// Vectors of dimension `d` as `pq_m` × `pq_nbits` PQ codes, `M` links per node.
+    #[new]
+    #[pyo3(signature = (d, pq_m, M, pq_nbits = 8, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(
+        d: i64,
+        pq_m: i64,
+        M: i64,
+        pq_nbits: i64,
+        metric: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let index = IndexHnswPq::new_pq(
+            count("d", d)?,
+            count("pq_m", pq_m)?,
+            count("M", M)?,
+            count("pq_nbits", pq_nbits)?,
+            m,
+        );
+        Ok(base(index.or_raise()?)
+            .add_subclass(PyIndexHNSW)
+            .add_subclass(PyIndexHNSWPQ))
+    }
+}
+
+// ---------------------------------------------------------------- wrappers
+
+/// User-chosen int64 ids over any index (Faiss's `IndexIDMap`).
+#[pyclass(extends = PyIndex, subclass, frozen, module = "fathom", name = "IndexIDMap")]
+pub struct PyIndexIDMap;
+
+#[pymethods]
+impl PyIndexIDMap {
+    /// Wraps `index` (empty; it moves into this one). Add with `add_with_ids`.
+    #[new]
+    fn new(index: &Bound<'_, PyAny>) -> PyResult<PyClassInitializer<Self>> {
+        let inner = take_nonempty_checked(index, "IndexIDMap")?;
+        Ok(base(IndexIdMap::new(inner)).add_subclass(PyIndexIDMap))
+    }
+    /// The id of each stored vector, in storage order.
+    #[getter]
+    fn id_map<'py>(slf: &Bound<'py, Self>) -> PyResult<I64Vector<'py>> {
+        let ids = slf.as_super().get().peek(|i| {
+            let any = i.as_any();
+            any.downcast_ref::<IndexIdMap>()
+                .map(|m| m.id_map().to_vec())
+                .or_else(|| {
+                    any.downcast_ref::<IndexIdMap2>()
+                        .map(|m| m.id_map().to_vec())
+                })
+        })?;
+        let ids = ids.ok_or_else(|| FathomError::new_err("not an id map"))?;
+        Ok(PyArray1::from_vec(slf.py(), ids))
+    }
+}
+
+fn take_nonempty_checked(index: &Bound<'_, PyAny>, owner: &str) -> PyResult<Box<dyn Index>> {
+    let n = index
+        .cast::<PyIndex>()
+        .map_err(|_| PyValueError::new_err(format!("{owner} wraps a fathom index")))?
+        .get()
+        .peek(|i| i.ntotal())?;
+    if n != 0 {
+        return Err(PyValueError::new_err(format!(
+            "{owner} needs an empty index to wrap, got one with {n} vectors"
+        )));
+    }
+    take_index(index, owner)
+}
+
+/// `IndexIDMap` that can also reconstruct by id (Faiss's `IndexIDMap2`).
+#[pyclass(extends = PyIndexIDMap, frozen, module = "fathom", name = "IndexIDMap2")]
+pub struct PyIndexIDMap2;
+
+#[pymethods]
+impl PyIndexIDMap2 {
+    /// Wraps `index` (empty; it moves into this one).
+    #[new]
+    fn new(index: &Bound<'_, PyAny>) -> PyResult<PyClassInitializer<Self>> {
+        let inner = take_nonempty_checked(index, "IndexIDMap2")?;
+        Ok(base(IndexIdMap2::new(inner))
+            .add_subclass(PyIndexIDMap)
+            .add_subclass(PyIndexIDMap2))
+    }
+}
+
+/// A vector transform in front of an index (Faiss's `IndexPreTransform`).
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexPreTransform")]
+pub struct PyIndexPreTransform;
+
+#[pymethods]
+impl PyIndexPreTransform {
+    /// `transform` (e.g. a `PCAMatrix`) applied before `index`; both move into this one.
+    #[new]
+    fn new(
+        transform: &Bound<'_, PyAny>,
+        index: &Bound<'_, PyAny>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let t = take_transform(transform, "IndexPreTransform")?;
+        let inner = take_index(index, "IndexPreTransform")?;
+        Ok(base(IndexPreTransform::new(t, inner).or_raise()?).add_subclass(PyIndexPreTransform))
+    }
+}
+
+/// An index whose results another index re-ranks (Faiss's `IndexRefine`).
+#[pyclass(extends = PyIndex, subclass, frozen, module = "fathom", name = "IndexRefine")]
+pub struct PyIndexRefine;
+
+#[pymethods]
+impl PyIndexRefine {
+    /// `base_index` finds `k_factor · k` candidates, `refine_index` re-ranks them; both
+    /// move into this one.
+    #[new]
+    fn new(
+        base_index: &Bound<'_, PyAny>,
+        refine_index: &Bound<'_, PyAny>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let b = take_index(base_index, "IndexRefine")?;
+        let r = take_index(refine_index, "IndexRefine")?;
+        Ok(base(IndexRefine::new(b, r).or_raise()?).add_subclass(PyIndexRefine))
+    }
+    /// How many more candidates than `k` the refinement re-ranks.
+    #[getter]
+    fn k_factor(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        get_param(slf.as_super().get(), "k_factor_rf")
+    }
+    #[setter]
+    fn set_k_factor(slf: &Bound<'_, Self>, value: f64) -> PyResult<()> {
+        set_param(slf.py(), slf.as_super().get(), "k_factor_rf", value)
+    }
+}
+
+/// An index re-ranked by exact distances to the stored vectors (Faiss's
+/// `IndexRefineFlat`).
+#[pyclass(extends = PyIndexRefine, frozen, module = "fathom", name = "IndexRefineFlat")]
+pub struct PyIndexRefineFlat;
+
+#[pymethods]
+impl PyIndexRefineFlat {
+    /// `base_index` (empty; it moves into this one) re-ranked by exact distances.
+    #[new]
+    fn new(base_index: &Bound<'_, PyAny>) -> PyResult<PyClassInitializer<Self>> {
+        let b = take_nonempty_checked(base_index, "IndexRefineFlat")?;
+        let flat = IndexFlat::new(b.dim(), b.metric()).or_raise()?;
+        Ok(base(IndexRefine::new(b, Box::new(flat)).or_raise()?)
+            .add_subclass(PyIndexRefine)
+            .add_subclass(PyIndexRefineFlat))
+    }
+}
+
+/// Several indexes searched in parallel as one (Faiss's `IndexShards`).
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexShards")]
+pub struct PyIndexShards;
+
+#[pymethods]
+impl PyIndexShards {
+    /// An empty set of shards of dimension `d`. With `successive_ids` the shards number
+    /// their vectors by position and this index gives them successive ids; otherwise the
+    /// shards hold ids themselves (e.g. `IndexIDMap`s). `threaded` is accepted for Faiss
+    /// compatibility (shards are always searched in parallel).
+    #[new]
+    #[pyo3(signature = (d, threaded = false, successive_ids = true, metric = 1))]
+    fn new(
+        d: i64,
+        threaded: bool,
+        successive_ids: bool,
+        metric: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let _ = threaded;
+        let mode = if successive_ids {
+            ShardIds::Sequential
+        } else {
+            ShardIds::Explicit
+        };
+        let m = crate::index::metric(metric, 0.0)?;
+        Ok(base(IndexShards::new(count("d", d)?, m, mode)).add_subclass(PyIndexShards))
+    }
+    /// Adds `index` as a shard (it moves into this one).
+    fn add_shard(slf: &Bound<'_, Self>, index: &Bound<'_, PyAny>) -> PyResult<()> {
+        let shard = take_index(index, "IndexShards")?;
+        slf.as_super().get().write(slf.py(), move |i| {
+            let shards = i
+                .as_any_mut()
+                .downcast_mut::<IndexShards>()
+                .ok_or_else(|| FathomError::new_err("not an IndexShards"))?;
+            shards.add_shard(shard).or_raise()
+        })
+    }
+}
+
+/// The inverted multi-index's coarse quantizer (Faiss's `MultiIndexQuantizer`).
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "MultiIndexQuantizer")]
+pub struct PyMultiIndexQuantizer;
+
+#[pymethods]
+impl PyMultiIndexQuantizer {
+    /// `M` sub-quantizers of `nbits` bits: `2^(M·nbits)` cells.
+    #[new]
+    #[allow(non_snake_case)]
+    fn new(d: i64, M: i64, nbits: i64) -> PyResult<PyClassInitializer<Self>> {
+        let q = MultiIndexQuantizer::new(count("d", d)?, count("M", M)?, count("nbits", nbits)?);
+        Ok(base(q.or_raise()?).add_subclass(PyMultiIndexQuantizer))
+    }
+}
+
+// ---------------------------------------------------------------- from Rust to Python
+
+fn obj<T: pyo3::PyClass>(py: Python<'_>, init: PyClassInitializer<T>) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(py, init)?.into_any())
+}
+
+/// Gives `index` its most specific Python class (`IndexIVFFlat`, `IndexHNSWFlat`, …),
+/// `Index` for types without one.
+pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
+    let any = index.as_any();
+    macro_rules! is {
+        ($t:ty) => {
+            any.is::<$t>()
+        };
+    }
+    let metric = index.metric();
+    if is!(IndexFlat) {
+        let b = base(index).add_subclass(PyIndexFlat);
+        return match metric {
+            MetricType::L2 => obj(py, b.add_subclass(PyIndexFlatL2)),
+            MetricType::InnerProduct => obj(py, b.add_subclass(PyIndexFlatIP)),
+            _ => obj(py, b),
+        };
+    }
+    let ivf = || base_boxed_ivf();
+    if is!(IndexIvfFlat) {
+        return obj(py, ivf()(index).add_subclass(PyIndexIVFFlat));
+    }
+    if is!(IndexIvfPq) {
+        return obj(py, ivf()(index).add_subclass(PyIndexIVFPQ));
+    }
+    if is!(IndexIvfPqr) {
+        let init = ivf()(index)
+            .add_subclass(PyIndexIVFPQ)
+            .add_subclass(PyIndexIVFPQR);
+        return obj(py, init);
+    }
+    if is!(IndexIvfScalarQuantizer) {
+        return obj(py, ivf()(index).add_subclass(PyIndexIVFScalarQuantizer));
+    }
+    if is!(IndexIvfPqFastScan) {
+        return obj(py, ivf()(index).add_subclass(PyIndexIVFPQFastScan));
+    }
+    let boxed = |index: Box<dyn Index>| PyClassInitializer::from(PyIndex::new(index));
+    if is!(IndexHnswFlat) {
+        return obj(
+            py,
+            boxed(index)
+                .add_subclass(PyIndexHNSW)
+                .add_subclass(PyIndexHNSWFlat),
+        );
+    }
+    if is!(IndexHnswSq) {
+        return obj(
+            py,
+            boxed(index)
+                .add_subclass(PyIndexHNSW)
+                .add_subclass(PyIndexHNSWSQ),
+        );
+    }
+    if is!(IndexHnswPq) {
+        return obj(
+            py,
+            boxed(index)
+                .add_subclass(PyIndexHNSW)
+                .add_subclass(PyIndexHNSWPQ),
+        );
+    }
+    if is!(IndexPq) {
+        return obj(py, boxed(index).add_subclass(PyIndexPQ));
+    }
+    if is!(IndexPqFastScan) {
+        return obj(py, boxed(index).add_subclass(PyIndexPQFastScan));
+    }
+    if is!(IndexScalarQuantizer) {
+        return obj(py, boxed(index).add_subclass(PyIndexScalarQuantizer));
+    }
+    if is!(IndexLsh) {
+        return obj(py, boxed(index).add_subclass(PyIndexLSH));
+    }
+    if is!(IndexIdMap) {
+        return obj(py, boxed(index).add_subclass(PyIndexIDMap));
+    }
+    if is!(IndexIdMap2) {
+        return obj(
+            py,
+            boxed(index)
+                .add_subclass(PyIndexIDMap)
+                .add_subclass(PyIndexIDMap2),
+        );
+    }
+    if is!(IndexPreTransform) {
+        return obj(py, boxed(index).add_subclass(PyIndexPreTransform));
+    }
+    if is!(IndexRefine) {
+        return obj(py, boxed(index).add_subclass(PyIndexRefine));
+    }
+    if is!(IndexShards) {
+        return obj(py, boxed(index).add_subclass(PyIndexShards));
+    }
+    if is!(MultiIndexQuantizer) {
+        return obj(py, boxed(index).add_subclass(PyMultiIndexQuantizer));
+    }
+    obj(py, boxed(index))
+}
+
+fn base_boxed_ivf() -> impl Fn(Box<dyn Index>) -> PyClassInitializer<PyIndexIVF> {
+    |index| PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyIndexIVF)
+}
+
+/// The Python type objects of every index class, for the module to register.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    for t in [
+        PyIndex::type_object(py),
+        PyIndexFlat::type_object(py),
+        PyIndexFlatL2::type_object(py),
+        PyIndexFlatIP::type_object(py),
+        PyIndexIVF::type_object(py),
+        PyIndexIVFFlat::type_object(py),
+        PyIndexIVFPQ::type_object(py),
+        PyIndexIVFPQR::type_object(py),
+        PyIndexIVFScalarQuantizer::type_object(py),
+        PyIndexIVFPQFastScan::type_object(py),
+        PyIndexPQ::type_object(py),
+        PyIndexPQFastScan::type_object(py),
+        PyIndexScalarQuantizer::type_object(py),
+        PyIndexLSH::type_object(py),
+        PyIndexHNSW::type_object(py),
+        PyHnsw::type_object(py),
+        PyIndexHNSWFlat::type_object(py),
+        PyIndexHNSWSQ::type_object(py),
+        PyIndexHNSWPQ::type_object(py),
+        PyIndexIDMap::type_object(py),
+        PyIndexIDMap2::type_object(py),
+        PyIndexPreTransform::type_object(py),
+        PyIndexRefine::type_object(py),
+        PyIndexRefineFlat::type_object(py),
+        PyIndexShards::type_object(py),
+        PyMultiIndexQuantizer::type_object(py),
+    ] {
+        m.add(t.name()?, t)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,411 @@
+//! `Index`, the base class every index type derives from: the methods Faiss's `Index` has
+//! (`train`, `add`, `search`, `range_search`, …) over any `fathom::Index`.
+//!
+//! Concurrency: the index sits behind a read/write lock. Calls take it only while the GIL
+//! is released and turn results into numpy arrays after letting go of it, so a thread
+//! waiting for the lock never holds the GIL another thread needs.
+
+use std::sync::RwLock;
+
+use fathom::{Index as _, IndexFlat, MetricType, SearchParams};
+use numpy::PyArray1;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::arrays::{
+    self, ArrayLike, F32Matrix, F32Vector, I64Matrix, I64Vector, U64Vector, matrix_out,
+};
+use crate::errors::{FathomError, OrRaise};
+use crate::selector::{IDSelector, SearchParameters};
+use crate::threads::compute;
+
+/// What a Python index object holds: its index, or a note saying which index took it.
+pub(crate) enum Slot {
+    Owned(Box<dyn fathom::Index>),
+    Moved(String),
+}
+
+/// Faiss's `Index`: the methods every index has. Build indexes with their own classes
+/// (`IndexFlatL2(d)`, `IndexIVFFlat(quantizer, d, nlist)`, …) or `index_factory`.
+#[pyclass(subclass, frozen, module = "fathom", name = "Index")]
+pub struct PyIndex {
+    pub(crate) slot: RwLock<Slot>,
+}
+
+fn poisoned() -> PyErr {
+    FathomError::new_err(
+        "an earlier call panicked while changing this index; it may be inconsistent — \
+         rebuild it or read it again from a file",
+    )
+}
+
+fn moved_err(note: &str) -> PyErr {
+    FathomError::new_err(note.to_string())
+}
+
+impl PyIndex {
+    pub(crate) fn new(index: Box<dyn fathom::Index>) -> Self {
+        PyIndex {
+            slot: RwLock::new(Slot::Owned(index)),
+        }
+    }
+
+    /// Runs `f` on the index under the read lock, without the GIL.
+    pub(crate) fn read<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&dyn fathom::Index) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        compute(py, || {
+            let guard = self.slot.read().map_err(|_| poisoned())?;
+            match &*guard {
+                Slot::Owned(index) => f(&**index),
+                Slot::Moved(note) => Err(moved_err(note)),
+            }
+        })
+    }
+
+    /// Runs `f` on the index under the write lock, without the GIL.
+    pub(crate) fn write<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut dyn fathom::Index) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        compute(py, || {
+            let mut guard = self.slot.write().map_err(|_| poisoned())?;
+            match &mut *guard {
+                Slot::Owned(index) => f(&mut **index),
+                Slot::Moved(note) => Err(moved_err(note)),
+            }
+        })
+    }
+
+    /// A quick look at the index with the GIL held (dimension, counts).
+    pub(crate) fn peek<T>(&self, f: impl FnOnce(&dyn fathom::Index) -> T) -> PyResult<T> {
+        let guard = self.slot.read().map_err(|_| poisoned())?;
+        match &*guard {
+            Slot::Owned(index) => Ok(f(&**index)),
+            Slot::Moved(note) => Err(moved_err(note)),
+        }
+    }
+
+    /// Takes the index out for a new owner (an IVF taking its quantizer, an id map its
+    /// index); the Python object then says where it went.
+    pub(crate) fn take(&self, new_owner: &str) -> PyResult<Box<dyn fathom::Index>> {
+        let mut guard = self.slot.write().map_err(|_| poisoned())?;
+        let what = match &*guard {
+            Slot::Owned(index) => index.description(),
+            Slot::Moved(note) => return Err(moved_err(note)),
+        };
+        let note = format!(
+            "this index ({what}) now belongs to the {new_owner} built from it: fathom \
+             indexes own their parts where Faiss shares them; use the {new_owner}"
+        );
+        match std::mem::replace(&mut *guard, Slot::Moved(note)) {
+            Slot::Owned(index) => Ok(index),
+            Slot::Moved(_) => unreachable!("checked above"),
+        }
+    }
+
+    fn dim(&self) -> PyResult<usize> {
+        self.peek(|i| i.dim())
+    }
+}
+
+/// Runs `f` with the search parameters `params` describes.
+pub(crate) fn with_params<T>(
+    params: Option<&Bound<'_, SearchParameters>>,
+    f: impl FnOnce(&SearchParams<'_>) -> T,
+) -> T {
+    match params {
+        None => f(&SearchParams::default()),
+        Some(p) => {
+            let p = p.get();
+            let selector = p.sel.as_ref().map(|s| s.get().selector.clone());
+            let mut sp = SearchParams::default();
+            if let Some(s) = &selector {
+                sp = sp.with_selector(&**s);
+            }
+            sp.nprobe = p.nprobe;
+            sp.ef_search = p.ef_search;
+            f(&sp)
+        }
+    }
+}
+
+fn check_k(k: i64) -> PyResult<usize> {
+    if k <= 0 {
+        return Err(PyValueError::new_err(format!(
+            "k must be at least 1, got {k}"
+        )));
+    }
+    usize::try_from(k).map_err(|_| PyValueError::new_err(format!("k = {k} is too large")))
+}
+
+#[pymethods]
+impl PyIndex {
+    /// The dimension of the vectors.
+    #[getter]
+    fn d(&self) -> PyResult<usize> {
+        self.dim()
+    }
+
+    /// The number of vectors in the index.
+    #[getter]
+    fn ntotal(&self) -> PyResult<usize> {
+        self.peek(|i| i.ntotal())
+    }
+
+    /// Whether the index is ready for `add` and `search`.
+    #[getter]
+    fn is_trained(&self) -> PyResult<bool> {
+        self.peek(|i| i.is_trained())
+    }
+
+    /// The metric's Faiss code (`METRIC_L2`, `METRIC_INNER_PRODUCT`, …).
+    #[getter]
+    fn metric_type(&self) -> PyResult<u32> {
+        self.peek(|i| i.metric().code())
+    }
+
+    /// The index in Faiss's factory grammar (`"IVF100,PQ8"`).
+    #[getter]
+    fn description(&self) -> PyResult<String> {
+        self.peek(|i| i.description())
+    }
+
+    /// Learns the index's parameters (centroids, codebooks) from `x` of shape `(n, d)`.
+    fn train(&self, py: Python<'_>, x: &ArrayLike<'_>) -> PyResult<()> {
+        let x = arrays::matrix(x, "train: x", Some(self.dim()?))?;
+        self.write(py, |i| i.train(&x.data).or_raise())
+    }
+
+    /// Adds the vectors `x` of shape `(n, d)`; they get ids `ntotal … ntotal + n − 1`.
+    fn add(&self, py: Python<'_>, x: &ArrayLike<'_>) -> PyResult<()> {
+        let x = arrays::matrix(x, "add: x", Some(self.dim()?))?;
+        self.write(py, |i| i.add(&x.data).or_raise())
+    }
+
+    /// Adds the vectors `x` of shape `(n, d)` with the int64 ids `ids` of shape `(n,)`.
+    fn add_with_ids(&self, py: Python<'_>, x: &ArrayLike<'_>, ids: &ArrayLike<'_>) -> PyResult<()> {
+        let x = arrays::matrix(x, "add_with_ids: x", Some(self.dim()?))?;
+        let ids = arrays::ids(ids, "add_with_ids: ids")?;
+        if ids.len() != x.n {
+            return Err(PyValueError::new_err(format!(
+                "add_with_ids: {} ids for {} vectors",
+                ids.len(),
+                x.n
+            )));
+        }
+        self.write(py, |i| i.add_with_ids(&x.data, &ids).or_raise())
+    }
+
+    /// The `k` nearest neighbours of each row of `x`: `(D, I)`, distances (float32) and
+    /// ids (int64) of shape `(n, k)`; missing results have id −1.
+    #[pyo3(signature = (x, k, *, params = None))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        x: &ArrayLike<'py>,
+        k: i64,
+        params: Option<&Bound<'py, SearchParameters>>,
+    ) -> PyResult<(F32Matrix<'py>, I64Matrix<'py>)> {
+        let k = check_k(k)?;
+        let x = arrays::matrix(x, "search: x", Some(self.dim()?))?;
+        let res = with_params(params, |p| {
+            self.read(py, |i| i.search_with(&x.data, k, p).or_raise())
+        })?;
+        Ok((
+            matrix_out(py, res.distances, x.n, k)?,
+            matrix_out(py, res.labels, x.n, k)?,
+        ))
+    }
+
+    /// The ids of the `k` nearest neighbours of each row of `x`, shape `(n, k)`.
+    fn assign<'py>(&self, py: Python<'py>, x: &ArrayLike<'py>, k: i64) -> PyResult<I64Matrix<'py>> {
+        let k = check_k(k)?;
+        let x = arrays::matrix(x, "assign: x", Some(self.dim()?))?;
+        let res = self.read(py, |i| i.search(&x.data, k).or_raise())?;
+        matrix_out(py, res.labels, x.n, k)
+    }
+
+    /// Every stored vector within `thresh` of each query (above it for inner product):
+    /// `(lims, D, I)`, where query `i`'s results are `D[lims[i]:lims[i+1]]`.
+    #[pyo3(signature = (x, thresh, *, params = None))]
+    fn range_search<'py>(
+        &self,
+        py: Python<'py>,
+        x: &ArrayLike<'py>,
+        thresh: f32,
+        params: Option<&Bound<'py, SearchParameters>>,
+    ) -> PyResult<(U64Vector<'py>, F32Vector<'py>, I64Vector<'py>)> {
+        let x = arrays::matrix(x, "range_search: x", Some(self.dim()?))?;
+        let res = with_params(params, |p| {
+            self.read(py, |i| i.range_search_with(&x.data, thresh, p).or_raise())
+        })?;
+        let lims: Vec<u64> = res.lims.iter().map(|&l| l as u64).collect();
+        Ok((
+            PyArray1::from_vec(py, lims),
+            PyArray1::from_vec(py, res.distances),
+            PyArray1::from_vec(py, res.labels),
+        ))
+    }
+
+    /// The stored (decoded) vector with id `key`.
+    fn reconstruct<'py>(&self, py: Python<'py>, key: i64) -> PyResult<F32Vector<'py>> {
+        let v = self.read(py, |i| i.reconstruct(key).or_raise())?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// The stored vectors `n0 … n0 + ni − 1`, shape `(ni, d)`; `ni = -1` means up to the end.
+    #[pyo3(signature = (n0 = 0, ni = -1))]
+    fn reconstruct_n<'py>(&self, py: Python<'py>, n0: i64, ni: i64) -> PyResult<F32Matrix<'py>> {
+        let (d, ntotal) = self.peek(|i| (i.dim(), i.ntotal()))?;
+        if n0 < 0 {
+            return Err(PyValueError::new_err(format!("n0 must be ≥ 0, got {n0}")));
+        }
+        let ni = if ni < 0 {
+            ntotal.saturating_sub(n0 as usize)
+        } else {
+            ni as usize
+        };
+        let v = self.read(py, |i| i.reconstruct_n(n0, ni).or_raise())?;
+        matrix_out(py, v, ni, d)
+    }
+
+    /// Removes the vectors whose ids `sel` selects — an `IDSelector` or a 1-D array of ids
+    /// — and returns how many were removed.
+    fn remove_ids(&self, py: Python<'_>, sel: &Bound<'_, PyAny>) -> PyResult<usize> {
+        if let Ok(s) = sel.cast::<IDSelector>() {
+            let selector = s.get().selector.clone();
+            return self.write(py, |i| i.remove_ids(&*selector).or_raise());
+        }
+        let ids = arrays::ids(sel, "remove_ids: ids")?;
+        let batch = fathom::IdSelectorBatch::new(ids);
+        self.write(py, |i| i.remove_ids(&batch).or_raise())
+    }
+
+    /// Removes every vector (the training stays).
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        self.write(py, |i| {
+            i.reset();
+            Ok(())
+        })
+    }
+
+    /// Moves every vector of `other` into this index, shifting their ids by `add_id`, and
+    /// leaves `other` empty (flat and IVF indexes of the same kind).
+    #[pyo3(signature = (other, add_id = 0))]
+    fn merge_from(&self, py: Python<'_>, other: &Bound<'_, PyIndex>, add_id: i64) -> PyResult<()> {
+        let other = other.get();
+        if std::ptr::eq(self, other) {
+            return Err(PyValueError::new_err(
+                "merge_from: cannot merge an index into itself",
+            ));
+        }
+        compute(py, || {
+            // Lock in address order so two opposite merges cannot deadlock.
+            let (mut a, mut b);
+            if (self as *const Self) < (other as *const Self) {
+                a = self.slot.write().map_err(|_| poisoned())?;
+                b = other.slot.write().map_err(|_| poisoned())?;
+            } else {
+                b = other.slot.write().map_err(|_| poisoned())?;
+                a = self.slot.write().map_err(|_| poisoned())?;
+            }
+            match (&mut *a, &mut *b) {
+                (Slot::Owned(dst), Slot::Owned(src)) => {
+                    crate::classes::merge(&mut **dst, &mut **src, add_id)
+                }
+                (Slot::Moved(note), _) | (_, Slot::Moved(note)) => Err(moved_err(note)),
+            }
+        })
+    }
+
+    /// Keeps a map from ids to list entries so `reconstruct` works on IVF indexes.
+    #[pyo3(signature = (new_maintain = true))]
+    fn make_direct_map(&self, py: Python<'_>, new_maintain: bool) -> PyResult<()> {
+        self.write(py, |i| crate::classes::make_direct_map(i, new_maintain))
+    }
+
+    /// Distances from each query to the stored vectors `labels` (shape `(n, k)`).
+    fn compute_distance_subset<'py>(
+        &self,
+        py: Python<'py>,
+        x: &ArrayLike<'py>,
+        labels: &ArrayLike<'py>,
+    ) -> PyResult<F32Matrix<'py>> {
+        let x = arrays::matrix(x, "compute_distance_subset: x", Some(self.dim()?))?;
+        let arr = py
+            .import("numpy")?
+            .call_method1("asarray", (labels,))?
+            .call_method1("astype", ("int64",))?;
+        let sh: Vec<usize> = arr.getattr("shape")?.extract()?;
+        let k = match sh.as_slice() {
+            [n, k] if *n == x.n => *k,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "labels must have shape ({}, k), got {sh:?}",
+                    x.n
+                )));
+            }
+        };
+        let labels = arrays::ids(&arr.call_method0("ravel")?, "labels")?;
+        let d = x.data.len() / x.n.max(1);
+        let out = self.read(py, |i| {
+            let mut out = vec![0f32; x.n * k];
+            for q in 0..x.n {
+                i.compute_distances(
+                    &x.data[q * d..(q + 1) * d],
+                    &labels[q * k..(q + 1) * k],
+                    &mut out[q * k..(q + 1) * k],
+                )
+                .or_raise()?;
+            }
+            Ok(out)
+        })?;
+        matrix_out(py, out, x.n, k)
+    }
+
+    fn __repr__(&self) -> String {
+        match self.peek(|i| (i.description(), i.dim(), i.ntotal())) {
+            Ok((desc, d, n)) => format!("<fathom index {desc:?} d={d} ntotal={n}>"),
+            Err(_) => "<fathom index (moved into another index)>".into(),
+        }
+    }
+}
+
+/// Reads a metric from Faiss's integer codes (or a `METRIC_*` constant).
+pub(crate) fn metric(code: i64, arg: f32) -> PyResult<MetricType> {
+    let code = u32::try_from(code)
+        .map_err(|_| PyValueError::new_err(format!("unknown metric code {code}")))?;
+    MetricType::from_code(code, arg).or_raise()
+}
+
+/// Takes the index out of a Python index object for a new owner.
+pub(crate) fn take_index(
+    obj: &Bound<'_, PyAny>,
+    new_owner: &str,
+) -> PyResult<Box<dyn fathom::Index>> {
+    let index = obj.cast::<PyIndex>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{new_owner} needs a fathom index here, got {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    index.get().take(new_owner)
+}
+
+/// A flat index holding `data`, the form `Kmeans.index` takes.
+pub(crate) fn flat_over(
+    d: usize,
+    metric: MetricType,
+    data: Vec<f32>,
+) -> PyResult<Box<dyn fathom::Index>> {
+    Ok(Box::new(
+        IndexFlat::from_vectors(d, metric, data).or_raise()?,
+    ))
+}

@@ -1,0 +1,208 @@
+//! `Kmeans`, Faiss's Python k-means object.
+
+use std::sync::RwLock;
+
+use fathom::MetricType;
+use fathom::linalg::{ClusteringParameters, Kmeans as RustKmeans, KmeansEvent};
+use numpy::PyArray1;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::arrays::{self, ArrayLike, F32Matrix, F32Vector, F64Vector, I64Vector, matrix_out};
+use crate::errors::{FathomError, OrRaise};
+use crate::threads::compute;
+
+/// k-means clustering (Faiss's `faiss.Kmeans`): `Kmeans(d, k, niter=25, verbose=False,
+/// spherical=False, seed=1234, …)`, then `train(x)`; the result is in `centroids`, `obj`
+/// (the objective at each iteration) and `index` (a flat index over the centroids).
+#[pyclass(frozen, module = "fathom", name = "Kmeans")]
+pub struct Kmeans {
+    km: RwLock<RustKmeans>,
+    verbose: bool,
+}
+
+fn poisoned() -> PyErr {
+    FathomError::new_err("an earlier call panicked while training this k-means")
+}
+
+#[pymethods]
+impl Kmeans {
+    /// `k` centroids of dimension `d`. Keyword options as Faiss's: `niter`, `nredo`,
+    /// `verbose`, `spherical`, `int_centroids`, `update_index`, `min_points_per_centroid`,
+    /// `max_points_per_centroid`, `seed`; `gpu` must be false.
+    #[new]
+    #[pyo3(signature = (d, k, **kwargs))]
+    fn new(d: usize, k: usize, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut p = ClusteringParameters::default();
+        let mut verbose = false;
+        if let Some(kwargs) = kwargs {
+            for (key, value) in kwargs.iter() {
+                let key: String = key.extract()?;
+                match key.as_str() {
+                    "niter" => p.niter = value.extract()?,
+                    "nredo" => p.nredo = value.extract()?,
+                    "verbose" => verbose = value.extract()?,
+                    "spherical" => p.spherical = value.extract()?,
+                    "int_centroids" => p.int_centroids = value.extract()?,
+                    "update_index" => p.update_index = value.extract()?,
+                    "frozen_centroids" => p.frozen_centroids = value.extract()?,
+                    "min_points_per_centroid" => p.min_points_per_centroid = value.extract()?,
+                    "max_points_per_centroid" => p.max_points_per_centroid = value.extract()?,
+                    "seed" => p.seed = value.extract()?,
+                    "gpu" => {
+                        if value.is_truthy()? {
+                            return Err(PyValueError::new_err(
+                                "Kmeans(gpu=True): fathom's Python module clusters on the CPU",
+                            ));
+                        }
+                    }
+                    other => {
+                        return Err(PyTypeError::new_err(format!(
+                            "Kmeans got an unexpected keyword argument {other:?} (it takes \
+                             niter, nredo, verbose, spherical, int_centroids, update_index, \
+                             frozen_centroids, min_points_per_centroid, \
+                             max_points_per_centroid, seed, gpu)"
+                        )));
+                    }
+                }
+            }
+        }
+        // As Faiss's Python Kmeans: spherical k-means assigns by inner product.
+        let metric = if p.spherical {
+            MetricType::InnerProduct
+        } else {
+            MetricType::L2
+        };
+        let km = RustKmeans::new(d, k)
+            .or_raise()?
+            .with_params(p)
+            .with_metric(metric)
+            .or_raise()?;
+        Ok(Kmeans {
+            km: RwLock::new(km),
+            verbose,
+        })
+    }
+
+    /// Dimension of the points.
+    #[getter]
+    fn d(&self) -> PyResult<usize> {
+        Ok(self.km.read().map_err(|_| poisoned())?.d())
+    }
+    /// Number of centroids.
+    #[getter]
+    fn k(&self) -> PyResult<usize> {
+        Ok(self.km.read().map_err(|_| poisoned())?.k())
+    }
+
+    /// Clusters `x` of shape `(n, d)` (`n ≥ k`); returns the final objective. Starting
+    /// centroids may be given as `init_centroids` (`(k, d)`); per-point weights are not
+    /// supported.
+    #[pyo3(signature = (x, weights = None, init_centroids = None))]
+    fn train(
+        &self,
+        py: Python<'_>,
+        x: &ArrayLike<'_>,
+        weights: Option<&ArrayLike<'_>>,
+        init_centroids: Option<&ArrayLike<'_>>,
+    ) -> PyResult<f64> {
+        if weights.is_some_and(|w| !w.is_none()) {
+            return Err(PyValueError::new_err(
+                "Kmeans.train: weighted k-means is not supported by fathom",
+            ));
+        }
+        let (d, k) = (self.d()?, self.k()?);
+        let x = arrays::matrix(x, "Kmeans.train: x", Some(d))?;
+        let init = match init_centroids {
+            Some(c) if !c.is_none() => {
+                let c = arrays::matrix(c, "Kmeans.train: init_centroids", Some(d))?;
+                if c.n != k {
+                    return Err(PyValueError::new_err(format!(
+                        "init_centroids has {} rows, expected k = {k}",
+                        c.n
+                    )));
+                }
+                Some(c.data)
+            }
+            _ => None,
+        };
+        let verbose = self.verbose;
+        compute(py, || {
+            let mut km = self.km.write().map_err(|_| poisoned())?;
+            if let Some(c) = &init {
+                km.set_initial_centroids(c).or_raise()?;
+            }
+            km.train_with_progress(&x.data, &mut |e| {
+                if verbose
+                    && let KmeansEvent::Iteration {
+                        iteration, stats, ..
+                    } = e
+                {
+                    println!(
+                        "  Iteration {iteration} ({:.2} s, search {:.2} s): objective={:.6} \
+                         imbalance={:.3} nsplit={}",
+                        stats.time_s,
+                        stats.time_search_s,
+                        stats.obj,
+                        stats.imbalance_factor,
+                        stats.nsplit
+                    );
+                }
+            })
+            .or_raise()?;
+            Ok(km.obj().last().copied().unwrap_or(0.0))
+        })
+    }
+
+    /// The centroids, shape `(k, d)` (empty before training).
+    #[getter]
+    fn centroids<'py>(&self, py: Python<'py>) -> PyResult<F32Matrix<'py>> {
+        let km = self.km.read().map_err(|_| poisoned())?;
+        let c = km.centroids().to_vec();
+        let n = c.len() / km.d();
+        matrix_out(py, c, n, km.d())
+    }
+
+    /// The objective after each iteration (sum of squared distances for L2).
+    #[getter]
+    fn obj<'py>(&self, py: Python<'py>) -> PyResult<F64Vector<'py>> {
+        let km = self.km.read().map_err(|_| poisoned())?;
+        Ok(PyArray1::from_vec(py, km.obj()))
+    }
+
+    /// A flat index over the centroids (for `index.search(x, 1)`).
+    #[getter]
+    fn index(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let (d, c, metric) = {
+            let km = self.km.read().map_err(|_| poisoned())?;
+            (
+                km.d(),
+                km.centroids().to_vec(),
+                if km.params.spherical {
+                    MetricType::InnerProduct
+                } else {
+                    MetricType::L2
+                },
+            )
+        };
+        crate::classes::wrap_index(py, crate::index::flat_over(d, metric, c)?)
+    }
+
+    /// The nearest centroid of each row of `x`: `(D, I)`, both of shape `(n,)`.
+    fn assign<'py>(
+        &self,
+        py: Python<'py>,
+        x: &ArrayLike<'py>,
+    ) -> PyResult<(F32Vector<'py>, I64Vector<'py>)> {
+        let x = arrays::matrix(x, "Kmeans.assign: x", Some(self.d()?))?;
+        let (dist, ids) = compute(py, || {
+            let km = self.km.read().map_err(|_| poisoned())?;
+            if km.centroids().is_empty() {
+                return Err(FathomError::new_err("Kmeans.assign: call train() first"));
+            }
+            km.assign(&x.data).or_raise()
+        })?;
+        Ok((PyArray1::from_vec(py, dist), PyArray1::from_vec(py, ids)))
+    }
+}
