@@ -427,9 +427,10 @@ pub struct PyIndexIVFPQFastScan;
 
 #[pymethods]
 impl PyIndexIVFPQFastScan {
-    /// `nlist` lists over `quantizer`, `M` 4-bit codes per vector.
+    /// `nlist` lists over `quantizer`, `M` 4-bit codes per vector, stored in blocks of
+    /// `bbs` vectors.
     #[new]
-    #[pyo3(signature = (quantizer, d, nlist, M, nbits = 4, metric = 1))]
+    #[pyo3(signature = (quantizer, d, nlist, M, nbits, metric = 1, bbs = 32))]
     #[allow(non_snake_case)]
     fn new(
         quantizer: &Bound<'_, PyAny>,
@@ -438,6 +439,7 @@ impl PyIndexIVFPQFastScan {
         M: i64,
         nbits: i64,
         metric: i64,
+        bbs: usize,
     ) -> PyResult<PyClassInitializer<Self>> {
         if nbits != 4 {
             return Err(PyValueError::new_err(format!(
@@ -447,7 +449,9 @@ impl PyIndexIVFPQFastScan {
         let m = crate::index::metric(metric, 0.0)?;
         let (nlist, pq_m) = (count("nlist", nlist)?, count("M", M)?);
         let q = quantizer_for(quantizer, d, "IndexIVFPQFastScan")?;
-        Ok(base(IndexIvfPqFastScan::new(q, nlist, pq_m, m).or_raise()?)
+        let mut index = IndexIvfPqFastScan::new(q, nlist, pq_m, m).or_raise()?;
+        index.codec_mut().set_bbs(bbs).or_raise()?;
+        Ok(base(index)
             .add_subclass(PyIndexIVF)
             .add_subclass(PyIndexIVFPQFastScan))
     }
@@ -487,18 +491,26 @@ pub struct PyIndexPQFastScan;
 
 #[pymethods]
 impl PyIndexPQFastScan {
-    /// `M` 4-bit sub-quantizers over vectors of dimension `d`.
+    /// `M` 4-bit sub-quantizers over vectors of dimension `d`, codes stored in blocks of
+    /// `bbs` vectors.
     #[new]
-    #[pyo3(signature = (d, M, nbits = 4, metric = 1))]
+    #[pyo3(signature = (d, M, nbits, metric = 1, bbs = 32))]
     #[allow(non_snake_case)]
-    fn new(d: i64, M: i64, nbits: i64, metric: i64) -> PyResult<PyClassInitializer<Self>> {
+    fn new(
+        d: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        bbs: usize,
+    ) -> PyResult<PyClassInitializer<Self>> {
         if nbits != 4 {
             return Err(PyValueError::new_err(format!(
                 "IndexPQFastScan codes are 4-bit, got nbits = {nbits}"
             )));
         }
         let m = crate::index::metric(metric, 0.0)?;
-        let index = IndexPqFastScan::new(count("d", d)?, count("M", M)?, m).or_raise()?;
+        let mut index = IndexPqFastScan::new(count("d", d)?, count("M", M)?, m).or_raise()?;
+        index.set_bbs(bbs).or_raise()?;
         Ok(base(index).add_subclass(PyIndexPQFastScan))
     }
 }

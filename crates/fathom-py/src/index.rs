@@ -17,7 +17,7 @@ use crate::arrays::{
 };
 use crate::errors::{FathomError, OrRaise};
 use crate::selector::{IDSelector, SearchParameters};
-use crate::threads::compute;
+use crate::threads::{install, with_read, with_write};
 
 /// What a Python index object holds: its index, or a note saying which index took it.
 pub(crate) enum Slot {
@@ -56,12 +56,9 @@ impl PyIndex {
         py: Python<'_>,
         f: impl FnOnce(&dyn fathom::Index) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        compute(py, || {
-            let guard = self.slot.read().map_err(|_| poisoned())?;
-            match &*guard {
-                Slot::Owned(index) => f(&**index),
-                Slot::Moved(note) => Err(moved_err(note)),
-            }
+        with_read(py, &self.slot, |slot| match slot {
+            Slot::Owned(index) => f(&**index),
+            Slot::Moved(note) => Err(moved_err(note)),
         })
     }
 
@@ -71,12 +68,9 @@ impl PyIndex {
         py: Python<'_>,
         f: impl FnOnce(&mut dyn fathom::Index) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        compute(py, || {
-            let mut guard = self.slot.write().map_err(|_| poisoned())?;
-            match &mut *guard {
-                Slot::Owned(index) => f(&mut **index),
-                Slot::Moved(note) => Err(moved_err(note)),
-            }
+        with_write(py, &self.slot, |slot| match slot {
+            Slot::Owned(index) => f(&mut **index),
+            Slot::Moved(note) => Err(moved_err(note)),
         })
     }
 
@@ -129,6 +123,16 @@ pub(crate) fn with_params<T>(
             sp.nprobe = p.nprobe;
             sp.ef_search = p.ef_search;
             f(&sp)
+        }
+    }
+}
+
+/// Where fewer than `k` results exist fathom reports `±∞`; Faiss reports `±FLT_MAX`, and
+/// Python code written for Faiss compares with it, so the module gives Faiss's value.
+fn faiss_missing_values(res: &mut fathom::SearchResult) {
+    for (d, &l) in res.distances.iter_mut().zip(&res.labels) {
+        if l == fathom::NO_ID && d.is_infinite() {
+            *d = f32::MAX.copysign(*d);
         }
     }
 }
@@ -212,9 +216,10 @@ impl PyIndex {
     ) -> PyResult<(F32Matrix<'py>, I64Matrix<'py>)> {
         let k = check_k(k)?;
         let x = arrays::matrix(x, "search: x", Some(self.dim()?))?;
-        let res = with_params(params, |p| {
+        let mut res = with_params(params, |p| {
             self.read(py, |i| i.search_with(&x.data, k, p).or_raise())
         })?;
+        faiss_missing_values(&mut res);
         Ok((
             matrix_out(py, res.distances, x.n, k)?,
             matrix_out(py, res.labels, x.n, k)?,
@@ -303,7 +308,7 @@ impl PyIndex {
                 "merge_from: cannot merge an index into itself",
             ));
         }
-        compute(py, || {
+        py.detach(|| {
             // Lock in address order so two opposite merges cannot deadlock.
             let (mut a, mut b);
             if (self as *const Self) < (other as *const Self) {
@@ -315,7 +320,8 @@ impl PyIndex {
             }
             match (&mut *a, &mut *b) {
                 (Slot::Owned(dst), Slot::Owned(src)) => {
-                    crate::classes::merge(&mut **dst, &mut **src, add_id)
+                    let (dst, src) = (&mut **dst, &mut **src);
+                    install(|| crate::classes::merge(dst, src, add_id))
                 }
                 (Slot::Moved(note), _) | (_, Slot::Moved(note)) => Err(moved_err(note)),
             }

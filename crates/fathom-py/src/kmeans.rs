@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 
 use crate::arrays::{self, ArrayLike, F32Matrix, F32Vector, F64Vector, I64Vector, matrix_out};
 use crate::errors::{FathomError, OrRaise};
-use crate::threads::compute;
+use crate::threads::{with_read, with_write};
 
 /// k-means clustering (Faiss's `faiss.Kmeans`): `Kmeans(d, k, niter=25, verbose=False,
 /// spherical=False, seed=1234, …)`, then `train(x)`; the result is in `centroids`, `obj`
@@ -128,8 +128,7 @@ impl Kmeans {
             _ => None,
         };
         let verbose = self.verbose;
-        compute(py, || {
-            let mut km = self.km.write().map_err(|_| poisoned())?;
+        with_write(py, &self.km, |km| {
             if let Some(c) = &init {
                 km.set_initial_centroids(c).or_raise()?;
             }
@@ -196,8 +195,7 @@ impl Kmeans {
         x: &ArrayLike<'py>,
     ) -> PyResult<(F32Vector<'py>, I64Vector<'py>)> {
         let x = arrays::matrix(x, "Kmeans.assign: x", Some(self.d()?))?;
-        let (dist, ids) = compute(py, || {
-            let km = self.km.read().map_err(|_| poisoned())?;
+        let (dist, ids) = with_read(py, &self.km, |km| {
             if km.centroids().is_empty() {
                 return Err(FathomError::new_err("Kmeans.assign: call train() first"));
             }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::arrays::{self, ArrayLike, F32Matrix, U8Matrix, matrix_out};
 use crate::errors::{FathomError, OrRaise};
-use crate::threads::compute;
+use crate::threads::{with_read, with_write};
 
 fn poisoned() -> PyErr {
     FathomError::new_err("an earlier call panicked while training this quantizer")
@@ -91,17 +91,13 @@ impl ProductQuantizer {
     /// Learns the codebooks from `x` of shape `(n, d)`.
     fn train(&self, py: Python<'_>, x: &ArrayLike<'_>) -> PyResult<()> {
         let x = arrays::matrix(x, "train: x", Some(self.d()?))?;
-        compute(py, || {
-            let mut pq = self.pq.write().map_err(|_| poisoned())?;
-            pq.train(&x.data).or_raise()
-        })
+        with_write(py, &self.pq, |pq| pq.train(&x.data).or_raise())
     }
     /// The codes of `x` of shape `(n, d)`: uint8, shape `(n, code_size)`.
     fn compute_codes<'py>(&self, py: Python<'py>, x: &ArrayLike<'py>) -> PyResult<U8Matrix<'py>> {
         let (d, cs) = self.read(|p| (p.d(), p.code_size()))?;
         let x = arrays::matrix(x, "compute_codes: x", Some(d))?;
-        let codes = compute(py, || {
-            let pq = self.pq.read().map_err(|_| poisoned())?;
+        let codes = with_read(py, &self.pq, |pq| {
             if !pq.is_trained() {
                 return Err(not_trained("ProductQuantizer"));
             }
@@ -122,8 +118,7 @@ impl ProductQuantizer {
     fn decode<'py>(&self, py: Python<'py>, codes: &ArrayLike<'py>) -> PyResult<F32Matrix<'py>> {
         let (d, cs) = self.read(|p| (p.d(), p.code_size()))?;
         let c = arrays::codes(codes, "decode: codes", cs)?;
-        let x = compute(py, || {
-            let pq = self.pq.read().map_err(|_| poisoned())?;
+        let x = with_read(py, &self.pq, |pq| {
             if !pq.is_trained() {
                 return Err(not_trained("ProductQuantizer"));
             }
@@ -199,17 +194,13 @@ impl ScalarQuantizer {
     /// Learns the value ranges from `x` of shape `(n, d)`.
     fn train(&self, py: Python<'_>, x: &ArrayLike<'_>) -> PyResult<()> {
         let x = arrays::matrix(x, "train: x", Some(self.d()?))?;
-        compute(py, || {
-            let mut sq = self.sq.write().map_err(|_| poisoned())?;
-            sq.train(&x.data).or_raise()
-        })
+        with_write(py, &self.sq, |sq| sq.train(&x.data).or_raise())
     }
     /// The codes of `x` of shape `(n, d)`: uint8, shape `(n, code_size)`.
     fn compute_codes<'py>(&self, py: Python<'py>, x: &ArrayLike<'py>) -> PyResult<U8Matrix<'py>> {
         let (d, cs) = (self.d()?, self.code_size()?);
         let x = arrays::matrix(x, "compute_codes: x", Some(d))?;
-        let codes = compute(py, || {
-            let sq = self.sq.read().map_err(|_| poisoned())?;
+        let codes = with_read(py, &self.sq, |sq| {
             if !sq.is_trained() {
                 return Err(not_trained("ScalarQuantizer"));
             }
@@ -227,8 +218,7 @@ impl ScalarQuantizer {
     fn decode<'py>(&self, py: Python<'py>, codes: &ArrayLike<'py>) -> PyResult<F32Matrix<'py>> {
         let (d, cs) = (self.d()?, self.code_size()?);
         let c = arrays::codes(codes, "decode: codes", cs)?;
-        let x = compute(py, || {
-            let sq = self.sq.read().map_err(|_| poisoned())?;
+        let x = with_read(py, &self.sq, |sq| {
             if !sq.is_trained() {
                 return Err(not_trained("ScalarQuantizer"));
             }

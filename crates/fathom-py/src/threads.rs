@@ -1,19 +1,64 @@
 //! The thread pool computations run on: rayon's global pool until
 //! `omp_set_num_threads` asks for a size (Faiss's OpenMP knob), then a pool of that size.
+//!
+//! Locks are taken on the calling Python thread, never inside the pool: a pool worker
+//! waiting in a parallel loop steals other queued jobs, and if such a job took a lock that
+//! the waiting worker held (a search's read lock, then an add's write lock), the two would
+//! wait for each other for ever.
 
 use std::sync::{Arc, RwLock};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::errors::FathomError;
+
 static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
 
-/// Runs `f` without the GIL, on the pool `omp_set_num_threads` chose.
-pub fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
-    let pool = POOL.read().ok().and_then(|p| p.clone());
-    py.detach(move || match pool {
+/// Runs `f` on the pool `omp_set_num_threads` chose (on this thread, with rayon's global
+/// pool for its parallel loops, when none was chosen).
+pub fn install<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match POOL.read().ok().and_then(|p| p.clone()) {
         Some(pool) => pool.install(f),
         None => f(),
+    }
+}
+
+/// Runs `f`, which takes no locks, without the GIL on fathom's threads.
+pub fn compute<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    py.detach(|| install(f))
+}
+
+fn poisoned() -> PyErr {
+    FathomError::new_err(
+        "an earlier call panicked while changing this object; it may be inconsistent — \
+         build it again or read it again from a file",
+    )
+}
+
+/// Runs `f` on the value behind `lock`, read-locked on this thread, without the GIL.
+pub fn with_read<L: Send + Sync, T: Send>(
+    py: Python<'_>,
+    lock: &RwLock<L>,
+    f: impl FnOnce(&L) -> PyResult<T> + Send,
+) -> PyResult<T> {
+    py.detach(|| {
+        let guard = lock.read().map_err(|_| poisoned())?;
+        let value: &L = &guard;
+        install(|| f(value))
+    })
+}
+
+/// Runs `f` on the value behind `lock`, write-locked on this thread, without the GIL.
+pub fn with_write<L: Send + Sync, T: Send>(
+    py: Python<'_>,
+    lock: &RwLock<L>,
+    f: impl FnOnce(&mut L) -> PyResult<T> + Send,
+) -> PyResult<T> {
+    py.detach(|| {
+        let mut guard = lock.write().map_err(|_| poisoned())?;
+        let value: &mut L = &mut guard;
+        install(|| f(value))
     })
 }
 

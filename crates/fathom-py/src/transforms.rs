@@ -13,7 +13,7 @@ use pyo3::type_object::PyTypeInfo;
 
 use crate::arrays::{self, ArrayLike, F32Matrix, F32Vector, matrix_out};
 use crate::errors::{FathomError, OrRaise};
-use crate::threads::compute;
+use crate::threads::{with_read, with_write};
 
 type Boxed = Box<dyn fathom::linalg::VectorTransform>;
 
@@ -48,6 +48,18 @@ impl PyVectorTransform {
             Slot::Owned(t) => f(&**t),
             Slot::Moved(note) => Err(FathomError::new_err(note.clone())),
         }
+    }
+
+    /// `with`, without the GIL and on fathom's threads.
+    fn with_detached<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&dyn fathom::linalg::VectorTransform) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        with_read(py, &self.slot, |slot| match slot {
+            Slot::Owned(t) => f(&**t),
+            Slot::Moved(note) => Err(FathomError::new_err(note.clone())),
+        })
     }
 
     fn dims(&self) -> PyResult<(usize, usize)> {
@@ -109,19 +121,16 @@ impl PyVectorTransform {
     /// Learns the transform from `x` of shape `(n, d_in)`.
     fn train(&self, py: Python<'_>, x: &ArrayLike<'_>) -> PyResult<()> {
         let x = arrays::matrix(x, "train: x", Some(self.dims()?.0))?;
-        compute(py, || {
-            let mut guard = self.slot.write().map_err(|_| poisoned())?;
-            match &mut *guard {
-                Slot::Owned(t) => t.train(&x.data).or_raise(),
-                Slot::Moved(note) => Err(FathomError::new_err(note.clone())),
-            }
+        with_write(py, &self.slot, |slot| match slot {
+            Slot::Owned(t) => t.train(&x.data).or_raise(),
+            Slot::Moved(note) => Err(FathomError::new_err(note.clone())),
         })
     }
     /// Transforms `x` of shape `(n, d_in)` into `(n, d_out)`.
     fn apply<'py>(&self, py: Python<'py>, x: &ArrayLike<'py>) -> PyResult<F32Matrix<'py>> {
         let (d_in, d_out) = self.dims()?;
         let x = arrays::matrix(x, "apply: x", Some(d_in))?;
-        let y = compute(py, || self.with(|t| t.apply(&x.data).or_raise()))?;
+        let y = self.with_detached(py, |t| t.apply(&x.data).or_raise())?;
         matrix_out(py, y, x.n, d_out)
     }
     /// Same as `apply` (Faiss's Python name).
@@ -136,9 +145,7 @@ impl PyVectorTransform {
     ) -> PyResult<F32Matrix<'py>> {
         let (d_in, d_out) = self.dims()?;
         let y = arrays::matrix(y, "reverse_transform: x", Some(d_out))?;
-        let x = compute(py, || {
-            self.with(|t| t.reverse_transform(&y.data).or_raise())
-        })?;
+        let x = self.with_detached(py, |t| t.reverse_transform(&y.data).or_raise())?;
         matrix_out(py, x, y.n, d_in)
     }
     /// The matrix `A` (`d_out × d_in`) of a linear transform `y = A x + b`.
