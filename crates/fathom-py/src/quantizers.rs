@@ -228,24 +228,26 @@ impl ScalarQuantizer {
     }
 }
 
+/// Faiss's module-level aliases of the scalar quantizer types.
+pub const SQ_TYPE_ALIASES: &[(&str, i64)] = &[
+    ("ScalarQuantizer_QT_8bit", 0),
+    ("ScalarQuantizer_QT_4bit", 1),
+    ("ScalarQuantizer_QT_8bit_uniform", 2),
+    ("ScalarQuantizer_QT_4bit_uniform", 3),
+    ("ScalarQuantizer_QT_fp16", 4),
+    ("ScalarQuantizer_QT_8bit_direct", 5),
+    ("ScalarQuantizer_QT_6bit", 6),
+    ("ScalarQuantizer_QT_bf16", 7),
+    ("ScalarQuantizer_QT_8bit_direct_signed", 8),
+];
+
 /// Registers the codec classes.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("ProductQuantizer", ProductQuantizer::type_object(py))?;
     m.add("ScalarQuantizer", ScalarQuantizer::type_object(py))?;
-    // Faiss's flat aliases of the code types.
-    for (name, v) in [
-        ("ScalarQuantizer_QT_8bit", 0u32),
-        ("ScalarQuantizer_QT_4bit", 1),
-        ("ScalarQuantizer_QT_8bit_uniform", 2),
-        ("ScalarQuantizer_QT_4bit_uniform", 3),
-        ("ScalarQuantizer_QT_fp16", 4),
-        ("ScalarQuantizer_QT_8bit_direct", 5),
-        ("ScalarQuantizer_QT_6bit", 6),
-        ("ScalarQuantizer_QT_bf16", 7),
-        ("ScalarQuantizer_QT_8bit_direct_signed", 8),
-    ] {
-        m.add(name, v)?;
+    for (name, v) in SQ_TYPE_ALIASES {
+        m.add(*name, *v)?;
     }
     Ok(())
 }
