@@ -781,3 +781,48 @@ fn an_id_map_over_an_ivf_index_refuses_removal_instead_of_mismatching_ids() {
     let r = flat.search(&xb[2 * d..4 * d], 1).unwrap();
     assert_eq!(r.labels, vec![1002, 1003]);
 }
+
+#[test]
+fn param_reads_back_what_set_param_set_through_wrappers() {
+    let d = 16;
+    let (xt, _, _) = get_dataset_2(d, 1000, 0, 0);
+    for (desc, name, value) in [
+        ("IVF16,Flat", "nprobe", 7.0),
+        ("IDMap,IVF16,PQ4", "nprobe", 5.0),
+        ("IVF16,PQ4", "ht", 12.0),
+        ("PCA8,IVF16,SQ8", "max_codes", 300.0),
+        ("IVF16_HNSW8,Flat", "quantizer_efSearch", 40.0),
+        ("HNSW8", "efSearch", 33.0),
+        ("HNSW8", "efConstruction", 50.0),
+        ("IVF16,Flat,RFlat", "k_factor_rf", 3.0),
+        ("IVF16,PQ4+4", "k_factor", 6.0),
+        ("PQ4", "ht", 9.0),
+    ] {
+        let mut index = index_factory(d, desc, MetricType::L2).unwrap();
+        index.train(&xt).unwrap();
+        index.set_param(name, value).unwrap();
+        assert_eq!(index.param(name), Some(value), "{desc} {name}");
+    }
+    let flat = index_factory(d, "Flat", MetricType::L2).unwrap();
+    assert_eq!(flat.param("nprobe"), None);
+}
+
+#[test]
+fn flat_merge_appends_and_empties_the_source() {
+    let d = 8;
+    let (_, xb, xq) = get_dataset_2(d, 0, 300, 10);
+    let mut whole = IndexFlat::new_l2(d).unwrap();
+    whole.add(&xb).unwrap();
+    let mut a = IndexFlat::new_l2(d).unwrap();
+    let mut b = IndexFlat::new_l2(d).unwrap();
+    a.add(&xb[..100 * d]).unwrap();
+    b.add(&xb[100 * d..]).unwrap();
+    a.merge_from(&mut b).unwrap();
+    assert_eq!((a.ntotal(), b.ntotal()), (300, 0));
+    assert_eq!(a.search(&xq, 5).unwrap(), whole.search(&xq, 5).unwrap());
+    let mut ip = IndexFlat::new_ip(d).unwrap();
+    assert!(a.merge_from(&mut ip).is_err());
+    let mut other_d = IndexFlat::new_l2(d + 1).unwrap();
+    assert!(a.merge_from(&mut other_d).is_err());
+    assert_eq!(a.ntotal(), 300);
+}
