@@ -27,6 +27,7 @@
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
 mod codegen;
+mod gpu;
 mod guide;
 mod hnsw;
 mod io;
@@ -47,6 +48,7 @@ fn main() {
         Some("bench") => bench(&args[1..]),
         Some("gemm") => gemm(&args[1..]).map(|_| ()),
         Some("codegen") => codegen::codegen(&args[1..], &root()),
+        Some("gpu") => gpu::gpu(&args[1..]),
         Some("py-bench") => setup(&args[1..]).and_then(|(py, data, fathom)| {
             let table = python::py_bench(&args[1..], &py, &data, &fathom)?;
             println!("{}", table.join("\n"));
@@ -72,7 +74,7 @@ fn main() {
             println!("{}", table.join("\n"));
             Ok(())
         }),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask gemm [--threads N]\n       cargo xtask codegen [--check]\n       cargo xtask py-bench [--data DIR] [--rounds R] [--threads N] [--index \"Flat;IVF1024,Flat:nprobe=16\"]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask gemm [--threads N]\n       cargo xtask codegen [--check]\n       cargo xtask gpu [--data DIR]\n       cargo xtask py-bench [--data DIR] [--rounds R] [--threads N] [--index \"Flat;IVF1024,Flat:nprobe=16\"]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");

@@ -35,6 +35,10 @@ pub enum Error {
         /// What was wrong and what was expected.
         detail: String,
     },
+    /// No usable GPU: no CUDA driver library, no device with that number, or the device
+    /// refused (out of memory, kernel compilation failed). The message says which.
+    #[error("GPU unavailable: {0}")]
+    GpuUnavailable(String),
     /// An operating-system I/O error, with the path it concerned when known.
     #[error("I/O error{}: {source}", path.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default())]
     Io {

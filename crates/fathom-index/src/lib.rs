@@ -86,7 +86,7 @@ pub use sq::IndexScalarQuantizer;
 /// Input is validated: a wrong length, `k = 0`, non-finite values in vectors or queries,
 /// an untrained index, or an unsupported operation each give an [`Error`], never a panic.
 /// Adding zero vectors is a no-op and searching zero queries gives an empty result.
-pub trait Index: Send + Sync {
+pub trait Index: Any + Send + Sync {
     /// Vector dimension.
     fn dim(&self) -> usize;
     /// Number of vectors held.

@@ -38,7 +38,7 @@ pub fn index_factory(
 pub fn reverse_index_factory(index: &Bound<'_, PyIndex>) -> PyResult<String> {
     index
         .get()
-        .peek(|i| fathom::reverse_index_factory(i))?
+        .peek(fathom::reverse_index_factory)?
         .or_raise()
 }
 

@@ -38,6 +38,8 @@ pub use fathom_core::{
     IdSelectorNot, IdSelectorOr, IdSelectorRange, IdSelectorTranslated, IdSelectorXor, Idx,
     MetricType, NO_ID, RangeSearchResult, Result, SearchParams, SearchResult,
 };
+#[cfg(feature = "gpu")]
+pub use fathom_gpu as gpu;
 pub use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2,
     IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer,

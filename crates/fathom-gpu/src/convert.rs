@@ -1,0 +1,120 @@
+//! Moving indexes between the CPU and GPUs (Faiss's `index_cpu_to_gpu`,
+//! `index_gpu_to_cpu`, `index_cpu_to_gpu_multiple`). A GPU index's CPU form is the index
+//! fathom's persistence writes, so GPU indexes save and load through it.
+
+use std::sync::Arc;
+
+use fathom_core::{Error, Idx, Result};
+use fathom_index::ivf::SubsetType;
+use fathom_index::{Index, IndexFlat, IndexIdMap, IndexIvfFlat, IndexIvfPq, IndexShards, ShardIds};
+
+use crate::flat::GpuIndexFlat;
+use crate::ivf::{GpuIndexIvfFlat, GpuIndexIvfPq};
+use crate::resources::GpuResources;
+
+/// A GPU copy of `index`: `IndexFlat` (L2, IP) → [`GpuIndexFlat`], `IndexIvfFlat` →
+/// [`GpuIndexIvfFlat`], `IndexIvfPq` (8-bit codes, M ≤ 64) → [`GpuIndexIvfPq`]. Other
+/// types are an error naming them.
+pub fn index_cpu_to_gpu(res: Arc<GpuResources>, index: &dyn Index) -> Result<Box<dyn Index>> {
+    let any = index.as_any();
+    if let Some(flat) = any.downcast_ref::<IndexFlat>() {
+        return Ok(Box::new(GpuIndexFlat::from_cpu(res, flat)?));
+    }
+    if any.is::<IndexIvfFlat>() || any.is::<IndexIvfPq>() {
+        // The GPU index owns its CPU form: give it a deep copy.
+        let copy = fathom_io::faiss::clone_index(index)?;
+        return into_gpu(res, copy);
+    }
+    Err(Error::Unsupported(format!(
+        "{} has no GPU form (fathom's GPU indexes: Flat, IVF-Flat, IVF-PQ with 8-bit codes)",
+        index.description()
+    )))
+}
+
+fn into_gpu(res: Arc<GpuResources>, index: Box<dyn Index>) -> Result<Box<dyn Index>> {
+    let any: Box<dyn std::any::Any> = index;
+    match any.downcast::<IndexIvfFlat>() {
+        Ok(ivf) => Ok(Box::new(GpuIndexIvfFlat::from_cpu(res, *ivf)?)),
+        Err(any) => match any.downcast::<IndexIvfPq>() {
+            Ok(ivf) => Ok(Box::new(GpuIndexIvfPq::from_cpu(res, *ivf)?)),
+            Err(_) => Err(Error::Unsupported("no GPU form for this index type".into())),
+        },
+    }
+}
+
+/// The CPU form of a GPU index (a copy); a CPU index is copied as it is.
+pub fn index_gpu_to_cpu(index: &dyn Index) -> Result<Box<dyn Index>> {
+    let any = index.as_any();
+    if let Some(g) = any.downcast_ref::<GpuIndexFlat>() {
+        return Ok(Box::new(g.to_cpu()?));
+    }
+    if let Some(g) = any.downcast_ref::<GpuIndexIvfFlat>() {
+        return fathom_io::faiss::clone_index(g.cpu());
+    }
+    if let Some(g) = any.downcast_ref::<GpuIndexIvfPq>() {
+        return fathom_io::faiss::clone_index(g.cpu());
+    }
+    fathom_io::faiss::clone_index(index)
+}
+
+/// `index` sharded over several GPUs (Faiss's `index_cpu_to_gpu_multiple` with
+/// `shard = true`): each GPU holds a part of the vectors and an [`IndexShards`] searches
+/// them in parallel and merges. Flat indexes are split in id ranges, IVF indexes by
+/// `id % n_gpus`.
+pub fn index_cpu_to_gpu_multiple(
+    resources: &[Arc<GpuResources>],
+    index: &dyn Index,
+) -> Result<IndexShards> {
+    let n = resources.len();
+    if n == 0 {
+        return Err(Error::invalid(
+            "index_cpu_to_gpu_multiple needs at least one GPU",
+        ));
+    }
+    let mut shards = IndexShards::new(index.dim(), index.metric(), ShardIds::Explicit);
+    let any = index.as_any();
+    if let Some(flat) = any.downcast_ref::<IndexFlat>() {
+        let total = flat.ntotal();
+        for (i, res) in resources.iter().enumerate() {
+            let (a, b) = (total * i / n, total * (i + 1) / n);
+            let mut part = IndexIdMap::new(Box::new(GpuIndexFlat::new(
+                res.clone(),
+                flat.dim(),
+                flat.metric(),
+            )?) as Box<dyn Index>);
+            let ids: Vec<Idx> = (a as Idx..b as Idx).collect();
+            part.add_with_ids(&flat.reconstruct_n(a as Idx, b - a)?, &ids)?;
+            shards.add_shard(Box::new(part))?;
+        }
+        return Ok(shards);
+    }
+    macro_rules! split_ivf {
+        ($cpu:ty, $gpu:ty) => {
+            if let Some(ivf) = any.downcast_ref::<$cpu>() {
+                for (i, res) in resources.iter().enumerate() {
+                    let mut empty = fathom_io::faiss::clone_index(ivf)?;
+                    empty.reset();
+                    let any: Box<dyn std::any::Any> = empty;
+                    let mut part = *any
+                        .downcast::<$cpu>()
+                        .map_err(|_| Error::invalid("a copy changed type"))?;
+                    ivf.copy_subset_to(
+                        &mut part,
+                        SubsetType::IdMod {
+                            modulus: n as Idx,
+                            remainder: i as Idx,
+                        },
+                    )?;
+                    shards.add_shard(Box::new(<$gpu>::from_cpu(res.clone(), part)?))?;
+                }
+                return Ok(shards);
+            }
+        };
+    }
+    split_ivf!(IndexIvfFlat, GpuIndexIvfFlat);
+    split_ivf!(IndexIvfPq, GpuIndexIvfPq);
+    Err(Error::Unsupported(format!(
+        "{} has no GPU form (fathom's GPU indexes: Flat, IVF-Flat, IVF-PQ with 8-bit codes)",
+        index.description()
+    )))
+}

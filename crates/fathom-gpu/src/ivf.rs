@@ -1,0 +1,472 @@
+//! `GpuIndexIvfFlat` and `GpuIndexIvfPq`: IVF search on the GPU over the CPU index's lists.
+//!
+//! Each keeps its CPU form — the `IndexIvfFlat` / `IndexIvfPq` that training, adding and
+//! the file format use — and a device copy of its lists and coarse centroids, refreshed
+//! after changes, that searches scan: the coarse step is a `GpuIndexFlat` search for the
+//! `nprobe` nearest centroids, the fine step one kernel with a block per query.
+
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use fathom_core::{
+    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
+    check,
+};
+use fathom_index::ivf::IvfCodec;
+use fathom_index::{Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq};
+
+use crate::flat::GpuIndexFlat;
+use crate::kernels::BLOCK;
+use crate::resources::{GpuResources, check_k, gpu_err, kpow, topk_smem};
+
+/// The lists on the device: entries of list `l` are rows `offsets[l] .. offsets[l + 1]`.
+struct DeviceLists {
+    offsets: CudaSlice<i64>,
+    ids: CudaSlice<i64>,
+    codes: CudaSlice<u8>,
+}
+
+/// What the device holds of an IVF index, rebuilt when the CPU index changed.
+struct Device {
+    lists: DeviceLists,
+    coarse: GpuIndexFlat,
+    /// Coarse centroids (`nlist × d`), for PQ residual tables.
+    centroids: CudaSlice<f32>,
+    /// PQ codebooks (`M × 256 × dsub`), for IVF-PQ.
+    pq: Option<CudaSlice<f32>>,
+}
+
+/// The state both IVF indexes share: the CPU index and its device copy.
+struct GpuIvf<C: IvfCodec + 'static> {
+    res: Arc<GpuResources>,
+    cpu: IndexIvf<C>,
+    device: Mutex<Option<Arc<Device>>>,
+}
+
+impl<C: IvfCodec + 'static> GpuIvf<C> {
+    fn new(res: Arc<GpuResources>, cpu: IndexIvf<C>) -> Result<Self> {
+        if !cpu.quantizer().as_any().is::<IndexFlat>() {
+            return Err(Error::Unsupported(format!(
+                "GPU IVF indexes need a flat coarse quantizer; {} has {}",
+                cpu.description(),
+                cpu.quantizer().description()
+            )));
+        }
+        if !matches!(cpu.metric(), MetricType::L2 | MetricType::InnerProduct) {
+            return Err(Error::Unsupported(format!(
+                "GPU IVF indexes search by L2 or inner product, not {}",
+                cpu.metric()
+            )));
+        }
+        if cpu.invlists().block_layout().is_some() {
+            return Err(Error::Unsupported(
+                "fast-scan block lists have no GPU form".into(),
+            ));
+        }
+        Ok(GpuIvf {
+            res,
+            cpu,
+            device: Mutex::new(None),
+        })
+    }
+
+    fn invalidate(&mut self) {
+        *self.device.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The device copy, built from the CPU index if it changed since.
+    fn device(&self, pq: Option<&[f32]>) -> Result<Arc<Device>> {
+        let mut slot = self.device.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dev) = &*slot {
+            return Ok(dev.clone());
+        }
+        let lists = self.cpu.invlists();
+        let nlist = self.cpu.nlist();
+        let mut offsets = Vec::with_capacity(nlist + 1);
+        let (mut ids, mut codes) = (Vec::new(), Vec::new());
+        offsets.push(0i64);
+        for l in 0..nlist {
+            ids.extend_from_slice(lists.ids(l));
+            codes.extend_from_slice(lists.codes(l));
+            offsets.push(ids.len() as i64);
+        }
+        let res = &self.res;
+        let centroids_host = self.cpu.quantizer().reconstruct_n(0, nlist)?;
+        let q = self
+            .cpu
+            .quantizer()
+            .as_any()
+            .downcast_ref::<IndexFlat>()
+            .ok_or_else(|| Error::Unsupported("GPU IVF needs a flat quantizer".into()))?;
+        let coarse = GpuIndexFlat::from_cpu(res.clone(), q)?;
+        let dev = Arc::new(Device {
+            lists: DeviceLists {
+                offsets: res.upload(&offsets)?,
+                ids: res.upload(&ids)?,
+                codes: res.upload(&codes)?,
+            },
+            coarse,
+            centroids: res.upload(&centroids_host)?,
+            pq: pq.map(|c| res.upload(c)).transpose()?,
+        });
+        *slot = Some(dev.clone());
+        Ok(dev)
+    }
+
+    /// The common part of a search: checks, the coarse step on the GPU, upload.
+    fn prepare(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+        pq: Option<&[f32]>,
+    ) -> Result<Option<Prepared>> {
+        check_k(k)?;
+        if params.selector.is_some() {
+            return Err(Error::Unsupported(
+                "GPU indexes do not filter by id selector; search the CPU index".into(),
+            ));
+        }
+        if !self.cpu.is_trained() {
+            return Err(Error::NotTrained(format!(
+                "search {}",
+                self.cpu.description()
+            )));
+        }
+        let d = self.cpu.dim();
+        let nq = check::vectors("queries", queries, d)?;
+        check::finite("queries", queries, d)?;
+        let nprobe = params
+            .nprobe
+            .unwrap_or(self.cpu.nprobe)
+            .min(self.cpu.nlist());
+        if nprobe == 0 {
+            return Err(Error::invalid(
+                "nprobe is 0; at least one list must be probed",
+            ));
+        }
+        check_k(nprobe).map_err(|e| e.context("nprobe"))?;
+        let dev = self.device(pq)?;
+        let _g = self.res.lock();
+        let q = self.res.upload(queries)?;
+        if nq == 0 {
+            return Ok(None);
+        }
+        let coarse = dev.coarse.search_device(&q, nq, nprobe)?;
+        let probes = self.res.upload(&coarse.labels)?;
+        let best = self.res.new_best(nq, k)?;
+        drop(_g);
+        Ok(Some(Prepared {
+            dev,
+            q,
+            probes,
+            best,
+            nq,
+            nprobe,
+        }))
+    }
+}
+
+struct Prepared {
+    dev: Arc<Device>,
+    q: CudaSlice<f32>,
+    probes: CudaSlice<i64>,
+    best: crate::resources::Best,
+    nq: usize,
+    nprobe: usize,
+}
+
+/// Implements `Index` for a GPU IVF index through its `ivf: GpuIvf<_>` field, the CPU
+/// index answering for everything but search.
+macro_rules! gpu_ivf_index {
+    ($ty:ty, $search:ident) => {
+        impl Index for $ty {
+            fn dim(&self) -> usize {
+                self.ivf.cpu.dim()
+            }
+            fn ntotal(&self) -> usize {
+                self.ivf.cpu.ntotal()
+            }
+            fn metric(&self) -> MetricType {
+                self.ivf.cpu.metric()
+            }
+            fn is_trained(&self) -> bool {
+                self.ivf.cpu.is_trained()
+            }
+            fn train(&mut self, x: &[f32]) -> Result<()> {
+                self.ivf.invalidate();
+                crate::kmeans::train_ivf_on_gpu(&self.ivf.res, &mut self.ivf.cpu, x)
+            }
+            fn add(&mut self, x: &[f32]) -> Result<()> {
+                self.ivf.invalidate();
+                self.ivf.cpu.add(x)
+            }
+            fn add_with_ids(&mut self, x: &[f32], ids: &[Idx]) -> Result<()> {
+                self.ivf.invalidate();
+                self.ivf.cpu.add_with_ids(x, ids)
+            }
+            fn search_with(
+                &self,
+                queries: &[f32],
+                k: usize,
+                params: &SearchParams<'_>,
+            ) -> Result<SearchResult> {
+                self.$search(queries, k, params)
+            }
+            fn range_search_with(
+                &self,
+                _q: &[f32],
+                _r: f32,
+                _p: &SearchParams<'_>,
+            ) -> Result<RangeSearchResult> {
+                Err(Error::Unsupported(
+                    "range search is not implemented on the GPU; convert with index_gpu_to_cpu"
+                        .into(),
+                ))
+            }
+            fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
+                self.ivf.cpu.reconstruct(id)
+            }
+            fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+                self.ivf.invalidate();
+                self.ivf.cpu.remove_ids(selector)
+            }
+            fn reset(&mut self) {
+                self.ivf.invalidate();
+                self.ivf.cpu.reset()
+            }
+            fn ids_are_positions(&self) -> bool {
+                false
+            }
+            fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
+                if name != "nprobe" {
+                    return Err(Error::invalid(format!(
+                        "GPU IVF indexes have the run-time parameter nprobe, not {name:?}"
+                    )));
+                }
+                self.ivf.cpu.set_param(name, value)
+            }
+            fn param(&self, name: &str) -> Option<f64> {
+                (name == "nprobe").then(|| self.ivf.cpu.nprobe as f64)
+            }
+            fn parameter_ranges(&self) -> Vec<fathom_index::autotune::ParameterRange> {
+                self.ivf
+                    .cpu
+                    .parameter_ranges()
+                    .into_iter()
+                    .filter(|r| r.name == "nprobe")
+                    .collect()
+            }
+            fn description(&self) -> String {
+                self.ivf.cpu.description()
+            }
+            fn as_any(&self) -> &dyn Any {
+                self
+            }
+            fn as_any_mut(&mut self) -> &mut dyn Any {
+                self
+            }
+        }
+    };
+}
+
+fn launch_cfg(nq: usize, smem: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (nq as u32, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: smem as u32,
+    }
+}
+
+/// IVF with full vectors in the lists, searched on the GPU (Faiss's `GpuIndexIVFFlat`).
+/// Training assigns on the GPU (k-means); its CPU form is the [`IndexIvfFlat`] it wraps.
+pub struct GpuIndexIvfFlat {
+    ivf: GpuIvf<fathom_index::ivf::IvfFlat>,
+}
+
+impl GpuIndexIvfFlat {
+    /// An untrained index of `nlist` lists over vectors of dimension `d`.
+    pub fn new(res: Arc<GpuResources>, d: usize, nlist: usize, metric: MetricType) -> Result<Self> {
+        let q = IndexFlat::new(d, metric)?;
+        Self::from_cpu(res, IndexIvfFlat::new(Box::new(q), nlist, metric)?)
+    }
+
+    /// Searches `cpu` on the GPU (the index moves in; `to_cpu` gives it back).
+    pub fn from_cpu(res: Arc<GpuResources>, cpu: IndexIvfFlat) -> Result<Self> {
+        Ok(GpuIndexIvfFlat {
+            ivf: GpuIvf::new(res, cpu)?,
+        })
+    }
+
+    /// The CPU index (what `write_index` saves).
+    pub fn cpu(&self) -> &IndexIvfFlat {
+        &self.ivf.cpu
+    }
+
+    /// The CPU index, taken back.
+    pub fn into_cpu(self) -> IndexIvfFlat {
+        self.ivf.cpu
+    }
+
+    /// Lists probed per query.
+    pub fn set_nprobe(&mut self, nprobe: usize) {
+        self.ivf.cpu.nprobe = nprobe;
+    }
+
+    fn search_gpu(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        let metric = self.ivf.cpu.metric();
+        let Some(mut p) = self.ivf.prepare(queries, k, params, None)? else {
+            return Ok(SearchResult::empty(0, k, metric));
+        };
+        let res = &*self.ivf.res;
+        let d = self.ivf.cpu.dim();
+        let kp = kpow(k);
+        let smem = topk_smem(kp) + 4 * d;
+        res.kernels.check_smem(smem, "IVF-Flat search")?;
+        let _g = res.lock();
+        let (d32, np32, l2, k32, kp32) = (
+            d as i32,
+            p.nprobe as i32,
+            i32::from(metric == MetricType::L2),
+            k as i32,
+            kp as i32,
+        );
+        let lists = &p.dev.lists;
+        let mut b = res.stream.launch_builder(&res.kernels.ivf_flat_scan);
+        b.arg(&p.q)
+            .arg(&d32)
+            .arg(&p.probes)
+            .arg(&np32)
+            .arg(&lists.offsets);
+        b.arg(&lists.codes)
+            .arg(&lists.ids)
+            .arg(&l2)
+            .arg(&k32)
+            .arg(&kp32);
+        b.arg(&mut p.best.d).arg(&mut p.best.i);
+        // SAFETY: ivf_flat_scan's arguments in order: nq × d queries, d, nq × nprobe list
+        // numbers (−1 or < nlist), nprobe, nlist + 1 offsets into the concatenated lists,
+        // their rows of d floats (the IVF-Flat codes are the vectors' bytes) and ids, the
+        // metric flag, k, kpow, nq × k best keys and ids; one block per query with the
+        // shared memory computed above.
+        unsafe { b.launch(launch_cfg(p.nq, smem)) }.map_err(gpu_err("ivf_flat_scan"))?;
+        p.best.finish(res, metric)
+    }
+}
+
+gpu_ivf_index!(GpuIndexIvfFlat, search_gpu);
+
+/// IVF with 8-bit PQ codes, searched on the GPU with look-up tables in shared memory
+/// (Faiss's `GpuIndexIVFPQ`); M ≤ 64 sub-quantizers of 8 bits. Its CPU form is the
+/// [`IndexIvfPq`] it wraps.
+pub struct GpuIndexIvfPq {
+    ivf: GpuIvf<fathom_index::ivf::IvfPq>,
+}
+
+impl GpuIndexIvfPq {
+    /// An untrained index: `nlist` lists, `m` 8-bit sub-quantizers.
+    pub fn new(
+        res: Arc<GpuResources>,
+        d: usize,
+        nlist: usize,
+        m: usize,
+        metric: MetricType,
+    ) -> Result<Self> {
+        let q = IndexFlat::new(d, metric)?;
+        Self::from_cpu(res, IndexIvfPq::new(Box::new(q), nlist, m, 8, metric)?)
+    }
+
+    /// Searches `cpu` on the GPU (the index moves in).
+    pub fn from_cpu(res: Arc<GpuResources>, cpu: IndexIvfPq) -> Result<Self> {
+        let pq = cpu.codec().pq();
+        if pq.nbits() != 8 || pq.m() > 64 {
+            return Err(Error::Unsupported(format!(
+                "GPU IVF-PQ takes up to 64 sub-quantizers of 8 bits; {} has {} × {}",
+                cpu.description(),
+                pq.m(),
+                pq.nbits()
+            )));
+        }
+        Ok(GpuIndexIvfPq {
+            ivf: GpuIvf::new(res, cpu)?,
+        })
+    }
+
+    /// The CPU index (what `write_index` saves).
+    pub fn cpu(&self) -> &IndexIvfPq {
+        &self.ivf.cpu
+    }
+
+    /// The CPU index, taken back.
+    pub fn into_cpu(self) -> IndexIvfPq {
+        self.ivf.cpu
+    }
+
+    /// Lists probed per query.
+    pub fn set_nprobe(&mut self, nprobe: usize) {
+        self.ivf.cpu.nprobe = nprobe;
+    }
+
+    fn search_gpu(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        let metric = self.ivf.cpu.metric();
+        let pq = self.ivf.cpu.codec().pq();
+        let Some(mut p) = self.ivf.prepare(queries, k, params, Some(pq.centroids()))? else {
+            return Ok(SearchResult::empty(0, k, metric));
+        };
+        let res = &*self.ivf.res;
+        let d = self.ivf.cpu.dim();
+        let m = pq.m();
+        let kp = kpow(k);
+        let smem = topk_smem(kp) + 4 * (2 * d + m * 256);
+        res.kernels.check_smem(smem, "IVF-PQ search")?;
+        let _g = res.lock();
+        let (d32, np32, m32, byres, l2, k32, kp32) = (
+            d as i32,
+            p.nprobe as i32,
+            m as i32,
+            i32::from(self.ivf.cpu.by_residual),
+            i32::from(metric == MetricType::L2),
+            k as i32,
+            kp as i32,
+        );
+        let dev = &p.dev;
+        let codebooks = dev
+            .pq
+            .as_ref()
+            .ok_or_else(|| Error::invalid("no PQ codebooks on the GPU"))?;
+        let lists = &dev.lists;
+        let mut b = res.stream.launch_builder(&res.kernels.ivf_pq_scan);
+        b.arg(&p.q)
+            .arg(&d32)
+            .arg(&p.probes)
+            .arg(&np32)
+            .arg(&dev.centroids);
+        b.arg(codebooks)
+            .arg(&m32)
+            .arg(&byres)
+            .arg(&lists.offsets)
+            .arg(&lists.codes);
+        b.arg(&lists.ids).arg(&l2).arg(&k32).arg(&kp32);
+        b.arg(&mut p.best.d).arg(&mut p.best.i);
+        // SAFETY: ivf_pq_scan's arguments in order: nq × d queries, d, nq × nprobe list
+        // numbers, nprobe, nlist × d coarse centroids, M × 256 × (d / M) codebooks, M, the
+        // residual flag, nlist + 1 offsets, M-byte codes and ids of the concatenated
+        // lists, the metric flag, k, kpow, nq × k best keys and ids; one block per query
+        // with the shared memory computed above.
+        unsafe { b.launch(launch_cfg(p.nq, smem)) }.map_err(gpu_err("ivf_pq_scan"))?;
+        p.best.finish(res, metric)
+    }
+}
+
+gpu_ivf_index!(GpuIndexIvfPq, search_gpu);

@@ -1,0 +1,287 @@
+// fathom's GPU kernels, compiled at run time by NVRTC (see kernels.rs).
+//
+// Every search keeps, per query, the k best (smallest) keys found so far in global memory,
+// sorted ascending; a kernel launch merges one batch of candidates into them. Keys are
+// squared L2 distances, or negated inner products, so "smaller is better" throughout.
+//
+// Selection in a block (block_topk_*): the current best k (padded to KPOW, a power of two
+// ≥ k and ≥ blockDim) live in shared memory. Threads offer candidates in rounds of one per
+// thread; a candidate enters a shared buffer only if it beats the current k-th best, so once
+// the best set is good, almost nothing is buffered and the scan runs at memory speed. When
+// the buffer could overflow in the next round it is merged: bitonic sort of the buffer
+// (2·KPOW), then min(best[i], buf[KPOW−1−i]) is a bitonic sequence holding the KPOW
+// smallest of both, and a bitonic merge sorts it. k ≤ 2048, as Faiss's GPU k-selection.
+
+#define FATHOM_INF __int_as_float(0x7f800000)
+
+struct TopK {
+    float* bd;       // best keys [kpow]
+    long long* bi;   // best ids  [kpow]
+    float* cd;       // buffer keys [2 kpow]
+    long long* ci;   // buffer ids  [2 kpow]
+    int* count;      // buffered entries
+    int k;
+    int kpow;
+};
+
+__device__ TopK topk_layout(unsigned char* smem, int k, int kpow) {
+    TopK t;
+    t.bd = (float*)smem;
+    t.cd = t.bd + kpow;
+    t.bi = (long long*)(t.cd + 2 * kpow);
+    t.ci = t.bi + kpow;
+    t.count = (int*)(t.ci + 2 * kpow);
+    t.k = k;
+    t.kpow = kpow;
+    return t;
+}
+
+// Bytes of shared memory a TopK of this size needs (kept in step with kernels.rs).
+// 3·kpow floats + 3·kpow ids + one int, padded to 16.
+
+__device__ void topk_load(TopK t, const float* gd, const long long* gi) {
+    for (int i = threadIdx.x; i < t.kpow; i += blockDim.x) {
+        t.bd[i] = i < t.k ? gd[i] : FATHOM_INF;
+        t.bi[i] = i < t.k ? gi[i] : -1;
+    }
+    if (threadIdx.x == 0) *t.count = 0;
+    __syncthreads();
+}
+
+__device__ void bitonic_sort(float* d, long long* id, int n) {
+    for (int size = 2; size <= n; size <<= 1) {
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int p = threadIdx.x; p < (n >> 1); p += blockDim.x) {
+                int i = (p / stride) * 2 * stride + (p % stride);
+                int j = i + stride;
+                bool up = (i & size) == 0;
+                if ((d[i] > d[j]) == up) {
+                    float td = d[i]; d[i] = d[j]; d[j] = td;
+                    long long ti = id[i]; id[i] = id[j]; id[j] = ti;
+                }
+            }
+            __syncthreads();
+        }
+    }
+}
+
+// Merges the buffer into the best set. Called by every thread of the block.
+__device__ void topk_flush(TopK t) {
+    __syncthreads();
+    int n = *t.count;
+    if (n == 0) return;
+    int cap = 2 * t.kpow;
+    for (int i = n + threadIdx.x; i < cap; i += blockDim.x) {
+        t.cd[i] = FATHOM_INF;
+        t.ci[i] = -1;
+    }
+    __syncthreads();
+    bitonic_sort(t.cd, t.ci, cap);
+    for (int i = threadIdx.x; i < t.kpow; i += blockDim.x) {
+        int j = t.kpow - 1 - i;
+        if (t.cd[j] < t.bd[i]) {
+            t.bd[i] = t.cd[j];
+            t.bi[i] = t.ci[j];
+        }
+    }
+    __syncthreads();
+    for (int stride = t.kpow >> 1; stride > 0; stride >>= 1) {
+        for (int p = threadIdx.x; p < (t.kpow >> 1); p += blockDim.x) {
+            int i = (p / stride) * 2 * stride + (p % stride);
+            int j = i + stride;
+            if (t.bd[i] > t.bd[j]) {
+                float td = t.bd[i]; t.bd[i] = t.bd[j]; t.bd[j] = td;
+                long long ti = t.bi[i]; t.bi[i] = t.bi[j]; t.bi[j] = ti;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *t.count = 0;
+    __syncthreads();
+}
+
+// One round: every thread of the block calls this, `has` false when it has no candidate.
+__device__ void topk_offer(TopK t, bool has, float key, long long id) {
+    // The k-th best is stable during a round: merges happen only between rounds.
+    float thr = t.bd[t.k - 1];
+    if (has && key < thr) {
+        int pos = atomicAdd(t.count, 1);
+        t.cd[pos] = key;
+        t.ci[pos] = id;
+    }
+    __syncthreads();
+    // count ≤ kpow before a round and kpow ≥ blockDim, so the buffer (2·kpow) never
+    // overflows; merge once it holds more than kpow. Every thread reads the count before
+    // any thread can add to it in the next round, so all take the same branch.
+    int n = *t.count;
+    __syncthreads();
+    if (n > t.kpow) topk_flush(t);
+}
+
+__device__ void topk_store(TopK t, float* gd, long long* gi) {
+    topk_flush(t);
+    for (int i = threadIdx.x; i < t.k; i += blockDim.x) {
+        gd[i] = t.bd[i];
+        gi[i] = t.bi[i];
+    }
+}
+
+extern "C" __global__ void init_best(float* d, long long* i, long long n) {
+    long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < n) {
+        d[j] = FATHOM_INF;
+        i[j] = -1;
+    }
+}
+
+// Squared norms of n rows of dimension dim.
+extern "C" __global__ void l2_norms(const float* __restrict__ x, long long n, int dim,
+                                    float* __restrict__ out) {
+    long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    const float* v = x + r * dim;
+    float s = 0.f;
+    for (int j = 0; j < dim; j++) s += v[j] * v[j];
+    out[r] = s;
+}
+
+// Merges a tile of inner products ip[q][0..ntile) (row stride ld) into each query's best k.
+// l2: key = ‖q‖² + ‖x‖² − 2⟨q, x⟩ (clamped at 0); otherwise key = −⟨q, x⟩.
+extern "C" __global__ void select_tile(const float* __restrict__ ip, int ld, int ntile,
+                                       long long id0, const float* __restrict__ qnorm,
+                                       const float* __restrict__ xnorm, int l2, int k,
+                                       int kpow, float* best_d, long long* best_i) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    TopK t = topk_layout(smem, k, kpow);
+    int q = blockIdx.x;
+    float* gd = best_d + (long long)q * k;
+    long long* gi = best_i + (long long)q * k;
+    topk_load(t, gd, gi);
+    const float* row = ip + (long long)q * ld;
+    float qn = l2 ? qnorm[q] : 0.f;
+    for (int base = 0; base < ntile; base += blockDim.x) {
+        int j = base + threadIdx.x;
+        bool has = j < ntile;
+        float key = 0.f;
+        if (has) {
+            float v = row[j];
+            key = l2 ? fmaxf(qn + xnorm[j] - 2.f * v, 0.f) : -v;
+        }
+        topk_offer(t, has, key, id0 + j);
+    }
+    topk_store(t, gd, gi);
+}
+
+// IVF-Flat: one block per query scans its nprobe lists. Lists are concatenated in `data`
+// (rows of dim floats) with `offsets[l] .. offsets[l + 1]` the rows of list l and `ids`
+// their ids; `probes[q][0..nprobe)` the lists to scan (−1: none).
+extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int dim,
+                                         const long long* __restrict__ probes, int nprobe,
+                                         const long long* __restrict__ offsets,
+                                         const float* __restrict__ data,
+                                         const long long* __restrict__ ids, int l2, int k,
+                                         int kpow, float* best_d, long long* best_i) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    TopK t = topk_layout(smem, k, kpow);
+    float* qs = (float*)(t.count + 4);
+    int q = blockIdx.x;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) qs[j] = queries[(long long)q * dim + j];
+    float* gd = best_d + (long long)q * k;
+    long long* gi = best_i + (long long)q * k;
+    topk_load(t, gd, gi);
+    for (int p = 0; p < nprobe; p++) {
+        long long list = probes[(long long)q * nprobe + p];
+        if (list < 0) continue;
+        long long start = offsets[list], end = offsets[list + 1];
+        for (long long base = start; base < end; base += blockDim.x) {
+            long long r = base + threadIdx.x;
+            bool has = r < end;
+            float key = 0.f;
+            long long id = -1;
+            if (has) {
+                const float* v = data + r * dim;
+                float s = 0.f;
+                if (l2) {
+                    for (int j = 0; j < dim; j++) { float e = qs[j] - v[j]; s += e * e; }
+                    key = s;
+                } else {
+                    for (int j = 0; j < dim; j++) s += qs[j] * v[j];
+                    key = -s;
+                }
+                id = ids[r];
+            }
+            topk_offer(t, has, key, id);
+        }
+    }
+    topk_store(t, gd, gi);
+}
+
+// IVF-PQ with 8-bit codes: per probed list the block builds the look-up table
+// table[m][c] (M × 256) in shared memory for the query's residual against the list's
+// centroid (L2), or the query's sub-vectors (inner product, plus ⟨q, centroid⟩), then
+// every thread sums the table entries of one code at a time.
+extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int dim,
+                                       const long long* __restrict__ probes, int nprobe,
+                                       const float* __restrict__ coarse,
+                                       const float* __restrict__ pq_centroids, int m,
+                                       int by_residual, const long long* __restrict__ offsets,
+                                       const unsigned char* __restrict__ codes,
+                                       const long long* __restrict__ ids, int l2, int k,
+                                       int kpow, float* best_d, long long* best_i) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    TopK t = topk_layout(smem, k, kpow);
+    float* qs = (float*)(t.count + 4);
+    float* res = qs + dim;
+    float* table = res + dim;
+    int dsub = dim / m;
+    int q = blockIdx.x;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) qs[j] = queries[(long long)q * dim + j];
+    float* gd = best_d + (long long)q * k;
+    long long* gi = best_i + (long long)q * k;
+    topk_load(t, gd, gi);
+    __shared__ float qc;
+    for (int p = 0; p < nprobe; p++) {
+        long long list = probes[(long long)q * nprobe + p];
+        if (list < 0) continue;
+        const float* c = coarse + list * dim;
+        for (int j = threadIdx.x; j < dim; j += blockDim.x)
+            res[j] = (l2 && by_residual) ? qs[j] - c[j] : qs[j];
+        if (threadIdx.x == 0) {
+            float s = 0.f;
+            if (!l2 && by_residual)
+                for (int j = 0; j < dim; j++) s += qs[j] * c[j];
+            qc = s;
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < m * 256; e += blockDim.x) {
+            int sub = e >> 8, code = e & 255;
+            const float* cen = pq_centroids + ((long long)sub * 256 + code) * dsub;
+            const float* r = res + sub * dsub;
+            float s = 0.f;
+            if (l2) {
+                for (int j = 0; j < dsub; j++) { float d = r[j] - cen[j]; s += d * d; }
+            } else {
+                for (int j = 0; j < dsub; j++) s += r[j] * cen[j];
+            }
+            table[e] = s;
+        }
+        __syncthreads();
+        long long start = offsets[list], end = offsets[list + 1];
+        for (long long base = start; base < end; base += blockDim.x) {
+            long long r = base + threadIdx.x;
+            bool has = r < end;
+            float key = 0.f;
+            long long id = -1;
+            if (has) {
+                const unsigned char* code = codes + r * m;
+                float s = 0.f;
+                for (int sub = 0; sub < m; sub++) s += table[(sub << 8) + code[sub]];
+                key = l2 ? s : -(qc + s);
+                id = ids[r];
+            }
+            topk_offer(t, has, key, id);
+        }
+        __syncthreads();
+    }
+    topk_store(t, gd, gi);
+}
