@@ -13,7 +13,9 @@ use fathom_core::{
 use fathom_index::{Index, IndexFlat};
 
 use crate::kernels::BLOCK;
-use crate::resources::{GpuResources, check_k, gpu_err, kpow, topk_smem};
+use crate::resources::{
+    GpuResources, check_k, gpu_err, kpow, no_range_search, refuse_selector, topk_smem,
+};
 
 /// Exact k-NN on a GPU (Faiss's `GpuIndexFlat`, `GpuIndexFlatL2`, `GpuIndexFlatIP`): the
 /// vectors and their norms live in device memory; a search computes query × vector inner
@@ -242,11 +244,7 @@ impl Index for GpuIndexFlat {
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
         check_k(k)?;
-        if params.selector.is_some() {
-            return Err(Error::Unsupported(
-                "GPU indexes do not filter by id selector; search the CPU index".into(),
-            ));
-        }
+        refuse_selector(params)?;
         let nq = check::vectors("queries", queries, self.d)?;
         check::finite("queries", queries, self.d)?;
         let _g = self.res.lock();
@@ -259,9 +257,7 @@ impl Index for GpuIndexFlat {
         _r: f32,
         _p: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
-        Err(Error::Unsupported(
-            "range search is not implemented on the GPU; convert with index_gpu_to_cpu".into(),
-        ))
+        Err(no_range_search())
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
         self.reconstruct_n(id, 1)

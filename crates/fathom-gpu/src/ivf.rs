@@ -18,7 +18,9 @@ use fathom_index::{Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq};
 
 use crate::flat::GpuIndexFlat;
 use crate::kernels::BLOCK;
-use crate::resources::{GpuResources, check_k, gpu_err, kpow, topk_smem};
+use crate::resources::{
+    GpuResources, check_k, gpu_err, kpow, no_range_search, refuse_selector, topk_smem,
+};
 
 /// The lists on the device: entries of list `l` are rows `offsets[l] .. offsets[l + 1]`.
 struct DeviceLists {
@@ -123,11 +125,7 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
         pq: Option<&[f32]>,
     ) -> Result<Option<Prepared>> {
         check_k(k)?;
-        if params.selector.is_some() {
-            return Err(Error::Unsupported(
-                "GPU indexes do not filter by id selector; search the CPU index".into(),
-            ));
-        }
+        refuse_selector(params)?;
         if !self.cpu.is_trained() {
             return Err(Error::NotTrained(format!(
                 "search {}",
@@ -180,7 +178,24 @@ struct Prepared {
 /// Implements `Index` for a GPU IVF index through its `ivf: GpuIvf<_>` field, the CPU
 /// index answering for everything but search.
 macro_rules! gpu_ivf_index {
-    ($ty:ty, $search:ident) => {
+    ($ty:ty, $cpu:ty, $search:ident) => {
+        impl $ty {
+            /// The CPU index (what `write_index` saves).
+            pub fn cpu(&self) -> &$cpu {
+                &self.ivf.cpu
+            }
+
+            /// The CPU index, taken back.
+            pub fn into_cpu(self) -> $cpu {
+                self.ivf.cpu
+            }
+
+            /// Lists probed per query.
+            pub fn set_nprobe(&mut self, nprobe: usize) {
+                self.ivf.cpu.nprobe = nprobe;
+            }
+        }
+
         impl Index for $ty {
             fn dim(&self) -> usize {
                 self.ivf.cpu.dim()
@@ -220,10 +235,7 @@ macro_rules! gpu_ivf_index {
                 _r: f32,
                 _p: &SearchParams<'_>,
             ) -> Result<RangeSearchResult> {
-                Err(Error::Unsupported(
-                    "range search is not implemented on the GPU; convert with index_gpu_to_cpu"
-                        .into(),
-                ))
+                Err(no_range_search())
             }
             fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
                 self.ivf.cpu.reconstruct(id)
@@ -299,21 +311,6 @@ impl GpuIndexIvfFlat {
         })
     }
 
-    /// The CPU index (what `write_index` saves).
-    pub fn cpu(&self) -> &IndexIvfFlat {
-        &self.ivf.cpu
-    }
-
-    /// The CPU index, taken back.
-    pub fn into_cpu(self) -> IndexIvfFlat {
-        self.ivf.cpu
-    }
-
-    /// Lists probed per query.
-    pub fn set_nprobe(&mut self, nprobe: usize) {
-        self.ivf.cpu.nprobe = nprobe;
-    }
-
     fn search_gpu(
         &self,
         queries: &[f32],
@@ -360,7 +357,7 @@ impl GpuIndexIvfFlat {
     }
 }
 
-gpu_ivf_index!(GpuIndexIvfFlat, search_gpu);
+gpu_ivf_index!(GpuIndexIvfFlat, IndexIvfFlat, search_gpu);
 
 /// IVF with 8-bit PQ codes, searched on the GPU with look-up tables in shared memory
 /// (Faiss's `GpuIndexIVFPQ`); M ≤ 64 sub-quantizers of 8 bits. Its CPU form is the
@@ -396,21 +393,6 @@ impl GpuIndexIvfPq {
         Ok(GpuIndexIvfPq {
             ivf: GpuIvf::new(res, cpu)?,
         })
-    }
-
-    /// The CPU index (what `write_index` saves).
-    pub fn cpu(&self) -> &IndexIvfPq {
-        &self.ivf.cpu
-    }
-
-    /// The CPU index, taken back.
-    pub fn into_cpu(self) -> IndexIvfPq {
-        self.ivf.cpu
-    }
-
-    /// Lists probed per query.
-    pub fn set_nprobe(&mut self, nprobe: usize) {
-        self.ivf.cpu.nprobe = nprobe;
     }
 
     fn search_gpu(
@@ -469,4 +451,4 @@ impl GpuIndexIvfPq {
     }
 }
 
-gpu_ivf_index!(GpuIndexIvfPq, search_gpu);
+gpu_ivf_index!(GpuIndexIvfPq, IndexIvfPq, search_gpu);

@@ -36,10 +36,7 @@ pub fn index_factory(
 /// The factory string that builds `index`'s structure (Faiss's `reverse_index_factory`).
 #[pyfunction]
 pub fn reverse_index_factory(index: &Bound<'_, PyIndex>) -> PyResult<String> {
-    index
-        .get()
-        .peek(fathom::reverse_index_factory)?
-        .or_raise()
+    index.get().peek(fathom::reverse_index_factory)?.or_raise()
 }
 
 /// Writes `index` to the file `fname` in Faiss's format (faiss reads it).
