@@ -21,7 +21,15 @@ use crate::index::{PyIndex, take_index};
 use crate::transforms::take_transform;
 
 fn base(index: impl Index + 'static) -> PyClassInitializer<PyIndex> {
-    PyClassInitializer::from(PyIndex::new(Box::new(index)))
+    boxed(Box::new(index))
+}
+
+fn boxed(index: Box<dyn Index>) -> PyClassInitializer<PyIndex> {
+    PyClassInitializer::from(PyIndex::new(index))
+}
+
+fn ivf_base(index: Box<dyn Index>) -> PyClassInitializer<PyIndexIVF> {
+    boxed(index).add_subclass(PyIndexIVF)
 }
 
 fn count(name: &str, v: i64) -> PyResult<usize> {
@@ -47,8 +55,7 @@ fn qtype(code: i64) -> PyResult<QuantizerType> {
 /// The value of the run-time parameter `name` of `index`.
 pub(crate) fn get_param(index: &PyIndex, name: &str) -> PyResult<f64> {
     index
-        .peek(|i| (i.param(name), i.description()))?
-        .0
+        .peek(|i| i.param(name))?
         .ok_or_else(|| PyAttributeError::new_err(format!("this index has no parameter {name:?}")))
 }
 
@@ -874,33 +881,31 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
     }
     let metric = index.metric();
     if is!(IndexFlat) {
-        let b = base(index).add_subclass(PyIndexFlat);
+        let b = boxed(index).add_subclass(PyIndexFlat);
         return match metric {
             MetricType::L2 => obj(py, b.add_subclass(PyIndexFlatL2)),
             MetricType::InnerProduct => obj(py, b.add_subclass(PyIndexFlatIP)),
             _ => obj(py, b),
         };
     }
-    let ivf = || base_boxed_ivf();
     if is!(IndexIvfFlat) {
-        return obj(py, ivf()(index).add_subclass(PyIndexIVFFlat));
+        return obj(py, ivf_base(index).add_subclass(PyIndexIVFFlat));
     }
     if is!(IndexIvfPq) {
-        return obj(py, ivf()(index).add_subclass(PyIndexIVFPQ));
+        return obj(py, ivf_base(index).add_subclass(PyIndexIVFPQ));
     }
     if is!(IndexIvfPqr) {
-        let init = ivf()(index)
+        let init = ivf_base(index)
             .add_subclass(PyIndexIVFPQ)
             .add_subclass(PyIndexIVFPQR);
         return obj(py, init);
     }
     if is!(IndexIvfScalarQuantizer) {
-        return obj(py, ivf()(index).add_subclass(PyIndexIVFScalarQuantizer));
+        return obj(py, ivf_base(index).add_subclass(PyIndexIVFScalarQuantizer));
     }
     if is!(IndexIvfPqFastScan) {
-        return obj(py, ivf()(index).add_subclass(PyIndexIVFPQFastScan));
+        return obj(py, ivf_base(index).add_subclass(PyIndexIVFPQFastScan));
     }
-    let boxed = |index: Box<dyn Index>| PyClassInitializer::from(PyIndex::new(index));
     if is!(IndexHnswFlat) {
         return obj(
             py,
@@ -961,10 +966,6 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         return obj(py, boxed(index).add_subclass(PyMultiIndexQuantizer));
     }
     obj(py, boxed(index))
-}
-
-fn base_boxed_ivf() -> impl Fn(Box<dyn Index>) -> PyClassInitializer<PyIndexIVF> {
-    |index| PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyIndexIVF)
 }
 
 /// The Python type objects of every index class, for the module to register.
