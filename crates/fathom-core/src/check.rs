@@ -46,31 +46,57 @@ pub fn nonempty_finite(what: &str, x: &[f32], d: usize) -> Result<usize> {
     Ok(n)
 }
 
-/// Requires every value of `x` to be finite; the error names the first offending vector
-/// and component. NaN or ±∞ would make distances meaningless and results arbitrary, so
-/// fathom rejects them instead of storing or searching with them.
+/// The largest squared L2 norm a vector may have: a quarter of `f32::MAX` (about 8.5e37,
+/// components up to about 9.2e18). Below it every distance fathom computes between two
+/// such vectors — `‖x−y‖² ≤ 2‖x‖² + 2‖y‖²`, `|x·y| ≤ ‖x‖‖y‖`, and the `‖x‖² + ‖y‖² − 2x·y`
+/// of the batched kernels — stays finite; above it they overflow to ∞ and results become
+/// arbitrary (and JSON cannot carry them).
+pub const MAX_SQUARED_NORM: f32 = f32::MAX / 4.0;
+
+/// Requires every value of `x` to be finite and every vector's squared norm to be at most
+/// [`MAX_SQUARED_NORM`]; the error names the first offending vector (and component). NaN,
+/// ±∞ or values whose squares overflow would make distances meaningless and results
+/// arbitrary, so fathom rejects them instead of storing or searching with them.
 pub fn finite(what: &str, x: &[f32], d: usize) -> Result<()> {
-    // A cheap vectorisable test first (x·0 is NaN exactly for NaN and ±∞; sixteen
-    // independent lanes keep it from being a serial chain); locate the culprit only when
-    // there is one.
-    let mut lanes = [0.0f32; 16];
-    let mut chunks = x.chunks_exact(16);
-    for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v * 0.0;
+    let d = d.max(1);
+    // One vectorisable pass: the squared norm of each vector in sixteen independent lanes
+    // (x·x is NaN for NaN, ∞ for ±∞ and for overflow, so one comparison catches all three);
+    // locate the culprit only when there is one.
+    let mut bad = None;
+    for (i, v) in x.chunks(d).enumerate() {
+        if !(squared_norm(v) <= MAX_SQUARED_NORM) {
+            bad = Some(i);
+            break;
         }
     }
-    let tail: f32 = chunks.remainder().iter().map(|v| v * 0.0).sum();
-    if lanes.iter().sum::<f32>() + tail == 0.0 {
+    let Some(i) = bad else {
         return Ok(());
+    };
+    let v = &x[i * d..(i * d + d).min(x.len())];
+    if let Some(c) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::invalid(format!(
+            "{what} vector {i} has a non-finite value {} at component {c}; vectors must be finite",
+            v[c]
+        )));
     }
-    let pos = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    let norm2: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
     Err(Error::invalid(format!(
-        "{what} vector {} has a non-finite value {} at component {}; vectors must be finite",
-        pos / d.max(1),
-        x[pos],
-        pos % d.max(1)
+        "{what} vector {i} has squared norm {norm2:.3e}, above the limit {MAX_SQUARED_NORM:.3e} \
+         (f32::MAX / 4, so that distances between vectors stay finite); scale the vectors down"
     )))
+}
+
+/// `‖v‖²` in f32 with sixteen lanes (∞ on overflow, NaN for NaN).
+fn squared_norm(v: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, x) in lanes.iter_mut().zip(c) {
+            *l += x * x;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|x| x * x).sum();
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Requires an output buffer of exactly `expected` elements.
@@ -125,7 +151,14 @@ mod tests {
             .to_string();
         assert!(e.contains("vector 1") && e.contains("component 1"), "{e}");
         assert!(finite("x", &[f32::INFINITY], 1).is_err());
-        assert!(finite("x", &[f32::MAX, -f32::MAX], 1).is_ok());
+        assert!(finite("x", &[9e18, -9e18], 1).is_ok());
+        let e = finite("x", &[1.0, 1.0, 3e38, 0.0], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vector 1") && e.contains("squared norm"), "{e}");
+        // Each square fits, the sum does not.
+        assert!(finite("x", &[1e19; 4], 4).is_err());
+        assert!(finite("x", &[f32::NAN, 1e30], 2).unwrap_err().to_string().contains("non-finite"));
         assert!(k(0).is_err() && k(1).is_ok());
         assert!(ids(&[1, 2], 3).is_err());
     }
