@@ -42,4 +42,4 @@ mod search;
 mod store;
 
 pub use search::{Hit, SearchOptions, Similarity};
-pub use store::{StoreOptions, StoreStat, VectorStore};
+pub use store::{MAX_DIM, StoreOptions, StoreStat, VectorStore};

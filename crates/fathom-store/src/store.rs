@@ -11,6 +11,10 @@ use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use crate::format::{DATA_START, HEADER_SLOT, Header, Layout, Segment};
 
+/// The largest dimension [`VectorStore::create`] accepts (as the search service): one
+/// vector is then at most 256 KiB.
+pub const MAX_DIM: usize = 65536;
+
 /// How a store is opened.
 ///
 /// ```
@@ -243,6 +247,54 @@ fn lock(file: &File, path: &Path, read_only: bool) -> Result<()> {
     })
 }
 
+/// Times [`open_locked`] reopens a store that compaction replaced while it waited.
+const REPLACED_RETRIES: usize = 100;
+
+/// Opens `path` and takes its lock, then checks that the path still names the file
+/// locked; when a compaction renamed a new file over it in the meantime, opens that one
+/// instead. Once the check passes the file stays the store's: replacing it takes the
+/// lock held here.
+fn open_locked(path: &Path, read_only: bool) -> Result<File> {
+    for _ in 0..REPLACED_RETRIES {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .open(path)
+            .map_err(|e| io_err(path, "opening the store", e))?;
+        lock(&file, path, read_only)?;
+        let opened = file
+            .metadata()
+            .map_err(|e| io_err(path, "reading the store's metadata", e))?;
+        match std::fs::metadata(path) {
+            Ok(now) if same_file(&opened, &now) => return Ok(file),
+            // Replaced (or removed) while this waited for the lock: start again on
+            // whatever the path names now.
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(path, "reading the store's metadata", e)),
+        }
+    }
+    Err(Error::invalid(format!(
+        "{} was replaced {REPLACED_RETRIES} times while waiting for its lock (another \
+         process compacting it over and over?); try again",
+        path.display()
+    )))
+}
+
+/// Whether two metadata describe the same file (device and inode).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Whether two metadata describe the same file: without inode numbers, assumed so (a
+/// file being renamed over cannot be replaced on such systems while it is open).
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
+}
+
 /// Makes a rename or creation in `dir` durable.
 fn sync_dir(path: &Path) -> Result<()> {
     let dir = match path.parent() {
@@ -307,10 +359,9 @@ impl VectorStore {
         if opts.read_only {
             return Err(Error::invalid("cannot create a store read-only"));
         }
-        if dim == 0 || dim > u32::MAX as usize {
+        if dim == 0 || dim > MAX_DIM {
             return Err(Error::invalid(format!(
-                "store dimension must be in 1..={}, got {dim}",
-                u32::MAX
+                "store dimension must be in 1..={MAX_DIM}, got {dim}"
             )));
         }
         let file = OpenOptions::new()
@@ -346,14 +397,15 @@ impl VectorStore {
     }
 
     /// Opens an existing store with options.
+    ///
+    /// The file is locked (shared for reading, exclusive for writing) and then checked to
+    /// still be the file at `path`: a [`compact`](VectorStore::compact) in another
+    /// process renames a new file over the path while holding the old file's lock, and a
+    /// writer that waited for that lock would otherwise change a file nobody will read
+    /// again, losing writes it reports as done.
     pub fn open_with(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Self> {
         let path = path.as_ref();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!opts.read_only)
-            .open(path)
-            .map_err(|e| io_err(path, "opening the store", e))?;
-        lock(&file, path, opts.read_only)?;
+        let file = open_locked(path, opts.read_only)?;
         let inner = Self::load(file, path, opts.read_only)?;
         Ok(VectorStore {
             path: path.to_path_buf(),
@@ -544,13 +596,29 @@ impl VectorStore {
         Ok(())
     }
 
-    /// Marks the given ids deleted and returns how many of them were live. Ids already
-    /// deleted are counted as not live; an id out of range is an error and nothing is
-    /// deleted.
+    /// Marks the given ids deleted and returns how many distinct ids were live. Ids
+    /// already deleted (or listed twice) are not counted again; an id out of range is an
+    /// error naming every such id, and then nothing is deleted.
     pub fn mark_deleted(&self, ids: &[u64]) -> Result<usize> {
         let mut g = self.write()?;
-        for &id in ids {
-            g.check_id(id)?;
+        let total = g.count();
+        let bad: Vec<u64> = ids.iter().copied().filter(|&id| id >= total).collect();
+        if !bad.is_empty() {
+            const SHOWN: usize = 10;
+            let mut list = bad
+                .iter()
+                .take(SHOWN)
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if bad.len() > SHOWN {
+                list.push_str(&format!(" and {} more", bad.len() - SHOWN));
+            }
+            return Err(Error::invalid(format!(
+                "{} {list} {} out of range: the store holds ids 0..{total}; nothing was deleted",
+                if bad.len() == 1 { "id" } else { "ids" },
+                if bad.len() == 1 { "is" } else { "are" },
+            )));
         }
         let sync = self.opts.sync;
         let inner = &mut *g;
@@ -643,6 +711,7 @@ impl VectorStore {
             .map_err(|e| io_err(&tmp, "creating the compacted store", e))?;
         let result = (|| -> Result<Inner> {
             lock(&file, &tmp, false)?;
+            keep_owner_and_mode(&g.file, &file, &tmp)?;
             let mut layout = Layout::new(d);
             let n = live.len() as u64;
             let len = layout.reserve(n).max(crate::format::DATA_START);
@@ -731,6 +800,30 @@ impl VectorStore {
             })
             .sum()
     }
+}
+
+/// Gives `new` (the compacted file at `path`) the permissions of `old`, and its owner and
+/// group where this process may (changing the owner takes privileges; without them the
+/// new file keeps this process's owner, as any rewrite by it would).
+fn keep_owner_and_mode(old: &File, new: &File, path: &Path) -> Result<()> {
+    let meta = old
+        .metadata()
+        .map_err(|e| io_err(path, "reading the store's permissions", e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match std::os::unix::fs::fchown(new, Some(meta.uid()), Some(meta.gid())) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                // Not allowed to give the file away; keep at least the group if this
+                // process belongs to it.
+                let _ = std::os::unix::fs::fchown(new, None, Some(meta.gid()));
+            }
+            Err(e) => return Err(io_err(path, "setting the compacted store's owner", e)),
+        }
+    }
+    new.set_permissions(meta.permissions())
+        .map_err(|e| io_err(path, "setting the compacted store's permissions", e))
 }
 
 /// Writes `rows` (whole vectors) at row `i` of `seg`, their norms, and clears their

@@ -300,3 +300,82 @@ fn a_writer_is_not_starved_by_readers() {
     });
     assert_eq!(store.total(), 20_200);
 }
+
+#[test]
+fn huge_values_are_refused_everywhere_vectors_come_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = VectorStore::create(dir.path().join("h.store"), 4).unwrap();
+    store.add_vectors(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+    // Finite, but the squared norm (and every distance to it) overflows f32.
+    let huge = [3e38f32, 0.0, 0.0, 0.0];
+    let limit = |e: fathom_core::Error| {
+        let e = e.to_string();
+        assert!(e.contains("limit") && e.contains("squared norm"), "{e}");
+    };
+    limit(store.add_vectors(&huge).unwrap_err());
+    limit(store.add_vector_list(&[huge]).unwrap_err());
+    for sim in [Similarity::Cosine, Similarity::InnerProduct, Similarity::L2] {
+        limit(
+            store
+                .search(&huge, 1, sim, &SearchOptions::default())
+                .unwrap_err(),
+        );
+    }
+    limit(store.cosine_search(&huge, 1, None, 0).unwrap_err());
+    limit(
+        store
+            .cosine_search_in_ids(&huge, &[0], 1, None)
+            .unwrap_err(),
+    );
+    assert_eq!(store.total(), 1, "nothing was added");
+    // Large but within the limit is fine.
+    store.add_vectors(&[1e18, 1e18, 1e18, 1e18]).unwrap();
+    let hits = store
+        .search(&[1e18; 4], 2, Similarity::L2, &SearchOptions::default())
+        .unwrap();
+    assert!(hits[0].iter().all(|h| h.score.is_finite()), "{hits:?}");
+}
+
+#[test]
+fn deletion_counts_distinct_ids_and_a_bad_id_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = VectorStore::create(dir.path().join("d.store"), 2).unwrap();
+    store.add_vectors(&[1.0; 10]).unwrap();
+    assert_eq!(store.mark_deleted(&[3, 4, 3, 3]).unwrap(), 2);
+    assert_eq!(store.mark_deleted(&[4, 1, 1]).unwrap(), 1);
+    let e = store.mark_deleted(&[0, 7, 2, 9]).unwrap_err().to_string();
+    assert!(
+        e.contains("ids 7, 9 are out of range")
+            && e.contains("0..5")
+            && e.contains("nothing was deleted"),
+        "{e}"
+    );
+    assert_eq!(store.live(), 2, "ids 0 and 2 are still live");
+    assert!(VectorStore::create(dir.path().join("big.store"), fathom_store::MAX_DIM).is_ok());
+    let e = VectorStore::create(dir.path().join("huge.store"), 100_000_000)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("65536") && e.contains("100000000"), "{e}");
+    assert!(!dir.path().join("huge.store").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn compaction_keeps_the_file_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    // Two modes, so that neither umask 022 nor 077 gives the new file the same by chance.
+    for (i, mode) in [0o600u32, 0o660].into_iter().enumerate() {
+        let path = dir.path().join(format!("m{i}.store"));
+        let store = VectorStore::create(&path, 2).unwrap();
+        store.add_vectors(&[1.0; 8]).unwrap();
+        store.mark_deleted(&[1]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let before = std::fs::metadata(&path).unwrap();
+        store.compact().unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        assert_ne!(before.ino(), after.ino(), "compaction wrote a new file");
+        assert_eq!(after.mode() & 0o7777, mode, "mode {:o}", after.mode());
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    }
+}
