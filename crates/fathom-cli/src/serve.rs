@@ -1,6 +1,6 @@
 //! `fathom serve`: the search service of `fathom-serve` on a port.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,9 +12,9 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Address to bind.
+    /// Address or host name to bind (`localhost` binds its first address).
     #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
+    host: String,
     /// Where the database and snapshots live (default: a fresh temporary directory with
     /// the demo collection).
     #[arg(long)]
@@ -31,6 +31,12 @@ pub struct ServeArgs {
     /// Largest request body in MiB.
     #[arg(long, default_value_t = 64)]
     max_body_mib: usize,
+    /// Largest `queries × vectors` of one search request.
+    #[arg(long, default_value_t = 1 << 32)]
+    max_search_pairs: u64,
+    /// Largest metadata of one item, in bytes.
+    #[arg(long, default_value_t = 64 << 10)]
+    max_metadata_bytes: usize,
     /// Also create the demo collection in --data-dir.
     #[arg(long)]
     demo: bool,
@@ -61,18 +67,40 @@ pub fn load_model(
     }
 }
 
+/// The address `host:port` names (a literal address or a name such as `localhost`).
+fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::invalid(format!("--host {host}: cannot resolve it: {e}")))?
+        .next()
+        .ok_or_else(|| Error::invalid(format!("--host {host}: no address")))
+}
+
+/// Removes the demo's temporary data directory when `fathom serve` ends.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn run(args: &ServeArgs) -> Result<()> {
-    let (dir, demo) = match &args.data_dir {
-        Some(d) => (d.clone(), args.demo),
-        None => (
-            std::env::temp_dir().join(format!("fathom-serve-demo-{}", std::process::id())),
-            true,
-        ),
+    let addr = resolve(&args.host, args.port)?;
+    let (dir, demo, _temp) = match &args.data_dir {
+        Some(d) => (d.clone(), args.demo, None),
+        None => {
+            let d =
+                std::env::temp_dir().join(format!("fathom-serve-demo-{}", std::process::id()));
+            (d.clone(), true, Some(TempDir(d)))
+        }
     };
     let mut config = ServeConfig::new(&dir);
     config.keep_snapshots = args.keep.max(1);
     config.max_top_k = args.max_top_k.max(1);
     config.max_body_bytes = args.max_body_mib.max(1) << 20;
+    config.max_search_pairs = args.max_search_pairs.max(1);
+    config.max_metadata_bytes = args.max_metadata_bytes.max(2);
     let model = load_model(args.model.as_deref())?;
     let app = fathom_serve::server::open_with(config, model)?;
     for line in &app.service.startup {
@@ -85,7 +113,6 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::invalid(format!("cannot start the async runtime: {e}")))?;
-    let addr = SocketAddr::new(args.host, args.port);
     let every = Duration::from_secs(args.snapshot_secs);
     runtime.block_on(fathom_serve::server::serve(app, addr, Some(every), |bound| {
         println!("fathom serve: listening on http://{bound} (data in {})", dir.display());

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::collection::{Collection, SearchOptions};
+use crate::collection::{CANCELLED, Collection, SearchOptions};
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::store::CollectionDef;
@@ -131,12 +132,9 @@ fn rows(vectors: &[Vec<f32>], dim: usize, what: &str) -> Result<Vec<f32>, ApiErr
         }
         flat.extend_from_slice(v);
     }
-    if let Some(i) = flat.iter().position(|x| !x.is_finite()) {
-        return Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{what} {} holds a value out of f32 range", i / dim.max(1)),
-        ));
-    }
+    // Values beyond f32 arrive as ±∞; huge finite ones would overflow distances.
+    fathom_core::check::finite(what, &flat, dim)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     Ok(flat)
 }
 
@@ -162,7 +160,72 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(app.clone(), json_errors))
         .with_state(app)
+}
+
+/// Every error answer is `{"error": "…"}`, also those axum makes itself (413 for a body
+/// over the limit, 405 for a method a route lacks); and a body announced larger than the
+/// limit is refused before it is read, so a client that sends less does not hang.
+async fn json_errors(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let limit = app.service.config.max_body_bytes;
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = announced.filter(|&n| n > limit as u64) {
+        let mut resp = ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is {n} bytes; the limit is {limit} (--max-body-mib)"),
+        )
+        .into_response();
+        // The unread body cannot be skipped cheaply: end the connection.
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return resp;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("method {method} is not allowed on {path}; allowed: {allowed}")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the body is over the limit of {limit} bytes (--max-body-mib)")
+        }
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let mut out = ApiError(status, message).into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -171,15 +234,33 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
+    // Ends the request's count also when its future is dropped (the client went away):
+    // it then counts with status 499, as nginx logs a request whose client closed.
+    struct InFlight<'a> {
+        app: &'a App,
+        route: String,
+        method: String,
+        status: u16,
+        t0: Instant,
+    }
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            let secs = self.t0.elapsed().as_secs_f64();
+            self.app
+                .metrics
+                .end(&self.route, &self.method, self.status, secs);
+        }
+    }
     app.metrics.begin();
-    let t0 = Instant::now();
+    let mut in_flight = InFlight {
+        app: &app,
+        route,
+        method,
+        status: 499,
+        t0: Instant::now(),
+    };
     let resp = next.run(req).await;
-    app.metrics.end(
-        &route,
-        &method,
-        resp.status().as_u16(),
-        t0.elapsed().as_secs_f64(),
-    );
+    in_flight.status = resp.status().as_u16();
     resp
 }
 
@@ -281,6 +362,9 @@ async fn create(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
         metric,
         index: b.index,
     };
+    if let Some(why) = app.service.conflict(&def) {
+        return Err(ApiError(StatusCode::CONFLICT, why));
+    }
     let app2 = app.clone();
     let name = def.name.clone();
     let created = blocking(move || Ok(app2.service.create(def)?)).await?;
@@ -349,9 +433,15 @@ async fn add_items(
         }
     }
     let metadata: Vec<String> = metadata.iter().map(|v| v.to_string()).collect();
+    let warning = app.service.training_warning(&c, n);
     let app2 = app.clone();
     let ids = blocking(move || Ok(app2.service.add(&c, &flat, metadata)?)).await?;
-    Ok(Json(json!({ "ids": ids })).into_response())
+    let mut answer = json!({ "ids": ids });
+    if let Some(w) = warning {
+        eprintln!("fathom serve: {name}: {w}");
+        answer["warnings"] = json!([w]);
+    }
+    Ok(Json(answer).into_response())
 }
 
 #[derive(Deserialize)]
@@ -374,7 +464,17 @@ async fn delete_items(
 async fn retrain(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiResult {
     let c = collection(&app, &name)?;
     let c2 = c.clone();
+    let items = c.live.read().map(|l| l.meta.len()).unwrap_or(0);
+    eprintln!(
+        "fathom serve: retraining {name} ({} on {items} items)…",
+        c.def.index
+    );
+    let t0 = Instant::now();
     let n = blocking(move || Ok(app.service.retrain(&c2)?)).await?;
+    eprintln!(
+        "fathom serve: retrained {name} in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     Ok(
         Json(json!({ "retrained": name, "ntotal": n, "description": describe_json(&c) }))
             .into_response(),
@@ -393,6 +493,16 @@ struct SearchBody {
     max_distance: Option<f32>,
     params: Option<HashMap<String, f64>>,
     filter_ids: Option<Vec<Idx>>,
+    with_metadata: Option<bool>,
+}
+
+/// Sets its flag when dropped: a request future dropped because its client went away
+/// tells its search on the blocking pool to stop.
+struct CancelOnDrop(Arc<AtomicBool>);
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
@@ -435,6 +545,7 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
         min_score: b.min_score,
         max_distance: b.max_distance,
         filter_ids: b.filter_ids.map(|v| v.into_iter().collect::<HashSet<_>>()),
+        without_metadata: b.with_metadata == Some(false),
         ..Default::default()
     };
     for (k, v) in b.params.unwrap_or_default() {
@@ -460,6 +571,15 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
         Q::Texts(t) => embed_for(&app, &c, t).await?,
     };
     let nq = flat.len() / c.def.dim;
+    let ntotal = c.live.read().map(|l| l.index.ntotal()).unwrap_or(0);
+    let pairs = nq as u64 * ntotal as u64;
+    let max_pairs = app.service.config.max_search_pairs;
+    if pairs > max_pairs {
+        return Err(bad(format!(
+            "this search compares {nq} queries with {ntotal} vectors ({pairs} pairs); the \
+             limit is {max_pairs} a request (--max-search-pairs): send fewer queries at once"
+        )));
+    }
     let app2 = app.clone();
     let _slot = app.search_slots.acquire().await.map_err(|e| {
         ApiError(
@@ -467,7 +587,20 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
             format!("shutting down: {e}"),
         )
     })?;
-    let hits = blocking(move || Ok(c.search(&flat, &opts)?)).await?;
+    let gone = Arc::new(AtomicBool::new(false));
+    let _cancel = CancelOnDrop(gone.clone());
+    let app3 = app.clone();
+    let hits = blocking(move || {
+        let go_on = || !gone.load(Ordering::SeqCst) && !app3.service.is_stopping();
+        c.search_while(&flat, &opts, &go_on).map_err(|e| match e {
+            Error::InvalidArgument(m) if m == CANCELLED => {
+                app3.metrics.search_cancelled();
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, m)
+            }
+            e => e.into(),
+        })
+    })
+    .await?;
     app2.metrics.searched(nq);
     let results = if single {
         json!(hits.into_iter().next().unwrap_or_default())

@@ -1,8 +1,12 @@
 //! A collection in memory: its index and the metadata of its live items, behind one
 //! reader-writer lock so a search sees the index and the metadata of the same moment.
+//!
+//! Lock order (the whole service's is in docs/SERVE.md): a collection's `writer` mutex
+//! before its `live` lock, and both before the service's database mutex.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 use fathom_core::{Error, IdSelector, Idx, MetricType, Result, SearchParams};
 use fathom_index::{Index, index_factory};
@@ -29,6 +33,13 @@ pub struct Collection {
     pub def: CollectionDef,
     /// Its state.
     pub live: RwLock<Live>,
+    /// Serialises the collection's writers (add, delete, retrain, drop). Taken before
+    /// `live`, so a retrain can build its new index holding only this: searches and
+    /// snapshots go on with the old index meanwhile.
+    writer: Mutex<()>,
+    /// Set (under `writer`) when the collection is dropped: a writer holding an old handle
+    /// must not touch a collection re-created under the same name.
+    dropped: AtomicBool,
 }
 
 /// One search result.
@@ -40,7 +51,8 @@ pub struct Hit {
     pub id: Idx,
     /// Inner product (higher is closer) or squared L2 distance (lower is closer).
     pub score: f32,
-    /// The item's metadata.
+    /// The item's metadata (left out when the search asked for none).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub metadata: serde_json::Value,
 }
 
@@ -59,7 +71,12 @@ pub struct SearchOptions {
     pub ef_search: Option<usize>,
     /// Only these ids.
     pub filter_ids: Option<HashSet<Idx>>,
+    /// Leave metadata out of the hits (`Hit::metadata` is `null`).
+    pub without_metadata: bool,
 }
+
+/// Why a search stopped before its end.
+pub const CANCELLED: &str = "the search was cancelled (client gone or server stopping)";
 
 struct LiveIds<'a> {
     meta: &'a HashMap<Idx, String>,
@@ -83,10 +100,88 @@ pub fn new_index(def: &CollectionDef) -> Result<Box<dyn Index>> {
     }
 }
 
+/// Distance computations (`queries × vectors`) per search chunk: a chunk holds the
+/// collection's read lock, so writers wait at most one chunk, and cancellation is seen
+/// between chunks.
+const CHUNK_PAIRS: usize = 1 << 24;
+
 impl Collection {
+    /// A collection holding `live`.
+    pub fn new(def: CollectionDef, live: Live) -> Self {
+        Collection {
+            def,
+            live: RwLock::new(live),
+            writer: Mutex::new(()),
+            dropped: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the collection's writer lock (see the module's lock order); an error when the
+    /// collection was dropped meanwhile.
+    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, ()>> {
+        let g = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if self.dropped.load(Ordering::SeqCst) {
+            return Err(Error::invalid(format!(
+                "collection {:?} was dropped",
+                self.def.name
+            )));
+        }
+        Ok(g)
+    }
+
+    /// Marks the collection dropped; the caller holds [`Collection::writer`].
+    pub(crate) fn mark_dropped(&self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+
     /// Searches `queries` (rows of `def.dim`).
     pub fn search(&self, queries: &[f32], opts: &SearchOptions) -> Result<Vec<Vec<Hit>>> {
+        self.search_while(queries, opts, &|| true)
+    }
+
+    /// Searches `queries` in chunks, taking the read lock per chunk (adds and snapshots
+    /// are not held up by a long search) and stopping with an error once `go_on` says no.
+    pub fn search_while(
+        &self,
+        queries: &[f32],
+        opts: &SearchOptions,
+        go_on: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<Hit>>> {
+        let d = self.def.dim.max(1);
+        let nq = queries.len() / d;
+        let ntotal = self
+            .live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .index
+            .ntotal()
+            .max(1);
+        let rows = (CHUNK_PAIRS / (ntotal * d).max(1)).clamp(16, 4096);
+        let mut out = Vec::with_capacity(nq);
+        for chunk in queries.chunks(rows * d) {
+            if !go_on() {
+                return Err(Error::invalid(CANCELLED));
+            }
+            out.extend(self.search_chunk(chunk, opts)?);
+        }
+        Ok(out)
+    }
+
+    fn search_chunk(&self, queries: &[f32], opts: &SearchOptions) -> Result<Vec<Vec<Hit>>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        for (given, name, applies_to) in [
+            (opts.nprobe.is_some(), "nprobe", "IVF"),
+            (opts.ef_search.is_some(), "efSearch", "HNSW"),
+        ] {
+            if given && live.index.param(name).is_none() {
+                return Err(Error::invalid(format!(
+                    "search parameter {name} applies to {applies_to} indexes; collection \
+                     {:?} has {}",
+                    self.def.name,
+                    live.index.description()
+                )));
+            }
+        }
         if live.meta.is_empty() || !live.index.is_trained() {
             return Ok(vec![Vec::new(); queries.len() / self.def.dim.max(1)]);
         }
@@ -127,7 +222,11 @@ impl Collection {
                         rank: i + 1,
                         id,
                         score,
-                        metadata: serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+                        metadata: if opts.without_metadata {
+                            serde_json::Value::Null
+                        } else {
+                            serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+                        },
                     })
                     .collect()
             })

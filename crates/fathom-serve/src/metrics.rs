@@ -34,6 +34,7 @@ pub struct Metrics {
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
     queries: Counter,
+    cancelled: Counter,
     vectors: Family<CollectionLabels, Gauge>,
 }
 
@@ -45,6 +46,7 @@ impl Default for Metrics {
             Family::new_with_constructor(latency_histogram);
         let in_flight = Gauge::default();
         let queries = Counter::default();
+        let cancelled = Counter::default();
         let vectors = Family::<CollectionLabels, Gauge>::default();
         registry.register(
             "http_requests",
@@ -67,6 +69,11 @@ impl Default for Metrics {
             queries.clone(),
         );
         registry.register(
+            "search_cancelled",
+            "Searches stopped before their end (client gone or server stopping)",
+            cancelled.clone(),
+        );
+        registry.register(
             "collection_vectors",
             "Live items per collection",
             vectors.clone(),
@@ -77,6 +84,7 @@ impl Default for Metrics {
             latency,
             in_flight,
             queries,
+            cancelled,
             vectors,
         }
     }
@@ -101,6 +109,10 @@ impl Metrics {
     /// `n` query vectors were searched.
     pub fn searched(&self, n: usize) {
         self.queries.inc_by(n as u64);
+    }
+    /// A search stopped before its end.
+    pub fn search_cancelled(&self) {
+        self.cancelled.inc();
     }
     /// The text exposition, with the collections' sizes as of now.
     pub fn render(&self, sizes: &[(String, usize)]) -> String {

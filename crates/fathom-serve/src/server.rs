@@ -62,26 +62,42 @@ pub fn add_demo(app: &App) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Calls `each` with 1, 2, … as SIGTERM or SIGINT (Ctrl-C) arrive.
+async fn on_signals(mut each: impl FnMut(u32)) {
+    let mut count = 0;
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            eprintln!("fathom serve: cannot listen for signals");
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            count += 1;
+            each(count);
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    loop {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return std::future::pending().await;
+        }
+        count += 1;
+        each(count);
+    }
 }
 
 /// Serves `app` on `addr` until SIGTERM / Ctrl-C, snapshotting every `every` (if any)
 /// and when stopping. `ready` hears the bound address.
+///
+/// The first signal stops accepting connections, cancels running searches (they answer
+/// 503), lets other requests finish and writes a final snapshot; a second signal leaves at
+/// once (exit status 130), as soon as no database transaction is in progress — every
+/// acknowledged write is in the database, which the next start replays.
 pub async fn serve(
     app: Arc<App>,
     addr: SocketAddr,
@@ -108,8 +124,27 @@ pub async fn serve(
             }
         });
     }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let signalled = app.clone();
+    let mut stop_tx = Some(stop_tx);
+    tokio::spawn(on_signals(move |n| {
+        if n == 1 {
+            eprintln!("fathom serve: stopping (a second signal exits at once)");
+            signalled.service.stop();
+            if let Some(tx) = stop_tx.take() {
+                let _ = tx.send(());
+            }
+        } else {
+            eprintln!("fathom serve: second signal: exiting now, without a final snapshot");
+            let app = signalled.clone();
+            // Off the async workers: the wait for a transaction must not stall them.
+            std::thread::spawn(move || app.service.with_database_quiet(|| std::process::exit(130)));
+        }
+    }));
     axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
         .await?;
     eprintln!("fathom serve: stopping; writing a final snapshot");
     let p = tokio::task::spawn_blocking(move || app.service.snapshot())

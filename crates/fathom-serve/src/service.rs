@@ -1,10 +1,15 @@
 //! The service's state and operations, independent of HTTP: collections, adds and
 //! deletes (database and index together), retraining, snapshots and the start-up check.
+//!
+//! Lock order, everywhere (docs/SERVE.md, tested by `retrain_against_writers_finishes`
+//! and the soak test): `snapshot_lock` → a collection's `writer` → the `collections` map →
+//! collections' `live` locks (by name when several) → the database mutex `store`. No
+//! thread holding a later one waits for an earlier one.
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fathom_core::{Error, IdSelector, Idx, Result};
@@ -26,16 +31,25 @@ pub struct ServeConfig {
     pub max_top_k: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest `queries × vectors` one search request may ask for (the work of a brute
+    /// force search); larger requests are refused rather than occupying a core for minutes.
+    pub max_search_pairs: u64,
+    /// Largest metadata of one item, in bytes of JSON text.
+    pub max_metadata_bytes: usize,
 }
 
 impl ServeConfig {
-    /// Defaults for a data directory: 3 snapshots, top_k ≤ 1000, bodies ≤ 64 MiB.
+    /// Defaults for a data directory: 3 snapshots, top_k ≤ 1000, bodies ≤ 64 MiB,
+    /// searches ≤ 2³² query–vector pairs (4 096 queries against a million vectors),
+    /// metadata ≤ 64 KiB an item.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
             keep_snapshots: 3,
             max_top_k: 1000,
             max_body_bytes: 64 << 20,
+            max_search_pairs: 1 << 32,
+            max_metadata_bytes: 64 << 10,
         }
     }
 }
@@ -48,9 +62,52 @@ pub struct Service {
     pub config: ServeConfig,
     store: Mutex<ItemStore>,
     collections: RwLock<HashMap<String, Arc<Collection>>>,
+    /// One snapshot at a time.
+    snapshot_lock: Mutex<()>,
     seq: AtomicU64,
+    db_id: String,
+    stopping: AtomicBool,
+    /// The data directory's lock file, held (locked) while the service lives.
+    _dir_lock: fs::File,
     /// What the start-up check found, for `/health` and the log.
     pub startup: Vec<String>,
+}
+
+/// Takes the exclusive lock of a data directory (`DIR/lock`, holding the owner's process
+/// id), or says who holds it.
+fn lock_data_dir(dir: &Path) -> Result<fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("lock");
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut owner = String::new();
+            let _ = f.read_to_string(&mut owner);
+            let owner = owner.trim();
+            return Err(Error::invalid(format!(
+                "the data directory {} is in use by another fathom serve{}; one server per \
+                 data directory",
+                dir.display(),
+                if owner.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (process {owner})")
+                }
+            )));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = write!(f, "{}", std::process::id());
+    Ok(f)
 }
 
 /// Checks a collection name: 1–64 of `A–Z a–z 0–9 _ - .`, not starting with `.`.
@@ -65,8 +122,8 @@ pub fn check_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "collection name {name:?}: expected 1–64 letters, digits, '_', '-' or '.', \
-             not starting with '.'"
+            "collection name {name:?}: expected 1–64 ASCII letters (a–z, A–Z), digits, '_', \
+             '-' or '.', not starting with '.'"
         )))
     }
 }
@@ -83,14 +140,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Service {
-    /// Opens the data directory: checks the database (falling back to the newest good
-    /// snapshot's copy when it is damaged), then loads each collection's index from the
-    /// newest snapshot whose checksums and counts match, replays the items added since
-    /// and drops those deleted since (or rebuilds the index from the database).
+    /// Opens the data directory: locks it (one service per directory), checks the
+    /// database (falling back to the newest good snapshot's copy when it is damaged,
+    /// missing or empty while snapshots hold data), then loads each collection's index
+    /// from the newest snapshot whose checksums and counts match, replays the items added
+    /// since and drops those deleted since (or rebuilds the index from the database).
     pub fn open(config: ServeConfig) -> Result<Self> {
         let dir = &config.data_dir;
         let snaps_dir = dir.join("snapshots");
         fs::create_dir_all(&snaps_dir).map_err(|e| Error::io(&snaps_dir, e))?;
+        let dir_lock = lock_data_dir(dir)?;
+        // Snapshots a crash interrupted.
+        for e in fs::read_dir(&snaps_dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
         let mut startup = Vec::new();
         let snaps = snapshot::list(&snaps_dir);
         let mut good: Vec<(u64, PathBuf, Manifest)> = Vec::new();
@@ -100,46 +165,42 @@ impl Service {
                 Err(e) => startup.push(format!("snapshot {seq} is damaged and skipped: {e}")),
             }
         }
-        let db_path = dir.join(DB);
-        let store = match ItemStore::open(&db_path) {
-            Ok(s) => s,
-            Err(e) => {
-                let Some((seq, path, m)) = good.first() else {
-                    return Err(e.context("the database is damaged and no good snapshot exists"));
-                };
-                let aside = dir.join(format!("{DB}.damaged"));
-                let _ = fs::rename(&db_path, &aside);
-                for ext in ["-wal", "-shm"] {
-                    let _ = fs::remove_file(dir.join(format!("{DB}{ext}")));
-                }
-                fs::copy(path.join(&m.db.file), &db_path).map_err(|e| Error::io(&db_path, e))?;
-                startup.push(format!(
-                    "the database was damaged ({e}); restored from snapshot {seq}, the damaged \
-                     file kept as {}",
-                    aside.display()
-                ));
-                ItemStore::open(&db_path)?
-            }
-        };
+        let store = open_database(dir, &good, &mut startup)?;
+        let db_id = store.identity()?;
         let mut collections = HashMap::new();
         for (def, _) in store.collections()? {
             let live = load_collection(&store, &def, &good, &mut startup)?;
-            collections.insert(
-                def.name.clone(),
-                Arc::new(Collection {
-                    def,
-                    live: RwLock::new(live),
-                }),
-            );
+            collections.insert(def.name.clone(), Arc::new(Collection::new(def, live)));
         }
         let seq = snaps.first().map_or(0, |s| s.0) + 1;
         Ok(Service {
             config,
             store: Mutex::new(store),
             collections: RwLock::new(collections),
+            snapshot_lock: Mutex::new(()),
             seq: AtomicU64::new(seq),
+            db_id,
+            stopping: AtomicBool::new(false),
+            _dir_lock: dir_lock,
             startup,
         })
+    }
+
+    /// Tells long work (searches) to stop: the server is shutting down.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Service::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Waits for any database transaction in progress to end, then holds the database
+    /// until `then` returns: for leaving the process at once, on a second signal.
+    pub fn with_database_quiet<T>(&self, then: impl FnOnce() -> T) -> T {
+        let _store = lock(&self.store);
+        then()
     }
 
     /// A collection by name.
@@ -159,8 +220,36 @@ impl Service {
         v
     }
 
+    /// Why `def` cannot be created beside the existing collections, if it cannot: one of
+    /// the same name exists with another definition, or one whose name differs only in
+    /// case (their snapshot files would collide on a case-insensitive file system).
+    pub fn conflict(&self, def: &CollectionDef) -> Option<String> {
+        let map = self.collections.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(&def.name) {
+            return (c.def != *def).then(|| {
+                format!(
+                    "collection {:?} exists with dim {}, index {:?}, metric {}",
+                    def.name,
+                    c.def.dim,
+                    c.def.index,
+                    crate::store::metric_name(c.def.metric)
+                )
+            });
+        }
+        map.keys()
+            .find(|n| n.eq_ignore_ascii_case(&def.name))
+            .map(|n| {
+                format!(
+                    "collection name {:?} differs from the existing {n:?} only in case; names \
+                     are compared without case",
+                    def.name
+                )
+            })
+    }
+
     /// Creates a collection (the factory string is checked first). `Ok(false)` when one
-    /// with the same definition exists already; an error when it exists with another.
+    /// with the same definition exists already; an error when it exists with another (see
+    /// [`Service::conflict`]).
     pub fn create(&self, def: CollectionDef) -> Result<bool> {
         check_name(&def.name)?;
         if def.dim == 0 || def.dim > 65536 {
@@ -171,49 +260,76 @@ impl Service {
         }
         let index = new_index(&def)?;
         let mut map = self.collections.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = map.get(&def.name) {
-            return if c.def == def {
-                Ok(false)
-            } else {
-                Err(Error::invalid(format!(
-                    "collection {:?} exists with dim {}, index {:?}, metric {:?}",
-                    def.name, c.def.dim, c.def.index, c.def.metric
-                )))
+        if map.contains_key(&def.name) || map.keys().any(|n| n.eq_ignore_ascii_case(&def.name)) {
+            drop(map);
+            return match self.conflict(&def) {
+                Some(why) => Err(Error::invalid(why)),
+                None => Ok(false),
             };
         }
         lock(&self.store).create(&def)?;
-        map.insert(
-            def.name.clone(),
-            Arc::new(Collection {
-                def,
-                live: RwLock::new(Live {
-                    index,
-                    meta: HashMap::new(),
-                    source: "created".into(),
-                    hidden: 0,
-                }),
-            }),
-        );
+        let live = Live {
+            index,
+            meta: HashMap::new(),
+            source: "created".into(),
+            hidden: 0,
+        };
+        map.insert(def.name.clone(), Arc::new(Collection::new(def, live)));
         Ok(true)
     }
 
-    /// Drops a collection and its items; `false` when there was none.
+    /// Drops a collection and its items (and gives their space back to the file system);
+    /// `false` when there was none.
     pub fn drop_collection(&self, name: &str) -> Result<bool> {
-        let mut map = self.collections.write().unwrap_or_else(|e| e.into_inner());
-        if map.remove(name).is_none() {
+        let Some(c) = self.get(name) else {
             return Ok(false);
+        };
+        let Ok(_writer) = c.writer() else {
+            return Ok(false);
+        };
+        {
+            let mut map = self.collections.write().unwrap_or_else(|e| e.into_inner());
+            if !map.get(name).is_some_and(|m| Arc::ptr_eq(m, &c)) {
+                return Ok(false);
+            }
+            lock(&self.store).drop_collection(name)?;
+            map.remove(name);
+            c.mark_dropped();
         }
-        lock(&self.store).drop_collection(name)?;
+        lock(&self.store).shrink()?;
         Ok(true)
+    }
+
+    /// Checks items before they are stored: one metadata entry per vector, each at most
+    /// `max_metadata_bytes`, vectors finite and of bounded norm.
+    fn check_items(&self, c: &Collection, vectors: &[f32], metadata: &[String]) -> Result<()> {
+        let n = fathom_core::check::vectors("added", vectors, c.def.dim)?;
+        if n != metadata.len() {
+            return Err(Error::DimensionMismatch {
+                what: "metadata entries".into(),
+                got: metadata.len(),
+                expected: format!("one per vector ({n})"),
+            });
+        }
+        let max = self.config.max_metadata_bytes;
+        if let Some((i, m)) = metadata.iter().enumerate().find(|(_, m)| m.len() > max) {
+            return Err(Error::invalid(format!(
+                "metadata of item {i} is {} bytes; the limit is {max} (--max-metadata-bytes)",
+                m.len()
+            )));
+        }
+        fathom_core::check::finite("added", vectors, c.def.dim)
     }
 
     /// Adds vectors (rows of the collection's dimension) with their metadata (JSON text);
     /// returns their ids. The database and the index change together or not at all.
     pub fn add(&self, c: &Collection, vectors: &[f32], metadata: Vec<String>) -> Result<Vec<Idx>> {
         let n = metadata.len();
+        self.check_items(c, vectors, &metadata)?;
         if n == 0 {
             return Ok(Vec::new());
         }
+        let _writer = c.writer()?;
         let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
         let mut store = lock(&self.store);
         let first = store.add_items(&c.def.name, vectors, c.def.dim, &metadata, |first| {
@@ -224,8 +340,29 @@ impl Service {
         Ok(ids)
     }
 
-    /// Deletes items; returns the ids that existed.
+    /// A warning for an add of `n` vectors that would train the collection's IVF index on
+    /// fewer than 39 points per list (Faiss's k-means warns there too: the lists come out
+    /// poor; `retrain` later rebuilds them from every stored vector).
+    pub fn training_warning(&self, c: &Collection, n: usize) -> Option<String> {
+        let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+        if live.index.is_trained() {
+            return None;
+        }
+        let nlist = ivf_shape(&*live.index)?.0;
+        (n < 39 * nlist).then(|| {
+            format!(
+                "the first batch ({n} vectors) trains the index's {nlist} lists; at least \
+                 {} (39 per list) give good lists — POST /collections/{}/retrain once more \
+                 items are in",
+                39 * nlist,
+                c.def.name
+            )
+        })
+    }
+
+    /// Deletes items; returns the ids that existed (each once).
     pub fn delete(&self, c: &Collection, ids: &[Idx]) -> Result<Vec<Idx>> {
+        let _writer = c.writer()?;
         let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
         let gone = lock(&self.store).delete_items(&c.def.name, ids)?;
         for id in &gone {
@@ -237,11 +374,13 @@ impl Service {
     }
 
     /// Rebuilds a collection's index from the database, training it on every stored
-    /// vector (after many adds an IVF index's lists drift out of balance). Writes wait;
-    /// searches go on with the old index until the new one replaces it.
+    /// vector (after many adds an IVF index's lists drift out of balance). The
+    /// collection's writes wait; searches and snapshots go on with the old index until the
+    /// new one replaces it.
     pub fn retrain(&self, c: &Collection) -> Result<usize> {
-        let store = lock(&self.store);
-        let (index, _) = build_from_store(&store, &c.def)?;
+        let _writer = c.writer()?;
+        let (vectors, ids) = read_items(&lock(&self.store), &c.def)?;
+        let index = build_index(&c.def, &vectors, &ids)?;
         let n = index.ntotal();
         let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
         live.index = index;
@@ -252,6 +391,7 @@ impl Service {
 
     /// Writes a snapshot of the database and every index; returns its directory.
     pub fn snapshot(&self) -> Result<PathBuf> {
+        let _one = lock(&self.snapshot_lock);
         let dir = self.config.data_dir.join("snapshots");
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
         let tmp = dir.join(format!(".tmp-{seq}"));
@@ -261,7 +401,7 @@ impl Service {
             let text =
                 serde_json::to_string_pretty(&m).map_err(|e| Error::invalid(e.to_string()))?;
             fs::write(tmp.join("manifest.json"), text).map_err(|e| Error::io(&tmp, e))?;
-            snapshot::publish(&dir, &tmp, seq, self.config.keep_snapshots)
+            snapshot::publish(&dir, &tmp, seq, self.config.keep_snapshots, &self.db_id)
         });
         if result.is_err() {
             let _ = fs::remove_dir_all(&tmp);
@@ -312,6 +452,7 @@ impl Service {
         Ok(Manifest {
             seq,
             db: snapshot::checksum(&tmp.join(DB))?,
+            db_id: Some(self.db_id.clone()),
             collections,
         })
     }
@@ -327,11 +468,12 @@ impl Service {
                     "name": c.def.name,
                     "dim": c.def.dim,
                     "metric": crate::store::metric_name(c.def.metric),
-                    "index": live.index.description(),
+                    "index": c.def.index,
+                    "description": live.index.description(),
                     "ntotal": live.index.ntotal(),
                     "items": live.meta.len(),
                     "trained": live.index.is_trained(),
-                    "imbalance_factor": imbalance(&*live.index),
+                    "imbalance_factor": ivf_shape(&*live.index).and_then(|s| s.1),
                     "loaded_from": live.source,
                 })
             })
@@ -341,6 +483,83 @@ impl Service {
             "collections": cols,
             "startup": self.startup,
         })
+    }
+}
+
+/// Opens the database of `dir`. A damaged one is set aside and replaced by the newest good
+/// snapshot's copy; so is a missing or empty file while a snapshot holds data (a lost
+/// database must not pass for an empty one, whose snapshots would then rotate the good
+/// ones away). A database of another identity than the newest snapshot's, holding data of
+/// its own, is refused: which of the two is right is for a person to say.
+fn open_database(
+    dir: &Path,
+    good: &[(u64, PathBuf, Manifest)],
+    startup: &mut Vec<String>,
+) -> Result<ItemStore> {
+    let db_path = dir.join(DB);
+    let restore = |why: String, startup: &mut Vec<String>| -> Result<ItemStore> {
+        let Some((seq, path, m)) = good.first() else {
+            return Err(Error::invalid(format!(
+                "{why}, and no good snapshot exists to restore it from"
+            )));
+        };
+        if db_path.exists() {
+            let aside = dir.join(format!("{DB}.damaged"));
+            let _ = fs::rename(&db_path, &aside);
+        }
+        for ext in ["-wal", "-shm"] {
+            let _ = fs::remove_file(dir.join(format!("{DB}{ext}")));
+        }
+        fs::copy(path.join(&m.db.file), &db_path).map_err(|e| Error::io(&db_path, e))?;
+        startup.push(format!(
+            "{why}; restored from snapshot {seq}{}",
+            if dir.join(format!("{DB}.damaged")).exists() {
+                format!(", the old file kept as {DB}.damaged")
+            } else {
+                String::new()
+            }
+        ));
+        ItemStore::open(&db_path)
+    };
+    let with_data = good.iter().any(|(_, _, m)| !m.collections.is_empty());
+    let size = fs::metadata(&db_path).map(|m| m.len()).ok();
+    if with_data && size.is_none_or(|n| n == 0) {
+        let why = if size.is_none() {
+            format!("the database {DB} is missing")
+        } else {
+            format!("the database {DB} is empty (0 bytes)")
+        };
+        return restore(why, startup);
+    }
+    let store = match ItemStore::open(&db_path) {
+        Ok(s) => s,
+        Err(e) => return restore(format!("the database was damaged ({e})"), startup),
+    };
+    let Some((seq, _, newest)) = good.first() else {
+        return Ok(store);
+    };
+    match &newest.db_id {
+        Some(id) if *id != store.identity()? => {
+            if store.collections()?.is_empty() && with_data {
+                drop(store);
+                restore(
+                    format!(
+                        "the database {DB} is empty and not the one the snapshots were taken of"
+                    ),
+                    startup,
+                )
+            } else {
+                Err(Error::invalid(format!(
+                    "the database {} is not the one snapshot {seq} was taken of (identity {} \
+                     vs {id}): it was replaced. To keep this database, move {} away; to go \
+                     back to the snapshot, move the database away",
+                    db_path.display(),
+                    store.identity()?,
+                    dir.join("snapshots").display()
+                )))
+            }
+        }
+        _ => Ok(store),
     }
 }
 
@@ -419,8 +638,8 @@ fn load_collection(
     })
 }
 
-/// A fresh index of every stored item, trained on them all.
-fn build_from_store(store: &ItemStore, def: &CollectionDef) -> Result<(Box<dyn Index>, usize)> {
+/// Every stored item's vector and id.
+fn read_items(store: &ItemStore, def: &CollectionDef) -> Result<(Vec<f32>, Vec<Idx>)> {
     let mut vectors = Vec::new();
     let mut ids = Vec::new();
     store.for_each_item(&def.name, 0, |it| {
@@ -428,22 +647,37 @@ fn build_from_store(store: &ItemStore, def: &CollectionDef) -> Result<(Box<dyn I
         ids.push(it.id);
         Ok(())
     })?;
-    let mut index = new_index(def)?;
-    if ids.is_empty() {
-        return Ok((index, 0));
-    }
-    if !index.is_trained() {
-        index.train(&vectors)?;
-    }
-    index.add_with_ids(&vectors, &ids)?;
-    Ok((index, ids.len()))
+    Ok((vectors, ids))
 }
 
-/// The list imbalance of an IVF collection (Faiss's imbalance factor; 1 is even).
-fn imbalance(index: &dyn Index) -> Option<f64> {
-    fn of<C: IvfCodec + 'static>(ix: &dyn Index) -> Option<f64> {
+/// A fresh index of these items, trained on them all.
+fn build_index(def: &CollectionDef, vectors: &[f32], ids: &[Idx]) -> Result<Box<dyn Index>> {
+    let mut index = new_index(def)?;
+    if ids.is_empty() {
+        return Ok(index);
+    }
+    if !index.is_trained() {
+        index.train(vectors)?;
+    }
+    index.add_with_ids(vectors, ids)?;
+    Ok(index)
+}
+
+/// A fresh index of every stored item, trained on them all.
+fn build_from_store(store: &ItemStore, def: &CollectionDef) -> Result<(Box<dyn Index>, usize)> {
+    let (vectors, ids) = read_items(store, def)?;
+    Ok((build_index(def, &vectors, &ids)?, ids.len()))
+}
+
+/// An IVF collection's number of lists and list imbalance (Faiss's imbalance factor; 1
+/// is even; `None` while empty); `None` for other indexes.
+fn ivf_shape(index: &dyn Index) -> Option<(usize, Option<f64>)> {
+    fn of<C: IvfCodec + 'static>(ix: &dyn Index) -> Option<(usize, Option<f64>)> {
         let ivf = ix.as_any().downcast_ref::<IndexIvf<C>>()?;
-        (ivf.ntotal() > 0).then(|| ivf.imbalance_factor())
+        Some((
+            ivf.nlist(),
+            (ivf.ntotal() > 0).then(|| ivf.imbalance_factor()),
+        ))
     }
     // IVF collections hold the IVF index itself (it keeps its own ids; see `new_index`).
     of::<fathom_index::ivf::IvfFlat>(index)

@@ -16,6 +16,10 @@ pub struct Manifest {
     pub seq: u64,
     /// The database copy and its checksum.
     pub db: FileSum,
+    /// The identity of the database it copies ([`crate::store::ItemStore::identity`]);
+    /// `None` in snapshots written before identities existed.
+    #[serde(default)]
+    pub db_id: Option<String>,
     /// Each collection's index file, count and next id at the snapshot.
     pub collections: Vec<CollectionSnap>,
 }
@@ -88,12 +92,17 @@ pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
     out
 }
 
-/// Reads a snapshot's manifest and checks every file against it; `Err` says what is wrong.
-pub fn verify(path: &Path) -> Result<Manifest> {
+/// Reads a snapshot's manifest without checking the files.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
     let text = fs::read_to_string(path.join("manifest.json"))
         .map_err(|e| Error::io(path.join("manifest.json"), e))?;
-    let m: Manifest = serde_json::from_str(&text)
-        .map_err(|e| Error::format(format!("{}/manifest.json", path.display()), e.to_string()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::format(format!("{}/manifest.json", path.display()), e.to_string()))
+}
+
+/// Reads a snapshot's manifest and checks every file against it; `Err` says what is wrong.
+pub fn verify(path: &Path) -> Result<Manifest> {
+    let m = read_manifest(path)?;
     let files = std::iter::once(&m.db).chain(m.collections.iter().map(|c| &c.index));
     for f in files {
         if f.file.contains('/') || f.file.contains("..") {
@@ -117,8 +126,11 @@ pub fn verify(path: &Path) -> Result<Manifest> {
 }
 
 /// Makes `tmp` (a filled directory) the snapshot `seq` under `dir`: fsyncs its files and
-/// itself, renames it, fsyncs `dir`; then keeps only the newest `keep` snapshots.
-pub fn publish(dir: &Path, tmp: &Path, seq: u64, keep: usize) -> Result<PathBuf> {
+/// itself, renames it, fsyncs `dir`; then keeps only the newest `keep` snapshots of the
+/// database `db_id`. Snapshots of another database (another identity) are never removed:
+/// they hold data this one lacks (a replaced or lost database), so rotation leaves them
+/// for a person to look at.
+pub fn publish(dir: &Path, tmp: &Path, seq: u64, keep: usize, db_id: &str) -> Result<PathBuf> {
     for e in fs::read_dir(tmp).map_err(|e| Error::io(tmp, e))?.flatten() {
         fs::File::open(e.path())
             .and_then(|f| f.sync_all())
@@ -133,7 +145,12 @@ pub fn publish(dir: &Path, tmp: &Path, seq: u64, keep: usize) -> Result<PathBuf>
     let dest = dir.join(format!("snap-{seq:08}"));
     fs::rename(tmp, &dest).map_err(|e| Error::io(&dest, e))?;
     sync_dir(dir)?;
-    for (_, old) in list(dir).into_iter().skip(keep.max(1)) {
+    let ours = list(dir).into_iter().filter(|(_, p)| {
+        // A snapshot without a readable manifest was never completed; one of unknown
+        // identity predates identities and was taken of this database's line.
+        read_manifest(p).map_or(true, |m| m.db_id.as_deref().is_none_or(|id| id == db_id))
+    });
+    for (_, old) in ours.skip(keep.max(1)) {
         let _ = fs::remove_dir_all(old);
     }
     Ok(dest)

@@ -32,6 +32,24 @@ pub struct Item {
     pub metadata: String,
 }
 
+/// A fresh identity: 128 bits from the standard library's randomly seeded hasher, the time
+/// and the process id.
+fn new_identity() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut parts = [0u64; 2];
+    for (i, p) in parts.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(now);
+        h.write_u32(std::process::id());
+        h.write_usize(i);
+        *p = h.finish();
+    }
+    format!("{:016x}{:016x}", parts[0], parts[1])
+}
+
 /// The SQLite database of collections and items.
 pub struct ItemStore {
     conn: Connection,
@@ -63,7 +81,13 @@ impl ItemStore {
                  description TEXT NOT NULL, next_id INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS items (
                  collection TEXT NOT NULL, id INTEGER NOT NULL, vector BLOB NOT NULL,
-                 metadata TEXT NOT NULL, PRIMARY KEY (collection, id));",
+                 metadata TEXT NOT NULL, PRIMARY KEY (collection, id));
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        )
+        .map_err(db_err)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('identity', ?1)",
+            [new_identity()],
         )
         .map_err(db_err)?;
         let ok: String = conn
@@ -76,6 +100,27 @@ impl ItemStore {
             ));
         }
         Ok(ItemStore { conn })
+    }
+
+    /// The database's identity: chosen when it was created, kept by every copy (snapshots
+    /// hold it). A database whose identity differs from the snapshots' is not the one they
+    /// were taken of.
+    pub fn identity(&self) -> Result<String> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'identity'", [], |r| {
+                r.get(0)
+            })
+            .map_err(db_err)
+    }
+
+    /// Gives the space of deleted rows back to the file system: checkpoints the WAL into
+    /// the database, truncates it, and rewrites the database without free pages.
+    pub fn shrink(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .map_err(db_err)
     }
 
     /// Every collection's definition and next id.

@@ -71,7 +71,7 @@ async fn collections_items_and_search_against_brute_force() {
     .await;
     assert_eq!(s, StatusCode::OK, "same definition again is fine");
     let (s, v) = json_call(&app, "PUT", "/collections/docs", json!({"dim": 9})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
 
     let xs = data(500, 8, 1);
     let meta: Vec<Value> = (0..500)
@@ -415,8 +415,9 @@ async fn bad_input_gets_the_promised_statuses() {
         assert_eq!(s, want, "{method} {uri} {body}: {v}");
         assert!(v["error"].is_string(), "{method} {uri} {body}: {v}");
     }
-    let (s, _) = call(&app, "POST", "/collections/c/items", big).await;
+    let (s, v) = call(&app, "POST", "/collections/c/items", big).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(v["error"].is_string(), "{v}");
     // Nothing above changed the collection.
     let (_, v) = call(&app, "GET", "/collections/c", Body::empty()).await;
     assert_eq!(

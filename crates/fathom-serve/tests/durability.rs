@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use fathom_core::MetricType;
+use fathom_index::Index;
 use fathom_serve::ServeConfig;
 use fathom_serve::api::App;
 use fathom_serve::collection::SearchOptions;
@@ -45,9 +46,10 @@ fn counts(app: &App, name: &str) -> (usize, usize, String) {
 /// The nearest neighbour of each of the first `n` stored vectors is itself.
 fn finds_itself(app: &App, name: &str, x: &[f32], ids: &[i64]) {
     let c = app.service.get(name).unwrap();
+    let ivf = c.live.read().unwrap().index.param("nprobe").is_some();
     let opts = SearchOptions {
         top_k: 1,
-        nprobe: Some(64),
+        nprobe: ivf.then_some(64),
         ..Default::default()
     };
     let hits = c.search(x, &opts).unwrap();
@@ -98,7 +100,7 @@ fn restart_replays_adds_and_deletes_after_the_snapshot() {
         let c = app.service.get(name).unwrap();
         let opts = SearchOptions {
             top_k: 1,
-            nprobe: Some(64),
+            nprobe: (name == "ivf").then_some(64),
             ..Default::default()
         };
         let hit = &c.search(&first[..8], &opts).unwrap()[0];
