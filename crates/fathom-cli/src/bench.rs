@@ -190,9 +190,9 @@ fn run_kmeans(args: &BenchArgs, k: usize) -> Result<()> {
             "threads": rayon::current_num_threads(), "seconds": seconds, "objective": objective,
             "peak_rss_mb": peak_rss_mb(),
         });
-        println!("{row}");
+        outln!("{row}");
     } else {
-        println!(
+        outln!(
             "fathom kmeans k={k} n={} niter={} {seconds:.2}s objective={objective:.6e}",
             learn.n(),
             args.niter
@@ -240,7 +240,7 @@ fn run_transform(args: &BenchArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     row["peak_rss_mb"] = peak_rss_mb().into();
-    println!("{row}");
+    outln!("{row}");
     Ok(())
 }
 
@@ -272,23 +272,34 @@ pub fn build_index(
     }
     let mut index = index_factory(d, description, metric)?;
 
-    let bar = progress::spinner(format!("training {description} on {} vectors", learn.n()));
+    // Training and adding are where HNSW and IVF builds spend minutes: say so on stderr,
+    // with the time each took.
+    // (An index that needs no training is still given the chance, silently.)
+    let stage = (!index.is_trained()).then(|| {
+        progress::stage(format!(
+            "training {description} on {}",
+            crate::count(learn.n() as u64, "vector", "vectors")
+        ))
+    });
     let t0 = Instant::now();
     index.train(&learn.data)?;
-    let train_s = t0.elapsed().as_secs_f64();
-    bar.finish_and_clear();
+    let train_s = match stage {
+        Some(stage) => stage.done(),
+        None => t0.elapsed().as_secs_f64(),
+    };
 
     let with_ids = description.contains("IDMap");
-    let bar = progress::spinner(format!("adding {} vectors", base.n()));
-    let t0 = Instant::now();
+    let stage = progress::stage(format!(
+        "adding {} to {description}",
+        crate::count(base.n() as u64, "vector", "vectors")
+    ));
     if with_ids {
         let ids: Vec<Idx> = (0..base.n() as Idx).collect();
         index.add_with_ids(&base.data, &ids)?;
     } else {
         index.add(&base.data)?;
     }
-    let add_s = t0.elapsed().as_secs_f64();
-    bar.finish_and_clear();
+    let add_s = stage.done();
     Ok((index, train_s, add_s))
 }
 
@@ -331,7 +342,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             load_s = Some(t0.elapsed().as_secs_f64());
             bar.finish_and_clear();
             if !args.json {
-                println!(
+                outln!(
                     "loaded {} ({}, {} vectors) in {:.2}s",
                     path.display(),
                     index.description(),
@@ -362,7 +373,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         save_s = Some(t0.elapsed().as_secs_f64());
         bar.finish_and_clear();
         if !args.json {
-            println!(
+            outln!(
                 "saved {} in {:.2}s",
                 path.display(),
                 t0.elapsed().as_secs_f64()
@@ -444,17 +455,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             save_s,
         };
         if args.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string(&row).expect("plain data serialises")
             );
         } else {
-            println!(
-                "fathom {} {} {}={} train={:.2}s add={:.2}s qps={:.0}{} R@1={:.3} 10-R@10={:.3}{}",
+            // The parameter column only when there is a parameter.
+            let setting = match (pname, value) {
+                (Some(name), Some(v)) => format!(" {name}={v}"),
+                _ => String::new(),
+            };
+            outln!(
+                "fathom {} {}{setting} train={:.2}s add={:.2}s qps={:.0}{} R@1={:.3} 10-R@10={:.3}{}",
                 row.key,
                 row.metric,
-                pname.unwrap_or("-"),
-                value.unwrap_or("None"),
                 train_s,
                 add_s,
                 row.qps,

@@ -22,19 +22,19 @@ pub fn run() -> Result<()> {
         seed: 1234,
     };
     let threads = rayon::current_num_threads();
-    println!(
-        "fathom demo: {} database vectors and {} queries of dimension {}, {} threads, SIMD {}",
+    outln!(
+        "fathom demo: {} database vectors and {} queries of dimension {}, {}, SIMD {}",
         spec.nb,
         spec.nq,
         spec.d,
-        threads,
+        crate::count(threads as u64, "thread", "threads"),
         fathom_kernels::simd_level().name()
     );
     let bar = progress::spinner("generating vectors".into());
     let t = Instant::now();
     let data = generate(&spec);
     bar.finish_and_clear();
-    println!("  generated in {:.2} s", t.elapsed().as_secs_f64());
+    outln!("  generated in {:.2} s", t.elapsed().as_secs_f64());
 
     let bar = progress::spinner("computing ground truth query by query".into());
     let t = Instant::now();
@@ -44,7 +44,7 @@ pub fn run() -> Result<()> {
     };
     bar.finish_and_clear();
     let gt_s = t.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "  ground truth (one query at a time, SIMD scans): {:.2} s = {:.0} queries/s",
         gt_s,
         spec.nq as f64 / gt_s
@@ -53,7 +53,7 @@ pub fn run() -> Result<()> {
     let mut index = IndexFlat::new_l2(spec.d)?;
     let t = Instant::now();
     index.add(&data.base)?;
-    println!(
+    outln!(
         "  IndexFlatL2: added {} vectors in {:.3} s",
         index.ntotal(),
         t.elapsed().as_secs_f64()
@@ -69,7 +69,7 @@ pub fn run() -> Result<()> {
     }
     let (r1, r10) = recalls(&labels, spec.k, &gt);
     let gflops = 2.0 * (spec.nq * spec.nb * spec.d) as f64 / best / 1e9;
-    println!(
+    outln!(
         "  batched search of {} queries, k = {}: {:.3} s = {:.0} queries/s ({:.1} GFLOP/s, best of 3)",
         spec.nq,
         spec.k,
@@ -77,7 +77,7 @@ pub fn run() -> Result<()> {
         spec.nq as f64 / best,
         gflops
     );
-    println!("  1-recall@1 = {r1:.4}, 10-recall@10 = {r10:.4} (exact search: both should be 1.0)");
+    outln!("  1-recall@1 = {r1:.4}, 10-recall@10 = {r10:.4} (exact search: both should be 1.0)");
 
     // The approximate counterpart: an inverted file trained on a sample of the database.
     let nlist = 1024;
@@ -91,7 +91,7 @@ pub fn run() -> Result<()> {
     let t = Instant::now();
     ivf.add(&data.base)?;
     bar.finish_and_clear();
-    println!(
+    outln!(
         "  IVF{nlist},Flat: trained in {train_s:.2} s, added in {:.2} s",
         t.elapsed().as_secs_f64()
     );
@@ -105,12 +105,12 @@ pub fn run() -> Result<()> {
             labels = res.labels;
         }
         let (r1, r10) = recalls(&labels, spec.k, &gt);
-        println!(
+        outln!(
             "    nprobe {nprobe:>2}: {:.0} queries/s, 1-recall@1 = {r1:.3}, 10-recall@10 = {r10:.3}",
             spec.nq as f64 / best
         );
     }
-    println!(
+    outln!(
         "next: `fathom gen DIR` writes a dataset to disk; `fathom bench DIR --index IVF4096,Flat \
          --param nprobe=1,16` measures it"
     );

@@ -110,7 +110,7 @@ pub fn run(args: &IndexTextArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let snap = app.service.snapshot()?;
-    println!(
+    outln!(
         "indexed {} sentences of {} into collection {:?} (ids {}..={last}, {} total) in {}; \
          snapshot {}",
         items.len(),

@@ -17,15 +17,15 @@ pub fn run(path: &Path) -> Result<()> {
     let size = std::fs::metadata(path)
         .map_err(|e| fathom_core::Error::io(path, e))?
         .len() as usize;
-    println!("file        {} ({})", path.display(), human_bytes(size));
+    outln!("file        {} ({})", path.display(), human_bytes(size));
     match fathom_index::reverse_index_factory(&*index) {
-        Ok(s) => println!("index       {s}"),
-        Err(_) => println!(
+        Ok(s) => outln!("index       {s}"),
+        Err(_) => outln!(
             "index       {} (no factory string builds this structure)",
             index.description()
         ),
     }
-    println!(
+    outln!(
         "shape       d = {}, {} vectors, metric {}, {}",
         index.dim(),
         index.ntotal(),
@@ -36,9 +36,9 @@ pub fn run(path: &Path) -> Result<()> {
             "not trained"
         }
     );
-    println!("records");
+    outln!("records");
     for r in records.iter().filter(|r| !r.faiss_class().is_empty()) {
-        println!(
+        outln!(
             "  {}{}  {:<28} at byte {}",
             "  ".repeat(r.depth.saturating_sub(1)),
             r.code(),
@@ -49,10 +49,10 @@ pub fn run(path: &Path) -> Result<()> {
     let mut params = Vec::new();
     parameters(&*index, &mut params);
     if !params.is_empty() {
-        println!("parameters  {}", params.join(", "));
+        outln!("parameters  {}", params.join(", "));
     }
     if index.ntotal() > 0 {
-        println!(
+        outln!(
             "memory      {:.1} bytes per vector in the index file",
             size as f64 / index.ntotal() as f64
         );

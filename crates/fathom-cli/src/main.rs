@@ -1,6 +1,16 @@
 //! `fathom`: the command-line tool, the top of the layering. It only parses arguments and
 //! prints; the work is done by the library crates.
 
+/// `println!` that survives the reader going away: when standard output is a closed pipe
+/// (`fathom store search … | head -1`) the program ends quietly with status 0, as a
+/// program killed by SIGPIPE would have stopped; any other write error ends it with a
+/// message and status 1. (Rust ignores SIGPIPE, so `println!` would panic instead.)
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod bench;
 mod demo;
 mod index_text;
@@ -47,9 +57,9 @@ enum Command {
         /// Queries.
         #[arg(long, default_value_t = 1000)]
         nq: usize,
-        /// Training vectors.
-        #[arg(long, default_value_t = 100_000)]
-        nt: usize,
+        /// Training vectors (default: 100000, or --nb when that is smaller).
+        #[arg(long)]
+        nt: Option<usize>,
         /// Neighbours per query in the ground truth.
         #[arg(long, default_value_t = 100)]
         k: usize,
@@ -78,7 +88,48 @@ enum Command {
     Store(store::StoreCommand),
 }
 
+/// Writes one line to standard output; see [`outln!`].
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{args}") {
+        stdout_failed(&e);
+    }
+}
+
+/// Ends the program after a failed write to standard output: quietly with status 0 when
+/// the reader closed the pipe, with an error otherwise.
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to standard output failed: {e}");
+    std::process::exit(1);
+}
+
+/// Catches what `outln!` does not: a `println!` elsewhere (a library, a thread) panics on
+/// a closed pipe with "failed printing to stdout: Broken pipe"; end quietly then too.
+fn quiet_broken_pipe_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload_as_str().unwrap_or("");
+        if msg.starts_with("failed printing to stdout")
+            && (msg.contains("Broken pipe") || msg.contains("(os error 32)"))
+        {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+/// `n` and the noun in the singular or the plural: "1 thread", "2 threads".
+pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn main() -> ExitCode {
+    quiet_broken_pipe_panics();
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
         if t == 0 {
@@ -89,7 +140,10 @@ fn main() -> ExitCode {
             .num_threads(t)
             .build_global()
         {
-            eprintln!("error: cannot start {t} threads: {e}");
+            eprintln!(
+                "error: cannot start {}: {e}",
+                count(t as u64, "thread", "threads")
+            );
             return ExitCode::FAILURE;
         }
     }
@@ -109,7 +163,7 @@ fn main() -> ExitCode {
                 d,
                 nb,
                 nq,
-                nt,
+                nt: nt.unwrap_or(DEFAULT_NT.min(nb)),
                 k,
                 seed,
             },
@@ -130,6 +184,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Training vectors `gen` writes unless told otherwise (fewer when the base is smaller).
+const DEFAULT_NT: usize = 100_000;
+
 fn gen_dataset(dir: &std::path::Path, spec: SyntheticSpec) -> fathom_core::Result<()> {
     if spec.d == 0 || spec.nb == 0 || spec.nq == 0 || spec.k == 0 {
         return Err(fathom_core::Error::invalid(
@@ -142,7 +199,7 @@ fn gen_dataset(dir: &std::path::Path, spec: SyntheticSpec) -> fathom_core::Resul
     ));
     fathom_io::synthetic::write_dataset(dir, &spec)?;
     bar.finish_and_clear();
-    println!(
+    outln!(
         "wrote {}: nb={} nq={} nt={} d={} (base.fvecs, query.fvecs, learn.fvecs, groundtruth.ivecs)",
         dir.display(),
         spec.nb,

@@ -14,7 +14,7 @@ pub enum StoreCommand {
     Create {
         /// The store file (must not exist).
         path: PathBuf,
-        /// Vector dimension.
+        /// Vector dimension (1 to 65536).
         #[arg(long)]
         dim: usize,
     },
@@ -25,7 +25,8 @@ pub enum StoreCommand {
         /// The vectors.
         file: PathBuf,
     },
-    /// Mark vectors deleted; prints how many were live.
+    /// Mark vectors deleted; prints how many were live. An id out of range deletes
+    /// nothing (the error names it); an id given twice counts once.
     Delete {
         /// The store file.
         path: PathBuf,
@@ -33,13 +34,19 @@ pub enum StoreCommand {
         #[arg(required = true)]
         ids: Vec<u64>,
     },
-    /// Rewrite the store without its deleted vectors; prints how ids moved.
+    /// Rewrite the store without its deleted vectors (ids of later vectors move down);
+    /// writes the old → new id map to STORE.mapping.tsv beside the store.
     Compact {
         /// The store file.
         path: PathBuf,
-        /// Print every (old, new) id pair, not only the count.
+        /// Also print every (old, new) pair that changed.
         #[arg(long)]
         mapping: bool,
+        /// Where to write the id map (default: the store's path with .mapping.tsv
+        /// appended). Tab-separated "old<TAB>new" lines, one per vector kept; ids not
+        /// listed were deleted.
+        #[arg(long)]
+        mapping_file: Option<PathBuf>,
     },
     /// Counts (total, live, deleted), file size, utilisation, reclaimable bytes.
     Stat {
@@ -58,9 +65,12 @@ pub enum StoreCommand {
         /// Results per query.
         #[arg(long, default_value_t = 10)]
         top_k: usize,
-        /// Keep only hits scoring at least this (cosine, ip) or at most this distance (l2).
-        #[arg(long)]
+        /// Keep only hits scoring at least this (cosine, ip; not with l2).
+        #[arg(long, conflicts_with = "max_distance")]
         min_score: Option<f32>,
+        /// Keep only hits at most this squared L2 distance away (l2 only).
+        #[arg(long)]
+        max_distance: Option<f32>,
         /// cosine, ip or l2.
         #[arg(long, default_value = "cosine")]
         metric: String,
@@ -73,10 +83,10 @@ pub enum StoreCommand {
     Bench {
         /// The store file.
         path: PathBuf,
-        /// Timed repetitions of each measurement.
+        /// Timed repetitions of each measurement (at least 1).
         #[arg(long, default_value_t = 5)]
         reps: usize,
-        /// Queries in the batch measurement.
+        /// Queries in the batch measurement (at least 1).
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
@@ -85,6 +95,38 @@ pub enum StoreCommand {
 fn read_rows(file: &PathBuf) -> Result<(Vec<f32>, usize)> {
     let ds = fathom_io::read_vectors(file)?;
     Ok((ds.data, ds.d))
+}
+
+/// The error for a file of `d`-dimensional vectors used with a store of dimension `dim`.
+fn dimension_error(file: &std::path::Path, what: &str, d: usize, dim: usize) -> Error {
+    Error::DimensionMismatch {
+        what: format!("the {what} in {}", file.display()),
+        got: d,
+        expected: format!("the store's dimension {dim}"),
+    }
+}
+
+/// The search threshold of `--min-score` / `--max-distance`, checked against the metric:
+/// a minimum score means something for similarities only, a maximum distance for L2 only.
+fn threshold(
+    sim: Similarity,
+    min_score: Option<f32>,
+    max_distance: Option<f32>,
+) -> Result<Option<f32>> {
+    match (sim, min_score, max_distance) {
+        (Similarity::L2, Some(_), _) => Err(Error::invalid(
+            "--min-score is a lowest similarity (cosine, ip); with --metric l2 use \
+             --max-distance (the largest squared L2 distance to keep)",
+        )),
+        (Similarity::Cosine | Similarity::InnerProduct, _, Some(_)) => Err(Error::invalid(
+            "--max-distance is a largest squared L2 distance (--metric l2); with cosine or ip \
+             use --min-score (the lowest similarity to keep)",
+        )),
+        (_, Some(t), _) | (_, _, Some(t)) if !t.is_finite() => Err(Error::invalid(format!(
+            "the threshold must be a finite number, got {t}"
+        ))),
+        (_, min, max) => Ok(min.or(max)),
+    }
 }
 
 /// Rows added per `add_vectors` call: the input is memory-mapped and copied in blocks, so a
@@ -96,11 +138,7 @@ fn add_streaming(store: &VectorStore, file: &PathBuf) -> Result<(u64, u64)> {
     let dim = store.dim();
     let check_dim = |d: usize| {
         if d != dim {
-            return Err(Error::DimensionMismatch {
-                what: format!("vectors of {}", file.display()),
-                got: d,
-                expected: format!("the store's dimension {dim}"),
-            });
+            return Err(dimension_error(file, "vectors", d, dim));
         }
         Ok(())
     };
@@ -147,42 +185,23 @@ pub fn run(cmd: StoreCommand) -> Result<()> {
     match cmd {
         StoreCommand::Create { path, dim } => {
             VectorStore::create(&path, dim)?;
-            println!("created {} (dim {dim})", path.display());
+            outln!("created {} (dim {dim})", path.display());
         }
         StoreCommand::Add { path, file } => {
             let store = VectorStore::open(&path)?;
             let (first, n) = add_streaming(&store, &file)?;
             match n {
-                0 => println!("added 0 vectors"),
-                n => println!("added {n} vectors: ids {first}..={}", first + n - 1),
+                0 => outln!("added 0 vectors"),
+                1 => outln!("added 1 vector: id {first}"),
+                n => outln!("added {n} vectors: ids {first}..={}", first + n - 1),
             }
         }
-        StoreCommand::Delete { path, ids } => {
-            let store = VectorStore::open(&path)?;
-            let n = store.mark_deleted(&ids)?;
-            println!(
-                "deleted {n} of {} ids (the others were already deleted)",
-                ids.len()
-            );
-        }
-        StoreCommand::Compact { path, mapping } => {
-            let store = VectorStore::open(&path)?;
-            let before = store.stat();
-            let map = store.compact()?;
-            let after = store.stat();
-            println!(
-                "compacted: {} vectors kept, {} removed, file {} → {} bytes",
-                map.len(),
-                before.deleted,
-                before.file_bytes,
-                after.file_bytes
-            );
-            if mapping {
-                for (old, new) in map.iter().filter(|(o, n)| o != n) {
-                    println!("{old} -> {new}");
-                }
-            }
-        }
+        StoreCommand::Delete { path, ids } => delete(&path, ids)?,
+        StoreCommand::Compact {
+            path,
+            mapping,
+            mapping_file,
+        } => compact(&path, mapping, mapping_file)?,
         StoreCommand::Stat { path, json } => {
             let s = open_ro(&path)?.stat();
             if json {
@@ -191,9 +210,9 @@ pub fn run(cmd: StoreCommand) -> Result<()> {
                     "file_bytes": s.file_bytes, "utilisation": s.utilisation,
                     "reclaimable_bytes": s.reclaimable_bytes, "deleted_ids": s.deleted_ids,
                 });
-                println!("{v}");
+                outln!("{v}");
             } else {
-                println!(
+                outln!(
                     "dim {}\ntotal {}\nlive {}\ndeleted {}\nfile_bytes {}\nutilisation {:.3}\nreclaimable_bytes {}",
                     s.dim,
                     s.total,
@@ -210,14 +229,19 @@ pub fn run(cmd: StoreCommand) -> Result<()> {
             queries,
             top_k,
             min_score,
+            max_distance,
             metric,
             json,
         } => {
-            let store = open_ro(&path)?;
-            let (q, _) = read_rows(&queries)?;
             let sim = Similarity::parse(&metric)?;
+            let threshold = threshold(sim, min_score, max_distance)?;
+            let store = open_ro(&path)?;
+            let (q, d) = read_rows(&queries)?;
+            if d != store.dim() {
+                return Err(dimension_error(&queries, "queries", d, store.dim()));
+            }
             let opts = SearchOptions {
-                threshold: min_score,
+                threshold,
                 ..Default::default()
             };
             let res = store.search(&q, top_k, sim, &opts)?;
@@ -230,14 +254,14 @@ pub fn run(cmd: StoreCommand) -> Result<()> {
                             .collect()
                     })
                     .collect();
-                println!("{}", serde_json::Value::from(v));
+                outln!("{}", serde_json::Value::from(v));
             } else {
                 for (i, hits) in res.iter().enumerate() {
                     let line: Vec<String> = hits
                         .iter()
                         .map(|h| format!("{}:{:.4}", h.id, h.score))
                         .collect();
-                    println!("query {i}: {}", line.join(" "));
+                    outln!("query {i}: {}", line.join(" "));
                 }
             }
         }
@@ -246,7 +270,120 @@ pub fn run(cmd: StoreCommand) -> Result<()> {
     Ok(())
 }
 
+/// `store delete`: each distinct id once; says how many were live, already deleted or
+/// repeated.
+fn delete(path: &PathBuf, mut ids: Vec<u64>) -> Result<()> {
+    let given = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    let store = VectorStore::open(path)?;
+    let n = store.mark_deleted(&ids)? as u64;
+    let distinct = ids.len() as u64;
+    let mut notes = Vec::new();
+    if distinct > n {
+        notes.push(format!(
+            "{} already deleted",
+            crate::count(distinct - n, "was", "were")
+        ));
+    }
+    if given as u64 > distinct {
+        notes.push(format!(
+            "{} repeated",
+            crate::count(given as u64 - distinct, "id", "ids")
+        ));
+    }
+    outln!(
+        "deleted {n} of {}{}",
+        crate::count(distinct, "id", "ids"),
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join(", "))
+        }
+    );
+    Ok(())
+}
+
+/// The default place of `store compact`'s id map: beside the store, `.mapping.tsv` added.
+fn default_mapping_file(store: &std::path::Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".mapping.tsv");
+    PathBuf::from(name)
+}
+
+/// Writes `old<TAB>new` lines to `path` through a temporary file renamed into place, so
+/// the file is the previous map or the new one, never half of one.
+fn write_mapping(path: &std::path::Path, map: &[(u64, u64)]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        writeln!(w, "old\tnew")?;
+        for (old, new) in map {
+            writeln!(w, "{old}\t{new}")?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `store compact`: rewrites the store and records how ids moved.
+fn compact(path: &PathBuf, print: bool, mapping_file: Option<PathBuf>) -> Result<()> {
+    let store = VectorStore::open(path)?;
+    let before = store.stat();
+    if before.deleted == 0 {
+        outln!(
+            "nothing to compact: no deleted vectors, ids unchanged ({} bytes)",
+            before.file_bytes
+        );
+        return Ok(());
+    }
+    let map = store.compact()?;
+    let after = store.stat();
+    let file = mapping_file.unwrap_or_else(|| default_mapping_file(path));
+    let written = write_mapping(&file, &map);
+    outln!(
+        "compacted: {} kept, {} removed, file {} → {} bytes",
+        crate::count(map.len() as u64, "vector", "vectors"),
+        before.deleted,
+        before.file_bytes,
+        after.file_bytes
+    );
+    if print {
+        for (old, new) in map.iter().filter(|(o, n)| o != n) {
+            outln!("{old} -> {new}");
+        }
+    }
+    match written {
+        Ok(()) => {
+            outln!("id map (old → new) written to {}", file.display());
+            Ok(())
+        }
+        Err(e) => Err(Error::Io {
+            path: Some(file),
+            source: std::io::Error::new(
+                e.kind(),
+                format!(
+                    "the store was compacted, but writing its id map failed: {e}; \
+                     rerun with --mapping to see how ids moved"
+                ),
+            ),
+        }),
+    }
+}
+
 fn bench(path: &PathBuf, reps: usize, batch: usize) -> Result<()> {
+    if reps == 0 || batch == 0 {
+        return Err(Error::invalid(format!(
+            "--reps and --batch must be at least 1, got --reps {reps} --batch {batch}"
+        )));
+    }
     let store = open_ro(path)?;
     let d = store.dim();
     let n = store.total();
@@ -254,7 +391,7 @@ fn bench(path: &PathBuf, reps: usize, batch: usize) -> Result<()> {
         return Err(Error::invalid("the store is empty"));
     }
     // Queries: stored vectors, perturbed so they are not exact hits.
-    let queries: Vec<f32> = (0..batch.max(1) as u64)
+    let queries: Vec<f32> = (0..batch as u64)
         .flat_map(|i| {
             let id = i * 7919 % n;
             let mut v = store.get(id).unwrap_or_else(|| vec![1.0; d]);
@@ -272,7 +409,7 @@ fn bench(path: &PathBuf, reps: usize, batch: usize) -> Result<()> {
     };
     let (mut pass, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
     let mut sink = 0.0f64;
-    for _ in 0..reps.max(1) {
+    for _ in 0..reps {
         pass.push(time(&mut || sink += store.sum_all()));
         one.push(time(&mut || {
             store
@@ -290,20 +427,21 @@ fn bench(path: &PathBuf, reps: usize, batch: usize) -> Result<()> {
         v[v.len() / 2]
     };
     let (p, o, m) = (med(&mut pass), med(&mut one), med(&mut many));
-    println!(
-        "{n} × {d} ({:.2} GB), {} threads, median of {reps} interleaved runs:",
+    outln!(
+        "{n} × {d} ({:.2} GB), {}, median of {}:",
         bytes / 1e9,
-        rayon::current_num_threads()
+        crate::count(rayon::current_num_threads() as u64, "thread", "threads"),
+        crate::count(reps as u64, "interleaved run", "interleaved runs"),
     );
-    println!(
+    outln!(
         "  sum of every float: {:.3} s ({:.1} GB/s)",
         p,
         bytes / p / 1e9
     );
-    println!("  one cosine query:   {:.3} s ({:.2}× the pass)", o, o / p);
-    println!(
-        "  {} queries at once: {:.3} s ({:.4} s per query, {:.2}× the pass)",
-        batch,
+    outln!("  one cosine query:   {:.3} s ({:.2}× the pass)", o, o / p);
+    outln!(
+        "  {} at once: {:.3} s ({:.4} s per query, {:.2}× the pass)",
+        crate::count(batch as u64, "query", "queries"),
         m,
         m / batch as f64,
         m / p
@@ -318,14 +456,14 @@ fn bench(path: &PathBuf, reps: usize, batch: usize) -> Result<()> {
                 .map(|l| l[name.len()..].trim().to_string())
                 .unwrap_or_default()
         };
-        println!(
+        outln!(
             "  resident: anonymous {} (outside the page cache), file-backed {}",
             field("RssAnon:"),
             field("RssFile:")
         );
     }
     if sink == f64::MIN {
-        println!("{sink}");
+        outln!("{sink}");
     }
     Ok(())
 }

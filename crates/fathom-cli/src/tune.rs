@@ -175,6 +175,11 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     } else {
         n_comb.min(args.experiments.max(2))
     };
+    let stage = progress::stage_lines(format!(
+        "exploring up to {} of {}",
+        crate::count(steps as u64, "setting", "settings"),
+        args.index
+    ));
     let bar = progress::bar(steps as u64, "exploring");
     let (mut measured, mut skipped) = (0usize, 0usize);
     let report: TuneReport = tune(
@@ -195,6 +200,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    stage.done();
 
     if let Some(path) = &args.save {
         fathom_io::faiss::write_index(&*index, path)?;
@@ -218,17 +224,17 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         goal_met: report.goal_met,
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(&out).map_err(|e| Error::invalid(e.to_string()))?
         );
         return Ok(());
     }
-    println!(
-        "{}: {} combinations of {}, {} measured, {} skipped by pruning; {} on {} queries, \
-         {} threads (train {:.2} s, add {:.2} s)",
+    outln!(
+        "{}: {} of {}, {} measured, {} skipped by pruning; {} on {}, {} (train {:.2} s, \
+         add {:.2} s)",
         args.index,
-        n_comb,
+        crate::count(n_comb as u64, "combination", "combinations"),
         if space.ranges.is_empty() {
             "no parameters".to_string()
         } else {
@@ -242,23 +248,28 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         measured,
         skipped,
         out.criterion,
-        nq,
-        out.threads,
+        crate::count(nq as u64, "query", "queries"),
+        crate::count(out.threads as u64, "thread", "threads"),
         train_s,
         add_s
     );
-    println!(
+    outln!(
         "{:>10}  {:>12}  {:>10}  setting (Pareto front)",
-        out.criterion, "ms/query", "QPS"
+        out.criterion,
+        "ms/query",
+        "QPS"
     );
     for p in &out.pareto {
-        println!(
+        outln!(
             "{:>10.4}  {:>12.4}  {:>10.0}  {}",
-            p.perf, p.ms_per_query, p.qps, p.setting
+            p.perf,
+            p.ms_per_query,
+            p.qps,
+            p.setting
         );
     }
     match &out.chosen {
-        Some(p) => println!(
+        Some(p) => outln!(
             "{}: {} ({} {:.4}, {:.4} ms/query){}",
             if out.goal_met {
                 "best"
@@ -278,7 +289,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
                 .map(|s| format!("; saved to {}", s.display()))
                 .unwrap_or_default()
         ),
-        None => println!("no setting found anything (every measured quality was 0)"),
+        None => outln!("no setting found anything (every measured quality was 0)"),
     }
     Ok(())
 }

@@ -55,6 +55,27 @@ fn gen_then_bench_reports_exact_recall() {
     ]));
     assert!(ok, "{err}");
     assert!(out.contains("R@1=1.000"), "{out}");
+    // Without --param there is no parameter column (it used to read "-=None").
+    assert!(out.starts_with("fathom Flat l2 train="), "{out}");
+    // The long steps say on stderr what they do and how long it took.
+    let (ok, out, err) = run(fathom().arg("bench").arg(&data).args([
+        "--index",
+        "IVF8,Flat",
+        "--param",
+        "nprobe=2",
+        "--runs",
+        "1",
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.contains(" nprobe=2 "), "{out}");
+    for want in [
+        "training IVF8,Flat on 200 vectors…",
+        "training IVF8,Flat on 200 vectors: done in ",
+        "adding 3000 vectors to IVF8,Flat…",
+        "adding 3000 vectors to IVF8,Flat: done in ",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
 }
 
 #[test]
@@ -107,6 +128,13 @@ fn errors_are_reported_not_panics() {
         ]))
         .0
     );
+    // The default number of training vectors is at most the base's.
+    let small = dir.path().join("small");
+    let (ok, out, err) = run(fathom()
+        .arg("gen")
+        .arg(&small)
+        .args(["--nb", "50", "--nq", "3", "--d", "4", "--k", "5"]));
+    assert!(ok && out.contains("nt=50 "), "{out}{err}");
     let (ok, _, err) = run(fathom().arg("bench").arg(&data).args(["--index", "NSG32"]));
     assert!(!ok && err.contains("NSG32"), "{err}");
     let base = data.join("base.fvecs");
@@ -166,7 +194,27 @@ fn store_commands_end_to_end() {
         .args(["store", "delete"])
         .arg(&store)
         .args(["3", "4", "3"]));
-    assert!(ok && out.contains("deleted 2 of 3"), "{out}{err}");
+    assert!(
+        ok && out.contains("deleted 2 of 2 ids (1 id repeated)"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = run(fathom()
+        .args(["store", "delete"])
+        .arg(&store)
+        .args(["4", "5"]));
+    assert!(
+        ok && out.contains("deleted 1 of 2 ids (1 was already deleted)"),
+        "{out}{err}"
+    );
+    // An id out of range: refused, and the message says nothing was deleted.
+    let (ok, _, err) = run(fathom()
+        .args(["store", "delete"])
+        .arg(&store)
+        .args(["6", "99"]));
+    assert!(
+        !ok && err.contains("id 99 is out of range") && err.contains("nothing was deleted"),
+        "{err}"
+    );
     let (ok, out, err) = run(fathom().args(["store", "stat", "--json"]).arg(&store));
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
@@ -176,9 +224,9 @@ fn store_commands_end_to_end() {
             v["live"].as_u64(),
             v["deleted"].as_u64()
         ),
-        (Some(25), Some(23), Some(2))
+        (Some(25), Some(22), Some(3))
     );
-    assert_eq!(v["deleted_ids"], serde_json::json!([3, 4]));
+    assert_eq!(v["deleted_ids"], serde_json::json!([3, 4, 5]));
 
     // Query = vector 7: its best cosine match is itself.
     let q = dir.path().join("q.npy");
@@ -194,13 +242,98 @@ fn store_commands_end_to_end() {
     assert!((v[0][0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-5);
     assert_eq!(v[0].as_array().unwrap().len(), 3);
 
+    // --min-score is a similarity; an L2 threshold is --max-distance.
+    let (ok, _, err) = run(fathom()
+        .args(["store", "search"])
+        .arg(&store)
+        .arg(&q)
+        .args(["--metric", "l2", "--min-score", "5"]));
+    assert!(!ok && err.contains("--max-distance"), "{err}");
+    let (ok, _, err) = run(fathom()
+        .args(["store", "search"])
+        .arg(&store)
+        .arg(&q)
+        .args(["--max-distance", "5"]));
+    assert!(!ok && err.contains("--min-score"), "{err}");
+    let (ok, out, err) = run(fathom()
+        .args(["store", "search"])
+        .arg(&store)
+        .arg(&q)
+        .args(["--metric", "l2", "--max-distance", "0.5", "--json"]));
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let hits = v[0].as_array().unwrap();
+    // Vector 7 itself and its copies (the data repeats), nothing farther.
+    assert!(
+        hits.iter().any(|h| h["id"] == 7)
+            && hits.len() < 10
+            && hits.iter().all(|h| h["score"].as_f64().unwrap() <= 0.5),
+        "{v}"
+    );
+    // Queries of another dimension, even one the store's divides: refused.
+    let wide = dir.path().join("wide.npy");
+    fathom_io::write_npy(&wide, &x[..2 * 4 * d], 4 * d).unwrap();
+    let (ok, _, err) = run(fathom().args(["store", "search"]).arg(&store).arg(&wide));
+    assert!(
+        !ok && err.contains("wide.npy") && err.contains("has 16, expected the store's dimension 4"),
+        "{err}"
+    );
+
     let (ok, out, err) = run(fathom().args(["store", "compact"]).arg(&store));
     assert!(
-        ok && out.contains("23 vectors kept, 2 removed"),
+        ok && out.contains("22 vectors kept, 3 removed"),
         "{out}{err}"
+    );
+    // The old → new map is kept beside the store by default.
+    let map_file = dir.path().join("v.store.mapping.tsv");
+    assert!(
+        out.contains(&format!("written to {}", map_file.display())),
+        "{out}"
+    );
+    let map = std::fs::read_to_string(&map_file).unwrap();
+    let lines: Vec<&str> = map.lines().collect();
+    assert_eq!(lines.len(), 1 + 22, "{map}");
+    assert_eq!(
+        (lines[0], lines[3], lines[4], lines[22]),
+        ("old\tnew", "2\t2", "6\t3", "24\t21")
     );
     let (ok, out, _) = run(fathom().args(["store", "stat"]).arg(&store));
     assert!(ok && out.contains("deleted 0"), "{out}");
+    let (ok, out, _) = run(fathom().args(["store", "compact"]).arg(&store));
+    assert!(ok && out.contains("nothing to compact"), "{out}");
+    let (ok, out, err) = run(fathom().args(["store", "delete"]).arg(&store).arg("0"));
+    assert!(ok, "{err}");
+    let custom = dir.path().join("moves.tsv");
+    let (ok, out2, err) = run(fathom()
+        .args(["store", "compact", "--mapping", "--mapping-file"])
+        .arg(&custom)
+        .arg(&store));
+    assert!(
+        ok && out2.contains("1 -> 0") && custom.exists(),
+        "{out}{out2}{err}"
+    );
+
+    // One thread is "1 thread"; a batch of 0 and huge dimensions are refused.
+    let (ok, out, err) = run(fathom()
+        .args(["--threads", "1", "store", "bench"])
+        .arg(&store)
+        .args(["--reps", "1", "--batch", "1"]));
+    assert!(
+        ok && out.contains(" 1 thread,") && out.contains("1 query at once"),
+        "{out}{err}"
+    );
+    for args in [["--batch", "0"], ["--reps", "0"]] {
+        let (ok, out, err) = run(fathom().args(["store", "bench"]).arg(&store).args(args));
+        assert!(
+            !ok && err.contains("at least 1") && !out.contains("inf"),
+            "{out}{err}"
+        );
+    }
+    let (ok, _, err) = run(fathom()
+        .args(["store", "create"])
+        .arg(dir.path().join("huge.store"))
+        .args(["--dim", "100000000"]));
+    assert!(!ok && err.contains("1..=65536"), "{err}");
 
     // Errors: wrong dimension, unknown metric, a file that is not a store.
     let bad = dir.path().join("b.npy");
@@ -215,6 +348,74 @@ fn store_commands_end_to_end() {
     assert!(!ok && err.contains("hamming"), "{err}");
     let (ok, _, err) = run(fathom().args(["store", "stat"]).arg(&vecs));
     assert!(!ok && err.contains("not a"), "{err}");
+}
+
+/// `fathom store search … | head -1`: the reader goes away after one line; the search ends
+/// quietly (it used to panic in println! and exit 101).
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("p.store");
+    let d = 4;
+    let x: Vec<f32> = (0..50 * d).map(|i| ((i * 37) % 11) as f32 + 1.0).collect();
+    let vecs = dir.path().join("v.npy");
+    fathom_io::write_npy(&vecs, &x, d).unwrap();
+    // Far more output than a pipe holds, so the writer is still writing when it closes.
+    let q: Vec<f32> = (0..20_000 * d)
+        .map(|i| ((i * 13) % 7) as f32 + 1.0)
+        .collect();
+    let queries = dir.path().join("q.npy");
+    fathom_io::write_npy(&queries, &q, d).unwrap();
+    assert!(
+        run(fathom()
+            .args(["store", "create"])
+            .arg(&store)
+            .args(["--dim", "4"]))
+        .0
+    );
+    assert!(run(fathom().args(["store", "add"]).arg(&store).arg(&vecs)).0);
+    for json in [false, true] {
+        let mut child = fathom()
+            .args(["store", "search"])
+            .arg(&store)
+            .arg(&queries)
+            .args(if json { &["--json"][..] } else { &[][..] })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        if json {
+            // One long line: read a little of it.
+            let mut buf = [0u8; 64];
+            std::io::Read::read_exact(&mut reader, &mut buf).unwrap();
+            first = String::from_utf8_lossy(&buf).into_owned();
+        } else {
+            reader.read_line(&mut first).unwrap();
+        }
+        assert!(
+            first.starts_with(if json { "[[" } else { "query 0:" }),
+            "{first}"
+        );
+        drop(reader);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the search did not end after its reader left");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(status.code(), Some(0), "json {json}: {status:?} {err}");
+    }
 }
 
 #[test]
