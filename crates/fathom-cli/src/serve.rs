@@ -90,8 +90,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let (dir, demo, _temp) = match &args.data_dir {
         Some(d) => (d.clone(), args.demo, None),
         None => {
-            let d =
-                std::env::temp_dir().join(format!("fathom-serve-demo-{}", std::process::id()));
+            let d = std::env::temp_dir().join(format!("fathom-serve-demo-{}", std::process::id()));
             (d.clone(), true, Some(TempDir(d)))
         }
     };
