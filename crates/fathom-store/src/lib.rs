@@ -16,7 +16,9 @@
 //! - **Deletion** is a tombstone bit: a zero vector is data like any other.
 //! - **Concurrency**: one `VectorStore` is shared by reference; searches run in parallel,
 //!   a writer excludes them (a writer waiting blocks new readers, so it is not starved).
-//!   Across processes an advisory file lock admits one writer or many readers.
+//!   Across processes an advisory file lock admits one writer or many readers; after
+//!   taking it, an opener checks that the path still names the file it locked (a
+//!   compaction may have replaced it meanwhile) and reopens if not.
 //! - **Search** reads the mapping in blocks: one query is a bandwidth-bound pass, a batch
 //!   of queries is a GEMM per block, so the pass is shared.
 //!
