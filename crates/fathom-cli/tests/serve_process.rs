@@ -219,7 +219,7 @@ fn soak_then_kill_9_loses_nothing_acknowledged() {
                             .keys()
                             .filter(|id| !l.delete_sent.contains(id))
                             .copied()
-                            .filter(|id| (*id as u64 + turn) % 7 == 0)
+                            .filter(|id| (*id as u64 + turn).is_multiple_of(7))
                             .take(5)
                             .collect();
                         pick.sort();

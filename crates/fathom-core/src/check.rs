@@ -62,13 +62,10 @@ pub fn finite(what: &str, x: &[f32], d: usize) -> Result<()> {
     // One vectorisable pass: the squared norm of each vector in sixteen independent lanes
     // (x·x is NaN for NaN, ∞ for ±∞ and for overflow, so one comparison catches all three);
     // locate the culprit only when there is one.
-    let mut bad = None;
-    for (i, v) in x.chunks(d).enumerate() {
-        if !(squared_norm(v) <= MAX_SQUARED_NORM) {
-            bad = Some(i);
-            break;
-        }
-    }
+    let bad = x.chunks(d).position(|v| {
+        let n = squared_norm(v);
+        n.is_nan() || n > MAX_SQUARED_NORM
+    });
     let Some(i) = bad else {
         return Ok(());
     };
