@@ -155,7 +155,12 @@ mod tests {
         assert!(e.contains("vector 1") && e.contains("squared norm"), "{e}");
         // Each square fits, the sum does not.
         assert!(finite("x", &[1e19; 4], 4).is_err());
-        assert!(finite("x", &[f32::NAN, 1e30], 2).unwrap_err().to_string().contains("non-finite"));
+        assert!(
+            finite("x", &[f32::NAN, 1e30], 2)
+                .unwrap_err()
+                .to_string()
+                .contains("non-finite")
+        );
         assert!(k(0).is_err() && k(1).is_ok());
         assert!(ids(&[1, 2], 3).is_err());
     }
