@@ -158,9 +158,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/collections/{name}/search", post(search))
         .route("/collections/{name}/retrain", post(retrain))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
-        .layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(app.clone(), json_errors))
+        .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }
 
