@@ -9,10 +9,13 @@ fn body(schema: Value) -> Value {
 fn answers(ok: &str) -> Value {
     json!({
         "200": { "description": ok },
-        "400": { "description": "malformed body or invalid argument" },
+        "400": { "description": "malformed body or invalid argument (also: a search over the query × vector limit, metadata over its cap, a search parameter the index lacks)" },
         "404": { "description": "no such collection" },
+        "405": { "description": "the route has no such method" },
+        "409": { "description": "a collection exists with another definition, or a name differing only in case" },
         "413": { "description": "body over the size limit" },
-        "422": { "description": "vector length or count does not match" }
+        "422": { "description": "vector length or count does not match, or a value outside f32 or a squared norm above f32::MAX / 4" },
+        "503": { "description": "the search was cancelled: the server is stopping" }
     })
 }
 
@@ -44,7 +47,7 @@ pub fn document() -> Value {
                 "post": { "summary": "add vectors with metadata", "requestBody": body(json!({
                     "type": "object", "required": ["vectors"],
                     "properties": { "vectors": { "type": "array", "items": vector }, "metadata": { "type": "array", "items": { "type": "object" } } } })),
-                    "responses": answers("{\"ids\": […]}") },
+                    "responses": answers("{\"ids\": […]} and, when a first batch trains an IVF index on fewer than 39 points per list, \"warnings\"") },
                 "delete": { "summary": "delete items", "requestBody": body(json!({
                     "type": "object", "required": ["ids"], "properties": { "ids": { "type": "array", "items": { "type": "integer" } } } })),
                     "responses": answers("{\"deleted\": […]}") }
@@ -59,7 +62,8 @@ pub fn document() -> Value {
                         "min_score": { "type": "number", "description": "ip collections" },
                         "max_distance": { "type": "number", "description": "l2 collections" },
                         "params": { "type": "object", "properties": { "nprobe": { "type": "integer" }, "efSearch": { "type": "integer" } } },
-                        "filter_ids": { "type": "array", "items": { "type": "integer" } } } })),
+                        "filter_ids": { "type": "array", "items": { "type": "integer" } },
+                        "with_metadata": { "type": "boolean", "default": true, "description": "false leaves metadata out of the hits" } } })),
                     "responses": answers("{\"results\": [{\"rank\", \"id\", \"score\", \"metadata\"}, …]} (a list of such lists for \"vectors\")") }
             },
             "/collections/{name}/retrain": {
