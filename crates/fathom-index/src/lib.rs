@@ -73,7 +73,7 @@ pub use lsh::IndexLsh;
 pub use pq::{IndexPq, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;
 pub use refine::IndexRefine;
-pub use shards::{IndexShards, ShardIds};
+pub use shards::{IndexShards, ShardIds, merge_results};
 pub use sq::IndexScalarQuantizer;
 
 /// A searchable collection of vectors, fathom's counterpart of `faiss::Index`.

@@ -126,6 +126,51 @@ impl IndexShards {
     }
 }
 
+/// Merges the results of several shards for the same `nq` queries into the `k` best per
+/// query, ties broken by the smaller id — the merge of [`IndexShards`], also used by
+/// processes that search shards elsewhere (`fathom-dist`'s router). `id_of(shard, label)`
+/// gives the id a shard's label stands for (the label itself when shards hold global ids);
+/// missing results (`-1`) are skipped.
+///
+/// ```
+/// use fathom_core::{MetricType, SearchResult};
+/// use fathom_index::merge_results;
+/// let a = SearchResult { nq: 1, k: 2, distances: vec![1.0, 4.0], labels: vec![10, 11] };
+/// let b = SearchResult { nq: 1, k: 2, distances: vec![2.0, f32::INFINITY], labels: vec![20, -1] };
+/// let m = merge_results(&[a, b], 1, 2, MetricType::L2, |_, l| l).unwrap();
+/// assert_eq!(m.labels, vec![10, 20]);
+/// ```
+pub fn merge_results(
+    parts: &[SearchResult],
+    nq: usize,
+    k: usize,
+    metric: MetricType,
+    id_of: impl Fn(usize, Idx) -> Idx,
+) -> Result<SearchResult> {
+    let mut out = SearchResult::try_empty(nq, k, metric)?;
+    let sign = if metric.is_similarity() { -1.0 } else { 1.0 };
+    for (qi, (dists, labels)) in out
+        .distances
+        .chunks_exact_mut(k)
+        .zip(out.labels.chunks_exact_mut(k))
+        .enumerate()
+    {
+        let mut top = TopK::new(k);
+        for (shard, part) in parts.iter().enumerate() {
+            for (&v, &l) in part.distances_of(qi).iter().zip(part.labels_of(qi)) {
+                if l != NO_ID {
+                    top.push(sign * v, id_of(shard, l));
+                }
+            }
+        }
+        for (slot, (key, id)) in top.into_sorted().into_iter().enumerate() {
+            dists[slot] = sign * key;
+            labels[slot] = id;
+        }
+    }
+    Ok(out)
+}
+
 impl Index for IndexShards {
     fn dim(&self) -> usize {
         self.d
@@ -196,37 +241,13 @@ impl Index for IndexShards {
     fn search_with(&self, q: &[f32], k: usize, params: &SearchParams<'_>) -> Result<SearchResult> {
         let nq = check_search(self, q, k)?;
         let parts = self.per_shard(params, |s, p| s.search_with(q, k, p))?;
-        let mut out = SearchResult::try_empty(nq, k, self.metric)?;
-        let sign = if self.metric.is_similarity() {
-            -1.0
-        } else {
-            1.0
-        };
-        for (qi, (dists, labels)) in out
-            .distances
-            .chunks_exact_mut(k)
-            .zip(out.labels.chunks_exact_mut(k))
-            .enumerate()
-        {
-            let mut top = TopK::new(k);
-            for (part, ids) in parts.iter().zip(&self.ids) {
-                for (&v, &l) in part.distances_of(qi).iter().zip(part.labels_of(qi)) {
-                    if l != NO_ID {
-                        let id = if self.mode == ShardIds::Sequential {
-                            ids[l as usize]
-                        } else {
-                            l
-                        };
-                        top.push(sign * v, id);
-                    }
-                }
+        merge_results(&parts, nq, k, self.metric, |shard, l| {
+            if self.mode == ShardIds::Sequential {
+                self.ids[shard][l as usize]
+            } else {
+                l
             }
-            for (slot, (key, id)) in top.into_sorted().into_iter().enumerate() {
-                dists[slot] = sign * key;
-                labels[slot] = id;
-            }
-        }
-        Ok(out)
+        })
     }
     fn range_search_with(
         &self,

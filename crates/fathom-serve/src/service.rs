@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fathom_core::{Error, IdSelector, Idx, Result};
-use fathom_index::ivf::IvfCodec;
-use fathom_index::{Index, IndexIvf};
+use fathom_index::Index;
 
 use crate::collection::{Collection, Live, add_to_index, new_index, remove_from_index};
 use crate::snapshot::{self, CollectionSnap, Manifest};
@@ -348,7 +347,7 @@ impl Service {
         if live.index.is_trained() {
             return None;
         }
-        let nlist = ivf_shape(&*live.index)?.0;
+        let nlist = fathom_index::ivf::lists_of(&*live.index)?.nlist;
         (n < 39 * nlist).then(|| {
             format!(
                 "the first batch ({n} vectors) trains the index's {nlist} lists; at least \
@@ -473,7 +472,7 @@ impl Service {
                     "ntotal": live.index.ntotal(),
                     "items": live.meta.len(),
                     "trained": live.index.is_trained(),
-                    "imbalance_factor": ivf_shape(&*live.index).and_then(|s| s.1),
+                    "imbalance_factor": fathom_index::ivf::lists_of(&*live.index).and_then(|l| l.imbalance),
                     "loaded_from": live.source,
                 })
             })
@@ -667,21 +666,4 @@ fn build_index(def: &CollectionDef, vectors: &[f32], ids: &[Idx]) -> Result<Box<
 fn build_from_store(store: &ItemStore, def: &CollectionDef) -> Result<(Box<dyn Index>, usize)> {
     let (vectors, ids) = read_items(store, def)?;
     Ok((build_index(def, &vectors, &ids)?, ids.len()))
-}
-
-/// An IVF collection's number of lists and list imbalance (Faiss's imbalance factor; 1
-/// is even; `None` while empty); `None` for other indexes.
-fn ivf_shape(index: &dyn Index) -> Option<(usize, Option<f64>)> {
-    fn of<C: IvfCodec + 'static>(ix: &dyn Index) -> Option<(usize, Option<f64>)> {
-        let ivf = ix.as_any().downcast_ref::<IndexIvf<C>>()?;
-        Some((
-            ivf.nlist(),
-            (ivf.ntotal() > 0).then(|| ivf.imbalance_factor()),
-        ))
-    }
-    // IVF collections hold the IVF index itself (it keeps its own ids; see `new_index`).
-    of::<fathom_index::ivf::IvfFlat>(index)
-        .or_else(|| of::<fathom_index::ivf::IvfPq>(index))
-        .or_else(|| of::<fathom_index::ivf::IvfScalarQuantizer>(index))
-        .or_else(|| of::<fathom_index::ivf::IvfPqFastScan>(index))
 }

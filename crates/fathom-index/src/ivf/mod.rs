@@ -37,6 +37,35 @@ pub use pqr::IndexIvfPqr;
 pub use sq::{IndexIvfScalarQuantizer, IvfScalarQuantizer};
 pub use subset::SubsetType;
 
+/// The shape of an IVF index's lists, as [`lists_of`] reads it from any index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IvfLists {
+    /// Number of inverted lists.
+    pub nlist: usize,
+    /// Faiss's imbalance factor (1 is even), `None` while the index is empty.
+    pub imbalance: Option<f64>,
+}
+
+/// The lists of `index` when it is an IVF index of any codec (the IVF-PQ-refine too),
+/// `None` for other indexes.
+pub fn lists_of(index: &dyn crate::Index) -> Option<IvfLists> {
+    fn of<C: IvfCodec + 'static>(ix: &dyn crate::Index) -> Option<IvfLists> {
+        let ivf = ix.as_any().downcast_ref::<IndexIvf<C>>()?;
+        Some(IvfLists {
+            nlist: ivf.nlist(),
+            imbalance: (ivf.ntotal() > 0).then(|| ivf.imbalance_factor()),
+        })
+    }
+    of::<IvfFlat>(index)
+        .or_else(|| of::<IvfPq>(index))
+        .or_else(|| of::<IvfScalarQuantizer>(index))
+        .or_else(|| of::<IvfPqFastScan>(index))
+        .or_else(|| {
+            let r = index.as_any().downcast_ref::<IndexIvfPqr>()?;
+            of::<IvfPq>(r.ivf())
+        })
+}
+
 use crate::code_scan::{radius_key, to_result};
 use crate::{Index, IndexFlat, check_queries, check_search};
 
