@@ -17,6 +17,7 @@ mod index_text;
 mod info;
 mod progress;
 mod serve;
+mod shard;
 mod store;
 mod tune;
 
@@ -86,6 +87,12 @@ enum Command {
     /// A persistent vector store: create, add, delete, compact, stat, search, bench.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// A sharded index in an object store (file:// or s3://): build (train once, shards
+    /// as Faiss files), publish its manifest.
+    #[command(subcommand)]
+    Shard(shard::ShardCommand),
+    /// Serve some shards of a sharded index over gRPC, for `fathom serve --router`.
+    Searcher(shard::SearcherArgs),
 }
 
 /// Writes one line to standard output; see [`outln!`].
@@ -173,6 +180,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::IndexText(args) => index_text::run(&args),
         Command::Store(cmd) => store::run(cmd),
+        Command::Shard(cmd) => shard::run(&cmd),
+        Command::Searcher(args) => shard::searcher(&args),
         Command::Info { file } => info::run(&file),
     };
     match outcome {

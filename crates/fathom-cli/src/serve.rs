@@ -40,6 +40,25 @@ pub struct ServeArgs {
     /// Also create the demo collection in --data-dir.
     #[arg(long)]
     demo: bool,
+    /// Router mode: serve a sharded index (`fathom shard build`) by fanning searches out
+    /// to its searchers (`--store`, `--searchers`) instead of local collections.
+    #[arg(long, requires_all = ["store", "searchers"], conflicts_with_all = ["data_dir", "demo", "model"])]
+    router: bool,
+    /// Router mode: the object store holding the manifest (file:///dir or s3://bucket/prefix).
+    #[arg(long)]
+    store: Option<String>,
+    /// Router mode: the collection (manifest) name.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Router mode: the manifest version (default: the newest).
+    #[arg(long)]
+    version: Option<u64>,
+    /// Router mode: each shard's searcher, `s0=host:port,s1=host:port,…`.
+    #[arg(long)]
+    searchers: Option<String>,
+    /// Router mode: the deadline of a search that names none (`deadline_ms`).
+    #[arg(long, default_value_t = 1000)]
+    deadline_ms: u64,
     /// A sentence-transformers model directory (config.json, model.safetensors,
     /// tokenizer.json — the layout of all-MiniLM-L6-v2): text queries and items.
     #[arg(long)]
@@ -85,8 +104,58 @@ impl Drop for TempDir {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot start the async runtime: {e}")))
+}
+
+/// `fathom serve --router`.
+fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
+    let config = fathom_dist::router::RouterConfig {
+        store: args.store.clone().unwrap_or_default(),
+        name: args.name.clone(),
+        version: args.version,
+        searchers: fathom_dist::router::parse_searchers(args.searchers.as_deref().unwrap_or(""))?,
+    };
+    if args.deadline_ms == 0 {
+        return Err(Error::invalid("--deadline-ms must be at least 1"));
+    }
+    runtime()?.block_on(async {
+        let router = fathom_dist::router::Router::open(&config).await?;
+        for h in router.health(Duration::from_secs(2)).await {
+            if !h.ok {
+                eprintln!(
+                    "fathom serve: warning: shard {} (searcher {}): {}",
+                    h.shard, h.searcher, h.detail
+                );
+            }
+        }
+        let m = router.manifest();
+        let (name, version, shards) = (m.name.clone(), m.version, m.shards.len());
+        let app = std::sync::Arc::new(fathom_serve::router_api::RouterApp {
+            router,
+            max_top_k: args.max_top_k.max(1),
+            max_body_bytes: args.max_body_mib.max(1) << 20,
+            default_deadline: Duration::from_millis(args.deadline_ms),
+        });
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::invalid(format!("cannot listen on {addr}: {e}")))?;
+        outln!(
+            "fathom serve: router listening on http://{} ({name} v{version}, {shards} shards)",
+            listener.local_addr()?
+        );
+        fathom_serve::server::serve_router(app, listener).await
+    })
+}
+
 pub fn run(args: &ServeArgs) -> Result<()> {
     let addr = resolve(&args.host, args.port)?;
+    if args.router {
+        return run_router(args, addr);
+    }
     let (dir, demo, _temp) = match &args.data_dir {
         Some(d) => (d.clone(), args.demo, None),
         None => {
@@ -108,10 +177,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     if demo {
         fathom_serve::server::add_demo(&app)?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::invalid(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     let every = Duration::from_secs(args.snapshot_secs);
     runtime.block_on(fathom_serve::server::serve(app, addr, Some(every), |bound| {
         println!("fathom serve: listening on http://{bound} (data in {})", dir.display());

@@ -92,11 +92,11 @@ impl From<Error> for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))
 }
 
@@ -118,7 +118,7 @@ fn collection(app: &App, name: &str) -> Result<Arc<Collection>, ApiError> {
 }
 
 /// Flattens rows, checking each has `dim` components.
-fn rows(vectors: &[Vec<f32>], dim: usize, what: &str) -> Result<Vec<f32>, ApiError> {
+pub(crate) fn rows(vectors: &[Vec<f32>], dim: usize, what: &str) -> Result<Vec<f32>, ApiError> {
     let mut flat = Vec::with_capacity(vectors.len() * dim);
     for (i, v) in vectors.iter().enumerate() {
         if v.len() != dim {
@@ -159,7 +159,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/collections/{name}/retrain", post(retrain))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(app.clone(), json_errors))
+        .layer(middleware::from_fn_with_state(limit, json_errors))
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }
@@ -167,8 +167,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// Every error answer is `{"error": "…"}`, also those axum makes itself (413 for a body
 /// over the limit, 405 for a method a route lacks); and a body announced larger than the
 /// limit is refused before it is read, so a client that sends less does not hang.
-async fn json_errors(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let limit = app.service.config.max_body_bytes;
+pub(crate) async fn json_errors(State(limit): State<usize>, req: Request, next: Next) -> Response {
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -481,6 +480,32 @@ async fn retrain(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiRe
     )
 }
 
+/// The search parameters of a request's `"params"`: `(nprobe, efSearch)`.
+pub(crate) fn search_params(
+    params: HashMap<String, f64>,
+) -> Result<(Option<usize>, Option<usize>), ApiError> {
+    let (mut nprobe, mut ef_search) = (None, None);
+    for (k, v) in params {
+        let count = || -> Result<usize, ApiError> {
+            if v >= 1.0 && v.fract() == 0.0 && v <= 1e9 {
+                Ok(v as usize)
+            } else {
+                Err(bad(format!("{k} must be a positive integer, got {v}")))
+            }
+        };
+        match k.as_str() {
+            "nprobe" => nprobe = Some(count()?),
+            "efSearch" | "ef_search" => ef_search = Some(count()?),
+            _ => {
+                return Err(bad(format!(
+                    "unknown search parameter {k:?}; expected nprobe or efSearch"
+                )));
+            }
+        }
+    }
+    Ok((nprobe, ef_search))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchBody {
@@ -548,24 +573,7 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
         without_metadata: b.with_metadata == Some(false),
         ..Default::default()
     };
-    for (k, v) in b.params.unwrap_or_default() {
-        let count = || -> Result<usize, ApiError> {
-            if v >= 1.0 && v.fract() == 0.0 && v <= 1e9 {
-                Ok(v as usize)
-            } else {
-                Err(bad(format!("{k} must be a positive integer, got {v}")))
-            }
-        };
-        match k.as_str() {
-            "nprobe" => opts.nprobe = Some(count()?),
-            "efSearch" | "ef_search" => opts.ef_search = Some(count()?),
-            _ => {
-                return Err(bad(format!(
-                    "unknown search parameter {k:?}; expected nprobe or efSearch"
-                )));
-            }
-        }
-    }
+    (opts.nprobe, opts.ef_search) = search_params(b.params.unwrap_or_default())?;
     let flat = match queries {
         Q::Vectors(v) => rows(&v, c.def.dim, "query")?,
         Q::Texts(t) => embed_for(&app, &c, t).await?,

@@ -17,6 +17,8 @@
 //!   model with candle and the Hugging Face tokenizer.
 //! - [`api`] / [`openapi`] / [`metrics`]: the HTTP JSON API (axum), its description,
 //!   Prometheus metrics; [`server`]: running it until SIGTERM.
+//! - [`router_api`]: router mode — the same search API over a sharded index whose
+//!   searchers run in other processes (`fathom-dist`), with coverage in every answer.
 //!
 //! ```
 //! use fathom_serve::{ServeConfig, store::CollectionDef};
@@ -41,6 +43,7 @@ pub mod collection;
 pub mod embed;
 pub mod metrics;
 pub mod openapi;
+pub mod router_api;
 pub mod server;
 pub mod service;
 pub mod snapshot;

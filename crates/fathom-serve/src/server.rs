@@ -91,6 +91,52 @@ async fn on_signals(mut each: impl FnMut(u32)) {
     }
 }
 
+/// A future that completes at the first SIGTERM / SIGINT, after calling `first`; a second
+/// signal calls `second`, which is to end the process at once (the default, exit status
+/// 130, when it returns). For graceful shutdowns: pass the future to the server, which
+/// stops accepting, lets requests finish and returns.
+pub fn shutdown_signals(
+    first: impl FnOnce() + Send + 'static,
+    second: impl FnOnce() + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut first = Some(first);
+    let mut second = Some(second);
+    let mut stop_tx = Some(stop_tx);
+    tokio::spawn(on_signals(move |n| {
+        if n == 1 {
+            eprintln!("fathom: stopping (a second signal exits at once)");
+            if let Some(f) = first.take() {
+                f();
+            }
+            if let Some(tx) = stop_tx.take() {
+                let _ = tx.send(());
+            }
+        } else {
+            eprintln!("fathom: second signal: exiting now");
+            match second.take() {
+                Some(f) => f(),
+                None => std::process::exit(130),
+            }
+        }
+    }));
+    async move {
+        let _ = stop_rx.await;
+    }
+}
+
+/// Serves router mode (`fathom serve --router`) on `listener` until SIGTERM / Ctrl-C.
+pub async fn serve_router(
+    app: Arc<crate::router_api::RouterApp>,
+    listener: tokio::net::TcpListener,
+) -> Result<()> {
+    let stopping = shutdown_signals(|| {}, || std::process::exit(130));
+    axum::serve(listener, crate::router_api::routes(app))
+        .with_graceful_shutdown(stopping)
+        .await?;
+    Ok(())
+}
+
 /// Serves `app` on `addr` until SIGTERM / Ctrl-C, snapshotting every `every` (if any)
 /// and when stopping. `ready` hears the bound address.
 ///
@@ -124,27 +170,18 @@ pub async fn serve(
             }
         });
     }
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signalled = app.clone();
-    let mut stop_tx = Some(stop_tx);
-    tokio::spawn(on_signals(move |n| {
-        if n == 1 {
-            eprintln!("fathom serve: stopping (a second signal exits at once)");
-            signalled.service.stop();
-            if let Some(tx) = stop_tx.take() {
-                let _ = tx.send(());
-            }
-        } else {
-            eprintln!("fathom serve: second signal: exiting now, without a final snapshot");
-            let app = signalled.clone();
+    let quiet = app.clone();
+    let stopping = shutdown_signals(
+        move || signalled.service.stop(),
+        move || {
+            let app = quiet.clone();
             // Off the async workers: the wait for a transaction must not stall them.
             std::thread::spawn(move || app.service.with_database_quiet(|| std::process::exit(130)));
-        }
-    }));
+        },
+    );
     axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(async {
-            let _ = stop_rx.await;
-        })
+        .with_graceful_shutdown(stopping)
         .await?;
     eprintln!("fathom serve: stopping; writing a final snapshot");
     let p = tokio::task::spawn_blocking(move || app.service.snapshot())

@@ -1,0 +1,251 @@
+//! `fathom shard build|publish` and `fathom searcher`: sharded indexes in an object store
+//! and the processes that serve them (`fathom-dist`; docs/SCALE.md).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fathom_core::{Error, MetricType, Result};
+use fathom_dist::builder::{self, BuildSpec};
+use fathom_dist::searcher::{Searcher, SearcherConfig};
+use fathom_dist::{Objects, manifest};
+use fathom_io::VecsMmap;
+
+use crate::progress::stage;
+
+/// Sharded indexes in an object store.
+#[derive(clap::Subcommand)]
+pub enum ShardCommand {
+    /// Trains the index once and builds its shards (all, or one slice with --shard i/N),
+    /// each the trained index plus a contiguous slice of the base with global ids, as
+    /// Faiss files under content-addressed keys; with all shards, publishes the manifest.
+    Build(BuildArgs),
+    /// Writes the next manifest from the shards built on the current training.
+    Publish {
+        /// Object store URL (file:///dir or s3://bucket/prefix).
+        #[arg(long)]
+        store: String,
+        /// Collection name.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Dataset directory: base.fvecs (and learn.fvecs for training, else the base), as
+    /// `fathom gen` writes.
+    dir: PathBuf,
+    /// Faiss factory string, e.g. IVF1024,Flat.
+    #[arg(long)]
+    index: String,
+    /// Number of shards.
+    #[arg(long)]
+    shards: u32,
+    /// Object store URL (file:///dir or s3://bucket/prefix).
+    #[arg(long)]
+    store: String,
+    /// Collection name the router serves it under.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// l2 or ip.
+    #[arg(long, default_value = "l2")]
+    metric: String,
+    /// Build only slice i of N ("i/N", N = --shards), on the current training (trained
+    /// now if there is none); `fathom shard publish` once every slice is built.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Only train, recording the training the slices start from.
+    #[arg(long, conflicts_with = "shard")]
+    train_only: bool,
+}
+
+/// Parses "i/N".
+fn parse_slice(text: &str, shards: u32) -> Result<u32> {
+    let bad = || {
+        Error::invalid(format!(
+            "--shard {text:?}: expected i/N with 0 <= i < N = --shards {shards}"
+        ))
+    };
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n != shards || i >= n {
+        return Err(bad());
+    }
+    Ok(i)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot start the async runtime: {e}")))
+}
+
+pub fn run(cmd: &ShardCommand) -> Result<()> {
+    let rt = runtime()?;
+    match cmd {
+        ShardCommand::Publish { store, name } => {
+            let objects = Objects::open(store)?;
+            let m = rt.block_on(builder::publish(&objects, name))?;
+            outln!(
+                "published {} v{}: {} shards, {} vectors ({})",
+                m.name,
+                m.version,
+                m.shards.len(),
+                m.ntotal(),
+                objects.describe(&manifest::manifest_key(&m.name, m.version))
+            );
+            Ok(())
+        }
+        ShardCommand::Build(a) => build(&rt, a),
+    }
+}
+
+fn build(rt: &tokio::runtime::Runtime, a: &BuildArgs) -> Result<()> {
+    let metric = MetricType::parse(&a.metric)?;
+    let objects = Objects::open(&a.store)?;
+    let base = VecsMmap::<f32>::open(a.dir.join("base.fvecs"))?;
+    let (nb, d) = (base.n() as u64, base.d());
+    let spec = BuildSpec {
+        name: a.name.clone(),
+        factory: a.index.clone(),
+        metric,
+        shards: a.shards,
+    };
+    let only = a
+        .shard
+        .as_deref()
+        .map(|s| parse_slice(s, a.shards))
+        .transpose()?;
+    let train = || -> Result<builder::BuildRecord> {
+        let learn_path = a.dir.join("learn.fvecs");
+        let learn = if learn_path.exists() {
+            fathom_io::read_fvecs(&learn_path)?
+        } else {
+            base.rows(0..base.n())
+                .ok_or_else(|| Error::invalid("empty base"))?
+        };
+        let st = stage(format!("training {} on {} vectors", a.index, learn.n()));
+        let rec = rt.block_on(builder::train(&objects, &spec, &learn.data, d, nb))?;
+        st.done();
+        outln!("trained: {}", objects.describe(&rec.trained.key));
+        Ok(rec)
+    };
+    let record = match only {
+        None => train()?,
+        Some(_) => match rt.block_on(builder::current_build(&objects, &a.name)) {
+            Ok(r)
+                if r.factory == a.index
+                    && r.metric == manifest::metric_name(metric)
+                    && r.d as usize == d
+                    && r.shards == a.shards
+                    && r.nb == nb =>
+            {
+                r
+            }
+            Ok(r) => {
+                eprintln!(
+                    "the current training of {:?} is for {} ({}, d {}, {} shards of {} vectors); \
+                     training anew",
+                    a.name, r.factory, r.metric, r.d, r.shards, r.nb
+                );
+                train()?
+            }
+            Err(_) => train()?,
+        },
+    };
+    if a.train_only {
+        return Ok(());
+    }
+    let which: Vec<u32> = match only {
+        Some(i) => vec![i],
+        None => (0..a.shards).collect(),
+    };
+    for i in which {
+        let ids = builder::slice(i, a.shards, nb);
+        let rows = base
+            .rows(ids.start as usize..ids.end as usize)
+            .ok_or_else(|| Error::invalid(format!("shard {i}: rows {ids:?} out of the base")))?;
+        let st = stage(format!(
+            "shard {i}/{}: adding {} vectors (ids {}..{})",
+            a.shards,
+            rows.n(),
+            ids.start,
+            ids.end
+        ));
+        let e = rt.block_on(builder::build_shard(
+            &objects, &a.name, &record, i, &rows.data,
+        ))?;
+        st.done();
+        outln!(
+            "shard {i}: {} vectors, {} bytes, {}",
+            e.ntotal,
+            e.file.bytes,
+            objects.describe(&e.file.key)
+        );
+    }
+    if only.is_none() {
+        let m = rt.block_on(builder::publish(&objects, &a.name))?;
+        outln!(
+            "published {} v{}: {} shards, {} vectors",
+            m.name,
+            m.version,
+            m.shards.len(),
+            m.ntotal()
+        );
+    }
+    Ok(())
+}
+
+/// `fathom searcher`.
+#[derive(clap::Args)]
+pub struct SearcherArgs {
+    /// Object store URL (file:///dir or s3://bucket/prefix).
+    #[arg(long)]
+    store: String,
+    /// Collection name.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Manifest version (default: the newest).
+    #[arg(long)]
+    version: Option<u64>,
+    /// Shards to serve, e.g. 0,2.
+    #[arg(long, value_delimiter = ',', required = true)]
+    shards: Vec<u32>,
+    /// Address to serve gRPC on.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: String,
+    /// Local cache directory for the shard files.
+    #[arg(long)]
+    cache: PathBuf,
+}
+
+pub fn searcher(a: &SearcherArgs) -> Result<()> {
+    let rt = runtime()?;
+    let config = SearcherConfig {
+        store: a.store.clone(),
+        name: a.name.clone(),
+        version: a.version,
+        shards: a.shards.clone(),
+        cache: a.cache.clone(),
+    };
+    rt.block_on(async {
+        let s = Searcher::load(&config).await?;
+        for line in &s.log {
+            eprintln!("fathom searcher: {line}");
+        }
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .map_err(|e| Error::invalid(format!("cannot listen on {}: {e}", a.listen)))?;
+        let bound = listener.local_addr()?;
+        let m = s.manifest();
+        outln!(
+            "fathom searcher: listening on {bound} ({} v{}, shards {:?})",
+            m.name,
+            m.version,
+            a.shards
+        );
+        let stopping = fathom_serve::server::shutdown_signals(|| {}, || std::process::exit(130));
+        fathom_dist::searcher::serve(Arc::new(s), listener, stopping).await
+    })
+}

@@ -1,0 +1,215 @@
+//! `fathom searcher`: a stateless process that serves some shards of one manifest over
+//! gRPC. At start it reads the manifest, fetches its shards into the local cache
+//! (verified), opens them (memory-mapped where the type allows) and checks them against
+//! the manifest; then it answers `Search` for those shards and `Health`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fathom_core::{Error, Result, SearchParams};
+use tonic::{Request, Response, Status};
+
+use crate::cache::{self, Fetched, LoadedShard};
+use crate::manifest::{self, Manifest};
+use crate::objects::Objects;
+use crate::pb;
+
+/// Largest gRPC message a searcher or router accepts or sends by default (64 MiB: a batch
+/// of 16 000 queries of dimension 1024).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// How a searcher starts.
+#[derive(Debug, Clone)]
+pub struct SearcherConfig {
+    /// Object store URL.
+    pub store: String,
+    /// Collection (manifest) name.
+    pub name: String,
+    /// Manifest version (the newest when `None`).
+    pub version: Option<u64>,
+    /// Shards to serve.
+    pub shards: Vec<u32>,
+    /// Local cache directory.
+    pub cache: PathBuf,
+}
+
+/// The shards a searcher holds, ready to search.
+pub struct Searcher {
+    manifest: Manifest,
+    shards: BTreeMap<u32, LoadedShard>,
+    /// What loading did, one line per shard.
+    pub log: Vec<String>,
+}
+
+impl Searcher {
+    /// Loads the manifest and the shards of `config`.
+    pub async fn load(config: &SearcherConfig) -> Result<Self> {
+        let objects = Objects::open(&config.store)?;
+        let m = manifest::load(&objects, &config.name, config.version).await?;
+        if config.shards.is_empty() {
+            return Err(Error::invalid("no shards to serve: give --shards 0,2,…"));
+        }
+        let mut shards = BTreeMap::new();
+        let mut log = Vec::new();
+        for &s in &config.shards {
+            let entry = m.shards.get(s as usize).ok_or_else(|| {
+                Error::invalid(format!(
+                    "shard {s}: manifest {} v{} has shards 0..{}",
+                    m.name,
+                    m.version,
+                    m.shards.len()
+                ))
+            })?;
+            let (path, how) = cache::fetch(&objects, &config.cache, &entry.file).await?;
+            let loaded = cache::open_shard(&path, entry, &m)?;
+            log.push(format!(
+                "shard {s}: {} vectors, {} bytes, {}{}",
+                entry.ntotal,
+                entry.file.bytes,
+                match how {
+                    Fetched::Cached => "verified in the cache",
+                    Fetched::Downloaded => "downloaded and verified",
+                    Fetched::Replaced => "cached copy failed verification; downloaded again",
+                },
+                if loaded.mapped { ", memory-mapped" } else { "" }
+            ));
+            shards.insert(s, loaded);
+        }
+        Ok(Searcher {
+            manifest: m,
+            shards,
+            log,
+        })
+    }
+
+    /// The manifest served.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Answers one request (on the calling thread; the index searches in parallel).
+    pub fn search(&self, r: &pb::SearchRequest) -> std::result::Result<pb::SearchResponse, Status> {
+        let m = &self.manifest;
+        if r.name != m.name || r.manifest_version != m.version {
+            return Err(Status::failed_precondition(format!(
+                "this searcher serves {} v{}, not {} v{}",
+                m.name, m.version, r.name, r.manifest_version
+            )));
+        }
+        let shard = self.shards.get(&r.shard).ok_or_else(|| {
+            Status::not_found(format!(
+                "shard {} is not served here (shards {:?})",
+                r.shard,
+                self.shards.keys().collect::<Vec<_>>()
+            ))
+        })?;
+        if r.d != m.d {
+            return Err(Status::invalid_argument(format!(
+                "queries of dimension {}; the index has {}",
+                r.d, m.d
+            )));
+        }
+        let k = r.k as usize;
+        if k == 0 || k > 100_000 {
+            return Err(Status::invalid_argument(format!(
+                "k must be 1..=100000, got {k}"
+            )));
+        }
+        let index = &*shard.index;
+        let mut params = SearchParams::default();
+        for (v, name, field) in [
+            (r.nprobe, "nprobe", &mut params.nprobe),
+            (r.ef_search, "efSearch", &mut params.ef_search),
+        ] {
+            if v > 0 {
+                if index.param(name).is_none() {
+                    return Err(Status::invalid_argument(format!(
+                        "search parameter {name} does not apply to {}",
+                        index.description()
+                    )));
+                }
+                *field = Some(v as usize);
+            }
+        }
+        let res = index
+            .search_with(&r.queries, k, &params)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(pb::SearchResponse {
+            shard: r.shard,
+            manifest_version: m.version,
+            ids: res.labels,
+            distances: res.distances,
+        })
+    }
+
+    /// What it serves.
+    pub fn health(&self) -> pb::HealthResponse {
+        pb::HealthResponse {
+            name: self.manifest.name.clone(),
+            manifest_version: self.manifest.version,
+            d: self.manifest.d,
+            metric: self.manifest.metric.clone(),
+            shards: self
+                .shards
+                .values()
+                .map(|s| pb::ShardStatus {
+                    shard: s.entry.shard,
+                    ntotal: s.entry.ntotal,
+                    sha256: s.entry.file.sha256.clone(),
+                    description: s.index.description(),
+                    mapped: s.mapped,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The gRPC face of a [`Searcher`].
+#[derive(Clone)]
+pub struct SearcherService(pub Arc<Searcher>);
+
+#[tonic::async_trait]
+impl pb::searcher_server::Searcher for SearcherService {
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> std::result::Result<Response<pb::SearchResponse>, Status> {
+        let s = self.0.clone();
+        let r = request.into_inner();
+        // CPU-bound: off the async workers.
+        tokio::task::spawn_blocking(move || s.search(&r))
+            .await
+            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
+            .map(Response::new)
+    }
+
+    async fn health(
+        &self,
+        _: Request<pb::HealthRequest>,
+    ) -> std::result::Result<Response<pb::HealthResponse>, Status> {
+        Ok(Response::new(self.0.health()))
+    }
+}
+
+/// Serves `searcher` on `listener` until `shutdown` completes.
+pub async fn serve(
+    searcher: Arc<Searcher>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let svc = pb::searcher_server::SearcherServer::new(SearcherService(searcher))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await
+        .map_err(|e| Error::Io {
+            path: None,
+            source: std::io::Error::other(format!("gRPC server: {e}")),
+        })
+}
