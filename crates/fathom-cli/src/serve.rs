@@ -42,7 +42,7 @@ pub struct ServeArgs {
     demo: bool,
     /// Router mode: serve a sharded index (`fathom shard build`) by fanning searches out
     /// to its searchers (`--store`, `--searchers`) instead of local collections.
-    #[arg(long, requires_all = ["store", "searchers"], conflicts_with_all = ["data_dir", "demo", "model"])]
+    #[arg(long, requires = "store", conflicts_with_all = ["data_dir", "demo", "model"])]
     router: bool,
     /// Router mode: the object store holding the manifest (file:///dir or s3://bucket/prefix).
     #[arg(long)]
@@ -54,8 +54,12 @@ pub struct ServeArgs {
     #[arg(long)]
     version: Option<u64>,
     /// Router mode: each shard's searcher, `s0=host:port,s1=host:port,…`.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "local", conflicts_with = "local")]
     searchers: Option<String>,
+    /// Router mode without searchers: load every shard into this process, cached in this
+    /// directory (one process serving the whole sharded index).
+    #[arg(long)]
+    local: Option<PathBuf>,
     /// Router mode: the deadline of a search that names none (`deadline_ms`).
     #[arg(long, default_value_t = 1000)]
     deadline_ms: u64,
@@ -118,6 +122,7 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
         name: args.name.clone(),
         version: args.version,
         searchers: fathom_dist::router::parse_searchers(args.searchers.as_deref().unwrap_or(""))?,
+        local_cache: args.local.clone(),
     };
     if args.deadline_ms == 0 {
         return Err(Error::invalid("--deadline-ms must be at least 1"));

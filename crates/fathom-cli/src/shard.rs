@@ -57,6 +57,10 @@ pub struct BuildArgs {
     /// Only train, recording the training the slices start from.
     #[arg(long, conflicts_with = "shard")]
     train_only: bool,
+    /// Do not train: start from the current training of this other collection (same
+    /// index, metric and dimension), e.g. to build a one-shard twin of a sharded index.
+    #[arg(long, conflicts_with = "train_only")]
+    training_of: Option<String>,
 }
 
 /// Parses "i/N".
@@ -131,9 +135,26 @@ fn build(rt: &tokio::runtime::Runtime, a: &BuildArgs) -> Result<()> {
         outln!("trained: {}", objects.describe(&rec.trained.key));
         Ok(rec)
     };
-    let record = match only {
-        None => train()?,
-        Some(_) => match rt.block_on(builder::current_build(&objects, &a.name)) {
+    let record = match (&a.training_of, only) {
+        (Some(other), _) => {
+            let r = rt.block_on(builder::current_build(&objects, other))?;
+            if r.factory != a.index
+                || r.metric != manifest::metric_name(metric)
+                || r.d as usize != d
+            {
+                return Err(Error::invalid(format!(
+                    "--training-of {other}: that training is of {} ({}, d {}), not {} ({}, d {d})",
+                    r.factory,
+                    r.metric,
+                    r.d,
+                    a.index,
+                    manifest::metric_name(metric)
+                )));
+            }
+            rt.block_on(builder::adopt(&objects, &a.name, &r, a.shards, nb))?
+        }
+        (None, None) => train()?,
+        (None, Some(_)) => match rt.block_on(builder::current_build(&objects, &a.name)) {
             Ok(r)
                 if r.factory == a.index
                     && r.metric == manifest::metric_name(metric)

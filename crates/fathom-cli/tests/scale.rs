@@ -214,6 +214,37 @@ fn sharded_search_equals_the_single_index_and_missing_shards_are_flagged() {
         );
     }
 
+    // A one-shard twin on the same training, served by one process (--local), agrees.
+    build(
+        &data,
+        &store,
+        "single",
+        "IVF64,Flat",
+        1,
+        &["--training-of", "vecs"],
+    );
+    let mut cmd = fathom();
+    cmd.args([
+        "serve", "--router", "--store", &store, "--name", "single", "--port", "0", "--local",
+    ])
+    .arg(tmp.path().join("local-cache"));
+    let local = start(cmd);
+    let body = json!({"vectors": qrows, "top_k": K, "params": {"nprobe": 16}});
+    let (_, a) = routed(&r.addr, body.clone());
+    let (status, b) = http(
+        &local.addr,
+        "POST",
+        "/collections/single/search",
+        &body.to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{b}");
+    single.set_param("nprobe", 16.0).unwrap();
+    let want = single.search(&q, K).unwrap();
+    assert!(agreeing(&hits(&a), &want) * 1000 >= NQ * 999);
+    assert!(agreeing(&hits(&b), &want) * 1000 >= NQ * 999);
+    drop(local);
+
     // A killed searcher: partial answers, flagged, with the live shards' share; a 503 by default.
     single.set_param("nprobe", 16.0).unwrap();
     s[3].kill();

@@ -124,6 +124,32 @@ pub async fn train(
     Ok(record)
 }
 
+/// Makes `record`'s trained index (of another collection) the current training of `name`,
+/// cut into `shards` slices of a base of `nb` vectors: shards built on it are comparable,
+/// vector for vector, with that collection's.
+pub async fn adopt(
+    objects: &Objects,
+    name: &str,
+    record: &BuildRecord,
+    shards: u32,
+    nb: u64,
+) -> Result<BuildRecord> {
+    check_name(name)?;
+    if shards == 0 || shards as u64 > nb.max(1) {
+        return Err(Error::invalid(format!(
+            "--shards {shards}: expected 1..={nb} (at most one shard per base vector)"
+        )));
+    }
+    let mine = BuildRecord {
+        shards,
+        nb,
+        ..record.clone()
+    };
+    let json = serde_json::to_vec_pretty(&mine).map_err(|e| Error::invalid(e.to_string()))?;
+    objects.put(&build_key(name), json).await?;
+    Ok(mine)
+}
+
 /// The current training of `name`, as [`train`] recorded it.
 pub async fn current_build(objects: &Objects, name: &str) -> Result<BuildRecord> {
     let key = build_key(name);

@@ -4,6 +4,7 @@
 //! answered ÷ Σ ntotal), `partial`, and which shards are missing and why. Deciding
 //! whether a partial answer is acceptable is the caller's (`min_coverage`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fathom_core::{Error, Result, SearchResult};
@@ -13,7 +14,7 @@ use crate::manifest::{self, Manifest};
 use crate::objects::Objects;
 use crate::pb;
 use crate::pb::searcher_client::SearcherClient;
-use crate::searcher::MAX_MESSAGE_BYTES;
+use crate::searcher::{MAX_MESSAGE_BYTES, Searcher, SearcherConfig};
 
 /// How a router starts.
 #[derive(Debug, Clone)]
@@ -26,6 +27,10 @@ pub struct RouterConfig {
     pub version: Option<u64>,
     /// The searcher of every shard: `(shard, "host:port")`.
     pub searchers: Vec<(u32, String)>,
+    /// Instead of searchers: load every shard into this process, cached in this
+    /// directory (one process serving the whole index through the same fan-out and
+    /// merge — the baseline the distributed setup is measured against).
+    pub local_cache: Option<std::path::PathBuf>,
 }
 
 /// Parses `s0=host:port,s1=host:port,…` (the `s` optional) into `(shard, address)` pairs.
@@ -59,10 +64,69 @@ pub fn parse_searchers(text: &str) -> Result<Vec<(u32, String)>> {
         .collect()
 }
 
-/// One shard's route: its searcher and a client (connected lazily, reconnected by tonic).
+/// How one shard is reached.
+enum Via {
+    /// A searcher process: a client connected lazily, reconnected by tonic.
+    Remote(SearcherClient<Channel>),
+    /// Loaded in this process.
+    Local(Arc<Searcher>),
+}
+
+/// One shard's route.
 struct Route {
     addr: String,
-    client: SearcherClient<Channel>,
+    via: Via,
+}
+
+impl Route {
+    async fn search(
+        &self,
+        req: pb::SearchRequest,
+        deadline: Duration,
+    ) -> std::result::Result<pb::SearchResponse, String> {
+        let call = async {
+            match &self.via {
+                Via::Remote(c) => {
+                    let mut req = tonic::Request::new(req);
+                    req.set_timeout(deadline);
+                    c.clone()
+                        .search(req)
+                        .await
+                        .map(tonic::Response::into_inner)
+                        .map_err(|s| describe_status(&s))
+                }
+                Via::Local(s) => {
+                    let s = s.clone();
+                    tokio::task::spawn_blocking(move || s.search(&req))
+                        .await
+                        .map_err(|e| format!("search task failed: {e}"))?
+                        .map_err(|s| describe_status(&s))
+                }
+            }
+        };
+        match tokio::time::timeout(deadline, call).await {
+            Err(_) => Err(format!(
+                "no answer within the deadline of {} ms",
+                deadline.as_millis()
+            )),
+            Ok(r) => r,
+        }
+    }
+
+    async fn health(&self, timeout: Duration) -> std::result::Result<pb::HealthResponse, String> {
+        match &self.via {
+            Via::Local(s) => Ok(s.health()),
+            Via::Remote(c) => {
+                let mut req = tonic::Request::new(pb::HealthRequest {});
+                req.set_timeout(timeout);
+                match tokio::time::timeout(timeout, c.clone().health(req)).await {
+                    Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+                    Ok(Err(e)) => Err(describe_status(&e)),
+                    Ok(Ok(h)) => Ok(h.into_inner()),
+                }
+            }
+        }
+    }
 }
 
 /// What a searcher says about itself, as the router sees it.
@@ -121,6 +185,33 @@ impl Router {
     /// Reads the manifest and sets up a client per shard. Every shard needs a searcher;
     /// the searchers need not be up yet (see [`Router::health`]).
     pub async fn open(config: &RouterConfig) -> Result<Self> {
+        if let Some(cache) = &config.local_cache {
+            if !config.searchers.is_empty() {
+                return Err(Error::invalid(
+                    "a local router loads every shard itself: give searchers or a local cache, not both",
+                ));
+            }
+            let objects = Objects::open(&config.store)?;
+            let m = manifest::load(&objects, &config.name, config.version).await?;
+            let all = SearcherConfig {
+                store: config.store.clone(),
+                name: m.name.clone(),
+                version: Some(m.version),
+                shards: (0..m.shards.len() as u32).collect(),
+                cache: cache.clone(),
+            };
+            let local = Arc::new(Searcher::load(&all).await?);
+            let routes = (0..m.shards.len())
+                .map(|_| Route {
+                    addr: "local".into(),
+                    via: Via::Local(local.clone()),
+                })
+                .collect();
+            return Ok(Router {
+                manifest: m,
+                routes,
+            });
+        }
         let objects = Objects::open(&config.store)?;
         let m = manifest::load(&objects, &config.name, config.version).await?;
         let n = m.shards.len() as u32;
@@ -155,7 +246,10 @@ impl Router {
                 let client = SearcherClient::new(channel)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-                Ok(Route { addr, client })
+                Ok(Route {
+                    addr,
+                    via: Via::Remote(client),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Router {
@@ -172,46 +266,33 @@ impl Router {
     /// Asks every shard's searcher what it serves (each within `timeout`).
     pub async fn health(&self, timeout: Duration) -> Vec<ShardHealth> {
         let m = &self.manifest;
-        let asks = self.routes.iter().enumerate().map(|(s, r)| {
-            let mut client = r.client.clone();
-            async move {
-                let mut req = tonic::Request::new(pb::HealthRequest {});
-                req.set_timeout(timeout);
-                let (ok, detail) = match tokio::time::timeout(timeout, client.health(req)).await {
-                    Err(_) => (
-                        false,
-                        format!("no answer within {} ms", timeout.as_millis()),
-                    ),
-                    Ok(Err(e)) => (false, describe_status(&e)),
-                    Ok(Ok(h)) => {
-                        let h = h.into_inner();
-                        let entry = &m.shards[s];
-                        match h.shards.iter().find(|x| x.shard == s as u32) {
-                            _ if h.name != m.name || h.manifest_version != m.version => (
-                                false,
-                                format!(
-                                    "serves {} v{}, not {} v{}",
-                                    h.name, h.manifest_version, m.name, m.version
-                                ),
+        let asks = self.routes.iter().enumerate().map(|(s, r)| async move {
+            let (ok, detail) = match r.health(timeout).await {
+                Err(e) => (false, e),
+                Ok(h) => {
+                    let entry = &m.shards[s];
+                    match h.shards.iter().find(|x| x.shard == s as u32) {
+                        _ if h.name != m.name || h.manifest_version != m.version => (
+                            false,
+                            format!(
+                                "serves {} v{}, not {} v{}",
+                                h.name, h.manifest_version, m.name, m.version
                             ),
-                            None => (false, "does not serve this shard".to_string()),
-                            Some(x) if x.sha256 != entry.file.sha256 => (
-                                false,
-                                format!(
-                                    "serves shard file {}, not {}",
-                                    x.sha256, entry.file.sha256
-                                ),
-                            ),
-                            Some(x) => (true, format!("{} vectors, {}", x.ntotal, x.description)),
-                        }
+                        ),
+                        None => (false, "does not serve this shard".to_string()),
+                        Some(x) if x.sha256 != entry.file.sha256 => (
+                            false,
+                            format!("serves shard file {}, not {}", x.sha256, entry.file.sha256),
+                        ),
+                        Some(x) => (true, format!("{} vectors, {}", x.ntotal, x.description)),
                     }
-                };
-                ShardHealth {
-                    shard: s as u32,
-                    searcher: self.routes[s].addr.clone(),
-                    ok,
-                    detail,
                 }
+            };
+            ShardHealth {
+                shard: s as u32,
+                searcher: self.routes[s].addr.clone(),
+                ok,
+                detail,
             }
         });
         futures::future::join_all(asks).await
@@ -231,7 +312,6 @@ impl Router {
         let nq = fathom_core::check::nonempty_finite("query", queries, d)?;
         fathom_core::check::k(k)?;
         let asks = self.routes.iter().enumerate().map(|(s, r)| {
-            let mut client = r.client.clone();
             let req = pb::SearchRequest {
                 name: m.name.clone(),
                 manifest_version: m.version,
@@ -243,16 +323,8 @@ impl Router {
                 ef_search: params.ef_search.unwrap_or(0) as u32,
             };
             async move {
-                let mut req = tonic::Request::new(req);
-                req.set_timeout(deadline);
-                match tokio::time::timeout(deadline, client.search(req)).await {
-                    Err(_) => Err(format!(
-                        "no answer within the deadline of {} ms",
-                        deadline.as_millis()
-                    )),
-                    Ok(Err(status)) => Err(describe_status(&status)),
-                    Ok(Ok(resp)) => check_answer(resp.into_inner(), s as u32, m.version, nq, k),
-                }
+                let resp = r.search(req, deadline).await?;
+                check_answer(resp, s as u32, m.version, nq, k)
             }
         });
         let answers = futures::future::join_all(asks).await;
