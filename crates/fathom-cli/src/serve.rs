@@ -54,7 +54,7 @@ pub struct ServeArgs {
     #[arg(long)]
     version: Option<u64>,
     /// Router mode: each shard's searcher, `s0=host:port,s1=host:port,…`.
-    #[arg(long, required_unless_present = "local", conflicts_with = "local")]
+    #[arg(long, conflicts_with = "local")]
     searchers: Option<String>,
     /// Router mode without searchers: load every shard into this process, cached in this
     /// directory (one process serving the whole sharded index).
@@ -117,6 +117,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `fathom serve --router`.
 fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
+    if args.searchers.is_none() && args.local.is_none() {
+        return Err(Error::invalid(
+            "--router needs --searchers s0=host:port,… (or --local CACHE_DIR to load the shards itself)",
+        ));
+    }
     let config = fathom_dist::router::RouterConfig {
         store: args.store.clone().unwrap_or_default(),
         name: args.name.clone(),

@@ -6,122 +6,27 @@
 //! Every server is started on 127.0.0.1 and killed when its guard drops, also when a test
 //! fails; every request has a timeout, so a hang fails the test instead of stalling it.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{Proc, fathom, http};
 use serde_json::{Value, json};
 
-/// A running `fathom serve`, killed (SIGKILL) and reaped on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    stdout_line: String,
-    /// What it wrote to stderr so far (drained by a thread, so the pipe never fills).
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(args: &[&str], dir: Option<&Path>) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fathom"));
+/// `fathom serve --port 0 ARGS [--data-dir DIR]`, started.
+fn start(args: &[&str], dir: Option<&Path>) -> Proc {
+    let mut cmd = fathom();
     cmd.args(["serve", "--port", "0"]).args(args);
     if let Some(d) = dir {
         cmd.arg("--data-dir").arg(d);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    {
-        let (mut pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        if let Some(Ok(first)) = lines.next() {
-            let _ = tx.send(first);
-        }
-        for _ in lines {}
-    });
-    let mut server = Server {
-        child,
-        addr: String::new(),
-        stdout_line: String::new(),
-        stderr,
-    };
-    let first = rx
-        .recv_timeout(Duration::from_secs(120))
-        .unwrap_or_else(|_| {
-            let _ = server.child.wait();
-            panic!(
-                "fathom serve {args:?} did not start: {}",
-                server.stderr.lock().unwrap()
-            )
-        });
-    server.addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_string();
-    server.stdout_line = first;
-    server
-}
-
-/// One request over a fresh connection with a timeout: `Ok((status, body))`, or `Err` when
-/// the connection failed (the server is gone). A timeout panics: the server hung.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, Value), String> {
-    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    let limit = Duration::from_secs(90);
-    s.set_read_timeout(Some(limit)).unwrap();
-    s.set_write_timeout(Some(limit)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    if let Err(e) = s.read_to_end(&mut out) {
-        if matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ) {
-            panic!("{method} {path}: no answer within {limit:?}: the server hangs");
-        }
-        return Err(e.to_string());
-    }
-    let text = String::from_utf8_lossy(&out);
-    if text.len() < 12 {
-        return Err(format!("short answer {text:?}"));
-    }
-    let status = text[9..12].parse().map_err(|_| format!("{text}"))?;
-    let body = text.split_once("\r\n\r\n").map_or("", |x| x.1);
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    common::start(cmd)
 }
 
 fn ok(addr: &str, method: &str, path: &str, body: Value) -> Value {
@@ -498,7 +403,7 @@ fn a_second_signal_exits_at_once() {
     };
     assert_eq!(status.code(), Some(130));
     std::thread::sleep(Duration::from_millis(100));
-    let err = server.stderr.lock().unwrap().clone();
+    let err = server.stderr();
     assert!(err.contains("second signal"), "{err}");
     drop(slow);
 }
@@ -512,11 +417,11 @@ fn localhost_demo_cleans_up_and_one_server_per_directory() {
         demo.addr
     );
     let data = demo
-        .stdout_line
+        .first_line
         .split("(data in ")
         .nth(1)
         .and_then(|r| r.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("{}", demo.stdout_line))
+        .unwrap_or_else(|| panic!("{}", demo.first_line))
         .to_string();
     assert!(Path::new(&data).exists());
     let (s, _) = http(&demo.addr, "GET", "/health", "").unwrap();
