@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use crate::{Res, opt};
 
 /// A keep-alive HTTP/1.1 connection.
-struct Conn {
+pub(crate) struct Conn {
     r: BufReader<TcpStream>,
 }
 
 impl Conn {
-    fn new(addr: &str) -> Res<Self> {
+    pub(crate) fn new(addr: &str) -> Res<Self> {
         let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
         s.set_nodelay(true).ok();
         Ok(Conn {
@@ -27,7 +27,7 @@ impl Conn {
         })
     }
 
-    fn call(&mut self, method: &str, path: &str, body: &str) -> Res<(u16, String)> {
+    pub(crate) fn call(&mut self, method: &str, path: &str, body: &str) -> Res<(u16, String)> {
         let s = self.r.get_mut();
         write!(
             s,
@@ -84,7 +84,7 @@ fn random_vectors(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn rss_mib(pid: u32, field: &str) -> f64 {
+pub(crate) fn rss_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -94,7 +94,7 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -1,0 +1,442 @@
+//! `cargo xtask scale`: the sharded setup measured against one process, side by side on
+//! the same data (docs/SCALE.md). For each index: a sharded build (`--shards`, default 4)
+//! and a one-shard twin on the same training; four `fathom searcher` processes behind a
+//! router against one process (`fathom serve --router --local`) with the same total
+//! thread budget. Prints: equivalence (top-k ids equal the single index's; any difference
+//! a distance tie) and 10-recall@10 at nprobe 4/16/64; then QPS and P50/P99 at batch 1 and
+//! batch 64, interleaved A B A B A B (best of the rounds for each, and the ratio).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::serve_load::{Conn, percentile, rss_mib};
+use crate::{Res, opt, run_ok};
+
+/// A child process killed on drop.
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(fathom: &Path, args: &[String]) -> Res<Proc> {
+    let mut child = Command::new(fathom)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("fathom {args:?}: {e}"))?;
+    let first = BufReader::new(child.stdout.take().ok_or("no stdout")?)
+        .lines()
+        .next()
+        .ok_or_else(|| format!("fathom {args:?} printed nothing"))?
+        .map_err(|e| e.to_string())?;
+    let addr = first
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.trim_start_matches("http://").split_whitespace().next())
+        .ok_or_else(|| format!("no address in {first:?}"))?
+        .to_string();
+    Ok(Proc { child, addr })
+}
+
+fn fvecs(path: &Path) -> Res<(usize, Vec<f32>)> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let d = i32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    let row = 4 + 4 * d;
+    let mut out = Vec::with_capacity(bytes.len() / row * d);
+    for r in bytes.chunks_exact(row) {
+        out.extend(
+            r[4..]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap())),
+        );
+    }
+    Ok((d, out))
+}
+
+fn ivecs(path: &Path) -> Res<Vec<Vec<i64>>> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let k = i32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    Ok(bytes
+        .chunks_exact(4 + 4 * k)
+        .map(|r| {
+            r[4..]
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as i64)
+                .collect()
+        })
+        .collect())
+}
+
+/// One router answer: (ids, scores) per query.
+type Hits = Vec<(Vec<i64>, Vec<f32>)>;
+
+fn search(
+    conn: &mut Conn,
+    name: &str,
+    rows: &[&[f32]],
+    k: usize,
+    nprobe: Option<usize>,
+) -> Res<Hits> {
+    let mut body = json!({"vectors": rows, "top_k": k});
+    if let Some(p) = nprobe {
+        body["params"] = json!({"nprobe": p});
+    }
+    let (status, text) = conn.call(
+        "POST",
+        &format!("/collections/{name}/search"),
+        &body.to_string(),
+    )?;
+    if status != 200 {
+        return Err(format!("search answered {status}: {text}"));
+    }
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    if v["partial"] != false {
+        return Err(format!("a partial answer: {text}"));
+    }
+    Ok(v["results"]
+        .as_array()
+        .ok_or("no results")?
+        .iter()
+        .map(|row| {
+            let row = row.as_array().cloned().unwrap_or_default();
+            (
+                row.iter().map(|h| h["id"].as_i64().unwrap_or(-1)).collect(),
+                row.iter()
+                    .map(|h| h["score"].as_f64().unwrap_or(f64::NAN) as f32)
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+fn search_all(
+    addr: &str,
+    name: &str,
+    q: &[f32],
+    d: usize,
+    k: usize,
+    nprobe: Option<usize>,
+) -> Res<Hits> {
+    let mut conn = Conn::new(addr)?;
+    let rows: Vec<&[f32]> = q.chunks(d).collect();
+    let mut out = Vec::new();
+    for batch in rows.chunks(100) {
+        out.extend(search(&mut conn, name, batch, k, nprobe)?);
+    }
+    Ok(out)
+}
+
+/// A closed loop of `clients` connections sending batches of `batch` queries for `secs`:
+/// (queries per second, P50 ms, P99 ms) of the requests.
+fn load(
+    addr: &str,
+    name: &str,
+    q: &[f32],
+    d: usize,
+    batch: usize,
+    clients: usize,
+    secs: f64,
+    nprobe: Option<usize>,
+) -> Res<(f64, f64, f64)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let rows: Arc<Vec<Vec<f32>>> = Arc::new(q.chunks(d).map(|r| r.to_vec()).collect());
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let (stop, rows, addr, name) = (
+                stop.clone(),
+                rows.clone(),
+                addr.to_string(),
+                name.to_string(),
+            );
+            std::thread::spawn(move || -> Res<(usize, Vec<f64>)> {
+                let mut conn = Conn::new(&addr)?;
+                let mut lat = Vec::new();
+                let mut n = 0;
+                let mut at = c * 37;
+                while !stop.load(Ordering::Relaxed) {
+                    let b: Vec<&[f32]> = (0..batch)
+                        .map(|i| rows[(at + i) % rows.len()].as_slice())
+                        .collect();
+                    at += batch;
+                    let t = Instant::now();
+                    search(&mut conn, &name, &b, 10, nprobe)?;
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    n += batch;
+                }
+                Ok((n, lat))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    let mut lat = Vec::new();
+    for t in threads {
+        let (n, l) = t.join().map_err(|_| "a client panicked")??;
+        total += n;
+        lat.extend(l);
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    Ok((
+        total as f64 / elapsed,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+    ))
+}
+
+fn sanitize(key: &str) -> String {
+    key.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
+    let num = |name: &str, default: usize| -> Res<usize> {
+        opt(args, name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("{name} takes a number"))
+        })
+    };
+    let (nb, d, nq, shards, threads, rounds) = (
+        num("--nb", 1_000_000)?,
+        num("--d", 128)?,
+        num("--nq", 1000)?,
+        num("--shards", 4)?,
+        num("--threads", 2)?,
+        num("--rounds", 3)?,
+    );
+    let secs = num("--secs", 5)? as f64;
+    let clients = num("--clients", 4)?;
+    let keys = opt(args, "--index").unwrap_or_else(|| "IVF1024,Flat;IVF1024,PQ32".into());
+    let base_dir = crate::root().join("target/scale");
+    let data = base_dir.join(format!("data-{nb}x{d}"));
+    if !data.join("groundtruth.ivecs").exists() {
+        run_ok(
+            Command::new(fathom).arg("gen").arg(&data).args([
+                "--nb",
+                &nb.to_string(),
+                "--d",
+                &d.to_string(),
+                "--nq",
+                &nq.to_string(),
+                "--k",
+                "10",
+            ]),
+            "fathom gen",
+        )?;
+    }
+    let (qd, q) = fvecs(&data.join("query.fvecs"))?;
+    if qd != d {
+        return Err(format!("query.fvecs has d {qd}, expected {d}"));
+    }
+    let gt = ivecs(&data.join("groundtruth.ivecs"))?;
+    let nq = q.len() / d;
+    let mut table = vec![format!(
+        "{nb} × {d}, {nq} queries, {shards} searchers × {} thread(s) + router vs one process × {threads} threads, {} cores",
+        (threads / shards).max(1),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )];
+    for key in keys.split(';') {
+        let ivf = key.starts_with("IVF");
+        let store_dir: PathBuf = base_dir.join(format!("store-{nb}x{d}-{}", sanitize(key)));
+        let store = format!("file://{}", store_dir.display());
+        if !store_dir.join("sharded/manifests/v1.json").exists() {
+            let t = Instant::now();
+            run_ok(
+                Command::new(fathom)
+                    .args(["--threads", &threads.to_string(), "shard", "build"])
+                    .arg(&data)
+                    .args([
+                        "--index",
+                        key,
+                        "--shards",
+                        &shards.to_string(),
+                        "--store",
+                        &store,
+                        "--name",
+                        "sharded",
+                    ]),
+                "fathom shard build",
+            )?;
+            let sharded_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            run_ok(
+                Command::new(fathom)
+                    .args(["--threads", &threads.to_string(), "shard", "build"])
+                    .arg(&data)
+                    .args([
+                        "--index",
+                        key,
+                        "--shards",
+                        "1",
+                        "--store",
+                        &store,
+                        "--name",
+                        "single",
+                        "--training-of",
+                        "sharded",
+                    ]),
+                "fathom shard build (single)",
+            )?;
+            table.push(format!(
+                "{key}: build {sharded_s:.1} s (train + {shards} shards), one-shard twin {:.1} s (add only)",
+                t.elapsed().as_secs_f64()
+            ));
+        }
+        let per = (threads / shards).max(1).to_string();
+        let searchers: Vec<Proc> = (0..shards)
+            .map(|i| {
+                spawn(
+                    fathom,
+                    &[
+                        "--threads".into(),
+                        per.clone(),
+                        "searcher".into(),
+                        "--store".into(),
+                        store.clone(),
+                        "--name".into(),
+                        "sharded".into(),
+                        "--shards".into(),
+                        i.to_string(),
+                        "--listen".into(),
+                        "127.0.0.1:0".into(),
+                        "--cache".into(),
+                        base_dir
+                            .join(format!("cache-{}-{i}", sanitize(key)))
+                            .display()
+                            .to_string(),
+                    ],
+                )
+            })
+            .collect::<Res<_>>()?;
+        let list: Vec<String> = searchers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("s{i}={}", s.addr))
+            .collect();
+        let router = spawn(
+            fathom,
+            &[
+                "--threads".into(),
+                "1".into(),
+                "serve".into(),
+                "--router".into(),
+                "--store".into(),
+                store.clone(),
+                "--name".into(),
+                "sharded".into(),
+                "--port".into(),
+                "0".into(),
+                "--searchers".into(),
+                list.join(","),
+                "--deadline-ms".into(),
+                "60000".into(),
+            ],
+        )?;
+        let single = spawn(
+            fathom,
+            &[
+                "--threads".into(),
+                threads.to_string(),
+                "serve".into(),
+                "--router".into(),
+                "--store".into(),
+                store.clone(),
+                "--name".into(),
+                "single".into(),
+                "--port".into(),
+                "0".into(),
+                "--local".into(),
+                base_dir
+                    .join(format!("cache-{}-single", sanitize(key)))
+                    .display()
+                    .to_string(),
+                "--deadline-ms".into(),
+                "60000".into(),
+            ],
+        )?;
+        let probes: Vec<Option<usize>> = if ivf {
+            vec![Some(4), Some(16), Some(64)]
+        } else {
+            vec![None]
+        };
+        for &nprobe in &probes {
+            let a = search_all(&router.addr, "sharded", &q, d, 10, nprobe)?;
+            let b = search_all(&single.addr, "single", &q, d, 10, nprobe)?;
+            let mut same = 0;
+            let mut ties = 0;
+            let mut other = 0;
+            for ((ia, da), (ib, db)) in a.iter().zip(&b) {
+                if ia == ib {
+                    same += 1;
+                } else if da
+                    .iter()
+                    .zip(db)
+                    .all(|(x, y)| (x - y).abs() <= 1e-5 * y.abs().max(1.0))
+                {
+                    ties += 1;
+                } else {
+                    other += 1;
+                }
+            }
+            let recall = |h: &Hits| -> f64 {
+                h.iter()
+                    .zip(&gt)
+                    .map(|((ids, _), g)| ids.iter().filter(|i| g[..10].contains(i)).count())
+                    .sum::<usize>() as f64
+                    / (10 * h.len()) as f64
+            };
+            table.push(format!(
+                "{key} {}: top-10 equal on {same}/{nq} queries, {ties} differ by distance ties only, {other} otherwise; 10-R@10 sharded {:.4}, single {:.4}",
+                nprobe.map_or("default".into(), |p| format!("nprobe {p}")),
+                recall(&a),
+                recall(&b)
+            ));
+        }
+        let nprobe = if ivf { Some(16) } else { None };
+        for batch in [1usize, 64] {
+            let mut best_a = (0.0, 0.0, 0.0);
+            let mut best_b = (0.0, 0.0, 0.0);
+            for _ in 0..rounds {
+                let ra = load(&router.addr, "sharded", &q, d, batch, clients, secs, nprobe)?;
+                let rb = load(&single.addr, "single", &q, d, batch, clients, secs, nprobe)?;
+                if ra.0 > best_a.0 {
+                    best_a = ra;
+                }
+                if rb.0 > best_b.0 {
+                    best_b = rb;
+                }
+            }
+            table.push(format!(
+                "{key} batch {batch} ({clients} clients, nprobe {}): sharded {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms) vs one process {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms): ratio {:.2} (best of {rounds} interleaved runs of {secs} s each)",
+                nprobe.map_or("-".into(), |p| p.to_string()),
+                best_a.0, best_a.1, best_a.2, best_b.0, best_b.1, best_b.2, best_a.0 / best_b.0
+            ));
+        }
+        let rss: f64 = searchers
+            .iter()
+            .map(|s| rss_mib(s.child.id(), "VmRSS:"))
+            .sum();
+        table.push(format!(
+            "{key}: resident memory: searchers {rss:.0} MiB + router {:.0} MiB; one process {:.0} MiB",
+            rss_mib(router.child.id(), "VmRSS:"),
+            rss_mib(single.child.id(), "VmRSS:")
+        ));
+    }
+    Ok(table)
+}
