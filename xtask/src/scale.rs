@@ -403,12 +403,18 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
             };
             table.push(format!(
                 "{key} {}: top-10 equal on {same}/{nq} queries, {ties} differ by distance ties only, {other} otherwise; 10-R@10 sharded {:.4}, single {:.4}",
-                nprobe.map_or("default".into(), |p| format!("nprobe {p}")),
+                label(nprobe),
                 recall(&a),
                 recall(&b)
             ));
         }
-        let nprobe = if ivf { Some(16) } else { None };
+        let nprobe: Param = if ivf {
+            Some(("nprobe", 16))
+        } else if hnsw {
+            Some(("efSearch", 64))
+        } else {
+            None
+        };
         for batch in [1usize, 64] {
             let mut best_a = (0.0, 0.0, 0.0);
             let mut best_b = (0.0, 0.0, 0.0);
@@ -423,8 +429,8 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                 }
             }
             table.push(format!(
-                "{key} batch {batch} ({clients} clients, nprobe {}): sharded {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms) vs one process {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms): ratio {:.2} (best of {rounds} interleaved runs of {secs} s each)",
-                nprobe.map_or("-".into(), |p| p.to_string()),
+                "{key} batch {batch} ({clients} clients, {}): sharded {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms) vs one process {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms): ratio {:.2} (best of {rounds} interleaved runs of {secs} s each)",
+                label(nprobe),
                 best_a.0, best_a.1, best_a.2, best_b.0, best_b.1, best_b.2, best_a.0 / best_b.0
             ));
         }

@@ -63,6 +63,11 @@ pub struct ServeArgs {
     /// Router mode: the deadline of a search that names none (`deadline_ms`).
     #[arg(long, default_value_t = 1000)]
     deadline_ms: u64,
+    /// Router mode, IVF indexes: quantize each query once in the router and send the
+    /// probed lists to the searchers (Faiss's search_preassigned) instead of every shard
+    /// repeating the coarse step.
+    #[arg(long)]
+    quantize_once: bool,
     /// A sentence-transformers model directory (config.json, model.safetensors,
     /// tokenizer.json — the layout of all-MiniLM-L6-v2): text queries and items.
     #[arg(long)]
@@ -128,6 +133,7 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
         version: args.version,
         searchers: fathom_dist::router::parse_searchers(args.searchers.as_deref().unwrap_or(""))?,
         local_cache: args.local.clone(),
+        quantize_once: args.quantize_once,
     };
     if args.deadline_ms == 0 {
         return Err(Error::invalid("--deadline-ms must be at least 1"));

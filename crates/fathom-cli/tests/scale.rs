@@ -75,6 +75,16 @@ fn searcher(store: &str, name: &str, shards: &str, cache: &Path) -> Proc {
 }
 
 fn router(store: &str, name: &str, searchers: &[&Proc], deadline_ms: u64) -> Proc {
+    router_with(store, name, searchers, deadline_ms, &[])
+}
+
+fn router_with(
+    store: &str,
+    name: &str,
+    searchers: &[&Proc],
+    deadline_ms: u64,
+    extra: &[&str],
+) -> Proc {
     let list: Vec<String> = searchers
         .iter()
         .enumerate()
@@ -94,7 +104,8 @@ fn router(store: &str, name: &str, searchers: &[&Proc], deadline_ms: u64) -> Pro
         &list.join(","),
         "--deadline-ms",
         &deadline_ms.to_string(),
-    ]);
+    ])
+    .args(extra);
     start(cmd)
 }
 
@@ -213,6 +224,29 @@ fn sharded_search_equals_the_single_index_and_missing_shards_are_flagged() {
             "nprobe {nprobe}: {same} of {NQ} queries equal"
         );
     }
+
+    // Quantizing once in the router gives the same answers.
+    let once = router_with(
+        &store,
+        "vecs",
+        &s.iter().collect::<Vec<_>>(),
+        3000,
+        &["--quantize-once"],
+    );
+    for nprobe in [4, 64] {
+        single.set_param("nprobe", nprobe as f64).unwrap();
+        let want = single.search(&q, K).unwrap();
+        let (status, v) = routed(
+            &once.addr,
+            json!({"vectors": qrows, "top_k": K, "params": {"nprobe": nprobe}}),
+        );
+        assert_eq!(status, 200, "{v}");
+        assert!(
+            agreeing(&hits(&v), &want) * 1000 >= NQ * 999,
+            "quantize-once, nprobe {nprobe}"
+        );
+    }
+    drop(once);
 
     // A one-shard twin on the same training, served by one process (--local), agrees.
     build(

@@ -31,6 +31,9 @@ pub struct RouterConfig {
     /// directory (one process serving the whole index through the same fan-out and
     /// merge — the baseline the distributed setup is measured against).
     pub local_cache: Option<std::path::PathBuf>,
+    /// IVF indexes: quantize each query once here (with the manifest's trained index) and
+    /// send the probed lists to the searchers, instead of every shard repeating it.
+    pub quantize_once: bool,
 }
 
 /// Parses `s0=host:port,s1=host:port,…` (the `s` optional) into `(shard, address)` pairs.
@@ -175,6 +178,21 @@ impl RoutedResult {
 pub struct Router {
     manifest: Manifest,
     routes: Vec<Route>,
+    /// The trained IVF index, when queries are quantized here (`quantize_once`).
+    coarse: Option<Arc<Box<dyn fathom_index::Index>>>,
+}
+
+/// The trained index of `m`, when it is IVF, for quantizing queries at the router.
+async fn coarse_quantizer(
+    objects: &Objects,
+    m: &Manifest,
+) -> Result<Option<Arc<Box<dyn fathom_index::Index>>>> {
+    let bytes = objects.get_verified(&m.trained).await?;
+    let index = fathom_io::faiss::read_index_bytes(&bytes)?;
+    if fathom_index::ivf::as_ivf(&*index).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(index)))
 }
 
 fn rpc_err(e: tonic::transport::Error) -> Error {
@@ -207,9 +225,15 @@ impl Router {
                     via: Via::Local(local.clone()),
                 })
                 .collect();
+            let coarse = if config.quantize_once {
+                coarse_quantizer(&objects, &m).await?
+            } else {
+                None
+            };
             return Ok(Router {
                 manifest: m,
                 routes,
+                coarse,
             });
         }
         let objects = Objects::open(&config.store)?;
@@ -252,9 +276,15 @@ impl Router {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let coarse = if config.quantize_once {
+            coarse_quantizer(&objects, &m).await?
+        } else {
+            None
+        };
         Ok(Router {
             manifest: m,
             routes,
+            coarse,
         })
     }
 
@@ -311,6 +341,27 @@ impl Router {
         let d = m.d as usize;
         let nq = fathom_core::check::nonempty_finite("query", queries, d)?;
         fathom_core::check::k(k)?;
+        // The coarse step once, for every shard.
+        let (nprobe, coarse_ids, coarse_distances) = match &self.coarse {
+            None => (params.nprobe.unwrap_or(0), Vec::new(), Vec::new()),
+            Some(index) => {
+                let nlist = fathom_index::ivf::lists_of(&***index).map_or(1, |l| l.nlist);
+                let nprobe = params
+                    .nprobe
+                    .or_else(|| index.param("nprobe").map(|p| p as usize))
+                    .unwrap_or(1)
+                    .clamp(1, nlist);
+                let (index, q) = (index.clone(), queries.to_vec());
+                let coarse = tokio::task::spawn_blocking(move || {
+                    fathom_index::ivf::as_ivf(&**index)
+                        .expect("checked at open")
+                        .probe(&q, nprobe)
+                })
+                .await
+                .map_err(|e| Error::invalid(format!("coarse step failed: {e}")))??;
+                (nprobe, coarse.labels, coarse.distances)
+            }
+        };
         let asks = self.routes.iter().enumerate().map(|(s, r)| {
             let req = pb::SearchRequest {
                 name: m.name.clone(),
@@ -319,8 +370,10 @@ impl Router {
                 d: m.d,
                 queries: queries.to_vec(),
                 k: k as u32,
-                nprobe: params.nprobe.unwrap_or(0) as u32,
+                nprobe: nprobe as u32,
                 ef_search: params.ef_search.unwrap_or(0) as u32,
+                coarse_ids: coarse_ids.clone(),
+                coarse_distances: coarse_distances.clone(),
             };
             async move {
                 let resp = r.search(req, deadline).await?;

@@ -132,9 +132,36 @@ impl Searcher {
                 *field = Some(v as usize);
             }
         }
-        let res = index
-            .search_with(&r.queries, k, &params)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let res = if r.coarse_ids.is_empty() {
+            index.search_with(&r.queries, k, &params)
+        } else {
+            let ivf = fathom_index::ivf::as_ivf(index).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "coarse assignments sent for {}, which is not an IVF index",
+                    index.description()
+                ))
+            })?;
+            let nq = r.queries.len() / (m.d as usize).max(1);
+            let nprobe = r.nprobe as usize;
+            if nprobe == 0
+                || r.coarse_ids.len() != nq * nprobe
+                || r.coarse_distances.len() != nq * nprobe
+            {
+                return Err(Status::invalid_argument(format!(
+                    "{} coarse ids and {} distances for {nq} queries at nprobe {nprobe}",
+                    r.coarse_ids.len(),
+                    r.coarse_distances.len()
+                )));
+            }
+            let coarse = fathom_core::SearchResult {
+                nq,
+                k: nprobe,
+                labels: r.coarse_ids.clone(),
+                distances: r.coarse_distances.clone(),
+            };
+            ivf.search_preassigned(&r.queries, k, &coarse, &params)
+        }
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(pb::SearchResponse {
             shard: r.shard,
             manifest_version: m.version,
@@ -204,7 +231,8 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(svc)
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            // Without TCP_NODELAY a response's frames wait for delayed ACKs (40 ms).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await

@@ -130,7 +130,11 @@ pub async fn serve_router(
     app: Arc<crate::router_api::RouterApp>,
     listener: tokio::net::TcpListener,
 ) -> Result<()> {
+    use axum::serve::ListenerExt;
     let stopping = shutdown_signals(|| {}, || std::process::exit(130));
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, crate::router_api::routes(app))
         .with_graceful_shutdown(stopping)
         .await?;

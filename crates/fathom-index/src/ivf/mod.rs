@@ -46,24 +46,71 @@ pub struct IvfLists {
     pub imbalance: Option<f64>,
 }
 
-/// The lists of `index` when it is an IVF index of any codec (the IVF-PQ-refine too),
-/// `None` for other indexes.
-pub fn lists_of(index: &dyn crate::Index) -> Option<IvfLists> {
-    fn of<C: IvfCodec + 'static>(ix: &dyn crate::Index) -> Option<IvfLists> {
-        let ivf = ix.as_any().downcast_ref::<IndexIvf<C>>()?;
-        Some(IvfLists {
-            nlist: ivf.nlist(),
-            imbalance: (ivf.ntotal() > 0).then(|| ivf.imbalance_factor()),
-        })
+/// What every IVF index offers whatever its codec, for code that holds a `dyn Index`
+/// (see [`as_ivf`]): its lists, the coarse step alone, and the search after it — Faiss's
+/// `search_preassigned`, which lets a router quantize a query once for many shards.
+pub trait IvfSearch {
+    /// Number of inverted lists.
+    fn nlist(&self) -> usize;
+    /// Faiss's imbalance factor, `None` while empty.
+    fn imbalance(&self) -> Option<f64>;
+    /// The `nprobe` nearest lists of each query (ids and coarse distances).
+    fn probe(&self, queries: &[f32], nprobe: usize) -> Result<SearchResult>;
+    /// The search with the coarse step done (`coarse` from [`IvfSearch::probe`], of an
+    /// index trained alike).
+    fn search_preassigned(
+        &self,
+        queries: &[f32],
+        k: usize,
+        coarse: &SearchResult,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult>;
+}
+
+impl<C: IvfCodec + 'static> IvfSearch for IndexIvf<C> {
+    fn nlist(&self) -> usize {
+        IndexIvf::nlist(self)
+    }
+    fn imbalance(&self) -> Option<f64> {
+        (self.ntotal() > 0).then(|| self.imbalance_factor())
+    }
+    fn probe(&self, queries: &[f32], nprobe: usize) -> Result<SearchResult> {
+        IndexIvf::probe(self, queries, nprobe)
+    }
+    fn search_preassigned(
+        &self,
+        queries: &[f32],
+        k: usize,
+        coarse: &SearchResult,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        IndexIvf::search_preassigned(self, queries, k, coarse, params)
+    }
+}
+
+/// `index` as an IVF index of any codec, `None` for other indexes — and for the IVF-PQ
+/// with refinement, whose search is more than its lists' (see [`lists_of`] for its shape).
+pub fn as_ivf(index: &dyn crate::Index) -> Option<&dyn IvfSearch> {
+    fn of<C: IvfCodec + 'static>(ix: &dyn crate::Index) -> Option<&dyn IvfSearch> {
+        Some(ix.as_any().downcast_ref::<IndexIvf<C>>()? as &dyn IvfSearch)
     }
     of::<IvfFlat>(index)
         .or_else(|| of::<IvfPq>(index))
         .or_else(|| of::<IvfScalarQuantizer>(index))
         .or_else(|| of::<IvfPqFastScan>(index))
-        .or_else(|| {
-            let r = index.as_any().downcast_ref::<IndexIvfPqr>()?;
-            of::<IvfPq>(r.ivf())
-        })
+}
+
+/// The lists of `index` when it is an IVF index of any codec (the IVF-PQ-refine too),
+/// `None` for other indexes.
+pub fn lists_of(index: &dyn crate::Index) -> Option<IvfLists> {
+    let shape = |ivf: &dyn IvfSearch| IvfLists {
+        nlist: ivf.nlist(),
+        imbalance: ivf.imbalance(),
+    };
+    as_ivf(index).map(shape).or_else(|| {
+        let r = index.as_any().downcast_ref::<IndexIvfPqr>()?;
+        as_ivf(r.ivf()).map(shape)
+    })
 }
 
 use crate::code_scan::{radius_key, to_result};
