@@ -84,16 +84,17 @@ fn ivecs(path: &Path) -> Res<Vec<Vec<i64>>> {
 /// One router answer: (ids, scores) per query.
 type Hits = Vec<(Vec<i64>, Vec<f32>)>;
 
-fn search(
-    conn: &mut Conn,
-    name: &str,
-    rows: &[&[f32]],
-    k: usize,
-    nprobe: Option<usize>,
-) -> Res<Hits> {
+/// A search parameter and its value (`("nprobe", 16)`, `("efSearch", 64)`).
+type Param = Option<(&'static str, usize)>;
+
+fn label(p: Param) -> String {
+    p.map_or("default".into(), |(n, v)| format!("{n} {v}"))
+}
+
+fn search(conn: &mut Conn, name: &str, rows: &[&[f32]], k: usize, param: Param) -> Res<Hits> {
     let mut body = json!({"vectors": rows, "top_k": k});
-    if let Some(p) = nprobe {
-        body["params"] = json!({"nprobe": p});
+    if let Some((n, v)) = param {
+        body["params"] = json!({ n: v });
     }
     let (status, text) = conn.call(
         "POST",
@@ -123,14 +124,7 @@ fn search(
         .collect())
 }
 
-fn search_all(
-    addr: &str,
-    name: &str,
-    q: &[f32],
-    d: usize,
-    k: usize,
-    nprobe: Option<usize>,
-) -> Res<Hits> {
+fn search_all(addr: &str, name: &str, q: &[f32], d: usize, k: usize, nprobe: Param) -> Res<Hits> {
     let mut conn = Conn::new(addr)?;
     let rows: Vec<&[f32]> = q.chunks(d).collect();
     let mut out = Vec::new();
@@ -150,7 +144,7 @@ fn load(
     batch: usize,
     clients: usize,
     secs: f64,
-    nprobe: Option<usize>,
+    nprobe: Param,
 ) -> Res<(f64, f64, f64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let rows: Arc<Vec<Vec<f32>>> = Arc::new(q.chunks(d).map(|r| r.to_vec()).collect());
@@ -348,6 +342,30 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                 "60000".into(),
             ],
         )?;
+        let once = if ivf {
+            Some(spawn(
+                fathom,
+                &[
+                    "--threads".into(),
+                    "1".into(),
+                    "serve".into(),
+                    "--router".into(),
+                    "--quantize-once".into(),
+                    "--store".into(),
+                    store.clone(),
+                    "--name".into(),
+                    "sharded".into(),
+                    "--port".into(),
+                    "0".into(),
+                    "--searchers".into(),
+                    list.join(","),
+                    "--deadline-ms".into(),
+                    "60000".into(),
+                ],
+            )?)
+        } else {
+            None
+        };
         let single = spawn(
             fathom,
             &[
@@ -370,12 +388,32 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                 "60000".into(),
             ],
         )?;
-        let probes: Vec<Option<usize>> = if ivf {
-            vec![Some(4), Some(16), Some(64)]
+        let hnsw = key.contains("HNSW") && !ivf;
+        let probes: Vec<Param> = if ivf {
+            vec![
+                Some(("nprobe", 4)),
+                Some(("nprobe", 16)),
+                Some(("nprobe", 64)),
+            ]
+        } else if hnsw {
+            vec![
+                Some(("efSearch", 16)),
+                Some(("efSearch", 64)),
+                Some(("efSearch", 256)),
+            ]
         } else {
             vec![None]
         };
         for &nprobe in &probes {
+            if let Some(o) = &once {
+                let c = search_all(&o.addr, "sharded", &q, d, 10, nprobe)?;
+                let b = search_all(&single.addr, "single", &q, d, 10, nprobe)?;
+                let same = c.iter().zip(&b).filter(|(x, y)| x.0 == y.0).count();
+                table.push(format!(
+                    "{key} {} quantize-once: top-10 equal on {same}/{nq} queries",
+                    label(nprobe)
+                ));
+            }
             let a = search_all(&router.addr, "sharded", &q, d, 10, nprobe)?;
             let b = search_all(&single.addr, "single", &q, d, 10, nprobe)?;
             let mut same = 0;
@@ -418,6 +456,7 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
         for batch in [1usize, 64] {
             let mut best_a = (0.0, 0.0, 0.0);
             let mut best_b = (0.0, 0.0, 0.0);
+            let mut best_c = (0.0, 0.0, 0.0);
             for _ in 0..rounds {
                 let ra = load(&router.addr, "sharded", &q, d, batch, clients, secs, nprobe)?;
                 let rb = load(&single.addr, "single", &q, d, batch, clients, secs, nprobe)?;
@@ -427,6 +466,18 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                 if rb.0 > best_b.0 {
                     best_b = rb;
                 }
+                if let Some(o) = &once {
+                    let rc = load(&o.addr, "sharded", &q, d, batch, clients, secs, nprobe)?;
+                    if rc.0 > best_c.0 {
+                        best_c = rc;
+                    }
+                }
+            }
+            if once.is_some() {
+                table.push(format!(
+                    "{key} batch {batch} quantize-once: {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms): ratio {:.2} to one process",
+                    best_c.0, best_c.1, best_c.2, best_c.0 / best_b.0
+                ));
             }
             table.push(format!(
                 "{key} batch {batch} ({clients} clients, {}): sharded {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms) vs one process {:.0} QPS (P50 {:.2} ms, P99 {:.2} ms): ratio {:.2} (best of {rounds} interleaved runs of {secs} s each)",
