@@ -20,7 +20,7 @@
 //!   factory string (build time, bytes per vector on disk, the fastest setting reaching the
 //!   target and its QPS), as a markdown table.
 //! - `cargo xtask scale [--nb 1000000] [--d 128] [--index "IVF1024,Flat;IVF1024,PQ32"]
-//!   [--shards 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3]`: sharded search
+//!   [--shards 4] [--procs 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3]`: sharded search
 //!   (router + searcher processes) against one process on the same data: equivalence,
 //!   recall, QPS and latency at batch 1 and 64 (docs/SCALE.md).
 //! - `cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10]
@@ -84,7 +84,7 @@ fn main() {
             println!("{}", table.join("\n"));
             Ok(())
         }),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask scale [--nb 1000000] [--d 128] [--nq 1000] [--index \"IVF1024,Flat;IVF1024,PQ32\"] [--shards 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3]\n       cargo xtask gemm [--threads N]\n       cargo xtask codegen [--check]\n       cargo xtask gpu [--data DIR]\n       cargo xtask py-bench [--data DIR] [--rounds R] [--threads N] [--index \"Flat;IVF1024,Flat:nprobe=16\"]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask scale [--nb 1000000] [--d 128] [--nq 1000] [--index \"IVF1024,Flat;IVF1024,PQ32\"] [--shards 4] [--procs 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3]\n       cargo xtask gemm [--threads N]\n       cargo xtask codegen [--check]\n       cargo xtask gpu [--data DIR]\n       cargo xtask py-bench [--data DIR] [--rounds R] [--threads N] [--index \"Flat;IVF1024,Flat:nprobe=16\"]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");

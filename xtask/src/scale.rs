@@ -216,6 +216,7 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
     );
     let secs = num("--secs", 5)? as f64;
     let clients = num("--clients", 4)?;
+    let procs = num("--procs", shards)?.clamp(1, shards);
     let keys = opt(args, "--index").unwrap_or_else(|| "IVF1024,Flat;IVF1024,PQ32".into());
     let base_dir = crate::root().join("target/scale");
     let data = base_dir.join(format!("data-{nb}x{d}"));
@@ -241,8 +242,8 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
     let gt = ivecs(&data.join("groundtruth.ivecs"))?;
     let nq = q.len() / d;
     let mut table = vec![format!(
-        "{nb} × {d}, {nq} queries, {shards} searchers × {} thread(s) + router vs one process × {threads} threads, {} cores",
-        (threads / shards).max(1),
+        "{nb} × {d}, {nq} queries, {shards} shards on {procs} searcher processes × {} thread(s) + router vs one process × {threads} threads, {} cores",
+        (threads / procs).max(1),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )];
     for key in keys.split(';') {
@@ -292,9 +293,11 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                 t.elapsed().as_secs_f64()
             ));
         }
-        let per = (threads / shards).max(1).to_string();
-        let searchers: Vec<Proc> = (0..shards)
+        let per = (threads / procs).max(1).to_string();
+        // Searcher processes: shard i goes to process i % procs.
+        let searchers: Vec<Proc> = (0..procs)
             .map(|i| {
+                let mine: Vec<String> = (i..shards).step_by(procs).map(|s| s.to_string()).collect();
                 spawn(
                     fathom,
                     &[
@@ -306,7 +309,7 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                         "--name".into(),
                         "sharded".into(),
                         "--shards".into(),
-                        i.to_string(),
+                        mine.join(","),
                         "--listen".into(),
                         "127.0.0.1:0".into(),
                         "--cache".into(),
@@ -318,10 +321,8 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                 )
             })
             .collect::<Res<_>>()?;
-        let list: Vec<String> = searchers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("s{i}={}", s.addr))
+        let list: Vec<String> = (0..shards)
+            .map(|s| format!("s{s}={}", searchers[s % procs].addr))
             .collect();
         let router = spawn(
             fathom,

@@ -100,9 +100,9 @@ impl Route {
                 }
                 Via::Local(s) => {
                     let s = s.clone();
-                    tokio::task::spawn_blocking(move || s.search(&req))
+                    crate::searcher::on_pool(move || s.search(&req))
                         .await
-                        .map_err(|e| format!("search task failed: {e}"))?
+                        .and_then(|r| r)
                         .map_err(|s| describe_status(&s))
                 }
             }

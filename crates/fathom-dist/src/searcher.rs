@@ -192,6 +192,21 @@ impl Searcher {
     }
 }
 
+/// Runs CPU-bound `f` on fathom's thread pool (rayon's), off the async workers, and
+/// awaits it. Running it on the pool itself, rather than on a blocking thread that would
+/// hand the index's parallel work to the pool and wait, saves a thread switch per call —
+/// which at small batches is a measurable share of a request.
+pub async fn on_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::result::Result<T, Status> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await
+        .map_err(|_| Status::internal("the search task ended without an answer"))
+}
+
 /// The gRPC face of a [`Searcher`].
 #[derive(Clone)]
 pub struct SearcherService(pub Arc<Searcher>);
@@ -204,11 +219,7 @@ impl pb::searcher_server::Searcher for SearcherService {
     ) -> std::result::Result<Response<pb::SearchResponse>, Status> {
         let s = self.0.clone();
         let r = request.into_inner();
-        // CPU-bound: off the async workers.
-        tokio::task::spawn_blocking(move || s.search(&r))
-            .await
-            .map_err(|e| Status::internal(format!("search task failed: {e}")))?
-            .map(Response::new)
+        on_pool(move || s.search(&r)).await?.map(Response::new)
     }
 
     async fn health(
