@@ -134,18 +134,29 @@ fn search_all(addr: &str, name: &str, q: &[f32], d: usize, k: usize, nprobe: Par
     Ok(out)
 }
 
-/// A closed loop of `clients` connections sending batches of `batch` queries for `secs`:
-/// (queries per second, P50 ms, P99 ms) of the requests.
-fn load(
-    addr: &str,
-    name: &str,
-    q: &[f32],
+/// What a timed run sends.
+struct Workload<'a> {
+    /// Queries, rows of `d`.
+    q: &'a [f32],
     d: usize,
-    batch: usize,
+    /// Closed-loop connections.
     clients: usize,
+    /// Seconds per run.
     secs: f64,
+    /// The search parameter.
     nprobe: Param,
-) -> Res<(f64, f64, f64)> {
+}
+
+/// A closed loop of `w.clients` connections sending batches of `batch` queries for
+/// `w.secs`: (queries per second, P50 ms, P99 ms) of the requests.
+fn load(addr: &str, name: &str, batch: usize, w: &Workload<'_>) -> Res<(f64, f64, f64)> {
+    let Workload {
+        q,
+        d,
+        clients,
+        secs,
+        nprobe,
+    } = *w;
     let stop = Arc::new(AtomicBool::new(false));
     let rows: Arc<Vec<Vec<f32>>> = Arc::new(q.chunks(d).map(|r| r.to_vec()).collect());
     let t0 = Instant::now();
@@ -454,13 +465,20 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
         } else {
             None
         };
+        let work = Workload {
+            q: &q,
+            d,
+            clients,
+            secs,
+            nprobe,
+        };
         for batch in [1usize, 64] {
             let mut best_a = (0.0, 0.0, 0.0);
             let mut best_b = (0.0, 0.0, 0.0);
             let mut best_c = (0.0, 0.0, 0.0);
             for _ in 0..rounds {
-                let ra = load(&router.addr, "sharded", &q, d, batch, clients, secs, nprobe)?;
-                let rb = load(&single.addr, "single", &q, d, batch, clients, secs, nprobe)?;
+                let ra = load(&router.addr, "sharded", batch, &work)?;
+                let rb = load(&single.addr, "single", batch, &work)?;
                 if ra.0 > best_a.0 {
                     best_a = ra;
                 }
@@ -468,7 +486,7 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                     best_b = rb;
                 }
                 if let Some(o) = &once {
-                    let rc = load(&o.addr, "sharded", &q, d, batch, clients, secs, nprobe)?;
+                    let rc = load(&o.addr, "sharded", batch, &work)?;
                     if rc.0 > best_c.0 {
                         best_c = rc;
                     }
