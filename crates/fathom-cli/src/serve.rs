@@ -155,6 +155,7 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
             max_top_k: args.max_top_k.max(1),
             max_body_bytes: args.max_body_mib.max(1) << 20,
             default_deadline: Duration::from_millis(args.deadline_ms),
+            metrics: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(addr)
             .await

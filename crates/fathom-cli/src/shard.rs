@@ -129,7 +129,12 @@ fn build(rt: &tokio::runtime::Runtime, a: &BuildArgs) -> Result<()> {
             base.rows(0..base.n())
                 .ok_or_else(|| Error::invalid("empty base"))?
         };
-        let st = stage(format!("training {} on {} vectors", a.index, learn.n()));
+        // Indexes that need no training (Flat, HNSW) only have their empty form written.
+        let st = stage(format!(
+            "preparing {} (trained on {} vectors if it needs training)",
+            a.index,
+            learn.n()
+        ));
         let rec = rt.block_on(builder::train(&objects, &spec, &learn.data, d, nb))?;
         st.done();
         outln!("trained: {}", objects.describe(&rec.trained.key));

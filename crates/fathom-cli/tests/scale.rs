@@ -314,6 +314,15 @@ fn sharded_search_equals_the_single_index_and_missing_shards_are_flagged() {
     assert!(agreeing(&hits(&v), &want) * 1000 >= NQ * 999);
     let (_, health) = http(&r.addr, "GET", "/health", "").unwrap();
     assert_eq!(health["status"], "degraded", "{health}");
+    let (_, metrics) = http(&r.addr, "GET", "/metrics", "").unwrap();
+    let text = metrics.as_str().unwrap_or_default();
+    let flagged: f64 = text
+        .lines()
+        .find(|l| l.starts_with("fathom_search_partial_total"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(flagged >= 2.0, "{text}");
+    assert!(text.contains("status=\"503\""), "{text}");
     assert_eq!(health["shards"][3]["ok"], false, "{health}");
 
     // A stopped searcher: the deadline holds.

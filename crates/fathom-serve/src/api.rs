@@ -29,7 +29,7 @@ pub struct App {
     /// The service.
     pub service: Service,
     /// Its metrics.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Searches running at once: one per core. More would only share the cores and
     /// lengthen every search; waiting ones queue here, off the threads.
     pub search_slots: tokio::sync::Semaphore,
@@ -160,7 +160,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, json_errors))
-        .layer(middleware::from_fn_with_state(app.clone(), track))
+        .layer(middleware::from_fn_with_state(app.metrics.clone(), track))
         .with_state(app)
 }
 
@@ -227,7 +227,12 @@ pub(crate) async fn json_errors(State(limit): State<usize>, req: Request, next: 
     out
 }
 
-async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// Counts every request by route, method and status, and its latency.
+pub(crate) async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -236,7 +241,7 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     // Ends the request's count also when its future is dropped (the client went away):
     // it then counts with status 499, as nginx logs a request whose client closed.
     struct InFlight<'a> {
-        app: &'a App,
+        metrics: &'a Metrics,
         route: String,
         method: String,
         status: u16,
@@ -245,14 +250,13 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     impl Drop for InFlight<'_> {
         fn drop(&mut self) {
             let secs = self.t0.elapsed().as_secs_f64();
-            self.app
-                .metrics
+            self.metrics
                 .end(&self.route, &self.method, self.status, secs);
         }
     }
-    app.metrics.begin();
+    metrics.begin();
     let mut in_flight = InFlight {
-        app: &app,
+        metrics: &metrics,
         route,
         method,
         status: 499,
@@ -273,6 +277,18 @@ async fn health(State(app): State<Arc<App>>) -> ApiResult {
     Ok(Json(h).into_response())
 }
 
+/// The metrics text: `Content-Type` of OpenMetrics.
+pub(crate) fn metrics_answer(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> ApiResult {
     let sizes: Vec<(String, usize)> = app
         .service
@@ -283,14 +299,7 @@ async fn metrics(State(app): State<Arc<App>>) -> ApiResult {
             (c.def.name.clone(), n)
         })
         .collect();
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.metrics.render(&sizes),
-    )
-        .into_response())
+    Ok(metrics_answer(app.metrics.render(&sizes)))
 }
 
 async fn openapi() -> ApiResult {

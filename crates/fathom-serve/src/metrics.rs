@@ -35,6 +35,7 @@ pub struct Metrics {
     in_flight: Gauge,
     queries: Counter,
     cancelled: Counter,
+    partial: Counter,
     vectors: Family<CollectionLabels, Gauge>,
 }
 
@@ -47,6 +48,7 @@ impl Default for Metrics {
         let in_flight = Gauge::default();
         let queries = Counter::default();
         let cancelled = Counter::default();
+        let partial = Counter::default();
         let vectors = Family::<CollectionLabels, Gauge>::default();
         registry.register(
             "http_requests",
@@ -74,6 +76,11 @@ impl Default for Metrics {
             cancelled.clone(),
         );
         registry.register(
+            "search_partial",
+            "Router mode: searches some shards did not answer (flagged partial, or refused by min_coverage)",
+            partial.clone(),
+        );
+        registry.register(
             "collection_vectors",
             "Live items per collection",
             vectors.clone(),
@@ -85,6 +92,7 @@ impl Default for Metrics {
             in_flight,
             queries,
             cancelled,
+            partial,
             vectors,
         }
     }
@@ -109,6 +117,10 @@ impl Metrics {
     /// `n` query vectors were searched.
     pub fn searched(&self, n: usize) {
         self.queries.inc_by(n as u64);
+    }
+    /// Router mode: a search some shards did not answer.
+    pub fn search_partial(&self) {
+        self.partial.inc();
     }
     /// A search stopped before its end.
     pub fn search_cancelled(&self) {

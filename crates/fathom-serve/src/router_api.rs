@@ -19,7 +19,8 @@ use fathom_dist::router::{Router as ShardRouter, ShardParams};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, bad, json_errors, parse, rows, search_params};
+use crate::api::{ApiError, bad, json_errors, metrics_answer, parse, rows, search_params, track};
+use crate::metrics::Metrics;
 
 /// The router's state.
 pub struct RouterApp {
@@ -31,6 +32,8 @@ pub struct RouterApp {
     pub max_body_bytes: usize,
     /// Deadline of a search that names none.
     pub default_deadline: Duration,
+    /// Requests, latency, queries searched, partial answers.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The HTTP routes of router mode.
@@ -38,6 +41,7 @@ pub fn routes(app: Arc<RouterApp>) -> Router {
     let limit = app.max_body_bytes;
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/collections", get(list))
         .route("/collections/{name}", get(describe))
         .route("/collections/{name}/search", post(search))
@@ -51,7 +55,13 @@ pub fn routes(app: Arc<RouterApp>) -> Router {
         })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, json_errors))
+        .layer(middleware::from_fn_with_state(app.metrics.clone(), track))
         .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<RouterApp>>) -> Response {
+    let m = app.router.manifest();
+    metrics_answer(app.metrics.render(&[(m.name.clone(), m.ntotal() as usize)]))
 }
 
 fn describe_json(app: &RouterApp) -> Value {
@@ -158,6 +168,9 @@ async fn search(
         .search(&flat, top_k, ShardParams { nprobe, ef_search }, deadline)
         .await?;
     let missing: Vec<u32> = answer.missing.iter().map(|m| m.0).collect();
+    if answer.partial() {
+        app.metrics.search_partial();
+    }
     if answer.coverage < min_coverage {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -174,6 +187,8 @@ async fn search(
             ),
         ));
     }
+    app.metrics
+        .searched(flat.len() / router.manifest().d as usize);
     let k = top_k;
     let per_query: Vec<Value> = answer
         .result

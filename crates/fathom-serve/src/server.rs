@@ -26,7 +26,7 @@ pub fn open_with(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(Arc::new(App {
         service: Service::open(config)?,
-        metrics: Metrics::default(),
+        metrics: Arc::new(Metrics::default()),
         search_slots: tokio::sync::Semaphore::new(cores),
         embedder,
     }))

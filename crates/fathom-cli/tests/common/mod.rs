@@ -116,7 +116,8 @@ pub fn start(mut cmd: Command) -> Proc {
     p
 }
 
-/// One request over a fresh connection with a 90 s timeout: `Ok((status, body))`, or
+/// One request over a fresh connection with a 90 s timeout: `Ok((status, body))` (JSON,
+/// or a string when the body is not JSON), or
 /// `Err` when the connection failed (the server is gone). A timeout panics: the server
 /// hung.
 pub fn http(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, Value), String> {
@@ -146,7 +147,11 @@ pub fn http(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, Va
     }
     let status = text[9..12].parse().map_err(|_| text.to_string())?;
     let body = text.split_once("\r\n\r\n").map_or("", |x| x.1);
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    // Non-JSON bodies (metrics text) come back as a string.
+    Ok((
+        status,
+        serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string())),
+    ))
 }
 
 /// Runs a `fathom` command to completion: (success, stdout, stderr).
