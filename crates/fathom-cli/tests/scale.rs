@@ -279,9 +279,43 @@ fn sharded_search_equals_the_single_index_and_missing_shards_are_flagged() {
     assert!(agreeing(&hits(&b), &want) * 1000 >= NQ * 999);
     drop(local);
 
-    // A killed searcher: partial answers, flagged, with the live shards' share; a 503 by default.
+    // A searcher killed during a query loop: every answer arrives within the deadline, and
+    // is either complete (and equal to the single index's) or flagged with the right shard.
     single.set_param("nprobe", 16.0).unwrap();
+    let want_full = single.search(&q, K).unwrap();
+    let looping = {
+        let addr = r.addr.clone();
+        let qv: Vec<Vec<f32>> = q.chunks(D).map(|c| c.to_vec()).collect();
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_millis(1500) {
+                let body = json!({"vectors": qv, "top_k": K, "params": {"nprobe": 16},
+                                  "min_coverage": 0, "deadline_ms": 1000});
+                let t = Instant::now();
+                let (status, v) = routed(&addr, body);
+                answers.push((status, v, t.elapsed()));
+            }
+            answers
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
     s[3].kill();
+    let answers = looping.join().unwrap();
+    let flagged_in_loop = answers.iter().filter(|a| a.1["partial"] == true).count();
+    for (status, v, took) in &answers {
+        assert_eq!(*status, 200, "{v}");
+        assert!(*took < Duration::from_millis(2500), "{took:?}");
+        if v["partial"] == false {
+            assert_eq!(v["coverage"], 1.0);
+            assert!(agreeing(&hits(v), &want_full) * 1000 >= NQ * 999);
+        } else {
+            assert_eq!(v["missing_shards"], json!([3]), "{v}");
+        }
+    }
+    assert!(flagged_in_loop >= 1, "no answer after the kill");
+
+    // After it: partial answers, flagged, with the live shards' share; a 503 by default.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let m = rt
         .block_on(manifest::load(
