@@ -154,10 +154,15 @@ pub async fn serve(
     every: Option<Duration>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    use axum::serve::ListenerExt;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::invalid(format!("cannot listen on {addr}: {e}")))?;
     ready(listener.local_addr()?);
+    // Answers leave at once rather than waiting on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Some(every) = every.filter(|d| !d.is_zero()) {
         let app = app.clone();
         tokio::spawn(async move {
