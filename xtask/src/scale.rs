@@ -304,6 +304,64 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                 t.elapsed().as_secs_f64()
             ));
         }
+        if args.iter().any(|a| a == "--build-check") {
+            // The slices as separate processes at once (one thread each), on the sharded
+            // index's training, against one process adding everything with all threads.
+            let name = |what: &str| format!("{what}-{}", std::process::id());
+            let slice_cmd = |i: usize, of: &str, t: &str, shards_n: usize| {
+                let mut c = Command::new(fathom);
+                c.args(["--threads", t, "shard", "build"])
+                    .arg(&data)
+                    .args([
+                        "--index",
+                        key,
+                        "--shards",
+                        &shards_n.to_string(),
+                        "--store",
+                        &store,
+                    ])
+                    .args([
+                        "--name",
+                        of,
+                        "--training-of",
+                        "sharded",
+                        "--shard",
+                        &format!("{i}/{shards_n}"),
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                c
+            };
+            let mut best_par = f64::INFINITY;
+            let mut best_one = f64::INFINITY;
+            for _ in 0..rounds {
+                let t = Instant::now();
+                let kids: Vec<Child> = (0..shards)
+                    .map(|i| {
+                        slice_cmd(i, &name("par"), "1", shards)
+                            .spawn()
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect::<Res<_>>()?;
+                for mut k in kids {
+                    let st = k.wait().map_err(|e| e.to_string())?;
+                    if !st.success() {
+                        return Err(format!("a slice build failed ({st})"));
+                    }
+                }
+                best_par = best_par.min(t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                run_ok(
+                    &mut slice_cmd(0, &name("one"), &threads.to_string(), 1),
+                    "one-process build",
+                )?;
+                best_one = best_one.min(t.elapsed().as_secs_f64());
+            }
+            table.push(format!(
+                "{key}: {shards} slice builds as separate processes (1 thread each) {best_par:.1} s vs one process adding all ({threads} threads) {best_one:.1} s: {:.2}× (best of {rounds}, interleaved)",
+                best_par / best_one
+            ));
+        }
         let per = (threads / procs).max(1).to_string();
         // Searcher processes: shard i goes to process i % procs.
         let searchers: Vec<Proc> = (0..procs)
