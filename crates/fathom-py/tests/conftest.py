@@ -55,10 +55,10 @@ def intersection_recall(I, gt):
     return float(np.mean([len(set(a[:k]) & set(b)) / k for a, b in zip(I, gt)]))
 
 
-def assert_recall_matches(ours, theirs, what=""):
-    """fathom's recall is Faiss's within 0.01, or above it (training draws and graph
+def assert_recall_matches(ours, theirs, what="", tol=0.01):
+    """fathom's recall is Faiss's within `tol`, or above it (training draws and graph
     insertion orders differ, so fathom may land higher; lower would be a regression)."""
-    assert ours >= theirs - 0.01, f"{what}: fathom {ours:.3f} < faiss {theirs:.3f} - 0.01"
+    assert ours >= theirs - tol, f"{what}: fathom {ours:.3f} < faiss {theirs:.3f} - {tol}"
 
 
 @pytest.fixture(scope="session")

@@ -126,7 +126,11 @@ def test_other_index_types_against_faiss(clustered, faiss):
             if hasattr(index, "hnsw"):
                 index.hnsw.efSearch = 64
             rec.append(recall_at(index.search(xq, 10)[1], gt, 1))
-        assert_recall_matches(rec[0], rec[1], type(index).__name__)
+        # A graph is built by parallel insertion, so every build (fathom's or Faiss's) is
+        # a different graph: over 2000 queries two graphs' recall@1 differs by up to
+        # about three standard errors, 3·√(2·0.93·0.07/2000) ≈ 0.024, with neither worse.
+        graph = hasattr(index, "hnsw")
+        assert_recall_matches(rec[0], rec[1], type(index).__name__, tol=0.025 if graph else 0.01)
 
 
 def test_polysemous_and_k_factor_attributes():
