@@ -51,9 +51,10 @@ fn scratch_memory_is_bounded_whatever_nq() {
         .unwrap();
     for metric in [MetricType::L2, MetricType::InnerProduct] {
         // faer keeps a per-thread packing buffer (sized from the L3 cache) for the life of
-        // each worker thread: a fixed cost, allocated by the first GEMM. Warm it up so the
-        // measurement below sees what a search allocates.
-        pool.install(|| {
+        // each worker thread: a fixed cost, allocated by the first GEMM. Warm it up on every
+        // thread (one search from each, not one search that may run on one thread only) so
+        // the measurement below sees what a search allocates.
+        pool.broadcast(|_| {
             fathom_kernels::knn(metric, &queries[..1000 * d], &base, d, k, None).unwrap()
         });
         let before = LIVE.load(Ordering::Relaxed);
