@@ -149,20 +149,32 @@ pub const FAISS_VERSION: &str = "1.15.1";
 /// use. `Err` says why none is available (no python3, PyPI unreachable), for a test to
 /// report as skipped.
 pub fn faiss_python() -> Result<std::path::PathBuf, String> {
+    if let Ok(p) = std::env::var("FATHOM_FAISS_PYTHON") {
+        return Ok(std::path::PathBuf::from(p));
+    }
+    venv_python(
+        "faiss-venv",
+        &[&format!("faiss-cpu=={FAISS_VERSION}"), "numpy"],
+        &format!("import faiss, numpy; assert faiss.__version__ == '{FAISS_VERSION}'"),
+    )
+}
+
+/// A Python interpreter in the virtualenv `target/NAME`, created with `packages` installed
+/// from PyPI on first use, once `check` (Python code) runs there. `Err` says why none is
+/// available (no python3, PyPI unreachable), for a test to report as skipped.
+pub fn venv_python(
+    name: &str,
+    packages: &[&str],
+    check: &str,
+) -> Result<std::path::PathBuf, String> {
     use std::path::PathBuf;
     use std::process::Command;
-    if let Ok(p) = std::env::var("FATHOM_FAISS_PYTHON") {
-        return Ok(PathBuf::from(p));
-    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = root.join("target/faiss-venv");
+    let venv = root.join("target").join(name);
     let python = venv.join("bin/python");
     let works = |py: &PathBuf| {
         Command::new(py)
-            .args([
-                "-c",
-                &format!("import faiss, numpy; assert faiss.__version__ == '{FAISS_VERSION}'"),
-            ])
+            .args(["-c", check])
             .output()
             .is_ok_and(|o| o.status.success())
     };
@@ -181,22 +193,19 @@ pub fn faiss_python() -> Result<std::path::PathBuf, String> {
         }
     };
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("faiss-cpu=={FAISS_VERSION}"),
-        "numpy",
-    ]))?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(packages))?;
     if works(&python) {
         Ok(python)
     } else {
-        Err(format!(
-            "faiss-cpu {FAISS_VERSION} did not import in {}",
-            venv.display()
-        ))
+        Err(format!("{packages:?} did not import in {}", venv.display()))
     }
 }
 

@@ -113,7 +113,8 @@ impl Drop for TempDir {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The multi-threaded async runtime the serving commands run on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -11,6 +11,7 @@ use fathom_dist::{Objects, manifest};
 use fathom_io::VecsMmap;
 
 use crate::progress::stage;
+use crate::serve::runtime;
 
 /// Sharded indexes in an object store.
 #[derive(clap::Subcommand)]
@@ -76,13 +77,6 @@ fn parse_slice(text: &str, shards: u32) -> Result<u32> {
         return Err(bad());
     }
     Ok(i)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::invalid(format!("cannot start the async runtime: {e}")))
 }
 
 pub fn run(cmd: &ShardCommand) -> Result<()> {

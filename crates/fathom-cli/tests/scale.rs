@@ -646,43 +646,11 @@ np.save({out:?}, I)
 
 /// A Python with moto's S3 server: `target/moto-venv`, created on first use.
 fn moto_python() -> Result<std::path::PathBuf, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/moto-venv");
-    let py = root.join("bin/python");
-    let works = |p: &Path| {
-        std::process::Command::new(p)
-            .args(["-c", "import moto.server, flask"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if works(&py) {
-        return Ok(py);
-    }
-    let step = |cmd: &mut std::process::Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr)))
-        }
-    };
-    step(
-        std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&root),
-    )?;
-    step(std::process::Command::new(&py).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "moto[server]==5.2.6",
-    ]))?;
-    if works(&py) {
-        Ok(py)
-    } else {
-        Err("moto did not import after installing it".into())
-    }
+    fathom_tests::venv_python(
+        "moto-venv",
+        &["moto[server]==5.2.6"],
+        "import moto.server, flask",
+    )
 }
 
 /// moto's server on a free 127.0.0.1 port, killed on drop.

@@ -221,14 +221,7 @@ fn soak_then_kill_9_loses_nothing_acknowledged() {
         }
     }
     // A graceful stop, then the database itself.
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.signal("-TERM");
     assert!(server.child.wait().unwrap().success());
     drop(server);
     let db = fathom_serve::store::ItemStore::open(&dir.path().join("items.sqlite")).unwrap();
@@ -373,23 +366,13 @@ fn a_second_signal_exits_at_once() {
     slow.write_all(b"PUT /collections/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"di")
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let pid = server.child.id().to_string();
-    let kill = |sig: &str| {
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    kill("-TERM");
+    server.signal("-TERM");
     std::thread::sleep(Duration::from_millis(700));
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "the first signal waits for the request"
     );
-    kill("-INT");
+    server.signal("-INT");
     let t0 = Instant::now();
     let status = loop {
         if let Some(s) = server.child.try_wait().unwrap() {
@@ -426,14 +409,7 @@ fn localhost_demo_cleans_up_and_one_server_per_directory() {
     assert!(Path::new(&data).exists());
     let (s, _) = http(&demo.addr, "GET", "/health", "").unwrap();
     assert_eq!(s, 200);
-    let pid = demo.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    demo.signal("-TERM");
     assert!(demo.child.wait().unwrap().success());
     assert!(!Path::new(&data).exists(), "{data} was left behind");
 

@@ -3,42 +3,23 @@
 //! and random bodies that must never panic the server or put index and metadata out of
 //! step.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
+use common::call;
 use fathom_index::{Index, IndexFlat};
 use fathom_serve::ServeConfig;
-use fathom_serve::api::{App, router};
-use http_body_util::BodyExt;
+use fathom_serve::api::App;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 fn open(dir: &std::path::Path) -> Arc<App> {
     let mut config = ServeConfig::new(dir);
     config.max_top_k = 100;
     config.max_body_bytes = 1 << 20;
     fathom_serve::server::open(config).unwrap()
-}
-
-async fn call(
-    app: &Arc<App>,
-    method: &str,
-    uri: &str,
-    body: impl Into<Body>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(body.into())
-        .unwrap();
-    let resp = router(app.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, v)
 }
 
 async fn json_call(app: &Arc<App>, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {

@@ -2,6 +2,8 @@
 //! replaced database, two servers on one directory, values whose distances overflow,
 //! searches that cannot be stopped, errors that are not JSON, unbounded metadata.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,15 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
+use common::call;
 use fathom_core::MetricType;
 use fathom_serve::ServeConfig;
-use fathom_serve::api::{App, router};
+use fathom_serve::api::App;
 use fathom_serve::collection::SearchOptions;
 use fathom_serve::store::CollectionDef;
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use serde_json::json;
 
 fn open(dir: &std::path::Path) -> Arc<App> {
     fathom_serve::server::open(ServeConfig::new(dir)).unwrap()
@@ -56,26 +57,6 @@ fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send
     });
     rx.recv_timeout(Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s: a deadlock"))
-}
-
-async fn call(
-    app: &Arc<App>,
-    method: &str,
-    uri: &str,
-    body: impl Into<Body>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(body.into())
-        .unwrap();
-    let resp = router(app.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, v)
 }
 
 #[test]
