@@ -59,7 +59,8 @@ fn record_key(name: &str, trained_sha: &str, n: u32, i: u32) -> String {
     format!("{name}/builds/{trained_sha}/{n}/{i}.json")
 }
 
-/// Checks a collection name for keys: 1–64 ASCII letters, digits, `_`, `-`, `.`.
+/// Checks a collection name: 1–64 of `A–Z a–z 0–9 _ - .`, not starting with `.` (names
+/// become file names and object keys).
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -71,8 +72,8 @@ pub fn check_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "name {name:?}: expected 1–64 ASCII letters, digits, '_', '-' or '.', not \
-             starting with '.'"
+            "collection name {name:?}: expected 1–64 ASCII letters (a–z, A–Z), digits, '_', \
+             '-' or '.', not starting with '.'"
         )))
     }
 }

@@ -203,79 +203,17 @@ impl Router {
     /// Reads the manifest and sets up a client per shard. Every shard needs a searcher;
     /// the searchers need not be up yet (see [`Router::health`]).
     pub async fn open(config: &RouterConfig) -> Result<Self> {
-        if let Some(cache) = &config.local_cache {
-            if !config.searchers.is_empty() {
-                return Err(Error::invalid(
-                    "a local router loads every shard itself: give searchers or a local cache, not both",
-                ));
-            }
-            let objects = Objects::open(&config.store)?;
-            let m = manifest::load(&objects, &config.name, config.version).await?;
-            let all = SearcherConfig {
-                store: config.store.clone(),
-                name: m.name.clone(),
-                version: Some(m.version),
-                shards: (0..m.shards.len() as u32).collect(),
-                cache: cache.clone(),
-            };
-            let local = Arc::new(Searcher::load(&all).await?);
-            let routes = (0..m.shards.len())
-                .map(|_| Route {
-                    addr: "local".into(),
-                    via: Via::Local(local.clone()),
-                })
-                .collect();
-            let coarse = if config.quantize_once {
-                coarse_quantizer(&objects, &m).await?
-            } else {
-                None
-            };
-            return Ok(Router {
-                manifest: m,
-                routes,
-                coarse,
-            });
+        if config.local_cache.is_some() && !config.searchers.is_empty() {
+            return Err(Error::invalid(
+                "a local router loads every shard itself: give searchers or a local cache, not both",
+            ));
         }
         let objects = Objects::open(&config.store)?;
         let m = manifest::load(&objects, &config.name, config.version).await?;
-        let n = m.shards.len() as u32;
-        let mut addrs: Vec<Option<String>> = vec![None; n as usize];
-        for (s, a) in &config.searchers {
-            let slot = addrs.get_mut(*s as usize).ok_or_else(|| {
-                Error::invalid(format!(
-                    "--searchers names shard {s}; manifest {} v{} has shards 0..{n}",
-                    m.name, m.version
-                ))
-            })?;
-            if slot.replace(a.clone()).is_some() {
-                return Err(Error::invalid(format!("--searchers names shard {s} twice")));
-            }
-        }
-        let missing: Vec<u32> = (0..n).filter(|&s| addrs[s as usize].is_none()).collect();
-        if !missing.is_empty() {
-            return Err(Error::invalid(format!(
-                "--searchers gives no searcher for shards {missing:?} of {} v{} (shards 0..{n})",
-                m.name, m.version
-            )));
-        }
-        let routes = addrs
-            .into_iter()
-            .flatten()
-            .map(|addr| {
-                let channel = Endpoint::from_shared(format!("http://{addr}"))
-                    .map_err(rpc_err)?
-                    .connect_timeout(Duration::from_secs(2))
-                    .tcp_nodelay(true)
-                    .connect_lazy();
-                let client = SearcherClient::new(channel)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-                Ok(Route {
-                    addr,
-                    via: Via::Remote(client),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let routes = match &config.local_cache {
+            Some(cache) => local_routes(config, &m, cache).await?,
+            None => remote_routes(config, &m)?,
+        };
         let coarse = if config.quantize_once {
             coarse_quantizer(&objects, &m).await?
         } else {
@@ -410,6 +348,70 @@ impl Router {
             missing,
         })
     }
+}
+
+/// Every shard loaded in this process (from `cache`), one route per shard.
+async fn local_routes(
+    config: &RouterConfig,
+    m: &Manifest,
+    cache: &std::path::Path,
+) -> Result<Vec<Route>> {
+    let all = SearcherConfig {
+        store: config.store.clone(),
+        name: m.name.clone(),
+        version: Some(m.version),
+        shards: (0..m.shards.len() as u32).collect(),
+        cache: cache.to_path_buf(),
+    };
+    let local = Arc::new(Searcher::load(&all).await?);
+    Ok((0..m.shards.len())
+        .map(|_| Route {
+            addr: "local".into(),
+            via: Via::Local(local.clone()),
+        })
+        .collect())
+}
+
+/// A lazily connected client per shard, from `config.searchers`; every shard needs one.
+fn remote_routes(config: &RouterConfig, m: &Manifest) -> Result<Vec<Route>> {
+    let n = m.shards.len() as u32;
+    let mut addrs: Vec<Option<String>> = vec![None; n as usize];
+    for (s, a) in &config.searchers {
+        let slot = addrs.get_mut(*s as usize).ok_or_else(|| {
+            Error::invalid(format!(
+                "--searchers names shard {s}; manifest {} v{} has shards 0..{n}",
+                m.name, m.version
+            ))
+        })?;
+        if slot.replace(a.clone()).is_some() {
+            return Err(Error::invalid(format!("--searchers names shard {s} twice")));
+        }
+    }
+    let missing: Vec<u32> = (0..n).filter(|&s| addrs[s as usize].is_none()).collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(format!(
+            "--searchers gives no searcher for shards {missing:?} of {} v{} (shards 0..{n})",
+            m.name, m.version
+        )));
+    }
+    addrs
+        .into_iter()
+        .flatten()
+        .map(|addr| {
+            let channel = Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(rpc_err)?
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .connect_lazy();
+            let client = SearcherClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            Ok(Route {
+                addr,
+                via: Via::Remote(client),
+            })
+        })
+        .collect()
 }
 
 fn describe_status(s: &tonic::Status) -> String {

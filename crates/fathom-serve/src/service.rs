@@ -109,23 +109,8 @@ fn lock_data_dir(dir: &Path) -> Result<fs::File> {
     Ok(f)
 }
 
-/// Checks a collection name: 1–64 of `A–Z a–z 0–9 _ - .`, not starting with `.`.
-pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "collection name {name:?}: expected 1–64 ASCII letters (a–z, A–Z), digits, '_', \
-             '-' or '.', not starting with '.'"
-        )))
-    }
-}
+/// Checks a collection name (one rule for the service and for sharded indexes).
+pub use fathom_dist::builder::check_name;
 
 struct NotLive<'a>(&'a HashMap<Idx, String>);
 impl IdSelector for NotLive<'_> {
