@@ -53,9 +53,22 @@ pub struct ServeArgs {
     /// Router mode: the manifest version (default: the newest).
     #[arg(long)]
     version: Option<u64>,
-    /// Router mode: each shard's searcher, `s0=host:port,s1=host:port,…`.
-    #[arg(long, conflicts_with = "local")]
+    /// Router mode: each shard's searcher, `s0=host:port,s1=host:port,…` (a shard named
+    /// twice has two replicas).
+    #[arg(long, conflicts_with_all = ["local", "etcd"])]
     searchers: Option<String>,
+    /// Router mode: find the published version and its READY replicas in this etcd
+    /// cluster (`host:port,…`) and follow it, instead of fixed --searchers.
+    #[arg(long, conflicts_with = "local")]
+    etcd: Option<String>,
+    /// Router mode: replicas of each shard the cluster should keep (`/health` says
+    /// "degraded" below it).
+    #[arg(long, default_value_t = 1)]
+    replication: usize,
+    /// Router mode: send a shard's request to a second replica when the first has not
+    /// answered within this many milliseconds (0: never).
+    #[arg(long, default_value_t = 50)]
+    hedge_ms: u64,
     /// Router mode without searchers: load every shard into this process, cached in this
     /// directory (one process serving the whole sharded index).
     #[arg(long)]
@@ -123,24 +136,32 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `fathom serve --router`.
 fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
-    if args.searchers.is_none() && args.local.is_none() {
+    if args.searchers.is_none() && args.local.is_none() && args.etcd.is_none() {
         return Err(Error::invalid(
-            "--router needs --searchers s0=host:port,… (or --local CACHE_DIR to load the shards itself)",
+            "--router needs --etcd host:port,… or --searchers s0=host:port,… (or --local \
+             CACHE_DIR to load the shards itself)",
         ));
     }
-    let config = fathom_dist::router::RouterConfig {
-        store: args.store.clone().unwrap_or_default(),
-        name: args.name.clone(),
-        version: args.version,
-        searchers: fathom_dist::router::parse_searchers(args.searchers.as_deref().unwrap_or(""))?,
-        local_cache: args.local.clone(),
-        quantize_once: args.quantize_once,
-    };
+    let mut config = fathom_dist::router::RouterConfig::new(
+        args.store.as_deref().unwrap_or_default(),
+        &args.name,
+    );
+    config.version = args.version;
+    config.searchers =
+        fathom_dist::router::parse_searchers(args.searchers.as_deref().unwrap_or(""))?;
+    config.local_cache = args.local.clone();
+    config.quantize_once = args.quantize_once;
+    config.etcd = args.etcd.clone();
+    config.hedge = (args.hedge_ms > 0).then(|| Duration::from_millis(args.hedge_ms));
     if args.deadline_ms == 0 {
         return Err(Error::invalid("--deadline-ms must be at least 1"));
     }
+    if args.replication == 0 {
+        return Err(Error::invalid("--replication must be at least 1"));
+    }
     runtime()?.block_on(async {
-        let router = fathom_dist::router::Router::open(&config).await?;
+        let router = std::sync::Arc::new(fathom_dist::router::Router::open(&config).await?);
+        router.follow();
         for h in router.health(Duration::from_secs(2)).await {
             if !h.ok {
                 eprintln!(
@@ -149,10 +170,13 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
                 );
             }
         }
-        let m = router.manifest();
-        let (name, version, shards) = (m.name.clone(), m.version, m.shards.len());
+        let serving = match router.manifest() {
+            Some(m) => format!("{} v{}, {} shards", m.name, m.version, m.shards.len()),
+            None => format!("{}: no version READY yet", router.name()),
+        };
         let app = std::sync::Arc::new(fathom_serve::router_api::RouterApp {
             router,
+            replication: args.replication,
             max_top_k: args.max_top_k.max(1),
             max_body_bytes: args.max_body_mib.max(1) << 20,
             default_deadline: Duration::from_millis(args.deadline_ms),
@@ -162,7 +186,7 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
             .await
             .map_err(|e| Error::invalid(format!("cannot listen on {addr}: {e}")))?;
         outln!(
-            "fathom serve: router listening on http://{} ({name} v{version}, {shards} shards)",
+            "fathom serve: router listening on http://{} ({serving})",
             listener.local_addr()?
         );
         fathom_serve::server::serve_router(app, listener).await

@@ -20,7 +20,9 @@ pub enum ShardCommand {
     /// each the trained index plus a contiguous slice of the base with global ids, as
     /// Faiss files under content-addressed keys; with all shards, publishes the manifest.
     Build(BuildArgs),
-    /// Writes the next manifest from the shards built on the current training.
+    /// Writes the next manifest from the shards built on the current training; with
+    /// --etcd, also points the cluster at it (an atomic compare-and-swap; routers switch
+    /// once each of its shards has a READY replica).
     Publish {
         /// Object store URL (file:///dir or s3://bucket/prefix).
         #[arg(long)]
@@ -28,6 +30,9 @@ pub enum ShardCommand {
         /// Collection name.
         #[arg(long, default_value = "default")]
         name: String,
+        /// The etcd cluster (`host:port,…`) whose manifest pointer to move.
+        #[arg(long)]
+        etcd: Option<String>,
     },
 }
 
@@ -62,6 +67,25 @@ pub struct BuildArgs {
     /// index, metric and dimension), e.g. to build a one-shard twin of a sharded index.
     #[arg(long, conflicts_with = "train_only")]
     training_of: Option<String>,
+    /// With all shards built here: also point this etcd cluster (`host:port,…`) at the
+    /// published manifest.
+    #[arg(long)]
+    etcd: Option<String>,
+}
+
+/// Points the cluster at manifest `version` of `name`.
+fn point(rt: &tokio::runtime::Runtime, endpoints: &str, name: &str, version: u64) -> Result<()> {
+    let old = rt.block_on(async {
+        // The client's channels need the runtime to exist.
+        let etcd = fathom_dist::etcd::Etcd::connect(endpoints, std::time::Duration::from_secs(2))?;
+        fathom_dist::control::publish_pointer(&etcd, name, version).await
+    })?;
+    outln!(
+        "etcd: {} now v{version} (was {})",
+        fathom_dist::control::pointer_key(name),
+        old.map_or("unset".to_string(), |v| format!("v{v}"))
+    );
+    Ok(())
 }
 
 /// Parses "i/N".
@@ -82,7 +106,7 @@ fn parse_slice(text: &str, shards: u32) -> Result<u32> {
 pub fn run(cmd: &ShardCommand) -> Result<()> {
     let rt = runtime()?;
     match cmd {
-        ShardCommand::Publish { store, name } => {
+        ShardCommand::Publish { store, name, etcd } => {
             let objects = Objects::open(store)?;
             let m = rt.block_on(builder::publish(&objects, name))?;
             outln!(
@@ -93,6 +117,9 @@ pub fn run(cmd: &ShardCommand) -> Result<()> {
                 m.ntotal(),
                 objects.describe(&manifest::manifest_key(&m.name, m.version))
             );
+            if let Some(e) = etcd {
+                point(&rt, e, name, m.version)?;
+            }
             Ok(())
         }
         ShardCommand::Build(a) => build(&rt, a),
@@ -213,6 +240,9 @@ fn build(rt: &tokio::runtime::Runtime, a: &BuildArgs) -> Result<()> {
             m.shards.len(),
             m.ntotal()
         );
+        if let Some(e) = &a.etcd {
+            point(rt, e, &a.name, m.version)?;
+        }
     }
     Ok(())
 }
@@ -226,12 +256,30 @@ pub struct SearcherArgs {
     /// Collection name.
     #[arg(long, default_value = "default")]
     name: String,
-    /// Manifest version (default: the newest).
-    #[arg(long)]
+    /// Manifest version (default: the newest; with --etcd, the published one).
+    #[arg(long, conflicts_with = "etcd")]
     version: Option<u64>,
-    /// Shards to serve, e.g. 0,2.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Fixed shards to serve, e.g. 0,2 (without --etcd).
+    #[arg(long, value_delimiter = ',', required_unless_present = "etcd")]
     shards: Vec<u32>,
+    /// Join this etcd cluster (`host:port,…`) instead of serving fixed shards: register
+    /// under a lease, take this member's shards of the published manifest (rendezvous
+    /// hashing over the live members), mark them READY, and follow changes.
+    #[arg(long, conflicts_with = "shards")]
+    etcd: Option<String>,
+    /// With --etcd: this searcher's unique name (default: its listening address).
+    #[arg(long)]
+    member: Option<String>,
+    /// With --etcd: copies of each shard the cluster keeps.
+    #[arg(long, default_value_t = 1)]
+    replication: usize,
+    /// With --etcd: the address routers reach it at (default: the bound --listen address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// With --etcd: seconds without renewal after which etcd drops this member (and its
+    /// shards) — the failure-detection time.
+    #[arg(long, default_value_t = 3)]
+    lease_ttl_s: u64,
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:7700")]
     listen: String,
@@ -242,30 +290,71 @@ pub struct SearcherArgs {
 
 pub fn searcher(a: &SearcherArgs) -> Result<()> {
     let rt = runtime()?;
-    let config = SearcherConfig {
-        store: a.store.clone(),
-        name: a.name.clone(),
-        version: a.version,
-        shards: a.shards.clone(),
-        cache: a.cache.clone(),
-    };
     rt.block_on(async {
-        let s = Searcher::load(&config).await?;
-        for line in &s.log {
-            eprintln!("fathom searcher: {line}");
-        }
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
             .map_err(|e| Error::invalid(format!("cannot listen on {}: {e}", a.listen)))?;
         let bound = listener.local_addr()?;
-        let m = s.manifest();
-        outln!(
-            "fathom searcher: listening on {bound} ({} v{}, shards {:?})",
-            m.name,
-            m.version,
-            a.shards
-        );
-        let stopping = fathom_serve::server::shutdown_signals(|| {}, || std::process::exit(130));
-        fathom_dist::searcher::serve(Arc::new(s), listener, stopping).await
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let signals = fathom_serve::server::shutdown_signals(|| {}, || std::process::exit(130));
+        tokio::spawn(async move {
+            signals.await;
+            let _ = stop_tx.send(true);
+        });
+        let searcher = match &a.etcd {
+            None => {
+                let config = SearcherConfig {
+                    store: a.store.clone(),
+                    name: a.name.clone(),
+                    version: a.version,
+                    shards: a.shards.clone(),
+                    cache: a.cache.clone(),
+                };
+                let s = Searcher::load(&config).await?;
+                for line in &s.log {
+                    eprintln!("fathom searcher: {line}");
+                }
+                let m = s.manifest().expect("fixed shards loaded");
+                outln!(
+                    "fathom searcher: listening on {bound} ({} v{}, shards {:?})",
+                    m.name,
+                    m.version,
+                    a.shards
+                );
+                Arc::new(s)
+            }
+            Some(endpoints) => {
+                let addr = a.advertise.clone().unwrap_or_else(|| bound.to_string());
+                let cfg = fathom_dist::member::MemberConfig {
+                    store: a.store.clone(),
+                    name: a.name.clone(),
+                    member: a.member.clone().unwrap_or_else(|| addr.clone()),
+                    addr,
+                    cache: a.cache.clone(),
+                    replication: a.replication,
+                    lease_ttl: std::time::Duration::from_secs(a.lease_ttl_s.max(2)),
+                    poll: std::time::Duration::from_millis(200),
+                    grace: std::time::Duration::from_secs(1),
+                };
+                let etcd =
+                    fathom_dist::etcd::Etcd::connect(endpoints, std::time::Duration::from_secs(1))?;
+                let s = Arc::new(Searcher::empty(&a.name));
+                let member = fathom_dist::member::Member::new(cfg.clone(), etcd, s.clone())?;
+                outln!(
+                    "fathom searcher: listening on {bound} ({}, member {} of etcd {endpoints}, \
+                     replication {})",
+                    a.name,
+                    cfg.member,
+                    a.replication
+                );
+                let rx = stop_rx.clone();
+                tokio::spawn(member.run(stopped(rx)));
+                s
+            }
+        };
+        fathom_dist::searcher::serve(searcher, listener, stopped(stop_rx)).await
     })
 }

@@ -10,51 +10,12 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::sharded::*;
 use common::{Proc, fathom, http, run, start};
-use fathom_core::{IdSelectorRange, SearchParams, SearchResult};
+use fathom_core::{IdSelectorRange, SearchParams};
 use fathom_dist::{Objects, manifest};
 use fathom_index::Index;
-use serde_json::{Value, json};
-
-const D: usize = 32;
-const NB: usize = 20_000;
-const NQ: usize = 100;
-const K: usize = 10;
-
-fn gen_data(dir: &Path) {
-    let (ok, _, err) = run(fathom().arg("gen").arg(dir).args([
-        "--nb",
-        &NB.to_string(),
-        "--d",
-        &D.to_string(),
-        "--nq",
-        &NQ.to_string(),
-        "--nt",
-        "5000",
-        "--k",
-        "10",
-    ]));
-    assert!(ok, "{err}");
-}
-
-fn build(data: &Path, store: &str, name: &str, index: &str, shards: u32, extra: &[&str]) -> String {
-    let (ok, out, err) = run(fathom()
-        .args(["shard", "build"])
-        .arg(data)
-        .args([
-            "--index",
-            index,
-            "--shards",
-            &shards.to_string(),
-            "--store",
-            store,
-            "--name",
-            name,
-        ])
-        .args(extra));
-    assert!(ok, "shard build: {err}");
-    out
-}
+use serde_json::json;
 
 fn searcher(store: &str, name: &str, shards: &str, cache: &Path) -> Proc {
     let mut cmd = fathom();
@@ -107,76 +68,6 @@ fn router_with(
     ])
     .args(extra);
     start(cmd)
-}
-
-fn queries(data: &Path) -> Vec<f32> {
-    fathom_io::read_fvecs(data.join("query.fvecs"))
-        .unwrap()
-        .data
-}
-
-/// The single index: the same trained file with every base vector added.
-fn single_index(store: &str, name: &str, data: &Path) -> Box<dyn Index> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let objects = Objects::open(store).unwrap();
-    let m = rt.block_on(manifest::load(&objects, name, None)).unwrap();
-    let bytes = rt.block_on(objects.get_verified(&m.trained)).unwrap();
-    let mut index = fathom_io::faiss::read_index_bytes(&bytes).unwrap();
-    let base = fathom_io::read_fvecs(data.join("base.fvecs")).unwrap();
-    let ids: Vec<i64> = (0..base.n() as i64).collect();
-    index.add_with_ids(&base.data, &ids).unwrap();
-    index
-}
-
-fn routed(addr: &str, body: Value) -> (u16, Value) {
-    http(addr, "POST", "/collections/vecs/search", &body.to_string()).unwrap()
-}
-
-/// Router results as (ids, scores) per query.
-fn hits(v: &Value) -> Vec<(Vec<i64>, Vec<f32>)> {
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            let row = row.as_array().unwrap();
-            (
-                row.iter().map(|h| h["id"].as_i64().unwrap()).collect(),
-                row.iter()
-                    .map(|h| h["score"].as_f64().unwrap() as f32)
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
-/// How many queries' top-k ids equal the reference's; differences must be distance ties.
-fn agreeing(got: &[(Vec<i64>, Vec<f32>)], want: &SearchResult) -> usize {
-    let mut same = 0;
-    for (q, (ids, scores)) in got.iter().enumerate() {
-        let wid: Vec<i64> = want.labels[q * K..(q + 1) * K]
-            .iter()
-            .copied()
-            .filter(|&l| l >= 0)
-            .collect();
-        let wd = &want.distances[q * K..q * K + wid.len()];
-        if *ids == wid {
-            same += 1;
-            continue;
-        }
-        assert_eq!(ids.len(), wid.len(), "query {q}");
-        for (a, b) in scores.iter().zip(wd) {
-            assert!(
-                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                "query {q}: {ids:?} {scores:?} vs {wid:?} {wd:?}"
-            );
-        }
-    }
-    same
-}
-
-fn store_url(dir: &Path) -> String {
-    format!("file://{}", dir.display())
 }
 
 #[test]

@@ -14,14 +14,24 @@
 //! - [`builder`]: train once, build slices (in parallel processes if wanted), publish.
 //! - [`cache`]: a searcher's verified local copies.
 //! - [`searcher`]: the gRPC service over loaded shards.
-//! - [`router`]: fan-out, deadline, merge, coverage.
+//! - [`router`]: fan-out to replicas, hedging, deadline, merge, coverage.
+//! - [`etcd`]: a small client of etcd's v3 API (the control plane).
+//! - [`control`]: the keys in etcd (manifest pointer, members, READY) and the cluster view.
+//! - [`assign`]: which members hold which shard (rendezvous hashing).
+//! - [`member`]: a searcher's membership: lease, assignment, loading, rebalancing.
+//! - [`stats`]: per-shard latency histograms for `/metrics`.
 
+pub mod assign;
 pub mod builder;
 pub mod cache;
+pub mod control;
+pub mod etcd;
 pub mod manifest;
+pub mod member;
 pub mod objects;
 pub mod router;
 pub mod searcher;
+pub mod stats;
 
 pub use objects::Objects;
 

@@ -34,28 +34,65 @@ pub struct SearcherConfig {
     pub cache: PathBuf,
 }
 
-/// The shards a searcher holds, ready to search.
+/// What a searcher holds: shards of one or more manifest versions (two while it moves
+/// from one version to the next), each with the manifest it belongs to.
+#[derive(Default)]
+struct Holdings {
+    manifests: BTreeMap<u64, Arc<Manifest>>,
+    shards: BTreeMap<(u64, u32), Arc<LoadedShard>>,
+}
+
+/// The shards a searcher holds, ready to search. A searcher with fixed shards loads them
+/// once ([`Searcher::load`]); one under etcd membership (`crate::member`) starts empty and
+/// gains and drops shards as assignments change, while it serves.
 pub struct Searcher {
-    manifest: Manifest,
-    shards: BTreeMap<u32, LoadedShard>,
+    name: String,
+    held: std::sync::RwLock<Holdings>,
     /// What loading did, one line per shard.
     pub log: Vec<String>,
+    /// Searches answered and failed, and their latency.
+    pub stats: crate::stats::Latencies,
+}
+
+/// One line saying where a loaded shard came from.
+pub fn describe_load(entry: &crate::manifest::ShardEntry, how: Fetched, mapped: bool) -> String {
+    format!(
+        "shard {}: {} vectors, {} bytes, {}{}",
+        entry.shard,
+        entry.ntotal,
+        entry.file.bytes,
+        match how {
+            Fetched::Cached => "verified in the cache",
+            Fetched::Downloaded => "downloaded and verified",
+            Fetched::Replaced => "cached copy failed verification; downloaded again",
+        },
+        if mapped { ", memory-mapped" } else { "" }
+    )
 }
 
 impl Searcher {
+    /// A searcher of collection `name` holding nothing yet.
+    pub fn empty(name: &str) -> Self {
+        Searcher {
+            name: name.to_string(),
+            held: Default::default(),
+            log: Vec::new(),
+            stats: Default::default(),
+        }
+    }
+
     /// Loads the manifest and the shards of `config`.
     pub async fn load(config: &SearcherConfig) -> Result<Self> {
         let objects = Objects::open(&config.store)?;
-        let m = manifest::load(&objects, &config.name, config.version).await?;
+        let m = Arc::new(manifest::load(&objects, &config.name, config.version).await?);
         if config.shards.is_empty() {
             return Err(Error::invalid("no shards to serve: give --shards 0,2,…"));
         }
-        let mut shards = BTreeMap::new();
-        let mut log = Vec::new();
-        for &s in &config.shards {
-            let entry = m.shards.get(s as usize).ok_or_else(|| {
+        let mut s = Searcher::empty(&config.name);
+        for &shard in &config.shards {
+            let entry = m.shards.get(shard as usize).ok_or_else(|| {
                 Error::invalid(format!(
-                    "shard {s}: manifest {} v{} has shards 0..{}",
+                    "shard {shard}: manifest {} v{} has shards 0..{}",
                     m.name,
                     m.version,
                     m.shards.len()
@@ -63,47 +100,88 @@ impl Searcher {
             })?;
             let (path, how) = cache::fetch(&objects, &config.cache, &entry.file).await?;
             let loaded = cache::open_shard(&path, entry, &m)?;
-            log.push(format!(
-                "shard {s}: {} vectors, {} bytes, {}{}",
-                entry.ntotal,
-                entry.file.bytes,
-                match how {
-                    Fetched::Cached => "verified in the cache",
-                    Fetched::Downloaded => "downloaded and verified",
-                    Fetched::Replaced => "cached copy failed verification; downloaded again",
-                },
-                if loaded.mapped { ", memory-mapped" } else { "" }
-            ));
-            shards.insert(s, loaded);
+            s.log.push(describe_load(entry, how, loaded.mapped));
+            s.insert(m.clone(), loaded);
         }
-        Ok(Searcher {
-            manifest: m,
-            shards,
-            log,
-        })
+        Ok(s)
     }
 
-    /// The manifest served.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+    /// Adds a loaded shard of manifest `m` (replacing one of the same version and number).
+    pub fn insert(&self, m: Arc<Manifest>, shard: LoadedShard) {
+        let mut h = self.held.write().unwrap_or_else(|e| e.into_inner());
+        h.manifests.entry(m.version).or_insert(m.clone());
+        h.shards
+            .insert((m.version, shard.entry.shard), Arc::new(shard));
+    }
+
+    /// Drops `shard` of `version` (searches already running on it finish); forgets the
+    /// version's manifest with its last shard.
+    pub fn remove(&self, version: u64, shard: u32) {
+        let mut h = self.held.write().unwrap_or_else(|e| e.into_inner());
+        h.shards.remove(&(version, shard));
+        if !h.shards.keys().any(|(v, _)| *v == version) {
+            h.manifests.remove(&version);
+        }
+    }
+
+    /// The `(version, shard)` pairs held, ascending.
+    pub fn held(&self) -> Vec<(u64, u32)> {
+        let h = self.held.read().unwrap_or_else(|e| e.into_inner());
+        h.shards.keys().copied().collect()
+    }
+
+    /// The SHA-256 of the file of a held shard.
+    pub fn held_sha(&self, version: u64, shard: u32) -> Option<String> {
+        let h = self.held.read().unwrap_or_else(|e| e.into_inner());
+        h.shards
+            .get(&(version, shard))
+            .map(|s| s.entry.file.sha256.clone())
+    }
+
+    /// The newest manifest held.
+    pub fn manifest(&self) -> Option<Arc<Manifest>> {
+        let h = self.held.read().unwrap_or_else(|e| e.into_inner());
+        h.manifests.values().next_back().cloned()
+    }
+
+    /// Answers one request, recording its latency.
+    pub fn search(&self, r: &pb::SearchRequest) -> std::result::Result<pb::SearchResponse, Status> {
+        let t = std::time::Instant::now();
+        let out = self.search_unrecorded(r);
+        self.stats.record(r.shard, t.elapsed(), out.is_ok());
+        out
     }
 
     /// Answers one request (on the calling thread; the index searches in parallel).
-    pub fn search(&self, r: &pb::SearchRequest) -> std::result::Result<pb::SearchResponse, Status> {
-        let m = &self.manifest;
-        if r.name != m.name || r.manifest_version != m.version {
+    fn search_unrecorded(
+        &self,
+        r: &pb::SearchRequest,
+    ) -> std::result::Result<pb::SearchResponse, Status> {
+        if r.name != self.name {
             return Err(Status::failed_precondition(format!(
-                "this searcher serves {} v{}, not {} v{}",
-                m.name, m.version, r.name, r.manifest_version
+                "this searcher serves collection {:?}, not {:?}",
+                self.name, r.name
             )));
         }
-        let shard = self.shards.get(&r.shard).ok_or_else(|| {
-            Status::not_found(format!(
-                "shard {} is not served here (shards {:?})",
-                r.shard,
-                self.shards.keys().collect::<Vec<_>>()
-            ))
-        })?;
+        // Hold the lock only to find the shard: a shard dropped meanwhile stays alive
+        // (its Arc) until this search ends.
+        let (m, shard) = {
+            let h = self.held.read().unwrap_or_else(|e| e.into_inner());
+            match (
+                h.manifests.get(&r.manifest_version),
+                h.shards.get(&(r.manifest_version, r.shard)),
+            ) {
+                (Some(m), Some(s)) => (m.clone(), s.clone()),
+                _ => {
+                    return Err(Status::not_found(format!(
+                        "shard {} of v{} is not served here (it serves {:?}, as (version, shard))",
+                        r.shard,
+                        r.manifest_version,
+                        h.shards.keys().collect::<Vec<_>>()
+                    )));
+                }
+            }
+        };
         if r.d != m.d {
             return Err(Status::invalid_argument(format!(
                 "queries of dimension {}; the index has {}",
@@ -172,20 +250,23 @@ impl Searcher {
 
     /// What it serves.
     pub fn health(&self) -> pb::HealthResponse {
+        let h = self.held.read().unwrap_or_else(|e| e.into_inner());
+        let newest = h.manifests.values().next_back();
         pb::HealthResponse {
-            name: self.manifest.name.clone(),
-            manifest_version: self.manifest.version,
-            d: self.manifest.d,
-            metric: self.manifest.metric.clone(),
-            shards: self
+            name: self.name.clone(),
+            manifest_version: newest.map_or(0, |m| m.version),
+            d: newest.map_or(0, |m| m.d),
+            metric: newest.map_or(String::new(), |m| m.metric.clone()),
+            shards: h
                 .shards
-                .values()
-                .map(|s| pb::ShardStatus {
+                .iter()
+                .map(|(&(v, _), s)| pb::ShardStatus {
                     shard: s.entry.shard,
                     ntotal: s.entry.ntotal,
                     sha256: s.entry.file.sha256.clone(),
                     description: s.index.description(),
                     mapped: s.mapped,
+                    manifest_version: v,
                 })
                 .collect(),
         }

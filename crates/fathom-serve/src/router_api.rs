@@ -25,7 +25,9 @@ use crate::metrics::Metrics;
 /// The router's state.
 pub struct RouterApp {
     /// The fan-out over the shards' searchers.
-    pub router: ShardRouter,
+    pub router: Arc<ShardRouter>,
+    /// Replicas of each shard the cluster should keep (`/health` is "degraded" below).
+    pub replication: usize,
     /// Largest `top_k`.
     pub max_top_k: usize,
     /// Largest request body, in bytes.
@@ -60,30 +62,134 @@ pub fn routes(app: Arc<RouterApp>) -> Router {
 }
 
 async fn metrics(State(app): State<Arc<RouterApp>>) -> Response {
-    let m = app.router.manifest();
-    metrics_answer(app.metrics.render(&[(m.name.clone(), m.ntotal() as usize)]))
+    let sizes = match app.router.manifest() {
+        Some(m) => vec![(m.name.clone(), m.ntotal() as usize)],
+        None => Vec::new(),
+    };
+    let mut text = app.metrics.render(&sizes);
+    render_router_metrics(&app, &mut text);
+    metrics_answer(text)
+}
+
+/// The router's own series: hedges, retries, READY replicas, the served version, etcd's
+/// reachability, per-shard latency of the calls to searchers.
+fn render_router_metrics(app: &RouterApp, out: &mut String) {
+    use fathom_dist::stats::render_value;
+    use std::sync::atomic::Ordering::Relaxed;
+    // Prometheus text ends with "# EOF" in OpenMetrics; the series go before it.
+    let eof = out.rfind("# EOF").unwrap_or(out.len());
+    let mut extra = String::new();
+    let r = &app.router;
+    render_value(
+        &mut extra,
+        "fathom_router_hedges_total",
+        "counter",
+        "Second requests sent to another replica because the first was slow.",
+        r.stats.hedges.load(Relaxed) as f64,
+    );
+    render_value(
+        &mut extra,
+        "fathom_router_retries_total",
+        "counter",
+        "Requests sent again to another replica after one failed.",
+        r.stats.retries.load(Relaxed) as f64,
+    );
+    render_value(
+        &mut extra,
+        "fathom_router_manifest_version",
+        "gauge",
+        "The manifest version served (0: none yet).",
+        r.manifest().map_or(0.0, |m| m.version as f64),
+    );
+    let replicas = r.replicas();
+    render_value(
+        &mut extra,
+        "fathom_router_min_ready_replicas",
+        "gauge",
+        "The fewest READY replicas of any shard of the served version.",
+        replicas.iter().map(|(_, r)| r.len()).min().unwrap_or(0) as f64,
+    );
+    if r.follows_etcd() {
+        render_value(
+            &mut extra,
+            "fathom_router_etcd_up",
+            "gauge",
+            "Whether the last read of etcd succeeded.",
+            if r.control().etcd_ok { 1.0 } else { 0.0 },
+        );
+    }
+    r.stats.latencies.render(
+        "fathom_router_shard_seconds",
+        "Latency of the router's calls to searchers, by shard.",
+        &mut extra,
+    );
+    out.insert_str(eof, &extra);
 }
 
 fn describe_json(app: &RouterApp) -> Value {
-    let m = app.router.manifest();
-    json!({
-        "name": m.name,
-        "dim": m.d,
-        "metric": m.metric,
-        "index": m.factory,
-        "ntotal": m.ntotal(),
-        "shards": m.shards.len(),
-        "manifest_version": m.version,
-    })
+    match app.router.manifest() {
+        Some(m) => json!({
+            "name": m.name,
+            "dim": m.d,
+            "metric": m.metric,
+            "index": m.factory,
+            "ntotal": m.ntotal(),
+            "shards": m.shards.len(),
+            "manifest_version": m.version,
+        }),
+        None => json!({ "name": app.router.name(), "manifest_version": null }),
+    }
 }
 
 async fn health(State(app): State<Arc<RouterApp>>) -> Response {
     let shards = app.router.health(Duration::from_secs(2)).await;
-    let all = shards.iter().all(|s| s.ok);
+    let replicas = app.router.replicas();
+    let control = app.router.control();
+    let serving = app.router.manifest().is_some();
+    let under_replicated = replicas.iter().any(|(_, r)| r.len() < app.replication);
+    let all = serving && shards.iter().all(|s| s.ok) && !under_replicated;
+    let mut warnings = Vec::new();
+    if !serving {
+        warnings.push("no published version has a READY replica of every shard yet".to_string());
+    }
+    if app.router.follows_etcd() && !control.etcd_ok {
+        warnings.push(format!(
+            "etcd unreachable ({}); serving on the last view{}",
+            control.last_error.clone().unwrap_or_default(),
+            control
+                .last_ok
+                .map(|t| format!(", read {:.1} s ago", t.elapsed().as_secs_f64()))
+                .unwrap_or_default()
+        ));
+    }
+    if let (Some(p), Some(m)) = (control.pointer, app.router.manifest())
+        && p != m.version
+    {
+        warnings.push(format!(
+            "v{p} is published but not every shard has a READY replica yet; serving v{}",
+            m.version
+        ));
+    }
     Json(json!({
         "status": if all { "ok" } else { "degraded" },
         "mode": "router",
         "collection": describe_json(&app),
+        "warnings": warnings,
+        "etcd": app.router.follows_etcd().then(|| json!({
+            "ok": control.etcd_ok,
+            "last_error": control.last_error,
+            "published_version": control.pointer,
+        })),
+        "replication": app.replication,
+        "replicas": replicas.iter().map(|(s, rs)| json!({
+            "shard": s,
+            "ready": rs.len(),
+            "searchers": rs.iter().map(|r| json!({
+                "member": r.member, "addr": r.addr, "outstanding": r.outstanding,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "hedges": app.router.stats.hedges.load(std::sync::atomic::Ordering::Relaxed),
+        "retries": app.router.stats.retries.load(std::sync::atomic::Ordering::Relaxed),
         "shards": shards.iter().map(|s| json!({
             "shard": s.shard, "searcher": s.searcher, "ok": s.ok, "detail": s.detail,
         })).collect::<Vec<_>>(),
@@ -96,14 +202,14 @@ async fn list(State(app): State<Arc<RouterApp>>) -> Response {
 }
 
 fn served<'a>(app: &'a RouterApp, name: &str) -> Result<&'a ShardRouter, ApiError> {
-    if app.router.manifest().name == name {
+    if app.router.name().eq_ignore_ascii_case(name) {
         Ok(&app.router)
     } else {
         Err(ApiError(
             StatusCode::NOT_FOUND,
             format!(
                 "no collection {name:?}: this router serves {:?}",
-                app.router.manifest().name
+                app.router.name()
             ),
         ))
     }
@@ -163,7 +269,16 @@ async fn search(
         None => app.default_deadline,
     };
     let (nprobe, ef_search) = search_params(b.params.unwrap_or_default())?;
-    let flat = rows(&queries, router.manifest().d as usize, "query")?;
+    let Some(m) = router.manifest() else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} is not served yet: no published version has a READY replica of every shard",
+                router.name()
+            ),
+        ));
+    };
+    let flat = rows(&queries, m.d as usize, "query")?;
     let answer = router
         .search(&flat, top_k, ShardParams { nprobe, ef_search }, deadline)
         .await?;
@@ -187,8 +302,7 @@ async fn search(
             ),
         ));
     }
-    app.metrics
-        .searched(flat.len() / router.manifest().d as usize);
+    app.metrics.searched(flat.len() / m.d as usize);
     let k = top_k;
     let per_query: Vec<Value> = answer
         .result

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
+pub mod sharded;
+
 use std::io::{BufRead, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
