@@ -23,6 +23,8 @@ use fathom_core::{SearchParams, SearchResult};
 use serde_json::{Value, json};
 
 const NPROBE: usize = 8;
+/// The base: a million vectors, so that shards are files of some size (32 MB).
+const NB_CLUSTER: usize = 1_000_000;
 
 fn searcher(store: &str, etcd: &str, member: &str, r: usize, cache: &Path, ttl: u64) -> Proc {
     let mut cmd = fathom();
@@ -201,13 +203,13 @@ fn setup(test: &str) -> Option<Setup> {
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    gen_data(&data);
+    gen_data_n(&data, NB_CLUSTER);
     let store = store_url(&tmp.path().join("store"));
     build(
         &data,
         &store,
         "vecs",
-        "IVF64,Flat",
+        "IVF256,Flat",
         4,
         &["--etcd", &etcd.endpoints()],
     );
@@ -279,20 +281,23 @@ fn replicas_take_over_from_killed_and_stopped_searchers() {
     );
     std::thread::sleep(Duration::from_secs(2));
     searchers[0].kill();
+    // Every shard READY twice again, on members other than the dead one, in both
+    // routers' views.
     let rereplicated = wait_for(Duration::from_secs(15), || {
-        ready_counts(&routers[0].addr) == [2, 2, 2, 2]
-            && health(&routers[0].addr)["replicas"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|sh| {
+        routers.iter().all(|r| {
+            let h = health(&r.addr);
+            ready_counts(&r.addr) == [2, 2, 2, 2]
+                && h["replicas"].as_array().unwrap().iter().all(|sh| {
                     sh["searchers"]
                         .as_array()
                         .unwrap()
                         .iter()
                         .all(|m| m["member"] != "s0")
                 })
+        })
     });
+    // The second fault comes later (20 s apart in the acceptance run).
+    std::thread::sleep(Duration::from_secs(1));
     searchers[1].signal("-STOP");
     std::thread::sleep(Duration::from_secs(3));
     searchers[1].signal("-CONT");

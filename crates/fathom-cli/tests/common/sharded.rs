@@ -17,9 +17,14 @@ pub const NQ: usize = 100;
 pub const K: usize = 10;
 
 pub fn gen_data(dir: &Path) {
+    gen_data_n(dir, NB);
+}
+
+/// `nb` base vectors of dimension [`D`], [`NQ`] queries.
+pub fn gen_data_n(dir: &Path, nb: usize) {
     let (ok, _, err) = run(fathom().arg("gen").arg(dir).args([
         "--nb",
-        &NB.to_string(),
+        &nb.to_string(),
         "--d",
         &D.to_string(),
         "--nq",
