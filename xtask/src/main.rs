@@ -30,6 +30,7 @@
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
+mod cluster;
 mod codegen;
 mod gpu;
 mod guide;
@@ -69,6 +70,14 @@ fn main() {
             println!("{}", table.join("\n"));
             Ok(())
         }),
+        Some("cluster") => build_fathom().and_then(|fathom| {
+            let summary = cluster::cluster(&args[1..], &fathom)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }),
         Some("scale") => build_fathom().and_then(|fathom| {
             let table = scale::scale(&args[1..], &fathom)?;
             println!("{}", table.join("\n"));
@@ -84,7 +93,8 @@ fn main() {
             println!("{}", table.join("\n"));
             Ok(())
         }),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask scale [--nb 1000000] [--d 128] [--nq 1000] [--index \"IVF1024,Flat;IVF1024,PQ32\"] [--shards 4] [--procs 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3] [--build-check]\n       cargo xtask gemm [--threads N]\n       cargo xtask codegen [--check]\n       cargo xtask gpu [--data DIR]\n       cargo xtask py-bench [--data DIR] [--rounds R] [--threads N] [--index \"Flat;IVF1024,Flat:nprobe=16\"]".into()),
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask scale [--nb 1000000] [--d 128] [--nq 1000] [--index \"IVF1024,Flat;IVF1024,PQ32\"] [--shards 4] [--procs 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3] [--build-check]\n       cargo xtask cluster [--nb 1000000] [--d 128] [--nq 10000] [--index IVF4096,Flat] [--shards 4] [--searchers 4] [--replication 2] [--secs 60] [--clients 8] [--deadline-ms 250] [--hedge-ms 50] [--nprobe 16] [--file]
+       cargo xtask gemm [--threads N]\n       cargo xtask codegen [--check]\n       cargo xtask gpu [--data DIR]\n       cargo xtask py-bench [--data DIR] [--rounds R] [--threads N] [--index \"Flat;IVF1024,Flat:nprobe=16\"]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");

@@ -52,7 +52,7 @@ fn spawn(fathom: &Path, args: &[String]) -> Res<Proc> {
     Ok(Proc { child, addr })
 }
 
-fn fvecs(path: &Path) -> Res<(usize, Vec<f32>)> {
+pub(crate) fn fvecs(path: &Path) -> Res<(usize, Vec<f32>)> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let d = i32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
     let row = 4 + 4 * d;
@@ -67,7 +67,7 @@ fn fvecs(path: &Path) -> Res<(usize, Vec<f32>)> {
     Ok((d, out))
 }
 
-fn ivecs(path: &Path) -> Res<Vec<Vec<i64>>> {
+pub(crate) fn ivecs(path: &Path) -> Res<Vec<Vec<i64>>> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let k = i32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
     Ok(bytes

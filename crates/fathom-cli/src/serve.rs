@@ -153,6 +153,7 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
     config.quantize_once = args.quantize_once;
     config.etcd = args.etcd.clone();
     config.hedge = (args.hedge_ms > 0).then(|| Duration::from_millis(args.hedge_ms));
+    config.replication = args.replication;
     if args.deadline_ms == 0 {
         return Err(Error::invalid("--deadline-ms must be at least 1"));
     }

@@ -1,7 +1,12 @@
-//! Which searchers hold which shard: rendezvous (highest-random-weight) hashing. Every
-//! searcher and router computes the same owners from the same member list, with no
-//! coordination, and a member joining or leaving moves only the shards it gains or held
-//! (each shard's ranking of the other members is unchanged).
+//! Which searchers hold which shard: rendezvous (highest-random-weight) hashing with
+//! bounded loads. Every searcher and router computes the same assignment from the same
+//! member list, with no coordination. Each shard ranks the members by a hash of (shard,
+//! member) and takes the best-ranked ones that are not full, a member being full at
+//! ⌈shards × R ÷ members⌉ shards (one more where the greedy order leaves no other way to
+//! keep a shard's copies on distinct members) — plain rendezvous hashing alone can give one member
+//! all of a few shards (4 shards over 4 members: one time in 64). A member joining or
+//! leaving moves the shards it gains or held, and a few others whose choice a changed
+//! load shifts.
 
 use sha2::{Digest, Sha256};
 
@@ -49,7 +54,57 @@ pub fn owners<'a, S: AsRef<str>>(
         .collect()
 }
 
-/// The shards of `0..shards` that `member` holds.
+/// The members holding each shard of `0..shards`: `replication` of them (all, when
+/// fewer), best-ranked first among those not full.
+///
+/// ```
+/// use fathom_dist::assign::assignment;
+/// let members = ["r0", "r1", "r2", "r3"];
+/// let a = assignment("cluster", 4, &members, 1);
+/// // Four shards over four members: one each.
+/// let mut held: Vec<&str> = a.iter().map(|o| o[0]).collect();
+/// held.sort();
+/// assert_eq!(held, members);
+/// ```
+pub fn assignment<'a, S: AsRef<str>>(
+    name: &str,
+    shards: u32,
+    members: &'a [S],
+    replication: usize,
+) -> Vec<Vec<&'a str>> {
+    let r = replication.min(members.len());
+    if r == 0 {
+        return vec![Vec::new(); shards as usize];
+    }
+    let cap = (shards as usize * r).div_ceil(members.len());
+    let mut load: std::collections::HashMap<&str, usize> = Default::default();
+    (0..shards)
+        .map(|s| {
+            let ranked = owners(name, s, members, members.len());
+            let mut chosen: Vec<&str> = ranked
+                .iter()
+                .copied()
+                .filter(|m| load.get(m).copied().unwrap_or(0) < cap)
+                .take(r)
+                .collect();
+            // Not enough members below the cap (the greedy order can leave the last
+            // shards fewer than R members with room): the least loaded of the rest.
+            let mut rest: Vec<&str> = ranked
+                .iter()
+                .copied()
+                .filter(|m| !chosen.contains(m))
+                .collect();
+            rest.sort_by_key(|m| load.get(m).copied().unwrap_or(0));
+            chosen.extend(rest.into_iter().take(r - chosen.len()));
+            for m in &chosen {
+                *load.entry(m).or_default() += 1;
+            }
+            chosen
+        })
+        .collect()
+}
+
+/// The shards of `0..shards` that `member` holds under [`assignment`].
 pub fn shards_of<S: AsRef<str>>(
     name: &str,
     shards: u32,
@@ -57,8 +112,11 @@ pub fn shards_of<S: AsRef<str>>(
     replication: usize,
     member: &str,
 ) -> Vec<u32> {
-    (0..shards)
-        .filter(|&s| owners(name, s, members, replication).contains(&member))
+    assignment(name, shards, members, replication)
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.contains(&member))
+        .map(|(s, _)| s as u32)
         .collect()
 }
 
@@ -110,10 +168,71 @@ mod tests {
         shuffled.reverse();
         assert_eq!(owners("x", 7, &m, 2), owners("x", 7, &shuffled, 2));
         assert_eq!(
-            shards_of("x", 16, &m, 2, &m[0]).len(),
-            (0..16)
-                .filter(|&s| owners("x", s, &m, 2).contains(&m[0].as_str()))
-                .count()
+            assignment("x", 16, &m, 2),
+            assignment("x", 16, &shuffled, 2)
         );
+    }
+
+    #[test]
+    fn assignments_are_balanced_and_move_little() {
+        for (shards, n, r) in [
+            (4u32, 4usize, 1usize),
+            (4, 4, 2),
+            (4, 3, 2),
+            (16, 5, 3),
+            (3, 3, 2),
+            (64, 10, 2),
+        ] {
+            let m = members(n);
+            let a = assignment("c", shards, &m, r);
+            let cap = (shards as usize * r).div_ceil(n);
+            for (s, o) in a.iter().enumerate() {
+                assert_eq!(o.len(), r.min(n), "shard {s}");
+                let mut d = o.clone();
+                d.sort();
+                d.dedup();
+                assert_eq!(d.len(), o.len(), "shard {s}: {o:?}");
+            }
+            let mut load = std::collections::HashMap::new();
+            for o in &a {
+                for w in o {
+                    *load.entry(*w).or_insert(0) += 1;
+                }
+            }
+            // At most one over the cap, and only where the greedy order forces it.
+            assert!(
+                load.values().all(|&l| l <= cap + 1),
+                "{shards}/{n}/{r}: {load:?}"
+            );
+            if r == 1 {
+                assert!(
+                    load.values().all(|&l| l <= cap),
+                    "{shards}/{n}/{r}: {load:?}"
+                );
+            }
+            for member in &m {
+                assert_eq!(
+                    shards_of("c", shards, &m, r, member).len(),
+                    load.get(member.as_str()).copied().unwrap_or(0)
+                );
+            }
+        }
+        // One member of ten leaving: its shards move, and only a few others.
+        let m = members(10);
+        let before = assignment("c", 64, &m, 2);
+        let rest: Vec<String> = m[1..].to_vec();
+        let after = assignment("c", 64, &rest, 2);
+        let moved = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| {
+                let mut b: Vec<&str> = b.iter().copied().filter(|x| *x != m[0]).collect();
+                let mut a = (*a).clone();
+                b.sort();
+                a.sort();
+                !b.iter().all(|x| a.contains(x))
+            })
+            .count();
+        assert!(moved <= 20, "{moved} shards lost a surviving owner");
     }
 }

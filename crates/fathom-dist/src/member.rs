@@ -1,5 +1,5 @@
 //! A searcher under etcd membership: it registers under a lease, works out its shards of
-//! the published manifest by rendezvous hashing over the live members, downloads and
+//! the published manifest by rendezvous hashing over the live members (`crate::assign`), downloads and
 //! verifies them, and marks each READY; then it keeps its lease alive and follows the
 //! cluster, one step per poll:
 //!
@@ -49,7 +49,8 @@ pub struct MemberConfig {
     /// How often it reads the cluster.
     pub poll: Duration,
     /// How long a dropped shard keeps answering after its READY key is removed (routers
-    /// read the cluster at least this often).
+    /// read the cluster at least this often), and how long the member list must stay the
+    /// same before newly assigned shards are loaded.
     pub grace: Duration,
 }
 
@@ -76,6 +77,8 @@ pub struct Member {
     last_error: Option<String>,
     /// Loads that failed, and when: retried after a pause.
     failed: BTreeMap<(u64, u32), Instant>,
+    /// The member list last read, and since when it has been so.
+    members_seen: (Vec<String>, Instant),
 }
 
 fn log(cfg: &MemberConfig, line: impl std::fmt::Display) {
@@ -108,6 +111,7 @@ impl Member {
             replicated_since: None,
             last_error: None,
             failed: BTreeMap::new(),
+            members_seen: (Vec::new(), Instant::now()),
         })
     }
 
@@ -245,13 +249,21 @@ impl Member {
         let r = self.cfg.replication;
         let name = self.cfg.name.clone();
         let name = name.as_str();
-        let mine: BTreeSet<u32> =
-            assign::shards_of(name, m.shards.len() as u32, &members, r, &self.cfg.member)
-                .into_iter()
-                .collect();
-        // Load what is newly ours.
+        let assignment = assign::assignment(name, m.shards.len() as u32, &members, r);
+        let mine: BTreeSet<u32> = (0..m.shards.len() as u32)
+            .filter(|&s| assignment[s as usize].contains(&self.cfg.member.as_str()))
+            .collect();
+        // Load what is newly ours — once the member list has been the same for the grace
+        // period, so that searchers starting together do not each load every shard first.
+        if self.members_seen.0 != members {
+            self.members_seen = (
+                members.iter().map(|m| m.to_string()).collect(),
+                Instant::now(),
+            );
+        }
+        let stable = self.members_seen.1.elapsed() >= self.cfg.grace;
         let held: BTreeSet<(u64, u32)> = self.searcher.held().into_iter().collect();
-        for &s in &mine {
+        for &s in mine.iter().filter(|_| stable) {
             let backing_off = self
                 .failed
                 .get(&(p, s))
@@ -265,7 +277,7 @@ impl Member {
             if v != p || mine.contains(&s) {
                 continue;
             }
-            let owners = assign::owners(name, s, &members, r);
+            let owners = &assignment[s as usize];
             let ready = view.ready_members(&m, s);
             if owners.iter().all(|o| ready.contains(o)) {
                 self.withdraw(v, s, "its owners have it READY").await;

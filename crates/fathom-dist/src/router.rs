@@ -53,6 +53,8 @@ pub struct RouterConfig {
     pub hedge: Option<Duration>,
     /// How often a router following etcd reads it.
     pub poll: Duration,
+    /// Copies of each shard the cluster keeps (to say whether placement has settled).
+    pub replication: usize,
 }
 
 impl RouterConfig {
@@ -69,6 +71,7 @@ impl RouterConfig {
             etcd: None,
             hedge: Some(Duration::from_millis(50)),
             poll: Duration::from_millis(200),
+            replication: 1,
         }
     }
 }
@@ -269,6 +272,9 @@ pub struct ControlStatus {
     pub pointer: Option<u64>,
     /// The fewest READY replicas of any shard of the served version.
     pub min_replicas: usize,
+    /// Whether every shard of the served version is READY on exactly the members
+    /// rendezvous hashing assigns it (no move in progress).
+    pub settled: bool,
 }
 
 /// Fans searches out over the searchers of a sharded index: a fixed set (`--searchers`,
@@ -545,10 +551,25 @@ impl Router {
                 m.name, m.version
             );
         }
-        self.control
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .min_replicas = replicas.iter().map(Vec::len).min().unwrap_or(0);
+        let members = cluster.member_names();
+        let assignment = crate::assign::assignment(
+            &m.name,
+            m.shards.len() as u32,
+            &members,
+            self.config.replication.max(1),
+        );
+        let settled = (0..m.shards.len() as u32).all(|s| {
+            let mut owners = assignment[s as usize].clone();
+            let mut ready = cluster.ready_members(&m, s);
+            owners.sort_unstable();
+            ready.sort_unstable();
+            owners == ready
+        });
+        {
+            let mut c = self.control.lock().unwrap_or_else(|e| e.into_inner());
+            c.min_replicas = replicas.iter().map(Vec::len).min().unwrap_or(0);
+            c.settled = settled;
+        }
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(View {
             manifest: m,
             replicas,

@@ -179,6 +179,7 @@ async fn health(State(app): State<Arc<RouterApp>>) -> Response {
             "ok": control.etcd_ok,
             "last_error": control.last_error,
             "published_version": control.pointer,
+            "settled": control.settled,
         })),
         "replication": app.replication,
         "replicas": replicas.iter().map(|(s, rs)| json!({
