@@ -283,6 +283,9 @@ pub struct SearcherArgs {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:7700")]
     listen: String,
+    /// Also serve `/health` and `/metrics` over HTTP on this address.
+    #[arg(long)]
+    http: Option<String>,
     /// Local cache directory for the shard files.
     #[arg(long)]
     cache: PathBuf,
@@ -304,6 +307,7 @@ pub fn searcher(a: &SearcherArgs) -> Result<()> {
             signals.await;
             let _ = stop_tx.send(true);
         });
+        let mut member_status = None;
         let searcher = match &a.etcd {
             None => {
                 let config = SearcherConfig {
@@ -343,6 +347,7 @@ pub fn searcher(a: &SearcherArgs) -> Result<()> {
                     fathom_dist::etcd::Etcd::connect(endpoints, std::time::Duration::from_secs(1))?;
                 let s = Arc::new(Searcher::empty(&a.name));
                 let member = fathom_dist::member::Member::new(cfg.clone(), etcd, s.clone())?;
+                member_status = Some(member.status());
                 outln!(
                     "fathom searcher: listening on {bound} ({}, member {} of etcd {endpoints}, \
                      replication {})",
@@ -355,6 +360,24 @@ pub fn searcher(a: &SearcherArgs) -> Result<()> {
                 s
             }
         };
+        if let Some(http) = &a.http {
+            let l = tokio::net::TcpListener::bind(http)
+                .await
+                .map_err(|e| Error::invalid(format!("--http {http}: cannot listen: {e}")))?;
+            eprintln!(
+                "fathom searcher: /health and /metrics on http://{}",
+                l.local_addr()?
+            );
+            let app = Arc::new(fathom_serve::searcher_api::SearcherApp {
+                searcher: searcher.clone(),
+                member: member_status,
+            });
+            tokio::spawn(fathom_serve::searcher_api::serve(
+                app,
+                l,
+                stopped(stop_rx.clone()),
+            ));
+        }
         fathom_dist::searcher::serve(searcher, listener, stopped(stop_rx)).await
     })
 }

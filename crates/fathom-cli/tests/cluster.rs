@@ -27,10 +27,23 @@ const NPROBE: usize = 8;
 const NB_CLUSTER: usize = 1_000_000;
 
 fn searcher(store: &str, etcd: &str, member: &str, r: usize, cache: &Path, ttl: u64) -> Proc {
+    searcher_with(store, etcd, member, r, cache, ttl, &[])
+}
+
+fn searcher_with(
+    store: &str,
+    etcd: &str,
+    member: &str,
+    r: usize,
+    cache: &Path,
+    ttl: u64,
+    extra: &[&str],
+) -> Proc {
     let mut cmd = fathom();
     cmd.args([
         "searcher", "--store", store, "--name", "vecs", "--etcd", etcd,
     ])
+    .args(extra)
     .args(["--member", member, "--replication", &r.to_string()])
     .args(["--lease-ttl-s", &ttl.to_string(), "--listen", "127.0.0.1:0"])
     .arg("--cache")
@@ -234,10 +247,18 @@ fn replicas_take_over_from_killed_and_stopped_searchers() {
         return;
     };
     let ep = s.etcd.endpoints();
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http_addr = format!("127.0.0.1:{http_port}");
     let mut searchers: Vec<Proc> = (0..4)
         .map(|i| {
             let cache = s.caches.join(format!("s{i}"));
-            searcher(&s.store, &ep, &format!("s{i}"), 2, &cache, 2)
+            let http = ["--http", http_addr.as_str()];
+            let extra: &[&str] = if i == 3 { &http } else { &[] };
+            searcher_with(&s.store, &ep, &format!("s{i}"), 2, &cache, 2, extra)
         })
         .collect();
     let deadline_ms = 1000;
@@ -253,6 +274,14 @@ fn replicas_take_over_from_killed_and_stopped_searchers() {
         health(&routers[0].addr),
         searchers.iter().map(Proc::stderr).collect::<String>()
     );
+
+    // A searcher's own /health and /metrics.
+    let (status, h) = http(&http_addr, "GET", "/health", "").unwrap();
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(h["member"]["member"], "s3", "{h}");
+    assert_eq!(h["member"]["registered"], true, "{h}");
+    let assigned = h["member"]["assigned"].as_array().unwrap().len();
+    assert_eq!(h["held"].as_array().unwrap().len(), assigned, "{h}");
 
     // Equivalence with the single index, through both routers.
     for r in &routers {

@@ -56,6 +56,27 @@ pub struct MemberConfig {
 
 type LoadResult = (u64, u32, Result<(crate::cache::LoadedShard, String)>);
 
+/// What a member knows about its place in the cluster, for its `/health`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MemberStatus {
+    /// Its name.
+    pub member: String,
+    /// Whether it holds a live lease.
+    pub registered: bool,
+    /// Whether the last read of etcd succeeded.
+    pub etcd_ok: bool,
+    /// The last error (etcd, the object store, a load).
+    pub last_error: Option<String>,
+    /// The published manifest version.
+    pub published_version: Option<u64>,
+    /// Live members.
+    pub members: usize,
+    /// Shards of the published version assigned to it.
+    pub assigned: Vec<u32>,
+    /// `(version, shard)` being loaded.
+    pub loading: Vec<(u64, u32)>,
+}
+
 /// A searcher's membership, driven by [`Member::run`].
 pub struct Member {
     cfg: MemberConfig,
@@ -79,6 +100,7 @@ pub struct Member {
     failed: BTreeMap<(u64, u32), Instant>,
     /// The member list last read, and since when it has been so.
     members_seen: (Vec<String>, Instant),
+    status: Arc<std::sync::Mutex<MemberStatus>>,
 }
 
 fn log(cfg: &MemberConfig, line: impl std::fmt::Display) {
@@ -112,7 +134,21 @@ impl Member {
             last_error: None,
             failed: BTreeMap::new(),
             members_seen: (Vec::new(), Instant::now()),
+            status: Default::default(),
         })
+    }
+
+    /// Its status, kept current while it runs.
+    pub fn status(&self) -> Arc<std::sync::Mutex<MemberStatus>> {
+        self.status.clone()
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut MemberStatus)) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.member = self.cfg.member.clone();
+        s.registered = self.lease != 0;
+        s.loading = self.loading.iter().copied().collect();
+        f(&mut s);
     }
 
     /// Follows the cluster until `stop` completes, then revokes the lease (its keys vanish
@@ -124,8 +160,12 @@ impl Member {
                 let e = e.to_string();
                 if self.last_error.as_ref() != Some(&e) {
                     log(&self.cfg, format!("{e} (serving what it holds)"));
-                    self.last_error = Some(e);
+                    self.last_error = Some(e.clone());
                 }
+                self.set_status(|s| {
+                    s.etcd_ok = false;
+                    s.last_error = Some(e);
+                });
             } else if self.last_error.take().is_some() {
                 log(&self.cfg, "etcd reachable again");
             }
@@ -253,6 +293,12 @@ impl Member {
         let mine: BTreeSet<u32> = (0..m.shards.len() as u32)
             .filter(|&s| assignment[s as usize].contains(&self.cfg.member.as_str()))
             .collect();
+        self.set_status(|st| {
+            st.etcd_ok = true;
+            st.published_version = Some(p);
+            st.members = members.len();
+            st.assigned = mine.iter().copied().collect();
+        });
         // Load what is newly ours — once the member list has been the same for the grace
         // period, so that searchers starting together do not each load every shard first.
         if self.members_seen.0 != members {

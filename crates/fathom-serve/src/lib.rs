@@ -19,6 +19,7 @@
 //!   Prometheus metrics; [`server`]: running it until SIGTERM.
 //! - [`router_api`]: router mode — the same search API over a sharded index whose
 //!   searchers run in other processes (`fathom-dist`), with coverage in every answer.
+//! - [`searcher_api`]: a searcher's `/health` and `/metrics` (`fathom searcher --http`).
 //!
 //! ```
 //! use fathom_serve::{ServeConfig, store::CollectionDef};
@@ -44,6 +45,7 @@ pub mod embed;
 pub mod metrics;
 pub mod openapi;
 pub mod router_api;
+pub mod searcher_api;
 pub mod server;
 pub mod service;
 pub mod snapshot;
