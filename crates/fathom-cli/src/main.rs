@@ -61,7 +61,8 @@ enum Command {
         /// Training vectors (default: 100000, or --nb when that is smaller).
         #[arg(long)]
         nt: Option<usize>,
-        /// Neighbours per query in the ground truth.
+        /// Neighbours per query in the ground truth (0: no ground truth, for bases too
+        /// large to scan once per query).
         #[arg(long, default_value_t = 100)]
         k: usize,
         /// Random seed.
@@ -197,9 +198,9 @@ fn main() -> ExitCode {
 const DEFAULT_NT: usize = 100_000;
 
 fn gen_dataset(dir: &std::path::Path, spec: SyntheticSpec) -> fathom_core::Result<()> {
-    if spec.d == 0 || spec.nb == 0 || spec.nq == 0 || spec.k == 0 {
+    if spec.d == 0 || spec.nb == 0 || spec.nq == 0 {
         return Err(fathom_core::Error::invalid(
-            "--d, --nb, --nq and --k must be at least 1",
+            "--d, --nb and --nq must be at least 1",
         ));
     }
     let bar = progress::spinner(format!(

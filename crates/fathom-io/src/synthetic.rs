@@ -200,16 +200,19 @@ pub fn ground_truth(
 }
 
 /// Generates a dataset and writes it in TEXMEX layout: `base.fvecs`, `query.fvecs`,
-/// `learn.fvecs` and `groundtruth.ivecs` (L2 neighbours), creating `dir` if needed.
+/// `learn.fvecs` and `groundtruth.ivecs` (L2 neighbours; none when `spec.k` is 0 — the
+/// exact scan costs nq × nb × d, hours at 10M × 10 000 queries), creating `dir` if needed.
 pub fn write_dataset(dir: &Path, spec: &SyntheticSpec) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| fathom_core::Error::io(dir, e))?;
     let data = generate(spec);
-    let k = spec.k.min(spec.nb).max(1);
-    let gt = ground_truth(&data, spec.d, k, MetricType::L2)?;
     write_fvecs(dir.join("base.fvecs"), &data.base, spec.d)?;
     write_fvecs(dir.join("query.fvecs"), &data.query, spec.d)?;
     write_fvecs(dir.join("learn.fvecs"), &data.learn, spec.d)?;
-    crate::write_ivecs(dir.join("groundtruth.ivecs"), &gt, k)?;
+    if spec.k > 0 {
+        let k = spec.k.min(spec.nb);
+        let gt = ground_truth(&data, spec.d, k, MetricType::L2)?;
+        crate::write_ivecs(dir.join("groundtruth.ivecs"), &gt, k)?;
+    }
     Ok(())
 }
 
