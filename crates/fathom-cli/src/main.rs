@@ -210,12 +210,17 @@ fn gen_dataset(dir: &std::path::Path, spec: SyntheticSpec) -> fathom_core::Resul
     fathom_io::synthetic::write_dataset(dir, &spec)?;
     bar.finish_and_clear();
     outln!(
-        "wrote {}: nb={} nq={} nt={} d={} (base.fvecs, query.fvecs, learn.fvecs, groundtruth.ivecs)",
+        "wrote {}: nb={} nq={} nt={} d={} (base.fvecs, query.fvecs, learn.fvecs{})",
         dir.display(),
         spec.nb,
         spec.nq,
         spec.nt,
-        spec.d
+        spec.d,
+        if spec.k > 0 {
+            ", groundtruth.ivecs"
+        } else {
+            "; no ground truth: --k 0"
+        }
     );
     Ok(())
 }
