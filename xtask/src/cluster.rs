@@ -2,7 +2,7 @@
 //! "Membership, replication and failover") end to end on 127.0.0.1, with every process
 //! it starts killed at the end:
 //!
-//! 1. data (`fathom gen`), an S3-protocol server (moto) and a 3-member etcd cluster;
+//! 1. data (`fathom gen`), an S3-protocol server (s3s-fs) and a 3-member etcd cluster;
 //! 2. the index trained once, its shards built by separate builder processes at once,
 //!    published through etcd; the one-shard twin on the same training as the reference;
 //! 3. searchers with replication R (default 4 × R 2) and 2 routers following etcd;
@@ -185,56 +185,50 @@ impl Etcd {
     }
 }
 
-/// The moto S3 server (in `target/moto-venv`, created on first use) with a bucket.
-fn moto(dir: &Path) -> Res<(Kid, Vec<(String, String)>)> {
-    let venv = crate::root().join("target/moto-venv");
-    let python = venv.join("bin/python");
-    let works = || {
-        Command::new(&python)
-            .args(["-c", "import moto.server, flask"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !works() {
+/// An S3-protocol server over a directory: s3s-fs (a Rust S3 server, installed into
+/// `target/s3s` with `cargo install` on first use — moto, which the tests use, holds objects
+/// in memory and is killed for it at 10M vectors), with a bucket.
+fn s3_server(dir: &Path, logs: &Path) -> Res<(Kid, Vec<(String, String)>)> {
+    let root = crate::root().join("target/s3s");
+    let bin = root.join("bin/s3s-fs");
+    if !bin.exists() {
         run_ok(
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-            "python3 -m venv",
-        )?;
-        run_ok(
-            Command::new(&python).args(["-m", "pip", "install", "-q", "moto[server]==5.2.6"]),
-            "pip install moto",
+            Command::new("cargo")
+                .args([
+                    "install",
+                    "s3s-fs",
+                    "--version",
+                    "0.14.1",
+                    "--features",
+                    "binary",
+                ])
+                .args(["--locked", "--root"])
+                .arg(&root),
+            "cargo install s3s-fs",
         )?;
     }
+    std::fs::create_dir_all(dir.join("fathom-cluster")).map_err(|e| e.to_string())?;
     let port = free_port()?;
-    let log = std::fs::File::create(dir.join("moto.log")).map_err(|e| e.to_string())?;
-    let child = Command::new(&python)
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
+    let log = std::fs::File::create(logs.join("s3.log")).map_err(|e| e.to_string())?;
+    let child = Command::new(&bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "test", "--secret-key", "test"])
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
     let addr = format!("127.0.0.1:{port}");
     let kid = Kid {
         child,
         addr: addr.clone(),
     };
     let t = Instant::now();
-    // An unsigned PUT creates the bucket.
-    while !Conn::new(&addr)
-        .and_then(|mut c| c.call("PUT", "/fathom-cluster", ""))
-        .is_ok_and(|(s, _)| s == 200)
-    {
-        if t.elapsed() > Duration::from_secs(60) {
-            return Err("moto did not start".into());
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if t.elapsed() > Duration::from_secs(30) {
+            return Err("s3s-fs did not start".into());
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
     let env = vec![
         ("AWS_ACCESS_KEY_ID".into(), "test".into()),
@@ -498,8 +492,8 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
     let logs = run.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
     let use_s3 = !args.iter().any(|a| a == "--file");
-    let (_moto, env, store) = if use_s3 {
-        let (kid, env) = moto(&logs)?;
+    let (_s3, env, store) = if use_s3 {
+        let (kid, env) = s3_server(&run.join("s3"), &logs)?;
         (
             Some(kid),
             env,
@@ -520,7 +514,7 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
     let mut etcd = Etcd::start(&logs, 3)?;
     let ep = etcd.endpoints();
     let mut out = json!({"nb": nb, "d": d, "nq": nq, "index": index, "shards": shards,
-        "searchers": nsearchers, "replication": r, "store": if use_s3 {"s3 (moto)"} else {"file"},
+        "searchers": nsearchers, "replication": r, "store": if use_s3 {"s3 (s3s-fs)"} else {"file"},
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get())});
     eprintln!("cluster: {out}");
 
@@ -551,14 +545,20 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
                 .args(common)
                 .args(["--name", "cluster", "--shard", &format!("{i}/{shards}")])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(
+                    std::fs::File::create(logs.join(format!("builder-{i}.log")))
+                        .map_err(|e| e.to_string())?,
+                )
                 .spawn()
                 .map_err(|e| e.to_string())
         })
         .collect::<Res<_>>()?;
     for mut b in builders {
         if !b.wait().map_err(|e| e.to_string())?.success() {
-            return Err("a slice build failed".into());
+            return Err(format!(
+                "a slice build failed; see {}/builder-*.log",
+                logs.display()
+            ));
         }
     }
     let slices_s = t.elapsed().as_secs_f64();
@@ -903,6 +903,7 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
     let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
     std::fs::write(base.join(format!("summary-{nb}.json")), &text).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(run.join("store"));
+    let _ = std::fs::remove_dir_all(run.join("s3"));
     for i in 0..nsearchers {
         let _ = std::fs::remove_dir_all(run.join(format!("cache-{i}")));
     }

@@ -257,6 +257,26 @@ pub struct RouterStats {
     pub hedges: AtomicU64,
     /// Requests sent again to another replica after one failed.
     pub retries: AtomicU64,
+    /// Per shard: a moving average of the answer time per query, in microseconds.
+    per_query_us: Mutex<HashMap<u32, f64>>,
+}
+
+impl RouterStats {
+    /// Records a successful call to `shard` for `nq` queries that took `took`.
+    fn observe(&self, shard: u32, took: Duration, nq: usize) {
+        let x = took.as_secs_f64() * 1e6 / nq.max(1) as f64;
+        let mut m = self.per_query_us.lock().unwrap_or_else(|e| e.into_inner());
+        let avg = m.entry(shard).or_insert(x);
+        *avg = 0.9 * *avg + 0.1 * x;
+    }
+
+    /// How long `shard` usually takes for `nq` queries (zero before any answer).
+    fn usual(&self, shard: u32, nq: usize) -> Duration {
+        let m = self.per_query_us.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&shard).map_or(Duration::ZERO, |us| {
+            Duration::from_secs_f64((us * nq as f64 / 1e6).min(3600.0))
+        })
+    }
 }
 
 /// The router's link to etcd, as `/health` reports it.
@@ -768,7 +788,14 @@ impl Router {
         running.push(launch(order[0]));
         let mut next = 1;
         let mut errors = Vec::new();
-        let hedge = tokio::time::sleep(self.config.hedge.unwrap_or(Duration::MAX / 4));
+        // Hedge after the configured delay, or after twice this shard's usual time for
+        // this many queries when that is longer (a big batch is slow, not stuck).
+        let nq = req.queries.len() / (req.d as usize).max(1);
+        let hedge_after = self
+            .config
+            .hedge
+            .map(|h| h.max(2 * self.stats.usual(s as u32, nq)));
+        let hedge = tokio::time::sleep(hedge_after.unwrap_or(Duration::MAX / 4));
         tokio::pin!(hedge);
         let mut hedged = false;
         let deadline = tokio::time::sleep_until(until.into());
@@ -777,6 +804,9 @@ impl Router {
             tokio::select! {
                 Some((r, out, took)) = running.next() => {
                     self.stats.latencies.record(s as u32, took, out.is_ok());
+                    if out.is_ok() {
+                        self.stats.observe(s as u32, took, nq);
+                    }
                     match out {
                         Ok(resp) => return Ok(resp),
                         Err(st) if st.code() == tonic::Code::InvalidArgument => {
