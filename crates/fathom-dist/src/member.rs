@@ -308,15 +308,22 @@ impl Member {
             );
         }
         let stable = self.members_seen.1.elapsed() >= self.cfg.grace;
+        // One load at a time, the shard with the fewest READY copies first: a searcher's
+        // disk, network and cores go to restoring one copy quickly, not to several slowly.
         let held: BTreeSet<(u64, u32)> = self.searcher.held().into_iter().collect();
-        for &s in mine.iter().filter(|_| stable) {
-            let backing_off = self
-                .failed
-                .get(&(p, s))
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(2));
-            if !held.contains(&(p, s)) && !self.loading.contains(&(p, s)) && !backing_off {
-                self.start_load(m.clone(), s);
-            }
+        let next = mine
+            .iter()
+            .copied()
+            .filter(|&s| {
+                let backing_off = self
+                    .failed
+                    .get(&(p, s))
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(2));
+                !held.contains(&(p, s)) && !self.loading.contains(&(p, s)) && !backing_off
+            })
+            .min_by_key(|&s| (view.ready_members(&m, s).len(), s));
+        if let Some(s) = next.filter(|_| stable && self.loading.is_empty()) {
+            self.start_load(m.clone(), s);
         }
         // Let go of what others now hold.
         for &(v, s) in &held {
