@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fathom_core::{Error, Result};
 use futures::TryStreamExt;
@@ -85,9 +86,17 @@ impl Objects {
                     "store URL {url}: expected s3://bucket[/prefix]"
                 )));
             }
+            // No whole-request timeout (the client's default, 30 s, cuts off a 1.3 GB
+            // shard downloading beside a busy searcher, and every retry starts over): a
+            // download fails when no bytes arrive for a minute instead (download_verified),
+            // other calls after a bound of their own.
+            let client = object_store::ClientOptions::new()
+                .with_timeout_disabled()
+                .with_connect_timeout(Duration::from_secs(5));
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_virtual_hosted_style_request(false);
+                .with_virtual_hosted_style_request(false)
+                .with_client_options(client);
             let endpoint = std::env::var("AWS_ENDPOINT_URL")
                 .or_else(|_| std::env::var("AWS_ENDPOINT"))
                 .ok();
@@ -134,24 +143,33 @@ impl Objects {
         }
     }
 
-    /// Stores `bytes` under `key`.
+    /// Stores `bytes` under `key` (failing after a minute plus a second per MB).
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-        self.store
-            .put(&self.path(key), PutPayload::from(bytes))
-            .await
-            .map_err(|e| store_err(format!("writing {}", self.describe(key)), e))?;
+        let what = format!("writing {}", self.describe(key));
+        let limit = Duration::from_secs(60 + (bytes.len() >> 20) as u64);
+        bounded(
+            limit,
+            &what,
+            self.store.put(&self.path(key), PutPayload::from(bytes)),
+        )
+        .await?
+        .map_err(|e| store_err(what, e))?;
         Ok(())
     }
 
-    /// The bytes of `key`; an error saying so when it does not exist.
+    /// The bytes of `key`; an error saying so when it does not exist (or when it takes
+    /// more than two minutes: this is for manifests and trained indexes, not shards).
     pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
         let what = || format!("object {}", self.describe(key));
-        let r = self
-            .store
-            .get(&self.path(key))
-            .await
-            .map_err(|e| store_err(what(), e))?;
-        Ok(r.bytes().await.map_err(|e| store_err(what(), e))?.to_vec())
+        let read = async {
+            let r = self
+                .store
+                .get(&self.path(key))
+                .await
+                .map_err(|e| store_err(what(), e))?;
+            Ok::<_, Error>(r.bytes().await.map_err(|e| store_err(what(), e))?.to_vec())
+        };
+        bounded(Duration::from_secs(120), &what(), read).await?
     }
 
     /// The bytes of `file`, checked against its size and SHA-256.
@@ -185,7 +203,12 @@ impl Objects {
                 .into_stream();
             let mut hasher = Sha256::new();
             let mut n = 0u64;
-            while let Some(chunk) = stream.try_next().await.map_err(|e| store_err(what(), e))? {
+            let idle = Duration::from_secs(60);
+            while let Some(chunk) =
+                bounded(idle, &format!("{} (no data)", what()), stream.try_next())
+                    .await?
+                    .map_err(|e| store_err(what(), e))?
+            {
                 hasher.update(&chunk);
                 n += chunk.len() as u64;
                 out.write_all(&chunk).map_err(|e| Error::io(&tmp, e))?;
@@ -225,6 +248,21 @@ impl Objects {
         keys.sort();
         Ok(keys)
     }
+}
+
+/// `f`, or an error naming `what` when it takes longer than `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::time::timeout(limit, f).await.map_err(|_| Error::Io {
+        path: None,
+        source: std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{what}: no answer within {} s", limit.as_secs()),
+        ),
+    })
 }
 
 fn mismatch(what: &str, file: &StoredFile, got_bytes: u64, got_sha: &str) -> Error {
