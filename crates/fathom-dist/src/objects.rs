@@ -217,7 +217,9 @@ impl Objects {
             if sha != file.sha256 || n != file.bytes {
                 return Err(mismatch(&self.describe(&file.key), file, n, &sha));
             }
-            out.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            // No fsync: a copy torn by a crash fails verification when the cache is next
+            // used and is downloaded again, and flushing 1.3 GB costs a busy searcher
+            // seconds of disk time before the shard can serve.
             std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
         }
         .await;
