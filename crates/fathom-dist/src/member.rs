@@ -359,30 +359,47 @@ impl Member {
         Ok(())
     }
 
-    /// Downloads, verifies and opens `shard` of `m` off the async workers.
+    /// Downloads, verifies and opens `shard` of `m` on a thread of its own, with its own
+    /// single-threaded runtime and store client: the download's connection is then driven
+    /// by that thread alone, not queued behind the searches the service's runtime is busy
+    /// with (sharing it, a 1.3 GB shard came in at ~5 MB/s beside a saturating load).
     fn start_load(&mut self, m: Arc<Manifest>, shard: u32) {
         self.loading.insert((m.version, shard));
-        let (objects, dir, tx) = (
-            self.objects.clone(),
+        let (store, dir, tx) = (
+            self.cfg.store.clone(),
             self.cfg.cache.clone(),
             self.loaded_tx.clone(),
         );
-        let rt = tokio::runtime::Handle::current();
         log(
             &self.cfg,
             format!("v{} shard {shard}: assigned here; loading", m.version),
         );
-        tokio::task::spawn_blocking(move || {
-            let entry = &m.shards[shard as usize];
-            let out = rt
-                .block_on(cache::fetch(&objects, &dir, &entry.file))
-                .and_then(|(path, how)| {
-                    let loaded = cache::open_shard(&path, entry, &m)?;
-                    let line = describe_load(entry, how, loaded.mapped);
-                    Ok((loaded, line))
-                });
-            let _ = tx.send((m.version, shard, out));
-        });
+        let version = m.version;
+        let spawned = std::thread::Builder::new()
+            .name(format!("fathom-load-{shard}"))
+            .spawn(move || {
+                let entry = &m.shards[shard as usize];
+                let out = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::invalid(format!("cannot start a runtime: {e}")))
+                    .and_then(|rt| {
+                        rt.block_on(async {
+                            let objects = Objects::open(&store)?;
+                            cache::fetch(&objects, &dir, &entry.file).await
+                        })
+                    })
+                    .and_then(|(path, how)| {
+                        let loaded = cache::open_shard(&path, entry, &m)?;
+                        let line = describe_load(entry, how, loaded.mapped);
+                        Ok((loaded, line))
+                    });
+                let _ = tx.send((m.version, shard, out));
+            });
+        if let Err(e) = spawned {
+            log(&self.cfg, format!("cannot start a loading thread: {e}"));
+            self.loading.remove(&(version, shard));
+        }
     }
 
     async fn loaded(&mut self, (v, s, out): LoadResult) {
