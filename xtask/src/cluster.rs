@@ -601,6 +601,17 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
         }
         drop(single);
         let _ = std::fs::remove_dir_all(&single_cache);
+        // The twin's files are no longer needed: at 10M their 5 GB would compete for the
+        // page cache with the searchers' memory-mapped shards.
+        if use_s3 {
+            let _ = std::fs::remove_dir_all(
+                run.join("s3/fathom-cluster")
+                    .join(format!("run-{}", std::process::id()))
+                    .join("single"),
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(run.join("store/single"));
+        }
     }
 
     // The cluster.
