@@ -136,16 +136,40 @@ pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Makes the calling thread `by` nicer (Linux keeps a nice value per thread); elsewhere,
+/// and for 0, nothing.
+fn lower_thread_priority(by: i32) {
+    #[cfg(target_os = "linux")]
+    if by > 0 {
+        // SAFETY: getpriority/setpriority read and set the calling thread's nice value
+        // (who = 0 is the caller's thread id on Linux); no memory is passed.
+        unsafe {
+            let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+            libc::setpriority(libc::PRIO_PROCESS, 0, (now + by).min(19));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = by;
+}
+
 fn main() -> ExitCode {
     quiet_broken_pipe_panics();
     let cli = Cli::parse();
-    if let Some(t) = cli.threads {
-        if t == 0 {
-            eprintln!("error: --threads must be at least 1");
-            return ExitCode::from(2);
-        }
+    if cli.threads == Some(0) {
+        eprintln!("error: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    let nice = match &cli.command {
+        Command::Searcher(a) => a.search_nice(),
+        _ => 0,
+    };
+    if cli.threads.is_some() || nice > 0 {
+        let t = cli.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(t)
+            .start_handler(move |_| lower_thread_priority(nice))
             .build_global()
         {
             eprintln!(

@@ -286,9 +286,21 @@ pub struct SearcherArgs {
     /// Also serve `/health` and `/metrics` over HTTP on this address.
     #[arg(long)]
     http: Option<String>,
+    /// Run searches this much nicer (Linux thread priority) than the rest of the process:
+    /// on a saturated machine, loading a shard — restoring a lost copy — and the gRPC
+    /// front then get the CPU before more searches do. 0 turns it off.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    search_nice: i32,
     /// Local cache directory for the shard files.
     #[arg(long)]
     cache: PathBuf,
+}
+
+impl SearcherArgs {
+    /// How much nicer its search threads run.
+    pub fn search_nice(&self) -> i32 {
+        self.search_nice
+    }
 }
 
 pub fn searcher(a: &SearcherArgs) -> Result<()> {
