@@ -417,6 +417,17 @@ fn load(w: &Load, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Seen> {
     })
 }
 
+/// Runs `w` for `secs` and summarises it.
+fn timed_load(w: &Load, secs: f64) -> Res<Value> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load(w, stop.clone());
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let seen = running.join().map_err(|_| "load panicked")?;
+    Ok(summary(seen, t.elapsed().as_secs_f64()))
+}
+
 fn summary(mut s: Seen, secs: f64) -> Value {
     s.lat.sort_by(f64::total_cmp);
     let first_errors: Vec<&String> = s.errors.iter().take(5).collect();
@@ -446,11 +457,7 @@ fn count_in_logs(dir: &Path, prefix: &str, needle: &str) -> usize {
 }
 
 pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
-    let num = |name: &str, default: usize| -> Res<usize> {
-        opt(args, name).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| format!("{name} takes a number"))
-        })
-    };
+    let num = |name: &str, default: usize| crate::opt_num(args, name, default);
     let (nb, d, nq, shards, nsearchers, r) = (
         num("--nb", 1_000_000)?,
         num("--d", 128)?,
@@ -706,13 +713,7 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
         clients,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let running = load(
-        &Load {
-            routers: addrs.clone(),
-            ..w.clone()
-        },
-        stop.clone(),
-    );
+    let running = load(&w, stop.clone());
     let t0 = Instant::now();
     let at = |s: f64| Duration::from_secs_f64(s * secs as f64 / 60.0);
     let mut killed_at = None;
@@ -756,23 +757,8 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
     eprintln!("cluster: faults {}", out["faults"]);
 
     // Control plane: one etcd member, a router, then all of etcd.
-    let phase = |secs: f64| -> Res<Value> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = load(
-            &Load {
-                routers: addrs.clone(),
-                ..w.clone()
-            },
-            stop.clone(),
-        );
-        let t = Instant::now();
-        std::thread::sleep(Duration::from_secs_f64(secs));
-        stop.store(true, Ordering::Relaxed);
-        let seen = running.join().map_err(|_| "load panicked")?;
-        Ok(summary(seen, t.elapsed().as_secs_f64()))
-    };
     etcd.kill(0);
-    let one_etcd_down = phase(10.0)?;
+    let one_etcd_down = timed_load(&w, 10.0)?;
     routers[0].kill();
     let other_answers = search_all(&routers[1].addr, "cluster", &q[..100 * d], d, nprobe).is_ok();
     let t = Instant::now();
@@ -788,21 +774,13 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
     let addrs: Vec<String> = routers.iter().map(|x| x.addr.clone()).collect();
     etcd.kill(1);
     etcd.kill(2);
-    let all_etcd_down = {
-        let stop = Arc::new(AtomicBool::new(false));
-        let running = load(
-            &Load {
-                routers: addrs.clone(),
-                ..w.clone()
-            },
-            stop.clone(),
-        );
-        let t = Instant::now();
-        std::thread::sleep(Duration::from_secs(10));
-        stop.store(true, Ordering::Relaxed);
-        let seen = running.join().map_err(|_| "load panicked")?;
-        summary(seen, t.elapsed().as_secs_f64())
-    };
+    let all_etcd_down = timed_load(
+        &Load {
+            routers: addrs.clone(),
+            ..w.clone()
+        },
+        10.0,
+    )?;
     let warning = health(&addrs[1])["warnings"].clone();
     out["control_plane"] = json!({
         "one_etcd_member_killed": one_etcd_down,

@@ -109,6 +109,13 @@ fn opt(args: &[String], name: &str) -> Option<String> {
         .cloned()
 }
 
+/// The number after `name`, or `default` when absent.
+fn opt_num(args: &[String], name: &str, default: usize) -> Res<usize> {
+    opt(args, name).map_or(Ok(default), |v| {
+        v.parse().map_err(|_| format!("{name} takes a number"))
+    })
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

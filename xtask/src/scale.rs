@@ -212,11 +212,7 @@ fn sanitize(key: &str) -> String {
 }
 
 pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
-    let num = |name: &str, default: usize| -> Res<usize> {
-        opt(args, name).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| format!("{name} takes a number"))
-        })
-    };
+    let num = |name: &str, default: usize| crate::opt_num(args, name, default);
     let (nb, d, nq, shards, threads, rounds) = (
         num("--nb", 1_000_000)?,
         num("--d", 128)?,

@@ -176,6 +176,16 @@ impl Etcd {
         })
     }
 
+    async fn range(&self, what: &str, req: pb::RangeRequest) -> Result<pb::RangeResponse> {
+        Ok(self
+            .call(what, |c| {
+                let req = req.clone();
+                async move { KvClient::new(c).range(req).await }
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Every key starting with `prefix`, with the cluster's revision when read.
     pub async fn get_prefix(&self, prefix: &str) -> Result<(i64, Vec<KeyValue>)> {
         let req = pb::RangeRequest {
@@ -183,13 +193,7 @@ impl Etcd {
             range_end: prefix_end(prefix.as_bytes()),
             ..Default::default()
         };
-        let r = self
-            .call("range", |c| {
-                let req = req.clone();
-                async move { KvClient::new(c).range(req).await }
-            })
-            .await?
-            .into_inner();
+        let r = self.range("range", req).await?;
         let kvs = r
             .kvs
             .into_iter()
@@ -208,13 +212,7 @@ impl Etcd {
             key: key.as_bytes().to_vec(),
             ..Default::default()
         };
-        let r = self
-            .call("get", |c| {
-                let req = req.clone();
-                async move { KvClient::new(c).range(req).await }
-            })
-            .await?
-            .into_inner();
+        let r = self.range("get", req).await?;
         Ok(r.kvs.into_iter().next().map(|kv| kv.value))
     }
 

@@ -259,6 +259,8 @@ pub struct RouterStats {
     pub retries: AtomicU64,
     /// Per shard: a moving average of the answer time per query, in microseconds.
     per_query_us: Mutex<HashMap<u32, f64>>,
+    /// Shard requests started, to rotate among equally loaded replicas.
+    turns: AtomicUsize,
 }
 
 impl RouterStats {
@@ -770,8 +772,7 @@ impl Router {
             return Err(fail("no READY replica".into()));
         }
         // Spread ties over replicas: rotate by a per-request offset before the stable sort.
-        let turn = self.stats.hedges.load(Ordering::Relaxed) as usize
-            + self.stats.latencies.counts(s as u32).0 as usize;
+        let turn = self.stats.turns.fetch_add(1, Ordering::Relaxed);
         let n = order.len();
         order.rotate_left(turn % n);
         order.sort_by_key(|r| (r.avoided(), r.outstanding.load(Ordering::Relaxed)));
