@@ -38,17 +38,23 @@
 //! ```
 
 pub mod api;
+pub mod auth;
 #[cfg(feature = "text")]
 pub mod bert;
 pub mod collection;
+pub mod cors;
+pub mod docs_page;
 pub mod embed;
+pub mod filter;
 pub mod metrics;
 pub mod openapi;
+pub mod process;
 pub mod router_api;
 pub mod searcher_api;
 pub mod server;
 pub mod service;
 pub mod snapshot;
 pub mod store;
+pub mod tls;
 
 pub use service::{ServeConfig, Service};
