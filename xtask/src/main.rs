@@ -26,7 +26,9 @@
 //! - `cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10]
 //!   [--index HNSW32] [--ef 64]`: `fathom serve` under load over loopback (keep-alive
 //!   HTTP/1.1 clients searching while a writer adds), QPS, P50/P95/P99, errors, memory,
-//!   and a check that every acknowledged add is there.
+//!   and a check that every acknowledged add is there. `serve-load --compare [--n 100000]
+//!   [--d 128] [--clients 64] [--secs 10] [--rounds 2] [--index "Flat;IVF1024,Flat"]`: query
+//!   batching on and off, interleaved, and a flood past a small queue (load shedding).
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
@@ -84,7 +86,11 @@ fn main() {
             Ok(())
         }),
         Some("serve-load") => build_fathom().and_then(|fathom| {
-            let table = serve_load::serve_load(&args[1..], &fathom)?;
+            let table = if args.iter().any(|a| a == "--compare") {
+                serve_load::serve_compare(&args[1..], &fathom)?
+            } else {
+                serve_load::serve_load(&args[1..], &fathom)?
+            };
             println!("{}", table.join("\n"));
             Ok(())
         }),
@@ -93,7 +99,7 @@ fn main() {
             println!("{}", table.join("\n"));
             Ok(())
         }),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask scale [--nb 1000000] [--d 128] [--nq 1000] [--index \"IVF1024,Flat;IVF1024,PQ32\"] [--shards 4] [--procs 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3] [--build-check]\n       cargo xtask cluster [--nb 1000000] [--d 128] [--nq 10000] [--index IVF4096,Flat] [--shards 4] [--searchers 4] [--replication 2] [--secs 60] [--clients 8] [--deadline-ms 250] [--hedge-ms 50] [--nprobe 16] [--file]
+        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask serve-load --compare [--n 100000] [--d 128] [--clients 64] [--secs 10] [--rounds 2] [--index \"Flat;IVF1024,Flat\"]\n       cargo xtask scale [--nb 1000000] [--d 128] [--nq 1000] [--index \"IVF1024,Flat;IVF1024,PQ32\"] [--shards 4] [--procs 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3] [--build-check]\n       cargo xtask cluster [--nb 1000000] [--d 128] [--nq 10000] [--index IVF4096,Flat] [--shards 4] [--searchers 4] [--replication 2] [--secs 60] [--clients 8] [--deadline-ms 250] [--hedge-ms 50] [--nprobe 16] [--file]
        cargo xtask gemm [--threads N]\n       cargo xtask codegen [--check]\n       cargo xtask gpu [--data DIR]\n       cargo xtask py-bench [--data DIR] [--rounds R] [--threads N] [--index \"Flat;IVF1024,Flat:nprobe=16\"]".into()),
     };
     if let Err(e) = outcome {

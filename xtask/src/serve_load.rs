@@ -119,10 +119,19 @@ pub fn serve_load(args: &[String], fathom: &Path) -> Res<Vec<String>> {
     let dir = crate::root().join("target/serve-load");
     let _ = std::fs::remove_dir_all(&dir);
     let mut child = Command::new(fathom)
-        .args(["serve", "--port", "0", "--snapshot-secs", "0", "--data-dir"])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--snapshot-secs",
+            "0",
+            "--cache-mb",
+            "0",
+            "--data-dir",
+        ])
         .arg(&dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("fathom serve: {e}"))?;
     let pid = child.id();
@@ -270,4 +279,290 @@ pub fn serve_load(args: &[String], fathom: &Path) -> Res<Vec<String>> {
         .status();
     let _ = child.wait();
     result
+}
+
+/// A `fathom serve` on `dir` with `flags`, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(fathom: &Path, dir: &Path, flags: &[&str]) -> Res<Self> {
+        let mut child = Command::new(fathom)
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--snapshot-secs",
+                "0",
+                "--cache-mb",
+                "0",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("fathom serve: {e}"))?;
+        let first = BufReader::new(child.stdout.take().ok_or("no stdout")?)
+            .lines()
+            .next()
+            .ok_or("fathom serve printed nothing")?
+            .map_err(|e| e.to_string())?;
+        let addr = first
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .ok_or_else(|| format!("no address in {first:?}"))?
+            .to_string();
+        Ok(Server { child, addr })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one timed run of many clients saw.
+struct Round {
+    qps: f64,
+    p50: f64,
+    p99: f64,
+    ok: usize,
+    shed: usize,
+    other: usize,
+}
+
+/// `clients` keep-alive connections searching `bodies` for `secs`.
+fn hammer(
+    addr: &str,
+    route: &str,
+    bodies: &Arc<Vec<String>>,
+    clients: usize,
+    secs: f64,
+) -> Res<Round> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..clients)
+        .map(|w| {
+            let (addr, route, bodies, stop) = (
+                addr.to_string(),
+                route.to_string(),
+                bodies.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || -> Res<(Vec<f64>, usize, usize)> {
+                let mut c = Conn::new(&addr)?;
+                let (mut lat, mut shed, mut other) = (Vec::new(), 0, 0);
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    match c.call("POST", &route, &bodies[i % bodies.len()]) {
+                        Ok((200, _)) => lat.push(t.elapsed().as_secs_f64() * 1e3),
+                        Ok((503, _)) => shed += 1,
+                        Ok(_) => other += 1,
+                        Err(_) => {
+                            other += 1;
+                            c = Conn::new(&addr)?;
+                        }
+                    }
+                    i += clients;
+                }
+                Ok((lat, shed, other))
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let (mut lat, mut shed, mut other) = (Vec::new(), 0, 0);
+    for w in workers {
+        let (l, s, o) = w.join().map_err(|_| "client thread panicked")??;
+        lat.extend(l);
+        shed += s;
+        other += o;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    Ok(Round {
+        qps: lat.len() as f64 / elapsed,
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        ok: lat.len(),
+        shed,
+        other,
+    })
+}
+
+/// `cargo xtask serve-load --compare`: query batching on and off (interleaved rounds, same
+/// data, same clients) for each index, then a flood past a small queue (shedding).
+pub fn serve_compare(args: &[String], fathom: &Path) -> Res<Vec<String>> {
+    let num = |name: &str, default: usize| -> Res<usize> {
+        opt(args, name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("{name} takes a number"))
+        })
+    };
+    let (n, d, clients, secs, rounds) = (
+        num("--n", 100_000)?,
+        num("--d", 128)?,
+        num("--clients", 64)?,
+        num("--secs", 10)?,
+        num("--rounds", 2)?,
+    );
+    let indexes = opt(args, "--index").unwrap_or_else(|| "Flat;IVF1024,Flat".into());
+    let root = crate::root().join("target/serve-compare");
+    let mut out = vec![
+        format!(
+            "fathom serve, {n} × {d}, {clients} clients each sending one query a request \
+             (k = 10, 256 distinct queries), {secs} s a run, batching on (--batch-window-us 500 \
+             --max-batch 64) and off (--batch-window-us 0) interleaved, {rounds} rounds, result \
+             cache off; figures of the round with the median QPS ratio"
+        ),
+        String::new(),
+        "| index | batching | QPS | P50 ms | P99 ms | errors | QPS on/off |".into(),
+        "|---|---|---:|---:|---:|---:|---:|".into(),
+    ];
+    let queries: Arc<Vec<String>> = Arc::new(
+        random_vectors(256, d, 999_999)
+            .into_iter()
+            .map(|q| {
+                serde_json::json!({ "vector": q, "top_k": 10, "params": {"nprobe": 16} })
+                    .to_string()
+            })
+            .collect(),
+    );
+    let flat_queries: Arc<Vec<String>> = Arc::new(
+        random_vectors(256, d, 999_999)
+            .into_iter()
+            .map(|q| serde_json::json!({ "vector": q, "top_k": 10 }).to_string())
+            .collect(),
+    );
+    for (i, index) in indexes.split(';').enumerate() {
+        let dir = root.join(format!("c{i}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let s = Server::start(fathom, &dir, &[])?;
+            let mut c = Conn::new(&s.addr)?;
+            let (st, b) = c.call(
+                "PUT",
+                "/collections/bench",
+                &format!(r#"{{"dim": {d}, "index": "{index}"}}"#),
+            )?;
+            if st >= 300 {
+                return Err(format!("create: {st} {b}"));
+            }
+            // IVF trains on its first batch: send a large one.
+            let batch = if index.starts_with("IVF") {
+                n.min(100_000)
+            } else {
+                5000
+            };
+            for start in (0..n).step_by(batch) {
+                let m = batch.min(n - start);
+                let body = serde_json::json!({ "vectors": random_vectors(m, d, start as u64 + 1) })
+                    .to_string();
+                let (st, b) = c.call("POST", "/collections/bench/items", &body)?;
+                if st != 200 {
+                    return Err(format!("add: {st} {b}"));
+                }
+            }
+        }
+        let bodies = if index.starts_with("IVF") {
+            &queries
+        } else {
+            &flat_queries
+        };
+        let mut pairs = Vec::new();
+        for r in 0..rounds {
+            let mut pair = Vec::new();
+            for window in ["500", "0"] {
+                let s = Server::start(fathom, &dir, &["--batch-window-us", window])?;
+                // Warm up: the index is loaded, the pages are in.
+                hammer(&s.addr, "/collections/bench/search", bodies, clients, 1.0)?;
+                let round = hammer(
+                    &s.addr,
+                    "/collections/bench/search",
+                    bodies,
+                    clients,
+                    secs as f64,
+                )?;
+                eprintln!(
+                    "xtask: {index} round {r} batching {}: {:.0} QPS, P50 {:.2} ms, P99 {:.2} ms",
+                    if window == "0" { "off" } else { "on" },
+                    round.qps,
+                    round.p50,
+                    round.p99
+                );
+                pair.push(round);
+            }
+            pairs.push(pair);
+        }
+        pairs.sort_by(|a, b| (a[0].qps / a[1].qps).total_cmp(&(b[0].qps / b[1].qps)));
+        let mid = &pairs[pairs.len() / 2];
+        for (label, r) in ["on", "off"].iter().zip(mid.iter()) {
+            out.push(format!(
+                "| {index} | {label} | {:.0} | {:.2} | {:.2} | {} | {} |",
+                r.qps,
+                r.p50,
+                r.p99,
+                r.shed + r.other,
+                if *label == "on" {
+                    format!("{:.2}×", mid[0].qps / mid[1].qps)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    // Shedding: 4× the clients against a queue of 16 queries with a 100 ms deadline.
+    let dir = root.join("c0");
+    let flood = clients * 4;
+    let s = Server::start(
+        fathom,
+        &dir,
+        &[
+            "--max-queue",
+            "16",
+            "--deadline-ms",
+            "100",
+            "--batch-window-us",
+            "0",
+        ],
+    )?;
+    let round = hammer(
+        &s.addr,
+        "/collections/bench/search",
+        &flat_queries,
+        flood,
+        secs as f64,
+    )?;
+    let mut c = Conn::new(&s.addr)?;
+    let (health, _) = c.call("GET", "/health", "")?;
+    out.extend([
+        String::new(),
+        format!(
+            "Shedding ({} index, {flood} clients, --max-queue 16, --deadline-ms 100, batching off, {secs} s):",
+            indexes.split(';').next().unwrap_or("Flat")
+        ),
+        String::new(),
+        "| answered | QPS | P50 ms | P99 ms | shed (503 + Retry-After) | other errors | /health after |".into(),
+        "|---:|---:|---:|---:|---:|---:|---:|".into(),
+        format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} ({:.0} %) | {} | {health} |",
+            round.ok,
+            round.qps,
+            round.p50,
+            round.p99,
+            round.shed,
+            100.0 * round.shed as f64 / (round.ok + round.shed).max(1) as f64,
+            round.other
+        ),
+    ]);
+    Ok(out)
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use fathom_core::{Error, MetricType, Result};
+use fathom_core::{Error, Result};
 use fathom_serve::ServeConfig;
 use fathom_serve::embed::split_sentences;
 use fathom_serve::store::CollectionDef;
@@ -82,7 +82,7 @@ pub fn run(args: &IndexTextArgs) -> Result<()> {
     let def = CollectionDef {
         name: args.collection.clone(),
         dim: model.dim(),
-        metric: MetricType::InnerProduct,
+        metric: fathom_serve::store::Metric::InnerProduct,
         index: args.index.clone(),
     };
     if app.service.get(&def.name).is_none() {

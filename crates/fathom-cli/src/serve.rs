@@ -73,9 +73,45 @@ pub struct ServeArgs {
     /// directory (one process serving the whole sharded index).
     #[arg(long)]
     local: Option<PathBuf>,
-    /// Router mode: the deadline of a search that names none (`deadline_ms`).
-    #[arg(long, default_value_t = 1000)]
-    deadline_ms: u64,
+    /// The deadline of a search that names none (`deadline_ms`): a search that would wait
+    /// past it is refused at once with 503 and Retry-After (default 10000; 1000 in router
+    /// mode).
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Gather concurrent single-vector searches of a collection for up to this many
+    /// microseconds into one batched search (0: no batching).
+    #[arg(long, default_value_t = 500)]
+    batch_window_us: u64,
+    /// Most queries in one batched search.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// Most queries admitted and unanswered per collection; more are refused (503).
+    #[arg(long, default_value_t = 1024)]
+    max_queue: usize,
+    /// Under pressure (a search queue half full), run IVF/HNSW searches with half their
+    /// nprobe/efSearch, flagged `degraded: true`, instead of queueing longer.
+    #[arg(long)]
+    degrade: bool,
+    /// MiB of recent search answers to keep (0: no result cache).
+    #[arg(long, default_value_t = 64)]
+    cache_mb: usize,
+    /// A file of API keys, one `KEY ROLE` a line (role read, write or admin); requests
+    /// then need `Authorization: Bearer KEY` or `x-api-key: KEY`. Reloaded on SIGHUP.
+    #[arg(long)]
+    api_keys: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Let browsers call the API from this origin (CORS), e.g. https://app.example.
+    #[arg(long)]
+    cors_origin: Option<String>,
+    /// Log lines: `text` or `json` (one line per request: route, collection, status,
+    /// latency, queries, k).
+    #[arg(long, default_value = "text")]
+    log_format: String,
     /// Router mode, IVF indexes: quantize each query once in the router and send the
     /// probed lists to the searchers (Faiss's search_preassigned) instead of every shard
     /// repeating the coarse step.
@@ -154,7 +190,8 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
     config.etcd = args.etcd.clone();
     config.hedge = (args.hedge_ms > 0).then(|| Duration::from_millis(args.hedge_ms));
     config.replication = args.replication;
-    if args.deadline_ms == 0 {
+    let deadline_ms = args.deadline_ms.unwrap_or(1000);
+    if deadline_ms == 0 {
         return Err(Error::invalid("--deadline-ms must be at least 1"));
     }
     if args.replication == 0 {
@@ -180,7 +217,7 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
             replication: args.replication,
             max_top_k: args.max_top_k.max(1),
             max_body_bytes: args.max_body_mib.max(1) << 20,
-            default_deadline: Duration::from_millis(args.deadline_ms),
+            default_deadline: Duration::from_millis(deadline_ms),
             metrics: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(addr)
@@ -196,6 +233,7 @@ fn run_router(args: &ServeArgs, addr: SocketAddr) -> Result<()> {
 
 pub fn run(args: &ServeArgs) -> Result<()> {
     let addr = resolve(&args.host, args.port)?;
+    fathom_serve::log::init(fathom_serve::log::LogFormat::parse(&args.log_format)?);
     if args.router {
         return run_router(args, addr);
     }
@@ -212,6 +250,23 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     config.max_body_bytes = args.max_body_mib.max(1) << 20;
     config.max_search_pairs = args.max_search_pairs.max(1);
     config.max_metadata_bytes = args.max_metadata_bytes.max(2);
+    let deadline_ms = args.deadline_ms.unwrap_or(10_000);
+    if deadline_ms == 0 || args.max_batch == 0 || args.max_queue == 0 {
+        return Err(Error::invalid(
+            "--deadline-ms, --max-batch and --max-queue must be at least 1",
+        ));
+    }
+    config.traffic = fathom_serve::lane::TrafficConfig {
+        batch_window: Duration::from_micros(args.batch_window_us),
+        max_batch: args.max_batch,
+        max_queue: args.max_queue,
+        deadline: Duration::from_millis(deadline_ms),
+        degrade: args.degrade,
+    };
+    config.cache_bytes = args.cache_mb << 20;
+    config.api_keys = args.api_keys.clone();
+    config.cors_origin = args.cors_origin.clone();
+    config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
     let model = load_model(args.model.as_deref())?;
     let app = fathom_serve::server::open_with(config, model)?;
     for line in &app.service.startup {
@@ -222,11 +277,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     }
     let runtime = runtime()?;
     let every = Duration::from_secs(args.snapshot_secs);
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let insecure = if args.tls_cert.is_some() { " -k" } else { "" };
     runtime.block_on(fathom_serve::server::serve(app, addr, Some(every), |bound| {
-        println!("fathom serve: listening on http://{bound} (data in {})", dir.display());
+        println!("fathom serve: listening on {scheme}://{bound} (data in {})", dir.display());
         if demo {
             println!(
-                "try: curl -s http://{bound}/collections/demo/search -d '{{\"vector\": [0.1, 0.2, 0.3, 0.4], \"top_k\": 3}}'"
+                "try: curl -s{insecure} {scheme}://{bound}/collections/demo/search -d '{{\"vector\": [0.1, 0.2, 0.3, 0.4], \"top_k\": 3}}'"
             );
         }
     }))

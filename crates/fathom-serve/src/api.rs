@@ -5,24 +5,27 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fathom_core::{Error, Idx, MetricType};
+use fathom_core::{Error, Idx};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::cache::ResultCache;
 use crate::collection::{CANCELLED, Collection, SearchOptions};
+use crate::filter::Filter;
+use crate::lane::{self, Refusal, Traffic};
 use crate::metrics::Metrics;
-use crate::service::Service;
-use crate::store::CollectionDef;
+use crate::service::{Service, StoredItem};
+use crate::store::{CollectionDef, ItemId, Metric};
 
 /// What the handlers share.
 pub struct App {
@@ -30,11 +33,38 @@ pub struct App {
     pub service: Service,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
-    /// Searches running at once: one per core. More would only share the cores and
-    /// lengthen every search; waiting ones queue here, off the threads.
-    pub search_slots: tokio::sync::Semaphore,
+    /// Search admission, batching and degradation, and the search slots (one per core:
+    /// more would only share the cores and lengthen every search).
+    pub traffic: Arc<Traffic>,
+    /// Recent search answers.
+    pub cache: ResultCache,
+    /// API keys, when the server requires them.
+    pub keys: Option<Arc<crate::auth::KeyStore>>,
+    /// The one origin browsers may call from (CORS), when allowed.
+    pub cors_origin: Option<Arc<HeaderValue>>,
     /// The text model, when the server has one: `"text"` queries and `"texts"` items.
     pub embedder: Option<Arc<dyn crate::embed::Embedder>>,
+}
+
+/// What a request did, for its log line and metrics: set by handlers as a response
+/// extension.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// The collection it addressed.
+    pub collection: Option<String>,
+    /// Query vectors searched, or items written.
+    pub queries: usize,
+    /// `top_k` of a search.
+    pub k: usize,
+    /// `hit` or `miss` for a cached search.
+    pub cache: Option<&'static str>,
+    /// The search ran degraded.
+    pub degraded: bool,
+}
+
+fn with_facts(mut resp: Response, facts: Facts) -> Response {
+    resp.extensions_mut().insert(facts);
+    resp
 }
 
 /// Embeds `texts` for collection `c` on the blocking pool; 400 without a model, 422 when
@@ -81,6 +111,7 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = match &e {
             Error::DimensionMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::InvalidArgument(m) if m == CANCELLED => StatusCode::SERVICE_UNAVAILABLE,
             Error::InvalidArgument(_) | Error::Unsupported(_) => StatusCode::BAD_REQUEST,
             Error::NotTrained(_) => StatusCode::CONFLICT,
             Error::IdNotFound(_) => StatusCode::NOT_FOUND,
@@ -138,13 +169,15 @@ pub(crate) fn rows(vectors: &[Vec<f32>], dim: usize, what: &str) -> Result<Vec<f
     Ok(flat)
 }
 
-/// The router over `app`.
+/// The router over `app`: the API, then (outermost first) request metrics and logs, CORS
+/// when an origin is allowed, API keys when required, JSON errors and the body limit.
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.service.config.max_body_bytes;
-    Router::new()
+    let mut r = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/docs", get(crate::docs_page::docs))
         .route("/snapshot", post(snapshot))
         .route("/collections", get(list_collections))
         .route(
@@ -153,14 +186,32 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/collections/{name}/items",
-            post(add_items).delete(delete_items),
+            post(add_items)
+                .put(upsert_items)
+                .delete(delete_items)
+                .get(list_items_query),
         )
+        .route("/collections/{name}/items/get", post(get_items))
+        .route("/collections/{name}/items/list", post(list_items_body))
+        .route("/collections/{name}/items/{id}", get(get_item))
         .route("/collections/{name}/search", post(search))
         .route("/collections/{name}/retrain", post(retrain))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(limit, json_errors))
-        .layer(middleware::from_fn_with_state(app.metrics.clone(), track))
+        .layer(middleware::from_fn_with_state(limit, json_errors));
+    if let Some(keys) = &app.keys {
+        r = r.layer(middleware::from_fn_with_state(
+            keys.clone(),
+            crate::auth::authorize,
+        ));
+    }
+    if let Some(origin) = &app.cors_origin {
+        r = r.layer(middleware::from_fn_with_state(
+            origin.clone(),
+            crate::cors::cors,
+        ));
+    }
+    r.layer(middleware::from_fn_with_state(app.metrics.clone(), track))
         .with_state(app)
 }
 
@@ -246,12 +297,20 @@ pub(crate) async fn track(
         method: String,
         status: u16,
         t0: Instant,
+        facts: Option<Facts>,
     }
     impl Drop for InFlight<'_> {
         fn drop(&mut self) {
             let secs = self.t0.elapsed().as_secs_f64();
             self.metrics
                 .end(&self.route, &self.method, self.status, secs);
+            crate::log::request(
+                &self.route,
+                &self.method,
+                self.status,
+                secs,
+                &self.facts.take().unwrap_or_default(),
+            );
         }
     }
     metrics.begin();
@@ -261,9 +320,11 @@ pub(crate) async fn track(
         method,
         status: 499,
         t0: Instant::now(),
+        facts: None,
     };
     let resp = next.run(req).await;
     in_flight.status = resp.status().as_u16();
+    in_flight.facts = resp.extensions().get::<Facts>().cloned();
     resp
 }
 
@@ -290,16 +351,77 @@ pub(crate) fn metrics_answer(text: String) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> ApiResult {
-    let sizes: Vec<(String, usize)> = app
-        .service
-        .list()
+    let cols = app.service.list();
+    let sizes: Vec<(String, usize)> = cols
         .iter()
         .map(|c| {
             let n = c.live.read().map(|l| l.meta.len()).unwrap_or(0);
             (c.def.name.clone(), n)
         })
         .collect();
-    Ok(metrics_answer(app.metrics.render(&sizes)))
+    let t = &app.traffic;
+    let mut extra = String::new();
+    use crate::metrics::{counter, gauge};
+    counter(
+        &mut extra,
+        "fathom_search_shed",
+        "Searches refused at once (queue full or deadline unreachable): HTTP 503 with Retry-After",
+        t.shed.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut extra,
+        "fathom_search_degraded",
+        "Searches run with lowered nprobe/efSearch under pressure (--degrade)",
+        t.degraded.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut extra,
+        "fathom_search_batches",
+        "Batched searches run (concurrent single-vector searches gathered into one)",
+        t.batches.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut extra,
+        "fathom_search_batched_queries",
+        "Queries answered through batches",
+        t.batched_queries.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut extra,
+        "fathom_cache_hits",
+        "Searches answered from the result cache",
+        app.cache.hits(),
+    );
+    counter(
+        &mut extra,
+        "fathom_cache_misses",
+        "Searches the result cache could not answer",
+        app.cache.misses(),
+    );
+    gauge(
+        &mut extra,
+        "fathom_cache_bytes",
+        "Bytes held by the result cache",
+        &[(String::new(), app.cache.usage().0 as u64)],
+    );
+    let queues: Vec<(String, u64)> = cols
+        .iter()
+        .map(|c| {
+            (
+                format!("collection=\"{}\"", c.def.name),
+                c.lane.queued() as u64,
+            )
+        })
+        .collect();
+    gauge(
+        &mut extra,
+        "fathom_search_queue",
+        "Queries admitted and not yet answered, per collection",
+        &queues,
+    );
+    crate::process::render_process_metrics(&mut extra);
+    let text = crate::process::append_before_eof(app.metrics.render(&sizes), &extra);
+    Ok(metrics_answer(text))
 }
 
 async fn openapi() -> ApiResult {
@@ -316,7 +438,7 @@ fn describe_json(c: &Collection) -> Value {
     json!({
         "name": c.def.name,
         "dim": c.def.dim,
-        "metric": crate::store::metric_name(c.def.metric),
+        "metric": c.def.metric.name(),
         "index": c.def.index,
         "description": live.index.description(),
         "ntotal": live.index.ntotal(),
@@ -359,11 +481,7 @@ fn l2() -> String {
 
 async fn create(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let b: CreateBody = parse(&body)?;
-    let metric = match b.metric.as_str() {
-        "l2" | "L2" => MetricType::L2,
-        "ip" | "IP" | "inner_product" => MetricType::InnerProduct,
-        m => return Err(bad(format!("metric {m:?}: expected \"l2\" or \"ip\""))),
-    };
+    let metric = Metric::parse(&b.metric)?;
     let def = CollectionDef {
         name,
         dim: b.dim,
@@ -400,23 +518,23 @@ async fn drop_collection(State(app): State<Arc<App>>, Path(name): Path<String>) 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddBody {
+    ids: Option<Vec<ItemId>>,
     vectors: Option<Vec<Vec<f32>>>,
     texts: Option<Vec<String>>,
     metadata: Option<Vec<Value>>,
 }
 
-async fn add_items(
-    State(app): State<Arc<App>>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    let c = collection(&app, &name)?;
-    let b: AddBody = parse(&body)?;
+/// The vectors (embedded when texts), metadata (JSON text) and ids of an add or upsert.
+async fn items_of_body(
+    app: &Arc<App>,
+    c: &Collection,
+    b: AddBody,
+) -> Result<(Vec<f32>, Vec<String>, Option<Vec<ItemId>>), ApiError> {
     let (flat, n, texts) = match (b.vectors, b.texts) {
         (Some(v), None) => (rows(&v, c.def.dim, "vector")?, v.len(), None),
         (None, Some(t)) => {
             let n = t.len();
-            (embed_for(&app, &c, t.clone()).await?, n, Some(t))
+            (embed_for(app, c, t.clone()).await?, n, Some(t))
         }
         _ => {
             return Err(bad(
@@ -434,6 +552,19 @@ async fn add_items(
             ));
         }
     };
+    if let Some((i, m)) = metadata.iter().enumerate().find(|(_, m)| !m.is_object()) {
+        return Err(bad(format!(
+            "metadata {i} is {m}; each item's metadata is a JSON object"
+        )));
+    }
+    if let Some(ids) = &b.ids
+        && ids.len() != n
+    {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{} ids for {n} items", ids.len()),
+        ));
+    }
     // Texts are kept with their items unless the metadata says otherwise.
     for (m, t) in metadata.iter_mut().zip(texts.iter().flatten()) {
         if let Value::Object(o) = m {
@@ -441,21 +572,91 @@ async fn add_items(
         }
     }
     let metadata: Vec<String> = metadata.iter().map(|v| v.to_string()).collect();
+    Ok((flat, metadata, b.ids))
+}
+
+fn facts_for(c: &Collection, queries: usize) -> Facts {
+    Facts {
+        collection: Some(c.def.name.clone()),
+        queries,
+        ..Default::default()
+    }
+}
+
+async fn add_items(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let b: AddBody = parse(&body)?;
+    let (flat, metadata, ids) = items_of_body(&app, &c, b).await?;
+    if let Some(ids) = &ids {
+        let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+        let taken: Vec<&ItemId> = ids
+            .iter()
+            .filter(|k| live.keys.contains_key(*k))
+            .take(10)
+            .collect();
+        if !taken.is_empty() {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "items with ids {} exist already; PUT /collections/{name}/items replaces them",
+                    serde_json::to_string(&taken).unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    let n = metadata.len();
     let warning = app.service.training_warning(&c, n);
     let app2 = app.clone();
-    let ids = blocking(move || Ok(app2.service.add(&c, &flat, metadata)?)).await?;
+    let c2 = c.clone();
+    let ids = blocking(move || Ok(app2.service.add_with_ids(&c2, &flat, metadata, ids)?)).await?;
     let mut answer = json!({ "ids": ids });
     if let Some(w) = warning {
-        eprintln!("fathom serve: {name}: {w}");
+        tracing::warn!(collection = %name, "{w}");
         answer["warnings"] = json!([w]);
     }
-    Ok(Json(answer).into_response())
+    Ok(with_facts(Json(answer).into_response(), facts_for(&c, n)))
+}
+
+async fn upsert_items(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let b: AddBody = parse(&body)?;
+    let (flat, metadata, ids) = items_of_body(&app, &c, b).await?;
+    let Some(ids) = ids else {
+        return Err(bad(
+            "an upsert needs \"ids\": one per item (POST adds items without ids)",
+        ));
+    };
+    let n = metadata.len();
+    let warning = app.service.training_warning(&c, n);
+    let app2 = app.clone();
+    let c2 = c.clone();
+    let ids = blocking(move || Ok(app2.service.upsert(&c2, &flat, metadata, ids)?)).await?;
+    let mut answer = json!({ "ids": ids });
+    if let Some(w) = warning {
+        answer["warnings"] = json!([w]);
+    }
+    Ok(with_facts(Json(answer).into_response(), facts_for(&c, n)))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeleteBody {
-    ids: Vec<Idx>,
+    ids: Option<Vec<ItemId>>,
+    filter: Option<Value>,
+}
+
+/// A filter of a request body; 400 with the parser's message when it is not one.
+fn filter_of(v: Option<&Value>) -> Result<Option<Filter>, ApiError> {
+    v.map(|v| crate::filter::parse(v).map_err(|e| bad(format!("filter: {e}"))))
+        .transpose()
 }
 
 async fn delete_items(
@@ -465,8 +666,176 @@ async fn delete_items(
 ) -> ApiResult {
     let c = collection(&app, &name)?;
     let b: DeleteBody = parse(&body)?;
-    let gone = blocking(move || Ok(app.service.delete(&c, &b.ids)?)).await?;
-    Ok(Json(json!({ "deleted": gone })).into_response())
+    let c2 = c.clone();
+    let gone: Vec<ItemId> = match (b.ids, filter_of(b.filter.as_ref())?) {
+        (Some(ids), None) => {
+            let ids: Vec<ItemId> = ids;
+            blocking(move || Ok(app.service.delete_keys(&c2, &ids)?)).await?
+        }
+        (None, Some(f)) => blocking(move || Ok(app.service.delete_matching(&c2, &f)?)).await?,
+        _ => {
+            return Err(bad(
+                "the body needs exactly one of \"ids\": […] or \"filter\": {…}",
+            ));
+        }
+    };
+    let n = gone.len();
+    Ok(with_facts(
+        Json(json!({ "deleted": gone })).into_response(),
+        facts_for(&c, n),
+    ))
+}
+
+fn item_json(it: StoredItem) -> Value {
+    let mut v = json!({
+        "id": it.id,
+        "metadata": serde_json::from_str::<Value>(&it.metadata).unwrap_or(Value::Null),
+    });
+    if let Some(vec) = it.vector {
+        v["vector"] = json!(vec);
+    }
+    v
+}
+
+async fn get_item(
+    State(app): State<Arc<App>>,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let key = ItemId::from_path(&id).map_err(bad)?;
+    let c2 = c.clone();
+    let k2 = key.clone();
+    let mut found = blocking(move || {
+        Ok(app
+            .service
+            .get_items(&c2, std::slice::from_ref(&k2), true)?)
+    })
+    .await?;
+    match found.pop() {
+        Some(it) => Ok(with_facts(
+            Json(item_json(it)).into_response(),
+            facts_for(&c, 1),
+        )),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("collection {name:?} has no item with id {key}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetBody {
+    ids: Vec<ItemId>,
+    with_vectors: Option<bool>,
+}
+
+/// Most ids of one `items/get`, and most items of one page.
+const MAX_ITEMS_PER_REQUEST: usize = 10_000;
+
+async fn get_items(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let b: GetBody = parse(&body)?;
+    if b.ids.len() > MAX_ITEMS_PER_REQUEST {
+        return Err(bad(format!(
+            "{} ids; at most {MAX_ITEMS_PER_REQUEST} a request",
+            b.ids.len()
+        )));
+    }
+    let c2 = c.clone();
+    let ids = b.ids.clone();
+    let found = blocking(move || {
+        Ok(app
+            .service
+            .get_items(&c2, &ids, b.with_vectors.unwrap_or(true))?)
+    })
+    .await?;
+    let have: HashSet<&ItemId> = found.iter().map(|it| &it.id).collect();
+    let missing: Vec<&ItemId> = b.ids.iter().filter(|k| !have.contains(k)).collect();
+    let missing = json!(missing);
+    let n = found.len();
+    let items: Vec<Value> = found.into_iter().map(item_json).collect();
+    Ok(with_facts(
+        Json(json!({ "items": items, "missing": missing })).into_response(),
+        facts_for(&c, n),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListBody {
+    filter: Option<Value>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    cursor: Option<String>,
+    with_vectors: Option<bool>,
+}
+
+async fn list_items_query(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    Query(q): Query<ListBody>,
+) -> ApiResult {
+    if q.filter.is_some() {
+        return Err(bad(
+            "filters go in the body of POST /collections/{name}/items/list",
+        ));
+    }
+    list_items(app, name, q).await
+}
+
+async fn list_items_body(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let b: ListBody = if body.is_empty() {
+        ListBody::default()
+    } else {
+        parse(&body)?
+    };
+    list_items(app, name, b).await
+}
+
+async fn list_items(app: Arc<App>, name: String, b: ListBody) -> ApiResult {
+    let c = collection(&app, &name)?;
+    let limit = b.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_ITEMS_PER_REQUEST {
+        return Err(bad(format!(
+            "limit must be 1..={MAX_ITEMS_PER_REQUEST}, got {limit}"
+        )));
+    }
+    let cursor = match &b.cursor {
+        None => 0,
+        Some(s) => s.parse::<u64>().map_err(|_| {
+            bad(format!(
+                "cursor {s:?} is not one this server gave (\"next_cursor\" of a page)"
+            ))
+        })?,
+    };
+    let filter = filter_of(b.filter.as_ref())?;
+    let c2 = c.clone();
+    let (items, next) = blocking(move || {
+        Ok(app.service.list_items(
+            &c2,
+            filter.as_ref(),
+            cursor,
+            b.offset.unwrap_or(0),
+            limit,
+            b.with_vectors.unwrap_or(false),
+        )?)
+    })
+    .await?;
+    let n = items.len();
+    let items: Vec<Value> = items.into_iter().map(item_json).collect();
+    Ok(with_facts(
+        Json(json!({ "items": items, "next_cursor": next.map(|n| n.to_string()) })).into_response(),
+        facts_for(&c, n),
+    ))
 }
 
 async fn retrain(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiResult {
@@ -526,8 +895,10 @@ struct SearchBody {
     min_score: Option<f32>,
     max_distance: Option<f32>,
     params: Option<HashMap<String, f64>>,
-    filter_ids: Option<Vec<Idx>>,
+    filter: Option<Value>,
+    filter_ids: Option<Vec<ItemId>>,
     with_metadata: Option<bool>,
+    deadline_ms: Option<u64>,
 }
 
 /// Sets its flag when dropped: a request future dropped because its client went away
@@ -539,18 +910,68 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// The answer to a search that got none: 503 with `Retry-After` when shed, the error's
+/// status otherwise.
+fn refusal(r: Refusal) -> ApiResult {
+    match r {
+        Refusal::Shed { retry_after_s, why } => {
+            let mut resp = ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{why}; retry after {retry_after_s} s"),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            Ok(resp)
+        }
+        Refusal::Failed(e) => Err(e.into()),
+    }
+}
+
+/// The result cache's key of a search: everything its answer depends on, the
+/// collection's generation included.
+fn cache_key(
+    c: &Collection,
+    generation: u64,
+    b: &SearchBody,
+    opts: &SearchOptions,
+    single: bool,
+    queries: &[f32],
+) -> Vec<u8> {
+    let mut k = Vec::with_capacity(64 + queries.len() * 4);
+    k.extend_from_slice(c.def.name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&generation.to_le_bytes());
+    let shape = json!([
+        opts.top_k,
+        opts.nprobe,
+        opts.ef_search,
+        b.min_score,
+        b.max_distance,
+        b.filter,
+        b.filter_ids,
+        opts.without_metadata,
+        single
+    ]);
+    k.extend_from_slice(shape.to_string().as_bytes());
+    k.push(0);
+    for x in queries {
+        k.extend_from_slice(&x.to_le_bytes());
+    }
+    k
+}
+
 async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let c = collection(&app, &name)?;
     let b: SearchBody = parse(&body)?;
-    enum Q {
-        Vectors(Vec<Vec<f32>>),
-        Texts(Vec<String>),
-    }
-    let (queries, single) = match (b.vector, b.vectors, b.text, b.texts) {
-        (Some(v), None, None, None) => (Q::Vectors(vec![v]), true),
-        (None, Some(v), None, None) if !v.is_empty() => (Q::Vectors(v), false),
-        (None, None, Some(t), None) => (Q::Texts(vec![t]), true),
-        (None, None, None, Some(t)) if !t.is_empty() => (Q::Texts(t), false),
+    let deadline = Instant::now()
+        + b.deadline_ms
+            .map_or(app.traffic.config.deadline, Duration::from_millis);
+    let (queries, single) = match (&b.vector, &b.vectors, &b.text, &b.texts) {
+        (Some(v), None, None, None) => (Q::Vectors(vec![v.clone()]), true),
+        (None, Some(v), None, None) if !v.is_empty() => (Q::Vectors(v.clone()), false),
+        (None, None, Some(t), None) => (Q::Texts(vec![t.clone()]), true),
+        (None, None, None, Some(t)) if !t.is_empty() => (Q::Texts(t.clone()), false),
         _ => {
             return Err(bad(
                 "the body needs exactly one non-empty \"vector\": […], \"vectors\": [[…], …], \
@@ -563,26 +984,34 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
     if top_k == 0 || top_k > max {
         return Err(bad(format!("top_k must be 1..={max}, got {top_k}")));
     }
-    let ip = c.def.metric == MetricType::InnerProduct;
-    if b.min_score.is_some() && !ip {
+    let similarity = c.def.metric.is_similarity();
+    if b.min_score.is_some() && !similarity {
         return Err(bad(
-            "min_score applies to inner-product collections; use max_distance for l2",
+            "min_score applies to ip and cosine collections; use max_distance for l2",
         ));
     }
-    if b.max_distance.is_some() && ip {
+    if b.max_distance.is_some() && similarity {
         return Err(bad(
-            "max_distance applies to l2 collections; use min_score for ip",
+            "max_distance applies to l2 collections; use min_score for ip and cosine",
         ));
     }
+    let filter = filter_of(b.filter.as_ref())?.map(Arc::new);
+    let filter_ids = b.filter_ids.as_ref().map(|keys| {
+        let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .filter_map(|k| live.keys.get(k).copied())
+            .collect::<HashSet<Idx>>()
+    });
     let mut opts = SearchOptions {
         top_k,
         min_score: b.min_score,
         max_distance: b.max_distance,
-        filter_ids: b.filter_ids.map(|v| v.into_iter().collect::<HashSet<_>>()),
+        filter_ids,
+        filter,
         without_metadata: b.with_metadata == Some(false),
         ..Default::default()
     };
-    (opts.nprobe, opts.ef_search) = search_params(b.params.unwrap_or_default())?;
+    (opts.nprobe, opts.ef_search) = search_params(b.params.clone().unwrap_or_default())?;
     let flat = match queries {
         Q::Vectors(v) => rows(&v, c.def.dim, "query")?,
         Q::Texts(t) => embed_for(&app, &c, t).await?,
@@ -597,32 +1026,78 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
              limit is {max_pairs} a request (--max-search-pairs): send fewer queries at once"
         )));
     }
-    let app2 = app.clone();
-    let _slot = app.search_slots.acquire().await.map_err(|e| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("shutting down: {e}"),
-        )
-    })?;
-    let gone = Arc::new(AtomicBool::new(false));
-    let _cancel = CancelOnDrop(gone.clone());
-    let app3 = app.clone();
-    let hits = blocking(move || {
-        let go_on = || !gone.load(Ordering::SeqCst) && !app3.service.is_stopping();
-        c.search_while(&flat, &opts, &go_on).map_err(|e| match e {
-            Error::InvalidArgument(m) if m == CANCELLED => {
+    let mut facts = Facts {
+        collection: Some(name.clone()),
+        queries: nq,
+        k: top_k,
+        ..Default::default()
+    };
+    // The generation is read before the search: an answer is never filed under a newer
+    // state than the one it saw.
+    let generation = c.generation();
+    let key = app
+        .cache
+        .enabled()
+        .then(|| cache_key(&c, generation, &b, &opts, single, &flat));
+    if let Some(hit) = key.as_ref().and_then(|k| app.cache.get(k)) {
+        facts.cache = Some("hit");
+        app.metrics.searched(nq);
+        let resp = ([(header::CONTENT_TYPE, "application/json")], hit).into_response();
+        return Ok(with_facts(resp, facts));
+    }
+    let ticket = match c.lane.admit(&app.traffic, nq, deadline) {
+        Ok(t) => t,
+        Err(r) => return refusal(r),
+    };
+    if ticket.degraded {
+        lane::degrade(&c, &mut opts);
+        facts.degraded = true;
+    }
+    let searched = if lane::batchable(&app.traffic, nq, &opts) {
+        lane::search_one(&c, &app.traffic, flat, opts, deadline)
+            .await
+            .map(|one| vec![one])
+    } else {
+        let gone = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(gone.clone());
+        let app3 = app.clone();
+        // Called until it says no, which a search hears between chunks and stops.
+        let go_on = move || {
+            let stop = gone.load(Ordering::SeqCst) || app3.service.is_stopping();
+            if stop {
                 app3.metrics.search_cancelled();
-                ApiError(StatusCode::SERVICE_UNAVAILABLE, m)
             }
-            e => e.into(),
-        })
-    })
-    .await?;
-    app2.metrics.searched(nq);
+            !stop
+        };
+        lane::search_many(c.clone(), &app.traffic, flat, opts, deadline, go_on).await
+    };
+    let hits = match searched {
+        Ok(h) => h,
+        Err(r) => return refusal(r).map(|resp| with_facts(resp, facts)),
+    };
+    drop(ticket);
+    app.metrics.searched(nq);
     let results = if single {
         json!(hits.into_iter().next().unwrap_or_default())
     } else {
         json!(hits)
     };
-    Ok(Json(json!({ "results": results })).into_response())
+    let mut answer = json!({ "results": results });
+    if facts.degraded {
+        answer["degraded"] = json!(true);
+    }
+    let body = Bytes::from(answer.to_string());
+    if let Some(k) = key
+        && !facts.degraded
+    {
+        facts.cache = Some("miss");
+        app.cache.put(k, body.clone());
+    }
+    let resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    Ok(with_facts(resp, facts))
+}
+
+enum Q {
+    Vectors(Vec<Vec<f32>>),
+    Texts(Vec<String>),
 }

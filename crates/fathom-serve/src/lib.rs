@@ -22,18 +22,17 @@
 //! - [`searcher_api`]: a searcher's `/health` and `/metrics` (`fathom searcher --http`).
 //!
 //! ```
-//! use fathom_serve::{ServeConfig, store::CollectionDef};
-//! use fathom_core::MetricType;
+//! use fathom_serve::{ServeConfig, store::{CollectionDef, Metric}};
 //! let dir = tempfile::tempdir().unwrap();
 //! let app = fathom_serve::server::open(ServeConfig::new(dir.path())).unwrap();
 //! app.service.create(CollectionDef {
-//!     name: "docs".into(), dim: 2, metric: MetricType::L2, index: "Flat".into(),
+//!     name: "docs".into(), dim: 2, metric: Metric::L2, index: "Flat".into(),
 //! }).unwrap();
 //! let docs = app.service.get("docs").unwrap();
 //! let ids = app.service.add(&docs, &[0.0, 0.0, 1.0, 1.0], vec![r#"{"t":"a"}"#.into(), r#"{"t":"b"}"#.into()]).unwrap();
 //! let opts = fathom_serve::collection::SearchOptions { top_k: 1, ..Default::default() };
 //! let hits = docs.search(&[0.9, 0.9], &opts).unwrap();
-//! assert_eq!(hits[0][0].id, ids[1]);
+//! assert_eq!(hits[0][0].id, fathom_serve::store::ItemId::Num(ids[1] as u64));
 //! assert_eq!(hits[0][0].metadata["t"], "b");
 //! ```
 
@@ -41,11 +40,14 @@ pub mod api;
 pub mod auth;
 #[cfg(feature = "text")]
 pub mod bert;
+pub mod cache;
 pub mod collection;
 pub mod cors;
 pub mod docs_page;
 pub mod embed;
 pub mod filter;
+pub mod lane;
+pub mod log;
 pub mod metrics;
 pub mod openapi;
 pub mod process;

@@ -142,3 +142,26 @@ impl Metrics {
         out
     }
 }
+
+/// Appends a counter in OpenMetrics text: `# TYPE name counter` and `name_total value`.
+pub fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}.\n# TYPE {name} counter\n{name}_total {value}"
+    );
+}
+
+/// Appends a gauge in OpenMetrics text, one sample per `(labels, value)` (labels as
+/// `key="value"`, or empty).
+pub fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, u64)]) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} gauge");
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+}

@@ -24,10 +24,21 @@ pub fn open_with(
     embedder: Option<Arc<dyn crate::embed::Embedder>>,
 ) -> Result<Arc<App>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let keys = match &config.api_keys {
+        Some(path) => Some(Arc::new(crate::auth::KeyStore::open(path)?)),
+        None => None,
+    };
+    let cors_origin = match &config.cors_origin {
+        Some(o) => Some(Arc::new(crate::cors::parse_origin(o)?)),
+        None => None,
+    };
     Ok(Arc::new(App {
+        traffic: Arc::new(crate::lane::Traffic::new(config.traffic.clone(), cores)),
+        cache: crate::cache::ResultCache::new(config.cache_bytes),
+        keys,
+        cors_origin,
         service: Service::open(config)?,
         metrics: Arc::new(Metrics::default()),
-        search_slots: tokio::sync::Semaphore::new(cores),
         embedder,
     }))
 }
@@ -38,7 +49,7 @@ pub fn add_demo(app: &App) -> Result<()> {
     let def = CollectionDef {
         name: "demo".into(),
         dim: 4,
-        metric: fathom_core::MetricType::L2,
+        metric: crate::store::Metric::L2,
         index: "Flat".into(),
     };
     if !app.service.create(def)? {
@@ -159,10 +170,6 @@ pub async fn serve(
         .await
         .map_err(|e| Error::invalid(format!("cannot listen on {addr}: {e}")))?;
     ready(listener.local_addr()?);
-    // Answers leave at once rather than waiting on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     if let Some(every) = every.filter(|d| !d.is_zero()) {
         let app = app.clone();
         tokio::spawn(async move {
@@ -179,6 +186,13 @@ pub async fn serve(
             }
         });
     }
+    if let Some(keys) = &app.keys {
+        crate::auth::spawn_reload_on_sighup(keys.clone());
+    }
+    let tls = match &app.service.config.tls {
+        Some((cert, key)) => Some(crate::tls::load_tls_config(cert, key)?),
+        None => None,
+    };
     let signalled = app.clone();
     let quiet = app.clone();
     let stopping = shutdown_signals(
@@ -189,9 +203,20 @@ pub async fn serve(
             std::thread::spawn(move || app.service.with_database_quiet(|| std::process::exit(130)));
         },
     );
-    axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(stopping)
-        .await?;
+    match tls {
+        Some(config) => {
+            crate::tls::serve_tls(listener, router(app.clone()), config, stopping).await?
+        }
+        None => {
+            // Answers leave at once rather than waiting on Nagle's algorithm.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, router(app.clone()))
+                .with_graceful_shutdown(stopping)
+                .await?
+        }
+    }
     eprintln!("fathom serve: stopping; writing a final snapshot");
     let p = tokio::task::spawn_blocking(move || app.service.snapshot())
         .await

@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use fathom_core::{Error, IdSelector, Idx, Result};
 use fathom_index::Index;
 
-use crate::collection::{Collection, Live, add_to_index, new_index, remove_from_index};
+use crate::collection::{Collection, Entry, Live, add_to_index, new_index, remove_from_index};
+use crate::filter::Filter;
 use crate::snapshot::{self, CollectionSnap, Manifest};
-use crate::store::{CollectionDef, ItemStore};
+use crate::store::{CollectionDef, ItemId, ItemStore};
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -35,12 +36,23 @@ pub struct ServeConfig {
     pub max_search_pairs: u64,
     /// Largest metadata of one item, in bytes of JSON text.
     pub max_metadata_bytes: usize,
+    /// Search admission, batching and degradation.
+    pub traffic: crate::lane::TrafficConfig,
+    /// Bytes of recent search answers kept (0: no cache).
+    pub cache_bytes: usize,
+    /// A file of API keys (`KEY ROLE` lines); without one, requests need no key.
+    pub api_keys: Option<PathBuf>,
+    /// The origin browsers may call the API from (CORS); none by default.
+    pub cors_origin: Option<String>,
+    /// HTTPS: a certificate chain and its private key (PEM files); plain HTTP without.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServeConfig {
     /// Defaults for a data directory: 3 snapshots, top_k ≤ 1000, bodies ≤ 64 MiB,
     /// searches ≤ 2³² query–vector pairs (4 096 queries against a million vectors),
-    /// metadata ≤ 64 KiB an item.
+    /// metadata ≤ 64 KiB an item, [`crate::lane::TrafficConfig::default`], a 64 MiB
+    /// result cache, no API keys, no CORS.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
@@ -49,6 +61,11 @@ impl ServeConfig {
             max_body_bytes: 64 << 20,
             max_search_pairs: 1 << 32,
             max_metadata_bytes: 64 << 10,
+            traffic: crate::lane::TrafficConfig::default(),
+            cache_bytes: 64 << 20,
+            api_keys: None,
+            cors_origin: None,
+            tls: None,
         }
     }
 }
@@ -109,10 +126,21 @@ fn lock_data_dir(dir: &Path) -> Result<fs::File> {
     Ok(f)
 }
 
+/// An item as stored: the client's id, metadata (JSON text) and the vector when asked for.
+#[derive(Debug, Clone)]
+pub struct StoredItem {
+    /// The client's id.
+    pub id: ItemId,
+    /// Metadata, JSON text.
+    pub metadata: String,
+    /// The stored vector (normalised in cosine collections), when asked for.
+    pub vector: Option<Vec<f32>>,
+}
+
 /// Checks a collection name (one rule for the service and for sharded indexes).
 pub use fathom_dist::builder::check_name;
 
-struct NotLive<'a>(&'a HashMap<Idx, String>);
+struct NotLive<'a>(&'a HashMap<Idx, Entry>);
 impl IdSelector for NotLive<'_> {
     fn is_member(&self, id: Idx) -> bool {
         !self.0.contains_key(&id)
@@ -216,7 +244,7 @@ impl Service {
                     def.name,
                     c.def.dim,
                     c.def.index,
-                    crate::store::metric_name(c.def.metric)
+                    c.def.metric.name()
                 )
             });
         }
@@ -252,12 +280,7 @@ impl Service {
             };
         }
         lock(&self.store).create(&def)?;
-        let live = Live {
-            index,
-            meta: HashMap::new(),
-            source: "created".into(),
-            hidden: 0,
-        };
+        let live = Live::new(index, "created");
         map.insert(def.name.clone(), Arc::new(Collection::new(def, live)));
         Ok(true)
     }
@@ -306,22 +329,115 @@ impl Service {
     }
 
     /// Adds vectors (rows of the collection's dimension) with their metadata (JSON text);
-    /// returns their ids. The database and the index change together or not at all.
+    /// returns their ids (their internal numbers). The database and the index change
+    /// together or not at all.
     pub fn add(&self, c: &Collection, vectors: &[f32], metadata: Vec<String>) -> Result<Vec<Idx>> {
+        let ids = self.write(c, vectors, metadata, None, false)?;
+        Ok(ids
+            .iter()
+            .map(|k| match k {
+                ItemId::Num(n) => *n as Idx,
+                ItemId::Str(_) => -1,
+            })
+            .collect())
+    }
+
+    /// Adds items under the client's ids (`None`: each item's id is its internal
+    /// number); an id that exists already is an error (see [`Service::upsert`]).
+    pub fn add_with_ids(
+        &self,
+        c: &Collection,
+        vectors: &[f32],
+        metadata: Vec<String>,
+        keys: Option<Vec<ItemId>>,
+    ) -> Result<Vec<ItemId>> {
+        self.write(c, vectors, metadata, keys, false)
+    }
+
+    /// Adds or replaces (vector and metadata) the items of these ids, in one transaction.
+    pub fn upsert(
+        &self,
+        c: &Collection,
+        vectors: &[f32],
+        metadata: Vec<String>,
+        keys: Vec<ItemId>,
+    ) -> Result<Vec<ItemId>> {
+        self.write(c, vectors, metadata, Some(keys), true)
+    }
+
+    fn write(
+        &self,
+        c: &Collection,
+        vectors: &[f32],
+        metadata: Vec<String>,
+        keys: Option<Vec<ItemId>>,
+        upsert: bool,
+    ) -> Result<Vec<ItemId>> {
         let n = metadata.len();
         self.check_items(c, vectors, &metadata)?;
+        if let Some(k) = &keys {
+            if k.len() != n {
+                return Err(Error::DimensionMismatch {
+                    what: "ids".into(),
+                    got: k.len(),
+                    expected: format!("one per vector ({n})"),
+                });
+            }
+            let mut seen = std::collections::HashSet::with_capacity(n);
+            if let Some(dup) = k.iter().find(|id| !seen.insert(*id)) {
+                return Err(Error::invalid(format!(
+                    "id {dup} appears twice in one request"
+                )));
+            }
+        }
         if n == 0 {
             return Ok(Vec::new());
         }
+        let mut vectors = vectors.to_vec();
+        c.prepare(&mut vectors, "vector")?;
         let _writer = c.writer()?;
         let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
+        let replace: Vec<Idx> = match (&keys, upsert) {
+            (Some(k), true) => k
+                .iter()
+                .filter_map(|id| live.keys.get(id).copied())
+                .collect(),
+            _ => Vec::new(),
+        };
         let mut store = lock(&self.store);
-        let first = store.add_items(&c.def.name, vectors, c.def.dim, &metadata, |first| {
-            add_to_index(&mut *live.index, vectors, first)
-        })?;
-        let ids: Vec<Idx> = (first..first + n as Idx).collect();
-        live.meta.extend(ids.iter().copied().zip(metadata));
-        Ok(ids)
+        let mut stale = 0usize;
+        let live_ref = &mut *live;
+        let first = store.write_items(
+            &c.def.name,
+            &vectors,
+            c.def.dim,
+            &metadata,
+            keys.as_deref(),
+            &replace,
+            |first| {
+                add_to_index(&mut *live_ref.index, &vectors, first)?;
+                if !replace.is_empty() {
+                    let sel = fathom_core::IdSelectorBatch::new(replace.iter().copied());
+                    stale = remove_from_index(&mut *live_ref.index, &sel, replace.len())?;
+                }
+                Ok(())
+            },
+        )?;
+        drop(store);
+        live.hidden += stale;
+        for id in &replace {
+            live.remove(*id);
+        }
+        let keys = keys.unwrap_or_else(|| {
+            (0..n)
+                .map(|i| ItemId::Num((first + i as Idx) as u64))
+                .collect()
+        });
+        for (i, (key, m)) in keys.iter().zip(metadata).enumerate() {
+            live.insert(first + i as Idx, key.clone(), m);
+        }
+        c.changed();
+        Ok(keys)
     }
 
     /// A warning for an add of `n` vectors that would train the collection's IVF index on
@@ -344,17 +460,138 @@ impl Service {
         })
     }
 
-    /// Deletes items; returns the ids that existed (each once).
+    /// Deletes items by internal id; returns the ids that existed (each once).
     pub fn delete(&self, c: &Collection, ids: &[Idx]) -> Result<Vec<Idx>> {
         let _writer = c.writer()?;
         let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
+        Self::delete_locked(self, c, &mut live, ids)
+    }
+
+    fn delete_locked(&self, c: &Collection, live: &mut Live, ids: &[Idx]) -> Result<Vec<Idx>> {
         let gone = lock(&self.store).delete_items(&c.def.name, ids)?;
         for id in &gone {
-            live.meta.remove(id);
+            live.remove(*id);
         }
         let sel = fathom_core::IdSelectorBatch::new(gone.iter().copied());
         live.hidden += remove_from_index(&mut *live.index, &sel, gone.len())?;
+        c.changed();
         Ok(gone)
+    }
+
+    /// Deletes items by the client's ids; returns those that existed (each once).
+    pub fn delete_keys(&self, c: &Collection, keys: &[ItemId]) -> Result<Vec<ItemId>> {
+        let _writer = c.writer()?;
+        let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
+        let mut seen = std::collections::HashSet::new();
+        let pairs: Vec<(ItemId, Idx)> = keys
+            .iter()
+            .filter(|k| seen.insert(*k))
+            .filter_map(|k| live.keys.get(k).map(|&id| (k.clone(), id)))
+            .collect();
+        let ids: Vec<Idx> = pairs.iter().map(|p| p.1).collect();
+        let gone: std::collections::HashSet<Idx> = self
+            .delete_locked(c, &mut live, &ids)?
+            .into_iter()
+            .collect();
+        Ok(pairs
+            .into_iter()
+            .filter(|(_, id)| gone.contains(id))
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Deletes the items whose metadata passes `filter`; returns their ids.
+    pub fn delete_matching(&self, c: &Collection, filter: &Filter) -> Result<Vec<ItemId>> {
+        let _writer = c.writer()?;
+        let mut live = c.live.write().unwrap_or_else(|e| e.into_inner());
+        let ids: Vec<Idx> = live.payloads.evaluate(filter).iter().collect();
+        let keys: Vec<ItemId> = ids
+            .iter()
+            .filter_map(|id| live.meta.get(id).map(|e| e.key.clone()))
+            .collect();
+        self.delete_locked(c, &mut live, &ids)?;
+        Ok(keys)
+    }
+
+    /// Items by the client's ids: each found one's id, metadata (JSON text) and, when
+    /// asked, stored vector; ids not found are left out.
+    pub fn get_items(
+        &self,
+        c: &Collection,
+        keys: &[ItemId],
+        with_vectors: bool,
+    ) -> Result<Vec<StoredItem>> {
+        let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+        let ids: Vec<Idx> = keys
+            .iter()
+            .filter_map(|k| live.keys.get(k).copied())
+            .collect();
+        self.items_of(c, &live, &ids, with_vectors)
+    }
+
+    fn items_of(
+        &self,
+        c: &Collection,
+        live: &Live,
+        ids: &[Idx],
+        with_vectors: bool,
+    ) -> Result<Vec<StoredItem>> {
+        let mut vectors = if with_vectors {
+            lock(&self.store).vectors_of(&c.def.name, ids)?
+        } else {
+            HashMap::new()
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let e = live.meta.get(id)?;
+                Some(StoredItem {
+                    id: e.key.clone(),
+                    metadata: e.meta.clone(),
+                    vector: vectors.remove(id),
+                })
+            })
+            .collect())
+    }
+
+    /// A page of items in the order they were added: at most `limit` from position
+    /// `cursor` (an opaque position from a previous page, or 0), skipping `offset` more,
+    /// only those passing `filter` when given. Returns the page and the cursor of the
+    /// next page (`None` after the last).
+    pub fn list_items(
+        &self,
+        c: &Collection,
+        filter: Option<&Filter>,
+        cursor: u64,
+        offset: usize,
+        limit: usize,
+        with_vectors: bool,
+    ) -> Result<(Vec<StoredItem>, Option<u64>)> {
+        let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+        let everything;
+        let filter = match filter {
+            Some(f) => f,
+            None => {
+                everything =
+                    crate::filter::parse(&serde_json::json!({})).map_err(Error::invalid)?;
+                &everything
+            }
+        };
+        let matching = live.payloads.evaluate(filter);
+        let mut page: Vec<Idx> = Vec::with_capacity(limit.min(10_000));
+        let mut next = None;
+        for id in matching
+            .iter()
+            .filter(|&id| id >= 0 && id as u64 >= cursor)
+            .skip(offset)
+        {
+            if page.len() == limit {
+                next = Some(id as u64);
+                break;
+            }
+            page.push(id);
+        }
+        Ok((self.items_of(c, &live, &page, with_vectors)?, next))
     }
 
     /// Rebuilds a collection's index from the database, training it on every stored
@@ -370,6 +607,7 @@ impl Service {
         live.index = index;
         live.hidden = 0;
         live.source = "retrained from the database".into();
+        c.changed();
         Ok(n)
     }
 
@@ -451,7 +689,7 @@ impl Service {
                 serde_json::json!({
                     "name": c.def.name,
                     "dim": c.def.dim,
-                    "metric": crate::store::metric_name(c.def.metric),
+                    "metric": c.def.metric.name(),
                     "index": c.def.index,
                     "description": live.index.description(),
                     "ntotal": live.index.ntotal(),
@@ -555,18 +793,41 @@ fn load_collection(
     good: &[(u64, PathBuf, Manifest)],
     log: &mut Vec<String>,
 ) -> Result<Live> {
-    let mut meta = HashMap::new();
+    let mut items = Vec::new();
     store.for_each_item(&def.name, 0, |it| {
-        meta.insert(it.id, it.metadata);
+        items.push((it.id, it.key, it.metadata));
         Ok(())
     })?;
+    let meta: HashMap<Idx, Entry> = items
+        .iter()
+        .map(|(id, key, m)| {
+            (
+                *id,
+                Entry {
+                    key: key.clone(),
+                    meta: m.clone(),
+                },
+            )
+        })
+        .collect();
+    let with_items = |index: Box<dyn Index>, source: String, hidden: usize| {
+        let mut live = Live::new(index, source);
+        for (id, key, m) in &items {
+            live.insert(*id, key.clone(), m.clone());
+        }
+        live.hidden = hidden;
+        live
+    };
     let mut failures = Vec::new();
     for (seq, path, m) in good {
         let Some(cs) = m.collections.iter().find(|c| c.name == def.name) else {
             continue;
         };
         let loaded = fathom_io::faiss::read_index(path.join(&cs.index.file)).and_then(|mut ix| {
-            if ix.ntotal() != cs.ntotal || ix.dim() != def.dim || ix.metric() != def.metric {
+            if ix.ntotal() != cs.ntotal
+                || ix.dim() != def.dim
+                || ix.metric() != def.metric.index_metric()
+            {
                 return Err(Error::format(
                     "snapshot index",
                     format!(
@@ -594,12 +855,7 @@ fn load_collection(
                     source += &format!(" (newer snapshots failed: {})", failures.join("; "));
                     log.push(format!("{}: {source}", def.name));
                 }
-                return Ok(Live {
-                    index,
-                    meta,
-                    source,
-                    hidden,
-                });
+                return Ok(with_items(index, source, hidden));
             }
             Err(e) => failures.push(format!("snapshot {seq}: {e}")),
         }
@@ -614,12 +870,7 @@ fn load_collection(
         )
     };
     log.push(format!("{}: {source}", def.name));
-    Ok(Live {
-        index,
-        meta,
-        source,
-        hidden: 0,
-    })
+    Ok(with_items(index, source, 0))
 }
 
 /// Every stored item's vector and id.

@@ -3,10 +3,59 @@
 //! it (snapshotted for a fast start, its tail replayed from here), so an acknowledged add
 //! survives a crash and index and metadata can always be brought back in step.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use fathom_core::{Error, Idx, MetricType, Result};
 use rusqlite::{Connection, OptionalExtension, params};
+
+/// How a collection's vectors compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Squared Euclidean distance (lower is closer).
+    L2,
+    /// Inner product (higher is closer).
+    InnerProduct,
+    /// Cosine similarity in [-1, 1]: vectors and queries are normalised on the way in and
+    /// compared by inner product.
+    Cosine,
+}
+
+impl Metric {
+    /// Its name in the API and the database: `l2`, `ip` or `cosine`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::L2 => "l2",
+            Metric::InnerProduct => "ip",
+            Metric::Cosine => "cosine",
+        }
+    }
+
+    /// The metric of a name (`l2`, `ip`, `inner_product`, `cosine`, any case).
+    pub fn parse(s: &str) -> Result<Metric> {
+        match s.to_ascii_lowercase().as_str() {
+            "l2" => Ok(Metric::L2),
+            "ip" | "inner_product" => Ok(Metric::InnerProduct),
+            "cosine" | "cos" => Ok(Metric::Cosine),
+            _ => Err(Error::invalid(format!(
+                "metric {s:?}: expected \"l2\", \"ip\" or \"cosine\""
+            ))),
+        }
+    }
+
+    /// The index's metric: cosine is the inner product of normalised vectors.
+    pub fn index_metric(self) -> MetricType {
+        match self {
+            Metric::L2 => MetricType::L2,
+            Metric::InnerProduct | Metric::Cosine => MetricType::InnerProduct,
+        }
+    }
+
+    /// Whether higher scores are closer (similarities) rather than lower (distances).
+    pub fn is_similarity(self) -> bool {
+        self != Metric::L2
+    }
+}
 
 /// What defines a collection.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,16 +65,96 @@ pub struct CollectionDef {
     /// Vector dimension.
     pub dim: usize,
     /// How vectors compare.
-    pub metric: MetricType,
+    pub metric: Metric,
     /// Factory string of its index.
     pub index: String,
+}
+
+/// An item's id as the client sees it: an unsigned integer or a string. Items added
+/// without ids get their internal number as id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(untagged)]
+pub enum ItemId {
+    /// A number, 0 ..= 2⁶⁴ − 1.
+    Num(u64),
+    /// A string of 1 ..= 256 bytes.
+    Str(String),
+}
+
+/// Longest string id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+impl ItemId {
+    /// The id of a JSON value: a non-negative integer or a string of 1..=256 bytes.
+    pub fn from_json(v: &serde_json::Value) -> std::result::Result<ItemId, String> {
+        match v {
+            serde_json::Value::Number(n) => n.as_u64().map(ItemId::Num).ok_or_else(|| {
+                format!("id {n} is not an unsigned integer; ids are integers 0..2^64 or strings")
+            }),
+            serde_json::Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_BYTES => {
+                Ok(ItemId::Str(s.clone()))
+            }
+            serde_json::Value::String(s) => Err(format!(
+                "a string id must be 1..={MAX_ID_BYTES} bytes, got {}",
+                s.len()
+            )),
+            other => Err(format!(
+                "id {other} is neither an unsigned integer nor a string"
+            )),
+        }
+    }
+
+    /// The id a path segment names: digits are a number, anything else a string.
+    pub fn from_path(s: &str) -> std::result::Result<ItemId, String> {
+        match s.parse::<u64>() {
+            Ok(n) => Ok(ItemId::Num(n)),
+            Err(_) => ItemId::from_json(&serde_json::Value::String(s.to_string())),
+        }
+    }
+
+    /// Its form in the database: JSON text (`7` and `"7"` differ).
+    pub fn key(&self) -> String {
+        match self {
+            ItemId::Num(n) => n.to_string(),
+            ItemId::Str(s) => serde_json::Value::String(s.clone()).to_string(),
+        }
+    }
+
+    fn from_key(k: &str) -> Result<ItemId> {
+        serde_json::from_str::<serde_json::Value>(k)
+            .map_err(|e| e.to_string())
+            .and_then(|v| ItemId::from_json(&v))
+            .map_err(|e| Error::format("metadata database", format!("item key {k:?}: {e}")))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ItemId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        ItemId::from_json(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An id equals the number of an item added without ids (its internal number).
+impl PartialEq<Idx> for ItemId {
+    fn eq(&self, other: &Idx) -> bool {
+        matches!(self, ItemId::Num(n) if u64::try_from(*other).is_ok_and(|o| o == *n))
+    }
+}
+
+impl std::fmt::Display for ItemId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
 }
 
 /// One stored item.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
-    /// Its id.
+    /// Its internal id (the index's).
     pub id: Idx,
+    /// Its client id.
+    pub key: ItemId,
     /// Its vector.
     pub vector: Vec<f32>,
     /// Its metadata as JSON text.
@@ -62,11 +191,28 @@ fn db_err(e: rusqlite::Error) -> Error {
     }
 }
 
-pub(crate) fn metric_name(m: MetricType) -> &'static str {
-    match m {
-        MetricType::InnerProduct => "ip",
-        _ => "l2",
+fn blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn floats(blob: &[u8]) -> Result<Vec<f32>> {
+    if !blob.len().is_multiple_of(4) {
+        return Err(Error::format(
+            "metadata database",
+            "a vector blob is not f32s",
+        ));
     }
+    Ok(blob
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// Whether a database error is a uniqueness violation (an id that exists already).
+fn is_duplicate(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 impl ItemStore {
@@ -83,6 +229,28 @@ impl ItemStore {
                  collection TEXT NOT NULL, id INTEGER NOT NULL, vector BLOB NOT NULL,
                  metadata TEXT NOT NULL, PRIMARY KEY (collection, id));
              CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        )
+        .map_err(db_err)?;
+        // Databases from before client ids: every item's id is its number.
+        let has_key: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('items') WHERE name = 'key'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db_err)?
+            > 0;
+        if !has_key {
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE items ADD COLUMN key TEXT;
+                 UPDATE items SET key = CAST(id AS TEXT);
+                 COMMIT;",
+            )
+            .map_err(db_err)?;
+        }
+        conn.execute_batch(
+            "CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (collection, key);",
         )
         .map_err(db_err)?;
         conn.execute(
@@ -149,7 +317,7 @@ impl ItemStore {
                 CollectionDef {
                     name,
                     dim: dim as usize,
-                    metric: MetricType::parse(&metric)?,
+                    metric: Metric::parse(&metric)?,
                     index,
                 },
                 next,
@@ -164,7 +332,7 @@ impl ItemStore {
             .execute(
                 "INSERT INTO collections (name, dim, metric, description, next_id)
                  VALUES (?1, ?2, ?3, ?4, 0)",
-                params![def.name, def.dim as i64, metric_name(def.metric), def.index],
+                params![def.name, def.dim as i64, def.metric.name(), def.index],
             )
             .map_err(db_err)?;
         Ok(())
@@ -180,15 +348,21 @@ impl ItemStore {
         tx.commit().map_err(db_err)
     }
 
-    /// Stores items with consecutive new ids and returns the first; `apply` runs inside
-    /// the transaction (it adds them to the index) and the items are committed only if it
-    /// succeeds, so the database never holds an item the caller failed to index.
-    pub fn add_items(
+    /// Stores items under consecutive new internal ids and returns the first, in one
+    /// transaction that also deletes the items `replace` (internal ids: the old versions
+    /// of upserted items). `keys` are the items' client ids (`None`: each item's id is its
+    /// internal number). `apply` runs inside the transaction (it changes the index) and
+    /// the transaction commits only if it succeeds, so the database never holds an item
+    /// the caller failed to index. An id that exists already (and is not replaced) is an
+    /// error naming it.
+    pub fn write_items(
         &mut self,
         collection: &str,
         vectors: &[f32],
         dim: usize,
         metadata: &[String],
+        keys: Option<&[ItemId]>,
+        replace: &[Idx],
         apply: impl FnOnce(Idx) -> Result<()>,
     ) -> Result<Idx> {
         let tx = self.conn.transaction().map_err(db_err)?;
@@ -202,15 +376,37 @@ impl ItemStore {
             .map_err(db_err)?
             .ok_or_else(|| Error::invalid(format!("no collection {collection:?}")))?;
         {
+            let mut del = tx
+                .prepare("DELETE FROM items WHERE collection = ?1 AND id = ?2")
+                .map_err(db_err)?;
+            for &id in replace {
+                del.execute(params![collection, id]).map_err(db_err)?;
+            }
             let mut st = tx
                 .prepare(
-                    "INSERT INTO items (collection, id, vector, metadata) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO items (collection, id, vector, metadata, key)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(db_err)?;
             for (i, (v, m)) in vectors.chunks_exact(dim).zip(metadata).enumerate() {
-                let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                st.execute(params![collection, first + i as Idx, blob, m])
-                    .map_err(db_err)?;
+                let id = first + i as Idx;
+                let key = keys.map_or_else(|| id.to_string(), |k| k[i].key());
+                st.execute(params![collection, id, blob(v), m, key])
+                    .map_err(|e| {
+                        if is_duplicate(&e) {
+                            Error::invalid(format!(
+                                "an item with id {key} exists already{}",
+                                if keys.is_none() {
+                                    " (given by a client; items added without ids take \
+                                     their internal number as id)"
+                                } else {
+                                    " (PUT upserts)"
+                                }
+                            ))
+                        } else {
+                            db_err(e)
+                        }
+                    })?;
             }
         }
         let n = metadata.len() as Idx;
@@ -224,7 +420,20 @@ impl ItemStore {
         Ok(first)
     }
 
-    /// Deletes items; returns the ids that existed.
+    /// Stores items with consecutive new ids (their client ids too) and returns the first;
+    /// see [`ItemStore::write_items`].
+    pub fn add_items(
+        &mut self,
+        collection: &str,
+        vectors: &[f32],
+        dim: usize,
+        metadata: &[String],
+        apply: impl FnOnce(Idx) -> Result<()>,
+    ) -> Result<Idx> {
+        self.write_items(collection, vectors, dim, metadata, None, &[], apply)
+    }
+
+    /// Deletes items by internal id; returns the ids that existed.
     pub fn delete_items(&mut self, collection: &str, ids: &[Idx]) -> Result<Vec<Idx>> {
         let tx = self.conn.transaction().map_err(db_err)?;
         let mut gone = Vec::new();
@@ -242,6 +451,25 @@ impl ItemStore {
         Ok(gone)
     }
 
+    /// The stored vectors of some items (by internal id); absent ids are left out.
+    pub fn vectors_of(&self, collection: &str, ids: &[Idx]) -> Result<HashMap<Idx, Vec<f32>>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT vector FROM items WHERE collection = ?1 AND id = ?2")
+            .map_err(db_err)?;
+        let mut out = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            let b: Option<Vec<u8>> = st
+                .query_row(params![collection, id], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            if let Some(b) = b {
+                out.insert(id, floats(&b)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Items of a collection with ids ≥ `from`, in id order, to `each`.
     pub fn for_each_item(
         &self,
@@ -252,25 +480,18 @@ impl ItemStore {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, vector, metadata FROM items WHERE collection = ?1 AND id >= ?2
+                "SELECT id, vector, metadata, key FROM items WHERE collection = ?1 AND id >= ?2
                  ORDER BY id",
             )
             .map_err(db_err)?;
         let mut rows = st.query(params![collection, from]).map_err(db_err)?;
         while let Some(r) = rows.next().map_err(db_err)? {
-            let blob: Vec<u8> = r.get(1).map_err(db_err)?;
-            if !blob.len().is_multiple_of(4) {
-                return Err(Error::format(
-                    "metadata database",
-                    "a vector blob is not f32s",
-                ));
-            }
+            let b: Vec<u8> = r.get(1).map_err(db_err)?;
+            let key: String = r.get(3).map_err(db_err)?;
             each(Item {
                 id: r.get(0).map_err(db_err)?,
-                vector: blob
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
+                key: ItemId::from_key(&key)?,
+                vector: floats(&b)?,
                 metadata: r.get(2).map_err(db_err)?,
             })?;
         }

@@ -381,7 +381,7 @@ async fn bad_input_gets_the_promised_statuses() {
         (
             "PUT",
             "/collections/x",
-            r#"{"dim": 4, "metric": "cosine"}"#,
+            r#"{"dim": 4, "metric": "hamming"}"#,
             StatusCode::BAD_REQUEST,
         ),
         (

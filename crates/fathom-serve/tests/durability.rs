@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fathom_core::MetricType;
 use fathom_index::Index;
 use fathom_serve::ServeConfig;
 use fathom_serve::api::App;
@@ -31,7 +30,7 @@ fn create(app: &App, name: &str, index: &str) {
         .create(CollectionDef {
             name: name.into(),
             dim: 8,
-            metric: MetricType::L2,
+            metric: fathom_serve::store::Metric::L2,
             index: index.into(),
         })
         .unwrap();

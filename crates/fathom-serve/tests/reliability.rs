@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::StatusCode;
 use common::call;
-use fathom_core::MetricType;
 use fathom_serve::ServeConfig;
 use fathom_serve::api::App;
 use fathom_serve::collection::SearchOptions;
@@ -42,7 +41,7 @@ fn create(
         .create(CollectionDef {
             name: name.into(),
             dim,
-            metric: MetricType::L2,
+            metric: fathom_serve::store::Metric::L2,
             index: index.into(),
         })
         .unwrap();
