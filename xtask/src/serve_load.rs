@@ -16,6 +16,8 @@ use crate::{Res, opt};
 /// A keep-alive HTTP/1.1 connection.
 pub(crate) struct Conn {
     r: BufReader<TcpStream>,
+    /// The `Retry-After` seconds of the last answer, when it had one.
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl Conn {
@@ -24,6 +26,7 @@ impl Conn {
         s.set_nodelay(true).ok();
         Ok(Conn {
             r: BufReader::new(s),
+            retry_after: None,
         })
     }
 
@@ -45,6 +48,7 @@ impl Conn {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("bad status line {line:?}"))?;
         let mut len = 0usize;
+        self.retry_after = None;
         loop {
             line.clear();
             self.r
@@ -53,10 +57,12 @@ impl Conn {
             if line == "\r\n" || line.is_empty() {
                 break;
             }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("retry-after") {
+                    self.retry_after = v.trim().parse().ok();
+                }
             }
         }
         let mut buf = vec![0u8; len];
@@ -340,13 +346,15 @@ struct Round {
     other: usize,
 }
 
-/// `clients` keep-alive connections searching `bodies` for `secs`.
+/// `clients` keep-alive connections searching `bodies` for `secs`; a client told 503 waits
+/// its `Retry-After` when `polite`, else retries at once.
 fn hammer(
     addr: &str,
     route: &str,
     bodies: &Arc<Vec<String>>,
     clients: usize,
     secs: f64,
+    polite: bool,
 ) -> Res<Round> {
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..clients)
@@ -365,7 +373,13 @@ fn hammer(
                     let t = Instant::now();
                     match c.call("POST", &route, &bodies[i % bodies.len()]) {
                         Ok((200, _)) => lat.push(t.elapsed().as_secs_f64() * 1e3),
-                        Ok((503, _)) => shed += 1,
+                        Ok((503, _)) => {
+                            shed += 1;
+                            if polite {
+                                let wait = c.retry_after.unwrap_or(1) as f64;
+                                std::thread::sleep(Duration::from_secs_f64(wait));
+                            }
+                        }
                         Ok(_) => other += 1,
                         Err(_) => {
                             other += 1;
@@ -447,7 +461,7 @@ pub fn serve_compare(args: &[String], fathom: &Path) -> Res<Vec<String>> {
         let dir = root.join(format!("c{i}"));
         let _ = std::fs::remove_dir_all(&dir);
         {
-            let s = Server::start(fathom, &dir, &[])?;
+            let s = Server::start(fathom, &dir, &["--max-body-mib", "512"])?;
             let mut c = Conn::new(&s.addr)?;
             let (st, b) = c.call(
                 "PUT",
@@ -457,9 +471,9 @@ pub fn serve_compare(args: &[String], fathom: &Path) -> Res<Vec<String>> {
             if st >= 300 {
                 return Err(format!("create: {st} {b}"));
             }
-            // IVF trains on its first batch: send a large one.
+            // IVF trains on its first batch: send a large one (39 points a list for IVF1024).
             let batch = if index.starts_with("IVF") {
-                n.min(100_000)
+                n.min(40_000)
             } else {
                 5000
             };
@@ -484,13 +498,21 @@ pub fn serve_compare(args: &[String], fathom: &Path) -> Res<Vec<String>> {
             for window in ["500", "0"] {
                 let s = Server::start(fathom, &dir, &["--batch-window-us", window])?;
                 // Warm up: the index is loaded, the pages are in.
-                hammer(&s.addr, "/collections/bench/search", bodies, clients, 1.0)?;
+                hammer(
+                    &s.addr,
+                    "/collections/bench/search",
+                    bodies,
+                    clients,
+                    1.0,
+                    false,
+                )?;
                 let round = hammer(
                     &s.addr,
                     "/collections/bench/search",
                     bodies,
                     clients,
                     secs as f64,
+                    false,
                 )?;
                 eprintln!(
                     "xtask: {index} round {r} batching {}: {:.0} QPS, P50 {:.2} ms, P99 {:.2} ms",
@@ -520,41 +542,51 @@ pub fn serve_compare(args: &[String], fathom: &Path) -> Res<Vec<String>> {
             ));
         }
     }
-    // Shedding: 4× the clients against a queue of 16 queries with a 100 ms deadline.
+    // Shedding: 4× the clients against a queue of 16 queries with a 100 ms deadline,
+    // clients that retry at once and clients that wait the Retry-After they are told.
     let dir = root.join("c0");
     let flood = clients * 4;
-    let s = Server::start(
-        fathom,
-        &dir,
-        &[
-            "--max-queue",
-            "16",
-            "--deadline-ms",
-            "100",
-            "--batch-window-us",
-            "0",
-        ],
-    )?;
-    let round = hammer(
-        &s.addr,
-        "/collections/bench/search",
-        &flat_queries,
-        flood,
-        secs as f64,
-    )?;
-    let mut c = Conn::new(&s.addr)?;
-    let (health, _) = c.call("GET", "/health", "")?;
     out.extend([
         String::new(),
         format!(
-            "Shedding ({} index, {flood} clients, --max-queue 16, --deadline-ms 100, batching off, {secs} s):",
+            "Shedding ({} index, {flood} clients, --max-queue 16, --deadline-ms 100, batching \
+             off, {secs} s a run):",
             indexes.split(';').next().unwrap_or("Flat")
         ),
         String::new(),
-        "| answered | QPS | P50 ms | P99 ms | shed (503 + Retry-After) | other errors | /health after |".into(),
-        "|---:|---:|---:|---:|---:|---:|---:|".into(),
-        format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} ({:.0} %) | {} | {health} |",
+        "| clients on 503 | answered | QPS | P50 ms | P99 ms | shed (503 + Retry-After) | other errors | /health after |".into(),
+        "|---|---:|---:|---:|---:|---:|---:|---:|".into(),
+    ]);
+    for polite in [false, true] {
+        let s = Server::start(
+            fathom,
+            &dir,
+            &[
+                "--max-queue",
+                "16",
+                "--deadline-ms",
+                "100",
+                "--batch-window-us",
+                "0",
+            ],
+        )?;
+        let round = hammer(
+            &s.addr,
+            "/collections/bench/search",
+            &flat_queries,
+            flood,
+            secs as f64,
+            polite,
+        )?;
+        let mut c = Conn::new(&s.addr)?;
+        let (health, _) = c.call("GET", "/health", "")?;
+        out.push(format!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {} ({:.0} %) | {} | {health} |",
+            if polite {
+                "wait Retry-After"
+            } else {
+                "retry at once"
+            },
             round.ok,
             round.qps,
             round.p50,
@@ -562,7 +594,7 @@ pub fn serve_compare(args: &[String], fathom: &Path) -> Res<Vec<String>> {
             round.shed,
             100.0 * round.shed as f64 / (round.ok + round.shed).max(1) as f64,
             round.other
-        ),
-    ]);
+        ));
+    }
     Ok(out)
 }

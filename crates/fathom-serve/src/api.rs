@@ -1053,7 +1053,7 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
         lane::degrade(&c, &mut opts);
         facts.degraded = true;
     }
-    let searched = if lane::batchable(&app.traffic, nq, &opts) {
+    let searched = if lane::batchable(&c, &app.traffic, nq, &opts) {
         lane::search_one(&c, &app.traffic, flat, opts, deadline)
             .await
             .map(|one| vec![one])

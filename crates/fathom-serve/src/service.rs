@@ -407,22 +407,20 @@ impl Service {
         let mut store = lock(&self.store);
         let mut stale = 0usize;
         let live_ref = &mut *live;
-        let first = store.write_items(
-            &c.def.name,
-            &vectors,
-            c.def.dim,
-            &metadata,
-            keys.as_deref(),
-            &replace,
-            |first| {
-                add_to_index(&mut *live_ref.index, &vectors, first)?;
-                if !replace.is_empty() {
-                    let sel = fathom_core::IdSelectorBatch::new(replace.iter().copied());
-                    stale = remove_from_index(&mut *live_ref.index, &sel, replace.len())?;
-                }
-                Ok(())
-            },
-        )?;
+        let items = crate::store::NewItems {
+            vectors: &vectors,
+            dim: c.def.dim,
+            metadata: &metadata,
+            keys: keys.as_deref(),
+        };
+        let first = store.write_items(&c.def.name, items, &replace, |first| {
+            add_to_index(&mut *live_ref.index, &vectors, first)?;
+            if !replace.is_empty() {
+                let sel = fathom_core::IdSelectorBatch::new(replace.iter().copied());
+                stale = remove_from_index(&mut *live_ref.index, &sel, replace.len())?;
+            }
+            Ok(())
+        })?;
         drop(store);
         live.hidden += stale;
         for id in &replace {

@@ -179,6 +179,20 @@ fn new_identity() -> String {
     format!("{:016x}{:016x}", parts[0], parts[1])
 }
 
+/// Items to store: vectors (rows of `dim`), their metadata (JSON text) and client ids
+/// (`None`: each item's id is its internal number).
+#[derive(Debug, Clone, Copy)]
+pub struct NewItems<'a> {
+    /// The vectors, rows of `dim`.
+    pub vectors: &'a [f32],
+    /// Their dimension.
+    pub dim: usize,
+    /// One metadata text per vector.
+    pub metadata: &'a [String],
+    /// One client id per vector, or none.
+    pub keys: Option<&'a [ItemId]>,
+}
+
 /// The SQLite database of collections and items.
 pub struct ItemStore {
     conn: Connection,
@@ -358,13 +372,16 @@ impl ItemStore {
     pub fn write_items(
         &mut self,
         collection: &str,
-        vectors: &[f32],
-        dim: usize,
-        metadata: &[String],
-        keys: Option<&[ItemId]>,
+        items: NewItems<'_>,
         replace: &[Idx],
         apply: impl FnOnce(Idx) -> Result<()>,
     ) -> Result<Idx> {
+        let NewItems {
+            vectors,
+            dim,
+            metadata,
+            keys,
+        } = items;
         let tx = self.conn.transaction().map_err(db_err)?;
         let first: Idx = tx
             .query_row(
@@ -430,7 +447,13 @@ impl ItemStore {
         metadata: &[String],
         apply: impl FnOnce(Idx) -> Result<()>,
     ) -> Result<Idx> {
-        self.write_items(collection, vectors, dim, metadata, None, &[], apply)
+        let items = NewItems {
+            vectors,
+            dim,
+            metadata,
+            keys: None,
+        };
+        self.write_items(collection, items, &[], apply)
     }
 
     /// Deletes items by internal id; returns the ids that existed.
@@ -505,5 +528,55 @@ impl ItemStore {
             .ok_or_else(|| Error::invalid("snapshot path is not UTF-8"))?;
         self.conn.execute("VACUUM INTO ?1", [p]).map_err(db_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_client_ids_gets_each_items_number_as_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE collections (name TEXT PRIMARY KEY, dim INTEGER NOT NULL,
+                     metric TEXT NOT NULL, description TEXT NOT NULL, next_id INTEGER NOT NULL);
+                 CREATE TABLE items (collection TEXT NOT NULL, id INTEGER NOT NULL,
+                     vector BLOB NOT NULL, metadata TEXT NOT NULL, PRIMARY KEY (collection, id));
+                 INSERT INTO collections VALUES ('c', 1, 'l2', 'Flat', 2);",
+            )
+            .unwrap();
+            for id in 0..2i64 {
+                conn.execute(
+                    "INSERT INTO items VALUES ('c', ?1, ?2, '{}')",
+                    params![id, blob(&[id as f32])],
+                )
+                .unwrap();
+            }
+        }
+        let mut store = ItemStore::open(&path).unwrap();
+        let mut keys = Vec::new();
+        store
+            .for_each_item("c", 0, |it| {
+                keys.push(it.key);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(keys, vec![ItemId::Num(0), ItemId::Num(1)]);
+        // The migrated ids are unique like new ones.
+        let items = NewItems {
+            vectors: &[5.0],
+            dim: 1,
+            metadata: &["{}".to_string()],
+            keys: Some(&[ItemId::Num(1)]),
+        };
+        let e = store.write_items("c", items, &[], |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("exists already"), "{e}");
+        assert_eq!(ItemId::Num(7).key(), "7");
+        assert_eq!(ItemId::Str("7".into()).key(), "\"7\"");
+        assert_eq!(ItemId::from_key("\"7\"").unwrap(), ItemId::Str("7".into()));
     }
 }

@@ -1131,3 +1131,163 @@ async fn bad_input_on_the_new_routes_gets_the_promised_statuses() {
         assert!(!s.is_server_error(), "{method} {uri} {body:?}: {s} {v}");
     }
 }
+
+#[tokio::test]
+async fn under_pressure_searches_run_degraded_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open_with(dir.path(), |c| {
+        c.cache_bytes = 0;
+        c.traffic.degrade = true;
+        c.traffic.max_queue = 4;
+    });
+    let d = 8;
+    let mut r = Rng(9);
+    let vectors: Vec<Vec<f32>> = (0..2000)
+        .map(|_| (0..d).map(|_| r.unit()).collect())
+        .collect();
+    jcall(
+        &app,
+        "PUT",
+        "/collections/ivf",
+        json!({ "dim": d, "index": "IVF16,Flat" }),
+    )
+    .await;
+    jcall(
+        &app,
+        "POST",
+        "/collections/ivf/items",
+        json!({ "vectors": vectors }),
+    )
+    .await;
+    let q = json!({ "vector": vectors[0], "top_k": 3, "params": { "nprobe": 8 } });
+    let (_, calm) = jcall(&app, "POST", "/collections/ivf/search", q.clone()).await;
+    assert!(calm.get("degraded").is_none(), "{calm}");
+    // Two queries already queued: the queue is half full.
+    let c = app.service.get("ivf").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let _held = c.lane.admit(&app.traffic, 2, deadline).ok().unwrap();
+    let (s, v) = jcall(&app, "POST", "/collections/ivf/search", q).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["degraded"], json!(true), "{v}");
+    assert_eq!(
+        v["results"][0]["id"], 0,
+        "the query's own vector is still found"
+    );
+    let (_, text) = call(&app, "GET", "/metrics", "").await;
+    assert_eq!(
+        metric(text.as_str().unwrap(), "fathom_search_degraded_total"),
+        1.0
+    );
+}
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn each_request_logs_one_json_line_without_vectors_or_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "secret-admin-key-0123456789 admin\n").unwrap();
+    let data = dir.path().join("data");
+    let app = open_with(&data, |c| c.api_keys = Some(keys.clone()));
+    let out = Captured::default();
+    let sink = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(move || sink.clone())
+        .finish();
+    let admin = [("x-api-key", "secret-admin-key-0123456789")];
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            call_with(&app, "PUT", "/collections/logged", &admin, json!({ "dim": 3 })).await;
+            call_with(&app, "POST", "/collections/logged/items", &admin, json!({ "vectors": [[0.125, 0.25, 0.375]], "metadata": [{"secret": "metadata-text"}] })).await;
+            call_with(&app, "POST", "/collections/logged/search", &admin, json!({ "vectors": [[0.625, 0.75, 0.875], [1, 2, 3]], "top_k": 7 })).await;
+            call_with(&app, "GET", "/collections", &[], json!(null)).await;
+        });
+    });
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
+    assert_eq!(requests.len(), 4, "{text}");
+    let search = requests
+        .iter()
+        .find(|l| l["route"] == "/collections/{name}/search")
+        .unwrap();
+    assert_eq!(search["status"], 200);
+    assert_eq!(search["collection"], "logged");
+    assert_eq!(search["queries"], 2);
+    assert_eq!(search["k"], 7);
+    assert!(search["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(requests[3]["status"], 401);
+    for secret in ["0.625", "0.125", "secret-admin-key", "metadata-text"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the log: {text}"
+        );
+    }
+}
+
+#[test]
+fn the_server_serves_https_with_its_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let dir = tempfile::tempdir().unwrap();
+    let app = open_with(dir.path(), |c| {
+        c.tls = Some((fixtures.join("cert.pem"), fixtures.join("key.pem")));
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(fathom_serve::server::serve(
+        app,
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        move |a| tx.send(a).unwrap(),
+    ));
+    let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let answer = rt.block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(fixtures.join("cert.pem")).unwrap();
+        use rustls::pki_types::pem::PemObject;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"status\":\"ok\""), "{answer}");
+    rt.shutdown_background();
+}
