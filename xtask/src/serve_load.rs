@@ -124,34 +124,8 @@ pub fn serve_load(args: &[String], fathom: &Path) -> Res<Vec<String>> {
     let ef = num("--ef", 64)?;
     let dir = crate::root().join("target/serve-load");
     let _ = std::fs::remove_dir_all(&dir);
-    let mut child = Command::new(fathom)
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--snapshot-secs",
-            "0",
-            "--cache-mb",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("fathom serve: {e}"))?;
-    let pid = child.id();
-    let first = BufReader::new(child.stdout.take().ok_or("no stdout")?)
-        .lines()
-        .next()
-        .ok_or("fathom serve printed nothing")?
-        .map_err(|e| e.to_string())?;
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .ok_or_else(|| format!("no address in {first:?}"))?
-        .to_string();
+    let server = Server::start(fathom, &dir, &[])?;
+    let (pid, addr) = (server.child.id(), server.addr.clone());
     let result = (|| -> Res<Vec<String>> {
         let mut c = Conn::new(&addr)?;
         let (s, b) = c.call(
@@ -280,10 +254,7 @@ pub fn serve_load(args: &[String], fathom: &Path) -> Res<Vec<String>> {
             ),
         ])
     })();
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
+    drop(server);
     result
 }
 

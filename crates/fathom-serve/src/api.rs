@@ -588,37 +588,7 @@ async fn add_items(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let c = collection(&app, &name)?;
-    let b: AddBody = parse(&body)?;
-    let (flat, metadata, ids) = items_of_body(&app, &c, b).await?;
-    if let Some(ids) = &ids {
-        let live = c.live.read().unwrap_or_else(|e| e.into_inner());
-        let taken: Vec<&ItemId> = ids
-            .iter()
-            .filter(|k| live.keys.contains_key(*k))
-            .take(10)
-            .collect();
-        if !taken.is_empty() {
-            return Err(ApiError(
-                StatusCode::CONFLICT,
-                format!(
-                    "items with ids {} exist already; PUT /collections/{name}/items replaces them",
-                    serde_json::to_string(&taken).unwrap_or_default()
-                ),
-            ));
-        }
-    }
-    let n = metadata.len();
-    let warning = app.service.training_warning(&c, n);
-    let app2 = app.clone();
-    let c2 = c.clone();
-    let ids = blocking(move || Ok(app2.service.add_with_ids(&c2, &flat, metadata, ids)?)).await?;
-    let mut answer = json!({ "ids": ids });
-    if let Some(w) = warning {
-        tracing::warn!(collection = %name, "{w}");
-        answer["warnings"] = json!([w]);
-    }
-    Ok(with_facts(Json(answer).into_response(), facts_for(&c, n)))
+    write_items(app, name, body, false).await
 }
 
 async fn upsert_items(
@@ -626,21 +596,54 @@ async fn upsert_items(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult {
+    write_items(app, name, body, true).await
+}
+
+/// POST (add; ids optional, existing ids are a conflict) and PUT (upsert; ids required).
+async fn write_items(app: Arc<App>, name: String, body: Bytes, upsert: bool) -> ApiResult {
     let c = collection(&app, &name)?;
     let b: AddBody = parse(&body)?;
     let (flat, metadata, ids) = items_of_body(&app, &c, b).await?;
-    let Some(ids) = ids else {
-        return Err(bad(
-            "an upsert needs \"ids\": one per item (POST adds items without ids)",
-        ));
-    };
+    match &ids {
+        None if upsert => {
+            return Err(bad(
+                "an upsert needs \"ids\": one per item (POST adds items without ids)",
+            ));
+        }
+        Some(ids) if !upsert => {
+            let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+            let taken: Vec<&ItemId> = ids
+                .iter()
+                .filter(|k| live.keys.contains_key(*k))
+                .take(10)
+                .collect();
+            if !taken.is_empty() {
+                return Err(ApiError(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "items with ids {} exist already; PUT /collections/{name}/items \
+                         replaces them",
+                        serde_json::to_string(&taken).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
     let n = metadata.len();
     let warning = app.service.training_warning(&c, n);
     let app2 = app.clone();
     let c2 = c.clone();
-    let ids = blocking(move || Ok(app2.service.upsert(&c2, &flat, metadata, ids)?)).await?;
+    let ids = blocking(move || {
+        Ok(match ids {
+            Some(ids) if upsert => app2.service.upsert(&c2, &flat, metadata, ids)?,
+            ids => app2.service.add_with_ids(&c2, &flat, metadata, ids)?,
+        })
+    })
+    .await?;
     let mut answer = json!({ "ids": ids });
     if let Some(w) = warning {
+        tracing::warn!(collection = %name, "{w}");
         answer["warnings"] = json!([w]);
     }
     Ok(with_facts(Json(answer).into_response(), facts_for(&c, n)))
@@ -1053,7 +1056,7 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
         lane::degrade(&c, &mut opts);
         facts.degraded = true;
     }
-    let searched = if lane::batchable(&c, &app.traffic, nq, &opts) {
+    let searched = if lane::batchable(&app.traffic, nq, &opts) {
         lane::search_one(&c, &app.traffic, flat, opts, deadline)
             .await
             .map(|one| vec![one])

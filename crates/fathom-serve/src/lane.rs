@@ -8,9 +8,8 @@
 //!   time per query ÷ search slots — exceeds its deadline; one still waiting for a
 //!   search slot when its deadline passes is refused then. Nothing waits past its
 //!   deadline for an answer it would no longer want.
-//! - **Batching.** Single-vector searches without filters — while batches cost less per
-//!   query than lone searches in that collection, measured as they run, with a short
-//!   probe of the other way every few seconds — arrive in a collection's pending list; the first starts a gatherer task that waits `batch_window` (or until
+//! - **Batching.** Single-vector searches without filters arrive in a collection's
+//!   pending list; the first starts a gatherer task that waits `batch_window` (or until
 //!   `max_batch` are pending), takes a search slot, and runs all pending searches with the
 //!   same parameters as one search of many queries (one GEMM for Flat, shared list scans
 //!   for IVF), each getting its own `top_k` of the results. The gatherer is a task of its
@@ -135,43 +134,8 @@ pub struct Lane {
     queued: AtomicUsize,
     /// Measured search time per query, nanoseconds (moving average).
     per_query_ns: AtomicU64,
-    /// Measured time per query of lone single-vector searches and of batched ones, for
-    /// choosing between the two (moving averages, nanoseconds; 0 until measured).
-    single_ns: AtomicU64,
-    batched_ns: AtomicU64,
-    /// When the lane was made: probing periods count from it.
-    born: OnceInstant,
     pending: Mutex<Gather>,
     full: Notify,
-}
-
-/// An instant fixed at the first look (so `Lane` can derive `Default`).
-#[derive(Default)]
-struct OnceInstant(std::sync::OnceLock<Instant>);
-impl OnceInstant {
-    fn get(&self) -> Instant {
-        *self.0.get_or_init(Instant::now)
-    }
-}
-
-/// Every probing period, the last `PROBE` of it runs eligible searches the other way
-/// (batched or alone), so both ways stay measured.
-const PERIOD: Duration = Duration::from_secs(5);
-const PROBE: Duration = Duration::from_millis(250);
-
-/// Folds `sample` into a moving average of about the last 8 samples.
-fn average(into: &AtomicU64, sample: u64) {
-    let old = into.load(Ordering::Relaxed);
-    let new = if old == 0 {
-        sample
-    } else {
-        (old * 7 + sample) / 8
-    };
-    into.store(new.max(1), Ordering::Relaxed);
-}
-
-fn per_query(elapsed: Duration, queries: usize) -> u64 {
-    (elapsed.as_nanos() / queries.max(1) as u128).min(u64::MAX as u128) as u64
 }
 
 /// A place in a lane's queue, given back when dropped.
@@ -201,25 +165,11 @@ impl Lane {
     }
 
     fn record(&self, elapsed: Duration, queries: usize) {
-        average(&self.per_query_ns, per_query(elapsed, queries));
-    }
-
-    /// Whether an eligible single-vector search should join a batch: when batches have
-    /// cost less per query than lone searches (they do for Flat under concurrency: one
-    /// GEMM; they need not for graph or list scans, nor when too few searches arrive
-    /// together to batch), or while either way is unmeasured. During the last
-    /// [`PROBE`] of every [`PERIOD`] the other way runs, so the choice follows the load.
-    fn prefers_batch(&self) -> bool {
-        let (single, batched) = (
-            self.single_ns.load(Ordering::Relaxed),
-            self.batched_ns.load(Ordering::Relaxed),
-        );
-        // Batches must win clearly: a batch of one costs what a lone search does, and
-        // waits the window besides.
-        let better = single == 0 || batched == 0 || batched * 10 < single * 9;
-        let phase = self.born.get().elapsed().as_nanos() % PERIOD.as_nanos();
-        let probing = phase >= (PERIOD - PROBE).as_nanos();
-        better != probing
+        let per = (elapsed.as_nanos() / queries.max(1) as u128).min(u64::MAX as u128) as u64;
+        let old = self.per_query_ns.load(Ordering::Relaxed);
+        // A moving average over about the last 8 searches.
+        let new = if old == 0 { per } else { (old * 7 + per) / 8 };
+        self.per_query_ns.store(new, Ordering::Relaxed);
     }
 
     /// Admits `n` queries due by `deadline`, or says why not.
@@ -310,15 +260,11 @@ pub async fn search_many(
         .map_err(|_| past_deadline(t))?
         .map_err(|e| Refusal::Failed(Error::invalid(format!("shutting down: {e}"))))?;
     let nq = queries.len() / c.def.dim.max(1);
-    let lone = nq == 1 && opts.filter.is_none() && opts.filter_ids.is_none();
     let joined = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let t0 = Instant::now();
         let r = c.search_while(&queries, &opts, &go_on);
         c.lane.record(t0.elapsed(), nq);
-        if lone && r.is_ok() {
-            average(&c.lane.single_ns, per_query(t0.elapsed(), 1));
-        }
         r
     })
     .await
@@ -432,7 +378,6 @@ fn run_batch(c: &Collection, t: &Traffic, mut batch: Vec<Pending>) {
         let t0 = Instant::now();
         let result = c.search(&queries, &opts);
         c.lane.record(t0.elapsed(), group.len());
-        average(&c.lane.batched_ns, per_query(t0.elapsed(), group.len()));
         t.batches.fetch_add(1, Ordering::Relaxed);
         t.batched_queries
             .fetch_add(group.len() as u64, Ordering::Relaxed);
@@ -473,33 +418,19 @@ fn trim(hits: Vec<Hit>, opts: &SearchOptions, similarity: bool) -> Vec<Hit> {
         .collect()
 }
 
-/// Whether a search of `nq` queries with these options should join a batch of `c`: a
-/// single vector without filters, batching on, and batches paying off in this
-/// collection (see [`Lane`]'s measurements).
-pub fn batchable(c: &Collection, t: &Traffic, nq: usize, opts: &SearchOptions) -> bool {
+/// Whether a search of `nq` queries with these options can join a batch: a single vector
+/// without filters, with batching on.
+pub fn batchable(t: &Traffic, nq: usize, opts: &SearchOptions) -> bool {
     nq == 1
         && t.config.max_batch > 1
         && !t.config.batch_window.is_zero()
         && opts.filter.is_none()
         && opts.filter_ids.is_none()
-        && c.lane.prefers_batch()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_are_chosen_while_they_win_clearly_or_are_unmeasured() {
-        let lane = Lane::default();
-        assert!(lane.prefers_batch(), "nothing measured: batch");
-        lane.single_ns.store(1000, Ordering::Relaxed);
-        assert!(lane.prefers_batch(), "batches unmeasured: batch");
-        lane.batched_ns.store(150, Ordering::Relaxed);
-        assert!(lane.prefers_batch(), "a GEMM's share: batch");
-        lane.batched_ns.store(950, Ordering::Relaxed);
-        assert!(!lane.prefers_batch(), "no clear gain: search alone");
-    }
 
     #[test]
     fn admission_sheds_past_the_queue_and_degrades_at_half() {

@@ -71,6 +71,11 @@ impl Rng {
     fn chance(&mut self, p: f32) -> bool {
         self.unit() < p
     }
+    fn vectors(&mut self, n: usize, d: usize) -> Vec<Vec<f32>> {
+        (0..n)
+            .map(|_| (0..d).map(|_| self.unit()).collect())
+            .collect()
+    }
 }
 
 const CATEGORIES: [&str; 5] = ["books", "music", "films", "games", "toys"];
@@ -276,7 +281,7 @@ async fn random_filters_equal_brute_force_over_the_filtered_subset() {
     let d = 8;
     let n = 1500;
     let mut r = Rng(7);
-    let vectors: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| r.unit()).collect()).collect();
+    let vectors: Vec<Vec<f32>> = r.vectors(n, d);
     let metas: Vec<Value> = (0..n).map(|_| random_meta(&mut r)).collect();
     let ids: Vec<Value> = (0..n)
         .map(|i| {
@@ -337,7 +342,7 @@ async fn random_filters_equal_brute_force_over_the_filtered_subset() {
             live[2] = false;
         }
         let f = random_filter(&mut r, 3);
-        let q: Vec<f32> = (0..d).map(|_| r.unit()).collect();
+        let q: Vec<f32> = r.vectors(1, d).remove(0);
         let k = 1 + r.below(15) as usize;
         let mut expected: Vec<(f32, usize)> = (0..n)
             .filter(|&i| live[i] && passes(&f, &metas[i]))
@@ -756,9 +761,7 @@ async fn concurrent_single_searches_are_batched_and_exact() {
     });
     let d = 16;
     let mut r = Rng(3);
-    let vectors: Vec<Vec<f32>> = (0..3000)
-        .map(|_| (0..d).map(|_| r.unit()).collect())
-        .collect();
+    let vectors: Vec<Vec<f32>> = r.vectors(3000, d);
     jcall(&app, "PUT", "/collections/c", json!({ "dim": d })).await;
     jcall(
         &app,
@@ -767,9 +770,7 @@ async fn concurrent_single_searches_are_batched_and_exact() {
         json!({ "vectors": vectors }),
     )
     .await;
-    let queries: Vec<Vec<f32>> = (0..48)
-        .map(|_| (0..d).map(|_| r.unit()).collect())
-        .collect();
+    let queries: Vec<Vec<f32>> = r.vectors(48, d);
     let mut tasks = Vec::new();
     for (i, q) in queries.iter().enumerate() {
         let app = app.clone();
@@ -823,9 +824,7 @@ async fn a_flood_beyond_the_queue_is_shed_with_retry_after_and_the_server_stays_
     });
     let d = 64;
     let mut r = Rng(5);
-    let vectors: Vec<Vec<f32>> = (0..20_000)
-        .map(|_| (0..d).map(|_| r.unit()).collect())
-        .collect();
+    let vectors: Vec<Vec<f32>> = r.vectors(20_000, d);
     jcall(&app, "PUT", "/collections/c", json!({ "dim": d })).await;
     for chunk in vectors.chunks(5000) {
         jcall(
@@ -836,7 +835,7 @@ async fn a_flood_beyond_the_queue_is_shed_with_retry_after_and_the_server_stays_
         )
         .await;
     }
-    let queries: Vec<Vec<f32>> = (0..4).map(|_| (0..d).map(|_| r.unit()).collect()).collect();
+    let queries: Vec<Vec<f32>> = r.vectors(4, d);
     let mut tasks = Vec::new();
     for _ in 0..64 {
         let app = app.clone();
@@ -1142,9 +1141,7 @@ async fn under_pressure_searches_run_degraded_and_say_so() {
     });
     let d = 8;
     let mut r = Rng(9);
-    let vectors: Vec<Vec<f32>> = (0..2000)
-        .map(|_| (0..d).map(|_| r.unit()).collect())
-        .collect();
+    let vectors: Vec<Vec<f32>> = r.vectors(2000, d);
     jcall(
         &app,
         "PUT",
