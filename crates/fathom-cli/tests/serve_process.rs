@@ -424,3 +424,117 @@ fn localhost_demo_cleans_up_and_one_server_per_directory() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another fathom serve"), "{err}");
 }
+
+/// One request with extra headers; the status line and the whole answer.
+fn with_headers(addr: &str, method: &str, path: &str, headers: &[&str], body: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn production_flags_keys_sighup_cors_and_json_logs_as_a_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "process-admin-key-0123456789 admin\n").unwrap();
+    let data = dir.path().join("data");
+    let server = start(
+        &[
+            "--api-keys",
+            keys.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--cors-origin",
+            "https://app.example",
+            "--batch-window-us",
+            "200",
+            "--max-batch",
+            "8",
+            "--max-queue",
+            "64",
+            "--deadline-ms",
+            "2000",
+            "--degrade",
+            "--cache-mb",
+            "1",
+        ],
+        Some(&data),
+    );
+    let addr = server.addr.clone();
+    let (s, v) = http(&addr, "PUT", "/collections/p", r#"{"dim": 2}"#).unwrap();
+    assert_eq!(s, 401, "{v}");
+    let key = "x-api-key: process-admin-key-0123456789";
+    let a = with_headers(&addr, "PUT", "/collections/p", &[key], r#"{"dim": 2}"#);
+    assert!(a.starts_with("HTTP/1.1 201"), "{a}");
+    let a = with_headers(
+        &addr,
+        "POST",
+        "/collections/p/items",
+        &[key],
+        r#"{"ids": ["a"], "vectors": [[1, 2]]}"#,
+    );
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    let a = with_headers(
+        &addr,
+        "OPTIONS",
+        "/collections/p/search",
+        &[
+            "Origin: https://app.example",
+            "Access-Control-Request-Method: POST",
+        ],
+        "",
+    );
+    assert!(a.starts_with("HTTP/1.1 204"), "{a}");
+    assert!(
+        a.to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://app.example"),
+        "{a}"
+    );
+    // SIGHUP re-reads the keys: the old key goes, the new one works.
+    std::fs::write(&keys, "process-read-key-0123456789x read\n").unwrap();
+    server.signal("-HUP");
+    let search = r#"{"vector": [1, 2], "top_k": 1}"#;
+    let t0 = Instant::now();
+    loop {
+        let a = with_headers(
+            &addr,
+            "POST",
+            "/collections/p/search",
+            &["Authorization: Bearer process-read-key-0123456789x"],
+            search,
+        );
+        if a.starts_with("HTTP/1.1 200") {
+            assert!(a.contains(r#""id":"a""#), "{a}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no reload: {a}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let a = with_headers(&addr, "POST", "/collections/p/search", &[key], search);
+    assert!(a.starts_with("HTTP/1.1 401"), "{a}");
+    // One JSON line per request on stderr, never a key.
+    let log = server.stderr.lock().unwrap().clone();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "request")
+        .collect();
+    assert!(lines.len() >= 5, "{log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["route"] == "/collections/{name}/search" && l["status"] == 200 && l["k"] == 1),
+        "{log}"
+    );
+    assert!(!log.contains("0123456789"), "a key reached the log: {log}");
+}
