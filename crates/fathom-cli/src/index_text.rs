@@ -117,7 +117,7 @@ pub fn run(args: &IndexTextArgs) -> Result<()> {
         args.file.display(),
         args.collection,
         first.unwrap_or(0),
-        c.live.read().map(|l| l.meta.len()).unwrap_or(0),
+        c.live.read().map(|l| l.items.len()).unwrap_or(0),
         args.data_dir.display(),
         snap.display()
     );

@@ -533,7 +533,9 @@ fn production_flags_keys_sighup_cors_and_json_logs_as_a_process() {
     assert!(
         lines
             .iter()
-            .any(|l| l["route"] == "/collections/{name}/search" && l["status"] == 200 && l["k"] == 1),
+            .any(|l| l["route"] == "/collections/{name}/search"
+                && l["status"] == 200
+                && l["k"] == 1),
         "{log}"
     );
     assert!(!log.contains("0123456789"), "a key reached the log: {log}");

@@ -355,7 +355,7 @@ async fn metrics(State(app): State<Arc<App>>) -> ApiResult {
     let sizes: Vec<(String, usize)> = cols
         .iter()
         .map(|c| {
-            let n = c.live.read().map(|l| l.meta.len()).unwrap_or(0);
+            let n = c.live.read().map(|l| l.items.len()).unwrap_or(0);
             (c.def.name.clone(), n)
         })
         .collect();
@@ -442,7 +442,7 @@ fn describe_json(c: &Collection) -> Value {
         "index": c.def.index,
         "description": live.index.description(),
         "ntotal": live.index.ntotal(),
-        "items": live.meta.len(),
+        "items": live.items.len(),
         "trained": live.index.is_trained(),
         "loaded_from": live.source,
     })
@@ -844,7 +844,7 @@ async fn list_items(app: Arc<App>, name: String, b: ListBody) -> ApiResult {
 async fn retrain(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiResult {
     let c = collection(&app, &name)?;
     let c2 = c.clone();
-    let items = c.live.read().map(|l| l.meta.len()).unwrap_or(0);
+    let items = c.live.read().map(|l| l.items.len()).unwrap_or(0);
     eprintln!(
         "fathom serve: retraining {name} ({} on {items} items)…",
         c.def.index

@@ -29,7 +29,7 @@ pub struct Live {
     pub index: Box<dyn Index>,
     /// Every live item by internal id. An id is searchable only when it is here: ids
     /// deleted from an index that cannot remove them are filtered out.
-    pub meta: HashMap<Idx, Entry>,
+    pub items: HashMap<Idx, Entry>,
     /// Internal id of each live item's client id.
     pub keys: HashMap<ItemId, Idx>,
     /// The live items' metadata, column by column, for filters.
@@ -46,7 +46,7 @@ impl Live {
     pub fn new(index: Box<dyn Index>, source: impl Into<String>) -> Live {
         Live {
             index,
-            meta: HashMap::new(),
+            items: HashMap::new(),
             keys: HashMap::new(),
             payloads: Payloads::default(),
             source: source.into(),
@@ -59,12 +59,12 @@ impl Live {
         let parsed = serde_json::from_str(&meta).unwrap_or(serde_json::Value::Null);
         self.payloads.insert(id, &parsed);
         self.keys.insert(key.clone(), id);
-        self.meta.insert(id, Entry { key, meta });
+        self.items.insert(id, Entry { key, meta });
     }
 
     /// Forgets a live item (the caller removes its vector from the index).
     pub fn remove(&mut self, id: Idx) -> Option<Entry> {
-        let e = self.meta.remove(&id)?;
+        let e = self.items.remove(&id)?;
         self.payloads.remove(id);
         if self.keys.get(&e.key) == Some(&id) {
             self.keys.remove(&e.key);
@@ -310,14 +310,14 @@ impl Collection {
                 )));
             }
         }
-        if live.meta.is_empty() || !live.index.is_trained() {
+        if live.items.is_empty() || !live.index.is_trained() {
             return Ok(vec![Vec::new(); queries.len() / self.def.dim.max(1)]);
         }
         let nq = queries.len() / self.def.dim.max(1);
         let restricted = opts.filter_ids.is_some() || allowed.is_some();
         let mut nprobe = opts.nprobe;
         if restricted {
-            let mut count = allowed.map_or(live.meta.len(), |a| a.count());
+            let mut count = allowed.map_or(live.items.len(), |a| a.count());
             if let Some(only) = &opts.filter_ids {
                 count = count.min(only.len());
             }
@@ -327,7 +327,7 @@ impl Collection {
             nprobe = Self::filtered_nprobe(&*live.index, count, opts.top_k, opts.nprobe).or(nprobe);
         }
         let sel = LiveIds {
-            meta: &live.meta,
+            meta: &live.items,
             only: opts.filter_ids.as_ref(),
             allowed,
         };
@@ -355,7 +355,7 @@ impl Collection {
                             && opts.min_score.is_none_or(|m| !ip || s >= m)
                             && opts.max_distance.is_none_or(|m| ip || s <= m)
                     })
-                    .filter_map(|(&id, &score)| Some((live.meta.get(&id)?, score)))
+                    .filter_map(|(&id, &score)| Some((live.items.get(&id)?, score)))
                     .enumerate()
                     .map(|(i, (entry, score))| Hit {
                         rank: i + 1,

@@ -505,7 +505,7 @@ impl Service {
         let ids: Vec<Idx> = live.payloads.evaluate(filter).iter().collect();
         let keys: Vec<ItemId> = ids
             .iter()
-            .filter_map(|id| live.meta.get(id).map(|e| e.key.clone()))
+            .filter_map(|id| live.items.get(id).map(|e| e.key.clone()))
             .collect();
         self.delete_locked(c, &mut live, &ids)?;
         Ok(keys)
@@ -542,7 +542,7 @@ impl Service {
         Ok(ids
             .iter()
             .filter_map(|id| {
-                let e = live.meta.get(id)?;
+                let e = live.items.get(id)?;
                 Some(StoredItem {
                     id: e.key.clone(),
                     metadata: e.meta.clone(),
@@ -652,7 +652,7 @@ impl Service {
                 c.def.name.clone(),
                 file,
                 live.index.ntotal(),
-                live.meta.len(),
+                live.items.len(),
             ));
         }
         drop(store);
@@ -691,7 +691,7 @@ impl Service {
                     "index": c.def.index,
                     "description": live.index.description(),
                     "ntotal": live.index.ntotal(),
-                    "items": live.meta.len(),
+                    "items": live.items.len(),
                     "trained": live.index.is_trained(),
                     "imbalance_factor": fathom_index::ivf::lists_of(&*live.index).and_then(|l| l.imbalance),
                     "loaded_from": live.source,

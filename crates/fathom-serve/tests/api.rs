@@ -549,7 +549,7 @@ async fn random_bodies_never_break_the_server() {
     for c in app.service.list() {
         let live = c.live.read().unwrap();
         let indexed = live.index.ntotal();
-        let items = live.meta.len();
+        let items = live.items.len();
         if c.def.index.starts_with("HNSW") {
             assert!(indexed >= items, "{}: {indexed} < {items}", c.def.name);
         } else {

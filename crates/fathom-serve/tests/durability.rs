@@ -39,7 +39,7 @@ fn create(app: &App, name: &str, index: &str) {
 fn counts(app: &App, name: &str) -> (usize, usize, String) {
     let c = app.service.get(name).unwrap();
     let live = c.live.read().unwrap();
-    (live.index.ntotal(), live.meta.len(), live.source.clone())
+    (live.index.ntotal(), live.items.len(), live.source.clone())
 }
 
 /// The nearest neighbour of each of the first `n` stored vectors is itself.

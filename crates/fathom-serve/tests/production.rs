@@ -451,7 +451,7 @@ async fn client_ids_upsert_get_list_and_delete_by_filter() {
                 .live
                 .read()
                 .unwrap()
-                .meta
+                .items
                 .len(),
             4
         );

@@ -101,7 +101,7 @@ fn retrain_against_concurrent_adds_and_deletes_finishes() {
         w.join().unwrap();
     }
     let live = c.live.read().unwrap();
-    assert_eq!(live.meta.len(), added.load(Ordering::Relaxed));
+    assert_eq!(live.items.len(), added.load(Ordering::Relaxed));
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn a_missing_or_emptied_database_is_restored_from_the_newest_snapshot() {
             app.service.startup
         );
         let c = app.service.get("c").expect("the collection is back");
-        assert_eq!(c.live.read().unwrap().meta.len(), 100, "{damage}");
+        assert_eq!(c.live.read().unwrap().items.len(), 100, "{damage}");
         // Later snapshots rotate normally and keep the data.
         for _ in 0..4 {
             app.service.snapshot().unwrap();
@@ -146,7 +146,7 @@ fn a_missing_or_emptied_database_is_restored_from_the_newest_snapshot() {
                 .live
                 .read()
                 .unwrap()
-                .meta
+                .items
                 .len(),
             100
         );
