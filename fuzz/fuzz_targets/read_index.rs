@@ -10,6 +10,8 @@ fuzz_target!(|data: &[u8]| {
         let d = index.dim();
         let q: Vec<f32> = (0..d).map(|i| i as f32 * 0.25 - 1.0).collect();
         let _ = index.search(&q, 3);
+        let _ = index.range_search(&q, 1.0);
         let _ = index.reconstruct(0);
+        let _ = index.description();
     }
 });

@@ -45,7 +45,9 @@ fn exercise(index: &dyn Index) {
     let d = index.dim();
     let q: Vec<f32> = (0..2 * d).map(|i| (i % 7) as f32 * 0.3 - 1.0).collect();
     let _ = index.search(&q, 3);
+    let _ = index.range_search(&q, 1.0);
     let _ = index.reconstruct(0);
+    let _ = index.description();
 }
 
 #[test]

@@ -11,10 +11,19 @@ use fathom_core::{
 use crate::Index;
 
 /// Replaces row numbers in `labels` by the ids they map to (`-1` stays `-1`).
-pub(crate) fn translate_labels(labels: &mut [Idx], map: &[Idx]) {
+/// Replaces each row number in `labels` with its id, `map[row]`; a row beyond the map (an
+/// inner index whose stored ids are not its rows, e.g. from a crafted file) is an error.
+pub(crate) fn translate_labels(labels: &mut [Idx], map: &[Idx]) -> Result<()> {
     for l in labels.iter_mut().filter(|l| **l >= 0) {
-        *l = map[*l as usize];
+        *l = *map.get(*l as usize).ok_or_else(|| {
+            Error::invalid(format!(
+                "the wrapped index returned row {l}, beyond its {} ids: its stored ids are \
+                 not its rows (a damaged or hand-made file?)",
+                map.len()
+            ))
+        })?;
     }
+    Ok(())
 }
 
 /// Per-call parameters for an inner index whose rows map to ids through `map`.
@@ -79,16 +88,17 @@ pub type IndexIdMap<I = Box<dyn Index>> = IdMapped<I, false>;
 pub type IndexIdMap2<I = Box<dyn Index>> = IdMapped<I, true>;
 
 impl<I: Index, const REVERSE: bool> IdMapped<I, REVERSE> {
-    /// Wraps an empty index.
-    ///
-    /// Vectors already in `inner` would have no ids; wrap an empty index, or use
-    /// [`IdMapped::try_new`] which checks.
+    /// Wraps `inner`. Vectors already in it keep their positions as ids (0, 1, …); later
+    /// ones get the ids they are added with. [`IdMapped::try_new`] insists on an empty
+    /// index, as Faiss's constructor does.
     pub fn new(inner: I) -> Self {
-        IdMapped {
-            inner,
-            id_map: Vec::new(),
-            rev: HashMap::new(),
-        }
+        let id_map: Vec<Idx> = (0..inner.ntotal() as Idx).collect();
+        let rev = if REVERSE {
+            id_map.iter().map(|&id| (id, id as usize)).collect()
+        } else {
+            HashMap::new()
+        };
+        IdMapped { inner, id_map, rev }
     }
 
     /// Wraps `inner`, which must be empty.
@@ -200,7 +210,7 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
         let mut res = self
             .inner
             .search_with(q, k, &translated_params(params, &sel))?;
-        translate_labels(&mut res.labels, &self.id_map);
+        translate_labels(&mut res.labels, &self.id_map)?;
         Ok(res)
     }
     fn range_search_with(
@@ -213,7 +223,7 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
         let mut res = self
             .inner
             .range_search_with(q, radius, &translated_params(params, &sel))?;
-        translate_labels(&mut res.labels, &self.id_map);
+        translate_labels(&mut res.labels, &self.id_map)?;
         Ok(res)
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {

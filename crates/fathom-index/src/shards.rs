@@ -243,7 +243,9 @@ impl Index for IndexShards {
         let parts = self.per_shard(params, |s, p| s.search_with(q, k, p))?;
         merge_results(&parts, nq, k, self.metric, |shard, l| {
             if self.mode == ShardIds::Sequential {
-                self.ids[shard][l as usize]
+                // A row the shard does not have (its stored ids are not its rows) is no
+                // result rather than a panic.
+                self.ids[shard].get(l as usize).copied().unwrap_or(-1)
             } else {
                 l
             }
@@ -259,7 +261,7 @@ impl Index for IndexShards {
         let mut parts = self.per_shard(params, |s, p| s.range_search_with(q, radius, p))?;
         if self.mode == ShardIds::Sequential {
             for (part, ids) in parts.iter_mut().zip(&self.ids) {
-                translate_labels(&mut part.labels, ids);
+                translate_labels(&mut part.labels, ids)?;
             }
         }
         Ok(RangeSearchResult::from_lists((0..nq).map(|qi| {

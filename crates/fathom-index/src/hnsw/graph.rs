@@ -346,9 +346,13 @@ impl Hnsw {
         self.rng = FaissRng::new(seed);
     }
 
-    /// Links per node on the upper layers (layer 0 has twice as many).
+    /// Links per node on the upper layers (layer 0 has twice as many; a graph whose file
+    /// lists layer 0 only gives half its width).
     pub fn m(&self) -> usize {
-        self.nb_neighbors(1)
+        match self.nb_neighbors(1) {
+            0 => self.nb_neighbors(0) / 2,
+            m => m,
+        }
     }
 
     /// Number of nodes.
@@ -431,7 +435,12 @@ impl Hnsw {
     }
 
     pub(crate) fn nb_neighbors(&self, level: usize) -> usize {
-        (self.cum_nneighbor_per_level[level + 1] - self.cum_nneighbor_per_level[level]) as usize
+        let cum = &self.cum_nneighbor_per_level;
+        match (cum.get(level), cum.get(level + 1)) {
+            (Some(&lo), Some(&hi)) => (hi - lo).max(0) as usize,
+            // A level the graph has no width for (a file may list layer 0 only).
+            _ => 0,
+        }
     }
 
     #[inline]

@@ -680,6 +680,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let nq = check_search(self, queries, k)?;
         let nprobe = coarse.k;
         check::output_len("coarse assignments", coarse.labels.len(), nq * nprobe)?;
+        check::output_len("coarse distances", coarse.distances.len(), nq * nprobe)?;
         // On-disk lists read the probed lists ahead; in-memory lists ignore the hint.
         let mut probed: Vec<usize> = coarse
             .labels
@@ -888,6 +889,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         }
         let nprobe = coarse.k;
         check::output_len("coarse assignments", coarse.labels.len(), nq * nprobe)?;
+        check::output_len("coarse distances", coarse.distances.len(), nq * nprobe)?;
         let ctx = self.context();
         let sel = params.selector;
         let rkey = radius_key(self.metric, radius);
