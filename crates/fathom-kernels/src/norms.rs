@@ -16,6 +16,21 @@ pub fn l2_norms_sqr(x: &[f32], d: usize) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// Squared L2 norm of each row of `x` (dimension `d`) into `out` (one per row), on the
+/// calling thread: for callers already inside a parallel loop, with a buffer to reuse.
+///
+/// ```
+/// let mut out = [0.0f32; 2];
+/// fathom_kernels::l2_norms_sqr_into(&[3.0, 4.0, 1.0, 0.0], 2, &mut out).unwrap();
+/// assert_eq!(out, [25.0, 1.0]);
+/// ```
+pub fn l2_norms_sqr_into(x: &[f32], d: usize, out: &mut [f32]) -> Result<()> {
+    let n = check::vectors("input", x, d)?;
+    check::output_len("norms", out.len(), n)?;
+    (kernels().norms_sqr)(x, d, out);
+    Ok(())
+}
+
 /// L2 norm of each row of `x` (dimension `d`).
 pub fn l2_norms(x: &[f32], d: usize) -> Result<Vec<f32>> {
     let mut n = l2_norms_sqr(x, d)?;
