@@ -25,7 +25,7 @@ mod opq;
 mod pca;
 pub mod rng;
 mod rotation;
-mod sample;
+pub mod sample;
 mod transform;
 
 pub use kmeans::{Assigner, ClusteringParameters, IterationStats, Kmeans, KmeansEvent};

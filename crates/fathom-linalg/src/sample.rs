@@ -5,7 +5,7 @@ use crate::rng::rand_perm;
 /// When `x` (rows of dimension `d`) has more than `max_n` rows, the rows `perm[0..max_n]`
 /// of Faiss's `rand_perm(n, seed)`, in that order (Faiss's `fvecs_maybe_subsample` and
 /// k-means subsampling); `None` when no subsampling is needed.
-pub(crate) fn subsample(x: &[f32], d: usize, max_n: usize, seed: i64) -> Option<Vec<f32>> {
+pub fn subsample(x: &[f32], d: usize, max_n: usize, seed: i64) -> Option<Vec<f32>> {
     let n = x.len() / d;
     if n <= max_n {
         return None;

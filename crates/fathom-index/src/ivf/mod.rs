@@ -138,20 +138,16 @@ const ADD_BLOCK: usize = 65536;
 const ADD_CHUNK: usize = 1024;
 
 /// At most `max` rows of `x` (all when `max` is 0), chosen as Faiss's
-/// `fvecs_maybe_subsample` does (`rand_perm` with seed 1234), so an encoder trains on the
-/// same points as in Faiss.
+/// `fvecs_maybe_subsample` does (seed 1234; `fathom_linalg`'s one subsampling function), so
+/// an encoder trains on the same points as in Faiss.
 fn subsample(x: &[f32], d: usize, max: usize) -> Cow<'_, [f32]> {
-    let n = x.len() / d;
-    if max == 0 || n <= max {
-        return Cow::Borrowed(x);
+    match (max > 0)
+        .then(|| fathom_linalg::sample::subsample(x, d, max, 1234))
+        .flatten()
+    {
+        Some(rows) => Cow::Owned(rows),
+        None => Cow::Borrowed(x),
     }
-    let perm = fathom_linalg::rng::rand_perm(n, 1234);
-    Cow::Owned(
-        perm[..max]
-            .iter()
-            .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
-            .collect(),
-    )
 }
 
 /// IVF indexes compare with L2 or inner product (the metrics k-means and the codecs
