@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::serve_load::{Conn, percentile};
-use crate::{Res, opt, run_ok};
+use crate::{Res, run_ok};
 
 /// A child process, SIGKILLed on drop.
 struct Kid {
@@ -456,24 +456,12 @@ fn count_in_logs(dir: &Path, prefix: &str, needle: &str) -> usize {
         .unwrap_or(0)
 }
 
-pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
-    let num = |name: &str, default: usize| crate::opt_num(args, name, default);
-    let (nb, d, nq, shards, nsearchers, r) = (
-        num("--nb", 1_000_000)?,
-        num("--d", 128)?,
-        num("--nq", 10_000)?,
-        num("--shards", 4)?,
-        num("--searchers", 4)?,
-        num("--replication", 2)?,
-    );
-    let (secs, clients, deadline_ms, hedge_ms, nprobe) = (
-        num("--secs", 60)?,
-        num("--clients", 8)?,
-        num("--deadline-ms", 250)? as u64,
-        num("--hedge-ms", 50)?,
-        num("--nprobe", 16)?,
-    );
-    let index = opt(args, "--index").unwrap_or_else(|| "IVF4096,Flat".into());
+pub fn cluster(a: &crate::cli::ClusterArgs, fathom: &Path) -> Res<Value> {
+    let (nb, d, nq, shards, nsearchers, r) =
+        (a.nb, a.d, a.nq, a.shards, a.searchers, a.replication);
+    let (secs, clients, deadline_ms, hedge_ms, nprobe) =
+        (a.secs, a.clients, a.deadline_ms, a.hedge_ms, a.nprobe);
+    let index = a.index.clone();
     let base = crate::root().join("target/cluster");
     let data = base.join(format!("data-{nb}x{d}"));
     // Ground truth only where one exact scan per query is affordable (recall is then
@@ -498,7 +486,7 @@ pub fn cluster(args: &[String], fathom: &Path) -> Res<Value> {
     std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
     let logs = run.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
-    let use_s3 = !args.iter().any(|a| a == "--file");
+    let use_s3 = !a.file;
     let (_s3, env, store) = if use_s3 {
         let (kid, env) = s3_server(&run.join("s3"), &logs)?;
         (

@@ -24,10 +24,10 @@ pub fn paths(root: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Runs the subcommand: writes the stubs, or with `--check` compares them.
-pub fn codegen(args: &[String], root: &Path) -> Result<(), String> {
+pub fn codegen(check: bool, root: &Path) -> Result<(), String> {
     let (src, out) = paths(root);
     let stubs = python_stubs(&src)?;
-    if args.iter().any(|a| a == "--check") {
+    if check {
         let current = std::fs::read_to_string(&out).unwrap_or_default();
         if current != stubs {
             return Err(format!(

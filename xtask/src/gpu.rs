@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{Res, opt, root, run_ok};
+use crate::{Res, root, run_ok};
 
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
@@ -38,7 +38,7 @@ fn faiss_gpu_python() -> Res<std::path::PathBuf> {
 }
 
 /// Runs the subcommand.
-pub fn gpu(args: &[String]) -> Res<()> {
+pub fn gpu(data: &std::path::Path) -> Res<()> {
     if !fathom_gpu::gpu_available() {
         println!(
             "xtask gpu: no GPU present (no CUDA driver library or no CUDA device on this \
@@ -58,15 +58,12 @@ pub fn gpu(args: &[String]) -> Res<()> {
         ]),
         "cargo test -p fathom-gpu",
     )?;
-    let data = opt(args, "--data")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join("bench-data/gpu1m"));
     if !data.join("groundtruth.ivecs").exists() {
         run_ok(
             Command::new("cargo")
                 .current_dir(root())
                 .args(["run", "--release", "-q", "-p", "fathom-cli", "--", "gen"])
-                .arg(&data)
+                .arg(data)
                 .args([
                     "--nb", "1000000", "--d", "128", "--nq", "10000", "--nt", "100000", "--k", "10",
                 ]),
@@ -85,7 +82,7 @@ pub fn gpu(args: &[String]) -> Res<()> {
             "gpu_bench",
             "--",
         ])
-        .arg(&data)
+        .arg(data)
         .output()
         .map_err(|e| format!("gpu_bench: {e}"))?;
     if !ours.status.success() {
@@ -99,7 +96,7 @@ pub fn gpu(args: &[String]) -> Res<()> {
         Ok(py) => {
             let out = Command::new(py)
                 .arg(root().join("crates/fathom-gpu/bench/faiss_gpu_ref.py"))
-                .arg(&data)
+                .arg(data)
                 .output()
                 .map_err(|e| format!("faiss_gpu_ref.py: {e}"))?;
             if !out.status.success() {

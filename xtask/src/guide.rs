@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{Res, opt};
+use crate::Res;
 
 /// The guide's candidates for `nb` vectors of dimension `d`: exact, graph, and the IVF
 /// family at Faiss's rule of thumb nlist ≈ 4·√nb (a power of two).
@@ -38,11 +38,10 @@ fn fvecs_shape(path: &Path) -> Res<(usize, usize)> {
     Ok((len / (4 + 4 * d), d))
 }
 
-pub fn guide(args: &[String], fathom: &Path, data: &Path) -> Res<Vec<String>> {
-    let target = opt(args, "--target").unwrap_or_else(|| "0.9".into());
-    let criterion = opt(args, "--criterion").unwrap_or_else(|| "10-recall@10".into());
+pub fn guide(args: &crate::cli::GuideArgs, fathom: &Path, data: &Path) -> Res<Vec<String>> {
+    let (target, criterion) = (args.target.clone(), args.criterion.clone());
     let (nb, d) = fvecs_shape(&data.join("base.fvecs"))?;
-    let keys: Vec<String> = match opt(args, "--index") {
+    let keys: Vec<String> = match args.index.clone() {
         Some(k) => vec![k],
         None => candidates(nb, d),
     };

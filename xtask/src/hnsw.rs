@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::{Res, measured, median, opt, root};
+use crate::{Res, measured, median, root};
 
 const TARGETS: [f64; 3] = [0.90, 0.95, 0.99];
 
@@ -101,12 +101,13 @@ fn peers_ready(py: &Path) -> Vec<&'static str> {
         .collect()
 }
 
-pub(crate) fn hnsw(args: &[String], py: &Path, fathom: &Path, data: &Path) -> Res<Vec<String>> {
-    let threads = opt(args, "--threads").unwrap_or_else(|| "2".into());
-    let rounds: usize = opt(args, "--rounds")
-        .map_or(Ok(1), |t| t.parse())
-        .map_err(|_| "--rounds: not a number")?;
-    let efs = opt(args, "--ef").unwrap_or_else(|| "16,24,32,48,64,96,128,192,256".into());
+pub(crate) fn hnsw(
+    args: &crate::cli::HnswArgs,
+    py: &Path,
+    fathom: &Path,
+    data: &Path,
+) -> Res<Vec<String>> {
+    let (threads, rounds, efs) = (args.threads.clone(), args.rounds, args.ef.clone());
     let helper = root().join("xtask/py/ann_hnsw.py");
     let mut tools = vec!["fathom", "faiss"];
     tools.extend(peers_ready(py));
@@ -208,8 +209,9 @@ pub(crate) fn hnsw(args: &[String], py: &Path, fathom: &Path, data: &Path) -> Re
         .collect();
     let json_path = root().join("target/hnsw-curves.json");
     std::fs::write(&json_path, Value::Object(curves).to_string()).map_err(|e| e.to_string())?;
-    let png: PathBuf = opt(args, "--plot")
-        .map(PathBuf::from)
+    let png: PathBuf = args
+        .plot
+        .clone()
         .unwrap_or_else(|| root().join("target/hnsw-recall-qps.png"));
     let plotted = Command::new(py)
         .arg(root().join("xtask/py/plot_hnsw.py"))

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{Res, last_json, measured, median, opt, root};
+use crate::{Res, last_json, measured, median, root};
 
 /// Index descriptions timed by default.
 const KEYS: &[&str] = &["Flat", "IVF1024,Flat", "IVF1024,PQ32", "HNSW32"];
@@ -51,11 +51,11 @@ fn faiss_run(py: &Path, file: &Path, out: &Path, mmap: bool) -> Res<(f64, Option
     Ok(load_save(&last_json(&measured(&mut cmd)?.0)?))
 }
 
-pub fn io(args: &[String], py: &Path, fathom: &Path, data: &Path) -> Res<Vec<String>> {
-    let rounds: usize = opt(args, "--rounds")
-        .map_or(Ok(3), |r| r.parse())
-        .map_err(|_| "--rounds: not a number")?;
-    let keys: Vec<String> = opt(args, "--index")
+pub fn io(args: &crate::cli::IoArgs, py: &Path, fathom: &Path, data: &Path) -> Res<Vec<String>> {
+    let rounds = args.rounds;
+    let keys: Vec<String> = args
+        .index
+        .clone()
         .map(|k| vec![k])
         .unwrap_or_else(|| KEYS.iter().map(|k| k.to_string()).collect());
     let dir = root().join("target/io-bench");

@@ -32,6 +32,7 @@
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
+mod cli;
 mod cluster;
 mod codegen;
 mod gpu;
@@ -51,56 +52,37 @@ use serde_json::Value;
 type Res<T> = Result<T, String>;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match args.first().map(String::as_str) {
-        Some("bench") => bench(&args[1..]),
-        Some("gemm") => gemm(&args[1..]).map(|_| ()),
-        Some("codegen") => codegen::codegen(&args[1..], &root()),
-        Some("gpu") => gpu::gpu(&args[1..]),
-        Some("py-bench") => setup(&args[1..]).and_then(|(py, data, fathom)| {
-            let table = python::py_bench(&args[1..], &py, &data, &fathom)?;
-            println!("{}", table.join("\n"));
-            Ok(())
-        }),
-        Some("io") => setup(&args[1..]).and_then(|(py, data, fathom)| {
-            let table = io::io(&args[1..], &py, &fathom, &data)?;
-            println!("{}", table.join("\n"));
-            Ok(())
-        }),
-        Some("guide") => setup(&args[1..]).and_then(|(_, data, fathom)| {
-            let table = guide::guide(&args[1..], &fathom, &data)?;
-            println!("{}", table.join("\n"));
-            Ok(())
-        }),
-        Some("cluster") => build_fathom().and_then(|fathom| {
-            let summary = cluster::cluster(&args[1..], &fathom)?;
+    use clap::Parser;
+    use cli::Command as C;
+    let outcome = match cli::Cli::parse().command {
+        C::Bench(a) => bench(&a),
+        C::Gemm(a) => gemm(a.threads, a.nb).map(|_| ()),
+        C::Codegen(a) => codegen::codegen(a.check, &root()),
+        C::Gpu(a) => gpu::gpu(&a.data),
+        C::PyBench(a) => setup(&a.data)
+            .and_then(|(py, data, fathom)| print_table(python::py_bench(&a, &py, &data, &fathom)?)),
+        C::Io(a) => setup(&a.data)
+            .and_then(|(py, data, fathom)| print_table(io::io(&a, &py, &fathom, &data)?)),
+        C::Guide(a) => setup(&a.data)
+            .and_then(|(_, data, fathom)| print_table(guide::guide(&a, &fathom, &data)?)),
+        C::Cluster(a) => build_fathom().and_then(|fathom| {
+            let summary = cluster::cluster(&a, &fathom)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?
             );
             Ok(())
         }),
-        Some("scale") => build_fathom().and_then(|fathom| {
-            let table = scale::scale(&args[1..], &fathom)?;
-            println!("{}", table.join("\n"));
-            Ok(())
-        }),
-        Some("serve-load") => build_fathom().and_then(|fathom| {
-            let table = if args.iter().any(|a| a == "--compare") {
-                serve_load::serve_compare(&args[1..], &fathom)?
+        C::Scale(a) => build_fathom().and_then(|fathom| print_table(scale::scale(&a, &fathom)?)),
+        C::ServeLoad(a) => build_fathom().and_then(|fathom| {
+            print_table(if a.compare {
+                serve_load::serve_compare(&a, &fathom)?
             } else {
-                serve_load::serve_load(&args[1..], &fathom)?
-            };
-            println!("{}", table.join("\n"));
-            Ok(())
+                serve_load::serve_load(&a, &fathom)?
+            })
         }),
-        Some("hnsw") => setup(&args[1..]).and_then(|(py, data, fathom)| {
-            let table = hnsw::hnsw(&args[1..], &py, &fathom, &data)?;
-            println!("{}", table.join("\n"));
-            Ok(())
-        }),
-        _ => Err("usage: cargo xtask bench [--data DIR] [--threads N] [--rounds R] [--quick] [--no-flat] [--no-kmeans] [--no-transforms] [--no-quant] [--no-ivf] [--ivf KEY] [--no-hnsw] [--no-gemm]\n       cargo xtask hnsw [--data DIR] [--threads N] [--rounds R] [--ef LIST] [--plot PNG]\n       cargo xtask io [--data DIR] [--rounds R] [--index KEY]\n       cargo xtask guide [--data DIR] [--target R] [--criterion C] [--index KEY]\n       cargo xtask serve-load [--n 100000] [--d 384] [--clients 32] [--secs 60] [--writes 10] [--index HNSW32] [--ef 64]\n       cargo xtask serve-load --compare [--n 100000] [--d 128] [--clients 64] [--secs 10] [--rounds 2] [--index \"Flat;IVF1024,Flat\"]\n       cargo xtask scale [--nb 1000000] [--d 128] [--nq 1000] [--index \"IVF1024,Flat;IVF1024,PQ32\"] [--shards 4] [--procs 4] [--threads 2] [--clients 4] [--secs 5] [--rounds 3] [--build-check]\n       cargo xtask cluster [--nb 1000000] [--d 128] [--nq 10000] [--index IVF4096,Flat] [--shards 4] [--searchers 4] [--replication 2] [--secs 60] [--clients 8] [--deadline-ms 250] [--hedge-ms 50] [--nprobe 16] [--file]
-       cargo xtask gemm [--threads N]\n       cargo xtask codegen [--check]\n       cargo xtask gpu [--data DIR]\n       cargo xtask py-bench [--data DIR] [--rounds R] [--threads N] [--index \"Flat;IVF1024,Flat:nprobe=16\"]".into()),
+        C::Hnsw(a) => setup(&a.data)
+            .and_then(|(py, data, fathom)| print_table(hnsw::hnsw(&a, &py, &fathom, &data)?)),
     };
     if let Err(e) = outcome {
         eprintln!("xtask: {e}");
@@ -108,18 +90,9 @@ fn main() {
     }
 }
 
-fn opt(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-/// The number after `name`, or `default` when absent.
-fn opt_num(args: &[String], name: &str, default: usize) -> Res<usize> {
-    opt(args, name).map_or(Ok(default), |v| {
-        v.parse().map_err(|_| format!("{name} takes a number"))
-    })
+fn print_table(table: Vec<String>) -> Res<()> {
+    println!("{}", table.join("\n"));
+    Ok(())
 }
 
 fn root() -> PathBuf {
@@ -239,11 +212,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The Python with faiss-cpu, the dataset (generated when missing) and a release build
 /// of the `fathom` binary.
-fn setup(args: &[String]) -> Res<(PathBuf, PathBuf, PathBuf)> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let data = opt(args, "--data")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("bench-data/gen1m"));
+fn setup(a: &cli::DataArgs) -> Res<(PathBuf, PathBuf, PathBuf)> {
+    let quick = a.quick;
+    let data = a.data.clone();
     let py = faiss_python()?;
     let shared = shared();
     let faiss_ref = shared.join("bench/faiss_ref.py");
@@ -283,14 +254,9 @@ fn build_fathom() -> Res<PathBuf> {
     Ok(root().join("target/release/fathom"))
 }
 
-fn bench(args: &[String]) -> Res<()> {
-    let threads: usize = opt(args, "--threads")
-        .map_or(Ok(2), |t| t.parse())
-        .map_err(|_| "--threads: not a number")?;
-    let rounds: usize = opt(args, "--rounds")
-        .map_or(Ok(3), |t| t.parse())
-        .map_err(|_| "--rounds: not a number")?;
-    let (py, data, fathom) = setup(args)?;
+fn bench(args: &cli::BenchArgs) -> Res<()> {
+    let (threads, rounds) = (args.threads, args.rounds);
+    let (py, data, fathom) = setup(&args.data)?;
     let faiss_ref = shared().join("bench/faiss_ref.py");
     let rows = [
         Row {
@@ -325,11 +291,7 @@ fn bench(args: &[String]) -> Res<()> {
         "| row | fathom QPS | faiss QPS | fathom/faiss (median) | fathom/faiss (best) | R@1 fathom / faiss | 10-R@10 fathom / faiss | fathom GFLOP/s | peak RSS MiB fathom / faiss |".into(),
         "|---|---|---|---|---|---|---|---|---|".into(),
     ];
-    let rows = if args.iter().any(|a| a == "--no-flat") {
-        &rows[..0]
-    } else {
-        &rows[..]
-    };
+    let rows = if args.no_flat { &rows[..0] } else { &rows[..] };
     for row in rows {
         let mut fa = Vec::new();
         let mut fs = Vec::new();
@@ -397,7 +359,7 @@ fn bench(args: &[String]) -> Res<()> {
         eprintln!("{line}");
         table.push(line);
     }
-    if !args.iter().any(|a| a == "--no-kmeans") {
+    if !args.no_kmeans {
         table.push(String::new());
         table.push("| k-means on learn.fvecs (100k × 128), niter 20, seed 1 | fathom s | faiss s | time fathom/faiss (median) | time fathom/faiss (best) | objective fathom / faiss | peak RSS MiB fathom / faiss |".into());
         table.push("|---|---|---|---|---|---|---|".into());
@@ -456,22 +418,24 @@ fn bench(args: &[String]) -> Res<()> {
         args, &mut table, &fathom, &py, &faiss_ref, &data, &t, rounds,
     )?;
     ivf_rows(args, &mut table, &fathom, &py, &data, &t, rounds)?;
-    if !args.iter().any(|a| a == "--no-hnsw") {
-        table.extend(hnsw::hnsw(args, &py, &fathom, &data)?);
+    if !args.no_hnsw {
+        let h = cli::HnswArgs {
+            data: args.data.clone(),
+            threads: threads.to_string(),
+            rounds,
+            ef: cli::HNSW_EFS.into(),
+            plot: None,
+        };
+        table.extend(hnsw::hnsw(&h, &py, &fathom, &data)?);
     }
-    if args.iter().any(|a| a == "--no-gemm") {
+    if args.no_gemm {
         let report = table.join("\n");
         println!("{report}");
         let out = root().join("target/bench-report.md");
         std::fs::write(&out, format!("{report}\n")).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    let raw = gemm(&[
-        "--threads".into(),
-        t.clone(),
-        "--nb".into(),
-        "1000000".into(),
-    ])?;
+    let raw = gemm(threads, 1_000_000)?;
     table.push(String::new());
     table.push(format!("faer raw GEMM on the same tile shapes (query blocks × 128 · 128 × 512, 1000 × 1M in all), {threads} threads: {raw:.1} GFLOP/s"));
     let report = table.join("\n");
@@ -486,7 +450,7 @@ fn bench(args: &[String]) -> Res<()> {
 /// batch, recall, and train / add seconds. `--no-quant` skips them.
 #[allow(clippy::too_many_arguments)]
 fn quantizer_rows(
-    args: &[String],
+    args: &cli::BenchArgs,
     table: &mut Vec<String>,
     fathom: &Path,
     py: &Path,
@@ -495,7 +459,7 @@ fn quantizer_rows(
     t: &str,
     rounds: usize,
 ) -> Res<()> {
-    if args.iter().any(|a| a == "--no-quant") {
+    if args.no_quant {
         return Ok(());
     }
     table.push(String::new());
@@ -555,7 +519,7 @@ fn quantizer_rows(
 /// faiss-cpu (`xtask/py/faiss_ivf.py`) interleaved. `--no-ivf` skips them; `--ivf KEY`
 /// runs only that index.
 fn ivf_rows(
-    args: &[String],
+    args: &cli::BenchArgs,
     table: &mut Vec<String>,
     fathom: &Path,
     py: &Path,
@@ -563,7 +527,7 @@ fn ivf_rows(
     t: &str,
     rounds: usize,
 ) -> Res<()> {
-    if args.iter().any(|a| a == "--no-ivf") {
+    if args.no_ivf {
         return Ok(());
     }
     let all = [
@@ -573,7 +537,7 @@ fn ivf_rows(
         "IVF4096,PQ32x4fs",
         "IMI2x10,Flat",
     ];
-    let only = opt(args, "--ivf");
+    let only = args.ivf.clone();
     let keys: Vec<&str> = match only.as_deref() {
         Some(k) => vec![k],
         None => all.to_vec(),
@@ -660,7 +624,7 @@ fn ivf_rows(
 
 /// PCA and OPQ training side by side (`--no-transforms` skips them).
 fn transform_rows(
-    args: &[String],
+    args: &cli::BenchArgs,
     table: &mut Vec<String>,
     fathom: &Path,
     py: &Path,
@@ -668,7 +632,7 @@ fn transform_rows(
     t: &str,
     rounds: usize,
 ) -> Res<()> {
-    if args.iter().any(|a| a == "--no-transforms") {
+    if args.no_transforms {
         return Ok(());
     }
     table.push(String::new());
@@ -748,16 +712,10 @@ fn transform_rows(
 /// faer's GEMM alone, over the tiles Flat search uses (queries in as few blocks of at most
 /// 512 as keep every thread busy, database in blocks of 512, one tile buffer per block),
 /// streaming a real `nb × 128` database. Returns GFLOP/s.
-fn gemm(args: &[String]) -> Res<f64> {
+fn gemm(threads: usize, nb: usize) -> Res<f64> {
     use faer::linalg::matmul::matmul;
     use faer::{Accum, MatMut, MatRef, Par};
     use rayon::prelude::*;
-    let threads: usize = opt(args, "--threads")
-        .map_or(Ok(2), |t| t.parse())
-        .map_err(|_| "--threads: not a number")?;
-    let nb: usize = opt(args, "--nb")
-        .map_or(Ok(1_000_000), |t| t.parse())
-        .map_err(|_| "--nb: not a number")?;
     let (d, nq, bn) = (128usize, 1000usize, 512usize);
     let bq = nq.div_ceil(nq.div_ceil(512).next_multiple_of(threads));
     let pool = rayon::ThreadPoolBuilder::new()

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{Res, opt, root, run_ok};
+use crate::{Res, root, run_ok};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -74,12 +74,14 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 }
 
 /// Runs the benchmark; returns the report's lines.
-pub fn py_bench(args: &[String], py: &Path, data: &Path, fathom: &Path) -> Res<Vec<String>> {
-    let rounds: usize = opt(args, "--rounds")
-        .map_or(Ok(3), |r| r.parse())
-        .map_err(|_| "--rounds")?;
-    let threads = opt(args, "--threads").unwrap_or_else(|| "2".into());
-    let specs: Vec<String> = match opt(args, "--index") {
+pub fn py_bench(
+    args: &crate::cli::PyBenchArgs,
+    py: &Path,
+    data: &Path,
+    fathom: &Path,
+) -> Res<Vec<String>> {
+    let (rounds, threads) = (args.rounds, args.threads.clone());
+    let specs: Vec<String> = match args.index.clone() {
         Some(s) => s.split(';').map(String::from).collect(),
         None => vec!["Flat".into(), "IVF1024,Flat:nprobe=16".into()],
     };

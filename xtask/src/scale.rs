@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::serve_load::{Conn, percentile, rss_mib};
-use crate::{Res, opt, run_ok};
+use crate::{Res, run_ok};
 
 /// A child process killed on drop.
 struct Proc {
@@ -211,20 +211,12 @@ fn sanitize(key: &str) -> String {
         .collect()
 }
 
-pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
-    let num = |name: &str, default: usize| crate::opt_num(args, name, default);
-    let (nb, d, nq, shards, threads, rounds) = (
-        num("--nb", 1_000_000)?,
-        num("--d", 128)?,
-        num("--nq", 1000)?,
-        num("--shards", 4)?,
-        num("--threads", 2)?,
-        num("--rounds", 3)?,
-    );
-    let secs = num("--secs", 5)? as f64;
-    let clients = num("--clients", 4)?;
-    let procs = num("--procs", shards)?.clamp(1, shards);
-    let keys = opt(args, "--index").unwrap_or_else(|| "IVF1024,Flat;IVF1024,PQ32".into());
+pub fn scale(a: &crate::cli::ScaleArgs, fathom: &Path) -> Res<Vec<String>> {
+    let (nb, d, nq, shards, threads, rounds) = (a.nb, a.d, a.nq, a.shards, a.threads, a.rounds);
+    let secs = a.secs as f64;
+    let clients = a.clients;
+    let procs = a.procs.unwrap_or(shards).clamp(1, shards);
+    let keys = a.index.clone();
     let base_dir = crate::root().join("target/scale");
     let data = base_dir.join(format!("data-{nb}x{d}"));
     if !data.join("groundtruth.ivecs").exists() {
@@ -300,7 +292,7 @@ pub fn scale(args: &[String], fathom: &Path) -> Res<Vec<String>> {
                 t.elapsed().as_secs_f64()
             ));
         }
-        if args.iter().any(|a| a == "--build-check") {
+        if a.build_check {
             // The slices as separate processes at once (one thread each), on the sharded
             // index's training, against one process adding everything with all threads.
             let name = |what: &str| format!("{what}-{}", std::process::id());

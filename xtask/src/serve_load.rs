@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Res, opt};
+use crate::Res;
+use crate::cli::ServeLoadArgs;
 
 /// A keep-alive HTTP/1.1 connection.
 pub(crate) struct Conn {
@@ -107,21 +108,16 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-pub fn serve_load(args: &[String], fathom: &Path) -> Res<Vec<String>> {
-    let num = |name: &str, default: usize| -> Res<usize> {
-        opt(args, name).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| format!("{name} takes a number"))
-        })
-    };
+pub fn serve_load(a: &ServeLoadArgs, fathom: &Path) -> Res<Vec<String>> {
     let (n, d, clients, secs, writes) = (
-        num("--n", 100_000)?,
-        num("--d", 384)?,
-        num("--clients", 32)?,
-        num("--secs", 60)?,
-        num("--writes", 10)?,
+        a.n,
+        a.d.unwrap_or(384),
+        a.clients.unwrap_or(32),
+        a.secs.unwrap_or(60),
+        a.writes,
     );
-    let index = opt(args, "--index").unwrap_or_else(|| "HNSW32".into());
-    let ef = num("--ef", 64)?;
+    let index = a.index.clone().unwrap_or_else(|| "HNSW32".into());
+    let ef = a.ef;
     let dir = crate::root().join("target/serve-load");
     let _ = std::fs::remove_dir_all(&dir);
     let server = Server::start(fathom, &dir, &[])?;
@@ -387,20 +383,18 @@ fn hammer(
 
 /// `cargo xtask serve-load --compare`: query batching on and off (interleaved rounds, same
 /// data, same clients) for each index, then a flood past a small queue (shedding).
-pub fn serve_compare(args: &[String], fathom: &Path) -> Res<Vec<String>> {
-    let num = |name: &str, default: usize| -> Res<usize> {
-        opt(args, name).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| format!("{name} takes a number"))
-        })
-    };
+pub fn serve_compare(a: &ServeLoadArgs, fathom: &Path) -> Res<Vec<String>> {
     let (n, d, clients, secs, rounds) = (
-        num("--n", 100_000)?,
-        num("--d", 128)?,
-        num("--clients", 64)?,
-        num("--secs", 10)?,
-        num("--rounds", 2)?,
+        a.n,
+        a.d.unwrap_or(128),
+        a.clients.unwrap_or(64),
+        a.secs.unwrap_or(10),
+        a.rounds,
     );
-    let indexes = opt(args, "--index").unwrap_or_else(|| "Flat;IVF1024,Flat".into());
+    let indexes = a
+        .index
+        .clone()
+        .unwrap_or_else(|| "Flat;IVF1024,Flat".into());
     let root = crate::root().join("target/serve-compare");
     let mut out = vec![
         format!(
