@@ -362,42 +362,41 @@ async fn metrics(State(app): State<Arc<App>>) -> ApiResult {
     let t = &app.traffic;
     let mut extra = String::new();
     use crate::metrics::{counter, gauge};
-    counter(
-        &mut extra,
-        "fathom_search_shed",
-        "Searches refused at once (queue full or deadline unreachable): HTTP 503 with Retry-After",
-        t.shed.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut extra,
-        "fathom_search_degraded",
-        "Searches run with lowered nprobe/efSearch under pressure (--degrade)",
-        t.degraded.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut extra,
-        "fathom_search_batches",
-        "Batched searches run (concurrent single-vector searches gathered into one)",
-        t.batches.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut extra,
-        "fathom_search_batched_queries",
-        "Queries answered through batches",
-        t.batched_queries.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut extra,
-        "fathom_cache_hits",
-        "Searches answered from the result cache",
-        app.cache.hits(),
-    );
-    counter(
-        &mut extra,
-        "fathom_cache_misses",
-        "Searches the result cache could not answer",
-        app.cache.misses(),
-    );
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "fathom_search_shed",
+            "Searches refused at once (queue full or deadline unreachable): HTTP 503 with Retry-After",
+            t.shed.load(Ordering::Relaxed),
+        ),
+        (
+            "fathom_search_degraded",
+            "Searches run with lowered nprobe/efSearch under pressure (--degrade)",
+            t.degraded.load(Ordering::Relaxed),
+        ),
+        (
+            "fathom_search_batches",
+            "Batched searches run (concurrent single-vector searches gathered into one)",
+            t.batches.load(Ordering::Relaxed),
+        ),
+        (
+            "fathom_search_batched_queries",
+            "Queries answered through batches",
+            t.batched_queries.load(Ordering::Relaxed),
+        ),
+        (
+            "fathom_cache_hits",
+            "Searches answered from the result cache",
+            app.cache.hits(),
+        ),
+        (
+            "fathom_cache_misses",
+            "Searches the result cache could not answer",
+            app.cache.misses(),
+        ),
+    ];
+    for (name, help, value) in counters {
+        counter(&mut extra, name, help, value);
+    }
     gauge(
         &mut extra,
         "fathom_cache_bytes",

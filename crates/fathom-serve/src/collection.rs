@@ -131,6 +131,15 @@ pub struct SearchOptions {
     pub without_metadata: bool,
 }
 
+impl SearchOptions {
+    /// Whether a result of this score passes the score bound: `min_score` for
+    /// similarities, `max_distance` for distances.
+    pub fn keeps(&self, score: f32, similarity: bool) -> bool {
+        self.min_score.is_none_or(|m| !similarity || score >= m)
+            && self.max_distance.is_none_or(|m| similarity || score <= m)
+    }
+}
+
 /// Why a search stopped before its end.
 pub const CANCELLED: &str = "the search was cancelled (client gone or server stopping)";
 
@@ -350,11 +359,7 @@ impl Collection {
                 labels
                     .iter()
                     .zip(scores)
-                    .filter(|&(&id, &s)| {
-                        id >= 0
-                            && opts.min_score.is_none_or(|m| !ip || s >= m)
-                            && opts.max_distance.is_none_or(|m| ip || s <= m)
-                    })
+                    .filter(|&(&id, &s)| id >= 0 && opts.keeps(s, ip))
                     .filter_map(|(&id, &score)| Some((live.items.get(&id)?, score)))
                     .enumerate()
                     .map(|(i, (entry, score))| Hit {

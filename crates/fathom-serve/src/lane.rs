@@ -403,10 +403,7 @@ fn run_batch(c: &Collection, t: &Traffic, mut batch: Vec<Pending>) {
 fn trim(hits: Vec<Hit>, opts: &SearchOptions, similarity: bool) -> Vec<Hit> {
     hits.into_iter()
         .take(opts.top_k)
-        .filter(|h| {
-            opts.min_score.is_none_or(|m| !similarity || h.score >= m)
-                && opts.max_distance.is_none_or(|m| similarity || h.score <= m)
-        })
+        .filter(|h| opts.keeps(h.score, similarity))
         .enumerate()
         .map(|(i, mut h)| {
             h.rank = i + 1;

@@ -437,25 +437,6 @@ impl ItemStore {
         Ok(first)
     }
 
-    /// Stores items with consecutive new ids (their client ids too) and returns the first;
-    /// see [`ItemStore::write_items`].
-    pub fn add_items(
-        &mut self,
-        collection: &str,
-        vectors: &[f32],
-        dim: usize,
-        metadata: &[String],
-        apply: impl FnOnce(Idx) -> Result<()>,
-    ) -> Result<Idx> {
-        let items = NewItems {
-            vectors,
-            dim,
-            metadata,
-            keys: None,
-        };
-        self.write_items(collection, items, &[], apply)
-    }
-
     /// Deletes items by internal id; returns the ids that existed.
     pub fn delete_items(&mut self, collection: &str, ids: &[Idx]) -> Result<Vec<Idx>> {
         let tx = self.conn.transaction().map_err(db_err)?;
