@@ -14,8 +14,8 @@ fn build(d: usize, s: &str) -> Box<dyn Index> {
     index_factory(d, s, MetricType::L2).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
-fn cast<T: 'static>(index: &dyn Index) -> &T {
-    index.as_any().downcast_ref::<T>().unwrap_or_else(|| {
+fn cast<T: Index>(index: &dyn Index) -> &T {
+    index.downcast_ref::<T>().unwrap_or_else(|| {
         panic!(
             "{} is not a {}",
             index.description(),
@@ -156,7 +156,6 @@ fn parenthesised_quantizers() {
     assert!(
         cast::<IndexIvfFlat>(&*ix)
             .quantizer()
-            .as_any()
             .is::<IndexLsh>()
     );
 }
@@ -174,7 +173,7 @@ fn refinement_outside_the_transforms() {
         50,
         "the refinement sees the original vectors"
     );
-    assert!(r.base().as_any().is::<IndexPreTransform>());
+    assert!(r.base().is::<IndexPreTransform>());
 
     let ix = build(123, "LSHrt,Refine(Flat)");
     let enc = cast::<IndexLsh>(cast::<IndexRefine>(&*ix).base()).encoder();
@@ -187,7 +186,7 @@ fn transforms_ivf_and_id_maps() {
     let ix = build(123, "PCAR100,L2Norm,PCAW50,LSHr");
     assert_eq!(cast::<IndexPreTransform>(&*ix).transforms().len(), 3);
     assert!(ix.description().starts_with("PCAR100,L2norm,PCAW50,"));
-    assert!(build(123, "IVF456,Flat").as_any().is::<IndexIvfFlat>());
+    assert!(build(123, "IVF456,Flat").is::<IndexIvfFlat>());
     assert_eq!(
         cast::<IndexIvfFlat>(&*build(123, "IVF3k,Flat")).nlist(),
         3072
@@ -200,14 +199,13 @@ fn transforms_ivf_and_id_maps() {
     let ivf = cast::<IndexIvfFlat>(&*ix);
     assert_eq!(ivf.nlist(), 1 << 20);
     assert_eq!(cast::<IndexHnswFlat>(ivf.quantizer()).hnsw().m(), 32);
-    assert!(build(123, "Flat,IDMap").as_any().is::<IndexIdMap>());
-    assert!(build(123, "Flat,IDMap2").as_any().is::<IndexIdMap2>());
-    assert!(build(123, "IDMap2,Flat").as_any().is::<IndexIdMap2>());
+    assert!(build(123, "Flat,IDMap").is::<IndexIdMap>());
+    assert!(build(123, "Flat,IDMap2").is::<IndexIdMap2>());
+    assert!(build(123, "IDMap2,Flat").is::<IndexIdMap2>());
     let ix = build(12, "PCAR8,IVF10,PQ4");
     assert!(
         cast::<IndexPreTransform>(&*ix)
             .index()
-            .as_any()
             .is::<IndexIvfPq>()
     );
 }
@@ -216,8 +214,8 @@ fn transforms_ivf_and_id_maps() {
 fn id_map_over_refined_fast_scan_takes_ids_not_plain_adds() {
     let mut ix = build(8, "IDMap,PQ4x4fs,RFlat");
     let r = cast::<IndexRefine>(cast::<IndexIdMap>(&*ix).inner().as_ref());
-    assert!(r.base().as_any().is::<IndexPqFastScan>());
-    assert!(r.refine().as_any().is::<IndexFlat>());
+    assert!(r.base().is::<IndexPqFastScan>());
+    assert!(r.refine().is::<IndexFlat>());
     let x = fathom_tests::uniform_data(64, 8, 3);
     ix.train(&x).unwrap();
     let ids: Vec<i64> = (100..164).collect();
@@ -250,7 +248,7 @@ fn parenthesised_quantizers_train_and_search() {
         assert!(found >= 45, "{s}: {found} of 50 find themselves");
     }
     let ix = build(d, "IVF64(PQ4x4fs),Flat");
-    assert!(ix.as_any().is::<IndexIvfScalarQuantizer>() || ix.as_any().is::<IndexIvfFlat>());
+    assert!(ix.is::<IndexIvfScalarQuantizer>() || ix.is::<IndexIvfFlat>());
 }
 
 #[test]

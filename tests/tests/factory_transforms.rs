@@ -28,7 +28,7 @@ fn transform_prefixes_build_trainable_searchable_indexes() {
             index_factory(d, desc, MetricType::L2).unwrap_or_else(|e| panic!("{desc}: {e}"));
         assert_eq!(index.description(), want);
         assert!(
-            index.as_any().downcast_ref::<IndexPreTransform>().is_some(),
+            index.downcast_ref::<IndexPreTransform>().is_some(),
             "{desc}"
         );
         index.train(&x).unwrap();
@@ -48,14 +48,13 @@ fn id_maps_wrap_and_refinement_reranks_outside_the_transforms() {
     let x = data(2000, d);
     let ids: Vec<i64> = (0..2000).map(|i| 10 * i).collect();
     let mut index = index_factory(d, "IDMap,PCA8,Flat", MetricType::L2).unwrap();
-    assert!(index.as_any().downcast_ref::<IndexIdMap>().is_some());
+    assert!(index.downcast_ref::<IndexIdMap>().is_some());
     index.train(&x).unwrap();
     index.add_with_ids(&x, &ids).unwrap();
     assert_eq!(index.search(&x[..d], 1).unwrap().labels, vec![0]);
 
     let mut refined = index_factory(d, "PCA4,IVF8,Flat,RFlat", MetricType::L2).unwrap();
     let r = refined
-        .as_any()
         .downcast_ref::<IndexRefine>()
         .expect("refinement outside");
     assert_eq!(r.refine().dim(), d, "re-ranks with the original vectors");

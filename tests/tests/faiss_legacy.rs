@@ -77,7 +77,7 @@ fn legacy_ivf_records_read_as_their_modern_equivalents() {
 
     let modern = fixture("ivf8_flat");
     let index = read_index_bytes(&modern).unwrap();
-    let ivf = index.as_any().downcast_ref::<IndexIvf<IvfFlat>>().unwrap();
+    let ivf = index.downcast_ref::<IndexIvf<IvfFlat>>().unwrap();
     for (fourcc, floats) in [(b"IvFL", false), (b"IvFl", true)] {
         let old = legacy(fourcc, &modern, ivf, after_map..after_map, floats);
         let back = read_index_bytes(&old).unwrap_or_else(|e| panic!("{fourcc:?}: {e}"));
@@ -87,7 +87,6 @@ fn legacy_ivf_records_read_as_their_modern_equivalents() {
     let modern = fixture("ivf8_sq8");
     let index = read_index_bytes(&modern).unwrap();
     let ivf = index
-        .as_any()
         .downcast_ref::<IndexIvf<IvfScalarQuantizer>>()
         .unwrap();
     let sq = 4 + 4 + 4 + 8 + 8 + 8 + 2 * D * 4;
@@ -97,7 +96,7 @@ fn legacy_ivf_records_read_as_their_modern_equivalents() {
 
     let modern = fixture("ivf8_pq4");
     let index = read_index_bytes(&modern).unwrap();
-    let ivf = index.as_any().downcast_ref::<IndexIvf<IvfPq>>().unwrap();
+    let ivf = index.downcast_ref::<IndexIvf<IvfPq>>().unwrap();
     let pq = 8 * 3 + 8 + D * 256 * 4;
     let old = legacy(
         b"IvPQ",
@@ -111,7 +110,7 @@ fn legacy_ivf_records_read_as_their_modern_equivalents() {
     // A legacy list whose codes do not match its ids is refused.
     let modern = fixture("ivf8_flat");
     let index = read_index_bytes(&modern).unwrap();
-    let ivf = index.as_any().downcast_ref::<IndexIvf<IvfFlat>>().unwrap();
+    let ivf = index.downcast_ref::<IndexIvf<IvfFlat>>().unwrap();
     let mut bad = legacy(b"IvFL", &modern, ivf, after_map..after_map, false);
     // The last list's code count says 64 bytes fewer than its ids need.
     let last = ivf.invlists().list_size(NLIST - 1) * 4 * D;

@@ -98,24 +98,23 @@ fn mapped_ivf_indexes_search_as_loaded_ones_and_refuse_changes() {
 fn mapped_lists_are_served_from_the_file() {
     let path = dir().join("ivf8_flat.faiss");
     let mapped = read_index_mmap(&path).unwrap();
-    let ivf = mapped.as_any().downcast_ref::<IndexIvfFlat>().unwrap();
+    let ivf = mapped.downcast_ref::<IndexIvfFlat>().unwrap();
     assert!(ivf.invlists().is_read_only());
     let file = std::fs::read(&path).unwrap();
     // List 0's codes are bytes of the file itself.
     let codes = ivf.invlists().codes(0);
     assert!(file.windows(codes.len()).any(|w| w == codes));
     let loaded = read_index(&path).unwrap();
-    let copy = loaded.as_any().downcast_ref::<IndexIvfFlat>().unwrap();
+    let copy = loaded.downcast_ref::<IndexIvfFlat>().unwrap();
     assert!(!copy.invlists().is_read_only());
 
     let path = dir().join("pq4.faiss");
     let mapped = read_index_mmap(&path).unwrap();
-    let pq = mapped.as_any().downcast_ref::<IndexPq>().unwrap();
+    let pq = mapped.downcast_ref::<IndexPq>().unwrap();
     assert!(pq.codes_are_mapped());
     let loaded = read_index(&path).unwrap();
     assert!(
         !loaded
-            .as_any()
             .downcast_ref::<IndexPq>()
             .unwrap()
             .codes_are_mapped()

@@ -257,7 +257,6 @@ fn ivf_with_hnsw_quantizer() {
     let mut with_hnsw = index_factory(d, "IVF256_HNSW16,Flat", MetricType::L2).unwrap();
     let mut with_flat = index_factory(d, "IVF256,Flat", MetricType::L2).unwrap();
     let ivf = with_hnsw
-        .as_any()
         .downcast_ref::<fathom_index::IndexIvfFlat>()
         .unwrap();
     assert_eq!(ivf.quantizer_training, QuantizerTraining::KmeansThenAdd);

@@ -172,10 +172,7 @@ fn ivf_sq_and_pq_distances_match_reconstructions() {
             index.add(&xb).unwrap();
             index.set_param("nprobe", 4.0).unwrap();
             let desc = index.description();
-            let ivf_any = index.as_any_mut();
-            if let Some(ix) = ivf_any.downcast_mut::<IndexIvfPq>() {
-                ix.make_direct_map(true).unwrap();
-            } else if let Some(ix) = ivf_any.downcast_mut::<IndexIvfScalarQuantizer>() {
+            if let fathom_index::IndexViewMut::Ivf(ix) = index.view_mut() {
                 ix.make_direct_map(true).unwrap();
             }
             let res = index.search(&xq, 5).unwrap();
@@ -300,11 +297,9 @@ fn split_like(
         n: usize,
     ) {
         let b = b
-            .as_any_mut()
             .downcast_mut::<fathom_index::IndexIvf<C>>()
             .unwrap();
         let a = a
-            .as_any_mut()
             .downcast_mut::<fathom_index::IndexIvf<C>>()
             .unwrap();
         a.merge_from(b, n as Idx).unwrap();
@@ -558,7 +553,7 @@ fn pqr_refinement_beats_plain_ivf_pq() {
         ix.set_param("nprobe", 8.0).unwrap();
         let res = ix.search(&xq, 1).unwrap();
         top1.push(res.labels.iter().zip(&gt).filter(|(a, b)| a == b).count());
-        if let Some(pqr) = ix.as_any().downcast_ref::<fathom_index::ivf::IndexIvfPqr>() {
+        if let Some(pqr) = ix.downcast_ref::<fathom_index::ivf::IndexIvfPqr>() {
             let err: f32 = (0..100)
                 .map(|i| {
                     let v = pqr.reconstruct(i).unwrap();

@@ -14,7 +14,7 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn ivf(index: &dyn Index) -> &IndexIvfFlat {
-    index.as_any().downcast_ref::<IndexIvfFlat>().unwrap()
+    index.downcast_ref::<IndexIvfFlat>().unwrap()
 }
 
 #[test]
@@ -50,7 +50,7 @@ fn shards_merged_on_disk_search_as_one_index_built_in_memory() {
     );
 
     let mut merged = clone_index(&*trained).unwrap();
-    let m = merged.as_any_mut().downcast_mut::<IndexIvfFlat>().unwrap();
+    let m = merged.downcast_mut::<IndexIvfFlat>().unwrap();
     m.replace_invlists(Box::new(ondisk)).unwrap();
     assert_eq!(merged.ntotal(), 3000);
     for l in 0..16 {

@@ -109,19 +109,10 @@ struct Row<'a> {
 
 /// The graph memory of an HNSW index, in MiB.
 fn graph_mb(index: &dyn Index) -> Option<f64> {
-    use fathom_index::{IndexHnswFlat, IndexHnswPq, IndexHnswSq};
-    let any = index.as_any();
-    let bytes = any
-        .downcast_ref::<IndexHnswFlat>()
-        .map(|i| i.graph_memory_bytes())
-        .or_else(|| {
-            any.downcast_ref::<IndexHnswSq>()
-                .map(|i| i.graph_memory_bytes())
-        })
-        .or_else(|| {
-            any.downcast_ref::<IndexHnswPq>()
-                .map(|i| i.graph_memory_bytes())
-        })?;
+    let fathom_index::IndexView::Hnsw { graph, .. } = index.view() else {
+        return None;
+    };
+    let bytes = graph.memory_bytes();
     Some(bytes as f64 / (1 << 20) as f64)
 }
 

@@ -3,12 +3,8 @@
 use std::path::Path;
 
 use fathom_core::Result;
-use fathom_index::hnsw::HnswStorage;
-use fathom_index::ivf::IvfCodec;
-use fathom_index::ivf::{IvfFlat, IvfPq, IvfPqFastScan, IvfScalarQuantizer};
-use fathom_index::{
-    Index, IndexHnsw, IndexIvf, IndexIvfPqr, IndexLsh, IndexPq, IndexRefine, IndexScalarQuantizer,
-};
+use fathom_index::ivf::{DynIvf, IvfCodecView};
+use fathom_index::{Index, IndexView};
 use fathom_invlists::InvertedLists;
 
 /// Prints the file's records, the index's shape, its parameters and its size.
@@ -70,12 +66,8 @@ fn human_bytes(n: usize) -> String {
     }
 }
 
-fn ivf<C: IvfCodec + 'static>(i: &IndexIvf<C>, out: &mut Vec<String>) {
-    if let Some(od) = i
-        .invlists()
-        .as_any()
-        .and_then(|a| a.downcast_ref::<fathom_invlists::OnDiskInvertedLists>())
-    {
+fn ivf(i: &dyn DynIvf, out: &mut Vec<String>) {
+    if let Some(od) = i.invlists().as_on_disk() {
         out.push(format!(
             "lists on disk in {} ({}{})",
             od.path().display(),
@@ -84,73 +76,63 @@ fn ivf<C: IvfCodec + 'static>(i: &IndexIvf<C>, out: &mut Vec<String>) {
         ));
     }
     out.push(format!("nlist {}", i.nlist()));
-    out.push(format!("nprobe {}", i.nprobe));
-    out.push(format!("by_residual {}", i.by_residual));
+    out.push(format!("nprobe {}", i.nprobe()));
+    out.push(format!("by_residual {}", i.by_residual()));
     out.push(format!("direct map {:?}", i.direct_map().kind()));
     out.push(format!(
         "list imbalance {:.2}",
         i.invlists().stats().imbalance_factor
     ));
-}
-
-fn hnsw<S: HnswStorage>(h: &IndexHnsw<S>, out: &mut Vec<String>) {
-    let g = h.hnsw();
-    out.push(format!("M {}", g.m()));
-    out.push(format!("efConstruction {}", g.ef_construction));
-    out.push(format!("efSearch {}", g.ef_search));
-    out.push(format!("levels {}", g.max_level() + 1));
+    match i.codec() {
+        IvfCodecView::Pq(c) => out.push(format!("PQ {}x{}", c.pq().m(), c.pq().nbits())),
+        IvfCodecView::PqFastScan(c) => out.push(format!("PQ {}x4fs", c.pq().m())),
+        IvfCodecView::ScalarQuantizer(c) => {
+            out.push(format!("SQ{}", c.sq().qtype().factory_name()))
+        }
+        IvfCodecView::Flat(_) | IvfCodecView::Other => {}
+    }
 }
 
 /// The run-time and structural parameters worth knowing, outermost first.
 fn parameters(index: &dyn Index, out: &mut Vec<String>) {
-    let any = index.as_any();
-    if let Some(i) = any.downcast_ref::<IndexIvf<IvfFlat>>() {
-        ivf(i, out);
-    } else if let Some(i) = any.downcast_ref::<IndexIvf<IvfPq>>() {
-        ivf(i, out);
-        out.push(format!(
-            "PQ {}x{}",
-            i.codec().pq().m(),
-            i.codec().pq().nbits()
-        ));
-    } else if let Some(i) = any.downcast_ref::<IndexIvf<IvfPqFastScan>>() {
-        ivf(i, out);
-        out.push(format!("PQ {}x4fs", i.codec().pq().m()));
-    } else if let Some(p) = any.downcast_ref::<fathom_index::IndexPqFastScan>() {
-        out.push(format!("PQ {}x4fs", p.pq().m()));
-    } else if let Some(i) = any.downcast_ref::<IndexIvf<IvfScalarQuantizer>>() {
-        ivf(i, out);
-        out.push(format!("SQ{}", i.codec().sq().qtype().factory_name()));
-    } else if let Some(i) = any.downcast_ref::<IndexIvfPqr>() {
-        parameters(i.ivf(), out);
-        out.push(format!("refine PQ {}x8", i.refine_pq().m()));
-        out.push(format!("k_factor {}", i.k_factor));
-    } else if let Some(h) = any.downcast_ref::<IndexHnsw<fathom_index::IndexFlat>>() {
-        hnsw(h, out);
-    } else if let Some(h) = any.downcast_ref::<IndexHnsw<IndexScalarQuantizer>>() {
-        hnsw(h, out);
-        parameters(h.storage(), out);
-    } else if let Some(h) = any.downcast_ref::<IndexHnsw<IndexPq>>() {
-        hnsw(h, out);
-        parameters(h.storage(), out);
-    } else if let Some(p) = any.downcast_ref::<IndexPq>() {
-        out.push(format!("PQ {}x{}", p.pq().m(), p.pq().nbits()));
-        out.push(format!("search type {:?}", p.search_type));
-    } else if let Some(q) = any.downcast_ref::<IndexScalarQuantizer>() {
-        out.push(format!("SQ{}", q.sq().qtype().factory_name()));
-    } else if let Some(l) = any.downcast_ref::<IndexLsh>() {
-        out.push(format!("nbits {}", l.encoder().nbits()));
-        out.push(format!("rotate {}", l.encoder().rotate_data()));
-    } else if let Some(r) = any.downcast_ref::<IndexRefine>() {
-        out.push(format!("k_factor {}", r.k_factor));
-        parameters(r.base(), out);
-    } else if let Some(m) = any.downcast_ref::<fathom_index::IndexIdMap>() {
-        parameters(&**m.inner(), out);
-    } else if let Some(m) = any.downcast_ref::<fathom_index::IndexIdMap2>() {
-        parameters(&**m.inner(), out);
-    } else if let Some(p) = any.downcast_ref::<fathom_index::IndexPreTransform>() {
-        let chain: Vec<String> = p.transforms().iter().map(|t| t.description()).collect();
-        out.push(format!("transforms {}", chain.join(" → ")));
-        parameters(&**p.index(), out);
+    match index.view() {
+        IndexView::Ivf(i) => ivf(i, out),
+        IndexView::IvfPqr(i) => {
+            ivf(i.ivf(), out);
+            out.push(format!("refine PQ {}x8", i.refine_pq().m()));
+            out.push(format!("k_factor {}", i.k_factor));
+        }
+        IndexView::PqFastScan(p) => out.push(format!("PQ {}x4fs", p.pq().m())),
+        IndexView::Hnsw { graph, storage } => {
+            out.push(format!("M {}", graph.m()));
+            out.push(format!("efConstruction {}", graph.ef_construction));
+            out.push(format!("efSearch {}", graph.ef_search));
+            out.push(format!("levels {}", graph.max_level() + 1));
+            parameters(storage, out);
+        }
+        IndexView::Pq(p) => {
+            out.push(format!("PQ {}x{}", p.pq().m(), p.pq().nbits()));
+            out.push(format!("search type {:?}", p.search_type));
+        }
+        IndexView::ScalarQuantizer(q) => out.push(format!("SQ{}", q.sq().qtype().factory_name())),
+        IndexView::Lsh(l) => {
+            out.push(format!("nbits {}", l.encoder().nbits()));
+            out.push(format!("rotate {}", l.encoder().rotate_data()));
+        }
+        IndexView::Refine(r) => {
+            out.push(format!("k_factor {}", r.k_factor));
+            parameters(r.base(), out);
+        }
+        IndexView::IdMap { inner, .. } => parameters(inner, out),
+        IndexView::PreTransform { transforms, inner } => {
+            let chain: Vec<String> = transforms.iter().map(|t| t.description()).collect();
+            out.push(format!("transforms {}", chain.join(" → ")));
+            parameters(inner, out);
+        }
+        IndexView::Shards(s) => out.push(format!("shards {}", s.shards().len())),
+        IndexView::MultiIndexQuantizer(q) => {
+            out.push(format!("PQ {}x{}", q.pq().m(), q.pq().nbits()))
+        }
+        IndexView::Flat(_) | IndexView::Other => {}
     }
 }

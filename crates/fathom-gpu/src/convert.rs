@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use fathom_core::{Error, Idx, Result};
+use fathom_index::ivf::IvfCodecView;
 use fathom_index::ivf::SubsetType;
-use fathom_index::{Index, IndexFlat, IndexIdMap, IndexIvfFlat, IndexIvfPq, IndexShards, ShardIds};
+use fathom_index::{Index, IndexIdMap, IndexIvfFlat, IndexIvfPq, IndexShards, IndexView, ShardIds};
 
 use crate::flat::GpuIndexFlat;
 use crate::ivf::{GpuIndexIvfFlat, GpuIndexIvfPq};
@@ -16,14 +17,16 @@ use crate::resources::GpuResources;
 /// [`GpuIndexIvfFlat`], `IndexIvfPq` (8-bit codes, M ≤ 64) → [`GpuIndexIvfPq`]. Other
 /// types are an error naming them.
 pub fn index_cpu_to_gpu(res: Arc<GpuResources>, index: &dyn Index) -> Result<Box<dyn Index>> {
-    let any = index.as_any();
-    if let Some(flat) = any.downcast_ref::<IndexFlat>() {
-        return Ok(Box::new(GpuIndexFlat::from_cpu(res, flat)?));
-    }
-    if any.is::<IndexIvfFlat>() || any.is::<IndexIvfPq>() {
-        // The GPU index owns its CPU form: give it a deep copy.
-        let copy = fathom_io::faiss::clone_index(index)?;
-        return into_gpu(res, copy);
+    match index.view() {
+        IndexView::Flat(flat) => return Ok(Box::new(GpuIndexFlat::from_cpu(res, flat)?)),
+        IndexView::Ivf(ivf)
+            if matches!(ivf.codec(), IvfCodecView::Flat(_) | IvfCodecView::Pq(_)) =>
+        {
+            // The GPU index owns its CPU form: give it a deep copy.
+            let copy = fathom_io::faiss::clone_index(index)?;
+            return into_gpu(res, copy);
+        }
+        _ => {}
     }
     Err(Error::Unsupported(format!(
         "{} has no GPU form (fathom's GPU indexes: Flat, IVF-Flat, IVF-PQ with 8-bit codes)",
@@ -32,6 +35,8 @@ pub fn index_cpu_to_gpu(res: Arc<GpuResources>, index: &dyn Index) -> Result<Box
 }
 
 fn into_gpu(res: Arc<GpuResources>, index: Box<dyn Index>) -> Result<Box<dyn Index>> {
+    // Taking ownership of the concrete IVF index (the GPU index keeps it as its CPU form)
+    // needs its type, which only a downcast of the box gives.
     let any: Box<dyn std::any::Any> = index;
     match any.downcast::<IndexIvfFlat>() {
         Ok(ivf) => Ok(Box::new(GpuIndexIvfFlat::from_cpu(res, *ivf)?)),
@@ -44,7 +49,9 @@ fn into_gpu(res: Arc<GpuResources>, index: Box<dyn Index>) -> Result<Box<dyn Ind
 
 /// The CPU form of a GPU index (a copy); a CPU index is copied as it is.
 pub fn index_gpu_to_cpu(index: &dyn Index) -> Result<Box<dyn Index>> {
-    let any = index.as_any();
+    // GPU indexes live outside fathom-index, so its view knows them only as `Other`: they
+    // are told apart by type here, in the crate that defines them.
+    let any: &dyn std::any::Any = index;
     if let Some(g) = any.downcast_ref::<GpuIndexFlat>() {
         return Ok(Box::new(g.to_cpu()?));
     }
@@ -72,8 +79,8 @@ pub fn index_cpu_to_gpu_multiple(
         ));
     }
     let mut shards = IndexShards::new(index.dim(), index.metric(), ShardIds::Explicit);
-    let any = index.as_any();
-    if let Some(flat) = any.downcast_ref::<IndexFlat>() {
+    let any: &dyn std::any::Any = index;
+    if let IndexView::Flat(flat) = index.view() {
         let total = flat.ntotal();
         for (i, res) in resources.iter().enumerate() {
             let (a, b) = (total * i / n, total * (i + 1) / n);

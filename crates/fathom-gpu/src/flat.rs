@@ -1,7 +1,6 @@
 //! `GpuIndexFlat`: exact search on the GPU — cuBLAS inner products by tiles, fused with the
 //! norms and the k-selection kernel.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use cudarc::cublas::sys::cublasOperation_t;
@@ -282,10 +281,7 @@ impl Index for GpuIndexFlat {
     fn description(&self) -> String {
         "Flat".into()
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> fathom_index::IndexView<'_> {
+        fathom_index::IndexView::Other
     }
 }

@@ -5,7 +5,6 @@
 //! after changes, that searches scan: the coarse step is a `GpuIndexFlat` search for the
 //! `nprobe` nearest centroids, the fine step one kernel with a block per query.
 
-use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
@@ -14,7 +13,7 @@ use fathom_core::{
     check,
 };
 use fathom_index::ivf::IvfCodec;
-use fathom_index::{Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq};
+use fathom_index::{Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq, IndexView};
 
 use crate::flat::GpuIndexFlat;
 use crate::kernels::BLOCK;
@@ -48,7 +47,7 @@ struct GpuIvf<C: IvfCodec + 'static> {
 
 impl<C: IvfCodec + 'static> GpuIvf<C> {
     fn new(res: Arc<GpuResources>, cpu: IndexIvf<C>) -> Result<Self> {
-        if !cpu.quantizer().as_any().is::<IndexFlat>() {
+        if !matches!(cpu.quantizer().view(), IndexView::Flat(_)) {
             return Err(Error::Unsupported(format!(
                 "GPU IVF indexes need a flat coarse quantizer; {} has {}",
                 cpu.description(),
@@ -95,12 +94,9 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
         }
         let res = &self.res;
         let centroids_host = self.cpu.quantizer().reconstruct_n(0, nlist)?;
-        let q = self
-            .cpu
-            .quantizer()
-            .as_any()
-            .downcast_ref::<IndexFlat>()
-            .ok_or_else(|| Error::Unsupported("GPU IVF needs a flat quantizer".into()))?;
+        let IndexView::Flat(q) = self.cpu.quantizer().view() else {
+            return Err(Error::Unsupported("GPU IVF needs a flat quantizer".into()));
+        };
         let coarse = GpuIndexFlat::from_cpu(res.clone(), q)?;
         let dev = Arc::new(Device {
             lists: DeviceLists {
@@ -273,11 +269,8 @@ macro_rules! gpu_ivf_index {
             fn description(&self) -> String {
                 self.ivf.cpu.description()
             }
-            fn as_any(&self) -> &dyn Any {
-                self
-            }
-            fn as_any_mut(&mut self) -> &mut dyn Any {
-                self
+            fn view(&self) -> IndexView<'_> {
+                IndexView::Other
             }
         }
     };

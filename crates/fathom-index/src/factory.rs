@@ -348,12 +348,10 @@ fn parse_coarse(d: usize, tok: &str, metric: MetricType) -> Result<Coarse> {
         };
         let quantizer = index_factory(d, inner, metric)
             .map_err(|e| e.context(format!("the quantizer ({inner:?}) in parentheses")))?;
-        let training = if quantizer.as_any().is::<IndexFlat>() {
-            QuantizerTraining::Kmeans
-        } else if quantizer.as_any().is::<crate::MultiIndexQuantizer>() {
-            QuantizerTraining::Alone
-        } else {
-            QuantizerTraining::KmeansThenAdd
+        let training = match quantizer.view() {
+            crate::IndexView::Flat(_) => QuantizerTraining::Kmeans,
+            crate::IndexView::MultiIndexQuantizer(_) => QuantizerTraining::Alone,
+            _ => QuantizerTraining::KmeansThenAdd,
         };
         return Ok(Coarse {
             quantizer,

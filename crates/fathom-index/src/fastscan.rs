@@ -1,7 +1,5 @@
 //! `IndexPqFastScan`: 4-bit product quantization scanned with in-register table look-ups.
 
-use std::any::Any;
-
 use fathom_core::{Error, IdSelector, Idx, MetricType, Result, SearchParams, SearchResult, check};
 use fathom_kernels::TopK;
 use fathom_kernels::codes::fastscan::{self as kern, BLOCK, block_bytes};
@@ -289,10 +287,7 @@ impl Index for IndexPqFastScan {
         format!("PQ{}x4fs{bbs}", self.pq.m())
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::PqFastScan(self)
     }
 }

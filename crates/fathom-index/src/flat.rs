@@ -1,7 +1,5 @@
 //! Exact search over vectors stored as they are.
 
-use std::any::Any;
-
 use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
     check,
@@ -221,11 +219,25 @@ impl Index for IndexFlat {
         "Flat".into()
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::Flat(self)
     }
 
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn merge_from(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> {
+        if add_id != 0 {
+            return Err(Error::invalid(
+                "merge_from: a flat index numbers vectors by position; add_id must be 0",
+            ));
+        }
+        let description = other.description();
+        // Merging moves the other index's storage, which only its concrete type has.
+        let other = (other as &mut dyn std::any::Any)
+            .downcast_mut::<IndexFlat>()
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "merge_from merges a flat index into a flat index; got {description}"
+                ))
+            })?;
+        IndexFlat::merge_from(self, other)
     }
 }

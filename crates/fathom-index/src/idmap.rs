@@ -1,6 +1,5 @@
 //! User-chosen ids over any index.
 
-use std::any::Any;
 use std::collections::HashMap;
 
 use fathom_core::{
@@ -294,10 +293,11 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
         let name = if REVERSE { "IDMap2" } else { "IDMap" };
         format!("{name},{}", self.inner.description())
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::IdMap {
+            inner: &self.inner,
+            ids: &self.id_map,
+            two_way: REVERSE,
+        }
     }
 }

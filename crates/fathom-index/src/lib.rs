@@ -6,8 +6,10 @@
 //! and `fathom-core` (the vocabulary);
 //! persistence, the CLI and the service sit above it.
 //!
-//! Index families reach each other only through the [`Index`] trait, so a wrapper such as
-//! [`IndexIdMap`] or [`IndexShards`] works over any index.
+//! Index families reach each other through the [`Index`] trait, so a wrapper such as
+//! [`IndexIdMap`] or [`IndexShards`] works over any index. Code that must treat each kind
+//! on its own (persistence, Python, the CLI) asks [`Index::view`] what an index is and
+//! matches on the answer ([`IndexView`]) — one place per type instead of downcasts.
 //!
 //! | type | what it is | Faiss |
 //! |---|---|---|
@@ -53,8 +55,7 @@ mod pretransform;
 mod refine;
 mod shards;
 mod sq;
-
-use std::any::Any;
+mod view;
 
 pub use assigner::IndexAssigner;
 pub use factory::{index_factory, reverse_index_factory};
@@ -75,6 +76,7 @@ pub use pretransform::IndexPreTransform;
 pub use refine::IndexRefine;
 pub use shards::{IndexShards, ShardIds, merge_results};
 pub use sq::IndexScalarQuantizer;
+pub use view::{IndexView, IndexViewMut};
 
 /// A searchable collection of vectors, fathom's counterpart of `faiss::Index`.
 ///
@@ -86,7 +88,7 @@ pub use sq::IndexScalarQuantizer;
 /// Input is validated: a wrong length, `k = 0`, non-finite values in vectors or queries,
 /// an untrained index, or an unsupported operation each give an [`Error`], never a panic.
 /// Adding zero vectors is a no-op and searching zero queries gives an empty result.
-pub trait Index: Any + Send + Sync {
+pub trait Index: std::any::Any + Send + Sync {
     /// Vector dimension.
     fn dim(&self) -> usize;
     /// Number of vectors held.
@@ -214,10 +216,26 @@ pub trait Index: Any + Send + Sync {
     }
     /// A short description in Faiss's factory grammar ("Flat", "IDMap,Flat", …).
     fn description(&self) -> String;
-    /// For downcasting to the concrete type.
-    fn as_any(&self) -> &dyn Any;
-    /// For downcasting to the concrete type.
-    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// What kind of index this is, with its parts ([`IndexView`]): how code holding a
+    /// `dyn Index` treats each kind on its own. Types outside this crate answer
+    /// [`IndexView::Other`].
+    fn view(&self) -> IndexView<'_>;
+    /// The mutable parts of the kinds whose own operations reach past this trait
+    /// ([`IndexViewMut`]); [`IndexViewMut::Other`] for the rest.
+    fn view_mut(&mut self) -> IndexViewMut<'_> {
+        IndexViewMut::Other
+    }
+    /// Moves every vector of `other` (an index of the same kind, trained alike) into this
+    /// one, adding `add_id` to their ids, and leaves `other` empty (Faiss's
+    /// `merge_from`). Flat and IVF indexes merge; others give an error.
+    fn merge_from(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> {
+        let _ = add_id;
+        Err(Error::Unsupported(format!(
+            "{} cannot merge other indexes into it (flat and IVF indexes can); got {}",
+            self.description(),
+            other.description()
+        )))
+    }
 }
 
 impl std::fmt::Debug for dyn Index {
@@ -228,6 +246,31 @@ impl std::fmt::Debug for dyn Index {
             .field("metric", &self.metric())
             .field("ntotal", &self.ntotal())
             .finish()
+    }
+}
+
+/// Access to the concrete type behind a `dyn Index`, as `dyn Error` offers: for code that
+/// knows which type it built (tests, examples). Code that must handle every kind matches
+/// on [`Index::view`] instead, which the compiler checks for completeness.
+///
+/// ```
+/// use fathom_index::{Index, IndexFlat, index_factory, MetricType};
+/// let index = index_factory(4, "Flat", MetricType::L2).unwrap();
+/// assert!(index.is::<IndexFlat>());
+/// assert_eq!(index.downcast_ref::<IndexFlat>().unwrap().dim(), 4);
+/// ```
+impl dyn Index {
+    /// Whether the index is a `T`.
+    pub fn is<T: Index>(&self) -> bool {
+        (self as &dyn std::any::Any).is::<T>()
+    }
+    /// The index as a `T`, `None` when it is another type.
+    pub fn downcast_ref<T: Index>(&self) -> Option<&T> {
+        (self as &dyn std::any::Any).downcast_ref()
+    }
+    /// The index as a mutable `T`, `None` when it is another type.
+    pub fn downcast_mut<T: Index>(&mut self) -> Option<&mut T> {
+        (self as &mut dyn std::any::Any).downcast_mut()
     }
 }
 
@@ -253,8 +296,9 @@ macro_rules! forward_index {
             fn param(&self, name: &str) -> Option<f64> { (**self).param(name) }
             fn parameter_ranges(&self) -> Vec<autotune::ParameterRange> { (**self).parameter_ranges() }
             fn description(&self) -> String { (**self).description() }
-            fn as_any(&self) -> &dyn Any { (**self).as_any() }
-            fn as_any_mut(&mut self) -> &mut dyn Any { (**self).as_any_mut() }
+            fn view(&self) -> IndexView<'_> { (**self).view() }
+            fn view_mut(&mut self) -> IndexViewMut<'_> { (**self).view_mut() }
+            fn merge_from(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> { (**self).merge_from(other, add_id) }
         }
     };
 }

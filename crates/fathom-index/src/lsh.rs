@@ -1,7 +1,5 @@
 //! `IndexLsh`: binary codes searched by Hamming distance.
 
-use std::any::Any;
-
 use fathom_core::{
     IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
 };
@@ -152,10 +150,7 @@ impl Index for IndexLsh {
         s
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::Lsh(self)
     }
 }

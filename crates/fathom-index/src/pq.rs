@@ -1,6 +1,5 @@
 //! `IndexPq`: exhaustive search over product-quantizer codes.
 
-use std::any::Any;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -395,10 +394,7 @@ impl Index for IndexPq {
         s
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::Pq(self)
     }
 }

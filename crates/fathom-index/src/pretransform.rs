@@ -1,7 +1,5 @@
 //! Vector transforms in front of any index.
 
-use std::any::Any;
-
 use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
     check,
@@ -171,11 +169,11 @@ impl<I: Index + 'static> Index for IndexPreTransform<I> {
         parts.push(self.index.description());
         parts.join(",")
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::PreTransform {
+            transforms: &self.chain,
+            inner: &self.index,
+        }
     }
 }
 

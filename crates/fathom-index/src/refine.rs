@@ -1,7 +1,5 @@
 //! `IndexRefine`: search one index, re-rank its candidates with another.
 
-use std::any::Any;
-
 use fathom_core::{Error, IdSelector, Idx, MetricType, Result, SearchParams, SearchResult, check};
 use rayon::prelude::*;
 
@@ -227,7 +225,7 @@ impl Index for IndexRefine {
     }
 
     fn description(&self) -> String {
-        if self.refine.as_any().is::<IndexFlat>() {
+        if matches!(self.refine.view(), crate::IndexView::Flat(_)) {
             format!("{},RFlat", self.base.description())
         } else {
             format!(
@@ -238,11 +236,8 @@ impl Index for IndexRefine {
         }
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::Refine(self)
     }
 }
 

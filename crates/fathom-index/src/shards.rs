@@ -1,7 +1,5 @@
 //! Several indexes searched in parallel as one.
 
-use std::any::Any;
-
 use fathom_core::{
     Error, IdSelector, IdSelectorTranslated, Idx, MetricType, NO_ID, RangeSearchResult, Result,
     SearchParams, SearchResult, check,
@@ -348,10 +346,11 @@ impl Index for IndexShards {
             None => "Shards(0)".into(),
         }
     }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::Shards(self)
     }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+
+    fn view_mut(&mut self) -> crate::IndexViewMut<'_> {
+        crate::IndexViewMut::Shards(self)
     }
 }

@@ -1,7 +1,5 @@
 //! `IndexScalarQuantizer`: exhaustive search over scalar-quantizer codes.
 
-use std::any::Any;
-
 use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
 };
@@ -151,10 +149,7 @@ impl Index for IndexScalarQuantizer {
         format!("SQ{}", self.sq.qtype().factory_name())
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::ScalarQuantizer(self)
     }
 }

@@ -1,8 +1,6 @@
 //! k-means through an index: the same centroids as exact assignment with a Flat index, and
 //! `update_index` re-trains the assigner at every iteration.
 
-use std::any::Any;
-
 use fathom_index::{
     Index, IndexAssigner, IndexFlat, MetricType, Result, SearchParams, SearchResult,
 };
@@ -46,11 +44,8 @@ impl Index for Counting {
     fn description(&self) -> String {
         "Counting".into()
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> fathom_index::IndexView<'_> {
+        fathom_index::IndexView::Other
     }
 }
 

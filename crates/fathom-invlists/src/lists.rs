@@ -86,9 +86,9 @@ pub trait InvertedLists: Send + Sync + std::fmt::Debug {
                 .map(move |(o, &id)| (id, self.code(list, o))),
         )
     }
-    /// The concrete type, for code that treats some kinds specially (such as a writer
-    /// recording where on-disk lists live); `None` by default.
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
+    /// These lists as on-disk lists, for code that treats them specially (a writer
+    /// recording where they live, `fathom info`); `None` for every other kind.
+    fn as_on_disk(&self) -> Option<&crate::OnDiskInvertedLists> {
         None
     }
     /// Entries in all lists.

@@ -616,7 +616,7 @@ impl InvertedLists for OnDiskInvertedLists {
             };
         }
     }
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
+    fn as_on_disk(&self) -> Option<&OnDiskInvertedLists> {
         Some(self)
     }
 }

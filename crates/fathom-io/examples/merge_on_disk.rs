@@ -6,7 +6,7 @@
 //! `cargo run --release -p fathom-io --example merge_on_disk [DIR]`
 
 use fathom_core::Result;
-use fathom_index::{Index, IndexIvfFlat, MetricType, index_factory};
+use fathom_index::{Index, IndexViewMut, MetricType, index_factory};
 use fathom_invlists::{InvertedLists, OnDiskInvertedLists};
 use fathom_io::faiss::{clone_index, read_index, write_index};
 
@@ -47,20 +47,17 @@ fn main() -> Result<()> {
         .collect::<Result<_>>()?;
     let lists: Vec<&dyn InvertedLists> = parts
         .iter()
-        .map(|p| {
-            p.as_any()
-                .downcast_ref::<IndexIvfFlat>()
-                .unwrap()
-                .invlists()
-        })
+        .map(|p| p.view().ivf_lists().expect("an IVF shard").invlists())
         .collect();
     let mut merged = clone_index(&*trained)?;
-    let ivf = merged.as_any_mut().downcast_mut::<IndexIvfFlat>().unwrap();
+    let IndexViewMut::Ivf(ivf) = merged.view_mut() else {
+        unreachable!("the trained index is an IVF index")
+    };
     let mut ondisk = OnDiskInvertedLists::create(dir.join("merged.ivfdata"), ivf.nlist(), 4 * d)?;
     let total = ondisk.merge_from_multiple(&lists, true)?;
     println!("{}", ondisk.stats_report());
     ivf.replace_invlists(Box::new(ondisk))?;
-    ivf.nprobe = 8;
+    ivf.set_param("nprobe", 8.0)?;
     write_index(&*merged, dir.join("merged.faiss"))?;
 
     // 4. Open and search: the lists stay in merged.ivfdata.

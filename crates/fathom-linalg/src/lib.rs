@@ -34,5 +34,5 @@ pub use pca::PcaMatrix;
 pub use rotation::RandomRotationMatrix;
 pub use transform::{
     CenteringTransform, LinearTransform, NormalizationTransform, RemapDimensionsTransform,
-    VectorTransform,
+    TransformView, VectorTransform,
 };

@@ -133,7 +133,7 @@ impl OpqMatrix {
 }
 
 impl VectorTransform for OpqMatrix {
-    delegate_to_linear!();
+    delegate_to_linear!(Opq);
     fn train(&mut self, x: &[f32]) -> Result<()> {
         let (d_in, d_out) = (self.lt.d_in, self.lt.d_out);
         check::nonempty_finite("training set", x, d_in)?;

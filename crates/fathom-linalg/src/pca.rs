@@ -235,7 +235,7 @@ fn scatter_matrix(x: &[f32], mean: &[f32]) -> Mat<f32> {
 }
 
 impl VectorTransform for PcaMatrix {
-    delegate_to_linear!();
+    delegate_to_linear!(Pca);
     fn train(&mut self, x: &[f32]) -> Result<()> {
         let d = self.lt.d_in;
         check::nonempty_finite("training set", x, d)?;

@@ -64,7 +64,7 @@ impl RandomRotationMatrix {
 }
 
 impl VectorTransform for RandomRotationMatrix {
-    delegate_to_linear!();
+    delegate_to_linear!(RandomRotation);
     fn train(&mut self, _x: &[f32]) -> Result<()> {
         self.init(12345);
         Ok(())

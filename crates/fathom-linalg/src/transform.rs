@@ -1,7 +1,5 @@
 //! The `VectorTransform` trait and the transforms that need no eigen-decomposition.
 
-use std::any::Any;
-
 use fathom_core::{Error, Result, check};
 
 /// A map from vectors of dimension `d_in` to vectors of dimension `d_out`, possibly
@@ -33,14 +31,39 @@ pub trait VectorTransform: Send + Sync {
     }
     /// A short description in Faiss's factory grammar ("PCA64", "L2norm", …).
     fn description(&self) -> String;
-    /// For downcasting.
-    fn as_any(&self) -> &dyn Any;
+    /// Which transform this is, with its parameters ([`TransformView`]): how persistence
+    /// and the Python classes treat each kind. Transforms defined outside this crate
+    /// answer [`TransformView::Other`].
+    fn view(&self) -> TransformView<'_>;
+}
+
+/// What a transform is ([`VectorTransform::view`]). Exhaustive on purpose: a new
+/// transform is a new variant, and the compiler points at every consumer to teach.
+#[derive(Clone, Copy)]
+pub enum TransformView<'a> {
+    /// `y = A·x + b`.
+    Linear(&'a LinearTransform),
+    /// A random orthonormal matrix.
+    RandomRotation(&'a crate::RandomRotationMatrix),
+    /// PCA projection.
+    Pca(&'a crate::PcaMatrix),
+    /// OPQ rotation.
+    Opq(&'a crate::OpqMatrix),
+    /// Scaling to unit L2 norm.
+    Normalization(&'a NormalizationTransform),
+    /// Subtracting the training mean.
+    Centering(&'a CenteringTransform),
+    /// Dimensions copied, dropped or zero-filled.
+    RemapDimensions(&'a RemapDimensionsTransform),
+    /// A transform defined outside this crate.
+    Other,
 }
 
 /// The `VectorTransform` methods every transform built on a `LinearTransform` field `lt`
-/// shares (PCA, random rotation, OPQ): dimensions, training state, `apply`, `as_any`.
+/// shares (PCA, random rotation, OPQ): dimensions, training state, `apply`, and its
+/// [`TransformView`] variant.
 macro_rules! delegate_to_linear {
-    () => {
+    ($view:ident) => {
         fn d_in(&self) -> usize {
             self.lt.d_in
         }
@@ -54,8 +77,8 @@ macro_rules! delegate_to_linear {
             $crate::transform::check_apply(self, x)?;
             self.lt.apply_rows(x)
         }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
+        fn view(&self) -> $crate::transform::TransformView<'_> {
+            $crate::transform::TransformView::$view(self)
         }
     };
 }
@@ -220,8 +243,8 @@ impl VectorTransform for LinearTransform {
     fn description(&self) -> String {
         format!("LinearTransform{}x{}", self.d_out, self.d_in)
     }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn view(&self) -> TransformView<'_> {
+        TransformView::Linear(self)
     }
 }
 
@@ -254,8 +277,8 @@ impl VectorTransform for NormalizationTransform {
     fn description(&self) -> String {
         "L2norm".into()
     }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn view(&self) -> TransformView<'_> {
+        TransformView::Normalization(self)
     }
 }
 
@@ -361,8 +384,8 @@ impl VectorTransform for CenteringTransform {
     fn description(&self) -> String {
         "Center".into()
     }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn view(&self) -> TransformView<'_> {
+        TransformView::Centering(self)
     }
 }
 
@@ -446,7 +469,7 @@ impl VectorTransform for RemapDimensionsTransform {
     fn description(&self) -> String {
         format!("Remap{}", self.map.len())
     }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn view(&self) -> TransformView<'_> {
+        TransformView::RemapDimensions(self)
     }
 }

@@ -3,12 +3,13 @@
 //! gives an index from `index_factory` or `read_index` its most specific class, as Faiss's
 //! Python layer does.
 
+use fathom::ivf::IvfCodecView;
 use fathom::quant::QuantizerType;
 use fathom::{
     Index, IndexFlat, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2,
     IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer, IndexLsh,
     IndexPq, IndexPqFastScan, IndexPreTransform, IndexRefine, IndexScalarQuantizer, IndexShards,
-    MetricType, MultiIndexQuantizer, ShardIds,
+    IndexView, IndexViewMut, MetricType, MultiIndexQuantizer, ShardIds,
 };
 use numpy::PyArray1;
 use pyo3::exceptions::{PyAttributeError, PyValueError};
@@ -170,91 +171,33 @@ impl PyIndexIVF {
 
 /// Calls `f(nlist, list sizes)` on whichever IVF type `i` is.
 fn with_ivf<T>(i: &dyn Index, f: impl FnOnce(usize, Vec<i64>) -> T) -> Option<T> {
-    macro_rules! each {
-        ($($t:ty),*) => {
-            $(if let Some(ivf) = i.as_any().downcast_ref::<$t>() {
-                let lists = ivf.invlists();
-                let sizes = (0..ivf.nlist()).map(|l| lists.list_size(l) as i64).collect();
-                return Some(f(ivf.nlist(), sizes));
-            })*
-        };
-    }
-    each!(
-        IndexIvfFlat,
-        IndexIvfPq,
-        IndexIvfScalarQuantizer,
-        IndexIvfPqFastScan
-    );
-    if let Some(pqr) = i.as_any().downcast_ref::<IndexIvfPqr>() {
-        let ivf = pqr.ivf();
-        let sizes = (0..ivf.nlist())
-            .map(|l| ivf.invlists().list_size(l) as i64)
-            .collect();
-        return Some(f(ivf.nlist(), sizes));
-    }
-    None
+    let ivf = i.view().ivf_lists()?;
+    let sizes = ivf.list_sizes().into_iter().map(|n| n as i64).collect();
+    Some(f(ivf.nlist(), sizes))
 }
 
 /// Moves `src`'s vectors into `dst` (same kind of flat or IVF index).
 pub(crate) fn merge(dst: &mut dyn Index, src: &mut dyn Index, add_id: i64) -> PyResult<()> {
-    macro_rules! each {
-        ($($t:ty),*) => {
-            $(if let (Some(a), Some(b)) = (
-                dst.as_any_mut().downcast_mut::<$t>(),
-                src.as_any_mut().downcast_mut::<$t>(),
-            ) {
-                return a.merge_from(b, add_id).or_raise();
-            })*
-        };
+    if matches!(dst.view(), IndexView::Flat(_)) && add_id != 0 {
+        return Err(PyValueError::new_err(
+            "merge_from: flat indexes number vectors by position; add_id must be 0",
+        ));
     }
-    each!(
-        IndexIvfFlat,
-        IndexIvfPq,
-        IndexIvfScalarQuantizer,
-        IndexIvfPqFastScan
-    );
-    if let (Some(a), Some(b)) = (
-        dst.as_any_mut().downcast_mut::<IndexFlat>(),
-        src.as_any_mut().downcast_mut::<IndexFlat>(),
-    ) {
-        if add_id != 0 {
-            return Err(PyValueError::new_err(
-                "merge_from: flat indexes number vectors by position; add_id must be 0",
-            ));
-        }
-        return a.merge_from(b).or_raise();
-    }
-    Err(FathomError::new_err(format!(
-        "merge_from merges flat or IVF indexes of the same kind; got {} into {}",
-        src.description(),
-        dst.description()
-    )))
+    dst.merge_from(src, add_id).or_raise()
 }
 
 /// Turns the id → entry map of an IVF index on or off.
 pub(crate) fn make_direct_map(i: &mut dyn Index, on: bool) -> PyResult<()> {
-    macro_rules! each {
-        ($($t:ty),*) => {
-            $(if let Some(ivf) = i.as_any_mut().downcast_mut::<$t>() {
-                return ivf.make_direct_map(on).or_raise();
-            })*
-        };
-    }
-    each!(
-        IndexIvfFlat,
-        IndexIvfPq,
-        IndexIvfScalarQuantizer,
-        IndexIvfPqFastScan
-    );
-    if i.as_any().is::<IndexIvfPqr>() {
+    match i.view_mut() {
+        IndexViewMut::Ivf(ivf) => return ivf.make_direct_map(on).or_raise(),
         // IVFPQR keeps its array map: it re-ranks through it.
-        return if on {
-            Ok(())
-        } else {
-            Err(FathomError::new_err(
+        IndexViewMut::IvfPqr(_) if on => return Ok(()),
+        IndexViewMut::IvfPqr(_) => {
+            return Err(FathomError::new_err(
                 "IndexIVFPQR needs its direct map to re-rank; it cannot be dropped",
-            ))
-        };
+            ));
+        }
+        IndexViewMut::Shards(_) | IndexViewMut::Other => {}
     }
     Err(FathomError::new_err(format!(
         "make_direct_map applies to IVF indexes; this is {}",
@@ -701,14 +644,9 @@ impl PyIndexIDMap {
     /// The id of each stored vector, in storage order.
     #[getter]
     fn id_map<'py>(slf: &Bound<'py, Self>) -> PyResult<I64Vector<'py>> {
-        let ids = slf.as_super().get().peek(|i| {
-            let any = i.as_any();
-            any.downcast_ref::<IndexIdMap>()
-                .map(|m| m.id_map().to_vec())
-                .or_else(|| {
-                    any.downcast_ref::<IndexIdMap2>()
-                        .map(|m| m.id_map().to_vec())
-                })
+        let ids = slf.as_super().get().peek(|i| match i.view() {
+            IndexView::IdMap { ids, .. } => Some(ids.to_vec()),
+            _ => None,
         })?;
         let ids = ids.ok_or_else(|| FathomError::new_err("not an id map"))?;
         Ok(PyArray1::from_vec(slf.py(), ids))
@@ -840,10 +778,9 @@ impl PyIndexShards {
     fn add_shard(slf: &Bound<'_, Self>, index: &Bound<'_, PyAny>) -> PyResult<()> {
         let shard = take_index(index, "IndexShards")?;
         slf.as_super().get().write(slf.py(), move |i| {
-            let shards = i
-                .as_any_mut()
-                .downcast_mut::<IndexShards>()
-                .ok_or_else(|| FathomError::new_err("not an IndexShards"))?;
+            let IndexViewMut::Shards(shards) = i.view_mut() else {
+                return Err(FathomError::new_err("not an IndexShards"));
+            };
             shards.add_shard(shard).or_raise()
         })
     }
@@ -873,99 +810,112 @@ fn obj<T: pyo3::PyClass>(py: Python<'_>, init: PyClassInitializer<T>) -> PyResul
 /// Gives `index` its most specific Python class (`IndexIVFFlat`, `IndexHNSWFlat`, …),
 /// `Index` for types without one.
 pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
-    let any = index.as_any();
-    macro_rules! is {
-        ($t:ty) => {
-            any.is::<$t>()
-        };
+    /// The most specific class of an index, decided from its view before the index moves.
+    enum Class {
+        Flat(MetricType),
+        Ivf(IvfClass),
+        IvfPqr,
+        Hnsw(Option<HnswClass>),
+        Pq,
+        PqFastScan,
+        ScalarQuantizer,
+        Lsh,
+        IdMap { two_way: bool },
+        PreTransform,
+        Refine,
+        Shards,
+        MultiIndexQuantizer,
+        Base,
     }
-    let metric = index.metric();
-    if is!(IndexFlat) {
-        let b = boxed(index).add_subclass(PyIndexFlat);
-        return match metric {
-            MetricType::L2 => obj(py, b.add_subclass(PyIndexFlatL2)),
-            MetricType::InnerProduct => obj(py, b.add_subclass(PyIndexFlatIP)),
-            _ => obj(py, b),
-        };
+    enum IvfClass {
+        Flat,
+        Pq,
+        ScalarQuantizer,
+        PqFastScan,
+        Base,
     }
-    if is!(IndexIvfFlat) {
-        return obj(py, ivf_base(index).add_subclass(PyIndexIVFFlat));
+    enum HnswClass {
+        Flat,
+        ScalarQuantizer,
+        Pq,
     }
-    if is!(IndexIvfPq) {
-        return obj(py, ivf_base(index).add_subclass(PyIndexIVFPQ));
-    }
-    if is!(IndexIvfPqr) {
-        let init = ivf_base(index)
-            .add_subclass(PyIndexIVFPQ)
-            .add_subclass(PyIndexIVFPQR);
-        return obj(py, init);
-    }
-    if is!(IndexIvfScalarQuantizer) {
-        return obj(py, ivf_base(index).add_subclass(PyIndexIVFScalarQuantizer));
-    }
-    if is!(IndexIvfPqFastScan) {
-        return obj(py, ivf_base(index).add_subclass(PyIndexIVFPQFastScan));
-    }
-    if is!(IndexHnswFlat) {
-        return obj(
+    let class = match index.view() {
+        IndexView::Flat(f) => Class::Flat(f.metric()),
+        IndexView::Ivf(ivf) => Class::Ivf(match ivf.codec() {
+            IvfCodecView::Flat(_) => IvfClass::Flat,
+            IvfCodecView::Pq(_) => IvfClass::Pq,
+            IvfCodecView::ScalarQuantizer(_) => IvfClass::ScalarQuantizer,
+            IvfCodecView::PqFastScan(_) => IvfClass::PqFastScan,
+            IvfCodecView::Other => IvfClass::Base,
+        }),
+        IndexView::IvfPqr(_) => Class::IvfPqr,
+        IndexView::Hnsw { storage, .. } => Class::Hnsw(match storage.view() {
+            IndexView::Flat(_) => Some(HnswClass::Flat),
+            IndexView::ScalarQuantizer(_) => Some(HnswClass::ScalarQuantizer),
+            IndexView::Pq(_) => Some(HnswClass::Pq),
+            _ => None,
+        }),
+        IndexView::Pq(_) => Class::Pq,
+        IndexView::PqFastScan(_) => Class::PqFastScan,
+        IndexView::ScalarQuantizer(_) => Class::ScalarQuantizer,
+        IndexView::Lsh(_) => Class::Lsh,
+        IndexView::IdMap { two_way, .. } => Class::IdMap { two_way },
+        IndexView::PreTransform { .. } => Class::PreTransform,
+        IndexView::Refine(_) => Class::Refine,
+        IndexView::Shards(_) => Class::Shards,
+        IndexView::MultiIndexQuantizer(_) => Class::MultiIndexQuantizer,
+        IndexView::Other => Class::Base,
+    };
+    match class {
+        Class::Flat(metric) => {
+            let b = boxed(index).add_subclass(PyIndexFlat);
+            match metric {
+                MetricType::L2 => obj(py, b.add_subclass(PyIndexFlatL2)),
+                MetricType::InnerProduct => obj(py, b.add_subclass(PyIndexFlatIP)),
+                _ => obj(py, b),
+            }
+        }
+        Class::Ivf(IvfClass::Flat) => obj(py, ivf_base(index).add_subclass(PyIndexIVFFlat)),
+        Class::Ivf(IvfClass::Pq) => obj(py, ivf_base(index).add_subclass(PyIndexIVFPQ)),
+        Class::Ivf(IvfClass::ScalarQuantizer) => {
+            obj(py, ivf_base(index).add_subclass(PyIndexIVFScalarQuantizer))
+        }
+        Class::Ivf(IvfClass::PqFastScan) => {
+            obj(py, ivf_base(index).add_subclass(PyIndexIVFPQFastScan))
+        }
+        Class::Ivf(IvfClass::Base) => obj(py, ivf_base(index)),
+        Class::IvfPqr => obj(
             py,
-            boxed(index)
-                .add_subclass(PyIndexHNSW)
-                .add_subclass(PyIndexHNSWFlat),
-        );
-    }
-    if is!(IndexHnswSq) {
-        return obj(
-            py,
-            boxed(index)
-                .add_subclass(PyIndexHNSW)
-                .add_subclass(PyIndexHNSWSQ),
-        );
-    }
-    if is!(IndexHnswPq) {
-        return obj(
-            py,
-            boxed(index)
-                .add_subclass(PyIndexHNSW)
-                .add_subclass(PyIndexHNSWPQ),
-        );
-    }
-    if is!(IndexPq) {
-        return obj(py, boxed(index).add_subclass(PyIndexPQ));
-    }
-    if is!(IndexPqFastScan) {
-        return obj(py, boxed(index).add_subclass(PyIndexPQFastScan));
-    }
-    if is!(IndexScalarQuantizer) {
-        return obj(py, boxed(index).add_subclass(PyIndexScalarQuantizer));
-    }
-    if is!(IndexLsh) {
-        return obj(py, boxed(index).add_subclass(PyIndexLSH));
-    }
-    if is!(IndexIdMap) {
-        return obj(py, boxed(index).add_subclass(PyIndexIDMap));
-    }
-    if is!(IndexIdMap2) {
-        return obj(
+            ivf_base(index)
+                .add_subclass(PyIndexIVFPQ)
+                .add_subclass(PyIndexIVFPQR),
+        ),
+        Class::Hnsw(storage) => {
+            let hnsw = boxed(index).add_subclass(PyIndexHNSW);
+            match storage {
+                Some(HnswClass::Flat) => obj(py, hnsw.add_subclass(PyIndexHNSWFlat)),
+                Some(HnswClass::ScalarQuantizer) => obj(py, hnsw.add_subclass(PyIndexHNSWSQ)),
+                Some(HnswClass::Pq) => obj(py, hnsw.add_subclass(PyIndexHNSWPQ)),
+                None => obj(py, hnsw),
+            }
+        }
+        Class::Pq => obj(py, boxed(index).add_subclass(PyIndexPQ)),
+        Class::PqFastScan => obj(py, boxed(index).add_subclass(PyIndexPQFastScan)),
+        Class::ScalarQuantizer => obj(py, boxed(index).add_subclass(PyIndexScalarQuantizer)),
+        Class::Lsh => obj(py, boxed(index).add_subclass(PyIndexLSH)),
+        Class::IdMap { two_way: false } => obj(py, boxed(index).add_subclass(PyIndexIDMap)),
+        Class::IdMap { two_way: true } => obj(
             py,
             boxed(index)
                 .add_subclass(PyIndexIDMap)
                 .add_subclass(PyIndexIDMap2),
-        );
+        ),
+        Class::PreTransform => obj(py, boxed(index).add_subclass(PyIndexPreTransform)),
+        Class::Refine => obj(py, boxed(index).add_subclass(PyIndexRefine)),
+        Class::Shards => obj(py, boxed(index).add_subclass(PyIndexShards)),
+        Class::MultiIndexQuantizer => obj(py, boxed(index).add_subclass(PyMultiIndexQuantizer)),
+        Class::Base => obj(py, boxed(index)),
     }
-    if is!(IndexPreTransform) {
-        return obj(py, boxed(index).add_subclass(PyIndexPreTransform));
-    }
-    if is!(IndexRefine) {
-        return obj(py, boxed(index).add_subclass(PyIndexRefine));
-    }
-    if is!(IndexShards) {
-        return obj(py, boxed(index).add_subclass(PyIndexShards));
-    }
-    if is!(MultiIndexQuantizer) {
-        return obj(py, boxed(index).add_subclass(PyMultiIndexQuantizer));
-    }
-    obj(py, boxed(index))
 }
 
 /// The Python type objects of every index class, for the module to register.

@@ -5,6 +5,7 @@ use std::sync::RwLock;
 
 use fathom::linalg::{
     NormalizationTransform, OpqMatrix, PcaMatrix, RandomRotationMatrix, RemapDimensionsTransform,
+    TransformView,
 };
 use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
@@ -68,16 +69,18 @@ impl PyVectorTransform {
 
     /// The linear map's matrix and bias, for transforms that are linear.
     fn linear(&self) -> PyResult<fathom::linalg::LinearTransform> {
-        self.with(|t| {
-            let any = t.as_any();
-            any.downcast_ref::<PcaMatrix>()
-                .map(|p| p.linear().clone())
-                .or_else(|| any.downcast_ref::<OpqMatrix>().map(|o| o.linear().clone()))
-                .or_else(|| {
-                    any.downcast_ref::<RandomRotationMatrix>()
-                        .map(|r| r.linear().clone())
-                })
-                .ok_or_else(|| FathomError::new_err(format!("{} is not linear", t.description())))
+        self.with(|t| match t.view() {
+            TransformView::Pca(p) => Ok(p.linear().clone()),
+            TransformView::Opq(o) => Ok(o.linear().clone()),
+            TransformView::RandomRotation(r) => Ok(r.linear().clone()),
+            TransformView::Linear(lt) => Ok(lt.clone()),
+            TransformView::Normalization(_)
+            | TransformView::Centering(_)
+            | TransformView::RemapDimensions(_)
+            | TransformView::Other => Err(FathomError::new_err(format!(
+                "{} is not linear",
+                t.description()
+            ))),
         })
     }
 }
@@ -182,22 +185,18 @@ impl PyPCAMatrix {
     /// The eigenvalues of the covariance, largest first.
     #[getter]
     fn eigenvalues<'py>(slf: &Bound<'py, Self>) -> PyResult<F32Vector<'py>> {
-        let v = slf.as_super().get().with(|t| {
-            t.as_any()
-                .downcast_ref::<PcaMatrix>()
-                .map(|p| p.eigenvalues().to_vec())
-                .ok_or_else(|| FathomError::new_err("not a PCAMatrix"))
+        let v = slf.as_super().get().with(|t| match t.view() {
+            TransformView::Pca(p) => Ok(p.eigenvalues().to_vec()),
+            _ => Err(FathomError::new_err("not a PCAMatrix")),
         })?;
         Ok(PyArray1::from_vec(slf.py(), v))
     }
     /// The training mean.
     #[getter]
     fn mean<'py>(slf: &Bound<'py, Self>) -> PyResult<F32Vector<'py>> {
-        let v = slf.as_super().get().with(|t| {
-            t.as_any()
-                .downcast_ref::<PcaMatrix>()
-                .map(|p| p.mean().to_vec())
-                .ok_or_else(|| FathomError::new_err("not a PCAMatrix"))
+        let v = slf.as_super().get().with(|t| match t.view() {
+            TransformView::Pca(p) => Ok(p.mean().to_vec()),
+            _ => Err(FathomError::new_err("not a PCAMatrix")),
         })?;
         Ok(PyArray1::from_vec(slf.py(), v))
     }

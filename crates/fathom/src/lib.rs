@@ -44,8 +44,8 @@ pub use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2,
     IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer,
     IndexLsh, IndexPq, IndexPqFastScan, IndexPreTransform, IndexRefine, IndexScalarQuantizer,
-    IndexShards, MultiIndexQuantizer, ShardIds, autotune, hnsw, index_factory, ivf,
-    reverse_index_factory,
+    IndexShards, IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds, autotune, hnsw,
+    index_factory, ivf, reverse_index_factory,
 };
 pub use fathom_invlists as invlists;
 pub use fathom_io as io;

@@ -11,8 +11,6 @@ mod heap;
 mod storage;
 mod visited;
 
-use std::any::Any;
-
 use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
     check,
@@ -429,11 +427,10 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
         }
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::Hnsw {
+            graph: &self.hnsw,
+            storage: &self.storage,
+        }
     }
 }

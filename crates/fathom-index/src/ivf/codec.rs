@@ -7,6 +7,7 @@ use fathom_core::{IdSelector, Idx, MetricType, Result};
 use fathom_invlists::{ArrayInvertedLists, InvertedLists};
 use fathom_kernels::TopK;
 
+use super::IvfCodecView;
 use crate::Index;
 
 /// Entries scored per [`ListScanner::keys`] call by the default [`ListScanner::scan`].
@@ -90,6 +91,9 @@ pub trait IvfCodec: Send + Sync + std::fmt::Debug {
         let _ = (codes, out);
         false
     }
+    /// Which codec this is, for code that must treat each kind on its own (persistence,
+    /// the CLI); codecs defined outside this crate answer [`IvfCodecView::Other`].
+    fn view(&self) -> IvfCodecView<'_>;
     /// Called after the coarse quantizer or the codec changed (e.g. to drop tables
     /// computed from the centroids).
     fn invalidate(&mut self) {}

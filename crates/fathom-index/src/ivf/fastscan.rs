@@ -127,6 +127,9 @@ impl CodePacker for FastScanPacker {
 }
 
 impl IvfCodec for IvfPqFastScan {
+    fn view(&self) -> super::IvfCodecView<'_> {
+        super::IvfCodecView::PqFastScan(self)
+    }
     fn code_size(&self) -> usize {
         self.pq.code_size()
     }

@@ -59,6 +59,9 @@ impl IvfFlat {
 }
 
 impl IvfCodec for IvfFlat {
+    fn view(&self) -> super::IvfCodecView<'_> {
+        super::IvfCodecView::Flat(self)
+    }
     fn code_size(&self) -> usize {
         4 * self.d
     }

@@ -1,6 +1,5 @@
 //! The inverted multi-index quantizer: a product quantizer whose every code is a list.
 
-use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::OnceLock;
@@ -313,10 +312,7 @@ impl Index for MultiIndexQuantizer {
     fn description(&self) -> String {
         format!("IMI{}x{}", self.pq.m(), self.pq.nbits())
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::MultiIndexQuantizer(self)
     }
 }

@@ -7,6 +7,7 @@
 //! merging, subsets); an [`IvfCodec`] supplies the encoding and the [`ListScanner`].
 
 mod codec;
+mod dyn_ivf;
 mod fastscan;
 mod flat;
 mod imi;
@@ -15,7 +16,6 @@ mod pqr;
 mod sq;
 mod subset;
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -29,6 +29,7 @@ use fathom_linalg::{ClusteringParameters, Kmeans};
 use rayon::prelude::*;
 
 pub use codec::{IvfCodec, IvfContext, ListScanner};
+pub use dyn_ivf::{DynIvf, IvfCodecView};
 pub use fastscan::{IndexIvfPqFastScan, IvfPqFastScan};
 pub use flat::{IndexIvfFlat, IvfFlat};
 pub use imi::MultiIndexQuantizer;
@@ -46,75 +47,27 @@ pub struct IvfLists {
     pub imbalance: Option<f64>,
 }
 
-/// What every IVF index offers whatever its codec, for code that holds a `dyn Index`
-/// (see [`as_ivf`]): its lists, the coarse step alone, and the search after it — Faiss's
-/// `search_preassigned`, which lets a router quantize a query once for many shards.
-pub trait IvfSearch {
-    /// Number of inverted lists.
-    fn nlist(&self) -> usize;
-    /// Faiss's imbalance factor, `None` while empty.
-    fn imbalance(&self) -> Option<f64>;
-    /// The `nprobe` nearest lists of each query (ids and coarse distances).
-    fn probe(&self, queries: &[f32], nprobe: usize) -> Result<SearchResult>;
-    /// The search with the coarse step done (`coarse` from [`IvfSearch::probe`], of an
-    /// index trained alike).
-    fn search_preassigned(
-        &self,
-        queries: &[f32],
-        k: usize,
-        coarse: &SearchResult,
-        params: &SearchParams<'_>,
-    ) -> Result<SearchResult>;
-}
-
-impl<C: IvfCodec + 'static> IvfSearch for IndexIvf<C> {
-    fn nlist(&self) -> usize {
-        IndexIvf::nlist(self)
-    }
-    fn imbalance(&self) -> Option<f64> {
-        (self.ntotal() > 0).then(|| self.imbalance_factor())
-    }
-    fn probe(&self, queries: &[f32], nprobe: usize) -> Result<SearchResult> {
-        IndexIvf::probe(self, queries, nprobe)
-    }
-    fn search_preassigned(
-        &self,
-        queries: &[f32],
-        k: usize,
-        coarse: &SearchResult,
-        params: &SearchParams<'_>,
-    ) -> Result<SearchResult> {
-        IndexIvf::search_preassigned(self, queries, k, coarse, params)
-    }
-}
-
 /// `index` as an IVF index of any codec, `None` for other indexes — and for the IVF-PQ
 /// with refinement, whose search is more than its lists' (see [`lists_of`] for its shape).
-pub fn as_ivf(index: &dyn crate::Index) -> Option<&dyn IvfSearch> {
-    fn of<C: IvfCodec + 'static>(ix: &dyn crate::Index) -> Option<&dyn IvfSearch> {
-        Some(ix.as_any().downcast_ref::<IndexIvf<C>>()? as &dyn IvfSearch)
+pub fn as_ivf(index: &dyn crate::Index) -> Option<&dyn DynIvf> {
+    match index.view() {
+        crate::IndexView::Ivf(ivf) => Some(ivf),
+        _ => None,
     }
-    of::<IvfFlat>(index)
-        .or_else(|| of::<IvfPq>(index))
-        .or_else(|| of::<IvfScalarQuantizer>(index))
-        .or_else(|| of::<IvfPqFastScan>(index))
 }
 
 /// The lists of `index` when it is an IVF index of any codec (the IVF-PQ-refine too),
 /// `None` for other indexes.
 pub fn lists_of(index: &dyn crate::Index) -> Option<IvfLists> {
-    let shape = |ivf: &dyn IvfSearch| IvfLists {
+    let ivf = index.view().ivf_lists()?;
+    Some(IvfLists {
         nlist: ivf.nlist(),
         imbalance: ivf.imbalance(),
-    };
-    as_ivf(index).map(shape).or_else(|| {
-        let r = index.as_any().downcast_ref::<IndexIvfPqr>()?;
-        as_ivf(r.ivf()).map(shape)
     })
 }
 
 use crate::code_scan::{radius_key, to_result};
-use crate::{Index, IndexFlat, check_queries, check_search};
+use crate::{Index, check_queries, check_search};
 
 /// Coarse centroids kept in a table (rather than reconstructed per use) up to this many
 /// floats.
@@ -438,7 +391,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                 let mut km = Kmeans::new(self.d, self.nlist)?
                     .with_params(self.cp.clone())
                     .with_metric(self.metric)?;
-                let flat = self.quantizer.as_any().is::<IndexFlat>();
+                let flat = matches!(self.quantizer.view(), crate::IndexView::Flat(_));
                 if flat || self.quantizer_training == QuantizerTraining::KmeansThenAdd {
                     // An exact quantizer assigns exactly as k-means' own engine does.
                     km.train(x)?;
@@ -1190,19 +1143,15 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
 
     fn coarse_description(&self) -> String {
         let q = self.quantizer.description();
-        if let Some(imi) = self
-            .quantizer
-            .as_any()
-            .downcast_ref::<MultiIndexQuantizer>()
-        {
-            return imi.description();
-        }
-        if q == "Flat" {
-            format!("IVF{}", self.nlist)
-        } else if self.quantizer.as_any().is::<crate::IndexHnswFlat>() {
-            format!("IVF{}_{q}", self.nlist)
-        } else {
-            format!("IVF{}({q})", self.nlist)
+        match self.quantizer.view() {
+            crate::IndexView::MultiIndexQuantizer(imi) => imi.description(),
+            _ if q == "Flat" => format!("IVF{}", self.nlist),
+            crate::IndexView::Hnsw { storage, .. }
+                if matches!(storage.view(), crate::IndexView::Flat(_)) =>
+            {
+                format!("IVF{}_{q}", self.nlist)
+            }
+            _ => format!("IVF{}({q})", self.nlist),
         }
     }
 }
@@ -1346,7 +1295,10 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
             ));
         }
         ranges.extend(self.codec.parameter_ranges());
-        if self.quantizer.as_any().is::<MultiIndexQuantizer>() {
+        if matches!(
+            self.quantizer.view(),
+            crate::IndexView::MultiIndexQuantizer(_)
+        ) {
             let mut r = ParameterRange::powers_of_two("max_codes", 8, 19);
             r.values.push(f64::INFINITY);
             ranges.push(r);
@@ -1391,10 +1343,15 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         )
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::Ivf(self)
     }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+
+    fn view_mut(&mut self) -> crate::IndexViewMut<'_> {
+        crate::IndexViewMut::Ivf(self)
+    }
+
+    fn merge_from(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> {
+        self.merge_from_ivf(other, add_id)
     }
 }

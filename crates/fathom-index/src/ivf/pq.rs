@@ -130,6 +130,9 @@ impl IvfPq {
 }
 
 impl IvfCodec for IvfPq {
+    fn view(&self) -> super::IvfCodecView<'_> {
+        super::IvfCodecView::Pq(self)
+    }
     fn code_size(&self) -> usize {
         self.pq.code_size()
     }

@@ -1,8 +1,6 @@
 //! `IndexIvfPqr`: IVF-PQ whose candidates are re-ranked with a second PQ of what the
 //! first one missed.
 
-use std::any::Any;
-
 use fathom_core::{Error, Idx, MetricType, Result, SearchParams, SearchResult, check};
 use fathom_kernels::TopK;
 use fathom_quant::{Codec, ProductQuantizer};
@@ -241,10 +239,11 @@ impl Index for IndexIvfPqr {
     fn description(&self) -> String {
         format!("{}+{}", self.ivf.description(), self.refine_pq.m())
     }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn view(&self) -> crate::IndexView<'_> {
+        crate::IndexView::IvfPqr(self)
     }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
+
+    fn view_mut(&mut self) -> crate::IndexViewMut<'_> {
+        crate::IndexViewMut::IvfPqr(self)
     }
 }

@@ -59,6 +59,9 @@ impl IvfScalarQuantizer {
 }
 
 impl IvfCodec for IvfScalarQuantizer {
+    fn view(&self) -> super::IvfCodecView<'_> {
+        super::IvfCodecView::ScalarQuantizer(self)
+    }
     fn code_size(&self) -> usize {
         self.sq.code_size()
     }

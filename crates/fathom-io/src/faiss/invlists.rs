@@ -1,7 +1,7 @@
 //! Inverted-list records: `ilar` (in memory, full or sparse size table), `il00`.
 
 use fathom_core::Result;
-use fathom_invlists::{InvertedLists, OnDiskInvertedLists};
+use fathom_invlists::InvertedLists;
 
 use super::cursor::Cursor;
 use super::sink::Sink;
@@ -102,10 +102,7 @@ pub(crate) fn fill_lists(
 /// Writes `lists`: an `ilod` record for on-disk lists (after flushing their data file),
 /// an `ilar` record with the entries for any other kind.
 pub(crate) fn write_lists(s: &mut Sink<'_>, lists: &dyn InvertedLists) -> Result<()> {
-    let Some(ondisk) = lists
-        .as_any()
-        .and_then(|a| a.downcast_ref::<OnDiskInvertedLists>())
-    else {
+    let Some(ondisk) = lists.as_on_disk() else {
         return write_array_lists(s, lists);
     };
     ondisk.flush()?;

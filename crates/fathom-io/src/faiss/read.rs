@@ -336,11 +336,10 @@ fn read_lsh_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexLsh> {
     }
     if h.is_trained {
         let rotation = if rotate_data {
-            let r = rot
-                .as_any()
-                .downcast_ref::<fathom_linalg::RandomRotationMatrix>()
-                .filter(|r| r.is_trained())
-                .ok_or_else(|| c.err("LSH rotation is not a trained random rotation"))?;
+            let r = match rot.view() {
+                fathom_linalg::TransformView::RandomRotation(r) if r.is_trained() => r,
+                _ => return Err(c.err("LSH rotation is not a trained random rotation")),
+            };
             Some(r.clone())
         } else {
             None

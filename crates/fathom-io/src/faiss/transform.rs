@@ -2,8 +2,8 @@
 
 use fathom_core::Result;
 use fathom_linalg::{
-    CenteringTransform, LinearTransform, NormalizationTransform, OpqMatrix, PcaMatrix,
-    RandomRotationMatrix, RemapDimensionsTransform, VectorTransform,
+    CenteringTransform, LinearTransform, NormalizationTransform, PcaMatrix, RandomRotationMatrix,
+    RemapDimensionsTransform, TransformView, VectorTransform,
 };
 
 use super::cursor::{Cursor, MAX_DIM};
@@ -163,41 +163,41 @@ fn write_linear(s: &mut Sink<'_>, lt: &LinearTransform) -> Result<()> {
 
 /// One transform record.
 pub(crate) fn write_transform(s: &mut Sink<'_>, t: &dyn VectorTransform) -> Result<()> {
-    let any = t.as_any();
-    if let Some(r) = any.downcast_ref::<RandomRotationMatrix>() {
-        s.fourcc(b"rrot").and_then(|_| write_linear(s, r.linear()))
-    } else if let Some(lt) = any.downcast_ref::<LinearTransform>() {
-        s.fourcc(b"LTra").and_then(|_| write_linear(s, lt))
-    } else if let Some(o) = any.downcast_ref::<OpqMatrix>() {
+    match t.view() {
+        TransformView::RandomRotation(r) => {
+            s.fourcc(b"rrot").and_then(|_| write_linear(s, r.linear()))
+        }
+        TransformView::Linear(lt) => s.fourcc(b"LTra").and_then(|_| write_linear(s, lt)),
         // As Faiss: an OPQ matrix is stored as the plain linear map it learnt.
-        s.fourcc(b"LTra").and_then(|_| write_linear(s, o.linear()))
-    } else if let Some(p) = any.downcast_ref::<PcaMatrix>() {
-        s.fourcc(b"Pcam")?;
-        s.f32(p.eigen_power)?;
-        s.f32(p.epsilon)?;
-        s.bool(p.random_rotation)?;
-        s.i32(p.balanced_bins as i32)?;
-        s.vec(p.mean())?;
-        s.vec(p.eigenvalues())?;
-        s.vec(p.pca_matrix())?;
-        write_linear(s, p.linear())
-    } else if any.downcast_ref::<NormalizationTransform>().is_some() {
-        s.fourcc(b"VNrm")
+        TransformView::Opq(o) => s.fourcc(b"LTra").and_then(|_| write_linear(s, o.linear())),
+        TransformView::Pca(p) => {
+            s.fourcc(b"Pcam")?;
+            s.f32(p.eigen_power)?;
+            s.f32(p.epsilon)?;
+            s.bool(p.random_rotation)?;
+            s.i32(p.balanced_bins as i32)?;
+            s.vec(p.mean())?;
+            s.vec(p.eigenvalues())?;
+            s.vec(p.pca_matrix())?;
+            write_linear(s, p.linear())
+        }
+        TransformView::Normalization(_) => s
+            .fourcc(b"VNrm")
             .and_then(|_| s.f32(2.0))
-            .and_then(|_| write_trailer(s, t))
-    } else if let Some(ct) = any.downcast_ref::<CenteringTransform>() {
-        s.fourcc(b"VCnt")
+            .and_then(|_| write_trailer(s, t)),
+        TransformView::Centering(ct) => s
+            .fourcc(b"VCnt")
             .and_then(|_| s.vec(ct.mean()))
-            .and_then(|_| write_trailer(s, t))
-    } else if let Some(r) = any.downcast_ref::<RemapDimensionsTransform>() {
-        let map: Vec<i32> = r.map().iter().map(|m| m.map_or(-1, |j| j as i32)).collect();
-        s.fourcc(b"RmDT")
-            .and_then(|_| s.vec(&map))
-            .and_then(|_| write_trailer(s, t))
-    } else {
-        Err(unsupported(&format!(
+            .and_then(|_| write_trailer(s, t)),
+        TransformView::RemapDimensions(r) => {
+            let map: Vec<i32> = r.map().iter().map(|m| m.map_or(-1, |j| j as i32)).collect();
+            s.fourcc(b"RmDT")
+                .and_then(|_| s.vec(&map))
+                .and_then(|_| write_trailer(s, t))
+        }
+        TransformView::Other => Err(unsupported(&format!(
             "the vector transform {}",
             t.description()
-        )))
+        ))),
     }
 }

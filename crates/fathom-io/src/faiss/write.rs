@@ -1,12 +1,10 @@
 //! Writing index records.
 
 use fathom_core::{Error, MetricType, Result};
-use fathom_index::hnsw::HnswStorage;
-use fathom_index::ivf::{DirectMapType, IvfCodec};
+use fathom_index::hnsw::Hnsw;
+use fathom_index::ivf::{DirectMapType, DynIvf, IvfCodec, IvfCodecView};
 use fathom_index::{
-    Index, IndexFlat, IndexHnsw, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfFlat, IndexIvfPq,
-    IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan,
-    IndexPreTransform, IndexRefine, IndexScalarQuantizer, IndexShards, MultiIndexQuantizer,
+    Index, IndexFlat, IndexLsh, IndexPq, IndexPqFastScan, IndexScalarQuantizer, IndexView,
     PqSearchType,
 };
 use fathom_quant::{ProductQuantizer, ScalarQuantizer};
@@ -124,12 +122,13 @@ fn write_lsh(s: &mut Sink<'_>, l: &IndexLsh) -> Result<()> {
     s.vec(l.codes())
 }
 
-fn write_hnsw<S: HnswStorage>(
+fn write_hnsw(
     s: &mut Sink<'_>,
     fourcc: &[u8; 4],
-    index: &IndexHnsw<S>,
+    index: &dyn Index,
+    g: &Hnsw,
+    storage: &dyn Index,
 ) -> Result<()> {
-    let g = index.hnsw();
     s.fourcc(fourcc)?;
     write_header(s, index)?;
     s.vec(g.assign_probas())?;
@@ -143,20 +142,20 @@ fn write_hnsw<S: HnswStorage>(
     s.i32(g.ef_search as i32)?;
     // upper_beam: unused, written as 1 since Faiss 1.9.
     s.i32(1)?;
-    write_index(s, index.storage())
+    write_index(s, storage)
 }
 
 /// The IVF header: the index header, nlist, nprobe, the quantizer, the direct map.
-fn write_ivf_header<C: IvfCodec + 'static>(
+fn write_ivf_header(
     s: &mut Sink<'_>,
     fourcc: &[u8; 4],
-    index: &IndexIvf<C>,
+    index: &dyn DynIvf,
     keep_direct_map: bool,
 ) -> Result<()> {
     s.fourcc(fourcc)?;
     write_header(s, index)?;
     s.usize(index.nlist())?;
-    s.usize(index.nprobe)?;
+    s.usize(index.nprobe())?;
     write_index(s, index.quantizer())?;
     let dm = index.direct_map();
     if !keep_direct_map {
@@ -177,151 +176,145 @@ fn write_ivf_header<C: IvfCodec + 'static>(
     Ok(())
 }
 
-/// `keep_direct_map` is false for the IVF-PQ inside an IVF-PQR: fathom keeps an array map
-/// there for re-ranking, which Faiss does not store (it is rebuilt on load).
-fn write_ivf_pq_body(
-    s: &mut Sink<'_>,
-    fourcc: &[u8; 4],
-    index: &IndexIvfPq,
-    keep_direct_map: bool,
-) -> Result<()> {
-    write_ivf_header(s, fourcc, index, keep_direct_map)?;
-    s.bool(index.by_residual)?;
-    s.usize(index.codec().code_size())?;
-    write_pq(s, index.codec().pq())?;
-    write_lists(s, index.invlists())
-}
-
 /// One index record, fourcc included.
 pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
-    let any = index.as_any();
-    if let Some(f) = any.downcast_ref::<IndexFlat>() {
-        write_flat(s, f)
-    } else if let Some(p) = any.downcast_ref::<IndexPq>() {
-        write_pq_index(s, p)
-    } else if let Some(q) = any.downcast_ref::<IndexScalarQuantizer>() {
-        write_sq_index(s, q)
-    } else if let Some(l) = any.downcast_ref::<IndexLsh>() {
-        write_lsh(s, l)
-    } else if let Some(m) = any.downcast_ref::<IndexIdMap>() {
-        write_id_map(s, b"IxMp", index, &**m.inner(), m.id_map())
-    } else if let Some(m) = any.downcast_ref::<IndexIdMap2>() {
-        write_id_map(s, b"IxM2", index, &**m.inner(), m.id_map())
-    } else if let Some(m) = any.downcast_ref::<IndexIdMap<IndexFlat>>() {
-        write_id_map(s, b"IxMp", index, m.inner(), m.id_map())
-    } else if let Some(m) = any.downcast_ref::<IndexIdMap2<IndexFlat>>() {
-        write_id_map(s, b"IxM2", index, m.inner(), m.id_map())
-    } else if let Some(p) = any.downcast_ref::<IndexPreTransform>() {
-        write_pretransform(s, index, p.transforms(), &**p.index())
-    } else if let Some(p) = any.downcast_ref::<IndexPreTransform<IndexFlat>>() {
-        write_pretransform(s, index, p.transforms(), p.index())
-    } else if let Some(r) = any.downcast_ref::<IndexRefine>() {
-        s.fourcc(b"IxRF")?;
-        write_header(s, index)?;
-        write_index(s, r.base())?;
-        write_index(s, r.refine())?;
-        s.f32(r.k_factor)
-    } else if let Some(q) = any.downcast_ref::<MultiIndexQuantizer>() {
-        s.fourcc(b"Imiq")?;
-        write_header(s, index)?;
-        write_pq(s, q.pq())
-    } else if let Some(h) = any.downcast_ref::<IndexHnsw<IndexFlat>>() {
-        write_hnsw(s, b"IHNf", h)
-    } else if let Some(h) = any.downcast_ref::<IndexHnsw<IndexScalarQuantizer>>() {
-        write_hnsw(s, b"IHNs", h)
-    } else if let Some(h) = any.downcast_ref::<IndexHnsw<IndexPq>>() {
-        write_hnsw(s, b"IHNp", h)
-    } else if let Some(ivf) = any.downcast_ref::<IndexIvfFlat>() {
-        write_ivf_header(s, b"IwFl", ivf, true)?;
-        write_lists(s, ivf.invlists())
-    } else if let Some(ivf) = any.downcast_ref::<IndexIvfScalarQuantizer>() {
-        write_ivf_header(s, b"IwSq", ivf, true)?;
-        write_sq(s, ivf.codec().sq())?;
-        s.usize(ivf.codec().code_size())?;
-        s.bool(ivf.by_residual)?;
-        write_lists(s, ivf.invlists())
-    } else if let Some(ivf) = any.downcast_ref::<IndexIvfPq>() {
-        write_ivf_pq_body(s, b"IwPQ", ivf, true)
-    } else if let Some(r) = any.downcast_ref::<IndexIvfPqr>() {
-        write_ivf_pq_body(s, b"IwQR", r.ivf(), false)?;
-        write_pq(s, r.refine_pq())?;
-        s.vec(r.refine_codes())?;
-        s.f32(r.k_factor)
-    } else if let Some(f) = any.downcast_ref::<IndexPqFastScan>() {
-        let cs = f.pq().code_size();
-        let codes: Vec<u8> = (0..f.ntotal()).flat_map(|i| f.code(i)).collect();
-        s.fourcc(b"IPfs")?;
-        write_header(s, index)?;
-        write_pq(s, f.pq())?;
-        s.i32(0)?; // implem: let Faiss choose
-        s.i32(f.bbs() as i32)?;
-        s.i32(0)?; // qbs: Faiss's default
-        s.usize(f.ntotal().next_multiple_of(f.bbs()))?;
-        s.usize(2 * cs)?;
-        s.vec(&super::fastscan::pack(&codes, cs, f.bbs()))
-    } else if let Some(ivf) = any.downcast_ref::<IndexIvfPqFastScan>() {
-        let cs = ivf.codec().code_size();
-        write_ivf_header(s, b"IwPf", ivf, true)?;
-        s.bool(ivf.by_residual)?;
-        s.usize(cs)?;
-        s.i32(ivf.codec().bbs() as i32)?;
-        s.usize(2 * cs)?;
-        s.i32(0)?; // implem
-        s.usize(0)?; // qbs2
-        write_pq(s, ivf.codec().pq())?;
-        let lists = ivf.invlists();
-        s.fourcc(b"ilbl")?;
-        s.usize(lists.nlist())?;
-        s.u64(u64::MAX)?; // Faiss's INVALID_CODE_SIZE: the codes exist only in blocks
-
-        let bbs = ivf.codec().bbs();
-        s.usize(bbs)?;
-        s.usize(bbs * cs)?;
-        for l in 0..lists.nlist() {
-            s.vec(lists.ids(l))?;
-            let codes: Vec<u8> = (0..lists.list_size(l))
-                .flat_map(|o| lists.code(l, o).into_owned())
-                .collect();
-            s.vec(&super::fastscan::pack(&codes, cs, bbs))?;
+    match index.view() {
+        IndexView::Flat(f) => write_flat(s, f),
+        IndexView::Pq(p) => write_pq_index(s, p),
+        IndexView::ScalarQuantizer(q) => write_sq_index(s, q),
+        IndexView::Lsh(l) => write_lsh(s, l),
+        IndexView::PqFastScan(f) => write_pq_fastscan(s, f),
+        IndexView::IdMap {
+            inner,
+            ids,
+            two_way,
+        } => {
+            s.fourcc(if two_way { b"IxM2" } else { b"IxMp" })?;
+            write_header(s, index)?;
+            write_index(s, inner)?;
+            s.vec(ids)
         }
-        Ok(())
-    } else if any.downcast_ref::<IndexShards>().is_some() {
-        Err(Error::Unsupported(
+        IndexView::PreTransform { transforms, inner } => {
+            s.fourcc(b"IxPT")?;
+            write_header(s, index)?;
+            s.i32(transforms.len() as i32)?;
+            for t in transforms {
+                write_transform(s, &**t)?;
+            }
+            write_index(s, inner)
+        }
+        IndexView::Refine(r) => {
+            s.fourcc(b"IxRF")?;
+            write_header(s, index)?;
+            write_index(s, r.base())?;
+            write_index(s, r.refine())?;
+            s.f32(r.k_factor)
+        }
+        IndexView::MultiIndexQuantizer(q) => {
+            s.fourcc(b"Imiq")?;
+            write_header(s, index)?;
+            write_pq(s, q.pq())
+        }
+        IndexView::Hnsw { graph, storage } => {
+            let fourcc = match storage.view() {
+                IndexView::Flat(_) => b"IHNf",
+                IndexView::ScalarQuantizer(_) => b"IHNs",
+                IndexView::Pq(_) => b"IHNp",
+                _ => {
+                    return Err(unsupported(&format!(
+                        "an HNSW graph over {}",
+                        storage.description()
+                    )));
+                }
+            };
+            write_hnsw(s, fourcc, index, graph, storage)
+        }
+        IndexView::Ivf(ivf) => write_ivf(s, ivf, false),
+        IndexView::IvfPqr(r) => {
+            write_ivf(s, r.ivf(), true)?;
+            write_pq(s, r.refine_pq())?;
+            s.vec(r.refine_codes())?;
+            s.f32(r.k_factor)
+        }
+        IndexView::Shards(_) => Err(Error::Unsupported(
             "Faiss cannot store IndexShards in a file; write each shard on its own".into(),
-        ))
-    } else {
-        Err(unsupported(&format!(
+        )),
+        IndexView::Other => Err(unsupported(&format!(
             "{} ({})",
             index.description(),
-            std::any::type_name_of_val(any)
-        )))
+            std::any::type_name_of_val(index)
+        ))),
     }
 }
 
-fn write_id_map(
-    s: &mut Sink<'_>,
-    fourcc: &[u8; 4],
-    outer: &dyn Index,
-    inner: &dyn Index,
-    ids: &[i64],
-) -> Result<()> {
-    s.fourcc(fourcc)?;
-    write_header(s, outer)?;
-    write_index(s, inner)?;
-    s.vec(ids)
+fn write_pq_fastscan(s: &mut Sink<'_>, f: &IndexPqFastScan) -> Result<()> {
+    let cs = f.pq().code_size();
+    let codes: Vec<u8> = (0..f.ntotal()).flat_map(|i| f.code(i)).collect();
+    s.fourcc(b"IPfs")?;
+    write_header(s, f)?;
+    write_pq(s, f.pq())?;
+    s.i32(0)?; // implem: let Faiss choose
+    s.i32(f.bbs() as i32)?;
+    s.i32(0)?; // qbs: Faiss's default
+    s.usize(f.ntotal().next_multiple_of(f.bbs()))?;
+    s.usize(2 * cs)?;
+    s.vec(&super::fastscan::pack(&codes, cs, f.bbs()))
 }
 
-fn write_pretransform(
-    s: &mut Sink<'_>,
-    outer: &dyn Index,
-    chain: &[Box<dyn fathom_linalg::VectorTransform>],
-    inner: &dyn Index,
-) -> Result<()> {
-    s.fourcc(b"IxPT")?;
-    write_header(s, outer)?;
-    s.i32(chain.len() as i32)?;
-    for t in chain {
-        write_transform(s, &**t)?;
+/// An IVF record of any codec. `in_pqr` marks the IVF-PQ that starts an IVF-PQR record:
+/// it takes that record's fourcc, and its direct map — which fathom keeps there to
+/// re-rank — is not stored (Faiss rebuilds it on load).
+fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Result<()> {
+    let header = |s: &mut Sink<'_>, fourcc: &[u8; 4]| write_ivf_header(s, fourcc, ivf, !in_pqr);
+    match ivf.codec() {
+        _ if in_pqr && !matches!(ivf.codec(), IvfCodecView::Pq(_)) => Err(unsupported(&format!(
+            "an IVF-PQR over {}",
+            ivf.description()
+        ))),
+        IvfCodecView::Flat(_) => {
+            header(s, b"IwFl")?;
+            write_lists(s, ivf.invlists())
+        }
+        IvfCodecView::ScalarQuantizer(c) => {
+            header(s, b"IwSq")?;
+            write_sq(s, c.sq())?;
+            s.usize(c.code_size())?;
+            s.bool(ivf.by_residual())?;
+            write_lists(s, ivf.invlists())
+        }
+        IvfCodecView::Pq(c) => {
+            header(s, if in_pqr { b"IwQR" } else { b"IwPQ" })?;
+            s.bool(ivf.by_residual())?;
+            s.usize(c.code_size())?;
+            write_pq(s, c.pq())?;
+            write_lists(s, ivf.invlists())
+        }
+        IvfCodecView::PqFastScan(c) => {
+            let cs = c.code_size();
+            header(s, b"IwPf")?;
+            s.bool(ivf.by_residual())?;
+            s.usize(cs)?;
+            s.i32(c.bbs() as i32)?;
+            s.usize(2 * cs)?;
+            s.i32(0)?; // implem
+            s.usize(0)?; // qbs2
+            write_pq(s, c.pq())?;
+            let lists = ivf.invlists();
+            s.fourcc(b"ilbl")?;
+            s.usize(lists.nlist())?;
+            s.u64(u64::MAX)?; // Faiss's INVALID_CODE_SIZE: the codes exist only in blocks
+            let bbs = c.bbs();
+            s.usize(bbs)?;
+            s.usize(bbs * cs)?;
+            for l in 0..lists.nlist() {
+                s.vec(lists.ids(l))?;
+                let codes: Vec<u8> = (0..lists.list_size(l))
+                    .flat_map(|o| lists.code(l, o).into_owned())
+                    .collect();
+                s.vec(&super::fastscan::pack(&codes, cs, bbs))?;
+            }
+            Ok(())
+        }
+        IvfCodecView::Other => Err(unsupported(&ivf.description())),
     }
-    write_index(s, inner)
 }

@@ -1,0 +1,130 @@
+//! [`DynIvf`]: an IVF index of any codec behind one object-safe trait, so code holding a
+//! `dyn Index` (persistence, the router, Python, the CLI) reaches its lists, quantizer and
+//! codec without naming the codec type. [`IndexView::Ivf`](crate::IndexView::Ivf) hands
+//! it out.
+
+use fathom_core::{Idx, Result, SearchParams, SearchResult};
+use fathom_invlists::{DirectMap, InvertedLists};
+
+use super::{IndexIvf, IvfCodec, IvfFlat, IvfPq, IvfPqFastScan, IvfScalarQuantizer};
+use crate::Index;
+
+/// Which codec an IVF index stores its lists with ([`DynIvf::codec`]).
+#[derive(Clone, Copy)]
+pub enum IvfCodecView<'a> {
+    /// Full vectors.
+    Flat(&'a IvfFlat),
+    /// Product-quantizer codes.
+    Pq(&'a IvfPq),
+    /// Scalar-quantizer codes.
+    ScalarQuantizer(&'a IvfScalarQuantizer),
+    /// 4-bit PQ codes in fast-scan blocks.
+    PqFastScan(&'a IvfPqFastScan),
+    /// A codec defined outside this crate.
+    Other,
+}
+
+/// What every IVF index offers whatever its codec: its parts, the coarse step alone, and
+/// the search after it — Faiss's `search_preassigned`, which lets a router quantize a
+/// query once for many shards.
+pub trait DynIvf: Index {
+    /// Number of inverted lists.
+    fn nlist(&self) -> usize;
+    /// Lists scanned per query.
+    fn nprobe(&self) -> usize;
+    /// Whether codes encode `x − centroid`.
+    fn by_residual(&self) -> bool;
+    /// The coarse quantizer.
+    fn quantizer(&self) -> &dyn Index;
+    /// The inverted lists.
+    fn invlists(&self) -> &dyn InvertedLists;
+    /// The id → (list, offset) map.
+    fn direct_map(&self) -> &DirectMap;
+    /// The codec, by kind.
+    fn codec(&self) -> IvfCodecView<'_>;
+    /// Faiss's imbalance factor, `None` while empty.
+    fn imbalance(&self) -> Option<f64>;
+    /// The number of entries of each list.
+    fn list_sizes(&self) -> Vec<usize> {
+        let lists = self.invlists();
+        (0..self.nlist()).map(|l| lists.list_size(l)).collect()
+    }
+    /// The `nprobe` nearest lists of each query (ids and coarse distances).
+    fn probe(&self, queries: &[f32], nprobe: usize) -> Result<SearchResult>;
+    /// The search with the coarse step done (`coarse` from [`DynIvf::probe`], of an
+    /// index trained alike).
+    fn search_preassigned(
+        &self,
+        queries: &[f32],
+        k: usize,
+        coarse: &SearchResult,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult>;
+    /// Turns the id → entry map (needed by reconstruction and updates) on or off.
+    fn make_direct_map(&mut self, on: bool) -> Result<()>;
+    /// Swaps in other lists of the same shape (on-disk lists after a merge, Faiss's
+    /// `replace_invlists`); the index's entry count follows the new lists.
+    fn replace_invlists(&mut self, lists: Box<dyn InvertedLists>) -> Result<()>;
+    /// Moves the vectors of `other` (an IVF index of the same codec, trained alike) into
+    /// this one, adding `add_id` to their ids.
+    fn merge_from_ivf(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()>;
+}
+
+impl<C: IvfCodec + 'static> DynIvf for IndexIvf<C> {
+    fn nlist(&self) -> usize {
+        IndexIvf::nlist(self)
+    }
+    fn nprobe(&self) -> usize {
+        self.nprobe
+    }
+    fn by_residual(&self) -> bool {
+        self.by_residual
+    }
+    fn quantizer(&self) -> &dyn Index {
+        IndexIvf::quantizer(self)
+    }
+    fn invlists(&self) -> &dyn InvertedLists {
+        IndexIvf::invlists(self)
+    }
+    fn direct_map(&self) -> &DirectMap {
+        IndexIvf::direct_map(self)
+    }
+    fn codec(&self) -> IvfCodecView<'_> {
+        IndexIvf::codec(self).view()
+    }
+    fn imbalance(&self) -> Option<f64> {
+        (self.ntotal() > 0).then(|| self.imbalance_factor())
+    }
+    fn probe(&self, queries: &[f32], nprobe: usize) -> Result<SearchResult> {
+        IndexIvf::probe(self, queries, nprobe)
+    }
+    fn search_preassigned(
+        &self,
+        queries: &[f32],
+        k: usize,
+        coarse: &SearchResult,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        IndexIvf::search_preassigned(self, queries, k, coarse, params)
+    }
+    fn make_direct_map(&mut self, on: bool) -> Result<()> {
+        IndexIvf::make_direct_map(self, on)
+    }
+    fn replace_invlists(&mut self, lists: Box<dyn InvertedLists>) -> Result<()> {
+        IndexIvf::replace_invlists(self, lists)
+    }
+    fn merge_from_ivf(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> {
+        let description = other.description();
+        // The one downcast merging needs: both sides must hold the same codec type, which
+        // only the concrete type says.
+        let other = (other as &mut dyn std::any::Any)
+            .downcast_mut::<Self>()
+            .ok_or_else(|| {
+                fathom_core::Error::invalid(format!(
+                    "merge_from merges IVF indexes of the same kind; got {description} into {}",
+                    self.description()
+                ))
+            })?;
+        IndexIvf::merge_from(self, other, add_id)
+    }
+}
