@@ -153,11 +153,7 @@ fn parenthesised_quantizers() {
     assert_eq!(q.base().description(), "IVF20,SQ4");
 
     let ix = build(123, "IVF100(LSHr),Flat");
-    assert!(
-        cast::<IndexIvfFlat>(&*ix)
-            .quantizer()
-            .is::<IndexLsh>()
-    );
+    assert!(cast::<IndexIvfFlat>(&*ix).quantizer().is::<IndexLsh>());
 }
 
 #[test]
@@ -203,11 +199,7 @@ fn transforms_ivf_and_id_maps() {
     assert!(build(123, "Flat,IDMap2").is::<IndexIdMap2>());
     assert!(build(123, "IDMap2,Flat").is::<IndexIdMap2>());
     let ix = build(12, "PCAR8,IVF10,PQ4");
-    assert!(
-        cast::<IndexPreTransform>(&*ix)
-            .index()
-            .is::<IndexIvfPq>()
-    );
+    assert!(cast::<IndexPreTransform>(&*ix).index().is::<IndexIvfPq>());
 }
 
 #[test]

@@ -84,7 +84,7 @@ fn mapped_ivf_indexes_search_as_loaded_ones_and_refuse_changes() {
             "{name}: unchanged after refusals"
         );
 
-        mapped.reset();
+        mapped.reset().unwrap();
         assert_eq!(mapped.ntotal(), 0, "{name}");
         assert_eq!(
             std::fs::read(&path).unwrap(),
@@ -113,10 +113,5 @@ fn mapped_lists_are_served_from_the_file() {
     let pq = mapped.downcast_ref::<IndexPq>().unwrap();
     assert!(pq.codes_are_mapped());
     let loaded = read_index(&path).unwrap();
-    assert!(
-        !loaded
-            .downcast_ref::<IndexPq>()
-            .unwrap()
-            .codes_are_mapped()
-    );
+    assert!(!loaded.downcast_ref::<IndexPq>().unwrap().codes_are_mapped());
 }

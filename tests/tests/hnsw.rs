@@ -318,7 +318,7 @@ fn bad_input_and_edge_cases() {
     assert!(index.reconstruct(500).is_err());
     // A query equal to a stored vector finds it.
     assert_eq!(index.search(&xb[9 * d..10 * d], 1).unwrap().labels, vec![9]);
-    index.reset();
+    index.reset().unwrap();
     assert_eq!(index.ntotal(), 0);
     assert_eq!(index.hnsw().entry_point(), -1);
     index.add(&xb[..10 * d]).unwrap();

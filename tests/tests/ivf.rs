@@ -296,12 +296,8 @@ fn split_like(
         b: &mut Box<dyn Index>,
         n: usize,
     ) {
-        let b = b
-            .downcast_mut::<fathom_index::IndexIvf<C>>()
-            .unwrap();
-        let a = a
-            .downcast_mut::<fathom_index::IndexIvf<C>>()
-            .unwrap();
+        let b = b.downcast_mut::<fathom_index::IndexIvf<C>>().unwrap();
+        let a = a.downcast_mut::<fathom_index::IndexIvf<C>>().unwrap();
         a.merge_from(b, n as Idx).unwrap();
     }
     let n = xb.len() / d;

@@ -274,7 +274,8 @@ fn fast_scan_matches_plain_pq_ranking() {
             let code = fs.code(*l as usize);
             let mut t = vec![0.0; 16 * 16];
             fs.pq()
-                .compute_distance_table(MetricType::L2, &ds.xq[q * 32..(q + 1) * 32], &mut t);
+                .compute_distance_table(MetricType::L2, &ds.xq[q * 32..(q + 1) * 32], &mut t)
+                .unwrap();
             let mut exact = [0.0f32];
             fs.pq().lookup(&t, &code, &mut exact);
             let span = t

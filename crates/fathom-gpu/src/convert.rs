@@ -100,7 +100,7 @@ pub fn index_cpu_to_gpu_multiple(
             if let Some(ivf) = any.downcast_ref::<$cpu>() {
                 for (i, res) in resources.iter().enumerate() {
                     let mut empty = fathom_io::faiss::clone_index(ivf)?;
-                    empty.reset();
+                    empty.reset()?;
                     let any: Box<dyn std::any::Any> = empty;
                     let mut part = *any
                         .downcast::<$cpu>()

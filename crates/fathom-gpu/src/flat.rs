@@ -275,8 +275,9 @@ impl Index for GpuIndexFlat {
             .clone_dtoh(&self.data.slice(s * self.d..(s + n) * self.d))
             .map_err(gpu_err("copying vectors back"))
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.ntotal = 0;
+        Ok(())
     }
     fn description(&self) -> String {
         "Flat".into()

@@ -240,7 +240,7 @@ macro_rules! gpu_ivf_index {
                 self.ivf.invalidate();
                 self.ivf.cpu.remove_ids(selector)
             }
-            fn reset(&mut self) {
+            fn reset(&mut self) -> Result<()> {
                 self.ivf.invalidate();
                 self.ivf.cpu.reset()
             }

@@ -27,8 +27,8 @@ impl GpuAssigner {
 }
 
 impl Assigner for GpuAssigner {
-    fn reset(&mut self) {
-        self.index.reset();
+    fn reset(&mut self) -> Result<()> {
+        self.index.reset()
     }
     fn is_trained(&self) -> bool {
         true
@@ -81,7 +81,7 @@ pub(crate) fn train_ivf_on_gpu<C: IvfCodec + 'static>(
         fathom_core::check::nonempty_finite("training set", x, d)?;
         let km = gpu_kmeans(res.clone(), x, d, nlist, cpu.cp.clone(), cpu.metric())?;
         let q = cpu.quantizer_mut();
-        q.reset();
+        q.reset()?;
         q.add(km.centroids())?;
     }
     // The quantizer holds nlist centroids, so this trains the codec only.

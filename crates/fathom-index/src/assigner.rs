@@ -22,8 +22,8 @@ use crate::Index;
 pub struct IndexAssigner<'a>(pub &'a mut dyn Index);
 
 impl Assigner for IndexAssigner<'_> {
-    fn reset(&mut self) {
-        self.0.reset();
+    fn reset(&mut self) -> Result<()> {
+        self.0.reset()
     }
     fn is_trained(&self) -> bool {
         self.0.is_trained()

@@ -197,7 +197,10 @@ impl Index for IndexPqFastScan {
         luts.par_chunks_mut(nsq * 16)
             .zip(tables.par_chunks(m * 16))
             .zip(scale_bias.par_iter_mut())
-            .for_each(|((l, t), sb)| *sb = quantize_lut(t, m, l));
+            .try_for_each(|((l, t), sb)| {
+                *sb = quantize_lut(t, m, l)?;
+                Ok::<_, Error>(())
+            })?;
         let nblocks = self.ntotal.div_ceil(BLOCK);
         let sel = params.selector;
         let ngroups = nq.div_ceil(QUERY_GROUP);
@@ -268,14 +271,15 @@ impl Index for IndexPqFastScan {
             .flat_map(|i| self.code(i))
             .collect();
         let removed = self.ntotal - kept.len() / self.pq.code_size();
-        self.reset();
+        self.reset()?;
         self.add_codes(&kept)?;
         Ok(removed)
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.packed.clear();
         self.ntotal = 0;
+        Ok(())
     }
 
     fn description(&self) -> String {

@@ -211,8 +211,9 @@ impl Index for IndexFlat {
         Ok(n - kept)
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.data.clear();
+        Ok(())
     }
 
     fn description(&self) -> String {

@@ -275,10 +275,11 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
         }
         Ok(before - self.id_map.len())
     }
-    fn reset(&mut self) {
-        self.inner.reset();
+    fn reset(&mut self) -> Result<()> {
+        self.inner.reset()?;
         self.id_map.clear();
         self.rev.clear();
+        Ok(())
     }
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         self.inner.set_param(name, value)

@@ -184,7 +184,7 @@ pub trait Index: std::any::Any + Send + Sync {
         )))
     }
     /// Removes every vector (training is kept).
-    fn reset(&mut self);
+    fn reset(&mut self) -> Result<()>;
     /// Whether the ids this index returns are the vectors' positions in insertion order,
     /// renumbered after a removal (Flat, PQ, SQ, LSH, HNSW) — what an id map over it
     /// relies on. Indexes that store ids themselves (IVF, shards, id maps) say `false`.
@@ -290,7 +290,7 @@ macro_rules! forward_index {
             fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> { (**self).reconstruct_n(start, n) }
             fn compute_distances(&self, q: &[f32], ids: &[Idx], out: &mut [f32]) -> Result<()> { (**self).compute_distances(q, ids, out) }
             fn remove_ids(&mut self, s: &dyn IdSelector) -> Result<usize> { (**self).remove_ids(s) }
-            fn reset(&mut self) { (**self).reset() }
+            fn reset(&mut self) -> Result<()> { (**self).reset() }
             fn ids_are_positions(&self) -> bool { (**self).ids_are_positions() }
             fn set_param(&mut self, name: &str, value: f64) -> Result<()> { (**self).set_param(name, value) }
             fn param(&self, name: &str) -> Option<f64> { (**self).param(name) }

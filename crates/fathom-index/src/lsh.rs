@@ -132,8 +132,9 @@ impl Index for IndexLsh {
         self.store.remove(selector)
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.store.codes.clear();
+        Ok(())
     }
 
     fn description(&self) -> String {

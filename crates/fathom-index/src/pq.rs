@@ -182,7 +182,11 @@ impl IndexPq {
             let mut table = Vec::new();
             if needs_table {
                 table = vec![0.0; m * ksub];
-                self.pq.compute_distance_table(self.metric, x, &mut table);
+                // Cannot fail: searches check training and query lengths first, and the
+                // table is sized from this quantizer.
+                self.pq
+                    .compute_distance_table(self.metric, x, &mut table)
+                    .expect("a checked query and a table sized from the quantizer");
                 if self.metric.is_similarity() {
                     table.iter_mut().for_each(|v| *v = -*v);
                 }
@@ -355,8 +359,9 @@ impl Index for IndexPq {
         self.store.remove(selector)
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.store.codes.clear();
+        Ok(())
     }
 
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {

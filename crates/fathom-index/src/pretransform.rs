@@ -152,7 +152,7 @@ impl<I: Index + 'static> Index for IndexPreTransform<I> {
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         self.index.remove_ids(selector)
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.index.reset()
     }
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {

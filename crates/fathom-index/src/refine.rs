@@ -180,9 +180,9 @@ impl Index for IndexRefine {
         Ok(a)
     }
 
-    fn reset(&mut self) {
-        self.base.reset();
-        self.refine.reset();
+    fn reset(&mut self) -> Result<()> {
+        self.base.reset()?;
+        self.refine.reset()
     }
 
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {

@@ -318,12 +318,13 @@ impl Index for IndexShards {
             }
         }
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         for s in &mut self.shards {
-            s.reset();
+            s.reset()?;
         }
         self.ids.iter_mut().for_each(Vec::clear);
         self.next_id = 0;
+        Ok(())
     }
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
         self.shards

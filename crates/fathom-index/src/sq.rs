@@ -141,8 +141,9 @@ impl Index for IndexScalarQuantizer {
         self.store.remove(selector)
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.store.codes.clear();
+        Ok(())
     }
 
     fn description(&self) -> String {

@@ -261,7 +261,7 @@ fn flat_remove_shifts_ids_and_reconstructs() {
     assert!(index.reconstruct(-1).is_err());
     assert!(index.reconstruct_n(7, 2).is_err());
     assert!(index.reconstruct_n(i64::MAX, 2).is_err());
-    index.reset();
+    index.reset().unwrap();
     assert_eq!(index.ntotal(), 0);
 }
 
@@ -330,7 +330,7 @@ fn idmap_and_idmap2() {
     assert!(m.add_with_ids(&x, &ids[..29]).is_err());
     assert!(m.add_with_ids(&x[..d], &[-3]).is_err());
     assert!(m.add_with_ids(&x[..d], &[1]).map(|_| ()).is_ok());
-    m.reset();
+    m.reset().unwrap();
     m.add_with_ids(&x, &ids).unwrap();
     let r = m.search(&x[7 * d..8 * d], 1).unwrap();
     assert_eq!(r.labels, vec![1070]);

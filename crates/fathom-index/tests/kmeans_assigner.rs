@@ -38,7 +38,7 @@ impl Index for Counting {
     fn search_with(&self, q: &[f32], k: usize, p: &SearchParams<'_>) -> Result<SearchResult> {
         self.flat.search_with(q, k, p)
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.flat.reset()
     }
     fn description(&self) -> String {

@@ -95,3 +95,86 @@ fn an_id_map_whose_index_returns_unknown_rows_is_an_error() {
     assert!(e.to_string().contains("row"), "{e}");
     assert!(m.range_search(&x[..d], 10.0).is_err());
 }
+
+#[test]
+fn distance_tables_of_the_wrong_size_are_errors() {
+    use fathom_quant::ProductQuantizer;
+    let (d, m) = (8, 2);
+    let mut pq = ProductQuantizer::new(d, m, 4).unwrap();
+    let mut table = vec![0.0; m * 16];
+    // Untrained first, then every wrong length.
+    assert!(
+        pq.compute_distance_table(MetricType::L2, &[0.0; 8], &mut table)
+            .is_err()
+    );
+    pq.train(&data(400, d)).unwrap();
+    pq.compute_distance_table(MetricType::L2, &[0.0; 8], &mut table)
+        .unwrap();
+    let e = pq
+        .compute_distance_table(MetricType::L2, &[0.0; 7], &mut table)
+        .unwrap_err();
+    assert!(e.to_string().contains("query of 8 floats"), "{e}");
+    assert!(
+        pq.compute_distance_table(MetricType::L2, &[0.0; 8], &mut table[..5])
+            .is_err()
+    );
+
+    let mut lut = vec![0u8; fathom_quant::fastscan::packed_nsq(m) * 16];
+    fathom_quant::fastscan::quantize_lut(&table, m, &mut lut).unwrap();
+    assert!(fathom_quant::fastscan::quantize_lut(&table[..16], m, &mut lut).is_err());
+    assert!(fathom_quant::fastscan::quantize_lut(&table, m, &mut lut[..3]).is_err());
+
+    let e = fathom_kernels::codes::hamming::distance(&[1, 2, 3], &[1]).unwrap_err();
+    assert!(e.to_string().contains("3 and 1 bytes"), "{e}");
+}
+
+/// A coarse quantizer that finds centroids but cannot hand them back.
+struct NoReconstruct(IndexFlat);
+
+impl Index for NoReconstruct {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn ntotal(&self) -> usize {
+        self.0.ntotal()
+    }
+    fn metric(&self) -> MetricType {
+        self.0.metric()
+    }
+    fn add(&mut self, x: &[f32]) -> fathom_index::Result<()> {
+        self.0.add(x)
+    }
+    fn search_with(
+        &self,
+        q: &[f32],
+        k: usize,
+        p: &fathom_index::SearchParams<'_>,
+    ) -> fathom_index::Result<fathom_index::SearchResult> {
+        self.0.search_with(q, k, p)
+    }
+    fn reset(&mut self) -> fathom_index::Result<()> {
+        self.0.reset()
+    }
+    fn description(&self) -> String {
+        "NoReconstruct".into()
+    }
+    fn view(&self) -> fathom_index::IndexView<'_> {
+        fathom_index::IndexView::Other
+    }
+}
+
+#[test]
+fn residuals_without_centroids_are_errors_not_zeros() {
+    // The index encodes residuals but its quantizer cannot reconstruct centroids: training
+    // and adding used to subtract zeros and store wrong codes silently.
+    use fathom_index::ivf::{IndexIvf, IvfFlat};
+    let d = 4;
+    let q = NoReconstruct(IndexFlat::new(d, MetricType::L2).unwrap());
+    let mut ivf =
+        IndexIvf::with_codec(Box::new(q), 4, MetricType::L2, IvfFlat::new(d), true).unwrap();
+    let x = data(200, d);
+    let e = ivf.train(&x).unwrap_err();
+    assert!(e.to_string().contains("centroid of list"), "{e}");
+    assert!(ivf.add(&x).is_err());
+    assert_eq!(ivf.ntotal(), 0);
+}

@@ -92,6 +92,6 @@ fn chains_train_in_order_and_describe_themselves() {
             .unwrap(),
         10
     );
-    index.reset();
+    index.reset().unwrap();
     assert_eq!(index.ntotal(), 0);
 }

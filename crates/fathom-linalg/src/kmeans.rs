@@ -59,7 +59,7 @@ impl Default for ClusteringParameters {
 /// `Index` an assigner.
 pub trait Assigner {
     /// Forgets the centroids (training is kept).
-    fn reset(&mut self);
+    fn reset(&mut self) -> Result<()>;
     /// Whether the assigner can take centroids without training.
     fn is_trained(&self) -> bool;
     /// Trains on the centroids (`k × d`); called before the first `add` when untrained, and
@@ -79,8 +79,9 @@ struct ExactAssigner {
 }
 
 impl Assigner for ExactAssigner {
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         self.centroids.clear();
+        Ok(())
     }
     fn is_trained(&self) -> bool {
         true
@@ -347,7 +348,7 @@ impl Kmeans {
                 centroids[i * d..(i + 1) * d].copy_from_slice(&x[perm[i] * d..(perm[i] + 1) * d]);
             }
             post_process(&mut centroids[k_frozen * d..], d, &p)?;
-            assigner.reset();
+            assigner.reset()?;
             if !assigner.is_trained() || p.update_index {
                 assigner.train(&centroids)?;
             }
@@ -390,7 +391,7 @@ impl Kmeans {
                     stats,
                 });
                 post_process(&mut centroids[k_frozen * d..], d, &p)?;
-                assigner.reset();
+                assigner.reset()?;
                 if p.update_index {
                     assigner.train(&centroids)?;
                 }

@@ -292,10 +292,7 @@ impl PyIndex {
 
     /// Removes every vector (the training stays).
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
-        self.write(py, |i| {
-            i.reset();
-            Ok(())
-        })
+        self.write(py, |i| i.reset().or_raise())
     }
 
     /// Moves every vector of `other` into this index, shifting their ids by `add_id`, and

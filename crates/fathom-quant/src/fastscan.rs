@@ -1,6 +1,7 @@
 //! 4-bit product-quantizer codes laid out for the fast-scan kernel, and the 8-bit tables
 //! it reads (see `fathom_kernels::codes::fastscan` for the layout).
 
+use fathom_core::{Error, Result};
 use fathom_kernels::codes::fastscan::{BLOCK, block_bytes};
 
 /// Sub-quantizer slots in the packed layout for `m` sub-quantizers (`m` rounded up to even;
@@ -44,11 +45,20 @@ pub fn get_code(packed: &[u8], m: usize, i: usize, out: &mut [u32]) {
 /// 8-bit tables for the fast-scan kernel from float tables (`m × 16` per query, smaller
 /// is better). Each sub-table is shifted to start at 0 and all share one scale, so that
 /// `key ≈ bias + Σ lut / scale`. Returns the `packed_nsq(m) × 16` bytes, `scale` and
-/// `bias`.
-pub fn quantize_lut(table: &[f32], m: usize, out: &mut [u8]) -> (f32, f32) {
+/// `bias`. A `table` other than `m × 16` floats or an `out` other than
+/// `packed_nsq(m) × 16` bytes is an error.
+pub fn quantize_lut(table: &[f32], m: usize, out: &mut [u8]) -> Result<(f32, f32)> {
     let nsq = packed_nsq(m);
-    assert_eq!(table.len(), m * 16);
-    assert_eq!(out.len(), nsq * 16);
+    if table.len() != m * 16 || out.len() != nsq * 16 {
+        return Err(Error::invalid(format!(
+            "fast-scan tables for {m} sub-quantizers: {} floats in and {} bytes out \
+             expected, got {} and {}",
+            m * 16,
+            nsq * 16,
+            table.len(),
+            out.len()
+        )));
+    }
     let mut bias = 0.0f32;
     let mut span = 0.0f32;
     let mut mins = [0.0f32; 256];
@@ -67,7 +77,7 @@ pub fn quantize_lut(table: &[f32], m: usize, out: &mut [u8]) -> (f32, f32) {
             *o = ((v - mins[s]) * scale + 0.5).floor().clamp(0.0, 255.0) as u8;
         }
     }
-    (scale, bias)
+    Ok((scale, bias))
 }
 
 #[cfg(test)]
@@ -100,7 +110,7 @@ mod tests {
             .map(|i| ((i * 13) % 29) as f32 * 0.5 + 1.0)
             .collect();
         let mut lut = vec![0u8; packed_nsq(m) * 16];
-        let (scale, bias) = quantize_lut(&table, m, &mut lut);
+        let (scale, bias) = quantize_lut(&table, m, &mut lut).unwrap();
         let code = [3usize, 7, 15];
         let exact: f32 = code
             .iter()

@@ -164,11 +164,29 @@ impl ProductQuantizer {
 
     /// The `m × ksub` table of one query: squared L2 distances (`L2`) or inner products
     /// (`InnerProduct`) between each sub-vector and its sub-space's centroids.
-    /// `x` must have `d` floats and `table` `m · ksub`.
-    pub fn compute_distance_table(&self, metric: MetricType, x: &[f32], table: &mut [f32]) {
+    /// `x` must have `d` floats and `table` `m · ksub`; other lengths, and an untrained
+    /// quantizer, are errors.
+    pub fn compute_distance_table(
+        &self,
+        metric: MetricType,
+        x: &[f32],
+        table: &mut [f32],
+    ) -> Result<()> {
+        self.check_trained("distance tables")?;
         let (ksub, dsub) = (self.ksub(), self.dsub());
-        assert_eq!(x.len(), self.d);
-        assert_eq!(table.len(), self.m * ksub);
+        if x.len() != self.d || table.len() != self.m * ksub {
+            return Err(Error::invalid(format!(
+                "a distance table of a PQ{}x{} (d = {}) needs a query of {} floats and a \
+                 table of {} floats; got {} and {}",
+                self.m,
+                self.nbits,
+                self.d,
+                self.d,
+                self.m * ksub,
+                x.len(),
+                table.len()
+            )));
+        }
         for (s, t) in table.chunks_exact_mut(ksub).enumerate() {
             let xs = &x[s * dsub..(s + 1) * dsub];
             let ct = &self.centroids_t[s * ksub * dsub..(s + 1) * ksub * dsub];
@@ -177,6 +195,7 @@ impl ProductQuantizer {
                 _ => kern::l2_table(xs, ct, t),
             }
         }
+        Ok(())
     }
 
     /// Tables ([`ProductQuantizer::compute_distance_table`]) for every row of `x`.
@@ -187,7 +206,7 @@ impl ProductQuantizer {
         let mut out = vec![0.0f32; n * per];
         out.par_chunks_mut(per)
             .zip(x.par_chunks(self.d))
-            .for_each(|(t, xi)| self.compute_distance_table(metric, xi, t));
+            .try_for_each(|(t, xi)| self.compute_distance_table(metric, xi, t))?;
         Ok(out)
     }
 

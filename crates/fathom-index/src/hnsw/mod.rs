@@ -361,9 +361,10 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
         )))
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
+        self.storage.reset()?;
         self.hnsw.reset();
-        self.storage.reset();
+        Ok(())
     }
 
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {

@@ -204,7 +204,10 @@ impl HnswStorage for IndexPq {
     fn prepare<'a>(&'a self, q: &'a [f32]) -> PqQueryDistance<'a> {
         let pq = self.pq();
         let mut table = vec![0.0f32; pq.m() * pq.ksub()];
-        pq.compute_distance_table(self.metric(), q, &mut table);
+        // Cannot fail: searches check training and query lengths first, and the table is
+        // sized from this quantizer.
+        pq.compute_distance_table(self.metric(), q, &mut table)
+            .expect("a checked query and a table sized from the quantizer");
         if self.metric() == MetricType::InnerProduct {
             table.iter_mut().for_each(|v| *v = -*v);
         }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use fathom_core::{IdSelector, Idx, MetricType, Result};
+use fathom_core::{Error, IdSelector, Idx, MetricType, Result};
 use fathom_invlists::{ArrayInvertedLists, InvertedLists};
 use fathom_kernels::TopK;
 
@@ -28,27 +28,44 @@ pub struct IvfContext<'a> {
 
 impl IvfContext<'_> {
     /// The coarse centroid of `list` (read from a cached table when the index keeps one,
-    /// otherwise reconstructed by the quantizer).
-    pub fn centroid(&self, list: usize) -> Cow<'_, [f32]> {
+    /// otherwise reconstructed by the quantizer). A list that does not exist, or a
+    /// quantizer that cannot reconstruct its centroids, is an error: residuals cannot be
+    /// formed without them.
+    pub fn centroid(&self, list: usize) -> Result<Cow<'_, [f32]>> {
         let d = self.quantizer.dim();
+        if list >= self.nlist {
+            return Err(Error::invalid(format!(
+                "list {list} does not exist: the index has {} lists",
+                self.nlist
+            )));
+        }
         match self.centroids {
-            Some(c) => Cow::Borrowed(&c[list * d..(list + 1) * d]),
-            None => Cow::Owned(
-                self.quantizer
-                    .reconstruct(list as Idx)
-                    .unwrap_or_else(|_| vec![0.0; d]),
-            ),
+            Some(c) => c
+                .get(list * d..(list + 1) * d)
+                .map(Cow::Borrowed)
+                .ok_or_else(|| Error::invalid(format!("no centroid cached for list {list}"))),
+            None => self
+                .quantizer
+                .reconstruct(list as Idx)
+                .map(Cow::Owned)
+                .map_err(|e| {
+                    e.context(format!(
+                        "the centroid of list {list} (an index storing residuals needs its \
+                         coarse quantizer to reconstruct centroids)"
+                    ))
+                }),
         }
     }
 }
 
 impl IvfContext<'_> {
     /// `out = x − centroid(list)`: the query a residual codec compares with `list`.
-    pub fn residual(&self, list: usize, x: &[f32], out: &mut [f32]) {
-        let c = self.centroid(list);
+    pub fn residual(&self, list: usize, x: &[f32], out: &mut [f32]) -> Result<()> {
+        let c = self.centroid(list)?;
         for ((r, v), c) in out.iter_mut().zip(x).zip(c.iter()) {
             *r = v - c;
         }
+        Ok(())
     }
 }
 
@@ -73,7 +90,11 @@ pub trait IvfCodec: Send + Sync + std::fmt::Debug {
     /// Decodes one code into `out` (a residual when the index encodes residuals).
     fn decode(&self, code: &[u8], out: &mut [f32]);
     /// A scanner for one query.
-    fn scanner<'a>(&'a self, ctx: IvfContext<'a>, query: &'a [f32]) -> Box<dyn ListScanner + 'a>;
+    fn scanner<'a>(
+        &'a self,
+        ctx: IvfContext<'a>,
+        query: &'a [f32],
+    ) -> Result<Box<dyn ListScanner + 'a>>;
     /// Empty lists laid out as the scanner reads them.
     fn new_lists(&self, nlist: usize) -> Box<dyn InvertedLists> {
         Box::new(ArrayInvertedLists::new(nlist, self.code_size()))
@@ -122,8 +143,9 @@ pub trait IvfCodec: Send + Sync + std::fmt::Debug {
 /// `InvertedListScanner`). Keys are "smaller is better": distances, or negated
 /// similarities.
 pub trait ListScanner {
-    /// Moves to `list`, whose centroid is at `coarse_dis` from the query.
-    fn set_list(&mut self, list: usize, coarse_dis: f32);
+    /// Moves to `list`, whose centroid is at `coarse_dis` from the query (an error when
+    /// the list's centroid cannot be had).
+    fn set_list(&mut self, list: usize, coarse_dis: f32) -> Result<()>;
     /// The keys of the first `out.len()` entries of `codes` (the list's storage, from an
     /// entry boundary — a block boundary for block layouts).
     fn keys(&mut self, codes: &[u8], out: &mut [f32]);

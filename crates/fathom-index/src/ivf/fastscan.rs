@@ -157,7 +157,11 @@ impl IvfCodec for IvfPqFastScan {
             }),
         ))
     }
-    fn scanner<'a>(&'a self, ctx: IvfContext<'a>, query: &'a [f32]) -> Box<dyn ListScanner + 'a> {
+    fn scanner<'a>(
+        &'a self,
+        ctx: IvfContext<'a>,
+        query: &'a [f32],
+    ) -> Result<Box<dyn ListScanner + 'a>> {
         let m = self.pq.m();
         let mut s = FastScanScanner {
             codec: self,
@@ -173,9 +177,9 @@ impl IvfCodec for IvfPqFastScan {
             buf: Vec::new(),
         };
         if !s.per_list {
-            s.build_lut(query);
+            s.build_lut(query)?;
         }
-        Box::new(s)
+        Ok(Box::new(s))
     }
     fn description(&self, by_residual: bool) -> String {
         format!(
@@ -208,16 +212,17 @@ struct FastScanScanner<'a> {
 
 impl FastScanScanner<'_> {
     /// The 8-bit table of `x` in key terms (negated for inner product).
-    fn build_lut(&mut self, x: &[f32]) {
+    fn build_lut(&mut self, x: &[f32]) -> Result<()> {
         let pq = &self.codec.pq;
-        pq.compute_distance_table(self.ctx.metric, x, &mut self.table);
+        pq.compute_distance_table(self.ctx.metric, x, &mut self.table)?;
         if self.ctx.metric.is_similarity() {
             self.table.iter_mut().for_each(|v| *v = -*v);
         }
-        let (scale, bias) = quantize_lut(&self.table, pq.m(), &mut self.lut);
+        let (scale, bias) = quantize_lut(&self.table, pq.m(), &mut self.lut)?;
         self.scale = scale;
         self.lut_bias = bias;
         self.offset = bias;
+        Ok(())
     }
 
     fn accumulate(&mut self, codes: &[u8], n: usize) {
@@ -234,16 +239,18 @@ impl FastScanScanner<'_> {
 }
 
 impl ListScanner for FastScanScanner<'_> {
-    fn set_list(&mut self, list: usize, coarse_dis: f32) {
+    fn set_list(&mut self, list: usize, coarse_dis: f32) -> Result<()> {
         if self.per_list {
-            self.ctx.residual(list, self.query, &mut self.residual);
+            self.ctx.residual(list, self.query, &mut self.residual)?;
             let r = std::mem::take(&mut self.residual);
-            self.build_lut(&r);
+            let built = self.build_lut(&r);
             self.residual = r;
+            built?;
         } else if self.ctx.by_residual {
             // Inner product over residuals: ⟨x, c⟩ + ⟨x, r⟩, negated.
             self.offset = self.lut_bias - coarse_dis;
         }
+        Ok(())
     }
 
     fn keys(&mut self, codes: &[u8], out: &mut [f32]) {

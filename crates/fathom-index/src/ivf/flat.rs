@@ -80,8 +80,12 @@ impl IvfCodec for IvfFlat {
     fn decode(&self, code: &[u8], out: &mut [f32]) {
         out.copy_from_slice(&as_floats(code));
     }
-    fn scanner<'a>(&'a self, ctx: IvfContext<'a>, query: &'a [f32]) -> Box<dyn ListScanner + 'a> {
-        Box::new(FlatScanner {
+    fn scanner<'a>(
+        &'a self,
+        ctx: IvfContext<'a>,
+        query: &'a [f32],
+    ) -> Result<Box<dyn ListScanner + 'a>> {
+        Ok(Box::new(FlatScanner {
             ctx,
             query,
             residual: if ctx.by_residual {
@@ -90,7 +94,7 @@ impl IvfCodec for IvfFlat {
                 Vec::new()
             },
             bias: 0.0,
-        })
+        }))
     }
     fn decodes_lists(&self) -> bool {
         true
@@ -113,16 +117,17 @@ struct FlatScanner<'a> {
 }
 
 impl ListScanner for FlatScanner<'_> {
-    fn set_list(&mut self, list: usize, coarse_dis: f32) {
+    fn set_list(&mut self, list: usize, coarse_dis: f32) -> Result<()> {
         if !self.ctx.by_residual {
-            return;
+            return Ok(());
         }
         if self.ctx.metric == MetricType::L2 {
-            self.ctx.residual(list, self.query, &mut self.residual);
+            self.ctx.residual(list, self.query, &mut self.residual)?;
         } else {
             // ⟨x, c + r⟩ = ⟨x, c⟩ + ⟨x, r⟩.
             self.bias = coarse_dis;
         }
+        Ok(())
     }
     fn keys(&mut self, codes: &[u8], out: &mut [f32]) {
         let base = as_floats(codes);

@@ -221,7 +221,7 @@ impl Index for MultiIndexQuantizer {
                             MetricType::InnerProduct,
                             x,
                             &mut tables[..per],
-                        );
+                        )?;
                     } else {
                         if k == 1 {
                             // Assignment: each sub-space's nearest centroid minimises
@@ -308,7 +308,9 @@ impl Index for MultiIndexQuantizer {
         }
         Ok(x)
     }
-    fn reset(&mut self) {}
+    fn reset(&mut self) -> Result<()> {
+        Ok(())
+    }
     fn description(&self) -> String {
         format!("IMI{}x{}", self.pq.m(), self.pq.nbits())
     }

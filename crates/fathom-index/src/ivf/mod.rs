@@ -115,6 +115,20 @@ fn check_metric(metric: MetricType) -> Result<()> {
     }
 }
 
+/// How [`IndexIvf::search_preassigned`] spreads a batch over threads
+/// (`IndexIvf::search_plan` chooses).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SearchPlan {
+    /// List by list, each list compared with all its queries in one matrix product.
+    ListMajor,
+    /// One query on the calling thread.
+    Inline,
+    /// Queries in parallel, each scanning its lists in turn.
+    ByQueries,
+    /// Each query in turn, its lists split in parts of `per` scanned in parallel.
+    ByLists { per: usize },
+}
+
 /// Per-worker buffers of the list-major search.
 struct ListMajorScratch {
     tops: Vec<TopK>,
@@ -356,20 +370,26 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     }
 
     /// `x − centroid(list)` for each row, or `x` itself without residuals.
-    fn residuals<'x>(&self, ctx: &IvfContext<'_>, x: &'x [f32], lists: &[Idx]) -> Cow<'x, [f32]> {
+    fn residuals<'x>(
+        &self,
+        ctx: &IvfContext<'_>,
+        x: &'x [f32],
+        lists: &[Idx],
+    ) -> Result<Cow<'x, [f32]>> {
         if !self.by_residual {
-            return Cow::Borrowed(x);
+            return Ok(Cow::Borrowed(x));
         }
         let mut r = x.to_vec();
         r.par_chunks_mut(self.d)
             .zip(lists.par_iter())
             .zip(x.par_chunks(self.d))
-            .for_each(|((row, &l), x)| {
+            .try_for_each(|((row, &l), x)| {
                 if l >= 0 {
-                    ctx.residual(l as usize, x, row);
+                    ctx.residual(l as usize, x, row)?;
                 }
-            });
-        Cow::Owned(r)
+                Ok::<_, Error>(())
+            })?;
+        Ok(Cow::Owned(r))
     }
 
     fn train_quantizer(&mut self, x: &[f32]) -> Result<()> {
@@ -402,7 +422,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                         &mut |_| {},
                     )?;
                 }
-                self.quantizer.reset();
+                self.quantizer.reset()?;
                 if !self.quantizer.is_trained() {
                     self.quantizer.train(km.centroids()).map_err(|e| {
                         e.context(format!(
@@ -482,7 +502,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                 .zip(x.par_chunks(ADD_CHUNK * d))
                 .zip(lists.par_chunks(ADD_CHUNK))
                 .try_for_each(|((c, xs), ls)| {
-                    let r = self.residuals(&ctx, xs, ls);
+                    let r = self.residuals(&ctx, xs, ls)?;
                     self.codec.encode(&r, c)
                 })?;
         }
@@ -595,8 +615,8 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         top: &mut TopK,
         selector: Option<&dyn IdSelector>,
         max_codes: usize,
-    ) -> usize {
-        let mut scanner = self.codec.scanner(ctx, query);
+    ) -> Result<usize> {
+        let mut scanner = self.codec.scanner(ctx, query)?;
         let mut scanned = 0;
         for (&l, &cd) in lists.iter().zip(dis) {
             if l < 0 || l as usize >= self.nlist {
@@ -607,7 +627,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             if n == 0 {
                 continue;
             }
-            scanner.set_list(list, cd);
+            scanner.set_list(list, cd)?;
             scanner.scan(
                 self.invlists.codes(list),
                 self.invlists.ids(list),
@@ -619,7 +639,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                 break;
             }
         }
-        scanned
+        Ok(scanned)
     }
 
     /// Search with the coarse step already done (`coarse`: `nprobe` lists per query from
@@ -648,40 +668,16 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let ctx = self.context();
         let sel = params.selector;
         let d = self.d;
-        let threads = rayon::current_num_threads();
-        let by_queries = match self.parallel_mode {
-            ParallelMode::Queries => true,
-            ParallelMode::Lists => false,
-            // Splitting one query's lists pays off only when there is enough to scan.
-            ParallelMode::Auto => {
-                let bytes = nprobe * self.ntotal / self.nlist.max(1) * self.codec.code_size();
-                nq >= threads || bytes < MIN_BYTES_TO_SPLIT_A_QUERY
-            }
-        };
-        let one = |q: usize, lists: &[Idx], dis: &[f32], max_codes: usize| {
+        let one = |q: usize, lists: &[Idx], dis: &[f32], max_codes: usize| -> Result<TopK> {
             let mut top = TopK::new(k);
             let x = &queries[q * d..(q + 1) * d];
-            self.scan_lists(ctx, x, (lists, dis), &mut top, sel, max_codes);
-            top
+            self.scan_lists(ctx, x, (lists, dis), &mut top, sel, max_codes)?;
+            Ok(top)
         };
-        // Many queries sharing lists: compare each list with all the queries that probe
-        // it at once, so the list is read once per batch rather than once per query.
-        let sharing = nq * nprobe / self.nlist.max(1);
-        if self.parallel_mode == ParallelMode::Auto
-            && self.max_codes == 0
-            && nq >= 2 * threads
-            && sharing >= LIST_MAJOR_MIN_SHARING
-            && self.invlists.block_layout().is_none()
-            && self.codec.decodes_lists()
-        {
-            let tops = self.search_list_major(ctx, queries, k, coarse, sel)?;
-            return to_result(tops, k, self.metric, |_, key| key);
-        }
-        let tops: Vec<TopK> = if nq == 1 && (by_queries || nprobe == 1) {
-            // One query scanned on the calling thread: no hand-off to the pool.
-            vec![one(0, &coarse.labels, &coarse.distances, self.max_codes)]
-        } else if by_queries {
-            (0..nq)
+        let tops: Vec<TopK> = match self.search_plan(nq, nprobe) {
+            SearchPlan::ListMajor => self.search_list_major(ctx, queries, k, coarse, sel)?,
+            SearchPlan::Inline => vec![one(0, &coarse.labels, &coarse.distances, self.max_codes)?],
+            SearchPlan::ByQueries => (0..nq)
                 .into_par_iter()
                 .map(|q| {
                     let r = q * nprobe..(q + 1) * nprobe;
@@ -692,31 +688,67 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                         self.max_codes,
                     )
                 })
-                .collect()
-        } else {
-            let per = nprobe.div_ceil(threads * 2).max(1);
-            // max_codes is shared out evenly between the parts.
-            let parts = nprobe.div_ceil(per);
-            let part_codes = self.max_codes.div_ceil(parts);
-            (0..nq)
-                .map(|q| {
-                    let labels = &coarse.labels[q * nprobe..(q + 1) * nprobe];
-                    let dis = &coarse.distances[q * nprobe..(q + 1) * nprobe];
-                    labels
-                        .par_chunks(per)
-                        .zip(dis.par_chunks(per))
-                        .map(|(l, dd)| one(q, l, dd, part_codes))
-                        .reduce(
-                            || TopK::new(k),
-                            |mut a, b| {
-                                a.merge(&b);
-                                a
-                            },
-                        )
-                })
-                .collect()
+                .collect::<Result<_>>()?,
+            SearchPlan::ByLists { per } => {
+                // max_codes is shared out evenly between the parts.
+                let parts = nprobe.div_ceil(per);
+                let part_codes = self.max_codes.div_ceil(parts);
+                (0..nq)
+                    .map(|q| {
+                        let labels = &coarse.labels[q * nprobe..(q + 1) * nprobe];
+                        let dis = &coarse.distances[q * nprobe..(q + 1) * nprobe];
+                        labels
+                            .par_chunks(per)
+                            .zip(dis.par_chunks(per))
+                            .map(|(l, dd)| one(q, l, dd, part_codes))
+                            .try_reduce(
+                                || TopK::new(k),
+                                |mut a, b| {
+                                    a.merge(&b);
+                                    Ok(a)
+                                },
+                            )
+                    })
+                    .collect::<Result<_>>()?
+            }
         };
         to_result(tops, k, self.metric, |_, key| key)
+    }
+
+    /// How a batch of `nq` queries probing `nprobe` lists each is searched: the one
+    /// place the rules of thumb live.
+    fn search_plan(&self, nq: usize, nprobe: usize) -> SearchPlan {
+        let threads = rayon::current_num_threads();
+        // Many queries sharing lists: compare each list with all the queries that probe
+        // it at once, so the list is read once per batch rather than once per query.
+        let sharing = nq * nprobe / self.nlist.max(1);
+        if self.parallel_mode == ParallelMode::Auto
+            && self.max_codes == 0
+            && nq >= 2 * threads
+            && sharing >= LIST_MAJOR_MIN_SHARING
+            && self.invlists.block_layout().is_none()
+            && self.codec.decodes_lists()
+        {
+            return SearchPlan::ListMajor;
+        }
+        let by_queries = match self.parallel_mode {
+            ParallelMode::Queries => true,
+            ParallelMode::Lists => false,
+            // Splitting one query's lists pays off only when there is enough to scan.
+            ParallelMode::Auto => {
+                let bytes = nprobe * self.ntotal / self.nlist.max(1) * self.codec.code_size();
+                nq >= threads || bytes < MIN_BYTES_TO_SPLIT_A_QUERY
+            }
+        };
+        if nq == 1 && (by_queries || nprobe == 1) {
+            SearchPlan::Inline
+        } else if by_queries {
+            SearchPlan::ByQueries
+        } else {
+            SearchPlan::ByLists {
+                per: nprobe.div_ceil(threads * 2).max(1),
+            }
+        }
     }
 
     /// The list-major batch search: for a block of queries, each probed list is decoded
@@ -764,9 +796,9 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             let nb = q1 - q0;
             let block = lists
                 .par_iter()
-                .fold(
+                .try_fold(
                     || ListMajorScratch::new(nb, k),
-                    |mut st, &l| {
+                    |mut st, &l| -> Result<ListMajorScratch> {
                         let n = self.invlists.list_size(l);
                         let group = &probes[start[l]..start[l + 1]];
                         let g = group.len();
@@ -774,7 +806,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                         self.codec.decode_list(self.invlists.codes(l), &mut st.base);
                         st.xq.clear();
                         let centroid = if self.by_residual && l2 {
-                            Some(ctx.centroid(l))
+                            Some(ctx.centroid(l)?)
                         } else {
                             None
                         };
@@ -812,19 +844,19 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                             st.tops[q as usize]
                                 .push_ids(row, ids, |id| sel.is_none_or(|s| s.is_member(id)));
                         }
-                        st
+                        Ok(st)
                     },
                 )
-                .map(|st| st.tops)
-                .reduce(
+                .map(|st| st.map(|st| st.tops))
+                .try_reduce(
                     || (0..nb).map(|_| TopK::new(k)).collect(),
                     |mut a, b| {
                         for (x, y) in a.iter_mut().zip(&b) {
                             x.merge(y);
                         }
-                        a
+                        Ok(a)
                     },
-                );
+                )?;
             tops.extend(block);
         }
         Ok(tops)
@@ -856,9 +888,9 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let d = self.d;
         let lists: Vec<(Vec<Idx>, Vec<f32>)> = (0..nq)
             .into_par_iter()
-            .map(|q| {
+            .map(|q| -> Result<(Vec<Idx>, Vec<f32>)> {
                 let x = &queries[q * d..(q + 1) * d];
-                let mut scanner = self.codec.scanner(ctx, x);
+                let mut scanner = self.codec.scanner(ctx, x)?;
                 let (mut out_ids, mut out_dis) = (Vec::new(), Vec::new());
                 let mut keys = Vec::new();
                 let mut scanned = 0;
@@ -872,7 +904,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                     if n == 0 {
                         continue;
                     }
-                    scanner.set_list(list, coarse.distances[q * nprobe + p]);
+                    scanner.set_list(list, coarse.distances[q * nprobe + p])?;
                     keys.resize(n, 0.0);
                     scanner.keys(self.invlists.codes(list), &mut keys);
                     for (&key, &id) in keys.iter().zip(self.invlists.ids(list)) {
@@ -886,9 +918,9 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                         break;
                     }
                 }
-                (out_ids, out_dis)
+                Ok((out_ids, out_dis))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(RangeSearchResult::from_lists(lists))
     }
 
@@ -904,7 +936,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         self.codec.decode(&self.invlists.code(list, offset), &mut x);
         if self.by_residual {
             let ctx = self.context();
-            let c = ctx.centroid(list);
+            let c = ctx.centroid(list)?;
             x.iter_mut().zip(c.iter()).for_each(|(v, c)| *v += c);
         }
         Ok(x)
@@ -1009,7 +1041,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let kind = self.direct_map.kind();
         self.direct_map
             .set_type(kind, &*self.invlists, self.ntotal)?;
-        other.reset();
+        other.reset()?;
         Ok(())
     }
 
@@ -1065,7 +1097,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let mut codes = vec![0u8; n * cs];
         {
             let ctx = self.context();
-            let r = self.residuals(&ctx, x, &lists);
+            let r = self.residuals(&ctx, x, &lists)?;
             self.codec.encode(&r, &mut codes)?;
         }
         for (i, &id) in ids.iter().enumerate() {
@@ -1181,7 +1213,7 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         };
         let r = {
             let ctx = self.context();
-            self.residuals(&ctx, xs, &lists).into_owned()
+            self.residuals(&ctx, xs, &lists)?.into_owned()
         };
         let ctx = IvfContext {
             metric: self.metric,
@@ -1268,15 +1300,16 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         Ok(removed)
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<()> {
         if self.invlists.is_read_only() {
             // The mapped file stays as it is; the index lets go of it and starts empty.
             self.invlists = self.codec.new_lists(self.nlist);
         } else {
-            let _ = self.invlists.reset();
+            self.invlists.reset()?;
         }
         self.direct_map.clear();
         self.ntotal = 0;
+        Ok(())
     }
 
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {

@@ -99,11 +99,13 @@ impl IvfPq {
             return None;
         }
         self.precomputed
-            .get_or_init(|| Some(self.build_precomputed(ctx)))
+            // A table that cannot be built (a quantizer without reconstruction) is left
+            // out: the per-list tables then report the error.
+            .get_or_init(|| self.build_precomputed(ctx).ok())
             .as_deref()
     }
 
-    fn build_precomputed(&self, ctx: &IvfContext<'_>) -> Vec<f32> {
+    fn build_precomputed(&self, ctx: &IvfContext<'_>) -> Result<Vec<f32>> {
         use rayon::prelude::*;
         let (m, ksub, dsub) = (self.pq.m(), self.pq.ksub(), self.pq.dsub());
         // ‖y_R‖² per sub-centroid, shared by every list.
@@ -117,15 +119,16 @@ impl IvfPq {
         table
             .par_chunks_mut(m * ksub)
             .enumerate()
-            .for_each(|(list, t)| {
-                let c = ctx.centroid(list);
+            .try_for_each(|(list, t)| {
+                let c = ctx.centroid(list)?;
                 self.pq
-                    .compute_distance_table(MetricType::InnerProduct, &c, t);
+                    .compute_distance_table(MetricType::InnerProduct, &c, t)?;
                 for (v, n) in t.iter_mut().zip(&norms) {
                     *v = 2.0 * *v + n;
                 }
-            });
-        table
+                Ok::<_, fathom_core::Error>(())
+            })?;
+        Ok(table)
     }
 }
 
@@ -157,7 +160,11 @@ impl IvfCodec for IvfPq {
     fn decode(&self, code: &[u8], out: &mut [f32]) {
         self.pq.decode_one(code, out);
     }
-    fn scanner<'a>(&'a self, ctx: IvfContext<'a>, query: &'a [f32]) -> Box<dyn ListScanner + 'a> {
+    fn scanner<'a>(
+        &'a self,
+        ctx: IvfContext<'a>,
+        query: &'a [f32],
+    ) -> Result<Box<dyn ListScanner + 'a>> {
         let (m, ksub) = (self.pq.m(), self.pq.ksub());
         let precomputed = self.precomputed(&ctx);
         // The query's own table: -2⟨x, y_R⟩ with the precomputed table, the distance
@@ -166,14 +173,14 @@ impl IvfCodec for IvfPq {
         let per_list_l2 = ctx.by_residual && ctx.metric == MetricType::L2;
         if precomputed.is_some() {
             self.pq
-                .compute_distance_table(MetricType::InnerProduct, query, &mut query_table);
+                .compute_distance_table(MetricType::InnerProduct, query, &mut query_table)?;
             query_table.iter_mut().for_each(|v| *v *= -2.0);
         } else if !per_list_l2 {
             self.pq
-                .compute_distance_table(ctx.metric, query, &mut query_table);
+                .compute_distance_table(ctx.metric, query, &mut query_table)?;
         }
         let polysemous = self.polysemous_ht > 0 && self.pq.nbits() == 8;
-        Box::new(PqScanner {
+        Ok(Box::new(PqScanner {
             codec: self,
             ctx,
             query,
@@ -194,7 +201,7 @@ impl IvfCodec for IvfPq {
             },
             residual: vec![0.0; self.pq.d()],
             hd: Vec::new(),
-        })
+        }))
     }
     fn invalidate(&mut self) {
         self.precomputed = OnceLock::new();
@@ -245,13 +252,13 @@ struct PqScanner<'a> {
 }
 
 impl ListScanner for PqScanner<'_> {
-    fn set_list(&mut self, list: usize, coarse_dis: f32) {
+    fn set_list(&mut self, list: usize, coarse_dis: f32) -> Result<()> {
         let pq = &self.codec.pq;
         let per = pq.m() * pq.ksub();
         let need_residual =
             self.per_list_l2 && self.precomputed.is_none() || !self.qcode.is_empty();
         if need_residual {
-            self.ctx.residual(list, self.query, &mut self.residual);
+            self.ctx.residual(list, self.query, &mut self.residual)?;
         }
         if let Some(pre) = self.precomputed {
             let p = &pre[list * per..(list + 1) * per];
@@ -260,7 +267,7 @@ impl ListScanner for PqScanner<'_> {
             }
             self.bias = coarse_dis;
         } else if self.per_list_l2 {
-            pq.compute_distance_table(MetricType::L2, &self.residual, &mut self.table);
+            pq.compute_distance_table(MetricType::L2, &self.residual, &mut self.table)?;
             self.bias = 0.0;
         } else {
             // Inner product (with or without residuals) or L2 without: the query's
@@ -280,6 +287,7 @@ impl ListScanner for PqScanner<'_> {
             let mut scratch = vec![0.0; pq.ksub()];
             pq.compute_code(&self.residual, &mut self.qcode, &mut scratch);
         }
+        Ok(())
     }
 
     fn keys(&mut self, codes: &[u8], out: &mut [f32]) {

@@ -121,7 +121,7 @@ impl IndexIvfPqr {
     fn second_residuals(&self, x: &[f32]) -> Result<Vec<f32>> {
         let lists = self.ivf.assign(x)?;
         let ctx = self.ivf.context();
-        let mut r = self.ivf.residuals(&ctx, x, &lists).into_owned();
+        let mut r = self.ivf.residuals(&ctx, x, &lists)?.into_owned();
         let pq = self.ivf.codec().pq();
         let d = self.ivf.dim();
         let codes = pq.compute_codes(&r)?;
@@ -210,9 +210,10 @@ impl Index for IndexIvfPqr {
     fn ids_are_positions(&self) -> bool {
         false
     }
-    fn reset(&mut self) {
-        self.ivf.reset();
+    fn reset(&mut self) -> Result<()> {
+        self.ivf.reset()?;
         self.refine_codes.clear();
+        Ok(())
     }
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
         let mut ranges = self.ivf.parameter_ranges();

@@ -77,9 +77,13 @@ impl IvfCodec for IvfScalarQuantizer {
     fn decode(&self, code: &[u8], out: &mut [f32]) {
         self.sq.decode_one(code, out);
     }
-    fn scanner<'a>(&'a self, ctx: IvfContext<'a>, query: &'a [f32]) -> Box<dyn ListScanner + 'a> {
+    fn scanner<'a>(
+        &'a self,
+        ctx: IvfContext<'a>,
+        query: &'a [f32],
+    ) -> Result<Box<dyn ListScanner + 'a>> {
         let per_list = ctx.by_residual && ctx.metric == MetricType::L2;
-        Box::new(SqScanner {
+        Ok(Box::new(SqScanner {
             codec: self,
             ctx,
             query,
@@ -87,7 +91,7 @@ impl IvfCodec for IvfScalarQuantizer {
             per_list,
             bias: 0.0,
             residual: vec![0.0; query.len()],
-        })
+        }))
     }
     fn description(&self, _by_residual: bool) -> String {
         format!("SQ{}", self.sq.qtype().factory_name())
@@ -105,14 +109,15 @@ struct SqScanner<'a> {
 }
 
 impl ListScanner for SqScanner<'_> {
-    fn set_list(&mut self, list: usize, coarse_dis: f32) {
+    fn set_list(&mut self, list: usize, coarse_dis: f32) -> Result<()> {
         if self.per_list {
-            self.ctx.residual(list, self.query, &mut self.residual);
+            self.ctx.residual(list, self.query, &mut self.residual)?;
             self.prepared = self.codec.sq.query(MetricType::L2, &self.residual);
         } else if self.ctx.by_residual {
             // Inner product over residuals: ⟨x, c⟩ + ⟨x, r⟩.
             self.bias = coarse_dis;
         }
+        Ok(())
     }
     fn keys(&mut self, codes: &[u8], out: &mut [f32]) {
         self.prepared.distances(codes, out);

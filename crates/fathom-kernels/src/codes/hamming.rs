@@ -2,14 +2,23 @@
 
 use crate::multiversion::multiversion;
 
-/// Number of differing bits between two codes of the same length.
+/// Number of differing bits between two codes of the same length; codes of different
+/// lengths are an error.
 ///
 /// ```
-/// assert_eq!(fathom_kernels::codes::hamming::distance(&[0b1011, 0xff], &[0b0001, 0x0f]), 6);
+/// use fathom_kernels::codes::hamming::distance;
+/// assert_eq!(distance(&[0b1011, 0xff], &[0b0001, 0x0f]).unwrap(), 6);
+/// assert!(distance(&[1, 2], &[1]).is_err());
 /// ```
-pub fn distance(a: &[u8], b: &[u8]) -> u32 {
-    assert_eq!(a.len(), b.len(), "codes of different lengths");
-    pair(a, b)
+pub fn distance(a: &[u8], b: &[u8]) -> fathom_core::Result<u32> {
+    if a.len() != b.len() {
+        return Err(fathom_core::Error::invalid(format!(
+            "Hamming distance between codes of {} and {} bytes: codes must have one length",
+            a.len(),
+            b.len()
+        )));
+    }
+    Ok(pair(a, b))
 }
 
 #[inline(always)]
@@ -28,10 +37,11 @@ fn pair(a: &[u8], b: &[u8]) -> u32 {
 
 multiversion! {
     /// Hamming distance from `query` to each code of `codes` (rows of `query.len()`
-    /// bytes) into `out`, one per code. `codes.len()` must be `out.len() * query.len()`.
+    /// bytes) into `out`, one per code. Like `zip`, it stops at the shorter of `out` and
+    /// the whole codes in `codes` (callers pass `out.len() * query.len()` bytes).
     pub fn distances / distances_at(query: &[u8], codes: &[u8], out: &mut [u32]) {
         let cs = query.len();
-        assert_eq!(codes.len(), out.len() * cs, "codes and output sizes disagree");
+        debug_assert_eq!(codes.len(), out.len() * cs, "codes and output sizes disagree");
         if cs == 0 {
             out.fill(0);
             return;
