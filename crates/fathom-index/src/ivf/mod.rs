@@ -15,6 +15,7 @@ mod pq;
 mod pqr;
 mod sq;
 mod subset;
+mod transaction;
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -68,6 +69,7 @@ pub fn lists_of(index: &dyn crate::Index) -> Option<IvfLists> {
 
 use crate::code_scan::{radius_key, to_result};
 use crate::{Index, check_queries, check_search};
+use transaction::ListTransaction;
 
 /// Coarse centroids kept in a table (rather than reconstructed per use) up to this many
 /// floats.
@@ -458,34 +460,24 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         }
         // Blocks of rows, as Faiss: the codes buffer stays small (for IVF-Flat a copy of
         // the whole input would double the peak memory of a large add).
-        let sizes: Vec<usize> = (0..self.nlist)
-            .map(|l| self.invlists.list_size(l))
-            .collect();
-        let ntotal = self.ntotal;
         let d = self.d;
-        let mut result = Ok(());
-        for start in (0..n).step_by(ADD_BLOCK) {
-            let end = (start + ADD_BLOCK).min(n);
-            let block_ids = ids.map(|ids| &ids[start..end]);
-            result = self.add_block(&x[start * d..end * d], block_ids);
-            if result.is_err() {
-                break;
+        self.transact(|ix, tx| {
+            for start in (0..n).step_by(ADD_BLOCK) {
+                let end = (start + ADD_BLOCK).min(n);
+                let block_ids = ids.map(|ids| &ids[start..end]);
+                ix.add_block(&x[start * d..end * d], block_ids, tx)?;
             }
-        }
-        if let Err(e) = result {
-            for (l, &size) in sizes.iter().enumerate() {
-                let _ = self.invlists.resize(l, size);
-            }
-            self.ntotal = ntotal;
-            let kind = self.direct_map.kind();
-            self.direct_map.set_type(kind, &*self.invlists, ntotal)?;
-            return Err(e);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Assigns, encodes and stores one block of checked rows.
-    fn add_block(&mut self, x: &[f32], ids: Option<&[Idx]>) -> Result<()> {
+    fn add_block(
+        &mut self,
+        x: &[f32],
+        ids: Option<&[Idx]>,
+        tx: &mut ListTransaction,
+    ) -> Result<()> {
         let n = x.len() / self.d;
         let lists = self.assign(x)?;
         let cs = self.codec.code_size();
@@ -506,12 +498,18 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                     self.codec.encode(&r, c)
                 })?;
         }
-        self.add_codes_core(&lists, &codes, ids)
+        self.add_codes_core(&lists, &codes, ids, tx)
     }
 
     /// Appends pre-computed codes to their lists (ids sequential when `ids` is `None`);
     /// on error the lists are restored.
-    fn add_codes_core(&mut self, lists: &[Idx], codes: &[u8], ids: Option<&[Idx]>) -> Result<()> {
+    fn add_codes_core(
+        &mut self,
+        lists: &[Idx],
+        codes: &[u8],
+        ids: Option<&[Idx]>,
+        tx: &mut ListTransaction,
+    ) -> Result<()> {
         let n = lists.len();
         let cs = self.codec.code_size();
         let id_of = |i: usize| ids.map_or((self.ntotal + i) as Idx, |ids| ids[i]);
@@ -535,34 +533,17 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             order[pos[l as usize]] = i;
             pos[l as usize] += 1;
         }
-        let old_sizes: Vec<(usize, usize)> = (0..self.nlist)
-            .filter(|&l| count[l + 1] > count[l])
-            .map(|l| (l, self.invlists.list_size(l)))
-            .collect();
         let mut placed = Vec::with_capacity(n);
-        let mut result = Ok(());
-        for &(l, _) in &old_sizes {
+        for l in (0..self.nlist).filter(|&l| count[l + 1] > count[l]) {
             let members = &order[count[l]..count[l + 1]];
             let lids: Vec<Idx> = members.iter().map(|&i| id_of(i)).collect();
             let mut lcodes = Vec::with_capacity(members.len() * cs);
             for &i in members {
                 lcodes.extend_from_slice(&codes[i * cs..(i + 1) * cs]);
             }
-            match self.invlists.add_entries(l, &lids, &lcodes) {
-                Ok(offset) => {
-                    placed.extend(lids.iter().enumerate().map(|(j, &id)| (id, l, offset + j)))
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        if let Err(e) = result {
-            for &(l, size) in &old_sizes {
-                let _ = self.invlists.resize(l, size);
-            }
-            return Err(e);
+            tx.appending(&*self.invlists, l);
+            let offset = self.invlists.add_entries(l, &lids, &lcodes)?;
+            placed.extend(lids.iter().enumerate().map(|(j, &id)| (id, l, offset + j)));
         }
         for (id, l, o) in placed {
             self.direct_map.add_single(id, l, o);
@@ -586,7 +567,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             check::ids(ids, n)?;
         }
         self.direct_map.check_can_add(ids.is_some())?;
-        self.add_codes_core(lists, codes, ids)
+        self.transact(|ix, tx| ix.add_codes_core(lists, codes, ids, tx))
     }
 
     /// The coarse step of a search: the `nprobe` nearest lists of each query and the
@@ -1012,37 +993,30 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         self.check_writable("merge into")?;
         other.check_writable("merge (and empty)")?;
         self.check_compatible(other)?;
-        let mut old_sizes = Vec::new();
-        let mut result = Ok(());
-        for l in 0..self.nlist {
-            let n = other.invlists.list_size(l);
-            if n == 0 {
-                continue;
+        self.transact(|ix, tx| {
+            for l in 0..ix.nlist {
+                let n = other.invlists.list_size(l);
+                if n == 0 {
+                    continue;
+                }
+                let ids: Vec<Idx> = other
+                    .invlists
+                    .ids(l)
+                    .iter()
+                    .map(|&id| id.saturating_add(add_id))
+                    .collect();
+                tx.appending(&*ix.invlists, l);
+                ix.invlists.add_entries(l, &ids, &other.flat_codes(l))?;
             }
-            let ids: Vec<Idx> = other
-                .invlists
-                .ids(l)
-                .iter()
-                .map(|&id| id.saturating_add(add_id))
-                .collect();
-            old_sizes.push((l, self.invlists.list_size(l)));
-            if let Err(e) = self.invlists.add_entries(l, &ids, &other.flat_codes(l)) {
-                result = Err(e);
-                break;
-            }
-        }
-        if let Err(e) = result {
-            for (l, size) in old_sizes {
-                let _ = self.invlists.resize(l, size);
-            }
-            return Err(e);
-        }
-        self.ntotal += other.ntotal;
-        let kind = self.direct_map.kind();
-        self.direct_map
-            .set_type(kind, &*self.invlists, self.ntotal)?;
-        other.reset()?;
-        Ok(())
+            ix.ntotal += other.ntotal;
+            let kind = ix.direct_map.kind();
+            ix.direct_map.set_type(kind, &*ix.invlists, ix.ntotal)
+        })?;
+        // Emptied only once the entries are in: a failure here leaves them in both
+        // indexes (as the error says), never in neither.
+        other.reset().map_err(|e| {
+            e.context("the entries were merged, but emptying the merged-from index failed")
+        })
     }
 
     /// Copies the entries `subset` selects into `other` (which must be compatible), as
@@ -1053,27 +1027,31 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         subset.validate()?;
         let ntotal = self.invlists.compute_ntotal();
         let mut accu = subset::Accumulator::default();
-        let mut added = 0;
-        for l in 0..self.nlist {
-            let ids = self.invlists.ids(l);
-            let picked = subset.pick(l, ids, ntotal, &mut accu);
-            if picked.is_empty() {
-                continue;
+        other.transact(|other, tx| {
+            let mut added = 0;
+            for l in 0..self.nlist {
+                let ids = self.invlists.ids(l);
+                let picked = subset.pick(l, ids, ntotal, &mut accu);
+                if picked.is_empty() {
+                    continue;
+                }
+                let codes: Vec<u8> = picked
+                    .iter()
+                    .flat_map(|&o| self.invlists.code(l, o).into_owned())
+                    .collect();
+                let pids: Vec<Idx> = picked.iter().map(|&o| ids[o]).collect();
+                tx.appending(&*other.invlists, l);
+                other.invlists.add_entries(l, &pids, &codes)?;
+                added += pids.len();
+                // Counted as it goes, so the count never lags the lists.
+                other.ntotal += pids.len();
             }
-            let codes: Vec<u8> = picked
-                .iter()
-                .flat_map(|&o| self.invlists.code(l, o).into_owned())
-                .collect();
-            let pids: Vec<Idx> = picked.iter().map(|&o| ids[o]).collect();
-            other.invlists.add_entries(l, &pids, &codes)?;
-            added += pids.len();
-        }
-        other.ntotal += added;
-        let kind = other.direct_map.kind();
-        other
-            .direct_map
-            .set_type(kind, &*other.invlists, other.ntotal)?;
-        Ok(added)
+            let kind = other.direct_map.kind();
+            other
+                .direct_map
+                .set_type(kind, &*other.invlists, other.ntotal)?;
+            Ok(added)
+        })
     }
 
     /// Replaces the vectors with ids `ids` by the rows of `x` (re-assigned and re-encoded;
@@ -1100,29 +1078,32 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             let r = self.residuals(&ctx, x, &lists)?;
             self.codec.encode(&r, &mut codes)?;
         }
-        for (i, &id) in ids.iter().enumerate() {
-            let (old_list, offset) = self.direct_map.get(id)?;
-            let new_list = lists[i] as usize;
-            let code = &codes[i * cs..(i + 1) * cs];
-            if new_list == old_list {
-                self.invlists
-                    .update_entries(old_list, offset, &[id], code)?;
-                continue;
+        self.transact(|ix, tx| {
+            for (i, &id) in ids.iter().enumerate() {
+                let (old_list, offset) = ix.direct_map.get(id)?;
+                let new_list = lists[i] as usize;
+                let code = &codes[i * cs..(i + 1) * cs];
+                tx.rewriting(&*ix.invlists, old_list);
+                if new_list == old_list {
+                    ix.invlists.update_entries(old_list, offset, &[id], code)?;
+                    continue;
+                }
+                // Fill the hole with the list's last entry, then append to the new list.
+                let last = ix.invlists.list_size(old_list) - 1;
+                if offset != last {
+                    let last_id = ix.invlists.ids(old_list)[last];
+                    let last_code = ix.invlists.code(old_list, last).into_owned();
+                    ix.invlists
+                        .update_entries(old_list, offset, &[last_id], &last_code)?;
+                    ix.direct_map.add_single(last_id, old_list, offset);
+                }
+                ix.invlists.resize(old_list, last)?;
+                tx.appending(&*ix.invlists, new_list);
+                let o = ix.invlists.add_entries(new_list, &[id], code)?;
+                ix.direct_map.add_single(id, new_list, o);
             }
-            // Fill the hole with the list's last entry, then append to the new list.
-            let last = self.invlists.list_size(old_list) - 1;
-            if offset != last {
-                let last_id = self.invlists.ids(old_list)[last];
-                let last_code = self.invlists.code(old_list, last).into_owned();
-                self.invlists
-                    .update_entries(old_list, offset, &[last_id], &last_code)?;
-                self.direct_map.add_single(last_id, old_list, offset);
-            }
-            self.invlists.resize(old_list, last)?;
-            let o = self.invlists.add_entries(new_list, &[id], code)?;
-            self.direct_map.add_single(id, new_list, o);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Sizes of the lists and their balance.
