@@ -91,8 +91,11 @@ fn index_failing(nlist: usize, sticky: bool) -> (IndexIvfFlat, Arc<AtomicUsize>)
     (ivf, budget)
 }
 
-/// Everything observable about the index's contents.
-fn snapshot(ivf: &IndexIvfFlat) -> (usize, Vec<Vec<(Idx, Vec<u8>)>>) {
+/// The `(id, code)` entries of each list.
+type Lists = Vec<Vec<(Idx, Vec<u8>)>>;
+
+/// Everything observable about the index's contents: its count and its lists.
+fn snapshot(ivf: &IndexIvfFlat) -> (usize, Lists) {
     let lists = ivf.invlists();
     let entries = (0..ivf.nlist())
         .map(|l| {
