@@ -58,7 +58,10 @@ mod sq;
 mod view;
 
 pub use assigner::IndexAssigner;
-pub use factory::{index_factory, reverse_index_factory};
+pub use factory::{
+    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec,
+    StorageSpec, TransformSpec, index_factory, reverse_index_factory,
+};
 pub use fastscan::IndexPqFastScan;
 pub use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,

@@ -467,7 +467,18 @@ impl VectorTransform for RemapDimensionsTransform {
         Ok(x)
     }
     fn description(&self) -> String {
-        format!("Remap{}", self.map.len())
+        // Zero-padding is what the factory's `Pad<n>` builds: say it so it parses back.
+        let pads = self.map.len() >= self.d_in
+            && self
+                .map
+                .iter()
+                .enumerate()
+                .all(|(i, m)| *m == (i < self.d_in).then_some(i));
+        if pads {
+            format!("Pad{}", self.map.len())
+        } else {
+            format!("Remap{}", self.map.len())
+        }
     }
     fn view(&self) -> TransformView<'_> {
         TransformView::RemapDimensions(self)

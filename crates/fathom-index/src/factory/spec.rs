@@ -1,0 +1,409 @@
+//! [`IndexSpec`]: a factory description as a typed value. Parsing ([`str::parse`]) checks
+//! the grammar, [`Display`](std::fmt::Display) writes the canonical string (the one
+//! [`Index::description`](crate::Index::description) gives back), and
+//! [`IndexSpec::build`] makes the index for a dimension and metric.
+
+use std::fmt;
+
+use fathom_quant::QuantizerType;
+
+/// A factory description, parsed: `[IDMap|IDMap2,][<transform>,…]<body>[,RFlat|,Refine(…)]`.
+/// The id map wraps everything and the refinement re-ranks with the vectors as given
+/// (outside the transforms), as in Faiss.
+///
+/// ```
+/// use fathom_index::{IndexSpec, MetricType, StorageSpec, BodySpec};
+/// let spec: IndexSpec = "IDMap, PCA16, IVF1k, PQ8".parse().unwrap();
+/// assert_eq!(spec.to_string(), "IDMap,PCA16,IVF1024,PQ8");
+/// assert_eq!(spec.transforms.len(), 1);
+/// let index = spec.build(32, MetricType::L2).unwrap();
+/// assert_eq!(index.description(), "IDMap,PCA16,IVF1024,PQ8");
+/// let flat = IndexSpec::from(BodySpec::Storage(StorageSpec::Flat));
+/// assert_eq!(flat.to_string(), "Flat");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexSpec {
+    /// User-chosen ids around everything.
+    pub id_map: Option<IdMapKind>,
+    /// Vector transforms, applied first to last.
+    pub transforms: Vec<TransformSpec>,
+    /// What stores and searches the (transformed) vectors.
+    pub body: BodySpec,
+    /// Re-ranking of the results with another index over the original vectors.
+    pub refine: Option<RefineSpec>,
+}
+
+/// `IDMap` or `IDMap2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdMapKind {
+    /// Ids only (`IndexIDMap`).
+    IdMap,
+    /// Ids and reconstruction by id (`IndexIDMap2`).
+    IdMap2,
+}
+
+/// A transform prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransformSpec {
+    /// `PCA[W][R]<d_out>`: whitened (`W`), followed by a random rotation (`R`).
+    Pca {
+        /// Output dimension.
+        d_out: usize,
+        /// Whether components are scaled to unit variance.
+        whiten: bool,
+        /// Whether a random rotation follows.
+        rotate: bool,
+    },
+    /// `OPQ<M>[_<d_out>]`.
+    Opq {
+        /// Sub-quantizers the rotation prepares for.
+        m: usize,
+        /// Output dimension (`None`: the input's).
+        d_out: Option<usize>,
+    },
+    /// `RR<d_out>`: a random rotation.
+    RandomRotation {
+        /// Output dimension.
+        d_out: usize,
+    },
+    /// `L2norm`.
+    L2Norm,
+    /// `Pad<d_out>`: zero-padding.
+    Pad {
+        /// Output dimension.
+        d_out: usize,
+    },
+}
+
+/// The part of a description that stores the vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodySpec {
+    /// One storage token.
+    Storage(StorageSpec),
+    /// An inverted file: a coarse quantizer and the codec of its lists.
+    Ivf {
+        /// How vectors are sent to lists.
+        coarse: CoarseSpec,
+        /// How the lists store them.
+        codec: IvfCodecSpec,
+    },
+}
+
+/// A storage token outside an inverted file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageSpec {
+    /// `Flat`.
+    Flat,
+    /// `PQ<M>[x<nbits>][np]`.
+    Pq {
+        /// Sub-quantizers.
+        m: usize,
+        /// Bits per sub-quantizer.
+        nbits: usize,
+        /// Whether the codes are trained for polysemous search (`np` turns it off).
+        polysemous_training: bool,
+    },
+    /// `PQ<M>x4fs[_<bbs>]`.
+    PqFastScan {
+        /// Sub-quantizers.
+        m: usize,
+        /// Codes per block.
+        bbs: usize,
+    },
+    /// `SQ<type>`.
+    ScalarQuantizer(QuantizerType),
+    /// `LSH[<nbits>][r][t]`.
+    Lsh {
+        /// Bits per code (`None`: the dimension).
+        nbits: Option<usize>,
+        /// Whether the vectors are rotated first.
+        rotate: bool,
+        /// Whether thresholds are trained.
+        train_thresholds: bool,
+    },
+    /// `HNSW[<M>][,<storage>]` (or the older `HNSW<M>_<storage>`).
+    Hnsw {
+        /// Links per node.
+        m: usize,
+        /// What the graph links.
+        storage: HnswStorageSpec,
+    },
+}
+
+/// What an HNSW graph is built over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HnswStorageSpec {
+    /// Full vectors.
+    Flat,
+    /// Scalar-quantizer codes.
+    ScalarQuantizer(QuantizerType),
+    /// Product-quantizer codes (searched by ADC, so never trained polysemously).
+    Pq {
+        /// Sub-quantizers.
+        m: usize,
+        /// Bits per sub-quantizer.
+        nbits: usize,
+    },
+}
+
+/// The coarse quantizer of an inverted file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoarseSpec {
+    /// `IVF<nlist>`: exact assignment to k-means centroids.
+    Flat {
+        /// Number of lists.
+        nlist: usize,
+    },
+    /// `IVF<nlist>_HNSW<M>`: centroids in an HNSW graph.
+    Hnsw {
+        /// Number of lists.
+        nlist: usize,
+        /// Links per node of the graph.
+        m: usize,
+    },
+    /// `IVF<nlist>(<description>)`: any index as the quantizer.
+    Index {
+        /// Number of lists.
+        nlist: usize,
+        /// The quantizer.
+        quantizer: Box<IndexSpec>,
+    },
+    /// `IMI<M>x<nbits>`: the inverted multi-index, `2^(M·nbits)` lists.
+    MultiIndex {
+        /// Sub-quantizers.
+        m: usize,
+        /// Bits per sub-quantizer.
+        nbits: usize,
+    },
+}
+
+/// The codec of an inverted file's lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IvfCodecSpec {
+    /// `Flat`.
+    Flat,
+    /// `PQ<M>[x<nbits>][np]`.
+    Pq {
+        /// Sub-quantizers.
+        m: usize,
+        /// Bits per sub-quantizer.
+        nbits: usize,
+        /// Whether the codes are trained for polysemous search (`np` turns it off).
+        polysemous_training: bool,
+    },
+    /// `PQ<M>+<M2>`: IVF-PQ re-ranked by a second PQ of the residual error.
+    PqRefine {
+        /// Sub-quantizers of the first PQ.
+        m: usize,
+        /// Sub-quantizers of the second.
+        m2: usize,
+    },
+    /// `PQ<M>x4fs[r][_<bbs>]`.
+    PqFastScan {
+        /// Sub-quantizers.
+        m: usize,
+        /// Whether residuals are encoded (`r`).
+        by_residual: bool,
+        /// Codes per block.
+        bbs: usize,
+    },
+    /// `SQ<type>`.
+    ScalarQuantizer(QuantizerType),
+}
+
+/// The re-ranking index.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefineSpec {
+    /// `RFlat`: exact distances.
+    Flat,
+    /// `Refine(<description>)`: any index.
+    Index(Box<IndexSpec>),
+}
+
+impl From<BodySpec> for IndexSpec {
+    fn from(body: BodySpec) -> Self {
+        IndexSpec {
+            id_map: None,
+            transforms: Vec::new(),
+            body,
+            refine: None,
+        }
+    }
+}
+
+impl IndexSpec {
+    /// The canonical top-level tokens, in order (what `Display` joins with commas).
+    pub(crate) fn tokens(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(k) = self.id_map {
+            out.push(k.to_string());
+        }
+        out.extend(self.transforms.iter().map(ToString::to_string));
+        match &self.body {
+            BodySpec::Storage(s) => out.push(s.to_string()),
+            BodySpec::Ivf { coarse, codec } => {
+                out.push(coarse.to_string());
+                out.push(codec.to_string());
+            }
+        }
+        if let Some(r) = &self.refine {
+            out.push(r.to_string());
+        }
+        out
+    }
+}
+
+impl fmt::Display for IndexSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.tokens().join(","))
+    }
+}
+
+impl fmt::Display for IdMapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdMapKind::IdMap => "IDMap",
+            IdMapKind::IdMap2 => "IDMap2",
+        })
+    }
+}
+
+impl fmt::Display for TransformSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TransformSpec::Pca {
+                d_out,
+                whiten,
+                rotate,
+            } => write!(
+                f,
+                "PCA{}{}{d_out}",
+                if whiten { "W" } else { "" },
+                if rotate { "R" } else { "" }
+            ),
+            TransformSpec::Opq { m, d_out: None } => write!(f, "OPQ{m}"),
+            TransformSpec::Opq { m, d_out: Some(d) } => write!(f, "OPQ{m}_{d}"),
+            TransformSpec::RandomRotation { d_out } => write!(f, "RR{d_out}"),
+            TransformSpec::L2Norm => f.write_str("L2norm"),
+            TransformSpec::Pad { d_out } => write!(f, "Pad{d_out}"),
+        }
+    }
+}
+
+/// `PQ<m>[x<nbits>]`, the bits shown when not 8.
+fn pq_token(f: &mut fmt::Formatter<'_>, m: usize, nbits: usize) -> fmt::Result {
+    write!(f, "PQ{m}")?;
+    if nbits != 8 {
+        write!(f, "x{nbits}")?;
+    }
+    Ok(())
+}
+
+/// `_<bbs>` when the block size is not Faiss's default 32.
+fn bbs_suffix(f: &mut fmt::Formatter<'_>, bbs: usize) -> fmt::Result {
+    if bbs != 32 {
+        write!(f, "_{bbs}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for StorageSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StorageSpec::Flat => f.write_str("Flat"),
+            StorageSpec::Pq {
+                m,
+                nbits,
+                polysemous_training,
+            } => {
+                pq_token(f, m, nbits)?;
+                if !polysemous_training {
+                    f.write_str("np")?;
+                }
+                Ok(())
+            }
+            StorageSpec::PqFastScan { m, bbs } => {
+                write!(f, "PQ{m}x4fs")?;
+                bbs_suffix(f, bbs)
+            }
+            StorageSpec::ScalarQuantizer(qt) => write!(f, "SQ{}", qt.factory_name()),
+            StorageSpec::Lsh {
+                nbits,
+                rotate,
+                train_thresholds,
+            } => {
+                f.write_str("LSH")?;
+                if let Some(n) = nbits {
+                    write!(f, "{n}")?;
+                }
+                if rotate {
+                    f.write_str("r")?;
+                }
+                if train_thresholds {
+                    f.write_str("t")?;
+                }
+                Ok(())
+            }
+            StorageSpec::Hnsw { m, storage } => {
+                write!(f, "HNSW{m}")?;
+                match storage {
+                    HnswStorageSpec::Flat => Ok(()),
+                    HnswStorageSpec::ScalarQuantizer(qt) => write!(f, ",SQ{}", qt.factory_name()),
+                    HnswStorageSpec::Pq { m, nbits } => {
+                        f.write_str(",")?;
+                        pq_token(f, m, nbits)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for CoarseSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoarseSpec::Flat { nlist } => write!(f, "IVF{nlist}"),
+            CoarseSpec::Hnsw { nlist, m } => write!(f, "IVF{nlist}_HNSW{m}"),
+            CoarseSpec::Index { nlist, quantizer } => write!(f, "IVF{nlist}({quantizer})"),
+            CoarseSpec::MultiIndex { m, nbits } => write!(f, "IMI{m}x{nbits}"),
+        }
+    }
+}
+
+impl fmt::Display for IvfCodecSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            IvfCodecSpec::Flat => f.write_str("Flat"),
+            IvfCodecSpec::Pq {
+                m,
+                nbits,
+                polysemous_training,
+            } => {
+                pq_token(f, m, nbits)?;
+                if !polysemous_training {
+                    f.write_str("np")?;
+                }
+                Ok(())
+            }
+            IvfCodecSpec::PqRefine { m, m2 } => write!(f, "PQ{m}+{m2}"),
+            IvfCodecSpec::PqFastScan {
+                m,
+                by_residual,
+                bbs,
+            } => {
+                write!(f, "PQ{m}x4fs{}", if by_residual { "r" } else { "" })?;
+                bbs_suffix(f, bbs)
+            }
+            IvfCodecSpec::ScalarQuantizer(qt) => write!(f, "SQ{}", qt.factory_name()),
+        }
+    }
+}
+
+impl fmt::Display for RefineSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefineSpec::Flat => f.write_str("RFlat"),
+            RefineSpec::Index(spec) => write!(f, "Refine({spec})"),
+        }
+    }
+}
