@@ -3,6 +3,8 @@
 //! holds what several tests share: numpy's legacy generator and Faiss's test datasets
 //! built with it, so Faiss's accuracy anchors apply to exactly the same vectors.
 
+pub mod harness;
+
 use fathom_linalg::rng::Mt19937;
 
 /// numpy's legacy `np.random.RandomState` (MT19937 seeded with `init_genrand`, 53-bit

@@ -2,6 +2,7 @@
 //! `ParameterSpace.initialize` on the same factory strings), exploration measured against
 //! exact ground truth, the tuned setting's real recall, and bad input.
 
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 use std::process::Command;
 
 use fathom_index::autotune::{
@@ -45,8 +46,7 @@ fn ranges_line(index: &dyn Index) -> String {
         .join(";")
 }
 
-#[test]
-fn parameter_ranges_match_faiss() {
+fn parameter_ranges_match_faiss() -> Outcome {
     let ours: Vec<String> = DESCRIPTIONS
         .iter()
         .map(|s| ranges_line(&*index_factory(16, s, MetricType::L2).unwrap()))
@@ -60,10 +60,7 @@ fn parameter_ranges_match_faiss() {
     assert_eq!(ours[10], "efSearch:4,8,16,32,64,128,256,512");
     let python = match fathom_tests::faiss_python() {
         Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped the comparison with faiss-cpu: {why}");
-            return;
-        }
+        Err(why) => return skipped(format!("its comparison with faiss-cpu did not run: {why}")),
     };
     let script = format!(
         r#"
@@ -98,6 +95,7 @@ for s in {DESCRIPTIONS:?}:
     for ((s, a), b) in DESCRIPTIONS.iter().zip(&ours).zip(&theirs) {
         assert_eq!(a, b, "{s}: fathom's ranges, then faiss's");
     }
+    PASSED
 }
 
 struct Data {
@@ -142,8 +140,7 @@ fn recall_at_1(index: &dyn Index, data: &Data) -> f64 {
     hits as f64 / nq as f64
 }
 
-#[test]
-fn exhaustive_exploration_measures_each_setting_correctly() {
+fn exhaustive_exploration_measures_each_setting_correctly() -> Outcome {
     let data = data();
     let mut index = built(&data, "IVF64,Flat");
     let crit = Criterion::one_recall_at(1, &data.gt, data.gt_k).unwrap();
@@ -176,10 +173,10 @@ fn exhaustive_exploration_measures_each_setting_correctly() {
             .windows(2)
             .all(|w| w[0].perf < w[1].perf && w[0].t < w[1].t)
     );
+    PASSED
 }
 
-#[test]
-fn pruned_exploration_of_nested_parameters() {
+fn pruned_exploration_of_nested_parameters() -> Outcome {
     let data = data();
     let mut index = built(&data, "IVF64,PQ8,RFlat");
     let crit = Criterion::r_recall_at(10, &data.gt, data.gt_k).unwrap();
@@ -206,10 +203,10 @@ fn pruned_exploration_of_nested_parameters() {
     assert_eq!(ops.all()[1].key, "k_factor_rf=8,nprobe=32,ht=64");
     let best = ops.optimal().last().unwrap();
     assert!(best.perf > 0.5, "{best:?}");
+    PASSED
 }
 
-#[test]
-fn tune_applies_a_setting_that_really_meets_the_goal() {
+fn tune_applies_a_setting_that_really_meets_the_goal() -> Outcome {
     let data = data();
     let crit = Criterion::one_recall_at(1, &data.gt, data.gt_k).unwrap();
     for s in ["IVF64,Flat", "HNSW16", "IDMap,PCA16,IVF64_HNSW16,Flat"] {
@@ -253,10 +250,10 @@ fn tune_applies_a_setting_that_really_meets_the_goal() {
             "{s}"
         );
     }
+    PASSED
 }
 
-#[test]
-fn bad_parameters_and_inputs_are_errors_that_name_the_problem() {
+fn bad_parameters_and_inputs_are_errors_that_name_the_problem() -> Outcome {
     let data = data();
     let mut index = built(&data, "PCA16,IVF64,PQ8,RFlat");
     for (settings, wants) in [
@@ -307,4 +304,13 @@ fn bad_parameters_and_inputs_are_errors_that_name_the_problem() {
     }
     assert!(space.set_index_parameters(&mut *index, usize::MAX).is_err());
     assert!(Criterion::r_recall_at(20, &data.gt, data.gt_k).is_err());
+    PASSED
 }
+
+fathom_tests::harness::main!(
+    parameter_ranges_match_faiss,
+    exhaustive_exploration_measures_each_setting_correctly,
+    pruned_exploration_of_nested_parameters,
+    tune_applies_a_setting_that_really_meets_the_goal,
+    bad_parameters_and_inputs_are_errors_that_name_the_problem,
+);

@@ -2,9 +2,10 @@
 //!
 //! The committed fixtures in `fixtures/faiss_flat` were written by
 //! `fixtures/make_faiss_flat.py` with faiss-cpu 1.15.1; the live test at the end re-runs
-//! faiss when `.venv-bench/bin/python` has it (`cargo xtask bench` installs it) and says
-//! that it skipped otherwise.
+//! faiss with the tests' faiss-cpu (`target/faiss-venv`, installed on first use) and is
+//! reported as skipped where it cannot be installed.
 
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 use std::path::{Path, PathBuf};
 
 use fathom_core::{Idx, MetricType};
@@ -92,29 +93,17 @@ fn compare_with_faiss(dir: &Path) {
     }
 }
 
-#[test]
-fn flat_matches_committed_faiss_results() {
+fn flat_matches_committed_faiss_results() -> Outcome {
     compare_with_faiss(&fixtures());
+    PASSED
 }
 
-#[test]
-fn flat_matches_live_faiss_when_installed() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let py = root.join(".venv-bench/bin/python");
-    let has_faiss = std::process::Command::new(&py)
-        .args(["-c", "import faiss"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_faiss {
-        eprintln!(
-            "SKIPPED: faiss-cpu not installed in {} (run `cargo xtask bench` to install it)",
-            py.display()
-        );
-        return;
-    }
+fn flat_matches_live_faiss_when_installed() -> Outcome {
+    // The tests' own faiss-cpu (installed into target/faiss-venv on first use).
+    let py = match fathom_tests::faiss_python() {
+        Ok(p) => p,
+        Err(why) => return skipped(format!("faiss-cpu is not available: {why}")),
+    };
     let dir = tempfile::tempdir().unwrap();
     let ok = std::process::Command::new(&py)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/make_faiss_flat.py"))
@@ -124,4 +113,10 @@ fn flat_matches_live_faiss_when_installed() {
         .success();
     assert!(ok, "make_faiss_flat.py failed");
     compare_with_faiss(dir.path());
+    PASSED
 }
+
+fathom_tests::harness::main!(
+    flat_matches_committed_faiss_results,
+    flat_matches_live_faiss_when_installed,
+);

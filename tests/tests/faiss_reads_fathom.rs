@@ -3,6 +3,7 @@
 //! d, ntotal and training state, and faiss's search of each returns fathom's neighbours.
 //! Skipped, with a message, only where faiss-cpu cannot be installed.
 
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 use std::path::PathBuf;
 
 use fathom_index::{Index, MetricType, index_factory};
@@ -151,14 +152,10 @@ fn build(
     index
 }
 
-#[test]
-fn faiss_opens_every_type_fathom_writes_and_finds_the_same_neighbours() {
+fn faiss_opens_every_type_fathom_writes_and_finds_the_same_neighbours() -> Outcome {
     let python = match fathom_tests::faiss_python() {
         Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIPPED faiss_reads_fathom: faiss-cpu is not available ({why})");
-            return;
-        }
+        Err(why) => return skipped(format!("faiss-cpu is not available: {why}")),
     };
     let (x, q, ids) = data();
     let dir = tempfile::tempdir().unwrap();
@@ -185,4 +182,7 @@ fn faiss_opens_every_type_fathom_writes_and_finds_the_same_neighbours() {
             fathom_tests::assert_same_results(name, K, &res.distances, &res.labels, fd, fi);
         }
     }
+    PASSED
 }
+
+fathom_tests::harness::main!(faiss_opens_every_type_fathom_writes_and_finds_the_same_neighbours,);

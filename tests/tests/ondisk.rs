@@ -6,6 +6,7 @@
 use fathom_index::{Index, IndexIvfFlat, MetricType, index_factory};
 use fathom_invlists::{InvertedLists, OnDiskInvertedLists};
 use fathom_io::faiss::{clone_index, read_index, read_index_mmap, write_index};
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 
 const D: usize = 16;
 
@@ -17,8 +18,7 @@ fn ivf(index: &dyn Index) -> &IndexIvfFlat {
     index.downcast_ref::<IndexIvfFlat>().unwrap()
 }
 
-#[test]
-fn shards_merged_on_disk_search_as_one_index_built_in_memory() {
+fn shards_merged_on_disk_search_as_one_index_built_in_memory() -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let x = data(3000, 7);
     let q = data(40, 99);
@@ -100,10 +100,7 @@ fn shards_merged_on_disk_search_as_one_index_built_in_memory() {
     // faiss-cpu opens the merged index and finds the same neighbours.
     let python = match fathom_tests::faiss_python() {
         Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIPPED the faiss half of ondisk: faiss-cpu is not available ({why})");
-            return;
-        }
+        Err(why) => return skipped(format!("its faiss-cpu half did not run: {why}")),
     };
     let faiss = &fathom_tests::faiss_search(&python, dir.path(), &q, D, &[("merged", 10)])[0];
     assert_eq!(faiss.meta, format!("{D} 3500 1"));
@@ -116,4 +113,7 @@ fn shards_merged_on_disk_search_as_one_index_built_in_memory() {
         &faiss.distances,
         &faiss.labels,
     );
+    PASSED
 }
+
+fathom_tests::harness::main!(shards_merged_on_disk_search_as_one_index_built_in_memory,);

@@ -4,6 +4,7 @@
 //! the rest of the API, bad input at every entry point. Without python3 or PyPI access the
 //! test says so and passes; a failing build or suite fails it.
 
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -67,16 +68,12 @@ fn venv_python(venv: &Path) -> Result<PathBuf, String> {
     Ok(python)
 }
 
-#[test]
-fn python_module_pytest_suite() {
+fn python_module_pytest_suite() -> Outcome {
     let root = root();
     let venv = root.join("target/py-venv");
     let python = match venv_python(&venv) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("SKIPPED: no Python environment for the module's tests: {e}");
-            return;
-        }
+        Err(e) => return skipped(format!("no Python environment for the module's tests: {e}")),
     };
     let wheels = root.join("target/py-wheels");
     let _ = std::fs::remove_dir_all(&wheels);
@@ -135,4 +132,7 @@ fn python_module_pytest_suite() {
         Ok(out) => eprintln!("{out}"),
         Err(e) => panic!("the Python module's pytest suite failed:\n{e}"),
     }
+    PASSED
 }
+
+fathom_tests::harness::main!(python_module_pytest_suite,);

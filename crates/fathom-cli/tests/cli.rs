@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use fathom_tests::harness::{Outcome, PASSED, skipped};
+
 fn fathom() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fathom"))
 }
@@ -15,8 +17,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn gen_then_bench_reports_exact_recall() {
+fn gen_then_bench_reports_exact_recall() -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("tiny");
     let (ok, out, err) = run(fathom().arg("gen").arg(&data).args([
@@ -76,10 +77,10 @@ fn gen_then_bench_reports_exact_recall() {
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
+    PASSED
 }
 
-#[test]
-fn errors_are_reported_not_panics() {
+fn errors_are_reported_not_panics() -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
@@ -150,10 +151,10 @@ fn errors_are_reported_not_panics() {
         !ok && err.contains("base.fvecs") && err.contains("not a whole number"),
         "{err}"
     );
+    PASSED
 }
 
-#[test]
-fn demo_runs_and_finds_exact_neighbours() {
+fn demo_runs_and_finds_exact_neighbours() -> Outcome {
     let (ok, out, err) = run(fathom().args(["demo"]));
     assert!(ok, "{err}");
     assert!(out.contains("1-recall@1 = 1.0000"), "{out}");
@@ -168,10 +169,10 @@ fn demo_runs_and_finds_exact_neighbours() {
     };
     let (r4, r64) = (recall_at(" 4"), recall_at("64"));
     assert!(r4 < r64 && r64 > 0.9, "{out}");
+    PASSED
 }
 
-#[test]
-fn store_commands_end_to_end() {
+fn store_commands_end_to_end() -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("v.store");
     let vecs = dir.path().join("v.npy");
@@ -348,12 +349,12 @@ fn store_commands_end_to_end() {
     assert!(!ok && err.contains("hamming"), "{err}");
     let (ok, _, err) = run(fathom().args(["store", "stat"]).arg(&vecs));
     assert!(!ok && err.contains("not a"), "{err}");
+    PASSED
 }
 
 /// `fathom store search … | head -1`: the reader goes away after one line; the search ends
 /// quietly (it used to panic in println! and exit 101).
-#[test]
-fn a_closed_pipe_ends_output_quietly() {
+fn a_closed_pipe_ends_output_quietly() -> Outcome {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("p.store");
@@ -416,10 +417,10 @@ fn a_closed_pipe_ends_output_quietly() {
         assert!(!err.contains("panicked"), "{err}");
         assert_eq!(status.code(), Some(0), "json {json}: {status:?} {err}");
     }
+    PASSED
 }
 
-#[test]
-fn bench_saves_and_reloads_and_info_describes_the_file() {
+fn bench_saves_and_reloads_and_info_describes_the_file() -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("tiny");
     let (ok, _, err) = run(fathom().arg("gen").arg(&data).args([
@@ -465,10 +466,10 @@ fn bench_saves_and_reloads_and_info_describes_the_file() {
     let (ok, _, err) = run(fathom().arg("info").arg(data.join("base.fvecs")));
     assert!(!ok);
     assert!(err.contains("unknown or unsupported index type"), "{err}");
+    PASSED
 }
 
-#[test]
-fn tune_finds_applies_and_saves_a_setting_meeting_the_goal() {
+fn tune_finds_applies_and_saves_a_setting_meeting_the_goal() -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("tiny");
     let (ok, _, err) = run(fathom().arg("gen").arg(&data).args([
@@ -564,6 +565,7 @@ fn tune_finds_applies_and_saves_a_setting_meeting_the_goal() {
         assert!(err.contains(wants), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    PASSED
 }
 
 /// One HTTP/1.1 request over a fresh connection: (status, body).
@@ -586,8 +588,7 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
-#[test]
-fn serve_answers_the_readme_curl_and_snapshots_on_sigterm() {
+fn serve_answers_the_readme_curl_and_snapshots_on_sigterm() -> Outcome {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let mut child = fathom()
@@ -642,17 +643,14 @@ fn serve_answers_the_readme_curl_and_snapshots_on_sigterm() {
         .collect();
     assert_eq!(snaps.len(), 1);
     assert!(snaps[0].path().join("manifest.json").exists());
+    PASSED
 }
 
 #[cfg(feature = "text")]
-#[test]
-fn index_text_then_serve_answers_text_queries() {
+fn index_text_then_serve_answers_text_queries() -> Outcome {
     let model = match fathom_tests::minilm_dir() {
         Ok(m) => m,
-        Err(why) => {
-            eprintln!("skipped: the text model is not available: {why}");
-            return;
-        }
+        Err(why) => return skipped(format!("the text model is not available: {why}")),
     };
     let dir = tempfile::tempdir().unwrap();
     let doc = dir.path().join("doc.txt");
@@ -728,4 +726,22 @@ fn index_text_then_serve_answers_text_queries() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
+    PASSED
 }
+
+#[cfg(not(feature = "text"))]
+fn index_text_then_serve_answers_text_queries() -> Outcome {
+    skipped("built without the `text` feature")
+}
+
+fathom_tests::harness::main!(
+    gen_then_bench_reports_exact_recall,
+    errors_are_reported_not_panics,
+    demo_runs_and_finds_exact_neighbours,
+    store_commands_end_to_end,
+    a_closed_pipe_ends_output_quietly,
+    bench_saves_and_reloads_and_info_describes_the_file,
+    tune_finds_applies_and_saves_a_setting_meeting_the_goal,
+    serve_answers_the_readme_curl_and_snapshots_on_sigterm,
+    index_text_then_serve_answers_text_queries,
+);

@@ -11,6 +11,7 @@
 
 mod common;
 
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -205,15 +206,10 @@ struct Setup {
 }
 
 /// etcd, the data, the sharded index (4 shards, published through etcd) and the
-/// single-index reference; `None` (SKIPPED) without etcd.
-fn setup(test: &str) -> Option<Setup> {
-    let etcd = match EtcdCluster::start(3) {
-        Ok(c) => c,
-        Err(why) => {
-            eprintln!("SKIPPED {test}: no etcd cluster could be started ({why})");
-            return None;
-        }
-    };
+/// single-index reference; without etcd, the skipped outcome saying why.
+fn setup() -> Result<Setup, Outcome> {
+    let etcd = EtcdCluster::start(3)
+        .map_err(|why| skipped(format!("no etcd cluster could be started: {why}")))?;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     gen_data_n(&data, NB_CLUSTER);
@@ -231,7 +227,7 @@ fn setup(test: &str) -> Option<Setup> {
     let mut params = SearchParams::default();
     params.nprobe = Some(NPROBE);
     let reference = single.search_with(&queries, K, &params).unwrap();
-    Some(Setup {
+    Ok(Setup {
         caches: tmp.path().join("caches"),
         _tmp: tmp,
         etcd,
@@ -241,10 +237,10 @@ fn setup(test: &str) -> Option<Setup> {
     })
 }
 
-#[test]
-fn replicas_take_over_from_killed_and_stopped_searchers() {
-    let Some(mut s) = setup("replicas_take_over_from_killed_and_stopped_searchers") else {
-        return;
+fn replicas_take_over_from_killed_and_stopped_searchers() -> Outcome {
+    let mut s = match setup() {
+        Ok(s) => s,
+        Err(skip) => return skip,
     };
     let ep = s.etcd.endpoints();
     let http_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -426,12 +422,13 @@ fn replicas_take_over_from_killed_and_stopped_searchers() {
         assert_eq!(v["partial"], false);
         assert!(equals_reference(&v, &s.reference, i));
     }
+    PASSED
 }
 
-#[test]
-fn without_replicas_a_lost_shard_is_flagged_until_it_is_reassigned() {
-    let Some(s) = setup("without_replicas_a_lost_shard_is_flagged_until_it_is_reassigned") else {
-        return;
+fn without_replicas_a_lost_shard_is_flagged_until_it_is_reassigned() -> Outcome {
+    let s = match setup() {
+        Ok(s) => s,
+        Err(skip) => return skip,
     };
     let ep = s.etcd.endpoints();
     // A long lease: the lost shards stay assigned to the dead searcher for 6 s.
@@ -520,4 +517,10 @@ fn without_replicas_a_lost_shard_is_flagged_until_it_is_reassigned() {
             .stderr()
             .contains("verified in the cache")
     );
+    PASSED
 }
+
+fathom_tests::harness::main!(
+    replicas_take_over_from_killed_and_stopped_searchers,
+    without_replicas_a_lost_shard_is_flagged_until_it_is_reassigned,
+);

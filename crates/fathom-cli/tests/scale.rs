@@ -7,6 +7,7 @@
 
 mod common;
 
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -70,8 +71,7 @@ fn router_with(
     start(cmd)
 }
 
-#[test]
-fn sharded_search_equals_the_single_index_and_missing_shards_are_flagged() {
+fn sharded_search_equals_the_single_index_and_missing_shards_are_flagged() -> Outcome {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     gen_data(&data);
@@ -271,10 +271,10 @@ fn sharded_search_equals_the_single_index_and_missing_shards_are_flagged() {
     assert_eq!(status, 400, "{v}");
     let (status, _) = http(&r.addr, "POST", "/collections/other/search", "{}").unwrap();
     assert_eq!(status, 404);
+    PASSED
 }
 
-#[test]
-fn files_that_fail_verification_are_never_served() {
+fn files_that_fail_verification_are_never_served() -> Outcome {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     gen_data(&data);
@@ -459,16 +459,13 @@ fn files_that_fail_verification_are_never_served() {
     assert_eq!(v["missing_shards"], json!([1]), "{v}");
     let (_, health) = http(&r.addr, "GET", "/health", "").unwrap();
     assert_eq!(health["shards"][1]["ok"], false, "{health}");
+    PASSED
 }
 
-#[test]
-fn faiss_reads_the_shards_and_index_shards_gives_the_same_answers() {
+fn faiss_reads_the_shards_and_index_shards_gives_the_same_answers() -> Outcome {
     let python = match fathom_tests::faiss_python() {
         Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIPPED faiss_reads_the_shards: faiss-cpu is not available ({why})");
-            return;
-        }
+        Err(why) => return skipped(format!("faiss-cpu is not available: {why}")),
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -533,6 +530,7 @@ np.save({out:?}, I)
         .filter(|(a, b)| a == b)
         .count();
     assert!(same * 100 >= NQ * 99, "{same} of {NQ}");
+    PASSED
 }
 
 /// A Python with moto's S3 server: `target/moto-venv`, created on first use.
@@ -557,14 +555,10 @@ impl Drop for Moto {
     }
 }
 
-#[test]
-fn the_s3_path_works_against_an_s3_protocol_server() {
+fn the_s3_path_works_against_an_s3_protocol_server() -> Outcome {
     let python = match moto_python() {
         Ok(p) => p,
-        Err(why) => {
-            eprintln!("SKIPPED the_s3_path: no S3 server (moto) could be installed ({why})");
-            return;
-        }
+        Err(why) => return skipped(format!("no S3 server (moto) could be installed: {why}")),
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -670,4 +664,12 @@ fn the_s3_path_works_against_an_s3_protocol_server() {
     flat.add(&base.data).unwrap();
     let want = flat.search(&q, K).unwrap();
     assert!(agreeing(&hits(&v), &want) * 1000 >= NQ * 999);
+    PASSED
 }
+
+fathom_tests::harness::main!(
+    sharded_search_equals_the_single_index_and_missing_shards_are_flagged,
+    files_that_fail_verification_are_never_served,
+    faiss_reads_the_shards_and_index_shards_gives_the_same_answers,
+    the_s3_path_works_against_an_s3_protocol_server,
+);

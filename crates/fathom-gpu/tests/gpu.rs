@@ -1,7 +1,7 @@
 //! GPU indexes against their CPU counterparts: the same labels for Flat (ties aside), the
 //! same recall within 0.01 for IVF, k-means objectives within 1 %, exact round trips of
-//! the CPU form. Without a GPU every test but the first says so and passes; the first
-//! checks that asking for a GPU then gives `GpuUnavailable` instead of a panic.
+//! the CPU form. Without a GPU every test but the first reports itself skipped (the
+//! harness counts it as ignored); the first checks that asking for a GPU then gives `GpuUnavailable` instead of a panic.
 
 use std::sync::Arc;
 
@@ -13,13 +13,14 @@ use fathom_gpu::{
 use fathom_index::{Index, IndexFlat, index_factory};
 use fathom_linalg::{ClusteringParameters, Kmeans};
 use fathom_tests::get_dataset_2;
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 
-fn gpu(test: &str) -> Option<Arc<GpuResources>> {
+/// The GPU's resources, or why the test cannot run.
+fn gpu() -> Result<Arc<GpuResources>, Outcome> {
     if !gpu_available() {
-        eprintln!("{test}: SKIPPED — no CUDA device on this machine");
-        return None;
+        return Err(skipped("no CUDA device on this machine"));
     }
-    Some(GpuResources::new(0).expect("a GPU that gpu_available() reported"))
+    Ok(GpuResources::new(0).expect("a GPU that gpu_available() reported"))
 }
 
 fn recall_at_1(labels: &[Idx], k: usize, gt: &[Idx]) -> f64 {
@@ -31,23 +32,23 @@ fn recall_at_1(labels: &[Idx], k: usize, gt: &[Idx]) -> f64 {
     hits as f64 / gt.len() as f64
 }
 
-#[test]
-fn without_a_gpu_resources_are_an_error_not_a_panic() {
+fn without_a_gpu_resources_are_an_error_not_a_panic() -> Outcome {
     if gpu_available() {
         let err = GpuResources::new(10_000).unwrap_err();
         assert!(matches!(err, Error::GpuUnavailable(_)), "{err}");
-        return;
+        return PASSED;
     }
     let err = GpuResources::new(0).unwrap_err();
     assert!(matches!(err, Error::GpuUnavailable(_)), "{err}");
     assert!(err.to_string().contains("GPU unavailable"), "{err}");
     assert_eq!(fathom_gpu::device_count(), 0);
+    PASSED
 }
 
-#[test]
-fn flat_gives_the_cpu_labels() {
-    let Some(res) = gpu("flat_gives_the_cpu_labels") else {
-        return;
+fn flat_gives_the_cpu_labels() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
     };
     let d = 32;
     let (_, xb, xq) = get_dataset_2(d, 0, 20_000, 300);
@@ -89,12 +90,13 @@ fn flat_gives_the_cpu_labels() {
             Err(Error::InvalidArgument(_))
         ));
     }
+    PASSED
 }
 
-#[test]
-fn flat_converts_both_ways_and_refuses_what_it_cannot_do() {
-    let Some(res) = gpu("flat_converts_both_ways") else {
-        return;
+fn flat_converts_both_ways_and_refuses_what_it_cannot_do() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
     };
     let d = 16;
     let (_, xb, xq) = get_dataset_2(d, 0, 3_000, 20);
@@ -117,6 +119,7 @@ fn flat_converts_both_ways_and_refuses_what_it_cannot_do() {
         index_cpu_to_gpu(res, &*hnsw),
         Err(Error::Unsupported(_))
     ));
+    PASSED
 }
 
 fn ivf_recalls(gpu_index: &mut dyn Index, cpu: &mut dyn Index, xq: &[f32], gt: &[Idx]) {
@@ -136,10 +139,10 @@ fn ivf_recalls(gpu_index: &mut dyn Index, cpu: &mut dyn Index, xq: &[f32], gt: &
     }
 }
 
-#[test]
-fn ivf_flat_and_ivf_pq_match_the_cpu_recall() {
-    let Some(res) = gpu("ivf_flat_and_ivf_pq_match_the_cpu_recall") else {
-        return;
+fn ivf_flat_and_ivf_pq_match_the_cpu_recall() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
     };
     let d = 32;
     let (xt, xb, xq) = get_dataset_2(d, 10_000, 20_000, 500);
@@ -176,12 +179,13 @@ fn ivf_flat_and_ivf_pq_match_the_cpu_recall() {
     cpu.train(&xt).unwrap();
     cpu.add(&xb).unwrap();
     ivf_recalls(&mut g, &mut *cpu, &xq, &gt);
+    PASSED
 }
 
-#[test]
-fn inner_product_ivf_matches_the_cpu() {
-    let Some(res) = gpu("inner_product_ivf_matches_the_cpu") else {
-        return;
+fn inner_product_ivf_matches_the_cpu() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
     };
     let d = 32;
     let (xt, xb, xq) = get_dataset_2(d, 10_000, 20_000, 300);
@@ -195,12 +199,13 @@ fn inner_product_ivf_matches_the_cpu() {
         let mut g = index_cpu_to_gpu(res.clone(), &*cpu).unwrap();
         ivf_recalls(&mut *g, &mut *cpu, &xq, &gt);
     }
+    PASSED
 }
 
-#[test]
-fn kmeans_on_the_gpu_matches_the_cpu_objective() {
-    let Some(res) = gpu("kmeans_on_the_gpu_matches_the_cpu_objective") else {
-        return;
+fn kmeans_on_the_gpu_matches_the_cpu_objective() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
     };
     let d = 32;
     let (xt, _, _) = get_dataset_2(d, 20_000, 0, 0);
@@ -213,12 +218,13 @@ fn kmeans_on_the_gpu_matches_the_cpu_objective() {
     c.train(&xt).unwrap();
     let (og, oc) = (*g.obj().last().unwrap(), *c.obj().last().unwrap());
     assert!((og - oc).abs() <= 0.01 * oc, "GPU {og} vs CPU {oc}");
+    PASSED
 }
 
-#[test]
-fn sharded_over_gpus_equals_one_index() {
-    let Some(res) = gpu("sharded_over_gpus_equals_one_index") else {
-        return;
+fn sharded_over_gpus_equals_one_index() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
     };
     let d = 16;
     let (xt, xb, xq) = get_dataset_2(d, 5_000, 9_000, 100);
@@ -250,4 +256,15 @@ fn sharded_over_gpus_equals_one_index() {
         shards.search(&xq, 10).unwrap().labels,
         ivf.search(&xq, 10).unwrap().labels
     );
+    PASSED
 }
+
+fathom_tests::harness::main!(
+    without_a_gpu_resources_are_an_error_not_a_panic,
+    flat_gives_the_cpu_labels,
+    flat_converts_both_ways_and_refuses_what_it_cannot_do,
+    ivf_flat_and_ivf_pq_match_the_cpu_recall,
+    inner_product_ivf_matches_the_cpu,
+    kmeans_on_the_gpu_matches_the_cpu_objective,
+    sharded_over_gpus_equals_one_index,
+);

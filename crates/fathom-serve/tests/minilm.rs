@@ -3,21 +3,21 @@
 //! 1e-4 to those sentence-transformers computed (tests/fixtures/minilm_reference.json,
 //! made by make_minilm_reference.py). Skipped, saying why, where the package cannot be
 //! fetched.
-#![cfg(feature = "text")]
 
+#[cfg(feature = "text")]
 use std::path::PathBuf;
 
+#[cfg(feature = "text")]
 use fathom_serve::bert::SentenceEmbedder;
+#[cfg(feature = "text")]
 use fathom_serve::embed::Embedder;
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 
-#[test]
-fn token_ids_and_embeddings_equal_sentence_transformers() {
+#[cfg(feature = "text")]
+fn token_ids_and_embeddings_equal_sentence_transformers() -> Outcome {
     let dir = match fathom_tests::minilm_dir() {
         Ok(d) => d,
-        Err(why) => {
-            eprintln!("skipped: the model is not available: {why}");
-            return;
-        }
+        Err(why) => return skipped(format!("the model is not available: {why}")),
     };
     let reference: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -67,10 +67,11 @@ fn token_ids_and_embeddings_equal_sentence_transformers() {
             );
         }
     }
+    PASSED
 }
 
-#[test]
-fn a_missing_or_broken_model_directory_is_an_error() {
+#[cfg(feature = "text")]
+fn a_missing_or_broken_model_directory_is_an_error() -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     assert!(SentenceEmbedder::load(dir.path()).is_err());
     std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
@@ -79,4 +80,20 @@ fn a_missing_or_broken_model_directory_is_an_error() {
         .unwrap()
         .to_string();
     assert!(err.contains("config.json"), "{err}");
+    PASSED
 }
+
+#[cfg(not(feature = "text"))]
+fn token_ids_and_embeddings_equal_sentence_transformers() -> Outcome {
+    skipped("built without the `text` feature")
+}
+
+#[cfg(not(feature = "text"))]
+fn a_missing_or_broken_model_directory_is_an_error() -> Outcome {
+    skipped("built without the `text` feature")
+}
+
+fathom_tests::harness::main!(
+    token_ids_and_embeddings_equal_sentence_transformers,
+    a_missing_or_broken_model_directory_is_an_error,
+);

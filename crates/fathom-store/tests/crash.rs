@@ -6,6 +6,7 @@
 //! The writer is this test binary itself, re-run with an environment variable that turns
 //! `child_writer` from a no-op into the writer loop.
 
+use fathom_tests::harness::{Outcome, PASSED, skipped};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -33,11 +34,7 @@ fn is_whole(v: &[f32]) -> bool {
 
 /// The writer: adds batches of tagged vectors, deletes some, compacts now and then, and
 /// prints what each call acknowledged once it has returned.
-#[test]
-fn child_writer() {
-    let Ok(spec) = std::env::var(CHILD) else {
-        return;
-    };
+fn child_writer(spec: &str) {
     let (path, start) = spec.split_once('|').expect("path|start");
     let mut tag: u64 = start.parse().unwrap();
     let store = VectorStore::open(path).unwrap();
@@ -114,8 +111,7 @@ fn verify(
     present.iter().max().map_or(0, |m| m + 1)
 }
 
-#[test]
-fn killed_writers_lose_nothing_acknowledged() {
+fn killed_writers_lose_nothing_acknowledged() -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.store");
     VectorStore::create(&path, D).unwrap();
@@ -130,7 +126,6 @@ fn killed_writers_lose_nothing_acknowledged() {
         rng ^= rng << 17;
         let delay = Duration::from_micros(rng % 40_000);
         let mut child = Command::new(&exe)
-            .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
             .env(CHILD, format!("{}|{next_tag}", path.display()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -159,13 +154,12 @@ fn killed_writers_lose_nothing_acknowledged() {
         "too few acknowledged writes ({}) for the test to mean anything",
         acked.len()
     );
+    PASSED
 }
 
-#[test]
-fn a_file_size_limit_leaves_the_store_consistent() {
+fn a_file_size_limit_leaves_the_store_consistent() -> Outcome {
     if Command::new("sh").arg("-c").arg("true").status().is_err() {
-        eprintln!("skipped: no sh to set a file-size limit");
-        return;
+        return skipped("no sh to set a file-size limit");
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("full.store");
@@ -173,10 +167,7 @@ fn a_file_size_limit_leaves_the_store_consistent() {
     let exe = std::env::current_exe().unwrap();
     // 4096 blocks (2 or 4 MiB depending on the shell's unit) holds a few segments of
     // 8-dimensional rows; SIGXFSZ is ignored so growing the file fails with EFBIG.
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 4096 && exec '{}' --exact child_writer --nocapture --test-threads=1",
-        exe.display()
-    );
+    let script = format!("trap '' XFSZ; ulimit -f 4096 && exec '{}'", exe.display());
     let out = Command::new("sh")
         .arg("-c")
         .arg(&script)
@@ -208,4 +199,24 @@ fn a_file_size_limit_leaves_the_store_consistent() {
     let before = store.total();
     store.add_vectors(&tagged(1 << 40)).unwrap();
     assert_eq!(store.total(), before + 1);
+    PASSED
+}
+
+// The writer runs in a child process of this test binary (the same executable, told by
+// the environment), so it is not a test of its own.
+fn main() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        child_writer(&spec);
+        return;
+    }
+    fathom_tests::harness::run(&[
+        (
+            "killed_writers_lose_nothing_acknowledged",
+            killed_writers_lose_nothing_acknowledged,
+        ),
+        (
+            "a_file_size_limit_leaves_the_store_consistent",
+            a_file_size_limit_leaves_the_store_consistent,
+        ),
+    ]);
 }
