@@ -1,5 +1,6 @@
 //! IVF changes are all-or-nothing: when the list store fails part-way through add,
-//! add_preassigned_codes, merge_from, copy_subset_to or update_vectors, the index is left
+//! add_preassigned_codes, merge_from, copy_subset_to, update_vectors or remove_ids, the
+//! index is left
 //! exactly as it was (lists, entry count, direct map) and the error is returned.
 
 use std::sync::Arc;
@@ -142,6 +143,18 @@ fn a_failed_update_changes_nothing() {
     assert_eq!(expected, data(300, 4, 1)[7 * 4..8 * 4].to_vec());
     ivf.update_vectors(&ids, &moved).unwrap();
     assert_eq!(ivf.reconstruct(7).unwrap(), moved[7 * 4..8 * 4].to_vec());
+}
+
+#[test]
+fn a_failed_removal_changes_nothing() {
+    let (mut ivf, budget) = index(8);
+    let before = snapshot(&ivf);
+    budget.store(3, Ordering::SeqCst);
+    let odd = fathom_core::IdSelectorBatch::new((1..300).step_by(2));
+    assert!(ivf.remove_ids(&odd).is_err());
+    assert_eq!(snapshot(&ivf), before);
+    assert_eq!(ivf.remove_ids(&odd).unwrap(), 150);
+    assert_eq!(ivf.ntotal(), 150);
 }
 
 #[test]

@@ -152,7 +152,7 @@ impl Index for IndexIvfPqr {
     fn train(&mut self, x: &[f32]) -> Result<()> {
         check::nonempty_finite("training set", x, self.dim())?;
         self.ivf.train(x)?;
-        let xs = &*super::subsample(x, self.dim(), self.ivf.codec().train_sample_size());
+        let xs = &*super::train::subsample(x, self.dim(), self.ivf.codec().train_sample_size());
         let r2 = self.second_residuals(xs)?;
         self.refine_pq.train(&r2)
     }
