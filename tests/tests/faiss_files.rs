@@ -125,3 +125,53 @@ fn check_file(e: &Entry, q: &[f32]) {
         }
     }
 }
+
+/// Every generic wrapper writes the record its boxed form writes (the writer sees both
+/// through `Index::view`), and reads back as that boxed form.
+#[test]
+fn generic_wrappers_write_as_their_boxed_forms() {
+    use fathom_index::{IndexFlat, IndexIdMap, IndexIdMap2, IndexPreTransform, MetricType};
+    use fathom_linalg::{NormalizationTransform, VectorTransform};
+    let d = 8;
+    let x: Vec<f32> = (0..40 * d).map(|i| ((i * 7919) % 101) as f32 / 101.0).collect();
+    let ids: Vec<i64> = (0..40).map(|i| 1000 + 3 * i).collect();
+    let flat = || IndexFlat::new(d, MetricType::L2).unwrap();
+    let boxed = || Box::new(flat()) as Box<dyn Index>;
+    let norm = || Box::new(NormalizationTransform::new(d).unwrap()) as Box<dyn VectorTransform>;
+
+    let mut a = IndexIdMap::new(flat());
+    let mut b = IndexIdMap::new(boxed());
+    a.add_with_ids(&x, &ids).unwrap();
+    b.add_with_ids(&x, &ids).unwrap();
+    assert_eq!(index_to_bytes(&a).unwrap(), index_to_bytes(&b).unwrap());
+
+    let mut a = IndexIdMap2::new(flat());
+    let mut b = IndexIdMap2::new(boxed());
+    a.add_with_ids(&x, &ids).unwrap();
+    b.add_with_ids(&x, &ids).unwrap();
+    let bytes = index_to_bytes(&a).unwrap();
+    assert_eq!(bytes, index_to_bytes(&b).unwrap());
+    let back = read_index_bytes(&bytes).unwrap();
+    assert_eq!(back.description(), "IDMap2,Flat");
+    assert_eq!(back.reconstruct(1003).unwrap(), x[d..2 * d].to_vec());
+
+    // Forms the writer's old list of downcasts did not name: an id map over an HNSW graph.
+    let hnsw = || fathom_index::IndexHnswFlat::new_flat(d, 8, MetricType::L2).unwrap();
+    let mut a = IndexIdMap::new(hnsw());
+    let mut b = IndexIdMap::new(Box::new(hnsw()) as Box<dyn Index>);
+    a.add_with_ids(&x, &ids).unwrap();
+    b.add_with_ids(&x, &ids).unwrap();
+    assert_eq!(index_to_bytes(&a).unwrap(), index_to_bytes(&b).unwrap());
+
+    let mut a = IndexPreTransform::new(norm(), flat()).unwrap();
+    let mut b = IndexPreTransform::new(norm(), boxed()).unwrap();
+    a.add(&x).unwrap();
+    b.add(&x).unwrap();
+    let bytes = index_to_bytes(&a).unwrap();
+    assert_eq!(bytes, index_to_bytes(&b).unwrap());
+    let back = read_index_bytes(&bytes).unwrap();
+    assert_eq!(
+        back.search(&x[..d], 3).unwrap().labels,
+        a.search(&x[..d], 3).unwrap().labels
+    );
+}

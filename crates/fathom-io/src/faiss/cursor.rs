@@ -75,17 +75,17 @@ impl<'a> Cursor<'a> {
         Error::format("Faiss index file", format!("at byte {at}: {detail}"))
     }
 
-    /// Enters a nested record; fails past [`MAX_DEPTH`].
-    pub(crate) fn enter(&mut self) -> Result<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
+    /// Reads a nested record with `read`, one level deeper; past [`MAX_DEPTH`] levels an
+    /// error. The depth is restored however `read` ends, so no caller pairs an enter with
+    /// a leave.
+    pub(crate) fn nested<T>(&mut self, read: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.depth >= MAX_DEPTH {
             return Err(self.err(format!("records are nested more than {MAX_DEPTH} deep")));
         }
-        Ok(())
-    }
-
-    pub(crate) fn leave(&mut self) {
+        self.depth += 1;
+        let r = read(self);
         self.depth -= 1;
+        r
     }
 
     pub(crate) fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {

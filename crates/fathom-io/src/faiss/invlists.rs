@@ -1,7 +1,7 @@
 //! Inverted-list records: `ilar` (in memory, full or sparse size table), `il00`.
 
 use fathom_core::Result;
-use fathom_invlists::InvertedLists;
+use fathom_invlists::{InvertedLists, MappedInvertedLists, OnDiskInvertedLists, OnDiskList};
 
 use super::cursor::Cursor;
 use super::sink::Sink;
@@ -170,4 +170,153 @@ fn write_array_lists(s: &mut Sink<'_>, lists: &dyn InvertedLists) -> Result<()> 
         }
         Ok(())
     }
+}
+/// Empty lists of the kind an IVF codec scans.
+pub(super) type NewLists<'a> = &'a dyn Fn() -> Box<dyn InvertedLists>;
+
+pub(super) fn read_lists(
+    c: &mut Cursor<'_>,
+    nlist: usize,
+    code_size: usize,
+    new_lists: NewLists<'_>,
+) -> Result<Box<dyn InvertedLists>> {
+    c.nested(|c| read_lists_body(c, nlist, code_size, new_lists))
+}
+
+pub(super) fn read_lists_body(
+    c: &mut Cursor<'_>,
+    nlist: usize,
+    code_size: usize,
+    new_lists: NewLists<'_>,
+) -> Result<Box<dyn InvertedLists>> {
+    let fourcc = c.fourcc()?;
+    match &fourcc {
+        b"ilar" => {
+            let layout = read_array_layout(c, nlist, code_size)?;
+            let mut lists = new_lists();
+            match &c.shared {
+                // Lists in the file's own layout can be served from the mapping.
+                Some(bytes) if lists.block_layout().is_none() => {
+                    let lists: Vec<(usize, usize, usize)> = layout
+                        .lists
+                        .iter()
+                        .map(|&(l, size, at)| (l, at, size))
+                        .collect();
+                    Ok(Box::new(
+                        MappedInvertedLists::new(bytes.clone(), nlist, code_size, &lists)
+                            .map_err(|e| c.err(e))?,
+                    ))
+                }
+                _ => {
+                    fill_lists(&mut *lists, c.buffer(), &layout).map_err(|e| c.err(e))?;
+                    Ok(lists)
+                }
+            }
+        }
+        b"ilbl" => {
+            let mut lists = new_lists();
+            read_block_lists(c, nlist, code_size, &mut *lists)?;
+            Ok(lists)
+        }
+        b"ilod" => read_ondisk_lists(c, nlist, code_size),
+        b"il00" => Err(c.err(
+            "the inverted lists are not stored in this file (written with \
+             IO_FLAG_SKIP_IVF_DATA)",
+        )),
+        other => Err(c.err(format!(
+            "unknown or unsupported inverted lists {:?}; fathom reads ilar",
+            String::from_utf8_lossy(other)
+        ))),
+    }
+}
+
+/// An `ilod` record: where each list lies in a separate data file, which is opened
+/// (read-only when the index is memory-mapped read-only).
+pub(super) fn read_ondisk_lists(
+    c: &mut Cursor<'_>,
+    nlist: usize,
+    code_size: usize,
+) -> Result<Box<dyn InvertedLists>> {
+    let file_nlist = c.u64("on-disk lists nlist")?;
+    let file_cs = c.u64("on-disk lists code_size")?;
+    if file_nlist != nlist as u64 || file_cs != code_size as u64 {
+        return Err(c.err(format!(
+            "on-disk lists hold {file_nlist} lists of {file_cs}-byte codes; the index has \
+             {nlist} lists of {code_size}-byte codes"
+        )));
+    }
+    let lists = c.vec_len::<[u64; 3]>("on-disk list placements", nlist)?;
+    // The free-slot list is recomputed from the placements (Faiss's is not exact).
+    c.vec::<[u64; 2]>("on-disk free slots")?;
+    let name = c.vec::<u8>("on-disk data file name")?;
+    let totsize = c.u64_in("on-disk data size", isize::MAX as usize)?;
+    let lists: Vec<OnDiskList> = lists
+        .iter()
+        .map(|&[size, capacity, offset]| {
+            let f = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+            OnDiskList {
+                size: f(size),
+                capacity: f(capacity),
+                offset: f(offset),
+            }
+        })
+        .collect();
+    let name =
+        std::str::from_utf8(&name).map_err(|_| c.err("the on-disk data file name is not UTF-8"))?;
+    let path = resolve_data_file(c, name);
+    let read_only = c.shared.is_some();
+    let lists = OnDiskInvertedLists::open(&path, code_size, lists, totsize, read_only)
+        .map_err(|e| c.err(e))?;
+    Ok(Box::new(lists))
+}
+
+/// The data file as named in the record when it exists there; otherwise the file of that
+/// name beside the index file (Faiss's `IO_FLAG_ONDISK_SAME_DIR`), so an index and its
+/// data moved together still open.
+pub(super) fn resolve_data_file(c: &Cursor<'_>, name: &str) -> std::path::PathBuf {
+    let given = std::path::PathBuf::from(name);
+    if given.exists() {
+        return given;
+    }
+    match (&c.base_dir, given.file_name()) {
+        (Some(dir), Some(file)) if dir.join(file).exists() => dir.join(file),
+        _ => given,
+    }
+}
+
+/// An `ilbl` record (fast-scan lists in Faiss's block layout), unpacked into `lists`.
+pub(super) fn read_block_lists(
+    c: &mut Cursor<'_>,
+    nlist: usize,
+    code_size: usize,
+    lists: &mut dyn InvertedLists,
+) -> Result<()> {
+    let file_nlist = c.u64("block lists nlist")?;
+    // Faiss records block lists' code size as "invalid" (SIZE_MAX): codes only exist
+    // packed in blocks.
+    let file_cs = c.u64("block lists code_size")?;
+    if file_nlist != nlist as u64 || (file_cs != code_size as u64 && file_cs != u64::MAX) {
+        return Err(c.err(format!(
+            "block lists hold {file_nlist} lists of {file_cs}-byte codes; the index has \
+             {nlist} lists of {code_size}-byte codes"
+        )));
+    }
+    let bbs = c.u64_in("codes per block", 1 << 16)?;
+    let block_size = c.u64_in("block size", 1 << 24)?;
+    if bbs == 0 || !bbs.is_multiple_of(32) || block_size != bbs * code_size {
+        return Err(c.err(format!(
+            "blocks of {bbs} codes in {block_size} bytes; expected a multiple of 32 codes of \
+             {code_size} bytes each"
+        )));
+    }
+    for l in 0..nlist {
+        let ids = c.vec::<i64>("list ids")?;
+        let blocks = c.vec_len::<u8>(
+            "list blocks",
+            super::fastscan::packed_len(ids.len(), code_size, bbs),
+        )?;
+        let codes = super::fastscan::unpack(&blocks, ids.len(), code_size, bbs);
+        lists.add_entries(l, &ids, &codes).map_err(|e| c.err(e))?;
+    }
+    Ok(())
 }

@@ -40,12 +40,20 @@
 //! assert_eq!(back.search(&[0.0, 0.9, 0.0, 0.0], 1).unwrap().labels, vec![20]);
 //! ```
 
+// The header module's `put_codes!` macro serves the record modules after it.
+#[macro_use]
+mod header;
+mod codes;
 mod cursor;
 mod fastscan;
+mod flat;
+mod hnsw;
 mod invlists;
+mod ivf;
 mod read;
 mod sink;
 mod transform;
+mod wrappers;
 mod write;
 
 use std::io::{Read, Write};

@@ -7,8 +7,8 @@ use fathom_linalg::{
 };
 
 use super::cursor::{Cursor, MAX_DIM};
+use super::header::unsupported;
 use super::sink::Sink;
-use super::write::unsupported;
 
 /// The common trailer of every transform record.
 struct Trailer {

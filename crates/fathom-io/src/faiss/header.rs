@@ -1,0 +1,112 @@
+//! The header every index record starts with (both ways), the checks a nested record
+//! must pass against its parent, and the macro that gives flat-codes indexes their codes.
+
+use fathom_core::{Error, MetricType, Result};
+use fathom_index::Index;
+
+use super::cursor::{Cursor, MAX_DIM};
+use super::sink::Sink;
+
+/// Gives a flat-codes index its codes: served from the file when it is memory-mapped,
+/// copied otherwise.
+macro_rules! put_codes {
+    ($c:expr, $index:expr, $codes:expr, $at:expr) => {
+        match &$c.shared {
+            Some(bytes) => $index.map_codes(bytes.clone(), $at, $codes.len()),
+            None => $index.add_codes($codes),
+        }
+        .map_err(|e| $c.err(e))?
+    };
+}
+
+/// Faiss's index header.
+pub(crate) struct Header {
+    pub(crate) d: usize,
+    pub(crate) ntotal: usize,
+    pub(crate) is_trained: bool,
+    pub(crate) metric: MetricType,
+}
+
+pub(super) fn read_header(c: &mut Cursor<'_>) -> Result<Header> {
+    let d = c.i32_in("dimension d", MAX_DIM)?;
+    let ntotal = c.i64("ntotal")?;
+    if ntotal < 0 {
+        return Err(c.err(format!("ntotal is {ntotal}; expected ≥ 0")));
+    }
+    c.i64("unused header field")?;
+    c.i64("unused header field")?;
+    let is_trained = c.bool("is_trained")?;
+    let code = c.i32("metric type")?;
+    let arg = if code > 1 {
+        c.f32("metric argument")?
+    } else {
+        0.0
+    };
+    let metric = u32::try_from(code)
+        .map_err(|_| Error::invalid(format!("negative metric code {code}")))
+        .and_then(|code| MetricType::from_code(code, arg))
+        .map_err(|e| c.err(e))?;
+    Ok(Header {
+        d,
+        ntotal: ntotal as usize,
+        is_trained,
+        metric,
+    })
+}
+
+/// Checks a nested index against the header of the record holding it.
+pub(super) fn check_nested(c: &Cursor<'_>, h: &Header, sub: &dyn Index, what: &str) -> Result<()> {
+    if sub.dim() != h.d {
+        return Err(c.err(format!(
+            "{what} has dimension {}; its parent has {}",
+            sub.dim(),
+            h.d
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn check_ntotal(c: &Cursor<'_>, h: &Header, got: usize, what: &str) -> Result<()> {
+    if got != h.ntotal {
+        return Err(c.err(format!(
+            "{what} holds {got} vectors but the header says ntotal = {}",
+            h.ntotal
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn unsupported(what: &str) -> Error {
+    Error::Unsupported(format!("{what} has no Faiss file form fathom can write"))
+}
+
+/// The header Faiss writes before every index's own fields.
+pub(super) fn write_header(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
+    write_header_parts(
+        s,
+        index.dim(),
+        index.ntotal(),
+        index.is_trained(),
+        index.metric(),
+    )
+}
+
+fn write_header_parts(
+    s: &mut Sink<'_>,
+    d: usize,
+    ntotal: usize,
+    is_trained: bool,
+    metric: MetricType,
+) -> Result<()> {
+    s.i32(d as i32)?;
+    s.i64(ntotal as i64)?;
+    // Two fields unused since Faiss's first release, always written as 2^20.
+    s.i64(1 << 20)?;
+    s.i64(1 << 20)?;
+    s.bool(is_trained)?;
+    s.i32(metric.code() as i32)?;
+    if metric.code() > 1 {
+        s.f32(metric.arg())?;
+    }
+    Ok(())
+}
