@@ -13,5 +13,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = index.range_search(&q, 1.0);
         let _ = index.reconstruct(0);
         let _ = index.description();
+        let _ = format!("{index:?}");
+        let _ = fathom_index::reverse_index_factory(&*index);
     }
 });
