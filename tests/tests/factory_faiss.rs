@@ -36,8 +36,8 @@ fn polysemous_training_and_pq_dimension_checks() {
             .codec()
             .do_polysemous_training
     );
-    assert!(cast::<IndexPq>(&*build(12, "PQ4")).do_polysemous_training);
-    assert!(!cast::<IndexPq>(&*build(12, "PQ4np")).do_polysemous_training);
+    assert!(cast::<IndexPq>(&*build(12, "PQ4")).do_polysemous_training());
+    assert!(!cast::<IndexPq>(&*build(12, "PQ4np")).do_polysemous_training());
     let err = index_factory(10, "PQ4", MetricType::L2)
         .unwrap_err()
         .to_string();
@@ -88,7 +88,7 @@ fn hnsw_storages_old_and_new_syntax() {
         let ix = build(12, s);
         let pq = cast::<IndexHnswPq>(&*ix).storage().pq();
         assert_eq!((pq.m(), pq.nbits()), (m, nbits), "{s}");
-        assert!(!cast::<IndexHnswPq>(&*ix).storage().do_polysemous_training);
+        assert!(!cast::<IndexHnswPq>(&*ix).storage().do_polysemous_training());
     }
     assert_eq!(cast::<IndexHnswPq>(&*build(12, "HNSW,PQ4")).hnsw().m(), 32);
 }

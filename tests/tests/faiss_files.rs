@@ -133,7 +133,9 @@ fn generic_wrappers_write_as_their_boxed_forms() {
     use fathom_index::{IndexFlat, IndexIdMap, IndexIdMap2, IndexPreTransform, MetricType};
     use fathom_linalg::{NormalizationTransform, VectorTransform};
     let d = 8;
-    let x: Vec<f32> = (0..40 * d).map(|i| ((i * 7919) % 101) as f32 / 101.0).collect();
+    let x: Vec<f32> = (0..40 * d)
+        .map(|i| ((i * 7919) % 101) as f32 / 101.0)
+        .collect();
     let ids: Vec<i64> = (0..40).map(|i| 1000 + 3 * i).collect();
     let flat = || IndexFlat::new(d, MetricType::L2).unwrap();
     let boxed = || Box::new(flat()) as Box<dyn Index>;

@@ -96,12 +96,12 @@ fn accuracy_anchors() {
 fn polysemous_filter_keeps_top1_and_scans_fewer_codes() {
     let ds = data(32, 10_000, 5000, 200);
     let mut index = IndexPq::new(32, 8, 8, MetricType::L2).unwrap();
-    index.do_polysemous_training = true;
+    index.set_do_polysemous_training(true);
     index.train(&ds.xt).unwrap();
     index.add(&ds.xb).unwrap();
     let plain = index.search(&ds.xq, 1).unwrap();
-    index.search_type = PqSearchType::Polysemous;
-    index.polysemous_ht = 24;
+    index.set_search_type(PqSearchType::Polysemous);
+    index.set_polysemous_ht(24);
     index.stats().reset();
     let poly = index.search(&ds.xq, 1).unwrap();
     let (_, ncode, npass) = index.stats().get();
@@ -123,8 +123,8 @@ fn polysemous_filter_keeps_top1_and_scans_fewer_codes() {
     let mut raw = IndexPq::new(32, 8, 8, MetricType::L2).unwrap();
     raw.train(&ds.xt).unwrap();
     raw.add(&ds.xb).unwrap();
-    raw.search_type = PqSearchType::Polysemous;
-    raw.polysemous_ht = 24;
+    raw.set_search_type(PqSearchType::Polysemous);
+    raw.set_polysemous_ht(24);
     let raw_res = raw.search(&ds.xq, 1).unwrap();
     let raw_same = plain
         .labels
@@ -137,7 +137,7 @@ fn polysemous_filter_keeps_top1_and_scans_fewer_codes() {
         "training did not help: {raw_same} vs {same}"
     );
     // SDC and Hamming search run and agree with ADC most of the time.
-    index.search_type = PqSearchType::Sdc;
+    index.set_search_type(PqSearchType::Sdc);
     let sdc = index.search(&ds.xq, 1).unwrap();
     let agree = plain
         .labels
@@ -146,7 +146,7 @@ fn polysemous_filter_keeps_top1_and_scans_fewer_codes() {
         .filter(|(a, b)| a == b)
         .count();
     assert!(agree > 60, "SDC agrees on {agree}/200");
-    index.search_type = PqSearchType::Hamming;
+    index.set_search_type(PqSearchType::Hamming);
     let ham = index.search(&ds.xq, 5).unwrap();
     assert!(ham.distances.iter().all(|d| d.fract() == 0.0 && *d <= 64.0));
 }
@@ -335,7 +335,7 @@ fn bad_input_is_an_error() {
     let mut buf = vec![0u8; 2 * pq.pq().code_size()];
     pq.pq().compute_codes_into(&ds.xb[..32], &mut buf).unwrap();
     assert_eq!(buf, pq.pq().compute_codes(&ds.xb[..32]).unwrap());
-    pq.search_type = PqSearchType::Polysemous;
+    pq.set_search_type(PqSearchType::Polysemous);
     assert!(pq.search(&ds.xq, 1).is_err(), "polysemous on 4-bit codes");
     let mut sq = IndexScalarQuantizer::new(16, QuantizerType::QT8bit, MetricType::L2).unwrap();
     assert!(matches!(sq.add(&ds.xb), Err(Error::NotTrained(_))));

@@ -112,7 +112,7 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
         }
         IndexView::Pq(p) => {
             out.push(format!("PQ {}x{}", p.pq().m(), p.pq().nbits()));
-            out.push(format!("search type {:?}", p.search_type));
+            out.push(format!("search type {:?}", p.search_type()));
         }
         IndexView::ScalarQuantizer(q) => out.push(format!("SQ{}", q.sq().qtype().factory_name())),
         IndexView::Lsh(l) => {

@@ -12,9 +12,6 @@ use fathom_invlists::SharedBytes;
 use fathom_kernels::TopK;
 use rayon::prelude::*;
 
-/// A boxed per-query scorer: fills the keys of codes `start .. start + keys.len()`.
-pub(crate) type BoxedScorer<'a> = Box<dyn FnMut(usize, &mut [f32]) + Send + 'a>;
-
 /// Codes scanned per scorer call.
 pub(crate) const CHUNK: usize = 1024;
 /// Most queries scanned together over one chunk of codes.

@@ -46,6 +46,7 @@ mod code_scan;
 mod factory;
 mod fastscan;
 mod flat;
+mod flat_codes;
 pub mod hnsw;
 mod idmap;
 pub mod ivf;
@@ -67,6 +68,7 @@ pub use fathom_core::{
     Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
 };
 pub use flat::IndexFlat;
+pub use flat_codes::{CodeScorer, FlatCodec, IndexFlatCodes};
 pub use hnsw::{IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq};
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use ivf::{
@@ -74,7 +76,7 @@ pub use ivf::{
     MultiIndexQuantizer,
 };
 pub use lsh::IndexLsh;
-pub use pq::{IndexPq, PqSearchStats, PqSearchType};
+pub use pq::{IndexPq, PqCodes, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;
 pub use refine::IndexRefine;
 pub use shards::{IndexShards, ShardIds, merge_results};

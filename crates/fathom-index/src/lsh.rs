@@ -1,13 +1,10 @@
 //! `IndexLsh`: binary codes searched by Hamming distance.
 
-use fathom_core::{
-    IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
-};
+use fathom_core::{MetricType, Result};
 use fathom_kernels::codes::hamming;
 use fathom_quant::{Codec, LshEncoder};
 
-use crate::code_scan::{BoxedScorer, CodeStore, knn_scan, range_scan, to_result};
-use crate::{Index, check_queries, check_search};
+use crate::flat_codes::{CodeScorer, FlatCodec, IndexFlatCodes};
 
 /// Locality-sensitive hashing by signs (Faiss's `IndexLSH`, factory `LSH`, `LSHr`, `LSHt`,
 /// `LSHrt`): each vector becomes `nbits` bits ([`LshEncoder`]) and search ranks codes by
@@ -20,138 +17,77 @@ use crate::{Index, check_queries, check_search};
 /// let res = index.search(&[0.5, -0.2, 0.3, -0.9], 1).unwrap();
 /// assert_eq!((res.labels[0], res.distances[0]), (0, 0.0));
 /// ```
-#[derive(Debug, Clone)]
-pub struct IndexLsh {
-    enc: LshEncoder,
-    store: CodeStore,
-}
+pub type IndexLsh = IndexFlatCodes<LshEncoder>;
 
-impl IndexLsh {
+impl IndexFlatCodes<LshEncoder> {
     /// `nbits`-bit codes of `d`-dimensional vectors; see [`LshEncoder::new`].
     pub fn new(d: usize, nbits: usize, rotate_data: bool, train_thresholds: bool) -> Result<Self> {
         let enc = LshEncoder::new(d, nbits, rotate_data, train_thresholds)?;
-        Ok(IndexLsh {
-            store: CodeStore::new(enc.code_size()),
-            enc,
-        })
+        // Codes compare by Hamming distance, which stands in for L2.
+        Ok(Self::with_codec(enc, MetricType::L2))
     }
 
     /// The encoder.
     pub fn encoder(&self) -> &LshEncoder {
-        &self.enc
+        &self.codec
     }
     /// The encoder, to replace its parts (as read from a file).
     pub fn encoder_mut(&mut self) -> &mut LshEncoder {
-        &mut self.enc
+        &mut self.codec
     }
-    /// The codes, `ntotal × code_size` bytes.
-    pub fn codes(&self) -> &[u8] {
-        &self.store.codes
-    }
-    /// Appends codes computed elsewhere.
-    pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
-        self.store.append("LSH codes", codes)
-    }
-    crate::code_scan::mapped_code_methods!();
+}
 
-    fn scorer<'a>(&'a self, qcodes: &'a [u8]) -> impl Fn(usize) -> BoxedScorer<'a> + Sync {
-        let cs = self.store.code_size;
+impl FlatCodec for LshEncoder {
+    /// The queries' codes.
+    type Prepared = Vec<u8>;
+    const NAME: &'static str = "IndexLSH";
+
+    fn is_trained(&self) -> bool {
+        LshEncoder::is_trained(self)
+    }
+    fn train(&mut self, x: &[f32]) -> Result<()> {
+        LshEncoder::train(self, x)
+    }
+    fn decode(&self, code: &[u8]) -> Result<Vec<f32>> {
+        LshEncoder::decode(self, code)
+    }
+    fn prepare(&self, _metric: MetricType, queries: &[f32]) -> Result<Vec<u8>> {
+        self.compute_codes(queries)
+    }
+    fn scorer<'a>(
+        &'a self,
+        _metric: MetricType,
+        qcodes: &'a Vec<u8>,
+        _queries: &'a [f32],
+        codes: &'a [u8],
+    ) -> impl Fn(usize) -> CodeScorer<'a> + Sync + 'a {
+        let cs = self.code_size();
         move |q| {
             let qc = &qcodes[q * cs..(q + 1) * cs];
             let mut ham = Vec::new();
             Box::new(move |start: usize, out: &mut [f32]| {
                 ham.resize(out.len(), 0u32);
-                hamming::distances(
-                    qc,
-                    &self.store.codes[start * cs..(start + out.len()) * cs],
-                    &mut ham,
-                );
+                hamming::distances(qc, &codes[start * cs..(start + out.len()) * cs], &mut ham);
                 for (o, &h) in out.iter_mut().zip(&ham) {
                     *o = h as f32;
                 }
             })
         }
     }
-}
-
-impl Index for IndexLsh {
-    fn dim(&self) -> usize {
-        self.enc.d()
-    }
-    fn ntotal(&self) -> usize {
-        self.store.len()
-    }
-    fn metric(&self) -> MetricType {
-        MetricType::L2
-    }
-    fn is_trained(&self) -> bool {
-        self.enc.is_trained()
-    }
-    fn train(&mut self, x: &[f32]) -> Result<()> {
-        self.enc.train(x)
-    }
-    fn add(&mut self, x: &[f32]) -> Result<()> {
-        self.store.add_vectors(&self.enc, x)
-    }
-
-    fn search_with(
-        &self,
-        queries: &[f32],
-        k: usize,
-        params: &SearchParams<'_>,
-    ) -> Result<SearchResult> {
-        let nq = check_search(self, queries, k)?;
-        let qcodes = self.enc.compute_codes(queries)?;
-        let tops = knn_scan(nq, self.ntotal(), k, params.selector, self.scorer(&qcodes));
-        to_result(tops, k, MetricType::L2, |_, key| key)
-    }
-
-    fn range_search_with(
-        &self,
-        queries: &[f32],
-        radius: f32,
-        params: &SearchParams<'_>,
-    ) -> Result<RangeSearchResult> {
-        let nq = check_queries(self, queries)?;
-        let qcodes = self.enc.compute_codes(queries)?;
-        Ok(range_scan(
-            nq,
-            self.ntotal(),
-            radius,
-            MetricType::L2,
-            params.selector,
-            self.scorer(&qcodes),
-        ))
-    }
-
-    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
-        self.enc.decode(self.store.checked_code(id)?)
-    }
-
-    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
-        self.store.remove(selector)
-    }
-
-    fn reset(&mut self) -> Result<()> {
-        self.store.codes.clear();
-        Ok(())
-    }
-
     fn description(&self) -> String {
         let mut s = String::from("LSH");
-        if self.enc.nbits() != self.enc.d() {
-            s += &self.enc.nbits().to_string();
+        if self.nbits() != self.d() {
+            s += &self.nbits().to_string();
         }
-        if self.enc.rotate_data() {
+        if self.rotate_data() {
             s.push('r');
         }
-        if self.enc.train_thresholds() {
+        if self.train_thresholds() {
             s.push('t');
         }
         s
     }
-
-    fn view(&self) -> crate::IndexView<'_> {
-        crate::IndexView::Lsh(self)
+    fn view(index: &IndexFlatCodes<Self>) -> crate::IndexView<'_> {
+        crate::IndexView::Lsh(index)
     }
 }

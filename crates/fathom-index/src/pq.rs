@@ -3,14 +3,11 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use fathom_core::{
-    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
-};
+use fathom_core::{Error, MetricType, Result};
 use fathom_kernels::codes::hamming;
 use fathom_quant::{PolysemousTraining, ProductQuantizer};
 
-use crate::code_scan::{CodeStore, knn_scan, radius_key, range_scan, to_result};
-use crate::{Index, check_queries, check_search};
+use crate::flat_codes::{CodeScorer, FlatCodec, IndexFlatCodes};
 
 /// How [`IndexPq`] compares a query with codes (Faiss's `IndexPQ::Search_type_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -57,8 +54,8 @@ impl PqSearchStats {
 /// Vectors stored as product-quantizer codes and searched exhaustively (Faiss's
 /// `IndexPQ`, factory `PQ16`, `PQ16x10`, `PQ16np`): `m · nbits / 8` bytes per vector.
 ///
-/// With `do_polysemous_training` (the factory's default for 8-bit codes; `np` turns it
-/// off) training renumbers the centroids so that [`PqSearchType::Polysemous`] can skip
+/// With [`IndexPq::set_do_polysemous_training`] (the factory's default for 8-bit codes;
+/// `np` turns it off) training renumbers the centroids so that [`PqSearchType::Polysemous`] can skip
 /// most codes on their Hamming distance alone.
 ///
 /// ```
@@ -71,25 +68,34 @@ impl PqSearchStats {
 /// let res = index.search(&x[..d], 5).unwrap();
 /// assert_eq!(res.labels.len(), 5);
 /// ```
+pub type IndexPq = IndexFlatCodes<PqCodes>;
+
+/// The codec of [`IndexPq`]: a product quantizer and how queries are compared with its
+/// codes.
 #[derive(Debug)]
-pub struct IndexPq {
+pub struct PqCodes {
     pq: ProductQuantizer,
-    metric: MetricType,
-    store: CodeStore,
-    /// How queries are compared with codes.
-    pub search_type: PqSearchType,
-    /// Hamming threshold of [`PqSearchType::Polysemous`] (default `m · nbits + 1`: no
-    /// filtering).
-    pub polysemous_ht: u32,
-    /// Whether [`Index::train`] runs polysemous training after the k-means.
-    pub do_polysemous_training: bool,
-    /// Its settings.
-    pub polysemous_training: PolysemousTraining,
+    search_type: PqSearchType,
+    polysemous_ht: u32,
+    do_polysemous_training: bool,
+    polysemous_training: PolysemousTraining,
     sdc: OnceLock<Vec<f32>>,
     stats: PqSearchStats,
 }
 
-impl IndexPq {
+impl fathom_quant::Codec for PqCodes {
+    fn dim(&self) -> usize {
+        self.pq.d()
+    }
+    fn code_size(&self) -> usize {
+        self.pq.code_size()
+    }
+    fn compute_codes_into(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
+        self.pq.compute_codes_into(x, codes)
+    }
+}
+
+impl IndexFlatCodes<PqCodes> {
     /// An untrained index of `m` sub-quantizers × `nbits` bits for L2 or inner product.
     pub fn new(d: usize, m: usize, nbits: usize, metric: MetricType) -> Result<Self> {
         if !matches!(metric, MetricType::L2 | MetricType::InnerProduct) {
@@ -98,42 +104,64 @@ impl IndexPq {
             )));
         }
         let pq = ProductQuantizer::new(d, m, nbits)?;
-        Ok(IndexPq {
-            store: CodeStore::new(pq.code_size()),
+        let codec = PqCodes {
             polysemous_ht: (m * nbits + 1) as u32,
             pq,
-            metric,
             search_type: PqSearchType::Adc,
             do_polysemous_training: false,
             polysemous_training: PolysemousTraining::default(),
             sdc: OnceLock::new(),
             stats: PqSearchStats::default(),
-        })
+        };
+        Ok(Self::with_codec(codec, metric))
     }
 
     /// The product quantizer.
     pub fn pq(&self) -> &ProductQuantizer {
-        &self.pq
+        &self.codec.pq
     }
     /// The product quantizer, for setting training parameters (`cp`) or centroids.
     pub fn pq_mut(&mut self) -> &mut ProductQuantizer {
-        self.sdc = OnceLock::new();
-        &mut self.pq
+        self.codec.sdc = OnceLock::new();
+        &mut self.codec.pq
     }
-    /// The codes, `ntotal × code_size` bytes.
-    pub fn codes(&self) -> &[u8] {
-        &self.store.codes
+    /// How queries are compared with codes.
+    pub fn search_type(&self) -> PqSearchType {
+        self.codec.search_type
     }
-    /// Appends codes computed elsewhere (`n × code_size` bytes), e.g. read from a file.
-    pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
-        self.store.append("PQ codes", codes)
+    /// Sets how queries are compared with codes.
+    pub fn set_search_type(&mut self, search_type: PqSearchType) {
+        self.codec.search_type = search_type;
     }
-    crate::code_scan::mapped_code_methods!();
+    /// Hamming threshold of [`PqSearchType::Polysemous`] (default `m · nbits + 1`: no
+    /// filtering).
+    pub fn polysemous_ht(&self) -> u32 {
+        self.codec.polysemous_ht
+    }
+    /// Sets the Hamming threshold of [`PqSearchType::Polysemous`].
+    pub fn set_polysemous_ht(&mut self, ht: u32) {
+        self.codec.polysemous_ht = ht;
+    }
+    /// Whether [`Index::train`](crate::Index::train) runs polysemous training after the
+    /// k-means.
+    pub fn do_polysemous_training(&self) -> bool {
+        self.codec.do_polysemous_training
+    }
+    /// Turns polysemous training on or off.
+    pub fn set_do_polysemous_training(&mut self, on: bool) {
+        self.codec.do_polysemous_training = on;
+    }
+    /// The polysemous training's settings.
+    pub fn polysemous_training_mut(&mut self) -> &mut PolysemousTraining {
+        &mut self.codec.polysemous_training
+    }
     /// Search counters.
     pub fn stats(&self) -> &PqSearchStats {
-        &self.stats
+        &self.codec.stats
     }
+}
 
+impl PqCodes {
     fn sdc_table(&self) -> Result<&[f32]> {
         if let Some(t) = self.sdc.get() {
             return Ok(t);
@@ -142,11 +170,11 @@ impl IndexPq {
         Ok(self.sdc.get_or_init(|| t))
     }
 
-    fn check_search_type(&self) -> Result<()> {
-        if self.search_type != PqSearchType::Adc && self.metric != MetricType::L2 {
+    fn check_search_type(&self, metric: MetricType) -> Result<()> {
+        if self.search_type != PqSearchType::Adc && metric != MetricType::L2 {
             return Err(Error::Unsupported(format!(
-                "search type {:?} compares codes in L2 terms; this index uses {:?} (use Adc)",
-                self.search_type, self.metric
+                "search type {:?} compares codes in L2 terms; this index uses {metric:?} (use Adc)",
+                self.search_type
             )));
         }
         if matches!(
@@ -161,17 +189,49 @@ impl IndexPq {
         }
         Ok(())
     }
+}
 
-    /// The scorer factory for the current search type: keys for a range of codes.
-    fn scorer<'a>(&'a self, queries: &'a [f32]) -> Result<impl Fn(usize) -> Scorer<'a> + Sync> {
-        self.check_search_type()?;
-        let sdc = if self.search_type == PqSearchType::Sdc {
-            Some(self.sdc_table()?)
+impl FlatCodec for PqCodes {
+    /// The SDC table, for symmetric search.
+    type Prepared = Option<Vec<f32>>;
+    const NAME: &'static str = "IndexPQ";
+
+    fn is_trained(&self) -> bool {
+        self.pq.is_trained()
+    }
+    fn train(&mut self, x: &[f32]) -> Result<()> {
+        self.sdc = OnceLock::new();
+        self.pq.train(x)?;
+        if self.do_polysemous_training {
+            self.polysemous_training
+                .optimize_pq_for_hamming(&mut self.pq)?;
+        }
+        Ok(())
+    }
+    fn decode(&self, code: &[u8]) -> Result<Vec<f32>> {
+        let mut x = vec![0.0; self.pq.d()];
+        self.pq.decode_one(code, &mut x);
+        Ok(x)
+    }
+    fn prepare(&self, metric: MetricType, queries: &[f32]) -> Result<Option<Vec<f32>>> {
+        self.check_search_type(metric)?;
+        let nq = queries.len() / self.pq.d().max(1);
+        self.stats.nq.fetch_add(nq as u64, Ordering::Relaxed);
+        Ok(if self.search_type == PqSearchType::Sdc {
+            Some(self.sdc_table()?.to_vec())
         } else {
             None
-        };
+        })
+    }
+    fn scorer<'a>(
+        &'a self,
+        metric: MetricType,
+        sdc: &'a Option<Vec<f32>>,
+        queries: &'a [f32],
+        codes: &'a [u8],
+    ) -> impl Fn(usize) -> CodeScorer<'a> + Sync + 'a {
         let d = self.pq.d();
-        Ok(move |q: usize| {
+        move |q: usize| {
             let x = &queries[q * d..(q + 1) * d];
             let (ksub, m) = (self.pq.ksub(), self.pq.m());
             let needs_code = self.search_type != PqSearchType::Adc;
@@ -185,9 +245,9 @@ impl IndexPq {
                 // Cannot fail: searches check training and query lengths first, and the
                 // table is sized from this quantizer.
                 self.pq
-                    .compute_distance_table(self.metric, x, &mut table)
+                    .compute_distance_table(metric, x, &mut table)
                     .expect("a checked query and a table sized from the quantizer");
-                if self.metric.is_similarity() {
+                if metric.is_similarity() {
                     table.iter_mut().for_each(|v| *v = -*v);
                 }
             }
@@ -202,21 +262,63 @@ impl IndexPq {
             } else {
                 Vec::new()
             };
-            Scorer {
-                index: self,
+            let mut s = Scorer {
+                codec: self,
+                codes,
                 table,
                 qcode,
                 qidx,
-                sdc,
+                sdc: sdc.as_deref(),
                 ham: Vec::new(),
+            };
+            Box::new(move |start: usize, out: &mut [f32]| s.keys(start, out))
+        }
+    }
+    fn key_metric(&self, metric: MetricType) -> MetricType {
+        if self.search_type == PqSearchType::Adc {
+            metric
+        } else {
+            MetricType::L2
+        }
+    }
+    fn description(&self) -> String {
+        let mut s = format!("PQ{}", self.pq.m());
+        if self.pq.nbits() != 8 {
+            s += &format!("x{}", self.pq.nbits());
+        }
+        if !self.do_polysemous_training {
+            s += "np";
+        }
+        s
+    }
+    fn view(index: &IndexFlatCodes<Self>) -> crate::IndexView<'_> {
+        crate::IndexView::Pq(index)
+    }
+    fn set_param(&mut self, name: &str, value: f64) -> Result<bool> {
+        match name {
+            "ht" | "polysemous_ht" => {
+                if !(0.0..=u32::MAX as f64).contains(&value) {
+                    return Err(Error::invalid(format!("{name} = {value} must be ≥ 0")));
+                }
+                self.polysemous_ht = value as u32;
+                self.search_type = PqSearchType::Polysemous;
+                Ok(true)
             }
-        })
+            _ => Ok(false),
+        }
+    }
+    fn param(&self, name: &str) -> Option<f64> {
+        matches!(name, "ht" | "polysemous_ht").then_some(self.polysemous_ht as f64)
+    }
+    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
+        vec![crate::autotune::ParameterRange::polysemous_ht(&self.pq)]
     }
 }
 
 /// One query's scorer over codes.
 struct Scorer<'a> {
-    index: &'a IndexPq,
+    codec: &'a PqCodes,
+    codes: &'a [u8],
     table: Vec<f32>,
     qcode: Vec<u8>,
     /// The query's sub-quantizer indices (SDC only).
@@ -227,9 +329,9 @@ struct Scorer<'a> {
 
 impl Scorer<'_> {
     fn keys(&mut self, start: usize, out: &mut [f32]) {
-        let ix = self.index;
-        let cs = ix.store.code_size;
-        let codes = &ix.store.codes[start * cs..(start + out.len()) * cs];
+        let ix = self.codec;
+        let cs = ix.pq.code_size();
+        let codes = &self.codes[start * cs..(start + out.len()) * cs];
         ix.stats
             .ncode
             .fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -272,134 +374,5 @@ impl Scorer<'_> {
                 ix.stats.n_hamming_pass.fetch_add(pass, Ordering::Relaxed);
             }
         }
-    }
-}
-
-impl Index for IndexPq {
-    fn dim(&self) -> usize {
-        self.pq.d()
-    }
-    fn ntotal(&self) -> usize {
-        self.store.len()
-    }
-    fn metric(&self) -> MetricType {
-        self.metric
-    }
-    fn is_trained(&self) -> bool {
-        self.pq.is_trained()
-    }
-
-    fn train(&mut self, x: &[f32]) -> Result<()> {
-        self.sdc = OnceLock::new();
-        self.pq.train(x)?;
-        if self.do_polysemous_training {
-            self.polysemous_training
-                .optimize_pq_for_hamming(&mut self.pq)?;
-        }
-        Ok(())
-    }
-
-    fn add(&mut self, x: &[f32]) -> Result<()> {
-        if !self.is_trained() {
-            return Err(Error::NotTrained("add to IndexPq".into()));
-        }
-        self.store.add_vectors(&self.pq, x)
-    }
-
-    fn search_with(
-        &self,
-        queries: &[f32],
-        k: usize,
-        params: &SearchParams<'_>,
-    ) -> Result<SearchResult> {
-        let nq = check_search(self, queries, k)?;
-        let scorer = self.scorer(queries)?;
-        self.stats.nq.fetch_add(nq as u64, Ordering::Relaxed);
-        let tops = knn_scan(nq, self.ntotal(), k, params.selector, |q| {
-            let mut s = scorer(q);
-            move |start: usize, out: &mut [f32]| s.keys(start, out)
-        });
-        let metric = if self.search_type == PqSearchType::Adc {
-            self.metric
-        } else {
-            MetricType::L2
-        };
-        to_result(tops, k, metric, |_, key| key)
-    }
-
-    fn range_search_with(
-        &self,
-        queries: &[f32],
-        radius: f32,
-        params: &SearchParams<'_>,
-    ) -> Result<RangeSearchResult> {
-        let nq = check_queries(self, queries)?;
-        let scorer = self.scorer(queries)?;
-        Ok(range_scan(
-            nq,
-            self.ntotal(),
-            radius_key(self.metric, radius),
-            self.metric,
-            params.selector,
-            |q| {
-                let mut s = scorer(q);
-                move |start: usize, out: &mut [f32]| s.keys(start, out)
-            },
-        ))
-    }
-
-    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
-        let code = self.store.checked_code(id)?;
-        let mut x = vec![0.0; self.dim()];
-        self.pq.decode_one(code, &mut x);
-        Ok(x)
-    }
-
-    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
-        self.store.remove(selector)
-    }
-
-    fn reset(&mut self) -> Result<()> {
-        self.store.codes.clear();
-        Ok(())
-    }
-
-    fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
-        match name {
-            "ht" | "polysemous_ht" => {
-                if !(0.0..=u32::MAX as f64).contains(&value) {
-                    return Err(Error::invalid(format!("{name} = {value} must be ≥ 0")));
-                }
-                self.polysemous_ht = value as u32;
-                self.search_type = PqSearchType::Polysemous;
-                Ok(())
-            }
-            _ => Err(Error::invalid(format!(
-                "IndexPq has no run-time parameter {name:?} (it has ht / polysemous_ht)"
-            ))),
-        }
-    }
-
-    fn param(&self, name: &str) -> Option<f64> {
-        matches!(name, "ht" | "polysemous_ht").then_some(self.polysemous_ht as f64)
-    }
-
-    fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
-        vec![crate::autotune::ParameterRange::polysemous_ht(&self.pq)]
-    }
-
-    fn description(&self) -> String {
-        let mut s = format!("PQ{}", self.pq.m());
-        if self.pq.nbits() != 8 {
-            s += &format!("x{}", self.pq.nbits());
-        }
-        if !self.do_polysemous_training {
-            s += "np";
-        }
-        s
-    }
-
-    fn view(&self) -> crate::IndexView<'_> {
-        crate::IndexView::Pq(self)
     }
 }

@@ -1,12 +1,9 @@
 //! `IndexScalarQuantizer`: exhaustive search over scalar-quantizer codes.
 
-use fathom_core::{
-    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
-};
+use fathom_core::{Error, MetricType, Result};
 use fathom_quant::{QuantizerType, ScalarQuantizer};
 
-use crate::code_scan::{BoxedScorer, CodeStore, knn_scan, radius_key, range_scan, to_result};
-use crate::{Index, check_queries, check_search};
+use crate::flat_codes::{CodeScorer, FlatCodec, IndexFlatCodes};
 
 /// Vectors coded one dimension at a time and searched exhaustively (Faiss's
 /// `IndexScalarQuantizer`, factory `SQ8`, `SQ4`, `SQ6`, `SQfp16`, `SQbf16`, `SQ8_direct`,
@@ -22,14 +19,9 @@ use crate::{Index, check_queries, check_search};
 /// index.add(&x).unwrap();
 /// assert_eq!(index.search(&x[8..12], 1).unwrap().labels, vec![2]);
 /// ```
-#[derive(Debug, Clone)]
-pub struct IndexScalarQuantizer {
-    sq: ScalarQuantizer,
-    metric: MetricType,
-    store: CodeStore,
-}
+pub type IndexScalarQuantizer = IndexFlatCodes<ScalarQuantizer>;
 
-impl IndexScalarQuantizer {
+impl IndexFlatCodes<ScalarQuantizer> {
     /// A new index; fp16, bf16 and the direct types need no training.
     pub fn new(d: usize, qtype: QuantizerType, metric: MetricType) -> Result<Self> {
         if !matches!(metric, MetricType::L2 | MetricType::InnerProduct) {
@@ -37,120 +29,61 @@ impl IndexScalarQuantizer {
                 "IndexScalarQuantizer supports L2 and inner product, not {metric:?}"
             )));
         }
-        let sq = ScalarQuantizer::new(d, qtype)?;
-        Ok(IndexScalarQuantizer {
-            store: CodeStore::new(sq.code_size()),
-            sq,
-            metric,
-        })
+        Ok(Self::with_codec(ScalarQuantizer::new(d, qtype)?, metric))
     }
 
     /// The quantizer.
     pub fn sq(&self) -> &ScalarQuantizer {
-        &self.sq
+        &self.codec
     }
-    /// The quantizer, to set its range statistic before training.
+    /// The quantizer, to set its range statistic before training (or its trained ranges,
+    /// as read from a file).
     pub fn sq_mut(&mut self) -> &mut ScalarQuantizer {
-        &mut self.sq
+        &mut self.codec
     }
-    /// The codes, `ntotal × code_size` bytes.
-    pub fn codes(&self) -> &[u8] {
-        &self.store.codes
-    }
-    /// Appends codes computed elsewhere (`n × code_size` bytes).
-    pub fn add_codes(&mut self, codes: &[u8]) -> Result<()> {
-        self.store.append("SQ codes", codes)
-    }
-    crate::code_scan::mapped_code_methods!();
+}
 
-    fn scorer<'a>(&'a self, queries: &'a [f32]) -> impl Fn(usize) -> BoxedScorer<'a> + Sync {
-        let d = self.sq.d();
+impl FlatCodec for ScalarQuantizer {
+    type Prepared = ();
+    const NAME: &'static str = "IndexScalarQuantizer";
+
+    fn is_trained(&self) -> bool {
+        ScalarQuantizer::is_trained(self)
+    }
+    fn train(&mut self, x: &[f32]) -> Result<()> {
+        ScalarQuantizer::train(self, x)
+    }
+    fn decode(&self, code: &[u8]) -> Result<Vec<f32>> {
+        let mut x = vec![0.0; self.d()];
+        self.decode_one(code, &mut x);
+        Ok(x)
+    }
+    fn prepare(&self, _metric: MetricType, _queries: &[f32]) -> Result<()> {
+        Ok(())
+    }
+    fn scorer<'a>(
+        &'a self,
+        metric: MetricType,
+        _prepared: &'a (),
+        queries: &'a [f32],
+        codes: &'a [u8],
+    ) -> impl Fn(usize) -> CodeScorer<'a> + Sync + 'a {
+        let (d, cs) = (self.d(), self.code_size());
         move |q| {
-            let query = self.sq.query(self.metric, &queries[q * d..(q + 1) * d]);
-            let neg = self.metric.is_similarity();
+            let query = self.query(metric, &queries[q * d..(q + 1) * d]);
+            let neg = metric.is_similarity();
             Box::new(move |start: usize, out: &mut [f32]| {
-                let cs = self.store.code_size;
-                query.distances(&self.store.codes[start * cs..(start + out.len()) * cs], out);
+                query.distances(&codes[start * cs..(start + out.len()) * cs], out);
                 if neg {
                     out.iter_mut().for_each(|v| *v = -*v);
                 }
             })
         }
     }
-}
-
-impl Index for IndexScalarQuantizer {
-    fn dim(&self) -> usize {
-        self.sq.d()
-    }
-    fn ntotal(&self) -> usize {
-        self.store.len()
-    }
-    fn metric(&self) -> MetricType {
-        self.metric
-    }
-    fn is_trained(&self) -> bool {
-        self.sq.is_trained()
-    }
-    fn train(&mut self, x: &[f32]) -> Result<()> {
-        self.sq.train(x)
-    }
-    fn add(&mut self, x: &[f32]) -> Result<()> {
-        if !self.is_trained() {
-            return Err(Error::NotTrained("add to IndexScalarQuantizer".into()));
-        }
-        self.store.add_vectors(&self.sq, x)
-    }
-
-    fn search_with(
-        &self,
-        queries: &[f32],
-        k: usize,
-        params: &SearchParams<'_>,
-    ) -> Result<SearchResult> {
-        let nq = check_search(self, queries, k)?;
-        let tops = knn_scan(nq, self.ntotal(), k, params.selector, self.scorer(queries));
-        to_result(tops, k, self.metric, |_, key| key)
-    }
-
-    fn range_search_with(
-        &self,
-        queries: &[f32],
-        radius: f32,
-        params: &SearchParams<'_>,
-    ) -> Result<RangeSearchResult> {
-        let nq = check_queries(self, queries)?;
-        Ok(range_scan(
-            nq,
-            self.ntotal(),
-            radius_key(self.metric, radius),
-            self.metric,
-            params.selector,
-            self.scorer(queries),
-        ))
-    }
-
-    fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
-        let code = self.store.checked_code(id)?;
-        let mut x = vec![0.0; self.dim()];
-        self.sq.decode_one(code, &mut x);
-        Ok(x)
-    }
-
-    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
-        self.store.remove(selector)
-    }
-
-    fn reset(&mut self) -> Result<()> {
-        self.store.codes.clear();
-        Ok(())
-    }
-
     fn description(&self) -> String {
-        format!("SQ{}", self.sq.qtype().factory_name())
+        format!("SQ{}", self.qtype().factory_name())
     }
-
-    fn view(&self) -> crate::IndexView<'_> {
-        crate::IndexView::ScalarQuantizer(self)
+    fn view(index: &IndexFlatCodes<Self>) -> crate::IndexView<'_> {
+        crate::IndexView::ScalarQuantizer(index)
     }
 }

@@ -108,7 +108,7 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
             polysemous_training,
         } => {
             let mut ix = IndexPq::new(d, m, nbits, metric)?;
-            ix.do_polysemous_training = polysemous_training;
+            ix.set_do_polysemous_training(polysemous_training);
             Box::new(ix)
         }
         StorageSpec::PqFastScan { m, bbs } => {

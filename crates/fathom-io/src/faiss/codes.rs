@@ -78,7 +78,7 @@ pub(super) fn read_pq_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<Index
     )?;
     put_codes!(c, index, codes, codes_at);
     if fourcc == b"IxPq" {
-        index.search_type = match c.i32("PQ search type")? {
+        let search_type = match c.i32("PQ search type")? {
             0 => PqSearchType::Adc,
             1 => PqSearchType::Hamming,
             3 => PqSearchType::Sdc,
@@ -89,16 +89,17 @@ pub(super) fn read_pq_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<Index
                 )));
             }
         };
+        index.set_search_type(search_type);
         if c.bool("encode_signs")? {
             return Err(c.err("PQ with encode_signs is not supported"));
         }
-        index.polysemous_ht = c.i32_in("polysemous_ht", i32::MAX as usize)? as u32;
+        index.set_polysemous_ht(c.i32_in("polysemous_ht", i32::MAX as usize)? as u32);
     }
     Ok(index)
 }
 
 pub(super) fn write_pq_index(s: &mut Sink<'_>, p: &IndexPq) -> Result<()> {
-    let search_type = match p.search_type {
+    let search_type = match p.search_type() {
         PqSearchType::Adc => 0,
         PqSearchType::Hamming => 1,
         PqSearchType::Sdc => 3,
@@ -110,7 +111,7 @@ pub(super) fn write_pq_index(s: &mut Sink<'_>, p: &IndexPq) -> Result<()> {
     s.vec(p.codes())?;
     s.i32(search_type)?;
     s.bool(false)?;
-    s.i32(p.polysemous_ht as i32)
+    s.i32(p.polysemous_ht() as i32)
 }
 
 pub(super) fn read_scalar_quantizer(c: &mut Cursor<'_>, d: usize) -> Result<ScalarQuantizer> {
