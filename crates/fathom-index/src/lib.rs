@@ -18,6 +18,7 @@
 //! | [`IndexIdMap2`] | the same, plus reconstruction by id | `IndexIDMap2` |
 //! | [`IndexShards`] | several indexes searched in parallel as one | `IndexShards` |
 //! | [`IndexPreTransform`] | vector transforms (PCA, OPQ, …) in front of any index | `IndexPreTransform` |
+//! | [`IndexFlatCodes`] | any [`FlatCodec`]'s codes in one array, searched exhaustively | `IndexFlatCodes` |
 //! | [`IndexPq`] | product-quantizer codes: ADC, SDC, Hamming and polysemous search | `IndexPQ` |
 //! | [`IndexScalarQuantizer`] | per-dimension 8/6/4-bit, fp16, bf16 codes | `IndexScalarQuantizer` |
 //! | [`IndexLsh`] | sign-bit codes searched by Hamming distance | `IndexLSH` |
