@@ -290,11 +290,14 @@ impl fmt::Display for TransformSpec {
     }
 }
 
-/// `PQ<m>[x<nbits>]`, the bits shown when not 8.
-fn pq_token(f: &mut fmt::Formatter<'_>, m: usize, nbits: usize) -> fmt::Result {
+/// `PQ<m>[x<nbits>][np]`: the bits shown when not 8, `np` when polysemous training is off.
+fn pq_token(f: &mut fmt::Formatter<'_>, m: usize, nbits: usize, polysemous: bool) -> fmt::Result {
     write!(f, "PQ{m}")?;
     if nbits != 8 {
         write!(f, "x{nbits}")?;
+    }
+    if !polysemous {
+        f.write_str("np")?;
     }
     Ok(())
 }
@@ -315,13 +318,7 @@ impl fmt::Display for StorageSpec {
                 m,
                 nbits,
                 polysemous_training,
-            } => {
-                pq_token(f, m, nbits)?;
-                if !polysemous_training {
-                    f.write_str("np")?;
-                }
-                Ok(())
-            }
+            } => pq_token(f, m, nbits, polysemous_training),
             StorageSpec::PqFastScan { m, bbs } => {
                 write!(f, "PQ{m}x4fs")?;
                 bbs_suffix(f, bbs)
@@ -349,9 +346,10 @@ impl fmt::Display for StorageSpec {
                 match storage {
                     HnswStorageSpec::Flat => Ok(()),
                     HnswStorageSpec::ScalarQuantizer(qt) => write!(f, ",SQ{}", qt.factory_name()),
+                    // Graph search compares by ADC only: no polysemous training, no `np`.
                     HnswStorageSpec::Pq { m, nbits } => {
                         f.write_str(",")?;
-                        pq_token(f, m, nbits)
+                        pq_token(f, m, nbits, true)
                     }
                 }
             }
@@ -378,13 +376,7 @@ impl fmt::Display for IvfCodecSpec {
                 m,
                 nbits,
                 polysemous_training,
-            } => {
-                pq_token(f, m, nbits)?;
-                if !polysemous_training {
-                    f.write_str("np")?;
-                }
-                Ok(())
-            }
+            } => pq_token(f, m, nbits, polysemous_training),
             IvfCodecSpec::PqRefine { m, m2 } => write!(f, "PQ{m}+{m2}"),
             IvfCodecSpec::PqFastScan {
                 m,

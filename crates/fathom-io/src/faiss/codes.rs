@@ -8,7 +8,7 @@ use fathom_linalg::VectorTransform;
 use fathom_quant::{ProductQuantizer, QuantizerType, RangeStat, ScalarQuantizer};
 
 use super::cursor::{Cursor, MAX_DIM};
-use super::header::{read_header, write_header};
+use super::header::{read_header, read_nested_of, write_header};
 use super::sink::Sink;
 use super::transform::{read_transform, write_transform};
 
@@ -41,16 +41,7 @@ pub(super) fn write_pq(s: &mut Sink<'_>, pq: &ProductQuantizer) -> Result<()> {
 
 /// A nested record that must be an [`IndexPq`].
 pub(super) fn read_pq_index(c: &mut Cursor<'_>) -> Result<IndexPq> {
-    c.nested(|c| {
-        let fourcc = c.fourcc()?;
-        if !matches!(&fourcc, b"IxPq" | b"IxPQ" | b"IxPo") {
-            return Err(c.err(format!(
-                "expected a PQ index record, found {:?}",
-                String::from_utf8_lossy(&fourcc)
-            )));
-        }
-        read_pq_body(c, &fourcc)
-    })
+    read_nested_of(c, &[b"IxPq", b"IxPQ", b"IxPo"], "a PQ index", read_pq_body)
 }
 
 pub(super) fn read_pq_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexPq> {
@@ -160,14 +151,7 @@ pub(super) fn write_sq(s: &mut Sink<'_>, sq: &ScalarQuantizer) -> Result<()> {
 
 /// A nested record that must be an [`IndexScalarQuantizer`].
 pub(super) fn read_sq(c: &mut Cursor<'_>) -> Result<IndexScalarQuantizer> {
-    c.nested(|c| {
-        let fourcc = c.fourcc()?;
-        if &fourcc != b"IxSQ" {
-            return Err(c.err(format!(
-                "expected a scalar-quantizer index record, found {:?}",
-                String::from_utf8_lossy(&fourcc)
-            )));
-        }
+    read_nested_of(c, &[b"IxSQ"], "a scalar-quantizer index", |c, _| {
         read_sq_body(c)
     })
 }

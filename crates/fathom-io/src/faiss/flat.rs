@@ -4,21 +4,17 @@ use fathom_core::{MetricType, Result};
 use fathom_index::{Index, IndexFlat};
 
 use super::cursor::Cursor;
-use super::header::{read_header, write_header};
+use super::header::{read_header, read_nested_of, write_header};
 use super::sink::Sink;
 
 /// A nested record that must be an [`IndexFlat`].
 pub(super) fn read_flat(c: &mut Cursor<'_>) -> Result<IndexFlat> {
-    c.nested(|c| {
-        let fourcc = c.fourcc()?;
-        if !matches!(&fourcc, b"IxF2" | b"IxFI" | b"IxFl") {
-            return Err(c.err(format!(
-                "expected a flat index record, found {:?}",
-                String::from_utf8_lossy(&fourcc)
-            )));
-        }
-        read_flat_body(c, &fourcc)
-    })
+    read_nested_of(
+        c,
+        &[b"IxF2", b"IxFI", b"IxFl"],
+        "a flat index",
+        read_flat_body,
+    )
 }
 
 pub(super) fn read_flat_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexFlat> {

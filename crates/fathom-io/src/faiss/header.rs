@@ -54,6 +54,26 @@ pub(super) fn read_header(c: &mut Cursor<'_>) -> Result<Header> {
     })
 }
 
+/// A nested record that must be one of `fourccs` (`what` names the kind in the error),
+/// read by `body` once its fourcc is known.
+pub(super) fn read_nested_of<T>(
+    c: &mut Cursor<'_>,
+    fourccs: &[&[u8; 4]],
+    what: &str,
+    body: impl FnOnce(&mut Cursor<'_>, &[u8; 4]) -> Result<T>,
+) -> Result<T> {
+    c.nested(|c| {
+        let fourcc = c.fourcc()?;
+        if !fourccs.contains(&&fourcc) {
+            return Err(c.err(format!(
+                "expected {what} record, found {:?}",
+                String::from_utf8_lossy(&fourcc)
+            )));
+        }
+        body(c, &fourcc)
+    })
+}
+
 /// Checks a nested index against the header of the record holding it.
 pub(super) fn check_nested(c: &Cursor<'_>, h: &Header, sub: &dyn Index, what: &str) -> Result<()> {
     if sub.dim() != h.d {
