@@ -43,6 +43,7 @@
 
 mod assigner;
 pub mod autotune;
+pub mod binary;
 mod code_scan;
 mod factory;
 mod fastscan;

@@ -44,7 +44,7 @@ pub use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2,
     IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer,
     IndexLsh, IndexPq, IndexPqFastScan, IndexPreTransform, IndexRefine, IndexScalarQuantizer,
-    IndexShards, IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds, autotune, hnsw,
+    IndexShards, IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds, autotune, binary, hnsw,
     index_factory, ivf, reverse_index_factory,
 };
 pub use fathom_invlists as invlists;

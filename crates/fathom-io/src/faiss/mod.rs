@@ -43,6 +43,7 @@
 // The header module's `put_codes!` macro serves the record modules after it.
 #[macro_use]
 mod header;
+mod binary;
 mod codes;
 mod cursor;
 mod fastscan;
@@ -263,6 +264,54 @@ pub fn write_index(index: &dyn Index, path: impl AsRef<Path>) -> Result<()> {
             other => std::io::Error::other(other.to_string()),
         })
     })
+}
+
+/// Reads a binary index (Faiss's `read_index_binary`) from a Faiss file held in memory.
+///
+/// ```
+/// use fathom_index::binary::{IndexBinary, IndexBinaryFlat};
+/// use fathom_io::faiss::{index_binary_to_bytes, read_index_binary_bytes};
+/// let mut index = IndexBinaryFlat::new(16).unwrap();
+/// index.add(&[1, 2, 3, 4]).unwrap();
+/// let back = read_index_binary_bytes(&index_binary_to_bytes(&index).unwrap()).unwrap();
+/// assert_eq!(back.reconstruct(1).unwrap(), vec![3, 4]);
+/// ```
+pub fn read_index_binary_bytes(bytes: &[u8]) -> Result<Box<dyn fathom_index::binary::IndexBinary>> {
+    let mut c = cursor::Cursor::new(bytes);
+    let index = binary::read_index_binary(&mut c)?;
+    if c.remaining() != 0 {
+        return Err(c.err(format!(
+            "{} bytes follow the index record; a Faiss file holds exactly one",
+            c.remaining()
+        )));
+    }
+    Ok(index)
+}
+
+/// Reads the binary index in the Faiss file at `path` (Faiss's `read_index_binary`).
+pub fn read_index_binary(
+    path: impl AsRef<Path>,
+) -> Result<Box<dyn fathom_index::binary::IndexBinary>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    read_index_binary_bytes(&bytes).map_err(|e| with_path(e, path))
+}
+
+/// `index` as the bytes of a Faiss binary index file.
+pub fn index_binary_to_bytes(index: &dyn fathom_index::binary::IndexBinary) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    binary::write_index_binary(&mut sink::Sink::new(&mut out), index)?;
+    Ok(out)
+}
+
+/// Writes `index` to `path` as a Faiss binary index file (Faiss's `write_index_binary`),
+/// replacing any file there atomically.
+pub fn write_index_binary(
+    index: &dyn fathom_index::binary::IndexBinary,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let bytes = index_binary_to_bytes(index)?;
+    crate::atomic::write_atomically(path.as_ref(), |w| w.write_all(&bytes))
 }
 
 /// A deep copy of `index`, through its Faiss form (Faiss's `clone_index`).

@@ -1,0 +1,436 @@
+//! Binary indexes: vectors of `d` bits (`d / 8` bytes each, as hashes, deduplication keys
+//! or 1-bit embeddings produce them) compared by Hamming distance — Faiss's `IndexBinary`
+//! family. [`IndexBinary`] is the trait; [`IndexBinaryFlat`] the exhaustive index, scanned
+//! with the popcount kernel of `fathom_kernels::codes::hamming` through the same scan
+//! engine as the float code indexes; [`IndexBinaryIdMap`] adds user-chosen ids.
+//!
+//! Distances are bit counts, exact integers held in the `f32` distances of
+//! [`SearchResult`].
+//!
+//! ```
+//! use fathom_index::binary::{IndexBinary, IndexBinaryFlat};
+//! let mut index = IndexBinaryFlat::new(16).unwrap();
+//! index.add(&[0b0000_0000, 0xff, 0b1111_0000, 0x0f]).unwrap(); // two 16-bit codes
+//! let res = index.search(&[0b0000_0001, 0xff], 2).unwrap();
+//! assert_eq!(res.labels, vec![0, 1]);
+//! assert_eq!(res.distances, vec![1.0, 9.0]);
+//! ```
+
+use fathom_core::{
+    Error, IdSelector, IdSelectorTranslated, Idx, MetricType, RangeSearchResult, Result,
+    SearchParams, SearchResult,
+};
+use fathom_kernels::codes::hamming;
+
+use crate::code_scan::{CodeStore, knn_scan, range_scan, to_result};
+
+/// An index of binary vectors (Faiss's `IndexBinary`): `d` bits per vector, given as
+/// `d / 8`-byte rows; searches rank by Hamming distance.
+///
+/// Input is validated as for [`crate::Index`]: a wrong length, `k = 0` or an empty input
+/// where one is needed gives an error, never a panic.
+pub trait IndexBinary: std::any::Any + Send + Sync {
+    /// Bits per vector (a multiple of 8).
+    fn d(&self) -> usize;
+    /// Bytes per vector, `d / 8`.
+    fn code_size(&self) -> usize {
+        self.d() / 8
+    }
+    /// Number of vectors held.
+    fn ntotal(&self) -> usize;
+    /// Whether vectors may be added and searched.
+    fn is_trained(&self) -> bool {
+        true
+    }
+    /// Learns what the index needs from representative vectors.
+    fn train(&mut self, x: &[u8]) -> Result<()> {
+        let n = fathom_core::check::codes("training set", x, self.code_size())?;
+        if n == 0 {
+            return Err(Error::invalid("the training set is empty"));
+        }
+        Ok(())
+    }
+    /// Adds vectors; their ids are their positions.
+    fn add(&mut self, x: &[u8]) -> Result<()>;
+    /// Adds vectors with the given ids, one per vector.
+    fn add_with_ids(&mut self, x: &[u8], ids: &[Idx]) -> Result<()> {
+        let _ = (x, ids);
+        Err(Error::Unsupported(format!(
+            "{} assigns ids itself: use add(), or wrap it in IndexBinaryIdMap to choose ids",
+            self.description()
+        )))
+    }
+    /// The `k` nearest vectors of each query, with per-call parameters.
+    fn search_with(
+        &self,
+        queries: &[u8],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult>;
+    /// The `k` nearest vectors of each query.
+    fn search(&self, queries: &[u8], k: usize) -> Result<SearchResult> {
+        self.search_with(queries, k, &SearchParams::default())
+    }
+    /// Every vector at Hamming distance below `radius` of each query.
+    fn range_search_with(
+        &self,
+        queries: &[u8],
+        radius: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeSearchResult>;
+    /// Every vector at Hamming distance below `radius` of each query.
+    fn range_search(&self, queries: &[u8], radius: f32) -> Result<RangeSearchResult> {
+        self.range_search_with(queries, radius, &SearchParams::default())
+    }
+    /// The stored vector with id `id`.
+    fn reconstruct(&self, id: Idx) -> Result<Vec<u8>>;
+    /// Removes every vector whose id `selector` contains; returns how many were removed.
+    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize>;
+    /// Removes every vector.
+    fn reset(&mut self) -> Result<()>;
+    /// The description in Faiss's binary factory grammar (`BFlat`, `IDMap,BFlat`).
+    fn description(&self) -> String;
+    /// What kind of binary index this is, with its parts.
+    fn view(&self) -> BinaryIndexView<'_>;
+}
+
+/// What a binary index is ([`IndexBinary::view`]): how persistence and the Python
+/// classes treat each kind.
+pub enum BinaryIndexView<'a> {
+    /// Exhaustive search over the codes.
+    Flat(&'a IndexBinaryFlat),
+    /// User-chosen ids over another binary index.
+    IdMap {
+        /// The index holding the vectors.
+        inner: &'a dyn IndexBinary,
+        /// The id of each inner vector, by position.
+        ids: &'a [Idx],
+        /// Whether ids map back to positions too (`IndexBinaryIDMap2`).
+        two_way: bool,
+    },
+    /// A binary index defined outside this crate.
+    Other,
+}
+
+/// Checks a search call's queries against a binary index; returns their number.
+fn check_queries(index: &dyn IndexBinary, queries: &[u8]) -> Result<usize> {
+    let nq = fathom_core::check::codes("query", queries, index.code_size())?;
+    if !index.is_trained() {
+        return Err(Error::NotTrained("search".into()));
+    }
+    Ok(nq)
+}
+
+/// Exhaustive Hamming search over binary vectors (Faiss's `IndexBinaryFlat`, factory
+/// `BFlat`).
+#[derive(Debug, Clone)]
+pub struct IndexBinaryFlat {
+    d: usize,
+    store: CodeStore,
+}
+
+impl IndexBinaryFlat {
+    /// An empty index of `d`-bit vectors; `d` must be a positive multiple of 8.
+    pub fn new(d: usize) -> Result<Self> {
+        if d == 0 || !d.is_multiple_of(8) {
+            return Err(Error::invalid(format!(
+                "a binary index needs d to be a positive multiple of 8 bits, got {d}"
+            )));
+        }
+        Ok(IndexBinaryFlat {
+            d,
+            store: CodeStore::new(d / 8),
+        })
+    }
+    /// The codes, `ntotal × code_size` bytes.
+    pub fn codes(&self) -> &[u8] {
+        &self.store.codes
+    }
+
+    /// The scorer of each query: Hamming distances of a run of codes, as keys.
+    fn scorer<'a>(
+        &'a self,
+        queries: &'a [u8],
+    ) -> impl Fn(usize) -> crate::CodeScorer<'a> + Sync + 'a {
+        let cs = self.store.code_size;
+        let codes: &'a [u8] = &self.store.codes;
+        move |q| {
+            let qc = &queries[q * cs..(q + 1) * cs];
+            let mut ham = Vec::new();
+            Box::new(move |start: usize, out: &mut [f32]| {
+                ham.resize(out.len(), 0u32);
+                hamming::distances(qc, &codes[start * cs..(start + out.len()) * cs], &mut ham);
+                for (o, &h) in out.iter_mut().zip(&ham) {
+                    *o = h as f32;
+                }
+            })
+        }
+    }
+}
+
+impl IndexBinary for IndexBinaryFlat {
+    fn d(&self) -> usize {
+        self.d
+    }
+    fn ntotal(&self) -> usize {
+        self.store.len()
+    }
+    fn add(&mut self, x: &[u8]) -> Result<()> {
+        self.store.append("added binary vectors", x)
+    }
+    fn search_with(
+        &self,
+        queries: &[u8],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        fathom_core::check::k(k)?;
+        let nq = check_queries(self, queries)?;
+        let tops = knn_scan(nq, self.ntotal(), k, params.selector, self.scorer(queries));
+        to_result(tops, k, MetricType::L2, |_, key| key)
+    }
+    fn range_search_with(
+        &self,
+        queries: &[u8],
+        radius: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeSearchResult> {
+        let nq = check_queries(self, queries)?;
+        if radius.is_nan() {
+            return Err(Error::invalid("radius is NaN; expected a number of bits"));
+        }
+        Ok(range_scan(
+            nq,
+            self.ntotal(),
+            radius,
+            MetricType::L2,
+            params.selector,
+            self.scorer(queries),
+        ))
+    }
+    fn reconstruct(&self, id: Idx) -> Result<Vec<u8>> {
+        Ok(self.store.checked_code(id)?.to_vec())
+    }
+    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+        self.store.remove(selector)
+    }
+    fn reset(&mut self) -> Result<()> {
+        self.store.codes.clear();
+        Ok(())
+    }
+    fn description(&self) -> String {
+        "BFlat".into()
+    }
+    fn view(&self) -> BinaryIndexView<'_> {
+        BinaryIndexView::Flat(self)
+    }
+}
+
+/// User-chosen ids over a binary index whose ids are positions (Faiss's
+/// `IndexBinaryIDMap`; `IndexBinaryIDMap2` when `two_way`, which also reconstructs by id).
+pub struct IndexBinaryIdMap {
+    inner: Box<dyn IndexBinary>,
+    ids: Vec<Idx>,
+    two_way: bool,
+}
+
+impl IndexBinaryIdMap {
+    /// An id map over `inner`, which must be empty.
+    pub fn new(inner: Box<dyn IndexBinary>, two_way: bool) -> Result<Self> {
+        Self::from_parts(inner, Vec::new(), two_way)
+    }
+    /// An id map over `inner` holding `ids.len()` vectors (as read from a file).
+    pub fn from_parts(inner: Box<dyn IndexBinary>, ids: Vec<Idx>, two_way: bool) -> Result<Self> {
+        if ids.len() != inner.ntotal() {
+            return Err(Error::invalid(format!(
+                "an id map of {} ids over an index of {} vectors",
+                ids.len(),
+                inner.ntotal()
+            )));
+        }
+        if two_way {
+            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+            if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
+                return Err(Error::invalid(format!(
+                    "IndexBinaryIDMap2 needs unique ids; {dup} appears twice"
+                )));
+            }
+        }
+        Ok(IndexBinaryIdMap {
+            inner,
+            ids,
+            two_way,
+        })
+    }
+    /// The wrapped index.
+    pub fn inner(&self) -> &dyn IndexBinary {
+        &*self.inner
+    }
+    /// The id of each stored vector, in storage order.
+    pub fn id_map(&self) -> &[Idx] {
+        &self.ids
+    }
+
+    /// Runs `search` with `params` for the inner index: a selector of ids becomes one of
+    /// the rows holding them.
+    fn with_inner_params<R>(
+        &self,
+        params: &SearchParams<'_>,
+        search: impl FnOnce(&SearchParams<'_>) -> Result<R>,
+    ) -> Result<R> {
+        match params.selector {
+            None => search(params),
+            Some(sel) => {
+                let rows = IdSelectorTranslated::new(&self.ids, sel);
+                let mut inner = *params;
+                inner.selector = Some(&rows);
+                search(&inner)
+            }
+        }
+    }
+
+    fn translate(&self, labels: &mut [Idx]) -> Result<()> {
+        for l in labels.iter_mut().filter(|l| **l >= 0) {
+            *l = *self.ids.get(*l as usize).ok_or_else(|| {
+                Error::invalid(format!(
+                    "the inner index returned row {l}, beyond its {} ids",
+                    self.ids.len()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl IndexBinary for IndexBinaryIdMap {
+    fn d(&self) -> usize {
+        self.inner.d()
+    }
+    fn ntotal(&self) -> usize {
+        self.ids.len()
+    }
+    fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+    fn train(&mut self, x: &[u8]) -> Result<()> {
+        self.inner.train(x)
+    }
+    fn add(&mut self, x: &[u8]) -> Result<()> {
+        let _ = x;
+        Err(Error::Unsupported(
+            "an id map needs the ids: use add_with_ids()".into(),
+        ))
+    }
+    fn add_with_ids(&mut self, x: &[u8], ids: &[Idx]) -> Result<()> {
+        let n = fathom_core::check::codes("added binary vectors", x, self.code_size())?;
+        fathom_core::check::ids(ids, n)?;
+        if self.two_way {
+            let mut seen: std::collections::HashSet<Idx> = self.ids.iter().copied().collect();
+            if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
+                return Err(Error::invalid(format!(
+                    "IndexBinaryIDMap2 needs unique ids; {dup} is already there"
+                )));
+            }
+        }
+        self.inner.add(x)?;
+        self.ids.extend_from_slice(ids);
+        Ok(())
+    }
+    fn search_with(
+        &self,
+        queries: &[u8],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        let mut res = self.with_inner_params(params, |p| self.inner.search_with(queries, k, p))?;
+        self.translate(&mut res.labels)?;
+        Ok(res)
+    }
+    fn range_search_with(
+        &self,
+        queries: &[u8],
+        radius: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeSearchResult> {
+        let mut res =
+            self.with_inner_params(params, |p| self.inner.range_search_with(queries, radius, p))?;
+        self.translate(&mut res.labels)?;
+        Ok(res)
+    }
+    fn reconstruct(&self, id: Idx) -> Result<Vec<u8>> {
+        if !self.two_way {
+            return Err(Error::Unsupported(
+                "IndexBinaryIDMap cannot reconstruct by id; use IndexBinaryIDMap2".into(),
+            ));
+        }
+        let row = self
+            .ids
+            .iter()
+            .position(|&i| i == id)
+            .ok_or(Error::IdNotFound(id))?;
+        self.inner.reconstruct(row as Idx)
+    }
+    fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
+        let rows: Vec<Idx> = (0..self.ids.len() as Idx)
+            .filter(|&r| selector.is_member(self.ids[r as usize]))
+            .collect();
+        let by_row = fathom_core::IdSelectorBatch::new(rows.iter().copied());
+        let removed = self.inner.remove_ids(&by_row)?;
+        // The inner index renumbers its rows as this drops their ids: they stay aligned.
+        self.ids.retain(|id| !selector.is_member(*id));
+        Ok(removed)
+    }
+    fn reset(&mut self) -> Result<()> {
+        self.inner.reset()?;
+        self.ids.clear();
+        Ok(())
+    }
+    fn description(&self) -> String {
+        format!(
+            "{},{}",
+            if self.two_way { "IDMap2" } else { "IDMap" },
+            self.inner.description()
+        )
+    }
+    fn view(&self) -> BinaryIndexView<'_> {
+        BinaryIndexView::IdMap {
+            inner: &*self.inner,
+            ids: &self.ids,
+            two_way: self.two_way,
+        }
+    }
+}
+
+/// The binary index a description names, for `d`-bit vectors (Faiss's
+/// `index_binary_factory`): `BFlat`, optionally behind `IDMap,` or `IDMap2,`.
+///
+/// ```
+/// use fathom_index::binary::{index_binary_factory, IndexBinary};
+/// let index = index_binary_factory(64, "IDMap2,BFlat").unwrap();
+/// assert_eq!(index.description(), "IDMap2,BFlat");
+/// assert!(index_binary_factory(64, "BIVF16").is_err());
+/// ```
+pub fn index_binary_factory(d: usize, description: &str) -> Result<Box<dyn IndexBinary>> {
+    let tokens: Vec<&str> = description.split(',').map(str::trim).collect();
+    let (wrapper, body) = match tokens.as_slice() {
+        [w @ ("IDMap" | "IDMap2"), body] | [body, w @ ("IDMap" | "IDMap2")] => (Some(*w), *body),
+        [body] => (None, *body),
+        _ => {
+            return Err(Error::invalid(format!(
+                "{description:?}: expected [IDMap,|IDMap2,]BFlat"
+            )));
+        }
+    };
+    let index: Box<dyn IndexBinary> = match body {
+        "BFlat" => Box::new(IndexBinaryFlat::new(d)?),
+        other => {
+            return Err(Error::invalid(format!(
+                "{description:?}: binary index {other:?} is not available; expected BFlat"
+            )));
+        }
+    };
+    Ok(match wrapper {
+        None => index,
+        Some(w) => Box::new(IndexBinaryIdMap::new(index, w == "IDMap2")?),
+    })
+}
