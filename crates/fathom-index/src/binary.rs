@@ -156,13 +156,8 @@ impl IndexBinaryFlat {
         let codes: &'a [u8] = &self.store.codes;
         move |q| {
             let qc = &queries[q * cs..(q + 1) * cs];
-            let mut ham = Vec::new();
             Box::new(move |start: usize, out: &mut [f32]| {
-                ham.resize(out.len(), 0u32);
-                hamming::distances(qc, &codes[start * cs..(start + out.len()) * cs], &mut ham);
-                for (o, &h) in out.iter_mut().zip(&ham) {
-                    *o = h as f32;
-                }
+                hamming::distances_f32(qc, &codes[start * cs..(start + out.len()) * cs], out);
             })
         }
     }

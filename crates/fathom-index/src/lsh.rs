@@ -64,13 +64,8 @@ impl FlatCodec for LshEncoder {
         let cs = self.code_size();
         move |q| {
             let qc = &qcodes[q * cs..(q + 1) * cs];
-            let mut ham = Vec::new();
             Box::new(move |start: usize, out: &mut [f32]| {
-                ham.resize(out.len(), 0u32);
-                hamming::distances(qc, &codes[start * cs..(start + out.len()) * cs], &mut ham);
-                for (o, &h) in out.iter_mut().zip(&ham) {
-                    *o = h as f32;
-                }
+                hamming::distances_f32(qc, &codes[start * cs..(start + out.len()) * cs], out);
             })
         }
     }
