@@ -190,3 +190,19 @@ fn bad_binary_input_is_an_error() {
         );
     }
 }
+
+#[test]
+fn inputs_the_fuzzer_found_read_or_fail_without_panicking() {
+    // Each file once crashed the binary reader (see fuzz/, target read_index_binary).
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz_regressions_binary");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(index) = read_index_binary_bytes(&bytes) {
+            let q = vec![0u8; index.code_size()];
+            let _ = index.search(&q, 3);
+        }
+        n += 1;
+    }
+    assert!(n >= 1);
+}

@@ -53,7 +53,10 @@ pub(crate) fn read_index_binary(c: &mut Cursor<'_>) -> Result<Box<dyn IndexBinar
         let index: Box<dyn IndexBinary> = match &fourcc {
             b"IBxF" => {
                 let h = read_binary_header(c)?;
-                let codes = c.vec_len::<u8>("binary vectors", h.ntotal * (h.d / 8))?;
+                let len = h.ntotal.checked_mul(h.d / 8).ok_or_else(|| {
+                    c.err(format!("{} vectors of {} bits overflow", h.ntotal, h.d))
+                })?;
+                let codes = c.vec_len::<u8>("binary vectors", len)?;
                 let mut index = IndexBinaryFlat::new(h.d).map_err(|e| c.err(e))?;
                 index.add(&codes).map_err(|e| c.err(e))?;
                 Box::new(index)
