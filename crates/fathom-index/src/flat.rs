@@ -224,6 +224,31 @@ impl Index for IndexFlat {
         crate::IndexView::Flat(self)
     }
 
+    fn sa_code_size(&self) -> Result<usize> {
+        Ok(4 * self.d)
+    }
+    /// A flat index's standalone code is the vector's little-endian `f32` bytes.
+    fn sa_encode(&self, x: &[f32]) -> Result<Vec<u8>> {
+        fathom_core::check::vectors("encoded", x, self.d)?;
+        Ok(x.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+    fn sa_decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
+        fathom_core::check::codes("standalone codes", codes, 4 * self.d)?;
+        Ok(codes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+    fn add_sa_codes(&mut self, codes: &[u8], ids: Option<&[Idx]>) -> Result<()> {
+        if ids.is_some() {
+            return Err(Error::invalid(
+                "a flat index numbers vectors by position; add standalone codes without ids",
+            ));
+        }
+        let x = self.sa_decode(codes)?;
+        self.add(&x)
+    }
+
     fn merge_from(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> {
         if add_id != 0 {
             return Err(Error::invalid(

@@ -171,6 +171,39 @@ impl<C: FlatCodec> Index for IndexFlatCodes<C> {
         self.store.remove(selector)
     }
 
+    fn sa_code_size(&self) -> Result<usize> {
+        Ok(self.codec.code_size())
+    }
+    fn sa_encode(&self, x: &[f32]) -> Result<Vec<u8>> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained(format!("sa_encode with {}", C::NAME)));
+        }
+        fathom_core::check::vectors("encoded", x, self.dim())?;
+        fathom_core::check::finite("encoded", x, self.dim())?;
+        self.codec.compute_codes(x)
+    }
+    fn sa_decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained(format!("sa_decode with {}", C::NAME)));
+        }
+        let cs = self.codec.code_size();
+        fathom_core::check::codes("standalone codes", codes, cs)?;
+        let mut out = Vec::with_capacity(codes.len() / cs.max(1) * self.dim());
+        for code in codes.chunks_exact(cs.max(1)) {
+            out.extend(self.codec.decode(code)?);
+        }
+        Ok(out)
+    }
+    fn add_sa_codes(&mut self, codes: &[u8], ids: Option<&[Idx]>) -> Result<()> {
+        if ids.is_some() {
+            return Err(Error::invalid(format!(
+                "{} numbers vectors by position; add standalone codes without ids",
+                C::NAME
+            )));
+        }
+        self.add_codes(codes)
+    }
+
     fn reset(&mut self) -> Result<()> {
         self.store.codes.clear();
         Ok(())

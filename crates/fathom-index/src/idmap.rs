@@ -87,6 +87,36 @@ pub type IndexIdMap<I = Box<dyn Index>> = IdMapped<I, false>;
 pub type IndexIdMap2<I = Box<dyn Index>> = IdMapped<I, true>;
 
 impl<I: Index, const REVERSE: bool> IdMapped<I, REVERSE> {
+    /// Adds `n` rows to the inner index with `add`, under `ids` (checked first: one per
+    /// row, valid, and unique for `IndexIdMap2`).
+    fn add_rows(
+        &mut self,
+        n: usize,
+        ids: &[Idx],
+        add: impl FnOnce(&mut I) -> Result<()>,
+    ) -> Result<()> {
+        check::ids(ids, n)?;
+        check_ids_valid(ids)?;
+        if REVERSE {
+            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+            for &id in ids {
+                if self.rev.contains_key(&id) || !seen.insert(id) {
+                    return Err(Error::invalid(format!(
+                        "id {id} is already in the index; IndexIdMap2 needs unique ids"
+                    )));
+                }
+            }
+        }
+        let start = self.id_map.len();
+        add(&mut self.inner)?;
+        self.id_map.extend_from_slice(ids);
+        if REVERSE {
+            self.rev
+                .extend(ids.iter().enumerate().map(|(i, &id)| (id, start + i)));
+        }
+        Ok(())
+    }
+
     /// Wraps `inner`. Vectors already in it keep their positions as ids (0, 1, …); later
     /// ones get the ids they are added with. [`IdMapped::try_new`] insists on an empty
     /// index, as Faiss's constructor does.
@@ -183,26 +213,23 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
     }
     fn add_with_ids(&mut self, x: &[f32], ids: &[Idx]) -> Result<()> {
         let n = check::vectors("added", x, self.dim())?;
-        check::ids(ids, n)?;
-        check_ids_valid(ids)?;
-        if REVERSE {
-            let mut seen = std::collections::HashSet::with_capacity(ids.len());
-            for &id in ids {
-                if self.rev.contains_key(&id) || !seen.insert(id) {
-                    return Err(Error::invalid(format!(
-                        "id {id} is already in the index; IndexIdMap2 needs unique ids"
-                    )));
-                }
-            }
-        }
-        let start = self.id_map.len();
-        self.inner.add(x)?;
-        self.id_map.extend_from_slice(ids);
-        if REVERSE {
-            self.rev
-                .extend(ids.iter().enumerate().map(|(i, &id)| (id, start + i)));
-        }
-        Ok(())
+        self.add_rows(n, ids, |inner| inner.add(x))
+    }
+    fn sa_code_size(&self) -> Result<usize> {
+        self.inner.sa_code_size()
+    }
+    fn sa_encode(&self, x: &[f32]) -> Result<Vec<u8>> {
+        self.inner.sa_encode(x)
+    }
+    fn sa_decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
+        self.inner.sa_decode(codes)
+    }
+    fn add_sa_codes(&mut self, codes: &[u8], ids: Option<&[Idx]>) -> Result<()> {
+        let ids = ids.ok_or_else(|| {
+            Error::invalid("an id map needs the ids of the codes it adds; none were given")
+        })?;
+        let n = check::codes("standalone codes", codes, self.inner.sa_code_size()?)?;
+        self.add_rows(n, ids, |inner| inner.add_sa_codes(codes, None))
     }
     fn search_with(&self, q: &[f32], k: usize, params: &SearchParams<'_>) -> Result<SearchResult> {
         let sel = self.selector(params);

@@ -168,6 +168,83 @@ pub trait Index: std::any::Any + Send + Sync {
         }
         Ok(out)
     }
+    /// The stored vectors `ids` (decoded), concatenated (Faiss's `reconstruct_batch`).
+    fn reconstruct_batch(&self, ids: &[Idx]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(ids.len().saturating_mul(self.dim()).min(1 << 26));
+        for &id in ids {
+            out.extend(self.reconstruct(id)?);
+        }
+        Ok(out)
+    }
+    /// The `k` nearest vectors of each query and those vectors, reconstructed (`nq × k ×
+    /// d` floats; NaN where there is no result, as Faiss's `-1` bytes are), as Faiss's
+    /// `search_and_reconstruct`.
+    fn search_and_reconstruct(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<(SearchResult, Vec<f32>)> {
+        let res = self.search_with(queries, k, params)?;
+        let d = self.dim();
+        let mut out = Vec::with_capacity(res.labels.len().saturating_mul(d).min(1 << 26));
+        for &id in &res.labels {
+            if id < 0 {
+                out.extend(std::iter::repeat_n(f32::NAN, d));
+            } else {
+                out.extend(self.reconstruct(id)?);
+            }
+        }
+        Ok((res, out))
+    }
+    /// `x − reconstruct(key)` for each row of `xs` and its key (Faiss's
+    /// `compute_residual_n`; with a coarse quantizer, the residual an IVF index encodes).
+    fn compute_residual_n(&self, xs: &[f32], keys: &[Idx]) -> Result<Vec<f32>> {
+        let n = fathom_core::check::vectors("vectors", xs, self.dim())?;
+        fathom_core::check::ids(keys, n)?;
+        let mut out = Vec::with_capacity(xs.len());
+        for (x, &key) in xs.chunks_exact(self.dim()).zip(keys) {
+            let r = self.reconstruct(key)?;
+            out.extend(x.iter().zip(&r).map(|(a, b)| a - b));
+        }
+        Ok(out)
+    }
+    /// Bytes of one standalone code ([`Index::sa_encode`]), for the indexes that have a
+    /// standalone codec (flat, PQ, SQ, LSH, IVF; transforms and id maps forward to
+    /// theirs).
+    fn sa_code_size(&self) -> Result<usize> {
+        Err(Error::Unsupported(format!(
+            "{} has no standalone codec",
+            self.description()
+        )))
+    }
+    /// The standalone codes of `x` (Faiss's `sa_encode`): what the index would store,
+    /// self-contained (an IVF code starts with its list number), `sa_code_size` bytes a
+    /// row. The index must be trained; nothing is added.
+    fn sa_encode(&self, x: &[f32]) -> Result<Vec<u8>> {
+        let _ = x;
+        Err(Error::Unsupported(format!(
+            "{} has no standalone codec",
+            self.description()
+        )))
+    }
+    /// The vectors standalone codes stand for (Faiss's `sa_decode`).
+    fn sa_decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
+        let _ = codes;
+        Err(Error::Unsupported(format!(
+            "{} has no standalone codec",
+            self.description()
+        )))
+    }
+    /// Adds vectors given by their standalone codes (Faiss's `add_sa_codes`), with ids
+    /// where the index stores ids (IVF, id maps) or at the next positions.
+    fn add_sa_codes(&mut self, codes: &[u8], ids: Option<&[Idx]>) -> Result<()> {
+        let _ = (codes, ids);
+        Err(Error::Unsupported(format!(
+            "{} cannot add standalone codes",
+            self.description()
+        )))
+    }
     /// Distances (or similarities, for inner product) from one query to the stored
     /// vectors `ids`, into `out` (Faiss's `DistanceComputer`); an id of `-1` gives the
     /// metric's worst value. The default decodes each vector with
@@ -296,6 +373,13 @@ macro_rules! forward_index {
             fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> { (**self).reconstruct(id) }
             fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> { (**self).reconstruct_n(start, n) }
             fn compute_distances(&self, q: &[f32], ids: &[Idx], out: &mut [f32]) -> Result<()> { (**self).compute_distances(q, ids, out) }
+            fn reconstruct_batch(&self, ids: &[Idx]) -> Result<Vec<f32>> { (**self).reconstruct_batch(ids) }
+            fn search_and_reconstruct(&self, q: &[f32], k: usize, p: &SearchParams<'_>) -> Result<(SearchResult, Vec<f32>)> { (**self).search_and_reconstruct(q, k, p) }
+            fn compute_residual_n(&self, xs: &[f32], keys: &[Idx]) -> Result<Vec<f32>> { (**self).compute_residual_n(xs, keys) }
+            fn sa_code_size(&self) -> Result<usize> { (**self).sa_code_size() }
+            fn sa_encode(&self, x: &[f32]) -> Result<Vec<u8>> { (**self).sa_encode(x) }
+            fn sa_decode(&self, codes: &[u8]) -> Result<Vec<f32>> { (**self).sa_decode(codes) }
+            fn add_sa_codes(&mut self, codes: &[u8], ids: Option<&[Idx]>) -> Result<()> { (**self).add_sa_codes(codes, ids) }
             fn remove_ids(&mut self, s: &dyn IdSelector) -> Result<usize> { (**self).remove_ids(s) }
             fn reset(&mut self) -> Result<()> { (**self).reset() }
             fn ids_are_positions(&self) -> bool { (**self).ids_are_positions() }

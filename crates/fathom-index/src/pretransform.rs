@@ -149,6 +149,18 @@ impl<I: Index + 'static> Index for IndexPreTransform<I> {
     fn ids_are_positions(&self) -> bool {
         self.index.ids_are_positions()
     }
+    fn sa_code_size(&self) -> Result<usize> {
+        self.index.sa_code_size()
+    }
+    fn sa_encode(&self, x: &[f32]) -> Result<Vec<u8>> {
+        self.index.sa_encode(&self.apply_chain(x)?)
+    }
+    fn sa_decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
+        self.reverse_chain(&self.index.sa_decode(codes)?)
+    }
+    fn add_sa_codes(&mut self, codes: &[u8], ids: Option<&[Idx]>) -> Result<()> {
+        self.index.add_sa_codes(codes, ids)
+    }
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
         self.index.remove_ids(selector)
     }

@@ -19,6 +19,7 @@ mod pq;
 mod pqr;
 mod search;
 mod sq;
+mod standalone;
 mod subset;
 mod train;
 mod transaction;
@@ -544,6 +545,19 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
             self.coarse_description(),
             self.codec.description(self.by_residual)
         )
+    }
+
+    fn sa_code_size(&self) -> Result<usize> {
+        Ok(self.sa_code_size_ivf())
+    }
+    fn sa_encode(&self, x: &[f32]) -> Result<Vec<u8>> {
+        self.sa_encode_ivf(x)
+    }
+    fn sa_decode(&self, codes: &[u8]) -> Result<Vec<f32>> {
+        self.sa_decode_ivf(codes)
+    }
+    fn add_sa_codes(&mut self, codes: &[u8], ids: Option<&[Idx]>) -> Result<()> {
+        self.add_sa_codes_ivf(codes, ids)
     }
 
     fn view(&self) -> crate::IndexView<'_> {
