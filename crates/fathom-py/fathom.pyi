@@ -117,6 +117,20 @@ class Index:
         """
     def reconstruct(self, key: int) -> NDArray[np.float32]:
         """The stored (decoded) vector with id `key`."""
+    def reconstruct_batch(self, keys: Any) -> NDArray[np.float32]:
+        """The stored vectors with ids `keys`, shape `(len(keys), d)`."""
+    def sa_code_size(self) -> int:
+        """Bytes of one standalone code (`sa_encode`)."""
+    def sa_encode(self, x: npt.ArrayLike) -> NDArray[np.uint8]:
+        """The standalone codes of the rows of `x`, shape `(n, sa_code_size())` uint8: what the
+        index would store, self-contained (Faiss's codes byte for byte).
+        """
+    def sa_decode(self, codes: Any) -> NDArray[np.float32]:
+        """The vectors standalone codes stand for, shape `(n, d)`."""
+    def add_sa_codes(self, codes: Any, xids: Any | None = None) -> None:
+        """Adds vectors given by their standalone codes, with ids `xids` where the index stores
+        ids (IVF, id maps).
+        """
     def reconstruct_n(self, n0: int = 0, ni: int = -1) -> NDArray[np.float32]:
         """The stored vectors `n0 … n0 + ni − 1`, shape `(ni, d)`; `ni = -1` means up to the end."""
     def remove_ids(self, sel: Any) -> int:

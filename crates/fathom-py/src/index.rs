@@ -13,7 +13,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::arrays::{
-    self, ArrayLike, F32Matrix, F32Vector, I64Matrix, I64Vector, U64Vector, matrix_out,
+    self, ArrayLike, F32Matrix, F32Vector, I64Matrix, I64Vector, U8Matrix, U64Vector, matrix_out,
 };
 use crate::errors::{FathomError, OrRaise};
 use crate::selector::{IDSelector, SearchParameters};
@@ -260,6 +260,64 @@ impl PyIndex {
     fn reconstruct<'py>(&self, py: Python<'py>, key: i64) -> PyResult<F32Vector<'py>> {
         let v = self.read(py, |i| i.reconstruct(key).or_raise())?;
         Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// The stored vectors with ids `keys`, shape `(len(keys), d)`.
+    fn reconstruct_batch<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<F32Matrix<'py>> {
+        let keys = arrays::ids(keys, "reconstruct_batch: keys")?;
+        let d = self.dim()?;
+        let v = self.read(py, |i| i.reconstruct_batch(&keys).or_raise())?;
+        matrix_out(py, v, keys.len(), d)
+    }
+
+    /// Bytes of one standalone code (`sa_encode`).
+    fn sa_code_size(&self) -> PyResult<usize> {
+        self.peek(|i| i.sa_code_size().or_raise())?
+    }
+
+    /// The standalone codes of the rows of `x`, shape `(n, sa_code_size())` uint8: what the
+    /// index would store, self-contained (Faiss's codes byte for byte).
+    fn sa_encode<'py>(&self, py: Python<'py>, x: &ArrayLike<'py>) -> PyResult<U8Matrix<'py>> {
+        let x = arrays::matrix(x, "sa_encode: x", Some(self.dim()?))?;
+        let cs = self.sa_code_size()?;
+        let v = self.read(py, |i| i.sa_encode(&x.data).or_raise())?;
+        matrix_out(py, v, x.n, cs)
+    }
+
+    /// The vectors standalone codes stand for, shape `(n, d)`.
+    fn sa_decode<'py>(
+        &self,
+        py: Python<'py>,
+        codes: &Bound<'py, PyAny>,
+    ) -> PyResult<F32Matrix<'py>> {
+        let cs = self.sa_code_size()?;
+        let codes = arrays::codes(codes, "sa_decode: codes", cs)?;
+        let d = self.dim()?;
+        let v = self.read(py, |i| i.sa_decode(&codes.data).or_raise())?;
+        matrix_out(py, v, codes.n, d)
+    }
+
+    /// Adds vectors given by their standalone codes, with ids `xids` where the index stores
+    /// ids (IVF, id maps).
+    #[pyo3(signature = (codes, xids = None))]
+    fn add_sa_codes(
+        &self,
+        py: Python<'_>,
+        codes: &Bound<'_, PyAny>,
+        xids: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let cs = self.sa_code_size()?;
+        let codes = arrays::codes(codes, "add_sa_codes: codes", cs)?;
+        let ids = xids
+            .map(|x| arrays::ids(x, "add_sa_codes: xids"))
+            .transpose()?;
+        self.write(py, |i| {
+            i.add_sa_codes(&codes.data, ids.as_deref()).or_raise()
+        })
     }
 
     /// The stored vectors `n0 … n0 + ni − 1`, shape `(ni, d)`; `ni = -1` means up to the end.

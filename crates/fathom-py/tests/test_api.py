@@ -257,3 +257,32 @@ def test_moved_parts_say_where_they_went():
     fathom.IndexPreTransform(pca, fathom.IndexFlatL2(4))
     with pytest.raises(RuntimeError, match="belongs to the IndexPreTransform"):
         pca.train(np.zeros((10, 8), dtype="float32"))
+
+
+def test_standalone_codes_equal_faiss(clustered, faiss):
+    xt, xb, xq = clustered
+    for desc in ["Flat", "PQ8", "SQ8", "IVF16,PQ8", "IVF16,Flat"]:
+        ours = fathom.index_factory(xt.shape[1], desc)
+        ours.train(xt)
+        # faiss's twin of the same trained index, through fathom's file.
+        theirs = faiss.deserialize_index(fathom.serialize_index(ours))
+        codes = ours.sa_encode(xq[:50])
+        assert codes.dtype == np.uint8 and codes.shape == (50, ours.sa_code_size())
+        assert ours.sa_code_size() == theirs.sa_code_size(), desc
+        np.testing.assert_array_equal(codes, theirs.sa_encode(xq[:50]), err_msg=desc)
+        np.testing.assert_allclose(
+            ours.sa_decode(codes), theirs.sa_decode(codes), rtol=1e-5, atol=1e-5, err_msg=desc
+        )
+        # Codes added back search like the vectors they came from.
+        a = fathom.index_factory(xt.shape[1], desc)
+        a.train(xt)
+        b = fathom.deserialize_index(fathom.serialize_index(a))
+        a.add(xb[:2000])
+        if "IVF" in desc:
+            b.add_sa_codes(a.sa_encode(xb[:2000]), np.arange(2000))
+        else:
+            b.add_sa_codes(a.sa_encode(xb[:2000]))
+        np.testing.assert_array_equal(a.search(xq[:20], 5)[1], b.search(xq[:20], 5)[1])
+    flat = fathom.IndexFlatL2(xb.shape[1])
+    flat.add(xb[:10])
+    np.testing.assert_array_equal(flat.reconstruct_batch(np.array([3, 1])), xb[[3, 1]])
