@@ -20,9 +20,9 @@ use fathom_core::{
     Error, IdSelector, IdSelectorTranslated, Idx, MetricType, RangeSearchResult, Result,
     SearchParams, SearchResult,
 };
-use fathom_kernels::codes::hamming;
 
-use crate::code_scan::{CodeStore, knn_scan, range_scan, to_result};
+use crate::code_scan::{CodeStore, hamming_scorer, knn_scan, range_scan, to_result};
+use crate::idmap::{translate_labels, translated_params};
 
 /// An index of binary vectors (Faiss's `IndexBinary`): `d` bits per vector, given as
 /// `d / 8`-byte rows; searches rank by Hamming distance.
@@ -146,21 +146,6 @@ impl IndexBinaryFlat {
     pub fn codes(&self) -> &[u8] {
         &self.store.codes
     }
-
-    /// The scorer of each query: Hamming distances of a run of codes, as keys.
-    fn scorer<'a>(
-        &'a self,
-        queries: &'a [u8],
-    ) -> impl Fn(usize) -> crate::CodeScorer<'a> + Sync + 'a {
-        let cs = self.store.code_size;
-        let codes: &'a [u8] = &self.store.codes;
-        move |q| {
-            let qc = &queries[q * cs..(q + 1) * cs];
-            Box::new(move |start: usize, out: &mut [f32]| {
-                hamming::distances_f32(qc, &codes[start * cs..(start + out.len()) * cs], out);
-            })
-        }
-    }
 }
 
 impl IndexBinary for IndexBinaryFlat {
@@ -181,7 +166,13 @@ impl IndexBinary for IndexBinaryFlat {
     ) -> Result<SearchResult> {
         fathom_core::check::k(k)?;
         let nq = check_queries(self, queries)?;
-        let tops = knn_scan(nq, self.ntotal(), k, params.selector, self.scorer(queries));
+        let tops = knn_scan(
+            nq,
+            self.ntotal(),
+            k,
+            params.selector,
+            hamming_scorer(queries, &self.store.codes, self.store.code_size),
+        );
         to_result(tops, k, MetricType::L2, |_, key| key)
     }
     fn range_search_with(
@@ -200,7 +191,7 @@ impl IndexBinary for IndexBinaryFlat {
             radius,
             MetricType::L2,
             params.selector,
-            self.scorer(queries),
+            hamming_scorer(queries, &self.store.codes, self.store.code_size),
         ))
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<u8>> {
@@ -266,34 +257,12 @@ impl IndexBinaryIdMap {
         &self.ids
     }
 
-    /// Runs `search` with `params` for the inner index: a selector of ids becomes one of
-    /// the rows holding them.
-    fn with_inner_params<R>(
-        &self,
-        params: &SearchParams<'_>,
-        search: impl FnOnce(&SearchParams<'_>) -> Result<R>,
-    ) -> Result<R> {
-        match params.selector {
-            None => search(params),
-            Some(sel) => {
-                let rows = IdSelectorTranslated::new(&self.ids, sel);
-                let mut inner = *params;
-                inner.selector = Some(&rows);
-                search(&inner)
-            }
-        }
-    }
-
-    fn translate(&self, labels: &mut [Idx]) -> Result<()> {
-        for l in labels.iter_mut().filter(|l| **l >= 0) {
-            *l = *self.ids.get(*l as usize).ok_or_else(|| {
-                Error::invalid(format!(
-                    "the inner index returned row {l}, beyond its {} ids",
-                    self.ids.len()
-                ))
-            })?;
-        }
-        Ok(())
+    /// Per-call parameters for the inner index: a selector of ids becomes one of the rows
+    /// holding them.
+    fn selector<'a>(&'a self, params: &SearchParams<'a>) -> Option<IdSelectorTranslated<'a>> {
+        params
+            .selector
+            .map(|s| IdSelectorTranslated::new(&self.ids, s))
     }
 }
 
@@ -337,8 +306,11 @@ impl IndexBinary for IndexBinaryIdMap {
         k: usize,
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
-        let mut res = self.with_inner_params(params, |p| self.inner.search_with(queries, k, p))?;
-        self.translate(&mut res.labels)?;
+        let sel = self.selector(params);
+        let mut res = self
+            .inner
+            .search_with(queries, k, &translated_params(params, &sel))?;
+        translate_labels(&mut res.labels, &self.ids)?;
         Ok(res)
     }
     fn range_search_with(
@@ -347,9 +319,11 @@ impl IndexBinary for IndexBinaryIdMap {
         radius: f32,
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
+        let sel = self.selector(params);
         let mut res =
-            self.with_inner_params(params, |p| self.inner.range_search_with(queries, radius, p))?;
-        self.translate(&mut res.labels)?;
+            self.inner
+                .range_search_with(queries, radius, &translated_params(params, &sel))?;
+        translate_labels(&mut res.labels, &self.ids)?;
         Ok(res)
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<u8>> {

@@ -217,6 +217,25 @@ impl CodeStore {
     }
 }
 
+/// Scorers by Hamming distance, for binary codes and LSH: query `q`'s code is
+/// `qcodes[q·cs..(q+1)·cs]`, the keys of a run of `codes` are bit counts.
+pub(crate) fn hamming_scorer<'a>(
+    qcodes: &'a [u8],
+    codes: &'a [u8],
+    cs: usize,
+) -> impl Fn(usize) -> crate::CodeScorer<'a> + Sync + 'a {
+    move |q| {
+        let qc = &qcodes[q * cs..(q + 1) * cs];
+        Box::new(move |start: usize, out: &mut [f32]| {
+            fathom_kernels::codes::hamming::distances_f32(
+                qc,
+                &codes[start * cs..(start + out.len()) * cs],
+                out,
+            );
+        })
+    }
+}
+
 /// Pushes the keys of codes `start..start + keys.len()` into `top`.
 #[inline]
 fn push_keys(top: &mut TopK, start: usize, keys: &[f32], selector: Option<&dyn IdSelector>) {

@@ -1,9 +1,9 @@
 //! `IndexLsh`: binary codes searched by Hamming distance.
 
 use fathom_core::{MetricType, Result};
-use fathom_kernels::codes::hamming;
 use fathom_quant::{Codec, LshEncoder};
 
+use crate::code_scan::hamming_scorer;
 use crate::flat_codes::{CodeScorer, FlatCodec, IndexFlatCodes};
 
 /// Locality-sensitive hashing by signs (Faiss's `IndexLSH`, factory `LSH`, `LSHr`, `LSHt`,
@@ -61,13 +61,7 @@ impl FlatCodec for LshEncoder {
         _queries: &'a [f32],
         codes: &'a [u8],
     ) -> impl Fn(usize) -> CodeScorer<'a> + Sync + 'a {
-        let cs = self.code_size();
-        move |q| {
-            let qc = &qcodes[q * cs..(q + 1) * cs];
-            Box::new(move |start: usize, out: &mut [f32]| {
-                hamming::distances_f32(qc, &codes[start * cs..(start + out.len()) * cs], out);
-            })
-        }
+        hamming_scorer(qcodes, codes, self.code_size())
     }
     fn description(&self) -> String {
         let mut s = String::from("LSH");

@@ -53,27 +53,32 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         ids: Option<&[Idx]>,
         tx: &mut ListTransaction,
     ) -> Result<()> {
-        let n = x.len() / self.d;
         let lists = self.assign(x)?;
+        let codes = self.encode_assigned(x, &lists)?;
+        self.add_codes_core(&lists, &codes, ids, tx)
+    }
+
+    /// The codec's codes of the rows of `x` (of their residuals to the centroids of
+    /// `lists`, their lists, when the index encodes residuals), encoded in parallel.
+    pub(super) fn encode_assigned(&self, x: &[f32], lists: &[Idx]) -> Result<Vec<u8>> {
+        let n = x.len() / self.d;
         let cs = self.codec.code_size();
         let mut codes = Vec::new();
         codes
             .try_reserve_exact(n * cs)
             .map_err(|_| Error::invalid(format!("cannot allocate {} bytes for codes", n * cs)))?;
         codes.resize(n * cs, 0);
-        {
-            let ctx = self.context();
-            let d = self.d;
-            codes
-                .par_chunks_mut(ADD_CHUNK * cs)
-                .zip(x.par_chunks(ADD_CHUNK * d))
-                .zip(lists.par_chunks(ADD_CHUNK))
-                .try_for_each(|((c, xs), ls)| {
-                    let r = self.residuals(&ctx, xs, ls)?;
-                    self.codec.encode(&r, c)
-                })?;
-        }
-        self.add_codes_core(&lists, &codes, ids, tx)
+        let ctx = self.context();
+        let d = self.d;
+        codes
+            .par_chunks_mut((ADD_CHUNK * cs).max(1))
+            .zip(x.par_chunks(ADD_CHUNK * d))
+            .zip(lists.par_chunks(ADD_CHUNK))
+            .try_for_each(|((c, xs), ls)| {
+                let r = self.residuals(&ctx, xs, ls)?;
+                self.codec.encode(&r, c)
+            })?;
+        Ok(codes)
     }
 
     /// Appends pre-computed codes to their lists (ids sequential when `ids` is `None`);
@@ -294,12 +299,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         }
         let lists = self.assign(x)?;
         let cs = self.codec.code_size();
-        let mut codes = vec![0u8; n * cs];
-        {
-            let ctx = self.context();
-            let r = self.residuals(&ctx, x, &lists)?;
-            self.codec.encode(&r, &mut codes)?;
-        }
+        let codes = self.encode_assigned(x, &lists)?;
         self.transact(|ix, tx| {
             for (i, &id) in ids.iter().enumerate() {
                 let (old_list, offset) = ix.direct_map.get(id)?;

@@ -32,12 +32,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         check::finite("encoded", x, self.d)?;
         let lists = self.assign(x)?;
         let cs = self.codec.code_size();
-        let mut codes = vec![0u8; n * cs];
-        {
-            let ctx = self.context();
-            let r = self.residuals(&ctx, x, &lists)?;
-            self.codec.encode(&r, &mut codes)?;
-        }
+        let codes = self.encode_assigned(x, &lists)?;
         let lb = self.coarse_code_size();
         let mut out = Vec::with_capacity(n * (lb + cs));
         for (&list, code) in lists.iter().zip(codes.chunks_exact(cs.max(1))) {
