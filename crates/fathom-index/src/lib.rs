@@ -53,6 +53,7 @@ pub mod hnsw;
 mod idmap;
 pub mod ivf;
 mod lsh;
+mod param_values;
 mod pq;
 mod pretransform;
 mod refine;

@@ -2,10 +2,10 @@
 
 use crate::rng::rand_perm;
 
-/// When `x` (rows of dimension `d`) has more than `max_n` rows, the rows `perm[0..max_n]`
+/// When `x` (rows of `d` elements: floats, or the bytes of codes) has more than `max_n` rows, the rows `perm[0..max_n]`
 /// of Faiss's `rand_perm(n, seed)`, in that order (Faiss's `fvecs_maybe_subsample` and
 /// k-means subsampling); `None` when no subsampling is needed.
-pub fn subsample(x: &[f32], d: usize, max_n: usize, seed: i64) -> Option<Vec<f32>> {
+pub fn subsample<T: Copy>(x: &[T], d: usize, max_n: usize, seed: i64) -> Option<Vec<T>> {
     let n = x.len() / d;
     if n <= max_n {
         return None;

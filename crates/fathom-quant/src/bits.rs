@@ -54,6 +54,83 @@ pub fn unpack(code: &[u8], nbits: usize, m: usize, out: &mut [u32]) {
     }
 }
 
+/// Successive fields of up to 64 bits read from an LSB-first bit string (Faiss's
+/// `BitstringReader`: hash keys, list sizes and ids in binary hash-index records).
+///
+/// ```
+/// use fathom_quant::bits::{BitReader, BitWriter};
+/// let mut buf = [0u8; 3];
+/// let mut w = BitWriter::new(&mut buf);
+/// assert!(w.write(0b101, 3) && w.write(0x1abc, 13));
+/// assert!(!w.write(0x1ff, 9)); // 9 bits do not fit in the 8 left
+/// let mut r = BitReader::new(&buf);
+/// assert_eq!((r.read(3), r.read(13), r.read(9)), (Some(0b101), Some(0x1abc), None));
+/// ```
+pub struct BitReader<'a> {
+    code: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader at the first bit of `code`.
+    pub fn new(code: &'a [u8]) -> Self {
+        BitReader { code, pos: 0 }
+    }
+
+    /// The next `nbits` bits (`nbits ≤ 64`) as an integer, or `None` when fewer remain.
+    pub fn read(&mut self, nbits: usize) -> Option<u64> {
+        if nbits > 64 || self.pos + nbits > self.code.len() * 8 {
+            return None;
+        }
+        let mut v = 0u64;
+        let mut done = 0;
+        while done < nbits {
+            let bit = self.pos + done;
+            let off = bit % 8;
+            let take = (8 - off).min(nbits - done);
+            let field = (self.code[bit / 8] as u64 >> off) & ((1u64 << take) - 1);
+            v |= field << done;
+            done += take;
+        }
+        self.pos += nbits;
+        Some(v)
+    }
+}
+
+/// Successive fields of up to 64 bits written into a zeroed LSB-first bit string
+/// (Faiss's `BitstringWriter`); the twin of [`BitReader`].
+pub struct BitWriter<'a> {
+    code: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> BitWriter<'a> {
+    /// A writer at the first bit of `code` (which should be zeroed).
+    pub fn new(code: &'a mut [u8]) -> Self {
+        BitWriter { code, pos: 0 }
+    }
+
+    /// Appends the `nbits` low bits of `value`; false (nothing written) when they do not
+    /// fit in what remains or `value` needs more than `nbits` bits.
+    pub fn write(&mut self, value: u64, nbits: usize) -> bool {
+        let fits_value = nbits >= 64 || value >> nbits == 0;
+        if nbits > 64 || !fits_value || self.pos + nbits > self.code.len() * 8 {
+            return false;
+        }
+        let mut done = 0;
+        while done < nbits {
+            let bit = self.pos + done;
+            let off = bit % 8;
+            let take = (8 - off).min(nbits - done);
+            let field = (value >> done) & ((1u64 << take) - 1);
+            self.code[bit / 8] |= (field << off) as u8;
+            done += take;
+        }
+        self.pos += nbits;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +158,25 @@ mod tests {
         let mut code = [0u8; 4];
         pack([0x1234, 0xBEEF], 16, &mut code);
         assert_eq!(code, [0x34, 0x12, 0xEF, 0xBE]);
+    }
+
+    proptest! {
+        #[test]
+        fn bit_writer_and_reader_round_trip(fields in proptest::collection::vec((any::<u64>(), 0usize..=64), 0..20)) {
+            let fields: Vec<(u64, usize)> = fields
+                .into_iter()
+                .map(|(v, n)| (if n == 64 { v } else { v & ((1u64 << n) - 1) }, n))
+                .collect();
+            let total: usize = fields.iter().map(|f| f.1).sum();
+            let mut buf = vec![0u8; total.div_ceil(8)];
+            let mut w = BitWriter::new(&mut buf);
+            for &(v, n) in &fields {
+                prop_assert!(w.write(v, n));
+            }
+            let mut r = BitReader::new(&buf);
+            for &(v, n) in &fields {
+                prop_assert_eq!(r.read(n), Some(v));
+            }
+        }
     }
 }

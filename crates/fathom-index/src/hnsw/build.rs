@@ -32,7 +32,19 @@ pub(crate) fn add_vertices<S: HnswStorage>(
     n0: usize,
 ) -> Result<()> {
     let d = storage.dim();
-    let n = x.len() / d;
+    add_vertices_with(g, n0, x.len() / d, |pt| {
+        storage.prepare(&x[(pt as usize - n0) * d..][..d])
+    })
+}
+
+/// Adds `n` graph nodes `n0 ..` (already stored): `prepare(pt)` gives the distances from
+/// node `pt`'s own vector to every stored node. Any storage — float vectors or binary
+/// codes — builds its graph through this one function.
+pub(crate) fn add_vertices_with<D, P>(g: &mut Hnsw, n0: usize, n: usize, prepare: P) -> Result<()>
+where
+    D: NodeDistance,
+    P: Fn(u32) -> D + Sync,
+{
     if n == 0 {
         return Ok(());
     }
@@ -77,18 +89,14 @@ pub(crate) fn add_vertices<S: HnswStorage>(
             // A node that raises the top of the graph goes in alone, then becomes the
             // entry point; the rest of its level can then run in parallel against a
             // fixed entry point.
-            let pt = first as usize;
             if g.entry_point() >= 0 {
-                insert(g, storage, &x[(pt - n0) * d..][..d], first, level, &locks);
+                insert(g, &prepare(first), first, level, &locks);
             }
             g.set_entry(first, level);
             group = &group[1..];
         }
         let gr: &Hnsw = g;
-        let one = |&pt: &u32| {
-            let row = &x[(pt as usize - n0) * d..][..d];
-            insert(gr, storage, row, pt, level, &locks);
-        };
+        let one = |&pt: &u32| insert(gr, &prepare(pt), pt, level, &locks);
         if group.len() > PARALLEL_MIN && rayon::current_num_threads() > 1 {
             group.par_iter().with_min_len(16).for_each(one);
         } else {
@@ -102,31 +110,22 @@ pub(crate) fn add_vertices<S: HnswStorage>(
 /// Inserts node `pt` of level `pt_level` (Faiss's `add_with_locks`). The visited set is
 /// the calling thread's own (a fresh table per rayon job would cost a zeroed allocation
 /// and its page faults every few dozen insertions).
-fn insert<S: HnswStorage>(
-    g: &Hnsw,
-    storage: &S,
-    x: &[f32],
-    pt: u32,
-    pt_level: usize,
-    locks: &[Mutex<()>],
-) {
+fn insert<D: NodeDistance>(g: &Hnsw, dis: &D, pt: u32, pt_level: usize, locks: &[Mutex<()>]) {
     with_visited(g.ntotal(), |vt| {
-        insert_with(g, storage, x, pt, pt_level, locks, vt)
+        insert_with(g, dis, pt, pt_level, locks, vt)
     })
 }
 
-fn insert_with<S: HnswStorage>(
+fn insert_with<D: NodeDistance>(
     g: &Hnsw,
-    storage: &S,
-    x: &[f32],
+    dis: &D,
     pt: u32,
     pt_level: usize,
     locks: &[Mutex<()>],
     vt: &mut Visited,
 ) {
-    let dis = storage.prepare(x);
     let mut guard = Some(lock(&locks[pt as usize]));
-    let (nearest, d_nearest) = g.descend(&dis, pt_level);
+    let (nearest, d_nearest) = g.descend(dis, pt_level);
     let top = (g.max_level().max(0) as usize).min(pt_level);
     for level in (0..=top).rev() {
         let targets = {
@@ -136,18 +135,18 @@ fn insert_with<S: HnswStorage>(
                 ef: g.ef_construction,
                 accept: None,
             };
-            let found = g.beam_search(&dis, (nearest, d_nearest), level, &opts, vt, &mut |_, _| {});
+            let found = g.beam_search(dis, (nearest, d_nearest), level, &opts, vt, &mut |_, _| {});
             let mut found = found.into_sorted();
             found.retain(|c| c.id != pt);
-            shrink_neighbor_list(&dis, found, g.nb_neighbors(level))
+            shrink_neighbor_list(dis, found, g.nb_neighbors(level))
         };
         for t in &targets {
-            add_link(g, &dis, pt, t.id, level);
+            add_link(g, dis, pt, t.id, level);
         }
         drop(guard.take());
         for t in &targets {
             let _l = lock(&locks[t.id as usize]);
-            add_link(g, &dis, t.id, pt, level);
+            add_link(g, dis, t.id, pt, level);
         }
         guard = Some(lock(&locks[pt as usize]));
     }

@@ -19,6 +19,7 @@ use fathom_kernels::TopK;
 use fathom_quant::QuantizerType;
 use rayon::prelude::*;
 
+pub(crate) use build::add_vertices_with;
 pub use graph::{Hnsw, LeI32s, NeighborIds, NodeDistance};
 pub use storage::{FlatQuery, HnswStorage, PqQueryDistance, SqQueryDistance};
 
@@ -153,19 +154,6 @@ impl<S: HnswStorage> IndexHnsw<S> {
         self.hnsw.memory_bytes()
     }
 
-    /// Estimated fraction of ids `sel` allows, from a strided sample.
-    fn allowed_fraction(&self, sel: &dyn IdSelector) -> f64 {
-        let n = self.ntotal();
-        let samples = n.min(FILTER_SAMPLE);
-        if samples == 0 {
-            return 1.0;
-        }
-        let hits = (0..samples)
-            .filter(|&i| sel.is_member((i * n / samples) as Idx))
-            .count();
-        hits as f64 / samples as f64
-    }
-
     /// One query's nearest nodes (keys smaller-is-better), nearest first.
     fn search_one(
         &self,
@@ -175,43 +163,104 @@ impl<S: HnswStorage> IndexHnsw<S> {
         sel: Option<&dyn IdSelector>,
         brute: bool,
     ) -> Vec<(f32, Idx)> {
-        let dis = self.storage.prepare(q);
-        let n = self.ntotal();
-        if n == 0 {
-            return Vec::new();
-        }
-        if brute {
-            let mut top = TopK::new(k);
-            for id in 0..n {
-                if sel.is_none_or(|s| s.is_member(id as Idx)) {
-                    top.push(dis.distance(id as u32), id as Idx);
-                }
-            }
-            return top.into_sorted();
-        }
-        let accept_fn = sel.map(|s| move |id: u32| s.is_member(id as Idx));
-        let opts = BeamOpts {
-            ef: ef.max(k),
-            accept: accept_fn.as_ref().map(|f| f as &dyn Fn(u32) -> bool),
-        };
-        with_visited(n, |vt| {
-            let entry = self.hnsw.descend(&dis, 0);
-            let heap = if self.hnsw.search_bounded_queue {
-                let mut out = MaxHeap::with_capacity(k.min(n) + 1);
-                self.hnsw
-                    .bounded_search(&dis, entry, k, &opts, vt, &mut |_, _| {}, &mut out);
-                out
-            } else {
-                self.hnsw
-                    .beam_search(&dis, entry, 0, &opts, vt, &mut |_, _| {})
-            };
-            heap.into_sorted()
-                .into_iter()
-                .take(k)
-                .map(|c| (c.d, c.id as Idx))
-                .collect()
-        })
+        knn_one(
+            &self.hnsw,
+            &self.storage.prepare(q),
+            self.ntotal(),
+            k,
+            ef,
+            sel,
+            brute,
+        )
     }
+}
+
+/// Whether a search under `sel` should scan the `n` nodes instead of walking the graph:
+/// when `sel` allows so few (estimated from a strided sample) that a beam search would
+/// wander through rejected nodes.
+pub(crate) fn scan_instead(n: usize, sel: Option<&dyn IdSelector>) -> bool {
+    let Some(sel) = sel else { return false };
+    let samples = n.min(FILTER_SAMPLE);
+    if samples == 0 {
+        return false;
+    }
+    let hits = (0..samples)
+        .filter(|&i| sel.is_member((i * n / samples) as Idx))
+        .count();
+    (hits as f64 / samples as f64) < FILTER_BRUTE_FORCE_FRACTION
+}
+
+/// The `k` nearest of `n` graph nodes to a prepared query (keys smaller-is-better,
+/// nearest first): a beam search of width `ef`, or a scan of every node when `brute` (a
+/// selector that allows few nodes). Float and binary HNSW indexes both search with it.
+pub(crate) fn knn_one<D: NodeDistance>(
+    g: &Hnsw,
+    dis: &D,
+    n: usize,
+    k: usize,
+    ef: usize,
+    sel: Option<&dyn IdSelector>,
+    brute: bool,
+) -> Vec<(f32, Idx)> {
+    if n == 0 {
+        return Vec::new();
+    }
+    if brute {
+        let mut top = TopK::new(k);
+        for id in 0..n {
+            if sel.is_none_or(|s| s.is_member(id as Idx)) {
+                top.push(dis.distance(id as u32), id as Idx);
+            }
+        }
+        return top.into_sorted();
+    }
+    let accept_fn = sel.map(|s| move |id: u32| s.is_member(id as Idx));
+    let opts = BeamOpts {
+        ef: ef.max(k),
+        accept: accept_fn.as_ref().map(|f| f as &dyn Fn(u32) -> bool),
+    };
+    with_visited(n, |vt| {
+        let entry = g.descend(dis, 0);
+        let heap = if g.search_bounded_queue {
+            let mut out = MaxHeap::with_capacity(k.min(n) + 1);
+            g.bounded_search(dis, entry, k, &opts, vt, &mut |_, _| {}, &mut out);
+            out
+        } else {
+            g.beam_search(dis, entry, 0, &opts, vt, &mut |_, _| {})
+        };
+        heap.into_sorted()
+            .into_iter()
+            .take(k)
+            .map(|c| (c.d, c.id as Idx))
+            .collect()
+    })
+}
+
+/// Every node within key `< radius_key` of a prepared query that a beam search of
+/// width `ef` visits (and `sel` allows), nearest first.
+pub(crate) fn range_one<D: NodeDistance>(
+    g: &Hnsw,
+    dis: &D,
+    n: usize,
+    radius_key: f32,
+    ef: usize,
+    sel: Option<&dyn IdSelector>,
+) -> Vec<(f32, Idx)> {
+    let mut found: Vec<(f32, Idx)> = Vec::new();
+    if n > 0 {
+        with_visited(n, |vt| {
+            let entry = g.descend(dis, 0);
+            let opts = BeamOpts { ef, accept: None };
+            let mut visit = |id: u32, d: f32| {
+                if d < radius_key && sel.is_none_or(|s| s.is_member(id as Idx)) {
+                    found.push((d, id as Idx));
+                }
+            };
+            g.beam_search(dis, entry, 0, &opts, vt, &mut visit);
+        });
+    }
+    found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    found
 }
 
 impl<S: HnswStorage> Index for IndexHnsw<S> {
@@ -276,10 +325,7 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
         }
         let mut res = SearchResult::try_empty(nq, k, self.metric())?;
         let sel = params.selector;
-        let brute = sel.is_some_and(|s| {
-            let frac = self.allowed_fraction(s);
-            frac < FILTER_BRUTE_FORCE_FRACTION
-        });
+        let brute = scan_instead(self.ntotal(), sel);
         let d = self.dim();
         let sign = key_sign(self.metric());
         let fill = |q: &[f32], dist: &mut [f32], lab: &mut [Idx]| {
@@ -319,21 +365,7 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
         let lists: Vec<(Vec<Idx>, Vec<f32>)> = queries
             .par_chunks(self.dim())
             .map(|q| {
-                let mut found: Vec<(f32, Idx)> = Vec::new();
-                if n > 0 {
-                    let dis = self.storage.prepare(q);
-                    with_visited(n, |vt| {
-                        let entry = self.hnsw.descend(&dis, 0);
-                        let opts = BeamOpts { ef, accept: None };
-                        let mut visit = |id: u32, d: f32| {
-                            if d < key && sel.is_none_or(|s| s.is_member(id as Idx)) {
-                                found.push((d, id as Idx));
-                            }
-                        };
-                        self.hnsw.beam_search(&dis, entry, 0, &opts, vt, &mut visit);
-                    });
-                }
-                found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let found = range_one(&self.hnsw, &self.storage.prepare(q), n, key, ef, sel);
                 found.into_iter().map(|(d, id)| (id, sign * d)).unzip()
             })
             .collect();
@@ -374,29 +406,14 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
     }
 
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
-        let positive = |v: f64| -> Result<usize> {
-            if v >= 1.0 && v.fract() == 0.0 && v <= 1e9 {
-                Ok(v as usize)
-            } else {
-                Err(Error::invalid(format!(
-                    "{name} must be a positive integer, got {v}"
-                )))
-            }
-        };
-        let flag = |v: f64| -> Result<bool> {
-            match v {
-                0.0 => Ok(false),
-                1.0 => Ok(true),
-                _ => Err(Error::invalid(format!("{name} must be 0 or 1, got {v}"))),
-            }
-        };
+        use crate::param_values::{flag, positive};
         match name {
-            "efSearch" => self.hnsw.ef_search = positive(value)?,
-            "efConstruction" => self.hnsw.ef_construction = positive(value)?,
+            "efSearch" => self.hnsw.ef_search = positive(name, value)?,
+            "efConstruction" => self.hnsw.ef_construction = positive(name, value)?,
             "search_bounded_queue" | "bounded_queue" => {
-                self.hnsw.search_bounded_queue = flag(value)?
+                self.hnsw.search_bounded_queue = flag(name, value)?
             }
-            "check_relative_distance" => self.hnsw.check_relative_distance = flag(value)?,
+            "check_relative_distance" => self.hnsw.check_relative_distance = flag(name, value)?,
             _ => {
                 return Err(Error::invalid(format!(
                     "{} has no run-time parameter {name:?} (it has efSearch, \

@@ -354,15 +354,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     }
 
     fn set_ivf_param(&mut self, name: &str, value: f64) -> Result<bool> {
-        let as_count = |v: f64| -> Result<usize> {
-            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 {
-                Ok(v as usize)
-            } else {
-                Err(Error::invalid(format!(
-                    "{name} must be a non-negative integer, got {v}"
-                )))
-            }
-        };
+        let as_count = |v: f64| crate::param_values::count(name, v);
         match name {
             "nprobe" => {
                 let v = as_count(value)?;

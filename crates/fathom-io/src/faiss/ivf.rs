@@ -4,7 +4,7 @@
 
 use fathom_core::Result;
 use fathom_index::ivf::{
-    DirectMapType, DynIvf, IvfCodec, IvfCodecView, IvfFlat, IvfPq, IvfPqFastScan,
+    DirectMap, DirectMapType, DynIvf, IvfCodec, IvfCodecView, IvfFlat, IvfPq, IvfPqFastScan,
     IvfScalarQuantizer,
 };
 use fathom_index::{Index, IndexIvf, IndexIvfPqr, MultiIndexQuantizer};
@@ -80,27 +80,7 @@ pub(super) fn read_ivf_header_with(c: &mut Cursor<'_>, legacy: bool) -> Result<I
     } else {
         None
     };
-    let direct_map = match c.u8("direct map type")? {
-        0 => DirectMapType::NoMap,
-        1 => DirectMapType::Array,
-        2 => DirectMapType::Hashtable,
-        t => return Err(c.err(format!("direct map type {t}; expected 0, 1 or 2"))),
-    };
-    // The map itself is rebuilt from the lists (and checked against them).
-    let array = c.vec::<i64>("direct map array")?;
-    if direct_map == DirectMapType::Array && array.len() != h.ntotal {
-        return Err(c.err(format!(
-            "array direct map has {} entries for ntotal = {}",
-            array.len(),
-            h.ntotal
-        )));
-    }
-    if direct_map == DirectMapType::Hashtable {
-        let pairs = c.vec::<[i64; 2]>("direct map hashtable")?;
-        if pairs.len() > h.ntotal {
-            return Err(c.err("direct map hashtable has more entries than vectors"));
-        }
-    }
+    let direct_map = read_direct_map(c, h.ntotal)?;
     Ok(IvfHeader {
         h,
         nlist,
@@ -109,6 +89,47 @@ pub(super) fn read_ivf_header_with(c: &mut Cursor<'_>, legacy: bool) -> Result<I
         direct_map,
         legacy,
     })
+}
+
+/// Faiss's `read_direct_map`: the kind of map (the map itself is rebuilt from the lists,
+/// and checked against them).
+pub(super) fn read_direct_map(c: &mut Cursor<'_>, ntotal: usize) -> Result<DirectMapType> {
+    let direct_map = match c.u8("direct map type")? {
+        0 => DirectMapType::NoMap,
+        1 => DirectMapType::Array,
+        2 => DirectMapType::Hashtable,
+        t => return Err(c.err(format!("direct map type {t}; expected 0, 1 or 2"))),
+    };
+    // The map itself is rebuilt from the lists (and checked against them).
+    let array = c.vec::<i64>("direct map array")?;
+    if direct_map == DirectMapType::Array && array.len() != ntotal {
+        return Err(c.err(format!(
+            "array direct map has {} entries for ntotal = {}",
+            array.len(),
+            ntotal
+        )));
+    }
+    if direct_map == DirectMapType::Hashtable {
+        let pairs = c.vec::<[i64; 2]>("direct map hashtable")?;
+        if pairs.len() > ntotal {
+            return Err(c.err("direct map hashtable has more entries than vectors"));
+        }
+    }
+    Ok(direct_map)
+}
+
+/// Faiss's `write_direct_map`.
+pub(super) fn write_direct_map(s: &mut Sink<'_>, dm: &DirectMap) -> Result<()> {
+    s.u8(dm.kind() as u8)?;
+    let array: Vec<i64> = dm.array().iter().map(|&lo| lo as i64).collect();
+    s.vec(&array)?;
+    if dm.kind() == DirectMapType::Hashtable {
+        let mut pairs: Vec<[i64; 2]> = dm.hashtable().map(|(id, lo)| [id, lo as i64]).collect();
+        // Faiss writes hash-map order; sorting makes fathom's files reproducible.
+        pairs.sort_unstable();
+        s.vec(&pairs)?;
+    }
+    Ok(())
 }
 
 /// Reads the inverted lists of an IVF record and assembles the index.
@@ -307,23 +328,11 @@ pub(super) fn write_ivf_header(
     s.usize(index.nlist())?;
     s.usize(index.nprobe())?;
     write_index(s, index.quantizer())?;
-    let dm = index.direct_map();
-    if !keep_direct_map {
-        return {
-            s.u8(DirectMapType::NoMap as u8)?;
-            s.vec::<i64>(&[])
-        };
+    if keep_direct_map {
+        write_direct_map(s, index.direct_map())
+    } else {
+        write_direct_map(s, &DirectMap::default())
     }
-    s.u8(dm.kind() as u8)?;
-    let array: Vec<i64> = dm.array().iter().map(|&lo| lo as i64).collect();
-    s.vec(&array)?;
-    if dm.kind() == DirectMapType::Hashtable {
-        let mut pairs: Vec<[i64; 2]> = dm.hashtable().map(|(id, lo)| [id, lo as i64]).collect();
-        // Faiss writes hash-map order; sorting makes fathom's files reproducible.
-        pairs.sort_unstable();
-        s.vec(&pairs)?;
-    }
-    Ok(())
 }
 
 /// An IVF record of any codec. `in_pqr` marks the IVF-PQ that starts an IVF-PQR record:

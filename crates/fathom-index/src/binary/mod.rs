@@ -1,8 +1,17 @@
 //! Binary indexes: vectors of `d` bits (`d / 8` bytes each, as hashes, deduplication keys
 //! or 1-bit embeddings produce them) compared by Hamming distance — Faiss's `IndexBinary`
-//! family. [`IndexBinary`] is the trait; [`IndexBinaryFlat`] the exhaustive index, scanned
-//! with the popcount kernel of `fathom_kernels::codes::hamming` through the same scan
-//! engine as the float code indexes; [`IndexBinaryIdMap`] adds user-chosen ids.
+//! family. [`IndexBinary`] is the trait and [`BinaryIndexView`] its runtime shape (what
+//! persistence and the Python classes match on). The kinds:
+//! - [`IndexBinaryFlat`]: exhaustive, scanned with the popcount kernel of
+//!   `fathom_kernels::codes::hamming` through the same scan engine as the float code
+//!   indexes;
+//! - [`IndexBinaryIvf`]: inverted lists under a binary coarse quantizer;
+//! - [`IndexBinaryHnsw`]: the float HNSW graph with Hamming distances;
+//! - [`IndexBinaryHash`] / [`IndexBinaryMultiHash`]: hash tables on key bits;
+//! - [`IndexBinaryFromFloat`]: any float index over `±1` vectors;
+//! - [`IndexBinaryIdMap`]: user-chosen ids over any of them.
+//!
+//! [`index_binary_factory`] builds them from Faiss's strings.
 //!
 //! Distances are bit counts, exact integers held in the `f32` distances of
 //! [`SearchResult`].
@@ -23,6 +32,18 @@ use fathom_core::{
 
 use crate::code_scan::{CodeStore, hamming_scorer, knn_scan, range_scan, to_result};
 use crate::idmap::{translate_labels, translated_params};
+
+mod factory;
+mod from_float;
+mod hash;
+mod hnsw;
+mod ivf;
+
+pub use factory::index_binary_factory;
+pub use from_float::IndexBinaryFromFloat;
+pub use hash::{HashBucket, IndexBinaryHash, IndexBinaryMultiHash};
+pub use hnsw::IndexBinaryHnsw;
+pub use ivf::{IndexBinaryIvf, binary_to_real, real_to_binary};
 
 /// An index of binary vectors (Faiss's `IndexBinary`): `d` bits per vector, given as
 /// `d / 8`-byte rows; searches rank by Hamming distance.
@@ -92,6 +113,25 @@ pub trait IndexBinary: std::any::Any + Send + Sync {
     fn description(&self) -> String;
     /// What kind of binary index this is, with its parts.
     fn view(&self) -> BinaryIndexView<'_>;
+    /// Sets a run-time parameter (`nprobe`, `max_codes` for IVF; `efSearch` for HNSW;
+    /// `nflip` for hash indexes); an unknown name is an error naming the known ones.
+    fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
+        let _ = value;
+        Err(unknown_param(self, name, "none"))
+    }
+    /// The value of a run-time parameter [`IndexBinary::set_param`] accepts, or `None`.
+    fn param(&self, name: &str) -> Option<f64> {
+        let _ = name;
+        None
+    }
+}
+
+/// The error for a parameter an index does not have; `known` lists those it has.
+fn unknown_param<I: IndexBinary + ?Sized>(index: &I, name: &str, known: &str) -> Error {
+    Error::invalid(format!(
+        "{} has no run-time parameter {name:?} (it has: {known})",
+        index.description()
+    ))
 }
 
 /// What a binary index is ([`IndexBinary::view`]): how persistence and the Python
@@ -99,6 +139,16 @@ pub trait IndexBinary: std::any::Any + Send + Sync {
 pub enum BinaryIndexView<'a> {
     /// Exhaustive search over the codes.
     Flat(&'a IndexBinaryFlat),
+    /// Inverted lists under a coarse quantizer.
+    Ivf(&'a IndexBinaryIvf),
+    /// An HNSW graph over flat storage.
+    Hnsw(&'a IndexBinaryHnsw),
+    /// One hash table keyed by the first bits.
+    Hash(&'a IndexBinaryHash),
+    /// Flat storage with several hash tables.
+    MultiHash(&'a IndexBinaryMultiHash),
+    /// A float index over `±1` vectors.
+    FromFloat(&'a IndexBinaryFromFloat),
     /// User-chosen ids over another binary index.
     IdMap {
         /// The index holding the vectors.
@@ -368,38 +418,10 @@ impl IndexBinary for IndexBinaryIdMap {
             two_way: self.two_way,
         }
     }
-}
-
-/// The binary index a description names, for `d`-bit vectors (Faiss's
-/// `index_binary_factory`): `BFlat`, optionally behind `IDMap,` or `IDMap2,`.
-///
-/// ```
-/// use fathom_index::binary::{index_binary_factory, IndexBinary};
-/// let index = index_binary_factory(64, "IDMap2,BFlat").unwrap();
-/// assert_eq!(index.description(), "IDMap2,BFlat");
-/// assert!(index_binary_factory(64, "BIVF16").is_err());
-/// ```
-pub fn index_binary_factory(d: usize, description: &str) -> Result<Box<dyn IndexBinary>> {
-    let tokens: Vec<&str> = description.split(',').map(str::trim).collect();
-    let (wrapper, body) = match tokens.as_slice() {
-        [w @ ("IDMap" | "IDMap2"), body] | [body, w @ ("IDMap" | "IDMap2")] => (Some(*w), *body),
-        [body] => (None, *body),
-        _ => {
-            return Err(Error::invalid(format!(
-                "{description:?}: expected [IDMap,|IDMap2,]BFlat"
-            )));
-        }
-    };
-    let index: Box<dyn IndexBinary> = match body {
-        "BFlat" => Box::new(IndexBinaryFlat::new(d)?),
-        other => {
-            return Err(Error::invalid(format!(
-                "{description:?}: binary index {other:?} is not available; expected BFlat"
-            )));
-        }
-    };
-    Ok(match wrapper {
-        None => index,
-        Some(w) => Box::new(IndexBinaryIdMap::new(index, w == "IDMap2")?),
-    })
+    fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
+        self.inner.set_param(name, value)
+    }
+    fn param(&self, name: &str) -> Option<f64> {
+        self.inner.param(name)
+    }
 }
