@@ -67,6 +67,60 @@ class ParameterSpace:
     def set_index_parameter(self, index: Index, name: str, value: float) -> None:
         """Sets one parameter of `index` (`"nprobe"`, `"efSearch"`, `"k_factor_rf"`, …)."""
 
+class IndexBinary:
+    """Faiss's `IndexBinary`: vectors of `d` bits as uint8 rows of `d / 8` bytes, compared by
+    Hamming distance. Build one with its class or `index_binary_factory`.
+    """
+    @property
+    def d(self) -> int:
+        """Bits per vector."""
+    @property
+    def code_size(self) -> int:
+        """Bytes per vector, `d / 8`."""
+    @property
+    def ntotal(self) -> int:
+        """Number of vectors held."""
+    @property
+    def is_trained(self) -> bool:
+        """Whether vectors may be added."""
+    def train(self, x: npt.ArrayLike) -> None:
+        """Learns what the index needs (IVF centroids) from the rows of `x`."""
+    def add(self, x: npt.ArrayLike) -> None:
+        """Adds the rows of `x`; their ids are their positions."""
+    def add_with_ids(self, x: npt.ArrayLike, xids: npt.ArrayLike) -> None:
+        """Adds the rows of `x` with the ids `xids`."""
+    def search(self, x: npt.ArrayLike, k: int, *, params: SearchParameters | None = None) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
+        """The `k` nearest stored vectors of each row of `x`: `(D, I)`, int32 Hamming
+        distances and int64 ids, shape `(n, k)`.
+        """
+    def range_search(self, x: npt.ArrayLike, radius: int, *, params: SearchParameters | None = None) -> tuple[NDArray[np.uint64], NDArray[np.int32], NDArray[np.int64]]:
+        """Every stored vector at Hamming distance below `radius` of each row of `x`:
+        `(lims, D, I)`, query `i`'s results at `lims[i]:lims[i+1]`.
+        """
+    def reconstruct(self, key: int) -> NDArray[np.uint8]:
+        """The stored vector with id `key`, `d / 8` bytes."""
+    def remove_ids(self, sel: Any) -> int:
+        """Removes the vectors `sel` selects (an `IDSelector` or an array of ids); returns
+        how many were removed.
+        """
+    def reset(self) -> None:
+        """Removes every vector."""
+    def __repr__(self) -> str:
+        ...
+
+class BinaryHNSW:
+    """The parameters of a binary HNSW index's graph (`index.hnsw`)."""
+    @property
+    def efSearch(self) -> int:
+        """How many candidates a search keeps (at least `k` are used)."""
+    @efSearch.setter
+    def efSearch(self, value: int) -> None: ...
+    @property
+    def efConstruction(self) -> int:
+        """How many candidates an insertion considers."""
+    @efConstruction.setter
+    def efConstruction(self, value: int) -> None: ...
+
 class HNSW:
     """The parameters of an HNSW index's graph (`index.hnsw`); changes apply to that index."""
     @property
@@ -298,6 +352,78 @@ class VectorTransform:
     def b(self) -> NDArray[np.float32]:
         """The bias `b` (`d_out`; empty when there is none) of a linear transform."""
 
+class IndexBinaryFlat(IndexBinary):
+    """Exhaustive Hamming search (Faiss's `IndexBinaryFlat`)."""
+    def __init__(self, d: int) -> None:
+        """An empty index of `d`-bit vectors (`d` a multiple of 8)."""
+
+class IndexBinaryIVF(IndexBinary):
+    """Inverted lists under a binary coarse quantizer (Faiss's `IndexBinaryIVF`)."""
+    def __init__(self, quantizer: IndexBinary, d: int, nlist: int) -> None:
+        """An empty IVF index of `nlist` lists over `quantizer` (which it takes over)."""
+    @property
+    def nprobe(self) -> int:
+        """Lists scanned per query."""
+    @nprobe.setter
+    def nprobe(self, value: int) -> None: ...
+    @property
+    def max_codes(self) -> int:
+        """Codes compared per query at most (0: no limit)."""
+    @max_codes.setter
+    def max_codes(self, value: int) -> None: ...
+    @property
+    def nlist(self) -> int:
+        """Number of lists."""
+
+class IndexBinaryHNSW(IndexBinary):
+    """An HNSW graph over binary vectors (Faiss's `IndexBinaryHNSW`);
+    `index.hnsw.efSearch` sets the search breadth.
+    """
+    def __init__(self, d: int, M: int = 32) -> None:
+        """An empty graph of `d`-bit vectors with `M` links per node."""
+    @property
+    def hnsw(self) -> BinaryHNSW:
+        """The graph's parameters: `efSearch`, `efConstruction`."""
+
+class IndexBinaryHash(IndexBinary):
+    """Binary vectors bucketed by their first `b` bits (Faiss's `IndexBinaryHash`)."""
+    def __init__(self, d: int, b: int) -> None:
+        """An empty index of `d`-bit vectors keyed by their first `b` bits."""
+    @property
+    def nflip(self) -> int:
+        """Bits of the key that may differ from the query's in the buckets visited."""
+    @nflip.setter
+    def nflip(self, value: int) -> None: ...
+
+class IndexBinaryMultiHash(IndexBinary):
+    """Binary vectors with `nhash` hash tables of `b` bits each (Faiss's
+    `IndexBinaryMultiHash`).
+    """
+    def __init__(self, d: int, nhash: int, b: int) -> None:
+        """An empty index of `d`-bit vectors with `nhash` tables of `b`-bit keys."""
+    @property
+    def nflip(self) -> int:
+        """Bits of each key that may differ from the query's."""
+    @nflip.setter
+    def nflip(self, value: int) -> None: ...
+
+class IndexBinaryFromFloat(IndexBinary):
+    """Binary vectors searched through a float index over `±1` vectors (Faiss's
+    `IndexBinaryFromFloat`).
+    """
+    def __init__(self, index: Index) -> None:
+        """A binary index over the float index `index` (L2, dimension = bits), which it
+        takes over.
+        """
+
+class IndexBinaryIDMap(IndexBinary):
+    """User-chosen ids over a binary index (Faiss's `IndexBinaryIDMap`)."""
+    def __init__(self, index: IndexBinary) -> None:
+        """An id map over the empty binary index `index`, which it takes over."""
+    @property
+    def id_map(self) -> NDArray[np.int64]:
+        """The id of each stored vector, in storage order."""
+
 class IndexFlat(Index):
     """Exact search over stored vectors, any metric (Faiss's `IndexFlat`)."""
     def __init__(self, d: int, metric: int = 1) -> None:
@@ -458,6 +584,11 @@ class NormalizationTransform(VectorTransform):
     def __init__(self, d: int, norm: float = 2.0) -> None:
         """Normalises vectors of dimension `d` (only the L2 norm, `norm = 2`)."""
 
+class IndexBinaryIDMap2(IndexBinaryIDMap):
+    """User-chosen ids that can also be reconstructed by id (Faiss's `IndexBinaryIDMap2`)."""
+    def __init__(self, index: IndexBinary) -> None:
+        """An id map over the empty binary index `index`, which it takes over."""
+
 class IndexFlatL2(IndexFlat):
     """Exact search by squared L2 distance (Faiss's `IndexFlatL2`)."""
     def __init__(self, d: int) -> None:
@@ -542,9 +673,23 @@ def clone_index(index: Index) -> Any:
 def deserialize_index(data: npt.ArrayLike) -> Any:
     """The index `data` (from `serialize_index`, or faiss's) holds."""
 
+def deserialize_index_binary(data: npt.ArrayLike) -> Any:
+    """The binary index `data` holds (Faiss's `deserialize_index_binary`)."""
+
+def index_binary_factory(d: int, description: str) -> Any:
+    """The binary index `description` names for `d`-bit vectors (Faiss's
+    `index_binary_factory`): `BFlat`, `BIVF<nlist>`, `BIVF<nlist>_HNSW<M>`, `BHNSW<M>`,
+    `BHash<b>`, `BHash<nhash>x<b>`, optionally with `IDMap,` / `IDMap2,`.
+    """
+
 def index_factory(d: int, description: str, metric: int = 1) -> Any:
     """Builds an index from a Faiss factory string (`"IVF4096,PQ32"`, `"HNSW32"`, …) for
     vectors of dimension `d`.
+    """
+
+def knn_hamming(xq: npt.ArrayLike, xb: npt.ArrayLike, k: int) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
+    """The `k` nearest rows of `xb` to each row of `xq` by Hamming distance (Faiss's
+    `knn_hamming`): `(D, I)`, int32 distances and int64 row numbers, shape `(nq, k)`.
     """
 
 def normalize_L2(x: Any) -> None:
@@ -569,11 +714,17 @@ def read_index(fname: str | os.PathLike[str], io_flags: int = 0) -> Any:
     `io_flags = IO_FLAG_MMAP` the inverted lists stay in the file, memory-mapped.
     """
 
+def read_index_binary(fname: str | os.PathLike[str]) -> Any:
+    """Reads a binary index from a Faiss-format file (written by fathom or faiss)."""
+
 def reverse_index_factory(index: Index) -> str:
     """The factory string that builds `index`'s structure (Faiss's `reverse_index_factory`)."""
 
 def serialize_index(index: Index) -> NDArray[np.uint8]:
     """`index` in Faiss's file format, as a uint8 array."""
+
+def serialize_index_binary(index: IndexBinary) -> NDArray[np.uint8]:
+    """The binary index as Faiss-format bytes (Faiss's `serialize_index_binary`)."""
 
 def vector_to_array(v: Any) -> Any:
     """Faiss's `vector_to_array`: fathom's attributes are numpy arrays already, so this
@@ -582,3 +733,6 @@ def vector_to_array(v: Any) -> Any:
 
 def write_index(index: Index, fname: str | os.PathLike[str]) -> None:
     """Writes `index` to the file `fname` in Faiss's format (faiss reads it)."""
+
+def write_index_binary(index: IndexBinary, fname: str | os.PathLike[str]) -> None:
+    """Writes the binary index `index` to the file `fname` in Faiss's format."""

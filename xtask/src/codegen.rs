@@ -539,6 +539,7 @@ fn py_type(ty: &Type, names: &BTreeMap<String, String>, class_py: &str) -> Resul
                 "F32Matrix" | "F32Vector" => "NDArray[np.float32]".into(),
                 "F64Vector" => "NDArray[np.float64]".into(),
                 "I64Matrix" | "I64Vector" => "NDArray[np.int64]".into(),
+                "I32Matrix" | "I32Vector" => "NDArray[np.int32]".into(),
                 "U8Matrix" | "U8Vector" => "NDArray[np.uint8]".into(),
                 "U64Vector" => "NDArray[np.uint64]".into(),
                 "PyArray1" | "PyArray2" => array(args.first().ok_or("array without dtype")?)?,

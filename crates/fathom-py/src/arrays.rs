@@ -20,6 +20,10 @@ pub type I64Matrix<'py> = Bound<'py, PyArray2<i64>>;
 pub type I64Vector<'py> = Bound<'py, PyArray1<i64>>;
 /// A uint8 matrix returned to Python (codes).
 pub type U8Matrix<'py> = Bound<'py, PyArray2<u8>>;
+/// An int32 matrix returned to Python (binary indexes' Hamming distances).
+pub type I32Matrix<'py> = Bound<'py, PyArray2<i32>>;
+/// An int32 vector returned to Python (binary range-search distances).
+pub type I32Vector<'py> = Bound<'py, PyArray1<i32>>;
 /// A uint8 vector returned to Python (serialized index).
 pub type U8Vector<'py> = Bound<'py, PyArray1<u8>>;
 /// A uint64 vector returned to Python (range-search `lims`).

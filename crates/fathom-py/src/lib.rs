@@ -13,6 +13,7 @@
 
 mod arrays;
 mod autotune;
+mod binary;
 mod classes;
 mod errors;
 mod index;
@@ -49,6 +50,7 @@ fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(*name, *value)?;
     }
     classes::register(m)?;
+    binary::register(m)?;
     transforms::register(m)?;
     quantizers::register(m)?;
     for t in [
