@@ -51,6 +51,20 @@ pub enum Command {
     Gpu(GpuArgs),
     /// The Python module against faiss-cpu and the Rust CLI.
     PyBench(PyBenchArgs),
+    /// Binary indexes (BFlat, BIVF, BHNSW) against faiss-cpu on binarised vectors.
+    BinaryBench(BinaryBenchArgs),
+}
+
+#[derive(Args)]
+pub struct BinaryBenchArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Worker threads of both tools.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Interleaved rounds.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 #[derive(Args)]

@@ -32,6 +32,7 @@
 //! - `cargo xtask gemm [--threads N]`: faer's raw GEMM rate on the tile shapes the Flat
 //!   search uses, to compare with the effective rate `fathom bench` reports.
 
+mod binary;
 mod cli;
 mod cluster;
 mod codegen;
@@ -81,6 +82,8 @@ fn main() {
                 serve_load::serve_load(&a, &fathom)?
             })
         }),
+        C::BinaryBench(a) => setup(&a.data)
+            .and_then(|(py, data, _)| print_table(binary::binary_bench(&a, &py, &data)?)),
         C::Hnsw(a) => setup(&a.data)
             .and_then(|(py, data, fathom)| print_table(hnsw::hnsw(&a, &py, &fathom, &data)?)),
     };

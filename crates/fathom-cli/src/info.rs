@@ -89,6 +89,10 @@ fn ivf(i: &dyn DynIvf, out: &mut Vec<String>) {
         IvfCodecView::ScalarQuantizer(c) => {
             out.push(format!("SQ{}", c.sq().qtype().factory_name()))
         }
+        IvfCodecView::RaBitQ(c) => {
+            out.push(format!("RaBitQ {} bits", c.rabitq().nb_bits()));
+            out.push(format!("qb {}", c.qb));
+        }
         IvfCodecView::Flat(_) | IvfCodecView::Other => {}
     }
 }
@@ -115,6 +119,10 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
             out.push(format!("search type {:?}", p.search_type()));
         }
         IndexView::ScalarQuantizer(q) => out.push(format!("SQ{}", q.sq().qtype().factory_name())),
+        IndexView::RaBitQ(r) => {
+            out.push(format!("RaBitQ {} bits", r.rabitq().nb_bits()));
+            out.push(format!("qb {}", r.qb()));
+        }
         IndexView::Lsh(l) => {
             out.push(format!("nbits {}", l.encoder().nbits()));
             out.push(format!("rotate {}", l.encoder().rotate_data()));

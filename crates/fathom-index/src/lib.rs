@@ -56,6 +56,7 @@ mod lsh;
 mod param_values;
 mod pq;
 mod pretransform;
+mod rabitq;
 mod refine;
 mod shards;
 mod sq;
@@ -75,12 +76,13 @@ pub use flat_codes::{CodeScorer, FlatCodec, IndexFlatCodes};
 pub use hnsw::{IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq};
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use ivf::{
-    IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer,
-    MultiIndexQuantizer,
+    IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
+    IndexIvfScalarQuantizer, MultiIndexQuantizer,
 };
 pub use lsh::IndexLsh;
 pub use pq::{IndexPq, PqCodes, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;
+pub use rabitq::{IndexRaBitQ, RaBitQCodes};
 pub use refine::IndexRefine;
 pub use shards::{IndexShards, ShardIds, merge_results};
 pub use sq::IndexScalarQuantizer;

@@ -38,6 +38,8 @@ pub enum IndexView<'a> {
     Lsh(&'a IndexLsh),
     /// 4-bit PQ codes in fast-scan blocks.
     PqFastScan(&'a IndexPqFastScan),
+    /// RaBitQ codes, searched exhaustively.
+    RaBitQ(&'a crate::IndexRaBitQ),
     /// An inverted file of any codec ([`DynIvf::codec`] says which).
     Ivf(&'a dyn DynIvf),
     /// IVF-PQ re-ranked by a second PQ.

@@ -371,6 +371,91 @@ impl PyIndexIVFScalarQuantizer {
     }
 }
 
+/// An IVF index over RaBitQ codes relative to the list centroids (Faiss's
+/// `IndexIVFRaBitQ`); `qb` sets the query's bits per coordinate.
+#[pyclass(extends = PyIndexIVF, frozen, module = "fathom", name = "IndexIVFRaBitQ")]
+pub struct PyIndexIVFRaBitQ;
+
+#[pymethods]
+impl PyIndexIVFRaBitQ {
+    /// `nlist` lists over `quantizer`, `nb_bits` (1 to 9) bits per coordinate.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, metric = 1, own_invlists = true, nb_bits = 1))]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        metric: i64,
+        own_invlists: bool,
+        nb_bits: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let _ = own_invlists;
+        let m = crate::index::metric(metric, 0.0)?;
+        let nlist = count("nlist", nlist)?;
+        let q = quantizer_for(quantizer, d, "IndexIVFRaBitQ")?;
+        let index =
+            fathom::IndexIvfRaBitQ::new(q, nlist, m, count("nb_bits", nb_bits)?).or_raise()?;
+        Ok(base(index)
+            .add_subclass(PyIndexIVF)
+            .add_subclass(PyIndexIVFRaBitQ))
+    }
+    /// Bits per query coordinate (0: the float query).
+    #[getter]
+    fn qb(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(get_param(slf.as_super().as_super().get(), "qb")? as usize)
+    }
+    #[setter]
+    fn set_qb(slf: &Bound<'_, Self>, value: usize) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().as_super().get(),
+            "qb",
+            value as f64,
+        )
+    }
+}
+
+/// RaBitQ codes searched exhaustively (Faiss's `IndexRaBitQ`); `qb` and `centered` set
+/// how queries are quantized.
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexRaBitQ")]
+pub struct PyIndexRaBitQ;
+
+#[pymethods]
+impl PyIndexRaBitQ {
+    /// An untrained index of dimension `d`, `nb_bits` (1 to 9) bits per coordinate.
+    #[new]
+    #[pyo3(signature = (d, metric = 1, nb_bits = 1))]
+    fn new(d: i64, metric: i64, nb_bits: i64) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let index =
+            fathom::IndexRaBitQ::new(count("d", d)?, m, count("nb_bits", nb_bits)?).or_raise()?;
+        Ok(base(index).add_subclass(PyIndexRaBitQ))
+    }
+    /// Bits per query coordinate (0: the float query).
+    #[getter]
+    fn qb(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(get_param(slf.as_super().get(), "qb")? as usize)
+    }
+    #[setter]
+    fn set_qb(slf: &Bound<'_, Self>, value: usize) -> PyResult<()> {
+        set_param(slf.py(), slf.as_super().get(), "qb", value as f64)
+    }
+    /// Whether queries are quantized over a range centred on zero.
+    #[getter]
+    fn centered(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(get_param(slf.as_super().get(), "centered")? != 0.0)
+    }
+    #[setter]
+    fn set_centered(slf: &Bound<'_, Self>, value: bool) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().get(),
+            "centered",
+            f64::from(u8::from(value)),
+        )
+    }
+}
+
 /// An IVF index over 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexIVFPQFastScan`).
 #[pyclass(extends = PyIndexIVF, frozen, module = "fathom", name = "IndexIVFPQFastScan")]
 pub struct PyIndexIVFPQFastScan;
@@ -820,6 +905,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         PqFastScan,
         ScalarQuantizer,
         Lsh,
+        RaBitQ,
         IdMap { two_way: bool },
         PreTransform,
         Refine,
@@ -832,6 +918,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         Pq,
         ScalarQuantizer,
         PqFastScan,
+        RaBitQ,
         Base,
     }
     enum HnswClass {
@@ -846,6 +933,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
             IvfCodecView::Pq(_) => IvfClass::Pq,
             IvfCodecView::ScalarQuantizer(_) => IvfClass::ScalarQuantizer,
             IvfCodecView::PqFastScan(_) => IvfClass::PqFastScan,
+            IvfCodecView::RaBitQ(_) => IvfClass::RaBitQ,
             IvfCodecView::Other => IvfClass::Base,
         }),
         IndexView::IvfPqr(_) => Class::IvfPqr,
@@ -859,6 +947,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         IndexView::PqFastScan(_) => Class::PqFastScan,
         IndexView::ScalarQuantizer(_) => Class::ScalarQuantizer,
         IndexView::Lsh(_) => Class::Lsh,
+        IndexView::RaBitQ(_) => Class::RaBitQ,
         IndexView::IdMap { two_way, .. } => Class::IdMap { two_way },
         IndexView::PreTransform { .. } => Class::PreTransform,
         IndexView::Refine(_) => Class::Refine,
@@ -883,6 +972,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         Class::Ivf(IvfClass::PqFastScan) => {
             obj(py, ivf_base(index).add_subclass(PyIndexIVFPQFastScan))
         }
+        Class::Ivf(IvfClass::RaBitQ) => obj(py, ivf_base(index).add_subclass(PyIndexIVFRaBitQ)),
         Class::Ivf(IvfClass::Base) => obj(py, ivf_base(index)),
         Class::IvfPqr => obj(
             py,
@@ -903,6 +993,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         Class::PqFastScan => obj(py, boxed(index).add_subclass(PyIndexPQFastScan)),
         Class::ScalarQuantizer => obj(py, boxed(index).add_subclass(PyIndexScalarQuantizer)),
         Class::Lsh => obj(py, boxed(index).add_subclass(PyIndexLSH)),
+        Class::RaBitQ => obj(py, boxed(index).add_subclass(PyIndexRaBitQ)),
         Class::IdMap { two_way: false } => obj(py, boxed(index).add_subclass(PyIndexIDMap)),
         Class::IdMap { two_way: true } => obj(
             py,
@@ -932,6 +1023,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexIVFPQR::type_object(py),
         PyIndexIVFScalarQuantizer::type_object(py),
         PyIndexIVFPQFastScan::type_object(py),
+        PyIndexIVFRaBitQ::type_object(py),
+        PyIndexRaBitQ::type_object(py),
         PyIndexPQ::type_object(py),
         PyIndexPQFastScan::type_object(py),
         PyIndexScalarQuantizer::type_object(py),

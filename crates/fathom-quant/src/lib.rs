@@ -24,6 +24,7 @@ pub mod fastscan;
 mod lsh;
 mod polysemous;
 mod pq;
+pub mod rabitq;
 mod sq;
 
 pub use codec::Codec;

@@ -134,6 +134,7 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
                 train_thresholds,
             )?)
         }
+        StorageSpec::RaBitQ { nb_bits } => Box::new(crate::IndexRaBitQ::new(d, metric, nb_bits)?),
         StorageSpec::Hnsw { m, storage } => match storage {
             HnswStorageSpec::Flat => Box::new(IndexHnswFlat::new_flat(d, m, metric)?),
             HnswStorageSpec::ScalarQuantizer(qt) => Box::new(IndexHnsw::with_storage(
@@ -242,6 +243,10 @@ fn ivf(
             ix.ivf_mut().cp.spherical = false; // L2 only
             Box::new(ix)
         }
+        IvfCodecSpec::RaBitQ { nb_bits } => finish(
+            crate::IndexIvfRaBitQ::new(quantizer, nlist, metric, nb_bits)?,
+            training,
+        ),
         IvfCodecSpec::PqFastScan {
             m,
             by_residual,

@@ -342,6 +342,9 @@ fn parse_ivf_codec(tok: &str) -> Result<Option<IvfCodecSpec>> {
     if tok == "Flat" {
         return Ok(Some(IvfCodecSpec::Flat));
     }
+    if let Some(rest) = tok.strip_prefix("RaBitQ") {
+        return Ok(rabitq_bits(rest).map(|nb_bits| IvfCodecSpec::RaBitQ { nb_bits }));
+    }
     if let Some(rest) = tok.strip_prefix("SQ") {
         return Ok(QuantizerType::parse(rest).map(IvfCodecSpec::ScalarQuantizer));
     }
@@ -379,6 +382,9 @@ fn parse_storage(tok: &str) -> Result<Option<StorageSpec>> {
     }
     if tok == "Flat" {
         return Ok(Some(StorageSpec::Flat));
+    }
+    if let Some(rest) = tok.strip_prefix("RaBitQ") {
+        return Ok(rabitq_bits(rest).map(|nb_bits| StorageSpec::RaBitQ { nb_bits }));
     }
     if let Some(rest) = tok.strip_prefix("SQ") {
         return Ok(match QuantizerType::parse(rest) {
@@ -452,6 +458,16 @@ fn parse_hnsw(tok: &str) -> Result<StorageSpec> {
         return Err(unknown());
     };
     Ok(StorageSpec::Hnsw { m, storage })
+}
+
+/// The tail of a `RaBitQ` token: nothing (1 bit) or one digit 1 to 9 (Faiss's
+/// `RaBitQ([1-9])?`). The fast-scan form (`RaBitQfs`) is not built yet: `None`.
+fn rabitq_bits(rest: &str) -> Option<usize> {
+    match rest {
+        "" => Some(1),
+        r if r.len() == 1 => r.parse().ok().filter(|b| (1..=9).contains(b)),
+        _ => None,
+    }
 }
 
 /// The block-size tail of a fast-scan token: nothing (32) or `_<bbs>`.

@@ -121,6 +121,11 @@ pub enum StorageSpec {
         /// Whether thresholds are trained.
         train_thresholds: bool,
     },
+    /// `RaBitQ[<nb_bits>]`.
+    RaBitQ {
+        /// Bits per coordinate (1 to 9).
+        nb_bits: usize,
+    },
     /// `HNSW[<M>][,<storage>]` (or the older `HNSW<M>_<storage>`).
     Hnsw {
         /// Links per node.
@@ -190,6 +195,11 @@ pub enum IvfCodecSpec {
         nbits: usize,
         /// Whether the codes are trained for polysemous search (`np` turns it off).
         polysemous_training: bool,
+    },
+    /// `RaBitQ[<nb_bits>]`.
+    RaBitQ {
+        /// Bits per coordinate (1 to 9).
+        nb_bits: usize,
     },
     /// `PQ<M>+<M2>`: IVF-PQ re-ranked by a second PQ of the residual error.
     PqRefine {
@@ -302,6 +312,15 @@ fn pq_token(f: &mut fmt::Formatter<'_>, m: usize, nbits: usize, polysemous: bool
     Ok(())
 }
 
+/// `RaBitQ[<nb_bits>]`: the bits shown when not 1.
+fn rabitq_token(f: &mut fmt::Formatter<'_>, nb_bits: usize) -> fmt::Result {
+    f.write_str("RaBitQ")?;
+    if nb_bits != 1 {
+        write!(f, "{nb_bits}")?;
+    }
+    Ok(())
+}
+
 /// `_<bbs>` when the block size is not Faiss's default 32.
 fn bbs_suffix(f: &mut fmt::Formatter<'_>, bbs: usize) -> fmt::Result {
     if bbs != 32 {
@@ -341,6 +360,7 @@ impl fmt::Display for StorageSpec {
                 }
                 Ok(())
             }
+            StorageSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
             StorageSpec::Hnsw { m, storage } => {
                 write!(f, "HNSW{m}")?;
                 match storage {
@@ -387,6 +407,7 @@ impl fmt::Display for IvfCodecSpec {
                 bbs_suffix(f, bbs)
             }
             IvfCodecSpec::ScalarQuantizer(qt) => write!(f, "SQ{}", qt.factory_name()),
+            IvfCodecSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
         }
     }
 }

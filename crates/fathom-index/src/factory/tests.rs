@@ -19,6 +19,10 @@ fn descriptions() {
         ("SQ8_direct_signed", "SQ8_direct_signed"),
         ("LSH", "LSH"),
         ("LSH16rt", "LSH16rt"),
+        ("RaBitQ", "RaBitQ"),
+        ("RaBitQ4", "RaBitQ4"),
+        ("IVF16,RaBitQ", "IVF16,RaBitQ"),
+        ("IVF16,RaBitQ3", "IVF16,RaBitQ3"),
         ("PQ4,RFlat", "PQ4,RFlat"),
         ("PQ4x4fs,Refine(SQfp16)", "PQ4x4fs,Refine(SQfp16)"),
         ("IDMap,SQ4", "IDMap,SQ4"),
@@ -168,6 +172,7 @@ fn storage() -> impl Strategy<Value = StorageSpec> {
         (m.clone(), prop::sample::select(vec![32usize, 64]))
             .prop_map(|(m, bbs)| { StorageSpec::PqFastScan { m, bbs } }),
         qtype().prop_map(StorageSpec::ScalarQuantizer),
+        (1usize..=9).prop_map(|nb_bits| StorageSpec::RaBitQ { nb_bits }),
         (
             // Fewer bits than either dimension (32, or 16 after PCA16), and neither of them.
             prop::option::of(Just(12usize)),
@@ -195,6 +200,7 @@ fn ivf_codec() -> impl Strategy<Value = IvfCodecSpec> {
     let m = prop::sample::select(vec![4usize, 8]);
     prop_oneof![
         Just(IvfCodecSpec::Flat),
+        (1usize..=9).prop_map(|nb_bits| IvfCodecSpec::RaBitQ { nb_bits }),
         // IVF-PQ descriptions do not record `np` (nor do Faiss's files), so only the
         // default round-trips.
         m.clone().prop_map(|m| IvfCodecSpec::Pq {

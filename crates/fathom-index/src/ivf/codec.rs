@@ -87,6 +87,14 @@ pub trait IvfCodec: Send + Sync + std::fmt::Debug {
     /// Encodes the rows of `x` (residuals when the index encodes residuals) into
     /// `codes`, `code_size` bytes per row.
     fn encode(&self, x: &[f32], codes: &mut [u8]) -> Result<()>;
+    /// Encodes the rows of `x` given their residuals too (`residuals` equals `x` when the
+    /// index does not encode residuals). Codecs whose codes depend on the vector as well
+    /// as its residual (RaBitQ's inner-product factors use `‖x‖²`) override it; the
+    /// default encodes the residuals.
+    fn encode_with_vectors(&self, x: &[f32], residuals: &[f32], codes: &mut [u8]) -> Result<()> {
+        let _ = x;
+        self.encode(residuals, codes)
+    }
     /// Decodes one code into `out` (a residual when the index encodes residuals).
     fn decode(&self, code: &[u8], out: &mut [f32]);
     /// A scanner for one query.

@@ -6,7 +6,7 @@
 use fathom_core::{Idx, Result, SearchParams, SearchResult};
 use fathom_invlists::{DirectMap, InvertedLists};
 
-use super::{IndexIvf, IvfCodec, IvfFlat, IvfPq, IvfPqFastScan, IvfScalarQuantizer};
+use super::{IndexIvf, IvfCodec, IvfFlat, IvfPq, IvfPqFastScan, IvfRaBitQ, IvfScalarQuantizer};
 use crate::Index;
 
 /// Which codec an IVF index stores its lists with ([`DynIvf::codec`]).
@@ -20,6 +20,8 @@ pub enum IvfCodecView<'a> {
     ScalarQuantizer(&'a IvfScalarQuantizer),
     /// 4-bit PQ codes in fast-scan blocks.
     PqFastScan(&'a IvfPqFastScan),
+    /// RaBitQ codes relative to the list centroids.
+    RaBitQ(&'a IvfRaBitQ),
     /// A codec defined outside this crate.
     Other,
 }

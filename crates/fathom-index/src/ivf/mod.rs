@@ -17,6 +17,7 @@ mod imi;
 mod mutate;
 mod pq;
 mod pqr;
+mod rabitq;
 mod search;
 mod sq;
 mod standalone;
@@ -41,6 +42,7 @@ pub use flat::{IndexIvfFlat, IvfFlat};
 pub use imi::MultiIndexQuantizer;
 pub use pq::{IndexIvfPq, IvfPq};
 pub use pqr::IndexIvfPqr;
+pub use rabitq::{IndexIvfRaBitQ, IvfRaBitQ};
 pub use sq::{IndexIvfScalarQuantizer, IvfScalarQuantizer};
 pub use subset::SubsetType;
 

@@ -76,7 +76,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             .zip(lists.par_chunks(ADD_CHUNK))
             .try_for_each(|((c, xs), ls)| {
                 let r = self.residuals(&ctx, xs, ls)?;
-                self.codec.encode(&r, c)
+                self.codec.encode_with_vectors(xs, &r, c)
             })?;
         Ok(codes)
     }

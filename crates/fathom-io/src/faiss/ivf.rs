@@ -25,7 +25,7 @@ pub(super) const MAX_NLIST: usize = 1 << 28;
 
 /// What every IVF record starts with.
 pub(super) struct IvfHeader {
-    h: Header,
+    pub(super) h: Header,
     nlist: usize,
     nprobe: usize,
     quantizer: Box<dyn Index>,
@@ -388,6 +388,11 @@ pub(super) fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Res
                 s.vec(&super::fastscan::pack(&codes, cs, bbs))?;
             }
             Ok(())
+        }
+        IvfCodecView::RaBitQ(c) => {
+            header(s, super::rabitq::ivf_fourcc(c))?;
+            super::rabitq::write_ivf_codec(s, c)?;
+            write_lists(s, ivf.invlists())
         }
         IvfCodecView::Other => Err(unsupported(&ivf.description())),
     }

@@ -51,6 +51,7 @@ mod flat;
 mod hnsw;
 mod invlists;
 mod ivf;
+mod rabitq;
 mod read;
 mod sink;
 mod transform;

@@ -6,7 +6,7 @@ use fathom_core::Result;
 use fathom_index::Index;
 
 use super::cursor::Cursor;
-use super::{codes, flat, hnsw, ivf, wrappers};
+use super::{codes, flat, hnsw, ivf, rabitq, wrappers};
 
 /// One index record, fourcc included.
 pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
@@ -19,6 +19,8 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
             b"IxPq" | b"IxPQ" | b"IxPo" => Box::new(codes::read_pq_body(c, &fourcc)?),
             b"IxSQ" => Box::new(codes::read_sq_body(c)?),
             b"IPfs" => Box::new(codes::read_pq_fastscan_body(c)?),
+            b"Ixrq" | b"Ixrr" => Box::new(rabitq::read_flat_body(c, &fourcc)?),
+            b"Iwrq" | b"Iwrr" => rabitq::read_ivf_body(c, &fourcc)?,
             b"IxMp" | b"IxM2" => wrappers::read_id_map_body(c, &fourcc)?,
             b"IxPT" => wrappers::read_pretransform_body(c)?,
             b"IxRF" => Box::new(wrappers::read_refine_body(c)?),

@@ -1,0 +1,206 @@
+//! `IndexIvfRaBitQ`: RaBitQ codes of each vector relative to its list's centroid.
+
+use fathom_core::{Error, IdSelector, Idx, MetricType, Result};
+use fathom_kernels::TopK;
+use fathom_quant::rabitq::{RaBitQQuery, RaBitQuantizer};
+
+use super::{IndexIvf, IvfCodec, IvfContext, ListScanner};
+use crate::Index;
+use crate::rabitq::rabitq_key;
+
+/// The codec of [`IndexIvfRaBitQ`]: the quantizer and the query settings.
+#[derive(Debug, Clone)]
+pub struct IvfRaBitQ {
+    quantizer: RaBitQuantizer,
+    /// Bits per query coordinate (0: the float query; Faiss's default 4).
+    pub qb: u8,
+}
+
+/// RaBitQ codes in inverted lists (Faiss's `IndexIVFRaBitQ`, factory `IVF<n>,RaBitQ`,
+/// `IVF<n>,RaBitQ<b>`): each vector is coded relative to its list's centroid, so the
+/// codes need no training beyond the coarse quantizer's. Extended codes (`b > 1`) are
+/// searched in two stages, as Faiss: the 1-bit estimate and its error bound decide which
+/// codes get the full estimate.
+///
+/// ```
+/// use fathom_index::{Index, IndexFlat, IndexIvfRaBitQ, MetricType};
+/// let d = 32;
+/// let x: Vec<f32> = (0..2000 * d).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+/// let q = Box::new(IndexFlat::new_l2(d).unwrap());
+/// let mut index = IndexIvfRaBitQ::new(q, 8, MetricType::L2, 4).unwrap();
+/// index.train(&x).unwrap();
+/// index.add(&x).unwrap();
+/// index.nprobe = 8;
+/// assert_eq!(index.search(&x[..d], 1).unwrap().labels, vec![0]);
+/// ```
+pub type IndexIvfRaBitQ = IndexIvf<IvfRaBitQ>;
+
+impl IndexIvf<IvfRaBitQ> {
+    /// An untrained index over `quantizer` with `nlist` lists and `nb_bits` (1 to 9) bits
+    /// per coordinate.
+    pub fn new(
+        quantizer: Box<dyn Index>,
+        nlist: usize,
+        metric: MetricType,
+        nb_bits: usize,
+    ) -> Result<Self> {
+        let codec = IvfRaBitQ::new(quantizer.dim(), metric, nb_bits)?;
+        IndexIvf::with_codec(quantizer, nlist, metric, codec, true)
+    }
+}
+
+impl IvfRaBitQ {
+    /// The codec for `d`-dimensional vectors.
+    pub fn new(d: usize, metric: MetricType, nb_bits: usize) -> Result<Self> {
+        Ok(IvfRaBitQ {
+            quantizer: RaBitQuantizer::new(d, metric, nb_bits)?,
+            qb: 4,
+        })
+    }
+    /// The quantizer.
+    pub fn rabitq(&self) -> &RaBitQuantizer {
+        &self.quantizer
+    }
+}
+
+impl IvfCodec for IvfRaBitQ {
+    fn view(&self) -> super::IvfCodecView<'_> {
+        super::IvfCodecView::RaBitQ(self)
+    }
+    fn code_size(&self) -> usize {
+        self.quantizer.code_size()
+    }
+    fn is_trained(&self) -> bool {
+        true
+    }
+    fn train(&mut self, _x: &[f32], _lists: &[Idx], _ctx: IvfContext<'_>) -> Result<()> {
+        Ok(())
+    }
+    fn encode(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
+        // Residuals alone: the centroid is the origin (inner-product factors then treat
+        // the residual as the vector).
+        let (d, cs) = (self.quantizer.d(), self.code_size());
+        for (r, c) in x.chunks_exact(d).zip(codes.chunks_exact_mut(cs)) {
+            self.quantizer.encode(r, None, c)?;
+        }
+        Ok(())
+    }
+    fn encode_with_vectors(&self, x: &[f32], residuals: &[f32], codes: &mut [u8]) -> Result<()> {
+        let (d, cs) = (self.quantizer.d(), self.code_size());
+        let mut centroid = vec![0.0f32; d];
+        for ((v, r), c) in x
+            .chunks_exact(d)
+            .zip(residuals.chunks_exact(d))
+            .zip(codes.chunks_exact_mut(cs))
+        {
+            for ((cj, vj), rj) in centroid.iter_mut().zip(v).zip(r) {
+                *cj = vj - rj;
+            }
+            self.quantizer.encode(v, Some(&centroid), c)?;
+        }
+        Ok(())
+    }
+    fn decode(&self, code: &[u8], out: &mut [f32]) {
+        self.quantizer.decode(code, None, out);
+    }
+    fn scanner<'a>(
+        &'a self,
+        ctx: IvfContext<'a>,
+        query: &'a [f32],
+    ) -> Result<Box<dyn ListScanner + 'a>> {
+        if !ctx.by_residual {
+            return Err(Error::invalid(
+                "IVF-RaBitQ codes are relative to their list's centroid (by_residual)",
+            ));
+        }
+        Ok(Box::new(RaBitQScanner {
+            codec: self,
+            ctx,
+            query,
+            prepared: None,
+        }))
+    }
+    fn description(&self, _by_residual: bool) -> String {
+        match self.quantizer.nb_bits() {
+            1 => "RaBitQ".into(),
+            b => format!("RaBitQ{b}"),
+        }
+    }
+    fn set_param(&mut self, name: &str, value: f64) -> Result<bool> {
+        if name != "qb" {
+            return Ok(false);
+        }
+        let v = crate::param_values::count(name, value)?;
+        if v > 8 {
+            return Err(Error::invalid(format!("qb must be 0 to 8, got {v}")));
+        }
+        self.qb = v as u8;
+        Ok(true)
+    }
+    fn param(&self, name: &str) -> Option<f64> {
+        (name == "qb").then_some(self.qb as f64)
+    }
+}
+
+struct RaBitQScanner<'a> {
+    codec: &'a IvfRaBitQ,
+    ctx: IvfContext<'a>,
+    query: &'a [f32],
+    /// The query prepared against the current list's centroid.
+    prepared: Option<RaBitQQuery>,
+}
+
+impl ListScanner for RaBitQScanner<'_> {
+    fn set_list(&mut self, list: usize, _coarse_dis: f32) -> Result<()> {
+        let c = self.ctx.centroid(list)?;
+        self.prepared = Some(self.codec.quantizer.query(
+            self.query,
+            Some(&c),
+            self.codec.qb,
+            false,
+        )?);
+        Ok(())
+    }
+    fn keys(&mut self, codes: &[u8], out: &mut [f32]) {
+        let Some(q) = &self.prepared else {
+            out.fill(f32::INFINITY);
+            return;
+        };
+        let cs = self.codec.code_size();
+        let ip = self.ctx.metric == MetricType::InnerProduct;
+        for (o, code) in out.iter_mut().zip(codes.chunks_exact(cs)) {
+            *o = rabitq_key(q, code, ip);
+        }
+    }
+    fn scan(
+        &mut self,
+        codes: &[u8],
+        ids: &[Idx],
+        top: &mut TopK,
+        selector: Option<&dyn IdSelector>,
+    ) {
+        let Some(q) = &self.prepared else { return };
+        let cs = self.codec.code_size();
+        let ip = self.ctx.metric == MetricType::InnerProduct;
+        let multi = self.codec.quantizer.nb_bits() > 1;
+        for (code, &id) in codes.chunks_exact(cs).zip(ids) {
+            if selector.is_some_and(|s| !s.is_member(id)) {
+                continue;
+            }
+            let key = if multi {
+                // Faiss's two stages: the full estimate only where the 1-bit one, less
+                // its error bound, could still enter the results.
+                let est = q.estimate(code);
+                let threshold = top.threshold();
+                let bound = if ip { -threshold } else { threshold };
+                if !q.may_beat(code, est, bound) {
+                    continue;
+                }
+                rabitq_key(q, code, ip)
+            } else {
+                rabitq_key(q, code, ip)
+            };
+            top.push(key, id);
+        }
+    }
+}

@@ -1,0 +1,675 @@
+//! RaBitQ (Gao & Long, SIGMOD 2024) as Faiss 1.15 codes it (`RaBitQuantizer`): a vector
+//! `x` relative to a centre `c` becomes the sign bits of `r = x − c` plus two floats (its
+//! norm and how well the sign vector aligns with it); a query's distance to it is
+//! estimated from one popcount per bit of the query's own quantization (`qb` bits).
+//! With `nb_bits > 1` (extended RaBitQ) each coordinate also gets `nb_bits − 1` more
+//! bits and three more floats: a re-ranking estimate and its error bound.
+//!
+//! The code layout, the factors and the query quantization follow Faiss's byte for
+//! byte (`faiss/impl/RaBitQuantizer.cpp`, `RaBitQUtils.cpp`,
+//! `RaBitQuantizerMultiBit.cpp`), so codes written by either library decode in the
+//! other; the extended factors `f_add_ex` / `f_rescale_ex` may differ from a given Faiss
+//! build by a few ulp (Faiss sums them in a SIMD order that depends on the build).
+//!
+//! No random rotation is applied here, as in Faiss: put a `RR` transform in front for
+//! data whose coordinates are not already balanced.
+//!
+//! ```
+//! use fathom_core::MetricType;
+//! use fathom_quant::rabitq::RaBitQuantizer;
+//! let q = RaBitQuantizer::new(4, MetricType::L2, 1).unwrap();
+//! let mut code = vec![0u8; q.code_size()];
+//! q.encode(&[1.0, -1.0, 1.0, -1.0], None, &mut code).unwrap();
+//! assert_eq!(code[0], 0b0101); // sign bits, coordinate j at bit j
+//! let query = q.query(&[1.0, -1.0, 1.0, -1.0], None, 0, false).unwrap();
+//! assert!(query.estimate(&code).abs() < 1e-5); // ±1 vectors are coded exactly
+//! ```
+
+use fathom_core::{Error, MetricType, Result};
+
+/// Faiss's `kConstEpsilon`: the confidence factor of the error bound.
+const CONST_EPSILON: f32 = 1.9;
+/// Faiss's `kTightStart`: where the scaling-factor search starts, by extra bits.
+const TIGHT_START: [f64; 9] = [0.0, 0.15, 0.20, 0.52, 0.59, 0.71, 0.75, 0.77, 0.81];
+/// Faiss's `Z_MAX_BY_QB`: the clipping range of centred query quantization, in standard
+/// deviations, by query bits.
+const Z_MAX_BY_QB: [f32; 8] = [
+    0.79688, 1.49375, 2.05078, 2.50938, 2.91250, 3.26406, 3.59844, 3.91016,
+];
+
+/// The RaBitQ code of `d`-dimensional vectors: sign bits, factors and (with `nb_bits >
+/// 1`) extra bits per coordinate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaBitQuantizer {
+    d: usize,
+    nb_bits: usize,
+    metric: MetricType,
+}
+
+fn f32_at(code: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]])
+}
+
+fn put_f32(code: &mut [u8], at: usize, v: f32) {
+    code[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+impl RaBitQuantizer {
+    /// The code of `d`-dimensional vectors compared with `metric` (L2 or inner product),
+    /// `nb_bits` (1 to 9) bits per coordinate.
+    pub fn new(d: usize, metric: MetricType, nb_bits: usize) -> Result<Self> {
+        if d == 0 {
+            return Err(Error::invalid("RaBitQ needs a dimension d ≥ 1"));
+        }
+        if !(1..=9).contains(&nb_bits) {
+            return Err(Error::invalid(format!(
+                "RaBitQ codes have 1 to 9 bits per coordinate, got nb_bits = {nb_bits}"
+            )));
+        }
+        if !matches!(metric, MetricType::L2 | MetricType::InnerProduct) {
+            return Err(Error::invalid(format!(
+                "RaBitQ compares with L2 or inner product, not {metric:?}"
+            )));
+        }
+        Ok(RaBitQuantizer { d, nb_bits, metric })
+    }
+
+    /// The dimension.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+    /// Bits per coordinate.
+    pub fn nb_bits(&self) -> usize {
+        self.nb_bits
+    }
+    /// The metric.
+    pub fn metric(&self) -> MetricType {
+        self.metric
+    }
+    fn ex(&self) -> usize {
+        self.nb_bits - 1
+    }
+    /// Bytes of sign bits.
+    fn sign_bytes(&self) -> usize {
+        self.d.div_ceil(8)
+    }
+    /// Bytes of extra bits.
+    fn ex_bytes(&self) -> usize {
+        (self.d * self.ex()).div_ceil(8)
+    }
+    /// Bytes per code: `⌈d/8⌉ + 8` for 1 bit, `⌈d/8⌉ + 12 + ⌈d(b−1)/8⌉ + 8` beyond.
+    pub fn code_size(&self) -> usize {
+        if self.ex() == 0 {
+            self.sign_bytes() + 8
+        } else {
+            self.sign_bytes() + 12 + self.ex_bytes() + 8
+        }
+    }
+
+    fn check_len(&self, what: &str, v: &[f32]) -> Result<()> {
+        if v.len() != self.d {
+            return Err(Error::invalid(format!(
+                "{what} has {} coordinates; expected d = {}",
+                v.len(),
+                self.d
+            )));
+        }
+        Ok(())
+    }
+
+    /// Codes `x` relative to `centroid` (the origin when `None`) into `out`
+    /// (`code_size` bytes).
+    pub fn encode(&self, x: &[f32], centroid: Option<&[f32]>, out: &mut [u8]) -> Result<()> {
+        self.check_len("the vector", x)?;
+        if let Some(c) = centroid {
+            self.check_len("the centroid", c)?;
+        }
+        if out.len() != self.code_size() {
+            return Err(Error::invalid(format!(
+                "a RaBitQ code is {} bytes; the buffer has {}",
+                self.code_size(),
+                out.len()
+            )));
+        }
+        let d = self.d;
+        let cent = |j: usize| centroid.map_or(0.0, |c| c[j]);
+        out.fill(0);
+        let (mut norm2, mut or2, mut l1) = (0.0f32, 0.0f32, 0.0f32);
+        let mut r = vec![0.0f32; d];
+        for j in 0..d {
+            let rj = x[j] - cent(j);
+            r[j] = rj;
+            norm2 += rj * rj;
+            or2 += x[j] * x[j];
+            l1 += if rj > 0.0 { rj } else { -rj };
+            if rj > 0.0 {
+                out[j / 8] |= 1 << (j % 8);
+            }
+        }
+        let inv_sqrt_d = 1.0 / (d as f32).sqrt();
+        let sq = norm2.sqrt();
+        let inv_norm = if norm2 < f32::EPSILON { 1.0 } else { 1.0 / sq };
+        let ndp = l1 * inv_norm * inv_sqrt_d;
+        let inv_ndp = if ndp.abs() < f32::EPSILON {
+            1.0
+        } else {
+            1.0 / ndp
+        };
+        let ip = self.metric == MetricType::InnerProduct;
+        let b = self.sign_bytes();
+        put_f32(out, b, if ip { norm2 - or2 } else { norm2 });
+        put_f32(out, b + 4, inv_ndp * sq);
+        if self.ex() == 0 {
+            return Ok(());
+        }
+        // The error bound of the 1-bit estimate.
+        let xu = d as f32 * 0.25;
+        let half_l1 = 0.5 * l1;
+        let mut t = 0.0f32;
+        if half_l1.abs() > f32::EPSILON {
+            let ratio = (norm2 * xu) / (half_l1 * half_l1);
+            if ratio > 1.0 {
+                t = if d == 1 {
+                    sq * CONST_EPSILON * (ratio - 1.0).sqrt()
+                } else {
+                    sq * CONST_EPSILON * ((ratio - 1.0) / (d - 1) as f32).sqrt()
+                };
+            }
+        }
+        put_f32(out, b + 8, if ip { t } else { 2.0 * t });
+        let (ex_codes, f_add_ex, f_rescale_ex) = self.ex_bits(&r, centroid);
+        let ex = self.ex();
+        let start = b + 12;
+        for (i, &v) in ex_codes.iter().enumerate() {
+            for bit in 0..ex {
+                if (v >> bit) & 1 == 1 {
+                    let p = i * ex + bit;
+                    out[start + p / 8] |= 1 << (p % 8);
+                }
+            }
+        }
+        let tail = start + self.ex_bytes();
+        put_f32(out, tail, f_add_ex);
+        put_f32(out, tail + 4, f_rescale_ex);
+        Ok(())
+    }
+
+    /// The extra bits of each coordinate of the residual `r` (Faiss's
+    /// `quantize_ex_bits`) and the two factors of the extended estimate.
+    fn ex_bits(&self, r: &[f32], centroid: Option<&[f32]>) -> (Vec<u32>, f32, f32) {
+        let (d, ex) = (self.d, self.ex());
+        let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm < 1e-10 {
+            return (vec![0; d], 0.0, 0.0);
+        }
+        let o: Vec<f32> = r.iter().map(|v| (v / norm).abs()).collect();
+        let t = optimal_scaling(&o, ex);
+        let max_code = (1u32 << ex) - 1;
+        let mut ipnorm = 0.0f64;
+        let mut codes = vec![0u32; d];
+        for i in 0..d {
+            let q = (((t * o[i]) as f64 + 1e-5) as i64).clamp(0, max_code as i64) as u32;
+            ipnorm += (q as f64 + 0.5) * o[i] as f64;
+            codes[i] = if r[i] < 0.0 { !q & max_code } else { q };
+        }
+        let mut ipnorm_inv = (1.0 / ipnorm) as f32;
+        if !ipnorm_inv.is_normal() {
+            ipnorm_inv = 1.0;
+        }
+        let (f_add, f_rescale) = if self.metric == MetricType::L2 {
+            (norm * norm, ipnorm_inv * -2.0 * norm)
+        } else {
+            let rc = centroid.map_or(0.0, |c| r.iter().zip(c).map(|(a, b)| a * b).sum());
+            (rc, ipnorm_inv * norm)
+        };
+        (codes, f_add, f_rescale)
+    }
+
+    /// The vector a code stands for (from its sign bits and norm; the extra bits refine
+    /// distances, not reconstructions — as Faiss's `decode`).
+    pub fn decode(&self, code: &[u8], centroid: Option<&[f32]>, out: &mut [f32]) {
+        let inv_sqrt_d = 1.0 / (self.d as f32).sqrt();
+        let dpm = f32_at(code, self.sign_bytes() + 4);
+        for (j, o) in out.iter_mut().enumerate().take(self.d) {
+            let bit = ((code[j / 8] >> (j % 8)) & 1) as f32;
+            *o = (bit - 0.5) * dpm * 2.0 * inv_sqrt_d + centroid.map_or(0.0, |c| c[j]);
+        }
+    }
+
+    /// A query prepared for estimates against codes made relative to `centroid`: with
+    /// `qb` (0 to 8) bits per coordinate (0: the float query), `centered` for Faiss's
+    /// symmetric quantization range.
+    pub fn query(
+        &self,
+        q: &[f32],
+        centroid: Option<&[f32]>,
+        qb: u8,
+        centered: bool,
+    ) -> Result<RaBitQQuery> {
+        self.check_len("the query", q)?;
+        if qb > 8 {
+            return Err(Error::invalid(format!(
+                "RaBitQ quantizes queries to 0 to 8 bits, got qb = {qb}"
+            )));
+        }
+        let d = self.d;
+        let cent = |j: usize| centroid.map_or(0.0, |c| c[j]);
+        let rq: Vec<f32> = (0..d).map(|j| q[j] - cent(j)).collect();
+        let qr2: f32 = rq.iter().map(|v| v * v).sum();
+        let q_norm2: f32 = q.iter().map(|v| v * v).sum();
+        let q_dot_c: f32 = centroid.map_or(0.0, |c| q.iter().zip(c).map(|(a, b)| a * b).sum());
+        let s = 1.0 / (d as f32).sqrt();
+        let mut planes = Vec::new();
+        let form = if qb == 0 {
+            DotForm::Float {
+                c1: 2.0 * s,
+                c34: s * rq.iter().sum::<f32>(),
+            }
+        } else {
+            let max_code = ((1u32 << qb) - 1) as f32;
+            let (vmin, vmax) = if centered {
+                let r = Z_MAX_BY_QB[qb as usize - 1] * (qr2 / d as f32).sqrt();
+                (-r, r)
+            } else {
+                let vmin = rq.iter().copied().fold(f32::INFINITY, f32::min);
+                let vmax = rq.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                (vmin, vmax)
+            };
+            let delta = (vmax - vmin) / max_code;
+            let inv = 1.0 / delta;
+            let qq: Vec<u32> = rq
+                .iter()
+                .map(|&v| {
+                    if delta <= 0.0 {
+                        return 0;
+                    }
+                    let x = (v - vmin) * inv;
+                    if x <= 0.0 {
+                        0
+                    } else if x >= max_code {
+                        max_code as u32
+                    } else {
+                        (x + 0.5) as u32
+                    }
+                })
+                .collect();
+            let words = d.div_ceil(64);
+            planes = vec![0u64; qb as usize * words];
+            for (i, &v) in qq.iter().enumerate() {
+                for j in 0..qb as usize {
+                    if (v >> j) & 1 == 1 {
+                        planes[j * words + i / 64] |= 1 << (i % 64);
+                    }
+                }
+            }
+            if centered {
+                let mc = max_code as i64;
+                let sum2: i64 = if delta <= 0.0 {
+                    d as i64 * mc * mc
+                } else {
+                    qq.iter().map(|&v| (2 * v as i64 - mc).pow(2)).sum()
+                };
+                DotForm::Centered {
+                    max_code: mc,
+                    scale: (qr2 / (sum2 as f32 * d as f32)).sqrt(),
+                }
+            } else {
+                let sum_qq: u64 = qq.iter().map(|&v| v as u64).sum();
+                DotForm::Quantized {
+                    c1: 2.0 * delta * s,
+                    c2: 2.0 * vmin * s,
+                    c34: s * (delta * sum_qq as f32 + d as f32 * vmin),
+                }
+            }
+        };
+        Ok(RaBitQQuery {
+            quantizer: self.clone(),
+            qb,
+            rq,
+            planes,
+            form,
+            qr2,
+            q_norm2,
+            q_dot_c,
+            g_error: qr2.sqrt(),
+        })
+    }
+}
+
+/// Faiss's `compute_optimal_scaling_factor`: the scale `t` whose rounding of `t·o`
+/// (clipped to `2^ex − 1`) best aligns with `o`, searched over the points where a
+/// coordinate's rounding changes.
+fn optimal_scaling(o: &[f32], ex: usize) -> f32 {
+    let d = o.len();
+    let max_code = (1i64 << ex) - 1;
+    let max_o = o.iter().copied().fold(0.0f32, f32::max);
+    if max_o <= 0.0 {
+        return 0.0;
+    }
+    let t_end = (max_code as f32 + 10.0) / max_o;
+    let t_start = (t_end as f64 * TIGHT_START[ex]) as f32;
+    let mut cur: Vec<i64> = o
+        .iter()
+        .map(|&v| ((t_start * v) as f64 + 1e-5) as i64)
+        .collect();
+    let mut sqr_den = d as f32 * 0.25;
+    let mut num = 0.0f32;
+    for i in 0..d {
+        sqr_den += (cur[i] * cur[i] + cur[i]) as f32;
+        num += (cur[i] as f32 + 0.5) * o[i];
+    }
+    let mut inv_sqrt = 1.0 / sqr_den.sqrt();
+    // A min-heap of (next t at which coordinate i's rounding grows, i); ties by index.
+    let mut heap = std::collections::BinaryHeap::new();
+    let key = |t: f32, i: usize| std::cmp::Reverse((OrdF32(t), i));
+    for i in 0..d {
+        if o[i] > 0.0 {
+            let t_next = (cur[i] + 1) as f32 * (1.0 / o[i]);
+            if t_next < t_end {
+                heap.push(key(t_next, i));
+            }
+        }
+    }
+    let (mut max_ip, mut t) = (0.0f32, 0.0f32);
+    while let Some(std::cmp::Reverse((OrdF32(cur_t), u))) = heap.pop() {
+        cur[u] += 1;
+        let delta = 2.0 * cur[u] as f32;
+        sqr_den += delta;
+        num += o[u];
+        inv_sqrt *= 1.0 - 0.5 * delta / ((sqr_den - delta) + delta * 0.5);
+        let ip = num * inv_sqrt;
+        if ip > max_ip {
+            max_ip = ip;
+            t = cur_t;
+        }
+        if cur[u] < max_code {
+            let t_next = (cur[u] + 1) as f32 * (1.0 / o[u]);
+            if t_next < t_end {
+                heap.push(key(t_next, u));
+            }
+        }
+    }
+    t
+}
+
+/// `f32` ordered totally, for the scaling-factor heap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrdF32(f32);
+impl Eq for OrdF32 {}
+impl PartialOrd for OrdF32 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdF32 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// How the query's dot product with a code's sign vector is formed.
+#[derive(Debug, Clone)]
+enum DotForm {
+    /// `qb = 0`: `c1 · Σ_{b_i = 1} rq_i − c34`.
+    Float { c1: f32, c34: f32 },
+    /// `c1 · Σ qq_i b_i + c2 · popcount(b) − c34`.
+    Quantized { c1: f32, c2: f32, c34: f32 },
+    /// `Σ (2b_i − 1)(2qq_i − max) · scale`.
+    Centered { max_code: i64, scale: f32 },
+}
+
+/// A query prepared by [`RaBitQuantizer::query`]: estimates of its distance (L2) or
+/// inner product (IP) to coded vectors.
+#[derive(Debug, Clone)]
+pub struct RaBitQQuery {
+    quantizer: RaBitQuantizer,
+    qb: u8,
+    rq: Vec<f32>,
+    /// Bit-plane `j` of the quantized query, as 64-bit words.
+    planes: Vec<u64>,
+    form: DotForm,
+    qr2: f32,
+    q_norm2: f32,
+    q_dot_c: f32,
+    g_error: f32,
+}
+
+impl RaBitQQuery {
+    /// `Σ_j 2^j · popcount(plane_j & bits)` (or the XOR form), from the sign bytes.
+    fn plane_dot(&self, sign: &[u8], xor: bool) -> i64 {
+        let words = self.quantizer.d.div_ceil(64);
+        let mut acc = 0i64;
+        for w in 0..words {
+            let mut bytes = [0u8; 8];
+            let lo = w * 8;
+            let hi = (lo + 8).min(sign.len());
+            bytes[..hi - lo].copy_from_slice(&sign[lo..hi]);
+            let b = u64::from_le_bytes(bytes);
+            for j in 0..self.qb as usize {
+                let p = self.planes[j * words + w];
+                let v = if xor { p ^ b } else { p & b };
+                acc += (v.count_ones() as i64) << j;
+            }
+        }
+        acc
+    }
+
+    /// `⟨ō, q − c⟩` estimated from the sign bits.
+    fn final_dot(&self, sign: &[u8]) -> f32 {
+        match self.form {
+            DotForm::Float { c1, c34 } => {
+                let mut s = 0.0f32;
+                for (j, &v) in self.rq.iter().enumerate() {
+                    if (sign[j / 8] >> (j % 8)) & 1 == 1 {
+                        s += v;
+                    }
+                }
+                c1 * s - c34
+            }
+            DotForm::Quantized { c1, c2, c34 } => {
+                let pop: u32 = sign.iter().map(|b| b.count_ones()).sum();
+                c1 * self.plane_dot(sign, false) as f32 + c2 * pop as f32 - c34
+            }
+            DotForm::Centered { max_code, scale } => {
+                // Bits past d are 0 in the code and in the planes: their XOR is 0 too.
+                let int_dot = max_code * self.quantizer.d as i64 - 2 * self.plane_dot(sign, true);
+                int_dot as f32 * scale
+            }
+        }
+    }
+
+    /// The 1-bit estimate: the squared L2 distance (≥ 0) or the inner product.
+    pub fn estimate(&self, code: &[u8]) -> f32 {
+        let b = self.quantizer.sign_bytes();
+        let sign = &code[..b];
+        let orc = f32_at(code, b);
+        let dpm = f32_at(code, b + 4);
+        let pre = orc + self.qr2 - 2.0 * dpm * self.final_dot(sign);
+        if self.quantizer.metric == MetricType::L2 {
+            pre.max(0.0)
+        } else {
+            -0.5 * (pre - self.q_norm2)
+        }
+    }
+
+    /// The error bound of [`RaBitQQuery::estimate`] for this code (0 for 1-bit codes).
+    pub fn error_bound(&self, code: &[u8]) -> f32 {
+        if self.quantizer.nb_bits == 1 {
+            return 0.0;
+        }
+        f32_at(code, self.quantizer.sign_bytes() + 8) * self.g_error
+    }
+
+    /// The estimate with every bit of the code (the 1-bit estimate for 1-bit codes): the
+    /// squared L2 distance or the inner product.
+    pub fn full(&self, code: &[u8]) -> f32 {
+        let qz = &self.quantizer;
+        if qz.nb_bits == 1 {
+            return self.estimate(code);
+        }
+        let (b, ex) = (qz.sign_bytes(), qz.ex());
+        let start = b + 12;
+        let cb = -(((1u32 << ex) as f32) - 0.5);
+        let mut ex_ip = 0.0f32;
+        for (i, &r) in self.rq.iter().enumerate() {
+            let sign = ((code[i / 8] >> (i % 8)) & 1) as u32;
+            let mut v = 0u32;
+            for bit in 0..ex {
+                let p = i * ex + bit;
+                v |= (((code[start + p / 8] >> (p % 8)) & 1) as u32) << bit;
+            }
+            ex_ip += r * (((sign << ex) + v) as f32 + cb);
+        }
+        let tail = start + qz.ex_bytes();
+        let (f_add, f_rescale) = (f32_at(code, tail), f32_at(code, tail + 4));
+        if qz.metric == MetricType::L2 {
+            (self.qr2 + f_add + f_rescale * ex_ip).max(0.0)
+        } else {
+            self.q_dot_c + f_add + f_rescale * ex_ip
+        }
+    }
+
+    /// Whether a code whose 1-bit estimate is `est` may beat `threshold` (the worst kept
+    /// result): Faiss's two-stage test before the full estimate.
+    pub fn may_beat(&self, code: &[u8], est: f32, threshold: f32) -> bool {
+        let adj = self.error_bound(code);
+        if self.quantizer.metric == MetricType::L2 {
+            (est - adj).max(0.0) < threshold
+        } else {
+            est + adj > threshold
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l2(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+    }
+
+    fn data(n: usize, d: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..n * d)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn code_sizes_are_faiss_s() {
+        for (d, nb, size) in [
+            (128, 1, 24),
+            (128, 2, 52),
+            (128, 4, 84),
+            (16, 1, 10),
+            (16, 9, 38),
+        ] {
+            assert_eq!(
+                RaBitQuantizer::new(d, MetricType::L2, nb)
+                    .unwrap()
+                    .code_size(),
+                size,
+                "d {d} nb {nb}"
+            );
+        }
+        assert!(RaBitQuantizer::new(8, MetricType::L2, 0).is_err());
+        assert!(RaBitQuantizer::new(8, MetricType::L2, 10).is_err());
+        assert!(RaBitQuantizer::new(8, MetricType::L1, 1).is_err());
+    }
+
+    #[test]
+    fn estimates_track_true_distances_and_more_bits_track_them_closer() {
+        let (d, n) = (64, 200);
+        let (xs, qs) = (data(n, d, 3), data(5, d, 7));
+        let c = vec![0.05f32; d];
+        let mut errs = Vec::new();
+        for nb in [1, 2, 4, 8] {
+            let rq = RaBitQuantizer::new(d, MetricType::L2, nb).unwrap();
+            let mut code = vec![0u8; rq.code_size()];
+            let mut err = 0.0f64;
+            for q in qs.chunks(d) {
+                let query = rq.query(q, Some(&c), 0, false).unwrap();
+                for x in xs.chunks(d) {
+                    rq.encode(x, Some(&c), &mut code).unwrap();
+                    let (est, exact) = (query.full(&code), l2(q, x));
+                    err += ((est - exact) as f64).abs();
+                    assert!(query.error_bound(&code) >= 0.0);
+                }
+            }
+            errs.push(err / (5 * n) as f64);
+        }
+        // Mean absolute error of the squared distance (mean ~ 2·64/3 ≈ 43).
+        assert!(errs[0] < 8.0, "{errs:?}");
+        assert!(errs.windows(2).all(|w| w[1] < w[0]), "{errs:?}");
+        assert!(errs[3] < 0.2, "{errs:?}");
+    }
+
+    #[test]
+    fn quantized_queries_approach_the_float_query() {
+        let (d, n) = (96, 100);
+        let (xs, q) = (data(n, d, 11), data(1, d, 13));
+        for metric in [MetricType::L2, MetricType::InnerProduct] {
+            let rq = RaBitQuantizer::new(d, metric, 1).unwrap();
+            let mut code = vec![0u8; rq.code_size()];
+            let exact = rq.query(&q, None, 0, false).unwrap();
+            // Centred quantization clips the query's range: coarser, by design.
+            for (centered, tol) in [(false, 0.02), (true, 0.25)] {
+                let q8 = rq.query(&q, None, 8, centered).unwrap();
+                let (mut diff, mut total) = (0.0f32, 0.0f32);
+                for x in xs.chunks(d) {
+                    rq.encode(x, None, &mut code).unwrap();
+                    let (a, b) = (exact.estimate(&code), q8.estimate(&code));
+                    diff += (a - b).abs();
+                    total += a.abs();
+                }
+                assert!(
+                    diff < tol * total,
+                    "{metric:?} centered {centered}: {diff} of {total}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inner_product_estimates_inner_products() {
+        let d = 32;
+        let (xs, q) = (data(50, d, 21), data(1, d, 23));
+        let rq = RaBitQuantizer::new(d, MetricType::InnerProduct, 6).unwrap();
+        let c = vec![0.1f32; d];
+        let query = rq.query(&q, Some(&c), 0, false).unwrap();
+        let mut code = vec![0u8; rq.code_size()];
+        for x in xs.chunks(d) {
+            rq.encode(x, Some(&c), &mut code).unwrap();
+            let ip: f32 = q.iter().zip(x).map(|(a, b)| a * b).sum();
+            assert!(
+                (query.full(&code) - ip).abs() < 0.1,
+                "{} vs {ip}",
+                query.full(&code)
+            );
+        }
+    }
+
+    #[test]
+    fn plus_minus_vectors_decode_exactly() {
+        let d = 16;
+        let x: Vec<f32> = (0..d)
+            .map(|j| if j % 3 == 0 { 100.0 } else { -100.0 })
+            .collect();
+        for metric in [MetricType::L2, MetricType::InnerProduct] {
+            let rq = RaBitQuantizer::new(d, metric, 1).unwrap();
+            let mut code = vec![0u8; rq.code_size()];
+            rq.encode(&x, None, &mut code).unwrap();
+            let mut out = vec![0.0f32; d];
+            rq.decode(&code, None, &mut out);
+            for (a, b) in out.iter().zip(&x) {
+                assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+            }
+        }
+    }
+}
