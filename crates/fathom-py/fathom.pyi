@@ -449,6 +449,23 @@ class IndexIVF(Index):
     def get_list_sizes(self) -> NDArray[np.int64]:
         """The number of vectors in each inverted list."""
 
+class IndexRaBitQ(Index):
+    """RaBitQ codes searched exhaustively (Faiss's `IndexRaBitQ`); `qb` and `centered` set
+    how queries are quantized.
+    """
+    def __init__(self, d: int, metric: int = 1, nb_bits: int = 1) -> None:
+        """An untrained index of dimension `d`, `nb_bits` (1 to 9) bits per coordinate."""
+    @property
+    def qb(self) -> int:
+        """Bits per query coordinate (0: the float query)."""
+    @qb.setter
+    def qb(self, value: int) -> None: ...
+    @property
+    def centered(self) -> bool:
+        """Whether queries are quantized over a range centred on zero."""
+    @centered.setter
+    def centered(self, value: bool) -> None: ...
+
 class IndexPQ(Index):
     """Product-quantizer codes searched exhaustively (Faiss's `IndexPQ`)."""
     def __init__(self, d: int, M: int, nbits: int, metric: int = 1) -> None:
@@ -622,6 +639,18 @@ class IndexIVFScalarQuantizer(IndexIVF):
         """`nlist` lists over `quantizer`, components coded as `qtype`
         (`ScalarQuantizer.QT_8bit`, …).
         """
+
+class IndexIVFRaBitQ(IndexIVF):
+    """An IVF index over RaBitQ codes relative to the list centroids (Faiss's
+    `IndexIVFRaBitQ`); `qb` sets the query's bits per coordinate.
+    """
+    def __init__(self, quantizer: Any, d: int, nlist: int, metric: int = 1, own_invlists: bool = True, nb_bits: int = 1) -> None:
+        """`nlist` lists over `quantizer`, `nb_bits` (1 to 9) bits per coordinate."""
+    @property
+    def qb(self) -> int:
+        """Bits per query coordinate (0: the float query)."""
+    @qb.setter
+    def qb(self, value: int) -> None: ...
 
 class IndexIVFPQFastScan(IndexIVF):
     """An IVF index over 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexIVFPQFastScan`)."""
