@@ -449,6 +449,14 @@ class IndexIVF(Index):
     def get_list_sizes(self) -> NDArray[np.int64]:
         """The number of vectors in each inverted list."""
 
+class IndexResidualQuantizer(Index):
+    """Residual-quantizer codes searched exhaustively (Faiss's `IndexResidualQuantizer`)."""
+    def __init__(self, d: int, M: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """An untrained index of `M` codebooks of `2^nbits` entries; `search_type` as
+        Faiss's `AdditiveQuantizer.ST_*` numbers (0: decompress, 3: float norm, 4: 8-bit
+        norm, 5: 4-bit norm, 1: no norm).
+        """
+
 class IndexRaBitQ(Index):
     """RaBitQ codes searched exhaustively (Faiss's `IndexRaBitQ`); `qb` and `centered` set
     how queries are quantized.
@@ -651,6 +659,13 @@ class IndexIVFRaBitQ(IndexIVF):
         """Bits per query coordinate (0: the float query)."""
     @qb.setter
     def qb(self, value: int) -> None: ...
+
+class IndexIVFResidualQuantizer(IndexIVF):
+    """Residual-quantizer codes in inverted lists (Faiss's `IndexIVFResidualQuantizer`)."""
+    def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """`nlist` lists over `quantizer`, residuals coded by `M` codebooks of `2^nbits`
+        entries.
+        """
 
 class IndexIVFPQFastScan(IndexIVF):
     """An IVF index over 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexIVFPQFastScan`)."""

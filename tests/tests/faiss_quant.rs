@@ -376,3 +376,154 @@ mod rabitq {
         assert!(untrained.set_param("qb", 9.0).is_err());
     }
 }
+
+// ---------------------------------------------------------------- residual quantizer
+
+mod rq {
+    //! The residual quantizer against faiss-cpu 1.15.1 (fixtures by
+    //! `fixtures/make_faiss_rq.py`): faiss's files open and write back byte for byte; with
+    //! faiss's codebooks fathom's beam search picks faiss's codes; searches give faiss's
+    //! results; fathom's own training codes as well as faiss's.
+
+    use std::path::PathBuf;
+
+    use fathom_index::{Index, MetricType, index_factory};
+    use fathom_io::faiss::{index_to_bytes, read_index_bytes};
+    use fathom_io::{NpyArray, read_npy};
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_rq")
+    }
+
+    fn f32s(name: &str) -> Vec<f32> {
+        match read_npy(dir().join(name)).unwrap() {
+            NpyArray::F32(d) => d.data,
+            other => panic!("{name}: {}", other.dtype_name()),
+        }
+    }
+
+    fn i64s(name: &str) -> Vec<i64> {
+        match read_npy(dir().join(name)).unwrap() {
+            NpyArray::I64(d) => d.data,
+            other => panic!("{name}: {}", other.dtype_name()),
+        }
+    }
+
+    fn mse(index: &dyn Index, x: &[f32]) -> f32 {
+        let rec = index.sa_decode(&index.sa_encode(x).unwrap()).unwrap();
+        let d = index.dim();
+        x.iter()
+            .zip(&rec)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            / (x.len() / d) as f32
+    }
+
+    /// Fixture, factory string, metric, and the description read back (for inner
+    /// product Faiss's bare `RQ3x5` means table search without norm: `_Nnone`).
+    const FILES: [(&str, &str, MetricType, &str); 5] = [
+        ("rq4x6", "RQ4x6", MetricType::L2, "RQ4x6"),
+        (
+            "rq4x6_nfloat",
+            "RQ4x6_Nfloat",
+            MetricType::L2,
+            "RQ4x6_Nfloat",
+        ),
+        (
+            "rq_mixed_nqint8",
+            "RQ1x8_2x5_Nqint8",
+            MetricType::L2,
+            "RQ1x8_2x5_Nqint8",
+        ),
+        ("rq3x5_ip", "RQ3x5", MetricType::InnerProduct, "RQ3x5_Nnone"),
+        (
+            "ivf_rq3x5_nfloat",
+            "IVF16,RQ3x5_Nfloat",
+            MetricType::L2,
+            "IVF16,RQ3x5_Nfloat",
+        ),
+    ];
+
+    #[test]
+    fn faiss_rq_files_encode_and_search_as_faiss() {
+        let (xb, xq) = (f32s("base.npy"), f32s("query.npy"));
+        for (name, desc, _, described) in FILES {
+            let bytes = std::fs::read(dir().join(format!("{name}.faiss"))).unwrap();
+            let mut index = read_index_bytes(&bytes).unwrap();
+            assert_eq!(index.description(), described);
+            assert_eq!(
+                index_to_bytes(&*index).unwrap(),
+                bytes,
+                "{name} writes back"
+            );
+            if let fathom_index::IndexViewMut::Ivf(ivf) = index.view_mut() {
+                ivf.make_direct_map(true).unwrap();
+            }
+            // faiss's codebooks, fathom's beam search: faiss's codes (its stored codes
+            // are the codes of base.npy, for the flat indexes in order), compared by what
+            // they decode to — a stored float norm may differ in its last bit.
+            if !desc.starts_with("IVF") {
+                let ours = index.sa_decode(&index.sa_encode(&xb).unwrap()).unwrap();
+                let all = index_to_bytes(&*index).unwrap();
+                let cs = index.sa_code_size().unwrap();
+                let theirs = index.sa_decode(&all[all.len() - 2000 * cs..]).unwrap();
+                let same = ours
+                    .chunks(32)
+                    .zip(theirs.chunks(32))
+                    .filter(|(a, b)| a == b)
+                    .count();
+                assert!(same >= 1990, "{name}: {same} of 2000 codes equal");
+            }
+            // Rank by rank the same distances (codes repeat, so labels of equal
+            // distances come in either order).
+            let res = index.search(&xq, 10).unwrap();
+            let d = f32s(&format!("{name}_D.npy"));
+            let same = res
+                .distances
+                .iter()
+                .zip(&d)
+                .filter(|(a, b)| (*a - *b).abs() <= 1e-3 * b.abs().max(1.0))
+                .count();
+            assert!(same >= 196, "{name}: {same} of 200 distances as faiss's");
+            // Every label comes with its own code's distance (from the reconstruction;
+            // an 8-bit norm is within its quantization step).
+            let tol = if name.contains("nqint8") { 0.05 } else { 1e-3 };
+            let ip = name.ends_with("_ip");
+            for (j, (&lab, &dist)) in res.labels.iter().zip(&res.distances).enumerate() {
+                let (q, y) = (&xq[j / 10 * 32..][..32], index.reconstruct(lab).unwrap());
+                let exact: f32 = if ip {
+                    q.iter().zip(&y).map(|(a, b)| a * b).sum()
+                } else {
+                    q.iter().zip(&y).map(|(a, b)| (a - b) * (a - b)).sum()
+                };
+                assert!(
+                    (dist - exact).abs() <= tol * exact.abs().max(1.0),
+                    "{name}: {dist} vs {exact}"
+                );
+            }
+            assert!(i64s(&format!("{name}_I.npy")).len() == 200);
+        }
+    }
+
+    #[test]
+    fn fathom_trains_residual_quantizers_as_well_as_faiss() {
+        let xb = f32s("base.npy");
+        for (name, desc, metric, described) in FILES {
+            let mut index = index_factory(32, desc, metric).unwrap();
+            index.train(&xb).unwrap();
+            index.add(&xb).unwrap();
+            let (ours, theirs) = (mse(&*index, &xb), f32s(&format!("{name}_mse.npy"))[0]);
+            assert!(ours <= theirs * 1.1, "{name}: MSE {ours} vs faiss {theirs}");
+            let back = read_index_bytes(&index_to_bytes(&*index).unwrap()).unwrap();
+            assert_eq!(back.description(), described);
+            let q = &xb[..5 * 32];
+            assert_eq!(
+                index.search(q, 5).unwrap().labels,
+                back.search(q, 5).unwrap().labels
+            );
+        }
+        assert!(index_factory(32, "RQ4x6_Ncqint8", MetricType::L2).is_err());
+        assert!(index_factory(32, "RQ4x", MetricType::L2).is_err());
+        assert!(index_factory(32, "RQ4x17", MetricType::L2).is_err());
+    }
+}

@@ -93,6 +93,7 @@ fn ivf(i: &dyn DynIvf, out: &mut Vec<String>) {
             out.push(format!("RaBitQ {} bits", c.rabitq().nb_bits()));
             out.push(format!("qb {}", c.qb));
         }
+        IvfCodecView::ResidualQuantizer(c) => out.push(format!("RQ nbits {:?}", c.rq().nbits())),
         IvfCodecView::Flat(_) | IvfCodecView::Other => {}
     }
 }
@@ -119,6 +120,10 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
             out.push(format!("search type {:?}", p.search_type()));
         }
         IndexView::ScalarQuantizer(q) => out.push(format!("SQ{}", q.sq().qtype().factory_name())),
+        IndexView::ResidualQuantizer(r) => {
+            out.push(format!("RQ nbits {:?}", r.rq().nbits()));
+            out.push(format!("search type {:?}", r.rq().search_type()));
+        }
         IndexView::RaBitQ(r) => {
             out.push(format!("RaBitQ {} bits", r.rabitq().nb_bits()));
             out.push(format!("qb {}", r.qb()));

@@ -58,13 +58,14 @@ mod pq;
 mod pretransform;
 mod rabitq;
 mod refine;
+mod residual;
 mod shards;
 mod sq;
 mod view;
 
 pub use assigner::IndexAssigner;
 pub use factory::{
-    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec,
+    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec, RqSpec,
     StorageSpec, TransformSpec, index_factory, reverse_index_factory,
 };
 pub use fastscan::IndexPqFastScan;
@@ -77,13 +78,14 @@ pub use hnsw::{IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq};
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use ivf::{
     IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
-    IndexIvfScalarQuantizer, MultiIndexQuantizer,
+    IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, MultiIndexQuantizer,
 };
 pub use lsh::IndexLsh;
 pub use pq::{IndexPq, PqCodes, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;
 pub use rabitq::{IndexRaBitQ, RaBitQCodes};
 pub use refine::IndexRefine;
+pub use residual::IndexResidualQuantizer;
 pub use shards::{IndexShards, ShardIds, merge_results};
 pub use sq::IndexScalarQuantizer;
 pub use view::{IndexView, IndexViewMut};

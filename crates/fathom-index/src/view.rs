@@ -40,6 +40,8 @@ pub enum IndexView<'a> {
     PqFastScan(&'a IndexPqFastScan),
     /// RaBitQ codes, searched exhaustively.
     RaBitQ(&'a crate::IndexRaBitQ),
+    /// Residual-quantizer codes, searched exhaustively.
+    ResidualQuantizer(&'a crate::IndexResidualQuantizer),
     /// An inverted file of any codec ([`DynIvf::codec`] says which).
     Ivf(&'a dyn DynIvf),
     /// IVF-PQ re-ranked by a second PQ.

@@ -25,6 +25,7 @@ mod lsh;
 mod polysemous;
 mod pq;
 pub mod rabitq;
+pub mod residual;
 mod sq;
 
 pub use codec::Codec;

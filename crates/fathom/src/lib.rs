@@ -43,9 +43,10 @@ pub use fathom_gpu as gpu;
 pub use fathom_index::{
     Index, IndexFlat, IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2,
     IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
-    IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan, IndexPreTransform, IndexRaBitQ,
-    IndexRefine, IndexScalarQuantizer, IndexShards, IndexView, IndexViewMut, MultiIndexQuantizer,
-    ShardIds, autotune, binary, hnsw, index_factory, ivf, reverse_index_factory,
+    IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, IndexLsh, IndexPq, IndexPqFastScan,
+    IndexPreTransform, IndexRaBitQ, IndexRefine, IndexResidualQuantizer, IndexScalarQuantizer,
+    IndexShards, IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds, autotune, binary, hnsw,
+    index_factory, ivf, reverse_index_factory,
 };
 pub use fathom_invlists as invlists;
 pub use fathom_io as io;

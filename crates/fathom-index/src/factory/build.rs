@@ -135,6 +135,12 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
             )?)
         }
         StorageSpec::RaBitQ { nb_bits } => Box::new(crate::IndexRaBitQ::new(d, metric, nb_bits)?),
+        StorageSpec::ResidualQuantizer(rq) => Box::new(crate::IndexResidualQuantizer::new(
+            d,
+            rq.nbits(),
+            metric,
+            aq_search_type(rq, metric),
+        )?),
         StorageSpec::Hnsw { m, storage } => match storage {
             HnswStorageSpec::Flat => Box::new(IndexHnswFlat::new_flat(d, m, metric)?),
             HnswStorageSpec::ScalarQuantizer(qt) => Box::new(IndexHnsw::with_storage(
@@ -147,6 +153,19 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
             )?),
         },
     })
+}
+
+/// The search type of an additive quantizer: without a norm suffix Faiss decodes for L2
+/// but uses look-up tables alone for inner product (`_Nnone`, which needs no norm).
+fn aq_search_type(
+    rq: super::spec::RqSpec,
+    metric: MetricType,
+) -> fathom_quant::residual::AqSearchType {
+    use fathom_quant::residual::AqSearchType as St;
+    match (rq.search_type, metric) {
+        (St::Decompress, MetricType::InnerProduct) => St::LutNonorm,
+        (st, _) => st,
+    }
 }
 
 /// The coarse quantizer, its list count and how the IVF index trains it.
@@ -243,6 +262,16 @@ fn ivf(
             ix.ivf_mut().cp.spherical = false; // L2 only
             Box::new(ix)
         }
+        IvfCodecSpec::ResidualQuantizer(rq) => finish(
+            crate::IndexIvfResidualQuantizer::new(
+                quantizer,
+                nlist,
+                rq.nbits(),
+                metric,
+                aq_search_type(rq, metric),
+            )?,
+            training,
+        ),
         IvfCodecSpec::RaBitQ { nb_bits } => finish(
             crate::IndexIvfRaBitQ::new(quantizer, nlist, metric, nb_bits)?,
             training,

@@ -18,7 +18,7 @@ mod spec;
 use fathom_core::{Error, MetricType, Result};
 
 pub use spec::{
-    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec,
+    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec, RqSpec,
     StorageSpec, TransformSpec,
 };
 

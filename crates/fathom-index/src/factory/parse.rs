@@ -7,7 +7,7 @@ use fathom_core::{Error, Result};
 use fathom_quant::QuantizerType;
 
 use super::spec::{
-    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec,
+    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec, RqSpec,
     StorageSpec, TransformSpec,
 };
 
@@ -345,6 +345,9 @@ fn parse_ivf_codec(tok: &str) -> Result<Option<IvfCodecSpec>> {
     if let Some(rest) = tok.strip_prefix("RaBitQ") {
         return Ok(rabitq_bits(rest).map(|nb_bits| IvfCodecSpec::RaBitQ { nb_bits }));
     }
+    if let Some(rest) = tok.strip_prefix("RQ") {
+        return parse_rq(tok, rest).map(|s| s.map(IvfCodecSpec::ResidualQuantizer));
+    }
     if let Some(rest) = tok.strip_prefix("SQ") {
         return Ok(QuantizerType::parse(rest).map(IvfCodecSpec::ScalarQuantizer));
     }
@@ -385,6 +388,9 @@ fn parse_storage(tok: &str) -> Result<Option<StorageSpec>> {
     }
     if let Some(rest) = tok.strip_prefix("RaBitQ") {
         return Ok(rabitq_bits(rest).map(|nb_bits| StorageSpec::RaBitQ { nb_bits }));
+    }
+    if let Some(rest) = tok.strip_prefix("RQ") {
+        return parse_rq(tok, rest).map(|s| s.map(StorageSpec::ResidualQuantizer));
     }
     if let Some(rest) = tok.strip_prefix("SQ") {
         return Ok(match QuantizerType::parse(rest) {
@@ -458,6 +464,59 @@ fn parse_hnsw(tok: &str) -> Result<StorageSpec> {
         return Err(unknown());
     };
     Ok(StorageSpec::Hnsw { m, storage })
+}
+
+/// The tail of an `RQ` token: `<M>x<nbits>` groups joined by `_`, then an optional
+/// `_N<norm>` (Faiss's `aq_def` and `aq_norm`). A malformed tail names no index (`None`);
+/// a norm fathom does not build is an error saying so.
+fn parse_rq(tok: &str, rest: &str) -> Result<Option<RqSpec>> {
+    use fathom_quant::residual::AqSearchType as St;
+    let (def, st) = match rest.find("_N") {
+        Some(at) => {
+            let st = match &rest[at..] {
+                "_Nnone" => St::LutNonorm,
+                "_Nfloat" => St::NormFloat,
+                "_Nqint8" => St::NormQint8,
+                "_Nqint4" => St::NormQint4,
+                "_Ncqint8" => St::NormCqint8,
+                "_Ncqint4" => St::NormCqint4,
+                "_Nlsq2x4" => St::NormLsq2x4,
+                "_Nrq2x4" => St::NormRq2x4,
+                _ => return Ok(None),
+            };
+            (&rest[..at], st)
+        }
+        None => (rest, St::Decompress),
+    };
+    if !st.is_supported() {
+        return Err(Error::Unsupported(format!(
+            "{tok:?}: the norm encoding {} is not built yet; use _Nfloat, _Nqint8, _Nqint4, \
+             _Nnone or none",
+            st.factory_suffix()
+        )));
+    }
+    let mut spec = RqSpec {
+        groups: [(0, 0); 4],
+        len: 0,
+        search_type: st,
+    };
+    for g in def.split('_') {
+        let Some((m, b)) = g.split_once('x') else {
+            return Ok(None);
+        };
+        let (Some((m, "")), Some((b, ""))) = (number(m), number(b)) else {
+            return Ok(None);
+        };
+        if spec.len == spec.groups.len() {
+            return Err(Error::invalid(format!(
+                "{tok:?}: at most {} <M>x<nbits> groups",
+                spec.groups.len()
+            )));
+        }
+        spec.groups[spec.len] = (m, b);
+        spec.len += 1;
+    }
+    Ok(Some(spec))
 }
 
 /// The tail of a `RaBitQ` token: nothing (1 bit) or one digit 1 to 9 (Faiss's

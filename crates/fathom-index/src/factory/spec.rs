@@ -126,6 +126,8 @@ pub enum StorageSpec {
         /// Bits per coordinate (1 to 9).
         nb_bits: usize,
     },
+    /// `RQ<M>x<nbits>[_<M>x<nbits>…][_N<norm>]`.
+    ResidualQuantizer(RqSpec),
     /// `HNSW[<M>][,<storage>]` (or the older `HNSW<M>_<storage>`).
     Hnsw {
         /// Links per node.
@@ -133,6 +135,41 @@ pub enum StorageSpec {
         /// What the graph links.
         storage: HnswStorageSpec,
     },
+}
+
+/// A residual quantizer's codebooks and norm: up to four `<M>x<nbits>` groups (Faiss's
+/// `RQ1x16_6x8` is two) and the search type the `_N…` suffix names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RqSpec {
+    /// `(M, nbits)` groups, `len` of them used.
+    pub groups: [(usize, usize); 4],
+    /// Groups used.
+    pub len: usize,
+    /// The search type (`Decompress` without a suffix).
+    pub search_type: fathom_quant::residual::AqSearchType,
+}
+
+impl RqSpec {
+    /// Bits of each codebook, level by level.
+    pub fn nbits(&self) -> Vec<usize> {
+        self.groups[..self.len]
+            .iter()
+            .flat_map(|&(m, b)| std::iter::repeat_n(b, m))
+            .collect()
+    }
+}
+
+impl fmt::Display for RqSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RQ")?;
+        for (i, (m, b)) in self.groups[..self.len].iter().enumerate() {
+            if i > 0 {
+                f.write_str("_")?;
+            }
+            write!(f, "{m}x{b}")?;
+        }
+        f.write_str(self.search_type.factory_suffix())
+    }
 }
 
 /// What an HNSW graph is built over.
@@ -201,6 +238,8 @@ pub enum IvfCodecSpec {
         /// Bits per coordinate (1 to 9).
         nb_bits: usize,
     },
+    /// `RQ<M>x<nbits>[_<M>x<nbits>…][_N<norm>]`.
+    ResidualQuantizer(RqSpec),
     /// `PQ<M>+<M2>`: IVF-PQ re-ranked by a second PQ of the residual error.
     PqRefine {
         /// Sub-quantizers of the first PQ.
@@ -361,6 +400,7 @@ impl fmt::Display for StorageSpec {
                 Ok(())
             }
             StorageSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
+            StorageSpec::ResidualQuantizer(rq) => write!(f, "{rq}"),
             StorageSpec::Hnsw { m, storage } => {
                 write!(f, "HNSW{m}")?;
                 match storage {
@@ -408,6 +448,7 @@ impl fmt::Display for IvfCodecSpec {
             }
             IvfCodecSpec::ScalarQuantizer(qt) => write!(f, "SQ{}", qt.factory_name()),
             IvfCodecSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
+            IvfCodecSpec::ResidualQuantizer(rq) => write!(f, "{rq}"),
         }
     }
 }

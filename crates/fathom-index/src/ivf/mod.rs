@@ -18,6 +18,7 @@ mod mutate;
 mod pq;
 mod pqr;
 mod rabitq;
+mod residual;
 mod search;
 mod sq;
 mod standalone;
@@ -43,6 +44,7 @@ pub use imi::MultiIndexQuantizer;
 pub use pq::{IndexIvfPq, IvfPq};
 pub use pqr::IndexIvfPqr;
 pub use rabitq::{IndexIvfRaBitQ, IvfRaBitQ};
+pub use residual::{IndexIvfResidualQuantizer, IvfResidualQuantizer};
 pub use sq::{IndexIvfScalarQuantizer, IvfScalarQuantizer};
 pub use subset::SubsetType;
 

@@ -25,7 +25,13 @@ pub struct IvfRaBitQ {
 /// ```
 /// use fathom_index::{Index, IndexFlat, IndexIvfRaBitQ, MetricType};
 /// let d = 32;
-/// let x: Vec<f32> = (0..2000 * d).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+/// let mut s = 1u32; // a linear congruential generator: uniform in [-0.5, 0.5)
+/// let x: Vec<f32> = (0..2000 * d)
+///     .map(|_| {
+///         s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+///         (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+///     })
+///     .collect();
 /// let q = Box::new(IndexFlat::new_l2(d).unwrap());
 /// let mut index = IndexIvfRaBitQ::new(q, 8, MetricType::L2, 4).unwrap();
 /// index.train(&x).unwrap();

@@ -43,6 +43,7 @@
 // The header module's `put_codes!` macro serves the record modules after it.
 #[macro_use]
 mod header;
+mod additive;
 mod binary;
 mod codes;
 mod cursor;

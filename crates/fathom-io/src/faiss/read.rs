@@ -6,7 +6,7 @@ use fathom_core::Result;
 use fathom_index::Index;
 
 use super::cursor::Cursor;
-use super::{codes, flat, hnsw, ivf, rabitq, wrappers};
+use super::{additive, codes, flat, hnsw, ivf, rabitq, wrappers};
 
 /// One index record, fourcc included.
 pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
@@ -21,6 +21,8 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
             b"IPfs" => Box::new(codes::read_pq_fastscan_body(c)?),
             b"Ixrq" | b"Ixrr" => Box::new(rabitq::read_flat_body(c, &fourcc)?),
             b"Iwrq" | b"Iwrr" => rabitq::read_ivf_body(c, &fourcc)?,
+            b"IxRq" | b"IxRQ" => Box::new(additive::read_flat_body(c, &fourcc)?),
+            b"IwRQ" => additive::read_ivf_body(c)?,
             b"IxMp" | b"IxM2" => wrappers::read_id_map_body(c, &fourcc)?,
             b"IxPT" => wrappers::read_pretransform_body(c)?,
             b"IxRF" => Box::new(wrappers::read_refine_body(c)?),

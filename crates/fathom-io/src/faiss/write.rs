@@ -7,7 +7,7 @@ use fathom_index::{Index, IndexView};
 
 use super::header::unsupported;
 use super::sink::Sink;
-use super::{codes, flat, hnsw, ivf, rabitq, wrappers};
+use super::{additive, codes, flat, hnsw, ivf, rabitq, wrappers};
 
 /// One index record, fourcc included.
 pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
@@ -18,6 +18,7 @@ pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
         IndexView::Lsh(l) => codes::write_lsh(s, l),
         IndexView::PqFastScan(f) => codes::write_pq_fastscan(s, f),
         IndexView::RaBitQ(r) => rabitq::write_flat(s, r),
+        IndexView::ResidualQuantizer(r) => additive::write_flat(s, r),
         IndexView::IdMap {
             inner,
             ids,
