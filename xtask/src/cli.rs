@@ -89,6 +89,9 @@ pub struct BenchArgs {
     /// Skip the flat quantizer indexes.
     #[arg(long)]
     pub no_quant: bool,
+    /// Run only this flat quantizer index (a factory string) in the quantizer rows.
+    #[arg(long)]
+    pub quant: Option<String>,
     /// Skip the IVF rows.
     #[arg(long)]
     pub no_ivf: bool,

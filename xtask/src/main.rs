@@ -468,7 +468,12 @@ fn quantizer_rows(
     table.push(String::new());
     table.push("| index (L2, k = 10, 1000 queries) | fathom QPS | faiss QPS | fathom/faiss QPS (median) | (best) | R@1 fathom / faiss | 10-R@10 fathom / faiss | train s fathom / faiss | add s fathom / faiss |".into());
     table.push("|---|---|---|---|---|---|---|---|---|".into());
-    for key in ["PQ16", "PQ32x4fs", "SQ8", "SQfp16", "LSH", "PQ16,RFlat"] {
+    let all = ["PQ16", "PQ32x4fs", "SQ8", "SQfp16", "LSH", "PQ16,RFlat"];
+    let keys: Vec<&str> = match args.quant.as_deref() {
+        Some(k) => vec![k],
+        None => all.to_vec(),
+    };
+    for key in keys {
         let (mut fa, mut fs) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             eprintln!("xtask: {key} — round {}/{rounds}", round + 1);

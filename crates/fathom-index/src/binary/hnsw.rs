@@ -42,9 +42,7 @@ impl NodeDistance for HammingQuery<'_> {
 
 #[inline]
 fn hamming_pair(a: &[u8], b: &[u8]) -> f32 {
-    let mut out = [0.0f32];
-    hamming::distances_f32_scalar(a, b, &mut out);
-    out[0]
+    hamming::pair(a, b) as f32
 }
 
 /// An HNSW graph over binary vectors (Faiss's `IndexBinaryHNSW`). Parameters as the

@@ -21,8 +21,10 @@ pub fn distance(a: &[u8], b: &[u8]) -> fathom_core::Result<u32> {
     Ok(pair(a, b))
 }
 
+/// Number of differing bits between two codes of equal length (unchecked: the shorter
+/// length counts). The inner loop of graph searches over binary codes.
 #[inline(always)]
-fn pair(a: &[u8], b: &[u8]) -> u32 {
+pub fn pair(a: &[u8], b: &[u8]) -> u32 {
     let mut acc = 0u32;
     let (wa, ta) = a.as_chunks::<8>();
     let (wb, tb) = b.as_chunks::<8>();
