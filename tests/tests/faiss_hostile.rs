@@ -10,9 +10,11 @@ use fathom_index::{Index, IndexFlat, MetricType, index_factory};
 use fathom_io::faiss::{index_to_bytes, read_index_bytes};
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/faiss_files");
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap()
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    // Every float index family's faiss files: the general set, RaBitQ, residual quantizer.
+    let mut out: Vec<(String, Vec<u8>)> = ["faiss_files", "faiss_rabitq", "faiss_rq"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "faiss"))
         .map(|p| {

@@ -77,6 +77,11 @@ impl<'a> BitReader<'a> {
         BitReader { code, pos: 0 }
     }
 
+    /// Steps over `nbits` bits (to the end at most).
+    pub fn skip(&mut self, nbits: usize) {
+        self.pos = (self.pos + nbits).min(self.code.len() * 8);
+    }
+
     /// The next `nbits` bits (`nbits ≤ 64`) as an integer, or `None` when fewer remain.
     pub fn read(&mut self, nbits: usize) -> Option<u64> {
         if nbits > 64 || self.pos + nbits > self.code.len() * 8 {

@@ -293,12 +293,13 @@ impl RaBitQuantizer {
                     }
                 })
                 .collect();
+            // Word-major: word w of every plane together, as the scan reads them.
             let words = d.div_ceil(64);
             planes = vec![0u64; qb as usize * words];
             for (i, &v) in qq.iter().enumerate() {
                 for j in 0..qb as usize {
                     if (v >> j) & 1 == 1 {
-                        planes[j * words + i / 64] |= 1 << (i % 64);
+                        planes[(i / 64) * qb as usize + j] |= 1 << (i % 64);
                     }
                 }
             }
@@ -425,7 +426,7 @@ pub struct RaBitQQuery {
     quantizer: RaBitQuantizer,
     qb: u8,
     rq: Vec<f32>,
-    /// Bit-plane `j` of the quantized query, as 64-bit words.
+    /// The quantized query's bit planes: word `w` of plane `j` at `w·qb + j`.
     planes: Vec<u64>,
     form: DotForm,
     qr2: f32,
@@ -435,23 +436,31 @@ pub struct RaBitQQuery {
 }
 
 impl RaBitQQuery {
-    /// `Σ_j 2^j · popcount(plane_j & bits)` (or the XOR form), from the sign bytes.
-    fn plane_dot(&self, sign: &[u8], xor: bool) -> i64 {
+    /// `(Σ_j 2^j · popcount(plane_j & bits), popcount(bits))` — or with XOR for the
+    /// centred form — from the sign bytes, 64 bits at a time.
+    #[inline]
+    fn plane_dot(&self, sign: &[u8], xor: bool) -> (i64, u32) {
         let words = self.quantizer.d.div_ceil(64);
-        let mut acc = 0i64;
+        let qb = self.qb as usize;
+        let (mut acc, mut pop) = (0i64, 0u32);
         for w in 0..words {
-            let mut bytes = [0u8; 8];
             let lo = w * 8;
-            let hi = (lo + 8).min(sign.len());
-            bytes[..hi - lo].copy_from_slice(&sign[lo..hi]);
-            let b = u64::from_le_bytes(bytes);
-            for j in 0..self.qb as usize {
-                let p = self.planes[j * words + w];
+            let b = match sign.get(lo..lo + 8) {
+                Some(s) => u64::from_le_bytes(s.try_into().expect("8 bytes")),
+                None => {
+                    let mut bytes = [0u8; 8];
+                    bytes[..sign.len() - lo].copy_from_slice(&sign[lo..]);
+                    u64::from_le_bytes(bytes)
+                }
+            };
+            pop += b.count_ones();
+            let planes = &self.planes[w * qb..(w + 1) * qb];
+            for (j, &p) in planes.iter().enumerate() {
                 let v = if xor { p ^ b } else { p & b };
                 acc += (v.count_ones() as i64) << j;
             }
         }
-        acc
+        (acc, pop)
     }
 
     /// `⟨ō, q − c⟩` estimated from the sign bits.
@@ -467,12 +476,12 @@ impl RaBitQQuery {
                 c1 * s - c34
             }
             DotForm::Quantized { c1, c2, c34 } => {
-                let pop: u32 = sign.iter().map(|b| b.count_ones()).sum();
-                c1 * self.plane_dot(sign, false) as f32 + c2 * pop as f32 - c34
+                let (dot, pop) = self.plane_dot(sign, false);
+                c1 * dot as f32 + c2 * pop as f32 - c34
             }
             DotForm::Centered { max_code, scale } => {
                 // Bits past d are 0 in the code and in the planes: their XOR is 0 too.
-                let int_dot = max_code * self.quantizer.d as i64 - 2 * self.plane_dot(sign, true);
+                let int_dot = max_code * self.quantizer.d as i64 - 2 * self.plane_dot(sign, true).0;
                 int_dot as f32 * scale
             }
         }

@@ -244,6 +244,11 @@ impl ResidualQuantizer {
     pub fn is_trained(&self) -> bool {
         self.trained
     }
+    /// The bits of every codebook when they are all the same.
+    fn uniform_bits(&self) -> Option<usize> {
+        let b = self.nbits[0];
+        self.nbits.iter().all(|&x| x == b).then_some(b)
+    }
     fn code_bits(&self) -> usize {
         self.nbits.iter().sum()
     }
@@ -501,24 +506,12 @@ impl ResidualQuantizer {
         Ok(())
     }
 
-    /// The level codes and norm field of a code.
-    fn unpack(&self, code: &[u8]) -> (Vec<usize>, u64) {
-        let mut r = BitReader::new(code);
-        let levels = self
-            .nbits
-            .iter()
-            .map(|&b| r.read(b).unwrap_or(0) as usize)
-            .collect();
-        let nb = self.search_type.norm_bits();
-        let norm = if nb > 0 { r.read(nb).unwrap_or(0) } else { 0 };
-        (levels, norm)
-    }
-
     /// The vector a code stands for: the sum of its entries.
     pub fn decode(&self, code: &[u8], out: &mut [f32]) {
         out.fill(0.0);
-        let (levels, _) = self.unpack(code);
-        for (m, &c) in levels.iter().enumerate() {
+        let mut r = BitReader::new(code);
+        for (m, &b) in self.nbits.iter().enumerate() {
+            let c = r.read(b).unwrap_or(0) as usize;
             for (o, v) in out.iter_mut().zip(self.entry(m, c)) {
                 *o += v;
             }
@@ -539,18 +532,37 @@ impl ResidualQuantizer {
     /// for inner product `Σ lut`; for L2, without the query's own `‖q‖²`, `norm − 2·Σ lut`
     /// (or Faiss's `−Σ lut` when no norm is stored).
     pub fn lut_score(&self, code: &[u8], lut: &[f32], metric: MetricType) -> f32 {
-        let (levels, norm) = self.unpack(code);
-        let acc: f32 = levels
-            .iter()
-            .enumerate()
-            .map(|(m, &c)| lut[self.offsets[m] + c])
-            .sum();
+        // Read the level codes straight from the bit stream: this runs once per code
+        // scanned, so nothing is allocated, and whole bytes or nibbles are read directly.
+        let mm = self.m();
+        let mut acc = 0.0f32;
+        let mut r = BitReader::new(code);
+        match self.uniform_bits() {
+            Some(8) => {
+                for (m, &c) in code[..mm].iter().enumerate() {
+                    acc += lut[self.offsets[m] + c as usize];
+                }
+                r.skip(8 * mm);
+            }
+            Some(4) => {
+                for m in 0..mm {
+                    let c = (code[m / 2] >> (4 * (m % 2))) & 15;
+                    acc += lut[self.offsets[m] + c as usize];
+                }
+                r.skip(4 * mm);
+            }
+            _ => {
+                for (m, &b) in self.nbits.iter().enumerate() {
+                    acc += lut[self.offsets[m] + r.read(b).unwrap_or(0) as usize];
+                }
+            }
+        }
         if metric == MetricType::InnerProduct {
             return acc;
         }
         match self.search_type {
             AqSearchType::LutNonorm | AqSearchType::Decompress => -acc,
-            _ => self.decode_norm(norm) - 2.0 * acc,
+            st => self.decode_norm(r.read(st.norm_bits()).unwrap_or(0)) - 2.0 * acc,
         }
     }
 }
@@ -613,7 +625,8 @@ mod tests {
         let x = data(n, d, 5);
         let mut errs = Vec::new();
         for (levels, tt) in [(1, 1), (2, 1), (4, 1), (4, 0)] {
-            let mut rq = ResidualQuantizer::new(d, vec![5; levels], AqSearchType::Decompress).unwrap();
+            let mut rq =
+                ResidualQuantizer::new(d, vec![5; levels], AqSearchType::Decompress).unwrap();
             rq.train_type = tt;
             rq.train(&x).unwrap();
             errs.push(mse(&rq, &x));
@@ -624,7 +637,10 @@ mod tests {
                 assert!(narrow > errs[2], "beam 1 {narrow} vs beam 5 {}", errs[2]);
             }
         }
-        assert!(errs[1] < errs[0] && errs[2] < errs[1] && errs[3] < errs[1], "{errs:?}");
+        assert!(
+            errs[1] < errs[0] && errs[2] < errs[1] && errs[3] < errs[1],
+            "{errs:?}"
+        );
     }
 
     #[test]

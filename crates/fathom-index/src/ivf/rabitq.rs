@@ -188,25 +188,33 @@ impl ListScanner for RaBitQScanner<'_> {
         let Some(q) = &self.prepared else { return };
         let cs = self.codec.code_size();
         let ip = self.ctx.metric == MetricType::InnerProduct;
-        let multi = self.codec.quantizer.nb_bits() > 1;
+        let accept = |id: Idx| selector.is_none_or(|s| s.is_member(id));
+        if self.codec.quantizer.nb_bits() == 1 {
+            // One estimate per code, offered to the heap a chunk at a time (the heap's
+            // SIMD threshold search skips most of them).
+            let mut keys = [0.0f32; 256];
+            for (cc, ic) in codes.chunks(256 * cs).zip(ids.chunks(256)) {
+                let keys = &mut keys[..ic.len()];
+                for (k, code) in keys.iter_mut().zip(cc.chunks_exact(cs)) {
+                    *k = rabitq_key(q, code, ip);
+                }
+                top.push_ids(keys, ic, accept);
+            }
+            return;
+        }
         for (code, &id) in codes.chunks_exact(cs).zip(ids) {
-            if selector.is_some_and(|s| !s.is_member(id)) {
+            if !accept(id) {
                 continue;
             }
-            let key = if multi {
-                // Faiss's two stages: the full estimate only where the 1-bit one, less
-                // its error bound, could still enter the results.
-                let est = q.estimate(code);
-                let threshold = top.threshold();
-                let bound = if ip { -threshold } else { threshold };
-                if !q.may_beat(code, est, bound) {
-                    continue;
-                }
-                rabitq_key(q, code, ip)
-            } else {
-                rabitq_key(q, code, ip)
-            };
-            top.push(key, id);
+            // Faiss's two stages: the full estimate only where the 1-bit one, less its
+            // error bound, could still enter the results.
+            let est = q.estimate(code);
+            let threshold = top.threshold();
+            let bound = if ip { -threshold } else { threshold };
+            if !q.may_beat(code, est, bound) {
+                continue;
+            }
+            top.push(rabitq_key(q, code, ip), id);
         }
     }
 }
