@@ -141,6 +141,9 @@ impl FlatCodec for RaBitQCodes {
         Ok(())
     }
     fn decode(&self, code: &[u8]) -> Result<Vec<f32>> {
+        if !self.trained {
+            return Err(Error::NotTrained("decoding RaBitQ codes".into()));
+        }
         let mut out = vec![0.0f32; self.quantizer.d()];
         self.quantizer.decode(code, Some(&self.center), &mut out);
         Ok(out)

@@ -141,6 +141,11 @@ impl FlatCodec for ResidualQuantizer {
         ResidualQuantizer::train(self, x)
     }
     fn decode(&self, code: &[u8]) -> Result<Vec<f32>> {
+        if !ResidualQuantizer::is_trained(self) {
+            return Err(Error::NotTrained(
+                "decoding residual-quantizer codes".into(),
+            ));
+        }
         let mut out = vec![0.0f32; self.d()];
         ResidualQuantizer::decode(self, code, &mut out);
         Ok(out)

@@ -509,6 +509,10 @@ impl ResidualQuantizer {
     /// The vector a code stands for: the sum of its entries.
     pub fn decode(&self, code: &[u8], out: &mut [f32]) {
         out.fill(0.0);
+        if !self.trained {
+            // No codebooks yet (an untrained index read from a file): nothing to sum.
+            return;
+        }
         let mut r = BitReader::new(code);
         for (m, &b) in self.nbits.iter().enumerate() {
             let c = r.read(b).unwrap_or(0) as usize;
