@@ -113,6 +113,7 @@ impl fathom_quant::Codec for RaBitQCodes {
 
 /// Which estimate a scan ranks by: extended codes by their full estimate, 1-bit codes by
 /// the 1-bit one (as Faiss), smaller is better (inner products negated).
+#[inline]
 pub(crate) fn rabitq_key(query: &fathom_quant::rabitq::RaBitQQuery, code: &[u8], ip: bool) -> f32 {
     let v = query.full(code);
     if ip { -v } else { v }

@@ -46,6 +46,7 @@ pub struct RaBitQuantizer {
     metric: MetricType,
 }
 
+#[inline]
 fn f32_at(code: &[u8], at: usize) -> f32 {
     f32::from_le_bytes([code[at], code[at + 1], code[at + 2], code[at + 3]])
 }
@@ -277,12 +278,18 @@ impl RaBitQuantizer {
             };
             let delta = (vmax - vmin) / max_code;
             let inv = 1.0 / delta;
-            let qq: Vec<u32> = rq
-                .iter()
-                .map(|&v| {
-                    if delta <= 0.0 {
-                        return 0;
-                    }
+            // One pass: each coordinate's code goes straight into the bit planes
+            // (word-major: word w of every plane together, as the scan reads them) and
+            // into the sums the estimate needs.
+            let words = d.div_ceil(64);
+            let q = qb as usize;
+            planes = vec![0u64; q * words];
+            let (mut sum_qq, mut sum2) = (0u64, 0i64);
+            let mc = max_code as i64;
+            for (i, &v) in rq.iter().enumerate() {
+                let code = if delta <= 0.0 {
+                    0
+                } else {
                     let x = (v - vmin) * inv;
                     if x <= 0.0 {
                         0
@@ -291,31 +298,23 @@ impl RaBitQuantizer {
                     } else {
                         (x + 0.5) as u32
                     }
-                })
-                .collect();
-            // Word-major: word w of every plane together, as the scan reads them.
-            let words = d.div_ceil(64);
-            planes = vec![0u64; qb as usize * words];
-            for (i, &v) in qq.iter().enumerate() {
-                for j in 0..qb as usize {
-                    if (v >> j) & 1 == 1 {
-                        planes[(i / 64) * qb as usize + j] |= 1 << (i % 64);
-                    }
+                };
+                let word = &mut planes[(i / 64) * q..(i / 64 + 1) * q];
+                for (j, p) in word.iter_mut().enumerate() {
+                    *p |= (((code >> j) & 1) as u64) << (i % 64);
                 }
+                sum_qq += code as u64;
+                sum2 += (2 * code as i64 - mc).pow(2);
             }
             if centered {
-                let mc = max_code as i64;
-                let sum2: i64 = if delta <= 0.0 {
-                    d as i64 * mc * mc
-                } else {
-                    qq.iter().map(|&v| (2 * v as i64 - mc).pow(2)).sum()
-                };
+                if delta <= 0.0 {
+                    sum2 = d as i64 * mc * mc;
+                }
                 DotForm::Centered {
                     max_code: mc,
                     scale: (qr2 / (sum2 as f32 * d as f32)).sqrt(),
                 }
             } else {
-                let sum_qq: u64 = qq.iter().map(|&v| v as u64).sum();
                 DotForm::Quantized {
                     c1: 2.0 * delta * s,
                     c2: 2.0 * vmin * s,
@@ -393,6 +392,54 @@ fn optimal_scaling(o: &[f32], ex: usize) -> f32 {
     t
 }
 
+/// Sign word `w` of a code (zero-padded past its end).
+#[inline(always)]
+fn sign_word(sign: &[u8], w: usize) -> u64 {
+    let lo = w * 8;
+    match sign.get(lo..lo + 8) {
+        Some(s) => u64::from_le_bytes(s.try_into().expect("8 bytes")),
+        None => {
+            let mut bytes = [0u8; 8];
+            bytes[..sign.len() - lo].copy_from_slice(&sign[lo..]);
+            u64::from_le_bytes(bytes)
+        }
+    }
+}
+
+/// [`RaBitQQuery::plane_dot`] for `Q` planes.
+#[inline(always)]
+fn plane_dot_n<const Q: usize, const XOR: bool>(
+    planes: &[u64],
+    sign: &[u8],
+    words: usize,
+) -> (i64, u32) {
+    let (mut acc, mut pop) = (0i64, 0u32);
+    for (w, p) in planes.chunks_exact(Q).take(words).enumerate() {
+        let b = sign_word(sign, w);
+        pop += b.count_ones();
+        let p: &[u64; Q] = p.try_into().expect("Q planes");
+        for (j, &pj) in p.iter().enumerate() {
+            let v = if XOR { pj ^ b } else { pj & b };
+            acc += (v.count_ones() as i64) << j;
+        }
+    }
+    (acc, pop)
+}
+
+/// [`RaBitQQuery::plane_dot`] for any number of planes (the scalar twin of the above).
+fn plane_dot_any(planes: &[u64], sign: &[u8], words: usize, q: usize, xor: bool) -> (i64, u32) {
+    let (mut acc, mut pop) = (0i64, 0u32);
+    for w in 0..words {
+        let b = sign_word(sign, w);
+        pop += b.count_ones();
+        for (j, &pj) in planes[w * q..(w + 1) * q].iter().enumerate() {
+            let v = if xor { pj ^ b } else { pj & b };
+            acc += (v.count_ones() as i64) << j;
+        }
+    }
+    (acc, pop)
+}
+
 /// `f32` ordered totally, for the scaling-factor heap.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct OrdF32(f32);
@@ -437,33 +484,22 @@ pub struct RaBitQQuery {
 
 impl RaBitQQuery {
     /// `(Σ_j 2^j · popcount(plane_j & bits), popcount(bits))` — or with XOR for the
-    /// centred form — from the sign bytes, 64 bits at a time.
+    /// centred form — from the sign bytes, 64 bits at a time. The common query widths get
+    /// a loop the compiler unrolls.
     #[inline]
     fn plane_dot(&self, sign: &[u8], xor: bool) -> (i64, u32) {
         let words = self.quantizer.d.div_ceil(64);
-        let qb = self.qb as usize;
-        let (mut acc, mut pop) = (0i64, 0u32);
-        for w in 0..words {
-            let lo = w * 8;
-            let b = match sign.get(lo..lo + 8) {
-                Some(s) => u64::from_le_bytes(s.try_into().expect("8 bytes")),
-                None => {
-                    let mut bytes = [0u8; 8];
-                    bytes[..sign.len() - lo].copy_from_slice(&sign[lo..]);
-                    u64::from_le_bytes(bytes)
-                }
-            };
-            pop += b.count_ones();
-            let planes = &self.planes[w * qb..(w + 1) * qb];
-            for (j, &p) in planes.iter().enumerate() {
-                let v = if xor { p ^ b } else { p & b };
-                acc += (v.count_ones() as i64) << j;
-            }
+        match (self.qb, xor) {
+            (4, false) => plane_dot_n::<4, false>(&self.planes, sign, words),
+            (8, false) => plane_dot_n::<8, false>(&self.planes, sign, words),
+            (4, true) => plane_dot_n::<4, true>(&self.planes, sign, words),
+            (8, true) => plane_dot_n::<8, true>(&self.planes, sign, words),
+            _ => plane_dot_any(&self.planes, sign, words, self.qb as usize, xor),
         }
-        (acc, pop)
     }
 
     /// `⟨ō, q − c⟩` estimated from the sign bits.
+    #[inline]
     fn final_dot(&self, sign: &[u8]) -> f32 {
         match self.form {
             DotForm::Float { c1, c34 } => {
@@ -488,6 +524,7 @@ impl RaBitQQuery {
     }
 
     /// The 1-bit estimate: the squared L2 distance (≥ 0) or the inner product.
+    #[inline]
     pub fn estimate(&self, code: &[u8]) -> f32 {
         let b = self.quantizer.sign_bytes();
         let sign = &code[..b];
@@ -511,6 +548,7 @@ impl RaBitQQuery {
 
     /// The estimate with every bit of the code (the 1-bit estimate for 1-bit codes): the
     /// squared L2 distance or the inner product.
+    #[inline]
     pub fn full(&self, code: &[u8]) -> f32 {
         let qz = &self.quantizer;
         if qz.nb_bits == 1 {
@@ -641,6 +679,32 @@ mod tests {
                     diff < tol * total,
                     "{metric:?} centered {centered}: {diff} of {total}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn unrolled_plane_dots_equal_the_generic_one() {
+        let (d, words) = (150usize, 3usize);
+        let planes: Vec<u64> = (0..8 * words as u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let sign: Vec<u8> = (0..d.div_ceil(8)).map(|i| (i * 37 + 11) as u8).collect();
+        for xor in [false, true] {
+            let any4 = plane_dot_any(&planes[..4 * words], &sign, words, 4, xor);
+            let any8 = plane_dot_any(&planes, &sign, words, 8, xor);
+            if xor {
+                assert_eq!(
+                    plane_dot_n::<4, true>(&planes[..4 * words], &sign, words),
+                    any4
+                );
+                assert_eq!(plane_dot_n::<8, true>(&planes, &sign, words), any8);
+            } else {
+                assert_eq!(
+                    plane_dot_n::<4, false>(&planes[..4 * words], &sign, words),
+                    any4
+                );
+                assert_eq!(plane_dot_n::<8, false>(&planes, &sign, words), any8);
             }
         }
     }

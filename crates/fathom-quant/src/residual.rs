@@ -535,6 +535,7 @@ impl ResidualQuantizer {
     /// A query's score against a code from its table (Faiss's `compute_1_distance_LUT`):
     /// for inner product `Σ lut`; for L2, without the query's own `‖q‖²`, `norm − 2·Σ lut`
     /// (or Faiss's `−Σ lut` when no norm is stored).
+    #[inline]
     pub fn lut_score(&self, code: &[u8], lut: &[f32], metric: MetricType) -> f32 {
         // Read the level codes straight from the bit stream: this runs once per code
         // scanned, so nothing is allocated, and whole bytes or nibbles are read directly.
