@@ -108,9 +108,7 @@ impl IndexBinary for IndexBinaryFromFloat {
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
         check_queries(self, queries)?;
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number of bits"));
-        }
+        super::check_radius(radius)?;
         // Hamming distances are integers: `h < radius` ⇔ `4h < 4·radius`, and the float
         // distances of ±1 vectors are exactly 4h.
         let mut res =

@@ -7,16 +7,14 @@
 
 use std::collections::HashMap;
 
-use fathom_core::{
-    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
-};
-use fathom_kernels::TopK;
+use fathom_core::{Error, IdSelector, Idx, RangeSearchResult, Result, SearchParams, SearchResult};
 use fathom_kernels::codes::hamming;
 use fathom_quant::bits::BitReader;
-use rayon::prelude::*;
 
-use super::{BinaryIndexView, IndexBinary, IndexBinaryFlat, check_queries};
-use crate::code_scan::to_result;
+use super::{
+    BinaryIndexView, IndexBinary, IndexBinaryFlat, Sink, check_queries, knn_over_runs,
+    range_over_runs,
+};
 
 /// Buckets by key, in the order keys first appeared — so that a file read and written
 /// back comes out byte for byte (Faiss writes its hash map's order).
@@ -111,6 +109,17 @@ fn flip_masks(b: usize, nflip: usize) -> Vec<u64> {
         level = next;
     }
     out
+}
+
+/// The `nflip` a hash index's `set_param(name, value)` asks for (the only parameter
+/// these indexes have), checked against the key width `b`.
+fn nflip_param(index: &dyn IndexBinary, b: usize, name: &str, value: f64) -> Result<usize> {
+    if name != "nflip" {
+        return Err(super::unknown_param(index, name, "nflip"));
+    }
+    let v = crate::param_values::count(name, value)?;
+    check_flips(b, v)?;
+    Ok(v)
 }
 
 /// Most masks a search may enumerate per key, so that a large `nflip` is an error
@@ -222,7 +231,7 @@ impl IndexBinaryHash {
     }
 
     /// Calls `visit(keys, ids)` for each bucket within `nflip` of the query's key.
-    fn scan(&self, q: &[u8], masks: &[u64], mut visit: impl FnMut(&[f32], &[Idx])) {
+    fn scan(&self, q: &[u8], masks: &[u64], visit: Sink<'_>) {
         let key = keys_of(q, 1, self.b).next().unwrap_or(0);
         let mut dis = Vec::new();
         for &m in masks {
@@ -266,22 +275,12 @@ impl IndexBinary for IndexBinaryHash {
         k: usize,
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
-        fathom_core::check::k(k)?;
         check_queries(self, queries)?;
         check_flips(self.b, self.nflip)?;
         let masks = flip_masks(self.b, self.nflip);
-        let sel = params.selector;
-        let tops: Vec<TopK> = queries
-            .par_chunks(self.code_size())
-            .map(|q| {
-                let mut top = TopK::new(k);
-                self.scan(q, &masks, |keys, ids| {
-                    top.push_ids(keys, ids, |id| sel.is_none_or(|s| s.is_member(id)))
-                });
-                top
-            })
-            .collect();
-        to_result(tops, k, MetricType::L2, |_, key| key)
+        knn_over_runs(queries, self.code_size(), k, params, |_, q, sink| {
+            self.scan(q, &masks, sink)
+        })
     }
     fn range_search_with(
         &self,
@@ -291,27 +290,10 @@ impl IndexBinary for IndexBinaryHash {
     ) -> Result<RangeSearchResult> {
         check_queries(self, queries)?;
         check_flips(self.b, self.nflip)?;
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number of bits"));
-        }
         let masks = flip_masks(self.b, self.nflip);
-        let sel = params.selector;
-        let lists: Vec<(Vec<Idx>, Vec<f32>)> = queries
-            .par_chunks(self.code_size())
-            .map(|q| {
-                let (mut out_ids, mut out_d) = (Vec::new(), Vec::new());
-                self.scan(q, &masks, |keys, ids| {
-                    for (&key, &id) in keys.iter().zip(ids) {
-                        if key < radius && sel.is_none_or(|s| s.is_member(id)) {
-                            out_ids.push(id);
-                            out_d.push(key);
-                        }
-                    }
-                });
-                (out_ids, out_d)
-            })
-            .collect();
-        Ok(RangeSearchResult::from_lists(lists))
+        range_over_runs(queries, self.code_size(), radius, params, |_, q, sink| {
+            self.scan(q, &masks, sink)
+        })
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<u8>> {
         let cs = self.code_size();
@@ -355,15 +337,8 @@ impl IndexBinary for IndexBinaryHash {
         BinaryIndexView::Hash(self)
     }
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
-        match name {
-            "nflip" => {
-                let v = crate::param_values::count(name, value)?;
-                check_flips(self.b, v)?;
-                self.nflip = v;
-                Ok(())
-            }
-            _ => Err(super::unknown_param(self, name, "nflip")),
-        }
+        self.nflip = nflip_param(self, self.b, name, value)?;
+        Ok(())
     }
     fn param(&self, name: &str) -> Option<f64> {
         (name == "nflip").then_some(self.nflip as f64)
@@ -502,21 +477,13 @@ impl IndexBinary for IndexBinaryMultiHash {
         k: usize,
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
-        fathom_core::check::k(k)?;
         check_queries(self, queries)?;
         check_flips(self.b, self.nflip)?;
         let masks = flip_masks(self.b, self.nflip);
-        let sel = params.selector;
-        let tops: Vec<TopK> = queries
-            .par_chunks(self.code_size())
-            .map(|q| {
-                let (dis, ids) = self.candidates(q, &masks);
-                let mut top = TopK::new(k);
-                top.push_ids(&dis, &ids, |id| sel.is_none_or(|s| s.is_member(id)));
-                top
-            })
-            .collect();
-        to_result(tops, k, MetricType::L2, |_, key| key)
+        knn_over_runs(queries, self.code_size(), k, params, |_, q, sink| {
+            let (dis, ids) = self.candidates(q, &masks);
+            sink(&dis, &ids)
+        })
     }
     fn range_search_with(
         &self,
@@ -526,22 +493,11 @@ impl IndexBinary for IndexBinaryMultiHash {
     ) -> Result<RangeSearchResult> {
         check_queries(self, queries)?;
         check_flips(self.b, self.nflip)?;
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number of bits"));
-        }
         let masks = flip_masks(self.b, self.nflip);
-        let sel = params.selector;
-        let lists: Vec<(Vec<Idx>, Vec<f32>)> = queries
-            .par_chunks(self.code_size())
-            .map(|q| {
-                let (dis, ids) = self.candidates(q, &masks);
-                ids.into_iter()
-                    .zip(dis)
-                    .filter(|&(id, d)| d < radius && sel.is_none_or(|s| s.is_member(id)))
-                    .unzip()
-            })
-            .collect();
-        Ok(RangeSearchResult::from_lists(lists))
+        range_over_runs(queries, self.code_size(), radius, params, |_, q, sink| {
+            let (dis, ids) = self.candidates(q, &masks);
+            sink(&dis, &ids)
+        })
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<u8>> {
         self.storage.reconstruct(id)
@@ -566,15 +522,8 @@ impl IndexBinary for IndexBinaryMultiHash {
         BinaryIndexView::MultiHash(self)
     }
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
-        match name {
-            "nflip" => {
-                let v = crate::param_values::count(name, value)?;
-                check_flips(self.b, v)?;
-                self.nflip = v;
-                Ok(())
-            }
-            _ => Err(super::unknown_param(self, name, "nflip")),
-        }
+        self.nflip = nflip_param(self, self.b, name, value)?;
+        Ok(())
     }
     fn param(&self, name: &str) -> Option<f64> {
         (name == "nflip").then_some(self.nflip as f64)

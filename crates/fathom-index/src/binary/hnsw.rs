@@ -174,9 +174,7 @@ impl IndexBinary for IndexBinaryHnsw {
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
         check_queries(self, queries)?;
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number of bits"));
-        }
+        super::check_radius(radius)?;
         let ef = params.ef_search.unwrap_or(self.hnsw.ef_search).max(1);
         let n = self.ntotal();
         let lists: Vec<(Vec<Idx>, Vec<f32>)> = queries

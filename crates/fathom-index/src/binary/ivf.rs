@@ -6,17 +6,14 @@
 //! coordinate `8j + i`), then binarises the centroids by sign — as Faiss does, on the
 //! same seeded subsample, so that both train the same quantizer from the same data.
 
-use fathom_core::{
-    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
-};
+use fathom_core::{Error, IdSelector, Idx, RangeSearchResult, Result, SearchParams, SearchResult};
 use fathom_invlists::{ArrayInvertedLists, DirectMap, DirectMapType, InvertedLists};
-use fathom_kernels::TopK;
 use fathom_kernels::codes::hamming;
 use fathom_linalg::{ClusteringParameters, Kmeans};
-use rayon::prelude::*;
 
-use super::{BinaryIndexView, IndexBinary, check_queries};
-use crate::code_scan::to_result;
+use super::{
+    BinaryIndexView, IndexBinary, Sink, check_queries, check_radius, knn_over_runs, range_over_runs,
+};
 
 /// Bits to `±1` floats: coordinate `8j + i` is `+1` when bit `i` of byte `j` is set
 /// (Faiss's `binary_to_real`).
@@ -207,7 +204,7 @@ impl IndexBinaryIvf {
 
     /// Calls `visit(keys, ids)` for each probed list of one query, in probe order, until
     /// `max_codes` codes were scanned.
-    fn scan_lists(&self, q: &[u8], probes: &[Idx], mut visit: impl FnMut(&[f32], &[Idx])) {
+    fn scan_lists(&self, q: &[u8], probes: &[Idx], visit: Sink<'_>) {
         let mut keys = Vec::new();
         let mut scanned = 0;
         for &list in probes {
@@ -301,23 +298,11 @@ impl IndexBinary for IndexBinaryIvf {
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
         fathom_core::check::k(k)?;
-        let nq = check_queries(self, queries)?;
+        check_queries(self, queries)?;
         let (nprobe, probes) = self.probes(queries, params)?;
-        let cs = self.code_size();
-        let sel = params.selector;
-        let tops: Vec<TopK> = (0..nq)
-            .into_par_iter()
-            .map(|q| {
-                let mut top = TopK::new(k);
-                self.scan_lists(
-                    &queries[q * cs..(q + 1) * cs],
-                    &probes[q * nprobe..(q + 1) * nprobe],
-                    |keys, ids| top.push_ids(keys, ids, |id| sel.is_none_or(|s| s.is_member(id))),
-                );
-                top
-            })
-            .collect();
-        to_result(tops, k, MetricType::L2, |_, key| key)
+        knn_over_runs(queries, self.code_size(), k, params, |qi, q, sink| {
+            self.scan_lists(q, &probes[qi * nprobe..(qi + 1) * nprobe], sink)
+        })
     }
     fn range_search_with(
         &self,
@@ -325,33 +310,12 @@ impl IndexBinary for IndexBinaryIvf {
         radius: f32,
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
-        let nq = check_queries(self, queries)?;
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number of bits"));
-        }
+        check_queries(self, queries)?;
+        check_radius(radius)?;
         let (nprobe, probes) = self.probes(queries, params)?;
-        let cs = self.code_size();
-        let sel = params.selector;
-        let lists: Vec<(Vec<Idx>, Vec<f32>)> = (0..nq)
-            .into_par_iter()
-            .map(|q| {
-                let (mut out_ids, mut out_d) = (Vec::new(), Vec::new());
-                self.scan_lists(
-                    &queries[q * cs..(q + 1) * cs],
-                    &probes[q * nprobe..(q + 1) * nprobe],
-                    |keys, ids| {
-                        for (&key, &id) in keys.iter().zip(ids) {
-                            if key < radius && sel.is_none_or(|s| s.is_member(id)) {
-                                out_ids.push(id);
-                                out_d.push(key);
-                            }
-                        }
-                    },
-                );
-                (out_ids, out_d)
-            })
-            .collect();
-        Ok(RangeSearchResult::from_lists(lists))
+        range_over_runs(queries, self.code_size(), radius, params, |qi, q, sink| {
+            self.scan_lists(q, &probes[qi * nprobe..(qi + 1) * nprobe], sink)
+        })
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<u8>> {
         let (list, offset) = self.direct_map.get(id)?;

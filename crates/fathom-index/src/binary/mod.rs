@@ -30,6 +30,8 @@ use fathom_core::{
     SearchParams, SearchResult,
 };
 
+use rayon::prelude::*;
+
 use crate::code_scan::{CodeStore, hamming_scorer, knn_scan, range_scan, to_result};
 use crate::idmap::{translate_labels, translated_params};
 
@@ -162,6 +164,79 @@ pub enum BinaryIndexView<'a> {
     Other,
 }
 
+/// Checks a range-search radius: a number of bits, not NaN.
+fn check_radius(radius: f32) -> Result<()> {
+    if radius.is_nan() {
+        return Err(Error::invalid("radius is NaN; expected a number of bits"));
+    }
+    Ok(())
+}
+
+/// The candidates of one query as runs of `(keys, ids)`: `visit(q, query, sink)` calls
+/// `sink` once per run (an inverted list, a hash bucket, a short-list). The IVF and hash
+/// indexes produce their candidates this way and share the k-NN and range collection.
+type Sink<'s> = &'s mut dyn FnMut(&[f32], &[Idx]);
+
+/// The `k` nearest of the runs each query's `visit` offers (ids filtered by the
+/// selector), in parallel over queries.
+fn knn_over_runs<V>(
+    queries: &[u8],
+    cs: usize,
+    k: usize,
+    params: &SearchParams<'_>,
+    visit: V,
+) -> Result<SearchResult>
+where
+    V: Fn(usize, &[u8], Sink<'_>) + Sync,
+{
+    fathom_core::check::k(k)?;
+    let sel = params.selector;
+    let tops: Vec<fathom_kernels::TopK> = queries
+        .par_chunks(cs)
+        .enumerate()
+        .map(|(qi, q)| {
+            let mut top = fathom_kernels::TopK::new(k);
+            visit(qi, q, &mut |keys, ids| {
+                top.push_ids(keys, ids, |id| sel.is_none_or(|s| s.is_member(id)))
+            });
+            top
+        })
+        .collect();
+    to_result(tops, k, MetricType::L2, |_, key| key)
+}
+
+/// Every candidate below `radius` among the runs each query's `visit` offers.
+fn range_over_runs<V>(
+    queries: &[u8],
+    cs: usize,
+    radius: f32,
+    params: &SearchParams<'_>,
+    visit: V,
+) -> Result<RangeSearchResult>
+where
+    V: Fn(usize, &[u8], Sink<'_>) + Sync,
+{
+    check_radius(radius)?;
+    let sel = params.selector;
+    let lists: Vec<(Vec<Idx>, Vec<f32>)> = queries
+        .par_chunks(cs)
+        .enumerate()
+        .map(|(qi, q)| {
+            let (mut out_ids, mut out_d) = (Vec::new(), Vec::new());
+            visit(qi, q, &mut |keys, ids| {
+                for (&key, &id) in keys.iter().zip(ids) {
+                    if key < radius && sel.is_none_or(|s| s.is_member(id)) {
+                        out_ids.push(id);
+                        out_d.push(key);
+                    }
+                }
+            });
+            (out_ids, out_d)
+        })
+        .collect();
+    Ok(RangeSearchResult::from_lists(lists))
+}
+
 /// Checks a search call's queries against a binary index; returns their number.
 fn check_queries(index: &dyn IndexBinary, queries: &[u8]) -> Result<usize> {
     let nq = fathom_core::check::codes("query", queries, index.code_size())?;
@@ -232,9 +307,7 @@ impl IndexBinary for IndexBinaryFlat {
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
         let nq = check_queries(self, queries)?;
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number of bits"));
-        }
+        check_radius(radius)?;
         Ok(range_scan(
             nq,
             self.ntotal(),
