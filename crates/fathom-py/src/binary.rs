@@ -5,7 +5,6 @@
 //! `index_binary_factory`, `read_index_binary`, `write_index_binary` and `knn_hamming`.
 
 use std::path::PathBuf;
-use std::sync::RwLock;
 
 use fathom::binary::{
     BinaryIndexView, IndexBinary, IndexBinaryFlat, IndexBinaryFromFloat, IndexBinaryHash,
@@ -19,29 +18,24 @@ use pyo3::type_object::PyTypeInfo;
 use crate::arrays::{
     self, ArrayLike, I32Matrix, I32Vector, I64Matrix, I64Vector, U8Vector, U64Vector, matrix_out,
 };
-use crate::errors::{FathomError, OrRaise};
-use crate::index::{PyIndex, with_params};
+use crate::classes::count;
+use crate::errors::OrRaise;
+use crate::index::{PyIndex, check_k, with_params};
 use crate::selector::{IDSelector, SearchParameters};
-use crate::threads::{compute, with_read, with_write};
-
-/// What a Python binary index object holds: its index, or a note saying which index took
-/// it.
-enum Slot {
-    Owned(Box<dyn IndexBinary>),
-    Moved(String),
-}
+use crate::slot::IndexSlot;
+use crate::threads::compute;
 
 /// Faiss's `IndexBinary`: vectors of `d` bits as uint8 rows of `d / 8` bytes, compared by
 /// Hamming distance. Build one with its class or `index_binary_factory`.
 #[pyclass(subclass, frozen, module = "fathom", name = "IndexBinary")]
 pub struct PyIndexBinary {
-    slot: RwLock<Slot>,
+    slot: IndexSlot<dyn IndexBinary>,
 }
 
 impl PyIndexBinary {
     fn new(index: Box<dyn IndexBinary>) -> Self {
         PyIndexBinary {
-            slot: RwLock::new(Slot::Owned(index)),
+            slot: IndexSlot::new(index),
         }
     }
 
@@ -50,10 +44,7 @@ impl PyIndexBinary {
         py: Python<'_>,
         f: impl FnOnce(&dyn IndexBinary) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        with_read(py, &self.slot, |slot| match slot {
-            Slot::Owned(index) => f(&**index),
-            Slot::Moved(note) => Err(FathomError::new_err(note.clone())),
-        })
+        self.slot.read(py, f)
     }
 
     fn write<T: Send>(
@@ -61,41 +52,16 @@ impl PyIndexBinary {
         py: Python<'_>,
         f: impl FnOnce(&mut dyn IndexBinary) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        with_write(py, &self.slot, |slot| match slot {
-            Slot::Owned(index) => f(&mut **index),
-            Slot::Moved(note) => Err(FathomError::new_err(note.clone())),
-        })
+        self.slot.write(py, f)
     }
 
     fn peek<T>(&self, f: impl FnOnce(&dyn IndexBinary) -> T) -> PyResult<T> {
-        let guard = self
-            .slot
-            .read()
-            .map_err(|_| FathomError::new_err("an earlier call panicked on this index"))?;
-        match &*guard {
-            Slot::Owned(index) => Ok(f(&**index)),
-            Slot::Moved(note) => Err(FathomError::new_err(note.clone())),
-        }
+        self.slot.peek(f)
     }
 
     /// Takes the index out for a new owner (an IVF its quantizer, an id map its index).
     fn take(&self, new_owner: &str) -> PyResult<Box<dyn IndexBinary>> {
-        let mut guard = self
-            .slot
-            .write()
-            .map_err(|_| FathomError::new_err("an earlier call panicked on this index"))?;
-        let what = match &*guard {
-            Slot::Owned(index) => index.description(),
-            Slot::Moved(note) => return Err(FathomError::new_err(note.clone())),
-        };
-        let note = format!(
-            "this index ({what}) now belongs to the {new_owner} built from it: fathom \
-             indexes own their parts where Faiss shares them; use the {new_owner}"
-        );
-        match std::mem::replace(&mut *guard, Slot::Moved(note)) {
-            Slot::Owned(index) => Ok(index),
-            Slot::Moved(_) => Err(FathomError::new_err("moved")),
-        }
+        self.slot.take(new_owner, |i| i.description())
     }
 
     fn code_size_now(&self) -> PyResult<usize> {
@@ -124,13 +90,6 @@ fn int_distances(res: &fathom::SearchResult) -> Vec<i32> {
             }
         })
         .collect()
-}
-
-fn check_k(k: i64) -> PyResult<usize> {
-    usize::try_from(k)
-        .ok()
-        .filter(|&k| k > 0)
-        .ok_or_else(|| PyValueError::new_err(format!("k must be at least 1, got {k}")))
 }
 
 #[pymethods]
@@ -250,13 +209,6 @@ fn base(index: impl IndexBinary + 'static) -> PyClassInitializer<PyIndexBinary> 
     PyClassInitializer::from(PyIndexBinary::new(Box::new(index)))
 }
 
-fn positive(name: &str, v: i64) -> PyResult<usize> {
-    usize::try_from(v)
-        .ok()
-        .filter(|&v| v > 0)
-        .ok_or_else(|| PyValueError::new_err(format!("{name} must be at least 1, got {v}")))
-}
-
 /// Exhaustive Hamming search (Faiss's `IndexBinaryFlat`).
 #[pyclass(extends = PyIndexBinary, frozen, module = "fathom", name = "IndexBinaryFlat")]
 pub struct PyIndexBinaryFlat;
@@ -266,8 +218,7 @@ impl PyIndexBinaryFlat {
     /// An empty index of `d`-bit vectors (`d` a multiple of 8).
     #[new]
     fn new(d: i64) -> PyResult<PyClassInitializer<Self>> {
-        Ok(base(IndexBinaryFlat::new(positive("d", d)?).or_raise()?)
-            .add_subclass(PyIndexBinaryFlat))
+        Ok(base(IndexBinaryFlat::new(count("d", d)?).or_raise()?).add_subclass(PyIndexBinaryFlat))
     }
 }
 
@@ -291,7 +242,7 @@ impl PyIndexBinaryIVF {
                 q.peek(|i| i.d())?
             )));
         }
-        let nlist = positive("nlist", nlist)?;
+        let nlist = count("nlist", nlist)?;
         let index = IndexBinaryIvf::new(q.take("IndexBinaryIVF")?, nlist).or_raise()?;
         Ok(base(index).add_subclass(PyIndexBinaryIVF))
     }
@@ -302,7 +253,7 @@ impl PyIndexBinaryIVF {
     }
     #[setter]
     fn set_nprobe(slf: &Bound<'_, Self>, value: i64) -> PyResult<()> {
-        let v = positive("nprobe", value)? as f64;
+        let v = count("nprobe", value)? as f64;
         slf.as_super().get().set_param(slf.py(), "nprobe", v)
     }
     /// Codes compared per query at most (0: no limit).
@@ -338,7 +289,7 @@ impl PyIndexBinaryHNSW {
     #[pyo3(signature = (d, M = 32))]
     #[allow(non_snake_case)]
     fn new(d: i64, M: i64) -> PyResult<PyClassInitializer<Self>> {
-        let index = IndexBinaryHnsw::new(positive("d", d)?, positive("M", M)?).or_raise()?;
+        let index = IndexBinaryHnsw::new(count("d", d)?, count("M", M)?).or_raise()?;
         Ok(base(index).add_subclass(PyIndexBinaryHNSW))
     }
     /// The graph's parameters: `efSearch`, `efConstruction`.
@@ -365,7 +316,7 @@ impl PyBinaryHnsw {
     }
     #[setter(efSearch)]
     fn set_ef_search(&self, py: Python<'_>, value: i64) -> PyResult<()> {
-        let v = positive("efSearch", value)? as f64;
+        let v = count("efSearch", value)? as f64;
         self.owner.get().set_param(py, "efSearch", v)
     }
     /// How many candidates an insertion considers.
@@ -375,7 +326,7 @@ impl PyBinaryHnsw {
     }
     #[setter(efConstruction)]
     fn set_ef_construction(&self, py: Python<'_>, value: i64) -> PyResult<()> {
-        let v = positive("efConstruction", value)? as f64;
+        let v = count("efConstruction", value)? as f64;
         self.owner.get().set_param(py, "efConstruction", v)
     }
 }
@@ -402,7 +353,7 @@ impl PyIndexBinaryHash {
     /// An empty index of `d`-bit vectors keyed by their first `b` bits.
     #[new]
     fn new(d: i64, b: i64) -> PyResult<PyClassInitializer<Self>> {
-        let index = IndexBinaryHash::new(positive("d", d)?, positive("b", b)?).or_raise()?;
+        let index = IndexBinaryHash::new(count("d", d)?, count("b", b)?).or_raise()?;
         Ok(base(index).add_subclass(PyIndexBinaryHash))
     }
     /// Bits of the key that may differ from the query's in the buckets visited.
@@ -421,12 +372,9 @@ impl PyIndexBinaryMultiHash {
     /// An empty index of `d`-bit vectors with `nhash` tables of `b`-bit keys.
     #[new]
     fn new(d: i64, nhash: i64, b: i64) -> PyResult<PyClassInitializer<Self>> {
-        let index = IndexBinaryMultiHash::new(
-            positive("d", d)?,
-            positive("nhash", nhash)?,
-            positive("b", b)?,
-        )
-        .or_raise()?;
+        let index =
+            IndexBinaryMultiHash::new(count("d", d)?, count("nhash", nhash)?, count("b", b)?)
+                .or_raise()?;
         Ok(base(index).add_subclass(PyIndexBinaryMultiHash))
     }
     /// Bits of each key that may differ from the query's.

@@ -33,7 +33,7 @@ fn ivf_base(index: Box<dyn Index>) -> PyClassInitializer<PyIndexIVF> {
     boxed(index).add_subclass(PyIndexIVF)
 }
 
-fn count(name: &str, v: i64) -> PyResult<usize> {
+pub(crate) fn count(name: &str, v: i64) -> PyResult<usize> {
     usize::try_from(v)
         .ok()
         .filter(|&v| v > 0)

@@ -5,9 +5,7 @@
 //! is released and turn results into numpy arrays after letting go of it, so a thread
 //! waiting for the lock never holds the GIL another thread needs.
 
-use std::sync::RwLock;
-
-use fathom::{Index as _, IndexFlat, MetricType, SearchParams};
+use fathom::{IndexFlat, MetricType, SearchParams};
 use numpy::PyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -15,38 +13,22 @@ use pyo3::prelude::*;
 use crate::arrays::{
     self, ArrayLike, F32Matrix, F32Vector, I64Matrix, I64Vector, U8Matrix, U64Vector, matrix_out,
 };
-use crate::errors::{FathomError, OrRaise};
+use crate::errors::OrRaise;
 use crate::selector::{IDSelector, SearchParameters};
-use crate::threads::{install, with_read, with_write};
-
-/// What a Python index object holds: its index, or a note saying which index took it.
-pub(crate) enum Slot {
-    Owned(Box<dyn fathom::Index>),
-    Moved(String),
-}
+use crate::slot::{IndexSlot, Slot, moved_err};
+use crate::threads::install;
 
 /// Faiss's `Index`: the methods every index has. Build indexes with their own classes
 /// (`IndexFlatL2(d)`, `IndexIVFFlat(quantizer, d, nlist)`, …) or `index_factory`.
 #[pyclass(subclass, frozen, module = "fathom", name = "Index")]
 pub struct PyIndex {
-    pub(crate) slot: RwLock<Slot>,
-}
-
-fn poisoned() -> PyErr {
-    FathomError::new_err(
-        "an earlier call panicked while changing this index; it may be inconsistent — \
-         rebuild it or read it again from a file",
-    )
-}
-
-fn moved_err(note: &str) -> PyErr {
-    FathomError::new_err(note.to_string())
+    pub(crate) slot: IndexSlot<dyn fathom::Index>,
 }
 
 impl PyIndex {
     pub(crate) fn new(index: Box<dyn fathom::Index>) -> Self {
         PyIndex {
-            slot: RwLock::new(Slot::Owned(index)),
+            slot: IndexSlot::new(index),
         }
     }
 
@@ -56,10 +38,7 @@ impl PyIndex {
         py: Python<'_>,
         f: impl FnOnce(&dyn fathom::Index) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        with_read(py, &self.slot, |slot| match slot {
-            Slot::Owned(index) => f(&**index),
-            Slot::Moved(note) => Err(moved_err(note)),
-        })
+        self.slot.read(py, f)
     }
 
     /// Runs `f` on the index under the write lock, without the GIL.
@@ -68,37 +47,18 @@ impl PyIndex {
         py: Python<'_>,
         f: impl FnOnce(&mut dyn fathom::Index) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        with_write(py, &self.slot, |slot| match slot {
-            Slot::Owned(index) => f(&mut **index),
-            Slot::Moved(note) => Err(moved_err(note)),
-        })
+        self.slot.write(py, f)
     }
 
     /// A quick look at the index with the GIL held (dimension, counts).
     pub(crate) fn peek<T>(&self, f: impl FnOnce(&dyn fathom::Index) -> T) -> PyResult<T> {
-        let guard = self.slot.read().map_err(|_| poisoned())?;
-        match &*guard {
-            Slot::Owned(index) => Ok(f(&**index)),
-            Slot::Moved(note) => Err(moved_err(note)),
-        }
+        self.slot.peek(f)
     }
 
     /// Takes the index out for a new owner (an IVF taking its quantizer, an id map its
     /// index); the Python object then says where it went.
     pub(crate) fn take(&self, new_owner: &str) -> PyResult<Box<dyn fathom::Index>> {
-        let mut guard = self.slot.write().map_err(|_| poisoned())?;
-        let what = match &*guard {
-            Slot::Owned(index) => index.description(),
-            Slot::Moved(note) => return Err(moved_err(note)),
-        };
-        let note = format!(
-            "this index ({what}) now belongs to the {new_owner} built from it: fathom \
-             indexes own their parts where Faiss shares them; use the {new_owner}"
-        );
-        match std::mem::replace(&mut *guard, Slot::Moved(note)) {
-            Slot::Owned(index) => Ok(index),
-            Slot::Moved(_) => unreachable!("checked above"),
-        }
+        self.slot.take(new_owner, |i| i.description())
     }
 
     fn dim(&self) -> PyResult<usize> {
@@ -137,7 +97,7 @@ fn faiss_missing_values(res: &mut fathom::SearchResult) {
     }
 }
 
-fn check_k(k: i64) -> PyResult<usize> {
+pub(crate) fn check_k(k: i64) -> PyResult<usize> {
     if k <= 0 {
         return Err(PyValueError::new_err(format!(
             "k must be at least 1, got {k}"
@@ -367,11 +327,11 @@ impl PyIndex {
             // Lock in address order so two opposite merges cannot deadlock.
             let (mut a, mut b);
             if (self as *const Self) < (other as *const Self) {
-                a = self.slot.write().map_err(|_| poisoned())?;
-                b = other.slot.write().map_err(|_| poisoned())?;
+                a = self.slot.lock()?;
+                b = other.slot.lock()?;
             } else {
-                b = other.slot.write().map_err(|_| poisoned())?;
-                a = self.slot.write().map_err(|_| poisoned())?;
+                b = other.slot.lock()?;
+                a = self.slot.lock()?;
             }
             match (&mut *a, &mut *b) {
                 (Slot::Owned(dst), Slot::Owned(src)) => {

@@ -21,6 +21,7 @@ mod io;
 mod kmeans;
 mod quantizers;
 mod selector;
+mod slot;
 mod threads;
 mod transforms;
 

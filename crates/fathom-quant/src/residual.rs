@@ -269,16 +269,20 @@ impl ResidualQuantizer {
         if n == 0 {
             return Err(Error::invalid("the training set is empty"));
         }
-        let mut codebooks = vec![0.0f32; self.total_codebook_size() * d];
+        // Levels are filled in as they are trained; a beam step reads only its own level.
+        // Until the last one is in, the quantizer counts as untrained.
+        self.trained = false;
+        self.codebooks = vec![0.0f32; self.total_codebook_size() * d];
+        self.codebook_norms = vec![0.0f32; self.total_codebook_size()];
         // The beam of every training vector: residuals `(n, beam, d)`.
         let mut beam = 1usize;
         let mut residuals = x.to_vec();
         for m in 0..self.m() {
             let k = 1usize << self.nbits[m];
             let centroids = self.train_level(&residuals, k)?;
-            codebooks[self.offsets[m] * d..self.offsets[m + 1] * d].copy_from_slice(&centroids);
-            self.codebooks = codebooks.clone();
-            self.codebook_norms = row_norms(&self.codebooks, d);
+            let rows = self.offsets[m]..self.offsets[m + 1];
+            self.codebooks[rows.start * d..rows.end * d].copy_from_slice(&centroids);
+            self.codebook_norms[rows].copy_from_slice(&row_norms(&centroids, d));
             let width = (beam * k).min(self.max_beam_size.max(1));
             residuals = self.beam_step(&residuals, n, beam, m, width).0;
             beam = width;

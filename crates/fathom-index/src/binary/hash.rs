@@ -122,6 +122,12 @@ fn nflip_param(index: &dyn IndexBinary, b: usize, name: &str, value: f64) -> Res
     Ok(v)
 }
 
+/// The masks of the Hamming ball a search visits, after checking it is not too large.
+fn ball_masks(b: usize, nflip: usize) -> Result<Vec<u64>> {
+    check_flips(b, nflip)?;
+    Ok(flip_masks(b, nflip))
+}
+
 /// Most masks a search may enumerate per key, so that a large `nflip` is an error
 /// rather than a search that never ends.
 const MAX_FLIP_MASKS: u128 = 1 << 24;
@@ -276,8 +282,7 @@ impl IndexBinary for IndexBinaryHash {
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
         check_queries(self, queries)?;
-        check_flips(self.b, self.nflip)?;
-        let masks = flip_masks(self.b, self.nflip);
+        let masks = ball_masks(self.b, self.nflip)?;
         knn_over_runs(queries, self.code_size(), k, params, |_, q, sink| {
             self.scan(q, &masks, sink)
         })
@@ -289,8 +294,7 @@ impl IndexBinary for IndexBinaryHash {
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
         check_queries(self, queries)?;
-        check_flips(self.b, self.nflip)?;
-        let masks = flip_masks(self.b, self.nflip);
+        let masks = ball_masks(self.b, self.nflip)?;
         range_over_runs(queries, self.code_size(), radius, params, |_, q, sink| {
             self.scan(q, &masks, sink)
         })
@@ -478,8 +482,7 @@ impl IndexBinary for IndexBinaryMultiHash {
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
         check_queries(self, queries)?;
-        check_flips(self.b, self.nflip)?;
-        let masks = flip_masks(self.b, self.nflip);
+        let masks = ball_masks(self.b, self.nflip)?;
         knn_over_runs(queries, self.code_size(), k, params, |_, q, sink| {
             let (dis, ids) = self.candidates(q, &masks);
             sink(&dis, &ids)
@@ -492,8 +495,7 @@ impl IndexBinary for IndexBinaryMultiHash {
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
         check_queries(self, queries)?;
-        check_flips(self.b, self.nflip)?;
-        let masks = flip_masks(self.b, self.nflip);
+        let masks = ball_masks(self.b, self.nflip)?;
         range_over_runs(queries, self.code_size(), radius, params, |_, q, sink| {
             let (dis, ids) = self.candidates(q, &masks);
             sink(&dis, &ids)
