@@ -26,12 +26,14 @@ mod pca;
 pub mod rng;
 mod rotation;
 pub mod sample;
+mod solve;
 mod transform;
 
 pub use kmeans::{Assigner, ClusteringParameters, IterationStats, Kmeans, KmeansEvent};
 pub use opq::{OpqMatrix, pq_reconstruction, subspace_centroids};
 pub use pca::PcaMatrix;
 pub use rotation::RandomRotationMatrix;
+pub use solve::solve_spd;
 pub use transform::{
     CenteringTransform, LinearTransform, NormalizationTransform, RemapDimensionsTransform,
     TransformView, VectorTransform,

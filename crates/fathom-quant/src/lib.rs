@@ -18,6 +18,7 @@
 //! layouts), so the persistence layer can exchange them with faiss unchanged. The fast-scan
 //! block layout is fathom's own; it is converted when written in Faiss's format.
 
+pub mod additive;
 pub mod bits;
 mod codec;
 pub mod fastscan;
@@ -25,7 +26,6 @@ mod lsh;
 mod polysemous;
 mod pq;
 pub mod rabitq;
-pub mod residual;
 mod sq;
 
 pub use codec::Codec;
