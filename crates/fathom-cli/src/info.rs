@@ -93,7 +93,9 @@ fn ivf(i: &dyn DynIvf, out: &mut Vec<String>) {
             out.push(format!("RaBitQ {} bits", c.rabitq().nb_bits()));
             out.push(format!("qb {}", c.qb));
         }
-        IvfCodecView::ResidualQuantizer(c) => out.push(format!("RQ nbits {:?}", c.rq().nbits())),
+        IvfCodecView::AdditiveQuantizer(c) => {
+            out.push(format!("additive quantizer nbits {:?}", c.aq().nbits()))
+        }
         IvfCodecView::Flat(_) | IvfCodecView::Other => {}
     }
 }
@@ -120,9 +122,13 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
             out.push(format!("search type {:?}", p.search_type()));
         }
         IndexView::ScalarQuantizer(q) => out.push(format!("SQ{}", q.sq().qtype().factory_name())),
-        IndexView::ResidualQuantizer(r) => {
-            out.push(format!("RQ nbits {:?}", r.rq().nbits()));
-            out.push(format!("search type {:?}", r.rq().search_type()));
+        IndexView::AdditiveQuantizer(a) => {
+            out.push(format!("additive quantizer nbits {:?}", a.aq().nbits()));
+            out.push(format!("search type {:?}", a.aq().search_type()));
+        }
+        IndexView::ResidualCoarseQuantizer(q) => {
+            out.push(format!("residual coarse quantizer nbits {:?}", q.rq().nbits()));
+            out.push(format!("beam factor {}", q.beam_factor));
         }
         IndexView::RaBitQ(r) => {
             out.push(format!("RaBitQ {} bits", r.rabitq().nb_bits()));

@@ -41,6 +41,7 @@
 //! assert_eq!(res.labels, vec![1, 0]);
 //! ```
 
+mod additive;
 mod assigner;
 pub mod autotune;
 pub mod binary;
@@ -57,16 +58,17 @@ mod param_values;
 mod pq;
 mod pretransform;
 mod rabitq;
+mod rcq;
 mod refine;
-mod residual;
 mod shards;
 mod sq;
 mod view;
 
+pub use additive::{IndexAdditiveQuantizer, IndexLocalSearchQuantizer, IndexResidualQuantizer};
 pub use assigner::IndexAssigner;
 pub use factory::{
-    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec, RqSpec,
-    StorageSpec, TransformSpec, index_factory, reverse_index_factory,
+    AqShape, AqSpec, BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec,
+    RefineSpec, StorageSpec, TransformSpec, index_factory, reverse_index_factory,
 };
 pub use fastscan::IndexPqFastScan;
 pub use fathom_core::{
@@ -77,15 +79,15 @@ pub use flat_codes::{CodeScorer, FlatCodec, IndexFlatCodes};
 pub use hnsw::{IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq};
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use ivf::{
-    IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
-    IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, MultiIndexQuantizer,
+    IndexIvf, IndexIvfAdditiveQuantizer, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr,
+    IndexIvfRaBitQ, IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, MultiIndexQuantizer,
 };
 pub use lsh::IndexLsh;
 pub use pq::{IndexPq, PqCodes, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;
 pub use rabitq::{IndexRaBitQ, RaBitQCodes};
+pub use rcq::IndexResidualCoarseQuantizer;
 pub use refine::IndexRefine;
-pub use residual::IndexResidualQuantizer;
 pub use shards::{IndexShards, ShardIds, merge_results};
 pub use sq::IndexScalarQuantizer;
 pub use view::{IndexView, IndexViewMut};

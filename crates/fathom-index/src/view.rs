@@ -40,12 +40,14 @@ pub enum IndexView<'a> {
     PqFastScan(&'a IndexPqFastScan),
     /// RaBitQ codes, searched exhaustively.
     RaBitQ(&'a crate::IndexRaBitQ),
-    /// Residual-quantizer codes, searched exhaustively.
-    ResidualQuantizer(&'a crate::IndexResidualQuantizer),
+    /// Additive-quantizer codes (RQ, LSQ, PRQ, PLSQ), searched exhaustively.
+    AdditiveQuantizer(&'a crate::IndexAdditiveQuantizer),
     /// An inverted file of any codec ([`DynIvf::codec`] says which).
     Ivf(&'a dyn DynIvf),
     /// IVF-PQ re-ranked by a second PQ.
     IvfPqr(&'a IndexIvfPqr),
+    /// A coarse quantizer over every code of a residual quantizer.
+    ResidualCoarseQuantizer(&'a crate::IndexResidualCoarseQuantizer),
     /// The inverted multi-index's coarse quantizer.
     MultiIndexQuantizer(&'a MultiIndexQuantizer),
     /// An HNSW graph over a storage index (flat, SQ or PQ: the storage's own view says).

@@ -229,7 +229,7 @@ impl PyIndexIVFFlat {
     }
 }
 
-fn quantizer_for(q: &Bound<'_, PyAny>, d: i64, owner: &str) -> PyResult<Box<dyn Index>> {
+pub(crate) fn quantizer_for(q: &Bound<'_, PyAny>, d: i64, owner: &str) -> PyResult<Box<dyn Index>> {
     let qd = q
         .cast::<PyIndex>()
         .map_err(|_| PyValueError::new_err(format!("{owner}: quantizer must be a fathom index")))?
@@ -412,81 +412,6 @@ impl PyIndexIVFRaBitQ {
             "qb",
             value as f64,
         )
-    }
-}
-
-fn aq_search_type(code: i64) -> PyResult<fathom::quant::residual::AqSearchType> {
-    i32::try_from(code)
-        .map_err(|_| PyValueError::new_err(format!("unknown search type {code}")))
-        .and_then(|c| fathom::quant::residual::AqSearchType::from_code(c).or_raise())
-}
-
-/// Residual-quantizer codes searched exhaustively (Faiss's `IndexResidualQuantizer`).
-#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexResidualQuantizer")]
-pub struct PyIndexResidualQuantizer;
-
-#[pymethods]
-impl PyIndexResidualQuantizer {
-    /// An untrained index of `M` codebooks of `2^nbits` entries; `search_type` as
-    /// Faiss's `AdditiveQuantizer.ST_*` numbers (0: decompress, 3: float norm, 4: 8-bit
-    /// norm, 5: 4-bit norm, 1: no norm).
-    #[new]
-    #[pyo3(signature = (d, M, nbits, metric = 1, search_type = 0))]
-    #[allow(non_snake_case)]
-    fn new(
-        d: i64,
-        M: i64,
-        nbits: i64,
-        metric: i64,
-        search_type: i64,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let m = crate::index::metric(metric, 0.0)?;
-        let nb = vec![count("nbits", nbits)?; count("M", M)?];
-        let index = fathom::IndexResidualQuantizer::new(
-            count("d", d)?,
-            nb,
-            m,
-            aq_search_type(search_type)?,
-        )
-        .or_raise()?;
-        Ok(base(index).add_subclass(PyIndexResidualQuantizer))
-    }
-}
-
-/// Residual-quantizer codes in inverted lists (Faiss's `IndexIVFResidualQuantizer`).
-#[pyclass(extends = PyIndexIVF, frozen, module = "fathom", name = "IndexIVFResidualQuantizer")]
-pub struct PyIndexIVFResidualQuantizer;
-
-#[pymethods]
-impl PyIndexIVFResidualQuantizer {
-    /// `nlist` lists over `quantizer`, residuals coded by `M` codebooks of `2^nbits`
-    /// entries.
-    #[new]
-    #[pyo3(signature = (quantizer, d, nlist, M, nbits, metric = 1, search_type = 0))]
-    #[allow(non_snake_case)]
-    fn new(
-        quantizer: &Bound<'_, PyAny>,
-        d: i64,
-        nlist: i64,
-        M: i64,
-        nbits: i64,
-        metric: i64,
-        search_type: i64,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let m = crate::index::metric(metric, 0.0)?;
-        let nb = vec![count("nbits", nbits)?; count("M", M)?];
-        let q = quantizer_for(quantizer, d, "IndexIVFResidualQuantizer")?;
-        let index = fathom::IndexIvfResidualQuantizer::new(
-            q,
-            count("nlist", nlist)?,
-            nb,
-            m,
-            aq_search_type(search_type)?,
-        )
-        .or_raise()?;
-        Ok(base(index)
-            .add_subclass(PyIndexIVF)
-            .add_subclass(PyIndexIVFResidualQuantizer))
     }
 }
 
@@ -981,7 +906,8 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         ScalarQuantizer,
         Lsh,
         RaBitQ,
-        ResidualQuantizer,
+        AdditiveQuantizer,
+        ResidualCoarseQuantizer,
         IdMap { two_way: bool },
         PreTransform,
         Refine,
@@ -995,7 +921,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         ScalarQuantizer,
         PqFastScan,
         RaBitQ,
-        ResidualQuantizer,
+        AdditiveQuantizer(crate::additive::AqClass),
         Base,
     }
     enum HnswClass {
@@ -1011,7 +937,9 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
             IvfCodecView::ScalarQuantizer(_) => IvfClass::ScalarQuantizer,
             IvfCodecView::PqFastScan(_) => IvfClass::PqFastScan,
             IvfCodecView::RaBitQ(_) => IvfClass::RaBitQ,
-            IvfCodecView::ResidualQuantizer(_) => IvfClass::ResidualQuantizer,
+            IvfCodecView::AdditiveQuantizer(c) => {
+                IvfClass::AdditiveQuantizer(crate::additive::class_of(c.aq()))
+            }
             IvfCodecView::Other => IvfClass::Base,
         }),
         IndexView::IvfPqr(_) => Class::IvfPqr,
@@ -1026,7 +954,8 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         IndexView::ScalarQuantizer(_) => Class::ScalarQuantizer,
         IndexView::Lsh(_) => Class::Lsh,
         IndexView::RaBitQ(_) => Class::RaBitQ,
-        IndexView::ResidualQuantizer(_) => Class::ResidualQuantizer,
+        IndexView::AdditiveQuantizer(_) => Class::AdditiveQuantizer,
+        IndexView::ResidualCoarseQuantizer(_) => Class::ResidualCoarseQuantizer,
         IndexView::IdMap { two_way, .. } => Class::IdMap { two_way },
         IndexView::PreTransform { .. } => Class::PreTransform,
         IndexView::Refine(_) => Class::Refine,
@@ -1052,10 +981,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
             obj(py, ivf_base(index).add_subclass(PyIndexIVFPQFastScan))
         }
         Class::Ivf(IvfClass::RaBitQ) => obj(py, ivf_base(index).add_subclass(PyIndexIVFRaBitQ)),
-        Class::Ivf(IvfClass::ResidualQuantizer) => obj(
-            py,
-            ivf_base(index).add_subclass(PyIndexIVFResidualQuantizer),
-        ),
+        Class::Ivf(IvfClass::AdditiveQuantizer(c)) => crate::additive::wrap_ivf(py, index, c),
         Class::Ivf(IvfClass::Base) => obj(py, ivf_base(index)),
         Class::IvfPqr => obj(
             py,
@@ -1077,7 +1003,8 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         Class::ScalarQuantizer => obj(py, boxed(index).add_subclass(PyIndexScalarQuantizer)),
         Class::Lsh => obj(py, boxed(index).add_subclass(PyIndexLSH)),
         Class::RaBitQ => obj(py, boxed(index).add_subclass(PyIndexRaBitQ)),
-        Class::ResidualQuantizer => obj(py, boxed(index).add_subclass(PyIndexResidualQuantizer)),
+        Class::AdditiveQuantizer => crate::additive::wrap_flat(py, index),
+        Class::ResidualCoarseQuantizer => crate::additive::wrap_rcq(py, index),
         Class::IdMap { two_way: false } => obj(py, boxed(index).add_subclass(PyIndexIDMap)),
         Class::IdMap { two_way: true } => obj(
             py,
@@ -1109,8 +1036,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexIVFPQFastScan::type_object(py),
         PyIndexIVFRaBitQ::type_object(py),
         PyIndexRaBitQ::type_object(py),
-        PyIndexResidualQuantizer::type_object(py),
-        PyIndexIVFResidualQuantizer::type_object(py),
         PyIndexPQ::type_object(py),
         PyIndexPQFastScan::type_object(py),
         PyIndexScalarQuantizer::type_object(py),

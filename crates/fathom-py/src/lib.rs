@@ -11,6 +11,7 @@
 //! Built as an abi3 wheel by maturin (`crates/fathom-py/pyproject.toml`); the type stubs
 //! `fathom.pyi` are generated from these sources by `cargo xtask codegen`.
 
+mod additive;
 mod arrays;
 mod autotune;
 mod binary;
@@ -51,6 +52,7 @@ fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(*name, *value)?;
     }
     classes::register(m)?;
+    additive::register(m)?;
     binary::register(m)?;
     transforms::register(m)?;
     quantizers::register(m)?;

@@ -135,12 +135,13 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
             )?)
         }
         StorageSpec::RaBitQ { nb_bits } => Box::new(crate::IndexRaBitQ::new(d, metric, nb_bits)?),
-        StorageSpec::ResidualQuantizer(rq) => Box::new(crate::IndexResidualQuantizer::new(
-            d,
-            rq.nbits(),
+        StorageSpec::AdditiveQuantizer(aq) => Box::new(crate::IndexAdditiveQuantizer::new(
+            aq.build(d, aq_search_type(aq, metric))?,
             metric,
-            aq_search_type(rq, metric),
         )?),
+        StorageSpec::ResidualCoarseQuantizer(aq) => Box::new(
+            crate::IndexResidualCoarseQuantizer::new(d, aq.rq_nbits(), metric)?,
+        ),
         StorageSpec::Hnsw { m, storage } => match storage {
             HnswStorageSpec::Flat => Box::new(IndexHnswFlat::new_flat(d, m, metric)?),
             HnswStorageSpec::ScalarQuantizer(qt) => Box::new(IndexHnsw::with_storage(
@@ -158,11 +159,11 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
 /// The search type of an additive quantizer: without a norm suffix Faiss decodes for L2
 /// but uses look-up tables alone for inner product (`_Nnone`, which needs no norm).
 fn aq_search_type(
-    rq: super::spec::RqSpec,
+    aq: super::spec::AqSpec,
     metric: MetricType,
-) -> fathom_quant::residual::AqSearchType {
-    use fathom_quant::residual::AqSearchType as St;
-    match (rq.search_type, metric) {
+) -> fathom_quant::additive::AqSearchType {
+    use fathom_quant::additive::AqSearchType as St;
+    match (aq.search_type, metric) {
         (St::Decompress, MetricType::InnerProduct) => St::LutNonorm,
         (st, _) => st,
     }
@@ -191,11 +192,13 @@ fn coarse_quantizer(
             let q = quantizer
                 .build(d, metric)
                 .map_err(|e| e.context(format!("the quantizer ({quantizer}) in parentheses")))?;
-            // A flat quantizer is trained by k-means directly, a multi-index alone,
+            // A flat quantizer is trained by k-means directly, a multi-index or a residual
+            // coarse quantizer alone,
             // anything else gets k-means' centroids added (Faiss's get_trains_alone).
             let training = match q.view() {
                 crate::IndexView::Flat(_) => QuantizerTraining::Kmeans,
-                crate::IndexView::MultiIndexQuantizer(_) => QuantizerTraining::Alone,
+                crate::IndexView::MultiIndexQuantizer(_)
+                | crate::IndexView::ResidualCoarseQuantizer(_) => QuantizerTraining::Alone,
                 _ => QuantizerTraining::KmeansThenAdd,
             };
             (q, *nlist, training)
@@ -262,16 +265,18 @@ fn ivf(
             ix.ivf_mut().cp.spherical = false; // L2 only
             Box::new(ix)
         }
-        IvfCodecSpec::ResidualQuantizer(rq) => finish(
-            crate::IndexIvfResidualQuantizer::new(
-                quantizer,
-                nlist,
-                rq.nbits(),
-                metric,
-                aq_search_type(rq, metric),
-            )?,
-            training,
-        ),
+        IvfCodecSpec::AdditiveQuantizer(aq) => {
+            let d = quantizer.dim();
+            finish(
+                crate::IndexIvfAdditiveQuantizer::new(
+                    quantizer,
+                    nlist,
+                    aq.build(d, aq_search_type(aq, metric))?,
+                    metric,
+                )?,
+                training,
+            )
+        }
         IvfCodecSpec::RaBitQ { nb_bits } => finish(
             crate::IndexIvfRaBitQ::new(quantizer, nlist, metric, nb_bits)?,
             training,

@@ -2,10 +2,11 @@
 //! The grammar: an optional `IDMap` / `IDMap2`, transform prefixes (`PCA…`, `OPQ…`,
 //! `RR…`, `L2norm`, `Pad…`), an optional coarse quantizer (`IVF<n>`, `IVF<n>_HNSW<M>`,
 //! `IVF<n>(<any description>)`, `IMI<m>x<nbits>`), one storage or IVF codec token (`Flat`,
-//! `PQ…`, `SQ…`, `LSH…`, `PQ…x4fs[r][_<bbs>]`, `HNSW…`) and an optional refinement
-//! (`RFlat`, `Refine(<any description>)`). Other Faiss tokens (NSG, RaBitQ, additive
-//! quantizers, …) are rejected with a message naming the token and what is available at
-//! that position.
+//! `PQ…`, `SQ…`, `LSH…`, `PQ…x4fs[r][_<bbs>]`, `HNSW…`, `RaBitQ…`, `RQ…`, `LSQ…`, `PRQ…`,
+//! `PLSQ…`, `RCQ…`) and an optional refinement (`RFlat`, `Refine(<any description>)`).
+//! Other Faiss tokens (NSG, fast-scan additive quantizers, …) are rejected with a message
+//! naming the token and what is available at that position. Binary indexes have their
+//! own factory (`binary::index_binary_factory`).
 //!
 //! One grammar, one type: a description parses into an [`IndexSpec`] (`parse`), the spec
 //! builds the index (`build`), and the spec prints the canonical description
@@ -18,8 +19,8 @@ mod spec;
 use fathom_core::{Error, MetricType, Result};
 
 pub use spec::{
-    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec, RqSpec,
-    StorageSpec, TransformSpec,
+    AqShape, AqSpec, BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec,
+    RefineSpec, StorageSpec, TransformSpec,
 };
 
 use crate::Index;

@@ -7,12 +7,13 @@ use fathom_core::{Error, Result};
 use fathom_quant::QuantizerType;
 
 use super::spec::{
-    BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec, RefineSpec, RqSpec,
-    StorageSpec, TransformSpec,
+    AqShape, AqSpec, BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec,
+    RefineSpec, StorageSpec, TransformSpec,
 };
 
 pub(super) const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs[_<bbs>], SQ4, SQ6, \
-     SQ8, SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed, LSH[<nbits>][r][t], HNSW[<M>][,<storage>]";
+     SQ8, SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed, LSH[<nbits>][r][t], HNSW[<M>][,<storage>], RaBitQ[<b>], \
+     RQ<M>x<b>[_…], LSQ<M>x<b>, PRQ<n>x<M>x<b>, PLSQ<n>x<M>x<b> (each [_N<norm>]), RCQ<M>x<b>[_…]";
 const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>+<M2>, PQ<M>x4fs[r][_<bbs>], SQ4, \
      SQ6, SQ8, SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed";
 const TRANSFORM_TOKENS: &str =
@@ -345,8 +346,8 @@ fn parse_ivf_codec(tok: &str) -> Result<Option<IvfCodecSpec>> {
     if let Some(rest) = tok.strip_prefix("RaBitQ") {
         return Ok(rabitq_bits(rest).map(|nb_bits| IvfCodecSpec::RaBitQ { nb_bits }));
     }
-    if let Some(rest) = tok.strip_prefix("RQ") {
-        return parse_rq(tok, rest).map(|s| s.map(IvfCodecSpec::ResidualQuantizer));
+    if let Some(aq) = parse_aq(tok)? {
+        return Ok(Some(IvfCodecSpec::AdditiveQuantizer(aq)));
     }
     if let Some(rest) = tok.strip_prefix("SQ") {
         return Ok(QuantizerType::parse(rest).map(IvfCodecSpec::ScalarQuantizer));
@@ -389,8 +390,14 @@ fn parse_storage(tok: &str) -> Result<Option<StorageSpec>> {
     if let Some(rest) = tok.strip_prefix("RaBitQ") {
         return Ok(rabitq_bits(rest).map(|nb_bits| StorageSpec::RaBitQ { nb_bits }));
     }
-    if let Some(rest) = tok.strip_prefix("RQ") {
-        return parse_rq(tok, rest).map(|s| s.map(StorageSpec::ResidualQuantizer));
+    if let Some(rest) = tok.strip_prefix("RCQ") {
+        // Faiss accepts (and ignores) a norm suffix on a coarse quantizer.
+        return Ok(parse_aq(&format!("RQ{rest}"))?
+            .filter(|aq| matches!(aq.shape, AqShape::Residual { .. }))
+            .map(StorageSpec::ResidualCoarseQuantizer));
+    }
+    if let Some(aq) = parse_aq(tok)? {
+        return Ok(Some(StorageSpec::AdditiveQuantizer(aq)));
     }
     if let Some(rest) = tok.strip_prefix("SQ") {
         return Ok(match QuantizerType::parse(rest) {
@@ -466,57 +473,71 @@ fn parse_hnsw(tok: &str) -> Result<StorageSpec> {
     Ok(StorageSpec::Hnsw { m, storage })
 }
 
-/// The tail of an `RQ` token: `<M>x<nbits>` groups joined by `_`, then an optional
-/// `_N<norm>` (Faiss's `aq_def` and `aq_norm`). A malformed tail names no index (`None`);
-/// a norm fathom does not build is an error saying so.
-fn parse_rq(tok: &str, rest: &str) -> Result<Option<RqSpec>> {
-    use fathom_quant::residual::AqSearchType as St;
+/// An additive-quantizer token: `RQ<M>x<b>[_<M>x<b>…]`, `LSQ<M>x<b>`,
+/// `PRQ<n>x<M>x<b>` or `PLSQ<n>x<M>x<b>`, then an optional `_N<norm>` (Faiss's
+/// `aq_def`, `paq_def` and `aq_norm`). `None` when the token names none.
+fn parse_aq(tok: &str) -> Result<Option<AqSpec>> {
+    use fathom_quant::additive::AqSearchType as St;
+    let (kind, rest) = match ["PLSQ", "PRQ", "LSQ", "RQ"]
+        .into_iter()
+        .find_map(|p| tok.strip_prefix(p).map(|r| (p, r)))
+    {
+        Some(found) => found,
+        None => return Ok(None),
+    };
     let (def, st) = match rest.find("_N") {
-        Some(at) => {
-            let st = match &rest[at..] {
-                "_Nnone" => St::LutNonorm,
-                "_Nfloat" => St::NormFloat,
-                "_Nqint8" => St::NormQint8,
-                "_Nqint4" => St::NormQint4,
-                "_Ncqint8" => St::NormCqint8,
-                "_Ncqint4" => St::NormCqint4,
-                "_Nlsq2x4" => St::NormLsq2x4,
-                "_Nrq2x4" => St::NormRq2x4,
-                _ => return Ok(None),
-            };
-            (&rest[..at], st)
-        }
+        Some(at) => match St::from_factory_suffix(&rest[at..]) {
+            Some(st) => (&rest[..at], st),
+            None => return Ok(None),
+        },
         None => (rest, St::Decompress),
     };
-    if !st.is_supported() {
-        return Err(Error::Unsupported(format!(
-            "{tok:?}: the norm encoding {} is not built yet; use _Nfloat, _Nqint8, _Nqint4, \
-             _Nnone or none",
-            st.factory_suffix()
-        )));
-    }
-    let mut spec = RqSpec {
-        groups: [(0, 0); 4],
-        len: 0,
-        search_type: st,
+    let numbers: Option<Vec<Vec<usize>>> = def
+        .split('_')
+        .map(|g| {
+            g.split('x')
+                .map(|n| match number(n) {
+                    Some((v, "")) => Some(v),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let Some(numbers) = numbers else {
+        return Ok(None);
     };
-    for g in def.split('_') {
-        let Some((m, b)) = g.split_once('x') else {
-            return Ok(None);
-        };
-        let (Some((m, "")), Some((b, ""))) = (number(m), number(b)) else {
-            return Ok(None);
-        };
-        if spec.len == spec.groups.len() {
-            return Err(Error::invalid(format!(
-                "{tok:?}: at most {} <M>x<nbits> groups",
-                spec.groups.len()
-            )));
+    let shape = match (kind, numbers.as_slice()) {
+        ("RQ", groups) if groups.iter().all(|g| g.len() == 2) => {
+            if groups.len() > 4 {
+                return Err(Error::invalid(format!(
+                    "{tok:?}: at most 4 <M>x<nbits> groups"
+                )));
+            }
+            let mut g = [(0, 0); 4];
+            for (slot, v) in g.iter_mut().zip(groups) {
+                *slot = (v[0], v[1]);
+            }
+            AqShape::Residual {
+                groups: g,
+                len: groups.len(),
+            }
         }
-        spec.groups[spec.len] = (m, b);
-        spec.len += 1;
-    }
-    Ok(Some(spec))
+        ("LSQ", [g]) if g.len() == 2 => AqShape::LocalSearch {
+            m: g[0],
+            nbits: g[1],
+        },
+        ("PRQ" | "PLSQ", [g]) if g.len() == 3 => AqShape::Product {
+            nsplits: g[0],
+            msub: g[1],
+            nbits: g[2],
+            local_search: kind == "PLSQ",
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(AqSpec {
+        shape,
+        search_type: st,
+    }))
 }
 
 /// The tail of a `RaBitQ` token: nothing (1 bit) or one digit 1 to 9 (Faiss's

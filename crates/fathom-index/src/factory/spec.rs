@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use fathom_core::Result;
 use fathom_quant::QuantizerType;
 
 /// A factory description, parsed: `[IDMap|IDMap2,][<transform>,…]<body>[,RFlat|,Refine(…)]`.
@@ -126,8 +127,10 @@ pub enum StorageSpec {
         /// Bits per coordinate (1 to 9).
         nb_bits: usize,
     },
-    /// `RQ<M>x<nbits>[_<M>x<nbits>…][_N<norm>]`.
-    ResidualQuantizer(RqSpec),
+    /// `RQ…`, `LSQ…`, `PRQ…`, `PLSQ…`.
+    AdditiveQuantizer(AqSpec),
+    /// `RCQ<M>x<nbits>[_<M>x<nbits>…]`: a residual coarse quantizer.
+    ResidualCoarseQuantizer(AqSpec),
     /// `HNSW[<M>][,<storage>]` (or the older `HNSW<M>_<storage>`).
     Hnsw {
         /// Links per node.
@@ -137,38 +140,111 @@ pub enum StorageSpec {
     },
 }
 
-/// A residual quantizer's codebooks and norm: up to four `<M>x<nbits>` groups (Faiss's
-/// `RQ1x16_6x8` is two) and the search type the `_N…` suffix names.
+/// An additive quantizer's shape and norm (Faiss's `aq_def` / `paq_def` and
+/// `aq_norm`): `RQ1x16_6x8_Nqint8`, `LSQ8x8`, `PRQ2x4x8_Nfloat`, `PLSQ2x4x8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RqSpec {
-    /// `(M, nbits)` groups, `len` of them used.
-    pub groups: [(usize, usize); 4],
-    /// Groups used.
-    pub len: usize,
+pub struct AqSpec {
+    /// Which quantizer and its codebooks.
+    pub shape: AqShape,
     /// The search type (`Decompress` without a suffix).
-    pub search_type: fathom_quant::residual::AqSearchType,
+    pub search_type: fathom_quant::additive::AqSearchType,
 }
 
-impl RqSpec {
-    /// Bits of each codebook, level by level.
-    pub fn nbits(&self) -> Vec<usize> {
-        self.groups[..self.len]
-            .iter()
-            .flat_map(|&(m, b)| std::iter::repeat_n(b, m))
-            .collect()
+/// The quantizer an [`AqSpec`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AqShape {
+    /// `RQ<M>x<nbits>[_<M>x<nbits>…]`: up to four `(M, nbits)` groups (`RQ1x16_6x8` is
+    /// two), `len` of them used.
+    Residual {
+        /// The groups.
+        groups: [(usize, usize); 4],
+        /// Groups used.
+        len: usize,
+    },
+    /// `LSQ<M>x<nbits>`.
+    LocalSearch {
+        /// Codebooks.
+        m: usize,
+        /// Bits per codebook.
+        nbits: usize,
+    },
+    /// `PRQ<nsplits>x<Msub>x<nbits>` (`local_search`: `PLSQ`).
+    Product {
+        /// Parts the dimensions split into.
+        nsplits: usize,
+        /// Codebooks per part.
+        msub: usize,
+        /// Bits per codebook.
+        nbits: usize,
+        /// Whether the parts are local-search quantizers.
+        local_search: bool,
+    },
+}
+
+impl AqSpec {
+    /// Bits of each residual-quantizer codebook, level by level (empty for other shapes).
+    pub fn rq_nbits(&self) -> Vec<usize> {
+        match self.shape {
+            AqShape::Residual { groups, len } => groups[..len]
+                .iter()
+                .flat_map(|&(m, b)| std::iter::repeat_n(b, m))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The untrained quantizer of `d`-dimensional vectors, with `search_type`.
+    pub fn build(
+        &self,
+        d: usize,
+        search_type: fathom_quant::additive::AqSearchType,
+    ) -> Result<fathom_quant::additive::AdditiveQuantizer> {
+        use fathom_quant::additive::AdditiveQuantizer as Aq;
+        match self.shape {
+            AqShape::Residual { .. } => Aq::residual(d, self.rq_nbits(), search_type),
+            AqShape::LocalSearch { m, nbits } => Aq::local_search(d, m, nbits, search_type),
+            AqShape::Product {
+                nsplits,
+                msub,
+                nbits,
+                local_search: false,
+            } => Aq::product_residual(d, nsplits, msub, nbits, search_type),
+            AqShape::Product {
+                nsplits,
+                msub,
+                nbits,
+                ..
+            } => Aq::product_local_search(d, nsplits, msub, nbits, search_type),
+        }
+    }
+
+    /// The token without the norm suffix (`RCQ` tokens replace the leading `RQ`).
+    fn body(&self) -> String {
+        match self.shape {
+            AqShape::Residual { groups, len } => {
+                let g: Vec<String> = groups[..len]
+                    .iter()
+                    .map(|(m, b)| format!("{m}x{b}"))
+                    .collect();
+                format!("RQ{}", g.join("_"))
+            }
+            AqShape::LocalSearch { m, nbits } => format!("LSQ{m}x{nbits}"),
+            AqShape::Product {
+                nsplits,
+                msub,
+                nbits,
+                local_search,
+            } => format!(
+                "{}{nsplits}x{msub}x{nbits}",
+                if local_search { "PLSQ" } else { "PRQ" }
+            ),
+        }
     }
 }
 
-impl fmt::Display for RqSpec {
+impl fmt::Display for AqSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RQ")?;
-        for (i, (m, b)) in self.groups[..self.len].iter().enumerate() {
-            if i > 0 {
-                f.write_str("_")?;
-            }
-            write!(f, "{m}x{b}")?;
-        }
-        f.write_str(self.search_type.factory_suffix())
+        write!(f, "{}{}", self.body(), self.search_type.factory_suffix())
     }
 }
 
@@ -238,8 +314,8 @@ pub enum IvfCodecSpec {
         /// Bits per coordinate (1 to 9).
         nb_bits: usize,
     },
-    /// `RQ<M>x<nbits>[_<M>x<nbits>…][_N<norm>]`.
-    ResidualQuantizer(RqSpec),
+    /// `RQ…`, `LSQ…`, `PRQ…`, `PLSQ…`.
+    AdditiveQuantizer(AqSpec),
     /// `PQ<M>+<M2>`: IVF-PQ re-ranked by a second PQ of the residual error.
     PqRefine {
         /// Sub-quantizers of the first PQ.
@@ -400,7 +476,8 @@ impl fmt::Display for StorageSpec {
                 Ok(())
             }
             StorageSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
-            StorageSpec::ResidualQuantizer(rq) => write!(f, "{rq}"),
+            StorageSpec::AdditiveQuantizer(aq) => write!(f, "{aq}"),
+            StorageSpec::ResidualCoarseQuantizer(aq) => write!(f, "RC{}", aq.body()),
             StorageSpec::Hnsw { m, storage } => {
                 write!(f, "HNSW{m}")?;
                 match storage {
@@ -448,7 +525,7 @@ impl fmt::Display for IvfCodecSpec {
             }
             IvfCodecSpec::ScalarQuantizer(qt) => write!(f, "SQ{}", qt.factory_name()),
             IvfCodecSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
-            IvfCodecSpec::ResidualQuantizer(rq) => write!(f, "{rq}"),
+            IvfCodecSpec::AdditiveQuantizer(aq) => write!(f, "{aq}"),
         }
     }
 }

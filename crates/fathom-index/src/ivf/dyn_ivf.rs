@@ -22,8 +22,8 @@ pub enum IvfCodecView<'a> {
     PqFastScan(&'a IvfPqFastScan),
     /// RaBitQ codes relative to the list centroids.
     RaBitQ(&'a IvfRaBitQ),
-    /// Residual-quantizer codes.
-    ResidualQuantizer(&'a super::IvfResidualQuantizer),
+    /// Additive-quantizer codes (RQ, LSQ, PRQ, PLSQ).
+    AdditiveQuantizer(&'a super::IvfAdditiveQuantizer),
     /// A codec defined outside this crate.
     Other,
 }

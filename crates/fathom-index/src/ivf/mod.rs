@@ -9,6 +9,7 @@
 //! `search` plans and runs searches, `mutate` changes its entries (each change one
 //! transaction, `transaction`), and `dyn_ivf` gives every codec one object-safe face.
 
+mod additive;
 mod codec;
 mod dyn_ivf;
 mod fastscan;
@@ -18,7 +19,6 @@ mod mutate;
 mod pq;
 mod pqr;
 mod rabitq;
-mod residual;
 mod search;
 mod sq;
 mod standalone;
@@ -36,6 +36,7 @@ pub use fathom_invlists::{DirectMap, DirectMapType, InvertedLists};
 use fathom_linalg::ClusteringParameters;
 use rayon::prelude::*;
 
+pub use additive::{IndexIvfAdditiveQuantizer, IndexIvfResidualQuantizer, IvfAdditiveQuantizer};
 pub use codec::{IvfCodec, IvfContext, ListScanner};
 pub use dyn_ivf::{DynIvf, IvfCodecView};
 pub use fastscan::{IndexIvfPqFastScan, IvfPqFastScan};
@@ -44,7 +45,6 @@ pub use imi::MultiIndexQuantizer;
 pub use pq::{IndexIvfPq, IvfPq};
 pub use pqr::IndexIvfPqr;
 pub use rabitq::{IndexIvfRaBitQ, IvfRaBitQ};
-pub use residual::{IndexIvfResidualQuantizer, IvfResidualQuantizer};
 pub use sq::{IndexIvfScalarQuantizer, IvfScalarQuantizer};
 pub use subset::SubsetType;
 

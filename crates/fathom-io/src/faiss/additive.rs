@@ -1,17 +1,85 @@
-//! Additive-quantizer records, read and written side by side: the residual quantizer
-//! (`write_AdditiveQuantizer` + `write_ResidualQuantizer`: `d` u64, `M` u64, `nbits`
-//! vec<u64>, `is_trained`, codebooks, search type i32, norm range, then `train_type` and
-//! `max_beam_size`), `IxRq` (flat; the legacy `IxRQ` is read) and `IwRQ` (IVF).
+//! Additive-quantizer records, read and written side by side. Every quantizer starts
+//! with Faiss's `write_AdditiveQuantizer` (`d` u64, `M` u64, `nbits` vec<u64>,
+//! `is_trained`, codebooks, search type i32, norm range, then for table-coded norms the
+//! table as an xb-vector and for 2×4-bit norms their codebooks), followed by
+//! - RQ: `train_type` i32, `max_beam_size` i32;
+//! - LSQ: `K` u64, `train_iters`, `encode_ils_iters`, `train_ils_iters`, `icm_iters` u64,
+//!   `p`, `lambd` f32, `chunk_size` u64, `random_seed` i32, `nperts` u64,
+//!   `update_codebooks_with_double` u8;
+//! - PRQ / PLSQ: `nsplits` u64, then each part's RQ / LSQ record.
+//!
+//! Indexes: `IxRq` (the legacy `IxRQ` is read), `IxLS`, `IxPR`, `IxPL` (flat), `IwRQ`,
+//! `IwLS`, `IwPR`, `IwPL` (IVF) and `ImRQ` (the residual coarse quantizer).
 
 use fathom_core::Result;
-use fathom_index::ivf::IvfResidualQuantizer;
-use fathom_index::{Index, IndexResidualQuantizer};
-use fathom_quant::residual::{AqSearchType, ResidualQuantizer};
+use fathom_index::ivf::IvfAdditiveQuantizer;
+use fathom_index::{Index, IndexAdditiveQuantizer, IndexResidualCoarseQuantizer};
+use fathom_quant::additive::{AdditiveQuantizer, AqKind, AqSearchType, LsqParams};
 
 use super::cursor::{Cursor, MAX_DIM};
 use super::header::{check_ntotal, read_header, write_header};
 use super::ivf::{finish_ivf, read_ivf_header};
 use super::sink::Sink;
+
+/// Which quantizer a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Rq,
+    Lsq,
+    Prq,
+    Plsq,
+}
+
+impl Family {
+    fn of(aq: &AdditiveQuantizer) -> Self {
+        match aq.kind() {
+            AqKind::Residual(_) => Family::Rq,
+            AqKind::LocalSearch(_) => Family::Lsq,
+            AqKind::Product(subs) => match subs.first().map(|s| s.kind()) {
+                Some(AqKind::LocalSearch(_)) => Family::Plsq,
+                _ => Family::Prq,
+            },
+        }
+    }
+    fn flat_fourcc(self) -> &'static [u8; 4] {
+        match self {
+            Family::Rq => b"IxRq",
+            Family::Lsq => b"IxLS",
+            Family::Prq => b"IxPR",
+            Family::Plsq => b"IxPL",
+        }
+    }
+    fn ivf_fourcc(self) -> &'static [u8; 4] {
+        match self {
+            Family::Rq => b"IwRQ",
+            Family::Lsq => b"IwLS",
+            Family::Prq => b"IwPR",
+            Family::Plsq => b"IwPL",
+        }
+    }
+    fn from_fourcc(f: &[u8; 4]) -> Option<Self> {
+        Some(match f {
+            b"IxRq" | b"IxRQ" | b"IwRQ" | b"ImRQ" => Family::Rq,
+            b"IxLS" | b"IwLS" => Family::Lsq,
+            b"IxPR" | b"IwPR" => Family::Prq,
+            b"IxPL" | b"IwPL" => Family::Plsq,
+            _ => return None,
+        })
+    }
+}
+
+/// The fields every additive quantizer starts with.
+struct Base {
+    d: usize,
+    nbits: Vec<usize>,
+    is_trained: bool,
+    codebooks: Vec<f32>,
+    st: AqSearchType,
+    norm_min: f32,
+    norm_max: f32,
+    table: Vec<f32>,
+    tabs: Vec<f32>,
+}
 
 fn read_nbits(c: &mut Cursor<'_>, m: usize) -> Result<Vec<usize>> {
     let nbits = c.vec_len::<u64>("additive-quantizer nbits", m)?;
@@ -27,140 +95,287 @@ fn read_nbits(c: &mut Cursor<'_>, m: usize) -> Result<Vec<usize>> {
         .collect()
 }
 
-fn codebook_len(c: &Cursor<'_>, nbits: &[usize], d: usize) -> Result<usize> {
-    nbits
-        .iter()
-        .map(|&b| 1usize << b)
-        .sum::<usize>()
-        .checked_mul(d)
-        .ok_or_else(|| c.err("codebooks overflow"))
-}
-
-/// The residual quantizer record (`legacy`: the old `IxRQ` field order).
-fn read_rq(c: &mut Cursor<'_>, d_index: usize, legacy: bool) -> Result<ResidualQuantizer> {
+/// `legacy`: the old `IxRQ` order, with `train_type` and `max_beam_size` before the
+/// codebooks (returned).
+fn read_base(c: &mut Cursor<'_>, legacy: bool) -> Result<(Base, Option<(i32, i32)>)> {
     let d = c.u64_in("additive-quantizer d", MAX_DIM)?;
     let m = c.u64_in("additive-quantizer M", 4096)?;
-    if d != d_index || m == 0 {
-        return Err(c.err(format!(
-            "an additive quantizer of d = {d}, M = {m} in an index of d = {d_index}"
-        )));
+    if d == 0 || m == 0 {
+        return Err(c.err(format!("an additive quantizer of d = {d}, M = {m}")));
     }
     let nbits = read_nbits(c, m)?;
     let is_trained = c.bool("is_trained")?;
-    let (train_type, beam) = if legacy {
-        (c.i32("train_type")?, c.i32("max_beam_size")?)
+    let legacy_rq = if legacy {
+        Some((c.i32("train_type")?, c.i32("max_beam_size")?))
     } else {
-        (0, 0)
+        None
     };
-    let len = codebook_len(c, &nbits, d)?;
     let codebooks = c.vec::<f32>("codebooks")?;
-    if !codebooks.is_empty() && codebooks.len() != len {
-        return Err(c.err(format!(
-            "codebooks hold {} floats; the codebooks need {len}",
-            codebooks.len()
-        )));
-    }
     let st = AqSearchType::from_code(c.i32("search type")?).map_err(|e| c.err(e))?;
     let norm_min = c.f32("norm_min")?;
     let norm_max = c.f32("norm_max")?;
-    if !legacy && matches!(st.code(), 6..=9) {
-        return Err(c.err(format!(
-            "norm encoding {} is not read by fathom yet",
-            st.factory_suffix()
-        )));
+    let (mut table, mut tabs) = (Vec::new(), Vec::new());
+    if !legacy && st.has_norm_table() {
+        table = c.vec::<f32>("norm table")?;
+        if matches!(st, AqSearchType::NormLsq2x4 | AqSearchType::NormRq2x4) {
+            tabs = c.vec::<f32>("norm codebooks")?;
+        }
     }
-    let (train_type, beam) = if legacy {
-        (train_type, beam)
-    } else {
-        (c.i32("train_type")?, c.i32("max_beam_size")?)
+    let base = Base {
+        d,
+        nbits,
+        is_trained,
+        codebooks,
+        st,
+        norm_min,
+        norm_max,
+        table,
+        tabs,
+    };
+    Ok((base, legacy_rq))
+}
+
+/// Gives a quantizer built from a record's shape its trained state.
+fn finish(c: &Cursor<'_>, mut aq: AdditiveQuantizer, b: Base) -> Result<AdditiveQuantizer> {
+    if b.is_trained && !b.codebooks.is_empty() {
+        aq.set_codebooks(b.codebooks).map_err(|e| c.err(e))?;
+    }
+    aq.set_norm_state(b.norm_min, b.norm_max, b.table, b.tabs)
+        .map_err(|e| c.err(e))?;
+    Ok(aq)
+}
+
+fn read_rq(c: &mut Cursor<'_>, legacy: bool) -> Result<AdditiveQuantizer> {
+    let (b, legacy_rq) = read_base(c, legacy)?;
+    let (train_type, beam) = match legacy_rq {
+        Some(v) => v,
+        None => (c.i32("train_type")?, c.i32("max_beam_size")?),
     };
     if beam <= 0 {
         return Err(c.err(format!("max_beam_size is {beam}; expected ≥ 1")));
     }
-    let mut rq = if is_trained && !codebooks.is_empty() {
-        ResidualQuantizer::from_parts(d, nbits, codebooks, st, norm_min, norm_max)
-    } else {
-        ResidualQuantizer::new(d, nbits, st)
+    let mut aq = AdditiveQuantizer::residual(b.d, b.nbits.clone(), b.st).map_err(|e| c.err(e))?;
+    if let AqKind::Residual(p) = aq.kind_mut() {
+        p.train_type = train_type;
+        p.max_beam_size = beam as usize;
     }
-    .map_err(|e| c.err(e))?;
-    rq.train_type = train_type;
-    rq.max_beam_size = beam as usize;
-    Ok(rq)
+    finish(c, aq, b)
 }
 
-fn write_rq(s: &mut Sink<'_>, rq: &ResidualQuantizer) -> Result<()> {
-    s.usize(rq.d())?;
-    s.usize(rq.m())?;
-    let nbits: Vec<u64> = rq.nbits().iter().map(|&b| b as u64).collect();
+fn read_lsq(c: &mut Cursor<'_>) -> Result<AdditiveQuantizer> {
+    let (b, _) = read_base(c, false)?;
+    let k = c.u64("K")?;
+    if b.nbits.iter().any(|&nb| 1u64 << nb != k) {
+        return Err(c.err(format!(
+            "a local-search quantizer of K = {k} with codebooks of {:?} bits",
+            b.nbits
+        )));
+    }
+    let limit = 1 << 20;
+    let p = LsqParams {
+        train_iters: c.u64_in("train_iters", limit)?,
+        encode_ils_iters: c.u64_in("encode_ils_iters", limit)?,
+        train_ils_iters: c.u64_in("train_ils_iters", limit)?,
+        icm_iters: c.u64_in("icm_iters", limit)?,
+        p: c.f32("p")?,
+        lambd: c.f32("lambd")?,
+        chunk_size: c.u64_in("chunk_size", 1 << 40)?,
+        random_seed: c.i32("random_seed")?,
+        nperts: c.u64_in("nperts", limit)?,
+        update_codebooks_with_double: c.bool("update_codebooks_with_double")?,
+    };
+    let mut aq = AdditiveQuantizer::local_search(b.d, b.nbits.len(), b.nbits[0], b.st)
+        .map_err(|e| c.err(e))?;
+    if let AqKind::LocalSearch(q) = aq.kind_mut() {
+        *q = p;
+    }
+    finish(c, aq, b)
+}
+
+fn read_product(c: &mut Cursor<'_>, lsq: bool) -> Result<AdditiveQuantizer> {
+    let (b, _) = read_base(c, false)?;
+    let nsplits = c.u64_in("nsplits", b.d)?;
+    if nsplits == 0 || b.d % nsplits != 0 {
+        return Err(c.err(format!("{nsplits} parts do not split d = {}", b.d)));
+    }
+    let subs = (0..nsplits)
+        .map(|_| if lsq { read_lsq(c) } else { read_rq(c, false) })
+        .collect::<Result<Vec<_>>>()?;
+    let aq = AdditiveQuantizer::product(b.d, subs, b.st).map_err(|e| c.err(e))?;
+    if aq.nbits() != b.nbits.as_slice() {
+        return Err(c.err(format!(
+            "the product's codebooks are {:?} bits; its parts' are {:?}",
+            b.nbits,
+            aq.nbits()
+        )));
+    }
+    finish(c, aq, b)
+}
+
+fn read_aq(
+    c: &mut Cursor<'_>,
+    family: Family,
+    legacy: bool,
+    d_index: usize,
+) -> Result<AdditiveQuantizer> {
+    let aq = match family {
+        Family::Rq => read_rq(c, legacy)?,
+        Family::Lsq => read_lsq(c)?,
+        Family::Prq => read_product(c, false)?,
+        Family::Plsq => read_product(c, true)?,
+    };
+    if aq.d() != d_index {
+        return Err(c.err(format!(
+            "an additive quantizer of d = {} in an index of d = {d_index}",
+            aq.d()
+        )));
+    }
+    Ok(aq)
+}
+
+fn write_base(s: &mut Sink<'_>, aq: &AdditiveQuantizer) -> Result<()> {
+    s.usize(aq.d())?;
+    s.usize(aq.m())?;
+    let nbits: Vec<u64> = aq.nbits().iter().map(|&b| b as u64).collect();
     s.vec(&nbits)?;
-    s.bool(rq.is_trained())?;
-    s.vec(rq.codebooks())?;
-    s.i32(rq.search_type().code())?;
-    let (lo, hi) = rq.norm_range();
+    s.bool(aq.is_trained())?;
+    s.vec(aq.codebooks())?;
+    s.i32(aq.search_type().code())?;
+    let (lo, hi) = aq.norm_range();
     s.f32(lo)?;
     s.f32(hi)?;
-    s.i32(rq.train_type)?;
-    s.i32(rq.max_beam_size as i32)
+    if aq.search_type().has_norm_table() {
+        s.vec(aq.norm_table())?;
+        if matches!(
+            aq.search_type(),
+            AqSearchType::NormLsq2x4 | AqSearchType::NormRq2x4
+        ) {
+            s.vec(aq.norm_tabs())?;
+        }
+    }
+    Ok(())
 }
 
-/// `IxRq` and the legacy `IxRQ`.
+fn write_aq(s: &mut Sink<'_>, aq: &AdditiveQuantizer) -> Result<()> {
+    write_base(s, aq)?;
+    match aq.kind() {
+        AqKind::Residual(p) => {
+            s.i32(p.train_type)?;
+            s.i32(p.max_beam_size.min(i32::MAX as usize) as i32)
+        }
+        AqKind::LocalSearch(p) => {
+            s.usize(1 << aq.nbits()[0])?;
+            s.usize(p.train_iters)?;
+            s.usize(p.encode_ils_iters)?;
+            s.usize(p.train_ils_iters)?;
+            s.usize(p.icm_iters)?;
+            s.f32(p.p)?;
+            s.f32(p.lambd)?;
+            s.usize(p.chunk_size)?;
+            s.i32(p.random_seed)?;
+            s.usize(p.nperts)?;
+            s.bool(p.update_codebooks_with_double)
+        }
+        AqKind::Product(subs) => {
+            s.usize(subs.len())?;
+            subs.iter().try_for_each(|sub| write_aq(s, sub))
+        }
+    }
+}
+
+fn check_code_size(c: &Cursor<'_>, code_size: u64, aq: &AdditiveQuantizer) -> Result<()> {
+    if code_size != aq.code_size() as u64 {
+        return Err(c.err(format!(
+            "code_size is {code_size}; the quantizer's codes are {} bytes",
+            aq.code_size()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a fourcc is a flat additive-quantizer index.
+pub(super) fn is_flat_fourcc(f: &[u8; 4]) -> bool {
+    matches!(f, b"IxRq" | b"IxRQ" | b"IxLS" | b"IxPR" | b"IxPL")
+}
+
+/// Whether a fourcc is an IVF additive-quantizer index.
+pub(super) fn is_ivf_fourcc(f: &[u8; 4]) -> bool {
+    matches!(f, b"IwRQ" | b"IwLS" | b"IwPR" | b"IwPL")
+}
+
+/// `IxRq`, `IxRQ`, `IxLS`, `IxPR`, `IxPL`.
 pub(super) fn read_flat_body(
     c: &mut Cursor<'_>,
     fourcc: &[u8; 4],
-) -> Result<IndexResidualQuantizer> {
+) -> Result<IndexAdditiveQuantizer> {
+    let family = Family::from_fourcc(fourcc).ok_or_else(|| c.err("not an additive quantizer"))?;
     let h = read_header(c)?;
-    let rq = read_rq(c, h.d, fourcc == b"IxRQ")?;
+    let aq = read_aq(c, family, fourcc == b"IxRQ", h.d)?;
     let code_size = c.u64("code_size")?;
-    if code_size != rq.code_size() as u64 {
-        return Err(c.err(format!(
-            "code_size is {code_size}; the quantizer's codes are {} bytes",
-            rq.code_size()
-        )));
-    }
+    check_code_size(c, code_size, &aq)?;
     let len = h
         .ntotal
-        .checked_mul(rq.code_size())
+        .checked_mul(aq.code_size())
         .ok_or_else(|| c.err("codes overflow"))?;
-    let codes = c.vec_len::<u8>("residual-quantizer codes", len)?;
-    let mut index = IndexResidualQuantizer::from_quantizer(rq, h.metric).map_err(|e| c.err(e))?;
+    let codes = c.vec_len::<u8>("additive-quantizer codes", len)?;
+    let mut index = IndexAdditiveQuantizer::new(aq, h.metric).map_err(|e| c.err(e))?;
     index.add_codes(&codes).map_err(|e| c.err(e))?;
     check_ntotal(c, &h, index.ntotal(), "the codes")?;
     Ok(index)
 }
 
-pub(super) fn write_flat(s: &mut Sink<'_>, index: &IndexResidualQuantizer) -> Result<()> {
-    s.fourcc(b"IxRq")?;
+pub(super) fn write_flat(s: &mut Sink<'_>, index: &IndexAdditiveQuantizer) -> Result<()> {
+    s.fourcc(Family::of(index.aq()).flat_fourcc())?;
     write_header(s, index)?;
-    write_rq(s, index.rq())?;
-    s.usize(index.rq().code_size())?;
+    write_aq(s, index.aq())?;
+    s.usize(index.aq().code_size())?;
     s.vec(index.codes())
 }
 
-/// `IwRQ`.
-pub(super) fn read_ivf_body(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
+/// `IwRQ`, `IwLS`, `IwPR`, `IwPL`.
+pub(super) fn read_ivf_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<Box<dyn Index>> {
+    let family = Family::from_fourcc(fourcc).ok_or_else(|| c.err("not an additive quantizer"))?;
     let ivf = read_ivf_header(c)?;
     let code_size = c.u64("code_size")?;
-    let rq = read_rq(c, ivf.h.d, false)?;
-    if code_size != rq.code_size() as u64 {
-        return Err(c.err(format!(
-            "code_size is {code_size}; the quantizer's codes are {} bytes",
-            rq.code_size()
-        )));
-    }
+    let aq = read_aq(c, family, false, ivf.h.d)?;
+    check_code_size(c, code_size, &aq)?;
     let by_residual = c.bool("by_residual")?;
     c.i32("use_precomputed_table")?;
-    let codec = IvfResidualQuantizer::from_rq(rq);
+    let codec = IvfAdditiveQuantizer::from_aq(aq);
     Ok(Box::new(finish_ivf(c, ivf, codec, by_residual)?))
 }
 
-/// The codec part of `IwRQ`, after the IVF header.
+/// The fourcc of an IVF index with this codec.
+pub(super) fn ivf_fourcc(codec: &IvfAdditiveQuantizer) -> &'static [u8; 4] {
+    Family::of(codec.aq()).ivf_fourcc()
+}
+
+/// The codec part of an IVF record, after the IVF header.
 pub(super) fn write_ivf_codec(
     s: &mut Sink<'_>,
-    codec: &IvfResidualQuantizer,
+    codec: &IvfAdditiveQuantizer,
     by_residual: bool,
 ) -> Result<()> {
-    s.usize(codec.rq().code_size())?;
-    write_rq(s, codec.rq())?;
+    s.usize(codec.aq().code_size())?;
+    write_aq(s, codec.aq())?;
     s.bool(by_residual)?;
     s.i32(0)
+}
+
+/// `ImRQ`: the header, the residual quantizer and `beam_factor`.
+pub(super) fn read_rcq_body(c: &mut Cursor<'_>) -> Result<IndexResidualCoarseQuantizer> {
+    let h = read_header(c)?;
+    let rq = read_aq(c, Family::Rq, false, h.d)?;
+    let beam_factor = c.f32("beam_factor")?;
+    let rcq = IndexResidualCoarseQuantizer::from_quantizer(rq, h.metric, beam_factor)
+        .map_err(|e| c.err(e))?;
+    check_ntotal(c, &h, rcq.ntotal(), "the quantizer's codes")?;
+    Ok(rcq)
+}
+
+pub(super) fn write_rcq(s: &mut Sink<'_>, rcq: &IndexResidualCoarseQuantizer) -> Result<()> {
+    s.fourcc(b"ImRQ")?;
+    write_header(s, rcq)?;
+    write_aq(s, rcq.rq())?;
+    s.f32(rcq.beam_factor)
 }

@@ -394,8 +394,8 @@ pub(super) fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Res
             super::rabitq::write_ivf_codec(s, c)?;
             write_lists(s, ivf.invlists())
         }
-        IvfCodecView::ResidualQuantizer(c) => {
-            header(s, b"IwRQ")?;
+        IvfCodecView::AdditiveQuantizer(c) => {
+            header(s, super::additive::ivf_fourcc(c))?;
             super::additive::write_ivf_codec(s, c, ivf.by_residual())?;
             write_lists(s, ivf.invlists())
         }

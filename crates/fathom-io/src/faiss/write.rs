@@ -18,7 +18,8 @@ pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
         IndexView::Lsh(l) => codes::write_lsh(s, l),
         IndexView::PqFastScan(f) => codes::write_pq_fastscan(s, f),
         IndexView::RaBitQ(r) => rabitq::write_flat(s, r),
-        IndexView::ResidualQuantizer(r) => additive::write_flat(s, r),
+        IndexView::AdditiveQuantizer(a) => additive::write_flat(s, a),
+        IndexView::ResidualCoarseQuantizer(q) => additive::write_rcq(s, q),
         IndexView::IdMap {
             inner,
             ids,

@@ -1,93 +1,106 @@
-//! `IndexIvfResidualQuantizer`: residual-quantizer codes of residuals in the lists.
+//! `IndexIvfAdditiveQuantizer`: additive-quantizer codes (RQ, LSQ, PRQ, PLSQ) of
+//! residuals in the lists.
 
 use fathom_core::{Idx, MetricType, Result};
-use fathom_quant::residual::{AqSearchType, ResidualQuantizer};
+use fathom_quant::additive::AdditiveQuantizer;
 
 use super::{IndexIvf, IvfCodec, IvfContext, ListScanner};
 use crate::Index;
-use crate::residual::{RqQuery, check_metric, rq_token};
+use crate::additive::{AqQuery, aq_param, aq_token, check_metric, set_aq_param};
 
-/// The codec of [`IndexIvfResidualQuantizer`].
+/// The codec of [`IndexIvfAdditiveQuantizer`].
 #[derive(Debug, Clone)]
-pub struct IvfResidualQuantizer {
-    rq: ResidualQuantizer,
+pub struct IvfAdditiveQuantizer {
+    aq: AdditiveQuantizer,
 }
 
-/// Residual-quantizer codes in inverted lists (Faiss's `IndexIVFResidualQuantizer`,
-/// factory `IVF<n>,RQ<M>x<nbits>[_N<norm>]`), of the vectors' residuals to their
-/// centroids by default.
+/// Additive-quantizer codes in inverted lists (Faiss's `IndexIVFResidualQuantizer`,
+/// `IndexIVFLocalSearchQuantizer`, `IndexIVFProductResidualQuantizer`,
+/// `IndexIVFProductLocalSearchQuantizer`; factory `IVF<n>,RQ…`, `IVF<n>,LSQ…`,
+/// `IVF<n>,PRQ…`, `IVF<n>,PLSQ…`), of the vectors' residuals to their centroids by
+/// default.
 ///
 /// ```
-/// use fathom_index::{Index, IndexFlat, IndexIvfResidualQuantizer, MetricType};
-/// use fathom_quant::residual::AqSearchType;
+/// use fathom_index::{Index, IndexFlat, IndexIvfAdditiveQuantizer, MetricType};
+/// use fathom_quant::additive::{AdditiveQuantizer, AqSearchType};
 /// let d = 16;
 /// let x: Vec<f32> = (0..3000 * d).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
 /// let q = Box::new(IndexFlat::new_l2(d).unwrap());
-/// let mut index =
-///     IndexIvfResidualQuantizer::new(q, 8, vec![6, 6], MetricType::L2, AqSearchType::Decompress)
-///         .unwrap();
+/// let rq = AdditiveQuantizer::residual(d, vec![6, 6], AqSearchType::Decompress).unwrap();
+/// let mut index = IndexIvfAdditiveQuantizer::new(q, 8, rq, MetricType::L2).unwrap();
 /// index.train(&x).unwrap();
 /// index.add(&x).unwrap();
 /// index.nprobe = 8;
 /// assert_eq!(index.search(&x[..d], 1).unwrap().labels, vec![0]);
 /// ```
-pub type IndexIvfResidualQuantizer = IndexIvf<IvfResidualQuantizer>;
+pub type IndexIvfAdditiveQuantizer = IndexIvf<IvfAdditiveQuantizer>;
+/// Faiss's name for an [`IndexIvfAdditiveQuantizer`] over a residual quantizer.
+pub type IndexIvfResidualQuantizer = IndexIvfAdditiveQuantizer;
 
-impl IndexIvf<IvfResidualQuantizer> {
-    /// An untrained index over `quantizer` with `nlist` lists.
+impl IndexIvf<IvfAdditiveQuantizer> {
+    /// An untrained index over `quantizer` with `nlist` lists, coding with `aq`.
     pub fn new(
         quantizer: Box<dyn Index>,
         nlist: usize,
-        nbits: Vec<usize>,
+        aq: AdditiveQuantizer,
         metric: MetricType,
-        search_type: AqSearchType,
     ) -> Result<Self> {
         check_metric(metric)?;
-        let rq = ResidualQuantizer::new(quantizer.dim(), nbits, search_type)?;
-        IndexIvf::with_codec(quantizer, nlist, metric, IvfResidualQuantizer { rq }, true)
+        if aq.d() != quantizer.dim() {
+            return Err(fathom_core::Error::DimensionMismatch {
+                what: "additive quantizer".into(),
+                got: aq.d(),
+                expected: quantizer.dim().to_string(),
+            });
+        }
+        IndexIvf::with_codec(quantizer, nlist, metric, IvfAdditiveQuantizer { aq }, true)
     }
 }
 
-impl IvfResidualQuantizer {
+impl IvfAdditiveQuantizer {
     /// The codec over a quantizer (trained, as read from a file).
-    pub fn from_rq(rq: ResidualQuantizer) -> Self {
-        IvfResidualQuantizer { rq }
+    pub fn from_aq(aq: AdditiveQuantizer) -> Self {
+        IvfAdditiveQuantizer { aq }
     }
     /// The quantizer.
-    pub fn rq(&self) -> &ResidualQuantizer {
-        &self.rq
+    pub fn aq(&self) -> &AdditiveQuantizer {
+        &self.aq
     }
 }
 
-impl IvfCodec for IvfResidualQuantizer {
+impl IvfCodec for IvfAdditiveQuantizer {
     fn view(&self) -> super::IvfCodecView<'_> {
-        super::IvfCodecView::ResidualQuantizer(self)
+        super::IvfCodecView::AdditiveQuantizer(self)
     }
     fn code_size(&self) -> usize {
-        self.rq.code_size()
+        self.aq.code_size()
     }
     fn is_trained(&self) -> bool {
-        self.rq.is_trained()
+        self.aq.is_trained()
     }
     fn train(&mut self, x: &[f32], _lists: &[Idx], _ctx: IvfContext<'_>) -> Result<()> {
-        self.rq.train(x)
+        self.aq.train(x)
     }
     fn train_sample_size(&self) -> usize {
-        // Faiss's train_encoder_num_vectors: 1024 · 2^nbits[0].
-        1024 << self.rq.nbits()[0]
+        // Faiss's train_encoder_num_vectors: 1024 · 2^nbits[0], M times that for LSQ.
+        let per_level = 1024 << self.aq.nbits()[0];
+        match self.aq.kind() {
+            fathom_quant::additive::AqKind::LocalSearch(_) => per_level * self.aq.m(),
+            _ => per_level,
+        }
     }
     fn encode(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
-        self.rq.encode(x, codes)
+        self.aq.encode(x, codes)
     }
     fn decode(&self, code: &[u8], out: &mut [f32]) {
-        self.rq.decode(code, out);
+        self.aq.decode(code, out);
     }
     fn scanner<'a>(
         &'a self,
         ctx: IvfContext<'a>,
         query: &'a [f32],
     ) -> Result<Box<dyn ListScanner + 'a>> {
-        Ok(Box::new(RqScanner {
+        Ok(Box::new(AqScanner {
             codec: self,
             ctx,
             query,
@@ -97,32 +110,28 @@ impl IvfCodec for IvfResidualQuantizer {
         }))
     }
     fn description(&self, _by_residual: bool) -> String {
-        rq_token(&self.rq)
+        aq_token(&self.aq)
     }
     fn set_param(&mut self, name: &str, value: f64) -> Result<bool> {
-        if name != "max_beam_size" {
-            return Ok(false);
-        }
-        self.rq.max_beam_size = crate::param_values::positive(name, value)?;
-        Ok(true)
+        set_aq_param(&mut self.aq, name, value)
     }
     fn param(&self, name: &str) -> Option<f64> {
-        (name == "max_beam_size").then_some(self.rq.max_beam_size as f64)
+        aq_param(&self.aq, name)
     }
 }
 
 /// Per list: L2 over residuals compares `q − c` with the decoded residual; inner product
 /// adds `⟨q, c⟩` (the coarse score) to `⟨q, y⟩`.
-struct RqScanner<'a> {
-    codec: &'a IvfResidualQuantizer,
+struct AqScanner<'a> {
+    codec: &'a IvfAdditiveQuantizer,
     ctx: IvfContext<'a>,
     query: &'a [f32],
     residual: Vec<f32>,
-    prepared: Option<RqQuery<'a>>,
+    prepared: Option<AqQuery<'a>>,
     bias: f32,
 }
 
-impl ListScanner for RqScanner<'_> {
+impl ListScanner for AqScanner<'_> {
     fn set_list(&mut self, list: usize, coarse_dis: f32) -> Result<()> {
         let l2 = self.ctx.metric == MetricType::L2;
         if l2 && self.ctx.by_residual {
@@ -130,8 +139,8 @@ impl ListScanner for RqScanner<'_> {
         } else {
             self.residual.copy_from_slice(self.query);
         }
-        self.prepared = Some(RqQuery::new(
-            &self.codec.rq,
+        self.prepared = Some(AqQuery::new(
+            &self.codec.aq,
             &self.residual,
             self.ctx.metric,
         ));

@@ -1,0 +1,484 @@
+//! Faiss's additive-quantizer index classes: `IndexAdditiveQuantizer` and its residual,
+//! local-search and product forms (flat and IVF), and `ResidualCoarseQuantizer`. Each
+//! constructor takes Faiss's arguments; [`wrap`] gives an index read from a file or made
+//! by the factory the class Faiss would.
+
+use fathom::quant::additive::{AdditiveQuantizer, AqKind, AqSearchType};
+use fathom::{
+    Index, IndexAdditiveQuantizer, IndexIvfAdditiveQuantizer, IndexResidualCoarseQuantizer,
+    IndexView,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::type_object::PyTypeInfo;
+
+use crate::classes::{PyIndexIVF, count, get_param, quantizer_for, set_param};
+use crate::errors::OrRaise;
+use crate::index::PyIndex;
+
+fn search_type(code: i64) -> PyResult<AqSearchType> {
+    i32::try_from(code)
+        .map_err(|_| PyValueError::new_err(format!("unknown search type {code}")))
+        .and_then(|c| AqSearchType::from_code(c).or_raise())
+}
+
+fn flat(
+    aq: AdditiveQuantizer,
+    metric: i64,
+) -> PyResult<PyClassInitializer<PyIndexAdditiveQuantizer>> {
+    let m = crate::index::metric(metric, 0.0)?;
+    let index = IndexAdditiveQuantizer::new(aq, m).or_raise()?;
+    Ok(PyClassInitializer::from(PyIndex::new(Box::new(index)))
+        .add_subclass(PyIndexAdditiveQuantizer))
+}
+
+fn ivf(
+    quantizer: &Bound<'_, PyAny>,
+    d: i64,
+    nlist: i64,
+    aq: AdditiveQuantizer,
+    metric: i64,
+    owner: &str,
+) -> PyResult<PyClassInitializer<PyIndexIVFAdditiveQuantizer>> {
+    let m = crate::index::metric(metric, 0.0)?;
+    let q = quantizer_for(quantizer, d, owner)?;
+    let index = IndexIvfAdditiveQuantizer::new(q, count("nlist", nlist)?, aq, m).or_raise()?;
+    Ok(PyClassInitializer::from(PyIndex::new(Box::new(index)))
+        .add_subclass(PyIndexIVF)
+        .add_subclass(PyIndexIVFAdditiveQuantizer))
+}
+
+/// Additive-quantizer codes searched exhaustively (Faiss's `IndexAdditiveQuantizer`).
+#[pyclass(extends = PyIndex, subclass, frozen, module = "fathom", name = "IndexAdditiveQuantizer")]
+pub struct PyIndexAdditiveQuantizer;
+
+/// Residual-quantizer codes searched exhaustively (Faiss's `IndexResidualQuantizer`).
+#[pyclass(extends = PyIndexAdditiveQuantizer, frozen, module = "fathom", name = "IndexResidualQuantizer")]
+pub struct PyIndexResidualQuantizer;
+
+#[pymethods]
+impl PyIndexResidualQuantizer {
+    /// An untrained index of `M` codebooks of `2^nbits` entries; `search_type` as
+    /// Faiss's `AdditiveQuantizer.ST_*` numbers (0: decompress, 1: no norm, 3: float
+    /// norm, 4/5: 8/4-bit norm, 6/7: 8/4-bit k-means norm, 8/9: 2×4-bit LSQ/RQ norm).
+    #[new]
+    #[pyo3(signature = (d, M, nbits, metric = 1, search_type = 0))]
+    #[allow(non_snake_case)]
+    fn new(
+        d: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let nb = vec![count("nbits", nbits)?; count("M", M)?];
+        let aq = AdditiveQuantizer::residual(count("d", d)?, nb, self::search_type(search_type)?)
+            .or_raise()?;
+        Ok(flat(aq, metric)?.add_subclass(PyIndexResidualQuantizer))
+    }
+    /// Partial sums kept per level when encoding.
+    #[getter]
+    fn get_max_beam_size(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(get_param(slf.as_super().as_super().get(), "max_beam_size")? as usize)
+    }
+    #[setter]
+    fn set_max_beam_size(slf: &Bound<'_, Self>, value: usize) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().as_super().get(),
+            "max_beam_size",
+            value as f64,
+        )
+    }
+}
+
+/// Local-search-quantizer codes searched exhaustively (Faiss's `IndexLocalSearchQuantizer`).
+#[pyclass(extends = PyIndexAdditiveQuantizer, frozen, module = "fathom", name = "IndexLocalSearchQuantizer")]
+pub struct PyIndexLocalSearchQuantizer;
+
+#[pymethods]
+impl PyIndexLocalSearchQuantizer {
+    /// An untrained index of `M` codebooks of `2^nbits` entries.
+    #[new]
+    #[pyo3(signature = (d, M, nbits, metric = 1, search_type = 0))]
+    #[allow(non_snake_case)]
+    fn new(
+        d: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::local_search(
+            count("d", d)?,
+            count("M", M)?,
+            count("nbits", nbits)?,
+            self::search_type(search_type)?,
+        )
+        .or_raise()?;
+        Ok(flat(aq, metric)?.add_subclass(PyIndexLocalSearchQuantizer))
+    }
+}
+
+/// Product-residual-quantizer codes searched exhaustively (Faiss's
+/// `IndexProductResidualQuantizer`).
+#[pyclass(extends = PyIndexAdditiveQuantizer, frozen, module = "fathom", name = "IndexProductResidualQuantizer")]
+pub struct PyIndexProductResidualQuantizer;
+
+#[pymethods]
+impl PyIndexProductResidualQuantizer {
+    /// `nsplits` parts, each with `Msub` codebooks of `2^nbits` entries.
+    #[new]
+    #[pyo3(signature = (d, nsplits, Msub, nbits, metric = 1, search_type = 0))]
+    #[allow(non_snake_case)]
+    fn new(
+        d: i64,
+        nsplits: i64,
+        Msub: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::product_residual(
+            count("d", d)?,
+            count("nsplits", nsplits)?,
+            count("Msub", Msub)?,
+            count("nbits", nbits)?,
+            self::search_type(search_type)?,
+        )
+        .or_raise()?;
+        Ok(flat(aq, metric)?.add_subclass(PyIndexProductResidualQuantizer))
+    }
+}
+
+/// Product-local-search-quantizer codes searched exhaustively (Faiss's
+/// `IndexProductLocalSearchQuantizer`).
+#[pyclass(extends = PyIndexAdditiveQuantizer, frozen, module = "fathom", name = "IndexProductLocalSearchQuantizer")]
+pub struct PyIndexProductLocalSearchQuantizer;
+
+#[pymethods]
+impl PyIndexProductLocalSearchQuantizer {
+    /// `nsplits` parts, each with `Msub` codebooks of `2^nbits` entries.
+    #[new]
+    #[pyo3(signature = (d, nsplits, Msub, nbits, metric = 1, search_type = 0))]
+    #[allow(non_snake_case)]
+    fn new(
+        d: i64,
+        nsplits: i64,
+        Msub: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::product_local_search(
+            count("d", d)?,
+            count("nsplits", nsplits)?,
+            count("Msub", Msub)?,
+            count("nbits", nbits)?,
+            self::search_type(search_type)?,
+        )
+        .or_raise()?;
+        Ok(flat(aq, metric)?.add_subclass(PyIndexProductLocalSearchQuantizer))
+    }
+}
+
+/// Additive-quantizer codes in inverted lists (Faiss's `IndexIVFAdditiveQuantizer`).
+#[pyclass(extends = PyIndexIVF, subclass, frozen, module = "fathom", name = "IndexIVFAdditiveQuantizer")]
+pub struct PyIndexIVFAdditiveQuantizer;
+
+/// Residual-quantizer codes in inverted lists (Faiss's `IndexIVFResidualQuantizer`).
+#[pyclass(extends = PyIndexIVFAdditiveQuantizer, frozen, module = "fathom", name = "IndexIVFResidualQuantizer")]
+pub struct PyIndexIVFResidualQuantizer;
+
+#[pymethods]
+impl PyIndexIVFResidualQuantizer {
+    /// `nlist` lists over `quantizer`, residuals coded by `M` codebooks of `2^nbits`
+    /// entries.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, M, nbits, metric = 1, search_type = 0))]
+    #[allow(non_snake_case)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let nb = vec![count("nbits", nbits)?; count("M", M)?];
+        let aq = AdditiveQuantizer::residual(count("d", d)?, nb, self::search_type(search_type)?)
+            .or_raise()?;
+        Ok(
+            ivf(quantizer, d, nlist, aq, metric, "IndexIVFResidualQuantizer")?
+                .add_subclass(PyIndexIVFResidualQuantizer),
+        )
+    }
+}
+
+/// Local-search-quantizer codes in inverted lists (Faiss's `IndexIVFLocalSearchQuantizer`).
+#[pyclass(extends = PyIndexIVFAdditiveQuantizer, frozen, module = "fathom", name = "IndexIVFLocalSearchQuantizer")]
+pub struct PyIndexIVFLocalSearchQuantizer;
+
+#[pymethods]
+impl PyIndexIVFLocalSearchQuantizer {
+    /// `nlist` lists over `quantizer`, residuals coded by `M` codebooks of `2^nbits`
+    /// entries.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, M, nbits, metric = 1, search_type = 0))]
+    #[allow(non_snake_case)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::local_search(
+            count("d", d)?,
+            count("M", M)?,
+            count("nbits", nbits)?,
+            self::search_type(search_type)?,
+        )
+        .or_raise()?;
+        Ok(ivf(
+            quantizer,
+            d,
+            nlist,
+            aq,
+            metric,
+            "IndexIVFLocalSearchQuantizer",
+        )?
+        .add_subclass(PyIndexIVFLocalSearchQuantizer))
+    }
+}
+
+/// Product-residual-quantizer codes in inverted lists (Faiss's
+/// `IndexIVFProductResidualQuantizer`).
+#[pyclass(extends = PyIndexIVFAdditiveQuantizer, frozen, module = "fathom", name = "IndexIVFProductResidualQuantizer")]
+pub struct PyIndexIVFProductResidualQuantizer;
+
+#[pymethods]
+impl PyIndexIVFProductResidualQuantizer {
+    /// `nlist` lists over `quantizer`; `nsplits` parts of `Msub` codebooks each.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, nsplits, Msub, nbits, metric = 1, search_type = 0))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        nsplits: i64,
+        Msub: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::product_residual(
+            count("d", d)?,
+            count("nsplits", nsplits)?,
+            count("Msub", Msub)?,
+            count("nbits", nbits)?,
+            self::search_type(search_type)?,
+        )
+        .or_raise()?;
+        Ok(ivf(
+            quantizer,
+            d,
+            nlist,
+            aq,
+            metric,
+            "IndexIVFProductResidualQuantizer",
+        )?
+        .add_subclass(PyIndexIVFProductResidualQuantizer))
+    }
+}
+
+/// Product-local-search-quantizer codes in inverted lists (Faiss's
+/// `IndexIVFProductLocalSearchQuantizer`).
+#[pyclass(extends = PyIndexIVFAdditiveQuantizer, frozen, module = "fathom", name = "IndexIVFProductLocalSearchQuantizer")]
+pub struct PyIndexIVFProductLocalSearchQuantizer;
+
+#[pymethods]
+impl PyIndexIVFProductLocalSearchQuantizer {
+    /// `nlist` lists over `quantizer`; `nsplits` parts of `Msub` codebooks each.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, nsplits, Msub, nbits, metric = 1, search_type = 0))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        nsplits: i64,
+        Msub: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::product_local_search(
+            count("d", d)?,
+            count("nsplits", nsplits)?,
+            count("Msub", Msub)?,
+            count("nbits", nbits)?,
+            self::search_type(search_type)?,
+        )
+        .or_raise()?;
+        Ok(ivf(
+            quantizer,
+            d,
+            nlist,
+            aq,
+            metric,
+            "IndexIVFProductLocalSearchQuantizer",
+        )?
+        .add_subclass(PyIndexIVFProductLocalSearchQuantizer))
+    }
+}
+
+/// A coarse quantizer over every code of a residual quantizer (Faiss's
+/// `ResidualCoarseQuantizer`).
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "ResidualCoarseQuantizer")]
+pub struct PyResidualCoarseQuantizer;
+
+#[pymethods]
+impl PyResidualCoarseQuantizer {
+    /// `ResidualCoarseQuantizer(d, M, nbits, metric=METRIC_L2)`, or with a list of bits
+    /// per level in place of `M, nbits`: `ResidualCoarseQuantizer(d, [8, 6], metric)`.
+    #[new]
+    #[pyo3(signature = (d, M, nbits = None, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(
+        d: i64,
+        M: &Bound<'_, PyAny>,
+        nbits: Option<&Bound<'_, PyAny>>,
+        metric: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let (levels, metric) = match M.extract::<Vec<i64>>() {
+            // (d, [bits…], metric): the third positional argument is the metric.
+            Ok(list) => {
+                let metric = match nbits {
+                    Some(m) => m.extract::<i64>()?,
+                    None => metric,
+                };
+                let nb = list
+                    .iter()
+                    .map(|&b| count("nbits", b))
+                    .collect::<PyResult<Vec<_>>>()?;
+                (nb, metric)
+            }
+            Err(_) => {
+                let m = count("M", M.extract::<i64>()?)?;
+                let b = nbits.ok_or_else(|| {
+                    PyValueError::new_err("ResidualCoarseQuantizer(d, M, nbits): nbits is missing")
+                })?;
+                (vec![count("nbits", b.extract::<i64>()?)?; m], metric)
+            }
+        };
+        let m = crate::index::metric(metric, 0.0)?;
+        let rcq = IndexResidualCoarseQuantizer::new(count("d", d)?, levels, m).or_raise()?;
+        Ok(PyClassInitializer::from(PyIndex::new(Box::new(rcq)))
+            .add_subclass(PyResidualCoarseQuantizer))
+    }
+    /// Partial sums kept per result in the beam search (negative: scan every centroid).
+    #[getter]
+    fn get_beam_factor(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        get_param(slf.as_super().get(), "beam_factor")
+    }
+    /// Faiss's `set_beam_factor`.
+    fn set_beam_factor(slf: &Bound<'_, Self>, value: f64) -> PyResult<()> {
+        set_param(slf.py(), slf.as_super().get(), "beam_factor", value)
+    }
+}
+
+/// Which additive class an index gets, if it is one of them.
+pub(crate) enum AqClass {
+    Residual,
+    LocalSearch,
+    ProductResidual,
+    ProductLocalSearch,
+}
+
+/// The class of a quantizer's index.
+pub(crate) fn class_of(aq: &AdditiveQuantizer) -> AqClass {
+    match aq.kind() {
+        AqKind::Residual(_) => AqClass::Residual,
+        AqKind::LocalSearch(_) => AqClass::LocalSearch,
+        AqKind::Product(subs) => match subs.first().map(|s| s.kind()) {
+            Some(AqKind::LocalSearch(_)) => AqClass::ProductLocalSearch,
+            _ => AqClass::ProductResidual,
+        },
+    }
+}
+
+/// A flat additive-quantizer index as its Faiss class.
+pub(crate) fn wrap_flat(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
+    let class = match index.view() {
+        IndexView::AdditiveQuantizer(a) => class_of(a.aq()),
+        _ => return Err(PyValueError::new_err("not an additive-quantizer index")),
+    };
+    let b = PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyIndexAdditiveQuantizer);
+    Ok(match class {
+        AqClass::Residual => Py::new(py, b.add_subclass(PyIndexResidualQuantizer))?.into_any(),
+        AqClass::LocalSearch => {
+            Py::new(py, b.add_subclass(PyIndexLocalSearchQuantizer))?.into_any()
+        }
+        AqClass::ProductResidual => {
+            Py::new(py, b.add_subclass(PyIndexProductResidualQuantizer))?.into_any()
+        }
+        AqClass::ProductLocalSearch => {
+            Py::new(py, b.add_subclass(PyIndexProductLocalSearchQuantizer))?.into_any()
+        }
+    })
+}
+
+/// An IVF additive-quantizer index as its Faiss class.
+pub(crate) fn wrap_ivf(
+    py: Python<'_>,
+    index: Box<dyn Index>,
+    class: AqClass,
+) -> PyResult<Py<PyAny>> {
+    let b = PyClassInitializer::from(PyIndex::new(index))
+        .add_subclass(PyIndexIVF)
+        .add_subclass(PyIndexIVFAdditiveQuantizer);
+    Ok(match class {
+        AqClass::Residual => Py::new(py, b.add_subclass(PyIndexIVFResidualQuantizer))?.into_any(),
+        AqClass::LocalSearch => {
+            Py::new(py, b.add_subclass(PyIndexIVFLocalSearchQuantizer))?.into_any()
+        }
+        AqClass::ProductResidual => {
+            Py::new(py, b.add_subclass(PyIndexIVFProductResidualQuantizer))?.into_any()
+        }
+        AqClass::ProductLocalSearch => {
+            Py::new(py, b.add_subclass(PyIndexIVFProductLocalSearchQuantizer))?.into_any()
+        }
+    })
+}
+
+/// A residual coarse quantizer as its Faiss class.
+pub(crate) fn wrap_rcq(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
+    let b = PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyResidualCoarseQuantizer);
+    Ok(Py::new(py, b)?.into_any())
+}
+
+/// Registers the classes.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    for t in [
+        PyIndexAdditiveQuantizer::type_object(py),
+        PyIndexResidualQuantizer::type_object(py),
+        PyIndexLocalSearchQuantizer::type_object(py),
+        PyIndexProductResidualQuantizer::type_object(py),
+        PyIndexProductLocalSearchQuantizer::type_object(py),
+        PyIndexIVFAdditiveQuantizer::type_object(py),
+        PyIndexIVFResidualQuantizer::type_object(py),
+        PyIndexIVFLocalSearchQuantizer::type_object(py),
+        PyIndexIVFProductResidualQuantizer::type_object(py),
+        PyIndexIVFProductLocalSearchQuantizer::type_object(py),
+        PyResidualCoarseQuantizer::type_object(py),
+    ] {
+        m.add(t.name()?, t)?;
+    }
+    Ok(())
+}
