@@ -127,7 +127,10 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
             out.push(format!("search type {:?}", a.aq().search_type()));
         }
         IndexView::ResidualCoarseQuantizer(q) => {
-            out.push(format!("residual coarse quantizer nbits {:?}", q.rq().nbits()));
+            out.push(format!(
+                "residual coarse quantizer nbits {:?}",
+                q.rq().nbits()
+            ));
             out.push(format!("beam factor {}", q.beam_factor));
         }
         IndexView::RaBitQ(r) => {
