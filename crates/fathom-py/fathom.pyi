@@ -352,6 +352,23 @@ class VectorTransform:
     def b(self) -> NDArray[np.float32]:
         """The bias `b` (`d_out`; empty when there is none) of a linear transform."""
 
+class IndexAdditiveQuantizer(Index):
+    """Additive-quantizer codes searched exhaustively (Faiss's `IndexAdditiveQuantizer`)."""
+
+class ResidualCoarseQuantizer(Index):
+    """A coarse quantizer over every code of a residual quantizer (Faiss's
+    `ResidualCoarseQuantizer`).
+    """
+    def __init__(self, d: int, M: Any, nbits: Any | None = None, metric: int = 1) -> None:
+        """`ResidualCoarseQuantizer(d, M, nbits, metric=METRIC_L2)`, or with a list of bits
+        per level in place of `M, nbits`: `ResidualCoarseQuantizer(d, [8, 6], metric)`.
+        """
+    @property
+    def get_beam_factor(self) -> float:
+        """Partial sums kept per result in the beam search (negative: scan every centroid)."""
+    def set_beam_factor(self, value: float) -> None:
+        """Faiss's `set_beam_factor`."""
+
 class IndexBinaryFlat(IndexBinary):
     """Exhaustive Hamming search (Faiss's `IndexBinaryFlat`)."""
     def __init__(self, d: int) -> None:
@@ -448,14 +465,6 @@ class IndexIVF(Index):
         """The number of inverted lists."""
     def get_list_sizes(self) -> NDArray[np.int64]:
         """The number of vectors in each inverted list."""
-
-class IndexResidualQuantizer(Index):
-    """Residual-quantizer codes searched exhaustively (Faiss's `IndexResidualQuantizer`)."""
-    def __init__(self, d: int, M: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
-        """An untrained index of `M` codebooks of `2^nbits` entries; `search_type` as
-        Faiss's `AdditiveQuantizer.ST_*` numbers (0: decompress, 3: float norm, 4: 8-bit
-        norm, 5: 4-bit norm, 1: no norm).
-        """
 
 class IndexRaBitQ(Index):
     """RaBitQ codes searched exhaustively (Faiss's `IndexRaBitQ`); `qb` and `centered` set
@@ -609,6 +618,39 @@ class NormalizationTransform(VectorTransform):
     def __init__(self, d: int, norm: float = 2.0) -> None:
         """Normalises vectors of dimension `d` (only the L2 norm, `norm = 2`)."""
 
+class IndexResidualQuantizer(IndexAdditiveQuantizer):
+    """Residual-quantizer codes searched exhaustively (Faiss's `IndexResidualQuantizer`)."""
+    def __init__(self, d: int, M: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """An untrained index of `M` codebooks of `2^nbits` entries; `search_type` as
+        Faiss's `AdditiveQuantizer.ST_*` numbers (0: decompress, 1: no norm, 3: float
+        norm, 4/5: 8/4-bit norm, 6/7: 8/4-bit k-means norm, 8/9: 2×4-bit LSQ/RQ norm).
+        """
+    @property
+    def get_max_beam_size(self) -> int:
+        """Partial sums kept per level when encoding."""
+
+class IndexLocalSearchQuantizer(IndexAdditiveQuantizer):
+    """Local-search-quantizer codes searched exhaustively (Faiss's `IndexLocalSearchQuantizer`)."""
+    def __init__(self, d: int, M: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """An untrained index of `M` codebooks of `2^nbits` entries."""
+
+class IndexProductResidualQuantizer(IndexAdditiveQuantizer):
+    """Product-residual-quantizer codes searched exhaustively (Faiss's
+    `IndexProductResidualQuantizer`).
+    """
+    def __init__(self, d: int, nsplits: int, Msub: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """`nsplits` parts, each with `Msub` codebooks of `2^nbits` entries."""
+
+class IndexProductLocalSearchQuantizer(IndexAdditiveQuantizer):
+    """Product-local-search-quantizer codes searched exhaustively (Faiss's
+    `IndexProductLocalSearchQuantizer`).
+    """
+    def __init__(self, d: int, nsplits: int, Msub: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """`nsplits` parts, each with `Msub` codebooks of `2^nbits` entries."""
+
+class IndexIVFAdditiveQuantizer(IndexIVF):
+    """Additive-quantizer codes in inverted lists (Faiss's `IndexIVFAdditiveQuantizer`)."""
+
 class IndexBinaryIDMap2(IndexBinaryIDMap):
     """User-chosen ids that can also be reconstructed by id (Faiss's `IndexBinaryIDMap2`)."""
     def __init__(self, index: IndexBinary) -> None:
@@ -660,13 +702,6 @@ class IndexIVFRaBitQ(IndexIVF):
     @qb.setter
     def qb(self, value: int) -> None: ...
 
-class IndexIVFResidualQuantizer(IndexIVF):
-    """Residual-quantizer codes in inverted lists (Faiss's `IndexIVFResidualQuantizer`)."""
-    def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
-        """`nlist` lists over `quantizer`, residuals coded by `M` codebooks of `2^nbits`
-        entries.
-        """
-
 class IndexIVFPQFastScan(IndexIVF):
     """An IVF index over 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexIVFPQFastScan`)."""
     def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int, metric: int = 1, bbs: int = 32) -> None:
@@ -700,6 +735,34 @@ class IndexRefineFlat(IndexRefine):
     """
     def __init__(self, base_index: Any) -> None:
         """`base_index` (empty; it moves into this one) re-ranked by exact distances."""
+
+class IndexIVFResidualQuantizer(IndexIVFAdditiveQuantizer):
+    """Residual-quantizer codes in inverted lists (Faiss's `IndexIVFResidualQuantizer`)."""
+    def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """`nlist` lists over `quantizer`, residuals coded by `M` codebooks of `2^nbits`
+        entries.
+        """
+
+class IndexIVFLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
+    """Local-search-quantizer codes in inverted lists (Faiss's `IndexIVFLocalSearchQuantizer`)."""
+    def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """`nlist` lists over `quantizer`, residuals coded by `M` codebooks of `2^nbits`
+        entries.
+        """
+
+class IndexIVFProductResidualQuantizer(IndexIVFAdditiveQuantizer):
+    """Product-residual-quantizer codes in inverted lists (Faiss's
+    `IndexIVFProductResidualQuantizer`).
+    """
+    def __init__(self, quantizer: Any, d: int, nlist: int, nsplits: int, Msub: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """`nlist` lists over `quantizer`; `nsplits` parts of `Msub` codebooks each."""
+
+class IndexIVFProductLocalSearchQuantizer(IndexIVFAdditiveQuantizer):
+    """Product-local-search-quantizer codes in inverted lists (Faiss's
+    `IndexIVFProductLocalSearchQuantizer`).
+    """
+    def __init__(self, quantizer: Any, d: int, nlist: int, nsplits: int, Msub: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
+        """`nlist` lists over `quantizer`; `nsplits` parts of `Msub` codebooks each."""
 
 class IndexIVFPQR(IndexIVFPQ):
     """IVF-PQ re-ranked by a second PQ of the residual error (Faiss's `IndexIVFPQR`)."""

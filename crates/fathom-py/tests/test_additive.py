@@ -1,6 +1,7 @@
-"""The residual quantizer through `import fathom as faiss`, against faiss-cpu on the same
-data: faiss's files open and search to faiss's distances, fathom's open in faiss, and
-fathom's own training codes as well as faiss's."""
+"""The additive quantizers (RQ, LSQ, PRQ, PLSQ, every norm encoding, the residual coarse
+quantizer) through `import fathom as faiss`, against faiss-cpu on the same data: faiss's
+files open and search to faiss's distances, fathom's open in faiss, and fathom's own
+training codes as well as faiss's."""
 
 import numpy as np
 import pytest
@@ -13,8 +14,22 @@ def mse(index, x):
     return float(((x - index.sa_decode(index.sa_encode(x))) ** 2).sum(1).mean())
 
 
-@pytest.mark.parametrize("key", ["RQ4x6", "RQ4x6_Nfloat", "RQ2x8_Nqint8", "IVF16,RQ3x5_Nfloat"])
-def test_rq_matches_faiss(faiss, key, tmp_path):
+@pytest.mark.parametrize(
+    "key",
+    [
+        "RQ4x6",
+        "RQ4x6_Nfloat",
+        "RQ2x8_Nqint8",
+        "IVF16,RQ3x5_Nfloat",
+        "RQ4x6_Ncqint8",
+        "RQ4x6_Nrq2x4",
+        "LSQ4x5_Nqint8",
+        "PRQ2x2x5_Nfloat",
+        "PLSQ2x2x4",
+        "IVF16,LSQ3x5_Ncqint4",
+    ],
+)
+def test_additive_matches_faiss(faiss, key, tmp_path):
     _, xb, xq = clustered_data(d=32, nb=3000, nq=50, nt=3000)
     theirs = faiss.index_factory(32, key)
     theirs.train(xb)
@@ -25,7 +40,10 @@ def test_rq_matches_faiss(faiss, key, tmp_path):
     for ix in (ours, theirs):
         if key.startswith("IVF"):
             ix.nprobe = 4
-    assert mse(ours, xb) <= 1.1 * mse(theirs, xb)
+    # LSQ's training is randomized and varies a lot with the seed, in faiss too: on this
+    # data LSQ4x5's MSE is 46 to 62 over three faiss seeds and 32 to 104 over five of
+    # fathom's. A broken trainer is far off (random codes: 500).
+    assert mse(ours, xb) <= (1.6 if "LSQ" in key else 1.1) * mse(theirs, xb)
     # faiss's index, read by fathom: the same distances rank by rank.
     faiss.write_index(theirs, str(tmp_path / "t.faiss"))
     loaded = fathom.read_index(str(tmp_path / "t.faiss"))
@@ -43,12 +61,39 @@ def test_rq_matches_faiss(faiss, key, tmp_path):
     assert np.isclose(Db, Do, rtol=1e-3, atol=1e-3).mean() > 0.97
 
 
-def test_rq_classes_and_errors():
+def test_additive_classes_and_errors():
     _, xb, _ = clustered_data(d=16, nb=2000, nq=1, nt=100)
     index = fathom.IndexResidualQuantizer(16, 3, 5, fathom.METRIC_L2, 3)
     index.train(xb)
     index.add(xb)
     assert fathom.reverse_index_factory(index) == "RQ3x5_Nfloat"
     assert index.sa_code_size() == (15 + 32 + 7) // 8
-    with pytest.raises(RuntimeError, match="not built yet"):
-        fathom.index_factory(16, "RQ3x5_Ncqint8")
+    assert isinstance(index, fathom.IndexAdditiveQuantizer)
+    index.max_beam_size = 2
+    assert index.max_beam_size == 2
+    for ix, want in [
+        (fathom.IndexLocalSearchQuantizer(16, 2, 4), "LSQ2x4"),
+        (fathom.IndexProductResidualQuantizer(16, 2, 2, 4, fathom.METRIC_L2, 6), "PRQ2x2x4_Ncqint8"),
+        (fathom.IndexProductLocalSearchQuantizer(16, 2, 1, 4), "PLSQ2x1x4"),
+    ]:
+        ix.train(xb[:500])
+        ix.add(xb[:500])
+        assert fathom.reverse_index_factory(ix) == want
+        back = fathom.deserialize_index(fathom.serialize_index(ix))
+        assert type(back) is type(ix)
+    q = fathom.IndexFlatL2(16)
+    ivf = fathom.IndexIVFLocalSearchQuantizer(q, 16, 4, 2, 4)
+    ivf.train(xb)
+    ivf.add(xb)
+    assert isinstance(ivf, fathom.IndexIVFAdditiveQuantizer)
+    rcq = fathom.ResidualCoarseQuantizer(16, 2, 4)
+    rcq.train(xb)
+    assert rcq.ntotal == 256
+    _, beam = rcq.search(xb[:20], 1)
+    rcq.set_beam_factor(-1.0)
+    _, exact = rcq.search(xb[:20], 1)
+    assert (beam == exact).mean() >= 0.9
+    with pytest.raises(RuntimeError):
+        rcq.add(xb[:1])
+    with pytest.raises(RuntimeError, match="expected"):
+        fathom.index_factory(16, "RQ3x5fs")

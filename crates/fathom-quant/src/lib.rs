@@ -13,6 +13,8 @@
 //! | [`ScalarQuantizer`] | per-dimension 8/6/4-bit, fp16, bf16, direct bytes | `ScalarQuantizer` |
 //! | [`LshEncoder`] | sign bits of (rotated) coordinates | `IndexLSH`'s coding |
 //! | [`fastscan`] | 4-bit PQ codes in blocks of 32 and 8-bit tables for the shuffle kernel | `pq4_fast_scan` |
+//! | [`rabitq`] | one sign bit (or a few bits) per dimension with an error-bounded estimate | `RaBitQuantizer` |
+//! | [`additive::AdditiveQuantizer`] | sums of codebook entries: residual (beam search), local search (LSQ++), product of either; norms for L2 tables | `ResidualQuantizer`, `LocalSearchQuantizer`, `Product*Quantizer` |
 //!
 //! Codes are Faiss's byte for byte (PQ indices packed LSB-first, SQ components in Faiss's
 //! layouts), so the persistence layer can exchange them with faiss unchanged. The fast-scan
