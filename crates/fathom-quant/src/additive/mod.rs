@@ -181,6 +181,8 @@ pub struct AdditiveQuantizer {
     norm_tabs: Vec<f32>,
     trained: bool,
     kind: AqKind,
+    /// The bits of every codebook when they are all the same (the scan's fast paths).
+    uniform_bits: Option<usize>,
 }
 
 impl AdditiveQuantizer {
@@ -312,7 +314,9 @@ impl AdditiveQuantizer {
             offsets.push(offsets[offsets.len() - 1] + (1 << b));
             starts.push(starts[starts.len() - 1] + (1 << b) * len);
         }
+        let uniform_bits = nbits.iter().all(|&x| x == nbits[0]).then_some(nbits[0]);
         Ok(AdditiveQuantizer {
+            uniform_bits,
             d,
             nbits,
             offsets,
@@ -448,9 +452,9 @@ impl AdditiveQuantizer {
         self.trained
     }
     /// The bits of every codebook when they are all the same.
+    #[inline]
     fn uniform_bits(&self) -> Option<usize> {
-        let b = self.nbits[0];
-        self.nbits.iter().all(|&x| x == b).then_some(b)
+        self.uniform_bits
     }
     /// Bits of level codes per vector.
     pub fn code_bits(&self) -> usize {
@@ -647,38 +651,71 @@ impl AdditiveQuantizer {
     /// (or Faiss's `−Σ lut` when no norm is stored).
     #[inline]
     pub fn lut_score(&self, code: &[u8], lut: &[f32], metric: MetricType) -> f32 {
-        // Read the level codes straight from the bit stream: this runs once per code
-        // scanned, so nothing is allocated, and whole bytes or nibbles are read directly.
+        // This runs once per code scanned: whole bytes and nibble pairs are read straight
+        // from the code against fixed-size table slices (no bounds checks, two
+        // accumulators), other widths through the bit reader.
         let mm = self.m();
-        let mut acc = 0.0f32;
-        let mut r = BitReader::new(code);
-        match self.uniform_bits() {
+        let acc = match self.uniform_bits() {
             Some(8) => {
-                for (m, &c) in code[..mm].iter().enumerate() {
-                    acc += lut[self.offsets[m] + c as usize];
+                let mut acc = [0.0f32; 2];
+                for (i, (t, &c)) in lut.chunks_exact(256).zip(&code[..mm]).enumerate() {
+                    let t: &[f32; 256] = t.try_into().expect("256 entries");
+                    acc[i & 1] += t[c as usize];
                 }
-                r.skip(8 * mm);
+                acc[0] + acc[1]
             }
             Some(4) => {
-                for m in 0..mm {
-                    let c = (code[m / 2] >> (4 * (m % 2))) & 15;
-                    acc += lut[self.offsets[m] + c as usize];
+                let mut acc = [0.0f32; 2];
+                for (t, &c) in lut.chunks_exact(32).zip(&code[..mm / 2]) {
+                    let t: &[f32; 32] = t.try_into().expect("two levels of 16");
+                    acc[0] += t[(c & 15) as usize];
+                    acc[1] += t[16 + (c >> 4) as usize];
                 }
-                r.skip(4 * mm);
+                if mm % 2 == 1 {
+                    acc[0] += lut[16 * (mm - 1) + (code[mm / 2] & 15) as usize];
+                }
+                acc[0] + acc[1]
             }
             _ => {
-                for (m, &b) in self.nbits.iter().enumerate() {
-                    acc += lut[self.offsets[m] + r.read(b).unwrap_or(0) as usize];
-                }
+                let mut r = BitReader::new(code);
+                self.nbits
+                    .iter()
+                    .zip(&self.offsets)
+                    .map(|(&b, &o)| lut[o + r.read(b).unwrap_or(0) as usize])
+                    .sum()
             }
-        }
+        };
         if metric == MetricType::InnerProduct {
             return acc;
         }
         match self.search_type {
             AqSearchType::LutNonorm | AqSearchType::Decompress => -acc,
-            st => self.decode_norm(r.read(st.norm_bits()).unwrap_or(0)) - 2.0 * acc,
+            st => self.decode_norm(self.norm_field(code, st.norm_bits())) - 2.0 * acc,
         }
+    }
+
+    /// The norm field of a code: a whole byte or float when the level codes end on a
+    /// byte boundary, else read bit by bit.
+    #[inline]
+    fn norm_field(&self, code: &[u8], bits: usize) -> u64 {
+        let at = match self.uniform_bits {
+            Some(b) => b * self.m(),
+            None => self.code_bits(),
+        };
+        if at % 8 == 0 {
+            let b = at / 8;
+            match bits {
+                8 => return code[b] as u64,
+                32 => {
+                    return u32::from_le_bytes([code[b], code[b + 1], code[b + 2], code[b + 3]])
+                        as u64;
+                }
+                _ => {}
+            }
+        }
+        let mut r = BitReader::new(code);
+        r.skip(at);
+        r.read(bits).unwrap_or(0)
     }
 }
 
