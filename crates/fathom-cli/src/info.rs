@@ -126,6 +126,10 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
             out.push(format!("additive quantizer nbits {:?}", a.aq().nbits()));
             out.push(format!("search type {:?}", a.aq().search_type()));
         }
+        IndexView::AqFastScan(f) => {
+            out.push(format!("additive quantizer nbits {:?}", f.aq().nbits()));
+            out.push(format!("norm scale {}", f.norm_scale()));
+        }
         IndexView::ResidualCoarseQuantizer(q) => {
             out.push(format!(
                 "residual coarse quantizer nbits {:?}",

@@ -11,9 +11,58 @@ use crate::code_scan::to_result;
 use crate::{Index, check_search};
 
 /// Queries scanned together: each block of codes is read once for all of them.
-const QUERY_GROUP: usize = 4;
+pub(crate) const QUERY_GROUP: usize = 4;
 /// Blocks of 32 codes per kernel call.
-const BLOCKS_PER_CHUNK: usize = 32;
+pub(crate) const BLOCKS_PER_CHUNK: usize = 32;
+
+/// The `k` best of each of `nq` queries over `nblocks` blocks of codes. Queries go in
+/// groups of [`QUERY_GROUP`] (`scan(group, b0, b1, tops, buf)` scans blocks `b0..b1` for
+/// the group's queries into `tops`); the work is spread over groups when there are enough
+/// of them for the threads, else over chunks of blocks with the heaps merged.
+pub(crate) fn search_blocks<S>(nq: usize, k: usize, nblocks: usize, scan: S) -> Vec<TopK>
+where
+    S: Fn(usize, usize, usize, &mut [TopK], &mut Vec<u16>) + Sync,
+{
+    let ngroups = nq.div_ceil(QUERY_GROUP);
+    let size = |g: usize| ((g + 1) * QUERY_GROUP).min(nq) - g * QUERY_GROUP;
+    if ngroups >= rayon::current_num_threads() {
+        return (0..ngroups)
+            .into_par_iter()
+            .flat_map_iter(|g| {
+                let mut tops: Vec<TopK> = (0..size(g)).map(|_| TopK::new(k)).collect();
+                scan(g, 0, nblocks, &mut tops, &mut Vec::new());
+                tops
+            })
+            .collect();
+    }
+    let mut all = Vec::with_capacity(nq);
+    for g in 0..ngroups {
+        let n = size(g);
+        let merged = (0..nblocks.div_ceil(BLOCKS_PER_CHUNK))
+            .into_par_iter()
+            .fold(
+                || ((0..n).map(|_| TopK::new(k)).collect::<Vec<_>>(), Vec::new()),
+                |(mut tops, mut buf), c| {
+                    let b0 = c * BLOCKS_PER_CHUNK;
+                    let b1 = (b0 + BLOCKS_PER_CHUNK).min(nblocks);
+                    scan(g, b0, b1, &mut tops, &mut buf);
+                    (tops, buf)
+                },
+            )
+            .map(|(t, _)| t)
+            .reduce(
+                || (0..n).map(|_| TopK::new(k)).collect(),
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(&b) {
+                        x.merge(y);
+                    }
+                    a
+                },
+            );
+        all.extend(merged);
+    }
+    all
+}
 
 /// Product quantization with 4-bit sub-quantizers, searched with the fast-scan kernel
 /// (Faiss's `IndexPQFastScan`, factory `PQ32x4fs`): codes are stored in blocks of 32, the
@@ -203,53 +252,11 @@ impl Index for IndexPqFastScan {
             })?;
         let nblocks = self.ntotal.div_ceil(BLOCK);
         let sel = params.selector;
-        let ngroups = nq.div_ceil(QUERY_GROUP);
-        let group_luts = |g: usize| {
+        let tops = search_blocks(nq, k, nblocks, |g, b0, b1, tops, buf| {
             let q1 = ((g + 1) * QUERY_GROUP).min(nq);
-            (
-                &luts[g * QUERY_GROUP * nsq * 16..q1 * nsq * 16],
-                q1 - g * QUERY_GROUP,
-            )
-        };
-        let tops: Vec<TopK> = if ngroups >= rayon::current_num_threads() {
-            (0..ngroups)
-                .into_par_iter()
-                .flat_map_iter(|g| {
-                    let (l, n) = group_luts(g);
-                    let mut tops: Vec<TopK> = (0..n).map(|_| TopK::new(k)).collect();
-                    self.scan(0, nblocks, l, &mut tops, sel, &mut Vec::new());
-                    tops
-                })
-                .collect()
-        } else {
-            let mut all = Vec::with_capacity(nq);
-            for g in 0..ngroups {
-                let (l, n) = group_luts(g);
-                let merged = (0..nblocks.div_ceil(BLOCKS_PER_CHUNK))
-                    .into_par_iter()
-                    .fold(
-                        || ((0..n).map(|_| TopK::new(k)).collect::<Vec<_>>(), Vec::new()),
-                        |(mut tops, mut buf), c| {
-                            let b0 = c * BLOCKS_PER_CHUNK;
-                            let b1 = (b0 + BLOCKS_PER_CHUNK).min(nblocks);
-                            self.scan(b0, b1, l, &mut tops, sel, &mut buf);
-                            (tops, buf)
-                        },
-                    )
-                    .map(|(t, _)| t)
-                    .reduce(
-                        || (0..n).map(|_| TopK::new(k)).collect(),
-                        |mut a, b| {
-                            for (x, y) in a.iter_mut().zip(&b) {
-                                x.merge(y);
-                            }
-                            a
-                        },
-                    );
-                all.extend(merged);
-            }
-            all
-        };
+            let l = &luts[g * QUERY_GROUP * nsq * 16..q1 * nsq * 16];
+            self.scan(b0, b1, l, tops, sel, buf);
+        });
         to_result(tops, k, self.metric, |q, key| {
             let (scale, bias) = scale_bias[q];
             bias + key / scale

@@ -42,6 +42,7 @@
 //! ```
 
 mod additive;
+mod aq_fastscan;
 mod assigner;
 pub mod autotune;
 pub mod binary;
@@ -65,6 +66,7 @@ mod sq;
 mod view;
 
 pub use additive::{IndexAdditiveQuantizer, IndexLocalSearchQuantizer, IndexResidualQuantizer};
+pub use aq_fastscan::IndexAqFastScan;
 pub use assigner::IndexAssigner;
 pub use factory::{
     AqShape, AqSpec, BodySpec, CoarseSpec, HnswStorageSpec, IdMapKind, IndexSpec, IvfCodecSpec,

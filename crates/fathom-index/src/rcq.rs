@@ -68,7 +68,7 @@ impl IndexResidualCoarseQuantizer {
                 rq.code_bits()
             )));
         }
-        if beam_factor.is_nan() || (beam_factor >= 0.0 && beam_factor < 1.0) {
+        if beam_factor.is_nan() || (0.0..1.0).contains(&beam_factor) {
             return Err(Error::invalid(format!(
                 "beam_factor is {beam_factor}; expected ≥ 1, or negative for an exhaustive scan"
             )));

@@ -46,6 +46,8 @@ pub enum IndexView<'a> {
     Ivf(&'a dyn DynIvf),
     /// IVF-PQ re-ranked by a second PQ.
     IvfPqr(&'a IndexIvfPqr),
+    /// Additive-quantizer codes with 4-bit codebooks in fast-scan blocks.
+    AqFastScan(&'a crate::IndexAqFastScan),
     /// A coarse quantizer over every code of a residual quantizer.
     ResidualCoarseQuantizer(&'a crate::IndexResidualCoarseQuantizer),
     /// The inverted multi-index's coarse quantizer.

@@ -5,8 +5,8 @@
 
 use fathom::quant::additive::{AdditiveQuantizer, AqKind, AqSearchType};
 use fathom::{
-    Index, IndexAdditiveQuantizer, IndexIvfAdditiveQuantizer, IndexResidualCoarseQuantizer,
-    IndexView,
+    Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexIvfAdditiveQuantizer,
+    IndexResidualCoarseQuantizer, IndexView,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -180,6 +180,150 @@ impl PyIndexProductLocalSearchQuantizer {
         .or_raise()?;
         Ok(flat(aq, metric)?.add_subclass(PyIndexProductLocalSearchQuantizer))
     }
+}
+
+fn fast_scan(
+    aq: AdditiveQuantizer,
+    metric: i64,
+    bbs: i64,
+) -> PyResult<PyClassInitializer<PyIndexAdditiveQuantizerFastScan>> {
+    let m = crate::index::metric(metric, 0.0)?;
+    let mut index = IndexAqFastScan::new(aq, m).or_raise()?;
+    index.set_bbs(count("bbs", bbs)?).or_raise()?;
+    Ok(PyClassInitializer::from(PyIndex::new(Box::new(index)))
+        .add_subclass(PyIndexAdditiveQuantizerFastScan))
+}
+
+/// 4-bit additive-quantizer codes scanned in fast-scan blocks (Faiss's
+/// `IndexAdditiveQuantizerFastScan`).
+#[pyclass(extends = PyIndex, subclass, frozen, module = "fathom", name = "IndexAdditiveQuantizerFastScan")]
+pub struct PyIndexAdditiveQuantizerFastScan;
+
+/// Faiss's `IndexResidualQuantizerFastScan`: `M` 4-bit codebooks; L2 needs
+/// `search_type` 8 or 9 (the 2×4-bit norms), inner product 1 (none).
+#[pyclass(extends = PyIndexAdditiveQuantizerFastScan, frozen, module = "fathom", name = "IndexResidualQuantizerFastScan")]
+pub struct PyIndexResidualQuantizerFastScan;
+
+#[pymethods]
+impl PyIndexResidualQuantizerFastScan {
+    /// An untrained index of `M` codebooks of `2^nbits` (= 16) entries.
+    #[new]
+    #[pyo3(signature = (d, M, nbits = 4, metric = 1, search_type = 9, bbs = 32))]
+    #[allow(non_snake_case)]
+    fn new(
+        d: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+        bbs: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let nb = vec![count("nbits", nbits)?; count("M", M)?];
+        let aq =
+            AdditiveQuantizer::residual(count("d", d)?, nb, fs_search_type(search_type, metric)?)
+                .or_raise()?;
+        Ok(fast_scan(aq, metric, bbs)?.add_subclass(PyIndexResidualQuantizerFastScan))
+    }
+}
+
+/// Faiss's `IndexLocalSearchQuantizerFastScan`.
+#[pyclass(extends = PyIndexAdditiveQuantizerFastScan, frozen, module = "fathom", name = "IndexLocalSearchQuantizerFastScan")]
+pub struct PyIndexLocalSearchQuantizerFastScan;
+
+#[pymethods]
+impl PyIndexLocalSearchQuantizerFastScan {
+    /// An untrained index of `M` codebooks of 16 entries.
+    #[new]
+    #[pyo3(signature = (d, M, nbits = 4, metric = 1, search_type = 8, bbs = 32))]
+    #[allow(non_snake_case)]
+    fn new(
+        d: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+        bbs: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::local_search(
+            count("d", d)?,
+            count("M", M)?,
+            count("nbits", nbits)?,
+            fs_search_type(search_type, metric)?,
+        )
+        .or_raise()?;
+        Ok(fast_scan(aq, metric, bbs)?.add_subclass(PyIndexLocalSearchQuantizerFastScan))
+    }
+}
+
+/// Faiss's `IndexProductResidualQuantizerFastScan`.
+#[pyclass(extends = PyIndexAdditiveQuantizerFastScan, frozen, module = "fathom", name = "IndexProductResidualQuantizerFastScan")]
+pub struct PyIndexProductResidualQuantizerFastScan;
+
+#[pymethods]
+impl PyIndexProductResidualQuantizerFastScan {
+    /// `nsplits` parts of `Msub` codebooks of 16 entries.
+    #[new]
+    #[pyo3(signature = (d, nsplits, Msub, nbits = 4, metric = 1, search_type = 9, bbs = 32))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        d: i64,
+        nsplits: i64,
+        Msub: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+        bbs: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::product_residual(
+            count("d", d)?,
+            count("nsplits", nsplits)?,
+            count("Msub", Msub)?,
+            count("nbits", nbits)?,
+            fs_search_type(search_type, metric)?,
+        )
+        .or_raise()?;
+        Ok(fast_scan(aq, metric, bbs)?.add_subclass(PyIndexProductResidualQuantizerFastScan))
+    }
+}
+
+/// Faiss's `IndexProductLocalSearchQuantizerFastScan`.
+#[pyclass(extends = PyIndexAdditiveQuantizerFastScan, frozen, module = "fathom", name = "IndexProductLocalSearchQuantizerFastScan")]
+pub struct PyIndexProductLocalSearchQuantizerFastScan;
+
+#[pymethods]
+impl PyIndexProductLocalSearchQuantizerFastScan {
+    /// `nsplits` parts of `Msub` codebooks of 16 entries.
+    #[new]
+    #[pyo3(signature = (d, nsplits, Msub, nbits = 4, metric = 1, search_type = 8, bbs = 32))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        d: i64,
+        nsplits: i64,
+        Msub: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+        bbs: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::product_local_search(
+            count("d", d)?,
+            count("nsplits", nsplits)?,
+            count("Msub", Msub)?,
+            count("nbits", nbits)?,
+            fs_search_type(search_type, metric)?,
+        )
+        .or_raise()?;
+        Ok(fast_scan(aq, metric, bbs)?.add_subclass(PyIndexProductLocalSearchQuantizerFastScan))
+    }
+}
+
+/// The search type of a fast-scan index: inner product searches without a norm whatever
+/// the default says.
+fn fs_search_type(code: i64, metric: i64) -> PyResult<AqSearchType> {
+    if metric == 0 {
+        return Ok(AqSearchType::LutNonorm);
+    }
+    search_type(code)
 }
 
 /// Additive-quantizer codes in inverted lists (Faiss's `IndexIVFAdditiveQuantizer`).
@@ -456,6 +600,36 @@ pub(crate) fn wrap_ivf(
     })
 }
 
+/// A fast-scan additive-quantizer index as its Faiss class.
+pub(crate) fn wrap_fast_scan(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
+    let class = match index.view() {
+        IndexView::AqFastScan(a) => class_of(a.aq()),
+        _ => {
+            return Err(PyValueError::new_err(
+                "not a fast-scan additive-quantizer index",
+            ));
+        }
+    };
+    let b = PyClassInitializer::from(PyIndex::new(index))
+        .add_subclass(PyIndexAdditiveQuantizerFastScan);
+    Ok(match class {
+        AqClass::Residual => {
+            Py::new(py, b.add_subclass(PyIndexResidualQuantizerFastScan))?.into_any()
+        }
+        AqClass::LocalSearch => {
+            Py::new(py, b.add_subclass(PyIndexLocalSearchQuantizerFastScan))?.into_any()
+        }
+        AqClass::ProductResidual => {
+            Py::new(py, b.add_subclass(PyIndexProductResidualQuantizerFastScan))?.into_any()
+        }
+        AqClass::ProductLocalSearch => Py::new(
+            py,
+            b.add_subclass(PyIndexProductLocalSearchQuantizerFastScan),
+        )?
+        .into_any(),
+    })
+}
+
 /// A residual coarse quantizer as its Faiss class.
 pub(crate) fn wrap_rcq(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
     let b = PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyResidualCoarseQuantizer);
@@ -477,6 +651,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexIVFProductResidualQuantizer::type_object(py),
         PyIndexIVFProductLocalSearchQuantizer::type_object(py),
         PyResidualCoarseQuantizer::type_object(py),
+        PyIndexAdditiveQuantizerFastScan::type_object(py),
+        PyIndexResidualQuantizerFastScan::type_object(py),
+        PyIndexLocalSearchQuantizerFastScan::type_object(py),
+        PyIndexProductResidualQuantizerFastScan::type_object(py),
+        PyIndexProductLocalSearchQuantizerFastScan::type_object(py),
     ] {
         m.add(t.name()?, t)?;
     }

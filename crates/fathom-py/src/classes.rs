@@ -907,6 +907,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         Lsh,
         RaBitQ,
         AdditiveQuantizer,
+        AqFastScan,
         ResidualCoarseQuantizer,
         IdMap { two_way: bool },
         PreTransform,
@@ -955,6 +956,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         IndexView::Lsh(_) => Class::Lsh,
         IndexView::RaBitQ(_) => Class::RaBitQ,
         IndexView::AdditiveQuantizer(_) => Class::AdditiveQuantizer,
+        IndexView::AqFastScan(_) => Class::AqFastScan,
         IndexView::ResidualCoarseQuantizer(_) => Class::ResidualCoarseQuantizer,
         IndexView::IdMap { two_way, .. } => Class::IdMap { two_way },
         IndexView::PreTransform { .. } => Class::PreTransform,
@@ -1004,6 +1006,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         Class::Lsh => obj(py, boxed(index).add_subclass(PyIndexLSH)),
         Class::RaBitQ => obj(py, boxed(index).add_subclass(PyIndexRaBitQ)),
         Class::AdditiveQuantizer => crate::additive::wrap_flat(py, index),
+        Class::AqFastScan => crate::additive::wrap_fast_scan(py, index),
         Class::ResidualCoarseQuantizer => crate::additive::wrap_rcq(py, index),
         Class::IdMap { two_way: false } => obj(py, boxed(index).add_subclass(PyIndexIDMap)),
         Class::IdMap { two_way: true } => obj(

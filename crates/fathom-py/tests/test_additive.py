@@ -27,6 +27,8 @@ def mse(index, x):
         "PRQ2x2x5_Nfloat",
         "PLSQ2x2x4",
         "IVF16,LSQ3x5_Ncqint4",
+        "RQ4x4fs_Nrq2x4",
+        "PLSQ2x2x4fs_64_Nlsq2x4",
     ],
 )
 def test_additive_matches_faiss(faiss, key, tmp_path):
@@ -86,6 +88,11 @@ def test_additive_classes_and_errors():
     ivf.train(xb)
     ivf.add(xb)
     assert isinstance(ivf, fathom.IndexIVFAdditiveQuantizer)
+    fs = fathom.IndexResidualQuantizerFastScan(16, 4)
+    fs.train(xb)
+    fs.add(xb)
+    assert fathom.reverse_index_factory(fs) == "RQ4x4fs_Nrq2x4"
+    assert isinstance(fathom.deserialize_index(fathom.serialize_index(fs)), fathom.IndexResidualQuantizerFastScan)
     rcq = fathom.ResidualCoarseQuantizer(16, 2, 4)
     rcq.train(xb)
     assert rcq.ntotal == 256

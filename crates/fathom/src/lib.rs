@@ -41,14 +41,14 @@ pub use fathom_core::{
 #[cfg(feature = "gpu")]
 pub use fathom_gpu as gpu;
 pub use fathom_index::{
-    Index, IndexAdditiveQuantizer, IndexFlat, IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq,
-    IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfAdditiveQuantizer, IndexIvfFlat, IndexIvfPq,
-    IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ, IndexIvfResidualQuantizer,
-    IndexIvfScalarQuantizer, IndexLocalSearchQuantizer, IndexLsh, IndexPq, IndexPqFastScan,
-    IndexPreTransform, IndexRaBitQ, IndexRefine, IndexResidualCoarseQuantizer,
-    IndexResidualQuantizer, IndexScalarQuantizer, IndexShards, IndexView, IndexViewMut,
-    MultiIndexQuantizer, ShardIds, autotune, binary, hnsw, index_factory, ivf,
-    reverse_index_factory,
+    Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexFlat, IndexHnsw, IndexHnswFlat,
+    IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfAdditiveQuantizer,
+    IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
+    IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, IndexLocalSearchQuantizer, IndexLsh,
+    IndexPq, IndexPqFastScan, IndexPreTransform, IndexRaBitQ, IndexRefine,
+    IndexResidualCoarseQuantizer, IndexResidualQuantizer, IndexScalarQuantizer, IndexShards,
+    IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds, autotune, binary, hnsw, index_factory,
+    ivf, reverse_index_factory,
 };
 pub use fathom_invlists as invlists;
 pub use fathom_io as io;

@@ -139,6 +139,12 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
             aq.build(d, aq_search_type(aq, metric))?,
             metric,
         )?),
+        StorageSpec::AqFastScan { aq, bbs } => {
+            let mut ix =
+                crate::IndexAqFastScan::new(aq.build(d, aq_search_type(aq, metric))?, metric)?;
+            ix.set_bbs(bbs)?;
+            Box::new(ix)
+        }
         StorageSpec::ResidualCoarseQuantizer(aq) => Box::new(
             crate::IndexResidualCoarseQuantizer::new(d, aq.rq_nbits(), metric)?,
         ),

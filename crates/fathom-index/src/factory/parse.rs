@@ -396,6 +396,9 @@ fn parse_storage(tok: &str) -> Result<Option<StorageSpec>> {
             .filter(|aq| matches!(aq.shape, AqShape::Residual { .. }))
             .map(StorageSpec::ResidualCoarseQuantizer));
     }
+    if let Some((aq, bbs)) = parse_aq_fast_scan(tok)? {
+        return Ok(Some(StorageSpec::AqFastScan { aq, bbs }));
+    }
     if let Some(aq) = parse_aq(tok)? {
         return Ok(Some(StorageSpec::AdditiveQuantizer(aq)));
     }
@@ -538,6 +541,28 @@ fn parse_aq(tok: &str) -> Result<Option<AqSpec>> {
         shape,
         search_type: st,
     }))
+}
+
+/// A fast-scan additive-quantizer token: `RQ<M>x4fs`, `LSQ<M>x4fs`, `PRQ<n>x<M>x4fs`,
+/// `PLSQ<n>x<M>x4fs`, then an optional `_<bbs>` and norm (Faiss's patterns). `None` when
+/// the token names none.
+fn parse_aq_fast_scan(tok: &str) -> Result<Option<(AqSpec, usize)>> {
+    let Some(at) = tok.find("x4fs") else {
+        return Ok(None);
+    };
+    let (head, tail) = (&tok[..at + 2], &tok[at + 4..]);
+    let (bbs, norm) = match tail.strip_prefix('_').map(number) {
+        Some(Some((bbs, rest))) => (bbs, rest),
+        Some(None) => (32, tail),
+        None => (32, tail),
+    };
+    let Some(aq) = parse_aq(&format!("{head}{norm}"))? else {
+        return Ok(None);
+    };
+    if matches!(aq.shape, AqShape::Residual { len, .. } if len != 1) {
+        return Ok(None);
+    }
+    Ok(Some((aq, bbs)))
 }
 
 /// The tail of a `RaBitQ` token: nothing (1 bit) or one digit 1 to 9 (Faiss's

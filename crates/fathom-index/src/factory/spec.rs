@@ -129,6 +129,14 @@ pub enum StorageSpec {
     },
     /// `RQ…`, `LSQ…`, `PRQ…`, `PLSQ…`.
     AdditiveQuantizer(AqSpec),
+    /// `RQ<M>x4fs[_<bbs>][_N<norm>]` (and `LSQ…`, `PRQ…`, `PLSQ…`): 4-bit additive
+    /// codes in fast-scan blocks.
+    AqFastScan {
+        /// The quantizer (its codebooks must have 4 bits).
+        aq: AqSpec,
+        /// Faiss's block size (32 by default).
+        bbs: usize,
+    },
     /// `RCQ<M>x<nbits>[_<M>x<nbits>…]`: a residual coarse quantizer.
     ResidualCoarseQuantizer(AqSpec),
     /// `HNSW[<M>][,<storage>]` (or the older `HNSW<M>_<storage>`).
@@ -477,7 +485,20 @@ impl fmt::Display for StorageSpec {
             }
             StorageSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
             StorageSpec::AdditiveQuantizer(aq) => write!(f, "{aq}"),
-            StorageSpec::ResidualCoarseQuantizer(aq) => write!(f, "RC{}", aq.body()),
+            StorageSpec::AqFastScan { aq, bbs } => {
+                write!(f, "{}fs", aq.body())?;
+                if bbs != 32 {
+                    write!(f, "_{bbs}")?;
+                }
+                // Inner product searches without a norm whether or not `_Nnone` says so.
+                match aq.search_type {
+                    fathom_quant::additive::AqSearchType::LutNonorm => Ok(()),
+                    st => f.write_str(st.factory_suffix()),
+                }
+            }
+            StorageSpec::ResidualCoarseQuantizer(aq) => {
+                write!(f, "RCQ{}", aq.body().trim_start_matches("RQ"))
+            }
             StorageSpec::Hnsw { m, storage } => {
                 write!(f, "HNSW{m}")?;
                 match storage {

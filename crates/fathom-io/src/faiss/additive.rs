@@ -8,12 +8,15 @@
 //!   `update_codebooks_with_double` u8;
 //! - PRQ / PLSQ: `nsplits` u64, then each part's RQ / LSQ record.
 //!
-//! Indexes: `IxRq` (the legacy `IxRQ` is read), `IxLS`, `IxPR`, `IxPL` (flat), `IwRQ`,
-//! `IwLS`, `IwPR`, `IwPL` (IVF) and `ImRQ` (the residual coarse quantizer).
+//! Indexes: `IxRq` (the legacy `IxRQ` is read), `IxLS`, `IxPR`, `IxPL` (flat), `IRfs`,
+//! `ILfs`, `IPRf`, `IPLf` (flat fast-scan: the quantizer, then `implem`, `bbs`, `qbs` i32,
+//! `M`, `nbits`, `ksub`, `code_size`, `ntotal2`, `M2` u64, `rescale_norm` u8, `norm_scale`
+//! i32, `max_train_points` u64 and the codes in Faiss's blocks), `IwRQ`, `IwLS`, `IwPR`,
+//! `IwPL` (IVF) and `ImRQ` (the residual coarse quantizer).
 
 use fathom_core::Result;
 use fathom_index::ivf::IvfAdditiveQuantizer;
-use fathom_index::{Index, IndexAdditiveQuantizer, IndexResidualCoarseQuantizer};
+use fathom_index::{Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexResidualCoarseQuantizer};
 use fathom_quant::additive::{AdditiveQuantizer, AqKind, AqSearchType, LsqParams};
 
 use super::cursor::{Cursor, MAX_DIM};
@@ -57,12 +60,20 @@ impl Family {
             Family::Plsq => b"IwPL",
         }
     }
+    fn fast_scan_fourcc(self) -> &'static [u8; 4] {
+        match self {
+            Family::Rq => b"IRfs",
+            Family::Lsq => b"ILfs",
+            Family::Prq => b"IPRf",
+            Family::Plsq => b"IPLf",
+        }
+    }
     fn from_fourcc(f: &[u8; 4]) -> Option<Self> {
         Some(match f {
-            b"IxRq" | b"IxRQ" | b"IwRQ" | b"ImRQ" => Family::Rq,
-            b"IxLS" | b"IwLS" => Family::Lsq,
-            b"IxPR" | b"IwPR" => Family::Prq,
-            b"IxPL" | b"IwPL" => Family::Plsq,
+            b"IxRq" | b"IxRQ" | b"IwRQ" | b"ImRQ" | b"IRfs" => Family::Rq,
+            b"IxLS" | b"IwLS" | b"ILfs" => Family::Lsq,
+            b"IxPR" | b"IwPR" | b"IPRf" => Family::Prq,
+            b"IxPL" | b"IwPL" | b"IPLf" => Family::Plsq,
             _ => return None,
         })
     }
@@ -296,6 +307,90 @@ fn check_code_size(c: &Cursor<'_>, code_size: u64, aq: &AdditiveQuantizer) -> Re
 /// Whether a fourcc is a flat additive-quantizer index.
 pub(super) fn is_flat_fourcc(f: &[u8; 4]) -> bool {
     matches!(f, b"IxRq" | b"IxRQ" | b"IxLS" | b"IxPR" | b"IxPL")
+}
+
+/// Whether a fourcc is a flat fast-scan additive-quantizer index.
+pub(super) fn is_fast_scan_fourcc(f: &[u8; 4]) -> bool {
+    matches!(f, b"IRfs" | b"ILfs" | b"IPRf" | b"IPLf")
+}
+
+/// `IRfs`, `ILfs`, `IPRf`, `IPLf`.
+pub(super) fn read_fast_scan_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Result<IndexAqFastScan> {
+    let family = Family::from_fourcc(fourcc).ok_or_else(|| c.err("not an additive quantizer"))?;
+    let h = read_header(c)?;
+    let aq = read_aq(c, family, false, h.d)?;
+    let mut index = IndexAqFastScan::new(aq, h.metric).map_err(|e| c.err(e))?;
+    c.i32("implem")?;
+    let bbs = c.i32_in("bbs", 1 << 16)?;
+    c.i32("qbs")?;
+    let cols = index.aq().m()
+        + if h.metric == fathom_core::MetricType::L2 {
+            2
+        } else {
+            0
+        };
+    let m = c.u64("M")?;
+    let nbits = c.u64("nbits")?;
+    let ksub = c.u64("ksub")?;
+    let code_size = c.u64("code_size")?;
+    let ntotal2 = c.u64("ntotal2")?;
+    let m2 = c.u64("M2")?;
+    if m != cols as u64 || nbits != 4 || ksub != 16 || m2 != cols.next_multiple_of(2) as u64 {
+        return Err(c.err(format!(
+            "fast-scan columns M = {m}, M2 = {m2}, {nbits} bits, ksub = {ksub}; the quantizer \
+             needs M = {cols}, M2 = {}, 4 bits, ksub = 16",
+            cols.next_multiple_of(2)
+        )));
+    }
+    if code_size != (cols as u64 * 4).div_ceil(8) || code_size != index.aq().code_size() as u64 {
+        return Err(c.err(format!(
+            "code_size is {code_size}; the quantizer's codes are {} bytes",
+            index.aq().code_size()
+        )));
+    }
+    index.set_bbs(bbs).map_err(|e| c.err(e))?;
+    if ntotal2 != h.ntotal.next_multiple_of(bbs) as u64 {
+        return Err(c.err(format!("ntotal2 = {ntotal2} for ntotal = {}", h.ntotal)));
+    }
+    index.rescale_norm = c.bool("rescale_norm")?;
+    let scale = c.i32("norm_scale")?;
+    index.set_norm_scale(scale).map_err(|e| c.err(e))?;
+    index.max_train_points = c.u64_in("max_train_points", usize::MAX >> 1)?;
+    let cs = index.aq().code_size();
+    let len = super::fastscan::packed_len(h.ntotal, cs, bbs);
+    let blocks = c.vec_len::<u8>("fast-scan codes", len)?;
+    let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, bbs);
+    index.add_codes(&codes).map_err(|e| c.err(e))?;
+    check_ntotal(c, &h, index.ntotal(), "the codes")?;
+    Ok(index)
+}
+
+pub(super) fn write_fast_scan(s: &mut Sink<'_>, index: &IndexAqFastScan) -> Result<()> {
+    let aq = index.aq();
+    let cs = aq.code_size();
+    let cols = aq.m()
+        + if index.metric() == fathom_core::MetricType::L2 {
+            2
+        } else {
+            0
+        };
+    s.fourcc(Family::of(aq).fast_scan_fourcc())?;
+    write_header(s, index)?;
+    write_aq(s, aq)?;
+    s.i32(0)?; // implem: let Faiss choose
+    s.i32(index.bbs() as i32)?;
+    s.i32(0)?; // qbs: Faiss's default
+    s.usize(cols)?;
+    s.usize(4)?;
+    s.usize(16)?;
+    s.usize(cs)?;
+    s.usize(index.ntotal().next_multiple_of(index.bbs()))?;
+    s.usize(cols.next_multiple_of(2))?;
+    s.bool(index.rescale_norm)?;
+    s.i32(index.norm_scale())?;
+    s.usize(index.max_train_points)?;
+    let codes: Vec<u8> = (0..index.ntotal()).flat_map(|i| index.code(i)).collect();
+    s.vec(&super::fastscan::pack(&codes, cs, index.bbs()))
 }
 
 /// Whether a fourcc is an IVF additive-quantizer index.

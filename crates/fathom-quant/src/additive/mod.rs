@@ -720,7 +720,7 @@ impl AdditiveQuantizer {
 }
 
 fn split_dim(d: usize, nsplits: usize) -> Result<usize> {
-    if nsplits == 0 || d % nsplits != 0 {
+    if nsplits == 0 || !d.is_multiple_of(nsplits) {
         return Err(Error::invalid(format!(
             "a product quantizer splits d = {d} into equal parts; {nsplits} parts do not divide it"
         )));
