@@ -93,6 +93,13 @@ fn ivf(i: &dyn DynIvf, out: &mut Vec<String>) {
             out.push(format!("RaBitQ {} bits", c.rabitq().nb_bits()));
             out.push(format!("qb {}", c.qb));
         }
+        IvfCodecView::AqFastScan(c) => {
+            out.push(format!(
+                "fast-scan additive quantizer nbits {:?}",
+                c.aq().nbits()
+            ));
+            out.push(format!("norm scale {}", c.norm_scale()));
+        }
         IvfCodecView::AdditiveQuantizer(c) => {
             out.push(format!("additive quantizer nbits {:?}", c.aq().nbits()))
         }

@@ -57,39 +57,7 @@ impl IndexAqFastScan {
     /// norms: L2 needs a 2×4-bit norm (`NormRq2x4` or `NormLsq2x4`), inner product none
     /// (`LutNonorm`).
     pub fn new(aq: AdditiveQuantizer, metric: MetricType) -> Result<Self> {
-        if aq.nbits().iter().any(|&b| b != 4) {
-            return Err(Error::invalid(format!(
-                "fast-scan additive quantizers have 4-bit codebooks, got {:?}",
-                aq.nbits()
-            )));
-        }
-        let st = aq.search_type();
-        match metric {
-            MetricType::L2 if matches!(st, AqSearchType::NormRq2x4 | AqSearchType::NormLsq2x4) => {}
-            MetricType::InnerProduct if st == AqSearchType::LutNonorm => {}
-            MetricType::L2 | MetricType::InnerProduct => {
-                return Err(Error::invalid(format!(
-                    "a fast-scan additive quantizer searches L2 with a 2×4-bit norm (_Nrq2x4 \
-                     or _Nlsq2x4) and inner product without one; got {metric:?} with {}",
-                    if st.factory_suffix().is_empty() {
-                        "no norm"
-                    } else {
-                        st.factory_suffix()
-                    }
-                )));
-            }
-            other => {
-                return Err(Error::Unsupported(format!(
-                    "fast-scan additive quantizers compare with L2 or inner product, not {other:?}"
-                )));
-            }
-        }
-        let cols = aq.m() + if metric == MetricType::L2 { 2 } else { 0 };
-        if cols > 256 {
-            return Err(Error::invalid(format!(
-                "fast-scan accumulates in 16 bits: at most 256 columns, got {cols}"
-            )));
-        }
+        let cols = check_fast_scan_aq(&aq, metric)?;
         Ok(IndexAqFastScan {
             aq,
             metric,
@@ -124,15 +92,10 @@ impl IndexAqFastScan {
     pub fn norm_scale(&self) -> i32 {
         self.norm_scale
     }
-    /// Sets the norm scale (as read from a file): at least 1.
-    pub fn set_norm_scale(&mut self, scale: i32) -> Result<()> {
-        if !(1..=255).contains(&scale) {
-            return Err(Error::invalid(format!(
-                "norm_scale is {scale}; expected 1 to 255"
-            )));
-        }
+    /// Sets the norm scale (as read from a file; kept as is so the file writes back the
+    /// same). Values up to 1 mean no rescaling, as in Faiss.
+    pub fn set_norm_scale(&mut self, scale: i32) {
         self.norm_scale = scale;
-        Ok(())
     }
     fn norm_cols(&self) -> usize {
         if self.metric == MetricType::L2 { 2 } else { 0 }
@@ -184,50 +147,8 @@ impl IndexAqFastScan {
         code
     }
 
-    /// The float tables of one query, as Faiss's: for L2 the level columns `−2⟨q, e⟩`,
-    /// then the norm columns divided by the scale; for inner product `⟨q, e⟩` (larger is
-    /// better; the search flips the quantized bytes for the min-heap).
     fn float_table(&self, q: &[f32]) -> Vec<f32> {
-        let mut t = self.aq.compute_lut(q);
-        if self.metric == MetricType::L2 {
-            t.iter_mut().for_each(|v| *v *= -2.0);
-            let s = self.scale() as f32;
-            t.extend(self.aq.norm_tabs().iter().map(|v| v / s));
-        }
-        t
-    }
-
-    /// Estimates the norm scale from the tables of (up to 65 536 of) the training vectors:
-    /// the mean ratio of the norm columns' span to the level columns', rounded, at least 1
-    /// (Faiss's `estimate_norm_scale`).
-    fn estimate_norm_scale(&mut self, x: &[f32]) {
-        let d = self.dim();
-        let sample = fathom_linalg::sample::subsample(x, d, 65_536, 0x980903);
-        let xs = sample.as_deref().unwrap_or(x);
-        self.norm_scale = 1;
-        let m = self.aq.m();
-        let span = |t: &[f32]| {
-            let lo = t.iter().copied().fold(f32::INFINITY, f32::min);
-            let hi = t.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            hi - lo
-        };
-        let total: f64 = xs
-            .par_chunks(d)
-            .map(|q| {
-                let t = self.float_table(q);
-                let lv = t[..m * 16]
-                    .chunks(16)
-                    .map(span)
-                    .fold(f32::NEG_INFINITY, f32::max);
-                let nv = t[m * 16..]
-                    .chunks(16)
-                    .map(span)
-                    .fold(f32::NEG_INFINITY, f32::max);
-                (nv / lv) as f64
-            })
-            .sum();
-        let mean = total / (xs.len() / d).max(1) as f64;
-        self.norm_scale = mean.max(1.0).round().min(255.0) as i32;
+        float_table(&self.aq, self.metric, self.scale(), q)
     }
 
     /// Scans blocks `b0..b1` for a group of queries: the level accumulators, plus the
@@ -300,7 +221,7 @@ impl Index for IndexAqFastScan {
         let xs = sample.as_deref().unwrap_or(x);
         self.aq.train(xs)?;
         if self.metric == MetricType::L2 {
-            self.estimate_norm_scale(xs);
+            self.norm_scale = estimate_norm_scale(&self.aq, self.metric, xs);
         }
         Ok(())
     }
@@ -447,24 +368,121 @@ impl Index for IndexAqFastScan {
         Ok(())
     }
     fn description(&self) -> String {
-        let tok = crate::additive::aq_token(&self.aq);
-        let suffix = self.aq.search_type().factory_suffix();
-        let body = tok.strip_suffix(suffix).unwrap_or(&tok);
-        // `RQ8x4` → `RQ8x4fs`; the product forms end the same way.
-        let bbs = if self.bbs == 32 {
-            String::new()
-        } else {
-            format!("_{}", self.bbs)
-        };
-        // Inner product searches without a norm: no suffix.
-        let norm = if self.metric == MetricType::L2 {
-            suffix
-        } else {
-            ""
-        };
-        format!("{body}fs{bbs}{norm}")
+        fast_scan_token(&self.aq, self.metric, self.bbs, "")
     }
     fn view(&self) -> crate::IndexView<'_> {
         crate::IndexView::AqFastScan(self)
     }
+}
+
+/// Checks Faiss's rules for a fast-scan additive quantizer — 4-bit codebooks; for L2 a
+/// 2×4-bit norm (`NormRq2x4` or `NormLsq2x4`), for inner product none (`LutNonorm`) —
+/// and returns its fast-scan columns.
+pub(crate) fn check_fast_scan_aq(aq: &AdditiveQuantizer, metric: MetricType) -> Result<usize> {
+    if aq.nbits().iter().any(|&b| b != 4) {
+        return Err(Error::invalid(format!(
+            "fast-scan additive quantizers have 4-bit codebooks, got {:?}",
+            aq.nbits()
+        )));
+    }
+    let st = aq.search_type();
+    match metric {
+        MetricType::L2 if matches!(st, AqSearchType::NormRq2x4 | AqSearchType::NormLsq2x4) => {}
+        MetricType::InnerProduct if st == AqSearchType::LutNonorm => {}
+        MetricType::L2 | MetricType::InnerProduct => {
+            return Err(Error::invalid(format!(
+                "a fast-scan additive quantizer searches L2 with a 2×4-bit norm (_Nrq2x4 or \
+                 _Nlsq2x4) and inner product without one; got {metric:?} with {}",
+                if st.factory_suffix().is_empty() {
+                    "no norm"
+                } else {
+                    st.factory_suffix()
+                }
+            )));
+        }
+        other => {
+            return Err(Error::Unsupported(format!(
+                "fast-scan additive quantizers compare with L2 or inner product, not {other:?}"
+            )));
+        }
+    }
+    let cols = aq.m() + if metric == MetricType::L2 { 2 } else { 0 };
+    if cols > 256 {
+        return Err(Error::invalid(format!(
+            "fast-scan accumulates in 16 bits: at most 256 columns, got {cols}"
+        )));
+    }
+    Ok(cols)
+}
+
+/// The float tables of one query, as Faiss's: for L2 the level columns `−2⟨q, e⟩`, then
+/// the norm columns divided by `scale`; for inner product `⟨q, e⟩` (larger is better;
+/// the search flips the quantized bytes for the min-heap).
+pub(crate) fn float_table(
+    aq: &AdditiveQuantizer,
+    metric: MetricType,
+    scale: i32,
+    q: &[f32],
+) -> Vec<f32> {
+    let mut t = aq.compute_lut(q);
+    if metric == MetricType::L2 {
+        t.iter_mut().for_each(|v| *v *= -2.0);
+        let s = scale as f32;
+        t.extend(aq.norm_tabs().iter().map(|v| v / s));
+    }
+    t
+}
+
+/// The norm scale from the tables of (up to 65 536 of) the training vectors: the mean
+/// ratio of the norm columns' span to the level columns', rounded, 1 to 255 (Faiss's
+/// `estimate_norm_scale`).
+pub(crate) fn estimate_norm_scale(aq: &AdditiveQuantizer, metric: MetricType, x: &[f32]) -> i32 {
+    let d = aq.d();
+    let sample = fathom_linalg::sample::subsample(x, d, 65_536, 0x980903);
+    let xs = sample.as_deref().unwrap_or(x);
+    let m = aq.m();
+    let span = |t: &[f32]| {
+        let lo = t.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = t.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        hi - lo
+    };
+    let total: f64 = xs
+        .par_chunks(d)
+        .map(|q| {
+            let t = float_table(aq, metric, 1, q);
+            let lv = t[..m * 16]
+                .chunks(16)
+                .map(span)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let nv = t[m * 16..]
+                .chunks(16)
+                .map(span)
+                .fold(f32::NEG_INFINITY, f32::max);
+            (nv / lv) as f64
+        })
+        .sum();
+    let mean = total / (xs.len() / d).max(1) as f64;
+    mean.max(1.0).round().min(255.0) as i32
+}
+
+/// The factory token of a fast-scan additive quantizer: `RQ8x4` → `RQ8x4fs`, then
+/// `residual` (`r` for an IVF coding residuals, as Faiss's IVF tokens), the block size
+/// when not 32 and, for L2, the norm suffix.
+pub(crate) fn fast_scan_token(
+    aq: &AdditiveQuantizer,
+    metric: MetricType,
+    bbs: usize,
+    residual: &str,
+) -> String {
+    let tok = crate::additive::aq_token(aq);
+    let suffix = aq.search_type().factory_suffix();
+    let body = tok.strip_suffix(suffix).unwrap_or(&tok);
+    let bbs = if bbs == 32 {
+        String::new()
+    } else {
+        format!("_{bbs}")
+    };
+    // Inner product searches without a norm: no suffix.
+    let norm = if metric == MetricType::L2 { suffix } else { "" };
+    format!("{body}fs{residual}{bbs}{norm}")
 }

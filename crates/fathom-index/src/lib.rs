@@ -81,8 +81,9 @@ pub use flat_codes::{CodeScorer, FlatCodec, IndexFlatCodes};
 pub use hnsw::{IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq};
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use ivf::{
-    IndexIvf, IndexIvfAdditiveQuantizer, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr,
-    IndexIvfRaBitQ, IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, MultiIndexQuantizer,
+    IndexIvf, IndexIvfAdditiveQuantizer, IndexIvfAqFastScan, IndexIvfFlat, IndexIvfPq,
+    IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ, IndexIvfResidualQuantizer,
+    IndexIvfScalarQuantizer, MultiIndexQuantizer,
 };
 pub use lsh::IndexLsh;
 pub use pq::{IndexPq, PqCodes, PqSearchStats, PqSearchType};

@@ -5,7 +5,7 @@
 
 use fathom::quant::additive::{AdditiveQuantizer, AqKind, AqSearchType};
 use fathom::{
-    Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexIvfAdditiveQuantizer,
+    Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexIvfAdditiveQuantizer, IndexIvfAqFastScan,
     IndexResidualCoarseQuantizer, IndexView,
 };
 use pyo3::exceptions::PyValueError;
@@ -324,6 +324,219 @@ fn fs_search_type(code: i64, metric: i64) -> PyResult<AqSearchType> {
         return Ok(AqSearchType::LutNonorm);
     }
     search_type(code)
+}
+
+fn ivf_fast_scan(
+    quantizer: &Bound<'_, PyAny>,
+    d: i64,
+    nlist: i64,
+    aq: AdditiveQuantizer,
+    metric: i64,
+    bbs: i64,
+    owner: &str,
+) -> PyResult<PyClassInitializer<PyIndexIVFAdditiveQuantizerFastScan>> {
+    let m = crate::index::metric(metric, 0.0)?;
+    let q = quantizer_for(quantizer, d, owner)?;
+    let mut index = IndexIvfAqFastScan::new(q, count("nlist", nlist)?, aq, m).or_raise()?;
+    index.codec_mut().set_bbs(count("bbs", bbs)?).or_raise()?;
+    Ok(PyClassInitializer::from(PyIndex::new(Box::new(index)))
+        .add_subclass(PyIndexIVF)
+        .add_subclass(PyIndexIVFAdditiveQuantizerFastScan))
+}
+
+/// 4-bit additive-quantizer codes in inverted lists scanned in fast-scan blocks (Faiss's
+/// `IndexIVFAdditiveQuantizerFastScan`; residuals coded, as Faiss's constructors do).
+#[pyclass(extends = PyIndexIVF, subclass, frozen, module = "fathom", name = "IndexIVFAdditiveQuantizerFastScan")]
+pub struct PyIndexIVFAdditiveQuantizerFastScan;
+
+/// Faiss's `IndexIVFResidualQuantizerFastScan`.
+#[pyclass(extends = PyIndexIVFAdditiveQuantizerFastScan, frozen, module = "fathom", name = "IndexIVFResidualQuantizerFastScan")]
+pub struct PyIndexIVFResidualQuantizerFastScan;
+
+#[pymethods]
+impl PyIndexIVFResidualQuantizerFastScan {
+    /// `nlist` lists over `quantizer`, residuals coded by `M` 4-bit codebooks.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, M, nbits = 4, metric = 1, search_type = 9, bbs = 32))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+        bbs: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let nb = vec![count("nbits", nbits)?; count("M", M)?];
+        let aq =
+            AdditiveQuantizer::residual(count("d", d)?, nb, fs_search_type(search_type, metric)?)
+                .or_raise()?;
+        Ok(ivf_fast_scan(
+            quantizer,
+            d,
+            nlist,
+            aq,
+            metric,
+            bbs,
+            "IndexIVFResidualQuantizerFastScan",
+        )?
+        .add_subclass(PyIndexIVFResidualQuantizerFastScan))
+    }
+}
+
+/// Faiss's `IndexIVFLocalSearchQuantizerFastScan`.
+#[pyclass(extends = PyIndexIVFAdditiveQuantizerFastScan, frozen, module = "fathom", name = "IndexIVFLocalSearchQuantizerFastScan")]
+pub struct PyIndexIVFLocalSearchQuantizerFastScan;
+
+#[pymethods]
+impl PyIndexIVFLocalSearchQuantizerFastScan {
+    /// `nlist` lists over `quantizer`, residuals coded by `M` 4-bit codebooks.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, M, nbits = 4, metric = 1, search_type = 8, bbs = 32))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        M: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+        bbs: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::local_search(
+            count("d", d)?,
+            count("M", M)?,
+            count("nbits", nbits)?,
+            fs_search_type(search_type, metric)?,
+        )
+        .or_raise()?;
+        Ok(ivf_fast_scan(
+            quantizer,
+            d,
+            nlist,
+            aq,
+            metric,
+            bbs,
+            "IndexIVFLocalSearchQuantizerFastScan",
+        )?
+        .add_subclass(PyIndexIVFLocalSearchQuantizerFastScan))
+    }
+}
+
+/// Faiss's `IndexIVFProductResidualQuantizerFastScan` (and, from files, its LSQ twin).
+#[pyclass(extends = PyIndexIVFAdditiveQuantizerFastScan, frozen, module = "fathom", name = "IndexIVFProductResidualQuantizerFastScan")]
+pub struct PyIndexIVFProductResidualQuantizerFastScan;
+
+#[pymethods]
+impl PyIndexIVFProductResidualQuantizerFastScan {
+    /// `nlist` lists over `quantizer`; `nsplits` parts of `Msub` 4-bit codebooks.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, nsplits, Msub, nbits = 4, metric = 1, search_type = 9, bbs = 32))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        nsplits: i64,
+        Msub: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+        bbs: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::product_residual(
+            count("d", d)?,
+            count("nsplits", nsplits)?,
+            count("Msub", Msub)?,
+            count("nbits", nbits)?,
+            fs_search_type(search_type, metric)?,
+        )
+        .or_raise()?;
+        Ok(ivf_fast_scan(
+            quantizer,
+            d,
+            nlist,
+            aq,
+            metric,
+            bbs,
+            "IndexIVFProductResidualQuantizerFastScan",
+        )?
+        .add_subclass(PyIndexIVFProductResidualQuantizerFastScan))
+    }
+}
+
+/// Faiss's `IndexIVFProductLocalSearchQuantizerFastScan`.
+#[pyclass(extends = PyIndexIVFAdditiveQuantizerFastScan, frozen, module = "fathom", name = "IndexIVFProductLocalSearchQuantizerFastScan")]
+pub struct PyIndexIVFProductLocalSearchQuantizerFastScan;
+
+#[pymethods]
+impl PyIndexIVFProductLocalSearchQuantizerFastScan {
+    /// `nlist` lists over `quantizer`; `nsplits` parts of `Msub` 4-bit codebooks.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, nsplits, Msub, nbits = 4, metric = 1, search_type = 8, bbs = 32))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        nsplits: i64,
+        Msub: i64,
+        nbits: i64,
+        metric: i64,
+        search_type: i64,
+        bbs: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let aq = AdditiveQuantizer::product_local_search(
+            count("d", d)?,
+            count("nsplits", nsplits)?,
+            count("Msub", Msub)?,
+            count("nbits", nbits)?,
+            fs_search_type(search_type, metric)?,
+        )
+        .or_raise()?;
+        Ok(ivf_fast_scan(
+            quantizer,
+            d,
+            nlist,
+            aq,
+            metric,
+            bbs,
+            "IndexIVFProductLocalSearchQuantizerFastScan",
+        )?
+        .add_subclass(PyIndexIVFProductLocalSearchQuantizerFastScan))
+    }
+}
+
+/// An IVF fast-scan additive-quantizer index as its Faiss class.
+pub(crate) fn wrap_ivf_fast_scan(
+    py: Python<'_>,
+    index: Box<dyn Index>,
+    class: AqClass,
+) -> PyResult<Py<PyAny>> {
+    let b = PyClassInitializer::from(PyIndex::new(index))
+        .add_subclass(PyIndexIVF)
+        .add_subclass(PyIndexIVFAdditiveQuantizerFastScan);
+    Ok(match class {
+        AqClass::Residual => {
+            Py::new(py, b.add_subclass(PyIndexIVFResidualQuantizerFastScan))?.into_any()
+        }
+        AqClass::LocalSearch => {
+            Py::new(py, b.add_subclass(PyIndexIVFLocalSearchQuantizerFastScan))?.into_any()
+        }
+        AqClass::ProductResidual => Py::new(
+            py,
+            b.add_subclass(PyIndexIVFProductResidualQuantizerFastScan),
+        )?
+        .into_any(),
+        AqClass::ProductLocalSearch => Py::new(
+            py,
+            b.add_subclass(PyIndexIVFProductLocalSearchQuantizerFastScan),
+        )?
+        .into_any(),
+    })
 }
 
 /// Additive-quantizer codes in inverted lists (Faiss's `IndexIVFAdditiveQuantizer`).
@@ -656,6 +869,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexLocalSearchQuantizerFastScan::type_object(py),
         PyIndexProductResidualQuantizerFastScan::type_object(py),
         PyIndexProductLocalSearchQuantizerFastScan::type_object(py),
+        PyIndexIVFAdditiveQuantizerFastScan::type_object(py),
+        PyIndexIVFResidualQuantizerFastScan::type_object(py),
+        PyIndexIVFLocalSearchQuantizerFastScan::type_object(py),
+        PyIndexIVFProductResidualQuantizerFastScan::type_object(py),
+        PyIndexIVFProductLocalSearchQuantizerFastScan::type_object(py),
     ] {
         m.add(t.name()?, t)?;
     }

@@ -923,6 +923,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         PqFastScan,
         RaBitQ,
         AdditiveQuantizer(crate::additive::AqClass),
+        AqFastScan(crate::additive::AqClass),
         Base,
     }
     enum HnswClass {
@@ -941,6 +942,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
             IvfCodecView::AdditiveQuantizer(c) => {
                 IvfClass::AdditiveQuantizer(crate::additive::class_of(c.aq()))
             }
+            IvfCodecView::AqFastScan(c) => IvfClass::AqFastScan(crate::additive::class_of(c.aq())),
             IvfCodecView::Other => IvfClass::Base,
         }),
         IndexView::IvfPqr(_) => Class::IvfPqr,
@@ -984,6 +986,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         }
         Class::Ivf(IvfClass::RaBitQ) => obj(py, ivf_base(index).add_subclass(PyIndexIVFRaBitQ)),
         Class::Ivf(IvfClass::AdditiveQuantizer(c)) => crate::additive::wrap_ivf(py, index, c),
+        Class::Ivf(IvfClass::AqFastScan(c)) => crate::additive::wrap_ivf_fast_scan(py, index, c),
         Class::Ivf(IvfClass::Base) => obj(py, ivf_base(index)),
         Class::IvfPqr => obj(
             py,

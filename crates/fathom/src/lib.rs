@@ -43,7 +43,7 @@ pub use fathom_gpu as gpu;
 pub use fathom_index::{
     Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexFlat, IndexHnsw, IndexHnswFlat,
     IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfAdditiveQuantizer,
-    IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
+    IndexIvfAqFastScan, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
     IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, IndexLocalSearchQuantizer, IndexLsh,
     IndexPq, IndexPqFastScan, IndexPreTransform, IndexRaBitQ, IndexRefine,
     IndexResidualCoarseQuantizer, IndexResidualQuantizer, IndexScalarQuantizer, IndexShards,

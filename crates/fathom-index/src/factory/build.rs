@@ -271,6 +271,23 @@ fn ivf(
             ix.ivf_mut().cp.spherical = false; // L2 only
             Box::new(ix)
         }
+        IvfCodecSpec::AqFastScan {
+            aq,
+            bbs,
+            by_residual,
+        } => {
+            let d = quantizer.dim();
+            let mut ix = crate::IndexIvfAqFastScan::new(
+                quantizer,
+                nlist,
+                aq.build(d, aq_search_type(aq, metric))?,
+                metric,
+            )?;
+            ix.codec_mut().set_bbs(bbs)?;
+            // Faiss's factory codes residuals only with `r`.
+            ix.by_residual = by_residual;
+            finish(ix, training)
+        }
         IvfCodecSpec::AdditiveQuantizer(aq) => {
             let d = quantizer.dim();
             finish(

@@ -346,6 +346,13 @@ fn parse_ivf_codec(tok: &str) -> Result<Option<IvfCodecSpec>> {
     if let Some(rest) = tok.strip_prefix("RaBitQ") {
         return Ok(rabitq_bits(rest).map(|nb_bits| IvfCodecSpec::RaBitQ { nb_bits }));
     }
+    if let Some((aq, bbs, by_residual)) = parse_aq_fast_scan(tok)? {
+        return Ok(Some(IvfCodecSpec::AqFastScan {
+            aq,
+            bbs,
+            by_residual,
+        }));
+    }
     if let Some(aq) = parse_aq(tok)? {
         return Ok(Some(IvfCodecSpec::AdditiveQuantizer(aq)));
     }
@@ -396,8 +403,8 @@ fn parse_storage(tok: &str) -> Result<Option<StorageSpec>> {
             .filter(|aq| matches!(aq.shape, AqShape::Residual { .. }))
             .map(StorageSpec::ResidualCoarseQuantizer));
     }
-    if let Some((aq, bbs)) = parse_aq_fast_scan(tok)? {
-        return Ok(Some(StorageSpec::AqFastScan { aq, bbs }));
+    if let Some((aq, bbs, residual)) = parse_aq_fast_scan(tok)? {
+        return Ok((!residual).then_some(StorageSpec::AqFastScan { aq, bbs }));
     }
     if let Some(aq) = parse_aq(tok)? {
         return Ok(Some(StorageSpec::AdditiveQuantizer(aq)));
@@ -544,16 +551,20 @@ fn parse_aq(tok: &str) -> Result<Option<AqSpec>> {
 }
 
 /// A fast-scan additive-quantizer token: `RQ<M>x4fs`, `LSQ<M>x4fs`, `PRQ<n>x<M>x4fs`,
-/// `PLSQ<n>x<M>x4fs`, then an optional `_<bbs>` and norm (Faiss's patterns). `None` when
-/// the token names none.
-fn parse_aq_fast_scan(tok: &str) -> Result<Option<(AqSpec, usize)>> {
+/// `PLSQ<n>x<M>x4fs`, then (IVF only) `r` to code residuals, an optional `_<bbs>` and
+/// norm (Faiss's patterns). Returns the quantizer, the block size and whether `r` was
+/// given; `None` when the token names none.
+fn parse_aq_fast_scan(tok: &str) -> Result<Option<(AqSpec, usize, bool)>> {
     let Some(at) = tok.find("x4fs") else {
         return Ok(None);
     };
     let (head, tail) = (&tok[..at + 2], &tok[at + 4..]);
-    let (bbs, norm) = match tail.strip_prefix('_').map(number) {
-        Some(Some((bbs, rest))) => (bbs, rest),
-        Some(None) => (32, tail),
+    let (residual, tail) = match tail.strip_prefix('r') {
+        Some(t) => (true, t),
+        None => (false, tail),
+    };
+    let (bbs, norm) = match tail.strip_prefix('_').and_then(number) {
+        Some((bbs, rest)) => (bbs, rest),
         None => (32, tail),
     };
     let Some(aq) = parse_aq(&format!("{head}{norm}"))? else {
@@ -562,7 +573,7 @@ fn parse_aq_fast_scan(tok: &str) -> Result<Option<(AqSpec, usize)>> {
     if matches!(aq.shape, AqShape::Residual { len, .. } if len != 1) {
         return Ok(None);
     }
-    Ok(Some((aq, bbs)))
+    Ok(Some((aq, bbs, residual)))
 }
 
 /// The tail of a `RaBitQ` token: nothing (1 bit) or one digit 1 to 9 (Faiss's

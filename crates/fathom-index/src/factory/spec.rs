@@ -256,6 +256,19 @@ impl fmt::Display for AqSpec {
     }
 }
 
+/// `<body>fs[r][_<bbs>][_N<norm>]`; inner product searches without a norm whether or not
+/// `_Nnone` says so.
+fn fast_scan_aq_token(f: &mut fmt::Formatter<'_>, aq: AqSpec, bbs: usize, r: &str) -> fmt::Result {
+    write!(f, "{}fs{r}", aq.body())?;
+    if bbs != 32 {
+        write!(f, "_{bbs}")?;
+    }
+    match aq.search_type {
+        fathom_quant::additive::AqSearchType::LutNonorm => Ok(()),
+        st => f.write_str(st.factory_suffix()),
+    }
+}
+
 /// What an HNSW graph is built over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HnswStorageSpec {
@@ -321,6 +334,16 @@ pub enum IvfCodecSpec {
     RaBitQ {
         /// Bits per coordinate (1 to 9).
         nb_bits: usize,
+    },
+    /// `RQ<M>x4fs[r][_<bbs>][_N<norm>]` (and `LSQ…`, `PRQ…`, `PLSQ…`): 4-bit additive
+    /// codes in fast-scan blocks.
+    AqFastScan {
+        /// The quantizer (4-bit codebooks).
+        aq: AqSpec,
+        /// Faiss's block size (32 by default).
+        bbs: usize,
+        /// Whether residuals are coded (`r`).
+        by_residual: bool,
     },
     /// `RQ…`, `LSQ…`, `PRQ…`, `PLSQ…`.
     AdditiveQuantizer(AqSpec),
@@ -485,17 +508,7 @@ impl fmt::Display for StorageSpec {
             }
             StorageSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
             StorageSpec::AdditiveQuantizer(aq) => write!(f, "{aq}"),
-            StorageSpec::AqFastScan { aq, bbs } => {
-                write!(f, "{}fs", aq.body())?;
-                if bbs != 32 {
-                    write!(f, "_{bbs}")?;
-                }
-                // Inner product searches without a norm whether or not `_Nnone` says so.
-                match aq.search_type {
-                    fathom_quant::additive::AqSearchType::LutNonorm => Ok(()),
-                    st => f.write_str(st.factory_suffix()),
-                }
-            }
+            StorageSpec::AqFastScan { aq, bbs } => fast_scan_aq_token(f, aq, bbs, ""),
             StorageSpec::ResidualCoarseQuantizer(aq) => {
                 write!(f, "RCQ{}", aq.body().trim_start_matches("RQ"))
             }
@@ -547,6 +560,11 @@ impl fmt::Display for IvfCodecSpec {
             IvfCodecSpec::ScalarQuantizer(qt) => write!(f, "SQ{}", qt.factory_name()),
             IvfCodecSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
             IvfCodecSpec::AdditiveQuantizer(aq) => write!(f, "{aq}"),
+            IvfCodecSpec::AqFastScan {
+                aq,
+                bbs,
+                by_residual,
+            } => fast_scan_aq_token(f, aq, bbs, if by_residual { "r" } else { "" }),
         }
     }
 }

@@ -24,6 +24,8 @@ pub enum IvfCodecView<'a> {
     RaBitQ(&'a IvfRaBitQ),
     /// Additive-quantizer codes (RQ, LSQ, PRQ, PLSQ).
     AdditiveQuantizer(&'a super::IvfAdditiveQuantizer),
+    /// 4-bit additive-quantizer codes in fast-scan blocks.
+    AqFastScan(&'a super::IvfAqFastScan),
     /// A codec defined outside this crate.
     Other,
 }

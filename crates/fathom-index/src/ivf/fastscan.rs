@@ -97,11 +97,11 @@ impl IvfPqFastScan {
     }
 }
 
-/// Packs 4-bit PQ codes into the fast-scan block layout.
+/// Packs codes of `m` 4-bit columns (nibbles, low first) into the fast-scan block layout.
 #[derive(Debug)]
-struct FastScanPacker {
-    m: usize,
-    code_size: usize,
+pub(crate) struct FastScanPacker {
+    pub(crate) m: usize,
+    pub(crate) code_size: usize,
 }
 
 impl CodePacker for FastScanPacker {

@@ -10,6 +10,7 @@
 //! transaction, `transaction`), and `dyn_ivf` gives every codec one object-safe face.
 
 mod additive;
+mod aq_fastscan;
 mod codec;
 mod dyn_ivf;
 mod fastscan;
@@ -37,6 +38,7 @@ use fathom_linalg::ClusteringParameters;
 use rayon::prelude::*;
 
 pub use additive::{IndexIvfAdditiveQuantizer, IndexIvfResidualQuantizer, IvfAdditiveQuantizer};
+pub use aq_fastscan::{IndexIvfAqFastScan, IvfAqFastScan};
 pub use codec::{IvfCodec, IvfContext, ListScanner};
 pub use dyn_ivf::{DynIvf, IvfCodecView};
 pub use fastscan::{IndexIvfPqFastScan, IvfPqFastScan};

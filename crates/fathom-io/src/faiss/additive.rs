@@ -12,10 +12,13 @@
 //! `ILfs`, `IPRf`, `IPLf` (flat fast-scan: the quantizer, then `implem`, `bbs`, `qbs` i32,
 //! `M`, `nbits`, `ksub`, `code_size`, `ntotal2`, `M2` u64, `rescale_norm` u8, `norm_scale`
 //! i32, `max_train_points` u64 and the codes in Faiss's blocks), `IwRQ`, `IwLS`, `IwPR`,
-//! `IwPL` (IVF) and `ImRQ` (the residual coarse quantizer).
+//! `IwPL` (IVF), `IVRf`, `IVLf`, `NPRf`, `NPLf` (IVF fast-scan: the IVF header, the
+//! quantizer, `by_residual`, `implem`, `bbs`, `qbs`, `M`, `nbits`, `ksub`, `code_size`,
+//! `qbs2`, `M2`, `rescale_norm`, `norm_scale`, `max_train_points`, then `ilbl` lists) and
+//! `ImRQ` (the residual coarse quantizer).
 
 use fathom_core::Result;
-use fathom_index::ivf::IvfAdditiveQuantizer;
+use fathom_index::ivf::{IvfAdditiveQuantizer, IvfAqFastScan};
 use fathom_index::{Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexResidualCoarseQuantizer};
 use fathom_quant::additive::{AdditiveQuantizer, AqKind, AqSearchType, LsqParams};
 
@@ -68,12 +71,20 @@ impl Family {
             Family::Plsq => b"IPLf",
         }
     }
+    fn ivf_fast_scan_fourcc(self) -> &'static [u8; 4] {
+        match self {
+            Family::Rq => b"IVRf",
+            Family::Lsq => b"IVLf",
+            Family::Prq => b"NPRf",
+            Family::Plsq => b"NPLf",
+        }
+    }
     fn from_fourcc(f: &[u8; 4]) -> Option<Self> {
         Some(match f {
-            b"IxRq" | b"IxRQ" | b"IwRQ" | b"ImRQ" | b"IRfs" => Family::Rq,
-            b"IxLS" | b"IwLS" | b"ILfs" => Family::Lsq,
-            b"IxPR" | b"IwPR" | b"IPRf" => Family::Prq,
-            b"IxPL" | b"IwPL" | b"IPLf" => Family::Plsq,
+            b"IxRq" | b"IxRQ" | b"IwRQ" | b"ImRQ" | b"IRfs" | b"IVRf" => Family::Rq,
+            b"IxLS" | b"IwLS" | b"ILfs" | b"IVLf" => Family::Lsq,
+            b"IxPR" | b"IwPR" | b"IPRf" | b"NPRf" => Family::Prq,
+            b"IxPL" | b"IwPL" | b"IPLf" | b"NPLf" => Family::Plsq,
             _ => return None,
         })
     }
@@ -320,41 +331,20 @@ pub(super) fn read_fast_scan_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Resul
     let h = read_header(c)?;
     let aq = read_aq(c, family, false, h.d)?;
     let mut index = IndexAqFastScan::new(aq, h.metric).map_err(|e| c.err(e))?;
-    c.i32("implem")?;
-    let bbs = c.i32_in("bbs", 1 << 16)?;
-    c.i32("qbs")?;
     let cols = index.aq().m()
         + if h.metric == fathom_core::MetricType::L2 {
             2
         } else {
             0
         };
-    let m = c.u64("M")?;
-    let nbits = c.u64("nbits")?;
-    let ksub = c.u64("ksub")?;
-    let code_size = c.u64("code_size")?;
-    let ntotal2 = c.u64("ntotal2")?;
-    let m2 = c.u64("M2")?;
-    if m != cols as u64 || nbits != 4 || ksub != 16 || m2 != cols.next_multiple_of(2) as u64 {
-        return Err(c.err(format!(
-            "fast-scan columns M = {m}, M2 = {m2}, {nbits} bits, ksub = {ksub}; the quantizer \
-             needs M = {cols}, M2 = {}, 4 bits, ksub = 16",
-            cols.next_multiple_of(2)
-        )));
-    }
-    if code_size != (cols as u64 * 4).div_ceil(8) || code_size != index.aq().code_size() as u64 {
-        return Err(c.err(format!(
-            "code_size is {code_size}; the quantizer's codes are {} bytes",
-            index.aq().code_size()
-        )));
-    }
+    let (bbs, ntotal2) = read_fast_scan_fields(c, index.aq(), cols)?;
     index.set_bbs(bbs).map_err(|e| c.err(e))?;
     if ntotal2 != h.ntotal.next_multiple_of(bbs) as u64 {
         return Err(c.err(format!("ntotal2 = {ntotal2} for ntotal = {}", h.ntotal)));
     }
     index.rescale_norm = c.bool("rescale_norm")?;
     let scale = c.i32("norm_scale")?;
-    index.set_norm_scale(scale).map_err(|e| c.err(e))?;
+    index.set_norm_scale(scale);
     index.max_train_points = c.u64_in("max_train_points", usize::MAX >> 1)?;
     let cs = index.aq().code_size();
     let len = super::fastscan::packed_len(h.ntotal, cs, bbs);
@@ -391,6 +381,91 @@ pub(super) fn write_fast_scan(s: &mut Sink<'_>, index: &IndexAqFastScan) -> Resu
     s.usize(index.max_train_points)?;
     let codes: Vec<u8> = (0..index.ntotal()).flat_map(|i| index.code(i)).collect();
     s.vec(&super::fastscan::pack(&codes, cs, index.bbs()))
+}
+
+/// Whether a fourcc is an IVF fast-scan additive-quantizer index.
+pub(super) fn is_ivf_fast_scan_fourcc(f: &[u8; 4]) -> bool {
+    matches!(f, b"IVRf" | b"IVLf" | b"NPRf" | b"NPLf")
+}
+
+/// The fast-scan fields after the quantizer, shared by the flat and IVF records up to
+/// `M2` (`ntotal2` for flat, `qbs2` for IVF in the middle slot): checks them against the
+/// quantizer and returns `bbs`.
+fn read_fast_scan_fields(
+    c: &mut Cursor<'_>,
+    aq: &AdditiveQuantizer,
+    cols: usize,
+) -> Result<(usize, u64)> {
+    c.i32("implem")?;
+    let bbs = c.i32_in("bbs", 1 << 16)?;
+    c.i32("qbs")?;
+    let m = c.u64("M")?;
+    let nbits = c.u64("nbits")?;
+    let ksub = c.u64("ksub")?;
+    let code_size = c.u64("code_size")?;
+    let middle = c.u64("ntotal2 / qbs2")?;
+    let m2 = c.u64("M2")?;
+    if m != cols as u64 || nbits != 4 || ksub != 16 || m2 != cols.next_multiple_of(2) as u64 {
+        return Err(c.err(format!(
+            "fast-scan columns M = {m}, M2 = {m2}, {nbits} bits, ksub = {ksub}; the quantizer \
+             needs M = {cols}, M2 = {}, 4 bits, ksub = 16",
+            cols.next_multiple_of(2)
+        )));
+    }
+    if code_size != aq.code_size() as u64 {
+        return Err(c.err(format!(
+            "code_size is {code_size}; the quantizer's codes are {} bytes",
+            aq.code_size()
+        )));
+    }
+    Ok((bbs, middle))
+}
+
+/// `IVRf`, `IVLf`, `NPRf`, `NPLf`.
+pub(super) fn read_ivf_fast_scan_body(
+    c: &mut Cursor<'_>,
+    fourcc: &[u8; 4],
+) -> Result<Box<dyn Index>> {
+    let family = Family::from_fourcc(fourcc).ok_or_else(|| c.err("not an additive quantizer"))?;
+    let ivf = read_ivf_header(c)?;
+    let aq = read_aq(c, family, false, ivf.h.d)?;
+    let mut codec = IvfAqFastScan::from_aq(aq, ivf.h.metric).map_err(|e| c.err(e))?;
+    let by_residual = c.bool("by_residual")?;
+    let (bbs, _qbs2) = read_fast_scan_fields(c, codec.aq(), codec.columns())?;
+    codec.set_bbs(bbs).map_err(|e| c.err(e))?;
+    codec.rescale_norm = c.bool("rescale_norm")?;
+    let scale = c.i32("norm_scale")?;
+    codec.set_norm_scale(scale);
+    codec.max_train_points = c.u64_in("max_train_points", usize::MAX >> 1)?;
+    Ok(Box::new(finish_ivf(c, ivf, codec, by_residual)?))
+}
+
+/// The fourcc of an IVF fast-scan index with this codec.
+pub(super) fn ivf_fast_scan_fourcc(codec: &IvfAqFastScan) -> &'static [u8; 4] {
+    Family::of(codec.aq()).ivf_fast_scan_fourcc()
+}
+
+/// The codec part of an IVF fast-scan record, after the IVF header and before the lists.
+pub(super) fn write_ivf_fast_scan_codec(
+    s: &mut Sink<'_>,
+    codec: &IvfAqFastScan,
+    by_residual: bool,
+) -> Result<()> {
+    write_aq(s, codec.aq())?;
+    s.bool(by_residual)?;
+    s.i32(0)?; // implem
+    s.i32(codec.bbs() as i32)?;
+    s.i32(0)?; // qbs
+    let cols = codec.columns();
+    s.usize(cols)?;
+    s.usize(4)?;
+    s.usize(16)?;
+    s.usize(codec.aq().code_size())?;
+    s.usize(0)?; // qbs2
+    s.usize(cols.next_multiple_of(2))?;
+    s.bool(codec.rescale_norm)?;
+    s.i32(codec.norm_scale())?;
+    s.usize(codec.max_train_points)
 }
 
 /// Whether a fourcc is an IVF additive-quantizer index.

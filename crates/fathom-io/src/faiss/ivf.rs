@@ -373,21 +373,12 @@ pub(super) fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Res
             s.i32(0)?; // implem
             s.usize(0)?; // qbs2
             write_pq(s, c.pq())?;
-            let lists = ivf.invlists();
-            s.fourcc(b"ilbl")?;
-            s.usize(lists.nlist())?;
-            s.u64(u64::MAX)?; // Faiss's INVALID_CODE_SIZE: the codes exist only in blocks
-            let bbs = c.bbs();
-            s.usize(bbs)?;
-            s.usize(bbs * cs)?;
-            for l in 0..lists.nlist() {
-                s.vec(lists.ids(l))?;
-                let codes: Vec<u8> = (0..lists.list_size(l))
-                    .flat_map(|o| lists.code(l, o).into_owned())
-                    .collect();
-                s.vec(&super::fastscan::pack(&codes, cs, bbs))?;
-            }
-            Ok(())
+            write_block_lists(s, ivf.invlists(), cs, c.bbs())
+        }
+        IvfCodecView::AqFastScan(c) => {
+            header(s, super::additive::ivf_fast_scan_fourcc(c))?;
+            super::additive::write_ivf_fast_scan_codec(s, c, ivf.by_residual())?;
+            write_block_lists(s, ivf.invlists(), c.code_size(), c.bbs())
         }
         IvfCodecView::RaBitQ(c) => {
             header(s, super::rabitq::ivf_fourcc(c))?;
@@ -401,6 +392,28 @@ pub(super) fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Res
         }
         IvfCodecView::Other => Err(unsupported(&ivf.description())),
     }
+}
+
+/// An `ilbl` record: each list's ids, then its codes in Faiss's blocks of `bbs`.
+fn write_block_lists(
+    s: &mut Sink<'_>,
+    lists: &dyn fathom_invlists::InvertedLists,
+    cs: usize,
+    bbs: usize,
+) -> Result<()> {
+    s.fourcc(b"ilbl")?;
+    s.usize(lists.nlist())?;
+    s.u64(u64::MAX)?; // Faiss's INVALID_CODE_SIZE: the codes exist only in blocks
+    s.usize(bbs)?;
+    s.usize(bbs * cs)?;
+    for l in 0..lists.nlist() {
+        s.vec(lists.ids(l))?;
+        let codes: Vec<u8> = (0..lists.list_size(l))
+            .flat_map(|o| lists.code(l, o).into_owned())
+            .collect();
+        s.vec(&super::fastscan::pack(&codes, cs, bbs))?;
+    }
+    Ok(())
 }
 
 /// `IwQR`: the IVF-PQ record, then the refinement PQ, its codes and `k_factor`.

@@ -24,6 +24,9 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
             f if additive::is_flat_fourcc(f) => Box::new(additive::read_flat_body(c, &fourcc)?),
             f if additive::is_ivf_fourcc(f) => additive::read_ivf_body(c, &fourcc)?,
             b"ImRQ" => Box::new(additive::read_rcq_body(c)?),
+            f if additive::is_ivf_fast_scan_fourcc(f) => {
+                additive::read_ivf_fast_scan_body(c, &fourcc)?
+            }
             f if additive::is_fast_scan_fourcc(f) => {
                 Box::new(additive::read_fast_scan_body(c, &fourcc)?)
             }

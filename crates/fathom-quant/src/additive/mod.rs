@@ -588,6 +588,46 @@ impl AdditiveQuantizer {
         Ok(())
     }
 
+    /// [`AdditiveQuantizer::encode`] of residuals whose stored norm is that of the full
+    /// vector: `‖decode(code) + offset‖²` for each row's `offsets` row (Faiss's
+    /// `compute_codes_add_centroids`, for codes searched with one table per query).
+    pub fn encode_with_offsets(&self, x: &[f32], offsets: &[f32], codes: &mut [u8]) -> Result<()> {
+        if !self.trained {
+            return Err(Error::NotTrained("additive-quantizer encoding".into()));
+        }
+        let n = check::vectors("encoded", x, self.d)?;
+        check::finite("encoded", x, self.d)?;
+        check::output_len("offsets", offsets.len(), n * self.d)?;
+        check::output_len(
+            "additive-quantizer code buffer",
+            codes.len(),
+            n * self.code_size(),
+        )?;
+        let (levels, _) = self.encode_levels(x);
+        let norms: Vec<f32> = levels
+            .par_chunks(self.m())
+            .zip(offsets.par_chunks(self.d))
+            .map_init(
+                || vec![0.0f32; self.d],
+                |y, (c, o)| {
+                    self.decode_unpacked(c, y);
+                    y.iter().zip(o).map(|(a, b)| (a + b) * (a + b)).sum()
+                },
+            )
+            .collect();
+        self.pack(&levels, &norms, codes);
+        Ok(())
+    }
+
+    /// Retrains the norm encoding on other squared norms (Faiss's `train_norm`: an IVF
+    /// index whose norms cover the centroid too).
+    pub fn train_norm_on(&mut self, norms: &[f32]) -> Result<()> {
+        if norms.is_empty() || norms.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid("norms to train on: none, or not finite"));
+        }
+        self.train_norm(norms)
+    }
+
     /// Packs unpacked level codes and reconstruction norms into Faiss's bit stream.
     fn pack(&self, levels: &[u32], norms: &[f32], codes: &mut [u8]) {
         let (cs, mm) = (self.code_size(), self.m());
