@@ -355,6 +355,11 @@ class VectorTransform:
 class IndexAdditiveQuantizer(Index):
     """Additive-quantizer codes searched exhaustively (Faiss's `IndexAdditiveQuantizer`)."""
 
+class IndexAdditiveQuantizerFastScan(Index):
+    """4-bit additive-quantizer codes scanned in fast-scan blocks (Faiss's
+    `IndexAdditiveQuantizerFastScan`).
+    """
+
 class ResidualCoarseQuantizer(Index):
     """A coarse quantizer over every code of a residual quantizer (Faiss's
     `ResidualCoarseQuantizer`).
@@ -648,6 +653,33 @@ class IndexProductLocalSearchQuantizer(IndexAdditiveQuantizer):
     def __init__(self, d: int, nsplits: int, Msub: int, nbits: int, metric: int = 1, search_type: int = 0) -> None:
         """`nsplits` parts, each with `Msub` codebooks of `2^nbits` entries."""
 
+class IndexResidualQuantizerFastScan(IndexAdditiveQuantizerFastScan):
+    """Faiss's `IndexResidualQuantizerFastScan`: `M` 4-bit codebooks; L2 needs
+    `search_type` 8 or 9 (the 2×4-bit norms), inner product 1 (none).
+    """
+    def __init__(self, d: int, M: int, nbits: int = 4, metric: int = 1, search_type: int = 9, bbs: int = 32) -> None:
+        """An untrained index of `M` codebooks of `2^nbits` (= 16) entries."""
+
+class IndexLocalSearchQuantizerFastScan(IndexAdditiveQuantizerFastScan):
+    """Faiss's `IndexLocalSearchQuantizerFastScan`."""
+    def __init__(self, d: int, M: int, nbits: int = 4, metric: int = 1, search_type: int = 8, bbs: int = 32) -> None:
+        """An untrained index of `M` codebooks of 16 entries."""
+
+class IndexProductResidualQuantizerFastScan(IndexAdditiveQuantizerFastScan):
+    """Faiss's `IndexProductResidualQuantizerFastScan`."""
+    def __init__(self, d: int, nsplits: int, Msub: int, nbits: int = 4, metric: int = 1, search_type: int = 9, bbs: int = 32) -> None:
+        """`nsplits` parts of `Msub` codebooks of 16 entries."""
+
+class IndexProductLocalSearchQuantizerFastScan(IndexAdditiveQuantizerFastScan):
+    """Faiss's `IndexProductLocalSearchQuantizerFastScan`."""
+    def __init__(self, d: int, nsplits: int, Msub: int, nbits: int = 4, metric: int = 1, search_type: int = 8, bbs: int = 32) -> None:
+        """`nsplits` parts of `Msub` codebooks of 16 entries."""
+
+class IndexIVFAdditiveQuantizerFastScan(IndexIVF):
+    """4-bit additive-quantizer codes in inverted lists scanned in fast-scan blocks (Faiss's
+    `IndexIVFAdditiveQuantizerFastScan`; residuals coded, as Faiss's constructors do).
+    """
+
 class IndexIVFAdditiveQuantizer(IndexIVF):
     """Additive-quantizer codes in inverted lists (Faiss's `IndexIVFAdditiveQuantizer`)."""
 
@@ -735,6 +767,26 @@ class IndexRefineFlat(IndexRefine):
     """
     def __init__(self, base_index: Any) -> None:
         """`base_index` (empty; it moves into this one) re-ranked by exact distances."""
+
+class IndexIVFResidualQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
+    """Faiss's `IndexIVFResidualQuantizerFastScan`."""
+    def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int = 4, metric: int = 1, search_type: int = 9, bbs: int = 32) -> None:
+        """`nlist` lists over `quantizer`, residuals coded by `M` 4-bit codebooks."""
+
+class IndexIVFLocalSearchQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
+    """Faiss's `IndexIVFLocalSearchQuantizerFastScan`."""
+    def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int = 4, metric: int = 1, search_type: int = 8, bbs: int = 32) -> None:
+        """`nlist` lists over `quantizer`, residuals coded by `M` 4-bit codebooks."""
+
+class IndexIVFProductResidualQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
+    """Faiss's `IndexIVFProductResidualQuantizerFastScan` (and, from files, its LSQ twin)."""
+    def __init__(self, quantizer: Any, d: int, nlist: int, nsplits: int, Msub: int, nbits: int = 4, metric: int = 1, search_type: int = 9, bbs: int = 32) -> None:
+        """`nlist` lists over `quantizer`; `nsplits` parts of `Msub` 4-bit codebooks."""
+
+class IndexIVFProductLocalSearchQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
+    """Faiss's `IndexIVFProductLocalSearchQuantizerFastScan`."""
+    def __init__(self, quantizer: Any, d: int, nlist: int, nsplits: int, Msub: int, nbits: int = 4, metric: int = 1, search_type: int = 8, bbs: int = 32) -> None:
+        """`nlist` lists over `quantizer`; `nsplits` parts of `Msub` 4-bit codebooks."""
 
 class IndexIVFResidualQuantizer(IndexIVFAdditiveQuantizer):
     """Residual-quantizer codes in inverted lists (Faiss's `IndexIVFResidualQuantizer`)."""

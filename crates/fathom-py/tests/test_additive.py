@@ -29,6 +29,7 @@ def mse(index, x):
         "IVF16,LSQ3x5_Ncqint4",
         "RQ4x4fs_Nrq2x4",
         "PLSQ2x2x4fs_64_Nlsq2x4",
+        "IVF16,RQ4x4fsr_Nrq2x4",
     ],
 )
 def test_additive_matches_faiss(faiss, key, tmp_path):
@@ -51,8 +52,7 @@ def test_additive_matches_faiss(faiss, key, tmp_path):
     loaded = fathom.read_index(str(tmp_path / "t.faiss"))
     D, _ = loaded.search(xq, 10)
     Dr, _ = theirs.search(xq, 10)
-    close = np.isclose(D, Dr, rtol=1e-3, atol=1e-3)
-    assert close.mean() > 0.97, close.mean()
+    assert_same_distances(key, D, Dr)
     # fathom's index, read by faiss: the same results.
     fathom.write_index(ours, str(tmp_path / "o.faiss"))
     back = faiss.read_index(str(tmp_path / "o.faiss"))
@@ -60,7 +60,21 @@ def test_additive_matches_faiss(faiss, key, tmp_path):
         back.nprobe = 4
     Db, _ = back.search(xq, 10)
     Do, _ = ours.search(xq, 10)
-    assert np.isclose(Db, Do, rtol=1e-3, atol=1e-3).mean() > 0.97
+    assert_same_distances(key, Do, Db)
+
+
+def assert_same_distances(key, ours, theirs):
+    """Rank by rank the same distances. Fast-scan: faiss rounds an IVF list's bias to the
+    8-bit table step and, with rescaled norms, counts the norm columns' minimums once
+    (a constant per query); fathom keeps both exact, so each query's distances are held
+    to faiss's up to one shift per query."""
+    if "fs" in key:
+        gap = ours - theirs
+        spread = np.abs(gap - np.median(gap, axis=1, keepdims=True)).mean()
+        assert spread <= 0.005 * np.abs(theirs).mean(), spread
+    else:
+        close = np.isclose(ours, theirs, rtol=1e-3, atol=1e-3)
+        assert close.mean() > 0.97, close.mean()
 
 
 def test_additive_classes_and_errors():
