@@ -369,7 +369,7 @@ class ResidualCoarseQuantizer(Index):
         per level in place of `M, nbits`: `ResidualCoarseQuantizer(d, [8, 6], metric)`.
         """
     @property
-    def get_beam_factor(self) -> float:
+    def beam_factor(self) -> float:
         """Partial sums kept per result in the beam search (negative: scan every centroid)."""
     def set_beam_factor(self, value: float) -> None:
         """Faiss's `set_beam_factor`."""
@@ -631,8 +631,10 @@ class IndexResidualQuantizer(IndexAdditiveQuantizer):
         norm, 4/5: 8/4-bit norm, 6/7: 8/4-bit k-means norm, 8/9: 2×4-bit LSQ/RQ norm).
         """
     @property
-    def get_max_beam_size(self) -> int:
+    def max_beam_size(self) -> int:
         """Partial sums kept per level when encoding."""
+    @max_beam_size.setter
+    def max_beam_size(self, value: int) -> None: ...
 
 class IndexLocalSearchQuantizer(IndexAdditiveQuantizer):
     """Local-search-quantizer codes searched exhaustively (Faiss's `IndexLocalSearchQuantizer`)."""

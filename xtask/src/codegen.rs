@@ -351,8 +351,10 @@ fn methods(
                     continue;
                 }
                 if let Some(args) = attr_args(&f.attrs, "getter") {
+                    // pyo3 names a getter after its function, less a `get_` prefix.
                     let name = if args.is_empty() {
-                        f.sig.ident.to_string()
+                        let n = f.sig.ident.to_string();
+                        n.strip_prefix("get_").unwrap_or(&n).to_string()
                     } else {
                         args
                     };
