@@ -5,20 +5,20 @@
 //! As in Faiss, residuals are coded but the stored 2×4-bit norm is that of the whole
 //! reconstruction (centroid included), so one table per query serves every list:
 //! `‖q − c − r‖² − ‖q‖² = −2⟨q, c⟩ − 2⟨q, r⟩ + ‖c + r‖²`, the first term a per-list
-//! bias. For inner product the bias is `⟨q, c⟩`. Each block of 32 codes holds the level
-//! columns' block, then (L2) the two norm columns' own block, so the norm sums come out
-//! apart and can be multiplied by the norm scale (see [`crate::IndexAqFastScan`]).
+//! bias. For inner product the bias is `⟨q, c⟩`. With rescaled norm columns (see
+//! [`crate::IndexAqFastScan`]) a block is scanned twice — levels, then norms with the
+//! other columns' tables zero — and the norm sums multiplied by the scale.
 
 use std::sync::Arc;
 
 use fathom_core::{Error, IdSelector, Idx, MetricType, Result};
-use fathom_invlists::CodePacker;
 use fathom_invlists::{BlockInvertedLists, InvertedLists};
 use fathom_kernels::TopK;
 use fathom_kernels::codes::fastscan::{self as kern, BLOCK, block_bytes};
 use fathom_quant::additive::AdditiveQuantizer;
-use fathom_quant::fastscan::{get_code, packed_nsq, quantize_lut, set_code};
+use fathom_quant::fastscan::{packed_nsq, quantize_lut};
 
+use super::fastscan::FastScanPacker;
 use super::{IndexIvf, IvfCodec, IvfContext, ListScanner};
 use crate::Index;
 use crate::aq_fastscan::{check_fast_scan_aq, fast_scan_token};
@@ -122,75 +122,6 @@ impl IvfAqFastScan {
     }
 }
 
-/// Packs codes of `levels` nibbles then `norms` nibbles into blocks of 32: the level
-/// columns' fast-scan block, then the norm columns' (none for inner product).
-#[derive(Debug)]
-struct SplitPacker {
-    levels: usize,
-    norms: usize,
-    code_size: usize,
-}
-
-impl SplitPacker {
-    fn level_bytes(&self) -> usize {
-        block_bytes(packed_nsq(self.levels))
-    }
-    fn nibbles(&self, code: &[u8]) -> [u32; 258] {
-        let mut nib = [0u32; 258];
-        for (j, v) in nib.iter_mut().enumerate().take(self.levels + self.norms) {
-            *v = ((code[j / 2] >> (4 * (j % 2))) & 15) as u32;
-        }
-        nib
-    }
-}
-
-impl CodePacker for SplitPacker {
-    fn code_size(&self) -> usize {
-        self.code_size
-    }
-    fn nvec(&self) -> usize {
-        BLOCK
-    }
-    fn block_size(&self) -> usize {
-        self.level_bytes()
-            + if self.norms > 0 {
-                block_bytes(packed_nsq(self.norms))
-            } else {
-                0
-            }
-    }
-    fn pack_1(&self, code: &[u8], i: usize, block: &mut [u8]) {
-        let nib = self.nibbles(code);
-        let (lv, nv) = block.split_at_mut(self.level_bytes());
-        set_code(lv, self.levels, i, &nib[..self.levels]);
-        if self.norms > 0 {
-            set_code(
-                nv,
-                self.norms,
-                i,
-                &nib[self.levels..self.levels + self.norms],
-            );
-        }
-    }
-    fn unpack_1(&self, block: &[u8], i: usize, code: &mut [u8]) {
-        let mut nib = [0u32; 258];
-        let (lv, nv) = block.split_at(self.level_bytes());
-        get_code(lv, self.levels, i, &mut nib[..self.levels]);
-        if self.norms > 0 {
-            get_code(
-                nv,
-                self.norms,
-                i,
-                &mut nib[self.levels..self.levels + self.norms],
-            );
-        }
-        code.fill(0);
-        for (j, &v) in nib.iter().enumerate().take(self.levels + self.norms) {
-            code[j / 2] |= (v as u8) << (4 * (j % 2));
-        }
-    }
-}
-
 impl IvfCodec for IvfAqFastScan {
     fn view(&self) -> super::IvfCodecView<'_> {
         super::IvfCodecView::AqFastScan(self)
@@ -239,9 +170,8 @@ impl IvfCodec for IvfAqFastScan {
     fn new_lists(&self, nlist: usize) -> Box<dyn InvertedLists> {
         Box::new(BlockInvertedLists::new(
             nlist,
-            Arc::new(SplitPacker {
-                levels: self.aq.m(),
-                norms: self.columns() - self.aq.m(),
+            Arc::new(FastScanPacker {
+                m: self.columns(),
                 code_size: self.aq.code_size(),
             }),
         ))
@@ -254,7 +184,6 @@ impl IvfCodec for IvfAqFastScan {
         let cols = self.columns();
         let nsq = packed_nsq(cols);
         let ip = self.metric == MetricType::InnerProduct;
-        // Quantized together (one scale, one bias), then split by column group.
         let table = crate::aq_fastscan::float_table(&self.aq, self.metric, self.scale(), query);
         let mut lut = vec![0u8; nsq * 16];
         let (a, bias) = quantize_lut(&table, cols, &mut lut)?;
@@ -267,19 +196,19 @@ impl IvfCodec for IvfAqFastScan {
         if ip {
             lut[..cols * 16].iter_mut().for_each(|v| *v = 255 - *v);
         }
-        // The level columns' tables, and the norm columns' for their own blocks.
-        let mut level_lut = vec![0u8; packed_nsq(m) * 16];
-        level_lut[..m * 16].copy_from_slice(&lut[..m * 16]);
-        let norm_lut = (cols > m).then(|| {
-            let mut n = vec![0u8; packed_nsq(cols - m) * 16];
-            n[..(cols - m) * 16].copy_from_slice(&lut[m * 16..cols * 16]);
+        // With scaled norms: the same blocks scanned once with the level tables alone and
+        // once with the norm tables alone.
+        let norm_lut = (self.scale() > 1).then(|| {
+            let mut n = vec![0u8; nsq * 16];
+            n[m * 16..cols * 16].copy_from_slice(&lut[m * 16..cols * 16]);
+            lut[m * 16..cols * 16].fill(0);
             n
         });
         Ok(Box::new(AqFastScanScanner {
             codec: self,
             ctx,
             query,
-            lut: level_lut,
+            lut,
             norm_lut,
             a,
             // Keys are distances (L2) or negated scores (inner product, from the flipped
@@ -321,27 +250,15 @@ struct AqFastScanScanner<'a> {
 }
 
 impl AqFastScanScanner<'_> {
-    /// The level sums into `buf` and, for L2, the norm sums into `buf2`, block by block
-    /// (each block holds the level columns' block, then the norm columns').
     fn accumulate(&mut self, codes: &[u8], n: usize) {
-        let m = self.codec.aq.m();
-        let (nsq_l, lbb) = (packed_nsq(m), block_bytes(packed_nsq(m)));
+        let nsq = packed_nsq(self.codec.columns());
         let nb = n.div_ceil(BLOCK);
+        let blocks = &codes[..nb * block_bytes(nsq)];
         self.buf.resize(nb * BLOCK, 0);
-        let Some(nl) = &self.norm_lut else {
-            kern::accumulate(nsq_l, &codes[..nb * lbb], &self.lut, &mut self.buf);
-            return;
-        };
-        let stride = lbb + block_bytes(2);
-        self.buf2.resize(nb * BLOCK, 0);
-        for ((block, lo), no) in codes[..nb * stride]
-            .chunks_exact(stride)
-            .zip(self.buf.chunks_exact_mut(BLOCK))
-            .zip(self.buf2.chunks_exact_mut(BLOCK))
-        {
-            let (lv, nv) = block.split_at(lbb);
-            kern::accumulate(nsq_l, lv, &self.lut, lo);
-            kern::accumulate(2, nv, nl, no);
+        kern::accumulate(nsq, blocks, &self.lut, &mut self.buf);
+        if let Some(nl) = &self.norm_lut {
+            self.buf2.resize(nb * BLOCK, 0);
+            kern::accumulate(nsq, blocks, nl, &mut self.buf2);
         }
     }
 
