@@ -147,10 +147,6 @@ impl IndexAqFastScan {
         code
     }
 
-    fn float_table(&self, q: &[f32]) -> Vec<f32> {
-        float_table(&self.aq, self.metric, self.scale(), q)
-    }
-
     /// Scans blocks `b0..b1` for a group of queries: the level accumulators, plus the
     /// scaled norm accumulators, into `tops`.
     #[allow(clippy::too_many_arguments)]
@@ -255,31 +251,16 @@ impl Index for IndexAqFastScan {
         let mut norm_luts = vec![0u8; nq * nsq_n * 16];
         let mut scale_bias = vec![(1.0f32, 0.0f32); nq];
         let cols = m + nc;
-        let ip = self.metric == MetricType::InnerProduct;
         level_luts
             .par_chunks_mut(nsq * 16)
             .zip(norm_luts.par_chunks_mut(nsq_n * 16))
             .zip(queries.par_chunks(d))
             .zip(scale_bias.par_iter_mut())
             .try_for_each(|(((l, nl), q), sb)| {
-                let t = self.float_table(q);
-                let mut all = vec![0u8; packed_nsq(cols) * 16];
-                let (scale, bias) = quantize_lut(&t, cols, &mut all)?;
-                // The norm columns' sums are multiplied by the norm scale, their
-                // minimums too (Faiss's bias counts them once, which shifts its L2
-                // distances by a constant per query when the scale is above 1).
-                let norm_mins: f32 = t[m * 16..]
-                    .chunks_exact(16)
-                    .map(|c| c.iter().copied().fold(f32::INFINITY, f32::min))
-                    .sum();
-                *sb = (scale, bias + (self.scale() - 1) as f32 * norm_mins);
-                if ip {
-                    // Faiss quantizes the scores themselves; the kernel's min-heap takes
-                    // `255 − byte`, and the score is `bias + (255·M − key) / scale`.
-                    all[..cols * 16].iter_mut().for_each(|v| *v = 255 - *v);
-                }
-                l[..m * 16].copy_from_slice(&all[..m * 16]);
-                nl[..nc * 16].copy_from_slice(&all[m * 16..cols * 16]);
+                let t = query_tables(&self.aq, self.metric, self.scale(), q)?;
+                l[..m * 16].copy_from_slice(&t.lut[..m * 16]);
+                nl[..nc * 16].copy_from_slice(&t.lut[m * 16..cols * 16]);
+                *sb = (t.a, t.offset);
                 Ok::<_, Error>(())
             })?;
         let nblocks = self.ntotal.div_ceil(BLOCK);
@@ -296,15 +277,9 @@ impl Index for IndexAqFastScan {
             let (l, n) = group(g);
             self.scan(b0, b1, l, n, tops, sel, buf, &mut Vec::new());
         });
-        let full = (255 * cols) as f32;
         to_result(tops, k, self.metric, |q, key| {
-            let (scale, bias) = scale_bias[q];
-            if ip {
-                // Keys are negated scores.
-                -(bias + (full - key) / scale)
-            } else {
-                bias + key / scale
-            }
+            let (a, offset) = scale_bias[q];
+            offset + key / a
         })
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
@@ -431,6 +406,48 @@ pub(crate) fn float_table(
         t.extend(aq.norm_tabs().iter().map(|v| v / s));
     }
     t
+}
+
+/// One query's 8-bit tables for the fast-scan kernel and how to read its sums back.
+pub(crate) struct QueryTables {
+    /// `packed_nsq(columns) × 16` bytes: the level columns, then the norm columns.
+    pub lut: Vec<u8>,
+    /// The quantization scale.
+    pub a: f32,
+    /// `offset + sum / a` is the key: the distance (L2, without `‖q‖²`), or the score
+    /// negated (inner product).
+    pub offset: f32,
+}
+
+/// The quantized tables of query `q` (norm columns divided by `scale`, whose sums the
+/// caller multiplies by it).
+pub(crate) fn query_tables(
+    aq: &AdditiveQuantizer,
+    metric: MetricType,
+    scale: i32,
+    q: &[f32],
+) -> Result<QueryTables> {
+    let t = float_table(aq, metric, scale, q);
+    let (m, cols) = (aq.m(), t.len() / 16);
+    let mut lut = vec![0u8; packed_nsq(cols) * 16];
+    let (a, bias) = quantize_lut(&t, cols, &mut lut)?;
+    // The norm columns' sums are multiplied by the norm scale, their minimums too
+    // (Faiss's bias counts them once, which shifts its L2 distances by a constant per
+    // query when the scale is above 1).
+    let norm_mins: f32 = t[m * 16..]
+        .chunks_exact(16)
+        .map(|c| c.iter().copied().fold(f32::INFINITY, f32::min))
+        .sum();
+    let bias = bias + (scale - 1) as f32 * norm_mins;
+    let offset = if metric == MetricType::InnerProduct {
+        // Faiss quantizes the scores themselves; the kernel's min-heap takes `255 − byte`,
+        // and the score is `bias + (255·cols − sum) / a`.
+        lut[..cols * 16].iter_mut().for_each(|v| *v = 255 - *v);
+        -bias - (255 * cols) as f32 / a
+    } else {
+        bias
+    };
+    Ok(QueryTables { lut, a, offset })
 }
 
 /// The norm scale from the tables of (up to 65 536 of) the training vectors: the ratio

@@ -112,12 +112,8 @@ impl IndexResidualCoarseQuantizer {
     }
 
     fn decode_into(&self, id: usize, out: &mut [f32]) {
-        let mut code = vec![0u8; self.rq.code_size()];
-        let mut w = fathom_quant::bits::BitWriter::new(&mut code);
-        for (c, &b) in self.levels(id).zip(self.rq.nbits()) {
-            w.write(c as u64, b);
-        }
-        self.rq.decode(&code, out);
+        let levels: Vec<u32> = self.levels(id).map(|c| c as u32).collect();
+        self.rq.decode_levels(&levels, out);
     }
 
     /// Every centroid scored by tables; the `k` best of each query.

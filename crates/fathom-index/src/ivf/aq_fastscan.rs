@@ -16,7 +16,7 @@ use fathom_invlists::{BlockInvertedLists, InvertedLists};
 use fathom_kernels::TopK;
 use fathom_kernels::codes::fastscan::{self as kern, BLOCK, block_bytes};
 use fathom_quant::additive::AdditiveQuantizer;
-use fathom_quant::fastscan::{packed_nsq, quantize_lut};
+use fathom_quant::fastscan::packed_nsq;
 
 use super::fastscan::FastScanPacker;
 use super::{IndexIvf, IvfCodec, IvfContext, ListScanner};
@@ -134,19 +134,13 @@ impl IvfCodec for IvfAqFastScan {
     }
     fn train(&mut self, x: &[f32], lists: &[Idx], ctx: IvfContext<'_>) -> Result<()> {
         self.aq.train(x)?;
-        let d = self.aq.d();
         if ctx.by_residual && self.metric == MetricType::L2 {
             // The stored norms cover the centroid: retrain their encoding on those.
-            let n = x.len() / d;
-            let mut codes = vec![0u8; n * self.aq.code_size()];
-            self.aq.encode(x, &mut codes)?;
-            let mut y = vec![0.0f32; d];
-            let mut norms = Vec::with_capacity(n);
-            for (code, &l) in codes.chunks_exact(self.aq.code_size()).zip(lists) {
-                self.aq.decode(code, &mut y);
-                let c = ctx.centroid(l.max(0) as usize)?;
-                norms.push(y.iter().zip(c.iter()).map(|(a, b)| (a + b) * (a + b)).sum());
+            let mut centroids = Vec::with_capacity(x.len());
+            for &l in lists {
+                centroids.extend_from_slice(&ctx.centroid(l.max(0) as usize)?);
             }
+            let norms = self.aq.reconstruction_norms_with_offsets(x, &centroids)?;
             self.aq.train_norm_on(&norms)?;
         }
         if self.metric == MetricType::L2 {
@@ -181,25 +175,13 @@ impl IvfCodec for IvfAqFastScan {
         ctx: IvfContext<'a>,
         query: &'a [f32],
     ) -> Result<Box<dyn ListScanner + 'a>> {
-        let cols = self.columns();
-        let nsq = packed_nsq(cols);
-        let ip = self.metric == MetricType::InnerProduct;
-        let table = crate::aq_fastscan::float_table(&self.aq, self.metric, self.scale(), query);
-        let mut lut = vec![0u8; nsq * 16];
-        let (a, bias) = quantize_lut(&table, cols, &mut lut)?;
-        let m = self.aq.m();
-        let norm_mins: f32 = table[m * 16..]
-            .chunks_exact(16)
-            .map(|c| c.iter().copied().fold(f32::INFINITY, f32::min))
-            .sum();
-        let bias = bias + (self.scale() - 1) as f32 * norm_mins;
-        if ip {
-            lut[..cols * 16].iter_mut().for_each(|v| *v = 255 - *v);
-        }
+        let (m, cols) = (self.aq.m(), self.columns());
+        let t = crate::aq_fastscan::query_tables(&self.aq, self.metric, self.scale(), query)?;
+        let mut lut = t.lut;
         // With scaled norms: the same blocks scanned once with the level tables alone and
         // once with the norm tables alone.
         let norm_lut = (self.scale() > 1).then(|| {
-            let mut n = vec![0u8; nsq * 16];
+            let mut n = vec![0u8; packed_nsq(cols) * 16];
             n[m * 16..cols * 16].copy_from_slice(&lut[m * 16..cols * 16]);
             lut[m * 16..cols * 16].fill(0);
             n
@@ -210,14 +192,8 @@ impl IvfCodec for IvfAqFastScan {
             query,
             lut,
             norm_lut,
-            a,
-            // Keys are distances (L2) or negated scores (inner product, from the flipped
-            // bytes: score = bias + (255·cols − sum) / a).
-            base: if ip {
-                -bias - (255 * cols) as f32 / a
-            } else {
-                bias
-            },
+            a: t.a,
+            base: t.offset,
             offset: 0.0,
             buf: Vec::new(),
             buf2: Vec::new(),

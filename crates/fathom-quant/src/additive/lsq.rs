@@ -225,7 +225,7 @@ impl AdditiveQuantizer {
 
     /// `‖x − decode(codes)‖²`.
     fn error(&self, x: &[f32], codes: &[u32], y: &mut [f32]) -> f32 {
-        self.decode_unpacked(codes, y);
+        self.decode_levels(codes, y);
         x.iter().zip(y.iter()).map(|(a, b)| (a - b) * (a - b)).sum()
     }
 }

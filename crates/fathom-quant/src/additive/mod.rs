@@ -486,7 +486,7 @@ impl AdditiveQuantizer {
             AqKind::LocalSearch(p) => {
                 let p = p.clone();
                 let codes = self.train_local_search(x, &p)?;
-                self.reconstruction_norms(&codes)
+                self.reconstruction_norms(&codes, None)
             }
             AqKind::Product(_) => {
                 let AqKind::Product(mut subs) =
@@ -515,23 +515,49 @@ impl AdditiveQuantizer {
     }
 
     /// The squared norms of the vectors that unpacked level codes (`n × M`) stand for.
-    fn reconstruction_norms(&self, codes: &[u32]) -> Vec<f32> {
-        let mm = self.m();
+    fn reconstruction_norms(&self, codes: &[u32], offsets: Option<&[f32]>) -> Vec<f32> {
         codes
-            .par_chunks(mm)
+            .par_chunks(self.m())
+            .enumerate()
             .map_init(
                 || vec![0.0f32; self.d],
-                |y, c| {
-                    self.decode_unpacked(c, y);
+                |y, (i, c)| {
+                    self.decode_levels(c, y);
+                    if let Some(o) = offsets {
+                        y.iter_mut()
+                            .zip(&o[i * self.d..])
+                            .for_each(|(v, o)| *v += o);
+                    }
                     sq_norm(y)
                 },
             )
             .collect()
     }
 
-    /// The vector that one row of unpacked level codes stands for.
-    fn decode_unpacked(&self, codes: &[u32], out: &mut [f32]) {
+    /// The squared norms of `decode(encode(x)) + offsets`, row by row: what an IVF index
+    /// whose codes are residuals but whose norms cover the centroid trains its norm
+    /// encoding on.
+    pub fn reconstruction_norms_with_offsets(
+        &self,
+        x: &[f32],
+        offsets: &[f32],
+    ) -> Result<Vec<f32>> {
+        if !self.trained {
+            return Err(Error::NotTrained("additive-quantizer encoding".into()));
+        }
+        let n = check::vectors("encoded", x, self.d)?;
+        check::finite("encoded", x, self.d)?;
+        check::output_len("offsets", offsets.len(), n * self.d)?;
+        Ok(self.reconstruction_norms(&self.encode_levels(x).0, Some(offsets)))
+    }
+
+    /// The vector that one row of level codes (one per codebook, not bit-packed) stands
+    /// for; zero before training.
+    pub fn decode_levels(&self, codes: &[u32], out: &mut [f32]) {
         out.fill(0.0);
+        if self.codebooks.is_empty() {
+            return;
+        }
         for (m, &c) in codes.iter().enumerate() {
             let (first, len) = self.spans[m];
             for (o, v) in out[first..first + len]
@@ -550,7 +576,7 @@ impl AdditiveQuantizer {
             AqKind::Residual(p) => self.encode_residual(x, p),
             AqKind::LocalSearch(p) => {
                 let codes = self.encode_local_search(x, p);
-                let norms = self.reconstruction_norms(&codes);
+                let norms = self.reconstruction_norms(&codes, None);
                 (codes, norms)
             }
             AqKind::Product(subs) => {
@@ -604,17 +630,7 @@ impl AdditiveQuantizer {
             n * self.code_size(),
         )?;
         let (levels, _) = self.encode_levels(x);
-        let norms: Vec<f32> = levels
-            .par_chunks(self.m())
-            .zip(offsets.par_chunks(self.d))
-            .map_init(
-                || vec![0.0f32; self.d],
-                |y, (c, o)| {
-                    self.decode_unpacked(c, y);
-                    y.iter().zip(o).map(|(a, b)| (a + b) * (a + b)).sum()
-                },
-            )
-            .collect();
+        let norms = self.reconstruction_norms(&levels, Some(offsets));
         self.pack(&levels, &norms, codes);
         Ok(())
     }
