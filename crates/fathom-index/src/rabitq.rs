@@ -174,6 +174,10 @@ impl FlatCodec for RaBitQCodes {
                 .expect("a query of dimension d");
             Box::new(move |start: usize, out: &mut [f32]| {
                 let run = &codes[start * cs..(start + out.len()) * cs];
+                if self.quantizer.nb_bits() == 1 {
+                    query.estimate_keys(run, out);
+                    return;
+                }
                 for (o, code) in out.iter_mut().zip(run.chunks_exact(cs)) {
                     *o = rabitq_key(&query, code, ip);
                 }

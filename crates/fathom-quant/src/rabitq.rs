@@ -26,6 +26,8 @@
 //! ```
 
 use fathom_core::{Error, MetricType, Result};
+use fathom_kernels::PairKernel;
+use fathom_kernels::codes::rabitq::plane_dots;
 
 /// Faiss's `kConstEpsilon`: the confidence factor of the error bound.
 const CONST_EPSILON: f32 = 1.9;
@@ -247,20 +249,49 @@ impl RaBitQuantizer {
         qb: u8,
         centered: bool,
     ) -> Result<RaBitQQuery> {
+        self.query_reusing(q, centroid, qb, centered, None)
+    }
+
+    /// [`RaBitQuantizer::query`] reusing the buffers of an earlier query (an IVF scan
+    /// prepares one per probed list).
+    pub fn query_reusing(
+        &self,
+        q: &[f32],
+        centroid: Option<&[f32]>,
+        qb: u8,
+        centered: bool,
+        earlier: Option<RaBitQQuery>,
+    ) -> Result<RaBitQQuery> {
         self.check_len("the query", q)?;
+        if let Some(c) = centroid {
+            self.check_len("the centroid", c)?;
+        }
         if qb > 8 {
             return Err(Error::invalid(format!(
                 "RaBitQ quantizes queries to 0 to 8 bits, got qb = {qb}"
             )));
         }
         let d = self.d;
-        let cent = |j: usize| centroid.map_or(0.0, |c| c[j]);
-        let rq: Vec<f32> = (0..d).map(|j| q[j] - cent(j)).collect();
-        let qr2: f32 = rq.iter().map(|v| v * v).sum();
-        let q_norm2: f32 = q.iter().map(|v| v * v).sum();
-        let q_dot_c: f32 = centroid.map_or(0.0, |c| q.iter().zip(c).map(|(a, b)| a * b).sum());
+        let (mut rq, mut planes) = earlier.map_or((Vec::new(), Vec::new()), |e| (e.rq, e.planes));
+        rq.clear();
+        match centroid {
+            Some(c) => rq.extend(q.iter().zip(c).map(|(a, b)| a - b)),
+            None => rq.extend_from_slice(q),
+        }
+        // Sums by the SIMD kernels (lane-parallel, as Faiss's `fvec_*`): per list of an
+        // IVF scan, strict left-to-right f32 sums would cost as much as the scan itself.
+        let ip = PairKernel::new(MetricType::InnerProduct);
+        let qr2 = ip.distance(&rq, &rq);
+        let (q_norm2, q_dot_c) = if self.metric == MetricType::InnerProduct {
+            (
+                ip.distance(q, q),
+                centroid.map_or(0.0, |c| ip.distance(q, c)),
+            )
+        } else {
+            (0.0, 0.0)
+        };
         let s = 1.0 / (d as f32).sqrt();
-        let mut planes = Vec::new();
+        planes.clear();
         let form = if qb == 0 {
             DotForm::Float {
                 c1: 2.0 * s,
@@ -272,39 +303,43 @@ impl RaBitQuantizer {
                 let r = Z_MAX_BY_QB[qb as usize - 1] * (qr2 / d as f32).sqrt();
                 (-r, r)
             } else {
-                let vmin = rq.iter().copied().fold(f32::INFINITY, f32::min);
-                let vmax = rq.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                (vmin, vmax)
+                min_max(&rq)
             };
             let delta = (vmax - vmin) / max_code;
             let inv = 1.0 / delta;
-            // One pass: each coordinate's code goes straight into the bit planes
-            // (word-major: word w of every plane together, as the scan reads them) and
-            // into the sums the estimate needs.
-            let words = d.div_ceil(64);
             let q = qb as usize;
-            planes = vec![0u64; q * words];
-            let (mut sum_qq, mut sum2) = (0u64, 0i64);
             let mc = max_code as i64;
-            for (i, &v) in rq.iter().enumerate() {
-                let code = if delta <= 0.0 {
-                    0
-                } else {
+            let (mut sum_qq, mut sum2) = (0u64, 0i64);
+            // The codes of 64 coordinates at a time, then their bits gathered into the
+            // planes eight coordinates per multiply (word-major: word w of every plane
+            // together, as the scan reads them).
+            planes.resize(q * d.div_ceil(64), 0);
+            let mut codes = [0u8; 64];
+            for (w, chunk) in rq.chunks(64).enumerate() {
+                let codes = &mut codes[..chunk.len()];
+                for (c, &v) in codes.iter_mut().zip(chunk) {
                     let x = (v - vmin) * inv;
-                    if x <= 0.0 {
+                    *c = if delta <= 0.0 || x <= 0.0 {
                         0
                     } else if x >= max_code {
-                        max_code as u32
+                        max_code as u8
                     } else {
-                        (x + 0.5) as u32
-                    }
-                };
-                let word = &mut planes[(i / 64) * q..(i / 64 + 1) * q];
-                for (j, p) in word.iter_mut().enumerate() {
-                    *p |= (((code >> j) & 1) as u64) << (i % 64);
+                        (x + 0.5) as u8
+                    };
                 }
-                sum_qq += code as u64;
-                sum2 += (2 * code as i64 - mc).pow(2);
+                for &c in codes.iter() {
+                    sum_qq += c as u64;
+                    sum2 += (2 * c as i64 - mc).pow(2);
+                }
+                let word = &mut planes[w * q..(w + 1) * q];
+                for (g, eight) in codes.chunks(8).enumerate() {
+                    let mut bytes = [0u8; 8];
+                    bytes[..eight.len()].copy_from_slice(eight);
+                    let x = u64::from_le_bytes(bytes);
+                    for (j, p) in word.iter_mut().enumerate() {
+                        *p |= gather_lsbs((x >> j) & 0x0101_0101_0101_0101) << (8 * g);
+                    }
+                }
             }
             if centered {
                 if delta <= 0.0 {
@@ -334,6 +369,37 @@ impl RaBitQuantizer {
             g_error: qr2.sqrt(),
         })
     }
+}
+
+/// Bit 0 of each byte of `x` (whose other bits are 0) gathered into the low byte, byte
+/// `k` to bit `k`: the multiply moves bit `8k` to bit `56 + k`, and no two of the 64
+/// partial products land on one position, so nothing carries.
+#[inline(always)]
+fn gather_lsbs(x: u64) -> u64 {
+    x.wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// The smallest and largest coordinate, eight lanes at a time.
+fn min_max(v: &[f32]) -> (f32, f32) {
+    let (mut lo, mut hi) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
+    let (chunks, tail) = v.as_chunks::<8>();
+    for c in chunks {
+        for i in 0..8 {
+            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
+        }
+    }
+    let lo = tail
+        .iter()
+        .chain(&lo)
+        .copied()
+        .fold(f32::INFINITY, f32::min);
+    let hi = tail
+        .iter()
+        .chain(&hi)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    (lo, hi)
 }
 
 /// Faiss's `compute_optimal_scaling_factor`: the scale `t` whose rounding of `t·o`
@@ -392,54 +458,6 @@ fn optimal_scaling(o: &[f32], ex: usize) -> f32 {
     t
 }
 
-/// Sign word `w` of a code (zero-padded past its end).
-#[inline(always)]
-fn sign_word(sign: &[u8], w: usize) -> u64 {
-    let lo = w * 8;
-    match sign.get(lo..lo + 8) {
-        Some(s) => u64::from_le_bytes(s.try_into().expect("8 bytes")),
-        None => {
-            let mut bytes = [0u8; 8];
-            bytes[..sign.len() - lo].copy_from_slice(&sign[lo..]);
-            u64::from_le_bytes(bytes)
-        }
-    }
-}
-
-/// [`RaBitQQuery::plane_dot`] for `Q` planes.
-#[inline(always)]
-fn plane_dot_n<const Q: usize, const XOR: bool>(
-    planes: &[u64],
-    sign: &[u8],
-    words: usize,
-) -> (i64, u32) {
-    let (mut acc, mut pop) = (0i64, 0u32);
-    for (w, p) in planes.chunks_exact(Q).take(words).enumerate() {
-        let b = sign_word(sign, w);
-        pop += b.count_ones();
-        let p: &[u64; Q] = p.try_into().expect("Q planes");
-        for (j, &pj) in p.iter().enumerate() {
-            let v = if XOR { pj ^ b } else { pj & b };
-            acc += (v.count_ones() as i64) << j;
-        }
-    }
-    (acc, pop)
-}
-
-/// [`RaBitQQuery::plane_dot`] for any number of planes (the scalar twin of the above).
-fn plane_dot_any(planes: &[u64], sign: &[u8], words: usize, q: usize, xor: bool) -> (i64, u32) {
-    let (mut acc, mut pop) = (0i64, 0u32);
-    for w in 0..words {
-        let b = sign_word(sign, w);
-        pop += b.count_ones();
-        for (j, &pj) in planes[w * q..(w + 1) * q].iter().enumerate() {
-            let v = if xor { pj ^ b } else { pj & b };
-            acc += (v.count_ones() as i64) << j;
-        }
-    }
-    (acc, pop)
-}
-
 /// `f32` ordered totally, for the scaling-factor heap.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct OrdF32(f32);
@@ -484,18 +502,22 @@ pub struct RaBitQQuery {
 
 impl RaBitQQuery {
     /// `(Σ_j 2^j · popcount(plane_j & bits), popcount(bits))` — or with XOR for the
-    /// centred form — from the sign bytes, 64 bits at a time. The common query widths get
-    /// a loop the compiler unrolls.
+    /// centred form — for one code's sign bytes.
     #[inline]
     fn plane_dot(&self, sign: &[u8], xor: bool) -> (i64, u32) {
-        let words = self.quantizer.d.div_ceil(64);
-        match (self.qb, xor) {
-            (4, false) => plane_dot_n::<4, false>(&self.planes, sign, words),
-            (8, false) => plane_dot_n::<8, false>(&self.planes, sign, words),
-            (4, true) => plane_dot_n::<4, true>(&self.planes, sign, words),
-            (8, true) => plane_dot_n::<8, true>(&self.planes, sign, words),
-            _ => plane_dot_any(&self.planes, sign, words, self.qb as usize, xor),
-        }
+        let (mut dot, mut pop) = ([0u64], [0u32]);
+        let n = sign.len();
+        plane_dots(
+            &self.planes,
+            self.qb as usize,
+            xor,
+            sign,
+            n,
+            n,
+            &mut dot,
+            &mut pop,
+        );
+        (dot[0] as i64, pop[0])
     }
 
     /// `⟨ō, q − c⟩` estimated from the sign bits.
@@ -538,6 +560,55 @@ impl RaBitQQuery {
         }
     }
 
+    /// [`RaBitQQuery::estimate`] of consecutive codes (`code_size` bytes each) into
+    /// `out`, as keys to minimise: the squared L2 distance, or the negated inner product.
+    /// The form of the dot product is chosen once for the run, so the loop over codes
+    /// holds no dispatch.
+    pub fn estimate_keys(&self, codes: &[u8], out: &mut [f32]) {
+        const CHUNK: usize = 256;
+        let (b, cs) = (self.quantizer.sign_bytes(), self.quantizer.code_size());
+        let (qb, d) = (self.qb as usize, self.quantizer.d as i64);
+        let (mut dots, mut pops) = ([0u64; CHUNK], [0u32; CHUNK]);
+        for (codes, out) in codes.chunks(CHUNK * cs).zip(out.chunks_mut(CHUNK)) {
+            // The dot products of a chunk in one kernel call, then the keys.
+            match self.form {
+                DotForm::Float { .. } => self.keys_with(codes, out, |_, s| self.final_dot(s)),
+                DotForm::Quantized { c1, c2, c34 } => {
+                    plane_dots(&self.planes, qb, false, codes, cs, b, &mut dots, &mut pops);
+                    self.keys_with(codes, out, |r, _| {
+                        c1 * dots[r] as f32 + c2 * pops[r] as f32 - c34
+                    })
+                }
+                DotForm::Centered { max_code, scale } => {
+                    plane_dots(&self.planes, qb, true, codes, cs, b, &mut dots, &mut pops);
+                    self.keys_with(codes, out, |r, _| {
+                        (max_code * d - 2 * dots[r] as i64) as f32 * scale
+                    })
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn keys_with(&self, codes: &[u8], out: &mut [f32], dot: impl Fn(usize, &[u8]) -> f32) {
+        let b = self.quantizer.sign_bytes();
+        let cs = self.quantizer.code_size();
+        let (qr2, q_norm2) = (self.qr2, self.q_norm2);
+        if self.quantizer.metric == MetricType::L2 {
+            for (r, (o, code)) in out.iter_mut().zip(codes.chunks_exact(cs)).enumerate() {
+                let (sign, factors) = code.split_at(b);
+                let pre = f32_at(factors, 0) + qr2 - 2.0 * f32_at(factors, 4) * dot(r, sign);
+                *o = pre.max(0.0);
+            }
+        } else {
+            for (r, (o, code)) in out.iter_mut().zip(codes.chunks_exact(cs)).enumerate() {
+                let (sign, factors) = code.split_at(b);
+                let pre = f32_at(factors, 0) + qr2 - 2.0 * f32_at(factors, 4) * dot(r, sign);
+                *o = 0.5 * (pre - q_norm2);
+            }
+        }
+    }
+
     /// The error bound of [`RaBitQQuery::estimate`] for this code (0 for 1-bit codes).
     pub fn error_bound(&self, code: &[u8]) -> f32 {
         if self.quantizer.nb_bits == 1 {
@@ -573,6 +644,18 @@ impl RaBitQQuery {
             (self.qr2 + f_add + f_rescale * ex_ip).max(0.0)
         } else {
             self.q_dot_c + f_add + f_rescale * ex_ip
+        }
+    }
+
+    /// [`RaBitQQuery::may_beat`] for a key of [`RaBitQQuery::estimate_keys`] and a
+    /// threshold in the same terms (smaller is better for both metrics).
+    #[inline]
+    pub fn key_may_beat(&self, code: &[u8], key: f32, threshold: f32) -> bool {
+        let adj = self.error_bound(code);
+        if self.quantizer.metric == MetricType::L2 {
+            (key - adj).max(0.0) < threshold
+        } else {
+            key - adj < threshold
         }
     }
 
@@ -631,6 +714,63 @@ mod tests {
     }
 
     #[test]
+    fn gathered_bits_and_lane_min_max_equal_the_plain_loops() {
+        for seed in 0u64..200 {
+            let x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) & 0x0101_0101_0101_0101;
+            let want = (0..8).fold(0u64, |acc, k| acc | ((x >> (8 * k)) & 1) << k);
+            assert_eq!(gather_lsbs(x), want);
+        }
+        let v = data(1, 37, 5);
+        let want = (
+            v.iter().copied().fold(f32::INFINITY, f32::min),
+            v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        );
+        assert_eq!(min_max(&v), want);
+    }
+
+    #[test]
+    fn batched_keys_equal_one_at_a_time_estimates() {
+        // d = 100: a partial last sign word; every query form, both metrics, reused buffers.
+        let (d, n) = (100, 37);
+        let (xs, qs) = (data(n, d, 11), data(3, d, 13));
+        let c = vec![0.02f32; d];
+        for metric in [MetricType::L2, MetricType::InnerProduct] {
+            for nb in [1, 3] {
+                let rq = RaBitQuantizer::new(d, metric, nb).unwrap();
+                let cs = rq.code_size();
+                let mut codes = vec![0u8; n * cs];
+                for (x, code) in xs.chunks(d).zip(codes.chunks_mut(cs)) {
+                    rq.encode(x, Some(&c), code).unwrap();
+                }
+                let mut earlier = None;
+                for q in qs.chunks(d) {
+                    for (qb, centered) in
+                        [(0, false), (3, false), (4, false), (8, false), (4, true)]
+                    {
+                        let query = rq
+                            .query_reusing(q, Some(&c), qb, centered, earlier)
+                            .unwrap();
+                        let mut keys = vec![0.0f32; n];
+                        query.estimate_keys(&codes, &mut keys);
+                        for (code, &key) in codes.chunks(cs).zip(&keys) {
+                            let est = query.estimate(code);
+                            let want = if metric == MetricType::L2 { est } else { -est };
+                            assert!((key - want).abs() <= 1e-4 * want.abs().max(1.0));
+                            let thr = want + 0.5;
+                            let bound = if metric == MetricType::L2 { thr } else { -thr };
+                            assert_eq!(
+                                query.key_may_beat(code, key, thr),
+                                query.may_beat(code, est, bound)
+                            );
+                        }
+                        earlier = Some(query);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn estimates_track_true_distances_and_more_bits_track_them_closer() {
         let (d, n) = (64, 200);
         let (xs, qs) = (data(n, d, 3), data(5, d, 7));
@@ -679,32 +819,6 @@ mod tests {
                     diff < tol * total,
                     "{metric:?} centered {centered}: {diff} of {total}"
                 );
-            }
-        }
-    }
-
-    #[test]
-    fn unrolled_plane_dots_equal_the_generic_one() {
-        let (d, words) = (150usize, 3usize);
-        let planes: Vec<u64> = (0..8 * words as u64)
-            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-            .collect();
-        let sign: Vec<u8> = (0..d.div_ceil(8)).map(|i| (i * 37 + 11) as u8).collect();
-        for xor in [false, true] {
-            let any4 = plane_dot_any(&planes[..4 * words], &sign, words, 4, xor);
-            let any8 = plane_dot_any(&planes, &sign, words, 8, xor);
-            if xor {
-                assert_eq!(
-                    plane_dot_n::<4, true>(&planes[..4 * words], &sign, words),
-                    any4
-                );
-                assert_eq!(plane_dot_n::<8, true>(&planes, &sign, words), any8);
-            } else {
-                assert_eq!(
-                    plane_dot_n::<4, false>(&planes[..4 * words], &sign, words),
-                    any4
-                );
-                assert_eq!(plane_dot_n::<8, false>(&planes, &sign, words), any8);
             }
         }
     }

@@ -159,11 +159,12 @@ struct RaBitQScanner<'a> {
 impl ListScanner for RaBitQScanner<'_> {
     fn set_list(&mut self, list: usize, _coarse_dis: f32) -> Result<()> {
         let c = self.ctx.centroid(list)?;
-        self.prepared = Some(self.codec.quantizer.query(
+        self.prepared = Some(self.codec.quantizer.query_reusing(
             self.query,
             Some(&c),
             self.codec.qb,
             false,
+            self.prepared.take(),
         )?);
         Ok(())
     }
@@ -172,6 +173,10 @@ impl ListScanner for RaBitQScanner<'_> {
             out.fill(f32::INFINITY);
             return;
         };
+        if self.codec.quantizer.nb_bits() == 1 {
+            q.estimate_keys(codes, out);
+            return;
+        }
         let cs = self.codec.code_size();
         let ip = self.ctx.metric == MetricType::InnerProduct;
         for (o, code) in out.iter_mut().zip(codes.chunks_exact(cs)) {
@@ -189,32 +194,25 @@ impl ListScanner for RaBitQScanner<'_> {
         let cs = self.codec.code_size();
         let ip = self.ctx.metric == MetricType::InnerProduct;
         let accept = |id: Idx| selector.is_none_or(|s| s.is_member(id));
-        if self.codec.quantizer.nb_bits() == 1 {
-            // One estimate per code, offered to the heap a chunk at a time (the heap's
-            // SIMD threshold search skips most of them).
-            let mut keys = [0.0f32; 256];
-            for (cc, ic) in codes.chunks(256 * cs).zip(ids.chunks(256)) {
-                let keys = &mut keys[..ic.len()];
-                for (k, code) in keys.iter_mut().zip(cc.chunks_exact(cs)) {
-                    *k = rabitq_key(q, code, ip);
-                }
+        // 1-bit estimates a chunk at a time, the loop over codes free of dispatch.
+        let mut keys = [0.0f32; 256];
+        let one_bit = self.codec.quantizer.nb_bits() == 1;
+        for (cc, ic) in codes.chunks(256 * cs).zip(ids.chunks(256)) {
+            let keys = &mut keys[..ic.len()];
+            q.estimate_keys(cc, keys);
+            if one_bit {
+                // Offered to the heap together: its SIMD threshold search skips most.
                 top.push_ids(keys, ic, accept);
-            }
-            return;
-        }
-        for (code, &id) in codes.chunks_exact(cs).zip(ids) {
-            if !accept(id) {
                 continue;
             }
-            // Faiss's two stages: the full estimate only where the 1-bit one, less its
-            // error bound, could still enter the results.
-            let est = q.estimate(code);
-            let threshold = top.threshold();
-            let bound = if ip { -threshold } else { threshold };
-            if !q.may_beat(code, est, bound) {
-                continue;
+            for ((code, &id), &key) in cc.chunks_exact(cs).zip(ic).zip(keys.iter()) {
+                // Faiss's two stages: the full estimate only where the 1-bit one, less
+                // its error bound, could still enter the results.
+                if !accept(id) || !q.key_may_beat(code, key, top.threshold()) {
+                    continue;
+                }
+                top.push(rabitq_key(q, code, ip), id);
             }
-            top.push(rabitq_key(q, code, ip), id);
         }
     }
 }

@@ -21,6 +21,8 @@ use crate::{Index, check_queries, check_search};
 const LIST_MAJOR_MIN_SHARING: usize = 20;
 /// Queries searched together by the list-major path (bounds the heaps held per worker).
 const LIST_MAJOR_QUERY_BLOCK: usize = 2048;
+/// Cache lines of the next probed list requested ahead of its scan.
+const PREFETCH_LINES: usize = 128;
 
 /// Bytes of codes a single query must scan (estimated) before its lists are spread over
 /// threads: below this, waking the pool for every query costs more than it saves
@@ -94,9 +96,18 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     ) -> Result<usize> {
         let mut scanner = self.codec.scanner(ctx, query)?;
         let mut scanned = 0;
-        for (&l, &cd) in lists.iter().zip(dis) {
-            if l < 0 || l as usize >= self.nlist {
+        let valid = |l: Idx| l >= 0 && (l as usize) < self.nlist;
+        for (i, (&l, &cd)) in lists.iter().zip(dis).enumerate() {
+            if !valid(l) {
                 continue;
+            }
+            // The next list is not where the hardware prefetcher looks; asked for now,
+            // its start arrives while this list is scanned.
+            if let Some(&next) = lists.get(i + 1).filter(|&&n| valid(n)) {
+                let codes = self.invlists.codes(next as usize);
+                for line in codes.chunks(64).take(PREFETCH_LINES) {
+                    fathom_kernels::prefetch(line);
+                }
             }
             let list = l as usize;
             let n = self.invlists.list_size(list);

@@ -11,4 +11,5 @@
 pub mod fastscan;
 pub mod hamming;
 pub mod pq;
+pub mod rabitq;
 pub mod sq;
