@@ -59,6 +59,7 @@ mod param_values;
 mod pq;
 mod pretransform;
 mod rabitq;
+mod rabitq_fastscan;
 mod rcq;
 mod refine;
 mod shards;
@@ -82,13 +83,14 @@ pub use hnsw::{IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq};
 pub use idmap::{IdMapped, IndexIdMap, IndexIdMap2};
 pub use ivf::{
     IndexIvf, IndexIvfAdditiveQuantizer, IndexIvfAqFastScan, IndexIvfFlat, IndexIvfPq,
-    IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ, IndexIvfResidualQuantizer,
-    IndexIvfScalarQuantizer, MultiIndexQuantizer,
+    IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ, IndexIvfRaBitQFastScan,
+    IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, MultiIndexQuantizer,
 };
 pub use lsh::IndexLsh;
 pub use pq::{IndexPq, PqCodes, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;
 pub use rabitq::{IndexRaBitQ, RaBitQCodes};
+pub use rabitq_fastscan::{DEFAULT_FAST_SCAN_QB, IndexRaBitQFastScan, RaBitQPacker};
 pub use rcq::IndexResidualCoarseQuantizer;
 pub use refine::IndexRefine;
 pub use shards::{IndexShards, ShardIds, merge_results};

@@ -40,6 +40,8 @@ pub enum IndexView<'a> {
     PqFastScan(&'a IndexPqFastScan),
     /// RaBitQ codes, searched exhaustively.
     RaBitQ(&'a crate::IndexRaBitQ),
+    /// RaBitQ codes in fast-scan blocks.
+    RaBitQFastScan(&'a crate::IndexRaBitQFastScan),
     /// Additive-quantizer codes (RQ, LSQ, PRQ, PLSQ), searched exhaustively.
     AdditiveQuantizer(&'a crate::IndexAdditiveQuantizer),
     /// An inverted file of any codec ([`DynIvf::codec`] says which).

@@ -272,7 +272,11 @@ impl RaBitQuantizer {
             )));
         }
         let d = self.d;
-        let (mut rq, mut planes) = earlier.map_or((Vec::new(), Vec::new()), |e| (e.rq, e.planes));
+        let (mut rq, mut planes, mut qq) = earlier
+            .map_or((Vec::new(), Vec::new(), Vec::new()), |e| {
+                (e.rq, e.planes, e.qq)
+            });
+        qq.clear();
         rq.clear();
         match centroid {
             Some(c) => rq.extend(q.iter().zip(c).map(|(a, b)| a - b)),
@@ -327,6 +331,7 @@ impl RaBitQuantizer {
                         (x + 0.5) as u8
                     };
                 }
+                qq.extend_from_slice(codes);
                 for &c in codes.iter() {
                     sum_qq += c as u64;
                     sum2 += (2 * c as i64 - mc).pow(2);
@@ -362,6 +367,7 @@ impl RaBitQuantizer {
             qb,
             rq,
             planes,
+            qq,
             form,
             qr2,
             q_norm2,
@@ -493,6 +499,8 @@ pub struct RaBitQQuery {
     rq: Vec<f32>,
     /// The quantized query's bit planes: word `w` of plane `j` at `w·qb + j`.
     planes: Vec<u64>,
+    /// The quantized query, one code per coordinate (empty for `qb = 0`).
+    qq: Vec<u8>,
     form: DotForm,
     qr2: f32,
     q_norm2: f32,
@@ -501,6 +509,15 @@ pub struct RaBitQQuery {
 }
 
 impl RaBitQQuery {
+    /// Bits per coordinate of the codes this query is compared with.
+    pub fn nb_bits(&self) -> usize {
+        self.quantizer.nb_bits
+    }
+    /// The metric of the estimates.
+    pub fn metric(&self) -> MetricType {
+        self.quantizer.metric
+    }
+
     /// `(Σ_j 2^j · popcount(plane_j & bits), popcount(bits))` — or with XOR for the
     /// centred form — for one code's sign bytes.
     #[inline]
@@ -589,23 +606,90 @@ impl RaBitQQuery {
         }
     }
 
+    /// The key (squared L2 distance, or negated inner product) of a code with factors
+    /// `orc`, `dpm` whose sign vector has `final_dot` with the query.
+    #[inline(always)]
+    fn key_from_dot(&self, final_dot: f32, orc: f32, dpm: f32) -> f32 {
+        let pre = orc + self.qr2 - 2.0 * dpm * final_dot;
+        if self.quantizer.metric == MetricType::L2 {
+            pre.max(0.0)
+        } else {
+            0.5 * (pre - self.q_norm2)
+        }
+    }
+
+    /// The fast-scan tables of the query: for each group of four coordinates `4m..4m+4`
+    /// (`m < ⌈d/4⌉`, then a zero group if that count is odd), 16 values indexed by the
+    /// group's four sign bits (coordinate `4m + t` at bit `t`), whose sum over a code's
+    /// groups is the dot product [`RaBitQQuery::key_from_table_sum`] turns into a key.
+    /// `out` gets `packed_nsq(⌈d/4⌉) × 16` values.
+    pub fn fast_scan_tables(&self, out: &mut Vec<f32>) {
+        let d = self.quantizer.d;
+        let groups = d.div_ceil(4);
+        out.clear();
+        out.resize(groups.next_multiple_of(2) * 16, 0.0);
+        // Per coordinate, what a set bit adds, and what the group adds whatever its bits.
+        let term = |i: usize| -> (f32, f32) {
+            match self.form {
+                DotForm::Float { c1, .. } => (c1 * self.rq[i], 0.0),
+                DotForm::Quantized { c1, c2, .. } => (c1 * self.qq[i] as f32 + c2, 0.0),
+                DotForm::Centered { max_code, .. } => {
+                    let q = self.qq[i] as f32;
+                    (max_code as f32 - 2.0 * q, q)
+                }
+            }
+        };
+        for (m, table) in out.chunks_exact_mut(16).take(groups).enumerate() {
+            let (mut v, mut base) = ([0.0f32; 4], 0.0f32);
+            for (t, vt) in v.iter_mut().enumerate().take(d - 4 * m) {
+                let (set, always) = term(4 * m + t);
+                *vt = set;
+                base += always;
+            }
+            for (code, e) in table.iter_mut().enumerate() {
+                *e = (0..4)
+                    .filter(|t| code >> t & 1 == 1)
+                    .fold(base, |acc, t| acc + v[t]);
+            }
+        }
+    }
+
+    /// The key ([`RaBitQQuery::estimate_keys`]' terms) of a code whose fast-scan table
+    /// sum is `sum`, from the code's bytes after its sign bits (`aux`: the factors).
+    #[inline]
+    pub fn key_from_table_sum(&self, sum: f32, aux: &[u8]) -> f32 {
+        let final_dot = match self.form {
+            DotForm::Float { c34, .. } | DotForm::Quantized { c34, .. } => sum - c34,
+            DotForm::Centered { max_code, scale } => {
+                // The sum of integers, read back from 8-bit tables: truncated, as Faiss.
+                (max_code * self.quantizer.d as i64 - 2 * sum as i64) as f32 * scale
+            }
+        };
+        self.key_from_dot(final_dot, f32_at(aux, 0), f32_at(aux, 4))
+    }
+
+    /// [`RaBitQQuery::key_may_beat`] from the code's bytes after its sign bits.
+    #[inline]
+    pub fn aux_may_beat(&self, aux: &[u8], key: f32, threshold: f32) -> bool {
+        let adj = if self.quantizer.nb_bits == 1 {
+            0.0
+        } else {
+            f32_at(aux, 8) * self.g_error
+        };
+        if self.quantizer.metric == MetricType::L2 {
+            (key - adj).max(0.0) < threshold
+        } else {
+            key - adj < threshold
+        }
+    }
+
     #[inline(always)]
     fn keys_with(&self, codes: &[u8], out: &mut [f32], dot: impl Fn(usize, &[u8]) -> f32) {
         let b = self.quantizer.sign_bytes();
         let cs = self.quantizer.code_size();
-        let (qr2, q_norm2) = (self.qr2, self.q_norm2);
-        if self.quantizer.metric == MetricType::L2 {
-            for (r, (o, code)) in out.iter_mut().zip(codes.chunks_exact(cs)).enumerate() {
-                let (sign, factors) = code.split_at(b);
-                let pre = f32_at(factors, 0) + qr2 - 2.0 * f32_at(factors, 4) * dot(r, sign);
-                *o = pre.max(0.0);
-            }
-        } else {
-            for (r, (o, code)) in out.iter_mut().zip(codes.chunks_exact(cs)).enumerate() {
-                let (sign, factors) = code.split_at(b);
-                let pre = f32_at(factors, 0) + qr2 - 2.0 * f32_at(factors, 4) * dot(r, sign);
-                *o = 0.5 * (pre - q_norm2);
-            }
+        for (r, (o, code)) in out.iter_mut().zip(codes.chunks_exact(cs)).enumerate() {
+            let (sign, factors) = code.split_at(b);
+            *o = self.key_from_dot(dot(r, sign), f32_at(factors, 0), f32_at(factors, 4));
         }
     }
 
@@ -651,12 +735,7 @@ impl RaBitQQuery {
     /// threshold in the same terms (smaller is better for both metrics).
     #[inline]
     pub fn key_may_beat(&self, code: &[u8], key: f32, threshold: f32) -> bool {
-        let adj = self.error_bound(code);
-        if self.quantizer.metric == MetricType::L2 {
-            (key - adj).max(0.0) < threshold
-        } else {
-            key - adj < threshold
-        }
+        self.aux_may_beat(&code[self.quantizer.sign_bytes()..], key, threshold)
     }
 
     /// Whether a code whose 1-bit estimate is `est` may beat `threshold` (the worst kept
@@ -711,6 +790,48 @@ mod tests {
         assert!(RaBitQuantizer::new(8, MetricType::L2, 0).is_err());
         assert!(RaBitQuantizer::new(8, MetricType::L2, 10).is_err());
         assert!(RaBitQuantizer::new(8, MetricType::L1, 1).is_err());
+    }
+
+    #[test]
+    fn fast_scan_table_sums_give_the_estimates() {
+        // d = 9: three groups, the last partial, and a zero group to make them even.
+        let (d, n) = (9, 40);
+        let (xs, qs) = (data(n, d, 21), data(2, d, 23));
+        let c = vec![0.01f32; d];
+        for metric in [MetricType::L2, MetricType::InnerProduct] {
+            let rq = RaBitQuantizer::new(d, metric, 2).unwrap();
+            let (cs, sb) = (rq.code_size(), rq.sign_bytes());
+            let mut code = vec![0u8; cs];
+            let mut tables = Vec::new();
+            for q in qs.chunks(d) {
+                for (qb, centered) in [(0, false), (4, false), (8, false), (4, true)] {
+                    let query = rq.query(q, Some(&c), qb, centered).unwrap();
+                    query.fast_scan_tables(&mut tables);
+                    assert_eq!(tables.len(), 4 * 16);
+                    assert!(tables[3 * 16..].iter().all(|&v| v == 0.0));
+                    for x in xs.chunks(d) {
+                        rq.encode(x, Some(&c), &mut code).unwrap();
+                        let sum: f32 = (0..4)
+                            .map(|m| {
+                                let nib = (code[m / 2] >> (4 * (m % 2))) & 15;
+                                tables[m * 16 + nib as usize]
+                            })
+                            .sum();
+                        let key = query.key_from_table_sum(sum, &code[sb..]);
+                        let est = query.estimate(&code);
+                        let want = if metric == MetricType::L2 { est } else { -est };
+                        assert!(
+                            (key - want).abs() <= 1e-3 * want.abs().max(1.0),
+                            "{key} {want}"
+                        );
+                        assert_eq!(
+                            query.aux_may_beat(&code[sb..], key, want + 0.1),
+                            query.key_may_beat(&code, key, want + 0.1)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -135,6 +135,11 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
             )?)
         }
         StorageSpec::RaBitQ { nb_bits } => Box::new(crate::IndexRaBitQ::new(d, metric, nb_bits)?),
+        StorageSpec::RaBitQFastScan { nb_bits, bbs } => {
+            let mut ix = crate::IndexRaBitQFastScan::new(d, metric, nb_bits)?;
+            ix.set_bbs(bbs)?;
+            Box::new(ix)
+        }
         StorageSpec::AdditiveQuantizer(aq) => Box::new(crate::IndexAdditiveQuantizer::new(
             aq.build(d, aq_search_type(aq, metric))?,
             metric,
@@ -304,6 +309,11 @@ fn ivf(
             crate::IndexIvfRaBitQ::new(quantizer, nlist, metric, nb_bits)?,
             training,
         ),
+        IvfCodecSpec::RaBitQFastScan { nb_bits, bbs } => {
+            let mut ix = crate::IndexIvfRaBitQFastScan::new(quantizer, nlist, metric, nb_bits)?;
+            ix.codec_mut().set_bbs(bbs)?;
+            finish(ix, training)
+        }
         IvfCodecSpec::PqFastScan {
             m,
             by_residual,

@@ -12,7 +12,7 @@ use super::spec::{
 };
 
 pub(super) const STORAGE_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>x4fs[_<bbs>], SQ4, SQ6, \
-     SQ8, SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed, LSH[<nbits>][r][t], HNSW[<M>][,<storage>], RaBitQ[<b>], \
+     SQ8, SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed, LSH[<nbits>][r][t], HNSW[<M>][,<storage>], RaBitQ[<b>], RaBitQfs[<b>][_<bbs>], \
      RQ<M>x<b>[_…], LSQ<M>x<b>, PRQ<n>x<M>x<b>, PLSQ<n>x<M>x<b> (each [_N<norm>]), RCQ<M>x<b>[_…]";
 const IVF_CODEC_TOKENS: &str = "Flat, PQ<M>[x<nbits>][np], PQ<M>+<M2>, PQ<M>x4fs[r][_<bbs>], SQ4, \
      SQ6, SQ8, SQfp16, SQbf16, SQ8_direct, SQ8_direct_signed";
@@ -344,7 +344,12 @@ fn parse_ivf_codec(tok: &str) -> Result<Option<IvfCodecSpec>> {
         return Ok(Some(IvfCodecSpec::Flat));
     }
     if let Some(rest) = tok.strip_prefix("RaBitQ") {
-        return Ok(rabitq_bits(rest).map(|nb_bits| IvfCodecSpec::RaBitQ { nb_bits }));
+        return Ok(
+            rabitq_tail(rest).map(|(nb_bits, fast_scan)| match fast_scan {
+                None => IvfCodecSpec::RaBitQ { nb_bits },
+                Some(bbs) => IvfCodecSpec::RaBitQFastScan { nb_bits, bbs },
+            }),
+        );
     }
     if let Some((aq, bbs, by_residual)) = parse_aq_fast_scan(tok)? {
         return Ok(Some(IvfCodecSpec::AqFastScan {
@@ -395,7 +400,12 @@ fn parse_storage(tok: &str) -> Result<Option<StorageSpec>> {
         return Ok(Some(StorageSpec::Flat));
     }
     if let Some(rest) = tok.strip_prefix("RaBitQ") {
-        return Ok(rabitq_bits(rest).map(|nb_bits| StorageSpec::RaBitQ { nb_bits }));
+        return Ok(
+            rabitq_tail(rest).map(|(nb_bits, fast_scan)| match fast_scan {
+                None => StorageSpec::RaBitQ { nb_bits },
+                Some(bbs) => StorageSpec::RaBitQFastScan { nb_bits, bbs },
+            }),
+        );
     }
     if let Some(rest) = tok.strip_prefix("RCQ") {
         // Faiss accepts (and ignores) a norm suffix on a coarse quantizer.
@@ -576,14 +586,21 @@ fn parse_aq_fast_scan(tok: &str) -> Result<Option<(AqSpec, usize, bool)>> {
     Ok(Some((aq, bbs, residual)))
 }
 
-/// The tail of a `RaBitQ` token: nothing (1 bit) or one digit 1 to 9 (Faiss's
-/// `RaBitQ([1-9])?`). The fast-scan form (`RaBitQfs`) is not built yet: `None`.
-fn rabitq_bits(rest: &str) -> Option<usize> {
-    match rest {
-        "" => Some(1),
-        r if r.len() == 1 => r.parse().ok().filter(|b| (1..=9).contains(b)),
-        _ => None,
+/// The tail of a `RaBitQ` token → `(nb_bits, fast-scan block size)`: Faiss's
+/// `RaBitQ([1-9])?` (bits, 1 by default) or `RaBitQfs([1-9])?(_<bbs>)?` (fast-scan).
+fn rabitq_tail(rest: &str) -> Option<(usize, Option<usize>)> {
+    let (fast_scan, rest) = match rest.strip_prefix("fs") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let (nb_bits, rest) = match rest.chars().next() {
+        Some(c @ '1'..='9') => (c as usize - '0' as usize, &rest[1..]),
+        _ => (1, rest),
+    };
+    if !fast_scan {
+        return rest.is_empty().then_some((nb_bits, None));
     }
+    fast_scan_bbs(rest).map(|bbs| (nb_bits, Some(bbs)))
 }
 
 /// The block-size tail of a fast-scan token: nothing (32) or `_<bbs>`.

@@ -127,6 +127,13 @@ pub enum StorageSpec {
         /// Bits per coordinate (1 to 9).
         nb_bits: usize,
     },
+    /// `RaBitQfs[<nb_bits>][_<bbs>]`.
+    RaBitQFastScan {
+        /// Bits per coordinate (1 to 9).
+        nb_bits: usize,
+        /// Faiss's block size (32 by default).
+        bbs: usize,
+    },
     /// `RQ…`, `LSQ…`, `PRQ…`, `PLSQ…`.
     AdditiveQuantizer(AqSpec),
     /// `RQ<M>x4fs[_<bbs>][_N<norm>]` (and `LSQ…`, `PRQ…`, `PLSQ…`): 4-bit additive
@@ -335,6 +342,13 @@ pub enum IvfCodecSpec {
         /// Bits per coordinate (1 to 9).
         nb_bits: usize,
     },
+    /// `RaBitQfs[<nb_bits>][_<bbs>]`.
+    RaBitQFastScan {
+        /// Bits per coordinate (1 to 9).
+        nb_bits: usize,
+        /// Faiss's block size (32 by default).
+        bbs: usize,
+    },
     /// `RQ<M>x4fs[r][_<bbs>][_N<norm>]` (and `LSQ…`, `PRQ…`, `PLSQ…`): 4-bit additive
     /// codes in fast-scan blocks.
     AqFastScan {
@@ -458,6 +472,11 @@ fn pq_token(f: &mut fmt::Formatter<'_>, m: usize, nbits: usize, polysemous: bool
     Ok(())
 }
 
+/// `RaBitQfs[<nb_bits>][_<bbs>]`.
+fn rabitq_fast_scan_token(f: &mut fmt::Formatter<'_>, nb_bits: usize, bbs: usize) -> fmt::Result {
+    f.write_str(&crate::rabitq_fastscan::fast_scan_description(nb_bits, bbs))
+}
+
 /// `RaBitQ[<nb_bits>]`: the bits shown when not 1.
 fn rabitq_token(f: &mut fmt::Formatter<'_>, nb_bits: usize) -> fmt::Result {
     f.write_str("RaBitQ")?;
@@ -507,6 +526,7 @@ impl fmt::Display for StorageSpec {
                 Ok(())
             }
             StorageSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
+            StorageSpec::RaBitQFastScan { nb_bits, bbs } => rabitq_fast_scan_token(f, nb_bits, bbs),
             StorageSpec::AdditiveQuantizer(aq) => write!(f, "{aq}"),
             StorageSpec::AqFastScan { aq, bbs } => fast_scan_aq_token(f, aq, bbs, ""),
             StorageSpec::ResidualCoarseQuantizer(aq) => {
@@ -559,6 +579,9 @@ impl fmt::Display for IvfCodecSpec {
             }
             IvfCodecSpec::ScalarQuantizer(qt) => write!(f, "SQ{}", qt.factory_name()),
             IvfCodecSpec::RaBitQ { nb_bits } => rabitq_token(f, nb_bits),
+            IvfCodecSpec::RaBitQFastScan { nb_bits, bbs } => {
+                rabitq_fast_scan_token(f, nb_bits, bbs)
+            }
             IvfCodecSpec::AdditiveQuantizer(aq) => write!(f, "{aq}"),
             IvfCodecSpec::AqFastScan {
                 aq,

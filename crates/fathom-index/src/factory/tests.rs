@@ -23,6 +23,11 @@ fn descriptions() {
         ("RaBitQ4", "RaBitQ4"),
         ("IVF16,RaBitQ", "IVF16,RaBitQ"),
         ("IVF16,RaBitQ3", "IVF16,RaBitQ3"),
+        ("RaBitQfs", "RaBitQfs"),
+        ("RaBitQfs1", "RaBitQfs"),
+        ("RaBitQfs4_64", "RaBitQfs4_64"),
+        ("IVF16,RaBitQfs", "IVF16,RaBitQfs"),
+        ("IVF16,RaBitQfs2_96", "IVF16,RaBitQfs2_96"),
         ("RQ4x6", "RQ4x6"),
         ("RQ1x8_2x5_Nqint8", "RQ1x8_2x5_Nqint8"),
         ("IVF16,RQ3x5_Nfloat", "IVF16,RQ3x5_Nfloat"),
@@ -184,6 +189,10 @@ fn storage() -> impl Strategy<Value = StorageSpec> {
             .prop_map(|(m, bbs)| { StorageSpec::PqFastScan { m, bbs } }),
         qtype().prop_map(StorageSpec::ScalarQuantizer),
         (1usize..=9).prop_map(|nb_bits| StorageSpec::RaBitQ { nb_bits }),
+        (1usize..=9, 1usize..4).prop_map(|(nb_bits, b)| StorageSpec::RaBitQFastScan {
+            nb_bits,
+            bbs: 32 * b
+        }),
         (
             // Fewer bits than either dimension (32, or 16 after PCA16), and neither of them.
             prop::option::of(Just(12usize)),
@@ -212,6 +221,10 @@ fn ivf_codec() -> impl Strategy<Value = IvfCodecSpec> {
     prop_oneof![
         Just(IvfCodecSpec::Flat),
         (1usize..=9).prop_map(|nb_bits| IvfCodecSpec::RaBitQ { nb_bits }),
+        (1usize..=9, 1usize..4).prop_map(|(nb_bits, b)| IvfCodecSpec::RaBitQFastScan {
+            nb_bits,
+            bbs: 32 * b
+        }),
         // IVF-PQ descriptions do not record `np` (nor do Faiss's files), so only the
         // default round-trips.
         m.clone().prop_map(|m| IvfCodecSpec::Pq {

@@ -22,6 +22,8 @@ pub enum IvfCodecView<'a> {
     PqFastScan(&'a IvfPqFastScan),
     /// RaBitQ codes relative to the list centroids.
     RaBitQ(&'a IvfRaBitQ),
+    /// RaBitQ codes relative to the list centroids, in fast-scan blocks.
+    RaBitQFastScan(&'a super::IvfRaBitQFastScan),
     /// Additive-quantizer codes (RQ, LSQ, PRQ, PLSQ).
     AdditiveQuantizer(&'a super::IvfAdditiveQuantizer),
     /// 4-bit additive-quantizer codes in fast-scan blocks.

@@ -20,6 +20,7 @@ mod mutate;
 mod pq;
 mod pqr;
 mod rabitq;
+mod rabitq_fastscan;
 mod search;
 mod sq;
 mod standalone;
@@ -47,6 +48,7 @@ pub use imi::MultiIndexQuantizer;
 pub use pq::{IndexIvfPq, IvfPq};
 pub use pqr::IndexIvfPqr;
 pub use rabitq::{IndexIvfRaBitQ, IvfRaBitQ};
+pub use rabitq_fastscan::{IndexIvfRaBitQFastScan, IvfRaBitQFastScan};
 pub use sq::{IndexIvfScalarQuantizer, IvfScalarQuantizer};
 pub use subset::SubsetType;
 

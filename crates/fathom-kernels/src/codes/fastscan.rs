@@ -31,13 +31,21 @@ pub fn block_bytes(nsq: usize) -> usize {
 ///
 /// Panics if the sizes disagree or `nsq` is odd or above 256.
 pub fn accumulate(nsq: usize, codes: &[u8], luts: &[u8], out: &mut [u16]) {
-    accumulate_at(crate::simd_level(), nsq, codes, luts, out)
+    accumulate_at(crate::simd_level(), nsq, block_bytes(nsq), codes, luts, out)
 }
 
-/// [`accumulate`] at a given SIMD level (the scalar twin when the CPU lacks it).
+/// [`accumulate`] over blocks that start every `stride` bytes (`stride ≥ block_bytes(nsq)`;
+/// the bytes after each block's codes — per-vector data a codec keeps beside them — are
+/// not read). `codes` holds whole strides.
+pub fn accumulate_strided(nsq: usize, stride: usize, codes: &[u8], luts: &[u8], out: &mut [u16]) {
+    accumulate_at(crate::simd_level(), nsq, stride, codes, luts, out)
+}
+
+/// [`accumulate_strided`] at a given SIMD level (the scalar twin when the CPU lacks it).
 pub fn accumulate_at(
     level: crate::SimdLevel,
     nsq: usize,
+    stride: usize,
     codes: &[u8],
     luts: &[u8],
     out: &mut [u16],
@@ -47,8 +55,12 @@ pub fn accumulate_at(
         "nsq = {nsq} must be even and at most 256"
     );
     let bb = block_bytes(nsq);
-    let nblocks = codes.len().checked_div(bb).unwrap_or(0);
-    assert_eq!(codes.len(), nblocks * bb, "codes are not whole blocks");
+    assert!(
+        stride >= bb,
+        "blocks of {bb} bytes cannot start every {stride}"
+    );
+    let nblocks = codes.len().checked_div(stride).unwrap_or(0);
+    assert_eq!(codes.len(), nblocks * stride, "codes are not whole blocks");
     let lut_len = nsq * 16;
     let nq = luts.len().checked_div(lut_len).unwrap_or(0);
     assert_eq!(luts.len(), nq * lut_len, "tables are not whole");
@@ -63,30 +75,37 @@ pub fn accumulate_at(
             if crate::SimdLevel::Avx512.is_supported() && nsq.is_multiple_of(4) =>
         {
             // SAFETY: AVX-512 F/BW support was checked just above.
-            unsafe { x86::accumulate_avx512(nsq, nblocks, codes, luts, out) }
+            unsafe { x86::accumulate_avx512(nsq, stride, nblocks, codes, luts, out) }
         }
         #[cfg(target_arch = "x86_64")]
         crate::SimdLevel::Avx2 | crate::SimdLevel::Avx512
             if crate::SimdLevel::Avx2.is_supported() =>
         {
             // SAFETY: AVX2 support was checked just above.
-            unsafe { x86::accumulate_avx2(nsq, nblocks, codes, luts, out) }
+            unsafe { x86::accumulate_avx2(nsq, stride, nblocks, codes, luts, out) }
         }
         #[cfg(target_arch = "aarch64")]
         crate::SimdLevel::Neon if crate::SimdLevel::Neon.is_supported() => {
             // SAFETY: NEON support was checked just above.
-            unsafe { neon::accumulate_neon(nsq, nblocks, codes, luts, out) }
+            unsafe { neon::accumulate_neon(nsq, stride, nblocks, codes, luts, out) }
         }
-        _ => accumulate_scalar(nsq, nblocks, codes, luts, out),
+        _ => accumulate_scalar(nsq, stride, nblocks, codes, luts, out),
     }
 }
 
 /// The definition, one look-up at a time.
-fn accumulate_scalar(nsq: usize, nblocks: usize, codes: &[u8], luts: &[u8], out: &mut [u16]) {
+fn accumulate_scalar(
+    nsq: usize,
+    stride: usize,
+    nblocks: usize,
+    codes: &[u8],
+    luts: &[u8],
+    out: &mut [u16],
+) {
     let bb = block_bytes(nsq);
     let nq = luts.len() / (nsq * 16);
     for b in 0..nblocks {
-        let block = &codes[b * bb..(b + 1) * bb];
+        let block = &codes[b * stride..b * stride + bb];
         for q in 0..nq {
             let lut = &luts[q * nsq * 16..(q + 1) * nsq * 16];
             let o = &mut out[(q * nblocks + b) * BLOCK..(q * nblocks + b + 1) * BLOCK];
@@ -135,6 +154,7 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     pub(super) fn accumulate_avx2(
         nsq: usize,
+        stride: usize,
         nblocks: usize,
         codes: &[u8],
         luts: &[u8],
@@ -144,7 +164,7 @@ mod x86 {
         let nq = luts.len() / (nsq * 16);
         let low4 = _mm256_set1_epi8(0x0f);
         for b in 0..nblocks {
-            let block = &codes[b * bb..(b + 1) * bb];
+            let block = &codes[b * stride..b * stride + bb];
             for q in 0..nq {
                 let lut = &luts[q * nsq * 16..(q + 1) * nsq * 16];
                 let mut acc = [_mm256_setzero_si256(); 4];
@@ -181,6 +201,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx2")]
     pub(super) fn accumulate_avx512(
         nsq: usize,
+        stride: usize,
         nblocks: usize,
         codes: &[u8],
         luts: &[u8],
@@ -197,10 +218,10 @@ mod x86 {
             let l = &luts[q * lut_len..(q + g) * lut_len];
             let o = &mut out[q * out_len..(q + g) * out_len];
             match g {
-                4 => group_avx512::<4>(nsq, nblocks, codes, l, o),
-                3 => group_avx512::<3>(nsq, nblocks, codes, l, o),
-                2 => group_avx512::<2>(nsq, nblocks, codes, l, o),
-                _ => group_avx512::<1>(nsq, nblocks, codes, l, o),
+                4 => group_avx512::<4>(nsq, stride, nblocks, codes, l, o),
+                3 => group_avx512::<3>(nsq, stride, nblocks, codes, l, o),
+                2 => group_avx512::<2>(nsq, stride, nblocks, codes, l, o),
+                _ => group_avx512::<1>(nsq, stride, nblocks, codes, l, o),
             }
             q += g;
         }
@@ -210,6 +231,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx2")]
     fn group_avx512<const NQ: usize>(
         nsq: usize,
+        stride: usize,
         nblocks: usize,
         codes: &[u8],
         luts: &[u8],
@@ -219,7 +241,7 @@ mod x86 {
         let lut_len = nsq * 16;
         let low4 = _mm512_set1_epi8(0x0f);
         for b in 0..nblocks {
-            let block = &codes[b * bb..(b + 1) * bb];
+            let block = &codes[b * stride..b * stride + bb];
             let mut acc = [[_mm512_setzero_si512(); 4]; NQ];
             for (ci, c) in block.chunks_exact(64).enumerate() {
                 // SAFETY: `c` is 64 readable bytes; unaligned load.
@@ -267,6 +289,7 @@ mod neon {
     #[target_feature(enable = "neon")]
     pub(super) fn accumulate_neon(
         nsq: usize,
+        stride: usize,
         nblocks: usize,
         codes: &[u8],
         luts: &[u8],
@@ -276,7 +299,7 @@ mod neon {
         let nq = luts.len() / (nsq * 16);
         let low4 = vdupq_n_u8(0x0f);
         for b in 0..nblocks {
-            let block = &codes[b * bb..(b + 1) * bb];
+            let block = &codes[b * stride..b * stride + bb];
             for q in 0..nq {
                 let lut = &luts[q * nsq * 16..(q + 1) * nsq * 16];
                 let mut acc = [vdupq_n_u16(0); 4];
@@ -312,24 +335,30 @@ mod tests {
             nsq_half in 0usize..20,
             nblocks in 0usize..4,
             nq in 1usize..7,
+            extra in 0usize..3,
             seed in any::<u64>(),
         ) {
             let nsq = nsq_half * 2;
+            // Blocks followed by `extra · 13` bytes of other data each.
+            let stride = block_bytes(nsq) + extra * 13;
             let mut s = seed | 1;
             let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
-            let codes: Vec<u8> = (0..nblocks * block_bytes(nsq)).map(|_| next() as u8).collect();
+            let codes: Vec<u8> = (0..nblocks * stride).map(|_| next() as u8).collect();
             let luts: Vec<u8> = (0..nq * nsq * 16).map(|_| next() as u8).collect();
             let nq_eff = if nsq == 0 { 0 } else { nq };
             let luts = &luts[..nq_eff * nsq * 16];
             let mut want = vec![0u16; nq_eff * nblocks * BLOCK];
-            accumulate_at(SimdLevel::Scalar, nsq, &codes, luts, &mut want);
+            if nsq == 0 && stride == 0 {
+                return Ok(());
+            }
+            accumulate_at(SimdLevel::Scalar, nsq, stride, &codes, luts, &mut want);
             // The scalar twin against the layout's definition.
             for b in 0..nblocks {
                 for q in 0..nq_eff {
                     for v in 0..BLOCK {
                         let mut sum = 0u16;
                         for m in 0..nsq {
-                            let byte = codes[b * block_bytes(nsq) + m * 16 + v % 16];
+                            let byte = codes[b * stride + m * 16 + v % 16];
                             let c = if v < 16 { byte & 15 } else { byte >> 4 };
                             sum += luts[q * nsq * 16 + m * 16 + c as usize] as u16;
                         }
@@ -339,7 +368,7 @@ mod tests {
             }
             for level in SimdLevel::supported() {
                 let mut out = vec![7u16; want.len()];
-                accumulate_at(level, nsq, &codes, luts, &mut out);
+                accumulate_at(level, nsq, stride, &codes, luts, &mut out);
                 prop_assert_eq!(&out, &want, "level {:?}", level);
             }
         }
