@@ -501,6 +501,9 @@ impl Index for IndexRaBitQFastScan {
         if id < 0 || id as usize >= self.ntotal {
             return Err(Error::IdNotFound(id));
         }
+        if !self.trained {
+            return Err(Error::NotTrained("reconstruct from IndexRaBitQFastScan".into()));
+        }
         let mut x = vec![0.0; self.dim()];
         self.quantizer
             .decode(&self.code(id as usize), Some(&self.center), &mut x);

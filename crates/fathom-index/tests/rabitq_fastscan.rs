@@ -19,7 +19,9 @@ fn data(n: usize, d: usize, seed: u32) -> Vec<f32> {
     (0..n)
         .flat_map(|i| {
             let c = (i * 7) % 8;
-            (0..d).map(|j| centres[c * d + j] + next()).collect::<Vec<_>>()
+            (0..d)
+                .map(|j| centres[c * d + j] + next())
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -41,7 +43,10 @@ fn flat_codes_and_results_follow_index_rabitq() {
                 ix.add(&x).unwrap();
                 ix.set_param("qb", 8.0).unwrap();
             }
-            assert_eq!(fs.sa_encode(&x[..5 * d]).unwrap(), rq.sa_encode(&x[..5 * d]).unwrap());
+            assert_eq!(
+                fs.sa_encode(&x[..5 * d]).unwrap(),
+                rq.sa_encode(&x[..5 * d]).unwrap()
+            );
             assert_eq!(fs.code(1234), rq.sa_encode(&x[1234 * d..1235 * d]).unwrap());
             assert_eq!(fs.reconstruct(77).unwrap(), rq.reconstruct(77).unwrap());
             let (a, b) = (fs.search(&q, k).unwrap(), rq.search(&q, k).unwrap());

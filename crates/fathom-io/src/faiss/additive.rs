@@ -349,7 +349,7 @@ pub(super) fn read_fast_scan_body(c: &mut Cursor<'_>, fourcc: &[u8; 4]) -> Resul
     let cs = index.aq().code_size();
     let len = super::fastscan::packed_len(h.ntotal, cs, bbs);
     let blocks = c.vec_len::<u8>("fast-scan codes", len)?;
-    let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, bbs);
+    let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, cs, bbs);
     index.add_codes(&codes).map_err(|e| c.err(e))?;
     check_ntotal(c, &h, index.ntotal(), "the codes")?;
     Ok(index)
@@ -380,7 +380,7 @@ pub(super) fn write_fast_scan(s: &mut Sink<'_>, index: &IndexAqFastScan) -> Resu
     s.i32(index.norm_scale())?;
     s.usize(index.max_train_points)?;
     let codes: Vec<u8> = (0..index.ntotal()).flat_map(|i| index.code(i)).collect();
-    s.vec(&super::fastscan::pack(&codes, cs, index.bbs()))
+    s.vec(&super::fastscan::pack(&codes, cs, cs, index.bbs()))
 }
 
 /// Whether a fourcc is an IVF fast-scan additive-quantizer index.

@@ -117,7 +117,7 @@ fn read_ivf_body(c: &mut Cursor<'_>) -> Result<IndexBinaryIvf> {
     }
     let direct_map = read_direct_map(c, h.ntotal)?;
     let cs = h.d / 8;
-    let lists = read_lists(c, nlist, cs, &|| {
+    let lists = read_lists(c, nlist, cs, cs, &|| {
         Box::new(ArrayInvertedLists::new(nlist, cs)) as Box<dyn InvertedLists>
     })?;
     if lists.compute_ntotal() != h.ntotal {

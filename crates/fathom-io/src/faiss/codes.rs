@@ -303,7 +303,7 @@ pub(super) fn read_pq_fastscan_body(c: &mut Cursor<'_>) -> Result<IndexPqFastSca
             .set_centroids(&centroids)
             .map_err(|e| c.err(e))?;
     }
-    let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, bbs);
+    let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, cs, bbs);
     index.add_codes(&codes).map_err(|e| c.err(e))?;
     index.set_bbs(bbs).map_err(|e| c.err(e))?;
     Ok(index)
@@ -320,5 +320,5 @@ pub(super) fn write_pq_fastscan(s: &mut Sink<'_>, f: &IndexPqFastScan) -> Result
     s.i32(0)?; // qbs: Faiss's default
     s.usize(f.ntotal().next_multiple_of(f.bbs()))?;
     s.usize(2 * cs)?;
-    s.vec(&super::fastscan::pack(&codes, cs, f.bbs()))
+    s.vec(&super::fastscan::pack(&codes, cs, cs, f.bbs()))
 }

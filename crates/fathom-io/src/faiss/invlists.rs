@@ -174,19 +174,23 @@ fn write_array_lists(s: &mut Sink<'_>, lists: &dyn InvertedLists) -> Result<()> 
 /// Empty lists of the kind an IVF codec scans.
 pub(super) type NewLists<'a> = &'a dyn Fn() -> Box<dyn InvertedLists>;
 
+/// Inverted lists of `code_size`-byte codes; in block lists (`ilbl`), the first
+/// `nibbles` bytes of each code are 4-bit sub-codes (see `fastscan::unpack`).
 pub(super) fn read_lists(
     c: &mut Cursor<'_>,
     nlist: usize,
     code_size: usize,
+    nibbles: usize,
     new_lists: NewLists<'_>,
 ) -> Result<Box<dyn InvertedLists>> {
-    c.nested(|c| read_lists_body(c, nlist, code_size, new_lists))
+    c.nested(|c| read_lists_body(c, nlist, code_size, nibbles, new_lists))
 }
 
 pub(super) fn read_lists_body(
     c: &mut Cursor<'_>,
     nlist: usize,
     code_size: usize,
+    nibbles: usize,
     new_lists: NewLists<'_>,
 ) -> Result<Box<dyn InvertedLists>> {
     let fourcc = c.fourcc()?;
@@ -215,7 +219,7 @@ pub(super) fn read_lists_body(
         }
         b"ilbl" => {
             let mut lists = new_lists();
-            read_block_lists(c, nlist, code_size, &mut *lists)?;
+            read_block_lists(c, nlist, code_size, nibbles, &mut *lists)?;
             Ok(lists)
         }
         b"ilod" => read_ondisk_lists(c, nlist, code_size),
@@ -289,6 +293,7 @@ pub(super) fn read_block_lists(
     c: &mut Cursor<'_>,
     nlist: usize,
     code_size: usize,
+    nibbles: usize,
     lists: &mut dyn InvertedLists,
 ) -> Result<()> {
     let file_nlist = c.u64("block lists nlist")?;
@@ -315,7 +320,7 @@ pub(super) fn read_block_lists(
             "list blocks",
             super::fastscan::packed_len(ids.len(), code_size, bbs),
         )?;
-        let codes = super::fastscan::unpack(&blocks, ids.len(), code_size, bbs);
+        let codes = super::fastscan::unpack(&blocks, ids.len(), code_size, nibbles, bbs);
         lists.add_entries(l, &ids, &codes).map_err(|e| c.err(e))?;
     }
     Ok(())

@@ -158,7 +158,15 @@ pub(super) fn finish_ivf<C: IvfCodec + 'static>(
         .map_err(|e| c.err(e))?;
     let codec = index.codec();
     let lists = match legacy {
-        None => read_lists(c, nlist, codec.code_size(), &|| codec.new_lists(nlist))?,
+        None => {
+            let cs = codec.code_size();
+            // In Faiss's blocks, RaBitQ codes are 4-bit columns only in their sign bits.
+            let nibbles = match codec.view() {
+                IvfCodecView::RaBitQFastScan(r) => r.rabitq().d().div_ceil(8),
+                _ => cs,
+            };
+            read_lists(c, nlist, cs, nibbles, &|| codec.new_lists(nlist))?
+        }
         Some(legacy) => {
             let cs = codec.code_size();
             let mut lists = codec.new_lists(nlist);
@@ -373,17 +381,23 @@ pub(super) fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Res
             s.i32(0)?; // implem
             s.usize(0)?; // qbs2
             write_pq(s, c.pq())?;
-            write_block_lists(s, ivf.invlists(), cs, c.bbs())
+            write_block_lists(s, ivf.invlists(), cs, cs, c.bbs())
         }
         IvfCodecView::AqFastScan(c) => {
             header(s, super::additive::ivf_fast_scan_fourcc(c))?;
             super::additive::write_ivf_fast_scan_codec(s, c, ivf.by_residual())?;
-            write_block_lists(s, ivf.invlists(), c.code_size(), c.bbs())
+            write_block_lists(s, ivf.invlists(), c.code_size(), c.code_size(), c.bbs())
         }
         IvfCodecView::RaBitQ(c) => {
             header(s, super::rabitq::ivf_fourcc(c))?;
             super::rabitq::write_ivf_codec(s, c)?;
             write_lists(s, ivf.invlists())
+        }
+        IvfCodecView::RaBitQFastScan(c) => {
+            header(s, b"Iwrn")?;
+            super::rabitq::write_ivf_fast_scan_codec(s, c)?;
+            let sign_bytes = c.rabitq().d().div_ceil(8);
+            write_block_lists(s, ivf.invlists(), c.code_size(), sign_bytes, c.bbs())
         }
         IvfCodecView::AdditiveQuantizer(c) => {
             header(s, super::additive::ivf_fourcc(c))?;
@@ -394,11 +408,13 @@ pub(super) fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Res
     }
 }
 
-/// An `ilbl` record: each list's ids, then its codes in Faiss's blocks of `bbs`.
+/// An `ilbl` record: each list's ids, then its codes in Faiss's blocks of `bbs` (the
+/// first `nibbles` bytes of each code as 4-bit columns, see `fastscan::pack`).
 fn write_block_lists(
     s: &mut Sink<'_>,
     lists: &dyn fathom_invlists::InvertedLists,
     cs: usize,
+    nibbles: usize,
     bbs: usize,
 ) -> Result<()> {
     s.fourcc(b"ilbl")?;
@@ -411,7 +427,7 @@ fn write_block_lists(
         let codes: Vec<u8> = (0..lists.list_size(l))
             .flat_map(|o| lists.code(l, o).into_owned())
             .collect();
-        s.vec(&super::fastscan::pack(&codes, cs, bbs))?;
+        s.vec(&super::fastscan::pack(&codes, cs, nibbles, bbs))?;
     }
     Ok(())
 }

@@ -21,6 +21,8 @@ pub(crate) fn read_index(c: &mut Cursor<'_>) -> Result<Box<dyn Index>> {
             b"IPfs" => Box::new(codes::read_pq_fastscan_body(c)?),
             b"Ixrq" | b"Ixrr" => Box::new(rabitq::read_flat_body(c, &fourcc)?),
             b"Iwrq" | b"Iwrr" => rabitq::read_ivf_body(c, &fourcc)?,
+            b"Irfn" => Box::new(rabitq::read_flat_fast_scan_body(c)?),
+            b"Iwrn" => rabitq::read_ivf_fast_scan_body(c)?,
             f if additive::is_flat_fourcc(f) => Box::new(additive::read_flat_body(c, &fourcc)?),
             f if additive::is_ivf_fourcc(f) => additive::read_ivf_body(c, &fourcc)?,
             b"ImRQ" => Box::new(additive::read_rcq_body(c)?),

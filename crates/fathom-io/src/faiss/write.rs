@@ -18,6 +18,7 @@ pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
         IndexView::Lsh(l) => codes::write_lsh(s, l),
         IndexView::PqFastScan(f) => codes::write_pq_fastscan(s, f),
         IndexView::RaBitQ(r) => rabitq::write_flat(s, r),
+        IndexView::RaBitQFastScan(r) => rabitq::write_flat_fast_scan(s, r),
         IndexView::AdditiveQuantizer(a) => additive::write_flat(s, a),
         IndexView::ResidualCoarseQuantizer(q) => additive::write_rcq(s, q),
         IndexView::AqFastScan(f) => additive::write_fast_scan(s, f),
