@@ -341,7 +341,11 @@ mod rabitq {
             let bits = if b == 1 { String::new() } else { b.to_string() };
             let want = format!("{}RaBitQfs{bits}{bbs}", if ivf { "IVF16," } else { "" });
             assert_eq!(index.description(), want);
-            assert_eq!(index_to_bytes(&*index).unwrap(), bytes, "{name} writes back");
+            assert_eq!(
+                index_to_bytes(&*index).unwrap(),
+                bytes,
+                "{name} writes back"
+            );
             assert_eq!(index.param("qb"), Some(8.0));
             if !ivf {
                 // The stored codes are IndexRaBitQ's (the extended factors to rounding).
@@ -356,11 +360,19 @@ mod rabitq {
                     assert_eq!(a[..exact], t[..exact], "{name}: code {i}");
                 }
             }
-            let qbs: &[u32] = if ivf || name.contains("64") { &[8] } else { &[4, 8] };
+            let qbs: &[u32] = if ivf || name.contains("64") {
+                &[8]
+            } else {
+                &[4, 8]
+            };
             for &qb in qbs {
                 index.set_param("qb", qb as f64).unwrap();
                 let res = index.search(&xq, 10).unwrap();
-                let suffix = if ivf || name.contains("64") { String::new() } else { format!("_q{qb}") };
+                let suffix = if ivf || name.contains("64") {
+                    String::new()
+                } else {
+                    format!("_q{qb}")
+                };
                 let d = f32s(&format!("{name}{suffix}_D.npy"));
                 let l = i64s(&format!("{name}{suffix}_I.npy"));
                 // 1 bit: distances differ by the tables' rounding (~0.1 % of the distance

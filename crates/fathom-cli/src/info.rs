@@ -93,6 +93,10 @@ fn ivf(i: &dyn DynIvf, out: &mut Vec<String>) {
             out.push(format!("RaBitQ {} bits", c.rabitq().nb_bits()));
             out.push(format!("qb {}", c.qb));
         }
+        IvfCodecView::RaBitQFastScan(c) => {
+            out.push(format!("RaBitQ fast-scan {} bits", c.rabitq().nb_bits()));
+            out.push(format!("qb {}", c.qb()));
+        }
         IvfCodecView::AqFastScan(c) => {
             out.push(format!(
                 "fast-scan additive quantizer nbits {:?}",
@@ -146,6 +150,10 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
         }
         IndexView::RaBitQ(r) => {
             out.push(format!("RaBitQ {} bits", r.rabitq().nb_bits()));
+            out.push(format!("qb {}", r.qb()));
+        }
+        IndexView::RaBitQFastScan(r) => {
+            out.push(format!("RaBitQ fast-scan {} bits", r.rabitq().nb_bits()));
             out.push(format!("qb {}", r.qb()));
         }
         IndexView::Lsh(l) => {

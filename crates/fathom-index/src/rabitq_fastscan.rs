@@ -502,7 +502,9 @@ impl Index for IndexRaBitQFastScan {
             return Err(Error::IdNotFound(id));
         }
         if !self.trained {
-            return Err(Error::NotTrained("reconstruct from IndexRaBitQFastScan".into()));
+            return Err(Error::NotTrained(
+                "reconstruct from IndexRaBitQFastScan".into(),
+            ));
         }
         let mut x = vec![0.0; self.dim()];
         self.quantizer

@@ -456,6 +456,115 @@ impl PyIndexRaBitQ {
     }
 }
 
+/// RaBitQ codes in fast-scan blocks, searched exhaustively (Faiss's
+/// `IndexRaBitQFastScan`); `qb` (1 to 8, default 8) and `centered` set how queries are
+/// quantized.
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "IndexRaBitQFastScan")]
+pub struct PyIndexRaBitQFastScan;
+
+#[pymethods]
+impl PyIndexRaBitQFastScan {
+    /// An untrained index of dimension `d` (at most 1024), `nb_bits` (1 to 9) bits per
+    /// coordinate, Faiss blocks of `bbs` codes.
+    #[new]
+    #[pyo3(signature = (d, metric = 1, bbs = 32, nb_bits = 1))]
+    fn new(d: i64, metric: i64, bbs: i64, nb_bits: i64) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let mut index =
+            fathom::IndexRaBitQFastScan::new(count("d", d)?, m, count("nb_bits", nb_bits)?)
+                .or_raise()?;
+        index.set_bbs(count("bbs", bbs)?).or_raise()?;
+        Ok(base(index).add_subclass(PyIndexRaBitQFastScan))
+    }
+    /// Bits per query coordinate (1 to 8).
+    #[getter]
+    fn qb(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(get_param(slf.as_super().get(), "qb")? as usize)
+    }
+    #[setter]
+    fn set_qb(slf: &Bound<'_, Self>, value: usize) -> PyResult<()> {
+        set_param(slf.py(), slf.as_super().get(), "qb", value as f64)
+    }
+    /// Whether queries are quantized over a range centred on zero.
+    #[getter]
+    fn centered(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(get_param(slf.as_super().get(), "centered")? != 0.0)
+    }
+    #[setter]
+    fn set_centered(slf: &Bound<'_, Self>, value: bool) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().get(),
+            "centered",
+            f64::from(u8::from(value)),
+        )
+    }
+}
+
+/// An IVF index over RaBitQ codes in fast-scan blocks (Faiss's
+/// `IndexIVFRaBitQFastScan`); `qb` (1 to 8, default 8) and `centered` set how queries
+/// are quantized.
+#[pyclass(extends = PyIndexIVF, frozen, module = "fathom", name = "IndexIVFRaBitQFastScan")]
+pub struct PyIndexIVFRaBitQFastScan;
+
+#[pymethods]
+impl PyIndexIVFRaBitQFastScan {
+    /// `nlist` lists over `quantizer`, `nb_bits` (1 to 9) bits per coordinate, Faiss
+    /// blocks of `bbs` codes.
+    #[new]
+    #[pyo3(signature = (quantizer, d, nlist, metric = 1, bbs = 32, own_invlists = true, nb_bits = 1))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        quantizer: &Bound<'_, PyAny>,
+        d: i64,
+        nlist: i64,
+        metric: i64,
+        bbs: i64,
+        own_invlists: bool,
+        nb_bits: i64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let _ = own_invlists;
+        let m = crate::index::metric(metric, 0.0)?;
+        let nlist = count("nlist", nlist)?;
+        let q = quantizer_for(quantizer, d, "IndexIVFRaBitQFastScan")?;
+        let mut index =
+            fathom::IndexIvfRaBitQFastScan::new(q, nlist, m, count("nb_bits", nb_bits)?)
+                .or_raise()?;
+        index.codec_mut().set_bbs(count("bbs", bbs)?).or_raise()?;
+        Ok(base(index)
+            .add_subclass(PyIndexIVF)
+            .add_subclass(PyIndexIVFRaBitQFastScan))
+    }
+    /// Bits per query coordinate (1 to 8).
+    #[getter]
+    fn qb(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(get_param(slf.as_super().as_super().get(), "qb")? as usize)
+    }
+    #[setter]
+    fn set_qb(slf: &Bound<'_, Self>, value: usize) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().as_super().get(),
+            "qb",
+            value as f64,
+        )
+    }
+    /// Whether queries are quantized over a range centred on zero.
+    #[getter]
+    fn centered(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(get_param(slf.as_super().as_super().get(), "centered")? != 0.0)
+    }
+    #[setter]
+    fn set_centered(slf: &Bound<'_, Self>, value: bool) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().as_super().get(),
+            "centered",
+            f64::from(u8::from(value)),
+        )
+    }
+}
+
 /// An IVF index over 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexIVFPQFastScan`).
 #[pyclass(extends = PyIndexIVF, frozen, module = "fathom", name = "IndexIVFPQFastScan")]
 pub struct PyIndexIVFPQFastScan;
@@ -906,6 +1015,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         ScalarQuantizer,
         Lsh,
         RaBitQ,
+        RaBitQFastScan,
         AdditiveQuantizer,
         AqFastScan,
         ResidualCoarseQuantizer,
@@ -922,6 +1032,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         ScalarQuantizer,
         PqFastScan,
         RaBitQ,
+        RaBitQFastScan,
         AdditiveQuantizer(crate::additive::AqClass),
         AqFastScan(crate::additive::AqClass),
         Base,
@@ -939,6 +1050,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
             IvfCodecView::ScalarQuantizer(_) => IvfClass::ScalarQuantizer,
             IvfCodecView::PqFastScan(_) => IvfClass::PqFastScan,
             IvfCodecView::RaBitQ(_) => IvfClass::RaBitQ,
+            IvfCodecView::RaBitQFastScan(_) => IvfClass::RaBitQFastScan,
             IvfCodecView::AdditiveQuantizer(c) => {
                 IvfClass::AdditiveQuantizer(crate::additive::class_of(c.aq()))
             }
@@ -957,6 +1069,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         IndexView::ScalarQuantizer(_) => Class::ScalarQuantizer,
         IndexView::Lsh(_) => Class::Lsh,
         IndexView::RaBitQ(_) => Class::RaBitQ,
+        IndexView::RaBitQFastScan(_) => Class::RaBitQFastScan,
         IndexView::AdditiveQuantizer(_) => Class::AdditiveQuantizer,
         IndexView::AqFastScan(_) => Class::AqFastScan,
         IndexView::ResidualCoarseQuantizer(_) => Class::ResidualCoarseQuantizer,
@@ -985,6 +1098,9 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
             obj(py, ivf_base(index).add_subclass(PyIndexIVFPQFastScan))
         }
         Class::Ivf(IvfClass::RaBitQ) => obj(py, ivf_base(index).add_subclass(PyIndexIVFRaBitQ)),
+        Class::Ivf(IvfClass::RaBitQFastScan) => {
+            obj(py, ivf_base(index).add_subclass(PyIndexIVFRaBitQFastScan))
+        }
         Class::Ivf(IvfClass::AdditiveQuantizer(c)) => crate::additive::wrap_ivf(py, index, c),
         Class::Ivf(IvfClass::AqFastScan(c)) => crate::additive::wrap_ivf_fast_scan(py, index, c),
         Class::Ivf(IvfClass::Base) => obj(py, ivf_base(index)),
@@ -1008,6 +1124,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         Class::ScalarQuantizer => obj(py, boxed(index).add_subclass(PyIndexScalarQuantizer)),
         Class::Lsh => obj(py, boxed(index).add_subclass(PyIndexLSH)),
         Class::RaBitQ => obj(py, boxed(index).add_subclass(PyIndexRaBitQ)),
+        Class::RaBitQFastScan => obj(py, boxed(index).add_subclass(PyIndexRaBitQFastScan)),
         Class::AdditiveQuantizer => crate::additive::wrap_flat(py, index),
         Class::AqFastScan => crate::additive::wrap_fast_scan(py, index),
         Class::ResidualCoarseQuantizer => crate::additive::wrap_rcq(py, index),
@@ -1042,6 +1159,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexIVFPQFastScan::type_object(py),
         PyIndexIVFRaBitQ::type_object(py),
         PyIndexRaBitQ::type_object(py),
+        PyIndexRaBitQFastScan::type_object(py),
+        PyIndexIVFRaBitQFastScan::type_object(py),
         PyIndexPQ::type_object(py),
         PyIndexPQFastScan::type_object(py),
         PyIndexScalarQuantizer::type_object(py),

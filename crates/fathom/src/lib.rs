@@ -44,11 +44,11 @@ pub use fathom_index::{
     Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexFlat, IndexHnsw, IndexHnswFlat,
     IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfAdditiveQuantizer,
     IndexIvfAqFastScan, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
-    IndexIvfResidualQuantizer, IndexIvfScalarQuantizer, IndexLocalSearchQuantizer, IndexLsh,
-    IndexPq, IndexPqFastScan, IndexPreTransform, IndexRaBitQ, IndexRefine,
-    IndexResidualCoarseQuantizer, IndexResidualQuantizer, IndexScalarQuantizer, IndexShards,
-    IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds, autotune, binary, hnsw, index_factory,
-    ivf, reverse_index_factory,
+    IndexIvfRaBitQFastScan, IndexIvfResidualQuantizer, IndexIvfScalarQuantizer,
+    IndexLocalSearchQuantizer, IndexLsh, IndexPq, IndexPqFastScan, IndexPreTransform, IndexRaBitQ,
+    IndexRaBitQFastScan, IndexRefine, IndexResidualCoarseQuantizer, IndexResidualQuantizer,
+    IndexScalarQuantizer, IndexShards, IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds,
+    autotune, binary, hnsw, index_factory, ivf, reverse_index_factory,
 };
 pub use fathom_invlists as invlists;
 pub use fathom_io as io;
