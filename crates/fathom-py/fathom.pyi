@@ -488,6 +488,26 @@ class IndexRaBitQ(Index):
     @centered.setter
     def centered(self, value: bool) -> None: ...
 
+class IndexRaBitQFastScan(Index):
+    """RaBitQ codes in fast-scan blocks, searched exhaustively (Faiss's
+    `IndexRaBitQFastScan`); `qb` (1 to 8, default 8) and `centered` set how queries are
+    quantized.
+    """
+    def __init__(self, d: int, metric: int = 1, bbs: int = 32, nb_bits: int = 1) -> None:
+        """An untrained index of dimension `d` (at most 1024), `nb_bits` (1 to 9) bits per
+        coordinate, Faiss blocks of `bbs` codes.
+        """
+    @property
+    def qb(self) -> int:
+        """Bits per query coordinate (1 to 8)."""
+    @qb.setter
+    def qb(self, value: int) -> None: ...
+    @property
+    def centered(self) -> bool:
+        """Whether queries are quantized over a range centred on zero."""
+    @centered.setter
+    def centered(self, value: bool) -> None: ...
+
 class IndexPQ(Index):
     """Product-quantizer codes searched exhaustively (Faiss's `IndexPQ`)."""
     def __init__(self, d: int, M: int, nbits: int, metric: int = 1) -> None:
@@ -735,6 +755,26 @@ class IndexIVFRaBitQ(IndexIVF):
         """Bits per query coordinate (0: the float query)."""
     @qb.setter
     def qb(self, value: int) -> None: ...
+
+class IndexIVFRaBitQFastScan(IndexIVF):
+    """An IVF index over RaBitQ codes in fast-scan blocks (Faiss's
+    `IndexIVFRaBitQFastScan`); `qb` (1 to 8, default 8) and `centered` set how queries
+    are quantized.
+    """
+    def __init__(self, quantizer: Any, d: int, nlist: int, metric: int = 1, bbs: int = 32, own_invlists: bool = True, nb_bits: int = 1) -> None:
+        """`nlist` lists over `quantizer`, `nb_bits` (1 to 9) bits per coordinate, Faiss
+        blocks of `bbs` codes.
+        """
+    @property
+    def qb(self) -> int:
+        """Bits per query coordinate (1 to 8)."""
+    @qb.setter
+    def qb(self, value: int) -> None: ...
+    @property
+    def centered(self) -> bool:
+        """Whether queries are quantized over a range centred on zero."""
+    @centered.setter
+    def centered(self, value: bool) -> None: ...
 
 class IndexIVFPQFastScan(IndexIVF):
     """An IVF index over 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexIVFPQFastScan`)."""
