@@ -141,10 +141,10 @@ fn parameters(index: &dyn Index, out: &mut Vec<String>) {
             out.push(format!("additive quantizer nbits {:?}", f.aq().nbits()));
             out.push(format!("norm scale {}", f.norm_scale()));
         }
-        IndexView::ResidualCoarseQuantizer(q) => {
+        IndexView::AdditiveCoarseQuantizer(q) => {
             out.push(format!(
                 "residual coarse quantizer nbits {:?}",
-                q.rq().nbits()
+                q.aq().nbits()
             ));
             out.push(format!("beam factor {}", q.beam_factor));
         }

@@ -23,12 +23,14 @@
 //! | [`IndexScalarQuantizer`] | per-dimension 8/6/4-bit, fp16, bf16 codes | `IndexScalarQuantizer` |
 //! | [`IndexLsh`] | sign-bit codes searched by Hamming distance | `IndexLSH` |
 //! | [`IndexPqFastScan`] | 4-bit PQ in blocks of 32, SIMD shuffle look-ups | `IndexPQFastScan` |
+//! | [`IndexRaBitQ`] / [`IndexRaBitQFastScan`] | RaBitQ sign-bit codes (+ extra bits), popcounts / fast-scan tables | `IndexRaBitQ` / `IndexRaBitQFastScan` |
 //! | [`IndexRefine`] | any index re-ranked by another (exact with a Flat) | `IndexRefine`, `IndexRefineFlat` |
 //! | [`IndexIvfFlat`] | inverted file, full vectors in the lists | `IndexIVFFlat` |
 //! | [`IndexIvfPq`] | inverted file, PQ codes of residuals | `IndexIVFPQ` |
 //! | [`IndexIvfPqr`] | IVF-PQ re-ranked by a second PQ of the residual error | `IndexIVFPQR` |
 //! | [`IndexIvfScalarQuantizer`] | inverted file, scalar-quantized residuals | `IndexIVFScalarQuantizer` |
 //! | [`IndexIvfPqFastScan`] | inverted file, 4-bit PQ in fast-scan blocks | `IndexIVFPQFastScan` |
+//! | [`IndexIvfRaBitQ`] / [`IndexIvfRaBitQFastScan`] | inverted file, RaBitQ codes relative to the centroids | `IndexIVFRaBitQ` / `IndexIVFRaBitQFastScan` |
 //! | [`IndexHnswFlat`] | HNSW graph over full vectors | `IndexHNSWFlat` |
 //! | [`IndexHnswSq`] / [`IndexHnswPq`] | HNSW graph over SQ / PQ codes | `IndexHNSWSQ` / `IndexHNSWPQ` |
 //! | [`MultiIndexQuantizer`] | inverted multi-index, a coarse quantizer of `2^(M·nbits)` lists | `MultiIndexQuantizer` |
@@ -91,7 +93,9 @@ pub use pq::{IndexPq, PqCodes, PqSearchStats, PqSearchType};
 pub use pretransform::IndexPreTransform;
 pub use rabitq::{IndexRaBitQ, RaBitQCodes};
 pub use rabitq_fastscan::{DEFAULT_FAST_SCAN_QB, IndexRaBitQFastScan, RaBitQPacker};
-pub use rcq::IndexResidualCoarseQuantizer;
+pub use rcq::{
+    IndexAdditiveCoarseQuantizer, IndexLocalSearchCoarseQuantizer, IndexResidualCoarseQuantizer,
+};
 pub use refine::IndexRefine;
 pub use shards::{IndexShards, ShardIds, merge_results};
 pub use sq::IndexScalarQuantizer;

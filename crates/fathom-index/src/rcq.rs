@@ -1,9 +1,12 @@
-//! `IndexResidualCoarseQuantizer` (Faiss's `ResidualCoarseQuantizer`, factory
-//! `RCQ<M>x<b>[_…]`): a coarse quantizer whose centroids are every code of a residual
-//! quantizer — `2^(Σ nbits)` of them, never stored. A centroid's id is its code with
-//! level 0 in the low bits. Search is a beam search keeping `k · beam_factor` partial sums
-//! per level (Faiss's default 4), or, with a negative `beam_factor`, an exhaustive scan of
-//! every centroid through look-up tables.
+//! `IndexAdditiveCoarseQuantizer` (Faiss's `AdditiveCoarseQuantizer`): a coarse quantizer
+//! whose centroids are every code of an additive quantizer — `2^(Σ nbits)` of them, never
+//! stored. A centroid's id is its code with level 0 in the low bits. Over a residual
+//! quantizer (`IndexResidualCoarseQuantizer`, Faiss's `ResidualCoarseQuantizer`, factory
+//! `RCQ<M>x<b>[_…]`) search is a beam search keeping `k · beam_factor` partial sums per
+//! level (Faiss's default 4), or, with a negative `beam_factor`, an exhaustive scan of
+//! every centroid through look-up tables; over a local-search quantizer
+//! (`IndexLocalSearchCoarseQuantizer`, Faiss's `LocalSearchCoarseQuantizer`, factory
+//! `LSCQ<M>x<b>`) always the exhaustive scan.
 
 use std::sync::OnceLock;
 
@@ -16,7 +19,7 @@ use crate::{Index, check_search};
 /// Centroids an exhaustive scan enumerates at most.
 const MAX_EXHAUSTIVE: usize = 1 << 24;
 
-/// A coarse quantizer over every code of a residual quantizer.
+/// A coarse quantizer over every code of a residual or local-search quantizer.
 ///
 /// ```
 /// use fathom_index::{Index, IndexResidualCoarseQuantizer, MetricType};
@@ -31,7 +34,7 @@ const MAX_EXHAUSTIVE: usize = 1 << 24;
 /// assert_eq!(rcq.search(&x[..d], 1).unwrap().labels[0], res.labels[0]);
 /// ```
 #[derive(Debug, Clone)]
-pub struct IndexResidualCoarseQuantizer {
+pub struct IndexAdditiveCoarseQuantizer {
     rq: AdditiveQuantizer,
     metric: MetricType,
     /// Partial sums kept per result in the beam search; negative scans every centroid.
@@ -39,8 +42,16 @@ pub struct IndexResidualCoarseQuantizer {
     centroid_norms: OnceLock<Vec<f32>>,
 }
 
-impl IndexResidualCoarseQuantizer {
-    /// An untrained quantizer of `d`-dimensional vectors with levels of `nbits` bits.
+/// [`IndexAdditiveCoarseQuantizer`] over a residual quantizer (Faiss's
+/// `ResidualCoarseQuantizer`).
+pub type IndexResidualCoarseQuantizer = IndexAdditiveCoarseQuantizer;
+/// [`IndexAdditiveCoarseQuantizer`] over a local-search quantizer (Faiss's
+/// `LocalSearchCoarseQuantizer`).
+pub type IndexLocalSearchCoarseQuantizer = IndexAdditiveCoarseQuantizer;
+
+impl IndexAdditiveCoarseQuantizer {
+    /// An untrained quantizer over a residual quantizer of `d`-dimensional vectors with
+    /// levels of `nbits` bits.
     pub fn new(d: usize, nbits: Vec<usize>, metric: MetricType) -> Result<Self> {
         Self::from_quantizer(
             AdditiveQuantizer::residual(d, nbits, AqSearchType::Decompress)?,
@@ -49,22 +60,34 @@ impl IndexResidualCoarseQuantizer {
         )
     }
 
-    /// A quantizer over a residual quantizer (trained, as read from a file).
+    /// An untrained quantizer over a local-search quantizer of `d`-dimensional vectors
+    /// with `m` codebooks of `nbits` bits.
+    pub fn new_local_search(d: usize, m: usize, nbits: usize, metric: MetricType) -> Result<Self> {
+        Self::from_quantizer(
+            AdditiveQuantizer::local_search(d, m, nbits, AqSearchType::Decompress)?,
+            metric,
+            -1.0,
+        )
+    }
+
+    /// A quantizer over a residual or local-search quantizer (trained or not).
     pub fn from_quantizer(
         rq: AdditiveQuantizer,
         metric: MetricType,
         beam_factor: f32,
     ) -> Result<Self> {
+        use fathom_quant::additive::AqKind;
         crate::additive::check_metric(metric)?;
-        if !matches!(rq.kind(), fathom_quant::additive::AqKind::Residual(_)) {
+        if !matches!(rq.kind(), AqKind::Residual(_) | AqKind::LocalSearch(_)) {
             return Err(Error::invalid(
-                "a residual coarse quantizer is built over a residual quantizer",
+                "an additive coarse quantizer is built over a residual or a local-search \
+                 quantizer (not a product of them)",
             ));
         }
         if rq.code_bits() > 62 {
             return Err(Error::invalid(format!(
-                "a residual coarse quantizer numbers its centroids in 62 bits; these codebooks \
-                 take {}",
+                "an additive coarse quantizer numbers its centroids in 62 bits; these \
+                 codebooks take {}",
                 rq.code_bits()
             )));
         }
@@ -81,9 +104,14 @@ impl IndexResidualCoarseQuantizer {
         })
     }
 
-    /// The residual quantizer.
-    pub fn rq(&self) -> &AdditiveQuantizer {
+    /// The additive quantizer.
+    pub fn aq(&self) -> &AdditiveQuantizer {
         &self.rq
+    }
+
+    /// Whether the centroids come from a residual quantizer (which has a beam search).
+    fn is_residual(&self) -> bool {
+        matches!(self.rq.kind(), fathom_quant::additive::AqKind::Residual(_))
     }
 
     /// The level codes of centroid `id`.
@@ -173,7 +201,7 @@ impl IndexResidualCoarseQuantizer {
     }
 }
 
-impl Index for IndexResidualCoarseQuantizer {
+impl Index for IndexAdditiveCoarseQuantizer {
     fn dim(&self) -> usize {
         self.rq.d()
     }
@@ -196,8 +224,8 @@ impl Index for IndexResidualCoarseQuantizer {
     }
     fn add(&mut self, _x: &[f32]) -> Result<()> {
         Err(Error::Unsupported(
-            "a residual coarse quantizer's centroids are every code of its quantizer; add is \
-             not supported (train it instead)"
+            "an additive coarse quantizer's centroids are every code of its quantizer; add \
+             is not supported (train it instead)"
                 .into(),
         ))
     }
@@ -210,18 +238,20 @@ impl Index for IndexResidualCoarseQuantizer {
         let nq = check_search(self, queries, k)?;
         if !self.is_trained() {
             return Err(Error::NotTrained(
-                "searching a residual coarse quantizer".into(),
+                "searching an additive coarse quantizer".into(),
             ));
         }
         if params.selector.is_some() {
             return Err(Error::Unsupported(
-                "id selectors on a residual coarse quantizer".into(),
+                "id selectors on an additive coarse quantizer".into(),
             ));
         }
         fathom_core::check::finite("queries", queries, self.dim())?;
         let mut res = SearchResult::try_empty(nq, k, self.metric)?;
-        // The beam search ranks by L2; inner product always scans every centroid.
-        if self.beam_factor < 0.0 || self.metric == MetricType::InnerProduct {
+        // The beam search ranks by L2 and exists for residual quantizers; the rest scans
+        // every centroid.
+        if self.beam_factor < 0.0 || self.metric == MetricType::InnerProduct || !self.is_residual()
+        {
             self.search_exhaustive(queries, k, &mut res)?;
             return Ok(res);
         }
@@ -261,7 +291,7 @@ impl Index for IndexResidualCoarseQuantizer {
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
         if name != "beam_factor" {
             return Err(Error::invalid(format!(
-                "{name:?} is not a parameter of a residual coarse quantizer (beam_factor is)"
+                "{name:?} is not a parameter of an additive coarse quantizer (beam_factor is)"
             )));
         }
         let bf = value as f32;
@@ -278,9 +308,67 @@ impl Index for IndexResidualCoarseQuantizer {
     }
     fn description(&self) -> String {
         let tok = crate::additive::aq_token(&self.rq);
-        format!("RCQ{}", tok.trim_start_matches("RQ"))
+        match tok.strip_prefix("LSQ") {
+            Some(rest) => format!("LSCQ{rest}"),
+            None => format!("RCQ{}", tok.trim_start_matches("RQ")),
+        }
     }
     fn view(&self) -> crate::IndexView<'_> {
-        crate::IndexView::ResidualCoarseQuantizer(self)
+        crate::IndexView::AdditiveCoarseQuantizer(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, d: usize) -> Vec<f32> {
+        let mut s = 7u32;
+        (0..n * d)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn local_search_centroids_are_searched_exhaustively_to_brute_force() {
+        let d = 8;
+        let x = data(3000, d);
+        for metric in [MetricType::L2, MetricType::InnerProduct] {
+            let mut q = IndexLocalSearchCoarseQuantizer::new_local_search(d, 2, 4, metric).unwrap();
+            assert_eq!(q.description(), "LSCQ2x4");
+            q.train(&x).unwrap();
+            assert_eq!(q.ntotal(), 256);
+            let centroids: Vec<Vec<f32>> = (0..256).map(|i| q.reconstruct(i).unwrap()).collect();
+            let res = q.search(&x[..5 * d], 3).unwrap();
+            for (i, row) in x[..5 * d].chunks(d).enumerate() {
+                let mut all: Vec<(f32, Idx)> = centroids
+                    .iter()
+                    .enumerate()
+                    .map(|(id, c)| {
+                        let v = fathom_kernels::distance(metric, row, c).unwrap();
+                        (if metric == MetricType::L2 { v } else { -v }, id as Idx)
+                    })
+                    .collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0));
+                assert_eq!(res.labels[i * 3], all[0].1, "{metric:?} query {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_factory_builds_an_ivf_over_a_local_search_coarse_quantizer() {
+        let d = 8;
+        let x = data(3000, d);
+        let mut index = crate::index_factory(d, "IVF256(LSCQ2x4),Flat", MetricType::L2).unwrap();
+        assert_eq!(index.description(), "IVF256(LSCQ2x4),Flat");
+        index.train(&x).unwrap();
+        index.add(&x).unwrap();
+        index.set_param("nprobe", 256.0).unwrap();
+        // Every list probed: exact.
+        let r = index.search(&x[42 * d..43 * d], 1).unwrap();
+        assert_eq!((r.labels[0], r.distances[0]), (42, 0.0));
     }
 }

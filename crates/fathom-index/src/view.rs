@@ -51,7 +51,7 @@ pub enum IndexView<'a> {
     /// Additive-quantizer codes with 4-bit codebooks in fast-scan blocks.
     AqFastScan(&'a crate::IndexAqFastScan),
     /// A coarse quantizer over every code of a residual quantizer.
-    ResidualCoarseQuantizer(&'a crate::IndexResidualCoarseQuantizer),
+    AdditiveCoarseQuantizer(&'a crate::IndexAdditiveCoarseQuantizer),
     /// The inverted multi-index's coarse quantizer.
     MultiIndexQuantizer(&'a MultiIndexQuantizer),
     /// An HNSW graph over a storage index (flat, SQ or PQ: the storage's own view says).

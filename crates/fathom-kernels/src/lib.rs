@@ -38,7 +38,9 @@ mod simd;
 mod topk;
 
 pub use convert::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
-pub use distance::{PairKernel, distance, distances_to, pairwise_distances, prefetch};
+pub use distance::{
+    PairKernel, distance, distances_to, pairwise_distances, prefetch, prefetch_lines,
+};
 pub use exhaustive::{knn, matmul_abt, range_search};
 pub use memory::advise_huge_pages;
 pub use norms::{l2_norms, l2_norms_sqr, l2_norms_sqr_into, normalize_l2, normalized_l2};

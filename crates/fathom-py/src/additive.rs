@@ -749,6 +749,38 @@ impl PyResidualCoarseQuantizer {
     }
 }
 
+/// A coarse quantizer over every code of a local-search quantizer (Faiss's
+/// `LocalSearchCoarseQuantizer`); it always scans every centroid.
+#[pyclass(extends = PyIndex, frozen, module = "fathom", name = "LocalSearchCoarseQuantizer")]
+pub struct PyLocalSearchCoarseQuantizer;
+
+#[pymethods]
+impl PyLocalSearchCoarseQuantizer {
+    /// `LocalSearchCoarseQuantizer(d, M, nbits, metric=METRIC_L2)`.
+    #[new]
+    #[pyo3(signature = (d, M, nbits, metric = 1))]
+    #[allow(non_snake_case)]
+    fn new(d: i64, M: i64, nbits: i64, metric: i64) -> PyResult<PyClassInitializer<Self>> {
+        let m = crate::index::metric(metric, 0.0)?;
+        let q = fathom::IndexLocalSearchCoarseQuantizer::new_local_search(
+            count("d", d)?,
+            count("M", M)?,
+            count("nbits", nbits)?,
+            m,
+        )
+        .or_raise()?;
+        Ok(PyClassInitializer::from(PyIndex::new(Box::new(q)))
+            .add_subclass(PyLocalSearchCoarseQuantizer))
+    }
+}
+
+/// A local-search coarse quantizer as its Faiss class.
+pub(crate) fn wrap_lscq(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
+    let b =
+        PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyLocalSearchCoarseQuantizer);
+    Ok(Py::new(py, b)?.into_any())
+}
+
 /// Which additive class an index gets, if it is one of them.
 pub(crate) enum AqClass {
     Residual,
@@ -864,6 +896,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexIVFProductResidualQuantizer::type_object(py),
         PyIndexIVFProductLocalSearchQuantizer::type_object(py),
         PyResidualCoarseQuantizer::type_object(py),
+        PyLocalSearchCoarseQuantizer::type_object(py),
         PyIndexAdditiveQuantizerFastScan::type_object(py),
         PyIndexResidualQuantizerFastScan::type_object(py),
         PyIndexLocalSearchQuantizerFastScan::type_object(py),

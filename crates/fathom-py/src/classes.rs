@@ -1019,6 +1019,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         AdditiveQuantizer,
         AqFastScan,
         ResidualCoarseQuantizer,
+        LocalSearchCoarseQuantizer,
         IdMap { two_way: bool },
         PreTransform,
         Refine,
@@ -1072,7 +1073,10 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         IndexView::RaBitQFastScan(_) => Class::RaBitQFastScan,
         IndexView::AdditiveQuantizer(_) => Class::AdditiveQuantizer,
         IndexView::AqFastScan(_) => Class::AqFastScan,
-        IndexView::ResidualCoarseQuantizer(_) => Class::ResidualCoarseQuantizer,
+        IndexView::AdditiveCoarseQuantizer(q) => match q.aq().kind() {
+            fathom::quant::additive::AqKind::LocalSearch(_) => Class::LocalSearchCoarseQuantizer,
+            _ => Class::ResidualCoarseQuantizer,
+        },
         IndexView::IdMap { two_way, .. } => Class::IdMap { two_way },
         IndexView::PreTransform { .. } => Class::PreTransform,
         IndexView::Refine(_) => Class::Refine,
@@ -1128,6 +1132,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         Class::AdditiveQuantizer => crate::additive::wrap_flat(py, index),
         Class::AqFastScan => crate::additive::wrap_fast_scan(py, index),
         Class::ResidualCoarseQuantizer => crate::additive::wrap_rcq(py, index),
+        Class::LocalSearchCoarseQuantizer => crate::additive::wrap_lscq(py, index),
         Class::IdMap { two_way: false } => obj(py, boxed(index).add_subclass(PyIndexIDMap)),
         Class::IdMap { two_way: true } => obj(
             py,

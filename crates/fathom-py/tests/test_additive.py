@@ -118,3 +118,30 @@ def test_additive_classes_and_errors():
         rcq.add(xb[:1])
     with pytest.raises(RuntimeError, match="expected"):
         fathom.index_factory(16, "RQ3x5fs")
+
+
+def test_local_search_coarse_quantizer_as_faiss(faiss):
+    xt, xb, xq = clustered_data(d=16, nb=3000, nq=20, nt=3000)
+    lscq = fathom.LocalSearchCoarseQuantizer(16, 2, 4)
+    lscq.train(xb)
+    assert lscq.ntotal == 256
+    # Its centroids are searched exhaustively: the nearest reconstructed centroid.
+    centroids = np.stack([lscq.reconstruct(i) for i in range(256)])
+    _, I = lscq.search(xq, 1)
+    brute = ((xq[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_array_equal(I[:, 0], brute)
+    # As an IVF's coarse quantizer, probing every list: faiss's exact results.
+    res, indexes = [], []
+    for m in (fathom, faiss):
+        index = m.index_factory(16, "IVF256(LSCQ2x4),Flat")
+        index.train(xb)
+        index.add(xb)
+        index.nprobe = 256
+        res.append(index.search(xq, 5))
+        indexes.append(index)
+    np.testing.assert_array_equal(res[0][1], res[1][1])
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-4, atol=1e-4)
+    assert fathom.reverse_index_factory(indexes[0]) == "IVF256(LSCQ2x4),Flat"
+    # Faiss has no file record for it; saving says so.
+    with pytest.raises(Exception, match="local-search coarse quantizer"):
+        fathom.serialize_index(indexes[0])

@@ -646,10 +646,14 @@ impl RaBitQQuery {
                 *vt = set;
                 base += always;
             }
-            for (code, e) in table.iter_mut().enumerate() {
-                *e = (0..4)
-                    .filter(|t| code >> t & 1 == 1)
-                    .fold(base, |acc, t| acc + v[t]);
+            // Subset sums, one addition per entry: the entries with bit t set are those
+            // without it plus v[t].
+            table[0] = base;
+            for (t, &vt) in v.iter().enumerate() {
+                let half = 1 << t;
+                for c in 0..half {
+                    table[half + c] = table[c] + vt;
+                }
             }
         }
     }

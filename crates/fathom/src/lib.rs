@@ -41,14 +41,15 @@ pub use fathom_core::{
 #[cfg(feature = "gpu")]
 pub use fathom_gpu as gpu;
 pub use fathom_index::{
-    Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexFlat, IndexHnsw, IndexHnswFlat,
-    IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2, IndexIvf, IndexIvfAdditiveQuantizer,
-    IndexIvfAqFastScan, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfRaBitQ,
-    IndexIvfRaBitQFastScan, IndexIvfResidualQuantizer, IndexIvfScalarQuantizer,
-    IndexLocalSearchQuantizer, IndexLsh, IndexPq, IndexPqFastScan, IndexPreTransform, IndexRaBitQ,
-    IndexRaBitQFastScan, IndexRefine, IndexResidualCoarseQuantizer, IndexResidualQuantizer,
-    IndexScalarQuantizer, IndexShards, IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds,
-    autotune, binary, hnsw, index_factory, ivf, reverse_index_factory,
+    Index, IndexAdditiveCoarseQuantizer, IndexAdditiveQuantizer, IndexAqFastScan, IndexFlat,
+    IndexHnsw, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2, IndexIvf,
+    IndexIvfAdditiveQuantizer, IndexIvfAqFastScan, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan,
+    IndexIvfPqr, IndexIvfRaBitQ, IndexIvfRaBitQFastScan, IndexIvfResidualQuantizer,
+    IndexIvfScalarQuantizer, IndexLocalSearchCoarseQuantizer, IndexLocalSearchQuantizer, IndexLsh,
+    IndexPq, IndexPqFastScan, IndexPreTransform, IndexRaBitQ, IndexRaBitQFastScan, IndexRefine,
+    IndexResidualCoarseQuantizer, IndexResidualQuantizer, IndexScalarQuantizer, IndexShards,
+    IndexView, IndexViewMut, MultiIndexQuantizer, ShardIds, autotune, binary, hnsw, index_factory,
+    ivf, reverse_index_factory,
 };
 pub use fathom_invlists as invlists;
 pub use fathom_io as io;

@@ -207,9 +207,13 @@ impl IndexBinaryIvf {
     fn scan_lists(&self, q: &[u8], probes: &[Idx], visit: Sink<'_>) {
         let mut keys = Vec::new();
         let mut scanned = 0;
-        for &list in probes {
+        for (i, &list) in probes.iter().enumerate() {
             if list < 0 {
                 continue;
+            }
+            // As the float IVF scan: the next list's start requested ahead.
+            if let Some(&next) = probes.get(i + 1).filter(|&&n| n >= 0) {
+                fathom_kernels::prefetch_lines(self.lists.codes(next as usize), 128);
             }
             let ids = self.lists.ids(list as usize);
             keys.resize(ids.len(), 0.0);

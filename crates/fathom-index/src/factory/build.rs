@@ -150,9 +150,14 @@ fn storage(d: usize, s: StorageSpec, metric: MetricType) -> Result<Box<dyn Index
             ix.set_bbs(bbs)?;
             Box::new(ix)
         }
-        StorageSpec::ResidualCoarseQuantizer(aq) => Box::new(
-            crate::IndexResidualCoarseQuantizer::new(d, aq.rq_nbits(), metric)?,
-        ),
+        StorageSpec::AdditiveCoarseQuantizer(aq) => {
+            let q = aq.build(d, fathom_quant::additive::AqSearchType::Decompress)?;
+            let residual = matches!(aq.shape, crate::AqShape::Residual { .. });
+            let beam = if residual { 4.0 } else { -1.0 };
+            Box::new(crate::IndexAdditiveCoarseQuantizer::from_quantizer(
+                q, metric, beam,
+            )?)
+        }
         StorageSpec::Hnsw { m, storage } => match storage {
             HnswStorageSpec::Flat => Box::new(IndexHnswFlat::new_flat(d, m, metric)?),
             HnswStorageSpec::ScalarQuantizer(qt) => Box::new(IndexHnsw::with_storage(
@@ -209,7 +214,7 @@ fn coarse_quantizer(
             let training = match q.view() {
                 crate::IndexView::Flat(_) => QuantizerTraining::Kmeans,
                 crate::IndexView::MultiIndexQuantizer(_)
-                | crate::IndexView::ResidualCoarseQuantizer(_) => QuantizerTraining::Alone,
+                | crate::IndexView::AdditiveCoarseQuantizer(_) => QuantizerTraining::Alone,
                 _ => QuantizerTraining::KmeansThenAdd,
             };
             (q, *nlist, training)

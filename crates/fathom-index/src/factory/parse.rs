@@ -411,7 +411,12 @@ fn parse_storage(tok: &str) -> Result<Option<StorageSpec>> {
         // Faiss accepts (and ignores) a norm suffix on a coarse quantizer.
         return Ok(parse_aq(&format!("RQ{rest}"))?
             .filter(|aq| matches!(aq.shape, AqShape::Residual { .. }))
-            .map(StorageSpec::ResidualCoarseQuantizer));
+            .map(StorageSpec::AdditiveCoarseQuantizer));
+    }
+    if let Some(rest) = tok.strip_prefix("LSCQ") {
+        return Ok(parse_aq(&format!("LSQ{rest}"))?
+            .filter(|aq| matches!(aq.shape, AqShape::LocalSearch { .. }))
+            .map(StorageSpec::AdditiveCoarseQuantizer));
     }
     if let Some((aq, bbs, residual)) = parse_aq_fast_scan(tok)? {
         return Ok((!residual).then_some(StorageSpec::AqFastScan { aq, bbs }));

@@ -145,7 +145,7 @@ pub enum StorageSpec {
         bbs: usize,
     },
     /// `RCQ<M>x<nbits>[_<M>x<nbits>…]`: a residual coarse quantizer.
-    ResidualCoarseQuantizer(AqSpec),
+    AdditiveCoarseQuantizer(AqSpec),
     /// `HNSW[<M>][,<storage>]` (or the older `HNSW<M>_<storage>`).
     Hnsw {
         /// Links per node.
@@ -529,9 +529,10 @@ impl fmt::Display for StorageSpec {
             StorageSpec::RaBitQFastScan { nb_bits, bbs } => rabitq_fast_scan_token(f, nb_bits, bbs),
             StorageSpec::AdditiveQuantizer(aq) => write!(f, "{aq}"),
             StorageSpec::AqFastScan { aq, bbs } => fast_scan_aq_token(f, aq, bbs, ""),
-            StorageSpec::ResidualCoarseQuantizer(aq) => {
-                write!(f, "RCQ{}", aq.body().trim_start_matches("RQ"))
-            }
+            StorageSpec::AdditiveCoarseQuantizer(aq) => match aq.body().strip_prefix("LSQ") {
+                Some(rest) => write!(f, "LSCQ{rest}"),
+                None => write!(f, "RCQ{}", aq.body().trim_start_matches("RQ")),
+            },
             StorageSpec::Hnsw { m, storage } => {
                 write!(f, "HNSW{m}")?;
                 match storage {

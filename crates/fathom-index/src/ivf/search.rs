@@ -104,10 +104,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
             // The next list is not where the hardware prefetcher looks; asked for now,
             // its start arrives while this list is scanned.
             if let Some(&next) = lists.get(i + 1).filter(|&&n| valid(n)) {
-                let codes = self.invlists.codes(next as usize);
-                for line in codes.chunks(64).take(PREFETCH_LINES) {
-                    fathom_kernels::prefetch(line);
-                }
+                fathom_kernels::prefetch_lines(self.invlists.codes(next as usize), PREFETCH_LINES);
             }
             let list = l as usize;
             let n = self.invlists.list_size(list);

@@ -17,7 +17,7 @@
 //! `qbs2`, `M2`, `rescale_norm`, `norm_scale`, `max_train_points`, then `ilbl` lists) and
 //! `ImRQ` (the residual coarse quantizer).
 
-use fathom_core::Result;
+use fathom_core::{Error, Result};
 use fathom_index::ivf::{IvfAdditiveQuantizer, IvfAqFastScan};
 use fathom_index::{Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexResidualCoarseQuantizer};
 use fathom_quant::additive::{AdditiveQuantizer, AqKind, AqSearchType, LsqParams};
@@ -544,8 +544,15 @@ pub(super) fn read_rcq_body(c: &mut Cursor<'_>) -> Result<IndexResidualCoarseQua
 }
 
 pub(super) fn write_rcq(s: &mut Sink<'_>, rcq: &IndexResidualCoarseQuantizer) -> Result<()> {
+    if !matches!(rcq.aq().kind(), AqKind::Residual(_)) {
+        return Err(Error::Unsupported(format!(
+            "{}: Faiss's file format has no record for a local-search coarse quantizer (faiss \
+             cannot write one either); use an RCQ or a flat coarse quantizer to save the index",
+            rcq.description()
+        )));
+    }
     s.fourcc(b"ImRQ")?;
     write_header(s, rcq)?;
-    write_aq(s, rcq.rq())?;
+    write_aq(s, rcq.aq())?;
     s.f32(rcq.beam_factor)
 }

@@ -20,7 +20,7 @@ pub(crate) fn write_index(s: &mut Sink<'_>, index: &dyn Index) -> Result<()> {
         IndexView::RaBitQ(r) => rabitq::write_flat(s, r),
         IndexView::RaBitQFastScan(r) => rabitq::write_flat_fast_scan(s, r),
         IndexView::AdditiveQuantizer(a) => additive::write_flat(s, a),
-        IndexView::ResidualCoarseQuantizer(q) => additive::write_rcq(s, q),
+        IndexView::AdditiveCoarseQuantizer(q) => additive::write_rcq(s, q),
         IndexView::AqFastScan(f) => additive::write_fast_scan(s, f),
         IndexView::IdMap {
             inner,

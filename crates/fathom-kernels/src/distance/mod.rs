@@ -176,6 +176,16 @@ pub fn prefetch<T>(x: &[T]) {
     let _ = x;
 }
 
+/// [`prefetch`] for the first `lines` cache lines (64 bytes) of `x`: the start of a run
+/// the caller reads next (an inverted list), which the hardware prefetcher cannot
+/// foresee; once the run is being read, the hardware follows it.
+#[inline]
+pub fn prefetch_lines(x: &[u8], lines: usize) {
+    for line in x.chunks(64).take(lines) {
+        prefetch(line);
+    }
+}
+
 /// All `nx × ny` distances between the rows of `x` and the rows of `y` (dimension `d`),
 /// row-major, as Faiss's `pairwise_distances`. L2 and inner product go through a GEMM
 /// when the problem is large enough; the result is the full matrix the caller asked for,
