@@ -14,7 +14,7 @@ use fathom_core::{Error, IdSelector, Idx, MetricType, Result, SearchParams, Sear
 use fathom_invlists::CodePacker;
 use fathom_kernels::TopK;
 use fathom_kernels::codes::fastscan::{self as kern, BLOCK, block_bytes};
-use fathom_quant::fastscan::{get_code, packed_nsq, quantize_lut, set_code};
+use fathom_quant::fastscan::{get_code, packed_nsq, set_code};
 use fathom_quant::rabitq::{RaBitQQuery, RaBitQuantizer};
 use rayon::prelude::*;
 
@@ -81,6 +81,11 @@ impl RaBitQPacker {
     fn aux_len(&self) -> usize {
         self.code_size - self.sign_bytes
     }
+    /// The bytes after the sign bits of the codes of `block`, one after another.
+    #[inline]
+    pub fn aux_run<'b>(&self, block: &'b [u8]) -> &'b [u8] {
+        &block[self.sign_block()..]
+    }
     /// The bytes after the sign bits of code `i` (`< 32`) of `block`.
     #[inline]
     pub fn aux<'b>(&self, block: &'b [u8], i: usize) -> &'b [u8] {
@@ -135,7 +140,7 @@ pub(crate) struct FastScanQuery {
 }
 
 impl FastScanQuery {
-    /// Tables for `query` (`tables`: a scratch buffer; `lut`: a buffer to reuse).
+    /// Tables for `query` (`tables`: scratch; `lut`: a buffer to reuse).
     pub(crate) fn new(
         query: RaBitQQuery,
         packer: &RaBitQPacker,
@@ -144,23 +149,13 @@ impl FastScanQuery {
     ) -> Result<Self> {
         lut.clear();
         lut.resize(packer.nsq() * 16, 0);
-        let (a, b) = Self::quantize(&query, packer, tables, &mut lut)?;
+        let (a, b) = query.fast_scan_lut(tables, &mut lut)?;
         Ok(FastScanQuery { query, lut, a, b })
     }
 
     /// The query and table buffers, for the next [`FastScanQuery::new`].
     pub(crate) fn into_parts(self) -> (RaBitQQuery, Vec<u8>) {
         (self.query, self.lut)
-    }
-
-    fn quantize(
-        query: &RaBitQQuery,
-        packer: &RaBitQPacker,
-        tables: &mut Vec<f32>,
-        lut: &mut [u8],
-    ) -> Result<(f32, f32)> {
-        query.fast_scan_tables(tables);
-        quantize_lut(&tables[..packer.groups * 16], packer.groups, lut)
     }
 
     /// Scans the first `n` codes of `blocks` (whole blocks, `packer`'s layout), whose
@@ -233,14 +228,16 @@ impl FastScanQuery {
         let inv_a = 1.0 / self.a;
         let mut keys = [0.0f32; BLOCK];
         let mut ids = [0 as Idx; BLOCK];
+        let aux_len = packer.aux_len();
         for (b, run) in sums.chunks(BLOCK).enumerate() {
             let block = &blocks[b * bs..(b + 1) * bs];
-            for (i, &s) in run.iter().enumerate() {
-                let sum = s as f32 * inv_a + self.b;
-                keys[i] = self.query.key_from_table_sum(sum, packer.aux(block, i));
-                ids[i] = id(b * BLOCK + i);
-            }
             let len = run.len();
+            let aux = packer.aux_run(block);
+            self.query
+                .keys_from_table_sums(run, inv_a, self.b, aux, aux_len, &mut keys[..len]);
+            for (i, slot) in ids[..len].iter_mut().enumerate() {
+                *slot = id(b * BLOCK + i);
+            }
             if one_bit {
                 top.push_ids(&keys[..len], &ids[..len], accept);
                 continue;
@@ -456,9 +453,9 @@ impl Index for IndexRaBitQFastScan {
         let prepared: Vec<FastScanQuery> = queries
             .par_chunks(d)
             .map_init(Vec::new, |tables, q| {
-                let query = self
-                    .quantizer
-                    .query(q, Some(&self.center), self.qb, self.centered)?;
+                let center = Some(&self.center[..]);
+                let query =
+                    (self.quantizer).query_for_tables(q, center, self.qb, self.centered, None)?;
                 FastScanQuery::new(query, &self.packer, tables, Vec::new())
             })
             .collect::<Result<_>>()?;

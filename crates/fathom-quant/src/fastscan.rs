@@ -64,8 +64,13 @@ pub fn quantize_lut(table: &[f32], m: usize, out: &mut [u8]) -> Result<(f32, f32
     let mut mins = [0.0f32; 256];
     let mins = &mut mins[..m.min(256)];
     for (s, t) in table.chunks_exact(16).enumerate().take(mins.len()) {
-        let lo = t.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = t.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // Lane-wise compares (NaN entries are skipped, as `f32::min` would) vectorize; a
+        // fold over `f32::min` does not.
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for &v in t {
+            lo = if v < lo { v } else { lo };
+            hi = if v > hi { v } else { hi };
+        }
         mins[s] = lo;
         bias += lo;
         span = span.max(hi - lo);
@@ -74,7 +79,10 @@ pub fn quantize_lut(table: &[f32], m: usize, out: &mut [u8]) -> Result<(f32, f32
     out.fill(0);
     for (s, t) in table.chunks_exact(16).enumerate() {
         for (o, &v) in out[s * 16..s * 16 + 16].iter_mut().zip(t) {
-            *o = ((v - mins[s]) * scale + 0.5).floor().clamp(0.0, 255.0) as u8;
+            // `v ≥ mins[s]`, so the argument is at least 0.5 and the float-to-int cast's
+            // truncation is the rounding `floor(x + 0.5)`; it saturates at 255 (and maps
+            // NaN to 0), which is the clamp. (`floor` is a libm call on baseline x86-64.)
+            *o = ((v - mins[s]) * scale + 0.5) as u8;
         }
     }
     Ok((scale, bias))

@@ -262,6 +262,32 @@ impl RaBitQuantizer {
         centered: bool,
         earlier: Option<RaBitQQuery>,
     ) -> Result<RaBitQQuery> {
+        self.prepare(q, centroid, qb, centered, earlier, true)
+    }
+
+    /// [`RaBitQuantizer::query_reusing`] for the fast-scan tables only
+    /// ([`RaBitQQuery::fast_scan_tables`], the full estimate): the bit planes the
+    /// popcount estimates read are not built.
+    pub fn query_for_tables(
+        &self,
+        q: &[f32],
+        centroid: Option<&[f32]>,
+        qb: u8,
+        centered: bool,
+        earlier: Option<RaBitQQuery>,
+    ) -> Result<RaBitQQuery> {
+        self.prepare(q, centroid, qb, centered, earlier, false)
+    }
+
+    fn prepare(
+        &self,
+        q: &[f32],
+        centroid: Option<&[f32]>,
+        qb: u8,
+        centered: bool,
+        earlier: Option<RaBitQQuery>,
+        with_planes: bool,
+    ) -> Result<RaBitQQuery> {
         self.check_len("the query", q)?;
         if let Some(c) = centroid {
             self.check_len("the centroid", c)?;
@@ -317,7 +343,9 @@ impl RaBitQuantizer {
             // The codes of 64 coordinates at a time, then their bits gathered into the
             // planes eight coordinates per multiply (word-major: word w of every plane
             // together, as the scan reads them).
-            planes.resize(q * d.div_ceil(64), 0);
+            if with_planes {
+                planes.resize(q * d.div_ceil(64), 0);
+            }
             let mut codes = [0u8; 64];
             for (w, chunk) in rq.chunks(64).enumerate() {
                 let codes = &mut codes[..chunk.len()];
@@ -335,6 +363,9 @@ impl RaBitQuantizer {
                 for &c in codes.iter() {
                     sum_qq += c as u64;
                     sum2 += (2 * c as i64 - mc).pow(2);
+                }
+                if !with_planes {
+                    continue;
                 }
                 let word = &mut planes[w * q..(w + 1) * q];
                 for (g, eight) in codes.chunks(8).enumerate() {
@@ -375,6 +406,22 @@ impl RaBitQuantizer {
             g_error: qr2.sqrt(),
         })
     }
+}
+
+/// The 16 sums `base + Σ_{t ∈ c} v[t]` (bit `t` of `c`), one addition each: the entries
+/// with bit `t` set are those without it plus `v[t]`, so each sum adds its terms in
+/// increasing `t`.
+#[inline]
+fn subset_sums(v: [f32; 4], base: f32) -> [f32; 16] {
+    let mut e = [0.0f32; 16];
+    e[0] = base;
+    for (t, &vt) in v.iter().enumerate() {
+        let half = 1 << t;
+        for c in 0..half {
+            e[half + c] = e[c] + vt;
+        }
+    }
+    e
 }
 
 /// Bit 0 of each byte of `x` (whose other bits are 0) gathered into the low byte, byte
@@ -624,38 +671,45 @@ impl RaBitQQuery {
     /// groups is the dot product [`RaBitQQuery::key_from_table_sum`] turns into a key.
     /// `out` gets `packed_nsq(⌈d/4⌉) × 16` values.
     pub fn fast_scan_tables(&self, out: &mut Vec<f32>) {
-        let d = self.quantizer.d;
-        let groups = d.div_ceil(4);
+        let groups = self.quantizer.d.div_ceil(4);
         out.clear();
         out.resize(groups.next_multiple_of(2) * 16, 0.0);
-        // Per coordinate, what a set bit adds, and what the group adds whatever its bits.
-        let term = |i: usize| -> (f32, f32) {
-            match self.form {
-                DotForm::Float { c1, .. } => (c1 * self.rq[i], 0.0),
-                DotForm::Quantized { c1, c2, .. } => (c1 * self.qq[i] as f32 + c2, 0.0),
+        for (m, table) in out.chunks_exact_mut(16).take(groups).enumerate() {
+            let (v, base) = self.group_terms(m);
+            table.copy_from_slice(&subset_sums(v, base));
+        }
+    }
+
+    /// [`RaBitQQuery::fast_scan_tables`] quantized to 8 bits by
+    /// `fathom_quant::fastscan::quantize_lut` (`tables`: a scratch buffer). Returns
+    /// `(scale, bias)`: a code's table sum is `bias + Σ lut / scale`. `out`:
+    /// `packed_nsq(⌈d/4⌉) × 16` bytes.
+    pub fn fast_scan_lut(&self, tables: &mut Vec<f32>, out: &mut [u8]) -> Result<(f32, f32)> {
+        // (Deriving each group's extremes from its terms instead of scanning the tables
+        // measured slower: the scan and the quantization vectorize, the terms do not.)
+        let groups = self.quantizer.d.div_ceil(4);
+        self.fast_scan_tables(tables);
+        crate::fastscan::quantize_lut(&tables[..groups * 16], groups, out)
+    }
+
+    /// Group `m`'s terms: what each of its coordinates adds when its bit is set (0 past
+    /// `d`), and what the group adds whatever its bits.
+    #[inline]
+    fn group_terms(&self, m: usize) -> ([f32; 4], f32) {
+        let (mut v, mut base) = ([0.0f32; 4], 0.0f32);
+        for (t, vt) in v.iter_mut().enumerate().take(self.quantizer.d - 4 * m) {
+            let i = 4 * m + t;
+            *vt = match self.form {
+                DotForm::Float { c1, .. } => c1 * self.rq[i],
+                DotForm::Quantized { c1, c2, .. } => c1 * self.qq[i] as f32 + c2,
                 DotForm::Centered { max_code, .. } => {
                     let q = self.qq[i] as f32;
-                    (max_code as f32 - 2.0 * q, q)
+                    base += q;
+                    max_code as f32 - 2.0 * q
                 }
-            }
-        };
-        for (m, table) in out.chunks_exact_mut(16).take(groups).enumerate() {
-            let (mut v, mut base) = ([0.0f32; 4], 0.0f32);
-            for (t, vt) in v.iter_mut().enumerate().take(d - 4 * m) {
-                let (set, always) = term(4 * m + t);
-                *vt = set;
-                base += always;
-            }
-            // Subset sums, one addition per entry: the entries with bit t set are those
-            // without it plus v[t].
-            table[0] = base;
-            for (t, &vt) in v.iter().enumerate() {
-                let half = 1 << t;
-                for c in 0..half {
-                    table[half + c] = table[c] + vt;
-                }
-            }
+            };
         }
+        (v, base)
     }
 
     /// The key ([`RaBitQQuery::estimate_keys`]' terms) of a code whose fast-scan table
@@ -670,6 +724,41 @@ impl RaBitQQuery {
             }
         };
         self.key_from_dot(final_dot, f32_at(aux, 0), f32_at(aux, 4))
+    }
+
+    /// [`RaBitQQuery::key_from_table_sum`] for a run of codes: the kernel's sums `sums`
+    /// (the table sum is `sum · scale + bias`) and the codes' bytes after their sign bits,
+    /// `aux_len` each, one after another in `aux`. The dot-product form is chosen once.
+    pub fn keys_from_table_sums(
+        &self,
+        sums: &[u16],
+        scale: f32,
+        bias: f32,
+        aux: &[u8],
+        aux_len: usize,
+        out: &mut [f32],
+    ) {
+        let run = out.iter_mut().zip(sums).zip(aux.chunks_exact(aux_len));
+        match self.form {
+            DotForm::Float { c34, .. } | DotForm::Quantized { c34, .. } => {
+                let offset = bias - c34;
+                for ((o, &s), a) in run {
+                    let dot = s as f32 * scale + offset;
+                    *o = self.key_from_dot(dot, f32_at(a, 0), f32_at(a, 4));
+                }
+            }
+            DotForm::Centered {
+                max_code,
+                scale: int_scale,
+            } => {
+                let full = max_code * self.quantizer.d as i64;
+                for ((o, &s), a) in run {
+                    let sum = s as f32 * scale + bias;
+                    let dot = (full - 2 * sum as i64) as f32 * int_scale;
+                    *o = self.key_from_dot(dot, f32_at(a, 0), f32_at(a, 4));
+                }
+            }
+        }
     }
 
     /// [`RaBitQQuery::key_may_beat`] from the code's bytes after its sign bits.
@@ -812,6 +901,11 @@ mod tests {
                     let query = rq.query(q, Some(&c), qb, centered).unwrap();
                     query.fast_scan_tables(&mut tables);
                     assert_eq!(tables.len(), 4 * 16);
+                    let (mut lut, mut want) = (vec![0u8; 64], vec![0u8; 64]);
+                    let sb_pair = query.fast_scan_lut(&mut Vec::new(), &mut lut).unwrap();
+                    let want_pair =
+                        crate::fastscan::quantize_lut(&tables[..48], 3, &mut want).unwrap();
+                    assert_eq!((lut, sb_pair), (want, want_pair));
                     assert!(tables[3 * 16..].iter().all(|&v| v == 0.0));
                     for x in xs.chunks(d) {
                         rq.encode(x, Some(&c), &mut code).unwrap();
@@ -822,6 +916,17 @@ mod tests {
                             })
                             .sum();
                         let key = query.key_from_table_sum(sum, &code[sb..]);
+                        // The batched form: a sum given as 4 · 0.25 + (sum − 1).
+                        let mut batched = [0.0f32];
+                        query.keys_from_table_sums(
+                            &[4],
+                            0.25,
+                            sum - 1.0,
+                            &code[sb..],
+                            cs - sb,
+                            &mut batched,
+                        );
+                        assert!((batched[0] - key).abs() <= 1e-4 * key.abs().max(1.0));
                         let est = query.estimate(&code);
                         let want = if metric == MetricType::L2 { est } else { -est };
                         assert!(

@@ -213,7 +213,7 @@ impl ListScanner for FastScanScanner<'_> {
             }
             None => (None, Vec::new()),
         };
-        let query = codec.quantizer.query_reusing(
+        let query = codec.quantizer.query_for_tables(
             self.query,
             Some(&c),
             codec.qb,
