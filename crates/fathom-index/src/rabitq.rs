@@ -104,10 +104,11 @@ impl fathom_quant::Codec for RaBitQCodes {
         let (d, cs) = (self.quantizer.d(), self.code_size());
         let n = fathom_core::check::vectors("encoded", x, d)?;
         fathom_core::check::output_len("RaBitQ code buffer", codes.len(), n * cs)?;
-        for (v, c) in x.chunks_exact(d).zip(codes.chunks_exact_mut(cs)) {
-            self.quantizer.encode(v, Some(&self.center), c)?;
-        }
-        Ok(())
+        use rayon::prelude::*;
+        codes
+            .par_chunks_exact_mut(cs)
+            .zip(x.par_chunks_exact(d))
+            .try_for_each(|(c, v)| self.quantizer.encode(v, Some(&self.center), c))
     }
 }
 
