@@ -53,6 +53,33 @@ pub enum Command {
     PyBench(PyBenchArgs),
     /// Binary indexes (BFlat, BIVF, BHNSW) against faiss-cpu on binarised vectors.
     BinaryBench(BinaryBenchArgs),
+    /// QPS against thread count, fathom and faiss-cpu on the same index files.
+    Scaling(ScalingArgs),
+}
+
+#[derive(Args)]
+pub struct ScalingArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Thread counts, comma-separated.
+    #[arg(long, default_value = "1,2")]
+    pub threads: String,
+    /// Queries per search call, comma-separated (0: the whole query set in one call).
+    #[arg(long, default_value = "1,16,0")]
+    pub batches: String,
+    /// Queries searched at the small batch sizes (all of them at batch 0).
+    #[arg(long, default_value_t = 1000)]
+    pub small_batch_queries: usize,
+    /// Interleaved rounds.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// An index and its sweep, `KEY[:PARAM=V1,V2]` (repeatable; default: Flat, IVF4096
+    /// Flat/SQ8/PQ32/PQ32x4fs at nprobe 1/16/64, HNSW32 at efSearch 16/64).
+    #[arg(long)]
+    pub index: Vec<String>,
+    /// Centroids of the k-means row (0: none).
+    #[arg(long, default_value_t = 1024)]
+    pub kmeans: usize,
 }
 
 #[derive(Args)]

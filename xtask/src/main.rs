@@ -42,6 +42,7 @@ mod hnsw;
 mod io;
 mod python;
 mod scale;
+mod scaling;
 mod serve_load;
 
 use std::path::{Path, PathBuf};
@@ -84,6 +85,8 @@ fn main() {
         }),
         C::BinaryBench(a) => setup(&a.data)
             .and_then(|(py, data, _)| print_table(binary::binary_bench(&a, &py, &data)?)),
+        C::Scaling(a) => setup(&a.data)
+            .and_then(|(py, data, fathom)| print_table(scaling::scaling(&a, &py, &data, &fathom)?)),
         C::Hnsw(a) => setup(&a.data)
             .and_then(|(py, data, fathom)| print_table(hnsw::hnsw(&a, &py, &fathom, &data)?)),
     };

@@ -19,7 +19,7 @@ use crate::{Index, check_queries, check_search};
 /// by list is 0.87× query by query at 12.5 queries a list, even at ~19, 1.05× at 25, 1.3×
 /// at 37.5.
 const LIST_MAJOR_MIN_SHARING: usize = 20;
-/// Queries searched together by the list-major path (bounds the heaps held per worker).
+/// Queries searched together by the list-major path (bounds the heaps held per part).
 const LIST_MAJOR_QUERY_BLOCK: usize = 2048;
 /// Cache lines of the next probed list requested ahead of its scan.
 const PREFETCH_LINES: usize = 128;
@@ -43,7 +43,7 @@ enum SearchPlan {
     ByLists { per: usize },
 }
 
-/// Per-worker buffers of the list-major search.
+/// Per-part buffers of the list-major search: a heap per query of the block.
 struct ListMajorScratch {
     tops: Vec<TopK>,
     base: Vec<f32>,
@@ -238,6 +238,13 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     /// The list-major batch search: for a block of queries, each probed list is decoded
     /// once and compared with all its queries by one matrix product (`‖q‖² + ‖x‖² −
     /// 2⟨q, x⟩`, or `−⟨q, x⟩`), with residual queries `q − c` when residuals are encoded.
+    ///
+    /// The probed lists are cut into `2 × threads` parts of about equal work; each part
+    /// keeps a heap per query of the block (tight thresholds: every list it scans for a
+    /// query feeds one heap), and the parts' heaps are merged per query, in parallel.
+    /// The parts were once rayon's adaptive splits, each with its own heaps and merged
+    /// pairwise: their number, and so the allocation and merging, grew with the thread
+    /// count (issue 26: on 2 cores, 8 threads took IVF-Flat from 74k to 24k QPS).
     fn search_list_major(
         &self,
         ctx: IvfContext<'_>,
@@ -248,10 +255,11 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
     ) -> Result<Vec<TopK>> {
         let (d, nprobe) = (self.d, coarse.k);
         let nq = queries.len() / d;
-        let l2 = self.metric == MetricType::L2;
+        let parts_wanted = 2 * rayon::current_num_threads();
         let mut tops = Vec::with_capacity(nq);
         for q0 in (0..nq).step_by(LIST_MAJOR_QUERY_BLOCK) {
             let q1 = (q0 + LIST_MAJOR_QUERY_BLOCK).min(nq);
+            let nb = q1 - q0;
             // For each list, the (query, centroid distance) pairs that probe it.
             let mut start = vec![0usize; self.nlist + 1];
             for &l in &coarse.labels[q0 * nprobe..q1 * nprobe] {
@@ -274,76 +282,112 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                     }
                 }
             }
-            let lists: Vec<usize> = (0..self.nlist)
-                .filter(|&l| start[l + 1] > start[l] && self.invlists.list_size(l) > 0)
-                .collect();
-            let nb = q1 - q0;
-            let block = lists
+            // The probed lists in parts of about equal work (list size × queries).
+            let work = |l: usize| self.invlists.list_size(l) * (start[l + 1] - start[l]);
+            let lists: Vec<usize> = (0..self.nlist).filter(|&l| work(l) > 0).collect();
+            let total: usize = lists.iter().map(|&l| work(l)).sum();
+            let per_part = total.div_ceil(parts_wanted).max(1);
+            let mut parts: Vec<&[usize]> = Vec::new();
+            let (mut from, mut acc) = (0, 0);
+            for (i, &l) in lists.iter().enumerate() {
+                acc += work(l);
+                if acc >= per_part || i + 1 == lists.len() {
+                    parts.push(&lists[from..=i]);
+                    (from, acc) = (i + 1, 0);
+                }
+            }
+            let part_tops: Vec<Vec<TopK>> = parts
                 .par_iter()
-                .try_fold(
-                    || ListMajorScratch::new(nb, k),
-                    |mut st, &l| -> Result<ListMajorScratch> {
-                        let n = self.invlists.list_size(l);
-                        let group = &probes[start[l]..start[l + 1]];
-                        let g = group.len();
-                        st.base.resize(n * d, 0.0);
-                        self.codec.decode_list(self.invlists.codes(l), &mut st.base);
-                        st.xq.clear();
-                        let centroid = if self.by_residual && l2 {
-                            Some(ctx.centroid(l)?)
-                        } else {
-                            None
-                        };
-                        for &(q, _) in group {
-                            let x = &queries[(q0 + q as usize) * d..(q0 + q as usize + 1) * d];
-                            match &centroid {
-                                Some(c) => st.xq.extend(x.iter().zip(c.iter()).map(|(a, b)| a - b)),
-                                None => st.xq.extend_from_slice(x),
-                            }
-                        }
-                        st.ip.resize(g * n, 0.0);
-                        // Shapes are consistent by construction.
-                        let _ = fathom_kernels::matmul_abt(&st.xq, &st.base, d, 1.0, &mut st.ip);
-                        if l2 {
-                            // The SIMD kernel: a scalar sum here was 40 % of a batch's
-                            // time (issue 26's batch slower than single queries).
-                            st.xn.resize(n, 0.0);
-                            let _ = fathom_kernels::l2_norms_sqr_into(&st.base, d, &mut st.xn);
-                            st.qn.resize(g, 0.0);
-                            let _ = fathom_kernels::l2_norms_sqr_into(&st.xq, d, &mut st.qn);
-                        }
-                        let ids = self.invlists.ids(l);
-                        for (j, &(q, cd)) in group.iter().enumerate() {
-                            let row = &mut st.ip[j * n..(j + 1) * n];
-                            if l2 {
-                                let qn = st.qn[j];
-                                for (v, &xn) in row.iter_mut().zip(&st.xn) {
-                                    *v = (qn + xn - 2.0 * *v).max(0.0);
-                                }
-                            } else {
-                                // Inner product over residuals adds ⟨q, c⟩.
-                                let b = if self.by_residual { cd } else { 0.0 };
-                                row.iter_mut().for_each(|v| *v = -(*v + b));
-                            }
-                            st.tops[q as usize]
-                                .push_ids(row, ids, |id| sel.is_none_or(|s| s.is_member(id)));
-                        }
-                        Ok(st)
-                    },
-                )
-                .map(|st| st.map(|st| st.tops))
-                .try_reduce(
-                    || (0..nb).map(|_| TopK::new(k)).collect(),
-                    |mut a, b| {
-                        for (x, y) in a.iter_mut().zip(&b) {
-                            x.merge(y);
-                        }
-                        Ok(a)
-                    },
-                )?;
-            tops.extend(block);
+                .map(|part| -> Result<Vec<TopK>> {
+                    let mut st = ListMajorScratch::new(nb, k);
+                    for &l in part.iter() {
+                        self.scan_list_for_group(
+                            &mut st,
+                            ctx,
+                            queries,
+                            q0,
+                            l,
+                            &probes[start[l]..start[l + 1]],
+                            sel,
+                        )?;
+                    }
+                    Ok(st.tops)
+                })
+                .collect::<Result<_>>()?;
+            let merged: Vec<TopK> = (0..nb)
+                .into_par_iter()
+                .map(|qi| {
+                    let mut top = TopK::new(k);
+                    for p in &part_tops {
+                        top.merge(&p[qi]);
+                    }
+                    top
+                })
+                .collect();
+            tops.extend(merged);
         }
         Ok(tops)
+    }
+
+    /// List `l` against the queries of `group` (`(query in block, centroid distance)`),
+    /// into their heaps in `st`.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_list_for_group(
+        &self,
+        st: &mut ListMajorScratch,
+        ctx: IvfContext<'_>,
+        queries: &[f32],
+        q0: usize,
+        l: usize,
+        group: &[(u32, f32)],
+        sel: Option<&dyn IdSelector>,
+    ) -> Result<()> {
+        let d = self.d;
+        let l2 = self.metric == MetricType::L2;
+        let n = self.invlists.list_size(l);
+        let g = group.len();
+        st.base.resize(n * d, 0.0);
+        self.codec.decode_list(self.invlists.codes(l), &mut st.base);
+        st.xq.clear();
+        let centroid = if self.by_residual && l2 {
+            Some(ctx.centroid(l)?)
+        } else {
+            None
+        };
+        for &(q, _) in group {
+            let x = &queries[(q0 + q as usize) * d..(q0 + q as usize + 1) * d];
+            match &centroid {
+                Some(c) => st.xq.extend(x.iter().zip(c.iter()).map(|(a, b)| a - b)),
+                None => st.xq.extend_from_slice(x),
+            }
+        }
+        st.ip.resize(g * n, 0.0);
+        // Shapes are consistent by construction.
+        let _ = fathom_kernels::matmul_abt(&st.xq, &st.base, d, 1.0, &mut st.ip);
+        if l2 {
+            // The SIMD kernel: a scalar sum here was 40 % of a batch's time (issue 26's
+            // batch slower than single queries).
+            st.xn.resize(n, 0.0);
+            let _ = fathom_kernels::l2_norms_sqr_into(&st.base, d, &mut st.xn);
+            st.qn.resize(g, 0.0);
+            let _ = fathom_kernels::l2_norms_sqr_into(&st.xq, d, &mut st.qn);
+        }
+        let ids = self.invlists.ids(l);
+        for (j, &(q, cd)) in group.iter().enumerate() {
+            let row = &mut st.ip[j * n..(j + 1) * n];
+            if l2 {
+                let qn = st.qn[j];
+                for (v, &xn) in row.iter_mut().zip(&st.xn) {
+                    *v = (qn + xn - 2.0 * *v).max(0.0);
+                }
+            } else {
+                // Inner product over residuals adds ⟨q, c⟩.
+                let b = if self.by_residual { cd } else { 0.0 };
+                row.iter_mut().for_each(|v| *v = -(*v + b));
+            }
+            st.tops[q as usize].push_ids(row, ids, |id| sel.is_none_or(|s| s.is_member(id)));
+        }
+        Ok(())
     }
 
     /// Every entry within `radius` of each query among its probed lists.
