@@ -175,17 +175,6 @@ impl TopK {
         }
     }
 
-    /// The entries held, in heap order (not sorted).
-    pub fn entries(&self) -> (&[f32], &[Idx]) {
-        (&self.keys, &self.ids)
-    }
-
-    /// Empties the selection, keeping `k` and the memory.
-    pub fn clear(&mut self) {
-        self.keys.clear();
-        self.ids.clear();
-    }
-
     /// Adds every entry of `other`.
     pub fn merge(&mut self, other: &TopK) {
         for (&key, &id) in other.keys.iter().zip(&other.ids) {
