@@ -374,6 +374,13 @@ class ResidualCoarseQuantizer(Index):
     def set_beam_factor(self, value: float) -> None:
         """Faiss's `set_beam_factor`."""
 
+class LocalSearchCoarseQuantizer(Index):
+    """A coarse quantizer over every code of a local-search quantizer (Faiss's
+    `LocalSearchCoarseQuantizer`); it always scans every centroid.
+    """
+    def __init__(self, d: int, M: int, nbits: int, metric: int = 1) -> None:
+        """`LocalSearchCoarseQuantizer(d, M, nbits, metric=METRIC_L2)`."""
+
 class IndexBinaryFlat(IndexBinary):
     """Exhaustive Hamming search (Faiss's `IndexBinaryFlat`)."""
     def __init__(self, d: int) -> None:
