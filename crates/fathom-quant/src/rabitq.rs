@@ -197,6 +197,34 @@ impl RaBitQuantizer {
         Ok(())
     }
 
+    /// Codes each row of `x` relative to the origin into `codes` (`code_size` bytes a
+    /// row): the IVF codecs' residuals alone, when the vectors are not at hand.
+    pub fn encode_rows(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
+        let (d, cs) = (self.d, self.code_size());
+        for (r, c) in x.chunks_exact(d).zip(codes.chunks_exact_mut(cs)) {
+            self.encode(r, None, c)?;
+        }
+        Ok(())
+    }
+
+    /// Codes each row of `x` relative to its centroid `x − residual` (the IVF codecs:
+    /// the inner-product factor needs the vector as well as its residual).
+    pub fn encode_relative(&self, x: &[f32], residuals: &[f32], codes: &mut [u8]) -> Result<()> {
+        let (d, cs) = (self.d, self.code_size());
+        let mut centroid = vec![0.0f32; d];
+        for ((v, r), c) in x
+            .chunks_exact(d)
+            .zip(residuals.chunks_exact(d))
+            .zip(codes.chunks_exact_mut(cs))
+        {
+            for ((cj, vj), rj) in centroid.iter_mut().zip(v).zip(r) {
+                *cj = vj - rj;
+            }
+            self.encode(v, Some(&centroid), c)?;
+        }
+        Ok(())
+    }
+
     /// The extra bits of each coordinate of the residual `r` (Faiss's
     /// `quantize_ex_bits`) and the two factors of the extended estimate.
     fn ex_bits(&self, r: &[f32], centroid: Option<&[f32]>) -> (Vec<u32>, f32, f32) {

@@ -85,26 +85,10 @@ impl IvfCodec for IvfRaBitQ {
     fn encode(&self, x: &[f32], codes: &mut [u8]) -> Result<()> {
         // Residuals alone: the centroid is the origin (inner-product factors then treat
         // the residual as the vector).
-        let (d, cs) = (self.quantizer.d(), self.code_size());
-        for (r, c) in x.chunks_exact(d).zip(codes.chunks_exact_mut(cs)) {
-            self.quantizer.encode(r, None, c)?;
-        }
-        Ok(())
+        self.quantizer.encode_rows(x, codes)
     }
     fn encode_with_vectors(&self, x: &[f32], residuals: &[f32], codes: &mut [u8]) -> Result<()> {
-        let (d, cs) = (self.quantizer.d(), self.code_size());
-        let mut centroid = vec![0.0f32; d];
-        for ((v, r), c) in x
-            .chunks_exact(d)
-            .zip(residuals.chunks_exact(d))
-            .zip(codes.chunks_exact_mut(cs))
-        {
-            for ((cj, vj), rj) in centroid.iter_mut().zip(v).zip(r) {
-                *cj = vj - rj;
-            }
-            self.quantizer.encode(v, Some(&centroid), c)?;
-        }
-        Ok(())
+        self.quantizer.encode_relative(x, residuals, codes)
     }
     fn decode(&self, code: &[u8], out: &mut [f32]) {
         self.quantizer.decode(code, None, out);
