@@ -61,12 +61,7 @@ impl IndexFlatCodes<RaBitQCodes> {
         qb: u8,
     ) -> Result<Self> {
         let mut index = Self::new(d, metric, nb_bits)?;
-        if center.len() != d {
-            return Err(Error::invalid(format!(
-                "a RaBitQ centre has d = {d} coordinates, got {}",
-                center.len()
-            )));
-        }
+        check_center(d, &center)?;
         if qb > 8 {
             return Err(Error::invalid(format!("qb is {qb}; expected 0 to 8")));
         }
@@ -112,6 +107,29 @@ impl fathom_quant::Codec for RaBitQCodes {
     }
 }
 
+/// The centre the flat RaBitQ indexes code relative to: the mean of the rows of `x`
+/// (`d` coordinates each), summed in order in f32 then divided, as Faiss.
+pub(crate) fn training_mean(x: &[f32], d: usize) -> Vec<f32> {
+    let n = x.len() / d;
+    let mut c = vec![0.0f32; d];
+    for row in x.chunks_exact(d) {
+        c.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+    c.iter_mut().for_each(|s| *s /= n as f32);
+    c
+}
+
+/// Checks a centre given to a flat RaBitQ index (as read from a file).
+pub(crate) fn check_center(d: usize, center: &[f32]) -> Result<()> {
+    if center.len() != d {
+        return Err(Error::invalid(format!(
+            "a RaBitQ centre has d = {d} coordinates, got {}",
+            center.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Which estimate a scan ranks by: extended codes by their full estimate, 1-bit codes by
 /// the 1-bit one (as Faiss), smaller is better (inner products negated).
 #[inline]
@@ -128,17 +146,7 @@ impl FlatCodec for RaBitQCodes {
         self.trained
     }
     fn train(&mut self, x: &[f32]) -> Result<()> {
-        let d = self.quantizer.d();
-        let n = x.len() / d;
-        // The mean, summed in order in f32 then divided (as Faiss).
-        let mut c = vec![0.0f32; d];
-        for row in x.chunks_exact(d) {
-            for (s, v) in c.iter_mut().zip(row) {
-                *s += v;
-            }
-        }
-        c.iter_mut().for_each(|s| *s /= n as f32);
-        self.center = c;
+        self.center = training_mean(x, self.quantizer.d());
         self.trained = true;
         Ok(())
     }

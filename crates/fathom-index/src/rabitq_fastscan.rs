@@ -63,10 +63,9 @@ pub struct RaBitQPacker {
 impl RaBitQPacker {
     /// The layout of `quantizer`'s codes.
     pub fn new(quantizer: &RaBitQuantizer) -> Self {
-        let d = quantizer.d();
         RaBitQPacker {
-            groups: d.div_ceil(4),
-            sign_bytes: d.div_ceil(8),
+            groups: quantizer.d().div_ceil(4),
+            sign_bytes: quantizer.sign_bytes(),
             code_size: quantizer.code_size(),
         }
     }
@@ -317,12 +316,7 @@ impl IndexRaBitQFastScan {
         qb: u8,
     ) -> Result<Self> {
         let mut index = Self::new(d, metric, nb_bits)?;
-        if center.len() != d {
-            return Err(Error::invalid(format!(
-                "a RaBitQ centre has d = {d} coordinates, got {}",
-                center.len()
-            )));
-        }
+        crate::rabitq::check_center(d, &center)?;
         index.set_qb(qb)?;
         index.center = center;
         index.trained = true;
@@ -423,14 +417,8 @@ impl Index for IndexRaBitQFastScan {
     }
     fn train(&mut self, x: &[f32]) -> Result<()> {
         let d = self.quantizer.d();
-        let n = check::vectors("training", x, d)?;
-        // The mean, summed in order in f32 then divided (as Faiss).
-        let mut c = vec![0.0f32; d];
-        for row in x.chunks_exact(d) {
-            c.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-        }
-        c.iter_mut().for_each(|s| *s /= n as f32);
-        self.center = c;
+        check::vectors("training", x, d)?;
+        self.center = crate::rabitq::training_mean(x, d);
         self.trained = true;
         Ok(())
     }
@@ -462,9 +450,16 @@ impl Index for IndexRaBitQFastScan {
         let nblocks = self.ntotal.div_ceil(BLOCK);
         let (bs, nsq) = (self.packer.block_size(), self.packer.nsq());
         let sel = params.selector;
+        // The tables side by side, once: the kernel reads a group's as one run.
+        let all_luts: Vec<u8> = prepared
+            .iter()
+            .flat_map(|p| p.lut.iter().copied())
+            .collect();
+        let lut_len = nsq * 16;
         let tops = search_blocks(nq, k, nblocks, |g, b0, b1, tops, buf| {
-            let group = &prepared[g * QUERY_GROUP..g * QUERY_GROUP + tops.len()];
-            let luts: Vec<u8> = group.iter().flat_map(|p| p.lut.iter().copied()).collect();
+            let q0 = g * QUERY_GROUP;
+            let group = &prepared[q0..q0 + tops.len()];
+            let luts = &all_luts[q0 * lut_len..(q0 + tops.len()) * lut_len];
             let mut code = Vec::new();
             // Chunks of blocks: each read once for the group's queries.
             let mut b = b0;
@@ -472,7 +467,7 @@ impl Index for IndexRaBitQFastScan {
                 let e = (b + crate::fastscan::BLOCKS_PER_CHUNK).min(b1);
                 let nb = e - b;
                 buf.resize(group.len() * nb * BLOCK, 0);
-                kern::accumulate_strided(nsq, bs, &self.blocks[b * bs..e * bs], &luts, buf);
+                kern::accumulate_strided(nsq, bs, &self.blocks[b * bs..e * bs], luts, buf);
                 let count = (self.ntotal - b * BLOCK).min(nb * BLOCK);
                 for (q, (p, top)) in group.iter().zip(tops.iter_mut()).enumerate() {
                     let sums = &buf[q * nb * BLOCK..q * nb * BLOCK + count];

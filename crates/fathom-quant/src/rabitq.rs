@@ -92,8 +92,8 @@ impl RaBitQuantizer {
     fn ex(&self) -> usize {
         self.nb_bits - 1
     }
-    /// Bytes of sign bits.
-    fn sign_bytes(&self) -> usize {
+    /// Bytes of sign bits (`⌈d/8⌉`), the first bytes of a code.
+    pub fn sign_bytes(&self) -> usize {
         self.d.div_ceil(8)
     }
     /// Bytes of extra bits.

@@ -213,7 +213,8 @@ impl IndexBinaryIvf {
             }
             // As the float IVF scan: the next list's start requested ahead.
             if let Some(&next) = probes.get(i + 1).filter(|&&n| n >= 0) {
-                fathom_kernels::prefetch_lines(self.lists.codes(next as usize), 128);
+                let codes = self.lists.codes(next as usize);
+                fathom_kernels::prefetch_lines(codes, crate::ivf::PREFETCH_LINES);
             }
             let ids = self.lists.ids(list as usize);
             keys.resize(ids.len(), 0.0);

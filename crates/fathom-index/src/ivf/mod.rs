@@ -22,6 +22,7 @@ mod pqr;
 mod rabitq;
 mod rabitq_fastscan;
 mod search;
+pub(crate) use search::PREFETCH_LINES;
 mod sq;
 mod standalone;
 mod subset;

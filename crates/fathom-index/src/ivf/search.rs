@@ -21,8 +21,9 @@ use crate::{Index, check_queries, check_search};
 const LIST_MAJOR_MIN_SHARING: usize = 20;
 /// Queries searched together by the list-major path (bounds the heaps held per part).
 const LIST_MAJOR_QUERY_BLOCK: usize = 2048;
-/// Cache lines of the next probed list requested ahead of its scan.
-const PREFETCH_LINES: usize = 128;
+/// Cache lines of the next probed list requested ahead of its scan (the binary IVF's
+/// scan too).
+pub(crate) const PREFETCH_LINES: usize = 128;
 
 /// Bytes of codes a single query must scan (estimated) before its lists are spread over
 /// threads: below this, waking the pool for every query costs more than it saves

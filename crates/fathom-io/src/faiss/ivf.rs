@@ -162,7 +162,7 @@ pub(super) fn finish_ivf<C: IvfCodec + 'static>(
             let cs = codec.code_size();
             // In Faiss's blocks, RaBitQ codes are 4-bit columns only in their sign bits.
             let nibbles = match codec.view() {
-                IvfCodecView::RaBitQFastScan(r) => r.rabitq().d().div_ceil(8),
+                IvfCodecView::RaBitQFastScan(r) => r.rabitq().sign_bytes(),
                 _ => cs,
             };
             read_lists(c, nlist, cs, nibbles, &|| codec.new_lists(nlist))?
@@ -396,7 +396,7 @@ pub(super) fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Res
         IvfCodecView::RaBitQFastScan(c) => {
             header(s, b"Iwrn")?;
             super::rabitq::write_ivf_fast_scan_codec(s, c)?;
-            let sign_bytes = c.rabitq().d().div_ceil(8);
+            let sign_bytes = c.rabitq().sign_bytes();
             write_block_lists(s, ivf.invlists(), c.code_size(), sign_bytes, c.bbs())
         }
         IvfCodecView::AdditiveQuantizer(c) => {

@@ -136,7 +136,7 @@ fn check_fast_scan_shape(
     m2: u64,
     code_size: u64,
 ) -> Result<()> {
-    let want_m2 = 2 * q.d().div_ceil(8) as u64;
+    let want_m2 = 2 * q.sign_bytes() as u64;
     if m2 != want_m2 || code_size != q.code_size() as u64 {
         return Err(c.err(format!(
             "RaBitQ fast-scan with M2 = {m2} and code_size {code_size}; d = {} at {} bits \
@@ -196,7 +196,7 @@ pub(super) fn read_flat_fast_scan_body(c: &mut Cursor<'_>) -> Result<IndexRaBitQ
     .map_err(|e| c.err(e))?;
     index.set_qb(qb).map_err(|e| c.err(e))?;
     index.set_bbs(bbs).map_err(|e| c.err(e))?;
-    let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, q.d().div_ceil(8), bbs);
+    let codes = super::fastscan::unpack(&blocks, h.ntotal, cs, q.sign_bytes(), bbs);
     index.add_codes(&codes).map_err(|e| c.err(e))?;
     check_ntotal(c, &h, index.ntotal(), "the RaBitQ fast-scan codes")?;
     Ok(index)
@@ -216,13 +216,13 @@ pub(super) fn write_flat_fast_scan(s: &mut Sink<'_>, index: &IndexRaBitQFastScan
     let bbs = index.bbs();
     s.i32(bbs as i32)?;
     s.usize(index.ntotal().next_multiple_of(bbs))?;
-    s.usize(2 * q.d().div_ceil(8))?;
+    s.usize(2 * q.sign_bytes())?;
     s.usize(q.code_size())?;
     let codes: Vec<u8> = (0..index.ntotal()).flat_map(|i| index.code(i)).collect();
     s.vec(&super::fastscan::pack(
         &codes,
         q.code_size(),
-        q.d().div_ceil(8),
+        q.sign_bytes(),
         bbs,
     ))
 }
@@ -265,7 +265,7 @@ pub(super) fn write_ivf_fast_scan_codec(s: &mut Sink<'_>, codec: &IvfRaBitQFastS
     s.usize(q.code_size())?;
     s.i32(codec.bbs() as i32)?;
     s.usize(0)?; // qbs2
-    s.usize(2 * q.d().div_ceil(8))?;
+    s.usize(2 * q.sign_bytes())?;
     s.i32(0)?; // implem
     s.u8(codec.qb())?;
     s.bool(codec.centered)

@@ -74,19 +74,25 @@ pub fn accumulate_at(
         crate::SimdLevel::Avx512
             if crate::SimdLevel::Avx512.is_supported() && nsq.is_multiple_of(4) =>
         {
-            // SAFETY: AVX-512 F/BW support was checked just above.
+            // SAFETY: AVX-512 F/BW support was checked just above; the sizes were asserted
+            // above (whole strides of at least one block, whole tables, the output), and the
+            // kernel reads through slices of them.
             unsafe { x86::accumulate_avx512(nsq, stride, nblocks, codes, luts, out) }
         }
         #[cfg(target_arch = "x86_64")]
         crate::SimdLevel::Avx2 | crate::SimdLevel::Avx512
             if crate::SimdLevel::Avx2.is_supported() =>
         {
-            // SAFETY: AVX2 support was checked just above.
+            // SAFETY: AVX2 support was checked just above; the sizes were asserted
+            // above (whole strides of at least one block, whole tables, the output), and the
+            // kernel reads through slices of them.
             unsafe { x86::accumulate_avx2(nsq, stride, nblocks, codes, luts, out) }
         }
         #[cfg(target_arch = "aarch64")]
         crate::SimdLevel::Neon if crate::SimdLevel::Neon.is_supported() => {
-            // SAFETY: NEON support was checked just above.
+            // SAFETY: NEON support was checked just above; the sizes were asserted
+            // above (whole strides of at least one block, whole tables, the output), and the
+            // kernel reads through slices of them.
             unsafe { neon::accumulate_neon(nsq, stride, nblocks, codes, luts, out) }
         }
         _ => accumulate_scalar(nsq, stride, nblocks, codes, luts, out),
