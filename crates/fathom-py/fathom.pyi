@@ -133,6 +133,20 @@ class HNSW:
         """How many candidates an insertion considers."""
     @efConstruction.setter
     def efConstruction(self, value: int) -> None: ...
+    @property
+    def prune_headroom(self) -> float:
+        """The fraction of a full adjacency list left free when it is pruned (0.2 as Faiss ≥
+        1.15; clamped to 0..0.5 where used): faster builds; 0 is the older Faiss's build.
+        """
+    @prune_headroom.setter
+    def prune_headroom(self, value: float) -> None: ...
+    @property
+    def max_new_links(self) -> int:
+        """At most this many links for a new node on each level (0: as many as the level
+        holds, as Faiss; `M`: hnswlib's faster build). A fathom extension.
+        """
+    @max_new_links.setter
+    def max_new_links(self, value: int) -> None: ...
 
 class Index:
     """Faiss's `Index`: the methods every index has. Build indexes with their own classes

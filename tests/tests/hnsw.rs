@@ -95,6 +95,62 @@ fn recall_grows_with_ef_search_and_large_k_works() {
     assert!((recall_at(&per_call.labels, &gt, k) - last).abs() < 1e-9);
 }
 
+/// The build options: Faiss's pruning headroom (0 = the old Faiss build, 0.2 = Faiss ≥
+/// 1.15's default) and hnswlib's cap on a new node's links. Every combination keeps
+/// recall and well-formed adjacency lists (no self-links, no duplicates, free slots only
+/// at the end); values that are not numbers or counts are refused.
+#[test]
+fn build_options_keep_recall_and_well_formed_lists() {
+    let d = 32;
+    let (_, xb, xq) = get_dataset_2(d, 0, 6_000, 200);
+    let k = 10;
+    let gt = exact(MetricType::L2, &xq, &xb, d, k);
+    for (headroom, new_links, floor) in [
+        (0.0, 0, 0.95),
+        (0.2, 0, 0.95),
+        (0.5, 0, 0.93),
+        (0.2, 16, 0.9),
+        (0.0, 8, 0.85),
+    ] {
+        let mut index = IndexHnswFlat::new_flat(d, 16, MetricType::L2).unwrap();
+        index.set_param("prune_headroom", headroom).unwrap();
+        index.set_param("max_new_links", new_links as f64).unwrap();
+        assert_eq!(index.param("prune_headroom"), Some(headroom as f32 as f64));
+        index.add(&xb).unwrap();
+        index.set_param("efSearch", 128.0).unwrap();
+        let r = recall_at(&index.search(&xq, k).unwrap().labels, &gt, k);
+        assert!(
+            r >= floor,
+            "headroom {headroom}, max_new_links {new_links}: recall@10 {r} < {floor}"
+        );
+        let g = index.hnsw();
+        for node in 0..xb.len() / d {
+            for level in 0..g.levels()[node] as usize {
+                let links = g.neighbors_of(node, level);
+                let used = links.iter().take_while(|&&v| v >= 0).count();
+                assert!(links[used..].iter().all(|&v| v < 0), "gap in {node}'s list");
+                let mut ids = links[..used].to_vec();
+                assert!(!ids.contains(&(node as i32)), "{node} links to itself");
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), used, "{node} has a duplicate link");
+            }
+        }
+    }
+    let mut index = IndexHnswFlat::new_flat(d, 16, MetricType::L2).unwrap();
+    // Faiss clamps the headroom to 0..0.5 where it is used and keeps what was set.
+    index.set_param("prune_headroom", 0.7).unwrap();
+    assert_eq!(index.param("prune_headroom"), Some(0.7f32 as f64));
+    for (name, bad) in [
+        ("prune_headroom", f64::NAN),
+        ("max_new_links", -1.0),
+        ("max_new_links", 2.5),
+    ] {
+        let err = index.set_param(name, bad).unwrap_err().to_string();
+        assert!(err.contains(name), "{name} = {bad}: {err}");
+    }
+}
+
 /// A 1 % selector goes to the exact scan; a 20 % one walks the graph. Both keep recall,
 /// and nothing outside the selector comes back.
 #[test]

@@ -822,40 +822,63 @@ fn flat_merge_appends_and_empties_the_source() {
 fn list_major_batches_equal_query_by_query_search() {
     // 800 queries probing every one of 16 lists: the list-major path (its slots sized so
     // that k = 1000 splits the batch into blocks of ~350), against the per-query path, with
-    // and without a selector, k below and above the lists' sizes.
+    // and without a selector, k below and above the lists' sizes; for the two codecs that
+    // decode lists (IVF-Flat, and IVF-SQ through the SQ decode kernel: 8-bit, fp16, 6-bit).
     let d = 16;
     let (xt, xb, xq) = get_dataset_2(d, 2000, 3000, 800);
     for metric in [MetricType::L2, MetricType::InnerProduct] {
         let mut ix = IndexIvfFlat::new(flat_q(d, metric), 16, metric).unwrap();
         ix.train(&xt).unwrap();
         ix.add(&xb).unwrap();
-        ix.nprobe = 16;
-        let odd = IdSelectorBatch::new((0..3000).filter(|i| i % 3 != 0));
-        for k in [1, 10, 1000] {
-            for sel in [None, Some(&odd as &dyn fathom_core::IdSelector)] {
-                let params = match sel {
-                    Some(s) => SearchParams::default().with_selector(s),
-                    None => SearchParams::default(),
-                };
-                ix.parallel_mode = fathom_index::ivf::ParallelMode::Auto;
-                let batch = ix.search_with(&xq, k, &params).unwrap();
-                ix.parallel_mode = fathom_index::ivf::ParallelMode::Queries;
-                let one = ix.search_with(&xq, k, &params).unwrap();
-                // Rank by rank the same distances (the matrix product rounds differently
-                // from the per-query kernel, so near-ties may swap labels at large k).
-                for (a, b) in batch.distances.iter().zip(&one.distances) {
-                    assert!((a - b).abs() <= 1e-3 * b.abs().max(1.0), "{a} vs {b}");
-                }
-                let mut same = 0;
-                for (x, y) in batch.labels.chunks(k).zip(one.labels.chunks(k)) {
-                    let y: std::collections::HashSet<_> = y.iter().collect();
-                    same += x.iter().filter(|l| y.contains(l)).count();
-                }
-                let frac = same as f64 / batch.labels.len() as f64;
-                assert!(frac >= 0.995, "{metric:?} k {k}: {frac}");
-                if k <= 10 {
-                    assert_eq!(batch.labels, one.labels, "{metric:?} k {k}");
-                }
+        list_major_equals_per_query(&mut ix, &xq, metric);
+        for qt in [
+            QuantizerType::QT8bit,
+            QuantizerType::Fp16,
+            QuantizerType::QT6bit,
+        ] {
+            let mut ix = IndexIvfScalarQuantizer::new(flat_q(d, metric), 16, qt, metric).unwrap();
+            ix.train(&xt).unwrap();
+            ix.add(&xb).unwrap();
+            list_major_equals_per_query(&mut ix, &xq, metric);
+        }
+    }
+}
+
+fn list_major_equals_per_query<C: fathom_index::ivf::IvfCodec + 'static>(
+    ix: &mut fathom_index::ivf::IndexIvf<C>,
+    xq: &[f32],
+    metric: MetricType,
+) {
+    let what = ix.description();
+    ix.nprobe = 16;
+    let odd = IdSelectorBatch::new((0..3000).filter(|i| i % 3 != 0));
+    for k in [1, 10, 1000] {
+        for sel in [None, Some(&odd as &dyn fathom_core::IdSelector)] {
+            let params = match sel {
+                Some(s) => SearchParams::default().with_selector(s),
+                None => SearchParams::default(),
+            };
+            ix.parallel_mode = fathom_index::ivf::ParallelMode::Auto;
+            let batch = ix.search_with(xq, k, &params).unwrap();
+            ix.parallel_mode = fathom_index::ivf::ParallelMode::Queries;
+            let one = ix.search_with(xq, k, &params).unwrap();
+            // Rank by rank the same distances (the matrix product rounds differently
+            // from the per-query kernel, so near-ties may swap labels at large k).
+            for (a, b) in batch.distances.iter().zip(&one.distances) {
+                assert!(
+                    (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+                    "{what}: {a} vs {b}"
+                );
+            }
+            let mut same = 0;
+            for (x, y) in batch.labels.chunks(k).zip(one.labels.chunks(k)) {
+                let y: std::collections::HashSet<_> = y.iter().collect();
+                same += x.iter().filter(|l| y.contains(l)).count();
+            }
+            let frac = same as f64 / batch.labels.len() as f64;
+            assert!(frac >= 0.995, "{what} {metric:?} k {k}: {frac}");
+            if k <= 10 {
+                assert_eq!(batch.labels, one.labels, "{what} {metric:?} k {k}");
             }
         }
     }

@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// A run-time parameter and the values to try, e.g. nprobe=1,8,32.
     #[arg(long)]
     param: Option<String>,
+    /// Parameters set after the index is made and before it is trained and filled,
+    /// e.g. `efConstruction=80,max_new_links=32` (HNSW build options).
+    #[arg(long, value_name = "NAME=V,…")]
+    build_param: Option<String>,
     /// Neighbours per query.
     #[arg(long, default_value_t = 10)]
     k: usize,
@@ -237,16 +241,28 @@ fn run_transform(args: &BenchArgs) -> Result<()> {
 
 /// Builds the index of `--index` on learn.fvecs and base.fvecs: (index, train s, add s).
 fn build(args: &BenchArgs, metric: MetricType, d: usize) -> Result<(Box<dyn Index>, f64, f64)> {
-    build_index(&args.dir, &args.index, metric, d)
+    let mut settings = Vec::new();
+    for item in args.build_param.iter().flat_map(|s| s.split(',')) {
+        let (name, v) = item.split_once('=').ok_or_else(|| {
+            Error::invalid(format!("--build-param {item:?}: expected name=value"))
+        })?;
+        let v: f64 = v
+            .parse()
+            .map_err(|_| Error::invalid(format!("--build-param {name}={v}: not a number")))?;
+        settings.push((name.to_string(), v));
+    }
+    build_index(&args.dir, &args.index, metric, d, &settings)
 }
 
 /// Builds `description` on a TEXMEX-layout directory's learn.fvecs and base.fvecs
-/// (ids 0.. for an id map), checking they have dimension `d`: (index, train s, add s).
+/// (ids 0.. for an id map), checking they have dimension `d`, with `settings` applied
+/// before training: (index, train s, add s).
 pub fn build_index(
     dir: &Path,
     description: &str,
     metric: MetricType,
     d: usize,
+    settings: &[(String, f64)],
 ) -> Result<(Box<dyn Index>, f64, f64)> {
     let bar = progress::spinner(format!("reading {}", dir.display()));
     let learn = load(dir, "learn.fvecs")?;
@@ -262,6 +278,9 @@ pub fn build_index(
         }
     }
     let mut index = index_factory(d, description, metric)?;
+    for (name, v) in settings {
+        index.set_param(name, *v)?;
+    }
 
     // Training and adding are where HNSW and IVF builds spend minutes: say so on stderr,
     // with the time each took.

@@ -158,7 +158,8 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     let gt_ids: Vec<Idx> = gt.data[..nq * gt.d].iter().map(|&i| i as Idx).collect();
     let criterion = Criterion::parse(&args.criterion, &gt_ids, gt.d)?;
 
-    let (mut index, train_s, add_s) = bench::build_index(&args.dir, &args.index, metric, query.d)?;
+    let (mut index, train_s, add_s) =
+        bench::build_index(&args.dir, &args.index, metric, query.d, &[])?;
 
     let mut space = ParameterSpace::new(&*index);
     for r in overrides {

@@ -25,6 +25,17 @@ pub(crate) fn positive(name: &str, v: f64) -> Result<usize> {
     }
 }
 
+/// A finite number (`prune_headroom`, which is clamped where it is used, as Faiss).
+pub(crate) fn finite(name: &str, v: f64) -> Result<f32> {
+    if v.is_finite() {
+        Ok(v as f32)
+    } else {
+        Err(Error::invalid(format!(
+            "{name} must be a finite number, got {v}"
+        )))
+    }
+}
+
 /// A flag given as 0 or 1.
 pub(crate) fn flag(name: &str, v: f64) -> Result<bool> {
     match v {
@@ -41,6 +52,9 @@ mod tests {
     #[test]
     fn values_are_checked() {
         assert_eq!(count("max_codes", 0.0).unwrap(), 0);
+        assert_eq!(finite("prune_headroom", 0.2).unwrap(), 0.2);
+        assert!(finite("prune_headroom", f64::NAN).is_err());
+        assert!(finite("prune_headroom", f64::INFINITY).is_err());
         assert!(count("max_codes", -1.0).is_err());
         assert!(count("max_codes", 1.5).is_err());
         assert!(count("max_codes", f64::NAN).is_err());

@@ -750,6 +750,27 @@ impl PyHnsw {
         let v = count("efConstruction", value)? as f64;
         set_param(py, self.owner.get(), "efConstruction", v)
     }
+    /// The fraction of a full adjacency list left free when it is pruned (0.2 as Faiss ≥
+    /// 1.15; clamped to 0..0.5 where used): faster builds; 0 is the older Faiss's build.
+    #[getter]
+    fn prune_headroom(&self) -> PyResult<f64> {
+        get_param(self.owner.get(), "prune_headroom")
+    }
+    #[setter]
+    fn set_prune_headroom(&self, py: Python<'_>, value: f64) -> PyResult<()> {
+        set_param(py, self.owner.get(), "prune_headroom", value)
+    }
+    /// At most this many links for a new node on each level (0: as many as the level
+    /// holds, as Faiss; `M`: hnswlib's faster build). A fathom extension.
+    #[getter]
+    fn max_new_links(&self) -> PyResult<usize> {
+        Ok(get_param(self.owner.get(), "max_new_links")? as usize)
+    }
+    #[setter]
+    fn set_max_new_links(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        // The index checks it: a non-negative integer.
+        set_param(py, self.owner.get(), "max_new_links", value as f64)
+    }
 }
 
 /// HNSW over full vectors (Faiss's `IndexHNSWFlat`).

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fathom
-from conftest import assert_recall_matches, ground_truth, recall_at
+from conftest import assert_recall_matches, ground_truth, intersection_recall, recall_at
 
 
 def flat_pair(faiss, xb):
@@ -70,6 +70,31 @@ def test_search_parameters_ivf_and_hnsw(clustered):
     h.hnsw.efSearch = 16
     b = h.search(xq, 5, params=fathom.SearchParametersHNSW(efSearch=128))[1]
     assert (a == b).all()
+
+
+def test_hnsw_build_options(clustered, faiss):
+    """prune_headroom as faiss's (same default, kept as set), max_new_links as hnswlib's M;
+    each build keeps recall against the exact neighbours."""
+    _, xb, xq = clustered
+    xb = xb[:4000]
+    gt = ground_truth(xb, xq, 10)
+    assert fathom.IndexHNSWFlat(32, 16).hnsw.prune_headroom == pytest.approx(
+        faiss.IndexHNSWFlat(32, 16).hnsw.prune_headroom
+    )
+    for headroom, new_links in [(0.0, 0), (0.2, 0), (0.2, 16)]:
+        h = fathom.IndexHNSWFlat(32, 16)
+        h.hnsw.prune_headroom = headroom
+        h.hnsw.max_new_links = new_links
+        assert h.hnsw.prune_headroom == pytest.approx(headroom)
+        assert h.hnsw.max_new_links == new_links
+        h.add(xb)
+        h.hnsw.efSearch = 128
+        assert intersection_recall(h.search(xq, 10)[1], gt) >= 0.9
+    # faiss keeps any value and clamps it to 0..0.5 when pruning; so does fathom.
+    h.hnsw.prune_headroom = 0.7
+    assert h.hnsw.prune_headroom == pytest.approx(0.7)
+    with pytest.raises(Exception, match="prune_headroom"):
+        h.hnsw.prune_headroom = float("nan")
 
 
 def test_ivf_attributes_direct_map_and_merge(clustered, faiss):

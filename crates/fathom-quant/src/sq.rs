@@ -352,10 +352,13 @@ impl ScalarQuantizer {
 
     /// Decodes one code into `x` (`d` floats).
     pub fn decode_one(&self, code: &[u8], x: &mut [f32]) {
-        let comp = self.qtype.components();
-        for (i, o) in x.iter_mut().enumerate() {
-            *o = self.b[i] + self.a[i] * comp.component(code, i);
-        }
+        self.decode_into(&code[..self.code_size()], x);
+    }
+
+    /// Decodes `n` codes (`n × code_size` bytes) into `out` (`n × d` floats), sixteen
+    /// components a step; panics when the sizes disagree.
+    pub fn decode_into(&self, codes: &[u8], out: &mut [f32]) {
+        kern::decode(self.qtype.components(), &self.a, &self.b, codes, out);
     }
 
     /// Decodes codes (`n × code_size` bytes) into `n × d` floats.

@@ -211,16 +211,20 @@ impl IndexBinary for IndexBinaryHnsw {
         BinaryIndexView::Hnsw(self)
     }
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
-        use crate::param_values::{flag, positive};
+        use crate::param_values::{count, flag, positive};
         match name {
             "efSearch" => self.hnsw.ef_search = positive(name, value)?,
             "efConstruction" => self.hnsw.ef_construction = positive(name, value)?,
+            "max_new_links" => self.hnsw.max_new_links = count(name, value)?,
+            "prune_headroom" => {
+                self.hnsw.prune_headroom = crate::param_values::finite(name, value)?
+            }
             "search_bounded_queue" => self.hnsw.search_bounded_queue = flag(name, value)?,
             _ => {
                 return Err(super::unknown_param(
                     self,
                     name,
-                    "efSearch, efConstruction, search_bounded_queue",
+                    "efSearch, efConstruction, max_new_links, prune_headroom, search_bounded_queue",
                 ));
             }
         }
@@ -230,6 +234,8 @@ impl IndexBinary for IndexBinaryHnsw {
         match name {
             "efSearch" => Some(self.hnsw.ef_search as f64),
             "efConstruction" => Some(self.hnsw.ef_construction as f64),
+            "max_new_links" => Some(self.hnsw.max_new_links as f64),
+            "prune_headroom" => Some(self.hnsw.prune_headroom as f64),
             "search_bounded_queue" => Some(f64::from(u8::from(self.hnsw.search_bounded_queue))),
             _ => None,
         }

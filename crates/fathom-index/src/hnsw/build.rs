@@ -138,7 +138,12 @@ fn insert_with<D: NodeDistance>(
             let found = g.beam_search(dis, (nearest, d_nearest), level, &opts, vt, &mut |_, _| {});
             let mut found = found.into_sorted();
             found.retain(|c| c.id != pt);
-            shrink_neighbor_list(dis, found, g.nb_neighbors(level))
+            let room = g.nb_neighbors(level);
+            let keep = match g.max_new_links {
+                0 => room,
+                m => m.min(room),
+            };
+            shrink_neighbor_list(dis, found, keep)
         };
         for t in &targets {
             add_link(g, dis, pt, t.id, level);
@@ -188,7 +193,7 @@ fn shrink_neighbor_list<D: NodeDistance>(
 
 /// Adds `dest` to `src`'s list on `level` (caller holds `src`'s lock): into a free slot,
 /// or, when the list is full, by re-running the heuristic over the old neighbours and
-/// `dest` (Faiss's `add_link`).
+/// `dest`, keeping at most `1 − prune_headroom` of the slots (Faiss's `add_link`).
 fn add_link<D: NodeDistance>(g: &Hnsw, dis: &D, src: u32, dest: u32, level: usize) {
     let slots = g.slots(src, level);
     let Some(last) = slots.last() else { return };
@@ -211,7 +216,10 @@ fn add_link<D: NodeDistance>(g: &Hnsw, dis: &D, src: u32, dest: u32, level: usiz
         .map(|(id, d)| Candidate::new(d, id))
         .collect();
     cands.sort_unstable();
-    let kept = shrink_neighbor_list(dis, cands, slots.len());
+    // Faiss's `max_size -= max_size * clamp(prune_headroom, 0, 0.5)`, in f32 as Faiss.
+    let room = slots.len() as f32;
+    let max_size = (room - room * g.prune_headroom.clamp(0.0, 0.5)) as usize;
+    let kept = shrink_neighbor_list(dis, cands, max_size);
     for (i, s) in slots.iter().enumerate() {
         s.store(kept.get(i).map_or(-1, |c| c.id as i32), Relaxed);
     }

@@ -72,6 +72,18 @@ pub struct Hnsw {
     /// (Faiss's `search_bounded_queue = false`, hnswlib's search), which reaches a given
     /// recall with fewer distance computations.
     pub search_bounded_queue: bool,
+    /// At most this many of the neighbours a new node finds on a level become its links
+    /// (0, the default: as many as the level holds — Faiss's `2M` on layer 0, `M`
+    /// above). hnswlib links a new node to `M` on every level and lets reverse links fill
+    /// layer 0 up to `2M`: `M` builds faster (fewer links to select and to add back) at
+    /// some recall for a given `efSearch` (docs/BENCHMARKS.md). Not stored in files.
+    pub max_new_links: usize,
+    /// When a full adjacency list takes a new link, the pruning heuristic keeps at most
+    /// `(1 − prune_headroom)` of its slots, leaving room for the next links without
+    /// pruning again (Faiss ≥ 1.15's `prune_headroom`, default 0.2, clamped to 0..0.5 where used;
+    /// 0 is the older Faiss's build). On 100k × 384 at 2 threads 0.2 built 2.4× faster
+    /// than 0 (docs/BENCHMARKS.md). Not stored in files.
+    pub prune_headroom: f32,
     rng: FaissRng,
 }
 
@@ -129,6 +141,8 @@ impl Clone for Hnsw {
             ef_search: self.ef_search,
             check_relative_distance: self.check_relative_distance,
             search_bounded_queue: self.search_bounded_queue,
+            max_new_links: self.max_new_links,
+            prune_headroom: self.prune_headroom,
             rng: self.rng.clone(),
         }
     }
@@ -188,6 +202,8 @@ impl Hnsw {
             ef_search: 16,
             check_relative_distance: true,
             search_bounded_queue: false,
+            max_new_links: 0,
+            prune_headroom: 0.2,
             rng: FaissRng::new(12345),
         })
     }
@@ -335,6 +351,8 @@ impl Hnsw {
             ef_search,
             check_relative_distance: true,
             search_bounded_queue: false,
+            max_new_links: 0,
+            prune_headroom: 0.2,
             rng: FaissRng::new(12345),
         })
     }

@@ -51,7 +51,8 @@ const FILTER_SAMPLE: usize = 1024;
 /// Parameters as Faiss's: `M` links per node (`2M` on layer 0), `efConstruction` (40) and
 /// `efSearch` (16, at least `k` is used) on [`IndexHnsw::hnsw_mut`], or through
 /// [`Index::set_param`] (`efSearch`, `efConstruction`, `search_bounded_queue`,
-/// `check_relative_distance`) and per call with [`SearchParams::with_ef_search`]. Node
+/// `check_relative_distance`, and `max_new_links` — set it to `M` before adding for
+/// hnswlib's faster build, see [`Hnsw::max_new_links`]) and per call with [`SearchParams::with_ef_search`]. Node
 /// levels are drawn as Faiss draws them (same generator and seed), so a build on one
 /// thread is deterministic; with several threads nodes of one level are inserted in
 /// parallel, each list under its own lock.
@@ -406,10 +407,14 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
     }
 
     fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
-        use crate::param_values::{flag, positive};
+        use crate::param_values::{count, flag, positive};
         match name {
             "efSearch" => self.hnsw.ef_search = positive(name, value)?,
             "efConstruction" => self.hnsw.ef_construction = positive(name, value)?,
+            "max_new_links" => self.hnsw.max_new_links = count(name, value)?,
+            "prune_headroom" => {
+                self.hnsw.prune_headroom = crate::param_values::finite(name, value)?
+            }
             "search_bounded_queue" | "bounded_queue" => {
                 self.hnsw.search_bounded_queue = flag(name, value)?
             }
@@ -417,7 +422,8 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
             _ => {
                 return Err(Error::invalid(format!(
                     "{} has no run-time parameter {name:?} (it has efSearch, \
-                     efConstruction, search_bounded_queue, check_relative_distance)",
+                     efConstruction, max_new_links, prune_headroom, search_bounded_queue, \
+                     check_relative_distance)",
                     self.description()
                 )));
             }
@@ -430,6 +436,8 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
         match name {
             "efSearch" => Some(self.hnsw.ef_search as f64),
             "efConstruction" => Some(self.hnsw.ef_construction as f64),
+            "max_new_links" => Some(self.hnsw.max_new_links as f64),
+            "prune_headroom" => Some(self.hnsw.prune_headroom as f64),
             "search_bounded_queue" | "bounded_queue" => Some(flag(self.hnsw.search_bounded_queue)),
             "check_relative_distance" => Some(flag(self.hnsw.check_relative_distance)),
             _ => None,

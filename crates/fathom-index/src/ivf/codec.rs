@@ -110,7 +110,7 @@ pub trait IvfCodec: Send + Sync + std::fmt::Debug {
     /// Whether [`IvfCodec::decode_list`] is worth it: a batch of queries sharing lists is
     /// then searched list by list, each list decoded once and compared with all its
     /// queries in one matrix product. Codecs whose own scan is cheaper than decoding (PQ
-    /// look-ups, SQ's fused decode-and-compare) keep the per-query scan.
+    /// look-ups, RaBitQ popcounts) keep the per-query scan.
     fn decodes_lists(&self) -> bool {
         false
     }

@@ -77,6 +77,17 @@ impl IvfCodec for IvfScalarQuantizer {
     fn decode(&self, code: &[u8], out: &mut [f32]) {
         self.sq.decode_one(code, out);
     }
+    /// Decoding a list once and comparing it with all its queries by one matrix product
+    /// beats the fused per-query scan once lists are shared (200k × 128, `IVF1024,SQ8`,
+    /// 10 000 queries, 2 threads: 66–69k → 104–105k QPS at nprobe 16, 19k → 43–46k at 64).
+    fn decodes_lists(&self) -> bool {
+        true
+    }
+    fn decode_list(&self, codes: &[u8], out: &mut [f32]) -> bool {
+        let n = out.len() / self.sq.d().max(1);
+        self.sq.decode_into(&codes[..n * self.code_size()], out);
+        true
+    }
     fn scanner<'a>(
         &'a self,
         ctx: IvfContext<'a>,

@@ -209,6 +209,55 @@ fn dot_body<K: Kind>(cs: usize, qa: &[f32], codes: &[u8], out: &mut [f32]) {
     }
 }
 
+#[inline(always)]
+fn decode_body<K: Kind>(cs: usize, a: &[f32], b: &[f32], codes: &[u8], out: &mut [f32]) {
+    let d = a.len();
+    let full = d / 16;
+    for (code, x) in codes.chunks_exact(cs).zip(out.chunks_exact_mut(d)) {
+        let (xs, _) = x.as_chunks_mut::<16>();
+        let (as_, _) = a.as_chunks::<16>();
+        let (bs, _) = b.as_chunks::<16>();
+        for (j, ((x, a), b)) in xs.iter_mut().zip(as_).zip(bs).enumerate() {
+            let c = K::chunk(code, j);
+            for l in 0..16 {
+                x[l] = b[l] + a[l] * c[l];
+            }
+        }
+        for i in full * 16..d {
+            x[i] = b[i] + a[i] * K::one(code, i);
+        }
+    }
+}
+
+multiversion! {
+    /// Decodes `n` codes (`n × kind.code_size(d)` bytes) into `n × d` floats,
+    /// `x_i = b_i + a_i·c_i`, sixteen components a step (the list-major IVF search decodes
+    /// a list once and compares it with all its queries by a matrix product).
+    ///
+    /// ```
+    /// use fathom_kernels::codes::sq::{decode, Components};
+    /// let mut out = [0.0f32; 2];
+    /// decode(Components::U8, &[0.5, 2.0], &[1.0, 0.0], &[4, 3], &mut out);
+    /// assert_eq!(out, [3.0, 6.0]);
+    /// ```
+    pub fn decode / decode_at(kind: Components, a: &[f32], b: &[f32], codes: &[u8], out: &mut [f32]) {
+        let d = a.len();
+        assert_eq!(b.len(), d, "offset and scale vector lengths differ");
+        if d == 0 {
+            return;
+        }
+        assert!(out.len().is_multiple_of(d), "output is not a whole number of vectors");
+        let cs = check_shapes(kind, d, d, codes, out.len() / d);
+        match kind {
+            Components::U8 => decode_body::<U8>(cs, a, b, codes, out),
+            Components::U4 => decode_body::<U4>(cs, a, b, codes, out),
+            Components::U6 => decode_body::<U6>(cs, a, b, codes, out),
+            Components::F16 => decode_body::<F16>(cs, a, b, codes, out),
+            Components::Bf16 => decode_body::<Bf16>(cs, a, b, codes, out),
+        }
+    }
+}
+
 fn check_shapes(kind: Components, d: usize, a_len: usize, codes: &[u8], n: usize) -> usize {
     assert_eq!(a_len, d, "scale vector and query lengths differ");
     let cs = kind.code_size(d);
@@ -528,6 +577,33 @@ mod tests {
                     dot_at(level, kind, &q, &codes, &mut out);
                     prop_assert!((out[ci] - dot).abs() <= 1e-4 * (1.0 + mag), "{:?} {:?} {} {}", level, kind, out[ci], dot);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_matches_componentwise_definition(
+            d in 0usize..70,
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            kind_i in 0usize..5,
+        ) {
+            let kind = KINDS[kind_i];
+            let cs = kind.code_size(d);
+            let n = bytes.len().checked_div(cs).map_or(0, |v| v.min(5));
+            let codes: Vec<u8> = bytes.iter().copied().cycle().take(n * cs).collect();
+            let a: Vec<f32> = (0..d).map(|i| 0.5 + (i % 3) as f32 * 0.25).collect();
+            let b: Vec<f32> = (0..d).map(|i| (i as f32 * 0.37).sin()).collect();
+            let want: Vec<f32> = codes
+                .chunks_exact(cs.max(1))
+                .take(n)
+                .flat_map(|code| (0..d).map(|i| b[i] + a[i] * kind.component(code, i)).collect::<Vec<_>>())
+                .collect();
+            for level in SimdLevel::supported() {
+                let mut out = vec![f32::NAN; n * d];
+                decode_at(level, kind, &a, &b, &codes, &mut out);
+                let same = out.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+                prop_assert!(same, "{:?} {:?}", level, kind);
             }
         }
     }
