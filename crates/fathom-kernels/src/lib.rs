@@ -32,6 +32,7 @@ pub mod distance;
 mod exhaustive;
 mod memory;
 mod multiversion;
+pub mod nearest;
 mod norms;
 pub mod select;
 mod simd;
