@@ -61,6 +61,12 @@ pub trait InvertedLists: Send + Sync + std::fmt::Debug {
     }
     /// A hint that `lists` will be scanned soon (on-disk lists read them ahead).
     fn prefetch_lists(&self, _lists: &[usize]) {}
+    /// Whether [`InvertedLists::prefetch_lists`] does anything: callers skip collecting
+    /// the lists otherwise (sorting a batch's probes was 2.8 % of an in-memory IVF
+    /// fast-scan search).
+    fn reads_ahead(&self) -> bool {
+        false
+    }
 
     /// Appends one entry.
     fn add_entry(&mut self, list: usize, id: Idx, code: &[u8]) -> Result<usize> {

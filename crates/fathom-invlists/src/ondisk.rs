@@ -598,6 +598,9 @@ impl InvertedLists for OnDiskInvertedLists {
         }
         Ok(())
     }
+    fn reads_ahead(&self) -> bool {
+        true
+    }
     fn prefetch_lists(&self, lists: &[usize]) {
         // The kernel's read-ahead threads fetch the pages while the caller goes on.
         let cs = self.code_size;

@@ -443,16 +443,27 @@ pub fn knn(
         first,
         heaps: TopKSlab::new(n, heap_k),
     });
-    let mut qi = 0;
-    for sink in sinks {
-        for i in 0..sink.heaps.len() {
-            for (slot, (key, id)) in sink.heaps.sorted(i).into_iter().enumerate() {
-                out.distances[qi * k + slot] = plan.value_of(key, qi);
-                out.labels[qi * k + slot] = id;
-            }
-            qi += 1;
-        }
+    // The sinks cover consecutive queries: each sorts its heaps into its own part of the
+    // output, in parallel (done on the calling thread, sorting 10 000 heaps of 64 was
+    // 3 % of an IVF search's time, all of it serial).
+    let mut parts = Vec::with_capacity(sinks.len());
+    let (mut dist, mut labels) = (&mut out.distances[..], &mut out.labels[..]);
+    for sink in &sinks {
+        let n = sink.heaps.len() * k;
+        let (d, rest_d) = dist.split_at_mut(n);
+        let (l, rest_l) = labels.split_at_mut(n);
+        parts.push((sink, d, l));
+        (dist, labels) = (rest_d, rest_l);
     }
+    parts.into_par_iter().for_each(|(sink, dist, labels)| {
+        for i in 0..sink.heaps.len() {
+            let qi = sink.first + i;
+            for (slot, (key, id)) in sink.heaps.sorted(i).into_iter().enumerate() {
+                dist[i * k + slot] = plan.value_of(key, qi);
+                labels[i * k + slot] = id;
+            }
+        }
+    });
     Ok(out)
 }
 

@@ -23,7 +23,7 @@ const LIST_MAJOR_MIN_SHARING: usize = 20;
 const LIST_MAJOR_QUERY_BLOCK: usize = 2048;
 /// Cache lines of the next probed list requested ahead of its scan (the binary IVF's
 /// scan too).
-pub(crate) const PREFETCH_LINES: usize = 128;
+pub(crate) const PREFETCH_LINES: usize = 16;
 
 /// Bytes of codes a single query must scan (estimated) before its lists are spread over
 /// threads: below this, waking the pool for every query costs more than it saves
@@ -140,16 +140,18 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         let nprobe = coarse.k;
         check::output_len("coarse assignments", coarse.labels.len(), nq * nprobe)?;
         check::output_len("coarse distances", coarse.distances.len(), nq * nprobe)?;
-        // On-disk lists read the probed lists ahead; in-memory lists ignore the hint.
-        let mut probed: Vec<usize> = coarse
-            .labels
-            .iter()
-            .filter(|&&l| l >= 0 && (l as usize) < self.nlist)
-            .map(|&l| l as usize)
-            .collect();
-        probed.sort_unstable();
-        probed.dedup();
-        self.invlists.prefetch_lists(&probed);
+        // On-disk lists read the probed lists ahead.
+        if self.invlists.reads_ahead() {
+            let mut probed: Vec<usize> = coarse
+                .labels
+                .iter()
+                .filter(|&&l| l >= 0 && (l as usize) < self.nlist)
+                .map(|&l| l as usize)
+                .collect();
+            probed.sort_unstable();
+            probed.dedup();
+            self.invlists.prefetch_lists(&probed);
+        }
         let ctx = self.context();
         let sel = params.selector;
         let d = self.d;

@@ -181,8 +181,9 @@ pub fn prefetch<T>(x: &[T]) {
 /// foresee; once the run is being read, the hardware follows it.
 #[inline]
 pub fn prefetch_lines(x: &[u8], lines: usize) {
-    for line in x.chunks(64).take(lines) {
-        prefetch(line);
+    let end = x.len().min(lines.saturating_mul(64));
+    for off in (0..end).step_by(64) {
+        prefetch(&x[off..]);
     }
 }
 
