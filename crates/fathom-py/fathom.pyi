@@ -148,6 +148,46 @@ class HNSW:
     @max_new_links.setter
     def max_new_links(self, value: int) -> None: ...
 
+class ResultHeap:
+    """Accumulates results for `nq` queries from slices of a dataset (Faiss's `ResultHeap`):
+    `add_result(D, I)` any number of times, then `finalize()`; the merged `(nq, k)` result
+    is in `D` and `I`, best first.
+
+    ```python
+    rh = faiss.ResultHeap(nq, k)
+    for i0 in range(0, nb, bs):
+        D, I = faiss.knn(xq, xb[i0:i0 + bs], k)
+        rh.add_result(D, I + i0)
+    rh.finalize()
+    ```
+    """
+    def __init__(self, nq: int, k: int, keep_max: bool = False) -> None:
+        """Heaps for `nq` queries of `k` results each; `keep_max` keeps the largest values
+        (similarities) instead of the smallest.
+        """
+    def add_result(self, D: npt.ArrayLike, I: npt.ArrayLike) -> None:
+        """Offers results `D`, `I` (shape `(nq, n)`, any order) to every query's heap; ids
+        below 0 are skipped.
+        """
+    def add_result_subset(self, subset: npt.ArrayLike, D: npt.ArrayLike, I: npt.ArrayLike) -> None:
+        """Offers results for the queries in `subset` only (`D` of shape `(len(subset), n)`;
+        `I` the same shape, or 1-D of length `n` for ids shared by every row).
+        """
+    def finalize(self) -> None:
+        """Sorts every heap, best first, into `D` and `I` (unfilled slots: id −1)."""
+    @property
+    def D(self) -> NDArray[np.float32]:
+        """The merged distances, shape `(nq, k)` (after `finalize`)."""
+    @property
+    def I(self) -> NDArray[np.int64]:
+        """The merged ids, shape `(nq, k)` (after `finalize`)."""
+    @property
+    def nq(self) -> int:
+        """Number of queries."""
+    @property
+    def k(self) -> int:
+        """Results kept per query."""
+
 class Index:
     """Faiss's `Index`: the methods every index has. Build indexes with their own classes
     (`IndexFlatL2(d)`, `IndexIVFFlat(quantizer, d, nlist)`, …) or `index_factory`.
@@ -627,6 +667,49 @@ class SearchParametersHNSW(SearchParameters):
     def __init__(self, sel: IDSelector | None = None, efSearch: int = 16) -> None:
         """Explore `efSearch` candidates (16 unless given, as Faiss), restricted to `sel`'s ids."""
 
+class IDSelectorAll(IDSelector):
+    """Every id (Faiss's `IDSelectorAll`)."""
+    def __init__(self) -> None:
+        """Every id is a member."""
+
+class IDSelectorArray(IDSelector):
+    """The ids listed in an array (Faiss's `IDSelectorArray`: a scan of the list, where
+    `IDSelectorBatch` hashes it; here both look ids up in a set).
+    """
+    def __init__(self, ids: npt.ArrayLike, ids_if_counted: npt.ArrayLike | None = None) -> None:
+        """The ids in `ids` (a 1-D integer array); Faiss's `IDSelectorArray(n, ids)` form is
+        accepted too.
+        """
+
+class IDSelectorBitmap(IDSelector):
+    """A bitmap over ids `0..n`, least significant bit first (Faiss's `IDSelectorBitmap`,
+    e.g. from `np.packbits(mask, bitorder="little")`).
+    """
+    def __init__(self, bitmap: npt.ArrayLike, bitmap_if_counted: npt.ArrayLike | None = None) -> None:
+        """`IDSelectorBitmap(bitmap)` covers ids `0..8·len(bitmap)`; `IDSelectorBitmap(n,
+        bitmap)` covers `0..n` (the bitmap must hold at least `ceil(n / 8)` bytes).
+        """
+
+class IDSelectorNot(IDSelector):
+    """The ids a selector does not hold (Faiss's `IDSelectorNot`)."""
+    def __init__(self, sel: IDSelector) -> None:
+        """Every id not in `sel`."""
+
+class IDSelectorAnd(IDSelector):
+    """Ids in both selectors (Faiss's `IDSelectorAnd`)."""
+    def __init__(self, lhs: IDSelector, rhs: IDSelector) -> None:
+        """Combines selectors `lhs` and `rhs`."""
+
+class IDSelectorOr(IDSelector):
+    """Ids in either selector (Faiss's `IDSelectorOr`)."""
+    def __init__(self, lhs: IDSelector, rhs: IDSelector) -> None:
+        """Combines selectors `lhs` and `rhs`."""
+
+class IDSelectorXOr(IDSelector):
+    """Ids in exactly one of two selectors (Faiss's `IDSelectorXOr`)."""
+    def __init__(self, lhs: IDSelector, rhs: IDSelector) -> None:
+        """Combines selectors `lhs` and `rhs`."""
+
 class PCAMatrix(VectorTransform):
     """PCA, optionally whitened (`eigen_power = -0.5`) and rotated (Faiss's `PCAMatrix`)."""
     def __init__(self, d_in: int, d_out: int, eigen_power: float = 0.0, random_rotation: bool = False) -> None:
@@ -909,9 +992,31 @@ def index_factory(d: int, description: str, metric: int = 1) -> Any:
     vectors of dimension `d`.
     """
 
+def kmax(array: npt.ArrayLike, k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The `k` largest values of each row of a 2-D array and their column numbers (Faiss's
+    `kmax`): `(D, I)`, shape `(n, k)`, descending.
+    """
+
+def kmin(array: npt.ArrayLike, k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The `k` smallest values of each row of a 2-D array and their column numbers (Faiss's
+    `kmin`): `(D, I)`, shape `(n, k)`, ascending.
+    """
+
+def knn(xq: npt.ArrayLike, xb: npt.ArrayLike, k: int, metric: int = 1, metric_arg: float = 0.0) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The `k` nearest rows of `xb` to each row of `xq` without an index (Faiss's `knn`):
+    `(D, I)`, shape `(nq, k)`, distances in the metric's own terms (similarities for inner
+    product, largest first).
+    """
+
 def knn_hamming(xq: npt.ArrayLike, xb: npt.ArrayLike, k: int) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
     """The `k` nearest rows of `xb` to each row of `xq` by Hamming distance (Faiss's
     `knn_hamming`): `(D, I)`, int32 distances and int64 row numbers, shape `(nq, k)`.
+    """
+
+def merge_knn_results(Dall: npt.ArrayLike, Iall: npt.ArrayLike, keep_max: bool = False) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Merges sorted per-shard results (Faiss's `merge_knn_results`): `Dall`, `Iall` of shape
+    `(nshard, nq, k)` → `(D, I)` of shape `(nq, k)`. Entries with id −1 end a shard's list;
+    equal distances keep the lower shard first.
     """
 
 def normalize_L2(x: Any) -> None:
@@ -929,6 +1034,11 @@ def omp_set_num_threads(num_threads: int) -> None:
     sizes rayon's global pool, and a size equal to the global pool's needs no pool of its
     own. Any other size gets a pool of its own, which costs each call a hand-over to it
     (about 20 µs, measured by `cargo xtask py-bench`).
+    """
+
+def pairwise_distances(xq: npt.ArrayLike, xb: npt.ArrayLike, metric: int = 1, metric_arg: float = 0.0) -> NDArray[np.float32]:
+    """Every distance between the rows of `xq` and those of `xb` (Faiss's
+    `pairwise_distances`): shape `(nq, nb)`, squared L2 by default.
     """
 
 def read_index(fname: str | os.PathLike[str], io_flags: int = 0) -> Any:

@@ -17,6 +17,7 @@ mod autotune;
 mod binary;
 mod classes;
 mod errors;
+mod functions;
 mod index;
 mod io;
 mod kmeans;
@@ -54,6 +55,7 @@ fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     classes::register(m)?;
     additive::register(m)?;
     binary::register(m)?;
+    functions::register(m)?;
     transforms::register(m)?;
     quantizers::register(m)?;
     for t in [
@@ -61,6 +63,13 @@ fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
         selector::IDSelector::type_object(py),
         selector::IDSelectorRangePy::type_object(py),
         selector::IDSelectorBatchPy::type_object(py),
+        selector::IDSelectorArrayPy::type_object(py),
+        selector::IDSelectorBitmapPy::type_object(py),
+        selector::IDSelectorAllPy::type_object(py),
+        selector::IDSelectorNotPy::type_object(py),
+        selector::IDSelectorAndPy::type_object(py),
+        selector::IDSelectorOrPy::type_object(py),
+        selector::IDSelectorXOrPy::type_object(py),
         selector::SearchParameters::type_object(py),
         selector::SearchParametersIVF::type_object(py),
         selector::SearchParametersHNSW::type_object(py),

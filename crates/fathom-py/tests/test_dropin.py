@@ -1,0 +1,157 @@
+"""Issue 29: Faiss code that runs on faiss runs on `import fathom as faiss`.
+
+Each test is a Faiss-style snippet run unchanged on both modules (the `lib` parameter is
+faiss-cpu or fathom), and the results compared.
+"""
+
+import numpy as np
+import pytest
+
+import fathom
+
+
+@pytest.fixture(params=["fathom", "faiss"])
+def lib(request, faiss):
+    return fathom if request.param == "fathom" else faiss
+
+
+def both(faiss, snippet):
+    """Runs `snippet(module)` on faiss-cpu and on fathom; returns (fathom's, faiss's)."""
+    return snippet(fathom), snippet(faiss)
+
+
+def test_knn_and_pairwise_distances(clustered, faiss):
+    _, xb, xq = clustered
+    xb, xq = xb[:3000], xq[:200]
+    for metric in [1, 0]:  # METRIC_L2, METRIC_INNER_PRODUCT
+
+        def snippet(lib):
+            D, I = lib.knn(xq, xb, 10, metric=metric)
+            P = lib.pairwise_distances(xq[:20], xb[:500], metric=metric)
+            return D, I, P
+
+        (D, I, P), (Df, If, Pf) = both(faiss, snippet)
+        assert D.shape == I.shape == (200, 10) and I.dtype == np.int64
+        np.testing.assert_allclose(D, Df, rtol=1e-4, atol=1e-3)
+        assert (I == If).mean() > 0.99
+        np.testing.assert_allclose(P, Pf, rtol=1e-4, atol=1e-3)
+    # L1 goes through the same call with metric_arg left at its default.
+    D, I = fathom.knn(xq, xb, 5, fathom.METRIC_L1)
+    Df, If = faiss.knn(xq, xb, 5, faiss.METRIC_L1)
+    np.testing.assert_allclose(D, Df, rtol=1e-4)
+
+
+def test_kmin_kmax(faiss):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((50, 300)).astype("float32")
+    a[:, 7] = a[:, 8]  # ties: faiss's heap may order them either way
+    for name in ["kmin", "kmax"]:
+        (D, I), (Df, If) = both(faiss, lambda lib: getattr(lib, name)(a, 12))
+        np.testing.assert_array_equal(D, Df)
+        for row in range(len(a)):
+            assert sorted(zip(D[row], I[row])) == sorted(zip(Df[row], If[row]))
+    # More wanted than a row holds: padded as faiss pads.
+    (D, I), (Df, If) = both(faiss, lambda lib: lib.kmin(a[:, :5], 8))
+    np.testing.assert_array_equal(I, If)
+    np.testing.assert_array_equal(D, Df)
+
+
+def test_merge_knn_results_and_result_heap(clustered, faiss):
+    _, xb, xq = clustered
+    xb, xq = xb[:4000], xq[:100]
+    k = 10
+    shards = np.array_split(np.arange(len(xb)), 4)
+
+    def sharded(lib, keep_max):
+        metric = lib.METRIC_INNER_PRODUCT if keep_max else lib.METRIC_L2
+        Ds, Is = [], []
+        for ids in shards:
+            D, I = lib.knn(xq, xb[ids], k, metric=metric)
+            Ds.append(D)
+            Is.append(np.where(I >= 0, ids[np.maximum(I, 0)], -1))
+        Dall, Iall = np.stack(Ds), np.stack(Is)
+        D, I = lib.merge_knn_results(Dall, Iall, keep_max=keep_max)
+        rh = lib.ResultHeap(len(xq), k, keep_max=keep_max)
+        for Dp, Ip in zip(Ds, Is):
+            rh.add_result(Dp, Ip)
+        rh.finalize()
+        return D, I, rh.D, rh.I
+
+    for keep_max in [False, True]:
+        ours, theirs = both(faiss, lambda lib: sharded(lib, keep_max))
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+        # The merge equals searching the whole set at once.
+        whole = fathom.knn(
+            xq, xb, k, metric=fathom.METRIC_INNER_PRODUCT if keep_max else fathom.METRIC_L2
+        )
+        np.testing.assert_allclose(ours[0], whole[0], rtol=1e-5, atol=1e-4)
+
+    # A shard with fewer than k results: -1 ends its list, and the padding is faiss's.
+    Dall = np.array([[[1.0, 2.0, 9.0]], [[1.5, 0.0, 0.0]]], dtype="float32")
+    Iall = np.array([[[10, 11, -1]], [[20, -1, -1]]], dtype="int64")
+    ours, theirs = both(faiss, lambda lib: lib.merge_knn_results(Dall, Iall))
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    np.testing.assert_array_equal(ours[0][0, :3], theirs[0][0, :3])
+
+    # add_result_subset: only the listed queries take the results.
+    def subset(lib):
+        rh = lib.ResultHeap(4, 2)
+        rh.add_result_subset(
+            np.array([1, 3]),
+            np.array([[3.0, 1.0], [2.0, 5.0]], dtype="float32"),
+            np.array([[7, 8], [9, 10]]),
+        )
+        rh.finalize()
+        return rh.D, rh.I
+
+    ours, theirs = both(faiss, subset)
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    np.testing.assert_array_equal(ours[0][[1, 3]], theirs[0][[1, 3]])
+
+
+def test_selectors(lib):
+    """IDSelectorNot/And/Or/XOr/Bitmap/Array/All, as faiss's python spells them."""
+    mask = np.arange(100) % 3 == 0
+    bitmap = lib.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+    arr = lib.IDSelectorArray(np.array([5, 6, 7, 9], dtype="int64"))
+    sels = {
+        "bitmap": bitmap,
+        "array": arr,
+        "not": lib.IDSelectorNot(arr),
+        "and": lib.IDSelectorAnd(bitmap, arr),
+        "or": lib.IDSelectorOr(bitmap, arr),
+        "xor": lib.IDSelectorXOr(bitmap, arr),
+        "all": lib.IDSelectorAll(),
+    }
+    member = {name: [s.is_member(i) for i in range(-2, 110)] for name, s in sels.items()}
+    ids = range(-2, 110)
+    in_arr = [i in (5, 6, 7, 9) for i in ids]
+    in_bm = [0 <= i < 100 and i % 3 == 0 for i in ids]
+    assert member["bitmap"] == in_bm
+    assert member["array"] == in_arr
+    assert member["not"] == [not a for a in in_arr]
+    assert member["and"] == [a and b for a, b in zip(in_bm, in_arr)]
+    assert member["or"] == [a or b for a, b in zip(in_bm, in_arr)]
+    assert member["xor"] == [a != b for a, b in zip(in_bm, in_arr)]
+    assert all(member["all"])
+
+
+def test_selectors_restrict_search_and_removal(clustered, faiss):
+    _, xb, xq = clustered
+    xb = xb[:2000]
+
+    def snippet(lib):
+        index = lib.IndexFlatL2(xb.shape[1])
+        index.add(xb)
+        even = lib.IDSelectorBitmap(np.packbits(np.arange(2000) % 2 == 0, bitorder="little"))
+        low = lib.IDSelectorRange(0, 500)
+        sel = lib.IDSelectorAnd(even, lib.IDSelectorNot(low))
+        D, I = index.search(xq[:50], 5, params=lib.SearchParameters(sel=sel))
+        removed = index.remove_ids(lib.IDSelectorOr(low, lib.IDSelectorArray(np.array([1999]))))
+        return I, removed, index.ntotal
+
+    (I, removed, n), (If, removedf, nf) = both(faiss, snippet)
+    assert ((I % 2 == 0) & (I >= 500)).all()
+    np.testing.assert_array_equal(I, If)
+    assert (removed, n) == (removedf, nf) == (501, 1499)
