@@ -291,6 +291,43 @@ class Kmeans:
     def assign(self, x: npt.ArrayLike) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """The nearest centroid of each row of `x`: `(D, I)`, both of shape `(n,)`."""
 
+class ClusteringParameters:
+    """k-means options (Faiss's `ClusteringParameters`): set the attributes, then pass it to
+    `Clustering(d, k, cp)`.
+    """
+    @property
+    def niter(self) -> int:
+        """Iterations of one run."""
+    @property
+    def nredo(self) -> int:
+        """Runs with different seeds; the best objective is kept."""
+    @property
+    def verbose(self) -> bool:
+        """Print each iteration's objective."""
+    @property
+    def spherical(self) -> bool:
+        """Normalise the centroids after each iteration."""
+    @property
+    def int_centroids(self) -> bool:
+        """Round the centroids to integers after each iteration."""
+    @property
+    def update_index(self) -> bool:
+        """Re-add the centroids to the assignment index after each iteration."""
+    @property
+    def frozen_centroids(self) -> bool:
+        """Keep the initial centroids as given (`train` with `init_centroids`)."""
+    @property
+    def min_points_per_centroid(self) -> int:
+        """Below this many points per centroid, a warning."""
+    @property
+    def max_points_per_centroid(self) -> int:
+        """Above this many points per centroid, the training set is subsampled."""
+    @property
+    def seed(self) -> int:
+        """Seed of the subsampling and the initial centroids."""
+    def __init__(self) -> None:
+        """Faiss's defaults: 25 iterations, one run, seed 1234, 39 to 256 points per centroid."""
+
 class ProductQuantizer:
     """Product quantization: `M` sub-vectors, each coded by the nearest of `2^nbits`
     centroids (Faiss's `ProductQuantizer`).
@@ -644,6 +681,34 @@ class MultiIndexQuantizer(Index):
     """The inverted multi-index's coarse quantizer (Faiss's `MultiIndexQuantizer`)."""
     def __init__(self, d: int, M: int, nbits: int) -> None:
         """`M` sub-quantizers of `nbits` bits: `2^(M·nbits)` cells."""
+
+class Clustering(ClusteringParameters):
+    """k-means through an index (Faiss's `Clustering`): `clus = Clustering(d, k[, cp])`, set
+    `clus.niter` and the other `ClusteringParameters` attributes, then `clus.train(x,
+    index)`. The index's metric is the assignment's; afterwards it holds the centroids (as
+    Faiss leaves it), and `clus.centroids` is the flat `k·d` array
+    (`faiss.vector_to_array(clus.centroids).reshape(k, d)` works as with Faiss).
+    """
+    def __init__(self, d: int, k: int, cp: ClusteringParameters | None = None) -> None:
+        """`k` centroids of dimension `d`, with the options of `cp` (Faiss's defaults when
+        left out).
+        """
+    @property
+    def d(self) -> int:
+        """Dimension of the points."""
+    @property
+    def k(self) -> int:
+        """Number of centroids."""
+    def train(self, x: npt.ArrayLike, index: Any | None = None, weights: npt.ArrayLike | None = None) -> None:
+        """Clusters `x` (`(n, d)`, `n ≥ k`) assigning with `index`'s metric (L2 when no index
+        is given); `index` is then emptied and given the centroids, as Faiss does.
+        """
+    @property
+    def centroids(self) -> NDArray[np.float32]:
+        """The centroids, flat (`k·d` floats; empty before training)."""
+    @property
+    def obj(self) -> NDArray[np.float64]:
+        """The objective after each iteration."""
 
 class IDSelectorRange(IDSelector):
     """The ids `imin ≤ id < imax`."""

@@ -7,6 +7,7 @@ use fathom::linalg::{ClusteringParameters, Kmeans as RustKmeans, KmeansEvent};
 use numpy::PyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pyclass_init::PyClassInitializer;
 use pyo3::types::PyDict;
 
 use crate::arrays::{self, ArrayLike, F32Matrix, F32Vector, F64Vector, I64Vector, matrix_out};
@@ -202,5 +203,198 @@ impl Kmeans {
             km.assign(&x.data).or_raise()
         })?;
         Ok((PyArray1::from_vec(py, dist), PyArray1::from_vec(py, ids)))
+    }
+}
+
+/// k-means options (Faiss's `ClusteringParameters`): set the attributes, then pass it to
+/// `Clustering(d, k, cp)`.
+#[pyclass(subclass, module = "fathom", name = "ClusteringParameters")]
+#[derive(Clone)]
+pub struct PyClusteringParameters {
+    /// Iterations of one run.
+    #[pyo3(get, set)]
+    niter: usize,
+    /// Runs with different seeds; the best objective is kept.
+    #[pyo3(get, set)]
+    nredo: usize,
+    /// Print each iteration's objective.
+    #[pyo3(get, set)]
+    verbose: bool,
+    /// Normalise the centroids after each iteration.
+    #[pyo3(get, set)]
+    spherical: bool,
+    /// Round the centroids to integers after each iteration.
+    #[pyo3(get, set)]
+    int_centroids: bool,
+    /// Re-add the centroids to the assignment index after each iteration.
+    #[pyo3(get, set)]
+    update_index: bool,
+    /// Keep the initial centroids as given (`train` with `init_centroids`).
+    #[pyo3(get, set)]
+    frozen_centroids: bool,
+    /// Below this many points per centroid, a warning.
+    #[pyo3(get, set)]
+    min_points_per_centroid: usize,
+    /// Above this many points per centroid, the training set is subsampled.
+    #[pyo3(get, set)]
+    max_points_per_centroid: usize,
+    /// Seed of the subsampling and the initial centroids.
+    #[pyo3(get, set)]
+    seed: i64,
+}
+
+impl PyClusteringParameters {
+    fn to_rust(&self) -> ClusteringParameters {
+        ClusteringParameters {
+            niter: self.niter,
+            nredo: self.nredo,
+            spherical: self.spherical,
+            int_centroids: self.int_centroids,
+            update_index: self.update_index,
+            frozen_centroids: self.frozen_centroids,
+            min_points_per_centroid: self.min_points_per_centroid,
+            max_points_per_centroid: self.max_points_per_centroid,
+            seed: self.seed,
+            ..ClusteringParameters::default()
+        }
+    }
+}
+
+#[pymethods]
+impl PyClusteringParameters {
+    /// Faiss's defaults: 25 iterations, one run, seed 1234, 39 to 256 points per centroid.
+    #[new]
+    fn new() -> Self {
+        let p = ClusteringParameters::default();
+        PyClusteringParameters {
+            niter: p.niter,
+            nredo: p.nredo,
+            verbose: false,
+            spherical: p.spherical,
+            int_centroids: p.int_centroids,
+            update_index: p.update_index,
+            frozen_centroids: p.frozen_centroids,
+            min_points_per_centroid: p.min_points_per_centroid,
+            max_points_per_centroid: p.max_points_per_centroid,
+            seed: p.seed,
+        }
+    }
+}
+
+/// k-means through an index (Faiss's `Clustering`): `clus = Clustering(d, k[, cp])`, set
+/// `clus.niter` and the other `ClusteringParameters` attributes, then `clus.train(x,
+/// index)`. The index's metric is the assignment's; afterwards it holds the centroids (as
+/// Faiss leaves it), and `clus.centroids` is the flat `k·d` array
+/// (`faiss.vector_to_array(clus.centroids).reshape(k, d)` works as with Faiss).
+#[pyclass(extends = PyClusteringParameters, module = "fathom", name = "Clustering")]
+pub struct Clustering {
+    d: usize,
+    k: usize,
+    centroids: Vec<f32>,
+    obj: Vec<f64>,
+}
+
+#[pymethods]
+impl Clustering {
+    /// `k` centroids of dimension `d`, with the options of `cp` (Faiss's defaults when
+    /// left out).
+    #[new]
+    #[pyo3(signature = (d, k, cp = None))]
+    fn new(
+        d: usize,
+        k: usize,
+        cp: Option<PyRef<'_, PyClusteringParameters>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        if d == 0 || k == 0 {
+            return Err(PyValueError::new_err(format!(
+                "Clustering: d and k must be at least 1, got d = {d}, k = {k}"
+            )));
+        }
+        let params = cp.map_or_else(PyClusteringParameters::new, |c| c.clone());
+        Ok(PyClassInitializer::from(params).add_subclass(Clustering {
+            d,
+            k,
+            centroids: Vec::new(),
+            obj: Vec::new(),
+        }))
+    }
+
+    /// Dimension of the points.
+    #[getter]
+    fn d(&self) -> usize {
+        self.d
+    }
+    /// Number of centroids.
+    #[getter]
+    fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Clusters `x` (`(n, d)`, `n ≥ k`) assigning with `index`'s metric (L2 when no index
+    /// is given); `index` is then emptied and given the centroids, as Faiss does.
+    #[pyo3(signature = (x, index = None, weights = None))]
+    fn train(
+        mut slf: PyRefMut<'_, Self>,
+        x: &ArrayLike<'_>,
+        index: Option<&Bound<'_, PyAny>>,
+        weights: Option<&ArrayLike<'_>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        if weights.is_some_and(|w| !w.is_none()) {
+            return Err(PyValueError::new_err(
+                "Clustering.train: weighted k-means is not supported by fathom",
+            ));
+        }
+        let (d, k) = (slf.d, slf.k);
+        let (params, verbose) = {
+            let base = slf.as_super();
+            (base.to_rust(), base.verbose)
+        };
+        let metric = match index {
+            Some(ix) if !ix.is_none() => match ix.getattr("metric_type")?.extract::<i64>()? {
+                0 => MetricType::InnerProduct,
+                _ => MetricType::L2,
+            },
+            _ => MetricType::L2,
+        };
+        let x = arrays::matrix(x, "Clustering.train: x", Some(d))?;
+        let km = RustKmeans::new(d, k)
+            .or_raise()?
+            .with_params(params)
+            .with_metric(metric)
+            .or_raise()?;
+        let lock = RwLock::new(km);
+        with_write(py, &lock, |km| {
+            km.train_with_progress(&x.data, &mut |e| {
+                if verbose
+                    && let KmeansEvent::Iteration {
+                        iteration, stats, ..
+                    } = e
+                {
+                    println!("  Iteration {iteration}: objective={:.6}", stats.obj);
+                }
+            })
+            .or_raise()
+        })?;
+        let km = lock.into_inner().map_err(|_| poisoned())?;
+        slf.centroids = km.centroids().to_vec();
+        slf.obj = km.obj();
+        if let Some(ix) = index.filter(|ix| !ix.is_none()) {
+            ix.call_method0("reset")?;
+            ix.call_method1("add", (matrix_out(py, slf.centroids.clone(), k, d)?,))?;
+        }
+        Ok(())
+    }
+
+    /// The centroids, flat (`k·d` floats; empty before training).
+    #[getter]
+    fn centroids<'py>(&self, py: Python<'py>) -> F32Vector<'py> {
+        PyArray1::from_vec(py, self.centroids.clone())
+    }
+
+    /// The objective after each iteration.
+    #[getter]
+    fn obj<'py>(&self, py: Python<'py>) -> F64Vector<'py> {
+        PyArray1::from_vec(py, self.obj.clone())
     }
 }

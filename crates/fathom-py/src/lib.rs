@@ -48,6 +48,7 @@ pub const CONSTANTS: &[(&str, i64)] = &[
 fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    threads::init_from_env(py)?;
     m.add("FathomError", py.get_type::<errors::FathomError>())?;
     for (name, value) in CONSTANTS {
         m.add(*name, *value)?;
@@ -60,6 +61,8 @@ fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     quantizers::register(m)?;
     for t in [
         kmeans::Kmeans::type_object(py),
+        kmeans::PyClusteringParameters::type_object(py),
+        kmeans::Clustering::type_object(py),
         selector::IDSelector::type_object(py),
         selector::IDSelectorRangePy::type_object(py),
         selector::IDSelectorBatchPy::type_object(py),

@@ -96,6 +96,33 @@ pub fn omp_set_num_threads(num_threads: i64) -> PyResult<()> {
     Ok(())
 }
 
+/// Sizes the pool from `OMP_NUM_THREADS` at import, as OpenMP does for Faiss (unless
+/// `RAYON_NUM_THREADS` is set, which rayon reads itself). A value that is not a thread
+/// count is ignored with a warning, as OpenMP ignores it.
+pub(crate) fn init_from_env(py: Python<'_>) -> PyResult<()> {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return Ok(());
+    }
+    let Ok(value) = std::env::var("OMP_NUM_THREADS") else {
+        return Ok(());
+    };
+    // OpenMP accepts a list ("4,2" for nested levels); the first entry is the outer one.
+    let first = value.split(',').next().unwrap_or("").trim();
+    match first.parse::<i64>() {
+        Ok(n) if (1..=4096).contains(&n) => omp_set_num_threads(n),
+        _ => {
+            let warnings = py.import("warnings")?;
+            warnings.call_method1(
+                "warn",
+                (format!(
+                    "fathom: OMP_NUM_THREADS={value:?} is not a thread count between 1 and                      4096; using all cores"
+                ),),
+            )?;
+            Ok(())
+        }
+    }
+}
+
 /// The number of threads fathom computes with (Faiss's `omp_get_max_threads`).
 #[pyfunction]
 pub fn omp_get_max_threads() -> usize {

@@ -155,3 +155,56 @@ def test_selectors_restrict_search_and_removal(clustered, faiss):
     assert ((I % 2 == 0) & (I >= 500)).all()
     np.testing.assert_array_equal(I, If)
     assert (removed, n) == (removedf, nf) == (501, 1499)
+
+
+def test_clustering_class_with_parameters(clustered, faiss):
+    """faiss.Clustering + ClusteringParameters, trained through an index that then holds
+    the centroids, as the Faiss wiki's k-means example does."""
+    xt, _, _ = clustered
+    d, k = xt.shape[1], 50
+
+    def snippet(lib):
+        cp = lib.ClusteringParameters()
+        cp.niter = 15
+        cp.seed = 7
+        cp.max_points_per_centroid = 100
+        clus = lib.Clustering(d, k, cp)
+        assert clus.niter == 15 and clus.seed == 7
+        clus.verbose = False
+        index = lib.IndexFlatL2(d)
+        clus.train(xt, index)
+        centroids = lib.vector_to_array(clus.centroids).reshape(k, d)
+        _, I = index.search(xt[:500], 1)
+        return centroids, I, index.ntotal
+
+    (c, I, n), (cf, If, nf) = both(faiss, snippet)
+    assert n == nf == k
+    # Same subsample, same initial centroids, same updates: faiss's centroids.
+    np.testing.assert_allclose(c, cf, rtol=1e-3, atol=1e-3)
+    assert (I == If).mean() > 0.99
+    # Defaults as faiss's.
+    a, b = fathom.ClusteringParameters(), faiss.ClusteringParameters()
+    for name in ["niter", "nredo", "seed", "min_points_per_centroid", "max_points_per_centroid"]:
+        assert getattr(a, name) == getattr(b, name), name
+    plain = fathom.Clustering(d, k)
+    plain.niter = 5
+    plain.train(xt)
+    assert fathom.vector_to_array(plain.centroids).shape == (k * d,)
+
+
+def test_omp_num_threads_environment():
+    import subprocess
+    import sys
+
+    code = "import fathom; print(fathom.omp_get_max_threads())"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RAYON_NUM_THREADS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "3"},
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "3"
+    bad = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], env={**env, "OMP_NUM_THREADS": "many"},
+        capture_output=True, text=True, check=True,
+    )
+    assert "OMP_NUM_THREADS" in bad.stderr and int(bad.stdout) >= 1
