@@ -121,6 +121,25 @@ class BinaryHNSW:
     @efConstruction.setter
     def efConstruction(self, value: int) -> None: ...
 
+class InvertedLists:
+    """An IVF index's inverted lists (`index.invlists`, Faiss's `InvertedLists`): read-only
+    copies of each list's ids and codes.
+    """
+    @property
+    def nlist(self) -> int:
+        """Number of lists."""
+    @property
+    def code_size(self) -> int:
+        """Bytes per code."""
+    def list_size(self, list: int) -> int:
+        """Entries in `list`."""
+    def get_ids(self, list: int) -> NDArray[np.int64]:
+        """The ids of `list` (a copy; Faiss returns a pointer, which `rev_swig_ptr` reads)."""
+    def get_codes(self, list: int) -> NDArray[np.uint8]:
+        """The codes of `list`, `list_size · code_size` bytes (whole blocks for fast-scan
+        lists, as Faiss); a copy.
+        """
+
 class HNSW:
     """The parameters of an HNSW index's graph (`index.hnsw`); changes apply to that index."""
     @property
@@ -566,6 +585,14 @@ class IndexIVF(Index):
     @property
     def nlist(self) -> int:
         """The number of inverted lists."""
+    @property
+    def invlists(self) -> InvertedLists:
+        """The inverted lists (Faiss's `index.invlists`): sizes, ids and codes per list."""
+    def search_preassigned(self, x: npt.ArrayLike, k: int, Iq: npt.ArrayLike, Dq: npt.ArrayLike | None = None, *, params: SearchParameters | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """The search with the coarse step done (Faiss's `search_preassigned`): `Iq` (and
+        `Dq`), shape `(n, nprobe)`, are the lists each query probes and their distances,
+        e.g. from `index.quantizer.search(x, nprobe)`. Returns `(D, I)`.
+        """
     def get_list_sizes(self) -> NDArray[np.int64]:
         """The number of vectors in each inverted list."""
 
@@ -1046,6 +1073,12 @@ def deserialize_index(data: npt.ArrayLike) -> Any:
 def deserialize_index_binary(data: npt.ArrayLike) -> Any:
     """The binary index `data` holds (Faiss's `deserialize_index_binary`)."""
 
+def extract_index_ivf(index: Any) -> Any:
+    """The IVF index inside `index` (Faiss's `extract_index_ivf`): `index` itself, or one
+    reachable through `.index` attributes; fathom's wrappers do not expose the index they
+    own yet, which the error says.
+    """
+
 def index_binary_factory(d: int, description: str) -> Any:
     """The binary index `description` names for `d`-bit vectors (Faiss's
     `index_binary_factory`): `BFlat`, `BIVF<nlist>`, `BIVF<nlist>_HNSW<M>`, `BHNSW<M>`,
@@ -1113,6 +1146,11 @@ def read_index(fname: str | os.PathLike[str], io_flags: int = 0) -> Any:
 
 def read_index_binary(fname: str | os.PathLike[str]) -> Any:
     """Reads a binary index from a Faiss-format file (written by fathom or faiss)."""
+
+def rev_swig_ptr(ptr: Any, n: int) -> Any:
+    """Faiss's `rev_swig_ptr(ptr, n)`: here lists come back as arrays, so the first `n`
+    elements of the array given.
+    """
 
 def reverse_index_factory(index: Index) -> str:
     """The factory string that builds `index`'s structure (Faiss's `reverse_index_factory`)."""

@@ -16,7 +16,7 @@ use pyo3::exceptions::{PyAttributeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::type_object::PyTypeInfo;
 
-use crate::arrays::I64Vector;
+use crate::arrays::{self, ArrayLike, F32Matrix, I64Matrix, I64Vector, matrix_out};
 use crate::errors::{FathomError, OrRaise};
 use crate::index::{PyIndex, take_index};
 use crate::transforms::take_transform;
@@ -158,6 +158,70 @@ impl PyIndexIVF {
             .peek(|i| with_ivf(i, |nlist, _| nlist))?
             .ok_or_else(|| FathomError::new_err("not an IVF index"))
     }
+    /// The inverted lists (Faiss's `index.invlists`): sizes, ids and codes per list.
+    #[getter]
+    fn invlists(slf: &Bound<'_, Self>) -> PyResult<PyInvertedLists> {
+        Self::nlist(slf)?;
+        Ok(PyInvertedLists {
+            owner: slf.as_super().clone().unbind(),
+        })
+    }
+
+    /// The search with the coarse step done (Faiss's `search_preassigned`): `Iq` (and
+    /// `Dq`), shape `(n, nprobe)`, are the lists each query probes and their distances,
+    /// e.g. from `index.quantizer.search(x, nprobe)`. Returns `(D, I)`.
+    #[pyo3(signature = (x, k, Iq, Dq = None, *, params = None))]
+    #[allow(non_snake_case)]
+    fn search_preassigned<'py>(
+        slf: &Bound<'py, Self>,
+        x: &ArrayLike<'py>,
+        k: i64,
+        Iq: &ArrayLike<'py>,
+        Dq: Option<&ArrayLike<'py>>,
+        params: Option<&Bound<'py, crate::selector::SearchParameters>>,
+    ) -> PyResult<(F32Matrix<'py>, I64Matrix<'py>)> {
+        let py = slf.py();
+        let k = crate::index::check_k(k)?;
+        let owner = slf.as_super().get();
+        let d = owner.peek(|i| i.dim())?;
+        let x = arrays::matrix(x, "search_preassigned: x", Some(d))?;
+        let shape: Vec<usize> = Iq.getattr("shape")?.extract()?;
+        let nprobe = match shape[..] {
+            [n, p] if n == x.n => p,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "search_preassigned: Iq must have shape ({}, nprobe), got {shape:?}",
+                    x.n
+                )));
+            }
+        };
+        let labels = arrays::ids(&py.import("numpy")?.call_method1("ravel", (Iq,))?, "Iq")?;
+        let distances = match Dq.filter(|d| !d.is_none()) {
+            Some(dq) => arrays::matrix(dq, "search_preassigned: Dq", Some(nprobe))?.data,
+            None => vec![0.0; labels.len()],
+        };
+        let coarse = fathom::SearchResult {
+            nq: x.n,
+            k: nprobe,
+            distances,
+            labels,
+        };
+        let mut res = crate::index::with_params(params, |p| {
+            owner.read(py, |i| {
+                let ivf = i
+                    .view()
+                    .ivf_lists()
+                    .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
+                ivf.search_preassigned(&x.data, k, &coarse, p).or_raise()
+            })
+        })?;
+        crate::index::faiss_missing_values(&mut res);
+        Ok((
+            matrix_out(py, res.distances, x.n, k)?,
+            matrix_out(py, res.labels, x.n, k)?,
+        ))
+    }
+
     /// The number of vectors in each inverted list.
     fn get_list_sizes<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let sizes = slf
@@ -167,6 +231,108 @@ impl PyIndexIVF {
             .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
         Ok(PyArray1::from_vec(slf.py(), sizes))
     }
+}
+
+/// An IVF index's inverted lists (`index.invlists`, Faiss's `InvertedLists`): read-only
+/// copies of each list's ids and codes.
+#[pyclass(frozen, module = "fathom", name = "InvertedLists")]
+pub struct PyInvertedLists {
+    owner: Py<PyIndex>,
+}
+
+impl PyInvertedLists {
+    fn with_lists<T>(
+        &self,
+        f: impl FnOnce(&dyn fathom::invlists::InvertedLists) -> PyResult<T>,
+    ) -> PyResult<T> {
+        self.owner.get().peek(|i| match i.view().ivf_lists() {
+            Some(ivf) => f(ivf.invlists()),
+            None => Err(FathomError::new_err("the index is no longer an IVF index")),
+        })?
+    }
+
+    fn list(&self, list: i64, nlist: usize) -> PyResult<usize> {
+        usize::try_from(list)
+            .ok()
+            .filter(|&l| l < nlist)
+            .ok_or_else(|| PyValueError::new_err(format!("list {list} is outside 0..{nlist}")))
+    }
+}
+
+#[pymethods]
+impl PyInvertedLists {
+    /// Number of lists.
+    #[getter]
+    fn nlist(&self) -> PyResult<usize> {
+        self.with_lists(|l| Ok(l.nlist()))
+    }
+    /// Bytes per code.
+    #[getter]
+    fn code_size(&self) -> PyResult<usize> {
+        self.with_lists(|l| Ok(l.code_size()))
+    }
+    /// Entries in `list`.
+    fn list_size(&self, list: i64) -> PyResult<usize> {
+        self.with_lists(|l| Ok(l.list_size(self.list(list, l.nlist())?)))
+    }
+    /// The ids of `list` (a copy; Faiss returns a pointer, which `rev_swig_ptr` reads).
+    fn get_ids<'py>(&self, py: Python<'py>, list: i64) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let ids = self.with_lists(|l| Ok(l.ids(self.list(list, l.nlist())?).to_vec()))?;
+        Ok(PyArray1::from_vec(py, ids))
+    }
+    /// The codes of `list`, `list_size · code_size` bytes (whole blocks for fast-scan
+    /// lists, as Faiss); a copy.
+    fn get_codes<'py>(&self, py: Python<'py>, list: i64) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        let codes = self.with_lists(|l| Ok(l.codes(self.list(list, l.nlist())?).to_vec()))?;
+        Ok(PyArray1::from_vec(py, codes))
+    }
+}
+
+/// Faiss's `rev_swig_ptr(ptr, n)`: here lists come back as arrays, so the first `n`
+/// elements of the array given.
+#[pyfunction]
+pub fn rev_swig_ptr<'py>(
+    py: Python<'py>,
+    ptr: &Bound<'py, PyAny>,
+    n: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let arr = py.import("numpy")?.call_method1("asarray", (ptr,))?;
+    arr.get_item(pyo3::types::PySlice::new(py, 0, n as isize, 1))
+}
+
+/// The IVF index inside `index` (Faiss's `extract_index_ivf`): `index` itself, or one
+/// reachable through `.index` attributes; fathom's wrappers do not expose the index they
+/// own yet, which the error says.
+#[pyfunction]
+pub fn extract_index_ivf<'py>(index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let mut cur = index.clone();
+    for _ in 0..16 {
+        if cur.is_instance_of::<PyIndexIVF>() {
+            return Ok(cur);
+        }
+        match cur.getattr("index") {
+            Ok(inner) if !inner.is_none() => cur = inner,
+            _ => break,
+        }
+    }
+    let name = index.get_type().name()?;
+    let wrapper = [
+        "IndexIDMap",
+        "IndexIDMap2",
+        "IndexPreTransform",
+        "IndexRefine",
+        "IndexRefineFlat",
+    ]
+    .iter()
+    .any(|w| name == *w);
+    Err(PyValueError::new_err(if wrapper {
+        format!(
+            "extract_index_ivf: {name} does not expose the index it wraps yet (fathom's \
+             wrappers own it); keep a reference to the IVF index from before wrapping"
+        )
+    } else {
+        format!("extract_index_ivf: {name} is not an IVF index")
+    }))
 }
 
 /// Calls `f(nlist, list sizes)` on whichever IVF type `i` is.
@@ -1178,6 +1344,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexFlatL2::type_object(py),
         PyIndexFlatIP::type_object(py),
         PyIndexIVF::type_object(py),
+        PyInvertedLists::type_object(py),
         PyIndexIVFFlat::type_object(py),
         PyIndexIVFPQ::type_object(py),
         PyIndexIVFPQR::type_object(py),
@@ -1206,5 +1373,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ] {
         m.add(t.name()?, t)?;
     }
+    m.add_function(wrap_pyfunction!(rev_swig_ptr, m)?)?;
+    m.add_function(wrap_pyfunction!(extract_index_ivf, m)?)?;
     Ok(())
 }

@@ -89,7 +89,7 @@ pub(crate) fn with_params<T>(
 
 /// Where fewer than `k` results exist fathom reports `±∞`; Faiss reports `±FLT_MAX`, and
 /// Python code written for Faiss compares with it, so the module gives Faiss's value.
-fn faiss_missing_values(res: &mut fathom::SearchResult) {
+pub(crate) fn faiss_missing_values(res: &mut fathom::SearchResult) {
     for (d, &l) in res.distances.iter_mut().zip(&res.labels) {
         if l == fathom::NO_ID && d.is_infinite() {
             *d = f32::MAX.copysign(*d);

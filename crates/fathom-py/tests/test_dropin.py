@@ -208,3 +208,50 @@ def test_omp_num_threads_environment():
         capture_output=True, text=True, check=True,
     )
     assert "OMP_NUM_THREADS" in bad.stderr and int(bad.stdout) >= 1
+
+
+def test_invlists_search_preassigned_and_extract_index_ivf(clustered, faiss):
+    """Reading an IVF's lists the way Faiss users do (rev_swig_ptr over get_ids /
+    get_codes), search_preassigned with the quantizer's own assignment, and
+    extract_index_ivf (of an IVF index: fathom's wrappers do not expose the index they
+    wrap yet, and it says so)."""
+    xt, xb, xq = clustered
+    d = xb.shape[1]
+    # The coarse assignment from faiss's quantizer (fathom trains the same centroids; its
+    # IVF classes do not expose `quantizer` yet), given to both.
+    ref = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, 32)
+    ref.train(xt)
+    Dq, Iq = ref.quantizer.search(xq[:100], 4)
+
+    def snippet(lib):
+        quantizer = lib.IndexFlatL2(d)
+        index = lib.IndexIVFFlat(quantizer, d, 32)
+        index.train(xt)
+        index.add(xb[:5000])
+        invlists = index.invlists
+        sizes = [invlists.list_size(l) for l in range(invlists.nlist)]
+        l0 = int(np.argmax(sizes))
+        ids = lib.rev_swig_ptr(invlists.get_ids(l0), sizes[l0]).copy()
+        codes = lib.rev_swig_ptr(invlists.get_codes(l0), sizes[l0] * invlists.code_size).copy()
+        index.nprobe = 4  # faiss checks Iq's width against it
+        D, I = index.search_preassigned(xq[:100], 5, Iq, Dq)
+        D2, I2 = index.search(xq[:100], 5)
+        inner = lib.extract_index_ivf(lib.IndexIVFFlat(lib.IndexFlatL2(d), d, 8))
+        return sizes, ids, codes, invlists.code_size, (D, I), (D2, I2), inner.nlist
+
+    ours, theirs = both(faiss, snippet)
+    sizes, ids, codes, cs, pre, full, nlist = ours
+    assert sizes == theirs[0] and cs == theirs[3] == 4 * d and nlist == theirs[6] == 8
+    np.testing.assert_array_equal(np.sort(ids), np.sort(theirs[1]))
+    # Each list holds the vectors themselves for IVF-Flat, in id order of addition.
+    rows = codes.view("float32").reshape(-1, d)
+    np.testing.assert_array_equal(rows, xb[ids])
+    np.testing.assert_allclose(pre[0], theirs[4][0], rtol=1e-4, atol=1e-3)
+    # With the quantizer's own assignment it is the ordinary search.
+    np.testing.assert_array_equal(pre[1], full[1])
+    with pytest.raises(ValueError, match="list"):
+        fathom.IndexIVFFlat(fathom.IndexFlatL2(d), d, 4).invlists.list_size(9)
+    with pytest.raises(ValueError, match="IVF"):
+        fathom.extract_index_ivf(fathom.IndexFlatL2(d))
+    with pytest.raises(ValueError, match="wrap"):
+        fathom.extract_index_ivf(fathom.IndexIDMap(fathom.IndexIVFFlat(fathom.IndexFlatL2(d), d, 8)))
