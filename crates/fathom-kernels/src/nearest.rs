@@ -115,6 +115,22 @@ impl Centroids {
     }
 }
 
+impl Centroids {
+    /// Vectors `i .. i + g` of `x` scaled by the key's factor (−2 for L2, −1 for inner
+    /// product), dimension-major, so each is a broadcast per dimension.
+    #[inline(always)]
+    fn scaled_group(&self, x: &[f32], i: usize, g: usize) -> [[f32; GROUP]; MAX_DIM] {
+        let (d, scale) = (self.d, if self.ip { -1.0f32 } else { -2.0 });
+        let mut xs = [[0.0f32; GROUP]; MAX_DIM];
+        for (v, row) in x[i * d..(i + g) * d].chunks_exact(d).enumerate() {
+            for (t, &xt) in row.iter().enumerate() {
+                xs[t][v] = scale * xt;
+            }
+        }
+        xs
+    }
+}
+
 /// The best key across lanes and its centroid number (lane `l` of block `arg(l)`; the
 /// lowest number among equal keys, `u32::MAX` for none).
 #[inline(always)]
@@ -134,24 +150,18 @@ fn reduce_lanes(best: &[f32; LANES], arg: impl Fn(usize) -> Option<u32>) -> (u32
 /// selects: 3.6× slower than the GEMM path instead of faster).
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Centroids, GROUP, LANES, MAX_DIM};
+    use super::{Centroids, GROUP, LANES};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub(super) fn nearest_avx512(c: &Centroids, x: &[f32], labels: &mut [u32], keys: &mut [f32]) {
         let d = c.d;
         let n = labels.len();
-        let scale = if c.ip { -1.0f32 } else { -2.0 };
         let nb = c.bias.len() / LANES;
         let mut i = 0;
         while i < n {
             let g = GROUP.min(n - i);
-            let mut xs = [[0.0f32; GROUP]; MAX_DIM];
-            for (v, row) in x[i * d..(i + g) * d].chunks_exact(d).enumerate() {
-                for (t, &xt) in row.iter().enumerate() {
-                    xs[t][v] = scale * xt;
-                }
-            }
+            let xs = c.scaled_group(x, i, g);
             let mut best = [_mm512_set1_ps(f32::INFINITY); GROUP];
             let mut arg = [_mm512_set1_epi32(-1); GROUP];
             for b in 0..nb {
@@ -196,7 +206,6 @@ multiversion! {
     fn nearest / nearest_at(c: &Centroids, x: &[f32], labels: &mut [u32], keys: &mut [f32]) {
         let d = c.d;
         let n = labels.len();
-        let scale = if c.ip { -1.0f32 } else { -2.0 };
         let nb = c.bias.len() / LANES;
         let mut i = 0;
         while i < n {
@@ -205,12 +214,7 @@ multiversion! {
             // The block each lane's best came from, as a float: a float select vectorises
             // where an integer one beside float compares did not (exact below 2²⁴ blocks).
             let mut arg = [[-1.0f32; LANES]; GROUP];
-            let mut xs = [[0.0f32; GROUP]; MAX_DIM];
-            for (v, row) in x[i * d..(i + g) * d].chunks_exact(d).enumerate() {
-                for (t, &xt) in row.iter().enumerate() {
-                    xs[t][v] = scale * xt;
-                }
-            }
+            let xs = c.scaled_group(x, i, g);
             for b in 0..nb {
                 let bias: &[f32; LANES] = c.bias[b * LANES..][..LANES].try_into().expect("a block");
                 let mut acc = [*bias; GROUP];
