@@ -215,6 +215,13 @@ class Index:
     def d(self) -> int:
         """The dimension of the vectors."""
     @property
+    def verbose(self) -> bool:
+        """Faiss's progress printing; kept, but fathom's indexes print nothing (long builds
+        report through the CLI's progress bars instead).
+        """
+    @verbose.setter
+    def verbose(self, value: bool) -> None: ...
+    @property
     def ntotal(self) -> int:
         """The number of vectors in the index."""
     @property
@@ -585,6 +592,28 @@ class IndexIVF(Index):
     @property
     def nlist(self) -> int:
         """The number of inverted lists."""
+    @property
+    def by_residual(self) -> bool:
+        """Whether vectors are encoded relative to their list's centroid (settable before
+        vectors are added).
+        """
+    @by_residual.setter
+    def by_residual(self, value: bool) -> None: ...
+    @property
+    def quantizer_trains_alone(self) -> int:
+        """How the coarse quantizer is trained: 0 k-means through it, 1 its own `train`, 2
+        k-means then added to it (Faiss's `quantizer_trains_alone`).
+        """
+    @quantizer_trains_alone.setter
+    def quantizer_trains_alone(self, value: int) -> None: ...
+    @property
+    def own_fields(self) -> bool:
+        """Whether the index owns its quantizer: always, in fathom (the quantizer moved into
+        it). Faiss code sets it to hand ownership over; either value is accepted and
+        changes nothing.
+        """
+    @own_fields.setter
+    def own_fields(self, value: bool) -> None: ...
     @property
     def invlists(self) -> InvertedLists:
         """The inverted lists (Faiss's `index.invlists`): sizes, ids and codes per list."""

@@ -883,3 +883,29 @@ fn list_major_equals_per_query<C: fathom_index::ivf::IvfCodec + 'static>(
         }
     }
 }
+
+#[test]
+fn ivf_params_by_residual_and_quantizer_training() {
+    let d = 8;
+    let (xt, xb, _) = get_dataset_2(d, 1000, 200, 0);
+    let mut ix = IndexIvfFlat::new(flat_q(d, MetricType::L2), 8, MetricType::L2).unwrap();
+    assert_eq!(ix.param("by_residual"), Some(0.0));
+    assert_eq!(ix.param("quantizer_trains_alone"), Some(0.0));
+    ix.set_param("quantizer_trains_alone", 2.0).unwrap();
+    assert_eq!(ix.param("quantizer_trains_alone"), Some(2.0));
+    assert!(ix.set_param("quantizer_trains_alone", 3.0).is_err());
+    ix.set_param("quantizer_trains_alone", 0.0).unwrap();
+    // Residuals in an IVF-Flat: searchable, but Faiss's IndexIVFFlat record cannot hold
+    // them, so saving is refused rather than writing a file that reads back wrong.
+    ix.set_param("by_residual", 1.0).unwrap();
+    ix.train(&xt).unwrap();
+    ix.add(&xb).unwrap();
+    assert_eq!(ix.search(&xb[..d], 1).unwrap().labels, vec![0]);
+    let err = fathom_io::faiss::index_to_bytes(&ix)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("residuals"), "{err}");
+    // Stored codes fix the choice.
+    let err = ix.set_param("by_residual", 0.0).unwrap_err().to_string();
+    assert!(err.contains("reset"), "{err}");
+}

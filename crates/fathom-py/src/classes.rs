@@ -158,6 +158,49 @@ impl PyIndexIVF {
             .peek(|i| with_ivf(i, |nlist, _| nlist))?
             .ok_or_else(|| FathomError::new_err("not an IVF index"))
     }
+    /// Whether vectors are encoded relative to their list's centroid (settable before
+    /// vectors are added).
+    #[getter]
+    fn by_residual(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(get_param(slf.as_super().get(), "by_residual")? != 0.0)
+    }
+    #[setter]
+    fn set_by_residual(slf: &Bound<'_, Self>, value: bool) -> PyResult<()> {
+        let v = if value { 1.0 } else { 0.0 };
+        set_param(slf.py(), slf.as_super().get(), "by_residual", v)
+    }
+    /// How the coarse quantizer is trained: 0 k-means through it, 1 its own `train`, 2
+    /// k-means then added to it (Faiss's `quantizer_trains_alone`).
+    #[getter]
+    fn quantizer_trains_alone(slf: &Bound<'_, Self>) -> PyResult<i64> {
+        Ok(get_param(slf.as_super().get(), "quantizer_trains_alone")? as i64)
+    }
+    #[setter]
+    fn set_quantizer_trains_alone(slf: &Bound<'_, Self>, value: i64) -> PyResult<()> {
+        if !(0..=2).contains(&value) {
+            return Err(PyValueError::new_err(format!(
+                "quantizer_trains_alone is 0, 1 or 2, got {value}"
+            )));
+        }
+        set_param(
+            slf.py(),
+            slf.as_super().get(),
+            "quantizer_trains_alone",
+            value as f64,
+        )
+    }
+    /// Whether the index owns its quantizer: always, in fathom (the quantizer moved into
+    /// it). Faiss code sets it to hand ownership over; either value is accepted and
+    /// changes nothing.
+    #[getter]
+    fn own_fields(&self) -> bool {
+        true
+    }
+    #[setter]
+    fn set_own_fields(&self, value: bool) {
+        let _ = value;
+    }
+
     /// The inverted lists (Faiss's `index.invlists`): sizes, ids and codes per list.
     #[getter]
     fn invlists(slf: &Bound<'_, Self>) -> PyResult<PyInvertedLists> {

@@ -23,12 +23,14 @@ use crate::threads::install;
 #[pyclass(subclass, frozen, module = "fathom", name = "Index")]
 pub struct PyIndex {
     pub(crate) slot: IndexSlot<dyn fathom::Index>,
+    verbose: std::sync::atomic::AtomicBool,
 }
 
 impl PyIndex {
     pub(crate) fn new(index: Box<dyn fathom::Index>) -> Self {
         PyIndex {
             slot: IndexSlot::new(index),
+            verbose: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -112,6 +114,18 @@ impl PyIndex {
     #[getter]
     fn d(&self) -> PyResult<usize> {
         self.dim()
+    }
+
+    /// Faiss's progress printing; kept, but fathom's indexes print nothing (long builds
+    /// report through the CLI's progress bars instead).
+    #[getter]
+    fn verbose(&self) -> bool {
+        self.verbose.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[setter]
+    fn set_verbose(&self, value: bool) {
+        self.verbose
+            .store(value, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The number of vectors in the index.

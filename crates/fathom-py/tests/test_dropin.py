@@ -255,3 +255,41 @@ def test_invlists_search_preassigned_and_extract_index_ivf(clustered, faiss):
         fathom.extract_index_ivf(fathom.IndexFlatL2(d))
     with pytest.raises(ValueError, match="wrap"):
         fathom.extract_index_ivf(fathom.IndexIDMap(fathom.IndexIVFFlat(fathom.IndexFlatL2(d), d, 8)))
+
+
+def test_settable_ivf_attributes(clustered, faiss):
+    """by_residual, quantizer_trains_alone, own_fields, verbose: set as faiss users set
+    them, with the same effect on what the index finds."""
+    from conftest import ground_truth, intersection_recall
+
+    xt, xb, xq = clustered
+    d = xb.shape[1]
+    gt = ground_truth(xb[:3000], xq[:200], 10)
+
+    def snippet(lib, by_residual):
+        index = lib.IndexIVFPQ(lib.IndexFlatL2(d), d, 16, 8, 8)
+        index.verbose = False
+        assert not index.verbose
+        index.by_residual = by_residual
+        assert index.by_residual == by_residual
+        index.quantizer_trains_alone = 0  # faiss reads it back as a char, '\x00'
+        index.train(xt)
+        index.add(xb[:3000])
+        index.nprobe = 8
+        return intersection_recall(index.search(xq[:200], 10)[1], gt)
+
+    for by_residual in [True, False]:
+        ours, theirs = both(faiss, lambda lib: snippet(lib, by_residual))
+        assert abs(ours - theirs) < 0.05, (by_residual, ours, theirs)
+    index = fathom.IndexIVFFlat(fathom.IndexFlatL2(d), d, 8)
+    index.train(xt)
+    index.add(xb[:100])
+    with pytest.raises(Exception, match="reset"):
+        index.by_residual = not index.by_residual
+    with pytest.raises(ValueError, match="quantizer_trains_alone"):
+        index.quantizer_trains_alone = 5
+    index.quantizer_trains_alone = 2
+    assert index.quantizer_trains_alone == 2
+    # (faiss would free a quantizer Python also owns; in fathom the flag changes nothing.)
+    index.own_fields = False
+    assert index.own_fields and index.search(xq[:5], 3)[1].shape == (5, 3)

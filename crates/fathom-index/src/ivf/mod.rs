@@ -386,6 +386,35 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                     }
                 }
             }
+            "by_residual" => {
+                let v = crate::param_values::flag(name, value)?;
+                if v != self.by_residual && self.ntotal > 0 {
+                    return Err(Error::invalid(format!(
+                        "by_residual cannot change once vectors are stored ({} are encoded \
+                         {}); set it before adding, or reset() the index first",
+                        self.ntotal,
+                        if self.by_residual {
+                            "as residuals"
+                        } else {
+                            "as vectors"
+                        }
+                    )));
+                }
+                self.by_residual = v;
+            }
+            "quantizer_trains_alone" => {
+                self.quantizer_training = match as_count(value)? {
+                    0 => QuantizerTraining::Kmeans,
+                    1 => QuantizerTraining::Alone,
+                    2 => QuantizerTraining::KmeansThenAdd,
+                    v => {
+                        return Err(Error::invalid(format!(
+                            "quantizer_trains_alone is 0 (k-means), 1 (the quantizer's own \
+                             training) or 2 (k-means, then added to the quantizer), got {v}"
+                        )));
+                    }
+                }
+            }
             _ => {
                 if let Some(rest) = name.strip_prefix("quantizer_") {
                     self.quantizer.set_param(rest, value)?;
@@ -517,7 +546,7 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         } else {
             Err(Error::invalid(format!(
                 "{} has no run-time parameter {name:?} (it has nprobe, max_codes, \
-                 parallel_mode, quantizer_<name> and the codec's own)",
+                 parallel_mode, by_residual, quantizer_trains_alone, quantizer_<name> and the codec's own)",
                 self.description()
             )))
         }
@@ -527,6 +556,12 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         match name {
             "nprobe" => Some(self.nprobe as f64),
             "max_codes" => Some(self.max_codes as f64),
+            "by_residual" => Some(if self.by_residual { 1.0 } else { 0.0 }),
+            "quantizer_trains_alone" => Some(match self.quantizer_training {
+                QuantizerTraining::Kmeans => 0.0,
+                QuantizerTraining::Alone => 1.0,
+                QuantizerTraining::KmeansThenAdd => 2.0,
+            }),
             // `Auto` (the default) has no number of its own in set_param.
             "parallel_mode" => match self.parallel_mode {
                 ParallelMode::Queries => Some(0.0),

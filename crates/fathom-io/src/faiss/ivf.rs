@@ -353,6 +353,11 @@ pub(super) fn write_ivf(s: &mut Sink<'_>, ivf: &dyn DynIvf, in_pqr: bool) -> Res
             "an IVF-PQR over {}",
             ivf.description()
         ))),
+        // Faiss's IndexIVFFlat stores vectors: its record has no flag to say otherwise.
+        IvfCodecView::Flat(_) if ivf.by_residual() => Err(unsupported(
+            "an IVF-Flat storing residuals (Faiss's IndexIVFFlat stores the vectors; set \
+             by_residual = false before adding)",
+        )),
         IvfCodecView::Flat(_) => {
             header(s, b"IwFl")?;
             write_lists(s, ivf.invlists())
