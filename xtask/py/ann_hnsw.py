@@ -10,11 +10,7 @@ import argparse, json, time
 
 import numpy as np
 
-
-def read_vecs(path, dtype):
-    raw = np.fromfile(path, dtype=np.int32)
-    d = raw[0]
-    return raw.reshape(-1, d + 1)[:, 1:].view(dtype).copy()
+from texmex import read_vecs
 
 
 def recalls(I, gt, k):

@@ -8,17 +8,13 @@ usage: binarise.py DATA_DIR OUT_DIR [BITS]
 import os, sys
 import numpy as np
 
-
-def read_fvecs(path):
-    a = np.fromfile(path, dtype="int32")
-    d = a[0]
-    return a.reshape(-1, d + 1)[:, 1:].view("float32")
+from texmex import read_vecs
 
 
 src, out = sys.argv[1], sys.argv[2]
 bits = int(sys.argv[3]) if len(sys.argv) > 3 else 256
 os.makedirs(out, exist_ok=True)
-xb, xq = read_fvecs(f"{src}/base.fvecs"), read_fvecs(f"{src}/query.fvecs")
+xb, xq = read_vecs(f"{src}/base.fvecs"), read_vecs(f"{src}/query.fvecs")
 mean = xb[:100000].mean(axis=0)
 planes = np.random.default_rng(0).standard_normal((xb.shape[1], bits)).astype("float32")
 for name, x in (("base", xb), ("query", xq)):

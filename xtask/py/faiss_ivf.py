@@ -7,12 +7,7 @@ import argparse, json, resource, time
 import numpy as np
 import faiss
 
-
-def read_vecs(path, dtype):
-    a = np.fromfile(path, dtype=np.int32)
-    d = a[0]
-    a = a.reshape(-1, d + 1)[:, 1:]
-    return np.ascontiguousarray(a.view(np.float32) if dtype == np.float32 else a)
+from texmex import read_vecs
 
 
 def recalls(I, gt):

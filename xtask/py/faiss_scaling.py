@@ -7,11 +7,7 @@ import argparse, json, time
 import numpy as np
 import faiss
 
-
-def read_vecs(path):
-    a = np.fromfile(path, dtype=np.int32)
-    d = a[0]
-    return np.ascontiguousarray(a.reshape(-1, d + 1)[:, 1:].view(np.float32))
+from texmex import read_vecs
 
 
 ap = argparse.ArgumentParser()

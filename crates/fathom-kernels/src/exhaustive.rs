@@ -500,30 +500,36 @@ fn nearest_small_d(
     }
     let cents = crate::nearest::Centroids::new(base, d, ip);
     let mut out = SearchResult::try_empty(nq, 1, metric)?;
-    let mut found = vec![0u32; nq];
+    let norms = kernels().norms_sqr;
+    // Each piece turns its keys into distances itself: nothing per query is left to the
+    // calling thread.
     queries
         .par_chunks(NEAREST_CHUNK * d)
-        .zip(found.par_chunks_mut(NEAREST_CHUNK))
+        .zip(out.labels.par_chunks_mut(NEAREST_CHUNK))
         .zip(out.distances.par_chunks_mut(NEAREST_CHUNK))
-        .for_each(|((q, labels), keys)| cents.nearest(q, labels, keys));
-    let norms = kernels().norms_sqr;
-    for (qi, (&l, dist)) in found.iter().zip(out.distances.iter_mut()).enumerate() {
-        let q = &queries[qi * d..(qi + 1) * d];
-        if l == u32::MAX {
-            let one = knn(metric, q, base, d, 1, None)?;
-            *dist = one.distances[0];
-            out.labels[qi] = one.labels[0];
-            continue;
-        }
-        out.labels[qi] = l as Idx;
-        *dist = if ip {
-            -*dist
-        } else {
-            let mut qn = [0.0f32];
-            norms(q, d, &mut qn);
-            (qn[0] + *dist).max(0.0)
-        };
-    }
+        .try_for_each(|((qs, labels), dist)| -> Result<()> {
+            let mut found = [0u32; NEAREST_CHUNK];
+            let found = &mut found[..labels.len()];
+            cents.nearest(qs, found, dist);
+            let mut qn = vec![0.0f32; labels.len()];
+            if !ip {
+                norms(qs, d, &mut qn);
+            }
+            for (j, q) in qs.chunks_exact(d).enumerate() {
+                if found[j] == u32::MAX {
+                    let one = knn(metric, q, base, d, 1, None)?;
+                    (dist[j], labels[j]) = (one.distances[0], one.labels[0]);
+                    continue;
+                }
+                labels[j] = found[j] as Idx;
+                dist[j] = if ip {
+                    -dist[j]
+                } else {
+                    (qn[j] + dist[j]).max(0.0)
+                };
+            }
+            Ok(())
+        })?;
     Ok(Some(out))
 }
 

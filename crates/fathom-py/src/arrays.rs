@@ -153,6 +153,13 @@ pub fn ids(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
     Ok(arr.readonly().as_slice()?.to_vec())
 }
 
+/// Reads `x`, of any shape, as int64 ids flattened in C order (a `(nq, k)` label matrix,
+/// a stack of them).
+pub fn ids_flat(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
+    let flat = x.py().import("numpy")?.call_method1("ravel", (x,))?;
+    ids(&flat, what)
+}
+
 /// Reads `x` as an `(n, code_size)` uint8 matrix of codes.
 pub fn codes(x: &Bound<'_, PyAny>, what: &str, code_size: usize) -> PyResult<Matrix8> {
     let arr = as_numeric_array(x, what, "u", "a uint8 array of shape (n, code_size)")?;

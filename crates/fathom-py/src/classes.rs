@@ -238,7 +238,7 @@ impl PyIndexIVF {
                 )));
             }
         };
-        let labels = arrays::ids(&py.import("numpy")?.call_method1("ravel", (Iq,))?, "Iq")?;
+        let labels = arrays::ids_flat(Iq, "search_preassigned: Iq")?;
         let distances = match Dq.filter(|d| !d.is_none()) {
             Some(dq) => arrays::matrix(dq, "search_preassigned: Dq", Some(nprobe))?.data,
             None => vec![0.0; labels.len()],

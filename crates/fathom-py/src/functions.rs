@@ -2,8 +2,6 @@
 //! `merge_knn_results`) and its `ResultHeap`: brute-force search and result merging
 //! without an index, as Faiss's `extra_wrappers.py` offers them.
 
-use std::sync::Mutex;
-
 use fathom::kernels::TopK;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -28,14 +26,7 @@ pub fn knn<'py>(
 ) -> PyResult<(F32Matrix<'py>, I64Matrix<'py>)> {
     let k = check_k(k)?;
     let m = self::metric(metric, metric_arg)?;
-    let xb = arrays::matrix(xb, "knn: xb", None)?;
-    let d = xb.data.len() / xb.n.max(1);
-    let xq = arrays::matrix(xq, "knn: xq", (xb.n > 0).then_some(d))?;
-    let d = if xb.n > 0 {
-        d
-    } else {
-        xq.data.len() / xq.n.max(1)
-    };
+    let (xq, xb, d) = query_and_base(xq, xb, "knn")?;
     let res = compute(py, || {
         fathom::kernels::knn(m, &xq.data, &xb.data, d, k, None)
     })
@@ -58,14 +49,7 @@ pub fn pairwise_distances<'py>(
     metric_arg: f32,
 ) -> PyResult<F32Matrix<'py>> {
     let m = self::metric(metric, metric_arg)?;
-    let xq = arrays::matrix(xq, "pairwise_distances: xq", None)?;
-    let d = xq.data.len() / xq.n.max(1);
-    let xb = arrays::matrix(xb, "pairwise_distances: xb", (xq.n > 0).then_some(d))?;
-    let d = if xq.n > 0 {
-        d
-    } else {
-        xb.data.len() / xb.n.max(1)
-    };
+    let (xq, xb, d) = query_and_base(xq, xb, "pairwise_distances")?;
     let dis = compute(py, || {
         fathom::kernels::pairwise_distances(m, &xq.data, &xb.data, d)
     })
@@ -106,12 +90,23 @@ fn best_per_row(
     (d, i)
 }
 
+/// `x` as a float matrix and its width, from its shape (so an empty one keeps it).
 fn float_matrix(x: &ArrayLike<'_>, what: &str) -> PyResult<(Vec<f32>, usize, usize)> {
     let m = arrays::matrix(x, what, None)?;
-    let width = m.data.len().checked_div(m.n).unwrap_or(0);
     let shape: Vec<usize> = x.getattr("shape")?.extract()?;
-    let width = shape.get(1).copied().unwrap_or(width);
+    let width = shape.get(1).copied().unwrap_or(0);
     Ok((m.data, m.n, width))
+}
+
+/// Query and database matrices of one dimension, `xq`'s: `(xq, xb, d)`.
+fn query_and_base(
+    xq: &ArrayLike<'_>,
+    xb: &ArrayLike<'_>,
+    what: &str,
+) -> PyResult<(arrays::Matrix, arrays::Matrix, usize)> {
+    let (data, n, d) = float_matrix(xq, &format!("{what}: xq"))?;
+    let xb = arrays::matrix(xb, &format!("{what}: xb"), Some(d))?;
+    Ok((arrays::Matrix { data, n }, xb, d))
 }
 
 /// The `k` smallest values of each row of a 2-D array and their column numbers (Faiss's
@@ -175,13 +170,9 @@ pub fn merge_knn_results<'py>(
             "merge_knn_results: Iall has shape {ishape:?}, Dall {shape:?}; they must agree"
         )));
     }
-    let np = py.import("numpy")?;
-    let flat = |a: &ArrayLike<'py>| a.call_method1("reshape", (nshard * nq, k));
-    let dall = arrays::matrix(&flat(Dall)?, "merge_knn_results: Dall", Some(k))?;
-    let iall = arrays::ids(
-        &np.call_method1("ravel", (Iall,))?,
-        "merge_knn_results: Iall",
-    )?;
+    let dall = Dall.call_method1("reshape", (nshard * nq, k))?;
+    let dall = arrays::matrix(&dall, "merge_knn_results: Dall", Some(k))?;
+    let iall = arrays::ids_flat(Iall, "merge_knn_results: Iall")?;
     let stride = nq * k;
     let (d, i) = compute(py, || {
         // Each query's shards laid side by side: column s·k + j is shard s's j-th result,
@@ -225,7 +216,7 @@ pub struct ResultHeap {
     nq: usize,
     k: usize,
     keep_max: bool,
-    heaps: Mutex<Vec<TopK>>,
+    heaps: Vec<TopK>,
     result: Option<Finalized>,
 }
 
@@ -246,7 +237,7 @@ impl ResultHeap {
             nq,
             k,
             keep_max,
-            heaps: Mutex::new((0..nq).map(|_| TopK::new(k)).collect()),
+            heaps: (0..nq).map(|_| TopK::new(k)).collect(),
             result: None,
         })
     }
@@ -254,7 +245,7 @@ impl ResultHeap {
     /// Offers results `D`, `I` (shape `(nq, n)`, any order) to every query's heap; ids
     /// below 0 are skipped.
     #[allow(non_snake_case)]
-    fn add_result(&self, D: &ArrayLike<'_>, I: &ArrayLike<'_>) -> PyResult<()> {
+    fn add_result(&mut self, D: &ArrayLike<'_>, I: &ArrayLike<'_>) -> PyResult<()> {
         let (vals, n, width) = float_matrix(D, "ResultHeap.add_result: D")?;
         if n != self.nq {
             return Err(PyValueError::new_err(format!(
@@ -262,7 +253,7 @@ impl ResultHeap {
                 self.nq
             )));
         }
-        let ids = arrays::ids(&I.py().import("numpy")?.call_method1("ravel", (I,))?, "I")?;
+        let ids = arrays::ids_flat(I, "ResultHeap.add_result: I")?;
         if ids.len() != vals.len() {
             return Err(PyValueError::new_err(format!(
                 "ResultHeap.add_result: I has {} entries, D {}; their shapes must agree",
@@ -277,7 +268,7 @@ impl ResultHeap {
     /// `I` the same shape, or 1-D of length `n` for ids shared by every row).
     #[allow(non_snake_case)]
     fn add_result_subset(
-        &self,
+        &mut self,
         subset: &ArrayLike<'_>,
         D: &ArrayLike<'_>,
         I: &ArrayLike<'_>,
@@ -304,7 +295,7 @@ impl ResultHeap {
                     })
             })
             .collect::<PyResult<Vec<usize>>>()?;
-        let mut ids = arrays::ids(&I.py().import("numpy")?.call_method1("ravel", (I,))?, "I")?;
+        let mut ids = arrays::ids_flat(I, "ResultHeap.add_result_subset: I")?;
         if ids.len() == width && n != 1 {
             ids = ids.repeat(n);
         }
@@ -320,7 +311,8 @@ impl ResultHeap {
 
     /// Sorts every heap, best first, into `D` and `I` (unfilled slots: id −1).
     fn finalize(&mut self, py: Python<'_>) -> PyResult<()> {
-        let heaps = std::mem::take(&mut *self.heaps.lock().unwrap_or_else(|e| e.into_inner()));
+        let fresh = (0..self.nq).map(|_| TopK::new(self.k)).collect();
+        let heaps = std::mem::replace(&mut self.heaps, fresh);
         let sign = if self.keep_max { -1.0 } else { 1.0 };
         let pad = if self.keep_max { f32::MIN } else { f32::MAX };
         let (mut d, mut i) = (vec![pad; self.nq * self.k], vec![-1i64; self.nq * self.k]);
@@ -334,8 +326,6 @@ impl ResultHeap {
             matrix_out(py, d, self.nq, self.k)?.unbind(),
             matrix_out(py, i, self.nq, self.k)?.unbind(),
         ));
-        *self.heaps.lock().unwrap_or_else(|e| e.into_inner()) =
-            (0..self.nq).map(|_| TopK::new(self.k)).collect();
         Ok(())
     }
 
@@ -376,14 +366,14 @@ impl ResultHeap {
 
 impl ResultHeap {
     fn offer(
-        &self,
+        &mut self,
         rows: impl Iterator<Item = usize>,
         vals: &[f32],
         ids: &[i64],
         width: usize,
     ) -> PyResult<()> {
         let sign = if self.keep_max { -1.0 } else { 1.0 };
-        let mut heaps = self.heaps.lock().unwrap_or_else(|e| e.into_inner());
+        let heaps = &mut self.heaps;
         for (r, q) in rows.enumerate() {
             for c in 0..width {
                 let id = ids[r * width + c];

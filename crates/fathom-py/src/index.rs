@@ -385,7 +385,7 @@ impl PyIndex {
                 )));
             }
         };
-        let labels = arrays::ids(&arr.call_method0("ravel")?, "labels")?;
+        let labels = arrays::ids_flat(&arr, "labels")?;
         let d = x.data.len() / x.n.max(1);
         let out = self.read(py, |i| {
             let mut out = vec![0f32; x.n * k];

@@ -12,7 +12,7 @@ use pyo3::types::PyDict;
 
 use crate::arrays::{self, ArrayLike, F32Matrix, F32Vector, F64Vector, I64Vector, matrix_out};
 use crate::errors::{FathomError, OrRaise};
-use crate::threads::{with_read, with_write};
+use crate::threads::{compute, with_read, with_write};
 
 /// k-means clustering (Faiss's `faiss.Kmeans`): `Kmeans(d, k, niter=25, verbose=False,
 /// spherical=False, seed=1234, …)`, then `train(x)`; the result is in `centroids`, `obj`
@@ -21,6 +21,21 @@ use crate::threads::{with_read, with_write};
 pub struct Kmeans {
     km: RwLock<RustKmeans>,
     verbose: bool,
+}
+
+/// Faiss's verbose k-means line, for each finished iteration.
+fn print_iteration(verbose: bool, e: &KmeansEvent) {
+    if verbose
+        && let KmeansEvent::Iteration {
+            iteration, stats, ..
+        } = e
+    {
+        println!(
+            "  Iteration {iteration} ({:.2} s, search {:.2} s): objective={:.6} \
+             imbalance={:.3} nsplit={}",
+            stats.time_s, stats.time_search_s, stats.obj, stats.imbalance_factor, stats.nsplit
+        );
+    }
 }
 
 fn poisoned() -> PyErr {
@@ -133,24 +148,8 @@ impl Kmeans {
             if let Some(c) = &init {
                 km.set_initial_centroids(c).or_raise()?;
             }
-            km.train_with_progress(&x.data, &mut |e| {
-                if verbose
-                    && let KmeansEvent::Iteration {
-                        iteration, stats, ..
-                    } = e
-                {
-                    println!(
-                        "  Iteration {iteration} ({:.2} s, search {:.2} s): objective={:.6} \
-                         imbalance={:.3} nsplit={}",
-                        stats.time_s,
-                        stats.time_search_s,
-                        stats.obj,
-                        stats.imbalance_factor,
-                        stats.nsplit
-                    );
-                }
-            })
-            .or_raise()?;
+            km.train_with_progress(&x.data, &mut |e| print_iteration(verbose, e))
+                .or_raise()?;
             Ok(km.obj().last().copied().unwrap_or(0.0))
         })
     }
@@ -358,25 +357,15 @@ impl Clustering {
             _ => MetricType::L2,
         };
         let x = arrays::matrix(x, "Clustering.train: x", Some(d))?;
-        let km = RustKmeans::new(d, k)
+        let mut km = RustKmeans::new(d, k)
             .or_raise()?
             .with_params(params)
             .with_metric(metric)
             .or_raise()?;
-        let lock = RwLock::new(km);
-        with_write(py, &lock, |km| {
-            km.train_with_progress(&x.data, &mut |e| {
-                if verbose
-                    && let KmeansEvent::Iteration {
-                        iteration, stats, ..
-                    } = e
-                {
-                    println!("  Iteration {iteration}: objective={:.6}", stats.obj);
-                }
-            })
-            .or_raise()
-        })?;
-        let km = lock.into_inner().map_err(|_| poisoned())?;
+        compute(py, || {
+            km.train_with_progress(&x.data, &mut |e| print_iteration(verbose, e))
+        })
+        .or_raise()?;
         slf.centroids = km.centroids().to_vec();
         slf.obj = km.obj();
         if let Some(ix) = index.filter(|ix| !ix.is_none()) {
