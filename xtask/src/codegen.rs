@@ -1,4 +1,4 @@
-//! `cargo xtask codegen [--check]`: writes crates/fathom-py/fathom.pyi, the type stubs of
+//! `cargo xtask codegen [--check]`: writes crates/fathom-py/python/fathom/__init__.pyi, the type stubs of
 //! the Python module, from its binding definitions — the `#[pyclass]` structs (names,
 //! bases, `#[pyo3(get)]` fields), `#[pymethods]` (constructors, methods, properties,
 //! class attributes, with the `#[pyo3(signature = …)]` defaults), `#[pyfunction]`s, the
@@ -20,7 +20,7 @@ use syn::{
 /// The bindings' sources and the stub file they produce.
 pub fn paths(root: &Path) -> (PathBuf, PathBuf) {
     let krate = root.join("crates/fathom-py");
-    (krate.join("src"), krate.join("fathom.pyi"))
+    (krate.join("src"), krate.join("python/fathom/__init__.pyi"))
 }
 
 /// Runs the subcommand: writes the stubs, or with `--check` compares them.
@@ -524,6 +524,7 @@ fn py_type(ty: &Type, names: &BTreeMap<String, String>, class_py: &str) -> Resul
                     "f32" => "float32",
                     "f64" => "float64",
                     "i64" => "int64",
+                    "i32" => "int32",
                     "u64" => "uint64",
                     "u8" => "uint8",
                     other => return Err(format!("no numpy dtype for {other}")),
@@ -537,6 +538,8 @@ fn py_type(ty: &Type, names: &BTreeMap<String, String>, class_py: &str) -> Resul
                 "Bound" | "Py" | "PyRef" => inner(0)?,
                 "PyClassInitializer" => "None".into(),
                 "PyAny" => "Any".into(),
+                "PyDict" => "dict[str, Any]".into(),
+                "PyTuple" => "tuple[Any, ...]".into(),
                 "ArrayLike" => "npt.ArrayLike".into(),
                 "F32Matrix" | "F32Vector" => "NDArray[np.float32]".into(),
                 "F64Vector" => "NDArray[np.float64]".into(),

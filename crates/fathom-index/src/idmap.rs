@@ -328,4 +328,7 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
             two_way: REVERSE,
         }
     }
+    fn part_mut(&mut self, part: crate::Part) -> Option<&mut dyn Index> {
+        (part == crate::Part::Inner).then_some(&mut self.inner as &mut dyn Index)
+    }
 }

@@ -99,7 +99,7 @@ pub use rcq::{
 pub use refine::IndexRefine;
 pub use shards::{IndexShards, ShardIds, merge_results};
 pub use sq::IndexScalarQuantizer;
-pub use view::{IndexView, IndexViewMut};
+pub use view::{IndexView, IndexViewMut, Part};
 
 /// A searchable collection of vectors, fathom's counterpart of `faiss::Index`.
 ///
@@ -325,6 +325,14 @@ pub trait Index: std::any::Any + Send + Sync {
     fn view_mut(&mut self) -> IndexViewMut<'_> {
         IndexViewMut::Other
     }
+    /// The sub-index `part`, mutably (the counterpart of [`IndexView::part`]): for tuning
+    /// a part's run-time parameters in place (`index.quantizer.hnsw.efSearch`). Callers
+    /// must not change what the owner relies on (a quantizer's centroids, a wrapped
+    /// index's vectors). `None` where the index has no such part.
+    fn part_mut(&mut self, part: Part) -> Option<&mut dyn Index> {
+        let _ = part;
+        None
+    }
     /// Moves every vector of `other` (an index of the same kind, trained alike) into this
     /// one, adding `add_id` to their ids, and leaves `other` empty (Faiss's
     /// `merge_from`). Flat and IVF indexes merge; others give an error.
@@ -405,6 +413,7 @@ macro_rules! forward_index {
             fn description(&self) -> String { (**self).description() }
             fn view(&self) -> IndexView<'_> { (**self).view() }
             fn view_mut(&mut self) -> IndexViewMut<'_> { (**self).view_mut() }
+            fn part_mut(&mut self, part: Part) -> Option<&mut dyn Index> { (**self).part_mut(part) }
             fn merge_from(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> { (**self).merge_from(other, add_id) }
         }
     };

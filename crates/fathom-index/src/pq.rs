@@ -25,6 +25,40 @@ pub enum PqSearchType {
     Polysemous,
 }
 
+impl PqSearchType {
+    /// Faiss's number for this search type (`IndexPQ.ST_PQ` … `ST_polysemous`).
+    pub fn faiss_code(self) -> u32 {
+        match self {
+            PqSearchType::Adc => 0,
+            PqSearchType::Hamming => 1,
+            PqSearchType::Sdc => 3,
+            PqSearchType::Polysemous => 4,
+        }
+    }
+
+    /// The search type Faiss numbers `code`; the generalized-Hamming types (2 and 5) are
+    /// refused, as fathom does not implement them.
+    pub fn from_faiss(code: f64) -> Result<Self> {
+        Ok(match code {
+            0.0 => PqSearchType::Adc,
+            1.0 => PqSearchType::Hamming,
+            3.0 => PqSearchType::Sdc,
+            4.0 => PqSearchType::Polysemous,
+            2.0 | 5.0 => {
+                return Err(Error::Unsupported(format!(
+                    "search_type {code} (generalized Hamming) is not implemented; use \
+                     ST_PQ (0), ST_HE (1), ST_SDC (3) or ST_polysemous (4)"
+                )));
+            }
+            _ => {
+                return Err(Error::invalid(format!(
+                    "search_type is one of Faiss's IndexPQ.ST_* numbers (0, 1, 3, 4), got {code}"
+                )));
+            }
+        })
+    }
+}
+
 /// Counters of the codes [`IndexPq`] has looked at, to see what polysemous filtering saves
 /// (Faiss's `indexPQ_stats`).
 #[derive(Debug, Default)]
@@ -304,11 +338,28 @@ impl FlatCodec for PqCodes {
                 self.search_type = PqSearchType::Polysemous;
                 Ok(true)
             }
+            "search_type" => {
+                self.search_type = PqSearchType::from_faiss(value)?;
+                Ok(true)
+            }
+            "do_polysemous_training" => {
+                self.do_polysemous_training = crate::param_values::flag(name, value)?;
+                Ok(true)
+            }
             _ => Ok(false),
         }
     }
     fn param(&self, name: &str) -> Option<f64> {
-        matches!(name, "ht" | "polysemous_ht").then_some(self.polysemous_ht as f64)
+        match name {
+            "ht" | "polysemous_ht" => Some(self.polysemous_ht as f64),
+            "search_type" => Some(self.search_type.faiss_code() as f64),
+            "do_polysemous_training" => Some(if self.do_polysemous_training {
+                1.0
+            } else {
+                0.0
+            }),
+            _ => None,
+        }
     }
     fn parameter_ranges(&self) -> Vec<crate::autotune::ParameterRange> {
         vec![crate::autotune::ParameterRange::polysemous_ht(&self.pq)]

@@ -187,6 +187,9 @@ impl<I: Index + 'static> Index for IndexPreTransform<I> {
             inner: &self.index,
         }
     }
+    fn part_mut(&mut self, part: crate::Part) -> Option<&mut dyn Index> {
+        (part == crate::Part::Inner).then_some(&mut self.index as &mut dyn Index)
+    }
 }
 
 impl<I: Index> std::fmt::Debug for IndexPreTransform<I> {

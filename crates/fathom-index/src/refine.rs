@@ -239,6 +239,13 @@ impl Index for IndexRefine {
     fn view(&self) -> crate::IndexView<'_> {
         crate::IndexView::Refine(self)
     }
+    fn part_mut(&mut self, part: crate::Part) -> Option<&mut dyn Index> {
+        match part {
+            crate::Part::Inner => Some(&mut *self.base),
+            crate::Part::Refine => Some(&mut *self.refine),
+            _ => None,
+        }
+    }
 }
 
 /// A checked `k_factor` run-time parameter (at least 1): candidates kept per result before

@@ -354,4 +354,10 @@ impl Index for IndexShards {
     fn view_mut(&mut self) -> crate::IndexViewMut<'_> {
         crate::IndexViewMut::Shards(self)
     }
+    fn part_mut(&mut self, part: crate::Part) -> Option<&mut dyn Index> {
+        match part {
+            crate::Part::Shard(i) => self.shards.get_mut(i).map(|s| &mut **s),
+            _ => None,
+        }
+    }
 }

@@ -99,7 +99,45 @@ pub enum IndexViewMut<'a> {
     Other,
 }
 
+/// A sub-index one index holds, by the attribute name Faiss gives it: how code reaches
+/// `index.quantizer`, `index.index`, `index.refine_index`, `index.storage` or a shard
+/// ([`IndexView::part`], [`Index::part_mut`]).
+///
+/// ```
+/// use fathom_index::{Index, Part, index_factory, MetricType};
+/// let index = index_factory(8, "IDMap,IVF4,Flat", MetricType::L2).unwrap();
+/// let ivf = index.view().part(Part::Inner).unwrap();
+/// let quantizer = ivf.view().part(Part::Quantizer).unwrap();
+/// assert_eq!(quantizer.description(), "Flat");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// An IVF index's coarse quantizer (`index.quantizer`).
+    Quantizer,
+    /// The index a wrapper delegates to: an id map's or a pre-transform's `index`, a
+    /// refinement's `base_index`.
+    Inner,
+    /// A refinement's `refine_index`.
+    Refine,
+    /// An HNSW index's `storage`.
+    Storage,
+    /// Shard `i` of an `IndexShards` (`index.at(i)`).
+    Shard(usize),
+}
+
 impl<'a> IndexView<'a> {
+    /// The sub-index `part` of this index, `None` when it has no such part.
+    pub fn part(self, part: Part) -> Option<&'a dyn Index> {
+        match (part, self) {
+            (Part::Quantizer, v) => v.ivf_lists().map(|ivf| ivf.quantizer()),
+            (Part::Inner, v) => v.inner(),
+            (Part::Refine, IndexView::Refine(r)) => Some(r.refine()),
+            (Part::Storage, IndexView::Hnsw { storage, .. }) => Some(storage),
+            (Part::Shard(i), IndexView::Shards(s)) => s.shards().get(i).map(|b| &**b),
+            _ => None,
+        }
+    }
+
     /// The inverted file this index searches, when it is one (the IVF-PQ inside an
     /// IVF-PQR included).
     pub fn ivf_lists(self) -> Option<&'a dyn DynIvf> {

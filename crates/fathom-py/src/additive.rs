@@ -5,12 +5,14 @@
 
 use fathom::quant::additive::{AdditiveQuantizer, AqKind, AqSearchType};
 use fathom::{
-    Index, IndexAdditiveQuantizer, IndexAqFastScan, IndexIvfAdditiveQuantizer, IndexIvfAqFastScan,
+    IndexAdditiveQuantizer, IndexAqFastScan, IndexIvfAdditiveQuantizer, IndexIvfAqFastScan,
     IndexResidualCoarseQuantizer, IndexView,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::type_object::PyTypeInfo;
+
+use fathom::Part;
 
 use crate::classes::{PyIndexIVF, count, get_param, quantizer_for, set_param};
 use crate::errors::OrRaise;
@@ -43,9 +45,11 @@ fn ivf(
     let m = crate::index::metric(metric, 0.0)?;
     let q = quantizer_for(quantizer, d, owner)?;
     let index = IndexIvfAdditiveQuantizer::new(q, count("nlist", nlist)?, aq, m).or_raise()?;
-    Ok(PyClassInitializer::from(PyIndex::new(Box::new(index)))
-        .add_subclass(PyIndexIVF)
-        .add_subclass(PyIndexIVFAdditiveQuantizer))
+    Ok(
+        crate::classes::adopting(index, &[(quantizer, Part::Quantizer)])?
+            .add_subclass(PyIndexIVF)
+            .add_subclass(PyIndexIVFAdditiveQuantizer),
+    )
 }
 
 /// Additive-quantizer codes searched exhaustively (Faiss's `IndexAdditiveQuantizer`).
@@ -339,9 +343,11 @@ fn ivf_fast_scan(
     let q = quantizer_for(quantizer, d, owner)?;
     let mut index = IndexIvfAqFastScan::new(q, count("nlist", nlist)?, aq, m).or_raise()?;
     index.codec_mut().set_bbs(count("bbs", bbs)?).or_raise()?;
-    Ok(PyClassInitializer::from(PyIndex::new(Box::new(index)))
-        .add_subclass(PyIndexIVF)
-        .add_subclass(PyIndexIVFAdditiveQuantizerFastScan))
+    Ok(
+        crate::classes::adopting(index, &[(quantizer, Part::Quantizer)])?
+            .add_subclass(PyIndexIVF)
+            .add_subclass(PyIndexIVFAdditiveQuantizerFastScan),
+    )
 }
 
 /// 4-bit additive-quantizer codes in inverted lists scanned in fast-scan blocks (Faiss's
@@ -513,10 +519,10 @@ impl PyIndexIVFProductLocalSearchQuantizerFastScan {
 /// An IVF fast-scan additive-quantizer index as its Faiss class.
 pub(crate) fn wrap_ivf_fast_scan(
     py: Python<'_>,
-    index: Box<dyn Index>,
+    base: PyIndex,
     class: AqClass,
 ) -> PyResult<Py<PyAny>> {
-    let b = PyClassInitializer::from(PyIndex::new(index))
+    let b = PyClassInitializer::from(base)
         .add_subclass(PyIndexIVF)
         .add_subclass(PyIndexIVFAdditiveQuantizerFastScan);
     Ok(match class {
@@ -775,9 +781,8 @@ impl PyLocalSearchCoarseQuantizer {
 }
 
 /// A local-search coarse quantizer as its Faiss class.
-pub(crate) fn wrap_lscq(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
-    let b =
-        PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyLocalSearchCoarseQuantizer);
+pub(crate) fn wrap_lscq(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
+    let b = PyClassInitializer::from(base).add_subclass(PyLocalSearchCoarseQuantizer);
     Ok(Py::new(py, b)?.into_any())
 }
 
@@ -802,12 +807,15 @@ pub(crate) fn class_of(aq: &AdditiveQuantizer) -> AqClass {
 }
 
 /// A flat additive-quantizer index as its Faiss class.
-pub(crate) fn wrap_flat(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
-    let class = match index.view() {
-        IndexView::AdditiveQuantizer(a) => class_of(a.aq()),
-        _ => return Err(PyValueError::new_err("not an additive-quantizer index")),
+pub(crate) fn wrap_flat(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
+    let class = match base.peek(|i| match i.view() {
+        IndexView::AdditiveQuantizer(a) => Some(class_of(a.aq())),
+        _ => None,
+    })? {
+        Some(c) => c,
+        None => return Err(PyValueError::new_err("not an additive-quantizer index")),
     };
-    let b = PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyIndexAdditiveQuantizer);
+    let b = PyClassInitializer::from(base).add_subclass(PyIndexAdditiveQuantizer);
     Ok(match class {
         AqClass::Residual => Py::new(py, b.add_subclass(PyIndexResidualQuantizer))?.into_any(),
         AqClass::LocalSearch => {
@@ -823,12 +831,8 @@ pub(crate) fn wrap_flat(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<Py
 }
 
 /// An IVF additive-quantizer index as its Faiss class.
-pub(crate) fn wrap_ivf(
-    py: Python<'_>,
-    index: Box<dyn Index>,
-    class: AqClass,
-) -> PyResult<Py<PyAny>> {
-    let b = PyClassInitializer::from(PyIndex::new(index))
+pub(crate) fn wrap_ivf(py: Python<'_>, base: PyIndex, class: AqClass) -> PyResult<Py<PyAny>> {
+    let b = PyClassInitializer::from(base)
         .add_subclass(PyIndexIVF)
         .add_subclass(PyIndexIVFAdditiveQuantizer);
     Ok(match class {
@@ -846,17 +850,19 @@ pub(crate) fn wrap_ivf(
 }
 
 /// A fast-scan additive-quantizer index as its Faiss class.
-pub(crate) fn wrap_fast_scan(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
-    let class = match index.view() {
-        IndexView::AqFastScan(a) => class_of(a.aq()),
-        _ => {
+pub(crate) fn wrap_fast_scan(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
+    let class = match base.peek(|i| match i.view() {
+        IndexView::AqFastScan(a) => Some(class_of(a.aq())),
+        _ => None,
+    })? {
+        Some(c) => c,
+        None => {
             return Err(PyValueError::new_err(
                 "not a fast-scan additive-quantizer index",
             ));
         }
     };
-    let b = PyClassInitializer::from(PyIndex::new(index))
-        .add_subclass(PyIndexAdditiveQuantizerFastScan);
+    let b = PyClassInitializer::from(base).add_subclass(PyIndexAdditiveQuantizerFastScan);
     Ok(match class {
         AqClass::Residual => {
             Py::new(py, b.add_subclass(PyIndexResidualQuantizerFastScan))?.into_any()
@@ -876,8 +882,8 @@ pub(crate) fn wrap_fast_scan(py: Python<'_>, index: Box<dyn Index>) -> PyResult<
 }
 
 /// A residual coarse quantizer as its Faiss class.
-pub(crate) fn wrap_rcq(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
-    let b = PyClassInitializer::from(PyIndex::new(index)).add_subclass(PyResidualCoarseQuantizer);
+pub(crate) fn wrap_rcq(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
+    let b = PyClassInitializer::from(base).add_subclass(PyResidualCoarseQuantizer);
     Ok(Py::new(py, b)?.into_any())
 }
 

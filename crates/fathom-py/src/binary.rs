@@ -29,7 +29,7 @@ use crate::threads::compute;
 /// Hamming distance. Build one with its class or `index_binary_factory`.
 #[pyclass(subclass, frozen, module = "fathom", name = "IndexBinary")]
 pub struct PyIndexBinary {
-    slot: IndexSlot<dyn IndexBinary>,
+    slot: std::sync::Arc<IndexSlot<dyn IndexBinary>>,
 }
 
 impl PyIndexBinary {
@@ -52,7 +52,9 @@ impl PyIndexBinary {
         py: Python<'_>,
         f: impl FnOnce(&mut dyn IndexBinary) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        self.slot.write(py, f)
+        // Binary indexes expose no parts, so no view reaches this: tuning and writing
+        // are the same call.
+        self.slot.tune(py, f)
     }
 
     fn peek<T>(&self, f: impl FnOnce(&dyn IndexBinary) -> T) -> PyResult<T> {

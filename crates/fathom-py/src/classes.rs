@@ -9,7 +9,7 @@ use fathom::{
     Index, IndexFlat, IndexHnswFlat, IndexHnswPq, IndexHnswSq, IndexIdMap, IndexIdMap2,
     IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfPqr, IndexIvfScalarQuantizer, IndexLsh,
     IndexPq, IndexPqFastScan, IndexPreTransform, IndexRefine, IndexScalarQuantizer, IndexShards,
-    IndexView, IndexViewMut, MetricType, MultiIndexQuantizer, ShardIds,
+    IndexView, IndexViewMut, MetricType, MultiIndexQuantizer, Part, ShardIds,
 };
 use numpy::PyArray1;
 use pyo3::exceptions::{PyAttributeError, PyValueError};
@@ -19,18 +19,31 @@ use pyo3::type_object::PyTypeInfo;
 use crate::arrays::{self, ArrayLike, F32Matrix, I64Matrix, I64Vector, matrix_out};
 use crate::errors::{FathomError, OrRaise};
 use crate::index::{PyIndex, take_index};
+use crate::parts::{PyIvfClusteringParameters, PyObjectVector, with_graph};
+use crate::quantizers::{ProductQuantizer, ScalarQuantizer};
+use crate::slot::{Slot, moved_err};
+use crate::threads::install;
 use crate::transforms::take_transform;
 
 fn base(index: impl Index + 'static) -> PyClassInitializer<PyIndex> {
     boxed(Box::new(index))
 }
 
-fn boxed(index: Box<dyn Index>) -> PyClassInitializer<PyIndex> {
-    PyClassInitializer::from(PyIndex::new(index))
+/// `index`, built from the indexes the Python objects `taken` held: each object becomes a
+/// view of its place in `index` (`quantizer` goes on working as `index.quantizer`).
+pub(crate) fn adopting(
+    index: impl Index + 'static,
+    taken: &[(&Bound<'_, PyAny>, Part)],
+) -> PyResult<PyClassInitializer<PyIndex>> {
+    let owner = PyIndex::new(Box::new(index));
+    for (from, part) in taken {
+        owner.adopted(from, *part)?;
+    }
+    Ok(PyClassInitializer::from(owner))
 }
 
-fn ivf_base(index: Box<dyn Index>) -> PyClassInitializer<PyIndexIVF> {
-    boxed(index).add_subclass(PyIndexIVF)
+fn boxed(index: Box<dyn Index>) -> PyClassInitializer<PyIndex> {
+    PyClassInitializer::from(PyIndex::new(index))
 }
 
 pub(crate) fn count(name: &str, v: i64) -> PyResult<usize> {
@@ -63,7 +76,7 @@ pub(crate) fn get_param(index: &PyIndex, name: &str) -> PyResult<f64> {
 /// Sets the run-time parameter `name` of `index`.
 pub(crate) fn set_param(py: Python<'_>, index: &PyIndex, name: &str, value: f64) -> PyResult<()> {
     let name = name.to_string();
-    index.write(py, move |i| i.set_param(&name, value).or_raise())
+    index.tune(py, move |i| i.set_param(&name, value).or_raise())
 }
 
 // ---------------------------------------------------------------- flat
@@ -201,6 +214,105 @@ impl PyIndexIVF {
         let _ = value;
     }
 
+    /// The coarse quantizer: a view of the one this index owns (searches, counts and
+    /// run-time parameters such as `quantizer.hnsw.efSearch` work; add/train/reset are
+    /// refused, as they would change what the lists rely on).
+    #[getter]
+    fn quantizer(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        slf.as_super()
+            .get()
+            .part_required(slf.py(), Part::Quantizer)
+    }
+
+    /// The coarse k-means's parameters (Faiss's `index.cp`): `index.cp.niter = 20`
+    /// changes this index's next `train`.
+    #[getter]
+    fn cp(slf: &Bound<'_, Self>) -> PyResult<PyIvfClusteringParameters> {
+        Self::nlist(slf)?;
+        Ok(PyIvfClusteringParameters {
+            owner: slf.as_super().clone().unbind(),
+        })
+    }
+    #[setter]
+    fn set_cp(slf: &Bound<'_, Self>, cp: &Bound<'_, PyAny>) -> PyResult<()> {
+        crate::parts::assign_cp(slf.py(), slf.as_super().get(), cp)
+    }
+
+    /// Adds the rows of `x` to the lists `list_nos` names, one per row, instead of the
+    /// lists the quantizer would choose (Faiss's `contrib.ivf_tools.add_preassigned`);
+    /// ids are `ids`, or sequential.
+    #[pyo3(signature = (x, list_nos, ids = None))]
+    fn add_preassigned(
+        slf: &Bound<'_, Self>,
+        x: &ArrayLike<'_>,
+        list_nos: &Bound<'_, PyAny>,
+        ids: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let owner = slf.as_super().get();
+        let d = owner.peek(|i| i.dim())?;
+        let x = arrays::matrix(x, "add_preassigned: x", Some(d))?;
+        let lists = arrays::ids_flat(list_nos, "add_preassigned: list_nos")?;
+        let ids = ids
+            .filter(|i| !i.is_none())
+            .map(|i| arrays::ids(i, "add_preassigned: ids"))
+            .transpose()?;
+        owner.write(slf.py(), "add_preassigned", |i| match i.view_mut() {
+            IndexViewMut::Ivf(ivf) => ivf
+                .add_preassigned(&x.data, &lists, ids.as_deref())
+                .or_raise(),
+            _ => Err(FathomError::new_err(
+                "add_preassigned applies to IVF indexes (IVF-PQR re-ranks with codes it \
+                 computes itself)",
+            )),
+        })
+    }
+
+    /// Copies the entries `subset_type` selects (an `InvertedLists.SUBSET_TYPE_*`, with
+    /// its arguments `a1`, `a2`) into `other`, an empty-or-not IVF index of the same kind
+    /// trained alike (Faiss's `copy_subset_to`). Returns how many were copied.
+    fn copy_subset_to(
+        slf: &Bound<'_, Self>,
+        other: &Bound<'_, PyIndex>,
+        subset_type: i64,
+        a1: i64,
+        a2: i64,
+    ) -> PyResult<usize> {
+        let subset = subset_type_of(subset_type, a1, a2)?;
+        let (src, dst) = (slf.as_super().get(), other.get());
+        if std::ptr::eq(src, dst) {
+            return Err(PyValueError::new_err(
+                "copy_subset_to: the source and the destination are the same index",
+            ));
+        }
+        slf.py().detach(|| {
+            // Lock in address order so two opposite copies cannot deadlock.
+            let (a, mut b);
+            if (src as *const PyIndex) < (dst as *const PyIndex) {
+                a = src.slot.lock()?;
+                b = dst.slot.lock()?;
+            } else {
+                b = dst.slot.lock()?;
+                a = src.slot.lock()?;
+            }
+            match (&*a, &mut *b) {
+                (Slot::Moved(note), _) => Err(moved_err(note)),
+                (_, Slot::Moved(note)) => Err(moved_err(note)),
+                (Slot::Owned(from), Slot::Owned(to)) => {
+                    let (from, to) = (&**from, &mut **to);
+                    let ivf = from
+                        .view()
+                        .ivf_lists()
+                        .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
+                    install(|| ivf.copy_subset_to_ivf(to, subset).or_raise())
+                }
+                (Slot::Part(_), _) | (_, Slot::Part(_)) => Err(PyValueError::new_err(
+                    "copy_subset_to: one of the indexes is part of another index; copy \
+                     between the indexes that own them",
+                )),
+            }
+        })
+    }
+
     /// The inverted lists (Faiss's `index.invlists`): sizes, ids and codes per list.
     #[getter]
     fn invlists(slf: &Bound<'_, Self>) -> PyResult<PyInvertedLists> {
@@ -304,6 +416,23 @@ impl PyInvertedLists {
 
 #[pymethods]
 impl PyInvertedLists {
+    /// `copy_subset_to`: ids in `[a1, a2)`.
+    #[classattr]
+    const SUBSET_TYPE_ID_RANGE: i64 = 0;
+    /// `copy_subset_to`: ids with `id % a1 == a2`.
+    #[classattr]
+    const SUBSET_TYPE_ID_MOD: i64 = 1;
+    /// `copy_subset_to`: the entries between positions `a1` and `a2` of the whole index,
+    /// taken from each list in proportion.
+    #[classattr]
+    const SUBSET_TYPE_ELEMENT_RANGE: i64 = 2;
+    /// `copy_subset_to`: slice `a2` of `a1` equal slices of every list.
+    #[classattr]
+    const SUBSET_TYPE_INVLIST_FRACTION: i64 = 3;
+    /// `copy_subset_to`: whole lists `a1..a2`.
+    #[classattr]
+    const SUBSET_TYPE_INVLIST: i64 = 4;
+
     /// Number of lists.
     #[getter]
     fn nlist(&self) -> PyResult<usize> {
@@ -343,9 +472,8 @@ pub fn rev_swig_ptr<'py>(
     arr.get_item(pyo3::types::PySlice::new(py, 0, n as isize, 1))
 }
 
-/// The IVF index inside `index` (Faiss's `extract_index_ivf`): `index` itself, or one
-/// reachable through `.index` attributes; fathom's wrappers do not expose the index they
-/// own yet, which the error says.
+/// The IVF index inside `index` (Faiss's `extract_index_ivf`): `index` itself, or the one
+/// its wrappers hold (`index.index`, `index.base_index`), as a view.
 #[pyfunction]
 pub fn extract_index_ivf<'py>(index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let mut cur = index.clone();
@@ -353,29 +481,53 @@ pub fn extract_index_ivf<'py>(index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
         if cur.is_instance_of::<PyIndexIVF>() {
             return Ok(cur);
         }
-        match cur.getattr("index") {
-            Ok(inner) if !inner.is_none() => cur = inner,
-            _ => break,
+        let inner = ["index", "base_index"]
+            .iter()
+            .find_map(|a| cur.getattr(*a).ok().filter(|i| !i.is_none()));
+        match inner {
+            Some(inner) => cur = inner,
+            None => break,
         }
     }
-    let name = index.get_type().name()?;
-    let wrapper = [
-        "IndexIDMap",
-        "IndexIDMap2",
-        "IndexPreTransform",
-        "IndexRefine",
-        "IndexRefineFlat",
-    ]
-    .iter()
-    .any(|w| name == *w);
-    Err(PyValueError::new_err(if wrapper {
-        format!(
-            "extract_index_ivf: {name} does not expose the index it wraps yet (fathom's \
-             wrappers own it); keep a reference to the IVF index from before wrapping"
-        )
-    } else {
-        format!("extract_index_ivf: {name} is not an IVF index")
-    }))
+    Err(PyValueError::new_err(format!(
+        "extract_index_ivf: {} is not an IVF index and holds none",
+        index.get_type().name()?
+    )))
+}
+
+/// Faiss's `InvertedLists::subset_type_t` with its two arguments.
+fn subset_type_of(code: i64, a1: i64, a2: i64) -> PyResult<fathom::ivf::SubsetType> {
+    use fathom::ivf::SubsetType;
+    let size = |name: &str, v: i64| {
+        usize::try_from(v).map_err(|_| {
+            PyValueError::new_err(format!("copy_subset_to: {name} must be ≥ 0, got {v}"))
+        })
+    };
+    Ok(match code {
+        0 => SubsetType::IdRange { start: a1, end: a2 },
+        1 => SubsetType::IdMod {
+            modulus: a1,
+            remainder: a2,
+        },
+        2 => SubsetType::ElementRange {
+            start: size("a1", a1)?,
+            end: size("a2", a2)?,
+        },
+        3 => SubsetType::ListFraction {
+            parts: size("a1", a1)?,
+            part: size("a2", a2)?,
+        },
+        4 => SubsetType::Lists {
+            start: size("a1", a1)?,
+            end: size("a2", a2)?,
+        },
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "copy_subset_to: subset_type is one of InvertedLists.SUBSET_TYPE_* (0..=4), \
+                 got {code}"
+            )));
+        }
+    })
 }
 
 /// Calls `f(nlist, list sizes)` on whichever IVF type `i` is.
@@ -432,9 +584,12 @@ impl PyIndexIVFFlat {
     ) -> PyResult<PyClassInitializer<Self>> {
         let (m, nlist) = (crate::index::metric(metric, 0.0)?, count("nlist", nlist)?);
         let q = quantizer_for(quantizer, d, "IndexIVFFlat")?;
-        Ok(base(IndexIvfFlat::new(q, nlist, m).or_raise()?)
-            .add_subclass(PyIndexIVF)
-            .add_subclass(PyIndexIVFFlat))
+        Ok(adopting(
+            IndexIvfFlat::new(q, nlist, m).or_raise()?,
+            &[(quantizer, Part::Quantizer)],
+        )?
+        .add_subclass(PyIndexIVF)
+        .add_subclass(PyIndexIVFFlat))
     }
 }
 
@@ -458,6 +613,27 @@ pub struct PyIndexIVFPQ;
 
 #[pymethods]
 impl PyIndexIVFPQ {
+    /// The product quantizer (a copy: Faiss's `index.pq`, for `M`, `nbits`, `centroids`,
+    /// `compute_codes`, `decode`).
+    #[getter]
+    fn pq(slf: &Bound<'_, Self>) -> PyResult<ProductQuantizer> {
+        pq_getter(slf.as_super().as_super().get())
+    }
+    /// Whether `train` also orders the codes for polysemous search (8-bit codes).
+    #[getter]
+    fn do_polysemous_training(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(get_param(slf.as_super().as_super().get(), "do_polysemous_training")? != 0.0)
+    }
+    #[setter]
+    fn set_do_polysemous_training(slf: &Bound<'_, Self>, value: bool) -> PyResult<()> {
+        let v = f64::from(u8::from(value));
+        set_param(
+            slf.py(),
+            slf.as_super().as_super().get(),
+            "do_polysemous_training",
+            v,
+        )
+    }
     /// `nlist` lists over `quantizer`, vectors stored as `M` codes of `nbits` bits.
     #[new]
     #[pyo3(signature = (quantizer, d, nlist, M, nbits, metric = 1))]
@@ -477,9 +653,12 @@ impl PyIndexIVFPQ {
             count("nbits", nbits)?,
         );
         let q = quantizer_for(quantizer, d, "IndexIVFPQ")?;
-        Ok(base(IndexIvfPq::new(q, nlist, pq_m, nbits, m).or_raise()?)
-            .add_subclass(PyIndexIVF)
-            .add_subclass(PyIndexIVFPQ))
+        Ok(adopting(
+            IndexIvfPq::new(q, nlist, pq_m, nbits, m).or_raise()?,
+            &[(quantizer, Part::Quantizer)],
+        )?
+        .add_subclass(PyIndexIVF)
+        .add_subclass(PyIndexIVFPQ))
     }
     /// The Hamming threshold of polysemous filtering (`ht`; above the code bits: off).
     #[getter]
@@ -528,12 +707,13 @@ impl PyIndexIVFPQR {
             count("M_refine", M_refine)?,
         );
         let q = quantizer_for(quantizer, d, "IndexIVFPQR")?;
-        Ok(
-            base(IndexIvfPqr::new(q, nlist, pq_m, nbits, m_ref).or_raise()?)
-                .add_subclass(PyIndexIVF)
-                .add_subclass(PyIndexIVFPQ)
-                .add_subclass(PyIndexIVFPQR),
-        )
+        Ok(adopting(
+            IndexIvfPqr::new(q, nlist, pq_m, nbits, m_ref).or_raise()?,
+            &[(quantizer, Part::Quantizer)],
+        )?
+        .add_subclass(PyIndexIVF)
+        .add_subclass(PyIndexIVFPQ)
+        .add_subclass(PyIndexIVFPQR))
     }
     /// How many more candidates than `k` the refinement re-ranks.
     #[getter]
@@ -557,6 +737,11 @@ pub struct PyIndexIVFScalarQuantizer;
 
 #[pymethods]
 impl PyIndexIVFScalarQuantizer {
+    /// The scalar quantizer (a copy: Faiss's `index.sq`).
+    #[getter]
+    fn sq(slf: &Bound<'_, Self>) -> PyResult<ScalarQuantizer> {
+        sq_getter(slf.as_super().as_super().get())
+    }
     /// `nlist` lists over `quantizer`, components coded as `qtype`
     /// (`ScalarQuantizer.QT_8bit`, …).
     #[new]
@@ -574,7 +759,7 @@ impl PyIndexIVFScalarQuantizer {
         let q = quantizer_for(quantizer, d, "IndexIVFScalarQuantizer")?;
         let mut index = IndexIvfScalarQuantizer::new(q, nlist, qt, m).or_raise()?;
         index.by_residual = by_residual;
-        Ok(base(index)
+        Ok(adopting(index, &[(quantizer, Part::Quantizer)])?
             .add_subclass(PyIndexIVF)
             .add_subclass(PyIndexIVFScalarQuantizer))
     }
@@ -604,7 +789,7 @@ impl PyIndexIVFRaBitQ {
         let q = quantizer_for(quantizer, d, "IndexIVFRaBitQ")?;
         let index =
             fathom::IndexIvfRaBitQ::new(q, nlist, m, count("nb_bits", nb_bits)?).or_raise()?;
-        Ok(base(index)
+        Ok(adopting(index, &[(quantizer, Part::Quantizer)])?
             .add_subclass(PyIndexIVF)
             .add_subclass(PyIndexIVFRaBitQ))
     }
@@ -740,7 +925,7 @@ impl PyIndexIVFRaBitQFastScan {
             fathom::IndexIvfRaBitQFastScan::new(q, nlist, m, count("nb_bits", nb_bits)?)
                 .or_raise()?;
         index.codec_mut().set_bbs(count("bbs", bbs)?).or_raise()?;
-        Ok(base(index)
+        Ok(adopting(index, &[(quantizer, Part::Quantizer)])?
             .add_subclass(PyIndexIVF)
             .add_subclass(PyIndexIVFRaBitQFastScan))
     }
@@ -780,6 +965,12 @@ pub struct PyIndexIVFPQFastScan;
 
 #[pymethods]
 impl PyIndexIVFPQFastScan {
+    /// The product quantizer (a copy: Faiss's `index.pq`, for `M`, `nbits`, `centroids`,
+    /// `compute_codes`, `decode`).
+    #[getter]
+    fn pq(slf: &Bound<'_, Self>) -> PyResult<ProductQuantizer> {
+        pq_getter(slf.as_super().as_super().get())
+    }
     /// `nlist` lists over `quantizer`, `M` 4-bit codes per vector, stored in blocks of
     /// `bbs` vectors.
     #[new]
@@ -804,7 +995,7 @@ impl PyIndexIVFPQFastScan {
         let q = quantizer_for(quantizer, d, "IndexIVFPQFastScan")?;
         let mut index = IndexIvfPqFastScan::new(q, nlist, pq_m, m).or_raise()?;
         index.codec_mut().set_bbs(bbs).or_raise()?;
-        Ok(base(index)
+        Ok(adopting(index, &[(quantizer, Part::Quantizer)])?
             .add_subclass(PyIndexIVF)
             .add_subclass(PyIndexIVFPQFastScan))
     }
@@ -817,7 +1008,52 @@ impl PyIndexIVFPQFastScan {
 pub struct PyIndexPQ;
 
 #[pymethods]
+#[allow(non_upper_case_globals)]
 impl PyIndexPQ {
+    /// Asymmetric distances (the default).
+    #[classattr]
+    const ST_PQ: u32 = 0;
+    /// Hamming distances between codes (after polysemous training).
+    #[classattr]
+    const ST_HE: u32 = 1;
+    /// Generalized Hamming (not implemented; setting it is refused).
+    #[classattr]
+    const ST_generalized_HE: u32 = 2;
+    /// Symmetric distances: the query is coded too.
+    #[classattr]
+    const ST_SDC: u32 = 3;
+    /// Hamming filter (`polysemous_ht`), then asymmetric distances.
+    #[classattr]
+    const ST_polysemous: u32 = 4;
+    /// Generalized polysemous (not implemented; setting it is refused).
+    #[classattr]
+    const ST_polysemous_generalize: u32 = 5;
+
+    /// The product quantizer (a copy: Faiss's `index.pq`, for `M`, `nbits`, `centroids`,
+    /// `compute_codes`, `decode`).
+    #[getter]
+    fn pq(slf: &Bound<'_, Self>) -> PyResult<ProductQuantizer> {
+        pq_getter(slf.as_super().get())
+    }
+    /// How codes are compared with a query: one of the `ST_*` class attributes.
+    #[getter]
+    fn search_type(slf: &Bound<'_, Self>) -> PyResult<u32> {
+        Ok(get_param(slf.as_super().get(), "search_type")? as u32)
+    }
+    #[setter]
+    fn set_search_type(slf: &Bound<'_, Self>, value: i64) -> PyResult<()> {
+        set_param(slf.py(), slf.as_super().get(), "search_type", value as f64)
+    }
+    /// Whether `train` also orders the codes for polysemous search (8-bit codes).
+    #[getter]
+    fn do_polysemous_training(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(get_param(slf.as_super().get(), "do_polysemous_training")? != 0.0)
+    }
+    #[setter]
+    fn set_do_polysemous_training(slf: &Bound<'_, Self>, value: bool) -> PyResult<()> {
+        let v = f64::from(u8::from(value));
+        set_param(slf.py(), slf.as_super().get(), "do_polysemous_training", v)
+    }
     /// `M` sub-quantizers of `nbits` bits over vectors of dimension `d`.
     #[new]
     #[pyo3(signature = (d, M, nbits, metric = 1))]
@@ -844,6 +1080,12 @@ pub struct PyIndexPQFastScan;
 
 #[pymethods]
 impl PyIndexPQFastScan {
+    /// The product quantizer (a copy: Faiss's `index.pq`, for `M`, `nbits`, `centroids`,
+    /// `compute_codes`, `decode`).
+    #[getter]
+    fn pq(slf: &Bound<'_, Self>) -> PyResult<ProductQuantizer> {
+        pq_getter(slf.as_super().get())
+    }
     /// `M` 4-bit sub-quantizers over vectors of dimension `d`, codes stored in blocks of
     /// `bbs` vectors.
     #[new]
@@ -874,6 +1116,11 @@ pub struct PyIndexScalarQuantizer;
 
 #[pymethods]
 impl PyIndexScalarQuantizer {
+    /// The scalar quantizer (a copy: Faiss's `index.sq`).
+    #[getter]
+    fn sq(slf: &Bound<'_, Self>) -> PyResult<ScalarQuantizer> {
+        sq_getter(slf.as_super().get())
+    }
     /// Vectors of dimension `d`, components coded as `qtype` (`ScalarQuantizer.QT_8bit`, …).
     #[new]
     #[pyo3(signature = (d, qtype, metric = 1))]
@@ -918,6 +1165,11 @@ pub struct PyIndexHNSW;
 
 #[pymethods]
 impl PyIndexHNSW {
+    /// The vectors or codes the graph links (a view of the storage this index owns).
+    #[getter]
+    fn storage(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        slf.as_super().get().part_required(slf.py(), Part::Storage)
+    }
     /// The graph's parameters: `efSearch`, `efConstruction`.
     #[getter]
     fn hnsw(slf: &Bound<'_, Self>) -> PyHnsw {
@@ -935,6 +1187,85 @@ pub struct PyHnsw {
 
 #[pymethods]
 impl PyHnsw {
+    /// The number of levels of each node (its top level + 1), Faiss's `hnsw.levels`.
+    #[getter]
+    fn levels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let v = with_graph(self.owner.get(), |g| g.levels().to_vec())?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+    /// Where each node's links start in `neighbors` (`ntotal + 1` entries).
+    #[getter]
+    fn offsets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let v = with_graph(self.owner.get(), |g| g.offsets())?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+    /// Every node's links, level 0 first, −1 in unused slots (Faiss's layout).
+    #[getter]
+    fn neighbors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let v = with_graph(self.owner.get(), |g| g.neighbors())?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+    /// Where each level's links start within a node's (`cum_nneighbor_per_level`).
+    #[getter]
+    fn cum_nneighbor_per_level<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let v = with_graph(self.owner.get(), |g| g.cum_nneighbor_per_level().to_vec())?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+    /// The probability of a new node reaching each level.
+    #[getter]
+    fn assign_probas<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let v = with_graph(self.owner.get(), |g| g.assign_probas().to_vec())?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+    /// The node searches start from (−1 while empty).
+    #[getter]
+    fn entry_point(&self) -> PyResult<i32> {
+        with_graph(self.owner.get(), |g| g.entry_point())
+    }
+    /// The entry point's level (−1 while empty).
+    #[getter]
+    fn max_level(&self) -> PyResult<i32> {
+        with_graph(self.owner.get(), |g| g.max_level())
+    }
+    /// Link slots per node on `layer`.
+    fn nb_neighbors(&self, layer: i64) -> PyResult<i32> {
+        with_graph(self.owner.get(), |g| {
+            let cum = g.cum_nneighbor_per_level();
+            usize::try_from(layer)
+                .ok()
+                .filter(|&l| l + 1 < cum.len())
+                .map(|l| cum[l + 1] - cum[l])
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "layer {layer} is outside 0..{}",
+                        cum.len().saturating_sub(1)
+                    ))
+                })
+        })?
+    }
+    /// `(begin, end)`: where node `no`'s links on `layer` lie in `neighbors`.
+    fn neighbor_range(&self, no: i64, layer: i64) -> PyResult<(u64, u64)> {
+        with_graph(self.owner.get(), |g| {
+            let (levels, cum) = (g.levels(), g.cum_nneighbor_per_level());
+            let node = usize::try_from(no)
+                .ok()
+                .filter(|&n| n < levels.len())
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!("node {no} is outside 0..{}", levels.len()))
+                })?;
+            let layer = usize::try_from(layer)
+                .ok()
+                .filter(|&l| (l as i64) < i64::from(levels[node]) && l + 1 < cum.len())
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "node {no} has levels 0..{}, not {layer}",
+                        levels[node]
+                    ))
+                })?;
+            let start = g.offsets()[node];
+            Ok((start + cum[layer] as u64, start + cum[layer + 1] as u64))
+        })?
+    }
     /// How many candidates a search keeps (at least `k` are used).
     #[getter(efSearch)]
     fn ef_search(&self) -> PyResult<usize> {
@@ -1059,11 +1390,16 @@ pub struct PyIndexIDMap;
 
 #[pymethods]
 impl PyIndexIDMap {
+    /// The index holding the vectors (a view of the one this index owns).
+    #[getter]
+    fn index(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        slf.as_super().get().part_required(slf.py(), Part::Inner)
+    }
     /// Wraps `index` (empty; it moves into this one). Add with `add_with_ids`.
     #[new]
     fn new(index: &Bound<'_, PyAny>) -> PyResult<PyClassInitializer<Self>> {
         let inner = take_nonempty_checked(index, "IndexIDMap")?;
-        Ok(base(IndexIdMap::new(inner)).add_subclass(PyIndexIDMap))
+        Ok(adopting(IndexIdMap::new(inner), &[(index, Part::Inner)])?.add_subclass(PyIndexIDMap))
     }
     /// The id of each stored vector, in storage order.
     #[getter]
@@ -1101,7 +1437,7 @@ impl PyIndexIDMap2 {
     #[new]
     fn new(index: &Bound<'_, PyAny>) -> PyResult<PyClassInitializer<Self>> {
         let inner = take_nonempty_checked(index, "IndexIDMap2")?;
-        Ok(base(IndexIdMap2::new(inner))
+        Ok(adopting(IndexIdMap2::new(inner), &[(index, Part::Inner)])?
             .add_subclass(PyIndexIDMap)
             .add_subclass(PyIndexIDMap2))
     }
@@ -1113,6 +1449,16 @@ pub struct PyIndexPreTransform;
 
 #[pymethods]
 impl PyIndexPreTransform {
+    /// The index searched with transformed vectors (a view of the one this index owns).
+    #[getter]
+    fn index(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        slf.as_super().get().part_required(slf.py(), Part::Inner)
+    }
+    /// The transforms, first applied first (copies; `chain.at(i)`, `chain.size()`).
+    #[getter]
+    fn chain(slf: &Bound<'_, Self>) -> PyResult<PyObjectVector> {
+        PyObjectVector::chain_of(slf.py(), slf.as_super().get())
+    }
     /// `transform` (e.g. a `PCAMatrix`) applied before `index`; both move into this one.
     #[new]
     fn new(
@@ -1121,7 +1467,8 @@ impl PyIndexPreTransform {
     ) -> PyResult<PyClassInitializer<Self>> {
         let t = take_transform(transform, "IndexPreTransform")?;
         let inner = take_index(index, "IndexPreTransform")?;
-        Ok(base(IndexPreTransform::new(t, inner).or_raise()?).add_subclass(PyIndexPreTransform))
+        let wrapped = IndexPreTransform::new(t, inner).or_raise()?;
+        Ok(adopting(wrapped, &[(index, Part::Inner)])?.add_subclass(PyIndexPreTransform))
     }
 }
 
@@ -1131,6 +1478,16 @@ pub struct PyIndexRefine;
 
 #[pymethods]
 impl PyIndexRefine {
+    /// The index that finds the candidates (a view of the one this index owns).
+    #[getter]
+    fn base_index(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        slf.as_super().get().part_required(slf.py(), Part::Inner)
+    }
+    /// The index that re-ranks them (a view of the one this index owns).
+    #[getter]
+    fn refine_index(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        slf.as_super().get().part_required(slf.py(), Part::Refine)
+    }
     /// `base_index` finds `k_factor · k` candidates, `refine_index` re-ranks them; both
     /// move into this one.
     #[new]
@@ -1140,7 +1497,9 @@ impl PyIndexRefine {
     ) -> PyResult<PyClassInitializer<Self>> {
         let b = take_index(base_index, "IndexRefine")?;
         let r = take_index(refine_index, "IndexRefine")?;
-        Ok(base(IndexRefine::new(b, r).or_raise()?).add_subclass(PyIndexRefine))
+        let refine = IndexRefine::new(b, r).or_raise()?;
+        let taken = [(base_index, Part::Inner), (refine_index, Part::Refine)];
+        Ok(adopting(refine, &taken)?.add_subclass(PyIndexRefine))
     }
     /// How many more candidates than `k` the refinement re-ranks.
     #[getter]
@@ -1165,9 +1524,12 @@ impl PyIndexRefineFlat {
     fn new(base_index: &Bound<'_, PyAny>) -> PyResult<PyClassInitializer<Self>> {
         let b = take_nonempty_checked(base_index, "IndexRefineFlat")?;
         let flat = IndexFlat::new(b.dim(), b.metric()).or_raise()?;
-        Ok(base(IndexRefine::new(b, Box::new(flat)).or_raise()?)
-            .add_subclass(PyIndexRefine)
-            .add_subclass(PyIndexRefineFlat))
+        Ok(adopting(
+            IndexRefine::new(b, Box::new(flat)).or_raise()?,
+            &[(base_index, Part::Inner)],
+        )?
+        .add_subclass(PyIndexRefine)
+        .add_subclass(PyIndexRefineFlat))
     }
 }
 
@@ -1177,6 +1539,25 @@ pub struct PyIndexShards;
 
 #[pymethods]
 impl PyIndexShards {
+    /// Shard `i` (a view of the one this index owns).
+    fn at(slf: &Bound<'_, Self>, i: i64) -> PyResult<Py<PyAny>> {
+        let owner = slf.as_super().get();
+        let n = owner.peek(|s| match s.view() {
+            IndexView::Shards(s) => s.shards().len(),
+            _ => 0,
+        })?;
+        let part = usize::try_from(i).ok().filter(|&i| i < n).ok_or_else(|| {
+            pyo3::exceptions::PyIndexError::new_err(format!("shard {i} is outside 0..{n}"))
+        })?;
+        owner.part_required(slf.py(), Part::Shard(part))
+    }
+    /// The number of shards.
+    fn count(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        slf.as_super().get().peek(|s| match s.view() {
+            IndexView::Shards(s) => s.shards().len(),
+            _ => 0,
+        })
+    }
     /// An empty set of shards of dimension `d`. With `successive_ids` the shards number
     /// their vectors by position and this index gives them successive ids; otherwise the
     /// shards hold ids themselves (e.g. `IndexIDMap`s). `threaded` is accepted for Faiss
@@ -1201,12 +1582,15 @@ impl PyIndexShards {
     /// Adds `index` as a shard (it moves into this one).
     fn add_shard(slf: &Bound<'_, Self>, index: &Bound<'_, PyAny>) -> PyResult<()> {
         let shard = take_index(index, "IndexShards")?;
-        slf.as_super().get().write(slf.py(), move |i| {
+        let owner = slf.as_super().get();
+        let at = owner.write(slf.py(), "add_shard", move |i| {
             let IndexViewMut::Shards(shards) = i.view_mut() else {
                 return Err(FathomError::new_err("not an IndexShards"));
             };
-            shards.add_shard(shard).or_raise()
-        })
+            shards.add_shard(shard).or_raise()?;
+            Ok(shards.shards().len() - 1)
+        })?;
+        owner.adopted(index, Part::Shard(at))
     }
 }
 
@@ -1234,6 +1618,12 @@ fn obj<T: pyo3::PyClass>(py: Python<'_>, init: PyClassInitializer<T>) -> PyResul
 /// Gives `index` its most specific Python class (`IndexIVFFlat`, `IndexHNSWFlat`, …),
 /// `Index` for types without one.
 pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
+    wrap(py, PyIndex::new(index))
+}
+
+/// Gives `base` (an index of its own, or a view of part of another) its most specific
+/// Python class.
+pub(crate) fn wrap(py: Python<'_>, base: PyIndex) -> PyResult<Py<PyAny>> {
     /// The most specific class of an index, decided from its view before the index moves.
     enum Class {
         Flat(MetricType),
@@ -1273,7 +1663,7 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         ScalarQuantizer,
         Pq,
     }
-    let class = match index.view() {
+    let class = base.peek(|index| match index.view() {
         IndexView::Flat(f) => Class::Flat(f.metric()),
         IndexView::Ivf(ivf) => Class::Ivf(match ivf.codec() {
             IvfCodecView::Flat(_) => IvfClass::Flat,
@@ -1313,39 +1703,66 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
         IndexView::Shards(_) => Class::Shards,
         IndexView::MultiIndexQuantizer(_) => Class::MultiIndexQuantizer,
         IndexView::Other => Class::Base,
-    };
+    })?;
     match class {
         Class::Flat(metric) => {
-            let b = boxed(index).add_subclass(PyIndexFlat);
+            let b = PyClassInitializer::from(base).add_subclass(PyIndexFlat);
             match metric {
                 MetricType::L2 => obj(py, b.add_subclass(PyIndexFlatL2)),
                 MetricType::InnerProduct => obj(py, b.add_subclass(PyIndexFlatIP)),
                 _ => obj(py, b),
             }
         }
-        Class::Ivf(IvfClass::Flat) => obj(py, ivf_base(index).add_subclass(PyIndexIVFFlat)),
-        Class::Ivf(IvfClass::Pq) => obj(py, ivf_base(index).add_subclass(PyIndexIVFPQ)),
-        Class::Ivf(IvfClass::ScalarQuantizer) => {
-            obj(py, ivf_base(index).add_subclass(PyIndexIVFScalarQuantizer))
+        Class::Ivf(IvfClass::Flat) => obj(
+            py,
+            PyClassInitializer::from(base)
+                .add_subclass(PyIndexIVF)
+                .add_subclass(PyIndexIVFFlat),
+        ),
+        Class::Ivf(IvfClass::Pq) => obj(
+            py,
+            PyClassInitializer::from(base)
+                .add_subclass(PyIndexIVF)
+                .add_subclass(PyIndexIVFPQ),
+        ),
+        Class::Ivf(IvfClass::ScalarQuantizer) => obj(
+            py,
+            PyClassInitializer::from(base)
+                .add_subclass(PyIndexIVF)
+                .add_subclass(PyIndexIVFScalarQuantizer),
+        ),
+        Class::Ivf(IvfClass::PqFastScan) => obj(
+            py,
+            PyClassInitializer::from(base)
+                .add_subclass(PyIndexIVF)
+                .add_subclass(PyIndexIVFPQFastScan),
+        ),
+        Class::Ivf(IvfClass::RaBitQ) => obj(
+            py,
+            PyClassInitializer::from(base)
+                .add_subclass(PyIndexIVF)
+                .add_subclass(PyIndexIVFRaBitQ),
+        ),
+        Class::Ivf(IvfClass::RaBitQFastScan) => obj(
+            py,
+            PyClassInitializer::from(base)
+                .add_subclass(PyIndexIVF)
+                .add_subclass(PyIndexIVFRaBitQFastScan),
+        ),
+        Class::Ivf(IvfClass::AdditiveQuantizer(c)) => crate::additive::wrap_ivf(py, base, c),
+        Class::Ivf(IvfClass::AqFastScan(c)) => crate::additive::wrap_ivf_fast_scan(py, base, c),
+        Class::Ivf(IvfClass::Base) => {
+            obj(py, PyClassInitializer::from(base).add_subclass(PyIndexIVF))
         }
-        Class::Ivf(IvfClass::PqFastScan) => {
-            obj(py, ivf_base(index).add_subclass(PyIndexIVFPQFastScan))
-        }
-        Class::Ivf(IvfClass::RaBitQ) => obj(py, ivf_base(index).add_subclass(PyIndexIVFRaBitQ)),
-        Class::Ivf(IvfClass::RaBitQFastScan) => {
-            obj(py, ivf_base(index).add_subclass(PyIndexIVFRaBitQFastScan))
-        }
-        Class::Ivf(IvfClass::AdditiveQuantizer(c)) => crate::additive::wrap_ivf(py, index, c),
-        Class::Ivf(IvfClass::AqFastScan(c)) => crate::additive::wrap_ivf_fast_scan(py, index, c),
-        Class::Ivf(IvfClass::Base) => obj(py, ivf_base(index)),
         Class::IvfPqr => obj(
             py,
-            ivf_base(index)
+            PyClassInitializer::from(base)
+                .add_subclass(PyIndexIVF)
                 .add_subclass(PyIndexIVFPQ)
                 .add_subclass(PyIndexIVFPQR),
         ),
         Class::Hnsw(storage) => {
-            let hnsw = boxed(index).add_subclass(PyIndexHNSW);
+            let hnsw = PyClassInitializer::from(base).add_subclass(PyIndexHNSW);
             match storage {
                 Some(HnswClass::Flat) => obj(py, hnsw.add_subclass(PyIndexHNSWFlat)),
                 Some(HnswClass::ScalarQuantizer) => obj(py, hnsw.add_subclass(PyIndexHNSWSQ)),
@@ -1353,29 +1770,68 @@ pub fn wrap_index(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> 
                 None => obj(py, hnsw),
             }
         }
-        Class::Pq => obj(py, boxed(index).add_subclass(PyIndexPQ)),
-        Class::PqFastScan => obj(py, boxed(index).add_subclass(PyIndexPQFastScan)),
-        Class::ScalarQuantizer => obj(py, boxed(index).add_subclass(PyIndexScalarQuantizer)),
-        Class::Lsh => obj(py, boxed(index).add_subclass(PyIndexLSH)),
-        Class::RaBitQ => obj(py, boxed(index).add_subclass(PyIndexRaBitQ)),
-        Class::RaBitQFastScan => obj(py, boxed(index).add_subclass(PyIndexRaBitQFastScan)),
-        Class::AdditiveQuantizer => crate::additive::wrap_flat(py, index),
-        Class::AqFastScan => crate::additive::wrap_fast_scan(py, index),
-        Class::ResidualCoarseQuantizer => crate::additive::wrap_rcq(py, index),
-        Class::LocalSearchCoarseQuantizer => crate::additive::wrap_lscq(py, index),
-        Class::IdMap { two_way: false } => obj(py, boxed(index).add_subclass(PyIndexIDMap)),
+        Class::Pq => obj(py, PyClassInitializer::from(base).add_subclass(PyIndexPQ)),
+        Class::PqFastScan => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyIndexPQFastScan),
+        ),
+        Class::ScalarQuantizer => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyIndexScalarQuantizer),
+        ),
+        Class::Lsh => obj(py, PyClassInitializer::from(base).add_subclass(PyIndexLSH)),
+        Class::RaBitQ => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyIndexRaBitQ),
+        ),
+        Class::RaBitQFastScan => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyIndexRaBitQFastScan),
+        ),
+        Class::AdditiveQuantizer => crate::additive::wrap_flat(py, base),
+        Class::AqFastScan => crate::additive::wrap_fast_scan(py, base),
+        Class::ResidualCoarseQuantizer => crate::additive::wrap_rcq(py, base),
+        Class::LocalSearchCoarseQuantizer => crate::additive::wrap_lscq(py, base),
+        Class::IdMap { two_way: false } => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyIndexIDMap),
+        ),
         Class::IdMap { two_way: true } => obj(
             py,
-            boxed(index)
+            PyClassInitializer::from(base)
                 .add_subclass(PyIndexIDMap)
                 .add_subclass(PyIndexIDMap2),
         ),
-        Class::PreTransform => obj(py, boxed(index).add_subclass(PyIndexPreTransform)),
-        Class::Refine => obj(py, boxed(index).add_subclass(PyIndexRefine)),
-        Class::Shards => obj(py, boxed(index).add_subclass(PyIndexShards)),
-        Class::MultiIndexQuantizer => obj(py, boxed(index).add_subclass(PyMultiIndexQuantizer)),
-        Class::Base => obj(py, boxed(index)),
+        Class::PreTransform => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyIndexPreTransform),
+        ),
+        Class::Refine => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyIndexRefine),
+        ),
+        Class::Shards => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyIndexShards),
+        ),
+        Class::MultiIndexQuantizer => obj(
+            py,
+            PyClassInitializer::from(base).add_subclass(PyMultiIndexQuantizer),
+        ),
+        Class::Base => obj(py, PyClassInitializer::from(base)),
     }
+}
+
+fn pq_getter(owner: &PyIndex) -> PyResult<ProductQuantizer> {
+    let pq = owner.peek(crate::parts::pq_of)?;
+    pq.map(ProductQuantizer::from_pq)
+        .ok_or_else(|| FathomError::new_err("this index has no product quantizer"))
+}
+
+fn sq_getter(owner: &PyIndex) -> PyResult<ScalarQuantizer> {
+    let sq = owner.peek(crate::parts::sq_of)?;
+    sq.map(ScalarQuantizer::from_sq)
+        .ok_or_else(|| FathomError::new_err("this index has no scalar quantizer"))
 }
 
 /// The Python type objects of every index class, for the module to register.
@@ -1413,6 +1869,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexRefineFlat::type_object(py),
         PyIndexShards::type_object(py),
         PyMultiIndexQuantizer::type_object(py),
+        PyIvfClusteringParameters::type_object(py),
+        PyObjectVector::type_object(py),
     ] {
         m.add(t.name()?, t)?;
     }

@@ -15,6 +15,10 @@ use crate::arrays::{
 };
 use crate::errors::OrRaise;
 use crate::selector::{IDSelector, SearchParameters};
+use std::sync::Arc;
+
+use fathom::Part;
+
 use crate::slot::{IndexSlot, Slot, moved_err};
 use crate::threads::install;
 
@@ -22,15 +26,48 @@ use crate::threads::install;
 /// (`IndexFlatL2(d)`, `IndexIVFFlat(quantizer, d, nlist)`, …) or `index_factory`.
 #[pyclass(subclass, frozen, module = "fathom", name = "Index")]
 pub struct PyIndex {
-    pub(crate) slot: IndexSlot<dyn fathom::Index>,
+    pub(crate) slot: Arc<IndexSlot<dyn fathom::Index>>,
     verbose: std::sync::atomic::AtomicBool,
 }
 
 impl PyIndex {
     pub(crate) fn new(index: Box<dyn fathom::Index>) -> Self {
+        Self::over(IndexSlot::new(index))
+    }
+
+    fn over(slot: Arc<IndexSlot<dyn fathom::Index>>) -> Self {
         PyIndex {
-            slot: IndexSlot::new(index),
+            slot,
             verbose: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A view of this index's sub-index `part` (`index.quantizer`, `index.index`, …) with
+    /// its most specific class, or `None` when the index has no such part.
+    pub(crate) fn part(&self, py: Python<'_>, part: Part) -> PyResult<Option<Py<PyAny>>> {
+        if !self.peek(|i| i.view().part(part).is_some())? {
+            return Ok(None);
+        }
+        let view = PyIndex::over(IndexSlot::part_of(&self.slot, vec![part]));
+        crate::classes::wrap(py, view).map(Some)
+    }
+
+    /// [`PyIndex::part`] for parts the class always has: their absence is an error.
+    pub(crate) fn part_required(&self, py: Python<'_>, part: Part) -> PyResult<Py<PyAny>> {
+        self.part(py, part)?.ok_or_else(|| {
+            crate::errors::FathomError::new_err(format!(
+                "this index has no {}",
+                crate::slot::part_name(part)
+            ))
+        })
+    }
+
+    /// After [`PyIndex::take`] handed `from`'s index to this one: `from` becomes a view
+    /// of it at `part`.
+    pub(crate) fn adopted(&self, from: &Bound<'_, PyAny>, part: Part) -> PyResult<()> {
+        match from.cast::<PyIndex>() {
+            Ok(f) => f.get().slot.became(&self.slot, vec![part]),
+            Err(_) => Ok(()),
         }
     }
 
@@ -43,13 +80,25 @@ impl PyIndex {
         self.slot.read(py, f)
     }
 
-    /// Runs `f` on the index under the write lock, without the GIL.
+    /// Runs `f` on the index under the write lock, without the GIL; refused on a view of
+    /// another index's part (`what` names the call in that error).
     pub(crate) fn write<T: Send>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl FnOnce(&mut dyn fathom::Index) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        self.slot.write(py, what, f)
+    }
+
+    /// Runs `f` on the index under the write lock, without the GIL, also on a view of
+    /// another index's part: for run-time parameters.
+    pub(crate) fn tune<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut dyn fathom::Index) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        self.slot.write(py, f)
+        self.slot.tune(py, f)
     }
 
     /// A quick look at the index with the GIL held (dimension, counts).
@@ -155,13 +204,13 @@ impl PyIndex {
     /// Learns the index's parameters (centroids, codebooks) from `x` of shape `(n, d)`.
     fn train(&self, py: Python<'_>, x: &ArrayLike<'_>) -> PyResult<()> {
         let x = arrays::matrix(x, "train: x", Some(self.dim()?))?;
-        self.write(py, |i| i.train(&x.data).or_raise())
+        self.write(py, "train", |i| i.train(&x.data).or_raise())
     }
 
     /// Adds the vectors `x` of shape `(n, d)`; they get ids `ntotal … ntotal + n − 1`.
     fn add(&self, py: Python<'_>, x: &ArrayLike<'_>) -> PyResult<()> {
         let x = arrays::matrix(x, "add: x", Some(self.dim()?))?;
-        self.write(py, |i| i.add(&x.data).or_raise())
+        self.write(py, "add", |i| i.add(&x.data).or_raise())
     }
 
     /// Adds the vectors `x` of shape `(n, d)` with the int64 ids `ids` of shape `(n,)`.
@@ -175,7 +224,9 @@ impl PyIndex {
                 x.n
             )));
         }
-        self.write(py, |i| i.add_with_ids(&x.data, &ids).or_raise())
+        self.write(py, "add_with_ids", |i| {
+            i.add_with_ids(&x.data, &ids).or_raise()
+        })
     }
 
     /// The `k` nearest neighbours of each row of `x`: `(D, I)`, distances (float32) and
@@ -289,7 +340,7 @@ impl PyIndex {
         let ids = xids
             .map(|x| arrays::ids(x, "add_sa_codes: xids"))
             .transpose()?;
-        self.write(py, |i| {
+        self.write(py, "add_sa_codes", |i| {
             i.add_sa_codes(&codes.data, ids.as_deref()).or_raise()
         })
     }
@@ -315,16 +366,16 @@ impl PyIndex {
     fn remove_ids(&self, py: Python<'_>, sel: &Bound<'_, PyAny>) -> PyResult<usize> {
         if let Ok(s) = sel.cast::<IDSelector>() {
             let selector = s.get().selector.clone();
-            return self.write(py, |i| i.remove_ids(&*selector).or_raise());
+            return self.write(py, "remove_ids", |i| i.remove_ids(&*selector).or_raise());
         }
         let ids = arrays::ids(sel, "remove_ids: ids")?;
         let batch = fathom::IdSelectorBatch::new(ids);
-        self.write(py, |i| i.remove_ids(&batch).or_raise())
+        self.write(py, "remove_ids", |i| i.remove_ids(&batch).or_raise())
     }
 
     /// Removes every vector (the training stays).
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
-        self.write(py, |i| i.reset().or_raise())
+        self.write(py, "reset", |i| i.reset().or_raise())
     }
 
     /// Moves every vector of `other` into this index, shifting their ids by `add_id`, and
@@ -353,6 +404,10 @@ impl PyIndex {
                     install(|| crate::classes::merge(dst, src, add_id))
                 }
                 (Slot::Moved(note), _) | (_, Slot::Moved(note)) => Err(moved_err(note)),
+                (Slot::Part(_), _) | (_, Slot::Part(_)) => Err(PyValueError::new_err(
+                    "merge_from: one of the indexes is part of another index (its \
+                     quantizer, wrapped index, …); merge the indexes that own them",
+                )),
             }
         })
     }
@@ -360,7 +415,7 @@ impl PyIndex {
     /// Keeps a map from ids to list entries so `reconstruct` works on IVF indexes.
     #[pyo3(signature = (new_maintain = true))]
     fn make_direct_map(&self, py: Python<'_>, new_maintain: bool) -> PyResult<()> {
-        self.write(py, |i| crate::classes::make_direct_map(i, new_maintain))
+        self.tune(py, |i| crate::classes::make_direct_map(i, new_maintain))
     }
 
     /// Distances from each query to the stored vectors `labels` (shape `(n, k)`).

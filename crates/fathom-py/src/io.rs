@@ -171,3 +171,49 @@ pub fn normalize_l2(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
 pub fn vector_to_array<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     py.import("numpy")?.call_method1("asarray", (v,))
 }
+
+/// Fills `trained_index` (an empty, trained IVF index, or one behind transforms) with the
+/// lists of the IVF indexes in the files `shard_fnames`, written to one on-disk data file
+/// `ivfdata_fname` (Faiss's `contrib.ondisk.merge_ondisk`; also under that name in
+/// `fathom.contrib.ondisk`). The shards are read memory-mapped, so together they may
+/// exceed memory. With `shift_ids` each shard's ids follow the previous shard's. Save the
+/// result with `write_index`: the file refers to the data file by its path.
+#[pyfunction]
+#[pyo3(signature = (trained_index, shard_fnames, ivfdata_fname, shift_ids = false))]
+pub fn merge_ondisk(
+    py: Python<'_>,
+    trained_index: &Bound<'_, PyIndex>,
+    shard_fnames: Vec<PathBuf>,
+    ivfdata_fname: PathBuf,
+    shift_ids: bool,
+) -> PyResult<()> {
+    let shards = compute(py, || {
+        shard_fnames
+            .iter()
+            .map(fathom::io::faiss::read_index_mmap)
+            .collect::<fathom::Result<Vec<_>>>()
+    })
+    .or_raise()?;
+    trained_index.get().write(py, "merge_ondisk", move |index| {
+        let refs: Vec<&dyn fathom::Index> = shards.iter().map(|s| &**s).collect();
+        fathom::ivf::merge_ondisk(index, &refs, &ivfdata_fname, shift_ids).or_raise()?;
+        Ok(())
+    })
+}
+
+/// `index` itself: Faiss's Python needs `downcast_index` to see an index's own class;
+/// fathom's objects always have it.
+#[pyfunction]
+pub fn downcast_index<'py>(index: &Bound<'py, PyIndex>) -> Bound<'py, PyIndex> {
+    index.clone()
+}
+
+/// `transform` itself (Faiss's `downcast_VectorTransform`; fathom's objects always have
+/// their own class).
+#[pyfunction]
+#[pyo3(name = "downcast_VectorTransform")]
+pub fn downcast_vector_transform<'py>(
+    transform: &Bound<'py, crate::transforms::PyVectorTransform>,
+) -> Bound<'py, crate::transforms::PyVectorTransform> {
+    transform.clone()
+}

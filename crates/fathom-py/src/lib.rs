@@ -21,9 +21,11 @@ mod functions;
 mod index;
 mod io;
 mod kmeans;
+mod parts;
 mod quantizers;
 mod selector;
 mod slot;
+mod store;
 mod threads;
 mod transforms;
 
@@ -45,7 +47,7 @@ pub const CONSTANTS: &[(&str, i64)] = &[
 ];
 
 #[pymodule]
-fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn _fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     threads::init_from_env(py)?;
@@ -77,7 +79,13 @@ fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
         selector::SearchParametersIVF::type_object(py),
         selector::SearchParametersHNSW::type_object(py),
         autotune::ParameterSpace::type_object(py),
+        store::PyVectorStore::type_object(py),
         autotune::ParameterRange::type_object(py),
+        autotune::AutoTuneCriterion::type_object(py),
+        autotune::OneRecallAtRCriterion::type_object(py),
+        autotune::IntersectionCriterion::type_object(py),
+        autotune::OperatingPoint::type_object(py),
+        autotune::OperatingPoints::type_object(py),
     ] {
         m.add(t.name()?, t)?;
     }
@@ -90,6 +98,9 @@ fn fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(io::deserialize_index, m)?)?;
     m.add_function(wrap_pyfunction!(io::normalize_l2, m)?)?;
     m.add_function(wrap_pyfunction!(io::vector_to_array, m)?)?;
+    m.add_function(wrap_pyfunction!(io::merge_ondisk, m)?)?;
+    m.add_function(wrap_pyfunction!(io::downcast_index, m)?)?;
+    m.add_function(wrap_pyfunction!(io::downcast_vector_transform, m)?)?;
     m.add_function(wrap_pyfunction!(threads::omp_set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::omp_get_max_threads, m)?)?;
     Ok(())

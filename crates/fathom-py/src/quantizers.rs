@@ -30,6 +30,13 @@ pub struct ProductQuantizer {
 }
 
 impl ProductQuantizer {
+    /// The Python object for `pq` (an index's quantizer, copied out).
+    pub(crate) fn from_pq(pq: Pq) -> Self {
+        ProductQuantizer {
+            pq: RwLock::new(pq),
+        }
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Pq) -> T) -> PyResult<T> {
         Ok(f(&*self.pq.read().map_err(|_| poisoned())?))
     }
@@ -133,6 +140,15 @@ impl ProductQuantizer {
 #[pyclass(frozen, module = "fathom", name = "ScalarQuantizer")]
 pub struct ScalarQuantizer {
     sq: RwLock<Sq>,
+}
+
+impl ScalarQuantizer {
+    /// The Python object for `sq` (an index's quantizer, copied out).
+    pub(crate) fn from_sq(sq: Sq) -> Self {
+        ScalarQuantizer {
+            sq: RwLock::new(sq),
+        }
+    }
 }
 
 #[pymethods]

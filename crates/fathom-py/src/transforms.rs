@@ -85,6 +85,42 @@ impl PyVectorTransform {
     }
 }
 
+/// `t` with its most specific Python class (`PCAMatrix`, `OPQMatrix`, …;
+/// `VectorTransform` for the others).
+pub(crate) fn wrap_transform(py: Python<'_>, t: Boxed) -> PyResult<Py<PyAny>> {
+    enum Class {
+        Pca,
+        Opq,
+        RandomRotation,
+        Remap,
+        Normalization,
+        Base,
+    }
+    let class = match t.view() {
+        TransformView::Pca(_) => Class::Pca,
+        TransformView::Opq(_) => Class::Opq,
+        TransformView::RandomRotation(_) => Class::RandomRotation,
+        TransformView::RemapDimensions(_) => Class::Remap,
+        TransformView::Normalization(_) => Class::Normalization,
+        TransformView::Linear(_) | TransformView::Centering(_) | TransformView::Other => {
+            Class::Base
+        }
+    };
+    let base = PyClassInitializer::from(PyVectorTransform {
+        slot: RwLock::new(Slot::Owned(t)),
+    });
+    Ok(match class {
+        Class::Pca => Py::new(py, base.add_subclass(PyPCAMatrix))?.into_any(),
+        Class::Opq => Py::new(py, base.add_subclass(PyOPQMatrix))?.into_any(),
+        Class::RandomRotation => Py::new(py, base.add_subclass(PyRandomRotationMatrix))?.into_any(),
+        Class::Remap => Py::new(py, base.add_subclass(PyRemapDimensionsTransform))?.into_any(),
+        Class::Normalization => {
+            Py::new(py, base.add_subclass(PyNormalizationTransform))?.into_any()
+        }
+        Class::Base => Py::new(py, base)?.into_any(),
+    })
+}
+
 /// Takes the transform out of a Python transform for a new owner (an `IndexPreTransform`).
 pub(crate) fn take_transform(obj: &Bound<'_, PyAny>, owner: &str) -> PyResult<Boxed> {
     let t = obj.cast::<PyVectorTransform>().map_err(|_| {

@@ -273,9 +273,12 @@ def test_threads_and_concurrent_use(clustered):
 def test_moved_parts_say_where_they_went():
     q = fathom.IndexFlatL2(8)
     ivf = fathom.IndexIVFFlat(q, 8, 4)
-    with pytest.raises(RuntimeError, match="belongs to the IndexIVFFlat"):
+    # The quantizer object now shows the IVF index's quantizer: readable, not changeable.
+    ivf.train(np.random.default_rng(0).random((200, 8), dtype="float32"))
+    assert q.ntotal == ivf.quantizer.ntotal == 4
+    with pytest.raises(RuntimeError, match="index.quantizer of another index"):
         q.add(np.zeros((1, 8), dtype="float32"))
-    with pytest.raises(RuntimeError, match="belongs to the IndexIVFFlat"):
+    with pytest.raises(RuntimeError, match="clone_index"):
         fathom.IndexIVFFlat(q, 8, 4)
     assert ivf.d == 8
     pca = fathom.PCAMatrix(8, 4)

@@ -7,7 +7,7 @@ import pathlib
 
 import fathom
 
-STUBS = pathlib.Path(__file__).resolve().parents[1] / "fathom.pyi"
+STUBS = pathlib.Path(__file__).resolve().parents[1] / "python" / "fathom" / "__init__.pyi"
 
 
 def stub_tree():

@@ -459,4 +459,7 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
             storage: &self.storage,
         }
     }
+    fn part_mut(&mut self, part: crate::Part) -> Option<&mut dyn Index> {
+        (part == crate::Part::Storage).then_some(&mut self.storage as &mut dyn Index)
+    }
 }

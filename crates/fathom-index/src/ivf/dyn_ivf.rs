@@ -3,10 +3,12 @@
 //! codec without naming the codec type. [`IndexView::Ivf`](crate::IndexView::Ivf) hands
 //! it out.
 
-use fathom_core::{Idx, Result, SearchParams, SearchResult};
+use fathom_core::{Error, Idx, Result, SearchParams, SearchResult};
 use fathom_invlists::{DirectMap, InvertedLists};
 
-use super::{IndexIvf, IvfCodec, IvfFlat, IvfPq, IvfPqFastScan, IvfRaBitQ, IvfScalarQuantizer};
+use super::{
+    IndexIvf, IvfCodec, IvfFlat, IvfPq, IvfPqFastScan, IvfRaBitQ, IvfScalarQuantizer, SubsetType,
+};
 use crate::Index;
 
 /// Which codec an IVF index stores its lists with ([`DynIvf::codec`]).
@@ -76,6 +78,11 @@ pub trait DynIvf: Index {
     /// Moves the vectors of `other` (an IVF index of the same codec, trained alike) into
     /// this one, adding `add_id` to their ids.
     fn merge_from_ivf(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()>;
+    /// Adds vectors to the lists `lists` gives, row by row ([`IndexIvf::add_preassigned`]).
+    fn add_preassigned(&mut self, x: &[f32], lists: &[Idx], ids: Option<&[Idx]>) -> Result<()>;
+    /// Copies the entries `subset` selects into `other`, an IVF index of the same codec
+    /// trained alike ([`IndexIvf::copy_subset_to`]); returns how many were copied.
+    fn copy_subset_to_ivf(&self, other: &mut dyn Index, subset: SubsetType) -> Result<usize>;
 }
 
 impl<C: IvfCodec + 'static> DynIvf for IndexIvf<C> {
@@ -120,6 +127,21 @@ impl<C: IvfCodec + 'static> DynIvf for IndexIvf<C> {
     }
     fn replace_invlists(&mut self, lists: Box<dyn InvertedLists>) -> Result<()> {
         IndexIvf::replace_invlists(self, lists)
+    }
+    fn add_preassigned(&mut self, x: &[f32], lists: &[Idx], ids: Option<&[Idx]>) -> Result<()> {
+        IndexIvf::add_preassigned(self, x, lists, ids)
+    }
+    fn copy_subset_to_ivf(&self, other: &mut dyn Index, subset: SubsetType) -> Result<usize> {
+        let description = other.description();
+        let mine = self.description();
+        let other = (other as &mut dyn std::any::Any)
+            .downcast_mut::<Self>()
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "copy_subset_to: {mine} copies into an index of the same kind, got {description}"
+                ))
+            })?;
+        self.copy_subset_to(other, subset)
     }
     fn merge_from_ivf(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> {
         let description = other.description();

@@ -16,6 +16,7 @@ mod dyn_ivf;
 mod fastscan;
 mod flat;
 mod imi;
+mod merge_ondisk;
 mod mutate;
 mod pq;
 mod pqr;
@@ -46,6 +47,7 @@ pub use dyn_ivf::{DynIvf, IvfCodecView};
 pub use fastscan::{IndexIvfPqFastScan, IvfPqFastScan};
 pub use flat::{IndexIvfFlat, IvfFlat};
 pub use imi::MultiIndexQuantizer;
+pub use merge_ondisk::merge_ondisk;
 pub use pq::{IndexIvfPq, IvfPq};
 pub use pqr::IndexIvfPqr;
 pub use rabitq::{IndexIvfRaBitQ, IvfRaBitQ};
@@ -362,6 +364,9 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         self.invlists.imbalance_factor()
     }
 
+    /// Sets `name`; `Ok(false)` when the IVF layer does not know it. Besides the run-time
+    /// parameters, `cp.<field>` sets a field of the coarse k-means's parameters (Faiss's
+    /// `index.cp.niter = 20`), used by the next `train`.
     fn set_ivf_param(&mut self, name: &str, value: f64) -> Result<bool> {
         let as_count = |v: f64| crate::param_values::count(name, v);
         match name {
@@ -419,6 +424,9 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
                 if let Some(rest) = name.strip_prefix("quantizer_") {
                     self.quantizer.set_param(rest, value)?;
                     return Ok(true);
+                }
+                if let Some(field) = name.strip_prefix("cp.") {
+                    return set_clustering_param(&mut self.cp, field, value);
                 }
                 return self.codec.set_param(name, value);
             }
@@ -568,9 +576,10 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
                 ParallelMode::Lists => Some(1.0),
                 ParallelMode::Auto => None,
             },
-            _ => match name.strip_prefix("quantizer_") {
-                Some(rest) => self.quantizer.param(rest),
-                None => self.codec.param(name),
+            _ => match (name.strip_prefix("quantizer_"), name.strip_prefix("cp.")) {
+                (Some(rest), _) => self.quantizer.param(rest),
+                (_, Some(field)) => clustering_param(&self.cp, field),
+                _ => self.codec.param(name),
             },
         }
     }
@@ -603,8 +612,62 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
     fn view_mut(&mut self) -> crate::IndexViewMut<'_> {
         crate::IndexViewMut::Ivf(self)
     }
+    fn part_mut(&mut self, part: crate::Part) -> Option<&mut dyn Index> {
+        (part == crate::Part::Quantizer).then(|| self.quantizer_mut())
+    }
 
     fn merge_from(&mut self, other: &mut dyn Index, add_id: Idx) -> Result<()> {
         self.merge_from_ivf(other, add_id)
     }
+}
+
+/// Sets the field `field` of clustering parameters from a number (booleans as 0/1);
+/// `Ok(false)` for a name that is not a field.
+fn set_clustering_param(cp: &mut ClusteringParameters, field: &str, value: f64) -> Result<bool> {
+    use crate::param_values::{count, flag, positive};
+    let name = format!("cp.{field}");
+    match field {
+        "niter" => cp.niter = positive(&name, value)?,
+        "nredo" => cp.nredo = positive(&name, value)?,
+        "min_points_per_centroid" => cp.min_points_per_centroid = count(&name, value)?,
+        "max_points_per_centroid" => cp.max_points_per_centroid = positive(&name, value)?,
+        "seed" => {
+            if value.fract() != 0.0 || !(i64::MIN as f64..=i64::MAX as f64).contains(&value) {
+                return Err(Error::invalid(format!("{name} is an integer, got {value}")));
+            }
+            cp.seed = value as i64;
+        }
+        "spherical" => cp.spherical = flag(&name, value)?,
+        "int_centroids" => cp.int_centroids = flag(&name, value)?,
+        "frozen_centroids" => cp.frozen_centroids = flag(&name, value)?,
+        "update_index" => cp.update_index = flag(&name, value)?,
+        "early_stop_threshold" => {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(Error::invalid(format!(
+                    "{name} must be a number ≥ 0, got {value}"
+                )));
+            }
+            cp.early_stop_threshold = value;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The field `field` of clustering parameters as a number (booleans as 0/1).
+fn clustering_param(cp: &ClusteringParameters, field: &str) -> Option<f64> {
+    let b = |v: bool| if v { 1.0 } else { 0.0 };
+    Some(match field {
+        "niter" => cp.niter as f64,
+        "nredo" => cp.nredo as f64,
+        "min_points_per_centroid" => cp.min_points_per_centroid as f64,
+        "max_points_per_centroid" => cp.max_points_per_centroid as f64,
+        "seed" => cp.seed as f64,
+        "spherical" => b(cp.spherical),
+        "int_centroids" => b(cp.int_centroids),
+        "frozen_centroids" => b(cp.frozen_centroids),
+        "update_index" => b(cp.update_index),
+        "early_stop_threshold" => cp.early_stop_threshold,
+        _ => return None,
+    })
 }

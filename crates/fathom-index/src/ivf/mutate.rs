@@ -132,6 +132,34 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         Ok(())
     }
 
+    /// Adds vectors to lists chosen by the caller (`lists[i]` for row `i`) instead of by
+    /// the quantizer, with explicit ids or sequential ones (Faiss's
+    /// `contrib.ivf_tools.add_preassigned`); atomic, as [`Index::add`].
+    pub fn add_preassigned(&mut self, x: &[f32], lists: &[Idx], ids: Option<&[Idx]>) -> Result<()> {
+        self.check_writable("add to")?;
+        if !self.is_trained() {
+            return Err(Error::NotTrained(format!("add to {}", self.description())));
+        }
+        let n = check::vectors("added", x, self.d)?;
+        check::finite("added", x, self.d)?;
+        check::output_len("list assignments", lists.len(), n)?;
+        if let Some(&l) = lists.iter().find(|&&l| l < 0 || l as usize >= self.nlist) {
+            return Err(Error::invalid(format!(
+                "list number {l} is out of range: there are {} lists",
+                self.nlist
+            )));
+        }
+        if let Some(ids) = ids {
+            check::ids(ids, n)?;
+        }
+        self.direct_map.check_can_add(ids.is_some())?;
+        if n == 0 {
+            return Ok(());
+        }
+        let codes = self.encode_assigned(x, lists)?;
+        self.transact(|ix, tx| ix.add_codes_core(lists, &codes, ids, tx))
+    }
+
     /// Adds codes computed elsewhere (`n × code_size` bytes) to the given lists with the
     /// given ids (sequential ids when `None`), as Faiss's `add_core` with precomputed
     /// assignments.

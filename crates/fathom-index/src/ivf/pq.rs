@@ -227,11 +227,23 @@ impl IvfCodec for IvfPq {
                 self.polysemous_ht = value.min(u32::MAX as f64) as u32;
                 Ok(true)
             }
+            "do_polysemous_training" => {
+                self.do_polysemous_training = crate::param_values::flag(name, value)?;
+                Ok(true)
+            }
             _ => Ok(false),
         }
     }
     fn param(&self, name: &str) -> Option<f64> {
-        matches!(name, "ht" | "polysemous_ht").then_some(self.polysemous_ht as f64)
+        match name {
+            "ht" | "polysemous_ht" => Some(self.polysemous_ht as f64),
+            "do_polysemous_training" => Some(if self.do_polysemous_training {
+                1.0
+            } else {
+                0.0
+            }),
+            _ => None,
+        }
     }
 }
 

@@ -247,4 +247,7 @@ impl Index for IndexIvfPqr {
     fn view_mut(&mut self) -> crate::IndexViewMut<'_> {
         crate::IndexViewMut::IvfPqr(self)
     }
+    fn part_mut(&mut self, part: crate::Part) -> Option<&mut dyn Index> {
+        (part == crate::Part::Quantizer).then(|| self.ivf.quantizer_mut())
+    }
 }

@@ -248,6 +248,24 @@ pub fn write_index_to(index: &dyn Index, w: &mut dyn Write) -> Result<()> {
     write::write_index(&mut sink, index)
 }
 
+/// A deep copy of a vector transform, through its Faiss record (as [`clone_index`]); an
+/// OPQ matrix comes back as the linear map it learnt, as Faiss stores it.
+///
+/// ```
+/// use fathom_io::faiss::clone_transform;
+/// use fathom_linalg::{NormalizationTransform, VectorTransform};
+/// let t = NormalizationTransform::new(8).unwrap();
+/// let copy = clone_transform(&t).unwrap();
+/// assert_eq!((copy.d_in(), copy.d_out()), (8, 8));
+/// ```
+pub fn clone_transform(
+    t: &dyn fathom_linalg::VectorTransform,
+) -> Result<Box<dyn fathom_linalg::VectorTransform>> {
+    let mut bytes = Vec::new();
+    transform::write_transform(&mut sink::Sink::new(&mut bytes), t)?;
+    transform::read_transform(&mut cursor::Cursor::new(&bytes))
+}
+
 /// `index` as the bytes of a Faiss file.
 pub fn index_to_bytes(index: &dyn Index) -> Result<Vec<u8>> {
     let mut out = Vec::new();

@@ -64,8 +64,82 @@ class ParameterSpace:
         """Applies `params` to `index`: a string `"nprobe=16,efSearch=64"`, or a combination
         number of this (initialised) space.
         """
+    @property
+    def n_experiments(self) -> int:
+        """How many combinations `explore` measures at most (0: all of them; Faiss's default
+        is 500).
+        """
+    @n_experiments.setter
+    def n_experiments(self, value: int) -> None: ...
+    @property
+    def min_test_duration(self) -> float:
+        """The shortest time a measurement runs, in seconds; a faster search is repeated until
+        it lasts this long (0: one run).
+        """
+    @min_test_duration.setter
+    def min_test_duration(self, value: float) -> None: ...
+    def explore(self, index: Index, xq: npt.ArrayLike, crit: AutoTuneCriterion) -> OperatingPoints:
+        """Measures the combinations on the queries `xq` against `crit` (whose ground truth is
+        set) and returns the `OperatingPoints`; the index keeps the last setting tried.
+        """
     def set_index_parameter(self, index: Index, name: str, value: float) -> None:
         """Sets one parameter of `index` (`"nprobe"`, `"efSearch"`, `"k_factor_rf"`, …)."""
+
+class AutoTuneCriterion:
+    """A search-quality measure against ground truth (Faiss's `AutoTuneCriterion`): the base
+    of `OneRecallAtRCriterion` and `IntersectionCriterion`. `set_groundtruth(D, I)` gives
+    it the exact neighbours, `evaluate(D, I)` scores a search's results.
+    """
+    @property
+    def nq(self) -> int:
+        """Number of queries."""
+    @property
+    def nnn(self) -> int:
+        """Results requested per query (`R`)."""
+    def set_groundtruth(self, D: Any, I: Any) -> None:
+        """The exact neighbours, `I` of shape `(nq, gt_nnn)` nearest first (`D` is accepted
+        and unused, as in Faiss; pass `None`).
+        """
+    def evaluate(self, D: Any, I: Any) -> float:
+        """The quality of results `I` (shape `(nq, ≥ R)`), in `[0, 1]`."""
+
+class OperatingPoint:
+    """One measured setting (Faiss's `OperatingPoint`)."""
+    @property
+    def perf(self) -> float:
+        """The criterion's value."""
+    @property
+    def t(self) -> float:
+        """Seconds to search the query set."""
+    @property
+    def key(self) -> str:
+        """The setting, as `set_index_parameters` reads it."""
+    @property
+    def cno(self) -> int:
+        """Its combination number."""
+
+class OperatingPoints:
+    """Measured (quality, time) points and their Pareto front (Faiss's `OperatingPoints`):
+    `explore` returns one; `optimal_pts` / `all_pts`, `display()`, `t_for_perf`.
+    """
+    def __init__(self) -> None:
+        """No points yet."""
+    def add(self, perf: float, t: float, key: str, cno: int = 0) -> bool:
+        """Records a point; returns whether it is on the Pareto front."""
+    @property
+    def optimal_pts(self) -> ObjectVector:
+        """The Pareto-optimal points, by increasing quality and time."""
+    @property
+    def all_pts(self) -> ObjectVector:
+        """Every point measured, in order."""
+    def t_for_perf(self, perf: float) -> float:
+        """The least time that reaches quality `perf` (infinite when nothing does)."""
+    def merge_with(self, other: OperatingPoints, prefix: str = "") -> int:
+        """Adds another set's points with `prefix` in front of their keys; returns how many
+        are on the merged front.
+        """
+    def display(self, only_optimal: bool = True) -> None:
+        """Prints the optimal points (or, with `only_optimal=False`, every point)."""
 
 class IndexBinary:
     """Faiss's `IndexBinary`: vectors of `d` bits as uint8 rows of `d / 8` bytes, compared by
@@ -125,6 +199,18 @@ class InvertedLists:
     """An IVF index's inverted lists (`index.invlists`, Faiss's `InvertedLists`): read-only
     copies of each list's ids and codes.
     """
+    SUBSET_TYPE_ID_RANGE: int
+    """`copy_subset_to`: ids in `[a1, a2)`."""
+    SUBSET_TYPE_ID_MOD: int
+    """`copy_subset_to`: ids with `id % a1 == a2`."""
+    SUBSET_TYPE_ELEMENT_RANGE: int
+    """`copy_subset_to`: the entries between positions `a1` and `a2` of the whole index,
+    taken from each list in proportion.
+    """
+    SUBSET_TYPE_INVLIST_FRACTION: int
+    """`copy_subset_to`: slice `a2` of `a1` equal slices of every list."""
+    SUBSET_TYPE_INVLIST: int
+    """`copy_subset_to`: whole lists `a1..a2`."""
     @property
     def nlist(self) -> int:
         """Number of lists."""
@@ -142,6 +228,31 @@ class InvertedLists:
 
 class HNSW:
     """The parameters of an HNSW index's graph (`index.hnsw`); changes apply to that index."""
+    @property
+    def levels(self) -> NDArray[np.int32]:
+        """The number of levels of each node (its top level + 1), Faiss's `hnsw.levels`."""
+    @property
+    def offsets(self) -> NDArray[np.uint64]:
+        """Where each node's links start in `neighbors` (`ntotal + 1` entries)."""
+    @property
+    def neighbors(self) -> NDArray[np.int32]:
+        """Every node's links, level 0 first, −1 in unused slots (Faiss's layout)."""
+    @property
+    def cum_nneighbor_per_level(self) -> NDArray[np.int32]:
+        """Where each level's links start within a node's (`cum_nneighbor_per_level`)."""
+    @property
+    def assign_probas(self) -> NDArray[np.float64]:
+        """The probability of a new node reaching each level."""
+    @property
+    def entry_point(self) -> int:
+        """The node searches start from (−1 while empty)."""
+    @property
+    def max_level(self) -> int:
+        """The entry point's level (−1 while empty)."""
+    def nb_neighbors(self, layer: int) -> int:
+        """Link slots per node on `layer`."""
+    def neighbor_range(self, no: int, layer: int) -> tuple[int, int]:
+        """`(begin, end)`: where node `no`'s links on `layer` lie in `neighbors`."""
     @property
     def efSearch(self) -> int:
         """How many candidates a search keeps (at least `k` are used)."""
@@ -354,6 +465,70 @@ class ClusteringParameters:
     def __init__(self) -> None:
         """Faiss's defaults: 25 iterations, one run, seed 1234, 39 to 256 points per centroid."""
 
+class IVFClusteringParameters:
+    """An IVF index's `ClusteringParameters` (`index.cp`): the fields Faiss's has, read from
+    and written to the index, used by its next `train`.
+    """
+    @property
+    def niter(self) -> int:
+        """Iterations of one k-means run."""
+    @niter.setter
+    def niter(self, value: int) -> None: ...
+    @property
+    def nredo(self) -> int:
+        """Runs with different seeds; the best objective is kept."""
+    @nredo.setter
+    def nredo(self, value: int) -> None: ...
+    @property
+    def seed(self) -> int:
+        """Seed of the subsampling and the initial centroids."""
+    @seed.setter
+    def seed(self, value: int) -> None: ...
+    @property
+    def min_points_per_centroid(self) -> int:
+        """Below this many points per centroid, a warning."""
+    @min_points_per_centroid.setter
+    def min_points_per_centroid(self, value: int) -> None: ...
+    @property
+    def max_points_per_centroid(self) -> int:
+        """Above this many points per centroid, the training set is subsampled."""
+    @max_points_per_centroid.setter
+    def max_points_per_centroid(self, value: int) -> None: ...
+    @property
+    def spherical(self) -> bool:
+        """Normalise the centroids after each iteration."""
+    @spherical.setter
+    def spherical(self, value: bool) -> None: ...
+    @property
+    def int_centroids(self) -> bool:
+        """Round the centroids to integers after each iteration."""
+    @int_centroids.setter
+    def int_centroids(self, value: bool) -> None: ...
+    @property
+    def frozen_centroids(self) -> bool:
+        """Keep the initial centroids as given."""
+    @frozen_centroids.setter
+    def frozen_centroids(self, value: bool) -> None: ...
+    @property
+    def update_index(self) -> bool:
+        """Re-add the centroids to the assignment index after each iteration."""
+    @update_index.setter
+    def update_index(self, value: bool) -> None: ...
+
+class ObjectVector:
+    """A sequence of objects as Faiss's Python shows a C++ vector (`v.at(i)`, `v.size()`),
+    also a Python sequence (`len(v)`, `v[i]`, iteration): `index.chain`,
+    `OperatingPoints.optimal_pts`, ….
+    """
+    def at(self, i: int) -> Any:
+        """Element `i`."""
+    def size(self) -> int:
+        """The number of elements."""
+    def __len__(self) -> int:
+        ...
+    def __getitem__(self, i: int) -> Any:
+        ...
+
 class ProductQuantizer:
     """Product quantization: `M` sub-vectors, each coded by the nearest of `2^nbits`
     centroids (Faiss's `ProductQuantizer`).
@@ -443,6 +618,79 @@ class SearchParameters:
     def __init__(self, sel: IDSelector | None = None) -> None:
         """Restricts the search to the ids `sel` selects."""
 
+class VectorStore:
+    """A persistent file of vectors searched exhaustively (fathom's own store, not a Faiss
+    class): `VectorStore.create(path, dim)` or `VectorStore.open(path)`, then `add`,
+    `delete`, `compact`, `search` / `cosine_search` / `search_in_ids`, `get`, `stat`.
+    Ids are assigned in order from 0 and stay until `compact` renumbers them.
+
+    ```python
+    store = fathom.VectorStore.create("vectors.store", 128)
+    ids = store.add(xb)                       # ids of the new rows
+    store.delete(ids[:10])
+    scores, found = store.cosine_search(xq[0], 5)
+    D, I = store.search(xq, 5, metric="l2")   # a batch, padded with id -1
+    ```
+    """
+    def create(self, path: str | os.PathLike[str], dim: int, sync: bool = True) -> VectorStore:
+        """A new, empty store of `dim`-dimensional vectors at `path` (an existing file there is
+        an error). With `sync=False` writes skip the fsync: faster, not crash-safe.
+        """
+    def open(self, path: str | os.PathLike[str], read_only: bool = False) -> VectorStore:
+        """Opens the store at `path`; `read_only=True` takes a shared lock, so several
+        processes can read while none writes.
+        """
+    def add(self, x: npt.ArrayLike) -> NDArray[np.int64]:
+        """Appends the rows of `x` (shape `(n, dim)`) durably; returns their ids."""
+    def delete(self, ids: Any) -> int:
+        """Marks the vectors `ids` deleted (durably); returns how many were live."""
+    def compact(self) -> NDArray[np.int64]:
+        """Rewrites the file without the deleted vectors; returns `(old id, new id)` pairs of
+        the live ones, shape `(live, 2)` (ids keep their order).
+        """
+    def search(self, x: npt.ArrayLike, k: int, metric: str = "cosine", threshold: float | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """The `k` best live vectors for each row of `x`: `(D, I)`, shape `(n, k)`, best
+        first; `metric` is `"cosine"`, `"ip"` or `"l2"` (squared distances). Missing
+        results have id −1 and score −FLT_MAX (similarities) or FLT_MAX (L2), as Faiss
+        pads them. With `threshold`, only scores at least it (at most it for L2).
+        """
+    def cosine_search(self, query: npt.ArrayLike, top_k: int, min_score: float | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """The `top_k` live vectors most cosine-similar to the vector `query`: `(scores,
+        ids)`, best first, only those scoring at least `min_score` when given.
+        """
+    def search_in_ids(self, query: npt.ArrayLike, ids: Any, top_k: int, min_score: float | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """`cosine_search` among the vectors `ids` only (deleted ones are skipped; an id never
+        stored is an error).
+        """
+    def get(self, id: int) -> NDArray[np.float32] | None:
+        """The vector `id`, or `None` when it is deleted or was never stored."""
+    def stat(self) -> dict[str, Any]:
+        """Counts and sizes: `dim`, `total`, `live`, `deleted`, `file_bytes`, `utilisation`,
+        `reclaimable_bytes`, `deleted_ids`.
+        """
+    @property
+    def dim(self) -> int:
+        """Dimension of the vectors."""
+    @property
+    def live(self) -> int:
+        """Vectors not deleted."""
+    @property
+    def total(self) -> int:
+        """Vectors stored, deleted ones included (ids are `0..total`)."""
+    @property
+    def path(self) -> str | os.PathLike[str]:
+        """The file's path."""
+    def __len__(self) -> int:
+        ...
+    def close(self) -> None:
+        """Lets go of the file (and its lock); later calls raise. Also done on garbage
+        collection and at the end of a `with` block.
+        """
+    def __enter__(self) -> VectorStore:
+        ...
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> bool:
+        ...
+
 class VectorTransform:
     """Faiss's `VectorTransform`: `train`, `apply`, `reverse_transform`."""
     @property
@@ -497,6 +745,20 @@ class LocalSearchCoarseQuantizer(Index):
     """
     def __init__(self, d: int, M: int, nbits: int, metric: int = 1) -> None:
         """`LocalSearchCoarseQuantizer(d, M, nbits, metric=METRIC_L2)`."""
+
+class OneRecallAtRCriterion(AutoTuneCriterion):
+    """1-recall@R: how often the true nearest neighbour is among the first `R` results
+    (Faiss's `OneRecallAtRCriterion(nq, R)`).
+    """
+    def __init__(self, nq: int, R: int) -> None:
+        """For `nq` queries and `R` results each."""
+
+class IntersectionCriterion(AutoTuneCriterion):
+    """R-recall@R: the fraction of the true `R` nearest among the first `R` results
+    (Faiss's `IntersectionCriterion(nq, R)`).
+    """
+    def __init__(self, nq: int, R: int) -> None:
+        """For `nq` queries and `R` results each."""
 
 class IndexBinaryFlat(IndexBinary):
     """Exhaustive Hamming search (Faiss's `IndexBinaryFlat`)."""
@@ -615,6 +877,29 @@ class IndexIVF(Index):
     @own_fields.setter
     def own_fields(self, value: bool) -> None: ...
     @property
+    def quantizer(self) -> Any:
+        """The coarse quantizer: a view of the one this index owns (searches, counts and
+        run-time parameters such as `quantizer.hnsw.efSearch` work; add/train/reset are
+        refused, as they would change what the lists rely on).
+        """
+    @property
+    def cp(self) -> IVFClusteringParameters:
+        """The coarse k-means's parameters (Faiss's `index.cp`): `index.cp.niter = 20`
+        changes this index's next `train`.
+        """
+    @cp.setter
+    def cp(self, value: IVFClusteringParameters) -> None: ...
+    def add_preassigned(self, x: npt.ArrayLike, list_nos: Any, ids: Any | None = None) -> None:
+        """Adds the rows of `x` to the lists `list_nos` names, one per row, instead of the
+        lists the quantizer would choose (Faiss's `contrib.ivf_tools.add_preassigned`);
+        ids are `ids`, or sequential.
+        """
+    def copy_subset_to(self, other: Index, subset_type: int, a1: int, a2: int) -> int:
+        """Copies the entries `subset_type` selects (an `InvertedLists.SUBSET_TYPE_*`, with
+        its arguments `a1`, `a2`) into `other`, an empty-or-not IVF index of the same kind
+        trained alike (Faiss's `copy_subset_to`). Returns how many were copied.
+        """
+    @property
     def invlists(self) -> InvertedLists:
         """The inverted lists (Faiss's `index.invlists`): sizes, ids and codes per list."""
     def search_preassigned(self, x: npt.ArrayLike, k: int, Iq: npt.ArrayLike, Dq: npt.ArrayLike | None = None, *, params: SearchParameters | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
@@ -664,6 +949,33 @@ class IndexRaBitQFastScan(Index):
 
 class IndexPQ(Index):
     """Product-quantizer codes searched exhaustively (Faiss's `IndexPQ`)."""
+    ST_PQ: int
+    """Asymmetric distances (the default)."""
+    ST_HE: int
+    """Hamming distances between codes (after polysemous training)."""
+    ST_generalized_HE: int
+    """Generalized Hamming (not implemented; setting it is refused)."""
+    ST_SDC: int
+    """Symmetric distances: the query is coded too."""
+    ST_polysemous: int
+    """Hamming filter (`polysemous_ht`), then asymmetric distances."""
+    ST_polysemous_generalize: int
+    """Generalized polysemous (not implemented; setting it is refused)."""
+    @property
+    def pq(self) -> ProductQuantizer:
+        """The product quantizer (a copy: Faiss's `index.pq`, for `M`, `nbits`, `centroids`,
+        `compute_codes`, `decode`).
+        """
+    @property
+    def search_type(self) -> int:
+        """How codes are compared with a query: one of the `ST_*` class attributes."""
+    @search_type.setter
+    def search_type(self, value: int) -> None: ...
+    @property
+    def do_polysemous_training(self) -> bool:
+        """Whether `train` also orders the codes for polysemous search (8-bit codes)."""
+    @do_polysemous_training.setter
+    def do_polysemous_training(self, value: bool) -> None: ...
     def __init__(self, d: int, M: int, nbits: int, metric: int = 1) -> None:
         """`M` sub-quantizers of `nbits` bits over vectors of dimension `d`."""
     @property
@@ -674,6 +986,11 @@ class IndexPQ(Index):
 
 class IndexPQFastScan(Index):
     """4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexPQFastScan`)."""
+    @property
+    def pq(self) -> ProductQuantizer:
+        """The product quantizer (a copy: Faiss's `index.pq`, for `M`, `nbits`, `centroids`,
+        `compute_codes`, `decode`).
+        """
     def __init__(self, d: int, M: int, nbits: int, metric: int = 1, bbs: int = 32) -> None:
         """`M` 4-bit sub-quantizers over vectors of dimension `d`, codes stored in blocks of
         `bbs` vectors.
@@ -681,6 +998,9 @@ class IndexPQFastScan(Index):
 
 class IndexScalarQuantizer(Index):
     """Per-component scalar quantization (Faiss's `IndexScalarQuantizer`)."""
+    @property
+    def sq(self) -> ScalarQuantizer:
+        """The scalar quantizer (a copy: Faiss's `index.sq`)."""
     def __init__(self, d: int, qtype: int, metric: int = 1) -> None:
         """Vectors of dimension `d`, components coded as `qtype` (`ScalarQuantizer.QT_8bit`, …)."""
 
@@ -694,11 +1014,17 @@ class IndexLSH(Index):
 class IndexHNSW(Index):
     """HNSW graph indexes (Faiss's `IndexHNSW`); `index.hnsw.efSearch` sets the search breadth."""
     @property
+    def storage(self) -> Any:
+        """The vectors or codes the graph links (a view of the storage this index owns)."""
+    @property
     def hnsw(self) -> HNSW:
         """The graph's parameters: `efSearch`, `efConstruction`."""
 
 class IndexIDMap(Index):
     """User-chosen int64 ids over any index (Faiss's `IndexIDMap`)."""
+    @property
+    def index(self) -> Any:
+        """The index holding the vectors (a view of the one this index owns)."""
     def __init__(self, index: Any) -> None:
         """Wraps `index` (empty; it moves into this one). Add with `add_with_ids`."""
     @property
@@ -707,11 +1033,23 @@ class IndexIDMap(Index):
 
 class IndexPreTransform(Index):
     """A vector transform in front of an index (Faiss's `IndexPreTransform`)."""
+    @property
+    def index(self) -> Any:
+        """The index searched with transformed vectors (a view of the one this index owns)."""
+    @property
+    def chain(self) -> ObjectVector:
+        """The transforms, first applied first (copies; `chain.at(i)`, `chain.size()`)."""
     def __init__(self, transform: Any, index: Any) -> None:
         """`transform` (e.g. a `PCAMatrix`) applied before `index`; both move into this one."""
 
 class IndexRefine(Index):
     """An index whose results another index re-ranks (Faiss's `IndexRefine`)."""
+    @property
+    def base_index(self) -> Any:
+        """The index that finds the candidates (a view of the one this index owns)."""
+    @property
+    def refine_index(self) -> Any:
+        """The index that re-ranks them (a view of the one this index owns)."""
     def __init__(self, base_index: Any, refine_index: Any) -> None:
         """`base_index` finds `k_factor · k` candidates, `refine_index` re-ranks them; both
         move into this one.
@@ -724,6 +1062,10 @@ class IndexRefine(Index):
 
 class IndexShards(Index):
     """Several indexes searched in parallel as one (Faiss's `IndexShards`)."""
+    def at(self, i: int) -> Any:
+        """Shard `i` (a view of the one this index owns)."""
+    def count(self) -> int:
+        """The number of shards."""
     def __init__(self, d: int, threaded: bool = False, successive_ids: bool = True, metric: int = 1) -> None:
         """An empty set of shards of dimension `d`. With `successive_ids` the shards number
         their vectors by position and this index gives them successive ids; otherwise the
@@ -954,6 +1296,16 @@ class IndexIVFFlat(IndexIVF):
 
 class IndexIVFPQ(IndexIVF):
     """An IVF index over PQ codes of residuals (Faiss's `IndexIVFPQ`)."""
+    @property
+    def pq(self) -> ProductQuantizer:
+        """The product quantizer (a copy: Faiss's `index.pq`, for `M`, `nbits`, `centroids`,
+        `compute_codes`, `decode`).
+        """
+    @property
+    def do_polysemous_training(self) -> bool:
+        """Whether `train` also orders the codes for polysemous search (8-bit codes)."""
+    @do_polysemous_training.setter
+    def do_polysemous_training(self, value: bool) -> None: ...
     def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int, metric: int = 1) -> None:
         """`nlist` lists over `quantizer`, vectors stored as `M` codes of `nbits` bits."""
     @property
@@ -964,6 +1316,9 @@ class IndexIVFPQ(IndexIVF):
 
 class IndexIVFScalarQuantizer(IndexIVF):
     """An IVF index over scalar-quantized residuals (Faiss's `IndexIVFScalarQuantizer`)."""
+    @property
+    def sq(self) -> ScalarQuantizer:
+        """The scalar quantizer (a copy: Faiss's `index.sq`)."""
     def __init__(self, quantizer: Any, d: int, nlist: int, qtype: int, metric: int = 1, by_residual: bool = True) -> None:
         """`nlist` lists over `quantizer`, components coded as `qtype`
         (`ScalarQuantizer.QT_8bit`, …).
@@ -1003,6 +1358,11 @@ class IndexIVFRaBitQFastScan(IndexIVF):
 
 class IndexIVFPQFastScan(IndexIVF):
     """An IVF index over 4-bit PQ codes scanned in SIMD blocks (Faiss's `IndexIVFPQFastScan`)."""
+    @property
+    def pq(self) -> ProductQuantizer:
+        """The product quantizer (a copy: Faiss's `index.pq`, for `M`, `nbits`, `centroids`,
+        `compute_codes`, `decode`).
+        """
     def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int, metric: int = 1, bbs: int = 32) -> None:
         """`nlist` lists over `quantizer`, `M` 4-bit codes per vector, stored in blocks of
         `bbs` vectors.
@@ -1102,10 +1462,19 @@ def deserialize_index(data: npt.ArrayLike) -> Any:
 def deserialize_index_binary(data: npt.ArrayLike) -> Any:
     """The binary index `data` holds (Faiss's `deserialize_index_binary`)."""
 
+def downcast_VectorTransform(transform: VectorTransform) -> VectorTransform:
+    """`transform` itself (Faiss's `downcast_VectorTransform`; fathom's objects always have
+    their own class).
+    """
+
+def downcast_index(index: Index) -> Index:
+    """`index` itself: Faiss's Python needs `downcast_index` to see an index's own class;
+    fathom's objects always have it.
+    """
+
 def extract_index_ivf(index: Any) -> Any:
-    """The IVF index inside `index` (Faiss's `extract_index_ivf`): `index` itself, or one
-    reachable through `.index` attributes; fathom's wrappers do not expose the index they
-    own yet, which the error says.
+    """The IVF index inside `index` (Faiss's `extract_index_ivf`): `index` itself, or the one
+    its wrappers hold (`index.index`, `index.base_index`), as a view.
     """
 
 def index_binary_factory(d: int, description: str) -> Any:
@@ -1144,6 +1513,15 @@ def merge_knn_results(Dall: npt.ArrayLike, Iall: npt.ArrayLike, keep_max: bool =
     """Merges sorted per-shard results (Faiss's `merge_knn_results`): `Dall`, `Iall` of shape
     `(nshard, nq, k)` → `(D, I)` of shape `(nq, k)`. Entries with id −1 end a shard's list;
     equal distances keep the lower shard first.
+    """
+
+def merge_ondisk(trained_index: Index, shard_fnames: list[str | os.PathLike[str]], ivfdata_fname: str | os.PathLike[str], shift_ids: bool = False) -> None:
+    """Fills `trained_index` (an empty, trained IVF index, or one behind transforms) with the
+    lists of the IVF indexes in the files `shard_fnames`, written to one on-disk data file
+    `ivfdata_fname` (Faiss's `contrib.ondisk.merge_ondisk`; also under that name in
+    `fathom.contrib.ondisk`). The shards are read memory-mapped, so together they may
+    exceed memory. With `shift_ids` each shard's ids follow the previous shard's. Save the
+    result with `write_index`: the file refers to the data file by its path.
     """
 
 def normalize_L2(x: Any) -> None:
