@@ -909,3 +909,130 @@ fn ivf_params_by_residual_and_quantizer_training() {
     let err = ix.set_param("by_residual", 0.0).unwrap_err().to_string();
     assert!(err.contains("reset"), "{err}");
 }
+
+#[test]
+fn parts_reach_every_sub_index_and_tune_it_in_place() {
+    use fathom_index::{IndexView, Part};
+    let d = 16;
+    let (xt, xb, _) = get_dataset_2(d, 2000, 500, 0);
+    let mut index = index_factory(d, "IDMap,IVF16_HNSW8,Flat", MetricType::L2).unwrap();
+    index.train(&xt).unwrap();
+    let ivf = index.view().part(Part::Inner).unwrap();
+    assert!(matches!(ivf.view(), IndexView::Ivf(_)));
+    let q = ivf.view().part(Part::Quantizer).unwrap();
+    assert_eq!((q.description().as_str(), q.ntotal()), ("HNSW8", 16));
+    assert!(index.view().part(Part::Quantizer).is_none());
+    // Tuning a part in place is what the owner then reads.
+    let q = index
+        .part_mut(Part::Inner)
+        .and_then(|i| i.part_mut(Part::Quantizer))
+        .unwrap();
+    q.set_param("efSearch", 77.0).unwrap();
+    assert_eq!(index.param("quantizer_efSearch"), Some(77.0));
+    for (desc, part, inner) in [
+        ("PCA8,IVF8,Flat", Part::Inner, "IVF8,Flat"),
+        ("IVF8,Flat,RFlat", Part::Refine, "Flat"),
+        ("HNSW8", Part::Storage, "Flat"),
+    ] {
+        let mut index = index_factory(d, desc, MetricType::L2).unwrap();
+        index.train(&xt).unwrap();
+        index.add(&xb).unwrap();
+        let p = index.view().part(part).unwrap();
+        assert_eq!(p.description(), inner, "{desc}");
+        assert_eq!(index.part_mut(part).unwrap().description(), inner, "{desc}");
+    }
+}
+
+#[test]
+fn add_preassigned_stores_rows_in_the_lists_given() {
+    let d = 16;
+    let (xt, xb, _) = get_dataset_2(d, 2000, 300, 0);
+    let mut ix = IndexIvfPq::new(flat_q(d, MetricType::L2), 8, 4, 8, MetricType::L2).unwrap();
+    ix.train(&xt).unwrap();
+    // Every row into list 3, whatever its nearest centroid: codes are residuals to it.
+    let lists = vec![3 as Idx; 300];
+    ix.add_preassigned(&xb, &lists, None).unwrap();
+    assert_eq!(ix.invlists().list_size(3), 300);
+    assert_eq!(ix.ntotal(), 300);
+    ix.nprobe = 8;
+    let res = ix.search(&xb[..10 * d], 1).unwrap();
+    let found = (0..10).filter(|&i| res.labels[i] == i as Idx).count();
+    assert!(found >= 8, "only {found} of 10 rows found themselves");
+    // A bad list number changes nothing.
+    let err = ix
+        .add_preassigned(&xb[..d], &[8], None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("out of range"), "{err}");
+    assert!(ix.add_preassigned(&xb[..d], &[1, 2], None).is_err());
+    assert_eq!(ix.ntotal(), 300);
+}
+
+#[test]
+fn merge_ondisk_searches_as_one_index_over_every_shard() {
+    let d = 16;
+    let (xt, xb, xq) = get_dataset_2(d, 2000, 3000, 50);
+    let dir = tempfile::tempdir().unwrap();
+    let trained = || {
+        let mut ix = index_factory(d, "IVF16,Flat", MetricType::L2).unwrap();
+        ix.train(&xt).unwrap();
+        ix
+    };
+    let mut whole = trained();
+    whole.add(&xb).unwrap();
+    let shards: Vec<Box<dyn Index>> = xb
+        .chunks(1000 * d)
+        .map(|part| {
+            let mut s = trained();
+            s.add(part).unwrap();
+            s
+        })
+        .collect();
+    let refs: Vec<&dyn Index> = shards.iter().map(|s| &**s).collect();
+    let mut merged = trained();
+    let path = dir.path().join("merged.ivfdata");
+    let n = fathom_index::ivf::merge_ondisk(&mut *merged, &refs, &path, true).unwrap();
+    assert_eq!((n, merged.ntotal()), (3000, 3000));
+    merged.set_param("nprobe", 16.0).unwrap();
+    whole.set_param("nprobe", 16.0).unwrap();
+    assert_eq!(
+        merged.search(&xq, 5).unwrap().labels,
+        whole.search(&xq, 5).unwrap().labels
+    );
+    // Written and read back, the lists stay in the data file.
+    let file = dir.path().join("merged.index");
+    fathom_io::faiss::write_index(&*merged, &file).unwrap();
+    let back = fathom_io::faiss::read_index(&file).unwrap();
+    assert_eq!(back.ntotal(), 3000);
+    // Refused: a non-empty target, a shard that is not IVF.
+    let err = fathom_index::ivf::merge_ondisk(&mut *merged, &refs, &path, true).unwrap_err();
+    assert!(err.to_string().contains("empty index"), "{err}");
+    let flat = IndexFlat::new(d, MetricType::L2).unwrap();
+    let err = fathom_index::ivf::merge_ondisk(&mut *trained(), &[&flat], &path, true).unwrap_err();
+    assert!(err.to_string().contains("IVF"), "{err}");
+}
+
+#[test]
+fn clustering_and_pq_search_parameters_by_name() {
+    let d = 16;
+    let (xt, _, _) = get_dataset_2(d, 2000, 0, 0);
+    let mut ix = IndexIvfFlat::new(flat_q(d, MetricType::L2), 8, MetricType::L2).unwrap();
+    ix.set_param("cp.niter", 3.0).unwrap();
+    ix.set_param("cp.seed", -5.0).unwrap();
+    ix.set_param("cp.spherical", 1.0).unwrap();
+    assert_eq!((ix.cp.niter, ix.cp.seed, ix.cp.spherical), (3, -5, true));
+    assert_eq!(ix.param("cp.seed"), Some(-5.0));
+    assert!(ix.set_param("cp.niter", 0.5).is_err());
+    assert!(ix.set_param("cp.seed", f64::NAN).is_err());
+    assert!(ix.set_param("cp.nosuch", 1.0).is_err());
+    ix.train(&xt).unwrap();
+    let mut pq = index_factory(d, "PQ4", MetricType::L2).unwrap();
+    assert_eq!(pq.param("search_type"), Some(0.0));
+    pq.set_param("search_type", 3.0).unwrap();
+    assert_eq!(pq.param("search_type"), Some(3.0));
+    let err = pq.set_param("search_type", 2.0).unwrap_err().to_string();
+    assert!(err.contains("ST_polysemous"), "{err}");
+    assert!(pq.set_param("search_type", 9.0).is_err());
+    pq.set_param("do_polysemous_training", 0.0).unwrap();
+    assert_eq!(pq.param("do_polysemous_training"), Some(0.0));
+}

@@ -213,6 +213,17 @@ impl PyIndexIVF {
     fn set_own_fields(&self, value: bool) {
         let _ = value;
     }
+    /// Whether the index owns its inverted lists: always, in fathom. Faiss code clears it
+    /// before handing lists elsewhere (`merge_ondisk`); either value is accepted and
+    /// changes nothing.
+    #[getter]
+    fn own_invlists(&self) -> bool {
+        true
+    }
+    #[setter]
+    fn set_own_invlists(&self, value: bool) {
+        let _ = value;
+    }
 
     /// The coarse quantizer: a view of the one this index owns (searches, counts and
     /// run-time parameters such as `quantizer.hnsw.efSearch` work; add/train/reset are

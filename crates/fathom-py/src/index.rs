@@ -182,11 +182,30 @@ impl PyIndex {
     fn ntotal(&self) -> PyResult<usize> {
         self.peek(|i| i.ntotal())
     }
+    #[setter]
+    fn set_ntotal(&self, value: i64) -> PyResult<()> {
+        let _ = value;
+        Err(crate::errors::FathomError::new_err(
+            "ntotal follows what the index holds and cannot be set: add, remove_ids or \
+             reset change it (merge_ondisk sets it for merged lists)",
+        ))
+    }
 
     /// Whether the index is ready for `add` and `search`.
     #[getter]
     fn is_trained(&self) -> PyResult<bool> {
         self.peek(|i| i.is_trained())
+    }
+    #[setter]
+    fn set_is_trained(&self, value: bool) -> PyResult<()> {
+        if self.peek(|i| i.is_trained())? == value {
+            return Ok(());
+        }
+        Err(crate::errors::FathomError::new_err(
+            "is_trained follows the index's state and cannot be set: call train(x), or \
+             build the index from trained parts (an IVF index over a filled quantizer \
+             with quantizer_trains_alone) — a flag alone would search with no centroids",
+        ))
     }
 
     /// The metric's Faiss code (`METRIC_L2`, `METRIC_INNER_PRODUCT`, …).

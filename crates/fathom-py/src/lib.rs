@@ -9,7 +9,8 @@
 //! with the GIL released.
 //!
 //! Built as an abi3 wheel by maturin (`crates/fathom-py/pyproject.toml`); the type stubs
-//! `fathom.pyi` are generated from these sources by `cargo xtask codegen`.
+//! `python/fathom/__init__.pyi` are generated from these sources by `cargo xtask codegen`;
+//! `python/fathom` is the package around this compiled module (`fathom._fathom`).
 
 mod additive;
 mod arrays;

@@ -15,7 +15,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::{self, ArrayLike, F32Matrix, I64Matrix, matrix_out};
+use crate::arrays::{self, ArrayLike, F32Matrix, F32Vector, I64Matrix, I64Vector, matrix_out};
 use crate::errors::{FathomError, OrRaise};
 use crate::threads::{compute, with_read};
 
@@ -72,10 +72,7 @@ fn one_vector(x: &Bound<'_, PyAny>, what: &str, d: usize) -> PyResult<Vec<f32>> 
     Ok(m.data)
 }
 
-fn hits_out<'py>(
-    py: Python<'py>,
-    hits: Vec<Hit>,
-) -> (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i64>>) {
+fn hits_out<'py>(py: Python<'py>, hits: Vec<Hit>) -> (F32Vector<'py>, I64Vector<'py>) {
     let scores = hits.iter().map(|h| h.score).collect();
     let ids = hits.iter().map(|h| h.id as i64).collect();
     (PyArray1::from_vec(py, scores), PyArray1::from_vec(py, ids))
@@ -202,7 +199,7 @@ impl PyVectorStore {
         query: &ArrayLike<'py>,
         top_k: i64,
         min_score: Option<f32>,
-    ) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<(F32Vector<'py>, I64Vector<'py>)> {
         let k = crate::index::check_k(top_k)?;
         let q = one_vector(query, "VectorStore.cosine_search: query", self.dim()?)?;
         let hits = self.with(py, |s| s.cosine_search(&q, k, min_score, 0).or_raise())?;
@@ -219,7 +216,7 @@ impl PyVectorStore {
         ids: &Bound<'py, PyAny>,
         top_k: i64,
         min_score: Option<f32>,
-    ) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<(F32Vector<'py>, I64Vector<'py>)> {
         let k = crate::index::check_k(top_k)?;
         let q = one_vector(query, "VectorStore.search_in_ids: query", self.dim()?)?;
         let ids = id_list(ids, "VectorStore.search_in_ids: ids")?;

@@ -415,3 +415,70 @@ def test_python_m_fathom_version():
     out = subprocess.run([sys.executable, "-m", "fathom", "--version"], capture_output=True,
                          text=True, check=True, env=dict(os.environ))
     assert out.stdout.strip() == f"fathom {fathom.__version__}"
+
+
+def test_attribute_writes_faiss_allows(clustered, faiss):
+    xt, xb, _ = clustered
+    _, index = ivf_flat(fathom, xt, xb[:100])
+    # Accepted and without effect, as they only concern Faiss's memory management.
+    index.own_invlists = False
+    index.own_fields = False
+    index.is_trained = True
+    # Derived state cannot be set: the error names the supported way.
+    with pytest.raises(RuntimeError, match="add, remove_ids or reset"):
+        index.ntotal = 0
+    empty = fathom.IndexIVFFlat(fathom.IndexFlatL2(32), 32, 8)
+    with pytest.raises(RuntimeError, match="call train"):
+        empty.is_trained = True
+    # Copies say they are copies by not changing the index.
+    pq = fathom.IndexPQ(32, 4, 8)
+    with pytest.raises(AttributeError):
+        pq.pq.M = 2
+    assert pq.pq.M == 4
+
+
+def test_views_under_concurrent_use(clustered):
+    """The lock order of views (slot.rs): a view never holds its own lock while taking its
+    owner's. Readers of views, tuners of views and writers of the owner at once, with the
+    old quantizer object (a view too) in the mix: no deadlock, no error."""
+    import threading
+
+    xt, xb, xq = clustered
+    q = fathom.IndexHNSWFlat(32, 8)
+    index = fathom.IndexIVFFlat(q, 32, 32)
+    index.cp.niter = 4
+    index.train(xt)
+    wrapper = fathom.IndexIDMap2(index)  # `index` becomes a view of wrapper.index
+    wrapper.add_with_ids(xb[:2000], np.arange(2000))
+    errors = []
+
+    def run(body):
+        def go():
+            try:
+                for i in range(30):
+                    body(i)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+        return threading.Thread(target=go)
+
+    def add(i):
+        wrapper.add_with_ids(xb[2000 + i * 10:2010 + i * 10], np.arange(2000 + i * 10, 2010 + i * 10))
+
+    def search_views(i):
+        assert wrapper.index.quantizer.ntotal == 32
+        assert q.search(xq[:5], 2)[1].shape == (5, 2)
+        index.search(xq[:20], 3)
+
+    def tune(i):
+        wrapper.index.nprobe = 1 + i % 8
+        fathom.downcast_index(index.quantizer).hnsw.efSearch = 16 + i
+        q.hnsw.efSearch = 20 + i
+
+    threads = [run(add), run(search_views), run(search_views), run(tune)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck: lock-order deadlock"
+    assert not errors, errors
+    assert wrapper.ntotal == 2300 and index.ntotal == 2300

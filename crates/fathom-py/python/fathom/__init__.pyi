@@ -335,9 +335,13 @@ class Index:
     @property
     def ntotal(self) -> int:
         """The number of vectors in the index."""
+    @ntotal.setter
+    def ntotal(self, value: int) -> None: ...
     @property
     def is_trained(self) -> bool:
         """Whether the index is ready for `add` and `search`."""
+    @is_trained.setter
+    def is_trained(self, value: bool) -> None: ...
     @property
     def metric_type(self) -> int:
         """The metric's Faiss code (`METRIC_L2`, `METRIC_INNER_PRODUCT`, …)."""
@@ -876,6 +880,14 @@ class IndexIVF(Index):
         """
     @own_fields.setter
     def own_fields(self, value: bool) -> None: ...
+    @property
+    def own_invlists(self) -> bool:
+        """Whether the index owns its inverted lists: always, in fathom. Faiss code clears it
+        before handing lists elsewhere (`merge_ondisk`); either value is accepted and
+        changes nothing.
+        """
+    @own_invlists.setter
+    def own_invlists(self, value: bool) -> None: ...
     @property
     def quantizer(self) -> Any:
         """The coarse quantizer: a view of the one this index owns (searches, counts and
