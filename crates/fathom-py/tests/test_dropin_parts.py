@@ -241,13 +241,14 @@ def test_add_preassigned_and_copy_subset_to(clustered, faiss):
         _, index = ivf_flat(lib, xt, xb[:0])
         _, a = index.quantizer.search(xb[:2000], 1)
         lists = a.ravel()
-        if hasattr(index, "add_preassigned"):
-            index.add_preassigned(xb[:2000], lists)
-        else:  # faiss: the contrib helper
-            from faiss.contrib.ivf_tools import add_preassigned
-            add_preassigned(index, xb[:2000], lists)
+        # Faiss's contrib helper, imported as Faiss code imports it.
+        tools = __import__(lib.__name__ + ".contrib.ivf_tools", fromlist=["ivf_tools"])
+        tools.add_preassigned(index, xb[:2000], lists)
         index.nprobe = 64
         D, I = index.search(xq[:100], 5)
+        _, Iq = index.quantizer.search(xq[:100], 64)
+        D2, I2 = tools.search_preassigned(index, xq[:100], 5, Iq)
+        np.testing.assert_array_equal(I, I2)
         other = lib.clone_index(index)
         other.reset()
         index.copy_subset_to(other, lib.InvertedLists.SUBSET_TYPE_ID_RANGE, 500, 900)
@@ -256,6 +257,9 @@ def test_add_preassigned_and_copy_subset_to(clustered, faiss):
 
     ours, theirs = both(faiss, snippet)
     assert ours[:2] == theirs[:2] == (2000, 400)
+    _, index = ivf_flat(fathom, xt, xb[:0])
+    index.add_preassigned(xb[:10], np.full(10, 5))
+    assert index.invlists.list_size(5) == 10
     gt = ground_truth(xb[:2000], xq[:100], 5)
     np.testing.assert_array_equal(ours[2][:, 0], gt[:, 0])  # exhaustive probe: exact
     sub = ours[3][ours[3] >= 0]
