@@ -21,7 +21,6 @@ use crate::errors::{FathomError, OrRaise};
 use crate::index::{PyIndex, take_index};
 use crate::parts::{PyIvfClusteringParameters, PyObjectVector, with_graph};
 use crate::quantizers::{ProductQuantizer, ScalarQuantizer};
-use crate::slot::{Slot, moved_err};
 use crate::threads::install;
 use crate::transforms::take_transform;
 
@@ -289,38 +288,13 @@ impl PyIndexIVF {
         a2: i64,
     ) -> PyResult<usize> {
         let subset = subset_type_of(subset_type, a1, a2)?;
-        let (src, dst) = (slf.as_super().get(), other.get());
-        if std::ptr::eq(src, dst) {
-            return Err(PyValueError::new_err(
-                "copy_subset_to: the source and the destination are the same index",
-            ));
-        }
-        slf.py().detach(|| {
-            // Lock in address order so two opposite copies cannot deadlock.
-            let (a, mut b);
-            if (src as *const PyIndex) < (dst as *const PyIndex) {
-                a = src.slot.lock()?;
-                b = dst.slot.lock()?;
-            } else {
-                b = dst.slot.lock()?;
-                a = src.slot.lock()?;
-            }
-            match (&*a, &mut *b) {
-                (Slot::Moved(note), _) => Err(moved_err(note)),
-                (_, Slot::Moved(note)) => Err(moved_err(note)),
-                (Slot::Owned(from), Slot::Owned(to)) => {
-                    let (from, to) = (&**from, &mut **to);
-                    let ivf = from
-                        .view()
-                        .ivf_lists()
-                        .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
-                    install(|| ivf.copy_subset_to_ivf(to, subset).or_raise())
-                }
-                (Slot::Part(_), _) | (_, Slot::Part(_)) => Err(PyValueError::new_err(
-                    "copy_subset_to: one of the indexes is part of another index; copy \
-                     between the indexes that own them",
-                )),
-            }
+        let (src, dst) = (&slf.as_super().get().slot, &other.get().slot);
+        src.with_pair(dst, slf.py(), "copy_subset_to", |from, to| {
+            let ivf = from
+                .view()
+                .ivf_lists()
+                .ok_or_else(|| FathomError::new_err("copy_subset_to: not an IVF index"))?;
+            install(|| ivf.copy_subset_to_ivf(to, subset).or_raise())
         })
     }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use fathom::Part;
 
-use crate::slot::{IndexSlot, Slot, moved_err};
+use crate::slot::IndexSlot;
 use crate::threads::install;
 
 /// Faiss's `Index`: the methods every index has. Build indexes with their own classes
@@ -401,34 +401,10 @@ impl PyIndex {
     /// leaves `other` empty (flat and IVF indexes of the same kind).
     #[pyo3(signature = (other, add_id = 0))]
     fn merge_from(&self, py: Python<'_>, other: &Bound<'_, PyIndex>, add_id: i64) -> PyResult<()> {
-        let other = other.get();
-        if std::ptr::eq(self, other) {
-            return Err(PyValueError::new_err(
-                "merge_from: cannot merge an index into itself",
-            ));
-        }
-        py.detach(|| {
-            // Lock in address order so two opposite merges cannot deadlock.
-            let (mut a, mut b);
-            if (self as *const Self) < (other as *const Self) {
-                a = self.slot.lock()?;
-                b = other.slot.lock()?;
-            } else {
-                b = other.slot.lock()?;
-                a = self.slot.lock()?;
-            }
-            match (&mut *a, &mut *b) {
-                (Slot::Owned(dst), Slot::Owned(src)) => {
-                    let (dst, src) = (&mut **dst, &mut **src);
-                    install(|| crate::classes::merge(dst, src, add_id))
-                }
-                (Slot::Moved(note), _) | (_, Slot::Moved(note)) => Err(moved_err(note)),
-                (Slot::Part(_), _) | (_, Slot::Part(_)) => Err(PyValueError::new_err(
-                    "merge_from: one of the indexes is part of another index (its \
-                     quantizer, wrapped index, …); merge the indexes that own them",
-                )),
-            }
-        })
+        self.slot
+            .with_pair(&other.get().slot, py, "merge_from", |dst, src| {
+                install(|| crate::classes::merge(dst, src, add_id))
+            })
     }
 
     /// Keeps a map from ids to list entries so `reconstruct` works on IVF indexes.

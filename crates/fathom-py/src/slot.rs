@@ -121,6 +121,13 @@ enum Landing<R, T: ?Sized> {
     Elsewhere(PartOf<T>),
 }
 
+/// One step of a walk towards the index that owns a view: `at` is where the slot reached
+/// so far points, and its path goes in front of the part of the path walked already.
+fn hop<T: ?Sized>(owner: &mut Option<Arc<IndexSlot<T>>>, path: &mut Vec<Part>, at: PartOf<T>) {
+    path.splice(0..0, at.path.iter().copied());
+    *owner = Some(at.root);
+}
+
 fn walk<'a, T: ?Sized + HasParts>(mut at: &'a T, path: &[Part]) -> Option<&'a T> {
     for p in path {
         at = at.part(*p)?;
@@ -172,10 +179,7 @@ impl<T: ?Sized + Send + Sync + HasParts> IndexSlot<T> {
             })?;
             match landing {
                 Landing::Done(r) => return r,
-                Landing::Elsewhere(at) => {
-                    path.splice(0..0, at.path.iter().copied());
-                    owner = Some(at.root);
-                }
+                Landing::Elsewhere(at) => hop(&mut owner, &mut path, at),
             }
         }
     }
@@ -224,10 +228,7 @@ impl<T: ?Sized + Send + Sync + HasParts> IndexSlot<T> {
             })?;
             match landing {
                 Landing::Done(r) => return r,
-                Landing::Elsewhere(at) => {
-                    path.splice(0..0, at.path.iter().copied());
-                    owner = Some(at.root);
-                }
+                Landing::Elsewhere(at) => hop(&mut owner, &mut path, at),
             }
         }
     }
@@ -249,14 +250,50 @@ impl<T: ?Sized + Send + Sync + HasParts> IndexSlot<T> {
                     Slot::Part(at) => at.clone(),
                 }
             };
-            path.splice(0..0, next.path.iter().copied());
-            owner = Some(next.root);
+            hop(&mut owner, &mut path, next);
         }
     }
 
-    /// The write guard itself, for callers that must hold two locks in a set order.
-    pub(crate) fn lock(&self) -> PyResult<RwLockWriteGuard<'_, Slot<T>>> {
+    fn lock(&self) -> PyResult<RwLockWriteGuard<'_, Slot<T>>> {
         self.0.write().map_err(|_| poisoned())
+    }
+
+    /// Runs `f` on this slot's index and `other`'s, two different indexes each owned by
+    /// its slot, both locked for writing without the GIL. The locks are taken in address
+    /// order, so two calls on the same pair in opposite roles cannot deadlock. Views and
+    /// moved indexes are refused (`what` names the call in the errors).
+    pub(crate) fn with_pair<R: Send>(
+        &self,
+        other: &Self,
+        py: Python<'_>,
+        what: &str,
+        f: impl FnOnce(&mut T, &mut T) -> PyResult<R> + Send,
+    ) -> PyResult<R> {
+        if std::ptr::eq(self, other) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{what}: an index cannot be combined with itself"
+            )));
+        }
+        py.detach(|| {
+            let (mut a, mut b);
+            if (self as *const Self) < (other as *const Self) {
+                a = self.lock()?;
+                b = other.lock()?;
+            } else {
+                b = other.lock()?;
+                a = self.lock()?;
+            }
+            match (&mut *a, &mut *b) {
+                (Slot::Owned(x), Slot::Owned(y)) => f(&mut **x, &mut **y),
+                (Slot::Moved(note), _) | (_, Slot::Moved(note)) => Err(moved_err(note)),
+                (Slot::Part(_), _) | (_, Slot::Part(_)) => {
+                    Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "{what}: one of the indexes is part of another index (its \
+                         quantizer, wrapped index, …); use the indexes that own them"
+                    )))
+                }
+            }
+        })
     }
 
     /// Takes the index out for `new_owner`; until [`IndexSlot::became`] says where it
