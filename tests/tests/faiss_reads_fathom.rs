@@ -176,7 +176,10 @@ fn faiss_opens_every_type_fathom_writes_and_finds_the_same_neighbours() -> Outco
         );
         let res = index.search(&q, K).unwrap();
         let (fd, fi) = (&faiss.distances, &faiss.labels);
-        if name.contains("x4fs") {
+        // Fast-scan's 8-bit tables round differently between the libraries; Faiss ≥ 1.15
+        // on a CPU with AVX512-BF16 rounds the query to bf16 when scanning bf16 codes
+        // (distances 0.1 % off the f32 query's: measured on a Sapphire Rapids machine).
+        if name.contains("x4fs") || name.contains("bf16") {
             fathom_tests::assert_close_results(name, &res.distances, &res.labels, fd, fi);
         } else {
             fathom_tests::assert_same_results(name, K, &res.distances, &res.labels, fd, fi);

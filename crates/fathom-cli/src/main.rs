@@ -13,6 +13,7 @@ macro_rules! outln {
 
 mod bench;
 mod demo;
+mod index_images;
 mod index_text;
 mod info;
 mod progress;
@@ -85,6 +86,9 @@ enum Command {
     /// Embed a text file's sentences (or a .jsonl file's "text" fields) with a
     /// sentence-transformers model into a collection of a serve data directory.
     IndexText(index_text::IndexTextArgs),
+    /// Embed a folder of images (with metadata from a sidecar CSV/JSONL) with an image
+    /// model into a collection of a serve data directory.
+    IndexImages(index_images::IndexImagesArgs),
     /// A persistent vector store: create, add, delete, compact, stat, search, bench.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -204,6 +208,7 @@ fn main() -> ExitCode {
         Command::Tune(args) => tune::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::IndexText(args) => index_text::run(&args),
+        Command::IndexImages(args) => index_images::run(&args),
         Command::Store(cmd) => store::run(cmd),
         Command::Shard(cmd) => shard::run(&cmd),
         Command::Searcher(args) => shard::searcher(&args),

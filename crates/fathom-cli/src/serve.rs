@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// tokenizer.json — the layout of all-MiniLM-L6-v2): text queries and items.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// An image model directory (`deploy/models/efficientnet_lite0.py` makes one): image
+    /// queries and items.
+    #[arg(long)]
+    image_model: Option<PathBuf>,
 }
 
 /// The text model of `--model`, when given.
@@ -139,6 +143,27 @@ pub fn load_model(
     {
         Err(Error::Unsupported(format!(
             "--model {}: this fathom was built without the `text` feature",
+            dir.display()
+        )))
+    }
+}
+
+/// The image model of `--image-model`, when given.
+pub fn load_image_model(
+    dir: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<dyn fathom_serve::embed::ImageEmbedder>>> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    #[cfg(feature = "image")]
+    {
+        let m = fathom_serve::efficientnet::EfficientNet::load(dir)?;
+        Ok(Some(std::sync::Arc::new(m)))
+    }
+    #[cfg(not(feature = "image"))]
+    {
+        Err(Error::Unsupported(format!(
+            "--image-model {}: this fathom was built without the `image` feature",
             dir.display()
         )))
     }
@@ -267,8 +292,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     config.api_keys = args.api_keys.clone();
     config.cors_origin = args.cors_origin.clone();
     config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
-    let model = load_model(args.model.as_deref())?;
-    let app = fathom_serve::server::open_with(config, model)?;
+    let models = fathom_serve::server::Models {
+        text: load_model(args.model.as_deref())?,
+        image: load_image_model(args.image_model.as_deref())?,
+    };
+    let app = fathom_serve::server::open_with(config, models)?;
     for line in &app.service.startup {
         eprintln!("fathom serve: {line}");
     }

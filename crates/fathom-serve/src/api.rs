@@ -44,6 +44,9 @@ pub struct App {
     pub cors_origin: Option<Arc<HeaderValue>>,
     /// The text model, when the server has one: `"text"` queries and `"texts"` items.
     pub embedder: Option<Arc<dyn crate::embed::Embedder>>,
+    /// The image model, when the server has one: `"image"` queries and `"images"` items
+    /// (base64 or data URLs).
+    pub image_embedder: Option<Arc<dyn crate::embed::ImageEmbedder>>,
 }
 
 /// What a request did, for its log line and metrics: set by handlers as a response
@@ -95,6 +98,47 @@ async fn embed_for(
         return Err(bad("no texts given"));
     }
     blocking(move || Ok(e.embed(&texts)?)).await
+}
+
+/// Embeds base64 `images` for collection `c` on the blocking pool; 400 without a model
+/// or for an image that is not base64 or cannot be decoded (the message names which),
+/// 422 when the model's dimension is not the collection's.
+async fn embed_images_for(
+    app: &Arc<App>,
+    c: &Collection,
+    images: Vec<String>,
+) -> Result<Vec<f32>, ApiError> {
+    let Some(e) = app.image_embedder.clone() else {
+        return Err(bad(
+            "images need an image model, and this server has none (start it with \
+             --image-model DIR); send vectors",
+        ));
+    };
+    if e.dim() != c.def.dim {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "the image model {} makes {}-d vectors; the collection expects {} (a \
+                 collection made for another model)",
+                e.name(),
+                e.dim(),
+                c.def.dim
+            ),
+        ));
+    }
+    if images.is_empty() {
+        return Err(bad("no images given"));
+    }
+    let bytes = images
+        .iter()
+        .enumerate()
+        .map(|(i, b)| crate::embed::decode_base64(b).map_err(|e| bad(format!("image {i}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    blocking(move || {
+        let refs: Vec<&[u8]> = bytes.iter().map(|b| &b[..]).collect();
+        Ok(e.embed_images(&refs)?)
+    })
+    .await
 }
 
 /// An error answer: a status and `{"error": message}`.
@@ -335,6 +379,10 @@ async fn health(State(app): State<Arc<App>>) -> ApiResult {
         .embedder
         .as_ref()
         .map_or(Value::Null, |e| json!(e.name()));
+    h["image_model"] = app
+        .image_embedder
+        .as_ref()
+        .map_or(Value::Null, |e| json!(e.name()));
     Ok(Json(h).into_response())
 }
 
@@ -520,6 +568,7 @@ struct AddBody {
     ids: Option<Vec<ItemId>>,
     vectors: Option<Vec<Vec<f32>>>,
     texts: Option<Vec<String>>,
+    images: Option<Vec<String>>,
     metadata: Option<Vec<Value>>,
 }
 
@@ -529,15 +578,20 @@ async fn items_of_body(
     c: &Collection,
     b: AddBody,
 ) -> Result<(Vec<f32>, Vec<String>, Option<Vec<ItemId>>), ApiError> {
-    let (flat, n, texts) = match (b.vectors, b.texts) {
-        (Some(v), None) => (rows(&v, c.def.dim, "vector")?, v.len(), None),
-        (None, Some(t)) => {
+    let (flat, n, texts) = match (b.vectors, b.texts, b.images) {
+        (Some(v), None, None) => (rows(&v, c.def.dim, "vector")?, v.len(), None),
+        (None, Some(t), None) => {
             let n = t.len();
             (embed_for(app, c, t.clone()).await?, n, Some(t))
         }
+        (None, None, Some(i)) => {
+            let n = i.len();
+            (embed_images_for(app, c, i).await?, n, None)
+        }
         _ => {
             return Err(bad(
-                "the body needs exactly one of \"vectors\": [[…], …] or \"texts\": […]",
+                "the body needs exactly one of \"vectors\": [[…], …], \"texts\": […] or \
+                 \"images\": [\"<base64>\", …]",
             ));
         }
     };
@@ -893,6 +947,8 @@ struct SearchBody {
     vectors: Option<Vec<Vec<f32>>>,
     text: Option<String>,
     texts: Option<Vec<String>>,
+    image: Option<String>,
+    images: Option<Vec<String>>,
     top_k: Option<usize>,
     min_score: Option<f32>,
     max_distance: Option<f32>,
@@ -969,15 +1025,40 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
     let deadline = Instant::now()
         + b.deadline_ms
             .map_or(app.traffic.config.deadline, Duration::from_millis);
-    let (queries, single) = match (&b.vector, &b.vectors, &b.text, &b.texts) {
-        (Some(v), None, None, None) => (Q::Vectors(vec![v.clone()]), true),
-        (None, Some(v), None, None) if !v.is_empty() => (Q::Vectors(v.clone()), false),
-        (None, None, Some(t), None) => (Q::Texts(vec![t.clone()]), true),
-        (None, None, None, Some(t)) if !t.is_empty() => (Q::Texts(t.clone()), false),
+    let given = [
+        b.vector.is_some(),
+        b.vectors.is_some(),
+        b.text.is_some(),
+        b.texts.is_some(),
+        b.image.is_some(),
+        b.images.is_some(),
+    ];
+    let (queries, single) = match (&b, given.iter().filter(|g| **g).count()) {
+        (
+            SearchBody {
+                vector: Some(v), ..
+            },
+            1,
+        ) => (Q::Vectors(vec![v.clone()]), true),
+        (
+            SearchBody {
+                vectors: Some(v), ..
+            },
+            1,
+        ) if !v.is_empty() => (Q::Vectors(v.clone()), false),
+        (SearchBody { text: Some(t), .. }, 1) => (Q::Texts(vec![t.clone()]), true),
+        (SearchBody { texts: Some(t), .. }, 1) if !t.is_empty() => (Q::Texts(t.clone()), false),
+        (SearchBody { image: Some(i), .. }, 1) => (Q::Images(vec![i.clone()]), true),
+        (
+            SearchBody {
+                images: Some(i), ..
+            },
+            1,
+        ) if !i.is_empty() => (Q::Images(i.clone()), false),
         _ => {
             return Err(bad(
                 "the body needs exactly one non-empty \"vector\": […], \"vectors\": [[…], …], \
-                 \"text\": \"…\" or \"texts\": […]",
+                 \"text\": \"…\", \"texts\": […], \"image\": \"<base64>\" or \"images\": […]",
             ));
         }
     };
@@ -1017,6 +1098,7 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
     let flat = match queries {
         Q::Vectors(v) => rows(&v, c.def.dim, "query")?,
         Q::Texts(t) => embed_for(&app, &c, t).await?,
+        Q::Images(i) => embed_images_for(&app, &c, i).await?,
     };
     let nq = flat.len() / c.def.dim;
     let ntotal = c.live.read().map(|l| l.index.ntotal()).unwrap_or(0);
@@ -1102,4 +1184,6 @@ async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Byt
 enum Q {
     Vectors(Vec<Vec<f32>>),
     Texts(Vec<String>),
+    /// Base64 images.
+    Images(Vec<String>),
 }

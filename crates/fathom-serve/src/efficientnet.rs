@@ -16,18 +16,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use fathom_core::{Error, Result};
 
+pub use crate::embed::ImageEmbedder;
 use crate::image_input::{DecodeLimits, decode_rgb_square};
-
-/// Turns images (encoded files: JPEG, PNG, WebP) into vectors of one fixed dimension.
-pub trait ImageEmbedder: Send + Sync {
-    /// The vectors' dimension.
-    fn dim(&self) -> usize;
-    /// One vector per image, concatenated; an image that cannot be decoded is an error
-    /// naming which one and why.
-    fn embed_images(&self, images: &[&[u8]]) -> Result<Vec<f32>>;
-    /// A name for `/health` ("efficientnet-lite0", …).
-    fn name(&self) -> String;
-}
 
 /// One EfficientNet-Lite stage: `repeats` blocks of kernel `k`, first stride `s`,
 /// expansion `e`, from `cin` to `cout` channels (`efficientnet_lite_builder`'s strings).

@@ -1,7 +1,9 @@
-//! Text in, vectors out: the [`Embedder`] a server may be given for `"text"` queries and
-//! `"texts"` items, and the sentence splitter `fathom index-text` uses.
+//! Text or images in, vectors out: the [`Embedder`] a server may be given for `"text"`
+//! queries and `"texts"` items, the [`ImageEmbedder`] for `"image"` queries and
+//! `"images"` items (sent as base64, [`decode_base64`]), and the sentence splitter
+//! `fathom index-text` uses.
 
-use fathom_core::Result;
+use fathom_core::{Error, Result};
 
 /// Turns texts into vectors of one fixed dimension (a sentence-embedding model).
 pub trait Embedder: Send + Sync {
@@ -11,6 +13,72 @@ pub trait Embedder: Send + Sync {
     fn embed(&self, texts: &[String]) -> Result<Vec<f32>>;
     /// A name for `/health` ("all-MiniLM-L6-v2", …).
     fn name(&self) -> String;
+}
+
+/// Turns images (encoded files: JPEG, PNG, WebP) into vectors of one fixed dimension.
+pub trait ImageEmbedder: Send + Sync {
+    /// The vectors' dimension.
+    fn dim(&self) -> usize;
+    /// One vector per image, concatenated; an image that cannot be decoded is an error
+    /// naming which one (`image <i>`) and why.
+    fn embed_images(&self, images: &[&[u8]]) -> Result<Vec<f32>>;
+    /// A name for `/health` ("efficientnet-lite0", …).
+    fn name(&self) -> String;
+}
+
+/// Decodes standard base64 (RFC 4648, padding optional, whitespace ignored), also as a
+/// data URL (`data:image/png;base64,…`, what a browser's `FileReader` gives).
+///
+/// ```
+/// use fathom_serve::embed::decode_base64;
+/// assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+/// assert_eq!(decode_base64("data:text/plain;base64,aGVsbG8").unwrap(), b"hello");
+/// assert!(decode_base64("not base64!").is_err());
+/// ```
+pub fn decode_base64(text: &str) -> Result<Vec<u8>> {
+    let body = match text.strip_prefix("data:") {
+        Some(url) => url
+            .split_once(";base64,")
+            .map(|(_, b)| b)
+            .ok_or_else(|| Error::invalid("a data URL must be base64 (data:<type>;base64,…)"))?,
+        None => text,
+    };
+    let mut out = Vec::with_capacity(body.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    let mut ended = false;
+    for (i, c) in body.bytes().enumerate() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                ended = true;
+                continue;
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => continue,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "not base64: byte {i} is {:?}",
+                    char::from(c)
+                )));
+            }
+        };
+        if ended {
+            return Err(Error::invalid(format!(
+                "not base64: data after '=' at byte {i}"
+            )));
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
 }
 
 /// Splits text into sentences after `。！？.!?` (a run of them stays together, and a

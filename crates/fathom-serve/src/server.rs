@@ -12,17 +12,23 @@ use crate::metrics::Metrics;
 use crate::service::{ServeConfig, Service};
 use crate::store::CollectionDef;
 
-/// Opens the service over `config.data_dir`, without a text model.
+/// Opens the service over `config.data_dir`, without models.
 pub fn open(config: ServeConfig) -> Result<Arc<App>> {
-    open_with(config, None)
+    open_with(config, Models::default())
 }
 
-/// Opens the service over `config.data_dir` with a text model for `"text"` queries and
-/// `"texts"` items.
-pub fn open_with(
-    config: ServeConfig,
-    embedder: Option<Arc<dyn crate::embed::Embedder>>,
-) -> Result<Arc<App>> {
+/// The models a server may be given: a text model for `"text"` queries and `"texts"`
+/// items, an image model for `"image"` queries and `"images"` items.
+#[derive(Default, Clone)]
+pub struct Models {
+    /// The text model.
+    pub text: Option<Arc<dyn crate::embed::Embedder>>,
+    /// The image model.
+    pub image: Option<Arc<dyn crate::embed::ImageEmbedder>>,
+}
+
+/// Opens the service over `config.data_dir` with `models`.
+pub fn open_with(config: ServeConfig, models: Models) -> Result<Arc<App>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let keys = match &config.api_keys {
         Some(path) => Some(Arc::new(crate::auth::KeyStore::open(path)?)),
@@ -39,7 +45,8 @@ pub fn open_with(
         cors_origin,
         service: Service::open(config)?,
         metrics: Arc::new(Metrics::default()),
-        embedder,
+        embedder: models.text,
+        image_embedder: models.image,
     }))
 }
 

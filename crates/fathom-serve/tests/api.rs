@@ -591,9 +591,14 @@ impl fathom_serve::embed::Embedder for Trigrams {
 #[tokio::test]
 async fn text_items_and_queries_go_through_the_model() {
     let dir = tempfile::tempdir().unwrap();
-    let app =
-        fathom_serve::server::open_with(ServeConfig::new(dir.path()), Some(Arc::new(Trigrams)))
-            .unwrap();
+    let app = fathom_serve::server::open_with(
+        ServeConfig::new(dir.path()),
+        fathom_serve::server::Models {
+            text: Some(Arc::new(Trigrams)),
+            image: None,
+        },
+    )
+    .unwrap();
     json_call(
         &app,
         "PUT",
@@ -660,4 +665,143 @@ async fn text_items_and_queries_go_through_the_model() {
         let (s, v) = json_call(&app, "POST", "/collections/t/items", body.clone()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
     }
+}
+
+/// A stand-in image model: the byte histogram of an "image" that starts with `IMG`,
+/// refusing anything else as a real model refuses a corrupt file.
+struct ByteHistogram;
+
+impl fathom_serve::embed::ImageEmbedder for ByteHistogram {
+    fn dim(&self) -> usize {
+        16
+    }
+    fn embed_images(&self, images: &[&[u8]]) -> fathom_core::Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for (i, b) in images.iter().enumerate() {
+            if !b.starts_with(b"IMG") {
+                return Err(fathom_core::Error::invalid(format!(
+                    "image {i}: not an image fathom reads"
+                )));
+            }
+            let mut v = [0f32; 16];
+            for &x in &b[3..] {
+                v[(x % 16) as usize] += 1.0;
+            }
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            out.extend(v.iter().map(|x| x / n));
+        }
+        Ok(out)
+    }
+    fn name(&self) -> String {
+        "byte-histogram".into()
+    }
+}
+
+/// Standard base64 of `bytes`, for request bodies.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                s.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+#[tokio::test]
+async fn image_items_and_queries_go_through_the_image_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = fathom_serve::server::Models {
+        text: None,
+        image: Some(Arc::new(ByteHistogram)),
+    };
+    let app = fathom_serve::server::open_with(ServeConfig::new(dir.path()), models).unwrap();
+    json_call(
+        &app,
+        "PUT",
+        "/collections/img",
+        json!({"dim": 16, "metric": "cosine"}),
+    )
+    .await;
+    let images: Vec<Vec<u8>> = [&b"IMGaaaaabbb"[..], b"IMGzzzzzzyy", b"IMG0123456789"]
+        .iter()
+        .map(|b| b.to_vec())
+        .collect();
+    let encoded: Vec<String> = images.iter().map(|b| base64(b)).collect();
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/img/items",
+        json!({"images": encoded, "metadata": [{"price": 3}, {"price": 5}, {}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (i, e) in encoded.iter().enumerate() {
+        // Plain base64 and a browser's data URL find the same item.
+        for q in [e.clone(), format!("data:image/png;base64,{e}")] {
+            let (s, v) = json_call(
+                &app,
+                "POST",
+                "/collections/img/search",
+                json!({"image": q, "top_k": 1}),
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            assert_eq!(v["results"][0]["id"], i, "{v}");
+        }
+    }
+    let (_, h) = call(&app, "GET", "/health", Body::empty()).await;
+    assert_eq!(h["image_model"], "byte-histogram");
+    // Bad input: 400 naming the image, and nothing stored.
+    for (body, want) in [
+        (
+            json!({"images": [encoded[0].clone(), "@@not base64"]}),
+            "not base64",
+        ),
+        (
+            json!({"images": [encoded[0].clone(), base64(b"GIF89a")]}),
+            "image 1",
+        ),
+        (json!({"images": []}), "no images"),
+        (
+            json!({"images": [encoded[0].clone()], "vectors": [vec![0.0f32; 16]]}),
+            "exactly one",
+        ),
+    ] {
+        let (s, v) = json_call(&app, "POST", "/collections/img/items", body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{want}: {v}");
+    }
+    let (_, st) = call(&app, "GET", "/collections/img", Body::empty()).await;
+    assert_eq!(st["items"], 3, "{st}");
+    // Without an image model, or with a text one only: 400 that says so.
+    let text_only = fathom_serve::server::open_with(
+        ServeConfig::new(tempfile::tempdir().unwrap().path()),
+        fathom_serve::server::Models {
+            text: Some(Arc::new(Trigrams)),
+            image: None,
+        },
+    )
+    .unwrap();
+    json_call(&text_only, "PUT", "/collections/t", json!({"dim": 16})).await;
+    let (s, v) = json_call(
+        &text_only,
+        "POST",
+        "/collections/t/search",
+        json!({"image": encoded[0]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("--image-model"),
+        "{v}"
+    );
 }
