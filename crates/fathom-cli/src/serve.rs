@@ -125,6 +125,10 @@ pub struct ServeArgs {
     /// queries and items.
     #[arg(long)]
     image_model: Option<PathBuf>,
+    /// A folder whose images the page's thumbnails may show (items' "path" must lie
+    /// inside one; repeat for several). `fathom index-images` folders go here.
+    #[arg(long)]
+    image_root: Vec<PathBuf>,
 }
 
 /// The text model of `--model`, when given.
@@ -292,6 +296,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     config.api_keys = args.api_keys.clone();
     config.cors_origin = args.cors_origin.clone();
     config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
+    config.image_roots = args.image_root.clone();
     let models = fathom_serve::server::Models {
         text: load_model(args.model.as_deref())?,
         image: load_image_model(args.image_model.as_deref())?,

@@ -165,7 +165,7 @@ impl From<Error> for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
@@ -175,7 +175,7 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
@@ -186,7 +186,7 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-fn collection(app: &App, name: &str) -> Result<Arc<Collection>, ApiError> {
+pub(crate) fn collection(app: &App, name: &str) -> Result<Arc<Collection>, ApiError> {
     app.service
         .get(name)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no collection {name:?}")))
@@ -222,6 +222,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(crate::docs_page::docs))
+        .route("/", get(crate::ui::page))
+        .route("/ui", get(crate::ui::page))
         .route("/snapshot", post(snapshot))
         .route("/collections", get(list_collections))
         .route(
@@ -238,6 +240,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/collections/{name}/items/get", post(get_items))
         .route("/collections/{name}/items/list", post(list_items_body))
         .route("/collections/{name}/items/{id}", get(get_item))
+        .route(
+            "/collections/{name}/items/{id}/thumbnail",
+            get(crate::thumbnail::thumbnail),
+        )
         .route("/collections/{name}/search", post(search))
         .route("/collections/{name}/retrain", post(retrain))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })

@@ -61,6 +61,8 @@ pub mod server;
 pub mod service;
 pub mod snapshot;
 pub mod store;
+pub mod thumbnail;
 pub mod tls;
+pub mod ui;
 
 pub use service::{ServeConfig, Service};

@@ -46,6 +46,9 @@ pub struct ServeConfig {
     pub cors_origin: Option<String>,
     /// HTTPS: a certificate chain and its private key (PEM files); plain HTTP without.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Folders whose images the thumbnail route may read (an item's `"path"` must lie
+    /// inside one, after resolving links); none by default.
+    pub image_roots: Vec<PathBuf>,
 }
 
 impl ServeConfig {
@@ -66,6 +69,7 @@ impl ServeConfig {
             api_keys: None,
             cors_origin: None,
             tls: None,
+            image_roots: Vec::new(),
         }
     }
 }

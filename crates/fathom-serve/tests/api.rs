@@ -8,12 +8,14 @@ mod common;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::StatusCode;
+use axum::http::{Request, StatusCode, header};
 use common::call;
 use fathom_index::{Index, IndexFlat};
 use fathom_serve::ServeConfig;
 use fathom_serve::api::App;
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 fn open(dir: &std::path::Path) -> Arc<App> {
     let mut config = ServeConfig::new(dir);
@@ -803,5 +805,101 @@ async fn image_items_and_queries_go_through_the_image_model() {
     assert!(
         v["error"].as_str().unwrap().contains("--image-model"),
         "{v}"
+    );
+}
+
+#[tokio::test]
+async fn page_and_thumbnails_only_inside_the_image_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let img = image::RgbImage::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let inside_png = root.path().join("a.png");
+    img.save(&inside_png).unwrap();
+    let secret = outside.path().join("secret.png");
+    img.save(&secret).unwrap();
+    let mut config = ServeConfig::new(dir.path());
+    config.image_roots = vec![root.path().to_path_buf()];
+    let app = fathom_serve::server::open_with(config, Default::default()).unwrap();
+    json_call(&app, "PUT", "/collections/p", json!({"dim": 2})).await;
+    let traversal = format!(
+        "{}/../{}",
+        root.path().display(),
+        secret
+            .strip_prefix(outside.path().parent().unwrap())
+            .unwrap()
+            .display()
+    );
+    let paths = [
+        json!({"path": inside_png.display().to_string()}),
+        json!({"path": secret.display().to_string()}),
+        json!({"path": traversal}),
+        json!({"path": "/etc/passwd"}),
+        json!({"name": "no path"}),
+    ];
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/p/items",
+        json!({"vectors": vec![vec![0.0f32, 1.0]; 5], "metadata": paths}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let thumb = |id: usize, q: &str| {
+        let app = app.clone();
+        let uri = format!("/collections/p/items/{id}/thumbnail{q}");
+        async move {
+            let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+            fathom_serve::api::router(app).oneshot(req).await.unwrap()
+        }
+    };
+    let resp = thumb(0, "?size=64").await;
+    #[cfg(feature = "image")]
+    {
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "image/jpeg");
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let t = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((t.width(), t.height()), (64, 43));
+    }
+    #[cfg(not(feature = "image"))]
+    assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED);
+    for id in [1, 2, 3] {
+        assert_eq!(
+            thumb(id, "").await.status(),
+            StatusCode::FORBIDDEN,
+            "item {id}"
+        );
+    }
+    assert_eq!(thumb(4, "").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(thumb(9, "").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        thumb(0, "?size=9999").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    // The page itself: offline (no external URL), with its security policy.
+    let req = Request::builder().uri("/").body(Body::empty()).unwrap();
+    let resp = fathom_serve::api::router(app.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let html = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        html.contains("fathom search") && !html.contains("http://") && !html.contains("https://")
     );
 }
