@@ -6,9 +6,9 @@
 //! it: TensorFlow "same" padding (asymmetric on stride 2), ReLU6, no squeeze-excite,
 //! batch norm folded into the convolutions at load.
 //!
-//! Depthwise convolutions are sums of `k²` shifted, per-channel-scaled views of the input
-//! (candle runs a grouped convolution as one convolution per group); 1×1 convolutions are
-//! matrix products.
+//! Depthwise convolutions are a loop of their own over (image, channel) planes on the
+//! rayon pool (candle runs a grouped convolution as one convolution per group); 1×1
+//! convolutions are matrix products.
 
 use std::path::Path;
 
@@ -95,13 +95,14 @@ pub const FEATURES: usize = 1280;
 
 /// A convolution with its batch norm folded in: `w · (γ/σ)` and bias `β − μ·γ/σ`.
 struct ConvBn {
-    /// `(out, in / groups, k, k)`; for a 1×1 convolution `(out, in)`.
+    /// `(out, in, k, k)`; for a 1×1 convolution `(out, in)`.
     w: Tensor,
     /// `(1, out, 1, 1)`.
     b: Tensor,
+    /// A depthwise convolution's weights (`c × k × k`) and biases, for its own loop.
+    depthwise: Option<(Vec<f32>, Vec<f32>)>,
     k: usize,
     stride: usize,
-    depthwise: bool,
     relu6: bool,
 }
 
@@ -123,7 +124,12 @@ impl ConvBn {
         let scale = gamma.div(&(var + BN_EPS)?.sqrt()?)?;
         let b = beta.sub(&mean.mul(&scale)?)?.reshape((1, out, 1, 1))?;
         let w = w.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
-        let w = if k == 1 && !depthwise {
+        let depthwise = if depthwise {
+            Some((w.flatten_all()?.to_vec1()?, b.flatten_all()?.to_vec1()?))
+        } else {
+            None
+        };
+        let w = if k == 1 && depthwise.is_none() {
             w.reshape((out, inp))?
         } else {
             w
@@ -131,24 +137,25 @@ impl ConvBn {
         Ok(ConvBn {
             w,
             b,
+            depthwise,
             k,
             stride,
-            depthwise,
             relu6,
         })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = if self.depthwise {
-            self.depthwise_conv(x)?
-        } else if self.k == 1 {
+        if let Some((w, b)) = &self.depthwise {
+            return self.depthwise_conv(x, w, b);
+        }
+        let y = if self.k == 1 {
             let (n, c, h, w) = x.dims4()?;
             let out = self.w.dim(0)?;
             self.w
                 .broadcast_matmul(&x.reshape((n, c, h * w))?)?
                 .reshape((n, out, h, w))?
         } else {
-            let (x, _) = same_pad(x, self.k, self.stride, 0)?;
+            let x = same_pad(x, self.k, self.stride)?;
             x.conv2d(&self.w, 0, self.stride, 1, 1)?
         };
         let y = y.broadcast_add(&self.b)?;
@@ -159,59 +166,62 @@ impl ConvBn {
         }
     }
 
-    /// `Σ_{i,j} w[:, 0, i, j] · x_pad[:, :, i + s·r, j + s·c]` over the output grid.
-    fn depthwise_conv(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// One plane per (image, channel), in parallel on the rayon pool: `k²` taps of the
+    /// zero-padded input ("same" padding, the smaller half before), then the bias and
+    /// ReLU6. Written out because candle runs a grouped convolution as one convolution
+    /// per channel.
+    fn depthwise_conv(&self, x: &Tensor, w: &[f32], b: &[f32]) -> candle_core::Result<Tensor> {
+        use rayon::prelude::*;
+        let (n, c, h, wd) = x.dims4()?;
         let (k, s) = (self.k, self.stride);
-        // `s` spare rows and columns so every tap's strided view has whole groups of `s`.
-        let (x, (oh, ow)) = same_pad(x, k, s, s)?;
-        let c = x.dim(1)?;
-        let mut acc: Option<Tensor> = None;
-        for i in 0..k {
-            let rows = strided(&x.narrow(2, i, s * oh)?, 2, s, oh)?;
-            for j in 0..k {
-                let tap = strided(&rows.narrow(3, j, s * ow)?, 3, s, ow)?;
-                let w = self
-                    .w
-                    .narrow(2, i, 1)?
-                    .narrow(3, j, 1)?
-                    .reshape((1, c, 1, 1))?;
-                let term = tap.broadcast_mul(&w)?;
-                acc = Some(match acc {
-                    None => term,
-                    Some(a) => (a + term)?,
-                });
-            }
-        }
-        acc.ok_or_else(|| candle_core::Error::Msg("empty kernel".into()))
+        let (oh, ow) = (h.div_ceil(s), wd.div_ceil(s));
+        let top = ((oh - 1) * s + k).saturating_sub(h) / 2;
+        let left = ((ow - 1) * s + k).saturating_sub(wd) / 2;
+        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let mut out = vec![0f32; n * c * oh * ow];
+        // Padded plane: every tap in bounds, so the inner loop has no branches.
+        let (ph, pw) = ((oh - 1) * s + k, (ow - 1) * s + k);
+        out.par_chunks_mut(oh * ow).enumerate().for_each_init(
+            || vec![0f32; ph * pw],
+            |padded, (plane, o)| {
+                let ch = plane % c;
+                let src = &xs[plane * h * wd..(plane + 1) * h * wd];
+                for (r, row) in src.chunks_exact(wd).enumerate() {
+                    if let Some(pr) = (r + top).checked_mul(pw).filter(|_| r + top < ph) {
+                        let end = (left + wd).min(pw);
+                        padded[pr + left..pr + end].copy_from_slice(&row[..end - left]);
+                    }
+                }
+                let taps = &w[ch * k * k..(ch + 1) * k * k];
+                for (y, orow) in o.chunks_exact_mut(ow).enumerate() {
+                    orow.fill(b[ch]);
+                    for i in 0..k {
+                        let prow = &padded[(y * s + i) * pw..(y * s + i + 1) * pw];
+                        for (j, &t) in taps[i * k..(i + 1) * k].iter().enumerate() {
+                            for (xo, acc) in orow.iter_mut().enumerate() {
+                                *acc += t * prow[xo * s + j];
+                            }
+                        }
+                    }
+                    if self.relu6 {
+                        orow.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
+                    }
+                }
+            },
+        );
+        Tensor::from_vec(out, (n, c, oh, ow), &Device::Cpu)
     }
 }
 
-/// Every `s`-th element of `x` along `dim` (which holds `s · len`), `len` of them.
-fn strided(x: &Tensor, dim: usize, s: usize, len: usize) -> candle_core::Result<Tensor> {
-    if s == 1 {
-        return Ok(x.clone());
-    }
-    let mut shape = x.dims().to_vec();
-    shape[dim] = len;
-    shape.insert(dim + 1, s);
-    x.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
-}
-
-/// TensorFlow's "same" padding for a `k × k` kernel of stride `s` (the smaller half
-/// before, the larger after), plus `extra` zeros after; returns the output size too.
-fn same_pad(
-    x: &Tensor,
-    k: usize,
-    s: usize,
-    extra: usize,
-) -> candle_core::Result<(Tensor, (usize, usize))> {
+/// TensorFlow's "same" padding for a `k × k` kernel of stride `s`: the smaller half
+/// before, the larger after.
+fn same_pad(x: &Tensor, k: usize, s: usize) -> candle_core::Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let (oh, ow) = (h.div_ceil(s), w.div_ceil(s));
     let pad = |i: usize, o: usize| ((o - 1) * s + k).saturating_sub(i);
     let (ph, pw) = (pad(h, oh), pad(w, ow));
-    let x = x.pad_with_zeros(2, ph / 2, ph - ph / 2 + extra)?;
-    let x = x.pad_with_zeros(3, pw / 2, pw - pw / 2 + extra)?;
-    Ok((x, (oh, ow)))
+    let x = x.pad_with_zeros(2, ph / 2, ph - ph / 2)?;
+    x.pad_with_zeros(3, pw / 2, pw - pw / 2)
 }
 
 struct Block {
