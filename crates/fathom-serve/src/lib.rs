@@ -36,6 +36,9 @@
 //! assert_eq!(hits[0][0].metadata["t"], "b");
 //! ```
 
+// The OpenAPI document is one `json!` literal, deeper than the default limit allows.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod auth;
 #[cfg(feature = "text")]

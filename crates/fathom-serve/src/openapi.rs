@@ -31,7 +31,7 @@ pub fn document() -> Value {
     let filter = json!({ "type": "object", "description": "metadata filter: MongoDB/Chroma ($eq $ne $in $nin $gt $gte $lt $lte $exists $and $or $not) or Qdrant (must/should/must_not, match value/any/except, range, is_empty, is_null) style; see docs/SERVE.md" });
     let items_body = json!({
         "type": "object", "required": ["vectors"],
-        "properties": { "ids": ids, "vectors": { "type": "array", "items": vector }, "texts": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "array", "items": { "type": "object" } } } });
+        "properties": { "ids": ids, "vectors": { "type": "array", "items": vector }, "texts": { "type": "array", "items": { "type": "string" } }, "images": { "type": "array", "items": { "type": "string" }, "description": "base64 or data URLs of JPEG, PNG or WebP files (needs --image-model)" }, "metadata": { "type": "array", "items": { "type": "object" } } } });
     json!({
         "openapi": "3.0.3",
         "info": { "title": "fathom search service", "version": env!("CARGO_PKG_VERSION") },
@@ -40,6 +40,7 @@ pub fn document() -> Value {
             "/metrics": { "get": { "summary": "Prometheus text: requests and latency per route and status, in-flight requests, queries searched, vectors per collection", "responses": answers("metrics") } },
             "/openapi.json": { "get": { "summary": "this document", "responses": answers("the document") } },
             "/docs": { "get": { "summary": "an API page rendered from this document", "responses": answers("HTML") } },
+            "/": { "get": { "summary": "the search page (also /ui): text, image and similar-item search over a collection, results with thumbnails", "responses": answers("HTML") } },
             "/snapshot": { "post": { "summary": "write a snapshot (database and indexes) now", "responses": answers("its directory") } },
             "/collections": { "get": { "summary": "every collection", "responses": answers("collections") } },
             "/collections/{name}": {
@@ -71,6 +72,10 @@ pub fn document() -> Value {
                 "parameters": [name[0], { "name": "id", "in": "path", "required": true, "schema": { "type": "string" }, "description": "digits: a number id" }],
                 "get": { "summary": "one item: id, vector, metadata", "responses": answers("{\"id\", \"vector\", \"metadata\"}") }
             },
+            "/collections/{name}/items/{id}/thumbnail": {
+                "parameters": [name[0], { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "size", "in": "query", "schema": { "type": "integer", "default": 160, "maximum": 512 } }],
+                "get": { "summary": "a JPEG of the image the item's metadata \"path\" names, at most size pixels a side; only files inside the --image-root folders (403 otherwise)", "responses": answers("image/jpeg") }
+            },
             "/collections/{name}/items/get": {
                 "parameters": name,
                 "post": { "summary": "many items by id", "requestBody": body(json!({
@@ -89,6 +94,8 @@ pub fn document() -> Value {
                     "type": "object",
                     "properties": {
                         "vector": vector, "vectors": { "type": "array", "items": vector },
+                        "text": { "type": "string", "description": "needs --model" }, "texts": { "type": "array", "items": { "type": "string" } },
+                        "image": { "type": "string", "description": "base64 or a data URL of a JPEG, PNG or WebP file (needs --image-model)" }, "images": { "type": "array", "items": { "type": "string" } },
                         "top_k": { "type": "integer", "default": 10 },
                         "min_score": { "type": "number", "description": "ip and cosine collections" },
                         "max_distance": { "type": "number", "description": "l2 collections" },

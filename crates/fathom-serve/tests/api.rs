@@ -448,7 +448,9 @@ async fn metrics_and_openapi_describe_the_service() {
         "/collections/{name}/items",
         "/collections/{name}/search",
         "/collections/{name}/retrain",
+        "/collections/{name}/items/{id}/thumbnail",
         "/snapshot",
+        "/",
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
