@@ -198,8 +198,15 @@ impl ConvBn {
                     for i in 0..k {
                         let prow = &padded[(y * s + i) * pw..(y * s + i + 1) * pw];
                         for (j, &t) in taps[i * k..(i + 1) * k].iter().enumerate() {
-                            for (xo, acc) in orow.iter_mut().enumerate() {
-                                *acc += t * prow[xo * s + j];
+                            // Slices rather than indices, so stride 1 vectorises.
+                            if s == 1 {
+                                for (acc, &v) in orow.iter_mut().zip(&prow[j..j + ow]) {
+                                    *acc += t * v;
+                                }
+                            } else {
+                                for (acc, &v) in orow.iter_mut().zip(prow[j..].iter().step_by(s)) {
+                                    *acc += t * v;
+                                }
                             }
                         }
                     }
