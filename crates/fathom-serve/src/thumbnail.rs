@@ -24,6 +24,7 @@ use crate::store::ItemId;
 /// Largest thumbnail side served.
 const MAX_SIZE: u32 = 512;
 /// Largest image file read.
+#[cfg(feature = "image")]
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@
 //! corrupt, unsupported, oversized) are errors naming the image. Skipped, saying why,
 //! where the model or the photos cannot be fetched.
 
-use fathom_tests::harness::{Outcome, PASSED, skipped};
+use fathom_tests::harness::{Outcome, skipped};
 
 #[cfg(feature = "image")]
 mod checks {
@@ -162,7 +162,7 @@ fn image_model_on_photographs() -> Outcome {
         checks::classifies_photos(&model, &photos);
         checks::finds_near_duplicates(&model, &photos);
         checks::refuses_bad_images(&model, &photos);
-        PASSED
+        fathom_tests::harness::PASSED
     }
     #[cfg(not(feature = "image"))]
     skipped("built without the `image` feature")

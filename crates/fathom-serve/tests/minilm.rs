@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use fathom_serve::bert::SentenceEmbedder;
 #[cfg(feature = "text")]
 use fathom_serve::embed::Embedder;
-use fathom_tests::harness::{Outcome, PASSED, skipped};
+#[cfg(feature = "text")]
+use fathom_tests::harness::PASSED;
+use fathom_tests::harness::{Outcome, skipped};
 
 #[cfg(feature = "text")]
 fn token_ids_and_embeddings_equal_sentence_transformers() -> Outcome {
