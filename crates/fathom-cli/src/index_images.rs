@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use fathom_core::{Error, Result};
-use fathom_serve::ServeConfig;
 use fathom_serve::embed::ImageEmbedder;
 use fathom_serve::store::CollectionDef;
 use serde_json::{Map, Value, json};
@@ -148,24 +147,13 @@ pub fn run(args: &IndexImagesArgs) -> Result<()> {
         )));
     }
     let meta = sidecar(&root)?;
-    let app = fathom_serve::server::open(ServeConfig::new(&args.data_dir))?;
     let def = CollectionDef {
         name: args.collection.clone(),
         dim: model.dim(),
         metric: fathom_serve::store::Metric::Cosine,
         index: args.index.clone(),
     };
-    if app.service.get(&def.name).is_none() {
-        app.service.create(def)?;
-    }
-    let c = app.service.get(&args.collection).expect("exists");
-    if c.def.dim != model.dim() {
-        return Err(Error::DimensionMismatch {
-            what: format!("collection {:?}", c.def.name),
-            got: c.def.dim,
-            expected: format!("the model's dimension {}", model.dim()),
-        });
-    }
+    let (app, c) = crate::index_text::open_collection(&args.data_dir, def)?;
     let bar = progress::bar(files.len() as u64, "embedding");
     let (mut added, mut skipped) = (0usize, Vec::new());
     for chunk in files.chunks(BATCH) {

@@ -69,6 +69,31 @@ fn sentences(args: &IndexTextArgs) -> Result<Vec<(String, Value)>> {
     Ok(out)
 }
 
+/// The service over `data_dir` and its collection `def.name`, created from `def` when
+/// missing; an existing one must have `def.dim` (a model's dimension).
+pub fn open_collection(
+    data_dir: &std::path::Path,
+    def: CollectionDef,
+) -> Result<(
+    std::sync::Arc<fathom_serve::api::App>,
+    std::sync::Arc<fathom_serve::collection::Collection>,
+)> {
+    let app = fathom_serve::server::open(ServeConfig::new(data_dir))?;
+    let (name, dim) = (def.name.clone(), def.dim);
+    if app.service.get(&name).is_none() {
+        app.service.create(def)?;
+    }
+    let c = app.service.get(&name).expect("exists");
+    if c.def.dim != dim {
+        return Err(Error::DimensionMismatch {
+            what: format!("collection {:?}", c.def.name),
+            got: c.def.dim,
+            expected: format!("the model's dimension {dim}"),
+        });
+    }
+    Ok((app, c))
+}
+
 pub fn run(args: &IndexTextArgs) -> Result<()> {
     let model = crate::serve::load_model(Some(&args.model))?.expect("a model was given");
     let items = sentences(args)?;
@@ -78,24 +103,13 @@ pub fn run(args: &IndexTextArgs) -> Result<()> {
             args.file.display()
         )));
     }
-    let app = fathom_serve::server::open(ServeConfig::new(&args.data_dir))?;
     let def = CollectionDef {
         name: args.collection.clone(),
         dim: model.dim(),
         metric: fathom_serve::store::Metric::InnerProduct,
         index: args.index.clone(),
     };
-    if app.service.get(&def.name).is_none() {
-        app.service.create(def)?;
-    }
-    let c = app.service.get(&args.collection).expect("exists");
-    if c.def.dim != model.dim() {
-        return Err(Error::DimensionMismatch {
-            what: format!("collection {:?}", c.def.name),
-            got: c.def.dim,
-            expected: format!("the model's dimension {}", model.dim()),
-        });
-    }
+    let (app, c) = open_collection(&args.data_dir, def)?;
     let bar = progress::bar(items.len() as u64, "embedding");
     let mut first = None;
     let mut last = 0;

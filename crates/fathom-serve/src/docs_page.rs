@@ -18,7 +18,13 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsaf
 
 /// `GET /docs`: the API documentation page ([`HTML`]).
 pub async fn docs() -> Response {
-    let mut resp = HTML.into_response();
+    html_page(HTML, CONTENT_SECURITY_POLICY)
+}
+
+/// A self-contained page (`/docs`, the search page) with its security policy, not
+/// sniffed as anything else, revalidated on each load.
+pub fn html_page(html: &'static str, csp: &'static str) -> Response {
+    let mut resp = html.into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -26,7 +32,7 @@ pub async fn docs() -> Response {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -5,8 +5,7 @@
 //! (`ui.html`, embedded with `include_str!`): no CDN, no external script, style or font,
 //! so it works offline; keyboard accessible (every control is a native control).
 
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 /// The page.
 pub const HTML: &str = include_str!("ui.html");
@@ -19,20 +18,5 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsaf
 
 /// `GET /` and `GET /ui`: the search page ([`HTML`]).
 pub async fn page() -> Response {
-    let mut resp = HTML.into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
+    crate::docs_page::html_page(HTML, CONTENT_SECURITY_POLICY)
 }
