@@ -171,6 +171,69 @@ pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// A request body as JSON: JSON as sent, or a `multipart/form-data` upload turned into
+/// the same JSON — file fields named `image` (a query) or `images` (items, repeatable)
+/// become base64 strings, other fields their JSON value (or the text, when it is not
+/// JSON): `curl -F image=@cat.jpg -F top_k=5 …/search`.
+pub(crate) struct JsonOrForm(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonOrForm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+        if !form {
+            return Bytes::from_request(req, state)
+                .await
+                .map(JsonOrForm)
+                .map_err(|e| ApiError(e.status(), e.body_text()));
+        }
+        let mut parts = axum::extract::Multipart::from_request(req, state)
+            .await
+            .map_err(|e| ApiError(e.status(), e.body_text()))?;
+        let malformed = |e: axum::extract::multipart::MultipartError| {
+            ApiError(
+                e.status(),
+                format!("malformed multipart body: {}", e.body_text()),
+            )
+        };
+        let mut body = serde_json::Map::new();
+        while let Some(field) = parts.next_field().await.map_err(malformed)? {
+            let name = field.name().unwrap_or_default().to_string();
+            let is_file = field.file_name().is_some();
+            let data = field.bytes().await.map_err(malformed)?;
+            match (name.as_str(), is_file) {
+                ("image", true) => {
+                    body.insert(name, json!(crate::embed::encode_base64(&data)));
+                }
+                ("images", true) => {
+                    let list = body.entry("images").or_insert_with(|| json!([]));
+                    if let Value::Array(a) = list {
+                        a.push(json!(crate::embed::encode_base64(&data)));
+                    }
+                }
+                (_, true) => {
+                    return Err(bad(format!(
+                        "file field {name:?}: upload files as \"image\" (a query) or \
+                         \"images\" (items)"
+                    )));
+                }
+                _ => {
+                    let text = String::from_utf8(data.to_vec())
+                        .map_err(|_| bad(format!("field {name:?} is not UTF-8 text")))?;
+                    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    body.insert(name, value);
+                }
+            }
+        }
+        Ok(JsonOrForm(Bytes::from(Value::Object(body).to_string())))
+    }
+}
+
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))
 }
@@ -645,7 +708,7 @@ fn facts_for(c: &Collection, queries: usize) -> Facts {
 async fn add_items(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
-    body: Bytes,
+    JsonOrForm(body): JsonOrForm,
 ) -> ApiResult {
     write_items(app, name, body, false).await
 }
@@ -653,7 +716,7 @@ async fn add_items(
 async fn upsert_items(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
-    body: Bytes,
+    JsonOrForm(body): JsonOrForm,
 ) -> ApiResult {
     write_items(app, name, body, true).await
 }
@@ -1025,7 +1088,11 @@ fn cache_key(
     k
 }
 
-async fn search(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+async fn search(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    JsonOrForm(body): JsonOrForm,
+) -> ApiResult {
     let c = collection(&app, &name)?;
     let b: SearchBody = parse(&body)?;
     let deadline = Instant::now()

@@ -81,6 +81,32 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Standard base64 (RFC 4648, with padding) of `bytes`: the inverse of [`decode_base64`].
+///
+/// ```
+/// use fathom_serve::embed::{decode_base64, encode_base64};
+/// assert_eq!(encode_base64(b"hello"), "aGVsbG8=");
+/// assert_eq!(decode_base64(&encode_base64(&[0, 255, 7])).unwrap(), [0, 255, 7]);
+/// ```
+pub fn encode_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for k in 0..4 {
+            out.push(if k <= chunk.len() {
+                char::from(ALPHABET[(n >> (18 - 6 * k) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
 /// Splits text into sentences after `。！？.!?` (a run of them stays together, and a
 /// closing quote or bracket right after stays with its sentence — a straight quote only
 /// when no word follows it at once) and at line breaks; trims each and drops empty ones.

@@ -31,7 +31,7 @@ pub fn document() -> Value {
     let filter = json!({ "type": "object", "description": "metadata filter: MongoDB/Chroma ($eq $ne $in $nin $gt $gte $lt $lte $exists $and $or $not) or Qdrant (must/should/must_not, match value/any/except, range, is_empty, is_null) style; see docs/SERVE.md" });
     let items_body = json!({
         "type": "object", "required": ["vectors"],
-        "properties": { "ids": ids, "vectors": { "type": "array", "items": vector }, "texts": { "type": "array", "items": { "type": "string" } }, "images": { "type": "array", "items": { "type": "string" }, "description": "base64 or data URLs of JPEG, PNG or WebP files (needs --image-model)" }, "metadata": { "type": "array", "items": { "type": "object" } } } });
+        "properties": { "ids": ids, "vectors": { "type": "array", "items": vector }, "texts": { "type": "array", "items": { "type": "string" } }, "images": { "type": "array", "items": { "type": "string" }, "description": "base64 or data URLs of JPEG, PNG or WebP files (needs --image-model); or send multipart/form-data with file fields named images" }, "metadata": { "type": "array", "items": { "type": "object" } } } });
     json!({
         "openapi": "3.0.3",
         "info": { "title": "fathom search service", "version": env!("CARGO_PKG_VERSION") },

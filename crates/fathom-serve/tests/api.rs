@@ -764,6 +764,66 @@ async fn image_items_and_queries_go_through_the_image_model() {
     }
     let (_, h) = call(&app, "GET", "/health", Body::empty()).await;
     assert_eq!(h["image_model"], "byte-histogram");
+    // The same as multipart uploads (`curl -F images=@a.jpg -F metadata='[…]'`).
+    let form = |parts: &[(&str, Option<&str>, &[u8])]| {
+        let mut body = Vec::new();
+        for (name, file, data) in parts {
+            body.extend_from_slice(b"--XyZ\r\n");
+            let disposition = match file {
+                Some(f) => format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: image/png\r\n\r\n"
+                ),
+                None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+            };
+            body.extend_from_slice(disposition.as_bytes());
+            body.extend_from_slice(data);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--XyZ--\r\n");
+        body
+    };
+    let post_form = |uri: &'static str, body: Vec<u8>| {
+        let app = app.clone();
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri(uri)
+                .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
+                .body(Body::from(body))
+                .unwrap();
+            let resp = fathom_serve::api::router(app).oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let (s, v) = post_form(
+        "/collections/img/items",
+        form(&[
+            ("images", Some("d.png"), b"IMGqqqqqrrr"),
+            ("images", Some("e.png"), b"IMG55555556"),
+            ("metadata", None, br#"[{"price": 7}, {"price": 8}]"#),
+        ]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = post_form(
+        "/collections/img/search",
+        form(&[
+            ("image", Some("q.png"), b"IMG55555556"),
+            ("top_k", None, b"1"),
+        ]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["metadata"]["price"], 8, "{v}");
+    let (s, v) = post_form(
+        "/collections/img/search",
+        form(&[("picture", Some("q.png"), b"IMG1")]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("\"image\""), "{v}");
     // Bad input: 400 naming the image, and nothing stored.
     for (body, want) in [
         (
@@ -785,7 +845,7 @@ async fn image_items_and_queries_go_through_the_image_model() {
         assert!(v["error"].as_str().unwrap().contains(want), "{want}: {v}");
     }
     let (_, st) = call(&app, "GET", "/collections/img", Body::empty()).await;
-    assert_eq!(st["items"], 3, "{st}");
+    assert_eq!(st["items"], 5, "{st}");
     // Without an image model, or with a text one only: 400 that says so.
     let text_only = fathom_serve::server::open_with(
         ServeConfig::new(tempfile::tempdir().unwrap().path()),
