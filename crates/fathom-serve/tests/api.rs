@@ -701,24 +701,7 @@ impl fathom_serve::embed::ImageEmbedder for ByteHistogram {
     }
 }
 
-/// Standard base64 of `bytes`, for request bodies.
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for k in 0..4 {
-            if k <= c.len() {
-                s.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
+use fathom_serve::embed::encode_base64 as base64;
 
 #[tokio::test]
 async fn image_items_and_queries_go_through_the_image_model() {
