@@ -14,6 +14,7 @@ builds nothing but the tensor descriptions.
 
 import array
 import collections
+import io
 import json
 import pickle
 import struct
@@ -54,7 +55,7 @@ class TensorRefs(pickle.Unpickler):
 
 def read_legacy_pth(data):
     """The tensors of a pre-zip PyTorch file: {name: (dtype, shape, bytes)}."""
-    f = __import__("io").BytesIO(data)
+    f = io.BytesIO(data)
     for _ in range(3):  # magic number, protocol version, system info
         TensorRefs(f).load()
     state = TensorRefs(f).load()

@@ -1527,10 +1527,7 @@ impl PyIndexShards {
     /// Shard `i` (a view of the one this index owns).
     fn at(slf: &Bound<'_, Self>, i: i64) -> PyResult<Py<PyAny>> {
         let owner = slf.as_super().get();
-        let n = owner.peek(|s| match s.view() {
-            IndexView::Shards(s) => s.shards().len(),
-            _ => 0,
-        })?;
+        let n = Self::count(slf)?;
         let part = usize::try_from(i).ok().filter(|&i| i < n).ok_or_else(|| {
             pyo3::exceptions::PyIndexError::new_err(format!("shard {i} is outside 0..{n}"))
         })?;

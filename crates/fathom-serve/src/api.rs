@@ -83,21 +83,33 @@ async fn embed_for(
              send vectors",
         ));
     };
-    if e.dim() != c.def.dim {
+    model_fits(c, ("text", "texts"), e.name(), e.dim(), texts.len())?;
+    blocking(move || Ok(e.embed(&texts)?)).await
+}
+
+/// Whether a model (`kind` names it and its inputs) can serve collection `c` with `n`
+/// inputs: 422 when its dimension is not the collection's, 400 for no inputs.
+fn model_fits(
+    c: &Collection,
+    (kind, inputs): (&str, &str),
+    name: String,
+    dim: usize,
+    n: usize,
+) -> Result<(), ApiError> {
+    if dim != c.def.dim {
         return Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
-                "the text model {} makes {}-d vectors; the collection expects {}",
-                e.name(),
-                e.dim(),
+                "the {kind} model {name} makes {dim}-d vectors; the collection expects {} \
+                 (a collection made for another model)",
                 c.def.dim
             ),
         ));
     }
-    if texts.is_empty() {
-        return Err(bad("no texts given"));
+    if n == 0 {
+        return Err(bad(format!("no {inputs} given")));
     }
-    blocking(move || Ok(e.embed(&texts)?)).await
+    Ok(())
 }
 
 /// Embeds base64 `images` for collection `c` on the blocking pool; 400 without a model
@@ -114,21 +126,7 @@ async fn embed_images_for(
              --image-model DIR); send vectors",
         ));
     };
-    if e.dim() != c.def.dim {
-        return Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "the image model {} makes {}-d vectors; the collection expects {} (a \
-                 collection made for another model)",
-                e.name(),
-                e.dim(),
-                c.def.dim
-            ),
-        ));
-    }
-    if images.is_empty() {
-        return Err(bad("no images given"));
-    }
+    model_fits(c, ("image", "images"), e.name(), e.dim(), images.len())?;
     let bytes = images
         .iter()
         .enumerate()

@@ -421,10 +421,8 @@ impl EfficientNet {
     /// ImageNet class probabilities of each image (`1000` per image): the classifier the
     /// embedding is cut from, to check the network end to end.
     pub fn classify(&self, images: &[&[u8]]) -> Result<Vec<f32>> {
+        let x = self.input(images)?;
         let run = || -> candle_core::Result<Vec<f32>> {
-            let x = self
-                .input(images)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             let f = self.features(&x)?;
             let logits = f.matmul(&self.fc_w.t()?)?.broadcast_add(&self.fc_b)?;
             candle_nn::ops::softmax_last_dim(&logits)?
