@@ -17,7 +17,9 @@ pub struct IndexImagesArgs {
     /// by file name comes from `metadata.jsonl` (objects with a "file" field) or
     /// `metadata.csv` (a header row with a "file" column) in that directory.
     dir: PathBuf,
-    /// The image model directory (`deploy/models/efficientnet_lite0.py` makes one).
+    /// The image model directory: EfficientNet-Lite0 (`deploy/models/efficientnet_lite0.py`
+    /// makes one) or CLIP in Hugging Face's layout (then `fathom serve --image-model` with
+    /// the same directory searches the images by text too).
     #[arg(long)]
     model: PathBuf,
     /// The service's data directory (created if missing).

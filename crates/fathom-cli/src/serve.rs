@@ -121,8 +121,10 @@ pub struct ServeArgs {
     /// tokenizer.json — the layout of all-MiniLM-L6-v2): text queries and items.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// An image model directory (`deploy/models/efficientnet_lite0.py` makes one): image
-    /// queries and items.
+    /// An image model directory: image queries and items. EfficientNet-Lite0
+    /// (`deploy/models/efficientnet_lite0.py` makes one) or a CLIP model in Hugging Face's
+    /// layout (openai/clip-vit-base-patch32), which also serves text queries against the
+    /// image collections.
     #[arg(long)]
     image_model: Option<PathBuf>,
     /// A folder whose images the page's thumbnails may show (items' "path" must lie
@@ -161,8 +163,8 @@ pub fn load_image_model(
     };
     #[cfg(feature = "image")]
     {
-        let m = fathom_serve::efficientnet::EfficientNet::load(dir)?;
-        Ok(Some(std::sync::Arc::new(m)))
+        let limits = fathom_serve::image_input::DecodeLimits::default();
+        Ok(Some(fathom_serve::image_model::load(dir, limits)?))
     }
     #[cfg(not(feature = "image"))]
     {

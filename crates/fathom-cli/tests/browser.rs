@@ -1,10 +1,17 @@
-//! The search page in a real browser: `fathom index-images` over sample photographs,
-//! `fathom serve` with the image model, and headless Chromium (Debian's `chromium` and
+//! The search page in a real browser: headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, installed with apt when missing; Selenium from PyPI in
-//! `target/browser-venv`) loading the page, searching with a re-encoded copy of one photo
-//! through the file input (it must come first), then "Similar" on the hit. Screenshots are
-//! saved under `target/browser/`. Skipped, saying why, where Chromium, Selenium, the model
-//! or the photos cannot be had; the server is killed when the test ends, failed or not.
+//! `target/browser-venv`) driving `tests/browser/page_test.py` against `fathom serve`.
+//!
+//! - Image search: `fathom index-images` over sample photographs with EfficientNet-Lite0;
+//!   a re-encoded copy of one photo through the file input must come first, then
+//!   "Similar" on the hit.
+//! - Text search with CLIP (the tiny test model: no registry ships real weights) over an
+//!   IVF collection of generated pictures: the page's first result must be the API's,
+//!   recall against exact search is shown, and the recall-vs-speed table must reach 1.
+//!
+//! Screenshots are saved under `target/browser/`. Skipped, saying why, where Chromium,
+//! Selenium, the model or the photos cannot be had; servers are killed when the test
+//! ends, failed or not.
 
 mod common;
 
@@ -51,18 +58,56 @@ fn selenium_python() -> Result<PathBuf, String> {
     Ok(python)
 }
 
+/// Chromium, its driver and a Python with Selenium, or why not.
+struct Browser {
+    chromium: PathBuf,
+    driver: PathBuf,
+    python: PathBuf,
+}
+
+fn browser() -> Result<Browser, String> {
+    let chromium = fathom_tests::apt_binary("chromium", &["chromium", "chromium-driver"])
+        .map_err(|why| format!("no Chromium: {why}"))?;
+    let driver = fathom_tests::apt_binary("chromedriver", &["chromium-driver"])
+        .map_err(|why| format!("no chromedriver: {why}"))?;
+    let python = selenium_python().map_err(|why| format!("no Selenium: {why}"))?;
+    Ok(Browser {
+        chromium,
+        driver,
+        python,
+    })
+}
+
+/// Runs `page_test.py MODE ARGS… SHOTS CHROMIUM DRIVER` against `server`; fails the test
+/// with the script's and the server's output when it fails.
+fn page_test(b: &Browser, server: &common::Proc, mode: &str, args: &[&std::ffi::OsStr]) {
+    let shots = root().join("target/browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/page_test.py");
+    let out = Command::new(&b.python)
+        .arg(&script)
+        .arg(mode)
+        .arg(format!("http://{}", server.addr))
+        .args(args)
+        .arg(&shots)
+        .arg(&b.chromium)
+        .arg(&b.driver)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the page test failed:\n{}{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.stderr()
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+}
+
 fn page_finds_an_uploaded_photo_in_chromium() -> Outcome {
-    let chromium = match fathom_tests::apt_binary("chromium", &["chromium", "chromium-driver"]) {
-        Ok(p) => p,
-        Err(why) => return skipped(format!("no Chromium: {why}")),
-    };
-    let driver = match fathom_tests::apt_binary("chromedriver", &["chromium-driver"]) {
-        Ok(p) => p,
-        Err(why) => return skipped(format!("no chromedriver: {why}")),
-    };
-    let python = match selenium_python() {
-        Ok(p) => p,
-        Err(why) => return skipped(format!("no Selenium: {why}")),
+    let b = match browser() {
+        Ok(b) => b,
+        Err(why) => return skipped(why),
     };
     let model = match fathom_tests::efficientnet_dir() {
         Ok(d) => d,
@@ -120,28 +165,61 @@ fn page_finds_an_uploaded_photo_in_chromium() -> Outcome {
         .arg("--image-root")
         .arg(&images);
     let server = common::start(serve);
-    let shots = root().join("target/browser");
-    std::fs::create_dir_all(&shots).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/page_test.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(format!("http://{}", server.addr))
-        .arg(&query)
-        .arg("coffee.png")
-        .arg(&shots)
-        .arg(&chromium)
-        .arg(&driver)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the page test failed:\n{}{}\nserver log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        server.stderr()
+    page_test(
+        &b,
+        &server,
+        "image",
+        &[query.as_os_str(), "coffee.png".as_ref()],
     );
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
     PASSED
 }
 
-fathom_tests::harness::main!(page_finds_an_uploaded_photo_in_chromium,);
+fn page_searches_images_by_text_with_clip_in_chromium() -> Outcome {
+    let b = match browser() {
+        Ok(b) => b,
+        Err(why) => return skipped(why),
+    };
+    let model = root().join("crates/fathom-serve/tests/fixtures/tiny_clip");
+    let work = tempfile::tempdir().unwrap();
+    let images = work.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    // 400 small pictures of stripes and gradients, enough to train IVF8.
+    for i in 0..400u32 {
+        let img = image::RgbImage::from_fn(32, 32, |x, y| {
+            let h = (i.wrapping_mul(2654435761) >> 7) as u8;
+            image::Rgb([
+                (x * (i % 7 + 1) * 8) as u8 ^ h,
+                (y * (i % 5 + 1) * 8) as u8,
+                ((x + y) * (i % 3 + 1) * 4) as u8 ^ (h >> 1),
+            ])
+        });
+        img.save(images.join(format!("p{i:03}.png"))).unwrap();
+    }
+    let data = work.path().join("data");
+    let (ok, out, err) = common::run(
+        common::fathom()
+            .args(["index-images"])
+            .arg(&images)
+            .arg("--model")
+            .arg(&model)
+            .args(["--index", "IVF8,Flat", "--data-dir"])
+            .arg(&data),
+    );
+    assert!(ok, "index-images failed: {out}{err}");
+    let mut serve = common::fathom();
+    serve
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(&data)
+        .arg("--image-model")
+        .arg(&model)
+        .arg("--image-root")
+        .arg(&images);
+    let server = common::start(serve);
+    page_test(&b, &server, "text", &["a photo of a cat".as_ref()]);
+    PASSED
+}
+
+fathom_tests::harness::main!(
+    page_finds_an_uploaded_photo_in_chromium,
+    page_searches_images_by_text_with_clip_in_chromium,
+);

@@ -1,12 +1,10 @@
-//! Image embedding throughput: `cargo run --profile test --features image --example
+//! Image embedding throughput of an image model (EfficientNet-Lite0 or CLIP): `cargo run --profile test --features image --example
 //! image_throughput -- MODEL_DIR IMAGE... [--batch 32] [--rounds 5]` embeds the images
 //! (decoding, resizing and the network, as `fathom index-images` does) `--rounds` times
 //! in batches and prints images per second for each round, on the rayon pool
 //! (`RAYON_NUM_THREADS` sets its size).
 
 use std::time::Instant;
-
-use fathom_serve::efficientnet::{EfficientNet, ImageEmbedder};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,7 +21,9 @@ fn main() {
     let batch = take("--batch", 32);
     let rounds = take("--rounds", 5);
     let (model_dir, files) = args.split_first().expect("MODEL_DIR IMAGE...");
-    let model = EfficientNet::load(std::path::Path::new(model_dir)).expect("the model");
+    let limits = fathom_serve::image_input::DecodeLimits::default();
+    let model = fathom_serve::image_model::load(std::path::Path::new(model_dir), limits)
+        .expect("the model");
     let images: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).expect(f)).collect();
     let refs: Vec<&[u8]> = images.iter().map(|b| &b[..]).collect();
     println!(

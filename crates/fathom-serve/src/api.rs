@@ -47,6 +47,35 @@ pub struct App {
     /// The image model, when the server has one: `"image"` queries and `"images"` items
     /// (base64 or data URLs).
     pub image_embedder: Option<Arc<dyn crate::embed::ImageEmbedder>>,
+    /// The image model's text tower (CLIP), when it has one: `"text"` queries and
+    /// `"texts"` items for collections of the image model's dimension.
+    pub image_text_embedder: Option<Arc<dyn crate::embed::Embedder>>,
+}
+
+impl App {
+    /// The text encoder for collection `c`: of the text model and the image model's text
+    /// tower, the first that makes vectors of the collection's dimension (the text model
+    /// where both do); 400 when the server has neither, 422 when neither fits.
+    fn text_encoder_for(
+        &self,
+        c: &Collection,
+    ) -> Result<Arc<dyn crate::embed::Embedder>, ApiError> {
+        let encoders: Vec<_> = [&self.embedder, &self.image_text_embedder]
+            .into_iter()
+            .flatten()
+            .collect();
+        let Some(first) = encoders.first() else {
+            return Err(bad(
+                "text needs a text model, and this server has none (start it with --model DIR, \
+                 or --image-model with a CLIP model); send vectors",
+            ));
+        };
+        let fits = encoders
+            .iter()
+            .find(|e| e.dim() == c.def.dim)
+            .unwrap_or(first);
+        Ok(Arc::clone(fits))
+    }
 }
 
 /// What a request did, for its log line and metrics: set by handlers as a response
@@ -77,12 +106,7 @@ async fn embed_for(
     c: &Collection,
     texts: Vec<String>,
 ) -> Result<Vec<f32>, ApiError> {
-    let Some(e) = app.embedder.clone() else {
-        return Err(bad(
-            "text needs a text model, and this server has none (start it with --model DIR); \
-             send vectors",
-        ));
-    };
+    let e = app.text_encoder_for(c)?;
     model_fits(c, ("text", "texts"), e.name(), e.dim(), texts.len())?;
     blocking(move || Ok(e.embed(&texts)?)).await
 }
@@ -450,6 +474,7 @@ async fn health(State(app): State<Arc<App>>) -> ApiResult {
         .image_embedder
         .as_ref()
         .map_or(Value::Null, |e| json!(e.name()));
+    h["image_model_embeds_text"] = json!(app.image_text_embedder.is_some());
     Ok(Json(h).into_response())
 }
 
@@ -1024,6 +1049,7 @@ struct SearchBody {
     filter_ids: Option<Vec<ItemId>>,
     with_metadata: Option<bool>,
     deadline_ms: Option<u64>,
+    exact: Option<bool>,
 }
 
 /// Sets its flag when dropped: a request future dropped because its client went away
@@ -1076,7 +1102,8 @@ fn cache_key(
         b.filter,
         b.filter_ids,
         opts.without_metadata,
-        single
+        single,
+        b.exact
     ]);
     k.extend_from_slice(shape.to_string().as_bytes());
     k.push(0);
@@ -1166,6 +1193,13 @@ async fn search(
         ..Default::default()
     };
     (opts.nprobe, opts.ef_search) = search_params(b.params.clone().unwrap_or_default())?;
+    let exact = b.exact == Some(true);
+    if exact && b.params.as_ref().is_some_and(|p| !p.is_empty()) {
+        return Err(bad(
+            "an exact search scans every stored vector; nprobe and efSearch do not apply \
+             (leave out \"params\" or \"exact\")",
+        ));
+    }
     let flat = match queries {
         Q::Vectors(v) => rows(&v, c.def.dim, "query")?,
         Q::Texts(t) => embed_for(&app, &c, t).await?,
@@ -1204,26 +1238,30 @@ async fn search(
         Ok(t) => t,
         Err(r) => return refusal(r),
     };
-    if ticket.degraded {
+    if ticket.degraded && !exact {
         lane::degrade(&c, &mut opts);
         facts.degraded = true;
     }
-    let searched = if lane::batchable(&app.traffic, nq, &opts) {
+    let gone = Arc::new(AtomicBool::new(false));
+    let _cancel = CancelOnDrop(gone.clone());
+    let app3 = app.clone();
+    // Called until it says no, which a search hears between chunks and stops.
+    let go_on = move || {
+        let stop = gone.load(Ordering::SeqCst) || app3.service.is_stopping();
+        if stop {
+            app3.metrics.search_cancelled();
+        }
+        !stop
+    };
+    let searched = if exact {
+        let (app3, c3) = (app.clone(), c.clone());
+        let work = move || app3.service.exact_search(&c3, &flat, &opts, &go_on);
+        lane::on_search_slot(&c, &app.traffic, nq, deadline, work).await
+    } else if lane::batchable(&app.traffic, nq, &opts) {
         lane::search_one(&c, &app.traffic, flat, opts, deadline)
             .await
             .map(|one| vec![one])
     } else {
-        let gone = Arc::new(AtomicBool::new(false));
-        let _cancel = CancelOnDrop(gone.clone());
-        let app3 = app.clone();
-        // Called until it says no, which a search hears between chunks and stops.
-        let go_on = move || {
-            let stop = gone.load(Ordering::SeqCst) || app3.service.is_stopping();
-            if stop {
-                app3.metrics.search_cancelled();
-            }
-            !stop
-        };
         lane::search_many(c.clone(), &app.traffic, flat, opts, deadline, go_on).await
     };
     let hits = match searched {

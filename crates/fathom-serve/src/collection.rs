@@ -350,11 +350,22 @@ impl Collection {
         params.nprobe = nprobe;
         params.ef_search = opts.ef_search;
         let res = live.index.search_with(queries, opts.top_k, &params)?;
+        Ok(self.hits(&live, &res.labels, &res.distances, opts))
+    }
+
+    /// The hits of search results (`top_k` labels and scores a query, label −1 for none):
+    /// live items only, within the score bound, with their client ids and metadata.
+    pub(crate) fn hits(
+        &self,
+        live: &Live,
+        labels: &[Idx],
+        scores: &[f32],
+        opts: &SearchOptions,
+    ) -> Vec<Vec<Hit>> {
         let ip = self.def.metric.is_similarity();
-        Ok(res
-            .labels
+        labels
             .chunks(opts.top_k)
-            .zip(res.distances.chunks(opts.top_k))
+            .zip(scores.chunks(opts.top_k))
             .map(|(labels, scores)| {
                 labels
                     .iter()
@@ -374,7 +385,7 @@ impl Collection {
                     })
                     .collect()
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -17,7 +17,8 @@ use candle_nn::VarBuilder;
 use fathom_core::{Error, Result};
 
 pub use crate::embed::ImageEmbedder;
-use crate::image_input::{DecodeLimits, decode_rgb_square};
+use crate::image_input::{DecodeLimits, PixelInput};
+use image::imageops::FilterType;
 
 /// One EfficientNet-Lite stage: `repeats` blocks of kernel `k`, first stride `s`,
 /// expansion `e`, from `cin` to `cout` channels (`efficientnet_lite_builder`'s strings).
@@ -257,9 +258,7 @@ pub struct EfficientNet {
     head: ConvBn,
     fc_w: Tensor,
     fc_b: Tensor,
-    image_size: usize,
-    mean: [f32; 3],
-    std: [f32; 3],
+    pixels: PixelInput,
     limits: DecodeLimits,
     name: String,
 }
@@ -370,9 +369,12 @@ impl EfficientNet {
             head,
             fc_w,
             fc_b,
-            image_size,
-            mean,
-            std,
+            pixels: PixelInput {
+                size: image_size,
+                mean,
+                std,
+                filter: FilterType::Triangle,
+            },
             limits: DecodeLimits::default(),
             name: "efficientnet-lite0".into(),
         })
@@ -384,27 +386,10 @@ impl EfficientNet {
         self
     }
 
-    /// The network's input for encoded images: decoded, resized and cropped to
-    /// `image_size`², normalised, `(n, 3, size, size)`.
+    /// The network's input for encoded images: `(n, 3, size, size)`.
     fn input(&self, images: &[&[u8]]) -> Result<Tensor> {
-        use rayon::prelude::*;
-        let s = self.image_size;
-        let pixels: Vec<Vec<f32>> = images
-            .par_iter()
-            .enumerate()
-            .map(|(i, bytes)| {
-                let rgb = decode_rgb_square(bytes, s, &self.limits)
-                    .map_err(|e| e.context(format!("image {i}")))?;
-                let mut chw = vec![0f32; 3 * s * s];
-                for (p, px) in rgb.chunks_exact(3).enumerate() {
-                    for c in 0..3 {
-                        chw[c * s * s + p] = (px[c] as f32 / 255.0 - self.mean[c]) / self.std[c];
-                    }
-                }
-                Ok(chw)
-            })
-            .collect::<Result<_>>()?;
-        let flat: Vec<f32> = pixels.concat();
+        let s = self.pixels.size;
+        let flat = self.pixels.batch(images, &self.limits)?;
         Tensor::from_vec(flat, (images.len(), 3, s, s), &Device::Cpu)
             .map_err(|e| Error::invalid(e.to_string()))
     }

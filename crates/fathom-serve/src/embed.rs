@@ -24,6 +24,11 @@ pub trait ImageEmbedder: Send + Sync {
     fn embed_images(&self, images: &[&[u8]]) -> Result<Vec<f32>>;
     /// A name for `/health` ("efficientnet-lite0", …).
     fn name(&self) -> String;
+    /// The text encoder into the same space, for a model that has one (CLIP): it serves
+    /// `"text"` queries against the image collections this model fills.
+    fn text_tower(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn Embedder>> {
+        None
+    }
 }
 
 /// Decodes standard base64 (RFC 4648, padding optional, whitespace ignored), also as a

@@ -70,19 +70,65 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage> {
         .map_err(|e| Error::invalid(format!("corrupt or truncated {format:?} image: {e}")))
 }
 
-/// `bytes` decoded, its shorter side scaled to `size` (bilinear) and the centre
-/// `size × size` cut out: `3 · size²` RGB bytes, row-major.
-pub fn decode_rgb_square(bytes: &[u8], size: usize, limits: &DecodeLimits) -> Result<Vec<u8>> {
-    let img = decode(bytes, limits)?.to_rgb8();
-    let (w, h) = img.dimensions();
-    let s = size as u32;
-    let scale = s as f64 / w.min(h) as f64;
-    let (nw, nh) = (
-        ((w as f64 * scale).round() as u32).max(s),
-        ((h as f64 * scale).round() as u32).max(s),
-    );
-    let resized = image::imageops::resize(&img, nw, nh, FilterType::Triangle);
-    let (x0, y0) = ((nw - s) / 2, (nh - s) / 2);
-    let crop = image::imageops::crop_imm(&resized, x0, y0, s, s).to_image();
-    Ok(crop.into_raw())
+/// How a model wants its pixels: the side of the square it sees, the per-channel mean
+/// and standard deviation it was trained on, and the resampling filter of its
+/// preprocessing.
+#[derive(Debug, Clone, Copy)]
+pub struct PixelInput {
+    /// The side of the square input, in pixels.
+    pub size: usize,
+    /// Per-channel (RGB) mean of pixels scaled to 0..1.
+    pub mean: [f32; 3],
+    /// Per-channel (RGB) standard deviation.
+    pub std: [f32; 3],
+    /// How the shorter side is scaled to `size`.
+    pub filter: FilterType,
+}
+
+impl PixelInput {
+    /// `bytes` decoded, its shorter side scaled to `size` and the centre `size × size`
+    /// cut out: `3 · size²` RGB bytes, row-major.
+    pub fn rgb_square(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
+        let img = decode(bytes, limits)?.to_rgb8();
+        let (w, h) = img.dimensions();
+        let s = self.size as u32;
+        let scale = s as f64 / w.min(h) as f64;
+        let (nw, nh) = (
+            ((w as f64 * scale).round() as u32).max(s),
+            ((h as f64 * scale).round() as u32).max(s),
+        );
+        let resized = if (nw, nh) == (w, h) {
+            img
+        } else {
+            image::imageops::resize(&img, nw, nh, self.filter)
+        };
+        let (x0, y0) = ((nw - s) / 2, (nh - s) / 2);
+        let crop = image::imageops::crop_imm(&resized, x0, y0, s, s).to_image();
+        Ok(crop.into_raw())
+    }
+
+    /// The network input for encoded images, decoded in parallel on the rayon pool:
+    /// `n · 3 · size²` normalised values, image by image, channel-major (NCHW). An
+    /// image that cannot be decoded is an error naming it (`image <i>`).
+    pub fn batch(&self, images: &[&[u8]], limits: &DecodeLimits) -> Result<Vec<f32>> {
+        use rayon::prelude::*;
+        let plane = self.size * self.size;
+        let per_image: Vec<Vec<f32>> = images
+            .par_iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let rgb = self
+                    .rgb_square(bytes, limits)
+                    .map_err(|e| e.context(format!("image {i}")))?;
+                let mut chw = vec![0f32; 3 * plane];
+                for (p, px) in rgb.chunks_exact(3).enumerate() {
+                    for c in 0..3 {
+                        chw[c * plane + p] = (px[c] as f32 / 255.0 - self.mean[c]) / self.std[c];
+                    }
+                }
+                Ok(chw)
+            })
+            .collect::<Result<_>>()?;
+        Ok(per_image.concat())
+    }
 }

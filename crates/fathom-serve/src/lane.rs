@@ -254,16 +254,33 @@ pub async fn search_many(
     deadline: Instant,
     go_on: impl Fn() -> bool + Send + 'static,
 ) -> std::result::Result<Vec<Vec<Hit>>, Refusal> {
+    let nq = queries.len() / c.def.dim.max(1);
+    let c2 = c.clone();
+    on_search_slot(&c, t, nq, deadline, move || {
+        c2.search_while(&queries, &opts, &go_on)
+    })
+    .await
+}
+
+/// Runs `work`, a search of `nq` queries in collection `c`, on the blocking pool once a
+/// search slot is free (waiting at most until `deadline`), and records its latency.
+pub async fn on_search_slot(
+    c: &Arc<Collection>,
+    t: &Traffic,
+    nq: usize,
+    deadline: Instant,
+    work: impl FnOnce() -> fathom_core::Result<Vec<Vec<Hit>>> + Send + 'static,
+) -> std::result::Result<Vec<Vec<Hit>>, Refusal> {
     let left = deadline.saturating_duration_since(Instant::now());
     let permit = tokio::time::timeout(left, t.slots.clone().acquire_owned())
         .await
         .map_err(|_| past_deadline(t))?
         .map_err(|e| Refusal::Failed(Error::invalid(format!("shutting down: {e}"))))?;
-    let nq = queries.len() / c.def.dim.max(1);
+    let c = c.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let t0 = Instant::now();
-        let r = c.search_while(&queries, &opts, &go_on);
+        let r = work();
         c.lane.record(t0.elapsed(), nq);
         r
     })

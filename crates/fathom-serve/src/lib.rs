@@ -14,7 +14,11 @@
 //! - [`snapshot`]: snapshot directories with checksummed manifests.
 //! - [`embed`]: the [`embed::Embedder`] a server may be given for text queries and items,
 //!   and the sentence splitter; `bert` (feature `text`): a sentence-transformers BERT
-//!   model with candle and the Hugging Face tokenizer.
+//!   model with candle and the Hugging Face tokenizer. With feature `image`:
+//!   [`image_model::load`] opens an image model directory — `efficientnet` (image
+//!   features) or [`clip`] (images and texts in one space, so text finds images) —
+//!   over [`image_input`]'s checked decoding; [`thumbnail`] and [`ui`] serve the search
+//!   page.
 //! - [`api`] / [`openapi`] / [`metrics`]: the HTTP JSON API (axum), its description,
 //!   Prometheus metrics; [`server`]: running it until SIGTERM.
 //! - [`router_api`]: router mode — the same search API over a sharded index whose
@@ -44,6 +48,8 @@ pub mod auth;
 #[cfg(feature = "text")]
 pub mod bert;
 pub mod cache;
+#[cfg(feature = "image")]
+pub mod clip;
 pub mod collection;
 pub mod cors;
 pub mod docs_page;
@@ -53,6 +59,8 @@ pub mod embed;
 pub mod filter;
 #[cfg(feature = "image")]
 pub mod image_input;
+#[cfg(feature = "image")]
+pub mod image_model;
 pub mod lane;
 pub mod log;
 pub mod metrics;

@@ -103,6 +103,7 @@ pub fn document() -> Value {
                         "filter": filter,
                         "filter_ids": ids,
                         "deadline_ms": { "type": "integer", "description": "answer 503 + Retry-After at once rather than wait past this (default --deadline-ms)" },
+                        "exact": { "type": "boolean", "description": "search every stored vector exhaustively (the ground truth an approximate index is measured against); no params" },
                         "with_metadata": { "type": "boolean", "default": true, "description": "false leaves metadata out of the hits" } } })),
                     "responses": answers("{\"results\": [{\"rank\", \"id\", \"score\", \"metadata\"}, …]} (a list of such lists for \"vectors\"), \"degraded\": true when run with lowered nprobe/efSearch") }
             },

@@ -18,7 +18,8 @@ pub fn open(config: ServeConfig) -> Result<Arc<App>> {
 }
 
 /// The models a server may be given: a text model for `"text"` queries and `"texts"`
-/// items, an image model for `"image"` queries and `"images"` items.
+/// items, an image model for `"image"` queries and `"images"` items. A CLIP image model
+/// also serves `"text"` for collections of its dimension (text → image search).
 #[derive(Default, Clone)]
 pub struct Models {
     /// The text model.
@@ -46,6 +47,7 @@ pub fn open_with(config: ServeConfig, models: Models) -> Result<Arc<App>> {
         service: Service::open(config)?,
         metrics: Arc::new(Metrics::default()),
         embedder: models.text,
+        image_text_embedder: models.image.clone().and_then(|m| m.text_tower()),
         image_embedder: models.image,
     }))
 }

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use fathom_core::{Error, IdSelector, Idx, Result};
 use fathom_index::Index;
 
-use crate::collection::{Collection, Entry, Live, add_to_index, new_index, remove_from_index};
+use crate::collection::{
+    Collection, Entry, Hit, Live, SearchOptions, add_to_index, new_index, remove_from_index,
+};
 use crate::filter::Filter;
 use crate::snapshot::{self, CollectionSnap, Manifest};
 use crate::store::{CollectionDef, ItemId, ItemStore};
@@ -611,6 +613,86 @@ impl Service {
         live.source = "retrained from the database".into();
         c.changed();
         Ok(n)
+    }
+
+    /// Searches `queries` exhaustively over the collection's stored vectors — the ground
+    /// truth an approximate index's answers are measured against (the page's recall).
+    /// Filters and score bounds apply as in [`Collection::search`]; search parameters do
+    /// not. The database is read in pages and let go between them (writers wait at most
+    /// a page); `go_on` is asked between pages.
+    pub fn exact_search(
+        &self,
+        c: &Collection,
+        queries: &[f32],
+        opts: &SearchOptions,
+        go_on: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<Hit>>> {
+        const PAGE: usize = 4096;
+        let d = c.def.dim.max(1);
+        let mut q = queries.to_vec();
+        c.prepare(&mut q, "query")?;
+        let nq = q.len() / d;
+        let k = opts.top_k;
+        let allowed = opts.filter.as_ref().map(|f| {
+            let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+            live.payloads.evaluate(f)
+        });
+        let passes = |id: Idx| {
+            allowed.as_ref().is_none_or(|a| a.contains(id))
+                && opts
+                    .filter_ids
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&id))
+        };
+        let metric = c.def.metric.index_metric();
+        // Per query, the best `k` so far as (score, id), best first.
+        let mut best: Vec<Vec<(f32, Idx)>> = vec![Vec::new(); nq];
+        let mut from: Idx = 0;
+        loop {
+            if !go_on() {
+                return Err(Error::invalid(crate::collection::CANCELLED));
+            }
+            let page = lock(&self.store).vectors_page(&c.def.name, from, PAGE)?;
+            let Some(&(last, _)) = page.last() else { break };
+            from = last + 1;
+            let (ids, vectors): (Vec<Idx>, Vec<Vec<f32>>) =
+                page.into_iter().filter(|(id, _)| passes(*id)).unzip();
+            if ids.is_empty() {
+                continue;
+            }
+            let mut flat = fathom_index::IndexFlat::new(d, metric)?;
+            flat.add(&vectors.concat())?;
+            let res = flat.search(&q, k.min(ids.len()))?;
+            let kk = k.min(ids.len());
+            for (qi, b) in best.iter_mut().enumerate() {
+                let found = res.labels[qi * kk..(qi + 1) * kk]
+                    .iter()
+                    .zip(&res.distances[qi * kk..(qi + 1) * kk])
+                    .filter(|(l, _)| **l >= 0)
+                    .map(|(&l, &s)| (s, ids[l as usize]));
+                b.extend(found);
+                b.sort_by(|x, y| {
+                    let order = x.0.total_cmp(&y.0);
+                    if metric.is_similarity() {
+                        order.reverse()
+                    } else {
+                        order
+                    }
+                    .then(x.1.cmp(&y.1))
+                });
+                b.truncate(k);
+            }
+        }
+        let mut labels = vec![-1; nq * k];
+        let mut scores = vec![0f32; nq * k];
+        for (qi, b) in best.iter().enumerate() {
+            for (j, &(s, id)) in b.iter().enumerate() {
+                labels[qi * k + j] = id;
+                scores[qi * k + j] = s;
+            }
+        }
+        let live = c.live.read().unwrap_or_else(|e| e.into_inner());
+        Ok(c.hits(&live, &labels, &scores, opts))
     }
 
     /// Writes a snapshot of the database and every index; returns its directory.

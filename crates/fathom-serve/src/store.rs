@@ -474,6 +474,32 @@ impl ItemStore {
         Ok(out)
     }
 
+    /// Up to `limit` stored vectors of a collection with ids ≥ `from`, in id order: a page
+    /// of a scan that lets go of the database between pages.
+    pub fn vectors_page(
+        &self,
+        collection: &str,
+        from: Idx,
+        limit: usize,
+    ) -> Result<Vec<(Idx, Vec<f32>)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, vector FROM items WHERE collection = ?1 AND id >= ?2 ORDER BY id
+                 LIMIT ?3",
+            )
+            .map_err(db_err)?;
+        let mut rows = st
+            .query(params![collection, from, limit as i64])
+            .map_err(db_err)?;
+        let mut out = Vec::with_capacity(limit.min(4096));
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let b: Vec<u8> = r.get(1).map_err(db_err)?;
+            out.push((r.get(0).map_err(db_err)?, floats(&b)?));
+        }
+        Ok(out)
+    }
+
     /// Items of a collection with ids ≥ `from`, in id order, to `each`.
     pub fn for_each_item(
         &self,

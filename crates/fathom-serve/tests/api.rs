@@ -948,3 +948,111 @@ async fn page_and_thumbnails_only_inside_the_image_roots() {
         html.contains("fathom search") && !html.contains("http://") && !html.contains("https://")
     );
 }
+
+/// `"exact": true` is brute force over the stored vectors — the ground truth the page
+/// measures an approximate index's recall against: equal to a flat index over the same
+/// data, through a PQ index that alone would rank differently, deleted items and filters
+/// included.
+#[tokio::test]
+async fn exact_search_is_brute_force_over_the_stored_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path());
+    let (n, d, k) = (5000, 16, 10);
+    json_call(
+        &app,
+        "PUT",
+        "/collections/pq",
+        json!({"dim": d, "index": "IVF32,PQ4x4", "metric": "l2"}),
+    )
+    .await;
+    let xs = data(n, d, 11);
+    let metadata: Vec<Value> = (0..n).map(|i| json!({"even": i % 2 == 0})).collect();
+    for start in (0..n).step_by(1000) {
+        let body =
+            json!({"vectors": xs[start..start + 1000], "metadata": metadata[start..start + 1000]});
+        let (s, v) = json_call(&app, "POST", "/collections/pq/items", body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    // Pages of the database scan end inside and at the end of a page.
+    let gone: Vec<usize> = (0..n).step_by(7).collect();
+    json_call(
+        &app,
+        "DELETE",
+        "/collections/pq/items",
+        json!({"ids": gone}),
+    )
+    .await;
+    let live: Vec<usize> = (0..n).filter(|i| i % 7 != 0).collect();
+    let queries = data(20, d, 12);
+    let mut flat = IndexFlat::new_l2(d).unwrap();
+    let kept: Vec<f32> = live.iter().flat_map(|&i| xs[i].clone()).collect();
+    flat.add(&kept).unwrap();
+    let mut approx_hits = 0;
+    for (qi, q) in queries.iter().enumerate() {
+        let want = flat.search(q, k).unwrap();
+        let want_ids: Vec<usize> = want.labels.iter().map(|&l| live[l as usize]).collect();
+        let (s, v) = json_call(
+            &app,
+            "POST",
+            "/collections/pq/search",
+            json!({"vector": q, "top_k": k, "exact": true}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let got: Vec<usize> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(got, want_ids, "query {qi}");
+        let score = v["results"][0]["score"].as_f64().unwrap() as f32;
+        assert!((score - want.distances[0]).abs() < 1e-3 * want.distances[0].max(1.0));
+        let (_, v) = json_call(
+            &app,
+            "POST",
+            "/collections/pq/search",
+            json!({"vector": q, "top_k": k, "params": {"nprobe": 1}}),
+        )
+        .await;
+        approx_hits += v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| want_ids.contains(&(h["id"].as_u64().unwrap() as usize)))
+            .count();
+        // With a filter: the best even items.
+        let (_, v) = json_call(
+            &app,
+            "POST",
+            "/collections/pq/search",
+            json!({"vector": q, "top_k": 3, "exact": true, "filter": {"even": true}}),
+        )
+        .await;
+        let evens: Vec<usize> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_u64().unwrap() as usize)
+            .collect();
+        let mut all: Vec<(f32, usize)> = live
+            .iter()
+            .filter(|&&i| i % 2 == 0)
+            .map(|&i| (xs[i].iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(), i))
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert_eq!(evens, all[..3].iter().map(|x| x.1).collect::<Vec<_>>());
+    }
+    // The approximate index (one list of 32, 4-bit PQ) misses some: the check measures
+    // something.
+    assert!(approx_hits < queries.len() * k, "{approx_hits}");
+    let (s, v) = json_call(
+        &app,
+        "POST",
+        "/collections/pq/search",
+        json!({"vector": queries[0], "exact": true, "params": {"nprobe": 4}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("exact"), "{v}");
+}
