@@ -32,6 +32,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// HNSW recall/QPS curves against faiss-cpu and hnswlib.
     Hnsw(HnswArgs),
+    /// Image embedding throughput and agreement against the PyTorch reference.
+    Images(ImagesArgs),
     /// Index file I/O against faiss-cpu.
     Io(IoArgs),
     /// The guide's figures (parameters reaching a target recall).
@@ -306,4 +308,20 @@ pub struct PyBenchArgs {
     /// Specs, `;`-separated (`KEY[:param=value]`; default: the built-in list).
     #[arg(long)]
     pub index: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ImagesArgs {
+    /// Rayon threads for fathom, torch threads for the reference.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Interleaved rounds (fathom, PyTorch, fathom, PyTorch, …).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Copies of each of the five sample photographs embedded per round.
+    #[arg(long, default_value_t = 20)]
+    pub copies: usize,
+    /// Images per call (fathom's `embed_images`, PyTorch's forward pass).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
 }

