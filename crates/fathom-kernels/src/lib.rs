@@ -26,6 +26,7 @@
 //! ```
 
 pub mod codes;
+pub mod conv;
 mod convert;
 mod dispatch;
 pub mod distance;

@@ -213,43 +213,75 @@ impl ConvBn {
     }
 
     /// One plane per channel, in parallel on the rayon pool: `k²` taps of the
-    /// zero-padded input, then the bias and ReLU6.
+    /// zero-padded input, then the bias and ReLU6. The padded plane is split into `s²`
+    /// phases (padded row `r`, column `c` → phase `(r % s, c % s)` at `(r / s, c / s)`) and
+    /// the output computed rows as wide as a phase's, so that every tap is one contiguous
+    /// multiply-add over the whole plane ([`fathom_kernels::conv::accumulate_taps`]).
     fn depthwise_conv(&self, x: &Planes) -> Planes {
         use rayon::prelude::*;
         let (k, s) = (self.k, self.stride);
         let (oh, top) = same(x.h, k, s);
         let (ow, left) = same(x.w, k, s);
-        let mut out = vec![0f32; x.c * oh * ow];
-        // Padded plane: every tap in bounds, so the inner loop has no branches.
         let (ph, pw) = ((oh - 1) * s + k, (ow - 1) * s + k);
+        let (qh, qw) = (ph.div_ceil(s), pw.div_ceil(s));
+        let wide = (oh - 1) * qw + ow;
+        // Per phase: which taps read it, and where in it each starts.
+        let mut groups: Vec<(Vec<usize>, Vec<usize>)> = vec![Default::default(); s * s];
+        for i in 0..k {
+            for j in 0..k {
+                let g = &mut groups[(i % s) * s + j % s];
+                g.0.push(i * k + j);
+                g.1.push((i / s) * qw + j / s);
+            }
+        }
+        let mut out = vec![0f32; x.c * oh * ow];
         out.par_chunks_mut(oh * ow).enumerate().for_each_init(
-            || vec![0f32; ph * pw],
-            |padded, (ch, o)| {
+            // Padding cells are never written, so they stay zero from channel to channel.
+            || {
+                (
+                    vec![0f32; s * s * qh * qw],
+                    vec![0f32; wide],
+                    vec![0f32; k * k],
+                )
+            },
+            |(phases, acc, taps), (ch, o)| {
                 let src = &x.data[ch * x.h * x.w..(ch + 1) * x.h * x.w];
                 for (r, row) in src.chunks_exact(x.w).enumerate() {
-                    if r + top < ph {
-                        let pr = (r + top) * pw;
-                        let end = (left + x.w).min(pw);
-                        padded[pr + left..pr + end].copy_from_slice(&row[..end - left]);
+                    let pr = r + top;
+                    if pr >= ph {
+                        continue;
                     }
-                }
-                let taps = &self.w[ch * k * k..(ch + 1) * k * k];
-                for (y, orow) in o.chunks_exact_mut(ow).enumerate() {
-                    for i in 0..k {
-                        let prow = &padded[(y * s + i) * pw..(y * s + i + 1) * pw];
-                        for (j, &t) in taps[i * k..(i + 1) * k].iter().enumerate() {
-                            // Slices rather than indices, so stride 1 vectorises.
-                            if s == 1 {
-                                for (acc, &v) in orow.iter_mut().zip(&prow[j..j + ow]) {
-                                    *acc += t * v;
-                                }
-                            } else {
-                                for (acc, &v) in orow.iter_mut().zip(prow[j..].iter().step_by(s)) {
-                                    *acc += t * v;
-                                }
-                            }
+                    let cols = x.w.min(pw - left);
+                    if s == 1 {
+                        let at = pr * qw + left;
+                        phases[at..at + cols].copy_from_slice(&row[..cols]);
+                    } else {
+                        for (c, &v) in row[..cols].iter().enumerate() {
+                            let pc = c + left;
+                            let phase = (pr % s) * s + pc % s;
+                            phases[phase * qh * qw + (pr / s) * qw + pc / s] = v;
                         }
                     }
+                }
+                acc.fill(0.0);
+                let w = &self.w[ch * k * k..(ch + 1) * k * k];
+                for (phase, (which, offsets)) in groups.iter().enumerate() {
+                    if which.is_empty() {
+                        continue;
+                    }
+                    for (t, &i) in taps.iter_mut().zip(which) {
+                        *t = w[i];
+                    }
+                    let plane = &phases[phase * qh * qw..(phase + 1) * qh * qw];
+                    fathom_kernels::conv::accumulate_taps(
+                        acc,
+                        plane,
+                        &taps[..which.len()],
+                        offsets,
+                    );
+                }
+                for (y, orow) in o.chunks_exact_mut(ow).enumerate() {
+                    orow.copy_from_slice(&acc[y * qw..y * qw + ow]);
                 }
                 self.finish(ch, o);
             },
