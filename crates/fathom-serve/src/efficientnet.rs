@@ -256,10 +256,19 @@ impl ConvBn {
                         let at = pr * qw + left;
                         phases[at..at + cols].copy_from_slice(&row[..cols]);
                     } else {
-                        for (c, &v) in row[..cols].iter().enumerate() {
-                            let pc = c + left;
-                            let phase = (pr % s) * s + pc % s;
-                            phases[phase * qh * qw + (pr / s) * qw + pc / s] = v;
+                        // Column phase b takes input columns c ≡ b − left (mod s), which
+                        // land on consecutive cells of its row.
+                        for b in 0..s {
+                            let c0 = (b + s - left % s) % s;
+                            if c0 >= cols {
+                                continue;
+                            }
+                            let phase = (pr % s) * s + b;
+                            let at = phase * qh * qw + (pr / s) * qw + (c0 + left) / s;
+                            let dst = &mut phases[at..at + (cols - c0).div_ceil(s)];
+                            for (d, &v) in dst.iter_mut().zip(row[c0..cols].iter().step_by(s)) {
+                                *d = v;
+                            }
                         }
                     }
                 }
