@@ -1,9 +1,9 @@
 //! # fathom-kernels
 //!
 //! The numeric kernels of fathom, one layer above `fathom-core`: distances for every
-//! metric, exhaustive k-NN and range search, top-k selection, norms and half-precision
-//! conversion. Everything above (indexes, k-means, quantizers) computes distances through
-//! this crate.
+//! metric, exhaustive k-NN and range search, top-k selection, norms, half-precision
+//! conversion, and the depthwise-convolution step of the image model ([`conv`]).
+//! Everything above (indexes, k-means, quantizers) computes distances through this crate.
 //!
 //! ## SIMD
 //! Kernels exist for scalar, AVX2+FMA, AVX-512 and NEON, written with `std::arch`. The

@@ -205,7 +205,7 @@ impl Collection {
         self.changed();
     }
 
-    /// Its state's generation: any write changes it (see [`Collection::changed`]).
+    /// Its state's generation: any write changes it (the writes call `changed`).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }

@@ -469,7 +469,7 @@ impl EfficientNet {
     pub fn features(&self, pixels: &[f32]) -> Result<Vec<f32>> {
         let s = self.pixels.size;
         let plane = 3 * s * s;
-        if pixels.is_empty() || pixels.len() % plane != 0 {
+        if pixels.is_empty() || !pixels.len().is_multiple_of(plane) {
             return Err(Error::invalid(format!(
                 "{} input values are not whole images of 3 × {s} × {s}",
                 pixels.len()
