@@ -1,7 +1,9 @@
 //! CLIP: the loader and both towers against a NumPy transcription of OpenAI's CLIP on a
 //! tiny model of the real architecture (tests/fixtures/tiny_clip, made by
-//! make_clip_fixture.py: no registry ships real CLIP weights); then text → image search
-//! through the HTTP API with that model as the server's image model.
+//! make_clip_fixture.py: no registry ships real CLIP weights); text → image search through
+//! the HTTP API with that model as the server's image model; and the same tiny CLIP
+//! trained in PyTorch on labelled coloured shapes (tests/fixtures/tiny_clip_trained, made
+//! by make_trained_clip.py): a caption must find its held-out picture.
 #![cfg(feature = "image")]
 
 mod common;
@@ -265,4 +267,76 @@ async fn text_queries_find_images_through_clip() {
     let (s, v) = call(&app, "POST", "/collections/other/search", body).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["error"].as_str().unwrap().contains("expects 5"), "{v}");
+}
+
+/// The trained tiny CLIP: every caption ("a photo of a red circle") must find its
+/// held-out picture among the 32 in the top 5 — through the library, and through the
+/// server's API as `fathom serve --image-model` would run it.
+#[tokio::test]
+async fn a_trained_clip_finds_the_picture_a_caption_describes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_clip_trained");
+    let labels: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("labels.json")).unwrap()).unwrap();
+    let items = labels["images"].as_array().unwrap();
+    let clip = Arc::new(Clip::load(&dir).unwrap());
+    let pictures: Vec<Vec<u8>> = items
+        .iter()
+        .map(|it| std::fs::read(dir.join("images").join(it["file"].as_str().unwrap())).unwrap())
+        .collect();
+    let captions: Vec<String> = items
+        .iter()
+        .map(|it| it["caption"].as_str().unwrap().to_owned())
+        .collect();
+    let refs: Vec<&[u8]> = pictures.iter().map(|b| &b[..]).collect();
+    let d = ImageEmbedder::dim(&*clip);
+    let images = clip.embed_images(&refs).unwrap();
+    let texts = clip.embed(&captions).unwrap();
+    let mut top1 = 0;
+    for (i, t) in texts.chunks(d).enumerate() {
+        let score = |j: usize| -> f32 { t.iter().zip(&images[j * d..]).map(|(a, b)| a * b).sum() };
+        let better = (0..items.len()).filter(|&j| score(j) > score(i)).count();
+        assert!(
+            better < 5,
+            "{:?}: its picture ranks {}",
+            captions[i],
+            better + 1
+        );
+        top1 += usize::from(better == 0);
+    }
+    // PyTorch, which trained it, put every caption's picture first; so must this.
+    assert_eq!(top1 as u64, labels["pytorch_top1"].as_u64().unwrap());
+
+    let data = tempfile::tempdir().unwrap();
+    let models = fathom_serve::server::Models {
+        text: None,
+        image: Some(clip.clone()),
+    };
+    let app = fathom_serve::server::open_with(ServeConfig::new(data.path()), models).unwrap();
+    let body = json!({"dim": d, "metric": "cosine"}).to_string();
+    assert!(
+        call(&app, "PUT", "/collections/shapes", body)
+            .await
+            .0
+            .is_success()
+    );
+    let encoded: Vec<String> = pictures.iter().map(|b| encode_base64(b)).collect();
+    let body = json!({"images": encoded, "metadata": items}).to_string();
+    let (s, v) = call(&app, "POST", "/collections/shapes/items", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for it in items {
+        let body = json!({"text": it["caption"], "top_k": 5}).to_string();
+        let (s, v) = call(&app, "POST", "/collections/shapes/search", body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let files: Vec<&str> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["metadata"]["file"].as_str().unwrap())
+            .collect();
+        assert!(
+            files.contains(&it["file"].as_str().unwrap()),
+            "{}: {files:?}",
+            it["caption"]
+        );
+    }
 }
