@@ -104,6 +104,30 @@ fn page_test(b: &Browser, server: &common::Proc, mode: &str, args: &[&std::ffi::
     eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
 }
 
+/// `fathom index-images IMAGES --model MODEL --index INDEX --data-dir DATA`, then
+/// `fathom serve` on 127.0.0.1 with that model and the images as thumbnail root.
+fn index_and_serve(images: &Path, model: &Path, data: &Path, index: &str) -> common::Proc {
+    let (ok, out, err) = common::run(
+        common::fathom()
+            .args(["index-images"])
+            .arg(images)
+            .arg("--model")
+            .arg(model)
+            .args(["--index", index, "--data-dir"])
+            .arg(data),
+    );
+    assert!(ok, "index-images failed: {out}{err}");
+    let mut serve = common::fathom();
+    serve
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(data)
+        .arg("--image-model")
+        .arg(model)
+        .arg("--image-root")
+        .arg(images);
+    common::start(serve)
+}
+
 fn page_finds_an_uploaded_photo_in_chromium() -> Outcome {
     let b = match browser() {
         Ok(b) => b,
@@ -145,26 +169,7 @@ fn page_finds_an_uploaded_photo_in_chromium() -> Outcome {
     .to_rgb8()
     .save(&query)
     .unwrap();
-    let data = work.path().join("data");
-    let (ok, out, err) = common::run(
-        common::fathom()
-            .args(["index-images"])
-            .arg(&images)
-            .arg("--model")
-            .arg(&model)
-            .arg("--data-dir")
-            .arg(&data),
-    );
-    assert!(ok, "index-images failed: {out}{err}");
-    let mut serve = common::fathom();
-    serve
-        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
-        .arg(&data)
-        .arg("--image-model")
-        .arg(&model)
-        .arg("--image-root")
-        .arg(&images);
-    let server = common::start(serve);
+    let server = index_and_serve(&images, &model, &work.path().join("data"), "Flat");
     page_test(
         &b,
         &server,
@@ -195,26 +200,7 @@ fn page_searches_images_by_text_with_clip_in_chromium() -> Outcome {
         });
         img.save(images.join(format!("p{i:03}.png"))).unwrap();
     }
-    let data = work.path().join("data");
-    let (ok, out, err) = common::run(
-        common::fathom()
-            .args(["index-images"])
-            .arg(&images)
-            .arg("--model")
-            .arg(&model)
-            .args(["--index", "IVF8,Flat", "--data-dir"])
-            .arg(&data),
-    );
-    assert!(ok, "index-images failed: {out}{err}");
-    let mut serve = common::fathom();
-    serve
-        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
-        .arg(&data)
-        .arg("--image-model")
-        .arg(&model)
-        .arg("--image-root")
-        .arg(&images);
-    let server = common::start(serve);
+    let server = index_and_serve(&images, &model, &work.path().join("data"), "IVF8,Flat");
     page_test(&b, &server, "text", &["a photo of a cat".as_ref()]);
     PASSED
 }
