@@ -18,9 +18,8 @@ use std::path::Path;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{Module, VarBuilder};
 use candle_transformers::models::clip::{
-    ClipConfig, ClipModel,
     text_model::{Activation, ClipTextConfig, ClipTextTransformer},
-    vision_model::ClipVisionConfig,
+    vision_model::{ClipVisionConfig, ClipVisionTransformer},
 };
 use fathom_core::{Error, Result};
 use image::imageops::FilterType;
@@ -38,7 +37,8 @@ const TEXT_BATCH: usize = 32;
 
 /// A CLIP model: an [`ImageEmbedder`] and an [`Embedder`] into the same space.
 pub struct Clip {
-    model: ClipModel,
+    vision: ClipVisionTransformer,
+    visual_projection: candle_nn::Linear,
     text: ClipTextTransformer,
     text_projection: candle_nn::Linear,
     tokenizer: Tokenizer,
@@ -197,15 +197,14 @@ impl Clip {
             ));
         }
         let dim = projection;
-        let clip_config = ClipConfig {
-            text_config: text_config.clone(),
-            vision_config: vision_config.clone(),
-            logit_scale_init_value: 2.6592,
-            image_size: vision_config.image_size,
-        };
-        let model = ClipModel::new(vb.clone(), &clip_config).map_err(model_err(dir))?;
-        // The text tower again, for the end-token pooling done here (candle's pools at
-        // the largest token id, which is the end token only in OpenAI's vocabulary).
+        // The towers without candle's `ClipModel`, whose text pooling takes the largest
+        // token id for the end token (true only of OpenAI's vocabulary): the end-token
+        // pooling is done here.
+        let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &vision_config)
+            .map_err(model_err(dir))?;
+        let visual_projection =
+            candle_nn::linear_no_bias(vision_config.embed_dim, dim, vb.pp("visual_projection"))
+                .map_err(model_err(dir))?;
         let text =
             ClipTextTransformer::new(vb.pp("text_model"), &text_config).map_err(model_err(dir))?;
         let text_projection =
@@ -218,7 +217,8 @@ impl Clip {
             .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "clip".into());
         Ok(Clip {
-            model,
+            vision,
+            visual_projection,
             text,
             text_projection,
             tokenizer,
@@ -252,7 +252,8 @@ impl Clip {
 
     /// Unnormalised image features `(n, dim)` of normalised pixels `(n, 3, s, s)`.
     pub fn image_features(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
-        self.model.get_image_features(pixels)
+        self.visual_projection
+            .forward(&self.vision.forward(pixels)?)
     }
 
     /// Unnormalised text features `(n, dim)` of token id sequences (each ending with
