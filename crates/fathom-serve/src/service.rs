@@ -618,8 +618,10 @@ impl Service {
     /// Searches `queries` exhaustively over the collection's stored vectors — the ground
     /// truth an approximate index's answers are measured against (the page's recall).
     /// Filters and score bounds apply as in [`Collection::search`]; search parameters do
-    /// not. The database is read in pages and let go between them (writers wait at most
-    /// a page); `go_on` is asked between pages.
+    /// not. The collection's writer lock is held throughout, so the database and the
+    /// index hold the same items while it runs (this collection's writes wait; searches,
+    /// snapshots and other collections do not); the database is read in pages and let go
+    /// between them; `go_on` is asked between pages.
     pub fn exact_search(
         &self,
         c: &Collection,
@@ -628,6 +630,7 @@ impl Service {
         go_on: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<Hit>>> {
         const PAGE: usize = 4096;
+        let _writer = c.writer()?;
         let d = c.def.dim.max(1);
         let mut q = queries.to_vec();
         c.prepare(&mut q, "query")?;

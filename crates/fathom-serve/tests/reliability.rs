@@ -90,9 +90,21 @@ fn retrain_against_concurrent_adds_and_deletes_finishes() {
     let app2 = app.clone();
     within(120, "retrain beside adds and deletes", move || {
         let c = app2.service.get("g").unwrap();
+        let q = vectors(4, 8, 99);
+        let opts = fathom_serve::collection::SearchOptions {
+            top_k: 5,
+            ..Default::default()
+        };
         for _ in 0..3 {
             std::thread::sleep(Duration::from_millis(50));
             app2.service.retrain(&c).unwrap();
+            // An exact search holds the writer lock, then the read lock and the database
+            // mutex in turn: whole answers of live items, beside writers.
+            let hits = app2.service.exact_search(&c, &q, &opts, &|| true).unwrap();
+            for h in &hits {
+                assert_eq!(h.len(), 5);
+                assert!(h.windows(2).all(|w| w[0].score <= w[1].score));
+            }
             app2.service.snapshot().unwrap();
         }
     });
