@@ -91,11 +91,7 @@ impl SentenceEmbedder {
 
     /// The token ids the model sees for `text` (special tokens included, truncated).
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| Error::invalid(format!("tokenizing: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        crate::embed::token_ids(&self.tokenizer, text)
     }
 
     fn embed_batch(&self, texts: &[String]) -> Result<Vec<f32>> {

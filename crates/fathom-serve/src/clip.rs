@@ -243,11 +243,7 @@ impl Clip {
     /// The token ids the text tower sees for `text`: start token, BPE tokens, end
     /// token, truncated to the model's context.
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| Error::invalid(format!("tokenizing: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        crate::embed::token_ids(&self.tokenizer, text)
     }
 
     /// Unnormalised image features `(n, dim)` of normalised pixels `(n, 3, s, s)`.

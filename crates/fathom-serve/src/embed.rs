@@ -31,6 +31,16 @@ pub trait ImageEmbedder: Send + Sync {
     }
 }
 
+/// The ids `tokenizer` gives `text`, special tokens included (and truncated, where the
+/// tokenizer truncates): what a text model sees.
+#[cfg(any(feature = "text", feature = "image"))]
+pub fn token_ids(tokenizer: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u32>> {
+    let enc = tokenizer
+        .encode(text, true)
+        .map_err(|e| Error::invalid(format!("tokenizing: {e}")))?;
+    Ok(enc.get_ids().to_vec())
+}
+
 /// Decodes standard base64 (RFC 4648, padding optional, whitespace ignored), also as a
 /// data URL (`data:image/png;base64,…`, what a browser's `FileReader` gives).
 ///
