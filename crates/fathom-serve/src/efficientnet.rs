@@ -103,13 +103,15 @@ struct Planes {
     data: Vec<f32>,
 }
 
-/// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`), `c` (`m × n`), on the rayon pool.
-fn matmul(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize), c: &mut [f32]) {
+/// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`), `c` (`m × n`), on the rayon pool
+/// when `par`.
+fn matmul(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize), c: &mut [f32], par: bool) {
     use faer::{Accum, MatMut, MatRef, Par};
     let a = MatRef::from_row_major_slice(a, m, k);
     let b = MatRef::from_row_major_slice(b, k, n);
     let c = MatMut::from_row_major_slice_mut(c, m, n);
-    faer::linalg::matmul::matmul(c, Accum::Replace, a, b, 1.0, Par::rayon(0));
+    let par = if par { Par::rayon(0) } else { Par::Seq };
+    faer::linalg::matmul::matmul(c, Accum::Replace, a, b, 1.0, par);
 }
 
 /// TensorFlow's "same" padding for a `k`-tap kernel of stride `s` over `n` inputs: the
@@ -118,6 +120,10 @@ fn same(n: usize, k: usize, s: usize) -> (usize, usize) {
     let o = n.div_ceil(s);
     (o, ((o - 1) * s + k).saturating_sub(n) / 2)
 }
+
+/// A depthwise convolution's per-thread buffers: the phase planes, the wide output plane,
+/// one channel's taps.
+type Scratch = (Vec<f32>, Vec<f32>, Vec<f32>);
 
 /// A convolution with its batch norm folded in: `w · (γ/σ)` and bias `β − μ·γ/σ`.
 struct ConvBn {
@@ -171,16 +177,17 @@ impl ConvBn {
         }
     }
 
-    fn forward(&self, x: &Planes) -> Planes {
+    /// The convolution of `x`; `par`: spread over the rayon pool (else on this thread).
+    fn forward(&self, x: &Planes, par: bool) -> Planes {
         if self.depthwise {
-            return self.depthwise_conv(x);
+            return self.depthwise_conv(x, par);
         }
         let (k, s) = (self.k, self.stride);
         let (oh, top) = same(x.h, k, s);
         let (ow, left) = same(x.w, k, s);
         let mut y = vec![0f32; self.out * oh * ow];
         if k == 1 && s == 1 {
-            matmul(&self.w, &x.data, (self.out, x.c, oh * ow), &mut y);
+            matmul(&self.w, &x.data, (self.out, x.c, oh * ow), &mut y, par);
         } else {
             // im2col: one row per (input channel, tap), zero where the tap is padding.
             let rows = x.c * k * k;
@@ -199,7 +206,7 @@ impl ConvBn {
                     }
                 }
             }
-            matmul(&self.w, &cols, (self.out, rows, oh * ow), &mut y);
+            matmul(&self.w, &cols, (self.out, rows, oh * ow), &mut y, par);
         }
         for (ch, plane) in y.chunks_exact_mut(oh * ow).enumerate() {
             self.finish(ch, plane);
@@ -217,7 +224,7 @@ impl ConvBn {
     /// phases (padded row `r`, column `c` → phase `(r % s, c % s)` at `(r / s, c / s)`) and
     /// the output computed rows as wide as a phase's, so that every tap is one contiguous
     /// multiply-add over the whole plane ([`fathom_kernels::conv::accumulate_taps`]).
-    fn depthwise_conv(&self, x: &Planes) -> Planes {
+    fn depthwise_conv(&self, x: &Planes, par: bool) -> Planes {
         use rayon::prelude::*;
         let (k, s) = (self.k, self.stride);
         let (oh, top) = same(x.h, k, s);
@@ -235,66 +242,69 @@ impl ConvBn {
             }
         }
         let mut out = vec![0f32; x.c * oh * ow];
-        out.par_chunks_mut(oh * ow).enumerate().for_each_init(
-            // Padding cells are never written, so they stay zero from channel to channel.
-            || {
-                (
-                    vec![0f32; s * s * qh * qw],
-                    vec![0f32; wide],
-                    vec![0f32; k * k],
-                )
-            },
-            |(phases, acc, taps), (ch, o)| {
-                let src = &x.data[ch * x.h * x.w..(ch + 1) * x.h * x.w];
-                for (r, row) in src.chunks_exact(x.w).enumerate() {
-                    let pr = r + top;
-                    if pr >= ph {
-                        continue;
-                    }
-                    let cols = x.w.min(pw - left);
-                    if s == 1 {
-                        let at = pr * qw + left;
-                        phases[at..at + cols].copy_from_slice(&row[..cols]);
-                    } else {
-                        // Column phase b takes input columns c ≡ b − left (mod s), which
-                        // land on consecutive cells of its row.
-                        for b in 0..s {
-                            let c0 = (b + s - left % s) % s;
-                            if c0 >= cols {
-                                continue;
-                            }
-                            let phase = (pr % s) * s + b;
-                            let at = phase * qh * qw + (pr / s) * qw + (c0 + left) / s;
-                            let dst = &mut phases[at..at + (cols - c0).div_ceil(s)];
-                            for (d, &v) in dst.iter_mut().zip(row[c0..cols].iter().step_by(s)) {
-                                *d = v;
-                            }
+        // Padding cells are never written, so they stay zero from channel to channel.
+        let scratch = || {
+            (
+                vec![0f32; s * s * qh * qw],
+                vec![0f32; wide],
+                vec![0f32; k * k],
+            )
+        };
+        let channel = |(phases, acc, taps): &mut Scratch, (ch, o): (usize, &mut [f32])| {
+            let src = &x.data[ch * x.h * x.w..(ch + 1) * x.h * x.w];
+            for (r, row) in src.chunks_exact(x.w).enumerate() {
+                let pr = r + top;
+                if pr >= ph {
+                    continue;
+                }
+                let cols = x.w.min(pw - left);
+                if s == 1 {
+                    let at = pr * qw + left;
+                    phases[at..at + cols].copy_from_slice(&row[..cols]);
+                } else {
+                    // Column phase b takes input columns c ≡ b − left (mod s), which
+                    // land on consecutive cells of its row.
+                    for b in 0..s {
+                        let c0 = (b + s - left % s) % s;
+                        if c0 >= cols {
+                            continue;
+                        }
+                        let phase = (pr % s) * s + b;
+                        let at = phase * qh * qw + (pr / s) * qw + (c0 + left) / s;
+                        let dst = &mut phases[at..at + (cols - c0).div_ceil(s)];
+                        for (d, &v) in dst.iter_mut().zip(row[c0..cols].iter().step_by(s)) {
+                            *d = v;
                         }
                     }
                 }
-                acc.fill(0.0);
-                let w = &self.w[ch * k * k..(ch + 1) * k * k];
-                for (phase, (which, offsets)) in groups.iter().enumerate() {
-                    if which.is_empty() {
-                        continue;
-                    }
-                    for (t, &i) in taps.iter_mut().zip(which) {
-                        *t = w[i];
-                    }
-                    let plane = &phases[phase * qh * qw..(phase + 1) * qh * qw];
-                    fathom_kernels::conv::accumulate_taps(
-                        acc,
-                        plane,
-                        &taps[..which.len()],
-                        offsets,
-                    );
+            }
+            acc.fill(0.0);
+            let w = &self.w[ch * k * k..(ch + 1) * k * k];
+            for (phase, (which, offsets)) in groups.iter().enumerate() {
+                if which.is_empty() {
+                    continue;
                 }
-                for (y, orow) in o.chunks_exact_mut(ow).enumerate() {
-                    orow.copy_from_slice(&acc[y * qw..y * qw + ow]);
+                for (t, &i) in taps.iter_mut().zip(which) {
+                    *t = w[i];
                 }
-                self.finish(ch, o);
-            },
-        );
+                let plane = &phases[phase * qh * qw..(phase + 1) * qh * qw];
+                fathom_kernels::conv::accumulate_taps(acc, plane, &taps[..which.len()], offsets);
+            }
+            for (y, orow) in o.chunks_exact_mut(ow).enumerate() {
+                orow.copy_from_slice(&acc[y * qw..y * qw + ow]);
+            }
+            self.finish(ch, o);
+        };
+        if par {
+            out.par_chunks_mut(oh * ow)
+                .enumerate()
+                .for_each_init(scratch, channel);
+        } else {
+            let mut st = scratch();
+            out.chunks_mut(oh * ow)
+                .enumerate()
+                .for_each(|item| channel(&mut st, item));
+        }
         Planes {
             c: x.c,
             h: oh,
@@ -312,12 +322,12 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: Planes) -> Planes {
+    fn forward(&self, x: Planes, par: bool) -> Planes {
         let y = match &self.expand {
-            Some(e) => self.depthwise.forward(&e.forward(&x)),
-            None => self.depthwise.forward(&x),
+            Some(e) => self.depthwise.forward(&e.forward(&x, par), par),
+            None => self.depthwise.forward(&x, par),
         };
-        let mut y = self.project.forward(&y);
+        let mut y = self.project.forward(&y, par);
         if self.skip {
             y.data.iter_mut().zip(&x.data).for_each(|(a, b)| *a += b);
         }
@@ -475,28 +485,41 @@ impl EfficientNet {
                 pixels.len()
             )));
         }
-        let mut out = Vec::with_capacity(pixels.len() / plane * FEATURES);
-        // One image at a time: its activations (≤ 1.6 MB a layer) stay in cache and are
-        // reused by the allocator; a batch of 32 has 50 MB layers, each a fresh `mmap`
-        // with its page faults.
-        for image in pixels.chunks_exact(plane) {
-            let mut x = self.stem.forward(&Planes {
-                c: 3,
-                h: s,
-                w: s,
-                data: image.to_vec(),
-            });
-            for b in &self.blocks {
-                x = b.forward(x);
-            }
-            let x = self.head.forward(&x);
-            let area = (x.h * x.w) as f32;
-            out.extend(
-                x.data
-                    .chunks_exact(x.h * x.w)
-                    .map(|p| p.iter().sum::<f32>() / area),
+        // One image at a time through the network: its activations (≤ 1.6 MB a layer)
+        // stay in cache and are reused by the allocator, where a batch of 32 has 50 MB
+        // layers, each a fresh `mmap` with its page faults. Several images: one per
+        // thread, each run serially (no per-layer fork and join); one image: its layers
+        // spread over the pool.
+        let one = |image: &[f32], par: bool| -> Vec<f32> {
+            let mut x = self.stem.forward(
+                &Planes {
+                    c: 3,
+                    h: s,
+                    w: s,
+                    data: image.to_vec(),
+                },
+                par,
             );
-        }
+            for b in &self.blocks {
+                x = b.forward(x, par);
+            }
+            let x = self.head.forward(&x, par);
+            let area = (x.h * x.w) as f32;
+            x.data
+                .chunks_exact(x.h * x.w)
+                .map(|p| p.iter().sum::<f32>() / area)
+                .collect()
+        };
+        let out = if pixels.len() == plane {
+            one(pixels, true)
+        } else {
+            use rayon::prelude::*;
+            let rows: Vec<Vec<f32>> = pixels
+                .par_chunks_exact(plane)
+                .map(|image| one(image, false))
+                .collect();
+            rows.concat()
+        };
         Ok(out)
     }
 
