@@ -34,7 +34,18 @@ fn crash_save_writer() {
     let v = versions();
     for i in 0.. {
         write_index(&v[i % 2], &path).unwrap();
+        if i == 0 {
+            // Tells the parent the loop is running: its kill then lands among saves, not
+            // in this process's start-up (which a busy machine can stretch past any
+            // fixed sleep).
+            std::fs::write(ready_marker(&path), b"").unwrap();
+        }
     }
+}
+
+/// The file the writer creates once its first save is done.
+fn ready_marker(path: &Path) -> PathBuf {
+    path.with_extension("ready")
 }
 
 fn spawn_writer(path: &Path) -> std::process::Child {
@@ -60,13 +71,22 @@ fn kill_during_save_leaves_the_old_or_the_new_file() {
     let mut seen = [0usize; 2];
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for round in 0..12 {
+        let _ = std::fs::remove_file(ready_marker(&path));
         let mut child = spawn_writer(&path);
-        // Let it get into its loop, then kill it somewhere inside a save.
+        // Wait until it is in its loop, then kill it somewhere inside a save.
+        let waiting = Instant::now();
+        while !ready_marker(&path).exists() {
+            if waiting.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                panic!("round {round}: the writer did not finish a first save in 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let start = Instant::now();
-        std::thread::sleep(Duration::from_millis(150 + seed % 250));
+        std::thread::sleep(Duration::from_millis(10 + seed % 90));
         child.kill().unwrap();
         child.wait().unwrap();
         let bytes = std::fs::read(&path).unwrap();
