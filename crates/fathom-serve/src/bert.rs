@@ -28,25 +28,19 @@ fn model_err(what: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
     move |e| Error::format(format!("model {}", what.display()), e.to_string())
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::format(path.display().to_string(), e.to_string()))
-}
-
 impl SentenceEmbedder {
     /// Loads the model in `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let p = |f: &str| -> PathBuf { dir.join(f) };
-        let config: Config = serde_json::from_value(read_json(&p("config.json"))?)
+        let config: Config = serde_json::from_value(crate::embed::read_json(&p("config.json"))?)
             .map_err(|e| Error::format("config.json", e.to_string()))?;
-        let max_len = match read_json(&p("sentence_bert_config.json")) {
+        let max_len = match crate::embed::read_json(&p("sentence_bert_config.json")) {
             Ok(v) => v["max_seq_length"].as_u64().map(|n| n as usize),
             Err(_) => None,
         }
         .unwrap_or(config.max_position_embeddings)
         .min(config.max_position_embeddings);
-        let normalize = read_json(&p("modules.json")).is_ok_and(|v| {
+        let normalize = crate::embed::read_json(&p("modules.json")).is_ok_and(|v| {
             v.as_array().is_some_and(|m| {
                 m.iter().any(|x| {
                     x["type"]
@@ -55,7 +49,7 @@ impl SentenceEmbedder {
                 })
             })
         });
-        if let Ok(pool) = read_json(&p("1_Pooling/config.json"))
+        if let Ok(pool) = crate::embed::read_json(&p("1_Pooling/config.json"))
             && pool["pooling_mode_mean_tokens"] != true
         {
             return Err(Error::Unsupported(format!(

@@ -48,12 +48,6 @@ pub struct Clip {
     name: String,
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::format(path.display().to_string(), e.to_string()))
-}
-
 fn model_err(dir: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
     move |e| Error::format(format!("CLIP model {}", dir.display()), e.to_string())
 }
@@ -83,7 +77,7 @@ impl Clip {
     /// Loads the model in `dir` (Hugging Face's CLIP layout).
     pub fn load(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let config = read_json(&config_path)?;
+        let config = crate::embed::read_json(&config_path)?;
         if !is_clip(&config) {
             return Err(Error::format(
                 config_path.display().to_string(),
@@ -152,7 +146,7 @@ impl Clip {
             ));
         }
 
-        let pre = read_json(&dir.join("preprocessor_config.json")).ok();
+        let pre = crate::embed::read_json(&dir.join("preprocessor_config.json")).ok();
         let triple = |key: &str, default: [f32; 3]| -> [f32; 3] {
             pre.as_ref()
                 .and_then(|p| p[key].as_array())

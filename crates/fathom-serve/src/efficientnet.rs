@@ -357,9 +357,7 @@ impl EfficientNet {
     /// `deploy/models/efficientnet_lite0.py` writes them).
     pub fn load(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        let config: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::format(config_path.display().to_string(), e.to_string()))?;
+        let config = crate::embed::read_json(&config_path)?;
         let arch = config["architecture"].as_str().unwrap_or_default();
         if arch != "efficientnet-lite0" {
             return Err(Error::format(

@@ -31,6 +31,14 @@ pub trait ImageEmbedder: Send + Sync {
     }
 }
 
+/// A model directory's JSON file (`config.json`, …), parsed; the error names the file.
+#[cfg(any(feature = "text", feature = "image"))]
+pub(crate) fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::format(path.display().to_string(), e.to_string()))
+}
+
 /// The ids `tokenizer` gives `text`, special tokens included (and truncated, where the
 /// tokenizer truncates): what a text model sees.
 #[cfg(any(feature = "text", feature = "image"))]

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use fathom_core::{Error, Result};
+use fathom_core::Result;
 
 use crate::embed::ImageEmbedder;
 use crate::image_input::DecodeLimits;
@@ -15,9 +15,7 @@ use crate::image_input::DecodeLimits;
 /// model also embeds texts: see [`ImageEmbedder::text_tower`].
 pub fn load(dir: &Path, limits: DecodeLimits) -> Result<Arc<dyn ImageEmbedder>> {
     let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-    let config: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::format(config_path.display().to_string(), e.to_string()))?;
+    let config = crate::embed::read_json(&config_path)?;
     if crate::clip::is_clip(&config) {
         Ok(Arc::new(crate::clip::Clip::load(dir)?.with_limits(limits)))
     } else {

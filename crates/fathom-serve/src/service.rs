@@ -648,8 +648,10 @@ impl Service {
                     .is_none_or(|only| only.contains(&id))
         };
         let metric = c.def.metric.index_metric();
-        // Per query, the best `k` so far as (score, id), best first.
-        let mut best: Vec<Vec<(f32, Idx)>> = vec![Vec::new(); nq];
+        // TopK keeps the smallest keys: similarities enter negated.
+        let sign = if metric.is_similarity() { -1.0 } else { 1.0 };
+        let mut best: Vec<fathom_kernels::TopK> =
+            (0..nq).map(|_| fathom_kernels::TopK::new(k)).collect();
         let mut from: Idx = 0;
         loop {
             if !go_on() {
@@ -663,35 +665,23 @@ impl Service {
             if ids.is_empty() {
                 continue;
             }
-            let mut flat = fathom_index::IndexFlat::new(d, metric)?;
-            flat.add(&vectors.concat())?;
-            let res = flat.search(&q, k.min(ids.len()))?;
             let kk = k.min(ids.len());
-            for (qi, b) in best.iter_mut().enumerate() {
-                let found = res.labels[qi * kk..(qi + 1) * kk]
-                    .iter()
-                    .zip(&res.distances[qi * kk..(qi + 1) * kk])
-                    .filter(|(l, _)| **l >= 0)
-                    .map(|(&l, &s)| (s, ids[l as usize]));
-                b.extend(found);
-                b.sort_by(|x, y| {
-                    let order = x.0.total_cmp(&y.0);
-                    if metric.is_similarity() {
-                        order.reverse()
-                    } else {
-                        order
+            let res = fathom_kernels::knn(metric, &q, &vectors.concat(), d, kk, None)?;
+            for (qi, top) in best.iter_mut().enumerate() {
+                let row = qi * kk..(qi + 1) * kk;
+                for (&l, &s) in res.labels[row.clone()].iter().zip(&res.distances[row]) {
+                    if l >= 0 {
+                        top.push(sign * s, ids[l as usize]);
                     }
-                    .then(x.1.cmp(&y.1))
-                });
-                b.truncate(k);
+                }
             }
         }
         let mut labels = vec![-1; nq * k];
         let mut scores = vec![0f32; nq * k];
-        for (qi, b) in best.iter().enumerate() {
-            for (j, &(s, id)) in b.iter().enumerate() {
+        for (qi, top) in best.into_iter().enumerate() {
+            for (j, (key, id)) in top.into_sorted().into_iter().enumerate() {
                 labels[qi * k + j] = id;
-                scores[qi * k + j] = s;
+                scores[qi * k + j] = sign * key;
             }
         }
         let live = c.live.read().unwrap_or_else(|e| e.into_inner());
