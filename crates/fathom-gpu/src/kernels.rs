@@ -15,6 +15,40 @@ const STATIC_SMEM_MARGIN: usize = 1024;
 
 const SOURCE: &str = include_str!("kernels.cu");
 
+/// NVRTC's translation of kernels.cu for compute capability `major.minor`.
+fn compile_ptx(major: u32, minor: u32) -> Result<cudarc::nvrtc::Ptx> {
+    // NVRTC takes the architecture as a 'static string.
+    let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
+    let opts = CompileOptions {
+        arch: Some(arch),
+        use_fast_math: Some(false),
+        ..Default::default()
+    };
+    cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts).map_err(|e| {
+        Error::GpuUnavailable(format!("compiling the kernels with NVRTC: {e}"))
+    })
+}
+
+/// fathom's kernels compiled to PTX for compute capability `major.minor` (8.0 for the A100,
+/// 9.0 for the H100), by NVRTC alone: no driver or device is needed, so a machine with only
+/// the NVRTC library can check that the kernels compile. `GpuUnavailable` when NVRTC
+/// cannot be loaded or rejects the source (the message holds its log).
+///
+/// ```
+/// match fathom_gpu::kernels_ptx(9, 0) {
+///     Ok(ptx) => assert!(ptx.contains(".entry select_tile")),
+///     Err(e) => println!("no NVRTC here: {e}"),
+/// }
+/// ```
+pub fn kernels_ptx(major: u32, minor: u32) -> Result<String> {
+    if !crate::resources::nvrtc_present() {
+        return Err(Error::GpuUnavailable(
+            "the NVRTC library (libnvrtc.so or libnvrtc.so.12) could not be loaded".into(),
+        ));
+    }
+    Ok(compile_ptx(major, minor)?.to_src())
+}
+
 /// The loaded kernels.
 pub(crate) struct Kernels {
     pub init_best: CudaFunction,
@@ -22,6 +56,9 @@ pub(crate) struct Kernels {
     pub select_tile: CudaFunction,
     pub ivf_flat_scan: CudaFunction,
     pub ivf_pq_scan: CudaFunction,
+    pub l2_norms_f16: CudaFunction,
+    pub rerank: CudaFunction,
+    pub rerank_f16: CudaFunction,
     /// The most dynamic shared memory a block may have on this device.
     pub max_smem: usize,
 }
@@ -33,15 +70,7 @@ impl Kernels {
         let (major, minor) = ctx
             .compute_capability()
             .map_err(|e| unavailable("reading the compute capability", &e))?;
-        // NVRTC takes the architecture as a 'static string.
-        let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
-        let opts = CompileOptions {
-            arch: Some(arch),
-            use_fast_math: Some(false),
-            ..Default::default()
-        };
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
-            .map_err(|e| unavailable("compiling the kernels with NVRTC", &e))?;
+        let ptx = compile_ptx(major as u32, minor as u32)?;
         let module = ctx
             .load_module(ptx)
             .map_err(|e| unavailable("loading the kernels", &e))?;
@@ -65,6 +94,9 @@ impl Kernels {
             select_tile: f("select_tile")?,
             ivf_flat_scan: f("ivf_flat_scan")?,
             ivf_pq_scan: f("ivf_pq_scan")?,
+            l2_norms_f16: f("l2_norms_f16")?,
+            rerank: f("rerank")?,
+            rerank_f16: f("rerank_f16")?,
             max_smem,
         };
         // Opt in to more than the default 48 KiB of dynamic shared memory (large k, PQ
@@ -73,6 +105,8 @@ impl Kernels {
             &kernels.select_tile,
             &kernels.ivf_flat_scan,
             &kernels.ivf_pq_scan,
+            &kernels.rerank,
+            &kernels.rerank_f16,
         ] {
             func.set_attribute(
                 CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

@@ -39,5 +39,6 @@ mod resources;
 pub use convert::{index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu};
 pub use flat::GpuIndexFlat;
 pub use ivf::{GpuIndexIvfFlat, GpuIndexIvfPq};
+pub use kernels::kernels_ptx;
 pub use kmeans::{GpuAssigner, gpu_kmeans};
 pub use resources::{GpuResources, MAX_K, device_count, gpu_available};

@@ -28,6 +28,12 @@ pub fn device_count() -> usize {
     CudaContext::device_count().map_or(0, |n| n.max(0) as usize)
 }
 
+/// Whether NVRTC (the run-time CUDA compiler) can be loaded.
+pub(crate) fn nvrtc_present() -> bool {
+    // SAFETY: this only tries to dlopen the library and reports whether that worked.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
 fn libraries_present() -> bool {
     // SAFETY: these only try to dlopen the libraries and report whether that worked.
     unsafe {

@@ -45,6 +45,61 @@ fn without_a_gpu_resources_are_an_error_not_a_panic() -> Outcome {
     PASSED
 }
 
+/// The kernels compile with NVRTC for the A100's and the H100's architectures. This runs on
+/// every machine, GPU or not: NVRTC is a library. Where it is not installed the test fetches
+/// it (PyPI's nvidia-cuda-nvrtc-cu12) and runs itself again with it on the library path.
+fn kernels_compile_with_nvrtc() -> Outcome {
+    const CHILD: &str = "FATHOM_NVRTC_CHILD";
+    let entries = [
+        "init_best",
+        "l2_norms",
+        "l2_norms_f16",
+        "select_tile",
+        "rerank",
+        "rerank_f16",
+        "ivf_flat_scan",
+        "ivf_pq_scan",
+    ];
+    match fathom_gpu::kernels_ptx(8, 0) {
+        Ok(ptx80) => {
+            let ptx90 = fathom_gpu::kernels_ptx(9, 0).unwrap();
+            for (ptx, target) in [(&ptx80, "sm_80"), (&ptx90, "sm_90")] {
+                assert!(ptx.contains(&format!(".target {target}")), "{target}");
+                for name in entries {
+                    assert!(
+                        ptx.contains(&format!(".entry {name}(")),
+                        "{name} missing from the {target} PTX"
+                    );
+                }
+            }
+            PASSED
+        }
+        Err(e) if std::env::var_os(CHILD).is_some() || !e.to_string().contains("loaded") => {
+            panic!("{e}")
+        }
+        Err(_) => {
+            let dir = match fathom_tests::nvrtc_lib_dir() {
+                Ok(dir) => dir,
+                Err(why) => return skipped(why),
+            };
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["kernels_compile_with_nvrtc", "--exact"])
+                .env(CHILD, "1")
+                .env("LD_LIBRARY_PATH", &dir)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.contains("kernels_compile_with_nvrtc ... ok"),
+                "with NVRTC from {}: {text}{}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            PASSED
+        }
+    }
+}
+
 fn flat_gives_the_cpu_labels() -> Outcome {
     let res = match gpu() {
         Ok(res) => res,
@@ -261,6 +316,7 @@ fn sharded_over_gpus_equals_one_index() -> Outcome {
 
 fathom_tests::harness::main!(
     without_a_gpu_resources_are_an_error_not_a_panic,
+    kernels_compile_with_nvrtc,
     flat_gives_the_cpu_labels,
     flat_converts_both_ways_and_refuses_what_it_cannot_do,
     ivf_flat_and_ivf_pq_match_the_cpu_recall,
