@@ -175,13 +175,14 @@ extern "C" __global__ void l2_norms_f16(const unsigned short* __restrict__ x, lo
 //
 // certain[q] = 1 when no vector outside the candidates can belong to the exact best k:
 // every such vector's approximate key is ≥ the last candidate's, and an approximate key is
-// within err·‖q‖ of the exact one (the caller's bound, err = c·max‖x‖), so the answer is
-// exact once the k-th exact key + err·‖q‖ ≤ the last candidate's approximate key — or when
-// the candidates are all the vectors.
+// within err = err_a·‖q‖ + err_b·(‖q‖² + max_sq) of the exact one (the caller's bound,
+// max_sq the largest ‖x‖²), so the answer is exact once the k-th exact key + err ≤ the
+// last candidate's approximate key — or when the candidates are all the vectors.
 template <typename T>
 __device__ void rerank_rows(const float* __restrict__ queries, int dim,
                             const T* __restrict__ data, const float* __restrict__ cand_d,
-                            const long long* __restrict__ cand_i, int kc, int l2, float err,
+                            const long long* __restrict__ cand_i, int kc, int l2, float err_a,
+                            float err_b, float max_sq,
                             int k, int kpow, float* best_d, long long* best_i, int* certain) {
     extern __shared__ __align__(16) unsigned char smem[];
     TopK t = topk_layout(smem, k, kpow);
@@ -216,7 +217,8 @@ __device__ void rerank_rows(const float* __restrict__ queries, int dim,
         for (int e = 0; e < dim; e++) qn += qs[e] * qs[e];
         long long last_id = ci[kc - 1];
         float last = cand_d[(long long)q * kc + kc - 1];
-        certain[q] = (last_id < 0 || t.bd[k - 1] + err * sqrtf(qn) <= last) ? 1 : 0;
+        float err = err_a * sqrtf(qn) + err_b * (qn + max_sq);
+        certain[q] = (last_id < 0 || t.bd[k - 1] + err <= last) ? 1 : 0;
     }
 }
 
@@ -224,20 +226,21 @@ extern "C" __global__ void rerank(const float* __restrict__ queries, int dim,
                                   const float* __restrict__ data,
                                   const float* __restrict__ cand_d,
                                   const long long* __restrict__ cand_i, int kc, int l2,
-                                  float err, int k, int kpow, float* best_d,
-                                  long long* best_i, int* certain) {
-    rerank_rows(queries, dim, data, cand_d, cand_i, kc, l2, err, k, kpow, best_d, best_i,
-                certain);
+                                  float err_a, float err_b, float max_sq, int k, int kpow,
+                                  float* best_d, long long* best_i, int* certain) {
+    rerank_rows(queries, dim, data, cand_d, cand_i, kc, l2, err_a, err_b, max_sq, k, kpow,
+                best_d, best_i, certain);
 }
 
 extern "C" __global__ void rerank_f16(const float* __restrict__ queries, int dim,
                                       const unsigned short* __restrict__ data,
                                       const float* __restrict__ cand_d,
                                       const long long* __restrict__ cand_i, int kc, int l2,
-                                      float err, int k, int kpow, float* best_d,
-                                      long long* best_i, int* certain) {
-    rerank_rows(queries, dim, data, cand_d, cand_i, kc, l2, err, k, kpow, best_d, best_i,
-                certain);
+                                      float err_a, float err_b, float max_sq, int k,
+                                      int kpow, float* best_d, long long* best_i,
+                                      int* certain) {
+    rerank_rows(queries, dim, data, cand_d, cand_i, kc, l2, err_a, err_b, max_sq, k, kpow,
+                best_d, best_i, certain);
 }
 
 // Merges a tile of inner products ip[q][0..ntile) (row stride ld) into each query's best k.

@@ -24,9 +24,8 @@ fn compile_ptx(major: u32, minor: u32) -> Result<cudarc::nvrtc::Ptx> {
         use_fast_math: Some(false),
         ..Default::default()
     };
-    cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts).map_err(|e| {
-        Error::GpuUnavailable(format!("compiling the kernels with NVRTC: {e}"))
-    })
+    cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
+        .map_err(|e| Error::GpuUnavailable(format!("compiling the kernels with NVRTC: {e}")))
 }
 
 /// fathom's kernels compiled to PTX for compute capability `major.minor` (8.0 for the A100,

@@ -37,7 +37,7 @@ mod kmeans;
 mod resources;
 
 pub use convert::{index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu};
-pub use flat::GpuIndexFlat;
+pub use flat::{GpuFlatPrecision, GpuIndexFlat};
 pub use ivf::{GpuIndexIvfFlat, GpuIndexIvfPq};
 pub use kernels::kernels_ptx;
 pub use kmeans::{GpuAssigner, gpu_kmeans};

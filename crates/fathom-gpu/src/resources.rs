@@ -172,7 +172,7 @@ pub(crate) struct Best {
     pub d: CudaSlice<f32>,
     pub i: CudaSlice<i64>,
     nq: usize,
-    k: usize,
+    pub k: usize,
 }
 
 impl Best {

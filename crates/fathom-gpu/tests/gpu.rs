@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use fathom_core::{Error, IdSelectorRange, Idx, MetricType, SearchParams};
+use fathom_core::{Error, IdSelectorRange, Idx, MetricType, SearchParams, SearchResult};
 use fathom_gpu::{
-    GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources, gpu_available, gpu_kmeans,
-    index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu,
+    GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources, gpu_available,
+    gpu_kmeans, index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu,
 };
 use fathom_index::{Index, IndexFlat, index_factory};
 use fathom_linalg::{ClusteringParameters, Kmeans};
@@ -100,6 +100,148 @@ fn kernels_compile_with_nvrtc() -> Outcome {
     }
 }
 
+/// The CPU's answers, ties and FP32 rounding aside: 99.9 % of the labels equal, every
+/// distance within 1e-3 (relative).
+fn assert_same_answers(want: &SearchResult, got: &SearchResult, what: &str) {
+    let same = want
+        .labels
+        .iter()
+        .zip(&got.labels)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(
+        same as f64 >= 0.999 * want.labels.len() as f64,
+        "{what}: {same} of {} labels equal",
+        want.labels.len()
+    );
+    for (a, b) in want.distances.iter().zip(&got.distances) {
+        assert!(
+            (a - b).abs() <= 1e-3 * a.abs().max(1.0),
+            "{what}: {a} vs {b}"
+        );
+    }
+}
+
+/// TF32 tensor cores with exact re-ranking give the CPU's answers. Vectors far from the
+/// origin (an offset of 1000 on every coordinate) make TF32's error bound wider than the
+/// gaps between neighbours, so every query is certified only by the FP32 search again —
+/// that path is checked too.
+fn flat_tf32_gives_the_cpu_answers() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
+    };
+    for d in [32, 128] {
+        let (_, xb, xq) = get_dataset_2(d, 0, 30_000, 500);
+        for metric in [MetricType::L2, MetricType::InnerProduct] {
+            let mut cpu = IndexFlat::new(d, metric).unwrap();
+            cpu.add(&xb).unwrap();
+            let mut g =
+                GpuIndexFlat::with_precision(res.clone(), d, metric, GpuFlatPrecision::Tf32)
+                    .unwrap();
+            g.add(&xb).unwrap();
+            for k in [1, 10, 100, 1500] {
+                let what = format!("TF32 d={d} {metric} k={k}");
+                assert_same_answers(
+                    &cpu.search(&xq, k).unwrap(),
+                    &g.search(&xq, k).unwrap(),
+                    &what,
+                );
+            }
+            eprintln!(
+                "    d={d} {metric}: {} of {} queries searched again in FP32",
+                g.fp32_searches(),
+                4 * 500
+            );
+            // Switching to FP32 keeps the vectors; FP16 would need an empty index.
+            g.set_precision(GpuFlatPrecision::F32).unwrap();
+            assert_same_answers(
+                &cpu.search(&xq, 10).unwrap(),
+                &g.search(&xq, 10).unwrap(),
+                "F32 again",
+            );
+            assert!(g.set_precision(GpuFlatPrecision::F16).is_err());
+        }
+    }
+    let d = 16;
+    let (_, xb, xq) = get_dataset_2(d, 0, 5_000, 100);
+    let far = |x: &[f32]| x.iter().map(|v| v + 1000.0).collect::<Vec<f32>>();
+    let (xb, xq) = (far(&xb), far(&xq));
+    let mut cpu = IndexFlat::new(d, MetricType::L2).unwrap();
+    cpu.add(&xb).unwrap();
+    let mut g =
+        GpuIndexFlat::with_precision(res, d, MetricType::L2, GpuFlatPrecision::Tf32).unwrap();
+    g.add(&xb).unwrap();
+    let want = cpu.search(&xq, 10).unwrap();
+    let got = g.search(&xq, 10).unwrap();
+    assert!(
+        g.fp32_searches() > 0,
+        "the offset should defeat the TF32 bound"
+    );
+    let same = want
+        .labels
+        .iter()
+        .zip(&got.labels)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(
+        same as f64 >= 0.99 * want.labels.len() as f64,
+        "{same} labels equal"
+    );
+    PASSED
+}
+
+/// FP16 storage: the stored vectors are the FP16 roundings, search finds what an FP32
+/// index over those roundings finds (recall@10 ≥ 0.99), values beyond FP16's range are
+/// refused, and the CPU form holds the rounded vectors.
+fn flat_fp16_stores_rounded_vectors_and_recalls() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
+    };
+    let d = 64;
+    let (_, xb, xq) = get_dataset_2(d, 0, 20_000, 300);
+    let rounded: Vec<f32> = xb
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_f32())
+        .collect();
+    for metric in [MetricType::L2, MetricType::InnerProduct] {
+        let mut cpu = IndexFlat::new(d, metric).unwrap();
+        cpu.add(&rounded).unwrap();
+        let mut g =
+            GpuIndexFlat::with_precision(res.clone(), d, metric, GpuFlatPrecision::F16).unwrap();
+        g.add(&xb[..5_000 * d]).unwrap();
+        g.add(&xb[5_000 * d..]).unwrap();
+        assert_eq!(g.reconstruct_n(0, 20_000).unwrap(), rounded);
+        let k = 10;
+        let (want, got) = (cpu.search(&xq, k).unwrap(), g.search(&xq, k).unwrap());
+        let hits: usize = (0..300)
+            .map(|q| {
+                let w = &want.labels[q * k..(q + 1) * k];
+                got.labels[q * k..(q + 1) * k]
+                    .iter()
+                    .filter(|l| w.contains(l))
+                    .count()
+            })
+            .sum();
+        assert!(
+            hits as f64 >= 0.99 * (300 * k) as f64,
+            "{metric}: {hits} of {}",
+            300 * k
+        );
+        let err = g.add(&vec![1e5; d]).unwrap_err();
+        assert!(err.to_string().contains("65504"), "{err}");
+        assert_eq!(
+            g.to_cpu().unwrap().reconstruct(7).unwrap(),
+            rounded[7 * d..8 * d]
+        );
+        assert!(g.set_precision(GpuFlatPrecision::F32).is_err());
+        g.reset().unwrap();
+        g.set_precision(GpuFlatPrecision::F32).unwrap();
+    }
+    PASSED
+}
+
 fn flat_gives_the_cpu_labels() -> Outcome {
     let res = match gpu() {
         Ok(res) => res,
@@ -120,22 +262,7 @@ fn flat_gives_the_cpu_labels() -> Outcome {
             for k in [1, 10, 100, 2048] {
                 let want = cpu.search(&xq, k).unwrap();
                 let got = g.search(&xq, k).unwrap();
-                let same = want
-                    .labels
-                    .iter()
-                    .zip(&got.labels)
-                    .filter(|(a, b)| a == b)
-                    .count();
-                assert!(
-                    same as f64 >= 0.999 * want.labels.len() as f64,
-                    "{metric} k={k}"
-                );
-                for (a, b) in want.distances.iter().zip(&got.distances) {
-                    assert!(
-                        (a - b).abs() <= 1e-3 * a.abs().max(1.0),
-                        "{metric} k={k}: {a} vs {b}"
-                    );
-                }
+                assert_same_answers(&want, &got, &format!("{metric} k={k}"));
             }
         }
         assert!(matches!(
@@ -318,6 +445,8 @@ fathom_tests::harness::main!(
     without_a_gpu_resources_are_an_error_not_a_panic,
     kernels_compile_with_nvrtc,
     flat_gives_the_cpu_labels,
+    flat_tf32_gives_the_cpu_answers,
+    flat_fp16_stores_rounded_vectors_and_recalls,
     flat_converts_both_ways_and_refuses_what_it_cannot_do,
     ivf_flat_and_ivf_pq_match_the_cpu_recall,
     inner_product_ivf_matches_the_cpu,
