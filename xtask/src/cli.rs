@@ -295,6 +295,10 @@ pub struct GpuArgs {
     /// Dataset directory (generated when missing).
     #[arg(long, default_value_os_t = crate::root().join("bench-data/gpu1m"))]
     pub data: PathBuf,
+    /// Only build the kit (binaries and scripts) into this git-ignored folder of the
+    /// repository, for a GPU machine without a Rust toolchain: run `bash DIR/run.sh` there.
+    #[arg(long, num_args = 0..=1, default_missing_value = ".gpu-kit")]
+    pub carry: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -67,7 +67,7 @@ fn main() {
         C::Bench(a) => bench(&a),
         C::Gemm(a) => gemm(a.threads, a.nb).map(|_| ()),
         C::Codegen(a) => codegen::codegen(a.check, &root()),
-        C::Gpu(a) => gpu::gpu(&a.data),
+        C::Gpu(a) => gpu::gpu(a.carry.as_deref(), &a.data),
         C::PyBench(a) => setup(&a.data)
             .and_then(|(py, data, fathom)| print_table(python::py_bench(&a, &py, &data, &fathom)?)),
         C::Io(a) => setup(&a.data)

@@ -1,15 +1,22 @@
-//! The GPU benchmark `cargo xtask gpu` runs (fathom's side; bench/faiss_gpu_ref.py is
-//! faiss-gpu's on the same data): `gpu_bench DATADIR` prints one JSON object per line —
-//! GpuIndexFlat QPS, IVF4096,Flat and IVF4096,PQ32 QPS and 1-recall@1 at nprobe 16 and 64,
-//! and k-means of the base set into 4096 centroids.
+//! fathom's side of the GPU benchmark (`cargo xtask gpu`, which also runs the PyTorch peer
+//! bench/torch_ref.py on the same data): `gpu_bench DATADIR [--nb N] [--nq N]` prints one
+//! JSON object per line — GpuIndexFlat QPS and 1-recall@1 in FP32, TF32 (exact re-ranking)
+//! and FP16, IVF4096,Flat and IVF4096,PQ32 at nprobe 16 and 64, and k-means of the base set
+//! into 4096 centroids. A DATADIR without `base.fvecs` gets a generated dataset (`fathom
+//! gen`'s: 1M × 128, 10 000 queries, 100 000 training vectors, ground truth k = 10 by
+//! default). Without a GPU it prints `{"gpu":false,…}` and exits 0.
 
 use std::time::Instant;
 
 use fathom_core::{Idx, MetricType};
-use fathom_gpu::{GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources, gpu_kmeans};
+use fathom_gpu::{
+    GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources, gpu_available,
+    gpu_kmeans,
+};
 use fathom_index::Index;
 use fathom_linalg::ClusteringParameters;
 
+/// The best of three timed searches of every query: (QPS, labels).
 fn best_qps(index: &dyn Index, xq: &[f32], nq: usize, k: usize) -> (f64, Vec<Idx>) {
     let mut best = f64::INFINITY;
     let mut labels = Vec::new();
@@ -26,8 +33,47 @@ fn recall1(labels: &[Idx], k: usize, gt: &[Idx], gt_k: usize, nq: usize) -> f64 
     (0..nq).filter(|&q| labels[q * k] == gt[q * gt_k]).count() as f64 / nq as f64
 }
 
+fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} takes a number")),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: gpu_bench DATADIR")?);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = std::path::PathBuf::from(
+        args.first()
+            .ok_or("usage: gpu_bench DATADIR [--nb N] [--nq N]")?,
+    );
+    if !gpu_available() {
+        let why = GpuResources::new(0).err().map(|e| e.to_string());
+        println!(
+            "{}",
+            serde_json::json!({"tool": "fathom-gpu", "gpu": false, "why": why})
+        );
+        return Ok(());
+    }
+    if !dir.join("base.fvecs").exists() {
+        let spec = fathom_io::synthetic::SyntheticSpec {
+            d: 128,
+            nb: arg(&args, "--nb", 1_000_000)?,
+            nq: arg(&args, "--nq", 10_000)?,
+            nt: 100_000,
+            k: 10,
+            seed: 1234,
+        };
+        let t = Instant::now();
+        fathom_io::synthetic::write_dataset(&dir, &spec)?;
+        eprintln!(
+            "gpu_bench: generated {} in {:.1} s",
+            dir.display(),
+            t.elapsed().as_secs_f64()
+        );
+    }
     let base = fathom_io::read_fvecs(dir.join("base.fvecs"))?;
     let (xq, xt) = (
         fathom_io::read_fvecs(dir.join("query.fvecs"))?.data,
@@ -39,22 +85,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let xb = base.data;
     let (nb, nq) = (xb.len() / d, xq.len() / d);
     let res = GpuResources::new(0)?;
-    eprintln!(
-        "gpu_bench: {} — {nb} × {d}, {nq} queries",
-        res.device_name()
+    println!(
+        "{}",
+        serde_json::json!({"tool": "fathom-gpu", "gpu": true, "device": res.device_name(),
+            "nb": nb, "d": d, "nq": nq})
     );
     let k = 10;
 
-    let mut flat = GpuIndexFlat::new(res.clone(), d, MetricType::L2)?;
-    let t = Instant::now();
-    flat.add(&xb)?;
-    let add_s = t.elapsed().as_secs_f64();
-    let (qps, labels) = best_qps(&flat, &xq, nq, k);
-    println!(
-        "{{\"tool\":\"fathom-gpu\",\"index\":\"Flat\",\"add_s\":{add_s},\"qps\":{qps},\"recall_at_1\":{}}}",
-        recall1(&labels, k, &gt, gt_k, nq)
-    );
-    drop(flat);
+    for precision in [
+        GpuFlatPrecision::F32,
+        GpuFlatPrecision::Tf32,
+        GpuFlatPrecision::F16,
+    ] {
+        let mut flat = GpuIndexFlat::with_precision(res.clone(), d, MetricType::L2, precision)?;
+        let t = Instant::now();
+        flat.add(&xb)?;
+        let add_s = t.elapsed().as_secs_f64();
+        let (qps, labels) = best_qps(&flat, &xq, nq, k);
+        println!(
+            "{}",
+            serde_json::json!({"tool": "fathom-gpu", "index": "Flat",
+                "precision": format!("{precision:?}").to_lowercase(), "add_s": add_s,
+                "qps": qps, "recall_at_1": recall1(&labels, k, &gt, gt_k, nq),
+                "fp32_again": flat.fp32_searches() as f64 / (3 * nq) as f64})
+        );
+    }
 
     let ivf_flat: Box<dyn Index> =
         Box::new(GpuIndexIvfFlat::new(res.clone(), d, 4096, MetricType::L2)?);
@@ -76,8 +131,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             index.set_param("nprobe", nprobe as f64)?;
             let (qps, labels) = best_qps(&*index, &xq, nq, k);
             println!(
-                "{{\"tool\":\"fathom-gpu\",\"index\":\"{name}\",\"nprobe\":{nprobe},\"train_s\":{train_s},\"add_s\":{add_s},\"qps\":{qps},\"recall_at_1\":{}}}",
-                recall1(&labels, k, &gt, gt_k, nq)
+                "{}",
+                serde_json::json!({"tool": "fathom-gpu", "index": name, "nprobe": nprobe,
+                    "train_s": train_s, "add_s": add_s, "qps": qps,
+                    "recall_at_1": recall1(&labels, k, &gt, gt_k, nq)})
             );
         }
     }
@@ -90,9 +147,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let km = gpu_kmeans(res, &xb, d, 4096, params, MetricType::L2)?;
     println!(
-        "{{\"tool\":\"fathom-gpu\",\"kmeans\":4096,\"niter\":20,\"time_s\":{},\"obj\":{}}}",
-        t.elapsed().as_secs_f64(),
-        km.obj().last().copied().unwrap_or(f64::NAN)
+        "{}",
+        serde_json::json!({"tool": "fathom-gpu", "kmeans": 4096, "niter": 20,
+            "time_s": t.elapsed().as_secs_f64(),
+            "obj": km.obj().last().copied().unwrap_or(f64::NAN)})
     );
     Ok(())
 }
