@@ -285,6 +285,17 @@ impl GpuIndexFlat {
                 let mut bd = best.d.slice_mut(q0 * k..(q0 + qn) * k);
                 let mut bi = best.i.slice_mut(q0 * k..(q0 + qn) * k);
                 let ipv = ip.slice(..qn * xn);
+                if k == 1 {
+                    let mut b = stream.launch_builder(&res.kernels.argmin_tile);
+                    b.arg(&ipv).arg(&ld).arg(&nt).arg(&id0).arg(&qnv).arg(&xnv);
+                    b.arg(&l2).arg(&mut bd).arg(&mut bi);
+                    // SAFETY: argmin_tile's arguments in order: the qn × xn tile (row
+                    // stride xn), its width, the id of its first vector, qn query norms,
+                    // xn vector norms, the metric flag, and qn best keys and ids; one block
+                    // per query, static shared memory only.
+                    unsafe { b.launch(per_query(qn, 0)) }.map_err(gpu_err("argmin_tile"))?;
+                    continue;
+                }
                 let mut b = stream.launch_builder(&res.kernels.select_tile);
                 b.arg(&ipv)
                     .arg(&ld)

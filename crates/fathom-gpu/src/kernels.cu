@@ -270,6 +270,66 @@ extern "C" __global__ void select_tile(const float* __restrict__ ip, int ld, int
     topk_store(t, gd, gi);
 }
 
+// The k = 1 form of select_tile: each block finds its row's smallest key (the lowest id
+// among equal keys) by a block reduction and keeps it if it beats the best so far. No
+// selection state, so nearest-centroid assignment runs at the tile's memory speed.
+extern "C" __global__ void argmin_tile(const float* __restrict__ ip, int ld, int ntile,
+                                       long long id0, const float* __restrict__ qnorm,
+                                       const float* __restrict__ xnorm, int l2,
+                                       float* best_d, long long* best_i) {
+    __shared__ float wd[32];
+    __shared__ long long wi[32];
+    int q = blockIdx.x;
+    const float* row = ip + (long long)q * ld;
+    float qn = l2 ? qnorm[q] : 0.f;
+    float bd = FATHOM_INF;
+    long long bi = -1;
+    for (int j = threadIdx.x; j < ntile; j += blockDim.x) {
+        float v = row[j];
+        float key = l2 ? fmaxf(qn + xnorm[j] - 2.f * v, 0.f) : -v;
+        if (key < bd) { bd = key; bi = id0 + j; }
+    }
+    // Lowest key, then lowest id: the order a sequential scan keeps.
+    for (int off = 16; off > 0; off >>= 1) {
+        float od = __shfl_down_sync(0xffffffffu, bd, off);
+        long long oi = __shfl_down_sync(0xffffffffu, bi, off);
+        if (od < bd || (od == bd && oi >= 0 && (bi < 0 || oi < bi))) { bd = od; bi = oi; }
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { wd[warp] = bd; wi[warp] = bi; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (blockDim.x + 31) / 32; w++) {
+            if (wd[w] < bd || (wd[w] == bd && wi[w] >= 0 && (bi < 0 || wi[w] < bi))) {
+                bd = wd[w];
+                bi = wi[w];
+            }
+        }
+        // Earlier tiles hold lower ids, so an equal key does not replace the best.
+        if (bi >= 0 && bd < best_d[q]) {
+            best_d[q] = bd;
+            best_i[q] = bi;
+        }
+    }
+}
+
+// k-means' update step: block c averages the rows of x listed in order[start[c] ..
+// start[c + 1]) — one cluster's points in their original order, summed in that order as
+// the CPU does, so both give the same floats. An empty cluster gets zeros.
+extern "C" __global__ void centroid_means(const float* __restrict__ x, int dim,
+                                          const long long* __restrict__ order,
+                                          const long long* __restrict__ start,
+                                          float* __restrict__ centroids) {
+    int c = blockIdx.x;
+    long long s = start[c], e = start[c + 1];
+    float norm = e > s ? 1.0f / (float)(e - s) : 0.f;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+        float acc = 0.f;
+        for (long long m = s; m < e; m++) acc += x[order[m] * dim + j];
+        centroids[(long long)c * dim + j] = e > s ? acc * norm : 0.f;
+    }
+}
+
 // IVF-Flat: one block per query scans its nprobe lists. Lists are concatenated in `data`
 // (rows of dim floats) with `offsets[l] .. offsets[l + 1]` the rows of list l and `ids`
 // their ids; `probes[q][0..nprobe)` the lists to scan (−1: none).

@@ -58,6 +58,8 @@ pub(crate) struct Kernels {
     pub l2_norms_f16: CudaFunction,
     pub rerank: CudaFunction,
     pub rerank_f16: CudaFunction,
+    pub argmin_tile: CudaFunction,
+    pub centroid_means: CudaFunction,
     /// The most dynamic shared memory a block may have on this device.
     pub max_smem: usize,
 }
@@ -96,6 +98,8 @@ impl Kernels {
             l2_norms_f16: f("l2_norms_f16")?,
             rerank: f("rerank")?,
             rerank_f16: f("rerank_f16")?,
+            argmin_tile: f("argmin_tile")?,
+            centroid_means: f("centroid_means")?,
             max_smem,
         };
         // Opt in to more than the default 48 KiB of dynamic shared memory (large k, PQ

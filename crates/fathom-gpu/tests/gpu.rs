@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use fathom_core::{Error, IdSelectorRange, Idx, MetricType, SearchParams, SearchResult};
 use fathom_gpu::{
-    GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources, gpu_available,
-    gpu_kmeans, index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu,
+    GpuAssigner, GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources,
+    gpu_available, gpu_kmeans, index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu,
 };
 use fathom_index::{Index, IndexFlat, index_factory};
-use fathom_linalg::{ClusteringParameters, Kmeans};
+use fathom_linalg::{Assigner, ClusterMembers, ClusteringParameters, Kmeans};
 use fathom_tests::get_dataset_2;
 use fathom_tests::harness::{Outcome, PASSED, skipped};
 
@@ -57,6 +57,8 @@ fn kernels_compile_with_nvrtc() -> Outcome {
         "select_tile",
         "rerank",
         "rerank_f16",
+        "argmin_tile",
+        "centroid_means",
         "ivf_flat_scan",
         "ivf_pq_scan",
     ];
@@ -403,6 +405,54 @@ fn kmeans_on_the_gpu_matches_the_cpu_objective() -> Outcome {
     PASSED
 }
 
+/// The GPU's update step gives the CPU's centroids to the bit (each cluster's points summed
+/// in their original order), leaves frozen centroids alone and zeroes empty clusters; its
+/// assignment of the kept points equals a search of them.
+fn kmeans_update_on_the_gpu_equals_the_cpu_means() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
+    };
+    let (d, n, k, frozen) = (24, 5_000, 37, 2);
+    let (x, centroids, _) = get_dataset_2(d, n, k, 0);
+    // Every cluster but 5 gets points; 5 stays empty.
+    let assign: Vec<usize> = (0..n)
+        .map(|i| (i * 7919) % k)
+        .map(|c| if c == 5 { 6 } else { c })
+        .collect();
+    let members = ClusterMembers::new(&assign, k);
+    let mut a = GpuAssigner::new(res, d, MetricType::L2).unwrap();
+    a.add(&centroids).unwrap();
+    a.set_points(&x).unwrap();
+    let mut got = vec![9.0f32; k * d];
+    a.cluster_means(&x, &members, frozen, &mut got)
+        .unwrap()
+        .unwrap();
+    assert!(
+        got[..frozen * d].iter().all(|&v| v == 9.0),
+        "frozen centroids changed"
+    );
+    for c in frozen..k {
+        let mut want = vec![0.0f32; d];
+        for &i in members.of(c) {
+            for (w, v) in want.iter_mut().zip(&x[i * d..(i + 1) * d]) {
+                *w += v;
+            }
+        }
+        if !members.of(c).is_empty() {
+            let norm = 1.0 / members.of(c).len() as f32;
+            want.iter_mut().for_each(|w| *w *= norm);
+        }
+        assert_eq!(&got[c * d..(c + 1) * d], &want[..], "cluster {c}");
+    }
+    assert_eq!(a.assign_points(&x).unwrap(), a.assign(&x).unwrap());
+    assert!(
+        a.assign_points(&x[..d]).is_err(),
+        "other points than set_points'"
+    );
+    PASSED
+}
+
 fn sharded_over_gpus_equals_one_index() -> Outcome {
     let res = match gpu() {
         Ok(res) => res,
@@ -451,5 +501,6 @@ fathom_tests::harness::main!(
     ivf_flat_and_ivf_pq_match_the_cpu_recall,
     inner_product_ivf_matches_the_cpu,
     kmeans_on_the_gpu_matches_the_cpu_objective,
+    kmeans_update_on_the_gpu_equals_the_cpu_means,
     sharded_over_gpus_equals_one_index,
 );

@@ -69,6 +69,82 @@ pub trait Assigner {
     fn add(&mut self, centroids: &[f32]) -> Result<()>;
     /// The nearest centroid of each point and the distance (or similarity) to it.
     fn assign(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<Idx>)>;
+    /// Called once per training run, before the first iteration, with the points that
+    /// every iteration assigns (the training set after sampling). An assigner that computes
+    /// elsewhere (a GPU) copies them there once; the default keeps nothing.
+    fn set_points(&mut self, x: &[f32]) -> Result<()> {
+        let _ = x;
+        Ok(())
+    }
+    /// [`Assigner::assign`] of the points given to [`Assigner::set_points`]; `x` is that
+    /// same slice.
+    fn assign_points(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<Idx>)> {
+        self.assign(x)
+    }
+    /// Writes the mean of each cluster's points (of those given to
+    /// [`Assigner::set_points`], `x` being that slice) into `centroids[k_frozen..]` (rows
+    /// of d), summing each cluster's points in `members`' order, when the assigner computes
+    /// them where the points are; `None` leaves it to the caller (the CPU).
+    fn cluster_means(
+        &self,
+        x: &[f32],
+        members: &ClusterMembers,
+        k_frozen: usize,
+        centroids: &mut [f32],
+    ) -> Option<Result<()>> {
+        let _ = (x, members, k_frozen, centroids);
+        None
+    }
+}
+
+/// The points of each cluster after an assignment, in their original order (a stable
+/// counting sort by cluster, as Faiss sums them): cluster `c`'s points are
+/// `order[start[c]..start[c + 1]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMembers {
+    /// Where each cluster's points begin in `order`; `k + 1` entries.
+    pub start: Vec<usize>,
+    /// Point indices, cluster by cluster.
+    pub order: Vec<usize>,
+}
+
+impl ClusterMembers {
+    /// Groups the points by `assign` (each point's cluster, `< k`).
+    ///
+    /// ```
+    /// let m = fathom_linalg::ClusterMembers::new(&[1, 0, 1, 1], 3);
+    /// assert_eq!(m.start, vec![0, 1, 4, 4]);
+    /// assert_eq!(m.order, vec![1, 0, 2, 3]);
+    /// ```
+    pub fn new(assign: &[usize], k: usize) -> Self {
+        let mut start = vec![0usize; k + 1];
+        for &a in assign {
+            start[a + 1] += 1;
+        }
+        for c in 0..k {
+            start[c + 1] += start[c];
+        }
+        let mut order = vec![0usize; assign.len()];
+        let mut fill = start.clone();
+        for (i, &a) in assign.iter().enumerate() {
+            order[fill[a]] = i;
+            fill[a] += 1;
+        }
+        ClusterMembers { start, order }
+    }
+
+    /// The points of cluster `c`.
+    pub fn of(&self, c: usize) -> &[usize] {
+        &self.order[self.start[c]..self.start[c + 1]]
+    }
+
+    /// How many points each cluster has, as floats (Faiss's hassign).
+    pub fn sizes(&self) -> Vec<f32> {
+        self.start
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as f32)
+            .collect()
+    }
 }
 
 /// Exact assignment through fathom's exhaustive search.
@@ -353,11 +429,12 @@ impl Kmeans {
                 assigner.train(&centroids)?;
             }
             assigner.add(&centroids)?;
+            assigner.set_points(x)?;
             let mut prev_obj = None;
             let mut obj = 0.0;
             for iteration in 0..p.niter {
                 let ts = Instant::now();
-                let (dist, labels) = assigner.assign(x)?;
+                let (dist, labels) = assigner.assign_points(x)?;
                 let time_search_s = ts.elapsed().as_secs_f64();
                 if labels.len() != n || dist.len() != n {
                     return Err(Error::invalid(format!(
@@ -375,7 +452,12 @@ impl Kmeans {
                     }
                     assign.push(l as usize);
                 }
-                let sizes = compute_centroids(x, d, k, k_frozen, &assign, &mut centroids);
+                let members = ClusterMembers::new(&assign, k);
+                match assigner.cluster_means(x, &members, k_frozen, &mut centroids) {
+                    Some(done) => done?,
+                    None => compute_centroids(x, d, &members, k_frozen, &mut centroids),
+                }
+                let sizes = members.sizes();
                 let nsplit = split_clusters(d, k, n, k_frozen, &sizes, &mut centroids);
                 let stats = IterationStats {
                     obj,
@@ -413,37 +495,20 @@ impl Kmeans {
     }
 }
 
-/// Centroids as the means of their points; returns the cluster sizes. Points are summed in
-/// their original order (a stable counting sort by cluster), as Faiss does, and the sums of
-/// the clusters are computed in parallel.
+/// Centroids as the means of their points, each cluster's points summed in their original
+/// order (as Faiss does), the clusters in parallel. Empty clusters get zeros (split later).
 fn compute_centroids(
     x: &[f32],
     d: usize,
-    k: usize,
+    members: &ClusterMembers,
     k_frozen: usize,
-    assign: &[usize],
     centroids: &mut [f32],
-) -> Vec<f32> {
-    let mut sizes = vec![0usize; k];
-    for &a in assign {
-        sizes[a] += 1;
-    }
-    let mut start = vec![0usize; k + 1];
-    for c in 0..k {
-        start[c + 1] = start[c] + sizes[c];
-    }
-    let mut order = vec![0usize; assign.len()];
-    let mut fill = start.clone();
-    for (i, &a) in assign.iter().enumerate() {
-        order[fill[a]] = i;
-        fill[a] += 1;
-    }
+) {
     centroids[k_frozen * d..]
         .par_chunks_mut(d)
         .enumerate()
         .for_each(|(j, c)| {
-            let ci = k_frozen + j;
-            let members = &order[start[ci]..start[ci + 1]];
+            let members = members.of(k_frozen + j);
             c.fill(0.0);
             if members.is_empty() {
                 return;
@@ -456,7 +521,6 @@ fn compute_centroids(
             let norm = 1.0 / members.len() as f32;
             c.iter_mut().for_each(|v| *v *= norm);
         });
-    sizes.iter().map(|&s| s as f32).collect()
 }
 
 /// Faiss's empty-cluster handling: each empty cluster copies a donor picked cyclically with

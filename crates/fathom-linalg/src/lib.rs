@@ -29,7 +29,9 @@ pub mod sample;
 mod solve;
 mod transform;
 
-pub use kmeans::{Assigner, ClusteringParameters, IterationStats, Kmeans, KmeansEvent};
+pub use kmeans::{
+    Assigner, ClusterMembers, ClusteringParameters, IterationStats, Kmeans, KmeansEvent,
+};
 pub use opq::{OpqMatrix, pq_reconstruction, subspace_centroids};
 pub use pca::PcaMatrix;
 pub use rotation::RandomRotationMatrix;
