@@ -207,6 +207,43 @@ impl GpuIndexFlat {
         Ok(())
     }
 
+    /// Appends FP32 vectors already on the device (`n × d`) by a device-to-device copy.
+    /// The caller holds the resources' lock.
+    pub(crate) fn add_device(&mut self, x: &CudaSlice<f32>) -> Result<()> {
+        let (d, n) = (self.d, x.len() / self.d);
+        if n == 0 {
+            return Ok(());
+        }
+        if matches!(self.data, Store::F16(_)) {
+            return Err(Error::Unsupported(
+                "an FP16 index takes vectors from the host".into(),
+            ));
+        }
+        self.grow(self.ntotal + n)?;
+        let res = self.res.clone();
+        let stream = &res.stream;
+        let rows = self.ntotal * d..(self.ntotal + n) * d;
+        let Store::F32(data) = &mut self.data else {
+            unreachable!("checked above")
+        };
+        stream
+            .memcpy_dtod(&x.slice(..n * d), &mut data.slice_mut(rows.clone()))
+            .map_err(gpu_err("copying vectors"))?;
+        let (n64, d32) = (n as i64, d as i32);
+        let src = data.slice(rows);
+        let mut dst = self.norms.slice_mut(self.ntotal..self.ntotal + n);
+        let mut b = stream.launch_builder(&res.kernels.l2_norms);
+        b.arg(&src).arg(&n64).arg(&d32).arg(&mut dst);
+        // SAFETY: l2_norms reads n rows of d floats from `src` and writes n floats to
+        // `dst`, the slices just sized so.
+        unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(gpu_err("l2_norms"))?;
+        // The TF32 error bound needs the largest norm; an FP32 index made here is never
+        // switched to TF32, but keep the bound safe: unknown means unbounded.
+        self.max_norm_sq = f32::INFINITY;
+        self.ntotal += n;
+        Ok(())
+    }
+
     /// Searches queries already on the device (`nq × d`, FP32) by FP32 products: the best
     /// k of every query.
     pub(crate) fn search_device(

@@ -34,11 +34,16 @@ mod flat;
 mod ivf;
 mod kernels;
 mod kmeans;
+mod knn;
 mod resources;
+
+/// The CUDA bindings fathom-gpu is built on, for device arrays ([`bf_knn_device`]).
+pub use cudarc;
 
 pub use convert::{index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu};
 pub use flat::{GpuFlatPrecision, GpuIndexFlat};
 pub use ivf::{GpuIndexIvfFlat, GpuIndexIvfPq};
 pub use kernels::kernels_ptx;
 pub use kmeans::{GpuAssigner, gpu_kmeans};
+pub use knn::{bf_knn, bf_knn_device};
 pub use resources::{GpuResources, MAX_K, device_count, gpu_available};

@@ -123,6 +123,12 @@ impl GpuResources {
             .map_err(gpu_err("reading the memory size"))
     }
 
+    /// The stream every operation on this device runs on, for arrays a caller allocates
+    /// ([`crate::bf_knn_device`]).
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
     /// The temporary-memory budget of a search, in bytes.
     pub fn temp_memory(&self) -> usize {
         self.temp_bytes

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use fathom_core::{Error, IdSelectorRange, Idx, MetricType, SearchParams, SearchResult};
 use fathom_gpu::{
     GpuAssigner, GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources,
-    gpu_available, gpu_kmeans, index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu,
+    bf_knn, bf_knn_device, gpu_available, gpu_kmeans, index_cpu_to_gpu, index_cpu_to_gpu_multiple,
+    index_gpu_to_cpu,
 };
 use fathom_index::{Index, IndexFlat, index_factory};
 use fathom_linalg::{Assigner, ClusterMembers, ClusteringParameters, Kmeans};
@@ -240,6 +241,33 @@ fn flat_fp16_stores_rounded_vectors_and_recalls() -> Outcome {
         assert!(g.set_precision(GpuFlatPrecision::F32).is_err());
         g.reset().unwrap();
         g.set_precision(GpuFlatPrecision::F32).unwrap();
+    }
+    PASSED
+}
+
+/// bf_knn from host arrays and from device arrays gives the CPU flat index's answers;
+/// arrays of the wrong length are errors.
+fn bf_knn_from_host_and_device_arrays() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
+    };
+    let d = 40;
+    let (_, xb, xq) = get_dataset_2(d, 0, 8_000, 200);
+    for metric in [MetricType::L2, MetricType::InnerProduct] {
+        let mut cpu = IndexFlat::new(d, metric).unwrap();
+        cpu.add(&xb).unwrap();
+        let want = cpu.search(&xq, 20).unwrap();
+        let host = bf_knn(res.clone(), &xb, &xq, d, 20, metric).unwrap();
+        assert_same_answers(&want, &host, &format!("bf_knn {metric}"));
+        let (db, q) = (
+            res.stream().clone_htod(&xb).unwrap(),
+            res.stream().clone_htod(&xq).unwrap(),
+        );
+        let dev = bf_knn_device(res.clone(), &db, &q, d, 20, metric).unwrap();
+        assert_eq!(dev.labels, host.labels);
+        assert!(bf_knn_device(res.clone(), &db, &q, d + 1, 20, metric).is_err());
+        assert!(bf_knn(res.clone(), &xb, &xq[..d - 1], d, 20, metric).is_err());
     }
     PASSED
 }
@@ -495,6 +523,7 @@ fathom_tests::harness::main!(
     without_a_gpu_resources_are_an_error_not_a_panic,
     kernels_compile_with_nvrtc,
     flat_gives_the_cpu_labels,
+    bf_knn_from_host_and_device_arrays,
     flat_tf32_gives_the_cpu_answers,
     flat_fp16_stores_rounded_vectors_and_recalls,
     flat_converts_both_ways_and_refuses_what_it_cannot_do,
