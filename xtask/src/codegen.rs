@@ -111,10 +111,16 @@ pub fn python_stubs(src: &Path) -> Result<String, String> {
             match item {
                 Item::Struct(s) if classes.contains_key(&s.ident.to_string()) => {
                     for f in &s.fields {
-                        let gets = attr_args(&f.attrs, "pyo3").is_some_and(|a| a.contains("get"));
+                        let args = attr_args(&f.attrs, "pyo3");
+                        let gets = args.as_ref().is_some_and(|a| a.contains("get"));
                         if let (true, Some(id)) = (gets, &f.ident) {
                             let ty = py_type(&f.ty, &names, "")?;
-                            let member = property(&id.to_string(), &ty, &doc(&f.attrs), false);
+                            // `#[pyo3(get, name = "useFloat16")]` renames the attribute.
+                            let py_name = args
+                                .as_ref()
+                                .and_then(|a| arg_value(a, "name"))
+                                .unwrap_or_else(|| id.to_string());
+                            let member = property(&py_name, &ty, &doc(&f.attrs), false);
                             let class = classes.get_mut(&s.ident.to_string()).expect("a class");
                             class.members.push(member);
                         }

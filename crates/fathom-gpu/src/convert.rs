@@ -7,7 +7,9 @@ use std::sync::Arc;
 use fathom_core::{Error, Idx, Result};
 use fathom_index::ivf::IvfCodecView;
 use fathom_index::ivf::SubsetType;
-use fathom_index::{Index, IndexIdMap, IndexIvfFlat, IndexIvfPq, IndexShards, IndexView, ShardIds};
+use fathom_index::{
+    Index, IndexIdMap, IndexIvfFlat, IndexIvfPq, IndexReplicas, IndexShards, IndexView, ShardIds,
+};
 
 use crate::flat::GpuIndexFlat;
 use crate::ivf::{GpuIndexIvfFlat, GpuIndexIvfPq};
@@ -124,4 +126,24 @@ pub fn index_cpu_to_gpu_multiple(
         "{} has no GPU form (fathom's GPU indexes: Flat, IVF-Flat, IVF-PQ with 8-bit codes)",
         index.description()
     )))
+}
+
+/// `index` copied to each of several GPUs (Faiss's `index_cpu_to_gpu_multiple` with
+/// `shard = false`, its default): every GPU holds all the vectors and an
+/// [`IndexReplicas`] gives each a share of every batch of queries — throughput grows with
+/// the GPUs, memory does not shrink.
+pub fn index_cpu_to_gpu_replicas(
+    resources: &[Arc<GpuResources>],
+    index: &dyn Index,
+) -> Result<IndexReplicas> {
+    if resources.is_empty() {
+        return Err(Error::invalid(
+            "index_cpu_to_gpu_replicas needs at least one GPU",
+        ));
+    }
+    let mut replicas = IndexReplicas::new(index.dim(), index.metric());
+    for res in resources {
+        replicas.add_replica(index_cpu_to_gpu(res.clone(), index)?)?;
+    }
+    Ok(replicas)
 }

@@ -40,7 +40,9 @@ mod resources;
 /// The CUDA bindings fathom-gpu is built on, for device arrays ([`bf_knn_device`]).
 pub use cudarc;
 
-pub use convert::{index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_gpu_to_cpu};
+pub use convert::{
+    index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_cpu_to_gpu_replicas, index_gpu_to_cpu,
+};
 pub use flat::{GpuFlatPrecision, GpuIndexFlat};
 pub use ivf::{GpuIndexIvfFlat, GpuIndexIvfPq};
 pub use kernels::kernels_ptx;

@@ -17,6 +17,7 @@
 //! | [`IndexIdMap`] | user-chosen ids over any index | `IndexIDMap` |
 //! | [`IndexIdMap2`] | the same, plus reconstruction by id | `IndexIDMap2` |
 //! | [`IndexShards`] | several indexes searched in parallel as one | `IndexShards` |
+//! | [`IndexReplicas`] | copies of one index sharing each batch of queries | `IndexReplicas` |
 //! | [`IndexPreTransform`] | vector transforms (PCA, OPQ, …) in front of any index | `IndexPreTransform` |
 //! | [`IndexFlatCodes`] | any [`FlatCodec`]'s codes in one array, searched exhaustively | `IndexFlatCodes` |
 //! | [`IndexPq`] | product-quantizer codes: ADC, SDC, Hamming and polysemous search | `IndexPQ` |
@@ -64,6 +65,7 @@ mod rabitq;
 mod rabitq_fastscan;
 mod rcq;
 mod refine;
+mod replicas;
 mod shards;
 mod sq;
 mod view;
@@ -97,6 +99,7 @@ pub use rcq::{
     IndexAdditiveCoarseQuantizer, IndexLocalSearchCoarseQuantizer, IndexResidualCoarseQuantizer,
 };
 pub use refine::IndexRefine;
+pub use replicas::IndexReplicas;
 pub use shards::{IndexShards, ShardIds, merge_results};
 pub use sq::IndexScalarQuantizer;
 pub use view::{IndexView, IndexViewMut, Part};

@@ -307,6 +307,12 @@ impl Kmeans {
         self.k
     }
 
+    /// How points are compared with centroids (L2, or inner product for spherical
+    /// k-means).
+    pub fn metric(&self) -> MetricType {
+        self.metric
+    }
+
     /// The centroids, `k × d` row-major (empty before training).
     pub fn centroids(&self) -> &[f32] {
         &self.centroids

@@ -21,6 +21,8 @@ use crate::threads::{compute, with_read, with_write};
 pub struct Kmeans {
     km: RwLock<RustKmeans>,
     verbose: bool,
+    /// Assign and average on the GPU (`gpu=True`, or a GPU count: fathom uses device 0).
+    gpu: bool,
 }
 
 /// Faiss's verbose k-means line, for each finished iteration.
@@ -46,12 +48,14 @@ fn poisoned() -> PyErr {
 impl Kmeans {
     /// `k` centroids of dimension `d`. Keyword options as Faiss's: `niter`, `nredo`,
     /// `verbose`, `spherical`, `int_centroids`, `update_index`, `min_points_per_centroid`,
-    /// `max_points_per_centroid`, `seed`; `gpu` must be false.
+    /// `max_points_per_centroid`, `seed`, `gpu` (true or a GPU count: the assignment and
+    /// update steps run on GPU 0; `FathomError` at `train` where there is none).
     #[new]
     #[pyo3(signature = (d, k, **kwargs))]
     fn new(d: usize, k: usize, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let mut p = ClusteringParameters::default();
         let mut verbose = false;
+        let mut gpu = false;
         if let Some(kwargs) = kwargs {
             for (key, value) in kwargs.iter() {
                 let key: String = key.extract()?;
@@ -66,13 +70,8 @@ impl Kmeans {
                     "min_points_per_centroid" => p.min_points_per_centroid = value.extract()?,
                     "max_points_per_centroid" => p.max_points_per_centroid = value.extract()?,
                     "seed" => p.seed = value.extract()?,
-                    "gpu" => {
-                        if value.is_truthy()? {
-                            return Err(PyValueError::new_err(
-                                "Kmeans(gpu=True): fathom's Python module clusters on the CPU",
-                            ));
-                        }
-                    }
+                    // Faiss takes True or a number of GPUs (−1: all).
+                    "gpu" => gpu = value.is_truthy()?,
                     other => {
                         return Err(PyTypeError::new_err(format!(
                             "Kmeans got an unexpected keyword argument {other:?} (it takes \
@@ -98,6 +97,7 @@ impl Kmeans {
         Ok(Kmeans {
             km: RwLock::new(km),
             verbose,
+            gpu,
         })
     }
 
@@ -143,13 +143,21 @@ impl Kmeans {
             }
             _ => None,
         };
-        let verbose = self.verbose;
+        let (verbose, gpu) = (self.verbose, self.gpu);
         with_write(py, &self.km, |km| {
             if let Some(c) = &init {
                 km.set_initial_centroids(c).or_raise()?;
             }
-            km.train_with_progress(&x.data, &mut |e| print_iteration(verbose, e))
-                .or_raise()?;
+            let mut progress = |e: &KmeansEvent| print_iteration(verbose, e);
+            if gpu {
+                let res = fathom::gpu::GpuResources::new(0).or_raise()?;
+                let mut assigner =
+                    fathom::gpu::GpuAssigner::new(res, km.d(), km.metric()).or_raise()?;
+                km.train_with_assigner(&x.data, &mut assigner, &mut progress)
+                    .or_raise()?;
+            } else {
+                km.train_with_progress(&x.data, &mut progress).or_raise()?;
+            }
             Ok(km.obj().last().copied().unwrap_or(0.0))
         })
     }

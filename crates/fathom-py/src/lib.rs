@@ -19,6 +19,7 @@ mod binary;
 mod classes;
 mod errors;
 mod functions;
+mod gpu;
 mod index;
 mod io;
 mod kmeans;
@@ -60,6 +61,7 @@ fn _fathom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     additive::register(m)?;
     binary::register(m)?;
     functions::register(m)?;
+    gpu::register(m)?;
     transforms::register(m)?;
     quantizers::register(m)?;
     for t in [

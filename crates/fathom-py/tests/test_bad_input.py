@@ -229,7 +229,8 @@ def test_files(tmp_path):
 def test_clustering_transforms_and_codecs():
     raises(RuntimeError, fathom.Kmeans(D, 50).train, vecs(10), match="at least")
     raises(TypeError, fathom.Kmeans, D, 4, nitre=3, match="nitre")
-    raises(ValueError, fathom.Kmeans, D, 4, gpu=True)
+    if fathom.get_num_gpus() == 0:  # gpu=True clusters on the GPU where there is one
+        raises(RuntimeError, fathom.Kmeans(D, 4, gpu=True).train, vecs(100), match="GPU")
     raises(ValueError, fathom.Kmeans(D, 4).train, vecs(100), weights=np.ones(100))
     raises(RuntimeError, fathom.Kmeans(D, 4).assign, vecs(3), match="train")
     raises(RuntimeError, fathom.Kmeans, D, 0)

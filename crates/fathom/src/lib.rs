@@ -47,9 +47,9 @@ pub use fathom_index::{
     IndexIvfPqr, IndexIvfRaBitQ, IndexIvfRaBitQFastScan, IndexIvfResidualQuantizer,
     IndexIvfScalarQuantizer, IndexLocalSearchCoarseQuantizer, IndexLocalSearchQuantizer, IndexLsh,
     IndexPq, IndexPqFastScan, IndexPreTransform, IndexRaBitQ, IndexRaBitQFastScan, IndexRefine,
-    IndexResidualCoarseQuantizer, IndexResidualQuantizer, IndexScalarQuantizer, IndexShards,
-    IndexView, IndexViewMut, MultiIndexQuantizer, Part, ShardIds, autotune, binary, hnsw,
-    index_factory, ivf, reverse_index_factory,
+    IndexReplicas, IndexResidualCoarseQuantizer, IndexResidualQuantizer, IndexScalarQuantizer,
+    IndexShards, IndexView, IndexViewMut, MultiIndexQuantizer, Part, ShardIds, autotune, binary,
+    hnsw, index_factory, ivf, reverse_index_factory,
 };
 pub use fathom_invlists as invlists;
 pub use fathom_io as io;

@@ -318,6 +318,60 @@ class ResultHeap:
     def k(self) -> int:
         """Results kept per query."""
 
+class StandardGpuResources:
+    """Faiss's `StandardGpuResources`: per device, the stream, cuBLAS handle, compiled kernels
+    and the temporary memory a search may use (1 GiB unless `setTempMemory` says
+    otherwise). Devices are opened on first use, so making one never fails.
+    """
+    def __init__(self) -> None:
+        """Resources for every device, opened when an index first uses one."""
+    def setTempMemory(self, bytes: int) -> None:
+        """The temporary memory, in bytes, that searches on devices opened from now on may
+        use (at least 16 MiB).
+        """
+    def noTempMemory(self) -> None:
+        """The smallest temporary memory (16 MiB): searches run in more, smaller tiles."""
+    def setDefaultNullStreamAllDevices(self) -> None:
+        """Accepted for Faiss's scripts: fathom runs each device's work on its own stream."""
+
+class GpuClonerOptions:
+    """Faiss's `GpuClonerOptions`: how `index_cpu_to_gpu` copies an index. `useFloat16`
+    stores a flat index's vectors in FP16; `useTF32` (fathom's) runs its products on TF32
+    tensor cores with exact re-ranking.
+    """
+    @property
+    def useFloat16(self) -> bool:
+        """Store flat vectors in FP16."""
+    @property
+    def useTF32(self) -> bool:
+        """TF32 tensor cores with exact re-ranking for flat indexes."""
+    def __init__(self) -> None:
+        """Options with everything off."""
+
+class GpuIndexFlatConfig:
+    """Faiss's `GpuIndexFlatConfig`: the device, and `useFloat16` / `useTF32` as in
+    [`GpuClonerOptions`].
+    """
+    @property
+    def device(self) -> int:
+        """The GPU the index lives on."""
+    @property
+    def useFloat16(self) -> bool:
+        """Store vectors in FP16."""
+    @property
+    def useTF32(self) -> bool:
+        """TF32 tensor cores with exact re-ranking."""
+    def __init__(self) -> None:
+        """Device 0, FP32."""
+
+class GpuIndexIVFConfig:
+    """Faiss's `GpuIndexIVFConfig`: the device an IVF index lives on."""
+    @property
+    def device(self) -> int:
+        """The GPU the index lives on."""
+    def __init__(self) -> None:
+        """Device 0."""
+
 class Index:
     """Faiss's `Index`: the methods every index has. Build indexes with their own classes
     (`IndexFlatL2(d)`, `IndexIVFFlat(quantizer, d, nlist)`, …) or `index_factory`.
@@ -407,7 +461,8 @@ class Kmeans:
     def __init__(self, d: int, k: int, **kwargs: Any) -> None:
         """`k` centroids of dimension `d`. Keyword options as Faiss's: `niter`, `nredo`,
         `verbose`, `spherical`, `int_centroids`, `update_index`, `min_points_per_centroid`,
-        `max_points_per_centroid`, `seed`; `gpu` must be false.
+        `max_points_per_centroid`, `seed`, `gpu` (true or a GPU count: the assignment and
+        update steps run on GPU 0; `FathomError` at `train` where there is none).
         """
     @property
     def d(self) -> int:
@@ -1092,6 +1147,29 @@ class MultiIndexQuantizer(Index):
     def __init__(self, d: int, M: int, nbits: int) -> None:
         """`M` sub-quantizers of `nbits` bits: `2^(M·nbits)` cells."""
 
+class GpuMultipleClonerOptions(GpuClonerOptions):
+    """Faiss's `GpuMultipleClonerOptions` for `index_cpu_to_all_gpus`: `shard` splits the
+    vectors over the GPUs, otherwise each GPU holds a replica and queries are split.
+    """
+    @property
+    def shard(self) -> bool:
+        """Split the vectors over the GPUs instead of copying them to each."""
+    def __init__(self) -> None:
+        """Options with everything off (replicas)."""
+
+class GpuIndexIVFFlatConfig(GpuIndexIVFConfig):
+    """Faiss's `GpuIndexIVFFlatConfig`: the device (as [`GpuIndexIvfConfig`])."""
+    def __init__(self) -> None:
+        """Device 0."""
+
+class GpuIndexIVFPQConfig(GpuIndexIVFConfig):
+    """Faiss's `GpuIndexIVFPQConfig`: the device (as [`GpuIndexIvfConfig`])."""
+    def __init__(self) -> None:
+        """Device 0."""
+
+class GpuIndex(Index):
+    """Faiss's `GpuIndex`: an index whose vectors live in a GPU's memory."""
+
 class Clustering(ClusteringParameters):
     """k-means through an index (Faiss's `Clustering`): `clus = Clustering(d, k[, cp])`, set
     `clus.niter` and the other `ClusteringParameters` attributes, then `clus.train(x,
@@ -1407,6 +1485,23 @@ class IndexRefineFlat(IndexRefine):
     def __init__(self, base_index: Any) -> None:
         """`base_index` (empty; it moves into this one) re-ranked by exact distances."""
 
+class GpuIndexFlat(GpuIndex):
+    """Exact search on a GPU (Faiss's `GpuIndexFlat`)."""
+    def __init__(self, res: StandardGpuResources, d: Any, metric: int = 1, config: GpuIndexFlatConfig | None = None) -> None:
+        """An empty exact index of dimension `d` (or a copy of the CPU `IndexFlat` given
+        instead) on `config.device`, for `metric` (L2 or inner product).
+        """
+
+class GpuIndexIVF(GpuIndex):
+    """The inverted-file indexes on a GPU (Faiss's `GpuIndexIVF`); `nprobe` is set with
+    `ParameterSpace` or `index.nprobe`.
+    """
+    @property
+    def nprobe(self) -> float:
+        """Lists scanned per query."""
+    @nprobe.setter
+    def nprobe(self, value: float) -> None: ...
+
 class IndexIVFResidualQuantizerFastScan(IndexIVFAdditiveQuantizerFastScan):
     """Faiss's `IndexIVFResidualQuantizerFastScan`."""
     def __init__(self, quantizer: Any, d: int, nlist: int, M: int, nbits: int = 4, metric: int = 1, search_type: int = 9, bbs: int = 32) -> None:
@@ -1465,6 +1560,30 @@ class IndexIVFPQR(IndexIVFPQ):
     @k_factor.setter
     def k_factor(self, value: float) -> None: ...
 
+class GpuIndexFlatL2(GpuIndexFlat):
+    """Exact L2 search on a GPU (Faiss's `GpuIndexFlatL2`)."""
+    def __init__(self, res: StandardGpuResources, d: Any, config: GpuIndexFlatConfig | None = None) -> None:
+        """An empty exact L2 index of dimension `d` (or a copy of a CPU `IndexFlatL2`)."""
+
+class GpuIndexFlatIP(GpuIndexFlat):
+    """Exact inner-product search on a GPU (Faiss's `GpuIndexFlatIP`)."""
+    def __init__(self, res: StandardGpuResources, d: Any, config: GpuIndexFlatConfig | None = None) -> None:
+        """An empty exact inner-product index of dimension `d` (or a copy of a CPU
+        `IndexFlatIP`).
+        """
+
+class GpuIndexIVFFlat(GpuIndexIVF):
+    """IVF with uncompressed vectors on a GPU (Faiss's `GpuIndexIVFFlat`)."""
+    def __init__(self, res: StandardGpuResources, d: int, nlist: int, metric: int = 1, config: GpuIndexIVFConfig | None = None) -> None:
+        """An untrained IVF-Flat index of dimension `d` with `nlist` lists."""
+
+class GpuIndexIVFPQ(GpuIndexIVF):
+    """IVF with product-quantized vectors on a GPU (Faiss's `GpuIndexIVFPQ`; 8-bit codes)."""
+    def __init__(self, res: StandardGpuResources, d: int, nlist: int, M: int, nbits_per_idx: int = 8, metric: int = 1, config: GpuIndexIVFConfig | None = None) -> None:
+        """An untrained IVF-PQ index of dimension `d`, `nlist` lists, `M` sub-quantizers of
+        `nbits_per_idx` = 8 bits.
+        """
+
 def clone_index(index: Index) -> Any:
     """A deep copy of `index`."""
 
@@ -1489,15 +1608,34 @@ def extract_index_ivf(index: Any) -> Any:
     its wrappers hold (`index.index`, `index.base_index`), as a view.
     """
 
+def get_num_gpus() -> int:
+    """The number of CUDA devices (0 on machines without an NVIDIA driver or GPU)."""
+
 def index_binary_factory(d: int, description: str) -> Any:
     """The binary index `description` names for `d`-bit vectors (Faiss's
     `index_binary_factory`): `BFlat`, `BIVF<nlist>`, `BIVF<nlist>_HNSW<M>`, `BHNSW<M>`,
     `BHash<b>`, `BHash<nhash>x<b>`, optionally with `IDMap,` / `IDMap2,`.
     """
 
+def index_cpu_to_all_gpus(index: Index, co: Any | None = None, ngpu: int = -1) -> Any:
+    """`index` copied to every GPU (Faiss's `index_cpu_to_all_gpus`), or to the first `ngpu`:
+    one GPU gets a plain copy; several get replicas (queries split between them) or, with
+    `co.shard`, shards (vectors split between them).
+    """
+
+def index_cpu_to_gpu(provider: StandardGpuResources, device: int, index: Index, options: Any | None = None) -> Any:
+    """A GPU copy of `index` on `res`'s device `device` (Faiss's `index_cpu_to_gpu`): Flat,
+    IVF-Flat and IVF-PQ (8-bit codes) indexes have GPU forms.
+    """
+
 def index_factory(d: int, description: str, metric: int = 1) -> Any:
     """Builds an index from a Faiss factory string (`"IVF4096,PQ32"`, `"HNSW32"`, …) for
     vectors of dimension `d`.
+    """
+
+def index_gpu_to_cpu(index: Index) -> Any:
+    """The CPU form of a GPU index, a copy (Faiss's `index_gpu_to_cpu`); a CPU index is
+    copied as it is.
     """
 
 def kmax(array: npt.ArrayLike, k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
@@ -1514,6 +1652,12 @@ def knn(xq: npt.ArrayLike, xb: npt.ArrayLike, k: int, metric: int = 1, metric_ar
     """The `k` nearest rows of `xb` to each row of `xq` without an index (Faiss's `knn`):
     `(D, I)`, shape `(nq, k)`, distances in the metric's own terms (similarities for inner
     product, largest first).
+    """
+
+def knn_gpu(res: StandardGpuResources, xq: npt.ArrayLike, xb: npt.ArrayLike, k: int, D: Any | None = None, I: Any | None = None, metric: int = 1, device: int = -1) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Exact k-NN of the rows of `xq` among the rows of `xb` on a GPU, without an index
+    (Faiss's `knn_gpu`): `(D, I)` of shape `(nq, k)`, also written into `D` and `I` when
+    they are given.
     """
 
 def knn_hamming(xq: npt.ArrayLike, xb: npt.ArrayLike, k: int) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
