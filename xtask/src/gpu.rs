@@ -4,8 +4,9 @@
 //! FP32, TF32 and FP16, IVF4096,Flat and IVF4096,PQ32 at nprobe 16 and 64, k-means
 //! 1M → 4096 — ending with one table (Markdown, then one JSON object).
 //!
-//! Everything runs through a kit: the release test binary, `gpu_bench`, the Python peers
-//! and `run.sh`, which needs no Rust toolchain. `--carry DIR` only builds the kit into DIR
+//! Everything runs through a kit: the release test binary, `gpu_bench`, the Python peers,
+//! the Python wheel with its GPU tests (test_gpu.py) and `run.sh`, which needs no Rust
+//! toolchain. `--carry DIR` only builds the kit into DIR
 //! (a git-ignored folder of the repository, `.gpu-kit` by default) for a GPU machine that
 //! has no toolchain — the device tool carries it and runs `bash DIR/run.sh`. Without
 //! `--carry` the kit is built under target/ and run here; without a GPU the tests skip
@@ -18,6 +19,49 @@ use crate::{Res, root, run_ok};
 
 /// The files run.sh expects beside it, from crates/fathom-gpu/bench.
 const SCRIPTS: [&str; 4] = ["run.sh", "torch_ref.py", "faiss_gpu_ref.py", "table.py"];
+
+/// Builds the Python wheel into `kit` (with the maturin of target/py-venv, which the
+/// Python tests make), for run.sh to test the GPU classes with test_gpu.py. Without
+/// maturin the kit goes without, which run.sh says.
+fn build_wheel(kit: &Path) -> Res<()> {
+    let maturin = root().join("target/py-venv/bin/maturin");
+    if !maturin.exists() {
+        println!(
+            "xtask gpu: no {} (made by `cargo test -p fathom-tests --test python_module`); \
+             the kit has no Python wheel",
+            maturin.display()
+        );
+        return Ok(());
+    }
+    for old in std::fs::read_dir(kit).map_err(|e| format!("{}: {e}", kit.display()))? {
+        let path = old.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|x| x == "whl") {
+            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    run_ok(
+        Command::new(maturin)
+            .current_dir(root())
+            .env("CARGO_TARGET_DIR", root().join("target/py-build"))
+            .args([
+                "build",
+                "--release",
+                "--strip",
+                "--skip-auditwheel",
+                "--manifest-path",
+            ])
+            .arg(root().join("crates/fathom-py/Cargo.toml"))
+            .arg("--out")
+            .arg(kit),
+        "maturin build",
+    )?;
+    std::fs::copy(
+        root().join("crates/fathom-py/tests/test_gpu.py"),
+        kit.join("test_gpu.py"),
+    )
+    .map(|_| ())
+    .map_err(|e| format!("copying test_gpu.py: {e}"))
+}
 
 /// The path of the `gpu` integration test's executable, built in release mode.
 fn build_test_binary() -> Res<PathBuf> {
@@ -81,6 +125,7 @@ fn build_kit(kit: &Path) -> Res<()> {
     for name in SCRIPTS {
         copy(&root().join("crates/fathom-gpu/bench").join(name), name)?;
     }
+    build_wheel(kit)?;
     let bytes: u64 = std::fs::read_dir(kit)
         .map_err(|e| format!("{}: {e}", kit.display()))?
         .filter_map(|e| e.ok()?.metadata().ok())

@@ -31,6 +31,16 @@ start=$(date +%s)
 tests_rc=${PIPESTATUS[0]}
 echo "tests: exit $tests_rc in $(( $(date +%s) - start )) s"
 
+# The Python module's GPU classes, where the kit has the wheel.
+if ls "$here"/fathom-*.whl > /dev/null 2>&1; then
+    rm -rf /tmp/fathom-py
+    python3 -m pip install -q --no-deps --no-index --target /tmp/fathom-py "$here"/fathom-*.whl \
+        && PYTHONPATH=/tmp/fathom-py python3 -m pytest -q -p no:cacheprovider -rs \
+            "$here/test_gpu.py" 2>&1 | tee "$out/pytest.log"
+    py_rc=${PIPESTATUS[0]}
+    [ "$tests_rc" = 0 ] && tests_rc=$py_rc
+fi
+
 start=$(date +%s)
 "$here/gpu_bench" "$data" "$@" 2> "$out/bench.err" | tee "$out/fathom.jsonl"
 echo "gpu_bench: exit ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"; tail -5 "$out/bench.err"

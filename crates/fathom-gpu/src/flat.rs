@@ -8,14 +8,13 @@ use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm, GemmConfig};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use fathom_core::{
-    Error, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult, check,
+    Error, IdSelector, Idx, MetricType, RangeSearchResult, Result, SearchParams, SearchResult,
+    check,
 };
 use fathom_index::{Index, IndexFlat};
 
 use crate::kernels::BLOCK;
-use crate::resources::{
-    Best, GpuResources, MAX_K, check_k, gpu_err, kpow, no_range_search, refuse_selector, topk_smem,
-};
+use crate::resources::{Best, GpuResources, MAX_K, gpu_err, kpow, topk_smem};
 
 /// How a [`GpuIndexFlat`] stores its vectors and computes distances.
 ///
@@ -261,7 +260,8 @@ impl GpuIndexFlat {
             }
         };
         let qnorm = self.query_norms(queries, nq)?;
-        self.scan(operands, &qnorm, nq, k)?
+        let all = self.allow(None)?;
+        self.scan(operands, &qnorm, &all, nq, k)?
             .finish(&self.res, self.metric)
     }
 
@@ -283,73 +283,333 @@ impl GpuIndexFlat {
         Ok(qnorm)
     }
 
-    /// The best `k` keys and ids of each query by the products `operands` compute:
-    /// matrix products by tiles, each merged into the best k by the selection kernel.
+    /// Runs `each` on every tile of query × vector products `operands` compute: at most
+    /// 4096 queries by as many vectors as the temporary memory allows. `each` gets the
+    /// tile (`qn × xn`, row stride xn) and its place: `(ip, (q0, qn), (x0, xn))`.
+    fn for_each_tile(
+        &self,
+        operands: Operands<'_>,
+        nq: usize,
+        mut each: impl FnMut(&CudaSlice<f32>, (usize, usize), (usize, usize)) -> Result<()>,
+    ) -> Result<()> {
+        if self.ntotal == 0 || nq == 0 {
+            return Ok(());
+        }
+        let res = &*self.res;
+        let tq = nq.min(4096);
+        let budget = res.temp_memory() / 4;
+        let tx = (budget / tq).clamp(1024, 1 << 20).min(self.ntotal);
+        let mut ip = res
+            .stream
+            .alloc_zeros::<f32>(tq * tx)
+            .map_err(gpu_err("allocating a tile"))?;
+        for q0 in (0..nq).step_by(tq) {
+            let qn = tq.min(nq - q0);
+            for x0 in (0..self.ntotal).step_by(tx) {
+                let xn = tx.min(self.ntotal - x0);
+                tile_products(res, operands, self.d, (q0, qn), (x0, xn), &mut ip)?;
+                each(&ip, (q0, qn), (x0, xn))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The best `k` keys and ids of each query by the products `operands` compute, among
+    /// the vectors `allow` lets through: tiles merged into the best k by the selection
+    /// kernel (an arg-min for k = 1).
     fn scan(
         &self,
         operands: Operands<'_>,
         qnorm: &CudaSlice<f32>,
+        allow: &Allow,
         nq: usize,
         k: usize,
     ) -> Result<Best> {
         let res = &*self.res;
         let mut best = res.new_best(nq, k)?;
-        if self.ntotal == 0 || nq == 0 {
-            return Ok(best);
-        }
         let stream = &res.stream;
         let l2 = i32::from(self.metric == MetricType::L2);
-        let d = self.d;
-        // Tiles: at most 4096 queries, and as many vectors as the temporary memory allows.
-        let tq = nq.min(4096);
-        let budget = res.temp_memory() / 4;
-        let tx = (budget / tq).clamp(1024, 1 << 20).min(self.ntotal);
-        let mut ip = stream
-            .alloc_zeros::<f32>(tq * tx)
-            .map_err(gpu_err("allocating a tile"))?;
         let kp = kpow(k);
         let smem = topk_smem(kp);
         res.kernels.check_smem(smem, "k-selection")?;
         let (k32, kp32) = (k as i32, kp as i32);
-        for q0 in (0..nq).step_by(tq) {
-            let qn = tq.min(nq - q0);
-            for x0 in (0..self.ntotal).step_by(tx) {
-                let xn = tx.min(self.ntotal - x0);
-                tile_products(res, operands, d, (q0, qn), (x0, xn), &mut ip)?;
-                let (ld, nt, id0) = (xn as i32, xn as i32, x0 as i64);
-                let qnv = qnorm.slice(q0..q0 + qn);
-                let xnv = self.norms.slice(x0..x0 + xn);
-                let mut bd = best.d.slice_mut(q0 * k..(q0 + qn) * k);
-                let mut bi = best.i.slice_mut(q0 * k..(q0 + qn) * k);
-                let ipv = ip.slice(..qn * xn);
-                if k == 1 {
-                    let mut b = stream.launch_builder(&res.kernels.argmin_tile);
-                    b.arg(&ipv).arg(&ld).arg(&nt).arg(&id0).arg(&qnv).arg(&xnv);
-                    b.arg(&l2).arg(&mut bd).arg(&mut bi);
-                    // SAFETY: argmin_tile's arguments in order: the qn × xn tile (row
-                    // stride xn), its width, the id of its first vector, qn query norms,
-                    // xn vector norms, the metric flag, and qn best keys and ids; one block
-                    // per query, static shared memory only.
-                    unsafe { b.launch(per_query(qn, 0)) }.map_err(gpu_err("argmin_tile"))?;
-                    continue;
-                }
-                let mut b = stream.launch_builder(&res.kernels.select_tile);
-                b.arg(&ipv)
-                    .arg(&ld)
-                    .arg(&nt)
-                    .arg(&id0)
-                    .arg(&qnv)
-                    .arg(&xnv)
-                    .arg(&l2);
-                b.arg(&k32).arg(&kp32).arg(&mut bd).arg(&mut bi);
-                // SAFETY: select_tile's arguments in order: the qn × xn tile (row stride
+        self.for_each_tile(operands, nq, |ip, (q0, qn), (x0, xn)| {
+            let (ld, nt, id0) = (xn as i32, xn as i32, x0 as i64);
+            let qnv = qnorm.slice(q0..q0 + qn);
+            let xnv = self.norms.slice(x0..x0 + xn);
+            let mut bd = best.d.slice_mut(q0 * k..(q0 + qn) * k);
+            let mut bi = best.i.slice_mut(q0 * k..(q0 + qn) * k);
+            let ipv = ip.slice(..qn * xn);
+            if k == 1 {
+                let mut b = stream.launch_builder(&res.kernels.argmin_tile);
+                b.arg(&ipv).arg(&ld).arg(&nt).arg(&id0).arg(&qnv).arg(&xnv);
+                b.arg(&l2).arg(&allow.mask).arg(&allow.on);
+                b.arg(&mut bd).arg(&mut bi);
+                // SAFETY: argmin_tile's arguments in order: the qn × xn tile (row stride
                 // xn), its width, the id of its first vector, qn query norms, xn vector
-                // norms, the metric flag, k, kpow, and qn × k best keys and ids; one block
-                // per query with the shared memory topk_smem(kpow) its layout needs.
-                unsafe { b.launch(per_query(qn, smem)) }.map_err(gpu_err("select_tile"))?;
+                // norms, the metric flag, the allow mask (ntotal bytes, read when the flag
+                // after it is set) and qn best keys and ids; one block per query, static
+                // shared memory only.
+                return unsafe { b.launch(per_query(qn, 0)) }
+                    .map(|_| ())
+                    .map_err(gpu_err("argmin_tile"));
+            }
+            let mut b = stream.launch_builder(&res.kernels.select_tile);
+            b.arg(&ipv).arg(&ld).arg(&nt).arg(&id0).arg(&qnv).arg(&xnv);
+            b.arg(&l2).arg(&allow.mask).arg(&allow.on);
+            b.arg(&k32).arg(&kp32).arg(&mut bd).arg(&mut bi);
+            // SAFETY: select_tile's arguments in order: the qn × xn tile (row stride xn),
+            // its width, the id of its first vector, qn query norms, xn vector norms, the
+            // metric flag, the allow mask and its flag (as argmin_tile), k, kpow, and qn ×
+            // k best keys and ids; one block per query with the shared memory
+            // topk_smem(kpow) its layout needs.
+            unsafe { b.launch(per_query(qn, smem)) }
+                .map(|_| ())
+                .map_err(gpu_err("select_tile"))
+        })?;
+        Ok(best)
+    }
+
+    /// The vectors a search may return: every one, or those `selector` keeps (a byte per
+    /// vector, evaluated here on the host: a flat index's ids are its positions).
+    fn allow(&self, selector: Option<&dyn IdSelector>) -> Result<Allow> {
+        let res = &*self.res;
+        match selector {
+            None => Ok(Allow {
+                mask: res.upload::<u8>(&[])?,
+                on: 0,
+            }),
+            Some(sel) => {
+                let mask: Vec<u8> = (0..self.ntotal as Idx)
+                    .map(|id| u8::from(sel.is_member(id)))
+                    .collect();
+                Ok(Allow {
+                    mask: res.upload(&mask)?,
+                    on: 1,
+                })
             }
         }
-        Ok(best)
+    }
+
+    /// Every stored vector within `radius` of each query (above it for inner product),
+    /// among those `allow` lets through, by id — the CPU index's range search.
+    fn range_search_gpu(
+        &self,
+        queries: &[f32],
+        nq: usize,
+        radius: f32,
+        allow: &Allow,
+    ) -> Result<RangeSearchResult> {
+        let res = &*self.res;
+        let bound = if self.metric == MetricType::L2 {
+            radius
+        } else {
+            -radius
+        };
+        let ip = self.metric == MetricType::InnerProduct;
+        // Room for 256 results per query; queries that find more are run again with room
+        // for all they found.
+        let first = self.range_pass(queries, nq, bound, allow, 256)?;
+        let mut lists: Vec<(Vec<Idx>, Vec<f32>)> = Vec::with_capacity(nq);
+        let mut again = Vec::new();
+        for q in 0..nq {
+            let n = first.0[q] as usize;
+            if n > first.1 {
+                again.push(q);
+                lists.push((Vec::new(), Vec::new()));
+            } else {
+                lists.push(first.hits(q, n));
+            }
+        }
+        if !again.is_empty() {
+            let most = again
+                .iter()
+                .map(|&q| first.0[q] as usize)
+                .max()
+                .unwrap_or(0);
+            // Queries per pass so that the results fit the temporary memory.
+            let per_pass = (res.temp_memory() / (12 * most.max(1))).max(1);
+            for chunk in again.chunks(per_pass) {
+                let rows: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&q| &queries[q * self.d..(q + 1) * self.d])
+                    .copied()
+                    .collect();
+                let pass = self.range_pass(&rows, chunk.len(), bound, allow, most)?;
+                for (j, &q) in chunk.iter().enumerate() {
+                    lists[q] = pass.hits(j, pass.0[j] as usize);
+                }
+            }
+        }
+        for (ids, dists) in &mut lists {
+            let mut pairs: Vec<(Idx, f32)> =
+                ids.iter().copied().zip(dists.iter().copied()).collect();
+            pairs.sort_unstable_by_key(|p| p.0);
+            *ids = pairs.iter().map(|p| p.0).collect();
+            *dists = pairs.iter().map(|p| if ip { -p.1 } else { p.1 }).collect();
+        }
+        Ok(RangeSearchResult::from_lists(lists))
+    }
+
+    /// One range pass over `nq` host queries with room for `cap` results each.
+    fn range_pass(
+        &self,
+        queries: &[f32],
+        nq: usize,
+        bound: f32,
+        allow: &Allow,
+        cap: usize,
+    ) -> Result<RangeHits> {
+        let res = &*self.res;
+        let stream = &res.stream;
+        let q = res.upload(queries)?;
+        let qnorm = self.query_norms(&q, nq)?;
+        let q16 = self.f16_queries(queries)?;
+        let operands = self.operands(&q, q16.as_ref(), false)?;
+        let mut count = stream
+            .alloc_zeros::<i64>(nq.max(1))
+            .map_err(gpu_err("allocating"))?;
+        let mut out_d = stream
+            .alloc_zeros::<f32>((nq * cap).max(1))
+            .map_err(gpu_err("allocating range results"))?;
+        let mut out_i = stream
+            .alloc_zeros::<i64>((nq * cap).max(1))
+            .map_err(gpu_err("allocating range results"))?;
+        let l2 = i32::from(self.metric == MetricType::L2);
+        let cap64 = cap as i64;
+        self.for_each_tile(operands, nq, |ip, (q0, qn), (x0, xn)| {
+            let (ld, nt, id0) = (xn as i32, xn as i32, x0 as i64);
+            let qnv = qnorm.slice(q0..q0 + qn);
+            let xnv = self.norms.slice(x0..x0 + xn);
+            let ipv = ip.slice(..qn * xn);
+            let mut c = count.slice_mut(q0..q0 + qn);
+            let mut od = out_d.slice_mut(q0 * cap..((q0 + qn) * cap).max(1));
+            let mut oi = out_i.slice_mut(q0 * cap..((q0 + qn) * cap).max(1));
+            let mut b = stream.launch_builder(&res.kernels.range_tile);
+            b.arg(&ipv).arg(&ld).arg(&nt).arg(&id0).arg(&qnv).arg(&xnv);
+            b.arg(&l2).arg(&allow.mask).arg(&allow.on);
+            b.arg(&bound)
+                .arg(&cap64)
+                .arg(&mut c)
+                .arg(&mut od)
+                .arg(&mut oi);
+            // SAFETY: range_tile's arguments in order: the qn × xn tile (row stride xn),
+            // its width, the id of its first vector, qn query norms, xn vector norms, the
+            // metric flag, the allow mask and its flag, the key bound, cap, qn counters
+            // and qn × cap result keys and ids (writes past cap are skipped); one block per
+            // query, no shared memory.
+            unsafe { b.launch(per_query(qn, 0)) }
+                .map(|_| ())
+                .map_err(gpu_err("range_tile"))
+        })?;
+        let counts = stream
+            .clone_dtoh(&count)
+            .map_err(gpu_err("copying results"))?;
+        let keys = stream
+            .clone_dtoh(&out_d)
+            .map_err(gpu_err("copying results"))?;
+        let ids = stream
+            .clone_dtoh(&out_i)
+            .map_err(gpu_err("copying results"))?;
+        Ok(RangeHits(counts, cap, keys, ids))
+    }
+
+    /// k beyond the selection kernels' 2048: the GPU computes the products tile by tile,
+    /// the host keeps each query's best k (exact; bound by the copies of the tiles).
+    fn search_large_k(
+        &self,
+        queries: &[f32],
+        nq: usize,
+        k: usize,
+        selector: Option<&dyn IdSelector>,
+    ) -> Result<SearchResult> {
+        let res = &*self.res;
+        let stream = &res.stream;
+        let q = res.upload(queries)?;
+        let q16 = self.f16_queries(queries)?;
+        let operands = self.operands(&q, q16.as_ref(), false)?;
+        let l2 = self.metric == MetricType::L2;
+        let xnorms = if self.ntotal == 0 {
+            Vec::new()
+        } else {
+            stream
+                .clone_dtoh(&self.norms.slice(..self.ntotal))
+                .map_err(gpu_err("copying norms"))?
+        };
+        let qnorms: Vec<f32> = queries
+            .chunks_exact(self.d)
+            .map(|r| r.iter().map(|v| v * v).sum())
+            .collect();
+        let mut tops: Vec<fathom_kernels::TopK> =
+            (0..nq).map(|_| fathom_kernels::TopK::new(k)).collect();
+        let mut keys = Vec::new();
+        self.for_each_tile(operands, nq, |ip, (q0, qn), (x0, xn)| {
+            let tile = stream
+                .clone_dtoh(&ip.slice(..qn * xn))
+                .map_err(gpu_err("copying a tile"))?;
+            for (r, row) in tile.chunks_exact(xn).enumerate() {
+                let qi = q0 + r;
+                keys.clear();
+                keys.extend(row.iter().zip(&xnorms[x0..x0 + xn]).map(|(&v, &xn2)| {
+                    if l2 {
+                        (qnorms[qi] + xn2 - 2.0 * v).max(0.0)
+                    } else {
+                        -v
+                    }
+                }));
+                tops[qi].push_run(x0 as Idx, &keys, |id| {
+                    selector.is_none_or(|s| s.is_member(id))
+                });
+            }
+            Ok(())
+        })?;
+        let mut out = SearchResult {
+            nq,
+            k,
+            distances: Vec::with_capacity(nq * k),
+            labels: Vec::with_capacity(nq * k),
+        };
+        for top in tops {
+            let mut best = top.into_sorted();
+            best.resize(k, (f32::INFINITY, -1));
+            for (key, id) in best {
+                out.distances.push(if l2 { key } else { -key });
+                out.labels.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// FP16 copies of host queries, for an FP16 index.
+    fn f16_queries(&self, queries: &[f32]) -> Result<Option<CudaSlice<u16>>> {
+        match self.data {
+            Store::F32(_) => Ok(None),
+            Store::F16(_) => {
+                let bits: Vec<u16> = queries
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v.clamp(-F16_MAX, F16_MAX)).to_bits())
+                    .collect();
+                Ok(Some(self.res.upload(&bits)?))
+            }
+        }
+    }
+
+    /// The products of the stored vectors with these queries: FP32 (or TF32 when `tf32`)
+    /// for FP32 storage, FP16 for FP16 storage.
+    fn operands<'a>(
+        &'a self,
+        q: &'a CudaSlice<f32>,
+        q16: Option<&'a CudaSlice<u16>>,
+        tf32: bool,
+    ) -> Result<Operands<'a>> {
+        match (&self.data, q16) {
+            (Store::F32(data), _) if tf32 => Ok(Operands::Tf32(data, q)),
+            (Store::F32(data), _) => Ok(Operands::F32(data, q)),
+            (Store::F16(data), Some(q16)) => Ok(Operands::F16(data, q16)),
+            (Store::F16(_), None) => Err(Error::Unsupported(
+                "an FP16 index needs FP16 queries".into(),
+            )),
+        }
     }
 
     /// Re-ranks `cand` (`nq × kc` from a lower-precision scan) by exact FP32 distances to
@@ -426,17 +686,28 @@ impl GpuIndexFlat {
         Ok((best, flags))
     }
 
-    /// The search of `queries` (host, FP32, checked) in this index's precision.
-    fn search_host(&self, queries: &[f32], nq: usize, k: usize) -> Result<SearchResult> {
+    /// The search of `queries` (host, FP32, checked) in this index's precision, among
+    /// the vectors `allow` lets through.
+    fn search_host(
+        &self,
+        queries: &[f32],
+        nq: usize,
+        k: usize,
+        allow: &Allow,
+    ) -> Result<SearchResult> {
         let res = &*self.res;
         let q = res.upload(queries)?;
         let qnorm = self.query_norms(&q, nq)?;
+        let q16 = self.f16_queries(queries)?;
         match (&self.data, self.precision) {
-            (Store::F32(data), GpuFlatPrecision::F32) => self
-                .scan(Operands::F32(data, &q), &qnorm, nq, k)?
-                .finish(res, self.metric),
-            (Store::F32(data), _) => {
-                let cand = self.scan(Operands::Tf32(data, &q), &qnorm, nq, overfetch(k))?;
+            (Store::F32(_), GpuFlatPrecision::F32) => {
+                let operands = self.operands(&q, None, false)?;
+                self.scan(operands, &qnorm, allow, nq, k)?
+                    .finish(res, self.metric)
+            }
+            (Store::F32(_), _) => {
+                let operands = self.operands(&q, None, true)?;
+                let cand = self.scan(operands, &qnorm, allow, nq, overfetch(k))?;
                 let (best, certain) = self.rerank(&q, &cand, nq, k)?;
                 let mut out = best.finish(res, self.metric)?;
                 let again: Vec<usize> = (0..nq).filter(|&i| certain[i] == 0).collect();
@@ -450,8 +721,9 @@ impl GpuIndexFlat {
                         .collect();
                     let q2 = res.upload(&rows)?;
                     let qn2 = self.query_norms(&q2, again.len())?;
+                    let operands = self.operands(&q2, None, false)?;
                     let exact = self
-                        .scan(Operands::F32(data, &q2), &qn2, again.len(), k)?
+                        .scan(operands, &qn2, allow, again.len(), k)?
                         .finish(res, self.metric)?;
                     for (j, &i) in again.iter().enumerate() {
                         out.distances[i * k..(i + 1) * k]
@@ -462,16 +734,31 @@ impl GpuIndexFlat {
                 }
                 Ok(out)
             }
-            (Store::F16(data), _) => {
-                let bits: Vec<u16> = queries
-                    .iter()
-                    .map(|&v| half::f16::from_f32(v.clamp(-F16_MAX, F16_MAX)).to_bits())
-                    .collect();
-                let q16 = res.upload(&bits)?;
-                let cand = self.scan(Operands::F16(data, &q16), &qnorm, nq, overfetch(k))?;
+            (Store::F16(_), _) => {
+                let operands = self.operands(&q, q16.as_ref(), false)?;
+                let cand = self.scan(operands, &qnorm, allow, nq, overfetch(k))?;
                 self.rerank(&q, &cand, nq, k)?.0.finish(res, self.metric)
             }
         }
+    }
+}
+
+/// The vectors a search may return: `mask[id] != 0` when `on` is 1 (a one-byte stand-in
+/// otherwise).
+struct Allow {
+    mask: CudaSlice<u8>,
+    on: i32,
+}
+
+/// A range pass's results: per query the number found, the room each had (cap), and
+/// `nq × cap` keys and ids.
+struct RangeHits(Vec<i64>, usize, Vec<f32>, Vec<Idx>);
+
+impl RangeHits {
+    /// The first `n` (≤ cap) hits of query `q`: ids and keys.
+    fn hits(&self, q: usize, n: usize) -> (Vec<Idx>, Vec<f32>) {
+        let at = q * self.1;
+        (self.3[at..at + n].to_vec(), self.2[at..at + n].to_vec())
     }
 }
 
@@ -680,20 +967,30 @@ impl Index for GpuIndexFlat {
         k: usize,
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
-        check_k(k)?;
-        refuse_selector(params)?;
+        check::k(k)?;
         let nq = check::vectors("queries", queries, self.d)?;
         check::finite("queries", queries, self.d)?;
         let _g = self.res.lock();
-        self.search_host(queries, nq, k)
+        if k > MAX_K {
+            return self.search_large_k(queries, nq, k, params.selector);
+        }
+        let allow = self.allow(params.selector)?;
+        self.search_host(queries, nq, k, &allow)
     }
     fn range_search_with(
         &self,
-        _q: &[f32],
-        _r: f32,
-        _p: &SearchParams<'_>,
+        queries: &[f32],
+        radius: f32,
+        params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
-        Err(no_range_search())
+        if radius.is_nan() {
+            return Err(Error::invalid("radius is NaN; expected a number"));
+        }
+        let nq = check::vectors("queries", queries, self.d)?;
+        check::finite("queries", queries, self.d)?;
+        let _g = self.res.lock();
+        let allow = self.allow(params.selector)?;
+        self.range_search_gpu(queries, nq, radius, &allow)
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
         self.reconstruct_n(id, 1)

@@ -17,9 +17,7 @@ use fathom_index::{Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq, IndexVi
 
 use crate::flat::GpuIndexFlat;
 use crate::kernels::BLOCK;
-use crate::resources::{
-    GpuResources, check_k, gpu_err, kpow, no_range_search, refuse_selector, topk_smem,
-};
+use crate::resources::{GpuResources, MAX_K, check_k, gpu_err, kpow, topk_smem};
 
 /// The lists on the device: entries of list `l` are rows `offsets[l] .. offsets[l + 1]`.
 struct DeviceLists {
@@ -121,7 +119,6 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
         pq: Option<&[f32]>,
     ) -> Result<Option<Prepared>> {
         check_k(k)?;
-        refuse_selector(params)?;
         if !self.cpu.is_trained() {
             return Err(Error::NotTrained(format!(
                 "search {}",
@@ -223,15 +220,21 @@ macro_rules! gpu_ivf_index {
                 k: usize,
                 params: &SearchParams<'_>,
             ) -> Result<SearchResult> {
+                // What the kernels do not take — id selectors, k > 2048 — runs on the CPU
+                // form, which holds the same lists.
+                if params.selector.is_some() || k > MAX_K {
+                    return self.ivf.cpu.search_with(queries, k, params);
+                }
                 self.$search(queries, k, params)
             }
             fn range_search_with(
                 &self,
-                _q: &[f32],
-                _r: f32,
-                _p: &SearchParams<'_>,
+                queries: &[f32],
+                radius: f32,
+                params: &SearchParams<'_>,
             ) -> Result<RangeSearchResult> {
-                Err(no_range_search())
+                // On the CPU form (the same lists): no GPU range kernel for IVF yet.
+                self.ivf.cpu.range_search_with(queries, radius, params)
             }
             fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
                 self.ivf.cpu.reconstruct(id)

@@ -245,10 +245,18 @@ extern "C" __global__ void rerank_f16(const float* __restrict__ queries, int dim
 
 // Merges a tile of inner products ip[q][0..ntile) (row stride ld) into each query's best k.
 // l2: key = ‖q‖² + ‖x‖² − 2⟨q, x⟩ (clamped at 0); otherwise key = −⟨q, x⟩.
+// An id selector on the GPU: allow[id] != 0 for the vectors a search may return, when
+// `filtered`; otherwise allow is not read.
+__device__ __forceinline__ bool allowed(const unsigned char* allow, int filtered,
+                                        long long id) {
+    return !filtered || allow[id] != 0;
+}
+
 extern "C" __global__ void select_tile(const float* __restrict__ ip, int ld, int ntile,
                                        long long id0, const float* __restrict__ qnorm,
-                                       const float* __restrict__ xnorm, int l2, int k,
-                                       int kpow, float* best_d, long long* best_i) {
+                                       const float* __restrict__ xnorm, int l2,
+                                       const unsigned char* __restrict__ allow, int filtered,
+                                       int k, int kpow, float* best_d, long long* best_i) {
     extern __shared__ __align__(16) unsigned char smem[];
     TopK t = topk_layout(smem, k, kpow);
     int q = blockIdx.x;
@@ -259,7 +267,7 @@ extern "C" __global__ void select_tile(const float* __restrict__ ip, int ld, int
     float qn = l2 ? qnorm[q] : 0.f;
     for (int base = 0; base < ntile; base += blockDim.x) {
         int j = base + threadIdx.x;
-        bool has = j < ntile;
+        bool has = j < ntile && allowed(allow, filtered, id0 + j);
         float key = 0.f;
         if (has) {
             float v = row[j];
@@ -276,6 +284,7 @@ extern "C" __global__ void select_tile(const float* __restrict__ ip, int ld, int
 extern "C" __global__ void argmin_tile(const float* __restrict__ ip, int ld, int ntile,
                                        long long id0, const float* __restrict__ qnorm,
                                        const float* __restrict__ xnorm, int l2,
+                                       const unsigned char* __restrict__ allow, int filtered,
                                        float* best_d, long long* best_i) {
     __shared__ float wd[32];
     __shared__ long long wi[32];
@@ -285,6 +294,7 @@ extern "C" __global__ void argmin_tile(const float* __restrict__ ip, int ld, int
     float bd = FATHOM_INF;
     long long bi = -1;
     for (int j = threadIdx.x; j < ntile; j += blockDim.x) {
+        if (!allowed(allow, filtered, id0 + j)) continue;
         float v = row[j];
         float key = l2 ? fmaxf(qn + xnorm[j] - 2.f * v, 0.f) : -v;
         if (key < bd) { bd = key; bi = id0 + j; }
@@ -309,6 +319,33 @@ extern "C" __global__ void argmin_tile(const float* __restrict__ ip, int ld, int
         if (bi >= 0 && bd < best_d[q]) {
             best_d[q] = bd;
             best_i[q] = bi;
+        }
+    }
+}
+
+// Range search over a tile: every (query, vector) of the tile whose key is below bound
+// (the radius, or minus it for inner product) is appended to its query's list: count[q]
+// counts them all, the first cap go to out_d / out_i[q·cap ..]. A query whose count ends
+// above cap is run again with room for all (the host knows how many from the count).
+extern "C" __global__ void range_tile(const float* __restrict__ ip, int ld, int ntile,
+                                      long long id0, const float* __restrict__ qnorm,
+                                      const float* __restrict__ xnorm, int l2,
+                                      const unsigned char* __restrict__ allow, int filtered,
+                                      float bound, long long cap, long long* count,
+                                      float* out_d, long long* out_i) {
+    int q = blockIdx.x;
+    const float* row = ip + (long long)q * ld;
+    float qn = l2 ? qnorm[q] : 0.f;
+    for (int j = threadIdx.x; j < ntile; j += blockDim.x) {
+        if (!allowed(allow, filtered, id0 + j)) continue;
+        float v = row[j];
+        float key = l2 ? fmaxf(qn + xnorm[j] - 2.f * v, 0.f) : -v;
+        if (key < bound) {
+            long long pos = (long long)atomicAdd((unsigned long long*)&count[q], 1ull);
+            if (pos < cap) {
+                out_d[(long long)q * cap + pos] = key;
+                out_i[(long long)q * cap + pos] = id0 + j;
+            }
         }
     }
 }

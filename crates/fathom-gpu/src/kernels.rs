@@ -60,6 +60,7 @@ pub(crate) struct Kernels {
     pub rerank_f16: CudaFunction,
     pub argmin_tile: CudaFunction,
     pub centroid_means: CudaFunction,
+    pub range_tile: CudaFunction,
     /// The most dynamic shared memory a block may have on this device.
     pub max_smem: usize,
 }
@@ -100,6 +101,7 @@ impl Kernels {
             rerank_f16: f("rerank_f16")?,
             argmin_tile: f("argmin_tile")?,
             centroid_means: f("centroid_means")?,
+            range_tile: f("range_tile")?,
             max_smem,
         };
         // Opt in to more than the default 48 KiB of dynamic shared memory (large k, PQ

@@ -228,20 +228,3 @@ pub(crate) fn check_k(k: usize) -> Result<()> {
     }
     Ok(())
 }
-
-/// GPU searches do not take id selectors (Faiss's GPU indexes take only some).
-pub(crate) fn refuse_selector(params: &fathom_core::SearchParams<'_>) -> Result<()> {
-    if params.selector.is_some() {
-        return Err(Error::Unsupported(
-            "GPU indexes do not filter by id selector; search the CPU index".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// The error of a range search on a GPU index.
-pub(crate) fn no_range_search() -> Error {
-    Error::Unsupported(
-        "range search is not implemented on the GPU; convert with index_gpu_to_cpu".into(),
-    )
-}

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use fathom_core::{Error, IdSelectorRange, Idx, MetricType, SearchParams, SearchResult};
+use fathom_core::{
+    Error, IdSelector, IdSelectorRange, Idx, MetricType, SearchParams, SearchResult,
+};
 use fathom_gpu::{
     GpuAssigner, GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources,
     bf_knn, bf_knn_device, gpu_available, gpu_kmeans, index_cpu_to_gpu, index_cpu_to_gpu_multiple,
@@ -60,6 +62,7 @@ fn kernels_compile_with_nvrtc() -> Outcome {
         "rerank_f16",
         "argmin_tile",
         "centroid_means",
+        "range_tile",
         "ivf_flat_scan",
         "ivf_pq_scan",
     ];
@@ -289,7 +292,8 @@ fn flat_gives_the_cpu_labels() -> Outcome {
             g.add(&xb[..7_000 * d]).unwrap();
             g.add(&xb[7_000 * d..]).unwrap();
             assert_eq!(g.ntotal(), 20_000);
-            for k in [1, 10, 100, 2048] {
+            // 2500: beyond the kernels' 2048, the host selects from the GPU's products.
+            for k in [1, 10, 100, 2048, 2500] {
                 let want = cpu.search(&xq, k).unwrap();
                 let got = g.search(&xq, k).unwrap();
                 assert_same_answers(&want, &got, &format!("{metric} k={k}"));
@@ -319,10 +323,12 @@ fn flat_converts_both_ways_and_refuses_what_it_cannot_do() -> Outcome {
     assert_eq!(back.reconstruct_n(0, 3_000).unwrap(), xb);
     assert_eq!(g.reconstruct(17).unwrap(), &xb[17 * d..18 * d]);
     let sel = IdSelectorRange::new(0, 10);
-    assert!(
-        g.search_with(&xq, 5, &SearchParams::default().with_selector(&sel))
-            .is_err()
+    let only = SearchParams::default().with_selector(&sel);
+    assert_eq!(
+        g.search_with(&xq, 5, &only).unwrap().labels,
+        cpu.search_with(&xq, 5, &only).unwrap().labels
     );
+    assert!(g.range_search(&xq, f32::NAN).is_err());
     let mut nan = xq.clone();
     nan[3] = f32::NAN;
     assert!(g.search(&nan, 5).is_err());
@@ -331,6 +337,128 @@ fn flat_converts_both_ways_and_refuses_what_it_cannot_do() -> Outcome {
         index_cpu_to_gpu(res, &*hnsw),
         Err(Error::Unsupported(_))
     ));
+    PASSED
+}
+
+/// GPU range search and id selectors answer as the CPU flat index: the same ids by query
+/// (ids whose distance lies within rounding of the radius aside), queries with more hits
+/// than the first pass has room for (256) included, in every precision for selectors.
+fn flat_range_search_and_selectors_match_the_cpu() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
+    };
+    let d = 24;
+    let (_, xb, xq) = get_dataset_2(d, 0, 6_000, 100);
+    let keep = IdSelectorRange::new(1_000, 4_000);
+    for metric in [MetricType::L2, MetricType::InnerProduct] {
+        let mut cpu = IndexFlat::new(d, metric).unwrap();
+        cpu.add(&xb).unwrap();
+        let mut g = GpuIndexFlat::new(res.clone(), d, metric).unwrap();
+        g.add(&xb).unwrap();
+        // A radius around the 500th neighbour of a typical query: most queries find
+        // hundreds, some more than 256.
+        let probe = cpu.search(&xq, 500).unwrap();
+        let mut r: Vec<f32> = (0..100).map(|q| probe.distances[q * 500 + 499]).collect();
+        r.sort_by(f32::total_cmp);
+        let radius = r[50];
+        for params in [
+            SearchParams::default(),
+            SearchParams::default().with_selector(&keep),
+        ] {
+            let want = cpu.range_search_with(&xq, radius, &params).unwrap();
+            let got = g.range_search_with(&xq, radius, &params).unwrap();
+            assert_eq!(got.lims.len(), 101);
+            let mut overflowed = 0;
+            for q in 0..100 {
+                let (wl, wd) = want.query(q);
+                let (gl, gd) = got.query(q);
+                overflowed += usize::from(gl.len() > 256);
+                let near = |id: Idx| {
+                    let dist = wl
+                        .iter()
+                        .position(|&l| l == id)
+                        .map(|p| wd[p])
+                        .unwrap_or_else(|| {
+                            let v = &xb[id as usize * d..(id as usize + 1) * d];
+                            let qv = &xq[q * d..(q + 1) * d];
+                            match metric {
+                                MetricType::L2 => {
+                                    v.iter().zip(qv).map(|(a, b)| (a - b) * (a - b)).sum()
+                                }
+                                _ => v.iter().zip(qv).map(|(a, b)| a * b).sum(),
+                            }
+                        });
+                    (dist - radius).abs() <= 1e-3 * radius.abs().max(1.0)
+                };
+                for id in wl
+                    .iter()
+                    .filter(|l| !gl.contains(l))
+                    .chain(gl.iter().filter(|l| !wl.contains(l)))
+                {
+                    assert!(
+                        near(*id),
+                        "{metric} query {q}: id {id} differs away from the radius"
+                    );
+                }
+                assert!(gl.windows(2).all(|w| w[0] < w[1]), "ids in order");
+                for (l, dist) in gl.iter().zip(gd) {
+                    if let Some(p) = wl.iter().position(|w| w == l) {
+                        assert!((wd[p] - dist).abs() <= 1e-3 * wd[p].abs().max(1.0));
+                    }
+                    assert!(params.selector.is_none() || keep.is_member(*l));
+                }
+            }
+            if params.selector.is_none() {
+                assert!(overflowed > 0, "{metric}: no query needed a second pass");
+            }
+        }
+        for precision in [GpuFlatPrecision::F32, GpuFlatPrecision::Tf32] {
+            g.set_precision(precision).unwrap();
+            let only = SearchParams::default().with_selector(&keep);
+            let want = cpu.search_with(&xq, 20, &only).unwrap();
+            let got = g.search_with(&xq, 20, &only).unwrap();
+            assert_same_answers(
+                &want,
+                &got,
+                &format!("{metric} {precision:?} with a selector"),
+            );
+            let one = g.search_with(&xq, 1, &only).unwrap();
+            assert!(one.labels.iter().all(|&l| keep.is_member(l)));
+        }
+    }
+    PASSED
+}
+
+/// What IVF kernels do not take — id selectors, range search, k > 2048 — runs on the GPU
+/// index's CPU form and answers as the CPU index.
+fn ivf_takes_selectors_range_search_and_large_k() -> Outcome {
+    let res = match gpu() {
+        Ok(res) => res,
+        Err(skip) => return skip,
+    };
+    let d = 16;
+    let (xt, xb, xq) = get_dataset_2(d, 2_000, 5_000, 20);
+    let mut cpu = index_factory(d, "IVF16,Flat", MetricType::L2).unwrap();
+    cpu.train(&xt).unwrap();
+    cpu.add(&xb).unwrap();
+    cpu.set_param("nprobe", 4.0).unwrap();
+    let mut g = index_cpu_to_gpu(res, &*cpu).unwrap();
+    g.set_param("nprobe", 4.0).unwrap();
+    let keep = IdSelectorRange::new(100, 900);
+    let only = SearchParams::default().with_selector(&keep);
+    assert_eq!(
+        g.search_with(&xq, 10, &only).unwrap().labels,
+        cpu.search_with(&xq, 10, &only).unwrap().labels
+    );
+    assert_eq!(
+        g.range_search(&xq, 1.0).unwrap(),
+        cpu.range_search(&xq, 1.0).unwrap()
+    );
+    assert_eq!(
+        g.search(&xq, 3000).unwrap().labels,
+        cpu.search(&xq, 3000).unwrap().labels
+    );
     PASSED
 }
 
@@ -524,10 +652,12 @@ fathom_tests::harness::main!(
     kernels_compile_with_nvrtc,
     flat_gives_the_cpu_labels,
     bf_knn_from_host_and_device_arrays,
+    flat_range_search_and_selectors_match_the_cpu,
     flat_tf32_gives_the_cpu_answers,
     flat_fp16_stores_rounded_vectors_and_recalls,
     flat_converts_both_ways_and_refuses_what_it_cannot_do,
     ivf_flat_and_ivf_pq_match_the_cpu_recall,
+    ivf_takes_selectors_range_search_and_large_k,
     inner_product_ivf_matches_the_cpu,
     kmeans_on_the_gpu_matches_the_cpu_objective,
     kmeans_update_on_the_gpu_equals_the_cpu_means,
