@@ -3,7 +3,9 @@
 //! Each keeps its CPU form — the `IndexIvfFlat` / `IndexIvfPq` that training, adding and
 //! the file format use — and a device copy of its lists and coarse centroids, refreshed
 //! after changes, that searches scan: the coarse step is a `GpuIndexFlat` search for the
-//! `nprobe` nearest centroids, the fine step one kernel with a block per query.
+//! `nprobe` nearest centroids, the fine step one kernel with a block per query. The device
+//! lists are interleaved by groups of 32 rows (`interleave_list`), so a warp reads 32
+//! adjacent floats or code bytes per step instead of 32 rows' worth of cache lines.
 
 use std::sync::{Arc, Mutex};
 
@@ -82,12 +84,14 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
         }
         let lists = self.cpu.invlists();
         let nlist = self.cpu.nlist();
+        // IVF-Flat codes are the vectors' floats, interleaved 4 bytes at a time; PQ codes
+        // a byte at a time.
+        let elem = if pq.is_some() { 1 } else { 4 };
         let mut offsets = Vec::with_capacity(nlist + 1);
         let (mut ids, mut codes) = (Vec::new(), Vec::new());
         offsets.push(0i64);
         for l in 0..nlist {
-            ids.extend_from_slice(lists.ids(l));
-            codes.extend_from_slice(lists.codes(l));
+            interleave_list(lists.ids(l), lists.codes(l), elem, &mut ids, &mut codes)?;
             offsets.push(ids.len() as i64);
         }
         let res = &self.res;
@@ -157,6 +161,43 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
             nprobe,
         }))
     }
+}
+
+/// Appends a list in the device layout (kernels.cu, `interleaved`): its rows padded to a
+/// multiple of 32 (padding ids −1, zero codes), each group of 32 storing element e of all
+/// 32 rows side by side, an element being `elem` bytes of a row's code.
+fn interleave_list(
+    list_ids: &[Idx],
+    list_codes: &[u8],
+    elem: usize,
+    ids: &mut Vec<Idx>,
+    codes: &mut Vec<u8>,
+) -> Result<()> {
+    let n = list_ids.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let code_size = list_codes.len() / n;
+    if code_size * n != list_codes.len() || code_size % elem != 0 {
+        return Err(Error::invalid(format!(
+            "a list of {n} entries holds {} code bytes, not a multiple of {elem}-byte elements",
+            list_codes.len()
+        )));
+    }
+    let elems = code_size / elem;
+    let padded = n.div_ceil(32) * 32;
+    ids.extend_from_slice(list_ids);
+    ids.resize(ids.len() + padded - n, -1);
+    let base = codes.len();
+    codes.resize(base + padded * code_size, 0);
+    for (r, code) in list_codes.chunks_exact(code_size).enumerate() {
+        let (group, lane) = (r / 32, r % 32);
+        for e in 0..elems {
+            let at = base + ((group * elems + e) * 32 + lane) * elem;
+            codes[at..at + elem].copy_from_slice(&code[e * elem..(e + 1) * elem]);
+        }
+    }
+    Ok(())
 }
 
 struct Prepared {
@@ -448,3 +489,36 @@ impl GpuIndexIvfPq {
 }
 
 gpu_ivf_index!(GpuIndexIvfPq, IndexIvfPq, search_gpu);
+
+#[cfg(test)]
+mod tests {
+    use super::interleave_list;
+
+    /// The layout kernels.cu's `interleaved` reads: element e of row r at
+    /// ((r / 32) · elems + e) · 32 + r % 32, in elements.
+    #[test]
+    fn interleaved_lists_put_each_element_where_the_kernels_read_it() {
+        let (mut ids, mut codes) = (Vec::new(), Vec::new());
+        // A first list of 3 rows, then one of 40 rows: 4-byte elements, 2 per row.
+        for (n, first_id) in [(3usize, 100i64), (40, 0)] {
+            let list_ids: Vec<i64> = (first_id..first_id + n as i64).collect();
+            let list_codes: Vec<u8> = (0..n * 8).map(|i| (i % 251) as u8).collect();
+            interleave_list(&list_ids, &list_codes, 4, &mut ids, &mut codes).unwrap();
+        }
+        assert_eq!(ids.len(), 32 + 64);
+        assert_eq!(&ids[..4], &[100, 101, 102, -1]);
+        assert_eq!(ids[32 + 39], 39);
+        assert_eq!(ids[32 + 40], -1);
+        assert_eq!(codes.len(), (32 + 64) * 8);
+        let element = |r: usize, e: usize| {
+            let at = (((r / 32) * 2 + e) * 32 + r % 32) * 4;
+            codes[at..at + 4].to_vec()
+        };
+        // Row 35 of the second list is global row 32 + 35; its code bytes are 35·8 ...
+        let row = 32 + 35;
+        let want: Vec<u8> = (35 * 8..36 * 8).map(|i| (i % 251) as u8).collect();
+        assert_eq!([element(row, 0), element(row, 1)].concat(), want);
+        assert_eq!(element(2, 1), vec![20, 21, 22, 23]);
+        assert!(interleave_list(&[1, 2], &[0; 6], 4, &mut ids, &mut codes).is_err());
+    }
+}

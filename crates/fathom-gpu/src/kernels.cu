@@ -367,9 +367,18 @@ extern "C" __global__ void centroid_means(const float* __restrict__ x, int dim,
     }
 }
 
+// IVF lists on the device are interleaved by 32 vectors for coalesced reads: each list is
+// padded to a multiple of 32 rows (padding ids are −1), and the 32 rows of a group store
+// element e of all 32 side by side — element e of row r is at
+// ((r / 32) · elems + e) · 32 + r % 32 (elements: floats for IVF-Flat, code bytes for
+// IVF-PQ). A warp scanning 32 consecutive rows then reads 32 adjacent elements per step.
+__device__ __forceinline__ long long interleaved(long long r, int elems, int e) {
+    return ((r >> 5) * elems + e) * 32 + (r & 31);
+}
+
 // IVF-Flat: one block per query scans its nprobe lists. Lists are concatenated in `data`
-// (rows of dim floats) with `offsets[l] .. offsets[l + 1]` the rows of list l and `ids`
-// their ids; `probes[q][0..nprobe)` the lists to scan (−1: none).
+// (interleaved rows of dim floats, see above) with `offsets[l] .. offsets[l + 1]` the
+// rows of list l and `ids` their ids; `probes[q][0..nprobe)` the lists to scan (−1: none).
 extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int dim,
                                          const long long* __restrict__ probes, int nprobe,
                                          const long long* __restrict__ offsets,
@@ -390,20 +399,21 @@ extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int 
         long long start = offsets[list], end = offsets[list + 1];
         for (long long base = start; base < end; base += blockDim.x) {
             long long r = base + threadIdx.x;
-            bool has = r < end;
+            long long id = r < end ? ids[r] : -1;
+            bool has = id >= 0;
             float key = 0.f;
-            long long id = -1;
             if (has) {
-                const float* v = data + r * dim;
                 float s = 0.f;
                 if (l2) {
-                    for (int j = 0; j < dim; j++) { float e = qs[j] - v[j]; s += e * e; }
+                    for (int j = 0; j < dim; j++) {
+                        float e = qs[j] - data[interleaved(r, dim, j)];
+                        s += e * e;
+                    }
                     key = s;
                 } else {
-                    for (int j = 0; j < dim; j++) s += qs[j] * v[j];
+                    for (int j = 0; j < dim; j++) s += qs[j] * data[interleaved(r, dim, j)];
                     key = -s;
                 }
-                id = ids[r];
             }
             topk_offer(t, has, key, id);
         }
@@ -464,15 +474,14 @@ extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int di
         long long start = offsets[list], end = offsets[list + 1];
         for (long long base = start; base < end; base += blockDim.x) {
             long long r = base + threadIdx.x;
-            bool has = r < end;
+            long long id = r < end ? ids[r] : -1;
+            bool has = id >= 0;
             float key = 0.f;
-            long long id = -1;
             if (has) {
-                const unsigned char* code = codes + r * m;
                 float s = 0.f;
-                for (int sub = 0; sub < m; sub++) s += table[(sub << 8) + code[sub]];
+                for (int sub = 0; sub < m; sub++)
+                    s += table[(sub << 8) + codes[interleaved(r, m, sub)]];
                 key = l2 ? s : -(qc + s);
-                id = ids[r];
             }
             topk_offer(t, has, key, id);
         }
