@@ -178,7 +178,7 @@ fn interleave_list(
         return Ok(());
     }
     let code_size = list_codes.len() / n;
-    if code_size * n != list_codes.len() || code_size % elem != 0 {
+    if code_size * n != list_codes.len() || !code_size.is_multiple_of(elem) {
         return Err(Error::invalid(format!(
             "a list of {n} entries holds {} code bytes, not a multiple of {elem}-byte elements",
             list_codes.len()
