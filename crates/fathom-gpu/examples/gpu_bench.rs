@@ -1,7 +1,7 @@
 //! fathom's side of the GPU benchmark (`cargo xtask gpu`, which also runs the PyTorch peer
 //! bench/torch_ref.py on the same data): `gpu_bench DATADIR [--nb N] [--nq N]` prints one
 //! JSON object per line — GpuIndexFlat QPS and 1-recall@1 in FP32, TF32 (exact re-ranking)
-//! and FP16, IVF4096,Flat and IVF4096,PQ32 at nprobe 16 and 64, and k-means of the base set
+//! and FP16, IVF4096,Flat, IVF4096,PQ32 and IVF4096,SQ8 at nprobe 16 and 64, and k-means of the base set
 //! into 4096 centroids. A DATADIR without `base.fvecs` gets a generated dataset (`fathom
 //! gen`'s: 1M × 128, 10 000 queries, 100 000 training vectors, ground truth k = 10 by
 //! default). Without a GPU it prints `{"gpu":false,…}` and exits 0.
@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use fathom_core::{Idx, MetricType};
 use fathom_gpu::{
-    GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources, gpu_available,
-    gpu_kmeans,
+    GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfSq, GpuResources,
+    gpu_available, gpu_kmeans,
 };
 use fathom_index::Index;
 use fathom_linalg::ClusteringParameters;
@@ -120,7 +120,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         32,
         MetricType::L2,
     )?);
-    for (name, mut index) in [("IVF4096,Flat", ivf_flat), ("IVF4096,PQ32", ivf_pq)] {
+    let ivf_sq: Box<dyn Index> = Box::new(GpuIndexIvfSq::new(
+        res.clone(),
+        d,
+        4096,
+        fathom_quant::QuantizerType::QT8bit,
+        MetricType::L2,
+    )?);
+    for (name, mut index) in [
+        ("IVF4096,Flat", ivf_flat),
+        ("IVF4096,PQ32", ivf_pq),
+        ("IVF4096,SQ8", ivf_sq),
+    ] {
         let t = Instant::now();
         index.train(&xt)?;
         let train_s = t.elapsed().as_secs_f64();

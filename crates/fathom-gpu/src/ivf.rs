@@ -15,7 +15,10 @@ use fathom_core::{
     check,
 };
 use fathom_index::ivf::IvfCodec;
-use fathom_index::{Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq, IndexView};
+use fathom_index::{
+    Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfScalarQuantizer, IndexView,
+};
+use fathom_quant::QuantizerType;
 
 use crate::flat::GpuIndexFlat;
 use crate::kernels::BLOCK;
@@ -34,7 +37,8 @@ struct Device {
     coarse: GpuIndexFlat,
     /// Coarse centroids (`nlist × d`), for PQ residual tables.
     centroids: CudaSlice<f32>,
-    /// PQ codebooks (`M × 256 × dsub`), for IVF-PQ.
+    /// The codec's tables: PQ codebooks (`M × 256 × dsub`) for IVF-PQ, the scalar
+    /// quantizer's decoding terms (`a` then `b`, d each: x = a·code + b) for IVF-SQ.
     pq: Option<CudaSlice<f32>>,
 }
 
@@ -77,16 +81,16 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
     }
 
     /// The device copy, built from the CPU index if it changed since.
-    fn device(&self, pq: Option<&[f32]>) -> Result<Arc<Device>> {
+    fn device(&self, tables: Option<&[f32]>) -> Result<Arc<Device>> {
         let mut slot = self.device.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(dev) = &*slot {
             return Ok(dev.clone());
         }
         let lists = self.cpu.invlists();
         let nlist = self.cpu.nlist();
-        // IVF-Flat codes are the vectors' floats, interleaved 4 bytes at a time; PQ codes
-        // a byte at a time.
-        let elem = if pq.is_some() { 1 } else { 4 };
+        // IVF-Flat codes are the vectors' floats, interleaved 4 bytes at a time; PQ and SQ
+        // codes (the codecs with tables) a byte at a time.
+        let elem = if tables.is_some() { 1 } else { 4 };
         let mut offsets = Vec::with_capacity(nlist + 1);
         let (mut ids, mut codes) = (Vec::new(), Vec::new());
         offsets.push(0i64);
@@ -108,7 +112,7 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
             },
             coarse,
             centroids: res.upload(&centroids_host)?,
-            pq: pq.map(|c| res.upload(c)).transpose()?,
+            pq: tables.map(|c| res.upload(c)).transpose()?,
         });
         *slot = Some(dev.clone());
         Ok(dev)
@@ -120,7 +124,7 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
         queries: &[f32],
         k: usize,
         params: &SearchParams<'_>,
-        pq: Option<&[f32]>,
+        tables: Option<&[f32]>,
     ) -> Result<Option<Prepared>> {
         check_k(k)?;
         if !self.cpu.is_trained() {
@@ -142,7 +146,7 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
             ));
         }
         check_k(nprobe).map_err(|e| e.context("nprobe"))?;
-        let dev = self.device(pq)?;
+        let dev = self.device(tables)?;
         let _g = self.res.lock();
         let q = self.res.upload(queries)?;
         if nq == 0 {
@@ -489,6 +493,122 @@ impl GpuIndexIvfPq {
 }
 
 gpu_ivf_index!(GpuIndexIvfPq, IndexIvfPq, search_gpu);
+
+/// IVF with 8-bit scalar-quantized vectors (residuals by default), searched on the GPU
+/// (Faiss's `GpuIndexIVFScalarQuantizer`): `QT_8bit` (a range per dimension) and
+/// `QT_8bit_uniform`. Its CPU form is the [`IndexIvfScalarQuantizer`] it wraps.
+pub struct GpuIndexIvfSq {
+    ivf: GpuIvf<fathom_index::ivf::IvfScalarQuantizer>,
+}
+
+impl GpuIndexIvfSq {
+    /// An untrained index: `nlist` lists of `qtype` codes (`QT8bit` or `QT8bitUniform`).
+    pub fn new(
+        res: Arc<GpuResources>,
+        d: usize,
+        nlist: usize,
+        qtype: QuantizerType,
+        metric: MetricType,
+    ) -> Result<Self> {
+        let q = IndexFlat::new(d, metric)?;
+        Self::from_cpu(
+            res,
+            IndexIvfScalarQuantizer::new(Box::new(q), nlist, qtype, metric)?,
+        )
+    }
+
+    /// Searches `cpu` on the GPU (the index moves in).
+    pub fn from_cpu(res: Arc<GpuResources>, cpu: IndexIvfScalarQuantizer) -> Result<Self> {
+        let qtype = cpu.codec().sq().qtype();
+        if !matches!(qtype, QuantizerType::QT8bit | QuantizerType::QT8bitUniform) {
+            return Err(Error::Unsupported(format!(
+                "GPU IVF-SQ takes 8-bit codes (QT_8bit, QT_8bit_uniform); {} has {qtype:?}",
+                cpu.description()
+            )));
+        }
+        Ok(GpuIndexIvfSq {
+            ivf: GpuIvf::new(res, cpu)?,
+        })
+    }
+
+    /// The decoding terms `x_j = a_j · code_j + b_j` (a, then b) from the trained ranges,
+    /// as the CPU codec derives them: a = vdiff / 255, b = vmin + 0.5 · vdiff / 255.
+    fn affine(&self) -> Vec<f32> {
+        let sq = self.ivf.cpu.codec().sq();
+        let (d, trained) = (sq.d(), sq.trained());
+        if !sq.is_trained() || trained.is_empty() {
+            return Vec::new();
+        }
+        let range = |i: usize| {
+            if sq.qtype() == QuantizerType::QT8bitUniform {
+                (trained[0], trained[1])
+            } else {
+                (trained[i], trained[d + i])
+            }
+        };
+        let scale = 255.0f32;
+        let a: Vec<f32> = (0..d).map(|i| range(i).1 / scale).collect();
+        let b: Vec<f32> = (0..d)
+            .map(|i| range(i).0 + 0.5 * range(i).1 / scale)
+            .collect();
+        [a, b].concat()
+    }
+
+    fn search_gpu(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        let metric = self.ivf.cpu.metric();
+        let affine = self.affine();
+        let Some(mut p) = self.ivf.prepare(queries, k, params, Some(&affine))? else {
+            return Ok(SearchResult::empty(0, k, metric));
+        };
+        let res = &*self.ivf.res;
+        let d = self.ivf.cpu.dim();
+        let kp = kpow(k);
+        let smem = topk_smem(kp) + 4 * (4 * d);
+        res.kernels.check_smem(smem, "IVF-SQ search")?;
+        let _g = res.lock();
+        let (d32, np32, byres, l2, k32, kp32) = (
+            d as i32,
+            p.nprobe as i32,
+            i32::from(self.ivf.cpu.by_residual),
+            i32::from(metric == MetricType::L2),
+            k as i32,
+            kp as i32,
+        );
+        let dev = &p.dev;
+        let affine = dev
+            .pq
+            .as_ref()
+            .ok_or_else(|| Error::invalid("no scalar quantizer ranges on the GPU"))?;
+        let lists = &dev.lists;
+        let mut b = res.stream.launch_builder(&res.kernels.ivf_sq8_scan);
+        b.arg(&p.q)
+            .arg(&d32)
+            .arg(&p.probes)
+            .arg(&np32)
+            .arg(&dev.centroids);
+        b.arg(affine)
+            .arg(&byres)
+            .arg(&lists.offsets)
+            .arg(&lists.codes)
+            .arg(&lists.ids);
+        b.arg(&l2).arg(&k32).arg(&kp32);
+        b.arg(&mut p.best.d).arg(&mut p.best.i);
+        // SAFETY: ivf_sq8_scan's arguments in order: nq × d queries, d, nq × nprobe list
+        // numbers, nprobe, nlist × d coarse centroids, 2·d decoding terms, the residual
+        // flag, nlist + 1 offsets, d-byte interleaved codes and ids of the concatenated
+        // lists, the metric flag, k, kpow, nq × k best keys and ids; one block per query
+        // with the shared memory computed above (selection state, then 4·d floats).
+        unsafe { b.launch(launch_cfg(p.nq, smem)) }.map_err(gpu_err("ivf_sq8_scan"))?;
+        p.best.finish(res, metric)
+    }
+}
+
+gpu_ivf_index!(GpuIndexIvfSq, IndexIvfScalarQuantizer, search_gpu);
 
 #[cfg(test)]
 mod tests {

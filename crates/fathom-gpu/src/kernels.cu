@@ -421,6 +421,67 @@ extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int 
     topk_store(t, gd, gi);
 }
 
+// IVF-SQ with 8-bit codes: as ivf_flat_scan, each interleaved code byte decoded as
+// a_j · code + b_j (`affine`: a then b, dim each), against the query's residual to the
+// list's centroid (L2, by_residual) or the query itself plus ⟨q, centroid⟩ (inner product).
+extern "C" __global__ void ivf_sq8_scan(const float* __restrict__ queries, int dim,
+                                        const long long* __restrict__ probes, int nprobe,
+                                        const float* __restrict__ coarse,
+                                        const float* __restrict__ affine, int by_residual,
+                                        const long long* __restrict__ offsets,
+                                        const unsigned char* __restrict__ codes,
+                                        const long long* __restrict__ ids, int l2, int k,
+                                        int kpow, float* best_d, long long* best_i) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    TopK t = topk_layout(smem, k, kpow);
+    float* qs = (float*)(t.count + 4);
+    float* res = qs + dim;
+    float* a = res + dim;
+    float* b = a + dim;
+    int q = blockIdx.x;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+        qs[j] = queries[(long long)q * dim + j];
+        a[j] = affine[j];
+        b[j] = affine[dim + j];
+    }
+    float* gd = best_d + (long long)q * k;
+    long long* gi = best_i + (long long)q * k;
+    topk_load(t, gd, gi);
+    __shared__ float qc;
+    for (int p = 0; p < nprobe; p++) {
+        long long list = probes[(long long)q * nprobe + p];
+        if (list < 0) continue;
+        const float* c = coarse + list * dim;
+        for (int j = threadIdx.x; j < dim; j += blockDim.x)
+            res[j] = (l2 && by_residual) ? qs[j] - c[j] : qs[j];
+        if (threadIdx.x == 0) {
+            float s = 0.f;
+            if (!l2 && by_residual)
+                for (int j = 0; j < dim; j++) s += qs[j] * c[j];
+            qc = s;
+        }
+        __syncthreads();
+        long long start = offsets[list], end = offsets[list + 1];
+        for (long long base = start; base < end; base += blockDim.x) {
+            long long r = base + threadIdx.x;
+            long long id = r < end ? ids[r] : -1;
+            bool has = id >= 0;
+            float key = 0.f;
+            if (has) {
+                float s = 0.f;
+                for (int j = 0; j < dim; j++) {
+                    float x = a[j] * (float)codes[interleaved(r, dim, j)] + b[j];
+                    if (l2) { float e = res[j] - x; s += e * e; } else { s += res[j] * x; }
+                }
+                key = l2 ? s : -(qc + s);
+            }
+            topk_offer(t, has, key, id);
+        }
+        __syncthreads();
+    }
+    topk_store(t, gd, gi);
+}
+
 // IVF-PQ with 8-bit codes: per probed list the block builds the look-up table
 // table[m][c] (M × 256) in shared memory for the query's residual against the list's
 // centroid (L2), or the query's sub-vectors (inner product, plus ⟨q, centroid⟩), then

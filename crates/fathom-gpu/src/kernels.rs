@@ -61,6 +61,7 @@ pub(crate) struct Kernels {
     pub argmin_tile: CudaFunction,
     pub centroid_means: CudaFunction,
     pub range_tile: CudaFunction,
+    pub ivf_sq8_scan: CudaFunction,
     /// The most dynamic shared memory a block may have on this device.
     pub max_smem: usize,
 }
@@ -102,6 +103,7 @@ impl Kernels {
             argmin_tile: f("argmin_tile")?,
             centroid_means: f("centroid_means")?,
             range_tile: f("range_tile")?,
+            ivf_sq8_scan: f("ivf_sq8_scan")?,
             max_smem,
         };
         // Opt in to more than the default 48 KiB of dynamic shared memory (large k, PQ
@@ -110,6 +112,7 @@ impl Kernels {
             &kernels.select_tile,
             &kernels.ivf_flat_scan,
             &kernels.ivf_pq_scan,
+            &kernels.ivf_sq8_scan,
             &kernels.rerank,
             &kernels.rerank_f16,
         ] {

@@ -9,12 +9,13 @@ use fathom_core::{
     Error, IdSelector, IdSelectorRange, Idx, MetricType, SearchParams, SearchResult,
 };
 use fathom_gpu::{
-    GpuAssigner, GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources,
-    bf_knn, bf_knn_device, gpu_available, gpu_kmeans, index_cpu_to_gpu, index_cpu_to_gpu_multiple,
-    index_gpu_to_cpu,
+    GpuAssigner, GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfSq,
+    GpuResources, bf_knn, bf_knn_device, gpu_available, gpu_kmeans, index_cpu_to_gpu,
+    index_cpu_to_gpu_multiple, index_gpu_to_cpu,
 };
 use fathom_index::{Index, IndexFlat, index_factory};
 use fathom_linalg::{Assigner, ClusterMembers, ClusteringParameters, Kmeans};
+use fathom_quant::QuantizerType;
 use fathom_tests::get_dataset_2;
 use fathom_tests::harness::{Outcome, PASSED, skipped};
 
@@ -63,6 +64,7 @@ fn kernels_compile_with_nvrtc() -> Outcome {
         "argmin_tile",
         "centroid_means",
         "range_tile",
+        "ivf_sq8_scan",
         "ivf_flat_scan",
         "ivf_pq_scan",
     ];
@@ -489,7 +491,7 @@ fn ivf_flat_and_ivf_pq_match_the_cpu_recall() -> Outcome {
     let mut exact = IndexFlat::new_l2(d).unwrap();
     exact.add(&xb).unwrap();
     let gt = exact.search(&xq, 1).unwrap().labels;
-    for desc in ["IVF64,Flat", "IVF64,PQ8"] {
+    for desc in ["IVF64,Flat", "IVF64,PQ8", "IVF64,SQ8"] {
         let mut cpu = index_factory(d, desc, MetricType::L2).unwrap();
         cpu.train(&xt).unwrap();
         cpu.add(&xb).unwrap();
@@ -512,10 +514,17 @@ fn ivf_flat_and_ivf_pq_match_the_cpu_recall() -> Outcome {
     cpu.train(&xt).unwrap();
     cpu.add(&xb).unwrap();
     ivf_recalls(&mut g, &mut *cpu, &xq, &gt);
-    let mut g = GpuIndexIvfPq::new(res, d, 64, 8, MetricType::L2).unwrap();
+    let mut g = GpuIndexIvfPq::new(res.clone(), d, 64, 8, MetricType::L2).unwrap();
     g.train(&xt).unwrap();
     g.add(&xb).unwrap();
     let mut cpu = index_factory(d, "IVF64,PQ8", MetricType::L2).unwrap();
+    cpu.train(&xt).unwrap();
+    cpu.add(&xb).unwrap();
+    ivf_recalls(&mut g, &mut *cpu, &xq, &gt);
+    let mut g = GpuIndexIvfSq::new(res, d, 64, QuantizerType::QT8bit, MetricType::L2).unwrap();
+    g.train(&xt).unwrap();
+    g.add(&xb).unwrap();
+    let mut cpu = index_factory(d, "IVF64,SQ8", MetricType::L2).unwrap();
     cpu.train(&xt).unwrap();
     cpu.add(&xb).unwrap();
     ivf_recalls(&mut g, &mut *cpu, &xq, &gt);
@@ -532,7 +541,7 @@ fn inner_product_ivf_matches_the_cpu() -> Outcome {
     let mut exact = IndexFlat::new_ip(d).unwrap();
     exact.add(&xb).unwrap();
     let gt = exact.search(&xq, 1).unwrap().labels;
-    for desc in ["IVF32,Flat", "IVF32,PQ8"] {
+    for desc in ["IVF32,Flat", "IVF32,PQ8", "IVF32,SQ8"] {
         let mut cpu = index_factory(d, desc, MetricType::InnerProduct).unwrap();
         cpu.train(&xt).unwrap();
         cpu.add(&xb).unwrap();

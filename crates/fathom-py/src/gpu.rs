@@ -1,5 +1,6 @@
 //! Faiss's GPU API: `StandardGpuResources`, `index_cpu_to_gpu`, `index_gpu_to_cpu`,
-//! `index_cpu_to_all_gpus`, `GpuIndexFlatL2/IP`, `GpuIndexIVFFlat`, `GpuIndexIVFPQ`, their
+//! `index_cpu_to_all_gpus`, `GpuIndexFlatL2/IP`, `GpuIndexIVFFlat`, `GpuIndexIVFPQ`,
+//! `GpuIndexIVFScalarQuantizer`, their
 //! config objects, `knn_gpu` and `get_num_gpus`, over fathom-gpu. The module always has
 //! them (faiss-cpu has none): on a machine without a GPU `get_num_gpus()` is 0 and making
 //! a GPU index raises `FathomError` saying why, so `if faiss.get_num_gpus():` code works.
@@ -7,7 +8,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use fathom::gpu::{GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuResources};
+use fathom::gpu::{
+    GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfSq, GpuResources,
+};
 use fathom::{Index, IndexView, MetricType};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -389,6 +392,49 @@ impl PyGpuIndexIVFPQ {
     }
 }
 
+/// IVF with 8-bit scalar-quantized vectors on a GPU (Faiss's
+/// `GpuIndexIVFScalarQuantizer`).
+#[pyclass(
+    extends = PyGpuIndexIVF,
+    frozen,
+    module = "fathom",
+    name = "GpuIndexIVFScalarQuantizer"
+)]
+pub struct PyGpuIndexIVFScalarQuantizer;
+
+#[pymethods]
+impl PyGpuIndexIVFScalarQuantizer {
+    /// An untrained IVF-SQ index of dimension `d`, `nlist` lists, codes of type `qtype`
+    /// (`ScalarQuantizer.QT_8bit` or `QT_8bit_uniform`).
+    #[new]
+    #[pyo3(signature = (res, d, nlist, qtype, metric = 1, encode_residual = true, config = None))]
+    fn new(
+        res: &Bound<'_, StandardGpuResources>,
+        d: i64,
+        nlist: i64,
+        qtype: i64,
+        metric: i64,
+        encode_residual: bool,
+        config: Option<&Bound<'_, GpuIndexIvfConfig>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let r = res.get().on(ivf_device(config))?;
+        let m = crate::index::metric(metric, 0.0)?;
+        let qt = u32::try_from(qtype)
+            .ok()
+            .and_then(|c| fathom::quant::QuantizerType::from_code(c).ok())
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("unknown scalar quantizer type {qtype}"))
+            })?;
+        let q = fathom::IndexFlat::new(count("d", d)?, m).or_raise()?;
+        let mut cpu =
+            fathom::IndexIvfScalarQuantizer::new(Box::new(q), count("nlist", nlist)?, qt, m)
+                .or_raise()?;
+        cpu.by_residual = encode_residual;
+        let index = GpuIndexIvfSq::from_cpu(r, cpu).or_raise()?;
+        Ok(ivf_init(Box::new(index)).add_subclass(PyGpuIndexIVFScalarQuantizer))
+    }
+}
+
 /// A GPU index with its most specific Python class.
 fn wrap_gpu(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
     let any: &dyn std::any::Any = &*index;
@@ -408,6 +454,10 @@ fn wrap_gpu(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
     }
     if any.is::<GpuIndexIvfPq>() {
         return Ok(Py::new(py, ivf_init(index).add_subclass(PyGpuIndexIVFPQ))?.into_any());
+    }
+    if any.is::<GpuIndexIvfSq>() {
+        let init = ivf_init(index).add_subclass(PyGpuIndexIVFScalarQuantizer);
+        return Ok(Py::new(py, init)?.into_any());
     }
     crate::classes::wrap_index(py, index)
 }
@@ -561,6 +611,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyGpuIndexIVF::type_object(py),
         PyGpuIndexIVFFlat::type_object(py),
         PyGpuIndexIVFPQ::type_object(py),
+        PyGpuIndexIVFScalarQuantizer::type_object(py),
     ] {
         m.add(t.name()?, t)?;
     }

@@ -41,6 +41,7 @@ def test_without_a_gpu_the_api_is_there_and_says_why_it_cannot_run():
         lambda: faiss.GpuIndexFlatIP(res, cpu),
         lambda: faiss.GpuIndexIVFFlat(res, 8, 4),
         lambda: faiss.GpuIndexIVFPQ(res, 8, 4, 2),
+        lambda: faiss.GpuIndexIVFScalarQuantizer(res, 8, 4, faiss.ScalarQuantizer.QT_8bit),
         lambda: faiss.index_cpu_to_gpu(res, 0, cpu),
         lambda: faiss.index_cpu_to_all_gpus(cpu),
         lambda: faiss.knn_gpu(res, np.ones((1, 8), "float32"), np.ones((4, 8), "float32"), 2),
@@ -108,7 +109,8 @@ def test_gpu_flat_answers_as_the_cpu_flat_in_every_precision():
 def test_gpu_ivf_indexes_round_trip_and_recall_as_the_cpu():
     xt, xb, xq = data()
     res = faiss.StandardGpuResources()
-    for key, GpuClass in [("IVF64,Flat", faiss.GpuIndexIVFFlat), ("IVF64,PQ8", faiss.GpuIndexIVFPQ)]:
+    for key, GpuClass in [("IVF64,Flat", faiss.GpuIndexIVFFlat), ("IVF64,PQ8", faiss.GpuIndexIVFPQ),
+                          ("IVF64,SQ8", faiss.GpuIndexIVFScalarQuantizer)]:
         cpu = faiss.index_factory(32, key)
         cpu.train(xt)
         cpu.add(xb)
@@ -127,6 +129,10 @@ def test_gpu_ivf_indexes_round_trip_and_recall_as_the_cpu():
     g.add(xb)
     assert g.ntotal == len(xb)
     g = faiss.GpuIndexIVFPQ(res, 32, 64, 8)
+    g.train(xt)
+    g.add(xb)
+    assert g.ntotal == len(xb)
+    g = faiss.GpuIndexIVFScalarQuantizer(res, 32, 64, faiss.ScalarQuantizer.QT_8bit)
     g.train(xt)
     g.add(xb)
     assert g.ntotal == len(xb)

@@ -1584,6 +1584,15 @@ class GpuIndexIVFPQ(GpuIndexIVF):
         `nbits_per_idx` = 8 bits.
         """
 
+class GpuIndexIVFScalarQuantizer(GpuIndexIVF):
+    """IVF with 8-bit scalar-quantized vectors on a GPU (Faiss's
+    `GpuIndexIVFScalarQuantizer`).
+    """
+    def __init__(self, res: StandardGpuResources, d: int, nlist: int, qtype: int, metric: int = 1, encode_residual: bool = True, config: GpuIndexIVFConfig | None = None) -> None:
+        """An untrained IVF-SQ index of dimension `d`, `nlist` lists, codes of type `qtype`
+        (`ScalarQuantizer.QT_8bit` or `QT_8bit_uniform`).
+        """
+
 def clone_index(index: Index) -> Any:
     """A deep copy of `index`."""
 
