@@ -10,13 +10,21 @@ out=${OUT:-$here/out}
 data=${FATHOM_GPU_DATA:-/tmp/fathom-gpu-data}
 mkdir -p "$out"
 
-# cudarc opens libcublas.so / libnvrtc.so (or .so.12); CUDA 13 installs .so.13. Link the
-# newest found under the usual prefixes into one folder on the library path.
+# cudarc opens libcublas.so / libnvrtc.so (or .so.12); CUDA 13 installs .so.13. Link each
+# library, from the toolkit first (its NVRTC matches the driver: PTX from a newer NVRTC
+# than the driver's CUDA does not load), into one folder on the library path.
 libs="$here/cuda-libs"
 mkdir -p "$libs"
 for lib in cublas cublasLt nvrtc; do
-    found=$(find /usr/local/cuda/ /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu/ /opt/ \
-        \( -name "lib$lib.so" -o -name "lib$lib.so.1[23]*" \) 2>/dev/null | sort -V | tail -1)
+    found=""
+    for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+        /usr/lib/x86_64-linux-gnu; do
+        found=$(ls "$dir/lib$lib.so" "$dir"/lib$lib.so.1[23]* 2>/dev/null | sort -V | tail -1)
+        [ -n "$found" ] && break
+    done
+    if [ -z "$found" ]; then
+        found=$(find /usr/local/ /opt/ -name "lib$lib.so.1[23]*" 2>/dev/null | sort -V | tail -1)
+    fi
     if [ -n "$found" ]; then
         ln -sf "$found" "$libs/lib$lib.so"
         export LD_LIBRARY_PATH="$(dirname "$found"):${LD_LIBRARY_PATH:-}"
@@ -25,6 +33,7 @@ done
 export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}"
 echo "libraries: $(ls -l "$libs" | awk 'NR > 1 {print $9 " -> " $11}' | tr '\n' ' ')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$out/device.txt"
+nvidia-smi 2>/dev/null | grep -o "CUDA Version: [0-9.]*" | tee -a "$out/device.txt"
 
 start=$(date +%s)
 "$here/gpu-tests" 2>&1 | tee "$out/tests.log"

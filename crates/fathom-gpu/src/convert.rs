@@ -8,25 +8,28 @@ use fathom_core::{Error, Idx, Result};
 use fathom_index::ivf::IvfCodecView;
 use fathom_index::ivf::SubsetType;
 use fathom_index::{
-    Index, IndexIdMap, IndexIvfFlat, IndexIvfPq, IndexIvfScalarQuantizer, IndexReplicas,
-    IndexShards, IndexView, ShardIds,
+    Index, IndexIdMap, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan, IndexIvfScalarQuantizer,
+    IndexReplicas, IndexShards, IndexView, ShardIds,
 };
 
 use crate::flat::GpuIndexFlat;
-use crate::ivf::{GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfSq};
+use crate::ivf::{GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfPqFastScan, GpuIndexIvfSq};
 use crate::resources::GpuResources;
 
 /// A GPU copy of `index`: `IndexFlat` (L2, IP) → [`GpuIndexFlat`], `IndexIvfFlat` →
 /// [`GpuIndexIvfFlat`], `IndexIvfPq` (8-bit codes, M ≤ 64) → [`GpuIndexIvfPq`],
-/// `IndexIvfScalarQuantizer` (8-bit codes) → [`GpuIndexIvfSq`]. Other types are an error
-/// naming them.
+/// `IndexIvfScalarQuantizer` (8-bit codes) → [`GpuIndexIvfSq`], `IndexIvfPqFastScan` →
+/// [`GpuIndexIvfPqFastScan`]. Other types are an error naming them.
 pub fn index_cpu_to_gpu(res: Arc<GpuResources>, index: &dyn Index) -> Result<Box<dyn Index>> {
     match index.view() {
         IndexView::Flat(flat) => return Ok(Box::new(GpuIndexFlat::from_cpu(res, flat)?)),
         IndexView::Ivf(ivf)
             if matches!(
                 ivf.codec(),
-                IvfCodecView::Flat(_) | IvfCodecView::Pq(_) | IvfCodecView::ScalarQuantizer(_)
+                IvfCodecView::Flat(_)
+                    | IvfCodecView::Pq(_)
+                    | IvfCodecView::ScalarQuantizer(_)
+                    | IvfCodecView::PqFastScan(_)
             ) =>
         {
             // The GPU index owns its CPU form: give it a deep copy.
@@ -36,8 +39,8 @@ pub fn index_cpu_to_gpu(res: Arc<GpuResources>, index: &dyn Index) -> Result<Box
         _ => {}
     }
     Err(Error::Unsupported(format!(
-        "{} has no GPU form (fathom's GPU indexes: Flat, IVF-Flat, IVF-PQ and IVF-SQ with 8-bit \
-         codes)",
+        "{} has no GPU form (fathom's GPU indexes: Flat, IVF-Flat, IVF-PQ with 8- or 4-bit codes \
+         (fast-scan too), IVF-SQ with 8-bit codes)",
         index.description()
     )))
 }
@@ -52,7 +55,10 @@ fn into_gpu(res: Arc<GpuResources>, index: Box<dyn Index>) -> Result<Box<dyn Ind
             Ok(ivf) => Ok(Box::new(GpuIndexIvfPq::from_cpu(res, *ivf)?)),
             Err(any) => match any.downcast::<IndexIvfScalarQuantizer>() {
                 Ok(ivf) => Ok(Box::new(GpuIndexIvfSq::from_cpu(res, *ivf)?)),
-                Err(_) => Err(Error::Unsupported("no GPU form for this index type".into())),
+                Err(any) => match any.downcast::<IndexIvfPqFastScan>() {
+                    Ok(ivf) => Ok(Box::new(GpuIndexIvfPqFastScan::from_cpu(res, *ivf)?)),
+                    Err(_) => Err(Error::Unsupported("no GPU form for this index type".into())),
+                },
             },
         },
     }
@@ -73,6 +79,9 @@ pub fn index_gpu_to_cpu(index: &dyn Index) -> Result<Box<dyn Index>> {
         return fathom_io::faiss::clone_index(g.cpu());
     }
     if let Some(g) = any.downcast_ref::<GpuIndexIvfSq>() {
+        return fathom_io::faiss::clone_index(g.cpu());
+    }
+    if let Some(g) = any.downcast_ref::<GpuIndexIvfPqFastScan>() {
         return fathom_io::faiss::clone_index(g.cpu());
     }
     fathom_io::faiss::clone_index(index)
@@ -135,9 +144,10 @@ pub fn index_cpu_to_gpu_multiple(
     split_ivf!(IndexIvfFlat, GpuIndexIvfFlat);
     split_ivf!(IndexIvfPq, GpuIndexIvfPq);
     split_ivf!(IndexIvfScalarQuantizer, GpuIndexIvfSq);
+    split_ivf!(IndexIvfPqFastScan, GpuIndexIvfPqFastScan);
     Err(Error::Unsupported(format!(
-        "{} has no GPU form (fathom's GPU indexes: Flat, IVF-Flat, IVF-PQ and IVF-SQ with 8-bit \
-         codes)",
+        "{} has no GPU form (fathom's GPU indexes: Flat, IVF-Flat, IVF-PQ with 8- or 4-bit codes \
+         (fast-scan too), IVF-SQ with 8-bit codes)",
         index.description()
     )))
 }

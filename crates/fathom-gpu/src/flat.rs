@@ -12,6 +12,7 @@ use fathom_core::{
     check,
 };
 use fathom_index::{Index, IndexFlat};
+use rayon::prelude::*;
 
 use crate::kernels::BLOCK;
 use crate::resources::{Best, GpuResources, MAX_K, gpu_err, kpow, topk_smem};
@@ -35,8 +36,11 @@ pub enum GpuFlatPrecision {
     /// candidates (max(2k, k + 32), at most 2048), which are re-ranked by exact FP32
     /// distances. A bound on TF32's error then certifies each query's answer: a query whose
     /// k-th exact distance is not clear of the excluded vectors by that bound is searched
-    /// again in FP32. So the answers are [`GpuFlatPrecision::F32`]'s;
-    /// [`GpuIndexFlat::fp32_searches`] counts the queries that needed the second search.
+    /// again in FP32. So the neighbours are the exact best k, as
+    /// [`GpuFlatPrecision::F32`] finds them (distances are computed directly, Σ(q − x)²,
+    /// so they may differ from F32's in the last bits, and exact ties may order
+    /// differently); [`GpuIndexFlat::fp32_searches`] counts the queries that needed the
+    /// second search.
     Tf32,
     /// FP16 vectors — half the memory, twice the vectors per GPU (Faiss's `useFloat16`);
     /// FP16 tensor-core products with FP32 accumulation over-fetch candidates as for
@@ -236,8 +240,11 @@ impl GpuIndexFlat {
         // SAFETY: l2_norms reads n rows of d floats from `src` and writes n floats to
         // `dst`, the slices just sized so.
         unsafe { b.launch(LaunchConfig::for_num_elems(n as u32)) }.map_err(gpu_err("l2_norms"))?;
-        // The TF32 error bound needs the largest norm; an FP32 index made here is never
-        // switched to TF32, but keep the bound safe: unknown means unbounded.
+        // The TF32 error bound needs the largest norm, unknown here (the vectors never
+        // reach the host): infinity makes the bound infinite, so a TF32 search of this
+        // index would certify no query and search every one again in FP32 — correct, never
+        // fast. (bf_knn_device searches in FP32.) For inner product err_b is 0 and
+        // 0·∞ = NaN, which compares false: uncertified too.
         self.max_norm_sq = f32::INFINITY;
         self.ntotal += n;
         Ok(())
@@ -421,14 +428,18 @@ impl GpuIndexFlat {
                 lists.push(first.hits(q, n));
             }
         }
-        if !again.is_empty() {
-            let most = again
-                .iter()
-                .map(|&q| first.0[q] as usize)
-                .max()
-                .unwrap_or(0);
+        // Products of a different batch may round differently, so a vector on the radius
+        // can flip and a query count more than before: repeat until every query's hits fit
+        // its room (with slack; one round in practice).
+        let mut room: Vec<usize> = again.iter().map(|&q| first.0[q] as usize + 16).collect();
+        for _round in 0..8 {
+            if again.is_empty() {
+                break;
+            }
+            let most = room.iter().copied().max().unwrap_or(1);
             // Queries per pass so that the results fit the temporary memory.
-            let per_pass = (res.temp_memory() / (12 * most.max(1))).max(1);
+            let per_pass = (res.temp_memory() / (12 * most)).max(1);
+            let (mut next, mut next_room) = (Vec::new(), Vec::new());
             for chunk in again.chunks(per_pass) {
                 let rows: Vec<f32> = chunk
                     .iter()
@@ -437,9 +448,22 @@ impl GpuIndexFlat {
                     .collect();
                 let pass = self.range_pass(&rows, chunk.len(), bound, allow, most)?;
                 for (j, &q) in chunk.iter().enumerate() {
-                    lists[q] = pass.hits(j, pass.0[j] as usize);
+                    let n = pass.0[j] as usize;
+                    if n > pass.1 {
+                        next.push(q);
+                        next_room.push(n + 16);
+                    } else {
+                        lists[q] = pass.hits(j, n);
+                    }
                 }
             }
+            (again, room) = (next, next_room);
+        }
+        if !again.is_empty() {
+            return Err(Error::invalid(format!(
+                "range search: {} queries found a different number of hits on every pass",
+                again.len()
+            )));
         }
         for (ids, dists) in &mut lists {
             let mut pairs: Vec<(Idx, f32)> =
@@ -542,25 +566,32 @@ impl GpuIndexFlat {
             .collect();
         let mut tops: Vec<fathom_kernels::TopK> =
             (0..nq).map(|_| fathom_kernels::TopK::new(k)).collect();
-        let mut keys = Vec::new();
         self.for_each_tile(operands, nq, |ip, (q0, qn), (x0, xn)| {
             let tile = stream
                 .clone_dtoh(&ip.slice(..qn * xn))
                 .map_err(gpu_err("copying a tile"))?;
-            for (r, row) in tile.chunks_exact(xn).enumerate() {
-                let qi = q0 + r;
-                keys.clear();
-                keys.extend(row.iter().zip(&xnorms[x0..x0 + xn]).map(|(&v, &xn2)| {
-                    if l2 {
-                        (qnorms[qi] + xn2 - 2.0 * v).max(0.0)
-                    } else {
-                        -v
-                    }
-                }));
-                tops[qi].push_run(x0 as Idx, &keys, |id| {
-                    selector.is_none_or(|s| s.is_member(id))
+            // The tile's rows in parallel, one query's heap each.
+            tops[q0..q0 + qn]
+                .par_iter_mut()
+                .zip(tile.par_chunks_exact(xn))
+                .enumerate()
+                .for_each(|(r, (top, row))| {
+                    let qn2 = qnorms[q0 + r];
+                    let keys: Vec<f32> = row
+                        .iter()
+                        .zip(&xnorms[x0..x0 + xn])
+                        .map(|(&v, &xn2)| {
+                            if l2 {
+                                (qn2 + xn2 - 2.0 * v).max(0.0)
+                            } else {
+                                -v
+                            }
+                        })
+                        .collect();
+                    top.push_run(x0 as Idx, &keys, |id| {
+                        selector.is_none_or(|s| s.is_member(id))
+                    });
                 });
-            }
             Ok(())
         })?;
         let mut out = SearchResult {
@@ -632,13 +663,14 @@ impl GpuIndexFlat {
             return Ok((best, vec![1; nq]));
         }
         let l2 = self.metric == MetricType::L2;
-        // TF32 keeps 10 of FP32's 23 fraction bits; truncation (the hardware's rounding may
-        // be better) makes each operand's relative error ≤ u = 2⁻¹⁰, each product's ≤
-        // 2u + u², and FP32 accumulation over d terms adds γ = d·2⁻²⁴·1.01 of Σ|q_i·x_i| ≤
-        // ‖q‖·‖x‖. L2 keys (‖q‖² + ‖x‖² − 2⟨q, x⟩) double the product's error and add
-        // the norms' and the sum's rounding, ≤ (γ + 4·2⁻²⁴)·(‖q‖² + ‖x‖²).
+        // TF32 keeps 10 of FP32's 23 fraction bits; truncation (cuBLAS may round, which is
+        // better) makes each operand's relative error ≤ u = 2⁻¹⁰, each product's ≤
+        // 2u + u², and accumulation over d terms adds γ of Σ|q_i·x_i| ≤ ‖q‖·‖x‖ — taken
+        // as d·2⁻²³·1.01, as for truncating accumulation (tensor cores align without guard
+        // bits). L2 keys (‖q‖² + ‖x‖² − 2⟨q, x⟩) double the product's error and add the
+        // norms' and the sum's rounding, ≤ (γ + 4·2⁻²⁴)·(‖q‖² + ‖x‖²).
         let u = 2f32.powi(-10);
-        let gamma = self.d as f32 * 2f32.powi(-24) * 1.01;
+        let gamma = self.d as f32 * 2f32.powi(-23) * 1.01;
         let max_norm = self.max_norm_sq.sqrt();
         let err_a = if l2 { 2.0 } else { 1.0 } * (2.0 * u + u * u + gamma) * max_norm;
         let err_b = if l2 {
@@ -898,7 +930,8 @@ impl Index for GpuIndexFlat {
             Store::F16(_) => {
                 if let Some(v) = x.iter().find(|v| v.abs() > F16_MAX) {
                     return Err(Error::invalid(format!(
-                        "an FP16 GPU index stores values within ±{F16_MAX}; got {v} (use                          GpuFlatPrecision::F32 or Tf32 for such vectors)"
+                        "an FP16 GPU index stores values within ±{F16_MAX}; got {v} (use \
+                         GpuFlatPrecision::F32 or Tf32 for such vectors)"
                     )));
                 }
                 Some(
@@ -975,7 +1008,24 @@ impl Index for GpuIndexFlat {
             return self.search_large_k(queries, nq, k, params.selector);
         }
         let allow = self.allow(params.selector)?;
-        self.search_host(queries, nq, k, &allow)
+        // Queries in batches whose candidates (over-fetched for TF32 and FP16: 12 bytes
+        // each) fit the temporary memory.
+        let batch = (self.res.temp_memory() / (12 * (overfetch(k) + k))).max(1);
+        if nq <= batch {
+            return self.search_host(queries, nq, k, &allow);
+        }
+        let mut out = SearchResult {
+            nq,
+            k,
+            distances: Vec::with_capacity(nq * k),
+            labels: Vec::with_capacity(nq * k),
+        };
+        for part in queries.chunks(batch * self.d) {
+            let r = self.search_host(part, part.len() / self.d, k, &allow)?;
+            out.distances.extend(r.distances);
+            out.labels.extend(r.labels);
+        }
+        Ok(out)
     }
     fn range_search_with(
         &self,
@@ -990,7 +1040,21 @@ impl Index for GpuIndexFlat {
         check::finite("queries", queries, self.d)?;
         let _g = self.res.lock();
         let allow = self.allow(params.selector)?;
-        self.range_search_gpu(queries, nq, radius, &allow)
+        // Queries in batches whose first-pass room (256 hits of 12 bytes) fits the
+        // temporary memory.
+        let batch = (self.res.temp_memory() / (12 * 256)).max(1);
+        if nq <= batch {
+            return self.range_search_gpu(queries, nq, radius, &allow);
+        }
+        let mut lists = Vec::with_capacity(nq);
+        for part in queries.chunks(batch * self.d) {
+            let r = self.range_search_gpu(part, part.len() / self.d, radius, &allow)?;
+            for q in 0..part.len() / self.d {
+                let (ids, dists) = r.query(q);
+                lists.push((ids.to_vec(), dists.to_vec()));
+            }
+        }
+        Ok(RangeSearchResult::from_lists(lists))
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
         self.reconstruct_n(id, 1)

@@ -16,9 +16,10 @@ use fathom_core::{
 };
 use fathom_index::ivf::IvfCodec;
 use fathom_index::{
-    Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfScalarQuantizer, IndexView,
+    Index, IndexFlat, IndexIvf, IndexIvfFlat, IndexIvfPq, IndexIvfPqFastScan,
+    IndexIvfScalarQuantizer, IndexView,
 };
-use fathom_quant::QuantizerType;
+use fathom_quant::{ProductQuantizer, QuantizerType};
 
 use crate::flat::GpuIndexFlat;
 use crate::kernels::BLOCK;
@@ -64,11 +65,6 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
                 cpu.metric()
             )));
         }
-        if cpu.invlists().block_layout().is_some() {
-            return Err(Error::Unsupported(
-                "fast-scan block lists have no GPU form".into(),
-            ));
-        }
         Ok(GpuIvf {
             res,
             cpu,
@@ -94,8 +90,19 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
         let mut offsets = Vec::with_capacity(nlist + 1);
         let (mut ids, mut codes) = (Vec::new(), Vec::new());
         offsets.push(0i64);
+        let mut unpacked = Vec::new();
         for l in 0..nlist {
-            interleave_list(lists.ids(l), lists.codes(l), elem, &mut ids, &mut codes)?;
+            // Fast-scan lists hold blocks: their codes are unpacked one by one first.
+            let list_codes = if lists.block_layout().is_some() {
+                unpacked.clear();
+                for o in 0..lists.list_size(l) {
+                    unpacked.extend_from_slice(&lists.code(l, o));
+                }
+                &unpacked[..]
+            } else {
+                lists.codes(l)
+            };
+            interleave_list(lists.ids(l), list_codes, elem, &mut ids, &mut codes)?;
             offsets.push(ids.len() as i64);
         }
         let res = &self.res;
@@ -400,9 +407,88 @@ impl GpuIndexIvfFlat {
 
 gpu_ivf_index!(GpuIndexIvfFlat, IndexIvfFlat, search_gpu);
 
-/// IVF with 8-bit PQ codes, searched on the GPU with look-up tables in shared memory
-/// (Faiss's `GpuIndexIVFPQ`); M ≤ 64 sub-quantizers of 8 bits. Its CPU form is the
-/// [`IndexIvfPq`] it wraps.
+/// Whether the GPU's PQ scan takes `pq`: 8-bit codes with M ≤ 64, or 4-bit codes with
+/// M ≤ 256 (the look-up table, M × 2^nbits floats, lives in shared memory).
+fn check_gpu_pq(pq: &ProductQuantizer, description: &str) -> Result<()> {
+    let fits = match pq.nbits() {
+        8 => pq.m() <= 64,
+        4 => pq.m() <= 256,
+        _ => false,
+    };
+    if !fits {
+        return Err(Error::Unsupported(format!(
+            "GPU IVF-PQ takes up to 64 sub-quantizers of 8 bits or 256 of 4 bits; {description} \
+             has {} × {}",
+            pq.m(),
+            pq.nbits()
+        )));
+    }
+    Ok(())
+}
+
+/// The search both GPU IVF-PQ indexes run: coarse step, then `ivf_pq_scan` with the PQ's
+/// codebooks.
+fn search_pq<C: IvfCodec + 'static>(
+    ivf: &GpuIvf<C>,
+    pq: &ProductQuantizer,
+    queries: &[f32],
+    k: usize,
+    params: &SearchParams<'_>,
+) -> Result<SearchResult> {
+    let metric = ivf.cpu.metric();
+    let Some(mut p) = ivf.prepare(queries, k, params, Some(pq.centroids()))? else {
+        return Ok(SearchResult::empty(0, k, metric));
+    };
+    let res = &*ivf.res;
+    let d = ivf.cpu.dim();
+    let (m, nbits) = (pq.m(), pq.nbits());
+    let kp = kpow(k);
+    let smem = topk_smem(kp) + 4 * (2 * d + (m << nbits));
+    res.kernels.check_smem(smem, "IVF-PQ search")?;
+    let _g = res.lock();
+    let (d32, np32, m32, nb32, byres, l2, k32, kp32) = (
+        d as i32,
+        p.nprobe as i32,
+        m as i32,
+        nbits as i32,
+        i32::from(ivf.cpu.by_residual),
+        i32::from(metric == MetricType::L2),
+        k as i32,
+        kp as i32,
+    );
+    let dev = &p.dev;
+    let codebooks = dev
+        .pq
+        .as_ref()
+        .ok_or_else(|| Error::invalid("no PQ codebooks on the GPU"))?;
+    let lists = &dev.lists;
+    let mut b = res.stream.launch_builder(&res.kernels.ivf_pq_scan);
+    b.arg(&p.q)
+        .arg(&d32)
+        .arg(&p.probes)
+        .arg(&np32)
+        .arg(&dev.centroids);
+    b.arg(codebooks)
+        .arg(&m32)
+        .arg(&nb32)
+        .arg(&byres)
+        .arg(&lists.offsets)
+        .arg(&lists.codes);
+    b.arg(&lists.ids).arg(&l2).arg(&k32).arg(&kp32);
+    b.arg(&mut p.best.d).arg(&mut p.best.i);
+    // SAFETY: ivf_pq_scan's arguments in order: nq × d queries, d, nq × nprobe list
+    // numbers, nprobe, nlist × d coarse centroids, M × 2^nbits × (d / M) codebooks, M,
+    // nbits (8 or 4, checked by check_gpu_pq), the residual flag, nlist + 1 offsets, the
+    // interleaved codes (⌈M·nbits / 8⌉ bytes a row) and ids of the concatenated lists, the
+    // metric flag, k, kpow, nq × k best keys and ids; one block per query with the shared
+    // memory computed above.
+    unsafe { b.launch(launch_cfg(p.nq, smem)) }.map_err(gpu_err("ivf_pq_scan"))?;
+    p.best.finish(res, metric)
+}
+
+/// IVF with PQ codes (8 or 4 bits), searched on the GPU with look-up tables in shared
+/// memory (Faiss's `GpuIndexIVFPQ`); M ≤ 64 sub-quantizers of 8 bits or M ≤ 256 of 4.
+/// Its CPU form is the [`IndexIvfPq`] it wraps.
 pub struct GpuIndexIvfPq {
     ivf: GpuIvf<fathom_index::ivf::IvfPq>,
 }
@@ -422,15 +508,7 @@ impl GpuIndexIvfPq {
 
     /// Searches `cpu` on the GPU (the index moves in).
     pub fn from_cpu(res: Arc<GpuResources>, cpu: IndexIvfPq) -> Result<Self> {
-        let pq = cpu.codec().pq();
-        if pq.nbits() != 8 || pq.m() > 64 {
-            return Err(Error::Unsupported(format!(
-                "GPU IVF-PQ takes up to 64 sub-quantizers of 8 bits; {} has {} × {}",
-                cpu.description(),
-                pq.m(),
-                pq.nbits()
-            )));
-        }
+        check_gpu_pq(cpu.codec().pq(), &cpu.description())?;
         Ok(GpuIndexIvfPq {
             ivf: GpuIvf::new(res, cpu)?,
         })
@@ -442,57 +520,54 @@ impl GpuIndexIvfPq {
         k: usize,
         params: &SearchParams<'_>,
     ) -> Result<SearchResult> {
-        let metric = self.ivf.cpu.metric();
-        let pq = self.ivf.cpu.codec().pq();
-        let Some(mut p) = self.ivf.prepare(queries, k, params, Some(pq.centroids()))? else {
-            return Ok(SearchResult::empty(0, k, metric));
-        };
-        let res = &*self.ivf.res;
-        let d = self.ivf.cpu.dim();
-        let m = pq.m();
-        let kp = kpow(k);
-        let smem = topk_smem(kp) + 4 * (2 * d + m * 256);
-        res.kernels.check_smem(smem, "IVF-PQ search")?;
-        let _g = res.lock();
-        let (d32, np32, m32, byres, l2, k32, kp32) = (
-            d as i32,
-            p.nprobe as i32,
-            m as i32,
-            i32::from(self.ivf.cpu.by_residual),
-            i32::from(metric == MetricType::L2),
-            k as i32,
-            kp as i32,
-        );
-        let dev = &p.dev;
-        let codebooks = dev
-            .pq
-            .as_ref()
-            .ok_or_else(|| Error::invalid("no PQ codebooks on the GPU"))?;
-        let lists = &dev.lists;
-        let mut b = res.stream.launch_builder(&res.kernels.ivf_pq_scan);
-        b.arg(&p.q)
-            .arg(&d32)
-            .arg(&p.probes)
-            .arg(&np32)
-            .arg(&dev.centroids);
-        b.arg(codebooks)
-            .arg(&m32)
-            .arg(&byres)
-            .arg(&lists.offsets)
-            .arg(&lists.codes);
-        b.arg(&lists.ids).arg(&l2).arg(&k32).arg(&kp32);
-        b.arg(&mut p.best.d).arg(&mut p.best.i);
-        // SAFETY: ivf_pq_scan's arguments in order: nq × d queries, d, nq × nprobe list
-        // numbers, nprobe, nlist × d coarse centroids, M × 256 × (d / M) codebooks, M, the
-        // residual flag, nlist + 1 offsets, M-byte codes and ids of the concatenated
-        // lists, the metric flag, k, kpow, nq × k best keys and ids; one block per query
-        // with the shared memory computed above.
-        unsafe { b.launch(launch_cfg(p.nq, smem)) }.map_err(gpu_err("ivf_pq_scan"))?;
-        p.best.finish(res, metric)
+        search_pq(&self.ivf, self.ivf.cpu.codec().pq(), queries, k, params)
     }
 }
 
 gpu_ivf_index!(GpuIndexIvfPq, IndexIvfPq, search_gpu);
+
+/// IVF with 4-bit PQ fast-scan codes, searched on the GPU (the CPU's
+/// [`IndexIvfPqFastScan`], `IVF4096,PQ32x4fs`): the lists' blocks are unpacked into
+/// per-vector codes on the device and scanned with full-precision look-up tables — the
+/// CPU's fast-scan quantizes its tables to 8 bits, so distances here are a little closer
+/// to the codes' own.
+pub struct GpuIndexIvfPqFastScan {
+    ivf: GpuIvf<fathom_index::ivf::IvfPqFastScan>,
+}
+
+impl GpuIndexIvfPqFastScan {
+    /// An untrained index: `nlist` lists, `m` 4-bit sub-quantizers, codes not residuals
+    /// (as Faiss's default for fast-scan).
+    pub fn new(
+        res: Arc<GpuResources>,
+        d: usize,
+        nlist: usize,
+        m: usize,
+        metric: MetricType,
+    ) -> Result<Self> {
+        let q = IndexFlat::new(d, metric)?;
+        Self::from_cpu(res, IndexIvfPqFastScan::new(Box::new(q), nlist, m, metric)?)
+    }
+
+    /// Searches `cpu` on the GPU (the index moves in).
+    pub fn from_cpu(res: Arc<GpuResources>, cpu: IndexIvfPqFastScan) -> Result<Self> {
+        check_gpu_pq(cpu.codec().pq(), &cpu.description())?;
+        Ok(GpuIndexIvfPqFastScan {
+            ivf: GpuIvf::new(res, cpu)?,
+        })
+    }
+
+    fn search_gpu(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<SearchResult> {
+        search_pq(&self.ivf, self.ivf.cpu.codec().pq(), queries, k, params)
+    }
+}
+
+gpu_ivf_index!(GpuIndexIvfPqFastScan, IndexIvfPqFastScan, search_gpu);
 
 /// IVF with 8-bit scalar-quantized vectors (residuals by default), searched on the GPU
 /// (Faiss's `GpuIndexIVFScalarQuantizer`): `QT_8bit` (a range per dimension) and

@@ -482,15 +482,18 @@ extern "C" __global__ void ivf_sq8_scan(const float* __restrict__ queries, int d
     topk_store(t, gd, gi);
 }
 
-// IVF-PQ with 8-bit codes: per probed list the block builds the look-up table
-// table[m][c] (M × 256) in shared memory for the query's residual against the list's
-// centroid (L2), or the query's sub-vectors (inner product, plus ⟨q, centroid⟩), then
-// every thread sums the table entries of one code at a time.
+// IVF-PQ with 8-bit or 4-bit codes (nbits; 4-bit codes are nibbles, low first, as
+// fast-scan lists hold them once unpacked): per probed list the block builds the look-up
+// table table[m][c] (M × 2^nbits) in shared memory for the query's residual against the
+// list's centroid (L2), or the query's sub-vectors (inner product, plus ⟨q, centroid⟩) —
+// once per query when codes are not residuals — then every thread sums the table entries
+// of one code at a time. Codes are interleaved by 32 rows, code_size bytes each.
 extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int dim,
                                        const long long* __restrict__ probes, int nprobe,
                                        const float* __restrict__ coarse,
                                        const float* __restrict__ pq_centroids, int m,
-                                       int by_residual, const long long* __restrict__ offsets,
+                                       int nbits, int by_residual,
+                                       const long long* __restrict__ offsets,
                                        const unsigned char* __restrict__ codes,
                                        const long long* __restrict__ ids, int l2, int k,
                                        int kpow, float* best_d, long long* best_i) {
@@ -500,38 +503,44 @@ extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int di
     float* res = qs + dim;
     float* table = res + dim;
     int dsub = dim / m;
+    int ksub = 1 << nbits;
+    int code_size = (m * nbits + 7) / 8;
     int q = blockIdx.x;
     for (int j = threadIdx.x; j < dim; j += blockDim.x) qs[j] = queries[(long long)q * dim + j];
     float* gd = best_d + (long long)q * k;
     long long* gi = best_i + (long long)q * k;
     topk_load(t, gd, gi);
     __shared__ float qc;
+    bool built = false;
     for (int p = 0; p < nprobe; p++) {
         long long list = probes[(long long)q * nprobe + p];
         if (list < 0) continue;
-        const float* c = coarse + list * dim;
-        for (int j = threadIdx.x; j < dim; j += blockDim.x)
-            res[j] = (l2 && by_residual) ? qs[j] - c[j] : qs[j];
-        if (threadIdx.x == 0) {
-            float s = 0.f;
-            if (!l2 && by_residual)
-                for (int j = 0; j < dim; j++) s += qs[j] * c[j];
-            qc = s;
-        }
-        __syncthreads();
-        for (int e = threadIdx.x; e < m * 256; e += blockDim.x) {
-            int sub = e >> 8, code = e & 255;
-            const float* cen = pq_centroids + ((long long)sub * 256 + code) * dsub;
-            const float* r = res + sub * dsub;
-            float s = 0.f;
-            if (l2) {
-                for (int j = 0; j < dsub; j++) { float d = r[j] - cen[j]; s += d * d; }
-            } else {
-                for (int j = 0; j < dsub; j++) s += r[j] * cen[j];
+        if (by_residual || !built) {
+            const float* c = coarse + list * dim;
+            for (int j = threadIdx.x; j < dim; j += blockDim.x)
+                res[j] = (l2 && by_residual) ? qs[j] - c[j] : qs[j];
+            if (threadIdx.x == 0) {
+                float s = 0.f;
+                if (!l2 && by_residual)
+                    for (int j = 0; j < dim; j++) s += qs[j] * c[j];
+                qc = s;
             }
-            table[e] = s;
+            __syncthreads();
+            for (int e = threadIdx.x; e < m * ksub; e += blockDim.x) {
+                int sub = e >> nbits, code = e & (ksub - 1);
+                const float* cen = pq_centroids + ((long long)sub * ksub + code) * dsub;
+                const float* r = res + sub * dsub;
+                float s = 0.f;
+                if (l2) {
+                    for (int j = 0; j < dsub; j++) { float d = r[j] - cen[j]; s += d * d; }
+                } else {
+                    for (int j = 0; j < dsub; j++) s += r[j] * cen[j];
+                }
+                table[e] = s;
+            }
+            __syncthreads();
+            built = true;
         }
-        __syncthreads();
         long long start = offsets[list], end = offsets[list + 1];
         for (long long base = start; base < end; base += blockDim.x) {
             long long r = base + threadIdx.x;
@@ -540,8 +549,16 @@ extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int di
             float key = 0.f;
             if (has) {
                 float s = 0.f;
-                for (int sub = 0; sub < m; sub++)
-                    s += table[(sub << 8) + codes[interleaved(r, m, sub)]];
+                if (nbits == 8) {
+                    for (int sub = 0; sub < m; sub++)
+                        s += table[(sub << 8) + codes[interleaved(r, code_size, sub)]];
+                } else {
+                    for (int sub = 0; sub < m; sub++) {
+                        unsigned char byte = codes[interleaved(r, code_size, sub >> 1)];
+                        int c = (sub & 1) ? (byte >> 4) : (byte & 15);
+                        s += table[(sub << 4) + c];
+                    }
+                }
                 key = l2 ? s : -(qc + s);
             }
             topk_offer(t, has, key, id);

@@ -465,6 +465,17 @@ fn ivf_takes_selectors_range_search_and_large_k() -> Outcome {
 }
 
 fn ivf_recalls(gpu_index: &mut dyn Index, cpu: &mut dyn Index, xq: &[f32], gt: &[Idx]) {
+    ivf_recalls_within(gpu_index, cpu, xq, gt, 0.01);
+}
+
+/// The GPU index's 1-recall@10 at nprobe 1 and 16 is the CPU index's, within `tolerance`.
+fn ivf_recalls_within(
+    gpu_index: &mut dyn Index,
+    cpu: &mut dyn Index,
+    xq: &[f32],
+    gt: &[Idx],
+    tolerance: f64,
+) {
     for nprobe in [1.0, 16.0] {
         gpu_index.set_param("nprobe", nprobe).unwrap();
         cpu.set_param("nprobe", nprobe).unwrap();
@@ -475,7 +486,7 @@ fn ivf_recalls(gpu_index: &mut dyn Index, cpu: &mut dyn Index, xq: &[f32], gt: &
             recall_at_1(&c.labels, 10, gt),
         );
         assert!(
-            (rg - rc).abs() <= 0.01,
+            (rg - rc).abs() <= tolerance,
             "nprobe {nprobe}: GPU {rg} vs CPU {rc}"
         );
     }
@@ -521,6 +532,21 @@ fn ivf_flat_and_ivf_pq_match_the_cpu_recall() -> Outcome {
     cpu.train(&xt).unwrap();
     cpu.add(&xb).unwrap();
     ivf_recalls(&mut g, &mut *cpu, &xq, &gt);
+    // 4-bit codes: an IVF-PQ and a fast-scan index (whose CPU scan quantizes its tables
+    // to 8 bits, hence the wider tolerance).
+    for (desc, tolerance) in [("IVF64,PQ16x4", 0.01), ("IVF64,PQ16x4fs", 0.03)] {
+        let mut cpu = index_factory(d, desc, MetricType::L2).unwrap();
+        cpu.train(&xt).unwrap();
+        cpu.add(&xb).unwrap();
+        let mut g = index_cpu_to_gpu(res.clone(), &*cpu).unwrap();
+        ivf_recalls_within(&mut *g, &mut *cpu, &xq, &gt, tolerance);
+        let back = index_gpu_to_cpu(&*g).unwrap();
+        assert_eq!(
+            back.search(&xq, 5).unwrap(),
+            cpu.search(&xq, 5).unwrap(),
+            "{desc}"
+        );
+    }
     let mut g = GpuIndexIvfSq::new(res, d, 64, QuantizerType::QT8bit, MetricType::L2).unwrap();
     g.train(&xt).unwrap();
     g.add(&xb).unwrap();
