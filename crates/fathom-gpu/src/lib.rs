@@ -1,11 +1,15 @@
 //! # fathom-gpu
 //!
 //! GPU offload for NVIDIA devices through cudarc: exact search ([`GpuIndexFlat`]: cuBLAS
-//! inner products by tiles fused with a k-selection kernel, k ≤ 2048), IVF search
-//! ([`GpuIndexIvfFlat`], [`GpuIndexIvfPq`]: coarse step on the GPU, lists scanned by one
-//! block per query, PQ look-up tables in shared memory), k-means with GPU assignment
-//! ([`gpu_kmeans`]), and moving indexes between CPU and GPUs ([`index_cpu_to_gpu`],
-//! [`index_gpu_to_cpu`], [`index_cpu_to_gpu_multiple`]).
+//! inner products by tiles fused with a k-selection kernel, k ≤ 2048 on the GPU and beyond
+//! by host selection; FP32, TF32 tensor cores with certified exact re-ranking, or FP16
+//! storage — [`GpuFlatPrecision`]; range search and id selectors), IVF search
+//! ([`GpuIndexIvfFlat`], [`GpuIndexIvfPq`] with 8- or 4-bit codes, [`GpuIndexIvfPqFastScan`],
+//! [`GpuIndexIvfSq`]: coarse step on the GPU, lists interleaved by 32 rows and scanned by
+//! one block per query, look-up tables in shared memory), k-means with the points and the
+//! update step on the GPU ([`gpu_kmeans`], [`GpuAssigner`]), [`bf_knn`] without an index,
+//! and moving indexes between CPU and GPUs ([`index_cpu_to_gpu`], [`index_gpu_to_cpu`],
+//! [`index_cpu_to_gpu_multiple`] for shards, [`index_cpu_to_gpu_replicas`]).
 //!
 //! It sits beside `fathom-io` above `fathom-index`: every GPU index implements the same
 //! [`fathom_index::Index`] trait, so wrappers (`IndexShards`, `IndexIdMap`) and the
