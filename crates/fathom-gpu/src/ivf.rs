@@ -486,88 +486,76 @@ fn search_pq<C: IvfCodec + 'static>(
     p.best.finish(res, metric)
 }
 
-/// IVF with PQ codes (8 or 4 bits), searched on the GPU with look-up tables in shared
-/// memory (Faiss's `GpuIndexIVFPQ`); M ≤ 64 sub-quantizers of 8 bits or M ≤ 256 of 4.
-/// Its CPU form is the [`IndexIvfPq`] it wraps.
-pub struct GpuIndexIvfPq {
-    ivf: GpuIvf<fathom_index::ivf::IvfPq>,
+/// A GPU IVF-PQ index type over the CPU index `$cpu` (codec `$codec`): its constructor
+/// (`$make`, from a flat quantizer, nlist, m and the metric), `from_cpu` checking the PQ
+/// fits the kernel, and the search through [`search_pq`].
+macro_rules! gpu_ivf_pq_index {
+    ($(#[$doc:meta])* $ty:ident, $codec:ty, $cpu:ty, $new_doc:literal,
+     |$q:ident, $nlist:ident, $m:ident, $metric:ident| $make:expr) => {
+        $(#[$doc])*
+        pub struct $ty {
+            ivf: GpuIvf<$codec>,
+        }
+
+        impl $ty {
+            #[doc = $new_doc]
+            pub fn new(
+                res: Arc<GpuResources>,
+                d: usize,
+                $nlist: usize,
+                $m: usize,
+                $metric: MetricType,
+            ) -> Result<Self> {
+                let $q = Box::new(IndexFlat::new(d, $metric)?);
+                Self::from_cpu(res, $make?)
+            }
+
+            /// Searches `cpu` on the GPU (the index moves in).
+            pub fn from_cpu(res: Arc<GpuResources>, cpu: $cpu) -> Result<Self> {
+                check_gpu_pq(cpu.codec().pq(), &cpu.description())?;
+                Ok($ty {
+                    ivf: GpuIvf::new(res, cpu)?,
+                })
+            }
+
+            fn search_gpu(
+                &self,
+                queries: &[f32],
+                k: usize,
+                params: &SearchParams<'_>,
+            ) -> Result<SearchResult> {
+                search_pq(&self.ivf, self.ivf.cpu.codec().pq(), queries, k, params)
+            }
+        }
+
+        gpu_ivf_index!($ty, $cpu, search_gpu);
+    };
 }
 
-impl GpuIndexIvfPq {
-    /// An untrained index: `nlist` lists, `m` 8-bit sub-quantizers.
-    pub fn new(
-        res: Arc<GpuResources>,
-        d: usize,
-        nlist: usize,
-        m: usize,
-        metric: MetricType,
-    ) -> Result<Self> {
-        let q = IndexFlat::new(d, metric)?;
-        Self::from_cpu(res, IndexIvfPq::new(Box::new(q), nlist, m, 8, metric)?)
-    }
+gpu_ivf_pq_index!(
+    /// IVF with PQ codes (8 or 4 bits), searched on the GPU with look-up tables in shared
+    /// memory (Faiss's `GpuIndexIVFPQ`); M ≤ 64 sub-quantizers of 8 bits or M ≤ 256 of 4.
+    /// Its CPU form is the [`IndexIvfPq`] it wraps.
+    GpuIndexIvfPq,
+    fathom_index::ivf::IvfPq,
+    IndexIvfPq,
+    "An untrained index: `nlist` lists, `m` 8-bit sub-quantizers.",
+    |q, nlist, m, metric| IndexIvfPq::new(q, nlist, m, 8, metric)
+);
 
-    /// Searches `cpu` on the GPU (the index moves in).
-    pub fn from_cpu(res: Arc<GpuResources>, cpu: IndexIvfPq) -> Result<Self> {
-        check_gpu_pq(cpu.codec().pq(), &cpu.description())?;
-        Ok(GpuIndexIvfPq {
-            ivf: GpuIvf::new(res, cpu)?,
-        })
-    }
-
-    fn search_gpu(
-        &self,
-        queries: &[f32],
-        k: usize,
-        params: &SearchParams<'_>,
-    ) -> Result<SearchResult> {
-        search_pq(&self.ivf, self.ivf.cpu.codec().pq(), queries, k, params)
-    }
-}
-
-gpu_ivf_index!(GpuIndexIvfPq, IndexIvfPq, search_gpu);
-
-/// IVF with 4-bit PQ fast-scan codes, searched on the GPU (the CPU's
-/// [`IndexIvfPqFastScan`], `IVF4096,PQ32x4fs`): the lists' blocks are unpacked into
-/// per-vector codes on the device and scanned with full-precision look-up tables — the
-/// CPU's fast-scan quantizes its tables to 8 bits, so distances here are a little closer
-/// to the codes' own.
-pub struct GpuIndexIvfPqFastScan {
-    ivf: GpuIvf<fathom_index::ivf::IvfPqFastScan>,
-}
-
-impl GpuIndexIvfPqFastScan {
-    /// An untrained index: `nlist` lists, `m` 4-bit sub-quantizers, codes not residuals
-    /// (as Faiss's default for fast-scan).
-    pub fn new(
-        res: Arc<GpuResources>,
-        d: usize,
-        nlist: usize,
-        m: usize,
-        metric: MetricType,
-    ) -> Result<Self> {
-        let q = IndexFlat::new(d, metric)?;
-        Self::from_cpu(res, IndexIvfPqFastScan::new(Box::new(q), nlist, m, metric)?)
-    }
-
-    /// Searches `cpu` on the GPU (the index moves in).
-    pub fn from_cpu(res: Arc<GpuResources>, cpu: IndexIvfPqFastScan) -> Result<Self> {
-        check_gpu_pq(cpu.codec().pq(), &cpu.description())?;
-        Ok(GpuIndexIvfPqFastScan {
-            ivf: GpuIvf::new(res, cpu)?,
-        })
-    }
-
-    fn search_gpu(
-        &self,
-        queries: &[f32],
-        k: usize,
-        params: &SearchParams<'_>,
-    ) -> Result<SearchResult> {
-        search_pq(&self.ivf, self.ivf.cpu.codec().pq(), queries, k, params)
-    }
-}
-
-gpu_ivf_index!(GpuIndexIvfPqFastScan, IndexIvfPqFastScan, search_gpu);
+gpu_ivf_pq_index!(
+    /// IVF with 4-bit PQ fast-scan codes, searched on the GPU (the CPU's
+    /// [`IndexIvfPqFastScan`], `IVF4096,PQ32x4fs`): the lists' blocks are unpacked into
+    /// per-vector codes on the device and scanned with full-precision look-up tables — the
+    /// CPU's fast-scan quantizes its tables to 8 bits, so distances here are a little
+    /// closer to the codes' own.
+    GpuIndexIvfPqFastScan,
+    fathom_index::ivf::IvfPqFastScan,
+    IndexIvfPqFastScan,
+    "An untrained index: `nlist` lists, `m` 4-bit sub-quantizers, codes not residuals (as \
+     Faiss's default for fast-scan).",
+    |q, nlist, m, metric| IndexIvfPqFastScan::new(q, nlist, m, metric)
+);
 
 /// IVF with 8-bit scalar-quantized vectors (residuals by default), searched on the GPU
 /// (Faiss's `GpuIndexIVFScalarQuantizer`): `QT_8bit` (a range per dimension) and

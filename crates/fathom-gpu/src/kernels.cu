@@ -421,6 +421,23 @@ extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int 
     topk_store(t, gd, gi);
 }
 
+// What a list's codes are compared with, for codecs that may encode residuals: res = the
+// query minus the list's centroid c (L2, residual codes) or the query itself, and *qc =
+// ⟨q, c⟩ (inner product, residual codes: ⟨q, c + r⟩ = ⟨q, c⟩ + ⟨q, r⟩) or 0. Called by the
+// whole block; ends with a barrier.
+__device__ void list_query(const float* qs, const float* c, int dim, int l2, int by_residual,
+                           float* res, float* qc) {
+    for (int j = threadIdx.x; j < dim; j += blockDim.x)
+        res[j] = (l2 && by_residual) ? qs[j] - c[j] : qs[j];
+    if (threadIdx.x == 0) {
+        float s = 0.f;
+        if (!l2 && by_residual)
+            for (int j = 0; j < dim; j++) s += qs[j] * c[j];
+        *qc = s;
+    }
+    __syncthreads();
+}
+
 // IVF-SQ with 8-bit codes: as ivf_flat_scan, each interleaved code byte decoded as
 // a_j · code + b_j (`affine`: a then b, dim each), against the query's residual to the
 // list's centroid (L2, by_residual) or the query itself plus ⟨q, centroid⟩ (inner product).
@@ -451,16 +468,7 @@ extern "C" __global__ void ivf_sq8_scan(const float* __restrict__ queries, int d
     for (int p = 0; p < nprobe; p++) {
         long long list = probes[(long long)q * nprobe + p];
         if (list < 0) continue;
-        const float* c = coarse + list * dim;
-        for (int j = threadIdx.x; j < dim; j += blockDim.x)
-            res[j] = (l2 && by_residual) ? qs[j] - c[j] : qs[j];
-        if (threadIdx.x == 0) {
-            float s = 0.f;
-            if (!l2 && by_residual)
-                for (int j = 0; j < dim; j++) s += qs[j] * c[j];
-            qc = s;
-        }
-        __syncthreads();
+        list_query(qs, coarse + list * dim, dim, l2, by_residual, res, &qc);
         long long start = offsets[list], end = offsets[list + 1];
         for (long long base = start; base < end; base += blockDim.x) {
             long long r = base + threadIdx.x;
@@ -516,16 +524,7 @@ extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int di
         long long list = probes[(long long)q * nprobe + p];
         if (list < 0) continue;
         if (by_residual || !built) {
-            const float* c = coarse + list * dim;
-            for (int j = threadIdx.x; j < dim; j += blockDim.x)
-                res[j] = (l2 && by_residual) ? qs[j] - c[j] : qs[j];
-            if (threadIdx.x == 0) {
-                float s = 0.f;
-                if (!l2 && by_residual)
-                    for (int j = 0; j < dim; j++) s += qs[j] * c[j];
-                qc = s;
-            }
-            __syncthreads();
+            list_query(qs, coarse + list * dim, dim, l2, by_residual, res, &qc);
             for (int e = threadIdx.x; e < m * ksub; e += blockDim.x) {
                 int sub = e >> nbits, code = e & (ksub - 1);
                 const float* cen = pq_centroids + ((long long)sub * ksub + code) * dsub;

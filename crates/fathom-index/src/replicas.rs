@@ -102,10 +102,21 @@ impl IndexReplicas {
         }
     }
 
-    /// Query row ranges, one per replica.
-    fn shares(&self, nq: usize) -> Vec<std::ops::Range<usize>> {
-        let r = self.replicas.len();
-        (0..r).map(|i| i * nq / r..(i + 1) * nq / r).collect()
+    /// `f` of each replica and its contiguous share of the `nq` queries `q`, in parallel,
+    /// in replica order.
+    fn per_share<T: Send>(
+        &self,
+        q: &[f32],
+        nq: usize,
+        f: impl Fn(&dyn Index, &[f32]) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        self.first()?;
+        let (r, d) = (self.replicas.len(), self.d);
+        self.replicas
+            .par_iter()
+            .enumerate()
+            .map(|(i, replica)| f(&**replica, &q[i * nq / r * d..(i + 1) * nq / r * d]))
+            .collect()
     }
 }
 
@@ -138,14 +149,7 @@ impl Index for IndexReplicas {
     }
     fn search_with(&self, q: &[f32], k: usize, params: &SearchParams<'_>) -> Result<SearchResult> {
         let nq = check_search(self, q, k)?;
-        self.first()?;
-        let d = self.d;
-        let parts = self
-            .replicas
-            .par_iter()
-            .zip(self.shares(nq))
-            .map(|(r, rows)| r.search_with(&q[rows.start * d..rows.end * d], k, params))
-            .collect::<Result<Vec<_>>>()?;
+        let parts = self.per_share(q, nq, |r, share| r.search_with(share, k, params))?;
         let mut out = SearchResult {
             nq,
             k,
@@ -165,14 +169,7 @@ impl Index for IndexReplicas {
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
         let nq = check_queries(self, q)?;
-        self.first()?;
-        let d = self.d;
-        let parts = self
-            .replicas
-            .par_iter()
-            .zip(self.shares(nq))
-            .map(|(r, rows)| r.range_search_with(&q[rows.start * d..rows.end * d], radius, params))
-            .collect::<Result<Vec<_>>>()?;
+        let parts = self.per_share(q, nq, |r, share| r.range_search_with(share, radius, params))?;
         Ok(RangeSearchResult::from_lists(parts.iter().flat_map(|p| {
             (0..p.lims.len() - 1).map(|i| {
                 let (l, d) = p.query(i);
