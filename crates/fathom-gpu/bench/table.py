@@ -21,6 +21,11 @@ def key(r):
     return (r.get("index"), r.get("precision"), r.get("nprobe"), r.get("kmeans"))
 
 
+def peer_of(r, peers):
+    """The peer's row for the same measurement (peers have one Flat row per precision)."""
+    return next((p for p in peers if key(p) == key(r)), None)
+
+
 def main():
     all_rows = list(rows(sys.argv[1:]))
     head = {r["tool"]: r for r in all_rows if "gpu" in r}
@@ -28,13 +33,15 @@ def main():
     peers = [r for r in all_rows if r.get("tool") != "fathom-gpu" and "gpu" not in r]
     table = []
     for r in ours:
-        peer = next((p for p in peers if key(p) == key(r)), None)
+        peer = peer_of(r, peers)
         if "kmeans" in r:
             name = f"k-means → {r['kmeans']}, {r['niter']} iterations (s)"
         else:
             name = r["index"]
             if r.get("precision"):
                 name += f" {r['precision'].upper()}"
+            if r.get("temp_memory") and r["temp_memory"] != "1GiB":
+                name += f", {r['temp_memory']} tiles"
             if r.get("nprobe"):
                 name += f" nprobe {r['nprobe']}"
             name += " (QPS)"
