@@ -34,6 +34,39 @@ pub(crate) fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
+/// Which of the libraries fathom-gpu loads are missing, and what to do.
+fn missing_libraries() -> String {
+    // SAFETY: these only try to dlopen the libraries and report whether that worked.
+    let present = unsafe {
+        [
+            (
+                "the CUDA driver (libcuda.so)",
+                cudarc::driver::sys::is_culib_present(),
+            ),
+            (
+                "cuBLAS (libcublas.so)",
+                cudarc::cublas::sys::is_culib_present(),
+            ),
+            (
+                "NVRTC (libnvrtc.so)",
+                cudarc::nvrtc::sys::is_culib_present(),
+            ),
+        ]
+    };
+    let missing: Vec<&str> = present
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| *name)
+        .collect();
+    format!(
+        "{} could not be loaded: no NVIDIA driver or CUDA runtime on this machine, or one \
+         that installs only versioned names — fathom-gpu opens libNAME.so or libNAME.so.12; \
+         CUDA 13's libNAME.so.13 can be linked under those names into a folder on \
+         LD_LIBRARY_PATH (crates/fathom-gpu/bench/run.sh does)",
+        missing.join(", ")
+    )
+}
+
 fn libraries_present() -> bool {
     // SAFETY: these only try to dlopen the libraries and report whether that worked.
     unsafe {
@@ -80,11 +113,7 @@ impl GpuResources {
     /// 16 MiB).
     pub fn with_temp_memory(device: usize, temp_bytes: usize) -> Result<Arc<Self>> {
         if !libraries_present() {
-            return Err(Error::GpuUnavailable(
-                "the CUDA driver, cuBLAS or NVRTC library could not be loaded (no NVIDIA \
-                 driver or CUDA 12 runtime on this machine)"
-                    .into(),
-            ));
+            return Err(Error::GpuUnavailable(missing_libraries()));
         }
         let count = device_count();
         if device >= count {
