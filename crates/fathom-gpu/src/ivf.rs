@@ -38,7 +38,7 @@ struct Device {
     coarse: GpuIndexFlat,
     /// Coarse centroids (`nlist × d`), for PQ residual tables.
     centroids: CudaSlice<f32>,
-    /// The codec's tables: PQ codebooks (`M × 256 × dsub`) for IVF-PQ, the scalar
+    /// The codec's tables: PQ codebooks (`M × 2^nbits × dsub`) for IVF-PQ, the scalar
     /// quantizer's decoding terms (`a` then `b`, d each: x = a·code + b) for IVF-SQ.
     pq: Option<CudaSlice<f32>>,
 }
@@ -407,18 +407,12 @@ impl GpuIndexIvfFlat {
 
 gpu_ivf_index!(GpuIndexIvfFlat, IndexIvfFlat, search_gpu);
 
-/// Whether the GPU's PQ scan takes `pq`: 8-bit codes with M ≤ 64, or 4-bit codes with
-/// M ≤ 256 (the look-up table, M × 2^nbits floats, lives in shared memory).
+/// Whether the GPU's PQ scan takes `pq`: 8- or 4-bit codes (the look-up table, M × 2^nbits
+/// floats, must also fit the device's shared memory, which the search checks).
 fn check_gpu_pq(pq: &ProductQuantizer, description: &str) -> Result<()> {
-    let fits = match pq.nbits() {
-        8 => pq.m() <= 64,
-        4 => pq.m() <= 256,
-        _ => false,
-    };
-    if !fits {
+    if !matches!(pq.nbits(), 8 | 4) {
         return Err(Error::Unsupported(format!(
-            "GPU IVF-PQ takes up to 64 sub-quantizers of 8 bits or 256 of 4 bits; {description} \
-             has {} × {}",
+            "GPU IVF-PQ takes 8- or 4-bit codes; {description} has {} × {} bits",
             pq.m(),
             pq.nbits()
         )));
@@ -534,7 +528,9 @@ macro_rules! gpu_ivf_pq_index {
 
 gpu_ivf_pq_index!(
     /// IVF with PQ codes (8 or 4 bits), searched on the GPU with look-up tables in shared
-    /// memory (Faiss's `GpuIndexIVFPQ`); M ≤ 64 sub-quantizers of 8 bits or M ≤ 256 of 4.
+    /// memory (Faiss's `GpuIndexIVFPQ`), 8- or 4-bit codes, as many sub-quantizers as the
+    /// table (M × 2^nbits floats) lets fit in the device's shared memory (M = 128 of 8 bits
+    /// on an A100 or H100).
     /// Its CPU form is the [`IndexIvfPq`] it wraps.
     GpuIndexIvfPq,
     fathom_index::ivf::IvfPq,

@@ -523,8 +523,11 @@ extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int di
     for (int p = 0; p < nprobe; p++) {
         long long list = probes[(long long)q * nprobe + p];
         if (list < 0) continue;
-        if (by_residual || !built) {
+        // The table depends on the list only for L2 on residuals; ⟨q, centroid⟩ (inner
+        // product on residuals) changes with every list.
+        if (by_residual || !built)
             list_query(qs, coarse + list * dim, dim, l2, by_residual, res, &qc);
+        if ((by_residual && l2) || !built) {
             for (int e = threadIdx.x; e < m * ksub; e += blockDim.x) {
                 int sub = e >> nbits, code = e & (ksub - 1);
                 const float* cen = pq_centroids + ((long long)sub * ksub + code) * dsub;

@@ -60,9 +60,9 @@ fn missing_libraries() -> String {
         .collect();
     format!(
         "{} could not be loaded: no NVIDIA driver or CUDA runtime on this machine, or one \
-         that installs only versioned names — fathom-gpu opens libNAME.so or libNAME.so.12; \
-         CUDA 13's libNAME.so.13 can be linked under those names into a folder on \
-         LD_LIBRARY_PATH (crates/fathom-gpu/bench/run.sh does)",
+         whose versions fathom-gpu does not look for — it opens libNAME.so, libNAME.so.12 \
+         (CUDA 12) or older; CUDA 13's libNAME.so.13 can be linked as libNAME.so into a \
+         folder on LD_LIBRARY_PATH (crates/fathom-gpu/bench/run.sh does)",
         missing.join(", ")
     )
 }

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fathom::gpu::{
-    GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfSq, GpuResources,
+    GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfPqFastScan,
+    GpuIndexIvfSq, GpuResources,
 };
 use fathom::{Index, IndexView, MetricType};
 use pyo3::exceptions::PyValueError;
@@ -357,14 +358,14 @@ impl PyGpuIndexIVFFlat {
     }
 }
 
-/// IVF with product-quantized vectors on a GPU (Faiss's `GpuIndexIVFPQ`; 8-bit codes).
+/// IVF with product-quantized vectors on a GPU (Faiss's `GpuIndexIVFPQ`; 8- or 4-bit codes).
 #[pyclass(extends = PyGpuIndexIVF, frozen, module = "fathom", name = "GpuIndexIVFPQ")]
 pub struct PyGpuIndexIVFPQ;
 
 #[pymethods]
 impl PyGpuIndexIVFPQ {
     /// An untrained IVF-PQ index of dimension `d`, `nlist` lists, `M` sub-quantizers of
-    /// `nbits_per_idx` = 8 bits.
+    /// `nbits_per_idx` (8 or 4) bits.
     #[new]
     #[pyo3(signature = (res, d, nlist, M, nbits_per_idx = 8, metric = 1, config = None))]
     #[allow(non_snake_case)]
@@ -377,17 +378,24 @@ impl PyGpuIndexIVFPQ {
         metric: i64,
         config: Option<&Bound<'_, GpuIndexIvfConfig>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        if nbits_per_idx != 8 {
+        if !matches!(nbits_per_idx, 8 | 4) {
             return Err(PyValueError::new_err(format!(
-                "GpuIndexIVFPQ stores 8-bit codes; nbits_per_idx = {nbits_per_idx} is not \
-                 supported"
+                "GpuIndexIVFPQ stores 8- or 4-bit codes; nbits_per_idx = {nbits_per_idx} is \
+                 not supported"
             )));
         }
         let r = res.get().on(ivf_device(config))?;
         let m = crate::index::metric(metric, 0.0)?;
-        let index =
-            GpuIndexIvfPq::new(r, count("d", d)?, count("nlist", nlist)?, count("M", M)?, m)
-                .or_raise()?;
+        let q = fathom::IndexFlat::new(count("d", d)?, m).or_raise()?;
+        let cpu = fathom::IndexIvfPq::new(
+            Box::new(q),
+            count("nlist", nlist)?,
+            count("M", M)?,
+            nbits_per_idx as usize,
+            m,
+        )
+        .or_raise()?;
+        let index = GpuIndexIvfPq::from_cpu(r, cpu).or_raise()?;
         Ok(ivf_init(Box::new(index)).add_subclass(PyGpuIndexIVFPQ))
     }
 }
@@ -459,6 +467,10 @@ fn wrap_gpu(py: Python<'_>, index: Box<dyn Index>) -> PyResult<Py<PyAny>> {
         let init = ivf_init(index).add_subclass(PyGpuIndexIVFScalarQuantizer);
         return Ok(Py::new(py, init)?.into_any());
     }
+    if any.is::<GpuIndexIvfPqFastScan>() {
+        // Faiss has no GPU fast-scan class: the IVF base class, with nprobe.
+        return Ok(Py::new(py, ivf_init(index))?.into_any());
+    }
     crate::classes::wrap_index(py, index)
 }
 
@@ -472,7 +484,7 @@ fn option(options: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<bool> {
 }
 
 /// A GPU copy of `index` on `res`'s device `device` (Faiss's `index_cpu_to_gpu`): Flat,
-/// IVF-Flat and IVF-PQ (8-bit codes) indexes have GPU forms.
+/// IVF-Flat, IVF-PQ (8- or 4-bit codes, fast-scan too) and IVF-SQ8 indexes have GPU forms.
 #[pyfunction]
 #[pyo3(signature = (provider, device, index, options = None))]
 pub fn index_cpu_to_gpu(

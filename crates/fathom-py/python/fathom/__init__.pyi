@@ -1578,10 +1578,10 @@ class GpuIndexIVFFlat(GpuIndexIVF):
         """An untrained IVF-Flat index of dimension `d` with `nlist` lists."""
 
 class GpuIndexIVFPQ(GpuIndexIVF):
-    """IVF with product-quantized vectors on a GPU (Faiss's `GpuIndexIVFPQ`; 8-bit codes)."""
+    """IVF with product-quantized vectors on a GPU (Faiss's `GpuIndexIVFPQ`; 8- or 4-bit codes)."""
     def __init__(self, res: StandardGpuResources, d: int, nlist: int, M: int, nbits_per_idx: int = 8, metric: int = 1, config: GpuIndexIVFConfig | None = None) -> None:
         """An untrained IVF-PQ index of dimension `d`, `nlist` lists, `M` sub-quantizers of
-        `nbits_per_idx` = 8 bits.
+        `nbits_per_idx` (8 or 4) bits.
         """
 
 class GpuIndexIVFScalarQuantizer(GpuIndexIVF):
@@ -1634,7 +1634,7 @@ def index_cpu_to_all_gpus(index: Index, co: Any | None = None, ngpu: int = -1) -
 
 def index_cpu_to_gpu(provider: StandardGpuResources, device: int, index: Index, options: Any | None = None) -> Any:
     """A GPU copy of `index` on `res`'s device `device` (Faiss's `index_cpu_to_gpu`): Flat,
-    IVF-Flat and IVF-PQ (8-bit codes) indexes have GPU forms.
+    IVF-Flat, IVF-PQ (8- or 4-bit codes, fast-scan too) and IVF-SQ8 indexes have GPU forms.
     """
 
 def index_factory(d: int, description: str, metric: int = 1) -> Any:
