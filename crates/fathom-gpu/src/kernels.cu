@@ -138,9 +138,13 @@ extern "C" __global__ void init_best(float* d, long long* i, long long n) {
 // FP16 are raw 16-bit words, widened by the PTX conversion.
 __device__ __forceinline__ float elem(const float* p, long long i) { return p[i]; }
 __device__ __forceinline__ float elem(const unsigned short* p, long long i) {
+#ifdef FATHOM_HOST_EMULATION
+    return fathom_emu_half_to_float(p[i]);  // tests/emu: the kernels run on the CPU
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i]));
     return f;
+#endif
 }
 
 // Squared norms of n rows of dimension dim.
