@@ -731,8 +731,11 @@ impl GpuIndexFlat {
         let q = res.upload(queries)?;
         let qnorm = self.query_norms(&q, nq)?;
         let q16 = self.f16_queries(queries)?;
+        // Without room to over-fetch (k near the kernels' 2048) TF32 could certify no
+        // query: search in FP32 straight away.
+        let tf32 = self.precision == GpuFlatPrecision::Tf32 && overfetch(k) >= k + 32;
         match (&self.data, self.precision) {
-            (Store::F32(_), GpuFlatPrecision::F32) => {
+            (Store::F32(_), _) if !tf32 => {
                 let operands = self.operands(&q, None, false)?;
                 self.scan(operands, &qnorm, allow, nq, k)?
                     .finish(res, self.metric)
