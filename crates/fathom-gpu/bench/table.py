@@ -42,6 +42,8 @@ def main():
                 name += f" {r['precision'].upper()}"
             if r.get("temp_memory") and r["temp_memory"] != "1GiB":
                 name += f", {r['temp_memory']} tiles"
+            if r.get("order"):
+                name += f" {r['order']}"
             if r.get("nprobe"):
                 name += f" nprobe {r['nprobe']}"
             name += " (QPS)"

@@ -41,6 +41,8 @@ struct Device {
     /// The codec's tables: PQ codebooks (`M × 2^nbits × dsub`) for IVF-PQ, the scalar
     /// quantizer's decoding terms (`a` then `b`, d each: x = a·code + b) for IVF-SQ.
     pq: Option<CudaSlice<f32>>,
+    /// Rows of each list on the device (padded to a multiple of 32).
+    rows: Vec<usize>,
 }
 
 /// The state both IVF indexes share: the CPU index and its device copy.
@@ -120,6 +122,7 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
             coarse,
             centroids: res.upload(&centroids_host)?,
             pq: tables.map(|c| res.upload(c)).transpose()?,
+            rows: offsets.windows(2).map(|w| (w[1] - w[0]) as usize).collect(),
         });
         *slot = Some(dev.clone());
         Ok(dev)
@@ -167,6 +170,7 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
             dev,
             q,
             probes,
+            probes_host: coarse.labels,
             best,
             nq,
             nprobe,
@@ -215,6 +219,8 @@ struct Prepared {
     dev: Arc<Device>,
     q: CudaSlice<f32>,
     probes: CudaSlice<i64>,
+    /// The same probes on the host (`nq × nprobe`, −1: none).
+    probes_host: Vec<Idx>,
     best: crate::resources::Best,
     nq: usize,
     nprobe: usize,
@@ -343,6 +349,91 @@ fn launch_cfg(nq: usize, smem: usize) -> LaunchConfig {
 /// Training assigns on the GPU (k-means); its CPU form is the [`IndexIvfFlat`] it wraps.
 pub struct GpuIndexIvfFlat {
     ivf: GpuIvf<fathom_index::ivf::IvfFlat>,
+    order: IvfScanOrder,
+}
+
+/// How a [`GpuIndexIvfFlat`] search walks the lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IvfScanOrder {
+    /// A block per query scans the query's `nprobe` lists: each query reads its lists'
+    /// rows from memory.
+    QueryMajor,
+    /// A block per list and up to 16 of the queries probing it compares each row, read
+    /// once, with all of them and writes the distances; a block per query then selects
+    /// from its lists' distances. Memory traffic falls with the queries sharing a list.
+    ListMajor,
+    /// List-major when the batch's queries share lists — at least 4 probes per probed list
+    /// on average — query-major otherwise.
+    #[default]
+    Auto,
+}
+
+/// Queries a list-major block compares with each row (kernels.cu, LIST_MAJOR_QUERIES).
+const LIST_MAJOR_QUERIES: usize = 16;
+
+/// The work of a list-major pass over a batch: blocks of `(list, first pair, pairs)`, each
+/// pair a query probing that list and the place of its distances in the output; `seg`
+/// gives, per query and probe, the place of that pair's distances (−1: no list).
+#[derive(Debug, PartialEq)]
+struct ListMajorPlan {
+    block_list: Vec<i64>,
+    block_pair0: Vec<i64>,
+    block_pairs: Vec<i32>,
+    pair_query: Vec<i64>,
+    pair_out: Vec<i64>,
+    seg: Vec<i64>,
+    /// Distances written in all (padding rows included).
+    keys: usize,
+}
+
+/// Groups the probes (`nq × nprobe`, lists < `rows.len()` or −1) by list, queries in
+/// order within a list, into blocks of at most `per_block` pairs; each pair's distances
+/// take `rows[list]` places.
+fn list_major_plan(
+    probes: &[Idx],
+    nprobe: usize,
+    rows: &[usize],
+    per_block: usize,
+) -> ListMajorPlan {
+    let nlist = rows.len();
+    let mut start = vec![0usize; nlist + 1];
+    for &l in probes.iter().filter(|&&l| l >= 0) {
+        start[l as usize + 1] += 1;
+    }
+    for l in 0..nlist {
+        start[l + 1] += start[l];
+    }
+    let npairs = start[nlist];
+    // (query·nprobe + probe) of each pair, by list.
+    let mut by_list = vec![0usize; npairs];
+    let mut fill = start.clone();
+    for (qp, &l) in probes.iter().enumerate().filter(|(_, l)| **l >= 0) {
+        by_list[fill[l as usize]] = qp;
+        fill[l as usize] += 1;
+    }
+    let mut plan = ListMajorPlan {
+        block_list: Vec::new(),
+        block_pair0: Vec::new(),
+        block_pairs: Vec::new(),
+        pair_query: Vec::with_capacity(npairs),
+        pair_out: Vec::with_capacity(npairs),
+        seg: vec![-1; probes.len()],
+        keys: 0,
+    };
+    for l in 0..nlist {
+        for chunk in by_list[start[l]..start[l + 1]].chunks(per_block.max(1)) {
+            plan.block_list.push(l as i64);
+            plan.block_pair0.push(plan.pair_query.len() as i64);
+            plan.block_pairs.push(chunk.len() as i32);
+            for &qp in chunk {
+                plan.pair_query.push((qp / nprobe) as i64);
+                plan.pair_out.push(plan.keys as i64);
+                plan.seg[qp] = plan.keys as i64;
+                plan.keys += rows[l];
+            }
+        }
+    }
+    plan
 }
 
 impl GpuIndexIvfFlat {
@@ -356,7 +447,105 @@ impl GpuIndexIvfFlat {
     pub fn from_cpu(res: Arc<GpuResources>, cpu: IndexIvfFlat) -> Result<Self> {
         Ok(GpuIndexIvfFlat {
             ivf: GpuIvf::new(res, cpu)?,
+            order: IvfScanOrder::Auto,
         })
+    }
+
+    /// How searches walk the lists ([`IvfScanOrder::Auto`] unless set).
+    pub fn set_scan_order(&mut self, order: IvfScanOrder) {
+        self.order = order;
+    }
+
+    /// The list-major pass (kernels `ivf_flat_list_major`, then `ivf_select_segments`)
+    /// over the prepared batch, in query ranges whose distances fit the temporary memory.
+    fn search_list_major(&self, p: &mut Prepared, k: usize) -> Result<()> {
+        let res = &*self.ivf.res;
+        let stream = &res.stream;
+        let (d, nprobe, nq) = (self.ivf.cpu.dim(), p.nprobe, p.nq);
+        let l2 = i32::from(self.ivf.cpu.metric() == MetricType::L2);
+        let rows = &p.dev.rows;
+        let lists = &p.dev.lists;
+        let smem_scan = 4 * LIST_MAJOR_QUERIES * d;
+        res.kernels.check_smem(smem_scan, "list-major IVF-Flat")?;
+        let kp = kpow(k);
+        let smem_select = topk_smem(kp);
+        res.kernels.check_smem(smem_select, "k-selection")?;
+        // Queries per pass: their distances (4 bytes each) within the temporary memory.
+        let budget = (res.temp_memory() / 4).max(1);
+        let mut q0 = 0;
+        while q0 < nq {
+            let mut q1 = q0;
+            let mut keys = 0usize;
+            while q1 < nq {
+                let mine: usize = p.probes_host[q1 * nprobe..(q1 + 1) * nprobe]
+                    .iter()
+                    .filter(|&&l| l >= 0)
+                    .map(|&l| rows[l as usize])
+                    .sum();
+                if q1 > q0 && keys + mine > budget {
+                    break;
+                }
+                keys += mine;
+                q1 += 1;
+            }
+            let plan = list_major_plan(
+                &p.probes_host[q0 * nprobe..q1 * nprobe],
+                nprobe,
+                rows,
+                LIST_MAJOR_QUERIES,
+            );
+            let mut dists = stream
+                .alloc_zeros::<f32>(plan.keys.max(1))
+                .map_err(gpu_err("allocating distances"))?;
+            let up = |v: &[i64]| res.upload(v);
+            let (block_list, block_pair0, pair_query, pair_out, seg) = (
+                up(&plan.block_list)?,
+                up(&plan.block_pair0)?,
+                up(&plan.pair_query)?,
+                up(&plan.pair_out)?,
+                up(&plan.seg)?,
+            );
+            let block_pairs = res.upload(&plan.block_pairs)?;
+            let d32 = d as i32;
+            let queries = p.q.slice(q0 * d..q1 * d);
+            if !plan.block_list.is_empty() {
+                let mut b = stream.launch_builder(&res.kernels.ivf_flat_list_major);
+                b.arg(&queries)
+                    .arg(&d32)
+                    .arg(&lists.offsets)
+                    .arg(&lists.codes);
+                b.arg(&block_list).arg(&block_pair0).arg(&block_pairs);
+                b.arg(&pair_query).arg(&pair_out).arg(&l2).arg(&mut dists);
+                let cfg = LaunchConfig {
+                    grid_dim: (plan.block_list.len() as u32, 1, 1),
+                    block_dim: (BLOCK, 1, 1),
+                    shared_mem_bytes: smem_scan as u32,
+                };
+                // SAFETY: ivf_flat_list_major's arguments in order: the pass's queries
+                // ((q1 − q0) × d; pair_query indexes them), d, nlist + 1 offsets, the
+                // interleaved rows of d floats (the IVF-Flat codes), per block its list,
+                // first pair and pair count (≤ 16, the shared memory holds 16 queries),
+                // per pair its query and output place, the metric flag, and the distances
+                // (plan.keys floats: every pair's segment of its list's rows).
+                unsafe { b.launch(cfg) }.map_err(gpu_err("ivf_flat_list_major"))?;
+            }
+            let probes = p.probes.slice(q0 * nprobe..q1 * nprobe);
+            let (np32, k32, kp32) = (nprobe as i32, k as i32, kp as i32);
+            let mut bd = p.best.d.slice_mut(q0 * k..q1 * k);
+            let mut bi = p.best.i.slice_mut(q0 * k..q1 * k);
+            let mut b = stream.launch_builder(&res.kernels.ivf_select_segments);
+            b.arg(&dists).arg(&seg).arg(&probes).arg(&np32);
+            b.arg(&lists.offsets).arg(&lists.ids).arg(&k32).arg(&kp32);
+            b.arg(&mut bd).arg(&mut bi);
+            // SAFETY: ivf_select_segments's arguments in order: the distances, per query
+            // and probe the place of its segment (−1: none), the probes, nprobe, nlist + 1
+            // offsets and the lists' ids, k, kpow, and (q1 − q0) × k best keys and ids;
+            // one block per query with topk_smem(kpow) bytes of shared memory.
+            unsafe { b.launch(launch_cfg(q1 - q0, smem_select)) }
+                .map_err(gpu_err("ivf_select_segments"))?;
+            q0 = q1;
+        }
+        Ok(())
     }
 
     fn search_gpu(
@@ -371,6 +560,25 @@ impl GpuIndexIvfFlat {
         };
         let res = &*self.ivf.res;
         let d = self.ivf.cpu.dim();
+        let list_major = match self.order {
+            IvfScanOrder::QueryMajor => false,
+            IvfScanOrder::ListMajor => true,
+            IvfScanOrder::Auto => {
+                let probed = p.probes_host.iter().filter(|&&l| l >= 0).count();
+                let mut seen = vec![false; self.ivf.cpu.nlist()];
+                let distinct = p
+                    .probes_host
+                    .iter()
+                    .filter(|&&l| l >= 0 && !std::mem::replace(&mut seen[l as usize], true))
+                    .count();
+                probed >= 4 * distinct.max(1)
+            }
+        };
+        if list_major {
+            let _g = res.lock();
+            self.search_list_major(&mut p, k)?;
+            return p.best.finish(res, metric);
+        }
         let kp = kpow(k);
         let smem = topk_smem(kp) + 4 * d;
         res.kernels.check_smem(smem, "IVF-Flat search")?;
@@ -672,6 +880,24 @@ gpu_ivf_index!(GpuIndexIvfSq, IndexIvfScalarQuantizer, search_gpu);
 #[cfg(test)]
 mod tests {
     use super::interleave_list;
+
+    /// The list-major plan groups probes by list (queries in order), splits a list's
+    /// queries into blocks of the given size and lays the pairs' segments end to end.
+    #[test]
+    fn list_major_plan_groups_probes_by_list() {
+        // 3 queries × 2 probes over 3 lists of 32, 64 and 0 rows; query 1's second probe
+        // is none.
+        let probes = [1, 0, 1, -1, 0, 1];
+        let plan = super::list_major_plan(&probes, 2, &[32, 64, 0], 2);
+        assert_eq!(plan.block_list, vec![0, 1, 1]);
+        assert_eq!(plan.block_pairs, vec![2, 2, 1]);
+        assert_eq!(plan.block_pair0, vec![0, 2, 4]);
+        // List 0: (q0, p1), (q2, p0); list 1: (q0, p0), (q1, p0), (q2, p1).
+        assert_eq!(plan.pair_query, vec![0, 2, 0, 1, 2]);
+        assert_eq!(plan.pair_out, vec![0, 32, 64, 128, 192]);
+        assert_eq!(plan.seg, vec![64, 0, 128, -1, 32, 192]);
+        assert_eq!(plan.keys, 256);
+    }
 
     /// The layout kernels.cu's `interleaved` reads: element e of row r at
     /// ((r / 32) · elems + e) · 32 + r % 32, in elements.

@@ -425,6 +425,82 @@ extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int 
     topk_store(t, gd, gi);
 }
 
+// IVF-Flat, list-major (for batches where many queries probe each list): a block takes
+// one list and up to LIST_MAJOR_QUERIES of the queries probing it, keeps those queries in
+// shared memory, and every thread compares one interleaved row with all of them — a row
+// is read from memory once per block instead of once per query. Keys go to the pair's
+// segment of `dists` (pair_out[p] + row offset in the list, padding rows included), where
+// ivf_select_segments picks them up.
+#define LIST_MAJOR_QUERIES 16
+extern "C" __global__ void ivf_flat_list_major(const float* __restrict__ queries, int dim,
+                                               const long long* __restrict__ offsets,
+                                               const float* __restrict__ data,
+                                               const long long* __restrict__ block_list,
+                                               const long long* __restrict__ block_pair0,
+                                               const int* __restrict__ block_pairs,
+                                               const long long* __restrict__ pair_query,
+                                               const long long* __restrict__ pair_out, int l2,
+                                               float* __restrict__ dists) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    float* qs = (float*)smem;
+    long long list = block_list[blockIdx.x], p0 = block_pair0[blockIdx.x];
+    int np = block_pairs[blockIdx.x];
+    for (int i = threadIdx.x; i < np * dim; i += blockDim.x) {
+        int b = i / dim, j = i % dim;
+        qs[b * dim + j] = queries[pair_query[p0 + b] * dim + j];
+    }
+    __syncthreads();
+    long long start = offsets[list], end = offsets[list + 1];
+    for (long long base = start; base < end; base += blockDim.x) {
+        long long r = base + threadIdx.x;
+        if (r >= end) continue;
+        float acc[LIST_MAJOR_QUERIES];
+        for (int b = 0; b < LIST_MAJOR_QUERIES; b++) acc[b] = 0.f;
+        for (int j = 0; j < dim; j++) {
+            float x = data[interleaved(r, dim, j)];
+            for (int b = 0; b < LIST_MAJOR_QUERIES; b++) {
+                if (b < np) {
+                    float q = qs[b * dim + j];
+                    if (l2) { float e = q - x; acc[b] += e * e; } else { acc[b] += q * x; }
+                }
+            }
+        }
+        for (int b = 0; b < np; b++)
+            dists[pair_out[p0 + b] + (r - start)] = l2 ? acc[b] : -acc[b];
+    }
+}
+
+// The selection after a list-major pass: one block per query merges the keys of its
+// probed lists' segments (seg[q · nprobe + p], −1 for no list) into its best k, with the
+// lists' ids (−1 rows are padding).
+extern "C" __global__ void ivf_select_segments(const float* __restrict__ dists,
+                                               const long long* __restrict__ seg,
+                                               const long long* __restrict__ probes, int nprobe,
+                                               const long long* __restrict__ offsets,
+                                               const long long* __restrict__ ids, int k,
+                                               int kpow, float* best_d, long long* best_i) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    TopK t = topk_layout(smem, k, kpow);
+    int q = blockIdx.x;
+    float* gd = best_d + (long long)q * k;
+    long long* gi = best_i + (long long)q * k;
+    topk_load(t, gd, gi);
+    for (int p = 0; p < nprobe; p++) {
+        long long list = probes[(long long)q * nprobe + p];
+        long long at = seg[(long long)q * nprobe + p];
+        if (list < 0 || at < 0) continue;
+        long long start = offsets[list], end = offsets[list + 1];
+        for (long long base = start; base < end; base += blockDim.x) {
+            long long r = base + threadIdx.x;
+            long long id = r < end ? ids[r] : -1;
+            bool has = id >= 0;
+            float key = has ? dists[at + (r - start)] : 0.f;
+            topk_offer(t, has, key, id);
+        }
+    }
+    topk_store(t, gd, gi);
+}
+
 // What a list's codes are compared with, for codecs that may encode residuals: res = the
 // query minus the list's centroid c (L2, residual codes) or the query itself, and *qc =
 // ⟨q, c⟩ (inner product, residual codes: ⟨q, c + r⟩ = ⟨q, c⟩ + ⟨q, r⟩) or 0. Called by the

@@ -62,6 +62,8 @@ pub(crate) struct Kernels {
     pub centroid_means: CudaFunction,
     pub range_tile: CudaFunction,
     pub ivf_sq8_scan: CudaFunction,
+    pub ivf_flat_list_major: CudaFunction,
+    pub ivf_select_segments: CudaFunction,
     /// The most dynamic shared memory a block may have on this device.
     pub max_smem: usize,
 }
@@ -104,6 +106,8 @@ impl Kernels {
             centroid_means: f("centroid_means")?,
             range_tile: f("range_tile")?,
             ivf_sq8_scan: f("ivf_sq8_scan")?,
+            ivf_flat_list_major: f("ivf_flat_list_major")?,
+            ivf_select_segments: f("ivf_select_segments")?,
             max_smem,
         };
         // Opt in to more than the default 48 KiB of dynamic shared memory (large k, PQ
@@ -113,6 +117,8 @@ impl Kernels {
             &kernels.ivf_flat_scan,
             &kernels.ivf_pq_scan,
             &kernels.ivf_sq8_scan,
+            &kernels.ivf_flat_list_major,
+            &kernels.ivf_select_segments,
             &kernels.rerank,
             &kernels.rerank_f16,
         ] {

@@ -48,7 +48,7 @@ pub use convert::{
     index_cpu_to_gpu, index_cpu_to_gpu_multiple, index_cpu_to_gpu_replicas, index_gpu_to_cpu,
 };
 pub use flat::{GpuFlatPrecision, GpuIndexFlat};
-pub use ivf::{GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfPqFastScan, GpuIndexIvfSq};
+pub use ivf::{GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfPqFastScan, GpuIndexIvfSq, IvfScanOrder};
 pub use kernels::kernels_ptx;
 pub use kmeans::{GpuAssigner, gpu_kmeans};
 pub use knn::{bf_knn, bf_knn_device};

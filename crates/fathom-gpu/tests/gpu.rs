@@ -10,7 +10,7 @@ use fathom_core::{
 };
 use fathom_gpu::{
     GpuAssigner, GpuFlatPrecision, GpuIndexFlat, GpuIndexIvfFlat, GpuIndexIvfPq, GpuIndexIvfSq,
-    GpuResources, bf_knn, bf_knn_device, gpu_available, gpu_kmeans, index_cpu_to_gpu,
+    GpuResources, IvfScanOrder, bf_knn, bf_knn_device, gpu_available, gpu_kmeans, index_cpu_to_gpu,
     index_cpu_to_gpu_multiple, index_gpu_to_cpu,
 };
 use fathom_index::{Index, IndexFlat, index_factory};
@@ -65,6 +65,8 @@ fn kernels_compile_with_nvrtc() -> Outcome {
         "centroid_means",
         "range_tile",
         "ivf_sq8_scan",
+        "ivf_flat_list_major",
+        "ivf_select_segments",
         "ivf_flat_scan",
         "ivf_pq_scan",
     ];
@@ -525,6 +527,13 @@ fn ivf_flat_and_ivf_pq_match_the_cpu_recall() -> Outcome {
     cpu.train(&xt).unwrap();
     cpu.add(&xb).unwrap();
     ivf_recalls(&mut g, &mut *cpu, &xq, &gt);
+    // Both scan orders give the same answers (ties aside).
+    g.set_param("nprobe", 8.0).unwrap();
+    g.set_scan_order(IvfScanOrder::QueryMajor);
+    let by_query = g.search(&xq, 10).unwrap();
+    g.set_scan_order(IvfScanOrder::ListMajor);
+    let by_list = g.search(&xq, 10).unwrap();
+    assert_same_answers(&by_query, &by_list, "list-major against query-major");
     let mut g = GpuIndexIvfPq::new(res.clone(), d, 64, 8, MetricType::L2).unwrap();
     g.train(&xt).unwrap();
     g.add(&xb).unwrap();

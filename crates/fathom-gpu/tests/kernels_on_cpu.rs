@@ -509,7 +509,7 @@ fn interleave(lists: &[(Vec<i64>, Vec<u8>)], code_size: usize, elem: usize) -> L
 fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
     let exe = emu_or_skip!();
     let mut rng = Rng(4242);
-    let (d, nq, k, nprobe) = (16usize, 8usize, 10usize, 3usize);
+    let (d, nq, k, nprobe) = (16usize, 40usize, 10usize, 3usize);
     let sizes = [0usize, 5, 33, 64, 100, 7];
     let nlist = sizes.len();
     let coarse = rng.vec(nlist * d);
@@ -605,6 +605,80 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
             &args[11].as_i64(),
             &key,
         );
+    }
+
+    // IVF-Flat list-major: per list, blocks of up to 16 of the queries probing it write
+    // keys into each (query, list) pair's segment; then the selection reads them.
+    for l2 in [true, false] {
+        let (mut block_list, mut block_pair0, mut block_pairs) = (vec![], vec![], vec![]);
+        let (mut pair_query, mut pair_out) = (vec![], vec![]);
+        let mut seg = vec![-1i64; nq * nprobe];
+        let mut used = 0i64;
+        for l in 0..nlist {
+            let len = lists.offsets[l + 1] - lists.offsets[l];
+            let probing: Vec<(usize, usize)> = (0..nq)
+                .flat_map(|q| (0..nprobe).map(move |p| (q, p)))
+                .filter(|&(q, p)| probes[q * nprobe + p] == l as i64)
+                .collect();
+            for chunk in probing.chunks(16) {
+                block_list.push(l as i64);
+                block_pair0.push(pair_query.len() as i64);
+                block_pairs.push(chunk.len() as i32);
+                for &(q, p) in chunk {
+                    pair_query.push(q as i64);
+                    pair_out.push(used);
+                    seg[q * nprobe + p] = used;
+                    used += len;
+                }
+            }
+        }
+        let mut args = vec![
+            f32s(&queries),
+            int(d),
+            i64s(&lists.offsets),
+            u8s(&lists.codes),
+            i64s(&block_list),
+            i64s(&block_pair0),
+            i32s(&block_pairs),
+            i64s(&pair_query),
+            i64s(&pair_out),
+            int(u8::from(l2)),
+            f32s(&vec![f32::NAN; used as usize]),
+        ];
+        launch(
+            exe,
+            "ivf_flat_list_major",
+            block_list.len(),
+            BLOCK,
+            &mut args,
+        );
+        let dists = args[10].as_f32();
+        let (bd, bi) = fresh();
+        let mut args = vec![
+            f32s(&dists),
+            i64s(&seg),
+            i64s(&probes),
+            int(nprobe),
+            i64s(&lists.offsets),
+            i64s(&lists.ids),
+            int(k),
+            int(kp),
+            bd,
+            bi,
+        ];
+        launch(exe, "ivf_select_segments", nq, BLOCK, &mut args);
+        let key = |q: usize, l: usize, r: usize| {
+            let (qv, xv) = (&queries[q * d..(q + 1) * d], &rows[l][r * d..(r + 1) * d]);
+            if l2 {
+                qv.iter()
+                    .zip(xv)
+                    .fold(0.0f32, |s, (a, b)| s + (a - b) * (a - b))
+            } else {
+                -qv.iter().zip(xv).fold(0.0f32, |s, (a, b)| s + a * b)
+            }
+        };
+        let name = format!("list-major ivf_flat l2={l2}");
+        check(&name, &args[8].as_f32(), &args[9].as_i64(), &key);
     }
 
     // IVF-PQ, 8 and 4 bits.

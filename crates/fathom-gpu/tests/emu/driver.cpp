@@ -86,6 +86,18 @@ static bool dispatch(const std::string& k) {
                         B<long long>(11), I(12), I(13), I(14), B<float>(15),
                         B<long long>(16));
         };
+    else if (k == "ivf_flat_list_major")
+        call = [] {
+            ivf_flat_list_major(B<float>(0), I(1), B<long long>(2), B<float>(3),
+                                B<long long>(4), B<long long>(5), B<int>(6), B<long long>(7),
+                                B<long long>(8), I(9), B<float>(10));
+        };
+    else if (k == "ivf_select_segments")
+        call = [] {
+            ivf_select_segments(B<float>(0), B<long long>(1), B<long long>(2), I(3),
+                                B<long long>(4), B<long long>(5), I(6), I(7), B<float>(8),
+                                B<long long>(9));
+        };
     else return false;
     return true;
 }
