@@ -15,7 +15,7 @@ use fathom_index::{Index, IndexFlat};
 use rayon::prelude::*;
 
 use crate::kernels::BLOCK;
-use crate::resources::{Best, GpuResources, MAX_K, gpu_err, kpow, topk_smem};
+use crate::resources::{Allow, Best, GpuResources, MAX_K, gpu_err, kpow, topk_smem};
 
 /// How a [`GpuIndexFlat`] stores its vectors and computes distances.
 ///
@@ -380,22 +380,7 @@ impl GpuIndexFlat {
     /// The vectors a search may return: every one, or those `selector` keeps (a byte per
     /// vector, evaluated here on the host: a flat index's ids are its positions).
     fn allow(&self, selector: Option<&dyn IdSelector>) -> Result<Allow> {
-        let res = &*self.res;
-        match selector {
-            None => Ok(Allow {
-                mask: res.upload::<u8>(&[])?,
-                on: 0,
-            }),
-            Some(sel) => {
-                let mask: Vec<u8> = (0..self.ntotal as Idx)
-                    .map(|id| u8::from(sel.is_member(id)))
-                    .collect();
-                Ok(Allow {
-                    mask: res.upload(&mask)?,
-                    on: 1,
-                })
-            }
-        }
+        Allow::of(&self.res, selector, 0..self.ntotal as Idx)
     }
 
     /// Every stored vector within `radius` of each query (above it for inner product),
@@ -776,13 +761,6 @@ impl GpuIndexFlat {
             }
         }
     }
-}
-
-/// The vectors a search may return: `mask[id] != 0` when `on` is 1 (a one-byte stand-in
-/// otherwise).
-struct Allow {
-    mask: CudaSlice<u8>,
-    on: i32,
 }
 
 /// A range pass's results: per query the number found, the room each had (cap), and

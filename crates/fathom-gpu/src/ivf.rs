@@ -23,7 +23,7 @@ use fathom_quant::{ProductQuantizer, QuantizerType};
 
 use crate::flat::GpuIndexFlat;
 use crate::kernels::BLOCK;
-use crate::resources::{GpuResources, MAX_K, check_k, gpu_err, kpow, topk_smem};
+use crate::resources::{Allow, GpuResources, MAX_K, check_k, gpu_err, kpow, topk_smem};
 
 /// The lists on the device: entries of list `l` are rows `offsets[l] .. offsets[l + 1]`.
 struct DeviceLists {
@@ -43,6 +43,8 @@ struct Device {
     pq: Option<CudaSlice<f32>>,
     /// Rows of each list on the device (padded to a multiple of 32).
     rows: Vec<usize>,
+    /// The id of every device row (−1: padding), for id selectors.
+    ids_host: Vec<Idx>,
 }
 
 /// The state both IVF indexes share: the CPU index and its device copy.
@@ -123,6 +125,7 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
             centroids: res.upload(&centroids_host)?,
             pq: tables.map(|c| res.upload(c)).transpose()?,
             rows: offsets.windows(2).map(|w| (w[1] - w[0]) as usize).collect(),
+            ids_host: ids,
         });
         *slot = Some(dev.clone());
         Ok(dev)
@@ -165,12 +168,14 @@ impl<C: IvfCodec + 'static> GpuIvf<C> {
         let coarse = dev.coarse.search_device(&q, nq, nprobe)?;
         let probes = self.res.upload(&coarse.labels)?;
         let best = self.res.new_best(nq, k)?;
+        let allow = Allow::of(&self.res, params.selector, dev.ids_host.iter().copied())?;
         drop(_g);
         Ok(Some(Prepared {
             dev,
             q,
             probes,
             probes_host: coarse.labels,
+            allow,
             best,
             nq,
             nprobe,
@@ -221,6 +226,8 @@ struct Prepared {
     probes: CudaSlice<i64>,
     /// The same probes on the host (`nq × nprobe`, −1: none).
     probes_host: Vec<Idx>,
+    /// The rows the search may return (the id selector, per device row).
+    allow: Allow,
     best: crate::resources::Best,
     nq: usize,
     nprobe: usize,
@@ -278,9 +285,9 @@ macro_rules! gpu_ivf_index {
                 k: usize,
                 params: &SearchParams<'_>,
             ) -> Result<SearchResult> {
-                // What the kernels do not take — id selectors, k > 2048 — runs on the CPU
-                // form, which holds the same lists.
-                if params.selector.is_some() || k > MAX_K {
+                // k > 2048, beyond the selection kernels, runs on the CPU form, which holds
+                // the same lists.
+                if k > MAX_K {
                     return self.ivf.cpu.search_with(queries, k, params);
                 }
                 self.$search(queries, k, params)
@@ -535,11 +542,13 @@ impl GpuIndexIvfFlat {
             let mut bi = p.best.i.slice_mut(q0 * k..q1 * k);
             let mut b = stream.launch_builder(&res.kernels.ivf_select_segments);
             b.arg(&dists).arg(&seg).arg(&probes).arg(&np32);
-            b.arg(&lists.offsets).arg(&lists.ids).arg(&k32).arg(&kp32);
+            b.arg(&lists.offsets).arg(&lists.ids);
+            b.arg(&p.allow.mask).arg(&p.allow.on).arg(&k32).arg(&kp32);
             b.arg(&mut bd).arg(&mut bi);
             // SAFETY: ivf_select_segments's arguments in order: the distances, per query
             // and probe the place of its segment (−1: none), the probes, nprobe, nlist + 1
-            // offsets and the lists' ids, k, kpow, and (q1 − q0) × k best keys and ids;
+            // offsets and the lists' ids, the allow mask (a byte per device row) and its
+            // flag, k, kpow, and (q1 − q0) × k best keys and ids;
             // one block per query with topk_smem(kpow) bytes of shared memory.
             unsafe { b.launch(launch_cfg(q1 - q0, smem_select)) }
                 .map_err(gpu_err("ivf_select_segments"))?;
@@ -597,17 +606,15 @@ impl GpuIndexIvfFlat {
             .arg(&p.probes)
             .arg(&np32)
             .arg(&lists.offsets);
-        b.arg(&lists.codes)
-            .arg(&lists.ids)
-            .arg(&l2)
-            .arg(&k32)
-            .arg(&kp32);
+        b.arg(&lists.codes).arg(&lists.ids);
+        b.arg(&p.allow.mask).arg(&p.allow.on);
+        b.arg(&l2).arg(&k32).arg(&kp32);
         b.arg(&mut p.best.d).arg(&mut p.best.i);
         // SAFETY: ivf_flat_scan's arguments in order: nq × d queries, d, nq × nprobe list
         // numbers (−1 or < nlist), nprobe, nlist + 1 offsets into the concatenated lists,
         // their rows of d floats (the IVF-Flat codes are the vectors' bytes) and ids, the
-        // metric flag, k, kpow, nq × k best keys and ids; one block per query with the
-        // shared memory computed above.
+        // allow mask (a byte per row) and its flag, the metric flag, k, kpow, nq × k best
+        // keys and ids; one block per query with the shared memory computed above.
         unsafe { b.launch(launch_cfg(p.nq, smem)) }.map_err(gpu_err("ivf_flat_scan"))?;
         p.best.finish(res, metric)
     }
@@ -676,14 +683,15 @@ fn search_pq<C: IvfCodec + 'static>(
         .arg(&byres)
         .arg(&lists.offsets)
         .arg(&lists.codes);
-    b.arg(&lists.ids).arg(&l2).arg(&k32).arg(&kp32);
+    b.arg(&lists.ids).arg(&p.allow.mask).arg(&p.allow.on);
+    b.arg(&l2).arg(&k32).arg(&kp32);
     b.arg(&mut p.best.d).arg(&mut p.best.i);
     // SAFETY: ivf_pq_scan's arguments in order: nq × d queries, d, nq × nprobe list
     // numbers, nprobe, nlist × d coarse centroids, M × 2^nbits × (d / M) codebooks, M,
     // nbits (8 or 4, checked by check_gpu_pq), the residual flag, nlist + 1 offsets, the
     // interleaved codes (⌈M·nbits / 8⌉ bytes a row) and ids of the concatenated lists, the
-    // metric flag, k, kpow, nq × k best keys and ids; one block per query with the shared
-    // memory computed above.
+    // allow mask (a byte per row) and its flag, the metric flag, k, kpow, nq × k best keys
+    // and ids; one block per query with the shared memory computed above.
     unsafe { b.launch(launch_cfg(p.nq, smem)) }.map_err(gpu_err("ivf_pq_scan"))?;
     p.best.finish(res, metric)
 }
@@ -863,13 +871,15 @@ impl GpuIndexIvfSq {
             .arg(&lists.offsets)
             .arg(&lists.codes)
             .arg(&lists.ids);
+        b.arg(&p.allow.mask).arg(&p.allow.on);
         b.arg(&l2).arg(&k32).arg(&kp32);
         b.arg(&mut p.best.d).arg(&mut p.best.i);
         // SAFETY: ivf_sq8_scan's arguments in order: nq × d queries, d, nq × nprobe list
         // numbers, nprobe, nlist × d coarse centroids, 2·d decoding terms, the residual
         // flag, nlist + 1 offsets, d-byte interleaved codes and ids of the concatenated
-        // lists, the metric flag, k, kpow, nq × k best keys and ids; one block per query
-        // with the shared memory computed above (selection state, then 4·d floats).
+        // lists, the allow mask (a byte per row) and its flag, the metric flag, k, kpow,
+        // nq × k best keys and ids; one block per query with the shared memory computed
+        // above (selection state, then 4·d floats).
         unsafe { b.launch(launch_cfg(p.nq, smem)) }.map_err(gpu_err("ivf_sq8_scan"))?;
         p.best.finish(res, metric)
     }

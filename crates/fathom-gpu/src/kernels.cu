@@ -249,8 +249,9 @@ extern "C" __global__ void rerank_f16(const float* __restrict__ queries, int dim
 
 // Merges a tile of inner products ip[q][0..ntile) (row stride ld) into each query's best k.
 // l2: key = ‖q‖² + ‖x‖² − 2⟨q, x⟩ (clamped at 0); otherwise key = −⟨q, x⟩.
-// An id selector on the GPU: allow[id] != 0 for the vectors a search may return, when
-// `filtered`; otherwise allow is not read.
+// An id selector on the GPU: allow[i] != 0 for the vectors a search may return, when
+// `filtered` (otherwise allow is not read) — i is the vector's id in flat indexes, its row
+// in the device lists in IVF indexes.
 __device__ __forceinline__ bool allowed(const unsigned char* allow, int filtered,
                                         long long id) {
     return !filtered || allow[id] != 0;
@@ -387,8 +388,10 @@ extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int 
                                          const long long* __restrict__ probes, int nprobe,
                                          const long long* __restrict__ offsets,
                                          const float* __restrict__ data,
-                                         const long long* __restrict__ ids, int l2, int k,
-                                         int kpow, float* best_d, long long* best_i) {
+                                         const long long* __restrict__ ids,
+                                         const unsigned char* __restrict__ allow, int filtered,
+                                         int l2, int k, int kpow, float* best_d,
+                                         long long* best_i) {
     extern __shared__ __align__(16) unsigned char smem[];
     TopK t = topk_layout(smem, k, kpow);
     float* qs = (float*)(t.count + 4);
@@ -403,7 +406,7 @@ extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int 
         long long start = offsets[list], end = offsets[list + 1];
         for (long long base = start; base < end; base += blockDim.x) {
             long long r = base + threadIdx.x;
-            long long id = r < end ? ids[r] : -1;
+            long long id = (r < end && allowed(allow, filtered, r)) ? ids[r] : -1;
             bool has = id >= 0;
             float key = 0.f;
             if (has) {
@@ -477,8 +480,10 @@ extern "C" __global__ void ivf_select_segments(const float* __restrict__ dists,
                                                const long long* __restrict__ seg,
                                                const long long* __restrict__ probes, int nprobe,
                                                const long long* __restrict__ offsets,
-                                               const long long* __restrict__ ids, int k,
-                                               int kpow, float* best_d, long long* best_i) {
+                                               const long long* __restrict__ ids,
+                                               const unsigned char* __restrict__ allow,
+                                               int filtered, int k, int kpow,
+                                               float* best_d, long long* best_i) {
     extern __shared__ __align__(16) unsigned char smem[];
     TopK t = topk_layout(smem, k, kpow);
     int q = blockIdx.x;
@@ -492,7 +497,7 @@ extern "C" __global__ void ivf_select_segments(const float* __restrict__ dists,
         long long start = offsets[list], end = offsets[list + 1];
         for (long long base = start; base < end; base += blockDim.x) {
             long long r = base + threadIdx.x;
-            long long id = r < end ? ids[r] : -1;
+            long long id = (r < end && allowed(allow, filtered, r)) ? ids[r] : -1;
             bool has = id >= 0;
             float key = has ? dists[at + (r - start)] : 0.f;
             topk_offer(t, has, key, id);
@@ -527,8 +532,9 @@ extern "C" __global__ void ivf_sq8_scan(const float* __restrict__ queries, int d
                                         const float* __restrict__ affine, int by_residual,
                                         const long long* __restrict__ offsets,
                                         const unsigned char* __restrict__ codes,
-                                        const long long* __restrict__ ids, int l2, int k,
-                                        int kpow, float* best_d, long long* best_i) {
+                                        const long long* __restrict__ ids,
+                                        const unsigned char* __restrict__ allow, int filtered,
+                                        int l2, int k, int kpow, float* best_d, long long* best_i) {
     extern __shared__ __align__(16) unsigned char smem[];
     TopK t = topk_layout(smem, k, kpow);
     float* qs = (float*)(t.count + 4);
@@ -552,7 +558,7 @@ extern "C" __global__ void ivf_sq8_scan(const float* __restrict__ queries, int d
         long long start = offsets[list], end = offsets[list + 1];
         for (long long base = start; base < end; base += blockDim.x) {
             long long r = base + threadIdx.x;
-            long long id = r < end ? ids[r] : -1;
+            long long id = (r < end && allowed(allow, filtered, r)) ? ids[r] : -1;
             bool has = id >= 0;
             float key = 0.f;
             if (has) {
@@ -583,8 +589,9 @@ extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int di
                                        int nbits, int by_residual,
                                        const long long* __restrict__ offsets,
                                        const unsigned char* __restrict__ codes,
-                                       const long long* __restrict__ ids, int l2, int k,
-                                       int kpow, float* best_d, long long* best_i) {
+                                       const long long* __restrict__ ids,
+                                       const unsigned char* __restrict__ allow, int filtered,
+                                       int l2, int k, int kpow, float* best_d, long long* best_i) {
     extern __shared__ __align__(16) unsigned char smem[];
     TopK t = topk_layout(smem, k, kpow);
     float* qs = (float*)(t.count + 4);
@@ -626,7 +633,7 @@ extern "C" __global__ void ivf_pq_scan(const float* __restrict__ queries, int di
         long long start = offsets[list], end = offsets[list + 1];
         for (long long base = start; base < end; base += blockDim.x) {
             long long r = base + threadIdx.x;
-            long long id = r < end ? ids[r] : -1;
+            long long id = (r < end && allowed(allow, filtered, r)) ? ids[r] : -1;
             bool has = id >= 0;
             float key = 0.f;
             if (has) {

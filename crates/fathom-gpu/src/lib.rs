@@ -6,7 +6,8 @@
 //! storage — [`GpuFlatPrecision`]; range search and id selectors), IVF search
 //! ([`GpuIndexIvfFlat`], [`GpuIndexIvfPq`] with 8- or 4-bit codes, [`GpuIndexIvfPqFastScan`],
 //! [`GpuIndexIvfSq`]: coarse step on the GPU, lists interleaved by 32 rows and scanned by
-//! one block per query, look-up tables in shared memory), k-means with the points and the
+//! one block per query — or, for IVF-Flat batches, per list ([`IvfScanOrder`]) — look-up
+//! tables in shared memory, id selectors), k-means with the points and the
 //! update step on the GPU ([`gpu_kmeans`], [`GpuAssigner`]), [`bf_knn`] without an index,
 //! and moving indexes between CPU and GPUs ([`index_cpu_to_gpu`], [`index_gpu_to_cpu`],
 //! [`index_cpu_to_gpu_multiple`] for shards, [`index_cpu_to_gpu_replicas`]).

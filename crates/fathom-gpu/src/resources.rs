@@ -257,3 +257,36 @@ pub(crate) fn check_k(k: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// The vectors a search may return, for the kernels' `allow` / `filtered` arguments:
+/// `mask[i] != 0` when `on` is 1 (a one-byte stand-in, never read, otherwise).
+pub(crate) struct Allow {
+    pub mask: CudaSlice<u8>,
+    pub on: i32,
+}
+
+impl Allow {
+    /// Every vector, or those of `ids` (a flat index's positions, an IVF index's rows on
+    /// the device; −1 is padding) that `selector` keeps — evaluated here, on the host.
+    pub fn of(
+        res: &GpuResources,
+        selector: Option<&dyn fathom_core::IdSelector>,
+        ids: impl Iterator<Item = Idx>,
+    ) -> Result<Allow> {
+        match selector {
+            None => Ok(Allow {
+                mask: res.upload::<u8>(&[])?,
+                on: 0,
+            }),
+            Some(sel) => {
+                let mask: Vec<u8> = ids
+                    .map(|id| u8::from(id >= 0 && sel.is_member(id)))
+                    .collect();
+                Ok(Allow {
+                    mask: res.upload(&mask)?,
+                    on: 1,
+                })
+            }
+        }
+    }
+}

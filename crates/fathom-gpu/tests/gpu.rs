@@ -434,8 +434,9 @@ fn flat_range_search_and_selectors_match_the_cpu() -> Outcome {
     PASSED
 }
 
-/// What IVF kernels do not take — id selectors, range search, k > 2048 — runs on the GPU
-/// index's CPU form and answers as the CPU index.
+/// Id selectors on the GPU IVF scans (a mask per device row, both scan orders) answer as
+/// the CPU index; what the kernels do not take — range search, k > 2048 — runs on the GPU
+/// index's CPU form.
 fn ivf_takes_selectors_range_search_and_large_k() -> Outcome {
     let res = match gpu() {
         Ok(res) => res,
@@ -447,14 +448,26 @@ fn ivf_takes_selectors_range_search_and_large_k() -> Outcome {
     cpu.train(&xt).unwrap();
     cpu.add(&xb).unwrap();
     cpu.set_param("nprobe", 4.0).unwrap();
-    let mut g = index_cpu_to_gpu(res, &*cpu).unwrap();
+    let mut g = index_cpu_to_gpu(res.clone(), &*cpu).unwrap();
     g.set_param("nprobe", 4.0).unwrap();
     let keep = IdSelectorRange::new(100, 900);
     let only = SearchParams::default().with_selector(&keep);
-    assert_eq!(
-        g.search_with(&xq, 10, &only).unwrap().labels,
-        cpu.search_with(&xq, 10, &only).unwrap().labels
+    let want = cpu.search_with(&xq, 10, &only).unwrap();
+    assert_same_answers(
+        &want,
+        &g.search_with(&xq, 10, &only).unwrap(),
+        "IVF selector",
     );
+    let copy: Box<dyn std::any::Any> = fathom_io::faiss::clone_index(&*cpu).unwrap();
+    let copy = *copy.downcast::<fathom_index::IndexIvfFlat>().unwrap();
+    let mut flat = GpuIndexIvfFlat::from_cpu(res, copy).unwrap();
+    flat.set_param("nprobe", 4.0).unwrap();
+    for order in [IvfScanOrder::QueryMajor, IvfScanOrder::ListMajor] {
+        flat.set_scan_order(order);
+        let got = flat.search_with(&xq, 10, &only).unwrap();
+        assert_same_answers(&want, &got, &format!("IVF selector {order:?}"));
+        assert!(got.labels.iter().all(|&l| l < 0 || keep.is_member(l)));
+    }
     assert_eq!(
         g.range_search(&xq, 1.0).unwrap(),
         cpu.range_search(&xq, 1.0).unwrap()

@@ -534,29 +534,43 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
         })
         .collect();
     let kp = kpow(k);
-    let check =
-        |name: &str, best_d: &[f32], best_i: &[i64], key: &dyn Fn(usize, usize, usize) -> f32| {
-            for q in 0..nq {
-                let mut all = Vec::new();
-                for &l in &probes[q * nprobe..(q + 1) * nprobe] {
-                    if l < 0 {
-                        continue;
-                    }
-                    let l = l as usize;
-                    for (r, &id) in list_ids[l].iter().enumerate() {
+    // The allow mask of the filtered runs keeps rows whose id is not a multiple of 3.
+    let keep = |id: i64| id % 3 != 0;
+    let check = |name: &str,
+                 filtered: bool,
+                 best_d: &[f32],
+                 best_i: &[i64],
+                 key: &dyn Fn(usize, usize, usize) -> f32| {
+        for q in 0..nq {
+            let mut all = Vec::new();
+            for &l in &probes[q * nprobe..(q + 1) * nprobe] {
+                if l < 0 {
+                    continue;
+                }
+                let l = l as usize;
+                for (r, &id) in list_ids[l].iter().enumerate() {
+                    if !filtered || keep(id) {
                         all.push((key(q, l, r), id));
                     }
                 }
-                let (wd, wi) = best_k(all, k);
-                assert_eq!(&best_i[q * k..(q + 1) * k], &wi[..], "{name} query {q}");
-                for (a, b) in best_d[q * k..(q + 1) * k].iter().zip(&wd) {
-                    assert!(
-                        a == b || (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                        "{name} query {q}: {a} vs {b}"
-                    );
-                }
             }
-        };
+            let (wd, wi) = best_k(all, k);
+            assert_eq!(&best_i[q * k..(q + 1) * k], &wi[..], "{name} query {q}");
+            for (a, b) in best_d[q * k..(q + 1) * k].iter().zip(&wd) {
+                assert!(
+                    a == b || (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "{name} query {q}: {a} vs {b}"
+                );
+            }
+        }
+    };
+    let mask_of = |lists: &Lists| -> Vec<u8> {
+        lists
+            .ids
+            .iter()
+            .map(|&id| u8::from(id >= 0 && keep(id)))
+            .collect()
+    };
     let fresh = || (f32s(&vec![f32::INFINITY; nq * k]), i64s(&vec![-1; nq * k]));
 
     // IVF-Flat.
@@ -572,7 +586,22 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
         })
         .collect();
     let lists = interleave(&flat_lists, 4 * d, 4);
-    for l2 in [true, false] {
+    let mask = mask_of(&lists);
+    let flat_key = |l2: bool| {
+        let rows = &rows;
+        let queries = &queries;
+        move |q: usize, l: usize, r: usize| {
+            let (qv, xv) = (&queries[q * d..(q + 1) * d], &rows[l][r * d..(r + 1) * d]);
+            if l2 {
+                qv.iter()
+                    .zip(xv)
+                    .fold(0.0f32, |s, (a, b)| s + (a - b) * (a - b))
+            } else {
+                -qv.iter().zip(xv).fold(0.0f32, |s, (a, b)| s + a * b)
+            }
+        }
+    };
+    for (l2, filtered) in [(true, false), (false, false), (true, true)] {
         let (bd, bi) = fresh();
         let mut args = vec![
             f32s(&queries),
@@ -582,6 +611,8 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
             i64s(&lists.offsets),
             u8s(&lists.codes),
             i64s(&lists.ids),
+            u8s(&mask),
+            int(u8::from(filtered)),
             int(u8::from(l2)),
             int(k),
             int(kp),
@@ -589,27 +620,19 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
             bi,
         ];
         launch(exe, "ivf_flat_scan", nq, BLOCK, &mut args);
-        let key = |q: usize, l: usize, r: usize| {
-            let (qv, xv) = (&queries[q * d..(q + 1) * d], &rows[l][r * d..(r + 1) * d]);
-            if l2 {
-                qv.iter()
-                    .zip(xv)
-                    .fold(0.0f32, |s, (a, b)| s + (a - b) * (a - b))
-            } else {
-                -qv.iter().zip(xv).fold(0.0f32, |s, (a, b)| s + a * b)
-            }
-        };
+        let name = format!("ivf_flat_scan l2={l2} filtered={filtered}");
         check(
-            &format!("ivf_flat_scan l2={l2}"),
-            &args[10].as_f32(),
-            &args[11].as_i64(),
-            &key,
+            &name,
+            filtered,
+            &args[12].as_f32(),
+            &args[13].as_i64(),
+            &flat_key(l2),
         );
     }
 
     // IVF-Flat list-major: per list, blocks of up to 16 of the queries probing it write
     // keys into each (query, list) pair's segment; then the selection reads them.
-    for l2 in [true, false] {
+    for (l2, filtered) in [(true, false), (false, true)] {
         let (mut block_list, mut block_pair0, mut block_pairs) = (vec![], vec![], vec![]);
         let (mut pair_query, mut pair_out) = (vec![], vec![]);
         let mut seg = vec![-1i64; nq * nprobe];
@@ -661,24 +684,22 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
             int(nprobe),
             i64s(&lists.offsets),
             i64s(&lists.ids),
+            u8s(&mask),
+            int(u8::from(filtered)),
             int(k),
             int(kp),
             bd,
             bi,
         ];
         launch(exe, "ivf_select_segments", nq, BLOCK, &mut args);
-        let key = |q: usize, l: usize, r: usize| {
-            let (qv, xv) = (&queries[q * d..(q + 1) * d], &rows[l][r * d..(r + 1) * d]);
-            if l2 {
-                qv.iter()
-                    .zip(xv)
-                    .fold(0.0f32, |s, (a, b)| s + (a - b) * (a - b))
-            } else {
-                -qv.iter().zip(xv).fold(0.0f32, |s, (a, b)| s + a * b)
-            }
-        };
-        let name = format!("list-major ivf_flat l2={l2}");
-        check(&name, &args[8].as_f32(), &args[9].as_i64(), &key);
+        let name = format!("list-major ivf_flat l2={l2} filtered={filtered}");
+        check(
+            &name,
+            filtered,
+            &args[10].as_f32(),
+            &args[11].as_i64(),
+            &flat_key(l2),
+        );
     }
 
     // IVF-PQ, 8 and 4 bits.
@@ -711,6 +732,7 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
             })
             .collect();
         let lists = interleave(&packed, code_size, 1);
+        let mask = mask_of(&lists);
         for (l2, by_residual) in [(true, true), (true, false), (false, true), (false, false)] {
             let (bd, bi) = fresh();
             let mut args = vec![
@@ -726,6 +748,8 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
                 i64s(&lists.offsets),
                 u8s(&lists.codes),
                 i64s(&lists.ids),
+                u8s(&mask),
+                int(1),
                 int(u8::from(l2)),
                 int(k),
                 int(kp),
@@ -765,7 +789,7 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
                 if l2 { s } else { -(qc + s) }
             };
             let name = format!("ivf_pq_scan nbits={nbits} l2={l2} residual={by_residual}");
-            check(&name, &args[15].as_f32(), &args[16].as_i64(), &key);
+            check(&name, true, &args[17].as_f32(), &args[18].as_i64(), &key);
         }
     }
 
@@ -781,6 +805,7 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
         .zip(codes.iter().cloned())
         .collect();
     let lists = interleave(&sq_lists, d, 1);
+    let mask = mask_of(&lists);
     for (l2, by_residual) in [(true, true), (false, true), (true, false)] {
         let (bd, bi) = fresh();
         let mut args = vec![
@@ -794,6 +819,8 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
             i64s(&lists.offsets),
             u8s(&lists.codes),
             i64s(&lists.ids),
+            u8s(&mask),
+            int(1),
             int(u8::from(l2)),
             int(k),
             int(kp),
@@ -822,7 +849,7 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
             if l2 { s } else { -(qc + s) }
         };
         let name = format!("ivf_sq8_scan l2={l2} residual={by_residual}");
-        check(&name, &args[13].as_f32(), &args[14].as_i64(), &key);
+        check(&name, true, &args[15].as_f32(), &args[16].as_i64(), &key);
     }
     PASSED
 }

@@ -70,21 +70,22 @@ static bool dispatch(const std::string& k) {
     else if (k == "ivf_flat_scan")
         call = [] {
             ivf_flat_scan(B<float>(0), I(1), B<long long>(2), I(3), B<long long>(4),
-                          B<float>(5), B<long long>(6), I(7), I(8), I(9), B<float>(10),
-                          B<long long>(11));
+                          B<float>(5), B<long long>(6), B<unsigned char>(7), I(8), I(9), I(10),
+                          I(11), B<float>(12), B<long long>(13));
         };
     else if (k == "ivf_sq8_scan")
         call = [] {
             ivf_sq8_scan(B<float>(0), I(1), B<long long>(2), I(3), B<float>(4), B<float>(5),
-                         I(6), B<long long>(7), B<unsigned char>(8), B<long long>(9), I(10),
-                         I(11), I(12), B<float>(13), B<long long>(14));
+                         I(6), B<long long>(7), B<unsigned char>(8), B<long long>(9),
+                         B<unsigned char>(10), I(11), I(12), I(13), I(14), B<float>(15),
+                         B<long long>(16));
         };
     else if (k == "ivf_pq_scan")
         call = [] {
             ivf_pq_scan(B<float>(0), I(1), B<long long>(2), I(3), B<float>(4), B<float>(5),
                         I(6), I(7), I(8), B<long long>(9), B<unsigned char>(10),
-                        B<long long>(11), I(12), I(13), I(14), B<float>(15),
-                        B<long long>(16));
+                        B<long long>(11), B<unsigned char>(12), I(13), I(14), I(15), I(16),
+                        B<float>(17), B<long long>(18));
         };
     else if (k == "ivf_flat_list_major")
         call = [] {
@@ -95,8 +96,8 @@ static bool dispatch(const std::string& k) {
     else if (k == "ivf_select_segments")
         call = [] {
             ivf_select_segments(B<float>(0), B<long long>(1), B<long long>(2), I(3),
-                                B<long long>(4), B<long long>(5), I(6), I(7), B<float>(8),
-                                B<long long>(9));
+                                B<long long>(4), B<long long>(5), B<unsigned char>(6), I(7),
+                                I(8), I(9), B<float>(10), B<long long>(11));
         };
     else return false;
     return true;
