@@ -388,76 +388,18 @@ impl GpuIndexFlat {
     fn range_search_gpu(
         &self,
         queries: &[f32],
-        nq: usize,
         radius: f32,
         allow: &Allow,
     ) -> Result<RangeSearchResult> {
-        let res = &*self.res;
-        let bound = if self.metric == MetricType::L2 {
-            radius
-        } else {
-            -radius
-        };
         let ip = self.metric == MetricType::InnerProduct;
-        // Room for 256 results per query; queries that find more are run again with room
-        // for all they found.
-        let first = self.range_pass(queries, nq, bound, allow, 256)?;
-        let mut lists: Vec<(Vec<Idx>, Vec<f32>)> = Vec::with_capacity(nq);
-        let mut again = Vec::new();
-        for q in 0..nq {
-            let n = first.0[q] as usize;
-            if n > first.1 {
-                again.push(q);
-                lists.push((Vec::new(), Vec::new()));
-            } else {
-                lists.push(first.hits(q, n));
-            }
-        }
-        // Products of a different batch may round differently, so a vector on the radius
-        // can flip and a query count more than before: repeat until every query's hits fit
-        // its room (with slack; one round in practice).
-        let mut room: Vec<usize> = again.iter().map(|&q| first.0[q] as usize + 16).collect();
-        for _round in 0..8 {
-            if again.is_empty() {
-                break;
-            }
-            let most = room.iter().copied().max().unwrap_or(1);
-            // Queries per pass so that the results fit the temporary memory.
-            let per_pass = (res.temp_memory() / (12 * most)).max(1);
-            let (mut next, mut next_room) = (Vec::new(), Vec::new());
-            for chunk in again.chunks(per_pass) {
-                let rows: Vec<f32> = chunk
-                    .iter()
-                    .flat_map(|&q| &queries[q * self.d..(q + 1) * self.d])
-                    .copied()
-                    .collect();
-                let pass = self.range_pass(&rows, chunk.len(), bound, allow, most)?;
-                for (j, &q) in chunk.iter().enumerate() {
-                    let n = pass.0[j] as usize;
-                    if n > pass.1 {
-                        next.push(q);
-                        next_room.push(n + 16);
-                    } else {
-                        lists[q] = pass.hits(j, n);
-                    }
-                }
-            }
-            (again, room) = (next, next_room);
-        }
-        if !again.is_empty() {
-            return Err(Error::invalid(format!(
-                "range search: {} queries found a different number of hits on every pass",
-                again.len()
-            )));
-        }
-        for (ids, dists) in &mut lists {
-            let mut pairs: Vec<(Idx, f32)> =
-                ids.iter().copied().zip(dists.iter().copied()).collect();
-            pairs.sort_unstable_by_key(|p| p.0);
-            *ids = pairs.iter().map(|p| p.0).collect();
-            *dists = pairs.iter().map(|p| if ip { -p.1 } else { p.1 }).collect();
-        }
-        Ok(RangeSearchResult::from_lists(lists))
+        let bound = if ip { -radius } else { radius };
+        crate::range::in_passes(
+            queries,
+            self.d,
+            self.res.temp_memory(),
+            ip,
+            |rows, n, cap| self.range_pass(rows, n, bound, allow, cap),
+        )
     }
 
     /// One range pass over `nq` host queries with room for `cap` results each.
@@ -468,7 +410,7 @@ impl GpuIndexFlat {
         bound: f32,
         allow: &Allow,
         cap: usize,
-    ) -> Result<RangeHits> {
+    ) -> Result<crate::range::RangeHits> {
         let res = &*self.res;
         let stream = &res.stream;
         let q = res.upload(queries)?;
@@ -520,7 +462,12 @@ impl GpuIndexFlat {
         let ids = stream
             .clone_dtoh(&out_i)
             .map_err(gpu_err("copying results"))?;
-        Ok(RangeHits(counts, cap, keys, ids))
+        Ok(crate::range::RangeHits {
+            counts,
+            cap,
+            keys,
+            ids,
+        })
     }
 
     /// k beyond the selection kernels' 2048: the GPU computes the products tile by tile,
@@ -760,18 +707,6 @@ impl GpuIndexFlat {
                 self.rerank(&q, &cand, nq, k)?.0.finish(res, self.metric)
             }
         }
-    }
-}
-
-/// A range pass's results: per query the number found, the room each had (cap), and
-/// `nq × cap` keys and ids.
-struct RangeHits(Vec<i64>, usize, Vec<f32>, Vec<Idx>);
-
-impl RangeHits {
-    /// The first `n` (≤ cap) hits of query `q`: ids and keys.
-    fn hits(&self, q: usize, n: usize) -> (Vec<Idx>, Vec<f32>) {
-        let at = q * self.1;
-        (self.3[at..at + n].to_vec(), self.2[at..at + n].to_vec())
     }
 }
 
@@ -1025,11 +960,11 @@ impl Index for GpuIndexFlat {
         // temporary memory.
         let batch = (self.res.temp_memory() / (12 * 256)).max(1);
         if nq <= batch {
-            return self.range_search_gpu(queries, nq, radius, &allow);
+            return self.range_search_gpu(queries, radius, &allow);
         }
         let mut lists = Vec::with_capacity(nq);
         for part in queries.chunks(batch * self.d) {
-            let r = self.range_search_gpu(part, part.len() / self.d, radius, &allow)?;
+            let r = self.range_search_gpu(part, radius, &allow)?;
             for q in 0..part.len() / self.d {
                 let (ids, dists) = r.query(q);
                 lists.push((ids.to_vec(), dists.to_vec()));

@@ -236,7 +236,21 @@ struct Prepared {
 /// Implements `Index` for a GPU IVF index through its `ivf: GpuIvf<_>` field, the CPU
 /// index answering for everything but search.
 macro_rules! gpu_ivf_index {
+    // Range search on the CPU form (the same lists) where the codec has no GPU range kernel.
     ($ty:ty, $cpu:ty, $search:ident) => {
+        impl $ty {
+            fn range_on_cpu_form(
+                &self,
+                queries: &[f32],
+                radius: f32,
+                params: &SearchParams<'_>,
+            ) -> Result<RangeSearchResult> {
+                self.ivf.cpu.range_search_with(queries, radius, params)
+            }
+        }
+        gpu_ivf_index!($ty, $cpu, $search, range_on_cpu_form);
+    };
+    ($ty:ty, $cpu:ty, $search:ident, $range:ident) => {
         impl $ty {
             /// The CPU index (what `write_index` saves).
             pub fn cpu(&self) -> &$cpu {
@@ -298,8 +312,7 @@ macro_rules! gpu_ivf_index {
                 radius: f32,
                 params: &SearchParams<'_>,
             ) -> Result<RangeSearchResult> {
-                // On the CPU form (the same lists): no GPU range kernel for IVF yet.
-                self.ivf.cpu.range_search_with(queries, radius, params)
+                self.$range(queries, radius, params)
             }
             fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
                 self.ivf.cpu.reconstruct(id)
@@ -463,6 +476,90 @@ impl GpuIndexIvfFlat {
         self.order = order;
     }
 
+    /// Range search on the GPU (`ivf_flat_range`), in passes (`crate::range`).
+    fn range_gpu(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeSearchResult> {
+        if radius.is_nan() {
+            return Err(Error::invalid("radius is NaN; expected a number"));
+        }
+        let d = self.ivf.cpu.dim();
+        check::vectors("queries", queries, d)?;
+        let ip = self.ivf.cpu.metric() == MetricType::InnerProduct;
+        let bound = if ip { -radius } else { radius };
+        let temp = self.ivf.res.temp_memory();
+        crate::range::in_passes(queries, d, temp, ip, |rows, _, cap| {
+            self.range_pass(rows, cap, bound, params)
+        })
+    }
+
+    /// One range pass over host queries with room for `cap` hits each.
+    fn range_pass(
+        &self,
+        queries: &[f32],
+        cap: usize,
+        bound: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<crate::range::RangeHits> {
+        let Some(p) = self.ivf.prepare(queries, 1, params, None)? else {
+            return Ok(crate::range::RangeHits {
+                counts: Vec::new(),
+                cap,
+                keys: Vec::new(),
+                ids: Vec::new(),
+            });
+        };
+        let res = &*self.ivf.res;
+        let stream = &res.stream;
+        let d = self.ivf.cpu.dim();
+        let smem = 4 * d;
+        res.kernels.check_smem(smem, "IVF-Flat range search")?;
+        let _g = res.lock();
+        let nq = p.nq;
+        let mut count = stream
+            .alloc_zeros::<i64>(nq.max(1))
+            .map_err(gpu_err("allocating"))?;
+        let mut out_d = stream
+            .alloc_zeros::<f32>((nq * cap).max(1))
+            .map_err(gpu_err("allocating range results"))?;
+        let mut out_i = stream
+            .alloc_zeros::<i64>((nq * cap).max(1))
+            .map_err(gpu_err("allocating range results"))?;
+        let (d32, np32, cap64) = (d as i32, p.nprobe as i32, cap as i64);
+        let l2 = i32::from(self.ivf.cpu.metric() == MetricType::L2);
+        let lists = &p.dev.lists;
+        let mut b = stream.launch_builder(&res.kernels.ivf_flat_range);
+        b.arg(&p.q).arg(&d32).arg(&p.probes).arg(&np32);
+        b.arg(&lists.offsets).arg(&lists.codes).arg(&lists.ids);
+        b.arg(&p.allow.mask)
+            .arg(&p.allow.on)
+            .arg(&l2)
+            .arg(&bound)
+            .arg(&cap64);
+        b.arg(&mut count).arg(&mut out_d).arg(&mut out_i);
+        // SAFETY: ivf_flat_range's arguments in order: nq × d queries, d, nq × nprobe list
+        // numbers, nprobe, nlist + 1 offsets, the interleaved rows of d floats and their
+        // ids, the allow mask (a byte per row) and its flag, the metric flag, the key
+        // bound, cap, nq counters and nq × cap result keys and ids (writes past cap are
+        // skipped); one block per query with 4·d bytes of shared memory (the query).
+        unsafe { b.launch(launch_cfg(nq, smem)) }.map_err(gpu_err("ivf_flat_range"))?;
+        Ok(crate::range::RangeHits {
+            counts: stream
+                .clone_dtoh(&count)
+                .map_err(gpu_err("copying results"))?,
+            cap,
+            keys: stream
+                .clone_dtoh(&out_d)
+                .map_err(gpu_err("copying results"))?,
+            ids: stream
+                .clone_dtoh(&out_i)
+                .map_err(gpu_err("copying results"))?,
+        })
+    }
+
     /// The list-major pass (kernels `ivf_flat_list_major`, then `ivf_select_segments`)
     /// over the prepared batch, in query ranges whose distances fit the temporary memory.
     fn search_list_major(&self, p: &mut Prepared, k: usize) -> Result<()> {
@@ -620,7 +717,7 @@ impl GpuIndexIvfFlat {
     }
 }
 
-gpu_ivf_index!(GpuIndexIvfFlat, IndexIvfFlat, search_gpu);
+gpu_ivf_index!(GpuIndexIvfFlat, IndexIvfFlat, search_gpu, range_gpu);
 
 /// Whether the GPU's PQ scan takes `pq`: 8- or 4-bit codes (the look-up table, M × 2^nbits
 /// floats, must also fit the device's shared memory, which the search checks).

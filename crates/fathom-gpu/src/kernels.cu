@@ -428,6 +428,50 @@ extern "C" __global__ void ivf_flat_scan(const float* __restrict__ queries, int 
     topk_store(t, gd, gi);
 }
 
+// IVF-Flat range search: as ivf_flat_scan, but every row of the probed lists whose key is
+// below `bound` is appended to its query's list (count[q] counts them all, the first cap
+// go to out_d / out_i[q·cap ..]), as range_tile does for flat indexes.
+extern "C" __global__ void ivf_flat_range(const float* __restrict__ queries, int dim,
+                                          const long long* __restrict__ probes, int nprobe,
+                                          const long long* __restrict__ offsets,
+                                          const float* __restrict__ data,
+                                          const long long* __restrict__ ids,
+                                          const unsigned char* __restrict__ allow,
+                                          int filtered, int l2, float bound, long long cap,
+                                          long long* count, float* out_d, long long* out_i) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    float* qs = (float*)smem;
+    int q = blockIdx.x;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) qs[j] = queries[(long long)q * dim + j];
+    __syncthreads();
+    for (int p = 0; p < nprobe; p++) {
+        long long list = probes[(long long)q * nprobe + p];
+        if (list < 0) continue;
+        long long start = offsets[list], end = offsets[list + 1];
+        for (long long r = start + threadIdx.x; r < end; r += blockDim.x) {
+            long long id = allowed(allow, filtered, r) ? ids[r] : -1;
+            if (id < 0) continue;
+            float s = 0.f;
+            if (l2) {
+                for (int j = 0; j < dim; j++) {
+                    float e = qs[j] - data[interleaved(r, dim, j)];
+                    s += e * e;
+                }
+            } else {
+                for (int j = 0; j < dim; j++) s += qs[j] * data[interleaved(r, dim, j)];
+                s = -s;
+            }
+            if (s < bound) {
+                long long pos = (long long)atomicAdd((unsigned long long*)&count[q], 1ull);
+                if (pos < cap) {
+                    out_d[(long long)q * cap + pos] = s;
+                    out_i[(long long)q * cap + pos] = id;
+                }
+            }
+        }
+    }
+}
+
 // IVF-Flat, list-major (for batches where many queries probe each list): a block takes
 // one list and up to LIST_MAJOR_QUERIES of the queries probing it, keeps those queries in
 // shared memory, and every thread compares one interleaved row with all of them — a row

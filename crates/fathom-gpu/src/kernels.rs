@@ -64,6 +64,7 @@ pub(crate) struct Kernels {
     pub ivf_sq8_scan: CudaFunction,
     pub ivf_flat_list_major: CudaFunction,
     pub ivf_select_segments: CudaFunction,
+    pub ivf_flat_range: CudaFunction,
     /// The most dynamic shared memory a block may have on this device.
     pub max_smem: usize,
 }
@@ -108,6 +109,7 @@ impl Kernels {
             ivf_sq8_scan: f("ivf_sq8_scan")?,
             ivf_flat_list_major: f("ivf_flat_list_major")?,
             ivf_select_segments: f("ivf_select_segments")?,
+            ivf_flat_range: f("ivf_flat_range")?,
             max_smem,
         };
         // Opt in to more than the default 48 KiB of dynamic shared memory (large k, PQ

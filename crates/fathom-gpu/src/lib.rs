@@ -40,6 +40,7 @@ mod ivf;
 mod kernels;
 mod kmeans;
 mod knn;
+mod range;
 mod resources;
 
 /// The CUDA bindings fathom-gpu is built on, for device arrays ([`bf_knn_device`]).

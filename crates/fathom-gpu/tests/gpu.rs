@@ -67,6 +67,7 @@ fn kernels_compile_with_nvrtc() -> Outcome {
         "ivf_sq8_scan",
         "ivf_flat_list_major",
         "ivf_select_segments",
+        "ivf_flat_range",
         "ivf_flat_scan",
         "ivf_pq_scan",
     ];
@@ -434,9 +435,9 @@ fn flat_range_search_and_selectors_match_the_cpu() -> Outcome {
     PASSED
 }
 
-/// Id selectors on the GPU IVF scans (a mask per device row, both scan orders) answer as
-/// the CPU index; what the kernels do not take — range search, k > 2048 — runs on the GPU
-/// index's CPU form.
+/// Id selectors on the GPU IVF scans (a mask per device row, both scan orders) and IVF-Flat
+/// range search on the GPU answer as the CPU index; k > 2048 runs on the GPU index's CPU
+/// form.
 fn ivf_takes_selectors_range_search_and_large_k() -> Outcome {
     let res = match gpu() {
         Ok(res) => res,
@@ -468,10 +469,30 @@ fn ivf_takes_selectors_range_search_and_large_k() -> Outcome {
         assert_same_answers(&want, &got, &format!("IVF selector {order:?}"));
         assert!(got.labels.iter().all(|&l| l < 0 || keep.is_member(l)));
     }
-    assert_eq!(
-        g.range_search(&xq, 1.0).unwrap(),
-        cpu.range_search(&xq, 1.0).unwrap()
-    );
+    // Range search: IVF-Flat on the GPU (ivf_flat_range), the same hits as the CPU index
+    // (those within rounding of the radius aside), in id order; queries with hundreds
+    // of hits take the second pass.
+    for radius in [1.0f32, 4.0] {
+        let (want, got) = (
+            cpu.range_search(&xq, radius).unwrap(),
+            g.range_search(&xq, radius).unwrap(),
+        );
+        for q in 0..20 {
+            let ((wl, wd), (gl, gd)) = (want.query(q), got.query(q));
+            assert!(gl.windows(2).all(|w| w[0] < w[1]), "ids in order");
+            for (l, dist) in gl.iter().zip(gd) {
+                match wl.iter().position(|w| w == l) {
+                    Some(p) => assert!((wd[p] - dist).abs() <= 1e-3 * wd[p].max(1.0)),
+                    None => assert!((dist - radius).abs() <= 1e-3 * radius, "{l}: {dist}"),
+                }
+            }
+            for (l, dist) in wl.iter().zip(wd) {
+                assert!(gl.contains(l) || (dist - radius).abs() <= 1e-3 * radius);
+            }
+        }
+    }
+    let only_range = flat.range_search_with(&xq, 4.0, &only).unwrap();
+    assert!(only_range.labels.iter().all(|&l| keep.is_member(l)));
     assert_eq!(
         g.search(&xq, 3000).unwrap().labels,
         cpu.search(&xq, 3000).unwrap().labels

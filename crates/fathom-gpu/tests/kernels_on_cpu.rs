@@ -630,6 +630,62 @@ fn ivf_scans_find_the_best_of_the_probed_lists() -> Outcome {
         );
     }
 
+    // IVF-Flat range: every row of the probed lists under the bound, counted past the
+    // room of 4 a query, the first 4 kept.
+    for (l2, filtered) in [(true, false), (false, true)] {
+        let bound = if l2 { 9.0 } else { -0.2 };
+        let cap = 4usize;
+        let mut args = vec![
+            f32s(&queries),
+            int(d),
+            i64s(&probes),
+            int(nprobe),
+            i64s(&lists.offsets),
+            u8s(&lists.codes),
+            i64s(&lists.ids),
+            u8s(&mask),
+            int(u8::from(filtered)),
+            int(u8::from(l2)),
+            Arg::Float(bound),
+            int(cap),
+            i64s(&vec![0; nq]),
+            f32s(&vec![0.0; nq * cap]),
+            i64s(&vec![0; nq * cap]),
+        ];
+        launch(exe, "ivf_flat_range", nq, BLOCK, &mut args);
+        let (count, out_d, out_i) = (args[12].as_i64(), args[13].as_f32(), args[14].as_i64());
+        let key = flat_key(l2);
+        let mut overflowed = 0;
+        for q in 0..nq {
+            let mut hits = Vec::new();
+            for &l in &probes[q * nprobe..(q + 1) * nprobe] {
+                if l < 0 {
+                    continue;
+                }
+                for (r, &id) in list_ids[l as usize].iter().enumerate() {
+                    let dist = key(q, l as usize, r);
+                    if (!filtered || keep(id)) && dist < bound {
+                        hits.push((id, dist));
+                    }
+                }
+            }
+            assert_eq!(
+                count[q] as usize,
+                hits.len(),
+                "ivf_flat_range l2={l2} query {q}"
+            );
+            overflowed += usize::from(hits.len() > cap);
+            for s in 0..hits.len().min(cap) {
+                let (id, dist) = (out_i[q * cap + s], out_d[q * cap + s]);
+                assert!(
+                    hits.contains(&(id, dist)),
+                    "query {q}: ({id}, {dist}) is no hit"
+                );
+            }
+        }
+        assert!(overflowed > 0, "some query should find more than the room");
+    }
+
     // IVF-Flat list-major: per list, blocks of up to 16 of the queries probing it write
     // keys into each (query, list) pair's segment; then the selection reads them.
     for (l2, filtered) in [(true, false), (false, true)] {

@@ -99,6 +99,12 @@ static bool dispatch(const std::string& k) {
                                 B<long long>(4), B<long long>(5), B<unsigned char>(6), I(7),
                                 I(8), I(9), B<float>(10), B<long long>(11));
         };
+    else if (k == "ivf_flat_range")
+        call = [] {
+            ivf_flat_range(B<float>(0), I(1), B<long long>(2), I(3), B<long long>(4),
+                           B<float>(5), B<long long>(6), B<unsigned char>(7), I(8), I(9), F(10),
+                           L(11), B<long long>(12), B<float>(13), B<long long>(14));
+        };
     else return false;
     return true;
 }

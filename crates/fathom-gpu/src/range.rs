@@ -1,0 +1,98 @@
+//! Range search on the GPU in passes: the kernels append each query's hits into a fixed
+//! room and count them all; queries that found more than their room are run again with
+//! room for what they found. Shared by the flat and IVF-Flat range searches.
+
+use fathom_core::{Error, Idx, RangeSearchResult, Result};
+
+/// What one pass found: per query the number of hits (all of them), the room each had,
+/// and `nq × cap` keys and ids (the first `min(count, cap)` of each query's are set).
+pub(crate) struct RangeHits {
+    pub counts: Vec<i64>,
+    pub cap: usize,
+    pub keys: Vec<f32>,
+    pub ids: Vec<Idx>,
+}
+
+impl RangeHits {
+    /// The first `n` (≤ cap) hits of query `q`: ids and keys.
+    fn hits(&self, q: usize, n: usize) -> (Vec<Idx>, Vec<f32>) {
+        let at = q * self.cap;
+        (
+            self.ids[at..at + n].to_vec(),
+            self.keys[at..at + n].to_vec(),
+        )
+    }
+}
+
+/// Range search of `queries` (rows of `d`) by `pass(rows, nq, cap)`: room for 256 hits
+/// per query, then the queries that found more again with room for their count, within
+/// `temp_memory` bytes of results a pass. Hits come back sorted by id, keys turned into
+/// distances (negated back for inner product, `ip`).
+pub(crate) fn in_passes(
+    queries: &[f32],
+    d: usize,
+    temp_memory: usize,
+    ip: bool,
+    mut pass: impl FnMut(&[f32], usize, usize) -> Result<RangeHits>,
+) -> Result<RangeSearchResult> {
+    let nq = queries.len() / d;
+    let first = pass(queries, nq, 256)?;
+    let mut lists: Vec<(Vec<Idx>, Vec<f32>)> = Vec::with_capacity(nq);
+    let mut again = Vec::new();
+    for q in 0..nq {
+        let n = first.counts[q] as usize;
+        if n > first.cap {
+            again.push(q);
+            lists.push((Vec::new(), Vec::new()));
+        } else {
+            lists.push(first.hits(q, n));
+        }
+    }
+    // Products of a different batch may round differently, so a vector on the radius can
+    // flip and a query count more than before: repeat until every query's hits fit its
+    // room (with slack; one round in practice).
+    let mut room: Vec<usize> = again
+        .iter()
+        .map(|&q| first.counts[q] as usize + 16)
+        .collect();
+    for _round in 0..8 {
+        if again.is_empty() {
+            break;
+        }
+        let most = room.iter().copied().max().unwrap_or(1);
+        // Queries per pass so that the results (12 bytes each) fit the temporary memory.
+        let per_pass = (temp_memory / (12 * most)).max(1);
+        let (mut next, mut next_room) = (Vec::new(), Vec::new());
+        for chunk in again.chunks(per_pass) {
+            let rows: Vec<f32> = chunk
+                .iter()
+                .flat_map(|&q| &queries[q * d..(q + 1) * d])
+                .copied()
+                .collect();
+            let found = pass(&rows, chunk.len(), most)?;
+            for (j, &q) in chunk.iter().enumerate() {
+                let n = found.counts[j] as usize;
+                if n > found.cap {
+                    next.push(q);
+                    next_room.push(n + 16);
+                } else {
+                    lists[q] = found.hits(j, n);
+                }
+            }
+        }
+        (again, room) = (next, next_room);
+    }
+    if !again.is_empty() {
+        return Err(Error::invalid(format!(
+            "range search: {} queries found a different number of hits on every pass",
+            again.len()
+        )));
+    }
+    for (ids, dists) in &mut lists {
+        let mut pairs: Vec<(Idx, f32)> = ids.iter().copied().zip(dists.iter().copied()).collect();
+        pairs.sort_unstable_by_key(|p| p.0);
+        *ids = pairs.iter().map(|p| p.0).collect();
+        *dists = pairs.iter().map(|p| if ip { -p.1 } else { p.1 }).collect();
+    }
+    Ok(RangeSearchResult::from_lists(lists))
+}
