@@ -29,7 +29,9 @@ def peer_of(r, peers):
 def main():
     all_rows = list(rows(sys.argv[1:]))
     head = {r["tool"]: r for r in all_rows if "gpu" in r}
-    ours = [r for r in all_rows if r.get("tool") == "fathom-gpu" and "gpu" not in r]
+    errors = [r for r in all_rows if "error" in r]
+    ours = [r for r in all_rows
+            if r.get("tool") == "fathom-gpu" and "gpu" not in r and "error" not in r]
     peers = [r for r in all_rows if r.get("tool") != "fathom-gpu" and "gpu" not in r]
     table = []
     for r in ours:
@@ -68,7 +70,9 @@ def main():
         rec = lambda v: "—" if v is None else f"{v:.3f}"
         print(f"| {row['measurement']} | {fmt(row['fathom'])} | {peer} | {ratio} | "
               f"{rec(row.get('recall_at_1'))} / {rec(row.get('peer_recall_at_1'))} |")
-    print(json.dumps({"devices": head, "rows": table}))
+    for e in errors:
+        print(f"| failed: {e.get('section', '?')} | {e['error']} | | | |")
+    print(json.dumps({"devices": head, "rows": table, "errors": errors}))
 
 
 if __name__ == "__main__":

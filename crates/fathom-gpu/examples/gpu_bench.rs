@@ -17,17 +17,49 @@ use fathom_gpu::{
 use fathom_index::Index;
 use fathom_linalg::ClusteringParameters;
 
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
 /// The best of three timed searches of every query: (QPS, labels).
-fn best_qps(index: &dyn Index, xq: &[f32], nq: usize, k: usize) -> (f64, Vec<Idx>) {
+fn best_qps(index: &dyn Index, xq: &[f32], nq: usize, k: usize) -> Res<(f64, Vec<Idx>)> {
     let mut best = f64::INFINITY;
     let mut labels = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let r = index.search(xq, k).expect("search");
+        let r = index.search(xq, k)?;
         best = best.min(t.elapsed().as_secs_f64());
         labels = r.labels;
     }
-    (nq as f64 / best, labels)
+    Ok((nq as f64 / best, labels))
+}
+
+/// The data and device every measurement uses.
+struct Bench {
+    res: std::sync::Arc<GpuResources>,
+    xb: Vec<f32>,
+    xq: Vec<f32>,
+    xt: Vec<f32>,
+    gt: Vec<Idx>,
+    gt_k: usize,
+    d: usize,
+    nq: usize,
+    k: usize,
+}
+
+impl Bench {
+    fn recall(&self, labels: &[Idx]) -> f64 {
+        recall1(labels, self.k, &self.gt, self.gt_k, self.nq)
+    }
+}
+
+/// Runs one measurement; a failure prints a row saying so and the others go on (one
+/// broken path must not hide the rest of a GPU session's figures).
+fn section(name: &str, run: impl FnOnce() -> Res<()>) {
+    if let Err(e) = run() {
+        println!(
+            "{}",
+            serde_json::json!({"tool": "fathom-gpu", "section": name, "error": e.to_string()})
+        );
+    }
 }
 
 fn recall1(labels: &[Idx], k: usize, gt: &[Idx], gt_k: usize, nq: usize) -> f64 {
@@ -91,101 +123,144 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::json!({"tool": "fathom-gpu", "gpu": true, "device": res.device_name(),
             "nb": nb, "d": d, "nq": nq})
     );
-    let k = 10;
+    let b = Bench {
+        res,
+        xb,
+        xq,
+        xt,
+        gt,
+        gt_k,
+        d,
+        nq,
+        k: 10,
+    };
+    section("Flat", || flat(&b));
+    section("IVF4096,Flat", || ivf_flat(&b));
+    section("IVF4096,PQ32", || ivf_codec(&b, "IVF4096,PQ32"));
+    section("IVF4096,SQ8", || ivf_codec(&b, "IVF4096,SQ8"));
+    section("k-means", || kmeans(&b, nb));
+    Ok(())
+}
 
-    // The default temporary memory (1 GiB: tiles of 4096 queries × 65 536 vectors, far
-    // beyond L2), and 48 MiB (4096 × 3072, tiles that stay in the H100's 50 MB L2 between
-    // the product and the selection).
+/// Flat in FP32, TF32 and FP16 with the default temporary memory (1 GiB: tiles of 4096
+/// queries × 65 536 vectors, far beyond L2), and FP32 and TF32 with 48 MiB (4096 × 3072,
+/// tiles that stay in the H100's 50 MB L2 between the product and the selection).
+fn flat(b: &Bench) -> Res<()> {
     let small_tiles = GpuResources::with_temp_memory(0, 48 << 20)?;
     for (precision, tiles, r) in [
-        (GpuFlatPrecision::F32, "1GiB", &res),
-        (GpuFlatPrecision::Tf32, "1GiB", &res),
-        (GpuFlatPrecision::F16, "1GiB", &res),
+        (GpuFlatPrecision::F32, "1GiB", &b.res),
+        (GpuFlatPrecision::Tf32, "1GiB", &b.res),
+        (GpuFlatPrecision::F16, "1GiB", &b.res),
         (GpuFlatPrecision::F32, "48MiB", &small_tiles),
         (GpuFlatPrecision::Tf32, "48MiB", &small_tiles),
     ] {
-        let mut flat = GpuIndexFlat::with_precision(r.clone(), d, MetricType::L2, precision)?;
-        let t = Instant::now();
-        flat.add(&xb)?;
-        let add_s = t.elapsed().as_secs_f64();
-        let (qps, labels) = best_qps(&flat, &xq, nq, k);
-        println!(
-            "{}",
-            serde_json::json!({"tool": "fathom-gpu", "index": "Flat",
-                "precision": format!("{precision:?}").to_lowercase(), "temp_memory": tiles,
-                "add_s": add_s,
-                "qps": qps, "recall_at_1": recall1(&labels, k, &gt, gt_k, nq),
-                "fp32_again": flat.fp32_searches() as f64 / (3 * nq) as f64})
-        );
+        let name = format!("Flat {precision:?} {tiles}");
+        section(&name, || {
+            let mut index =
+                GpuIndexFlat::with_precision(r.clone(), b.d, MetricType::L2, precision)?;
+            let t = Instant::now();
+            index.add(&b.xb)?;
+            let add_s = t.elapsed().as_secs_f64();
+            let (qps, labels) = best_qps(&index, &b.xq, b.nq, b.k)?;
+            println!(
+                "{}",
+                serde_json::json!({"tool": "fathom-gpu", "index": "Flat",
+                    "precision": format!("{precision:?}").to_lowercase(),
+                    "temp_memory": tiles, "add_s": add_s, "qps": qps,
+                    "recall_at_1": b.recall(&labels),
+                    "fp32_again": index.fp32_searches() as f64 / (3 * b.nq) as f64})
+            );
+            Ok(())
+        });
     }
+    Ok(())
+}
 
-    // IVF-Flat in both scan orders on one trained index.
-    let mut ivf_flat = GpuIndexIvfFlat::new(res.clone(), d, 4096, MetricType::L2)?;
+/// IVF-Flat in both scan orders on one trained index.
+fn ivf_flat(b: &Bench) -> Res<()> {
+    let mut index = GpuIndexIvfFlat::new(b.res.clone(), b.d, 4096, MetricType::L2)?;
     let t = Instant::now();
-    ivf_flat.train(&xt)?;
+    index.train(&b.xt)?;
     let train_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    ivf_flat.add(&xb)?;
+    index.add(&b.xb)?;
     let add_s = t.elapsed().as_secs_f64();
     for (order_name, order) in [
         ("query-major", IvfScanOrder::QueryMajor),
         ("list-major", IvfScanOrder::ListMajor),
     ] {
-        ivf_flat.set_scan_order(order);
+        index.set_scan_order(order);
         for nprobe in [16usize, 64] {
-            ivf_flat.set_param("nprobe", nprobe as f64)?;
-            let (qps, labels) = best_qps(&ivf_flat, &xq, nq, k);
-            println!(
-                "{}",
-                serde_json::json!({"tool": "fathom-gpu", "index": "IVF4096,Flat",
-                    "order": order_name, "nprobe": nprobe, "train_s": train_s,
-                    "add_s": add_s, "qps": qps,
-                    "recall_at_1": recall1(&labels, k, &gt, gt_k, nq)})
+            section(
+                &format!("IVF4096,Flat {order_name} nprobe {nprobe}"),
+                || {
+                    index.set_param("nprobe", nprobe as f64)?;
+                    let (qps, labels) = best_qps(&index, &b.xq, b.nq, b.k)?;
+                    println!(
+                        "{}",
+                        serde_json::json!({"tool": "fathom-gpu", "index": "IVF4096,Flat",
+                        "order": order_name, "nprobe": nprobe, "train_s": train_s,
+                        "add_s": add_s, "qps": qps, "recall_at_1": b.recall(&labels)})
+                    );
+                    Ok(())
+                },
             );
         }
     }
-    drop(ivf_flat);
+    Ok(())
+}
 
-    let ivf_pq: Box<dyn Index> = Box::new(GpuIndexIvfPq::new(
-        res.clone(),
-        d,
-        4096,
-        32,
-        MetricType::L2,
-    )?);
-    let ivf_sq: Box<dyn Index> = Box::new(GpuIndexIvfSq::new(
-        res.clone(),
-        d,
-        4096,
-        fathom_quant::QuantizerType::QT8bit,
-        MetricType::L2,
-    )?);
-    for (name, mut index) in [("IVF4096,PQ32", ivf_pq), ("IVF4096,SQ8", ivf_sq)] {
-        let t = Instant::now();
-        index.train(&xt)?;
-        let train_s = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        index.add(&xb)?;
-        let add_s = t.elapsed().as_secs_f64();
-        for nprobe in [16usize, 64] {
+/// IVF-PQ (32 × 8 bits) or IVF-SQ8 at nprobe 16 and 64.
+fn ivf_codec(b: &Bench, name: &str) -> Res<()> {
+    let mut index: Box<dyn Index> = if name.ends_with("PQ32") {
+        Box::new(GpuIndexIvfPq::new(
+            b.res.clone(),
+            b.d,
+            4096,
+            32,
+            MetricType::L2,
+        )?)
+    } else {
+        let qt = fathom_quant::QuantizerType::QT8bit;
+        Box::new(GpuIndexIvfSq::new(
+            b.res.clone(),
+            b.d,
+            4096,
+            qt,
+            MetricType::L2,
+        )?)
+    };
+    let t = Instant::now();
+    index.train(&b.xt)?;
+    let train_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    index.add(&b.xb)?;
+    let add_s = t.elapsed().as_secs_f64();
+    for nprobe in [16usize, 64] {
+        section(&format!("{name} nprobe {nprobe}"), || {
             index.set_param("nprobe", nprobe as f64)?;
-            let (qps, labels) = best_qps(&*index, &xq, nq, k);
+            let (qps, labels) = best_qps(&*index, &b.xq, b.nq, b.k)?;
             println!(
                 "{}",
                 serde_json::json!({"tool": "fathom-gpu", "index": name, "nprobe": nprobe,
                     "train_s": train_s, "add_s": add_s, "qps": qps,
-                    "recall_at_1": recall1(&labels, k, &gt, gt_k, nq)})
+                    "recall_at_1": b.recall(&labels)})
             );
-        }
+            Ok(())
+        });
     }
+    Ok(())
+}
 
+/// k-means of the base set into 4096 centroids, 20 iterations.
+fn kmeans(b: &Bench, nb: usize) -> Res<()> {
     let params = ClusteringParameters {
         niter: 20,
         max_points_per_centroid: nb / 4096 + 1,
         ..Default::default()
     };
     let t = Instant::now();
-    let km = gpu_kmeans(res, &xb, d, 4096, params, MetricType::L2)?;
+    let km = gpu_kmeans(b.res.clone(), &b.xb, b.d, 4096, params, MetricType::L2)?;
     println!(
         "{}",
         serde_json::json!({"tool": "fathom-gpu", "kmeans": 4096, "niter": 20,
