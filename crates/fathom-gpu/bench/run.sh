@@ -36,7 +36,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 nvidia-smi 2>/dev/null | grep -o "CUDA Version: [0-9.]*" | tee -a "$out/device.txt"
 
 start=$(date +%s)
-"$here/gpu-tests" 2>&1 | tee "$out/tests.log"
+# Each step under a time limit, so that a hung kernel still leaves the other steps' output.
+timeout "${FATHOM_GPU_TEST_S:-240}" "$here/gpu-tests" 2>&1 | tee "$out/tests.log"
 tests_rc=${PIPESTATUS[0]}
 echo "tests: exit $tests_rc in $(( $(date +%s) - start )) s"
 
@@ -45,15 +46,16 @@ if ls "$here"/fathom-*.whl > /dev/null 2>&1; then
     rm -rf /tmp/fathom-py
     python3 -m pip install -q --no-deps --no-index --target /tmp/fathom-py "$here"/fathom-*.whl \
         && PYTHONPATH=/tmp/fathom-py python3 -m pytest -q -p no:cacheprovider -rs \
-            "$here/test_gpu.py" 2>&1 | tee "$out/pytest.log"
+            "$here/test_gpu.py" -o faulthandler_timeout=120 2>&1 | tee "$out/pytest.log"
     py_rc=${PIPESTATUS[0]}
     [ "$tests_rc" = 0 ] && tests_rc=$py_rc
 fi
 
 start=$(date +%s)
-"$here/gpu_bench" "$data" "$@" 2> "$out/bench.err" | tee "$out/fathom.jsonl"
+timeout "${FATHOM_GPU_BENCH_S:-300}" "$here/gpu_bench" "$data" "$@" 2> "$out/bench.err" \
+    | tee "$out/fathom.jsonl"
 echo "gpu_bench: exit ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"; tail -5 "$out/bench.err"
-python3 "$here/torch_ref.py" "$data" 2> "$out/torch.err" | tee "$out/torch.jsonl"
+timeout 120 python3 "$here/torch_ref.py" "$data" 2> "$out/torch.err" | tee "$out/torch.jsonl"
 tail -3 "$out/torch.err"
 if python3 -c "import faiss; faiss.StandardGpuResources()" 2>/dev/null; then
     python3 "$here/faiss_gpu_ref.py" "$data" | tee "$out/faiss.jsonl"
