@@ -37,7 +37,7 @@ nvidia-smi 2>/dev/null | grep -o "CUDA Version: [0-9.]*" | tee -a "$out/device.t
 
 start=$(date +%s)
 # Each step under a time limit, so that a hung kernel still leaves the other steps' output.
-timeout "${FATHOM_GPU_TEST_S:-240}" "$here/gpu-tests" 2>&1 | tee "$out/tests.log"
+timeout "${FATHOM_GPU_TEST_S:-150}" "$here/gpu-tests" 2>&1 | tee "$out/tests.log"
 tests_rc=${PIPESTATUS[0]}
 echo "tests: exit $tests_rc in $(( $(date +%s) - start )) s"
 
@@ -52,10 +52,10 @@ if ls "$here"/fathom-*.whl > /dev/null 2>&1; then
 fi
 
 start=$(date +%s)
-timeout "${FATHOM_GPU_BENCH_S:-300}" "$here/gpu_bench" "$data" "$@" 2> "$out/bench.err" \
+timeout "${FATHOM_GPU_BENCH_S:-210}" "$here/gpu_bench" "$data" "$@" 2> "$out/bench.err" \
     | tee "$out/fathom.jsonl"
 echo "gpu_bench: exit ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"; tail -5 "$out/bench.err"
-timeout 120 python3 "$here/torch_ref.py" "$data" 2> "$out/torch.err" | tee "$out/torch.jsonl"
+timeout 90 python3 "$here/torch_ref.py" "$data" 2> "$out/torch.err" | tee "$out/torch.jsonl"
 tail -3 "$out/torch.err"
 if python3 -c "import faiss; faiss.StandardGpuResources()" 2>/dev/null; then
     python3 "$here/faiss_gpu_ref.py" "$data" | tee "$out/faiss.jsonl"
