@@ -37,7 +37,7 @@ nvidia-smi 2>/dev/null | grep -o "CUDA Version: [0-9.]*" | tee -a "$out/device.t
 
 start=$(date +%s)
 # Each step under a time limit, so that a hung kernel still leaves the other steps' output.
-timeout "${FATHOM_GPU_TEST_S:-150}" "$here/gpu-tests" 2>&1 | tee "$out/tests.log"
+timeout -k 10 "${FATHOM_GPU_TEST_S:-150}" "$here/gpu-tests" 2>&1 | tee "$out/tests.log"
 tests_rc=${PIPESTATUS[0]}
 echo "tests: exit $tests_rc in $(( $(date +%s) - start )) s"
 
@@ -45,20 +45,20 @@ echo "tests: exit $tests_rc in $(( $(date +%s) - start )) s"
 if ls "$here"/fathom-*.whl > /dev/null 2>&1; then
     rm -rf /tmp/fathom-py
     python3 -m pip install -q --no-deps --no-index --target /tmp/fathom-py "$here"/fathom-*.whl \
-        && PYTHONPATH=/tmp/fathom-py python3 -m pytest -q -p no:cacheprovider -rs \
-            "$here/test_gpu.py" -o faulthandler_timeout=120 2>&1 | tee "$out/pytest.log"
+        && PYTHONPATH=/tmp/fathom-py timeout -k 10 120 python3 -m pytest -q -p no:cacheprovider \
+            -rs "$here/test_gpu.py" 2>&1 | tee "$out/pytest.log"
     py_rc=${PIPESTATUS[0]}
     [ "$tests_rc" = 0 ] && tests_rc=$py_rc
 fi
 
 start=$(date +%s)
-timeout "${FATHOM_GPU_BENCH_S:-210}" "$here/gpu_bench" "$data" "$@" 2> "$out/bench.err" \
+timeout -k 10 "${FATHOM_GPU_BENCH_S:-210}" "$here/gpu_bench" "$data" "$@" 2> "$out/bench.err" \
     | tee "$out/fathom.jsonl"
 echo "gpu_bench: exit ${PIPESTATUS[0]} in $(( $(date +%s) - start )) s"; tail -5 "$out/bench.err"
-timeout 90 python3 "$here/torch_ref.py" "$data" 2> "$out/torch.err" | tee "$out/torch.jsonl"
+timeout -k 10 90 python3 -u "$here/torch_ref.py" "$data" 2> "$out/torch.err" | tee "$out/torch.jsonl"
 tail -3 "$out/torch.err"
 if python3 -c "import faiss; faiss.StandardGpuResources()" 2>/dev/null; then
-    python3 "$here/faiss_gpu_ref.py" "$data" | tee "$out/faiss.jsonl"
+    timeout -k 10 120 python3 -u "$here/faiss_gpu_ref.py" "$data" | tee "$out/faiss.jsonl"
 fi
 python3 "$here/table.py" "$out/fathom.jsonl" "$out/torch.jsonl" "$out/faiss.jsonl" | tee "$out/table.md"
 exit "$tests_rc"

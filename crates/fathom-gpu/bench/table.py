@@ -12,7 +12,10 @@ def rows(paths):
                 for line in f:
                     line = line.strip()
                     if line.startswith("{"):
-                        yield json.loads(line)
+                        try:
+                            yield json.loads(line)
+                        except ValueError:  # a line cut by a time limit
+                            pass
         except OSError:
             pass
 
@@ -71,7 +74,8 @@ def main():
         print(f"| {row['measurement']} | {fmt(row['fathom'])} | {peer} | {ratio} | "
               f"{rec(row.get('recall_at_1'))} / {rec(row.get('peer_recall_at_1'))} |")
     for e in errors:
-        print(f"| failed: {e.get('section', '?')} | {e['error']} | | | |")
+        msg = " ".join(str(e["error"]).split()).replace("|", "/")
+        print(f"| failed: {e.get('section', '?')} | {msg} | | | |")
     print(json.dumps({"devices": head, "rows": table, "errors": errors}))
 
 

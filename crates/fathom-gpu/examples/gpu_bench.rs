@@ -100,7 +100,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed: 1234,
         };
         let t = Instant::now();
-        fathom_io::synthetic::write_dataset(&dir, &spec)?;
+        // Written beside, then renamed: a run stopped half-way leaves no partial dataset
+        // for the next run to read.
+        let partial = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        fathom_io::synthetic::write_dataset(&partial, &spec)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&partial, &dir)?;
         eprintln!(
             "gpu_bench: generated {} in {:.1} s",
             dir.display(),

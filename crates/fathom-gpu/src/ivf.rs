@@ -487,13 +487,28 @@ impl GpuIndexIvfFlat {
             return Err(Error::invalid("radius is NaN; expected a number"));
         }
         let d = self.ivf.cpu.dim();
-        check::vectors("queries", queries, d)?;
+        let nq = check::vectors("queries", queries, d)?;
+        if params.nprobe.unwrap_or(self.ivf.cpu.nprobe) > MAX_K {
+            // More lists than the coarse step's selection takes: the CPU form.
+            return self.ivf.cpu.range_search_with(queries, radius, params);
+        }
         let ip = self.ivf.cpu.metric() == MetricType::InnerProduct;
         let bound = if ip { -radius } else { radius };
         let temp = self.ivf.res.temp_memory();
-        crate::range::in_passes(queries, d, temp, ip, |rows, _, cap| {
-            self.range_pass(rows, cap, bound, params)
-        })
+        // Queries in batches whose first-pass room (256 hits of 12 bytes) fits the
+        // temporary memory.
+        let batch = (temp / (12 * 256)).max(1);
+        let mut lists = Vec::with_capacity(nq);
+        for part in queries.chunks(batch * d) {
+            let r = crate::range::in_passes(part, d, temp, ip, |rows, _, cap| {
+                self.range_pass(rows, cap, bound, params)
+            })?;
+            for q in 0..part.len() / d {
+                let (ids, dists) = r.query(q);
+                lists.push((ids.to_vec(), dists.to_vec()));
+            }
+        }
+        Ok(RangeSearchResult::from_lists(lists))
     }
 
     /// One range pass over host queries with room for `cap` hits each.
@@ -669,6 +684,9 @@ impl GpuIndexIvfFlat {
         let list_major = match self.order {
             IvfScanOrder::QueryMajor => false,
             IvfScanOrder::ListMajor => true,
+            // Auto: list-major where queries share lists and 16 queries fit the shared
+            // memory (not for very wide vectors).
+            IvfScanOrder::Auto if 4 * LIST_MAJOR_QUERIES * d > res.kernels.max_smem => false,
             IvfScanOrder::Auto => {
                 let probed = p.probes_host.iter().filter(|&&l| l >= 0).count();
                 let mut seen = vec![false; self.ivf.cpu.nlist()];

@@ -1,6 +1,6 @@
 //! The CUDA kernels (kernels.cu), compiled by NVRTC for the device at start-up.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaContext, CudaFunction};
@@ -16,16 +16,25 @@ const STATIC_SMEM_MARGIN: usize = 1024;
 const SOURCE: &str = include_str!("kernels.cu");
 
 /// NVRTC's translation of kernels.cu for compute capability `major.minor`.
+/// Compiled once per process and compute capability: every `GpuResources` of a device
+/// loads the same PTX (NVRTC takes a second or two).
 fn compile_ptx(major: u32, minor: u32) -> Result<cudarc::nvrtc::Ptx> {
-    // NVRTC takes the architecture as a 'static string.
+    static COMPILED: Mutex<Vec<((u32, u32), String)>> = Mutex::new(Vec::new());
+    let mut compiled = COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, src)) = compiled.iter().find(|(cc, _)| *cc == (major, minor)) {
+        return Ok(cudarc::nvrtc::Ptx::from_src(src.clone()));
+    }
+    // NVRTC takes the architecture as a 'static string (one leak per capability).
     let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
     let opts = CompileOptions {
         arch: Some(arch),
         use_fast_math: Some(false),
         ..Default::default()
     };
-    cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
-        .map_err(|e| Error::GpuUnavailable(format!("compiling the kernels with NVRTC: {e}")))
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
+        .map_err(|e| Error::GpuUnavailable(format!("compiling the kernels with NVRTC: {e}")))?;
+    compiled.push(((major, minor), ptx.to_src()));
+    Ok(ptx)
 }
 
 /// fathom's kernels compiled to PTX for compute capability `major.minor` (8.0 for the A100,
@@ -121,6 +130,7 @@ impl Kernels {
             &kernels.ivf_sq8_scan,
             &kernels.ivf_flat_list_major,
             &kernels.ivf_select_segments,
+            &kernels.ivf_flat_range,
             &kernels.rerank,
             &kernels.rerank_f16,
         ] {

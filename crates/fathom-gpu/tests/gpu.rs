@@ -568,6 +568,24 @@ fn ivf_flat_and_ivf_pq_match_the_cpu_recall() -> Outcome {
     g.set_scan_order(IvfScanOrder::ListMajor);
     let by_list = g.search(&xq, 10).unwrap();
     assert_same_answers(&by_query, &by_list, "list-major against query-major");
+    // With 16 MiB of temporary memory the distances (500 queries × 8 lists × ~320 rows)
+    // take several passes of query ranges.
+    let small = GpuResources::with_temp_memory(0, 0).unwrap();
+    let copy: Box<dyn std::any::Any> = fathom_io::faiss::clone_index(g.cpu()).unwrap();
+    let mut g2 = GpuIndexIvfFlat::from_cpu(small, *copy.downcast().unwrap()).unwrap();
+    g2.set_param("nprobe", 8.0).unwrap();
+    g2.set_scan_order(IvfScanOrder::ListMajor);
+    let xq_many: Vec<f32> = xq.iter().cycle().take(xq.len() * 8).copied().collect();
+    let many = g2.search(&xq_many, 10).unwrap();
+    for rep in 0..8 {
+        let part = SearchResult {
+            nq: 500,
+            k: 10,
+            distances: many.distances[rep * 5000..(rep + 1) * 5000].to_vec(),
+            labels: many.labels[rep * 5000..(rep + 1) * 5000].to_vec(),
+        };
+        assert_same_answers(&by_query, &part, "list-major in query ranges");
+    }
     let mut g = GpuIndexIvfPq::new(res.clone(), d, 64, 8, MetricType::L2).unwrap();
     g.train(&xt).unwrap();
     g.add(&xb).unwrap();
