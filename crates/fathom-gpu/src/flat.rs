@@ -393,7 +393,7 @@ impl GpuIndexFlat {
     ) -> Result<RangeSearchResult> {
         let ip = self.metric == MetricType::InnerProduct;
         let bound = if ip { -radius } else { radius };
-        crate::range::in_passes(
+        crate::range::in_batches(
             queries,
             self.d,
             self.res.temp_memory(),
@@ -952,25 +952,11 @@ impl Index for GpuIndexFlat {
         if radius.is_nan() {
             return Err(Error::invalid("radius is NaN; expected a number"));
         }
-        let nq = check::vectors("queries", queries, self.d)?;
+        check::vectors("queries", queries, self.d)?;
         check::finite("queries", queries, self.d)?;
         let _g = self.res.lock();
         let allow = self.allow(params.selector)?;
-        // Queries in batches whose first-pass room (256 hits of 12 bytes) fits the
-        // temporary memory.
-        let batch = (self.res.temp_memory() / (12 * 256)).max(1);
-        if nq <= batch {
-            return self.range_search_gpu(queries, radius, &allow);
-        }
-        let mut lists = Vec::with_capacity(nq);
-        for part in queries.chunks(batch * self.d) {
-            let r = self.range_search_gpu(part, radius, &allow)?;
-            for q in 0..part.len() / self.d {
-                let (ids, dists) = r.query(q);
-                lists.push((ids.to_vec(), dists.to_vec()));
-            }
-        }
-        Ok(RangeSearchResult::from_lists(lists))
+        self.range_search_gpu(queries, radius, &allow)
     }
     fn reconstruct(&self, id: Idx) -> Result<Vec<f32>> {
         self.reconstruct_n(id, 1)

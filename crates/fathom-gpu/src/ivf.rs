@@ -487,7 +487,7 @@ impl GpuIndexIvfFlat {
             return Err(Error::invalid("radius is NaN; expected a number"));
         }
         let d = self.ivf.cpu.dim();
-        let nq = check::vectors("queries", queries, d)?;
+        check::vectors("queries", queries, d)?;
         if params.nprobe.unwrap_or(self.ivf.cpu.nprobe) > MAX_K {
             // More lists than the coarse step's selection takes: the CPU form.
             return self.ivf.cpu.range_search_with(queries, radius, params);
@@ -495,20 +495,9 @@ impl GpuIndexIvfFlat {
         let ip = self.ivf.cpu.metric() == MetricType::InnerProduct;
         let bound = if ip { -radius } else { radius };
         let temp = self.ivf.res.temp_memory();
-        // Queries in batches whose first-pass room (256 hits of 12 bytes) fits the
-        // temporary memory.
-        let batch = (temp / (12 * 256)).max(1);
-        let mut lists = Vec::with_capacity(nq);
-        for part in queries.chunks(batch * d) {
-            let r = crate::range::in_passes(part, d, temp, ip, |rows, _, cap| {
-                self.range_pass(rows, cap, bound, params)
-            })?;
-            for q in 0..part.len() / d {
-                let (ids, dists) = r.query(q);
-                lists.push((ids.to_vec(), dists.to_vec()));
-            }
-        }
-        Ok(RangeSearchResult::from_lists(lists))
+        crate::range::in_batches(queries, d, temp, ip, |rows, _, cap| {
+            self.range_pass(rows, cap, bound, params)
+        })
     }
 
     /// One range pass over host queries with room for `cap` hits each.

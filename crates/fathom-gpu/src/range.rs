@@ -24,11 +24,36 @@ impl RangeHits {
     }
 }
 
+/// Range search of `queries` (rows of `d`) by `pass(rows, nq, cap)`, in batches of queries
+/// whose first-pass room (256 hits of 12 bytes each) fits `temp_memory`, each batch
+/// [`in_passes`].
+pub(crate) fn in_batches(
+    queries: &[f32],
+    d: usize,
+    temp_memory: usize,
+    ip: bool,
+    mut pass: impl FnMut(&[f32], usize, usize) -> Result<RangeHits>,
+) -> Result<RangeSearchResult> {
+    let batch = (temp_memory / (12 * 256)).max(1);
+    if queries.len() <= batch * d {
+        return in_passes(queries, d, temp_memory, ip, pass);
+    }
+    let mut lists = Vec::with_capacity(queries.len() / d);
+    for part in queries.chunks(batch * d) {
+        let r = in_passes(part, d, temp_memory, ip, &mut pass)?;
+        for q in 0..part.len() / d {
+            let (ids, dists) = r.query(q);
+            lists.push((ids.to_vec(), dists.to_vec()));
+        }
+    }
+    Ok(RangeSearchResult::from_lists(lists))
+}
+
 /// Range search of `queries` (rows of `d`) by `pass(rows, nq, cap)`: room for 256 hits
 /// per query, then the queries that found more again with room for their count, within
 /// `temp_memory` bytes of results a pass. Hits come back sorted by id, keys turned into
 /// distances (negated back for inner product, `ip`).
-pub(crate) fn in_passes(
+fn in_passes(
     queries: &[f32],
     d: usize,
     temp_memory: usize,

@@ -83,32 +83,24 @@ fn int(v: impl TryInto<i64>) -> Arg {
 }
 
 impl Arg {
-    fn as_f32(&self) -> Vec<f32> {
+    /// The buffer's little-endian values.
+    fn values<T, const N: usize>(&self, from: fn([u8; N]) -> T) -> Vec<T> {
         match self {
             Arg::Buf(b) => b
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .chunks_exact(N)
+                .map(|c| from(c.try_into().unwrap()))
                 .collect(),
             _ => panic!("not a buffer"),
         }
+    }
+    fn as_f32(&self) -> Vec<f32> {
+        self.values(f32::from_le_bytes)
     }
     fn as_i64(&self) -> Vec<i64> {
-        match self {
-            Arg::Buf(b) => b
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-            _ => panic!("not a buffer"),
-        }
+        self.values(i64::from_le_bytes)
     }
     fn as_i32(&self) -> Vec<i32> {
-        match self {
-            Arg::Buf(b) => b
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-            _ => panic!("not a buffer"),
-        }
+        self.values(i32::from_le_bytes)
     }
 }
 
