@@ -350,7 +350,7 @@ impl GpuIndexFlat {
             if k == 1 {
                 let mut b = stream.launch_builder(&res.kernels.argmin_tile);
                 b.arg(&ipv).arg(&ld).arg(&nt).arg(&id0).arg(&qnv).arg(&xnv);
-                b.arg(&l2).arg(&allow.mask).arg(&allow.on);
+                b.arg(&l2).arg(&*allow.mask).arg(&allow.on);
                 b.arg(&mut bd).arg(&mut bi);
                 // SAFETY: argmin_tile's arguments in order: the qn × xn tile (row stride
                 // xn), its width, the id of its first vector, qn query norms, xn vector
@@ -363,7 +363,7 @@ impl GpuIndexFlat {
             }
             let mut b = stream.launch_builder(&res.kernels.select_tile);
             b.arg(&ipv).arg(&ld).arg(&nt).arg(&id0).arg(&qnv).arg(&xnv);
-            b.arg(&l2).arg(&allow.mask).arg(&allow.on);
+            b.arg(&l2).arg(&*allow.mask).arg(&allow.on);
             b.arg(&k32).arg(&kp32).arg(&mut bd).arg(&mut bi);
             // SAFETY: select_tile's arguments in order: the qn × xn tile (row stride xn),
             // its width, the id of its first vector, qn query norms, xn vector norms, the
@@ -417,15 +417,7 @@ impl GpuIndexFlat {
         let qnorm = self.query_norms(&q, nq)?;
         let q16 = self.f16_queries(queries)?;
         let operands = self.operands(&q, q16.as_ref(), false)?;
-        let mut count = stream
-            .alloc_zeros::<i64>(nq.max(1))
-            .map_err(gpu_err("allocating"))?;
-        let mut out_d = stream
-            .alloc_zeros::<f32>((nq * cap).max(1))
-            .map_err(gpu_err("allocating range results"))?;
-        let mut out_i = stream
-            .alloc_zeros::<i64>((nq * cap).max(1))
-            .map_err(gpu_err("allocating range results"))?;
+        let mut out = crate::range::RangeBuffers::new(res, nq, cap)?;
         let l2 = i32::from(self.metric == MetricType::L2);
         let cap64 = cap as i64;
         self.for_each_tile(operands, nq, |ip, (q0, qn), (x0, xn)| {
@@ -433,12 +425,12 @@ impl GpuIndexFlat {
             let qnv = qnorm.slice(q0..q0 + qn);
             let xnv = self.norms.slice(x0..x0 + xn);
             let ipv = ip.slice(..qn * xn);
-            let mut c = count.slice_mut(q0..q0 + qn);
-            let mut od = out_d.slice_mut(q0 * cap..((q0 + qn) * cap).max(1));
-            let mut oi = out_i.slice_mut(q0 * cap..((q0 + qn) * cap).max(1));
+            let mut c = out.count.slice_mut(q0..q0 + qn);
+            let mut od = out.keys.slice_mut(q0 * cap..((q0 + qn) * cap).max(1));
+            let mut oi = out.ids.slice_mut(q0 * cap..((q0 + qn) * cap).max(1));
             let mut b = stream.launch_builder(&res.kernels.range_tile);
             b.arg(&ipv).arg(&ld).arg(&nt).arg(&id0).arg(&qnv).arg(&xnv);
-            b.arg(&l2).arg(&allow.mask).arg(&allow.on);
+            b.arg(&l2).arg(&*allow.mask).arg(&allow.on);
             b.arg(&bound)
                 .arg(&cap64)
                 .arg(&mut c)
@@ -453,21 +445,7 @@ impl GpuIndexFlat {
                 .map(|_| ())
                 .map_err(gpu_err("range_tile"))
         })?;
-        let counts = stream
-            .clone_dtoh(&count)
-            .map_err(gpu_err("copying results"))?;
-        let keys = stream
-            .clone_dtoh(&out_d)
-            .map_err(gpu_err("copying results"))?;
-        let ids = stream
-            .clone_dtoh(&out_i)
-            .map_err(gpu_err("copying results"))?;
-        Ok(crate::range::RangeHits {
-            counts,
-            cap,
-            keys,
-            ids,
-        })
+        out.download(res)
     }
 
     /// k beyond the selection kernels' 2048: the GPU computes the products tile by tile,

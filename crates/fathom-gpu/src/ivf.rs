@@ -523,45 +523,26 @@ impl GpuIndexIvfFlat {
         res.kernels.check_smem(smem, "IVF-Flat range search")?;
         let _g = res.lock();
         let nq = p.nq;
-        let mut count = stream
-            .alloc_zeros::<i64>(nq.max(1))
-            .map_err(gpu_err("allocating"))?;
-        let mut out_d = stream
-            .alloc_zeros::<f32>((nq * cap).max(1))
-            .map_err(gpu_err("allocating range results"))?;
-        let mut out_i = stream
-            .alloc_zeros::<i64>((nq * cap).max(1))
-            .map_err(gpu_err("allocating range results"))?;
+        let mut out = crate::range::RangeBuffers::new(res, nq, cap)?;
         let (d32, np32, cap64) = (d as i32, p.nprobe as i32, cap as i64);
         let l2 = i32::from(self.ivf.cpu.metric() == MetricType::L2);
         let lists = &p.dev.lists;
         let mut b = stream.launch_builder(&res.kernels.ivf_flat_range);
         b.arg(&p.q).arg(&d32).arg(&p.probes).arg(&np32);
         b.arg(&lists.offsets).arg(&lists.codes).arg(&lists.ids);
-        b.arg(&p.allow.mask)
+        b.arg(&*p.allow.mask)
             .arg(&p.allow.on)
             .arg(&l2)
             .arg(&bound)
             .arg(&cap64);
-        b.arg(&mut count).arg(&mut out_d).arg(&mut out_i);
+        b.arg(&mut out.count).arg(&mut out.keys).arg(&mut out.ids);
         // SAFETY: ivf_flat_range's arguments in order: nq × d queries, d, nq × nprobe list
         // numbers, nprobe, nlist + 1 offsets, the interleaved rows of d floats and their
         // ids, the allow mask (a byte per row) and its flag, the metric flag, the key
         // bound, cap, nq counters and nq × cap result keys and ids (writes past cap are
         // skipped); one block per query with 4·d bytes of shared memory (the query).
         unsafe { b.launch(launch_cfg(nq, smem)) }.map_err(gpu_err("ivf_flat_range"))?;
-        Ok(crate::range::RangeHits {
-            counts: stream
-                .clone_dtoh(&count)
-                .map_err(gpu_err("copying results"))?,
-            cap,
-            keys: stream
-                .clone_dtoh(&out_d)
-                .map_err(gpu_err("copying results"))?,
-            ids: stream
-                .clone_dtoh(&out_i)
-                .map_err(gpu_err("copying results"))?,
-        })
+        out.download(res)
     }
 
     /// The list-major pass (kernels `ivf_flat_list_major`, then `ivf_select_segments`)
@@ -644,7 +625,7 @@ impl GpuIndexIvfFlat {
             let mut b = stream.launch_builder(&res.kernels.ivf_select_segments);
             b.arg(&dists).arg(&seg).arg(&probes).arg(&np32);
             b.arg(&lists.offsets).arg(&lists.ids);
-            b.arg(&p.allow.mask).arg(&p.allow.on).arg(&k32).arg(&kp32);
+            b.arg(&*p.allow.mask).arg(&p.allow.on).arg(&k32).arg(&kp32);
             b.arg(&mut bd).arg(&mut bi);
             // SAFETY: ivf_select_segments's arguments in order: the distances, per query
             // and probe the place of its segment (−1: none), the probes, nprobe, nlist + 1
@@ -711,7 +692,7 @@ impl GpuIndexIvfFlat {
             .arg(&np32)
             .arg(&lists.offsets);
         b.arg(&lists.codes).arg(&lists.ids);
-        b.arg(&p.allow.mask).arg(&p.allow.on);
+        b.arg(&*p.allow.mask).arg(&p.allow.on);
         b.arg(&l2).arg(&k32).arg(&kp32);
         b.arg(&mut p.best.d).arg(&mut p.best.i);
         // SAFETY: ivf_flat_scan's arguments in order: nq × d queries, d, nq × nprobe list
@@ -787,7 +768,7 @@ fn search_pq<C: IvfCodec + 'static>(
         .arg(&byres)
         .arg(&lists.offsets)
         .arg(&lists.codes);
-    b.arg(&lists.ids).arg(&p.allow.mask).arg(&p.allow.on);
+    b.arg(&lists.ids).arg(&*p.allow.mask).arg(&p.allow.on);
     b.arg(&l2).arg(&k32).arg(&kp32);
     b.arg(&mut p.best.d).arg(&mut p.best.i);
     // SAFETY: ivf_pq_scan's arguments in order: nq × d queries, d, nq × nprobe list
@@ -975,7 +956,7 @@ impl GpuIndexIvfSq {
             .arg(&lists.offsets)
             .arg(&lists.codes)
             .arg(&lists.ids);
-        b.arg(&p.allow.mask).arg(&p.allow.on);
+        b.arg(&*p.allow.mask).arg(&p.allow.on);
         b.arg(&l2).arg(&k32).arg(&kp32);
         b.arg(&mut p.best.d).arg(&mut p.best.i);
         // SAFETY: ivf_sq8_scan's arguments in order: nq × d queries, d, nq × nprobe list

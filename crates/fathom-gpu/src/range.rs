@@ -2,7 +2,49 @@
 //! room and count them all; queries that found more than their room are run again with
 //! room for what they found. Shared by the flat and IVF-Flat range searches.
 
+use cudarc::driver::CudaSlice;
 use fathom_core::{Error, Idx, RangeSearchResult, Result};
+
+use crate::resources::{GpuResources, gpu_err};
+
+/// The device buffers a range kernel appends into: a counter per query, and room for `cap`
+/// keys and ids per query.
+pub(crate) struct RangeBuffers {
+    pub count: CudaSlice<i64>,
+    pub keys: CudaSlice<f32>,
+    pub ids: CudaSlice<i64>,
+    pub cap: usize,
+}
+
+impl RangeBuffers {
+    /// Zeroed buffers for `nq` queries with room for `cap` hits each.
+    pub fn new(res: &GpuResources, nq: usize, cap: usize) -> Result<Self> {
+        let stream = &res.stream;
+        Ok(RangeBuffers {
+            count: stream
+                .alloc_zeros::<i64>(nq.max(1))
+                .map_err(gpu_err("allocating"))?,
+            keys: stream
+                .alloc_zeros::<f32>((nq * cap).max(1))
+                .map_err(gpu_err("allocating range results"))?,
+            ids: stream
+                .alloc_zeros::<i64>((nq * cap).max(1))
+                .map_err(gpu_err("allocating range results"))?,
+            cap,
+        })
+    }
+
+    /// What the kernels wrote, copied to the host.
+    pub fn download(&self, res: &GpuResources) -> Result<RangeHits> {
+        let copy = gpu_err("copying results");
+        Ok(RangeHits {
+            counts: res.stream.clone_dtoh(&self.count).map_err(&copy)?,
+            cap: self.cap,
+            keys: res.stream.clone_dtoh(&self.keys).map_err(&copy)?,
+            ids: res.stream.clone_dtoh(&self.ids).map_err(&copy)?,
+        })
+    }
+}
 
 /// What one pass found: per query the number of hits (all of them), the room each had,
 /// and `nq × cap` keys and ids (the first `min(count, cap)` of each query's are set).

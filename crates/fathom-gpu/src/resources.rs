@@ -92,6 +92,8 @@ pub struct GpuResources {
     pub(crate) stream: Arc<CudaStream>,
     pub(crate) blas: CudaBlas,
     pub(crate) kernels: Kernels,
+    /// The one-byte allow mask of searches without an id selector (never read).
+    no_mask: Arc<CudaSlice<u8>>,
     temp_bytes: usize,
     lock: Mutex<()>,
     name: String,
@@ -126,6 +128,7 @@ impl GpuResources {
         let blas = CudaBlas::new(stream.clone())
             .map_err(|e| Error::GpuUnavailable(format!("creating the cuBLAS handle: {e}")))?;
         let kernels = Kernels::compile(&ctx)?;
+        let no_mask = Arc::new(stream.alloc_zeros::<u8>(1).map_err(gpu_err("allocating"))?);
         let name = ctx
             .name()
             .unwrap_or_else(|_| format!("CUDA device {device}"));
@@ -134,6 +137,7 @@ impl GpuResources {
             stream,
             blas,
             kernels,
+            no_mask,
             temp_bytes: temp_bytes.max(16 << 20),
             lock: Mutex::new(()),
             name,
@@ -261,7 +265,7 @@ pub(crate) fn check_k(k: usize) -> Result<()> {
 /// The vectors a search may return, for the kernels' `allow` / `filtered` arguments:
 /// `mask[i] != 0` when `on` is 1 (a one-byte stand-in, never read, otherwise).
 pub(crate) struct Allow {
-    pub mask: CudaSlice<u8>,
+    pub mask: Arc<CudaSlice<u8>>,
     pub on: i32,
 }
 
@@ -274,8 +278,9 @@ impl Allow {
         ids: impl Iterator<Item = Idx>,
     ) -> Result<Allow> {
         match selector {
+            // Every search takes this path: the stand-in is made once per device.
             None => Ok(Allow {
-                mask: res.upload::<u8>(&[])?,
+                mask: res.no_mask.clone(),
                 on: 0,
             }),
             Some(sel) => {
@@ -283,7 +288,7 @@ impl Allow {
                     .map(|id| u8::from(id >= 0 && sel.is_member(id)))
                     .collect();
                 Ok(Allow {
-                    mask: res.upload(&mask)?,
+                    mask: Arc::new(res.upload(&mask)?),
                     on: 1,
                 })
             }
