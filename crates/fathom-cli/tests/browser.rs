@@ -26,36 +26,7 @@ fn root() -> PathBuf {
 
 /// Python with Selenium in `target/browser-venv`, made on first use.
 fn selenium_python() -> Result<PathBuf, String> {
-    let venv = root().join("target/browser-venv");
-    let python = venv.join("bin/python");
-    let ready = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import selenium"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if ready(&python) {
-        return Ok(python);
-    }
-    let run = |cmd: &mut Command| {
-        cmd.output().map_err(|e| e.to_string()).and_then(|o| {
-            if o.status.success() {
-                Ok(())
-            } else {
-                Err(String::from_utf8_lossy(&o.stderr).into_owned())
-            }
-        })
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-        "selenium",
-    ]))?;
-    Ok(python)
+    fathom_tests::venv_python("browser-venv", &["selenium"], "import selenium")
 }
 
 /// Chromium, its driver and a Python with Selenium, or why not.

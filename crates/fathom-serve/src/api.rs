@@ -563,8 +563,13 @@ async fn metrics(State(app): State<Arc<App>>) -> ApiResult {
     Ok(metrics_answer(text))
 }
 
-async fn openapi() -> ApiResult {
-    Ok(Json(crate::openapi::document()).into_response())
+async fn openapi(State(app): State<Arc<App>>) -> ApiResult {
+    let limits = crate::openapi::Limits {
+        max_top_k: app.service.config.max_top_k,
+        texts: app.embedder.is_some() || app.image_text_embedder.is_some(),
+        images: app.image_embedder.is_some(),
+    };
+    Ok(Json(crate::openapi::document(limits)).into_response())
 }
 
 async fn snapshot(State(app): State<Arc<App>>) -> ApiResult {
@@ -606,26 +611,20 @@ async fn describe(State(app): State<Arc<App>>, Path(name): Path<String>) -> ApiR
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     dim: usize,
-    #[serde(default = "flat")]
-    index: String,
-    #[serde(default = "l2")]
-    metric: String,
-}
-fn flat() -> String {
-    "Flat".into()
-}
-fn l2() -> String {
-    "l2".into()
+    /// Left out or null: `Flat`.
+    index: Option<String>,
+    /// Left out or null: `l2`.
+    metric: Option<String>,
 }
 
 async fn create(State(app): State<Arc<App>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
     let b: CreateBody = parse(&body)?;
-    let metric = Metric::parse(&b.metric)?;
+    let metric = Metric::parse(b.metric.as_deref().unwrap_or("l2"))?;
     let def = CollectionDef {
         name,
         dim: b.dim,
         metric,
-        index: b.index,
+        index: b.index.unwrap_or_else(|| "Flat".into()),
     };
     if let Some(why) = app.service.conflict(&def) {
         return Err(ApiError(StatusCode::CONFLICT, why));
@@ -879,7 +878,7 @@ struct GetBody {
 }
 
 /// Most ids of one `items/get`, and most items of one page.
-const MAX_ITEMS_PER_REQUEST: usize = 10_000;
+pub(crate) const MAX_ITEMS_PER_REQUEST: usize = 10_000;
 
 async fn get_items(
     State(app): State<Arc<App>>,
