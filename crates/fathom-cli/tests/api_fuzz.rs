@@ -15,9 +15,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fathom_tests::harness::{Outcome, PASSED, skipped};
 
@@ -66,7 +65,7 @@ fn serve_passes_schemathesis_on_its_openapi_document() -> Outcome {
     let config = dir.path().join("schemathesis.toml");
     std::fs::write(&config, CONFIG).unwrap();
 
-    let mut child = Command::new(&st)
+    let child = Command::new(&st)
         .arg("--config-file")
         .arg(&config)
         .arg("run")
@@ -85,30 +84,10 @@ fn serve_passes_schemathesis_on_its_openapi_document() -> Outcome {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = out.read_to_string(&mut text);
-        let _ = err.read_to_string(&mut text);
-        text
-    });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "Schemathesis ran past {RUN_LIMIT:?}: a request hangs\n{}",
-                reader.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let report = reader.join().unwrap();
+    let out = common::finish(child, RUN_LIMIT, "Schemathesis (a request hangs)");
+    let status = out.status;
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let tail = |text: &str, n: usize| {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")

@@ -116,6 +116,15 @@ pub fn k(k: usize) -> Result<()> {
     Ok(())
 }
 
+/// Requires a range-search radius that is a number (any sign: inner-product radii may be
+/// negative).
+pub fn radius(radius: f32) -> Result<()> {
+    if radius.is_nan() {
+        return Err(Error::invalid("radius is NaN; expected a number"));
+    }
+    Ok(())
+}
+
 /// Requires one id per vector.
 pub fn ids(ids: &[Idx], n: usize) -> Result<()> {
     if ids.len() != n {

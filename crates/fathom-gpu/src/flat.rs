@@ -927,9 +927,7 @@ impl Index for GpuIndexFlat {
         radius: f32,
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number"));
-        }
+        check::radius(radius)?;
         check::vectors("queries", queries, self.d)?;
         check::finite("queries", queries, self.d)?;
         let _g = self.res.lock();

@@ -483,9 +483,7 @@ impl GpuIndexIvfFlat {
         radius: f32,
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number"));
-        }
+        check::radius(radius)?;
         let d = self.ivf.cpu.dim();
         check::vectors("queries", queries, d)?;
         if params.nprobe.unwrap_or(self.ivf.cpu.nprobe) > MAX_K {

@@ -545,9 +545,7 @@ pub fn range_search(
     radius: f32,
     selector: Option<&dyn IdSelector>,
 ) -> Result<RangeSearchResult> {
-    if radius.is_nan() {
-        return Err(Error::invalid("radius is NaN; expected a number"));
-    }
+    check::radius(radius)?;
     let plan = Plan::new(metric, queries, base, d, selector)?;
     if plan.nb == 0 {
         return Ok(RangeSearchResult::from_lists(

@@ -402,9 +402,7 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         params: &SearchParams<'_>,
     ) -> Result<RangeSearchResult> {
         let nq = check_queries(self, queries)?;
-        if radius.is_nan() {
-            return Err(Error::invalid("radius is NaN; expected a number"));
-        }
+        check::radius(radius)?;
         let nprobe = coarse.k;
         check::output_len("coarse assignments", coarse.labels.len(), nq * nprobe)?;
         check::output_len("coarse distances", coarse.distances.len(), nq * nprobe)?;
