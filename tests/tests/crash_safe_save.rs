@@ -69,9 +69,20 @@ fn kill_during_save_leaves_the_old_or_the_new_file() {
     ];
     write_index(&v[0], &path).unwrap();
     let mut seen = [0usize; 2];
+    // Kills go on until `WANTED_TORN` of them have landed mid-write (a kill may also land
+    // in the directory sync after a rename, or between saves, which proves nothing), with
+    // a bound so a writer that never leaves a temporary file fails the test instead of
+    // looping.
+    const WANTED_TORN: usize = 6;
+    const MAX_ROUNDS: usize = 120;
+    let mut torn = 0;
+    let mut rounds = 0;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    for round in 0..12 {
+    while torn < WANTED_TORN && rounds < MAX_ROUNDS {
+        let round = rounds;
+        rounds += 1;
         let _ = std::fs::remove_file(ready_marker(&path));
+        let tmp_before = temporary_files(dir.path());
         let mut child = spawn_writer(&path);
         // Wait until it is in its loop, then kill it somewhere inside a save.
         let waiting = Instant::now();
@@ -103,11 +114,22 @@ fn kill_during_save_leaves_the_old_or_the_new_file() {
         seen[which] += 1;
         let index = read_index(&path).unwrap();
         assert_eq!(index.ntotal(), v[which].ntotal());
+        // A kill inside a save leaves that process's temporary file (its name holds the
+        // pid) behind: proof that this kill landed mid-write.
+        if temporary_files(dir.path()) > tmp_before {
+            torn += 1;
+        }
     }
-    assert!(seen[0] + seen[1] == 12, "{seen:?}");
-    // Each kill inside a save leaves that process's temporary file behind: proof that the
-    // kills landed mid-write rather than between saves.
-    let torn = std::fs::read_dir(dir.path())
+    assert_eq!(seen[0] + seen[1], rounds, "{seen:?}");
+    assert!(
+        torn >= WANTED_TORN,
+        "only {torn} of {rounds} kills interrupted a write; the test needs {WANTED_TORN}"
+    );
+}
+
+/// How many writers' temporary files lie in `dir`.
+fn temporary_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -116,6 +138,5 @@ fn kill_during_save_leaves_the_old_or_the_new_file() {
                 .to_string_lossy()
                 .contains(".tmp")
         })
-        .count();
-    assert!(torn >= 6, "only {torn} of 12 kills interrupted a save");
+        .count()
 }
