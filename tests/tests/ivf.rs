@@ -442,6 +442,50 @@ fn ids_removal_reconstruction_and_updates() {
     assert!(msg.contains("make_direct_map"), "{msg}");
 }
 
+/// `reconstruct_n` needs no direct map, as in Faiss (a pass over the lists), and agrees
+/// with per-id reconstruction through one; an id in range that is not stored is an
+/// error naming it, where Faiss would hand back an uninitialised row.
+#[test]
+fn reconstruct_n_needs_no_direct_map() {
+    let d = 8;
+    let (xt, xb, _) = get_dataset_2(d, 1000, 300, 1);
+    for desc in ["IVF16,Flat", "IVF16,PQ4", "IVF16,SQ8"] {
+        let mut ix = index_factory(d, desc, MetricType::L2).unwrap();
+        ix.train(&xt).unwrap();
+        ix.add(&xb).unwrap();
+        let all = ix.reconstruct_n(0, 300).unwrap();
+        assert_eq!(all.len(), 300 * d, "{desc}");
+        if desc == "IVF16,Flat" {
+            assert_eq!(all, xb, "{desc}");
+        }
+        let part = ix.reconstruct_n(100, 50).unwrap();
+        assert_eq!(part, all[100 * d..150 * d].to_vec(), "{desc}");
+        assert!(ix.reconstruct_n(0, 0).unwrap().is_empty());
+        let msg = ix.reconstruct_n(250, 51).unwrap_err().to_string();
+        assert!(msg.contains("out of range") && msg.contains("300"), "{msg}");
+        assert!(ix.reconstruct_n(-1, 2).is_err());
+        // Through a direct map, one id at a time: the same vectors.
+        set_direct_map(&mut *ix, true);
+        assert_eq!(ix.reconstruct_n(0, 300).unwrap(), all, "{desc}");
+        set_direct_map(&mut *ix, false);
+        // A removed id inside the range is named.
+        ix.remove_ids(&IdSelectorBatch::new([120])).unwrap();
+        let e = ix.reconstruct_n(100, 50).unwrap_err();
+        assert!(matches!(e, Error::IdNotFound(120)), "{desc}: {e}");
+        assert_eq!(
+            ix.reconstruct_n(121, 20).unwrap(),
+            all[121 * d..141 * d].to_vec()
+        );
+    }
+}
+
+fn set_direct_map(index: &mut dyn Index, on: bool) {
+    let fathom_index::IndexViewMut::Ivf(ivf) = index.view_mut() else {
+        panic!("not an IVF index")
+    };
+    ivf.make_direct_map(on).unwrap();
+}
+
 trait IsMember {
     fn is_member_id(&self, id: Idx) -> bool;
 }

@@ -263,7 +263,7 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
         self.inner.reconstruct(row as Idx)
     }
     fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
-        if !REVERSE {
+        if !REVERSE && n > 0 {
             return self.reconstruct(start);
         }
         let mut out = Vec::new();

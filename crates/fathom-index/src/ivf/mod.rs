@@ -502,6 +502,49 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
         self.reconstruct_from_offset(list, offset)
     }
 
+    /// Works without a direct map, as Faiss's does: one pass over the lists picks out the
+    /// ids in range. Unlike Faiss, which leaves a missing id's row uninitialised, an id
+    /// in range that is not stored (removed, or never added) is an error naming it.
+    fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let end = usize::try_from(start)
+            .ok()
+            .and_then(|s| s.checked_add(n))
+            .filter(|&e| e <= self.ntotal)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "ids {start}..{start}+{n} are out of range: the index holds {} vectors",
+                    self.ntotal
+                ))
+            })?;
+        if self.direct_map.is_enabled() {
+            let mut out = Vec::with_capacity(n * self.d);
+            for id in start..end as Idx {
+                out.extend(self.reconstruct(id)?);
+            }
+            return Ok(out);
+        }
+        let mut out = vec![0.0; n * self.d];
+        let mut found = vec![false; n];
+        for list in 0..self.nlist {
+            for (offset, &id) in self.invlists.ids(list).iter().enumerate() {
+                if id < start || id >= end as Idx {
+                    continue;
+                }
+                let row = (id - start) as usize;
+                let x = self.reconstruct_from_offset(list, offset)?;
+                out[row * self.d..(row + 1) * self.d].copy_from_slice(&x);
+                found[row] = true;
+            }
+        }
+        if let Some(missing) = found.iter().position(|&f| !f) {
+            return Err(Error::IdNotFound(start + missing as Idx));
+        }
+        Ok(out)
+    }
+
     fn ids_are_positions(&self) -> bool {
         false
     }
