@@ -624,3 +624,30 @@ fn truncated_and_corrupted_binary_files_are_errors() {
         }
     }
 }
+
+/// An IDMap2 holding an id twice, as a Faiss file can (Faiss's adds do not check): the id
+/// reconstructs the later vector, removal takes both, and the file round-trips.
+#[test]
+fn binary_idmap2_repeats_mean_what_they_mean_in_faiss() {
+    let mut flat = IndexBinaryFlat::new(16).unwrap();
+    flat.add(&[1, 1, 2, 2, 3, 3]).unwrap();
+    let m = IndexBinaryIdMap::from_parts(Box::new(flat), vec![5, 7, 5], true).unwrap();
+    assert_eq!(m.reconstruct(5).unwrap(), vec![3, 3]);
+    assert_eq!(m.reconstruct(7).unwrap(), vec![2, 2]);
+    let bytes = index_binary_to_bytes(&m).unwrap();
+    let mut back = read_index_binary_bytes(&bytes).unwrap();
+    assert_eq!(back.reconstruct(5).unwrap(), vec![3, 3]);
+    assert_eq!(back.remove_ids(&IdSelectorBatch::new([5])).unwrap(), 2);
+    assert_eq!(back.ntotal(), 1);
+    assert!(back.reconstruct(5).is_err());
+    assert_eq!(back.reconstruct(7).unwrap(), vec![2, 2]);
+    let mut fresh =
+        IndexBinaryIdMap::new(Box::new(IndexBinaryFlat::new(16).unwrap()), true).unwrap();
+    fresh.add_with_ids(&[1, 1, 2, 2], &[1, 2]).unwrap();
+    assert!(
+        fresh.add_with_ids(&[3, 3], &[2]).is_err(),
+        "adds stay unique"
+    );
+    fresh.remove_ids(&IdSelectorBatch::new([1])).unwrap();
+    assert_eq!(fresh.reconstruct(2).unwrap(), vec![2, 2], "rows renumbered");
+}

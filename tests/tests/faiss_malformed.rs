@@ -339,13 +339,14 @@ fn cases() -> Vec<(&'static str, B, &'static str)> {
             "holds 2 vectors",
         ),
         (
+            // Valid: Faiss's adds do not check for repeats (see `idmap2_repeats_read_as_faiss_reads_them`).
             "IDMap2 with a repeated id",
             B::default()
                 .cc(b"IxM2")
                 .hdr(D, 2)
                 .raw(ok_flat.clone())
                 .vec(&[5i64, 5]),
-            "unique",
+            "",
         ),
         (
             "IDMap over a sub-index of another dimension",
@@ -701,4 +702,34 @@ fn each_defect_is_refused_with_a_reason() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Faiss's `IndexIDMap2::add_with_ids` does not check for repeated ids, so its files can
+/// hold them; fathom reads them with Faiss's meaning: search reports the id for each
+/// vector, the id reconstructs the later vector (Faiss's `construct_rev_map`), removal
+/// removes every vector with it, and writing gives the same bytes back.
+#[test]
+fn idmap2_repeats_read_as_faiss_reads_them() {
+    let rows: Vec<f32> = (0..3)
+        .flat_map(|r| [r as f32 * 10.0, 0.0, 0.0, 0.0])
+        .collect();
+    let bytes = B::default()
+        .cc(b"IxM2")
+        .hdr(D, 3)
+        .raw(B::default().cc(b"IxF2").hdr(D, 3).vec(&rows))
+        .vec(&[5i64, 7, 5])
+        .0;
+    let mut index = read_index_bytes(&bytes).unwrap();
+    assert_eq!(index.ntotal(), 3);
+    assert_eq!(index.reconstruct(5).unwrap(), rows[8..12].to_vec());
+    assert_eq!(index.reconstruct(7).unwrap(), rows[4..8].to_vec());
+    let near_first = index.search(&[1.0, 0.0, 0.0, 0.0], 3).unwrap();
+    assert_eq!(near_first.labels, vec![5, 7, 5]);
+    assert_eq!(fathom_io::faiss::index_to_bytes(&*index).unwrap(), bytes);
+    let removed = index
+        .remove_ids(&fathom_core::IdSelectorBatch::new([5]))
+        .unwrap();
+    assert_eq!((removed, index.ntotal()), (2, 1));
+    assert!(index.reconstruct(5).is_err());
+    assert_eq!(index.reconstruct(7).unwrap(), rows[4..8].to_vec());
 }

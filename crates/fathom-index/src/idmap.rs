@@ -44,6 +44,16 @@ fn check_ids_valid(ids: &[Idx]) -> Result<()> {
     Ok(())
 }
 
+/// id → row of the vector with that id; for an id held twice (possible in a Faiss file),
+/// the later row, as Faiss's `construct_rev_map` leaves it.
+pub(crate) fn reverse_map(id_map: &[Idx]) -> HashMap<Idx, usize> {
+    id_map
+        .iter()
+        .enumerate()
+        .map(|(row, &id)| (id, row))
+        .collect()
+}
+
 /// Any index with ids chosen by the user: Faiss's `IndexIDMap` ([`IndexIdMap`], `REVERSE =
 /// false`) and `IndexIDMap2` ([`IndexIdMap2`], `REVERSE = true`). The wrapped index numbers
 /// its vectors 0, 1, 2, …; this wrapper keeps the id of each and translates results,
@@ -74,8 +84,10 @@ pub struct IdMapped<I: Index, const REVERSE: bool> {
 pub type IndexIdMap<I = Box<dyn Index>> = IdMapped<I, false>;
 
 /// [`IndexIdMap`] plus a reverse map, so vectors can be reconstructed by id: Faiss's
-/// `IndexIDMap2`. Ids must be unique: adding an id that is already present is an error
-/// (and adds nothing).
+/// `IndexIDMap2`. Ids added must be unique: adding an id that is already present is an
+/// error (and adds nothing), where Faiss would keep both and reconstruct only the later.
+/// A Faiss file that holds an id twice still reads, with Faiss's meaning
+/// ([`IdMapped::from_parts`]).
 ///
 /// ```
 /// use fathom_index::{Index, IndexFlat, IndexIdMap2};
@@ -122,12 +134,7 @@ impl<I: Index, const REVERSE: bool> IdMapped<I, REVERSE> {
     /// index, as Faiss's constructor does.
     pub fn new(inner: I) -> Self {
         let id_map: Vec<Idx> = (0..inner.ntotal() as Idx).collect();
-        let rev = if REVERSE {
-            id_map.iter().map(|&id| (id, id as usize)).collect()
-        } else {
-            HashMap::new()
-        };
-        IdMapped { inner, id_map, rev }
+        Self::from_parts(inner, id_map).expect("one id per vector")
     }
 
     /// Wraps `inner`, which must be empty.
@@ -142,7 +149,10 @@ impl<I: Index, const REVERSE: bool> IdMapped<I, REVERSE> {
     }
 
     /// Wraps `inner`, whose `i`-th vector has id `id_map[i]` (e.g. as read from a file).
-    /// `id_map` must have one id per vector; with `REVERSE` the ids must be unique.
+    /// `id_map` must have one id per vector. An id may appear twice even with `REVERSE`:
+    /// Faiss's `IndexIDMap2` does not check its adds, so its files can hold repeats, and
+    /// they read as Faiss reads them (the id reconstructs the later vector; removal
+    /// removes both).
     pub fn from_parts(inner: I, id_map: Vec<Idx>) -> Result<Self> {
         if id_map.len() != inner.ntotal() {
             return Err(Error::DimensionMismatch {
@@ -154,17 +164,11 @@ impl<I: Index, const REVERSE: bool> IdMapped<I, REVERSE> {
                 ),
             });
         }
-        let mut rev = HashMap::new();
-        if REVERSE {
-            rev.reserve(id_map.len());
-            for (row, &id) in id_map.iter().enumerate() {
-                if rev.insert(id, row).is_some() {
-                    return Err(Error::invalid(format!(
-                        "IndexIdMap2 needs unique ids; id {id} appears twice"
-                    )));
-                }
-            }
-        }
+        let rev = if REVERSE {
+            reverse_map(&id_map)
+        } else {
+            HashMap::new()
+        };
         Ok(IdMapped { inner, id_map, rev })
     }
 
@@ -293,12 +297,7 @@ impl<I: Index + 'static, const REVERSE: bool> Index for IdMapped<I, REVERSE> {
         self.id_map.retain(|&id| !selector.is_member(id));
         debug_assert_eq!(before - self.id_map.len(), removed);
         if REVERSE && removed > 0 {
-            self.rev = self
-                .id_map
-                .iter()
-                .enumerate()
-                .map(|(row, &id)| (id, row))
-                .collect();
+            self.rev = reverse_map(&self.id_map);
         }
         Ok(before - self.id_map.len())
     }

@@ -341,6 +341,8 @@ pub struct IndexBinaryIdMap {
     inner: Box<dyn IndexBinary>,
     ids: Vec<Idx>,
     two_way: bool,
+    /// id → row; kept only when `two_way`.
+    rev: std::collections::HashMap<Idx, usize>,
 }
 
 impl IndexBinaryIdMap {
@@ -357,18 +359,18 @@ impl IndexBinaryIdMap {
                 inner.ntotal()
             )));
         }
-        if two_way {
-            let mut seen = std::collections::HashSet::with_capacity(ids.len());
-            if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
-                return Err(Error::invalid(format!(
-                    "IndexBinaryIDMap2 needs unique ids; {dup} appears twice"
-                )));
-            }
-        }
+        // A Faiss file may hold an id twice (Faiss's adds do not check): it reads as Faiss
+        // reads it, the id reconstructing the later vector.
+        let rev = if two_way {
+            crate::idmap::reverse_map(&ids)
+        } else {
+            Default::default()
+        };
         Ok(IndexBinaryIdMap {
             inner,
             ids,
             two_way,
+            rev,
         })
     }
     /// The wrapped index.
@@ -412,15 +414,23 @@ impl IndexBinary for IndexBinaryIdMap {
         let n = fathom_core::check::codes("added binary vectors", x, self.code_size())?;
         fathom_core::check::ids(ids, n)?;
         if self.two_way {
-            let mut seen: std::collections::HashSet<Idx> = self.ids.iter().copied().collect();
-            if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
+            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+            if let Some(dup) = ids
+                .iter()
+                .find(|id| self.rev.contains_key(id) || !seen.insert(**id))
+            {
                 return Err(Error::invalid(format!(
                     "IndexBinaryIDMap2 needs unique ids; {dup} is already there"
                 )));
             }
         }
         self.inner.add(x)?;
+        let start = self.ids.len();
         self.ids.extend_from_slice(ids);
+        if self.two_way {
+            self.rev
+                .extend(ids.iter().enumerate().map(|(i, &id)| (id, start + i)));
+        }
         Ok(())
     }
     fn search_with(
@@ -455,11 +465,7 @@ impl IndexBinary for IndexBinaryIdMap {
                 "IndexBinaryIDMap cannot reconstruct by id; use IndexBinaryIDMap2".into(),
             ));
         }
-        let row = self
-            .ids
-            .iter()
-            .position(|&i| i == id)
-            .ok_or(Error::IdNotFound(id))?;
+        let row = *self.rev.get(&id).ok_or(Error::IdNotFound(id))?;
         self.inner.reconstruct(row as Idx)
     }
     fn remove_ids(&mut self, selector: &dyn IdSelector) -> Result<usize> {
@@ -470,11 +476,15 @@ impl IndexBinary for IndexBinaryIdMap {
         let removed = self.inner.remove_ids(&by_row)?;
         // The inner index renumbers its rows as this drops their ids: they stay aligned.
         self.ids.retain(|id| !selector.is_member(*id));
+        if self.two_way && removed > 0 {
+            self.rev = crate::idmap::reverse_map(&self.ids);
+        }
         Ok(removed)
     }
     fn reset(&mut self) -> Result<()> {
         self.inner.reset()?;
         self.ids.clear();
+        self.rev.clear();
         Ok(())
     }
     fn description(&self) -> String {
