@@ -442,11 +442,12 @@ fn ids_removal_reconstruction_and_updates() {
     assert!(msg.contains("make_direct_map"), "{msg}");
 }
 
-/// `reconstruct_n` needs no direct map, as in Faiss (a pass over the lists), and agrees
-/// with per-id reconstruction through one; an id in range that is not stored is an
-/// error naming it, where Faiss would hand back an uninitialised row.
+/// `reconstruct_n` and `search_and_reconstruct` need no direct map, as in Faiss (a pass
+/// over the lists), and agree with per-id reconstruction through one; an id in range
+/// that is not stored is an error naming it, where Faiss would hand back an
+/// uninitialised row.
 #[test]
-fn reconstruct_n_needs_no_direct_map() {
+fn reconstruction_needs_no_direct_map() {
     let d = 8;
     let (xt, xb, _) = get_dataset_2(d, 1000, 300, 1);
     for desc in ["IVF16,Flat", "IVF16,PQ4", "IVF16,SQ8"] {
@@ -464,9 +465,25 @@ fn reconstruct_n_needs_no_direct_map() {
         let msg = ix.reconstruct_n(250, 51).unwrap_err().to_string();
         assert!(msg.contains("out of range") && msg.contains("300"), "{msg}");
         assert!(ix.reconstruct_n(-1, 2).is_err());
+        let found = |ix: &dyn Index| {
+            let (res, vectors) = ix
+                .search_and_reconstruct(&xb[..4 * d], 5, &SearchParams::default())
+                .unwrap();
+            for (&id, v) in res.labels.iter().zip(vectors.chunks_exact(d)) {
+                if id < 0 {
+                    assert!(v.iter().all(|x| x.is_nan()));
+                } else {
+                    assert_eq!(v, &all[id as usize * d..(id as usize + 1) * d], "{desc}");
+                }
+            }
+            res.labels
+        };
+        let without_map = found(&*ix);
+        assert!(without_map.iter().filter(|&&l| l >= 0).count() >= 4);
         // Through a direct map, one id at a time: the same vectors.
         set_direct_map(&mut *ix, true);
         assert_eq!(ix.reconstruct_n(0, 300).unwrap(), all, "{desc}");
+        assert_eq!(found(&*ix), without_map);
         set_direct_map(&mut *ix, false);
         // A removed id inside the range is named.
         ix.remove_ids(&IdSelectorBatch::new([120])).unwrap();

@@ -553,7 +553,9 @@ fn py_type(ty: &Type, names: &BTreeMap<String, String>, class_py: &str) -> Resul
                 "I32Matrix" | "I32Vector" => "NDArray[np.int32]".into(),
                 "U8Matrix" | "U8Vector" => "NDArray[np.uint8]".into(),
                 "U64Vector" => "NDArray[np.uint64]".into(),
-                "PyArray1" | "PyArray2" => array(args.first().ok_or("array without dtype")?)?,
+                "PyArray1" | "PyArray2" | "PyArray3" => {
+                    array(args.first().ok_or("array without dtype")?)?
+                }
                 "i64" | "i32" | "u32" | "u64" | "usize" => "int".into(),
                 "f32" | "f64" => "float".into(),
                 "bool" => "bool".into(),

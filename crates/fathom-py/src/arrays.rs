@@ -217,6 +217,19 @@ pub fn bytes(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
 }
 
 /// A new `(n, k)` array that takes over `v`.
+/// A range search's result as Faiss's Python returns it: `(lims, D, I)`.
+pub fn range_out<'py>(
+    py: Python<'py>,
+    res: fathom::RangeSearchResult,
+) -> (U64Vector<'py>, F32Vector<'py>, I64Vector<'py>) {
+    let lims: Vec<u64> = res.lims.iter().map(|&l| l as u64).collect();
+    (
+        PyArray1::from_vec(py, lims),
+        PyArray1::from_vec(py, res.distances),
+        PyArray1::from_vec(py, res.labels),
+    )
+}
+
 pub fn matrix_out<'py, T: numpy::Element>(
     py: Python<'py>,
     v: Vec<T>,

@@ -325,27 +325,7 @@ impl PyIndexIVF {
         let owner = slf.as_super().get();
         let d = owner.peek(|i| i.dim())?;
         let x = arrays::matrix(x, "search_preassigned: x", Some(d))?;
-        let shape: Vec<usize> = Iq.getattr("shape")?.extract()?;
-        let nprobe = match shape[..] {
-            [n, p] if n == x.n => p,
-            _ => {
-                return Err(PyValueError::new_err(format!(
-                    "search_preassigned: Iq must have shape ({}, nprobe), got {shape:?}",
-                    x.n
-                )));
-            }
-        };
-        let labels = arrays::ids_flat(Iq, "search_preassigned: Iq")?;
-        let distances = match Dq.filter(|d| !d.is_none()) {
-            Some(dq) => arrays::matrix(dq, "search_preassigned: Dq", Some(nprobe))?.data,
-            None => vec![0.0; labels.len()],
-        };
-        let coarse = fathom::SearchResult {
-            nq: x.n,
-            k: nprobe,
-            distances,
-            labels,
-        };
+        let coarse = coarse_assignment("search_preassigned", x.n, Iq, Dq)?;
         let mut res = crate::index::with_params(params, |p| {
             owner.read(py, |i| {
                 let ivf = i
@@ -360,6 +340,137 @@ impl PyIndexIVF {
             matrix_out(py, res.distances, x.n, k)?,
             matrix_out(py, res.labels, x.n, k)?,
         ))
+    }
+
+    /// The range search with the coarse step done (Faiss's `range_search_preassigned`):
+    /// `Iq` (and `Dq`) as for `search_preassigned`. Returns `(lims, D, I)`.
+    #[pyo3(signature = (x, thresh, Iq, Dq = None, *, params = None))]
+    #[allow(non_snake_case, clippy::type_complexity)]
+    fn range_search_preassigned<'py>(
+        slf: &Bound<'py, Self>,
+        x: &ArrayLike<'py>,
+        thresh: f32,
+        Iq: &ArrayLike<'py>,
+        Dq: Option<&ArrayLike<'py>>,
+        params: Option<&Bound<'py, crate::selector::SearchParameters>>,
+    ) -> PyResult<(
+        arrays::U64Vector<'py>,
+        arrays::F32Vector<'py>,
+        arrays::I64Vector<'py>,
+    )> {
+        let py = slf.py();
+        let owner = slf.as_super().get();
+        let d = owner.peek(|i| i.dim())?;
+        let x = arrays::matrix(x, "range_search_preassigned: x", Some(d))?;
+        let coarse = coarse_assignment("range_search_preassigned", x.n, Iq, Dq)?;
+        let res = crate::index::with_params(params, |p| {
+            owner.read(py, |i| {
+                let ivf = i
+                    .view()
+                    .ivf_lists()
+                    .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
+                ivf.range_search_preassigned(&x.data, thresh, &coarse, p)
+                    .or_raise()
+            })
+        })?;
+        Ok(arrays::range_out(py, res))
+    }
+
+    /// The number of vectors in list `list_no`.
+    fn get_list_size(slf: &Bound<'_, Self>, list_no: i64) -> PyResult<usize> {
+        slf.as_super().get().peek(|i| {
+            let ivf = i
+                .view()
+                .ivf_lists()
+                .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
+            Ok(ivf.invlists().list_size(list_index(list_no, ivf.nlist())?))
+        })?
+    }
+
+    /// The vector stored at entry `offset` of list `list_no`, decoded.
+    fn reconstruct_from_offset<'py>(
+        slf: &Bound<'py, Self>,
+        list_no: i64,
+        offset: i64,
+    ) -> PyResult<arrays::F32Vector<'py>> {
+        let offset = usize::try_from(offset)
+            .map_err(|_| PyValueError::new_err(format!("offset must be ≥ 0, got {offset}")))?;
+        let v = slf.as_super().get().read(slf.py(), |i| match i.view() {
+            IndexView::Ivf(ivf) => ivf
+                .reconstruct_from_offset(list_index(list_no, ivf.nlist())?, offset)
+                .or_raise(),
+            _ => Err(FathomError::new_err(
+                "reconstruct_from_offset applies to IVF indexes (IVF-PQR adds a refinement \
+                 its lists do not hold; use reconstruct)",
+            )),
+        })?;
+        Ok(PyArray1::from_vec(slf.py(), v))
+    }
+
+    /// Chooses the id → entry map reconstruction and updates use: `DirectMap.NoMap`,
+    /// `DirectMap.Array` (ids `0..ntotal` in order) or `DirectMap.Hashtable` (any ids).
+    fn set_direct_map_type(slf: &Bound<'_, Self>, t: i64) -> PyResult<()> {
+        let kind = match t {
+            0 => fathom::ivf::DirectMapType::NoMap,
+            1 => fathom::ivf::DirectMapType::Array,
+            2 => fathom::ivf::DirectMapType::Hashtable,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "direct map type must be DirectMap.NoMap (0), Array (1) or Hashtable (2), \
+                     got {t}"
+                )));
+            }
+        };
+        with_ivf_mut(slf, "set_direct_map_type", |ivf| {
+            ivf.set_direct_map_type(kind)
+        })
+    }
+
+    /// Replaces the vectors with ids `keys` by the rows of `x` (re-assigned to lists and
+    /// re-encoded); needs a direct map.
+    fn update_vectors(
+        slf: &Bound<'_, Self>,
+        keys: &Bound<'_, PyAny>,
+        x: &ArrayLike<'_>,
+    ) -> PyResult<()> {
+        let d = slf.as_super().get().peek(|i| i.dim())?;
+        let keys = arrays::ids(keys, "update_vectors: keys")?;
+        let x = arrays::matrix(x, "update_vectors: x", Some(d))?;
+        with_ivf_mut(slf, "update_vectors", |ivf| {
+            ivf.update_vectors(&keys, &x.data)
+        })
+    }
+
+    /// Bytes per stored code, list numbers not included.
+    #[getter]
+    fn code_size(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        slf.as_super().get().peek(|i| {
+            i.view()
+                .ivf_lists()
+                .map(|ivf| ivf.invlists().code_size())
+                .ok_or_else(|| FathomError::new_err("not an IVF index"))
+        })?
+    }
+
+    /// How a search is spread over threads, as Faiss's `parallel_mode`: 0 over queries,
+    /// 1 over each query's lists (Faiss's modes 2 and 3 are refused). Reads −1 while
+    /// fathom chooses per search (its default: over queries when there are enough).
+    #[getter]
+    fn parallel_mode(slf: &Bound<'_, Self>) -> PyResult<i64> {
+        Ok(slf
+            .as_super()
+            .get()
+            .peek(|i| i.param("parallel_mode"))?
+            .map_or(-1, |v| v as i64))
+    }
+    #[setter]
+    fn set_parallel_mode(slf: &Bound<'_, Self>, value: i64) -> PyResult<()> {
+        set_param(
+            slf.py(),
+            slf.as_super().get(),
+            "parallel_mode",
+            count("parallel_mode", value)? as f64,
+        )
     }
 
     /// The number of vectors in each inverted list.
@@ -389,13 +500,6 @@ impl PyInvertedLists {
             Some(ivf) => f(ivf.invlists()),
             None => Err(FathomError::new_err("the index is no longer an IVF index")),
         })?
-    }
-
-    fn list(&self, list: i64, nlist: usize) -> PyResult<usize> {
-        usize::try_from(list)
-            .ok()
-            .filter(|&l| l < nlist)
-            .ok_or_else(|| PyValueError::new_err(format!("list {list} is outside 0..{nlist}")))
     }
 }
 
@@ -430,17 +534,17 @@ impl PyInvertedLists {
     }
     /// Entries in `list`.
     fn list_size(&self, list: i64) -> PyResult<usize> {
-        self.with_lists(|l| Ok(l.list_size(self.list(list, l.nlist())?)))
+        self.with_lists(|l| Ok(l.list_size(list_index(list, l.nlist())?)))
     }
     /// The ids of `list` (a copy; Faiss returns a pointer, which `rev_swig_ptr` reads).
     fn get_ids<'py>(&self, py: Python<'py>, list: i64) -> PyResult<Bound<'py, PyArray1<i64>>> {
-        let ids = self.with_lists(|l| Ok(l.ids(self.list(list, l.nlist())?).to_vec()))?;
+        let ids = self.with_lists(|l| Ok(l.ids(list_index(list, l.nlist())?).to_vec()))?;
         Ok(PyArray1::from_vec(py, ids))
     }
     /// The codes of `list`, `list_size · code_size` bytes (whole blocks for fast-scan
     /// lists, as Faiss); a copy.
     fn get_codes<'py>(&self, py: Python<'py>, list: i64) -> PyResult<Bound<'py, PyArray1<u8>>> {
-        let codes = self.with_lists(|l| Ok(l.codes(self.list(list, l.nlist())?).to_vec()))?;
+        let codes = self.with_lists(|l| Ok(l.codes(list_index(list, l.nlist())?).to_vec()))?;
         Ok(PyArray1::from_vec(py, codes))
     }
 }
@@ -520,6 +624,84 @@ fn with_ivf<T>(i: &dyn Index, f: impl FnOnce(usize, Vec<i64>) -> T) -> Option<T>
     let ivf = i.view().ivf_lists()?;
     let sizes = ivf.list_sizes().into_iter().map(|n| n as i64).collect();
     Some(f(ivf.nlist(), sizes))
+}
+
+/// The coarse assignment a preassigned search is given: `Iq` of shape `(n, nprobe)` and
+/// `Dq` alike (zeros when left out).
+#[allow(non_snake_case)]
+fn coarse_assignment(
+    what: &str,
+    n: usize,
+    Iq: &ArrayLike<'_>,
+    Dq: Option<&ArrayLike<'_>>,
+) -> PyResult<fathom::SearchResult> {
+    let shape: Vec<usize> = Iq.getattr("shape")?.extract()?;
+    let nprobe = match shape[..] {
+        [rows, p] if rows == n => p,
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "{what}: Iq must have shape ({n}, nprobe), got {shape:?}"
+            )));
+        }
+    };
+    let labels = arrays::ids_flat(Iq, &format!("{what}: Iq"))?;
+    let distances = match Dq.filter(|d| !d.is_none()) {
+        Some(dq) => arrays::matrix(dq, &format!("{what}: Dq"), Some(nprobe))?.data,
+        None => vec![0.0; labels.len()],
+    };
+    Ok(fathom::SearchResult {
+        nq: n,
+        k: nprobe,
+        distances,
+        labels,
+    })
+}
+
+/// `list_no` checked against `nlist`.
+fn list_index(list_no: i64, nlist: usize) -> PyResult<usize> {
+    usize::try_from(list_no)
+        .ok()
+        .filter(|&l| l < nlist)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "list number {list_no} is out of range: the index has {nlist} lists"
+            ))
+        })
+}
+
+/// Runs `f` on the IVF index under the write lock (`what` names the call in errors).
+fn with_ivf_mut(
+    slf: &Bound<'_, PyIndexIVF>,
+    what: &str,
+    f: impl FnOnce(&mut dyn fathom::ivf::DynIvf) -> fathom::Result<()> + Send,
+) -> PyResult<()> {
+    slf.as_super()
+        .get()
+        .write(slf.py(), what, |i| match i.view_mut() {
+            IndexViewMut::Ivf(ivf) => f(ivf).or_raise(),
+            _ => Err(FathomError::new_err(format!(
+                "{what} applies to IVF indexes (IVF-PQR keeps its own direct map and \
+                 refinement codes)"
+            ))),
+        })
+}
+
+/// Faiss's `DirectMap` kinds, for `IndexIVF.set_direct_map_type`.
+#[pyclass(frozen, module = "fathom", name = "DirectMap")]
+pub struct PyDirectMap;
+
+#[pymethods]
+#[allow(non_upper_case_globals)] // Faiss's names, which Python code spells out
+impl PyDirectMap {
+    /// No map: reconstruct and update_vectors need one.
+    #[classattr]
+    const NoMap: i64 = 0;
+    /// Ids are `0..ntotal` in insertion order; the map is an array.
+    #[classattr]
+    const Array: i64 = 1;
+    /// Any ids; the map is a hash table.
+    #[classattr]
+    const Hashtable: i64 = 2;
 }
 
 /// Moves `src`'s vectors into `dst` (same kind of flat or IVF index).
@@ -1826,6 +2008,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyIndexFlatIP::type_object(py),
         PyIndexIVF::type_object(py),
         PyInvertedLists::type_object(py),
+        PyDirectMap::type_object(py),
         PyIndexIVFFlat::type_object(py),
         PyIndexIVFPQ::type_object(py),
         PyIndexIVFPQR::type_object(py),

@@ -6,7 +6,7 @@
 //! waiting for the lock never holds the GIL another thread needs.
 
 use fathom::{IndexFlat, MetricType, SearchParams};
-use numpy::PyArray1;
+use numpy::{PyArray1, PyArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -270,6 +270,36 @@ impl PyIndex {
         ))
     }
 
+    /// The `k` nearest neighbours of each row of `x` and their stored (decoded) vectors:
+    /// `(D, I, R)`, `R` of shape `(n, k, d)`, NaN where there is no result (Faiss's -1
+    /// bytes read as NaN too).
+    #[pyo3(signature = (x, k, *, params = None))]
+    #[allow(clippy::type_complexity)]
+    fn search_and_reconstruct<'py>(
+        &self,
+        py: Python<'py>,
+        x: &ArrayLike<'py>,
+        k: i64,
+        params: Option<&Bound<'py, SearchParameters>>,
+    ) -> PyResult<(
+        F32Matrix<'py>,
+        I64Matrix<'py>,
+        Bound<'py, numpy::PyArray3<f32>>,
+    )> {
+        let k = check_k(k)?;
+        let d = self.dim()?;
+        let x = arrays::matrix(x, "search_and_reconstruct: x", Some(d))?;
+        let (mut res, vectors) = with_params(params, |p| {
+            self.read(py, |i| i.search_and_reconstruct(&x.data, k, p).or_raise())
+        })?;
+        faiss_missing_values(&mut res);
+        Ok((
+            matrix_out(py, res.distances, x.n, k)?,
+            matrix_out(py, res.labels, x.n, k)?,
+            PyArray1::from_vec(py, vectors).reshape([x.n, k, d])?,
+        ))
+    }
+
     /// The ids of the `k` nearest neighbours of each row of `x`, shape `(n, k)`.
     fn assign<'py>(&self, py: Python<'py>, x: &ArrayLike<'py>, k: i64) -> PyResult<I64Matrix<'py>> {
         let k = check_k(k)?;
@@ -292,12 +322,7 @@ impl PyIndex {
         let res = with_params(params, |p| {
             self.read(py, |i| i.range_search_with(&x.data, thresh, p).or_raise())
         })?;
-        let lims: Vec<u64> = res.lims.iter().map(|&l| l as u64).collect();
-        Ok((
-            PyArray1::from_vec(py, lims),
-            PyArray1::from_vec(py, res.distances),
-            PyArray1::from_vec(py, res.labels),
-        ))
+        Ok(arrays::range_out(py, res))
     }
 
     /// The stored (decoded) vector with id `key`.

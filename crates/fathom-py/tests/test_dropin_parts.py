@@ -486,3 +486,81 @@ def test_views_under_concurrent_use(clustered):
     assert not any(t.is_alive() for t in threads), "a thread is stuck: lock-order deadlock"
     assert not errors, errors
     assert wrapper.ntotal == 2300 and index.ntotal == 2300
+
+
+def test_ivf_lookups_updates_and_preassigned_range(clustered, faiss):
+    """The IVF calls Faiss code reaches for beyond search: `search_and_reconstruct` and
+    `reconstruct_n` (neither needs a direct map), `get_list_size`,
+    `reconstruct_from_offset`, `code_size`, `parallel_mode`, `range_search_preassigned`,
+    `set_direct_map_type(DirectMap.Hashtable)` and `update_vectors`. Both libraries get
+    the same fixed centroids, so lists and answers must agree."""
+    xt, xb, xq = clustered
+    d, nlist = xt.shape[1], 32
+    xb = xb[:3000]
+
+    def snippet(lib):
+        quantizer = lib.IndexFlatL2(d)
+        quantizer.add(xt[:nlist])
+        index = lib.IndexIVFFlat(quantizer, d, nlist)
+        index.add(xb)
+        index.nprobe = nlist
+        out = {}
+        out["D"], out["I"], out["R"] = index.search_and_reconstruct(xq[:20], 4)
+        out["rec_n"] = index.reconstruct_n(100, 50)
+        out["sizes"] = [index.get_list_size(i) for i in range(nlist)]
+        biggest = int(np.argmax(out["sizes"]))
+        out["from_offset"] = index.reconstruct_from_offset(biggest, 1)
+        out["code_size"] = index.code_size
+        index.parallel_mode = 1
+        out["parallel_mode"] = index.parallel_mode
+        index.parallel_mode = 0
+        Dq, Iq = index.quantizer.search(xq[:20], 8)
+        radius = float(np.median(index.search(xq[:20], 10)[0]))
+        out["range"] = index.range_search_preassigned(xq[:20], radius, Iq, Dq)
+        index.set_direct_map_type(lib.DirectMap.Hashtable)
+        index.update_vectors(np.array([7, 8], dtype="int64"), xb[2000:2002])
+        out["updated"] = index.reconstruct_batch(np.array([7, 8], dtype="int64"))
+        flat = lib.IndexFlatL2(d)
+        flat.add(xb[:500])
+        out["flat_R"] = flat.search_and_reconstruct(xq[:5], 3)[2]
+        return out
+
+    ours, theirs = both(faiss, snippet)
+    np.testing.assert_array_equal(ours["I"], theirs["I"])
+    np.testing.assert_allclose(ours["D"], theirs["D"], rtol=1e-4)
+    np.testing.assert_array_equal(ours["R"], xb[ours["I"]])
+    np.testing.assert_array_equal(ours["R"], theirs["R"])
+    np.testing.assert_array_equal(ours["rec_n"], xb[100:150])
+    np.testing.assert_array_equal(ours["rec_n"], theirs["rec_n"])
+    assert ours["sizes"] == theirs["sizes"] and sum(ours["sizes"]) == 3000
+    np.testing.assert_array_equal(ours["from_offset"], theirs["from_offset"])
+    assert ours["code_size"] == theirs["code_size"] == 4 * d
+    assert ours["parallel_mode"] == theirs["parallel_mode"] == 1
+    for a, b in zip(ours["range"], theirs["range"]):
+        assert a.shape == b.shape
+    lims = ours["range"][0]
+    for q in range(20):
+        mine = dict(zip(ours["range"][2][lims[q]:lims[q + 1]], ours["range"][1][lims[q]:lims[q + 1]]))
+        tl = theirs["range"][0]
+        ref = dict(zip(theirs["range"][2][tl[q]:tl[q + 1]], theirs["range"][1][tl[q]:tl[q + 1]]))
+        assert mine.keys() == ref.keys()
+    np.testing.assert_array_equal(ours["updated"], xb[2000:2002])
+    np.testing.assert_array_equal(ours["updated"], theirs["updated"])
+    np.testing.assert_array_equal(ours["flat_R"], theirs["flat_R"])
+
+    # Where Faiss leaves garbage or crashes, fathom says what is wrong.
+    quantizer = fathom.IndexFlatL2(d)
+    quantizer.add(xt[:nlist])
+    index = fathom.IndexIVFFlat(quantizer, d, nlist)
+    index.add(xb[:100])
+    index.remove_ids(np.array([5], dtype="int64"))
+    with pytest.raises(fathom.FathomError, match="5"):
+        index.reconstruct_n(0, 10)
+    with pytest.raises(ValueError, match="out of range"):
+        index.get_list_size(nlist)
+    with pytest.raises(ValueError, match="DirectMap"):
+        index.set_direct_map_type(7)
+    with pytest.raises(fathom.FathomError, match="direct map"):
+        index.update_vectors(np.array([1], dtype="int64"), xb[:1])
+    D, I, R = index.search_and_reconstruct(xq[:2], 200)
+    assert (I[:, 99:] == -1).all() and np.isnan(R[:, 99:]).all()

@@ -4,7 +4,7 @@
 //! it out.
 
 use fathom_core::{Error, Idx, Result, SearchParams, SearchResult};
-use fathom_invlists::{DirectMap, InvertedLists};
+use fathom_invlists::{DirectMap, DirectMapType, InvertedLists};
 
 use super::{
     IndexIvf, IvfCodec, IvfFlat, IvfPq, IvfPqFastScan, IvfRaBitQ, IvfScalarQuantizer, SubsetType,
@@ -70,8 +70,24 @@ pub trait DynIvf: Index {
         coarse: &SearchResult,
         params: &SearchParams<'_>,
     ) -> Result<SearchResult>;
+    /// The range search with the coarse step done (`coarse` as for
+    /// [`DynIvf::search_preassigned`]).
+    fn range_search_preassigned(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        coarse: &SearchResult,
+        params: &SearchParams<'_>,
+    ) -> Result<fathom_core::RangeSearchResult>;
     /// Turns the id → entry map (needed by reconstruction and updates) on or off.
     fn make_direct_map(&mut self, on: bool) -> Result<()>;
+    /// Switches the id → entry map to `kind` ([`IndexIvf::set_direct_map_type`]).
+    fn set_direct_map_type(&mut self, kind: DirectMapType) -> Result<()>;
+    /// Replaces the vectors with ids `ids` by the rows of `x`
+    /// ([`IndexIvf::update_vectors`]; needs a direct map).
+    fn update_vectors(&mut self, ids: &[Idx], x: &[f32]) -> Result<()>;
+    /// The vector stored at entry `offset` of `list` ([`IndexIvf::reconstruct_from_offset`]).
+    fn reconstruct_from_offset(&self, list: usize, offset: usize) -> Result<Vec<f32>>;
     /// Swaps in other lists of the same shape (on-disk lists after a merge, Faiss's
     /// `replace_invlists`); the index's entry count follows the new lists.
     fn replace_invlists(&mut self, lists: Box<dyn InvertedLists>) -> Result<()>;
@@ -122,8 +138,26 @@ impl<C: IvfCodec + 'static> DynIvf for IndexIvf<C> {
     ) -> Result<SearchResult> {
         IndexIvf::search_preassigned(self, queries, k, coarse, params)
     }
+    fn range_search_preassigned(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        coarse: &SearchResult,
+        params: &SearchParams<'_>,
+    ) -> Result<fathom_core::RangeSearchResult> {
+        IndexIvf::range_search_preassigned(self, queries, radius, coarse, params)
+    }
     fn make_direct_map(&mut self, on: bool) -> Result<()> {
         IndexIvf::make_direct_map(self, on)
+    }
+    fn set_direct_map_type(&mut self, kind: DirectMapType) -> Result<()> {
+        IndexIvf::set_direct_map_type(self, kind)
+    }
+    fn update_vectors(&mut self, ids: &[Idx], x: &[f32]) -> Result<()> {
+        IndexIvf::update_vectors(self, ids, x)
+    }
+    fn reconstruct_from_offset(&self, list: usize, offset: usize) -> Result<Vec<f32>> {
+        IndexIvf::reconstruct_from_offset(self, list, offset)
     }
     fn replace_invlists(&mut self, lists: Box<dyn InvertedLists>) -> Result<()> {
         IndexIvf::replace_invlists(self, lists)

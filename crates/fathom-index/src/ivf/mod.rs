@@ -359,6 +359,37 @@ impl<C: IvfCodec + 'static> IndexIvf<C> {
         Ok(x)
     }
 
+    /// Calls `found(i, list, offset)` for the entry holding `ids[i]`, for each of `ids`
+    /// that is stored: through the direct map when one is kept, else in one pass over
+    /// the lists (as Faiss's `reconstruct_n` and `search_and_reconstruct` do without a
+    /// map).
+    fn locate(
+        &self,
+        ids: &[Idx],
+        mut found: impl FnMut(usize, usize, usize) -> Result<()>,
+    ) -> Result<()> {
+        if self.direct_map.is_enabled() {
+            for (i, &id) in ids.iter().enumerate() {
+                if let Ok((list, offset)) = self.direct_map.get(id) {
+                    found(i, list, offset)?;
+                }
+            }
+            return Ok(());
+        }
+        let mut wanted = std::collections::HashMap::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            wanted.entry(id).or_insert(i);
+        }
+        for list in 0..self.nlist {
+            for (offset, id) in self.invlists.ids(list).iter().enumerate() {
+                if let Some(&i) = wanted.get(id) {
+                    found(i, list, offset)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sizes of the lists and their balance.
     pub fn imbalance_factor(&self) -> f64 {
         self.invlists.imbalance_factor()
@@ -518,31 +549,46 @@ impl<C: IvfCodec + 'static> Index for IndexIvf<C> {
                     "ids {start}..{start}+{n} are out of range: the index holds {} vectors",
                     self.ntotal
                 ))
-            })?;
-        if self.direct_map.is_enabled() {
-            let mut out = Vec::with_capacity(n * self.d);
-            for id in start..end as Idx {
-                out.extend(self.reconstruct(id)?);
-            }
-            return Ok(out);
-        }
+            })? as Idx;
+        let ids: Vec<Idx> = (start..end).collect();
         let mut out = vec![0.0; n * self.d];
         let mut found = vec![false; n];
-        for list in 0..self.nlist {
-            for (offset, &id) in self.invlists.ids(list).iter().enumerate() {
-                if id < start || id >= end as Idx {
-                    continue;
-                }
-                let row = (id - start) as usize;
-                let x = self.reconstruct_from_offset(list, offset)?;
-                out[row * self.d..(row + 1) * self.d].copy_from_slice(&x);
-                found[row] = true;
-            }
-        }
+        self.locate(&ids, |row, list, offset| {
+            let x = self.reconstruct_from_offset(list, offset)?;
+            out[row * self.d..(row + 1) * self.d].copy_from_slice(&x);
+            found[row] = true;
+            Ok(())
+        })?;
         if let Some(missing) = found.iter().position(|&f| !f) {
             return Err(Error::IdNotFound(start + missing as Idx));
         }
         Ok(out)
+    }
+
+    /// Needs no direct map, as Faiss's does: the entries found are located in the lists.
+    fn search_and_reconstruct(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<(SearchResult, Vec<f32>)> {
+        let res = self.search_with(queries, k, params)?;
+        let mut ids: Vec<Idx> = res.labels.iter().copied().filter(|&id| id >= 0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut vectors = vec![Vec::new(); ids.len()];
+        self.locate(&ids, |i, list, offset| {
+            vectors[i] = self.reconstruct_from_offset(list, offset)?;
+            Ok(())
+        })?;
+        let mut out = Vec::with_capacity(res.labels.len() * self.d);
+        for id in &res.labels {
+            match ids.binary_search(id).ok().map(|i| &vectors[i]) {
+                Some(v) if !v.is_empty() => out.extend_from_slice(v),
+                _ => out.extend(std::iter::repeat_n(f32::NAN, self.d)),
+            }
+        }
+        Ok((res, out))
     }
 
     fn ids_are_positions(&self) -> bool {

@@ -226,6 +226,15 @@ class InvertedLists:
         lists, as Faiss); a copy.
         """
 
+class DirectMap:
+    """Faiss's `DirectMap` kinds, for `IndexIVF.set_direct_map_type`."""
+    NoMap: int
+    """No map: reconstruct and update_vectors need one."""
+    Array: int
+    """Ids are `0..ntotal` in insertion order; the map is an array."""
+    Hashtable: int
+    """Any ids; the map is a hash table."""
+
 class HNSW:
     """The parameters of an HNSW index's graph (`index.hnsw`); changes apply to that index."""
     @property
@@ -411,6 +420,11 @@ class Index:
     def search(self, x: npt.ArrayLike, k: int, *, params: SearchParameters | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """The `k` nearest neighbours of each row of `x`: `(D, I)`, distances (float32) and
         ids (int64) of shape `(n, k)`; missing results have id −1.
+        """
+    def search_and_reconstruct(self, x: npt.ArrayLike, k: int, *, params: SearchParameters | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.float32]]:
+        """The `k` nearest neighbours of each row of `x` and their stored (decoded) vectors:
+        `(D, I, R)`, `R` of shape `(n, k, d)`, NaN where there is no result (Faiss's -1
+        bytes read as NaN too).
         """
     def assign(self, x: npt.ArrayLike, k: int) -> NDArray[np.int64]:
         """The ids of the `k` nearest neighbours of each row of `x`, shape `(n, k)`."""
@@ -974,6 +988,33 @@ class IndexIVF(Index):
         `Dq`), shape `(n, nprobe)`, are the lists each query probes and their distances,
         e.g. from `index.quantizer.search(x, nprobe)`. Returns `(D, I)`.
         """
+    def range_search_preassigned(self, x: npt.ArrayLike, thresh: float, Iq: npt.ArrayLike, Dq: npt.ArrayLike | None = None, *, params: SearchParameters | None = None) -> tuple[NDArray[np.uint64], NDArray[np.float32], NDArray[np.int64]]:
+        """The range search with the coarse step done (Faiss's `range_search_preassigned`):
+        `Iq` (and `Dq`) as for `search_preassigned`. Returns `(lims, D, I)`.
+        """
+    def get_list_size(self, list_no: int) -> int:
+        """The number of vectors in list `list_no`."""
+    def reconstruct_from_offset(self, list_no: int, offset: int) -> NDArray[np.float32]:
+        """The vector stored at entry `offset` of list `list_no`, decoded."""
+    def set_direct_map_type(self, t: int) -> None:
+        """Chooses the id → entry map reconstruction and updates use: `DirectMap.NoMap`,
+        `DirectMap.Array` (ids `0..ntotal` in order) or `DirectMap.Hashtable` (any ids).
+        """
+    def update_vectors(self, keys: Any, x: npt.ArrayLike) -> None:
+        """Replaces the vectors with ids `keys` by the rows of `x` (re-assigned to lists and
+        re-encoded); needs a direct map.
+        """
+    @property
+    def code_size(self) -> int:
+        """Bytes per stored code, list numbers not included."""
+    @property
+    def parallel_mode(self) -> int:
+        """How a search is spread over threads, as Faiss's `parallel_mode`: 0 over queries,
+        1 over each query's lists (Faiss's modes 2 and 3 are refused). Reads −1 while
+        fathom chooses per search (its default: over queries when there are enough).
+        """
+    @parallel_mode.setter
+    def parallel_mode(self, value: int) -> None: ...
     def get_list_sizes(self) -> NDArray[np.int64]:
         """The number of vectors in each inverted list."""
 
