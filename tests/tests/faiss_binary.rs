@@ -651,3 +651,22 @@ fn binary_idmap2_repeats_mean_what_they_mean_in_faiss() {
     fresh.remove_ids(&IdSelectorBatch::new([1])).unwrap();
     assert_eq!(fresh.reconstruct(2).unwrap(), vec![2, 2], "rows renumbered");
 }
+
+/// Faiss sizes a multi-hash bucket with as many bits as an id: a bucket holding every
+/// vector of a power-of-two-sized index does not fit, and Faiss's own writer silently
+/// loses it (faiss-cpu 1.15.1: one vector written, none found after reading). fathom
+/// refuses to write such a file and says why.
+#[test]
+fn multi_hash_buckets_faiss_cannot_size_are_refused_not_lost() {
+    let mut one = index_binary_factory(64, "BHash2x8").unwrap();
+    one.add(&[7u8; 8]).unwrap();
+    let e = index_binary_to_bytes(&*one).unwrap_err().to_string();
+    assert!(
+        e.contains("cannot be written") && e.contains("bucket of 1 ids"),
+        "{e}"
+    );
+    one.add(&[9u8; 8]).unwrap();
+    one.add(&[11u8; 8]).unwrap();
+    let back = read_index_binary_bytes(&index_binary_to_bytes(&*one).unwrap()).unwrap();
+    assert_eq!(back.search(&[7u8; 8], 1).unwrap().labels, vec![0]);
+}

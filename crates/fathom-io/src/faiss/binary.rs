@@ -3,7 +3,7 @@
 //! (multi-hash), `IBFf` (from float) and `IBMp` / `IBM2` (id maps) — whose header is
 //! `d, code_size, ntotal, is_trained, metric_type`.
 
-use fathom_core::{Idx, Result};
+use fathom_core::{Error, Idx, Result};
 use fathom_index::binary::{
     BinaryIndexView, HashBucket, IndexBinary, IndexBinaryFlat, IndexBinaryFromFloat,
     IndexBinaryHash, IndexBinaryHnsw, IndexBinaryIdMap, IndexBinaryIvf, IndexBinaryMultiHash,
@@ -336,8 +336,10 @@ fn write_multi_hash(s: &mut Sink<'_>, index: &IndexBinaryMultiHash) -> Result<()
             if !fits {
                 // Faiss sizes bucket lengths with the id width: a bucket holding all
                 // 2^id_bits vectors cannot be recorded.
-                return Err(unsupported(&format!(
-                    "{}: a bucket of {} ids does not fit Faiss's {id_bits}-bit sizes",
+                return Err(Error::Unsupported(format!(
+                    "{} holding {ntotal} vectors cannot be written as a Faiss file: the \
+                     format sizes buckets with {id_bits}-bit numbers here, too narrow for a \
+                     bucket of {} ids (Faiss writes it anyway and loses those vectors)",
                     index.description(),
                     ids.len()
                 )));
