@@ -17,6 +17,10 @@ use crate::threads::compute;
 pub const IO_FLAG_MMAP: i64 = 8 | 0x646f_0000;
 /// Faiss's `IO_FLAG_READ_ONLY` (fathom's loaded indexes are writable; accepted and ignored).
 pub const IO_FLAG_READ_ONLY: i64 = 2;
+/// Faiss's `IO_FLAG_ONDISK_SAME_DIR`: on-disk inverted lists whose recorded data file is
+/// not there are read from the file of that name beside the index. fathom always does
+/// this, so the flag is accepted and changes nothing.
+pub const IO_FLAG_ONDISK_SAME_DIR: i64 = 4;
 
 /// Builds an index from a Faiss factory string (`"IVF4096,PQ32"`, `"HNSW32"`, …) for
 /// vectors of dimension `d`.
@@ -53,11 +57,11 @@ pub fn write_index(py: Python<'_>, index: &Bound<'_, PyIndex>, fname: PathBuf) -
 #[pyo3(signature = (fname, io_flags = 0))]
 pub fn read_index(py: Python<'_>, fname: PathBuf, io_flags: i64) -> PyResult<Py<PyAny>> {
     let mmap = io_flags & IO_FLAG_MMAP == IO_FLAG_MMAP;
-    let known = IO_FLAG_MMAP | IO_FLAG_READ_ONLY;
+    let known = IO_FLAG_MMAP | IO_FLAG_READ_ONLY | IO_FLAG_ONDISK_SAME_DIR;
     if io_flags & !known != 0 {
         return Err(PyValueError::new_err(format!(
-            "read_index: unsupported io_flags {io_flags:#x} (fathom knows IO_FLAG_MMAP and \
-             IO_FLAG_READ_ONLY)"
+            "read_index: unsupported io_flags {io_flags:#x} (fathom knows IO_FLAG_MMAP, \
+             IO_FLAG_READ_ONLY and IO_FLAG_ONDISK_SAME_DIR)"
         )));
     }
     let index = compute(py, || {

@@ -46,6 +46,7 @@ pub const CONSTANTS: &[(&str, i64)] = &[
     ("METRIC_JensenShannon", 22),
     ("IO_FLAG_MMAP", io::IO_FLAG_MMAP),
     ("IO_FLAG_READ_ONLY", io::IO_FLAG_READ_ONLY),
+    ("IO_FLAG_ONDISK_SAME_DIR", io::IO_FLAG_ONDISK_SAME_DIR),
 ];
 
 #[pymodule]

@@ -369,6 +369,14 @@ def test_merge_ondisk(clustered, faiss, tmp_path):
     np.testing.assert_array_equal(I, If)
     gt = ground_truth(xb[:3000], xq[:50], 1)
     np.testing.assert_array_equal(I[:, 0], gt[:, 0])
+    # Moved together to another directory, index and data open as Faiss's demo opens them.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("populated.index", "merged.ivfdata"):
+        os.replace(tmp_path / name, moved / name)
+    again = fathom.read_index(str(moved / "populated.index"), fathom.IO_FLAG_ONDISK_SAME_DIR)
+    again.nprobe = 32
+    np.testing.assert_array_equal(again.search(xq[:50], 5)[1], I)
     # The merge refuses an index that already holds vectors.
     with pytest.raises(RuntimeError, match="empty index"):
         merge_ondisk(index, shards, str(tmp_path / "again.ivfdata"))

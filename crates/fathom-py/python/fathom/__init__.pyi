@@ -21,6 +21,7 @@ METRIC_BrayCurtis: int
 METRIC_JensenShannon: int
 IO_FLAG_MMAP: int
 IO_FLAG_READ_ONLY: int
+IO_FLAG_ONDISK_SAME_DIR: int
 ScalarQuantizer_QT_8bit: int
 ScalarQuantizer_QT_4bit: int
 ScalarQuantizer_QT_8bit_uniform: int
