@@ -152,6 +152,18 @@ fn scalar_quantizer_codes_match_faiss() {
             f32s(&format!("sq_{name}_decoded.npy"))
         );
     }
+    // Out of range, Faiss's C++ cast is undefined behaviour (x86 wraps: −1.3 → 255), which
+    // makes an IVF's negative residuals decode ~255 away; fathom saturates.
+    let sq = ScalarQuantizer::new(4, QuantizerType::QT8bitDirect).unwrap();
+    assert_eq!(
+        sq.compute_codes(&[-1.3, 300.0, 1.7, 255.9]).unwrap(),
+        vec![0, 255, 1, 255]
+    );
+    let sq = ScalarQuantizer::new(4, QuantizerType::QT8bitDirectSigned).unwrap();
+    assert_eq!(
+        sq.compute_codes(&[-200.0, 200.0, -0.5, 127.9]).unwrap(),
+        vec![0, 255, 127, 255]
+    );
 }
 
 // ---------------------------------------------------------------- RaBitQ

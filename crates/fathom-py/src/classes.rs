@@ -465,11 +465,16 @@ impl PyIndexIVF {
     }
     #[setter]
     fn set_parallel_mode(slf: &Bound<'_, Self>, value: i64) -> PyResult<()> {
+        if value < 0 {
+            return Err(PyValueError::new_err(format!(
+                "parallel_mode must be 0 (queries) or 1 (lists), got {value}"
+            )));
+        }
         set_param(
             slf.py(),
             slf.as_super().get(),
             "parallel_mode",
-            count("parallel_mode", value)? as f64,
+            value as f64,
         )
     }
 

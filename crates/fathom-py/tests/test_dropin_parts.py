@@ -517,13 +517,18 @@ def test_ivf_lookups_updates_and_preassigned_range(clustered, faiss):
         out["rec_n"] = index.reconstruct_n(100, 50)
         out["sizes"] = [index.get_list_size(i) for i in range(nlist)]
         biggest = int(np.argmax(out["sizes"]))
-        out["from_offset"] = index.reconstruct_from_offset(biggest, 1)
+        if lib is fathom:
+            out["from_offset"] = index.reconstruct_from_offset(biggest, 1)
+        else:  # Faiss's is the raw C++ call, filling a buffer
+            out["from_offset"] = np.empty(d, dtype="float32")
+            index.reconstruct_from_offset(biggest, 1, lib.swig_ptr(out["from_offset"]))
         out["code_size"] = index.code_size
         index.parallel_mode = 1
         out["parallel_mode"] = index.parallel_mode
         index.parallel_mode = 0
-        Dq, Iq = index.quantizer.search(xq[:20], 8)
         radius = float(np.median(index.search(xq[:20], 10)[0]))
+        index.nprobe = 8  # Faiss wants Iq of shape (n, nprobe)
+        Dq, Iq = index.quantizer.search(xq[:20], 8)
         out["range"] = index.range_search_preassigned(xq[:20], radius, Iq, Dq)
         index.set_direct_map_type(lib.DirectMap.Hashtable)
         index.update_vectors(np.array([7, 8], dtype="int64"), xb[2000:2002])

@@ -18,14 +18,16 @@ pub enum QuantizerType {
     /// IEEE half precision (`QT_fp16`, `SQfp16`); no training.
     Fp16 = 4,
     /// The integer part of values in 0..=255, stored as a byte (`QT_8bit_direct`); no
-    /// training.
+    /// training. Values outside saturate to 0 or 255, where Faiss's C++ cast is undefined
+    /// behaviour (on x86 it wraps, −1.3 → 255: an IVF's negative residuals, which its
+    /// default `by_residual` encodes, decode about 255 away there).
     QT8bitDirect = 5,
     /// 6 bits per component, a range per dimension (`QT_6bit`, `SQ6`).
     QT6bit = 6,
     /// bfloat16 (`QT_bf16`, `SQbf16`); no training.
     Bf16 = 7,
     /// Values in -128..=127 stored as a byte offset by 128 (`QT_8bit_direct_signed`); no
-    /// training.
+    /// training. Values outside saturate, as for [`QuantizerType::QT8bitDirect`].
     QT8bitDirectSigned = 8,
 }
 
