@@ -39,11 +39,11 @@
 //!   `"items.sku"` sees the `sku` of every object in the `items` array). Qdrant's
 //!   `"a[].b"` is accepted and means the same as `"a.b"`. Keys containing a `.` can't be
 //!   addressed.
-//! - **Values**: numbers (integers and floats compare numerically, `1` equals `1.0`;
-//!   integers beyond 2^53 are compared as the nearest float), strings and bools, never
-//!   equal to one another (`"1"` is not `1`, `true` is not `1`). Equality with `null`, an
-//!   array or an object is an error: test for null with `$exists`, `is_null` or
-//!   `is_empty`.
+//! - **Values**: numbers (compared by value, exactly: `1` equals `1.0`, and 64-bit
+//!   integers beyond 2^53 stay apart, as in Qdrant and MongoDB; see [`Num`]), strings
+//!   and bools, never equal to one another (`"1"` is not `1`, `true` is not `1`).
+//!   Equality with `null`, an array or an object is an error: test for null with
+//!   `$exists`, `is_null` or `is_empty`.
 //! - **Arrays** in the metadata: a condition matches when any element matches (`{"tags":
 //!   "red"}` matches `{"tags": ["red", "blue"]}`). `$ne`, `$nin` and `except` are the
 //!   negations of `$eq`, `$in` and `any`: they match when no element matches, and when the
@@ -137,11 +137,65 @@ pub enum Cond {
     IsEmpty,
 }
 
+/// A number as filters compare it: exactly, as Qdrant and MongoDB do. Integers beyond
+/// 2^53 stay apart (9007199254740993 ≠ 9007199254740992), an integer equals the float of
+/// the same value (1 = 1.0), and all of them order by value. Dates are their instants in
+/// seconds. Kept as the nearest double, in bits that sort like it, and an integer's
+/// distance from that double (at most 2^10 for a 64-bit integer): the pair orders exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Num {
+    nearest: u64,
+    offset: i64,
+}
+
+impl Num {
+    /// Below every number.
+    const MIN: Num = Num {
+        nearest: 0,
+        offset: i64::MIN,
+    };
+    /// Above every number.
+    const MAX: Num = Num {
+        nearest: u64::MAX,
+        offset: i64::MAX,
+    };
+
+    /// A float (`-0.0` is `0.0`).
+    pub fn from_f64(x: f64) -> Num {
+        Num {
+            nearest: ordered(x),
+            offset: 0,
+        }
+    }
+
+    /// An integer of up to 64 bits (signed or not).
+    pub fn from_int(i: i128) -> Num {
+        let nearest = i as f64;
+        Num {
+            nearest: ordered(nearest),
+            // |i| < 2^64, so the nearest double is an integer below 2^65 and the
+            // difference at most half a unit in its last place, 2^11.
+            offset: (i - nearest as i128) as i64,
+        }
+    }
+
+    /// A JSON number: an integer exactly, a float as it is.
+    pub fn from_json(n: &serde_json::Number) -> Option<Num> {
+        if let Some(u) = n.as_u64() {
+            Some(Num::from_int(i128::from(u)))
+        } else if let Some(i) = n.as_i64() {
+            Some(Num::from_int(i128::from(i)))
+        } else {
+            n.as_f64().filter(|x| !x.is_nan()).map(Num::from_f64)
+        }
+    }
+}
+
 /// A value a field is compared with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
-    /// A number (integers included), compared numerically.
-    Num(f64),
+    /// A number (integers included), compared by value, exactly.
+    Num(Num),
     /// A string, compared exactly.
     Str(String),
     /// A bool.
@@ -161,7 +215,7 @@ pub enum RangeKind {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limit {
     /// The bound: a number, or a date as seconds since the Unix epoch.
-    pub value: f64,
+    pub value: Num,
     /// Whether the bound itself is in the range (`gte` / `lte`).
     pub inclusive: bool,
 }
@@ -179,7 +233,7 @@ pub struct Range {
 
 impl Range {
     /// Whether `x` (a number, or a date in epoch seconds) lies in the range.
-    pub fn contains(&self, x: f64) -> bool {
+    pub fn contains(&self, x: Num) -> bool {
         self.lower.is_none_or(|l| {
             if l.inclusive {
                 x >= l.value
@@ -198,8 +252,12 @@ impl Range {
     /// Whether the metadata value `v` lies in the range.
     fn matches_value(&self, v: &Value) -> bool {
         match (self.kind, v) {
-            (RangeKind::Number, Value::Number(n)) => n.as_f64().is_some_and(|x| self.contains(x)),
-            (RangeKind::Date, Value::String(s)) => parse_date(s).is_some_and(|t| self.contains(t)),
+            (RangeKind::Number, Value::Number(n)) => {
+                Num::from_json(n).is_some_and(|x| self.contains(x))
+            }
+            (RangeKind::Date, Value::String(s)) => {
+                parse_date(s).is_some_and(|t| self.contains(Num::from_f64(t)))
+            }
             _ => false,
         }
     }
@@ -209,7 +267,7 @@ impl Scalar {
     /// Whether the metadata value `v` equals this one.
     fn matches_value(&self, v: &Value) -> bool {
         match (self, v) {
-            (Scalar::Num(x), Value::Number(n)) => n.as_f64() == Some(*x),
+            (Scalar::Num(x), Value::Number(n)) => Num::from_json(n) == Some(*x),
             (Scalar::Str(s), Value::String(t)) => s == t,
             (Scalar::Bool(b), Value::Bool(c)) => b == c,
             _ => false,
@@ -595,8 +653,7 @@ impl Parser {
 /// A value to compare with: a number, string or bool.
 fn scalar(path: &str, op: &str, v: &Value) -> Result<Scalar, String> {
     match v {
-        Value::Number(n) => n
-            .as_f64()
+        Value::Number(n) => Num::from_json(n)
             .map(Scalar::Num)
             .ok_or_else(|| format!("the number for {op} at {} is out of range", quote(path))),
         Value::String(s) => Ok(Scalar::Str(s.clone())),
@@ -633,7 +690,7 @@ impl RangeBuilder {
             _ => return Err(format!("unknown range operator {}", quote(op))),
         };
         let (kind, value) = match v {
-            Value::Number(n) => match n.as_f64() {
+            Value::Number(n) => match Num::from_json(n) {
                 Some(x) => (RangeKind::Number, x),
                 None => {
                     return Err(format!(
@@ -643,7 +700,7 @@ impl RangeBuilder {
                 }
             },
             Value::String(s) => match parse_date(s) {
-                Some(t) => (RangeKind::Date, t),
+                Some(t) => (RangeKind::Date, Num::from_f64(t)),
                 None => {
                     return Err(format!(
                         "{op} at {} must be a number or a date such as \"2024-05-01\" or \
@@ -1075,10 +1132,10 @@ enum Key {
     /// Any other value (present, not null, not `[]`).
     Filled,
     Bool(bool),
-    /// A number, as [`ordered`] bits.
-    Num(u64),
-    /// A date string's instant, as [`ordered`] bits.
-    Date(u64),
+    /// A number.
+    Num(Num),
+    /// A date string's instant.
+    Date(Num),
     /// A string, by its number in [`Strings`].
     Str(u32),
 }
@@ -1304,19 +1361,16 @@ impl Payloads {
                     RangeKind::Date => Key::Date,
                 };
                 let lo = match r.lower {
-                    None => Bound::Included((wrap(0), Idx::MIN)),
-                    Some(l) if l.inclusive => Bound::Included((wrap(ordered(l.value)), Idx::MIN)),
-                    Some(l) => Bound::Excluded((wrap(ordered(l.value)), Idx::MAX)),
+                    None => Bound::Included((wrap(Num::MIN), Idx::MIN)),
+                    Some(l) if l.inclusive => Bound::Included((wrap(l.value), Idx::MIN)),
+                    Some(l) => Bound::Excluded((wrap(l.value), Idx::MAX)),
                 };
                 let hi = match r.upper {
-                    None => Bound::Included((wrap(u64::MAX), Idx::MAX)),
-                    Some(u) if u.inclusive => Bound::Included((wrap(ordered(u.value)), Idx::MAX)),
-                    Some(u) => Bound::Excluded((wrap(ordered(u.value)), Idx::MIN)),
+                    None => Bound::Included((wrap(Num::MAX), Idx::MAX)),
+                    Some(u) if u.inclusive => Bound::Included((wrap(u.value), Idx::MAX)),
+                    Some(u) => Bound::Excluded((wrap(u.value), Idx::MIN)),
                 };
-                let nan = |l: Option<Limit>| l.is_some_and(|l| l.value.is_nan());
-                if !nan(r.lower) && !nan(r.upper) {
-                    scan(col, lo, hi, &mut out);
-                }
+                scan(col, lo, hi, &mut out);
             }
             Cond::Exists => scan(col, run(Key::Empty).0, run(Key::Filled).1, &mut out),
             Cond::IsNull => scan(col, run(Key::Null).0, run(Key::Null).1, &mut out),
@@ -1334,8 +1388,7 @@ impl Payloads {
     /// Adds to `out` the ids whose value in `col` equals `s`.
     fn scan_value(&self, col: &BTreeSet<(Key, Idx)>, s: &Scalar, out: &mut IdBitmap) {
         let key = match s {
-            Scalar::Num(x) if x.is_nan() => return,
-            Scalar::Num(x) => Key::Num(ordered(*x)),
+            Scalar::Num(x) => Key::Num(*x),
             Scalar::Bool(b) => Key::Bool(*b),
             Scalar::Str(s) => match self.strings.ids.get(s.as_str()) {
                 Some(&i) => Key::Str(i),
@@ -1408,14 +1461,14 @@ impl Payloads {
         match v {
             Value::Bool(b) => entries.push((col, Key::Bool(*b))),
             Value::Number(n) => {
-                if let Some(x) = n.as_f64() {
-                    entries.push((col, Key::Num(ordered(x))));
+                if let Some(x) = Num::from_json(n) {
+                    entries.push((col, Key::Num(x)));
                 }
             }
             Value::String(s) => {
                 entries.push((col, Key::Str(self.strings.intern(s))));
                 if let Some(t) = parse_date(s) {
-                    entries.push((col, Key::Date(ordered(t))));
+                    entries.push((col, Key::Date(Num::from_f64(t))));
                 }
             }
             _ => {}
@@ -1477,7 +1530,7 @@ mod tests {
     }
 
     fn num(x: f64) -> Scalar {
-        Scalar::Num(x)
+        Scalar::Num(Num::from_f64(x))
     }
 
     fn s(x: &str) -> Scalar {
@@ -1485,7 +1538,12 @@ mod tests {
     }
 
     fn range(kind: RangeKind, lower: Option<(f64, bool)>, upper: Option<(f64, bool)>) -> Cond {
-        let limit = |l: Option<(f64, bool)>| l.map(|(value, inclusive)| Limit { value, inclusive });
+        let limit = |l: Option<(f64, bool)>| {
+            l.map(|(value, inclusive)| Limit {
+                value: Num::from_f64(value),
+                inclusive,
+            })
+        };
         Cond::Range(Range {
             kind,
             lower: limit(lower),
@@ -2069,6 +2127,74 @@ mod tests {
         c.remove(200);
         assert_ne!(b, c);
         assert!(IdBitmap::new().is_empty());
+    }
+
+    /// Numbers compare by value, exactly: 64-bit integers beyond 2^53 stay apart, an
+    /// integer equals the float of the same value, and ranges order them all — in the
+    /// column store and in the one-item matcher alike.
+    #[test]
+    fn numbers_compare_exactly_beyond_two_to_the_53() {
+        let values = [
+            json!(9007199254740992u64),
+            json!(9007199254740993u64),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.0),
+            json!(1),
+            json!(0.1),
+            json!(-0.0),
+            json!(0),
+            json!(1e308),
+            json!(u64::MAX - 1),
+            json!(-9223372036854775807i64),
+            json!(18446744073709551616.0),
+        ];
+        let mut store = Payloads::new();
+        for (i, v) in values.iter().enumerate() {
+            store.insert(i as Idx, &json!({ "n": v }));
+        }
+        let cases = [
+            (json!({"n": 9007199254740993u64}), vec![1]),
+            (json!({"n": 9007199254740992u64}), vec![0]),
+            (
+                json!({"n": {"$gt": 9007199254740992u64}}),
+                vec![1, 2, 9, 10, 12],
+            ),
+            (
+                json!({"n": {"$gte": 9007199254740993u64}}),
+                vec![1, 2, 9, 10, 12],
+            ),
+            (json!({"n": u64::MAX}), vec![2]),
+            (json!({"n": {"$gt": u64::MAX - 1}}), vec![2, 9, 12]),
+            (json!({"n": {"$lt": -9223372036854775807i64}}), vec![3]),
+            (json!({"n": {"$lte": -9223372036854775807i64}}), vec![3, 11]),
+            (json!({"n": 1}), vec![4, 5]),
+            (json!({"n": 1.0}), vec![4, 5]),
+            (json!({"n": 0}), vec![7, 8]),
+            (json!({"n": {"$gt": 0, "$lt": 1}}), vec![6]),
+            (json!({"n": 18446744073709551616.0}), vec![12]),
+            (
+                json!({"n": {"$gt": u64::MAX, "$lte": 18446744073709551616.0}}),
+                vec![12],
+            ),
+            (
+                json!({"key": "n", "range": {"gt": 9007199254740992u64}}),
+                vec![1, 2, 9, 10, 12],
+            ),
+            (
+                json!({"key": "n", "match": {"value": 9007199254740993u64}}),
+                vec![1],
+            ),
+            (json!({"n": {"$in": [i64::MIN, u64::MAX]}}), vec![2, 3]),
+        ];
+        for (f, want) in cases {
+            let got: Vec<Idx> = store.evaluate(&p(f.clone())).iter().collect();
+            assert_eq!(got, want, "{f}");
+            let one_by_one: Vec<Idx> = (0..values.len() as Idx)
+                .filter(|&i| matches(&p(f.clone()), &json!({ "n": values[i as usize] })))
+                .collect();
+            assert_eq!(one_by_one, want, "{f}, item by item");
+        }
     }
 
     #[test]
