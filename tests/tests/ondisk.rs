@@ -116,4 +116,54 @@ fn shards_merged_on_disk_search_as_one_index_built_in_memory() -> Outcome {
     PASSED
 }
 
-fathom_tests::harness::main!(shards_merged_on_disk_search_as_one_index_built_in_memory,);
+/// Paths that are not regular files are refused by name instead of read: a FIFO where an
+/// index's on-disk data should be (the name comes from the index file) would block the
+/// open forever, and `/dev/zero` as an index file would read until memory ran out.
+fn special_files_are_refused_not_waited_on() -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let x = data(400, 5);
+    let mut index = index_factory(D, "IVF4,Flat", MetricType::L2).unwrap();
+    index.train(&x).unwrap();
+    let data_path = dir.path().join("lists.ivfdata");
+    let lists = OnDiskInvertedLists::create(&data_path, 4, 4 * D).unwrap();
+    let ivf = index.downcast_mut::<IndexIvfFlat>().unwrap();
+    ivf.replace_invlists(Box::new(lists)).unwrap();
+    index.add(&x).unwrap();
+    let path = dir.path().join("index.faiss");
+    write_index(&*index, &path).unwrap();
+    drop(index);
+    std::fs::remove_file(&data_path).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&data_path)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        return skipped("mkfifo is not available to make the FIFO");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opened = path.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_index(&opened).map(|_| ()).map_err(|e| e.to_string()));
+    });
+    let e = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("read_index waited on the FIFO")
+        .unwrap_err();
+    assert!(e.contains("is a FIFO, not a regular file"), "{e}");
+    let zero = dir.path().join("zero.faiss");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for e in [
+        read_index(&zero).map(|_| ()).unwrap_err(),
+        read_index_mmap(&zero).map(|_| ()).unwrap_err(),
+        fathom_io::faiss::read_index_file_records(&zero)
+            .map(|_| ())
+            .unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("is a character device"), "{e}");
+    }
+    PASSED
+}
+
+fathom_tests::harness::main!(
+    shards_merged_on_disk_search_as_one_index_built_in_memory,
+    special_files_are_refused_not_waited_on,
+);

@@ -137,6 +137,56 @@ pub fn ids(ids: &[Idx], n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Requires `path` to be a regular file (after symlinks) before it is opened: a FIFO
+/// would block the open until a writer came, and a device such as `/dev/zero` reads
+/// without end (and shows a memory map a size of 0). `what` names the expected content
+/// in the error. A path that cannot be examined (missing, no permission) passes: the open
+/// that follows reports that in its own words.
+///
+/// ```
+/// let e = fathom_core::check::regular_file("/dev/null".as_ref(), "a Faiss index file");
+/// assert!(e.unwrap_err().to_string().contains("not a regular file"));
+/// ```
+pub fn regular_file(path: &std::path::Path, what: &str) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_file() {
+        return Ok(());
+    }
+    let kind = if meta.is_dir() {
+        "a directory"
+    } else {
+        special_kind(&meta)
+    };
+    Err(Error::invalid(format!(
+        "{} is {kind}, not a regular file; expected {what}",
+        path.display()
+    )))
+}
+
+#[cfg(unix)]
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::Metadata) -> &'static str {
+    "a special file"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,6 +185,8 @@ impl OnDiskInvertedLists {
         read_only: bool,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        // The path comes from an index file: a FIFO there would block the open forever.
+        fathom_core::check::regular_file(&path, "on-disk inverted lists data")?;
         let file = OpenOptions::new()
             .read(true)
             .write(!read_only)

@@ -27,6 +27,7 @@
 mod atomic;
 mod dataset;
 pub mod faiss;
+mod input;
 mod npy;
 pub mod synthetic;
 mod vecs;

@@ -1,7 +1,6 @@
 //! numpy `.npy` files (format versions 1–3): float32, int64 and int32 arrays of one or two
 //! dimensions, little-endian, C order.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -232,7 +231,7 @@ fn read_body<T: NpyElement>(
 /// ```
 pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::input::open(path, "an npy file")?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
     let h = parse_header(path, &mut r)?;
@@ -290,7 +289,7 @@ impl NpyMmap {
     /// Maps and checks the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = crate::input::open(path, "an npy file")?;
         // SAFETY: read-only map of a file opened read-only; the bytes are validated below
         // and only ever reinterpreted as plain numbers; truncation by another process is
         // the documented hazard of the type.

@@ -1,7 +1,6 @@
 //! TEXMEX "vecs" files: `.fvecs` (f32), `.ivecs` (i32), `.bvecs` (u8). Every row is a
 //! little-endian `i32` dimension followed by that many values.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::ops::Range;
 use std::path::Path;
@@ -79,7 +78,7 @@ fn bad_row<T: VecsElement>(path: &Path, i: usize, got: i32, d: usize) -> Error {
 /// Reads a whole vecs file. Streams it, so memory use is the result plus a small buffer.
 pub fn read_vecs<T: VecsElement>(path: impl AsRef<Path>) -> Result<Dataset<T>> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::input::open(path, "a vecs file")?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut head = [0u8; 4];
@@ -188,7 +187,7 @@ impl<T: VecsElement> VecsMmap<T> {
     /// Maps and checks the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = crate::input::open(path, "a vecs file")?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len == 0 {
             layout::<T>(path, 0, None)?;

@@ -255,6 +255,7 @@ const REPLACED_RETRIES: usize = 100;
 /// instead. Once the check passes the file stays the store's: replacing it takes the
 /// lock held here.
 fn open_locked(path: &Path, read_only: bool) -> Result<File> {
+    fathom_core::check::regular_file(path, "a vector store file")?;
     for _ in 0..REPLACED_RETRIES {
         let file = OpenOptions::new()
             .read(true)

@@ -131,7 +131,7 @@ pub fn read_index_bytes(bytes: &[u8]) -> Result<Box<dyn Index>> {
 /// [`read_index_records`] on the file at `path`.
 pub fn read_index_file_records(path: impl AsRef<Path>) -> Result<(Box<dyn Index>, Vec<Record>)> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read(path, "a Faiss index file")?;
     let mut c = cursor::Cursor::new(&bytes);
     c.base_dir = path.parent().map(Path::to_path_buf);
     finish(c, Some(path))
@@ -156,7 +156,7 @@ pub fn read_index_from(r: &mut dyn Read) -> Result<Box<dyn Index>> {
 /// Reads the index in the Faiss file at `path`.
 pub fn read_index(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::input::open(path, "a Faiss index file")?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len == 0 {
         return Err(Error::format(
@@ -221,7 +221,7 @@ fn finish(mut c: cursor::Cursor<'_>, path: Option<&Path>) -> Result<(Box<dyn Ind
 /// ```
 pub fn read_index_mmap(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::input::open(path, "a Faiss index file")?;
     // SAFETY: as in `read_index`: a read-only map whose bytes are validated before use
     // and only ever read as plain bytes; the file must not be truncated while mapped,
     // which the documentation above states.
@@ -313,7 +313,7 @@ pub fn read_index_binary(
     path: impl AsRef<Path>,
 ) -> Result<Box<dyn fathom_index::binary::IndexBinary>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read(path, "a Faiss binary index file")?;
     read_index_binary_bytes(&bytes).map_err(|e| with_path(e, path))
 }
 
