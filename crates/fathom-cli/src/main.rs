@@ -227,9 +227,10 @@ fn main() -> ExitCode {
 const DEFAULT_NT: usize = 100_000;
 
 fn gen_dataset(dir: &std::path::Path, spec: SyntheticSpec) -> fathom_core::Result<()> {
-    if spec.d == 0 || spec.nb == 0 || spec.nq == 0 {
+    // An empty vecs file has no dimension header, so `bench` could not read it back.
+    if spec.d == 0 || spec.nb == 0 || spec.nq == 0 || spec.nt == 0 {
         return Err(fathom_core::Error::invalid(
-            "--d, --nb and --nq must be at least 1",
+            "--d, --nb, --nq and --nt must be at least 1",
         ));
     }
     let bar = progress::spinner(format!(

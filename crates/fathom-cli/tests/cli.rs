@@ -112,6 +112,16 @@ fn errors_are_reported_not_panics() -> Outcome {
             ],
             "at least 1",
         ),
+        (
+            // An empty learn.fvecs could not be read back by `bench`.
+            vec![
+                "gen".into(),
+                dir.path().display().to_string(),
+                "--nt".into(),
+                "0".into(),
+            ],
+            "--nt must be at least 1",
+        ),
     ];
     for (args, needle) in cases {
         let (ok, _, err) = run(fathom().args(&args));
