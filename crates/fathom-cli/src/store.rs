@@ -100,7 +100,7 @@ fn read_rows(file: &PathBuf) -> Result<(Vec<f32>, usize)> {
 /// The error for a file of `d`-dimensional vectors used with a store of dimension `dim`.
 fn dimension_error(file: &std::path::Path, what: &str, d: usize, dim: usize) -> Error {
     Error::DimensionMismatch {
-        what: format!("the {what} in {}", file.display()),
+        what: format!("each of the {what} in {}", file.display()),
         got: d,
         expected: format!("the store's dimension {dim}"),
     }
