@@ -137,6 +137,17 @@ pub fn ids(ids: &[Idx], n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Requires a metric that can compute distances: an Lp metric needs its `p`
+/// ([`crate::MetricType::is_ready`]).
+pub fn metric_ready(metric: crate::MetricType) -> Result<()> {
+    if !metric.is_ready() {
+        return Err(Error::invalid(
+            "metric Lp has no p yet (metric_arg is 0): set metric_arg to a p > 0 first",
+        ));
+    }
+    Ok(())
+}
+
 /// Requires `path` to be a regular file (after symlinks) before it is opened: a FIFO
 /// would block the open until a writer came, and a device such as `/dev/zero` reads
 /// without end (and shows a memory map a size of 0). `what` names the expected content

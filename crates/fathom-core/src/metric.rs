@@ -90,6 +90,23 @@ impl MetricType {
         })
     }
 
+    /// The metric as Faiss's index constructors take it: `METRIC_Lp` may come without its
+    /// `p` (`metric_arg` 0, Faiss's default), for code that sets `index.metric_arg`
+    /// next. Such an index ([`MetricType::is_ready`] false) can be made and filled, but
+    /// searching it is an error until `p` is set (`set_param("metric_arg", p)`).
+    pub fn from_code_p_later(code: u32, arg: f32) -> Result<Self> {
+        if code == 4 && arg == 0.0 {
+            return Ok(MetricType::Lp(0.0));
+        }
+        Self::from_code(code, arg)
+    }
+
+    /// False only for [`MetricType::Lp`] whose `p` is not set yet (0; see
+    /// [`MetricType::from_code_p_later`]): distances need it.
+    pub fn is_ready(self) -> bool {
+        !matches!(self, MetricType::Lp(p) if p == 0.0)
+    }
+
     /// Parses a metric name as the CLI and configuration files write it:
     /// `l2`, `ip` (or `inner_product`), `l1`, `linf`, `lp:P`, `canberra`, `braycurtis`,
     /// `jensenshannon`.

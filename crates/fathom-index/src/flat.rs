@@ -38,8 +38,8 @@ impl IndexFlat {
             return Err(Error::invalid("dimension must be at least 1"));
         }
         if let MetricType::Lp(p) = metric {
-            // Same rule as reading the metric from a Faiss code.
-            MetricType::from_code(4, p)?;
+            // Same rule as Faiss's constructors: p may come later (metric_arg).
+            MetricType::from_code_p_later(4, p)?;
         }
         Ok(IndexFlat {
             d,
@@ -183,6 +183,29 @@ impl Index for IndexFlat {
         Ok(())
     }
 
+    /// `metric_arg`, the `p` of an Lp index (Faiss's `index.metric_arg`), which Faiss
+    /// code sets after making the index.
+    fn set_param(&mut self, name: &str, value: f64) -> Result<()> {
+        match (name, self.metric) {
+            ("metric_arg", MetricType::Lp(_)) => {
+                self.metric = MetricType::from_code(4, value as f32)?;
+                Ok(())
+            }
+            ("metric_arg", m) => Err(Error::invalid(format!(
+                "metric_arg is the p of metric Lp; this index compares with {m:?}"
+            ))),
+            _ => Err(Error::invalid(format!(
+                "Flat has no run-time parameter {name:?} (it has metric_arg, for metric Lp)"
+            ))),
+        }
+    }
+    fn param(&self, name: &str) -> Option<f64> {
+        match (name, self.metric) {
+            ("metric_arg", MetricType::Lp(p)) => Some(f64::from(p)),
+            _ => None,
+        }
+    }
+
     fn reconstruct_n(&self, start: Idx, n: usize) -> Result<Vec<f32>> {
         let end = start
             .checked_add(n as Idx)
@@ -265,5 +288,45 @@ impl Index for IndexFlat {
                 ))
             })?;
         IndexFlat::merge_from(self, other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IndexHnswFlat;
+
+    /// Faiss code makes an Lp index and sets `metric_arg` after; until then distances are
+    /// refused (Faiss would rank by the count of dimensions, |x|⁰ = 1 each).
+    #[test]
+    fn lp_takes_its_p_after_construction() {
+        let x = [0.0, 0.0, 1.0, 1.0, 3.0, 0.0];
+        let lp = MetricType::from_code_p_later(4, 0.0).unwrap();
+        let mut flat = IndexFlat::new(2, lp).unwrap();
+        flat.add(&x).unwrap();
+        let e = flat.search(&[0.0, 0.0], 2).unwrap_err().to_string();
+        assert!(e.contains("metric_arg"), "{e}");
+        flat.set_param("metric_arg", 3.0).unwrap();
+        assert_eq!(flat.param("metric_arg"), Some(3.0));
+        let r = flat.search(&[0.0, 0.0], 3).unwrap();
+        assert_eq!(r.labels, vec![0, 1, 2]);
+        assert_eq!(r.distances, vec![0.0, 2.0, 27.0]);
+        assert!(flat.set_param("metric_arg", -1.0).is_err());
+        assert!(flat.set_param("metric_arg", f64::NAN).is_err());
+        let mut l2 = IndexFlat::new_l2(2).unwrap();
+        assert!(l2.set_param("metric_arg", 3.0).is_err());
+        assert_eq!(l2.param("metric_arg"), None);
+        assert!(
+            MetricType::from_code(4, 0.0).is_err(),
+            "explicit p = 0 stays an error"
+        );
+
+        let mut hnsw = IndexHnswFlat::new_flat(2, 4, lp).unwrap();
+        let e = hnsw.add(&x).unwrap_err().to_string();
+        assert!(e.contains("metric_arg"), "{e}");
+        hnsw.set_param("metric_arg", 1.0).unwrap();
+        hnsw.add(&x).unwrap();
+        assert_eq!(hnsw.search(&[3.0, 0.0], 1).unwrap().labels, vec![2]);
+        assert_eq!(hnsw.param("metric_arg"), Some(1.0));
     }
 }

@@ -434,6 +434,7 @@ pub(crate) fn check_search(index: &dyn Index, queries: &[f32], k: usize) -> Resu
 pub(crate) fn check_queries(index: &dyn Index, queries: &[f32]) -> Result<usize> {
     let nq = fathom_core::check::vectors("query", queries, index.dim())?;
     fathom_core::check::finite("query", queries, index.dim())?;
+    fathom_core::check::metric_ready(index.metric())?;
     if !index.is_trained() {
         return Err(Error::NotTrained("search".into()));
     }

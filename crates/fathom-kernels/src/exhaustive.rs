@@ -70,6 +70,7 @@ impl<'a> Plan<'a> {
         d: usize,
         selector: Option<&'a dyn IdSelector>,
     ) -> Result<Self> {
+        check::metric_ready(metric)?;
         let nq = check::vectors("query", queries, d)?;
         let nb = check::vectors("database", base, d)?;
         let kern = kernels();

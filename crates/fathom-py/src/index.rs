@@ -214,6 +214,19 @@ impl PyIndex {
         self.peek(|i| i.metric().code())
     }
 
+    /// The `p` of metric Lp (0 for the other metrics). Faiss code makes an Lp index and
+    /// then sets it: `index = IndexFlat(d, METRIC_Lp); index.metric_arg = 3`.
+    #[getter]
+    fn metric_arg(&self) -> PyResult<f32> {
+        self.peek(|i| i.metric().arg())
+    }
+    #[setter]
+    fn set_metric_arg(&self, py: Python<'_>, value: f32) -> PyResult<()> {
+        self.write(py, "setting metric_arg", |i| {
+            i.set_param("metric_arg", f64::from(value)).or_raise()
+        })
+    }
+
     /// The index in Faiss's factory grammar (`"IVF100,PQ8"`).
     #[getter]
     fn description(&self) -> PyResult<String> {
@@ -485,11 +498,13 @@ impl PyIndex {
     }
 }
 
-/// Reads a metric from Faiss's integer codes (or a `METRIC_*` constant).
+/// Reads a metric from Faiss's integer codes (or a `METRIC_*` constant). As in Faiss,
+/// `METRIC_Lp` may come without its `p` (0), set later through `index.metric_arg`;
+/// distances are refused until then.
 pub(crate) fn metric(code: i64, arg: f32) -> PyResult<MetricType> {
     let code = u32::try_from(code)
         .map_err(|_| PyValueError::new_err(format!("unknown metric code {code}")))?;
-    MetricType::from_code(code, arg).or_raise()
+    MetricType::from_code_p_later(code, arg).or_raise()
 }
 
 /// Takes the index out of a Python index object for a new owner.

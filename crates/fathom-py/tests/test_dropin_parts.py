@@ -577,3 +577,35 @@ def test_ivf_lookups_updates_and_preassigned_range(clustered, faiss):
         index.update_vectors(np.array([1], dtype="int64"), xb[:1])
     D, I, R = index.search_and_reconstruct(xq[:2], 200)
     assert (I[:, 99:] == -1).all() and np.isnan(R[:, 99:]).all()
+
+
+def test_lp_metric_takes_metric_arg_after_construction(faiss):
+    """Faiss code makes an Lp index, then sets its p: `index.metric_arg = 3`."""
+    rs = np.random.RandomState(5)
+    xb = rs.rand(500, 16).astype("float32")
+    xq = rs.rand(10, 16).astype("float32")
+
+    def snippet(lib):
+        flat = lib.IndexFlat(16, lib.METRIC_Lp)
+        flat.metric_arg = 3
+        flat.add(xb)
+        hnsw = lib.IndexHNSWFlat(16, 16, lib.METRIC_Lp)
+        hnsw.metric_arg = 3
+        hnsw.add(xb)
+        return flat.metric_arg, flat.search(xq, 5), hnsw.search(xq, 5)[1]
+
+    ours, theirs = both(faiss, snippet)
+    assert ours[0] == theirs[0] == 3
+    np.testing.assert_array_equal(ours[1][1], theirs[1][1])
+    np.testing.assert_allclose(ours[1][0], theirs[1][0], rtol=1e-5)
+    assert (ours[2][:, 0] == ours[1][1][:, 0]).mean() >= 0.9  # the graph finds the nearest
+    # Before p is set, fathom refuses to search (Faiss ranks every vector at distance d).
+    index = fathom.IndexFlat(16, fathom.METRIC_Lp)
+    index.add(xb)
+    assert index.metric_arg == 0
+    with pytest.raises(Exception, match="metric_arg"):
+        index.search(xq, 5)
+    with pytest.raises(Exception, match="metric_arg"):
+        fathom.IndexFlatL2(16).metric_arg = 3
+    with pytest.raises(Exception, match="p > 0"):
+        index.metric_arg = -1

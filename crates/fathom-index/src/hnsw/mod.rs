@@ -287,6 +287,8 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
 
     fn add(&mut self, x: &[f32]) -> Result<()> {
         let n = check::vectors("added", x, self.dim())?;
+        // Linking the graph compares vectors.
+        check::metric_ready(self.metric())?;
         if !self.is_trained() {
             return Err(Error::NotTrained(format!(
                 "add to {} (train its storage first)",
@@ -419,6 +421,7 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
                 self.hnsw.search_bounded_queue = flag(name, value)?
             }
             "check_relative_distance" => self.hnsw.check_relative_distance = flag(name, value)?,
+            "metric_arg" => self.storage.set_param(name, value)?,
             _ => {
                 return Err(Error::invalid(format!(
                     "{} has no run-time parameter {name:?} (it has efSearch, \
@@ -440,7 +443,7 @@ impl<S: HnswStorage> Index for IndexHnsw<S> {
             "prune_headroom" => Some(self.hnsw.prune_headroom as f64),
             "search_bounded_queue" | "bounded_queue" => Some(flag(self.hnsw.search_bounded_queue)),
             "check_relative_distance" => Some(flag(self.hnsw.check_relative_distance)),
-            _ => None,
+            _ => self.storage.param(name),
         }
     }
 

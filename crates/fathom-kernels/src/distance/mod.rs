@@ -58,6 +58,7 @@ pub(crate) fn many_with(
 /// assert!(distance(MetricType::L2, &[1.0], &[1.0, 2.0]).is_err());
 /// ```
 pub fn distance(metric: MetricType, a: &[f32], b: &[f32]) -> Result<f32> {
+    check::metric_ready(metric)?;
     if a.len() != b.len() {
         return Err(Error::DimensionMismatch {
             what: "second vector".into(),
@@ -78,6 +79,7 @@ pub fn distances_to(
     base: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
+    check::metric_ready(metric)?;
     let d = query.len();
     let n = check::vectors("base", base, d)?;
     if n != out.len() {
@@ -192,6 +194,7 @@ pub fn prefetch_lines(x: &[u8], lines: usize) {
 /// when the problem is large enough; the result is the full matrix the caller asked for,
 /// so its size is `nx·ny·4` bytes.
 pub fn pairwise_distances(metric: MetricType, x: &[f32], y: &[f32], d: usize) -> Result<Vec<f32>> {
+    check::metric_ready(metric)?;
     let nx = check::vectors("x", x, d)?;
     let ny = check::vectors("y", y, d)?;
     let mut out = vec![0.0f32; nx * ny];

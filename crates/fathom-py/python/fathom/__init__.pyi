@@ -410,6 +410,13 @@ class Index:
     def metric_type(self) -> int:
         """The metric's Faiss code (`METRIC_L2`, `METRIC_INNER_PRODUCT`, …)."""
     @property
+    def metric_arg(self) -> float:
+        """The `p` of metric Lp (0 for the other metrics). Faiss code makes an Lp index and
+        then sets it: `index = IndexFlat(d, METRIC_Lp); index.metric_arg = 3`.
+        """
+    @metric_arg.setter
+    def metric_arg(self, value: float) -> None: ...
+    @property
     def description(self) -> str:
         """The index in Faiss's factory grammar (`"IVF100,PQ8"`)."""
     def train(self, x: npt.ArrayLike) -> None:
