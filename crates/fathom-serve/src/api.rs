@@ -657,6 +657,7 @@ async fn drop_collection(State(app): State<Arc<App>>, Path(name): Path<String>) 
 #[serde(deny_unknown_fields)]
 struct AddBody {
     ids: Option<Vec<ItemId>>,
+    #[serde(default, deserialize_with = "crate::json_f32::vectors")]
     vectors: Option<Vec<Vec<f32>>>,
     texts: Option<Vec<String>>,
     images: Option<Vec<String>>,
@@ -1034,14 +1035,18 @@ pub(crate) fn search_params(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchBody {
+    #[serde(default, deserialize_with = "crate::json_f32::vector")]
     vector: Option<Vec<f32>>,
+    #[serde(default, deserialize_with = "crate::json_f32::vectors")]
     vectors: Option<Vec<Vec<f32>>>,
     text: Option<String>,
     texts: Option<Vec<String>>,
     image: Option<String>,
     images: Option<Vec<String>>,
     top_k: Option<usize>,
+    #[serde(default, deserialize_with = "crate::json_f32::scalar")]
     min_score: Option<f32>,
+    #[serde(default, deserialize_with = "crate::json_f32::scalar")]
     max_distance: Option<f32>,
     params: Option<HashMap<String, f64>>,
     filter: Option<Value>,

@@ -61,6 +61,7 @@ pub mod filter;
 pub mod image_input;
 #[cfg(feature = "image")]
 pub mod image_model;
+mod json_f32;
 pub mod lane;
 pub mod log;
 pub mod metrics;

@@ -227,7 +227,9 @@ async fn describe(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchBody {
+    #[serde(default, deserialize_with = "crate::json_f32::vector")]
     vector: Option<Vec<f32>>,
+    #[serde(default, deserialize_with = "crate::json_f32::vectors")]
     vectors: Option<Vec<Vec<f32>>>,
     top_k: Option<usize>,
     params: Option<std::collections::HashMap<String, f64>>,
