@@ -44,7 +44,9 @@ pub(super) fn read_header(c: &mut Cursor<'_>) -> Result<Header> {
     };
     let metric = u32::try_from(code)
         .map_err(|_| Error::invalid(format!("negative metric code {code}")))
-        .and_then(|code| MetricType::from_code(code, arg))
+        // An Lp index saved before its p was set (Faiss's and fathom's constructors both
+        // allow that) reads back as it was: searching it waits for `metric_arg`.
+        .and_then(|code| MetricType::from_code_p_later(code, arg))
         .map_err(|e| c.err(e))?;
     Ok(Header {
         d,
@@ -129,4 +131,28 @@ fn write_header_parts(
         s.f32(metric.arg())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use fathom_core::MetricType;
+    use fathom_index::{Index, IndexFlat};
+
+    /// An Lp index saved before its p was set (Faiss code sets `metric_arg` after making
+    /// the index) reads back as it was saved, and takes its p then.
+    #[test]
+    fn an_lp_index_saved_without_its_p_reads_back() {
+        let lp = MetricType::from_code_p_later(4, 0.0).unwrap();
+        let mut flat = IndexFlat::new(2, lp).unwrap();
+        flat.add(&[0.0, 0.0, 1.0, 1.0]).unwrap();
+        let bytes = crate::faiss::index_to_bytes(&flat).unwrap();
+        let mut back = crate::faiss::read_index_bytes(&bytes).unwrap();
+        assert_eq!(back.metric(), lp);
+        assert!(back.search(&[0.0, 0.0], 1).is_err(), "no p yet");
+        back.set_param("metric_arg", 2.0).unwrap();
+        assert_eq!(
+            back.search(&[1.0, 0.0], 2).unwrap().distances,
+            vec![1.0, 1.0]
+        );
+    }
 }
