@@ -54,6 +54,15 @@ pub(crate) fn reverse_map(id_map: &[Idx]) -> HashMap<Idx, usize> {
         .collect()
 }
 
+/// The first of `ids` that `rev` (an id map's reverse map) holds already or that `ids`
+/// repeats: what an IDMap2 add must refuse.
+pub(crate) fn taken_id(ids: &[Idx], rev: &HashMap<Idx, usize>) -> Option<Idx> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter()
+        .copied()
+        .find(|&id| rev.contains_key(&id) || !seen.insert(id))
+}
+
 /// Any index with ids chosen by the user: Faiss's `IndexIDMap` ([`IndexIdMap`], `REVERSE =
 /// false`) and `IndexIDMap2` ([`IndexIdMap2`], `REVERSE = true`). The wrapped index numbers
 /// its vectors 0, 1, 2, …; this wrapper keeps the id of each and translates results,
@@ -109,15 +118,10 @@ impl<I: Index, const REVERSE: bool> IdMapped<I, REVERSE> {
     ) -> Result<()> {
         check::ids(ids, n)?;
         check_ids_valid(ids)?;
-        if REVERSE {
-            let mut seen = std::collections::HashSet::with_capacity(ids.len());
-            for &id in ids {
-                if self.rev.contains_key(&id) || !seen.insert(id) {
-                    return Err(Error::invalid(format!(
-                        "id {id} is already in the index; IndexIdMap2 needs unique ids"
-                    )));
-                }
-            }
+        if REVERSE && let Some(id) = taken_id(ids, &self.rev) {
+            return Err(Error::invalid(format!(
+                "id {id} is already in the index; IndexIdMap2 needs unique ids"
+            )));
         }
         let start = self.id_map.len();
         add(&mut self.inner)?;

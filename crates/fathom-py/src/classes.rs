@@ -328,10 +328,7 @@ impl PyIndexIVF {
         let coarse = coarse_assignment("search_preassigned", x.n, Iq, Dq)?;
         let mut res = crate::index::with_params(params, |p| {
             owner.read(py, |i| {
-                let ivf = i
-                    .view()
-                    .ivf_lists()
-                    .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
+                let ivf = ivf_of(i)?;
                 ivf.search_preassigned(&x.data, k, &coarse, p).or_raise()
             })
         })?;
@@ -365,10 +362,7 @@ impl PyIndexIVF {
         let coarse = coarse_assignment("range_search_preassigned", x.n, Iq, Dq)?;
         let res = crate::index::with_params(params, |p| {
             owner.read(py, |i| {
-                let ivf = i
-                    .view()
-                    .ivf_lists()
-                    .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
+                let ivf = ivf_of(i)?;
                 ivf.range_search_preassigned(&x.data, thresh, &coarse, p)
                     .or_raise()
             })
@@ -379,10 +373,7 @@ impl PyIndexIVF {
     /// The number of vectors in list `list_no`.
     fn get_list_size(slf: &Bound<'_, Self>, list_no: i64) -> PyResult<usize> {
         slf.as_super().get().peek(|i| {
-            let ivf = i
-                .view()
-                .ivf_lists()
-                .ok_or_else(|| FathomError::new_err("not an IVF index"))?;
+            let ivf = ivf_of(i)?;
             Ok(ivf.invlists().list_size(list_index(list_no, ivf.nlist())?))
         })?
     }
@@ -444,12 +435,9 @@ impl PyIndexIVF {
     /// Bytes per stored code, list numbers not included.
     #[getter]
     fn code_size(slf: &Bound<'_, Self>) -> PyResult<usize> {
-        slf.as_super().get().peek(|i| {
-            i.view()
-                .ivf_lists()
-                .map(|ivf| ivf.invlists().code_size())
-                .ok_or_else(|| FathomError::new_err("not an IVF index"))
-        })?
+        slf.as_super()
+            .get()
+            .peek(|i| ivf_of(i).map(|ivf| ivf.invlists().code_size()))?
     }
 
     /// How a search is spread over threads, as Faiss's `parallel_mode`: 0 over queries,
@@ -660,6 +648,13 @@ fn coarse_assignment(
         distances,
         labels,
     })
+}
+
+/// `i` as an IVF index (the IVF-PQR's lists included), or the error saying it is not one.
+fn ivf_of(i: &dyn Index) -> PyResult<&dyn fathom::ivf::DynIvf> {
+    i.view()
+        .ivf_lists()
+        .ok_or_else(|| FathomError::new_err("not an IVF index"))
 }
 
 /// `list_no` checked against `nlist`.

@@ -413,16 +413,12 @@ impl IndexBinary for IndexBinaryIdMap {
     fn add_with_ids(&mut self, x: &[u8], ids: &[Idx]) -> Result<()> {
         let n = fathom_core::check::codes("added binary vectors", x, self.code_size())?;
         fathom_core::check::ids(ids, n)?;
-        if self.two_way {
-            let mut seen = std::collections::HashSet::with_capacity(ids.len());
-            if let Some(dup) = ids
-                .iter()
-                .find(|id| self.rev.contains_key(id) || !seen.insert(**id))
-            {
-                return Err(Error::invalid(format!(
-                    "IndexBinaryIDMap2 needs unique ids; {dup} is already there"
-                )));
-            }
+        if self.two_way
+            && let Some(dup) = crate::idmap::taken_id(ids, &self.rev)
+        {
+            return Err(Error::invalid(format!(
+                "IndexBinaryIDMap2 needs unique ids; {dup} is already there"
+            )));
         }
         self.inner.add(x)?;
         let start = self.ids.len();
